@@ -1,0 +1,156 @@
+// The parity stage: the artifact loads and agrees in every target runtime, each a fresh process without our code.
+import { spawn } from 'node:child_process';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { compareOutputs } from '../lib/parity';
+import type { ParityRuntimeReport } from '../lib/results';
+import { readSafetensors } from '../lib/safetensors';
+import type { RuntimeName } from '../lib/spec';
+import { NonRetryable } from '../lib/failures';
+import { materialize, withWorkDir, type TorchDeps } from './torch-stage';
+
+/** Input of the parity stage. */
+export interface ParityInput {
+  artifactDigest: string;
+  referencesDigest: string;
+  runtimes: RuntimeName[];
+  atol: number;
+  rtol: number;
+}
+
+/** The parity gate's verdict and one line per runtime and executor mode. */
+export interface ParityOutput {
+  passed: boolean;
+  code: string | null;
+  message: string;
+  runtimes: ParityRuntimeReport[];
+}
+
+const RUNNER_TIMEOUT_MS = 5 * 60_000;
+const RUNNER_THREADS = 1;
+const MODES = [{ fuser: false }, { fuser: true }] as const;
+
+/** Builds the parity activity. */
+export function parityActivity(deps: TorchDeps) {
+  return async function checkParity(input: ParityInput): Promise<ParityOutput> {
+    const { config } = deps;
+    if (input.runtimes.includes('libtorch') && !existsSync(config.libtorchRunner)) {
+      throw ApplicationFailure.create({
+        type: NonRetryable.environmentMissing,
+        message: `the libtorch runner '${config.libtorchRunner}' is not built; make setup builds it (cmake, libtorch-dev)`,
+        nonRetryable: true,
+      });
+    }
+    return withWorkDir(async (dir) => {
+      const files = await materialize(deps.store, dir, { 'model.pt': input.artifactDigest, 'references.safetensors': input.referencesDigest });
+      const references = await readSafetensors(files['references.safetensors']);
+      const reports: ParityRuntimeReport[] = [];
+      for (const runtime of input.runtimes) {
+        for (const flags of MODES) {
+          Context.current().heartbeat({ runtime, flags });
+          const run = await runRunner(deps, runtime, files, flags.fuser);
+          if (!run.ok) {
+            reports.push({
+              runtime,
+              passed: false,
+              code: 'runtime_load_failed',
+              max_abs_error: null,
+              max_rel_error: null,
+              flags: { ...flags },
+              torch_version: null,
+              threads: RUNNER_THREADS,
+              ms: run.ms,
+              message: `${runtime}${flags.fuser ? ' (fuser on)' : ''} could not load or run the artifact: ${run.error}`,
+            });
+            continue;
+          }
+          const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
+          reports.push({
+            runtime,
+            passed: cmp.passed,
+            code: cmp.code,
+            max_abs_error: cmp.max_abs_error,
+            max_rel_error: cmp.max_rel_error,
+            flags: { ...flags },
+            torch_version: run.summary.torch_version ?? null,
+            threads: run.summary.threads ?? RUNNER_THREADS,
+            ms: run.ms,
+            message: `${cmp.message}${flags.fuser ? ' (fuser on)' : ''}`,
+          });
+        }
+      }
+      const failed = reports.find((r) => !r.passed);
+      return {
+        passed: !failed,
+        code: failed?.code ?? null,
+        message: failed
+          ? failed.message
+          : `${reports.length} runtime runs agree with the eager references within atol ${input.atol}, rtol ${input.rtol} (max abs error ${Math.max(...reports.map((r) => r.max_abs_error ?? 0)).toExponential(2)})`,
+        runtimes: reports,
+      };
+    });
+  };
+}
+
+type RunnerRun =
+  | { ok: true; ms: number; outPath: string; summary: { torch_version?: string; threads?: number } }
+  | { ok: false; ms: number; error: string };
+
+// Each run gets an empty directory and a bare environment: the runtime cannot see our code or the model file.
+async function runRunner(deps: TorchDeps, runtime: RuntimeName, files: Record<string, string>, fuser: boolean): Promise<RunnerRun> {
+  const cwd = await mkdtemp(join(tmpdir(), `ttd-${runtime}-`));
+  try {
+    await copyFile(files['model.pt'], join(cwd, 'model.pt'));
+    await copyFile(files['references.safetensors'], join(cwd, 'references.safetensors'));
+    const args = ['--model', 'model.pt', '--references', 'references.safetensors', '--out', 'outputs.safetensors', '--threads', String(RUNNER_THREADS)];
+    if (fuser) args.push('--fuser');
+    let command: string;
+    if (runtime === 'python') {
+      await copyFile(deps.config.parityRunnerPy, join(cwd, 'runner.py'));
+      command = deps.config.python;
+      args.unshift('-I', 'runner.py');
+    } else {
+      command = deps.config.libtorchRunner;
+    }
+    const started = Date.now();
+    const res = await exec(command, args, cwd);
+    const ms = Date.now() - started;
+    const lastLine = res.stdout.trim().split('\n').pop() ?? '';
+    let summary: Record<string, unknown> = {};
+    try {
+      summary = JSON.parse(lastLine);
+    } catch {
+      /* a crash prints no JSON; stderr tells */
+    }
+    if (res.code !== 0 || summary.error) {
+      const err = (summary.error as { stage?: string; message?: string } | undefined) ?? {};
+      const detail = err.message ?? (res.stderr.trim().split('\n').slice(-3).join(' | ') || `exit code ${res.code}, signal ${res.signal}`);
+      return { ok: false, ms, error: `${err.stage ? `[${err.stage}] ` : ''}${detail}`.slice(0, 600) };
+    }
+    const outPath = join(files['model.pt'] + `.${runtime}${fuser ? '-fuser' : ''}.outputs.safetensors`);
+    await copyFile(join(cwd, 'outputs.safetensors'), outPath);
+    return { ok: true, ms, outPath, summary: summary as { torch_version?: string; threads?: number } };
+  } finally {
+    await rm(cwd, { recursive: true, force: true });
+  }
+}
+
+function exec(command: string, args: string[], cwd: string): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, {
+      cwd,
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: cwd, LANG: 'C.UTF-8' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: RUNNER_TIMEOUT_MS,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-8000)));
+    child.on('error', (err) => resolve({ code: null, signal: null, stdout, stderr: `${stderr}\n${err.message}` }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}

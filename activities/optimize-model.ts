@@ -1,0 +1,59 @@
+// The optimize stage: torch.jit.freeze, node counts and IR before and after, and a check that nothing changed.
+import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
+
+/** Input of the optimize stage. */
+export interface OptimizeInput {
+  tracedDigest: string;
+  referencesDigest: string;
+  atol: number;
+  rtol: number;
+}
+
+/** The optimized archive, its IR and the optimize gate's verdict. */
+export interface OptimizeOutput {
+  optimizedDigest: string;
+  irBeforeDigest: string;
+  irAfterDigest: string;
+  nodesBefore: Record<string, number>;
+  nodesAfter: Record<string, number>;
+  nodeTotalBefore: number;
+  nodeTotalAfter: number;
+  maxAbsError: number;
+  passed: boolean;
+  code: string | null;
+  message: string;
+}
+
+/** Builds the optimize activity. */
+export function optimizeActivity(deps: TorchDeps) {
+  return async function optimize(input: OptimizeInput): Promise<OptimizeOutput> {
+    return withWorkDir(async (dir) => {
+      const files = await materialize(deps.store, dir, { 'traced.pt': input.tracedDigest, 'references.safetensors': input.referencesDigest });
+      const r = await torchOp(deps, 'optimize', {
+        traced_path: files['traced.pt'],
+        references_path: files['references.safetensors'],
+        atol: input.atol,
+        rtol: input.rtol,
+        out_dir: dir,
+      });
+      const stored = await storeFiles(deps.store, {
+        optimized: String(r.optimized_path),
+        irBefore: String(r.ir_before_path),
+        irAfter: String(r.ir_after_path),
+      });
+      return {
+        optimizedDigest: stored.optimized,
+        irBeforeDigest: stored.irBefore,
+        irAfterDigest: stored.irAfter,
+        nodesBefore: r.nodes_before as Record<string, number>,
+        nodesAfter: r.nodes_after as Record<string, number>,
+        nodeTotalBefore: Number(r.node_total_before),
+        nodeTotalAfter: Number(r.node_total_after),
+        maxAbsError: Number(r.max_abs_error),
+        passed: Boolean(r.passed),
+        code: (r.code as string | null) ?? null,
+        message: String(r.message),
+      };
+    });
+  };
+}

@@ -1,0 +1,74 @@
+// The promote stage: registers the version, moves the alias and appends the audit record.
+import { appendAudit } from '../lib/audit';
+import { registerAndPromote } from '../lib/registry';
+import type { GateResult } from '../lib/results';
+import { putBlob, type ObjectStore } from '../lib/store';
+
+/** Input of the promote stage: what is promoted, by whom, and every check it passed. */
+export interface PromoteInput {
+  model: string;
+  alias: string;
+  artifactDigest: string;
+  manifestDigest: string;
+  runId: string;
+  actor: string;
+  trigger: string;
+  commit: string | null;
+  gates: GateResult[];
+  parity: unknown;
+}
+
+/** The registered version, what the alias pointed to before and the audit record's number. */
+export interface PromoteOutput {
+  version: number;
+  previousVersion: number | null;
+  created: boolean;
+  auditSeq: number;
+  recordDigest: string;
+}
+
+/** Builds the promote activity. */
+export function promoteActivity(deps: { store: ObjectStore }) {
+  return async function promoteModel(input: PromoteInput): Promise<PromoteOutput> {
+    // The version record holds no timestamp, so a retried promotion writes the same digest.
+    const record = {
+      format: 'ttd-version-record/1',
+      model: input.model,
+      artifact: input.artifactDigest,
+      manifest: input.manifestDigest,
+      runId: input.runId,
+      actor: input.actor,
+      trigger: input.trigger,
+      commit: input.commit,
+      gates: input.gates,
+      parity: input.parity,
+    };
+    const recordDigest = await putBlob(deps.store, JSON.stringify(record, null, 2));
+    const at = new Date().toISOString();
+    const outcome = await registerAndPromote(deps.store, {
+      model: input.model,
+      digest: input.artifactDigest,
+      record: recordDigest,
+      alias: input.alias,
+      runId: input.runId,
+      actor: input.actor,
+      at,
+    });
+    const audit = await appendAudit(deps.store, {
+      action: 'promote',
+      model: input.model,
+      version: outcome.version,
+      digest: input.artifactDigest,
+      alias: input.alias,
+      previousVersion: outcome.previousVersion,
+      record: recordDigest,
+      runId: input.runId,
+      actor: input.actor,
+      trigger: input.trigger,
+      commit: input.commit,
+      checks: input.gates.map((g) => ({ gate: g.gate, passed: g.passed, code: g.code })),
+      at,
+    });
+    return { version: outcome.version, previousVersion: outcome.previousVersion, created: outcome.created, auditSeq: audit.seq, recordDigest };
+  };
+}

@@ -1,0 +1,93 @@
+// What every torch stage does around its request: a scratch dir, blobs in, heartbeats, blobs out, errors mapped.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Config } from '../lib/config';
+import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
+import { NonRetryable } from '../lib/failures';
+import { runTorchRequest } from './torch-process';
+
+/** What torch activities are built with. */
+export interface TorchDeps {
+  config: Config;
+  store: ObjectStore;
+}
+
+const HEARTBEAT_EVERY_MS = 2_000;
+
+/** A scratch directory for one activity attempt, removed afterwards whatever happens. */
+export async function withWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'ttd-stage-'));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Writes the named blobs into `dir` (verified against their digests) and returns their paths. */
+export async function materialize(store: ObjectStore, dir: string, files: Record<string, string>): Promise<Record<string, string>> {
+  const paths: Record<string, string> = {};
+  await Promise.all(
+    Object.entries(files).map(async ([name, digest]) => {
+      paths[name] = join(dir, name);
+      await getBlobToFile(store, digest, paths[name]);
+    }),
+  );
+  return paths;
+}
+
+/** Stores local files by content and returns their digests, keyed like the input. */
+export async function storeFiles(store: ObjectStore, files: Record<string, string>): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  await Promise.all(Object.entries(files).map(async ([name, path]) => (out[name] = await putBlobFile(store, path))));
+  return out;
+}
+
+/** Runs a torch op with heartbeats and cancellation; returns its result or throws the right failure. */
+export async function torchOp(deps: TorchDeps, op: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const ctx = Context.current();
+  let latest: Record<string, unknown> = { op };
+  const beat = setInterval(() => ctx.heartbeat(latest), HEARTBEAT_EVERY_MS);
+  ctx.heartbeat(latest);
+  try {
+    const outcome = await runTorchRequest(deps.config, op, args, {
+      signal: ctx.cancellationSignal,
+      onEvent: (event, data) => {
+        latest = { op, event, ...data };
+        ctx.heartbeat(latest);
+      },
+    });
+    if (outcome.kind === 'ok') return outcome.result;
+    if (outcome.kind === 'error') {
+      const type = outcome.code === 'model_error' ? NonRetryable.modelError : outcome.code === 'bad_request' ? NonRetryable.badInput : 'torch_internal';
+      throw ApplicationFailure.create({
+        type,
+        message: `${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`,
+        nonRetryable: type !== 'torch_internal',
+      });
+    }
+    if (outcome.spawnError) {
+      throw ApplicationFailure.create({
+        type: NonRetryable.environmentMissing,
+        message: `cannot start the torch environment '${deps.config.python}' (TTD_PYTHON): ${outcome.spawnError}; make setup installs Debian's python3-torch for /usr/bin/python3`,
+        nonRetryable: true,
+      });
+    }
+    if (/No module named 'torch'/.test(outcome.stderrTail)) {
+      throw ApplicationFailure.create({
+        type: NonRetryable.environmentMissing,
+        message: `the Python at '${deps.config.python}' (TTD_PYTHON) has no torch; make setup installs Debian's python3-torch for /usr/bin/python3, or point TTD_PYTHON at an interpreter with torch`,
+        nonRetryable: true,
+      });
+    }
+    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+    // A crash (killed, out of memory) may be transient: a plain error, so Temporal retries it.
+    throw new Error(
+      `torch process for '${op}' exited (code ${outcome.exitCode}, signal ${outcome.signal}) without a response; stderr:\n${outcome.stderrTail}`,
+    );
+  } finally {
+    clearInterval(beat);
+  }
+}

@@ -1,0 +1,44 @@
+// The trace stage: eval mode, torch.jit.trace on the example inputs, the archive stored by digest.
+import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
+
+/** Input of the trace stage. */
+export interface TraceInput {
+  modelFileDigest: string;
+  params: Record<string, unknown>;
+  weightsDigest: string;
+}
+
+/** The traced archive and a summary of its graph. */
+export interface TraceOutput {
+  tracedDigest: string;
+  exampleShapes: number[][];
+  nodes: Record<string, number>;
+  nodeTotal: number;
+  warnings: { category: string; message: string; filename: string; lineno: number }[];
+}
+
+const MAX_WARNINGS = 20;
+
+/** Builds the trace activity. */
+export function traceActivity(deps: TorchDeps) {
+  return async function trace(input: TraceInput): Promise<TraceOutput> {
+    return withWorkDir(async (dir) => {
+      const files = await materialize(deps.store, dir, { 'model.py': input.modelFileDigest, 'weights.pt': input.weightsDigest });
+      const result = await torchOp(deps, 'trace', {
+        model_path: files['model.py'],
+        params: input.params,
+        weights_path: files['weights.pt'],
+        out_dir: dir,
+      });
+      const stored = await storeFiles(deps.store, { traced: String(result.traced_path) });
+      const warnings = ((result.warnings as TraceOutput['warnings']) ?? []).slice(0, MAX_WARNINGS).map((w) => ({ ...w, message: String(w.message).slice(0, 500) }));
+      return {
+        tracedDigest: stored.traced,
+        exampleShapes: result.example_shapes as number[][],
+        nodes: result.nodes as Record<string, number>,
+        nodeTotal: Number(result.node_total),
+        warnings,
+      };
+    });
+  };
+}

@@ -1,0 +1,36 @@
+// The train stage: runs the model file's training in the torch environment and stores the weights.
+import type { Spec } from '../lib/spec';
+import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
+
+/** Input of the train stage: the model file by digest and the spec's params and train section. */
+export interface TrainInput {
+  modelFileDigest: string;
+  params: Record<string, unknown>;
+  train: Spec['train'];
+}
+
+/** Trained weights, or a rejection (non-finite loss) with where it happened. */
+export type TrainOutput =
+  | { status: 'ok'; weightsDigest: string; losses: number[]; epochsCompleted: number; rows: number }
+  | { status: 'rejected'; code: string; message: string; epoch: number; step: number };
+
+/** Builds the train activity. */
+export function trainActivity(deps: TorchDeps) {
+  return async function train(input: TrainInput): Promise<TrainOutput> {
+    return withWorkDir(async (dir) => {
+      const files = await materialize(deps.store, dir, { 'model.py': input.modelFileDigest });
+      const result = await torchOp(deps, 'train', { model_path: files['model.py'], params: input.params, train: input.train, out_dir: dir });
+      if (result.status === 'rejected') {
+        return { status: 'rejected', code: String(result.code), message: String(result.message), epoch: Number(result.epoch), step: Number(result.step) };
+      }
+      const stored = await storeFiles(deps.store, { weights: String(result.weights_path) });
+      return {
+        status: 'ok',
+        weightsDigest: stored.weights,
+        losses: (result.losses as number[]) ?? [],
+        epochsCompleted: Number(result.epochs_completed),
+        rows: Number(result.rows),
+      };
+    });
+  };
+}

@@ -1,0 +1,39 @@
+// Printing for every command: human text or one JSON object, and one way to report errors.
+import { TtdError } from '../lib/errors';
+
+/** Whether stderr progress may use colour (NO_COLOR respected, terminals only). */
+export const useColor = process.stderr.isTTY && !process.env.NO_COLOR;
+
+/** Dims or colours text for terminals; plain otherwise. */
+export const paint = {
+  green: (s: string) => (useColor ? `\x1b[32m${s}\x1b[0m` : s),
+  red: (s: string) => (useColor ? `\x1b[31m${s}\x1b[0m` : s),
+  dim: (s: string) => (useColor ? `\x1b[2m${s}\x1b[0m` : s),
+  bold: (s: string) => (useColor ? `\x1b[1m${s}\x1b[0m` : s),
+};
+
+/** Writes one JSON document to stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Formats rows as aligned columns. */
+export function table(rows: string[][], indent = '  '): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}
+
+/** Formats an error number compactly. */
+export function sci(n: number | null | undefined): string {
+  return n === null || n === undefined || Number.isNaN(n) ? '—' : n === 0 ? '0' : n.toExponential(2);
+}
+
+/** Reports an error the way every command does: message on stderr (or JSON), exit code 2. */
+export function failWith(err: unknown, json: boolean): never {
+  const code = err instanceof TtdError ? err.code : 'internal';
+  const message = err instanceof Error ? err.message : String(err);
+  if (json) printJson({ status: 'failed', error: { code, message } });
+  process.stderr.write(`ttd: ${message}${err instanceof TtdError ? ` [${code}]` : ''}\n`);
+  if (!(err instanceof TtdError) && process.env.TTD_LOG_LEVEL === 'debug' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  process.exit(2);
+}

@@ -1,0 +1,128 @@
+// `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { loadConfig, openStore } from '../lib/config';
+import { listModels, parseRef, readModel, resolveRef } from '../lib/registry';
+import { getBlob, getJsonBlob } from '../lib/store';
+import { failWith, printJson, sci, table } from './output';
+
+interface VersionRecord {
+  manifest: string;
+  runId: string;
+  actor: string;
+  trigger: string;
+  commit: string | null;
+  gates: { gate: string; passed: boolean; code: string | null; message: string }[];
+  parity: { runtimes: unknown[]; atol: number; rtol: number };
+}
+interface Manifest {
+  files: Record<string, string>;
+  specDigest: string;
+  reports: Record<string, unknown>;
+}
+
+/** `ttd show REF [--json]`: one version with its aliases, files and stage reports. */
+export async function showCommand(ref: string, opts: { json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const store = openStore(loadConfig());
+    const { state, version } = await resolveRef(store, parseRef(ref));
+    const record = await getJsonBlob<VersionRecord>(store, version.record);
+    const manifest = await getJsonBlob<Manifest>(store, record.manifest);
+    const aliases = Object.entries(state.aliases).filter(([, a]) => a.version === version.version).map(([name]) => name);
+    const view = {
+      model: state.model,
+      version: version.version,
+      digest: version.digest,
+      aliases,
+      createdAt: version.createdAt,
+      runId: version.runId,
+      actor: record.actor,
+      trigger: record.trigger,
+      commit: record.commit,
+      files: manifest.files,
+      specDigest: manifest.specDigest,
+      gates: record.gates,
+      reports: { ...manifest.reports, parity: record.parity },
+      versions: state.versions.map((v) => ({ version: v.version, digest: v.digest, createdAt: v.createdAt, runId: v.runId })),
+      allAliases: state.aliases,
+      aliasHistory: state.aliasHistory,
+    };
+    if (json) return printJson(view);
+    const lines = [
+      `${state.model} version ${version.version}${aliases.length ? ` (${aliases.map((a) => `@${a}`).join(', ')})` : ''}`,
+      `  digest   ${version.digest}`,
+      `  created  ${version.createdAt} by ${record.actor} (${record.trigger}${record.commit ? ` ${record.commit}` : ''}), run ${version.runId}`,
+      'gates',
+      table(record.gates.map((g) => [g.gate, g.passed ? 'passed' : 'FAILED', g.message.split('\n')[0]])),
+      `parity (atol ${record.parity.atol}, rtol ${record.parity.rtol})`,
+      table([
+        ['runtime', 'fuser', 'max abs err', 'torch', 'result'],
+        ...(record.parity.runtimes as { runtime: string; flags: { fuser: boolean }; max_abs_error: number | null; torch_version: string | null; passed: boolean }[]).map((p) => [
+          p.runtime,
+          p.flags.fuser ? 'on' : 'off',
+          sci(p.max_abs_error),
+          p.torch_version ?? '—',
+          p.passed ? 'agrees' : 'FAILED',
+        ]),
+      ]),
+      'versions',
+      table(state.versions.map((v) => [String(v.version), v.digest.slice(0, 19), v.createdAt])),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } catch (err) {
+    failWith(err, json);
+  }
+}
+
+/** `ttd pull REF -o FILE`: writes the artifact only if its bytes match the registered digest. */
+export async function pullCommand(ref: string, opts: { output: string; json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const store = openStore(loadConfig());
+    const { state, version } = await resolveRef(store, parseRef(ref));
+    const bytes = await getBlob(store, version.digest); // throws DigestMismatchError before anything is written
+    const dest = resolve(opts.output);
+    const tmp = `${dest}.partial-${process.pid}`;
+    try {
+      await writeFile(tmp, bytes);
+      await rename(tmp, dest);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    if (json) printJson({ model: state.model, version: version.version, digest: version.digest, path: dest, bytes: bytes.length });
+    else process.stdout.write(`wrote ${state.model} version ${version.version} (${version.digest}) to ${dest}\n`);
+  } catch (err) {
+    failWith(err, json);
+  }
+}
+
+/** `ttd models [--json]`: every model with its latest version and aliases. */
+export async function modelsCommand(opts: { json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const store = openStore(loadConfig());
+    const models = [];
+    for (const name of await listModels(store)) {
+      const found = await readModel(store, name);
+      if (!found) continue;
+      const latest = found.state.versions[found.state.versions.length - 1];
+      models.push({
+        model: name,
+        versions: found.state.versions.length,
+        latest: latest ? { version: latest.version, digest: latest.digest, createdAt: latest.createdAt } : null,
+        aliases: Object.fromEntries(Object.entries(found.state.aliases).map(([a, v]) => [a, v.version])),
+      });
+    }
+    if (json) return printJson({ models });
+    if (models.length === 0) return void process.stdout.write('no models registered\n');
+    process.stdout.write(
+      `${table([
+        ['model', 'versions', 'latest', 'aliases'],
+        ...models.map((m) => [m.model, String(m.versions), m.latest ? `${m.latest.version} ${m.latest.digest.slice(0, 19)}` : '—', Object.entries(m.aliases).map(([a, v]) => `${a}→${v}`).join(' ')]),
+      ], '')}\n`,
+    );
+  } catch (err) {
+    failWith(err, json);
+  }
+}

@@ -1,0 +1,143 @@
+// `ttd run SPEC [--json]`: validates the spec, starts one pipeline run and serves it with in-process workers.
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
+import { loadConfig, openStore } from '../lib/config';
+import { loadSpec } from '../lib/spec';
+import { putBlob } from '../lib/store';
+import { exitCodeFor, type RunResult } from '../lib/results';
+import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
+import { ensureServer } from '../workers/dev-server';
+import type { PipelineInput, PipelineProgress } from '../workflows/pipeline';
+import { failWith, paint, printJson, sci, table } from './output';
+import { preflight } from './preflight';
+import { connectTemporal } from './temporal';
+
+const POLL_MS = 300;
+
+/** Options of `ttd run`. */
+export interface RunOptions {
+  json?: boolean;
+}
+
+/** Runs the command; exits with 0 promoted, 1 rejected, 2 failed or bad input. */
+export async function runCommand(specPath: string, opts: RunOptions): Promise<void> {
+  const json = Boolean(opts.json);
+  let config, loaded, store, modelFileDigest;
+  try {
+    config = loadConfig();
+    loaded = loadSpec(specPath);
+    preflight(config, loaded.spec);
+    store = openStore(config);
+    modelFileDigest = await putBlob(store, readFileSync(loaded.modelPath));
+  } catch (err) {
+    failWith(err, json);
+  }
+  const { spec } = loaded;
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const runId = `${spec.name}-${timestamp()}-${randomBytes(3).toString('hex')}`;
+
+  installQuietRuntime();
+  let server;
+  try {
+    server = await ensureServer(config);
+  } catch (err) {
+    failWith(err, json);
+  }
+  if (server.startedHere) log(paint.dim(`started the embedded Temporal dev server on ${server.address}`));
+  const temporal = await connectTemporal(config, server.address);
+  try {
+    const workers = await createWorkers({ connection: temporal.native, config, store });
+    const input: PipelineInput = {
+      runId,
+      spec,
+      specDigest: loaded.specDigest,
+      modelFileDigest,
+      actor: config.actor,
+      trigger: 'manual',
+      commit: null,
+      queues: config.queues,
+    };
+    const handle = await temporal.client.workflow.start('pipelineWorkflow', {
+      workflowId: runId,
+      taskQueue: config.queues.control,
+      args: [input],
+    });
+    log(`run ${paint.bold(runId)}: ${spec.name} from ${loaded.specPath}`);
+    const result = await runWorkersUntil(workers, watch(handle, log));
+    if (json) printJson(result);
+    else printResult(result, spec.parity);
+    process.exitCode = exitCodeFor(result.status);
+  } finally {
+    await temporal.close();
+    await server.stop();
+  }
+}
+
+// Follows a run: stage starts and ends from the progress query, epoch losses from the train activity's heartbeats.
+async function watch(handle: WorkflowHandle, log: (line: string) => void): Promise<RunResult> {
+  const resultPromise = handle.result() as Promise<RunResult>;
+  let done = false;
+  resultPromise.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  let shownStage: string | null = null;
+  let shownCompleted = 0;
+  let shownEpoch = 0;
+  while (!done) {
+    try {
+      const progress = await handle.query<PipelineProgress>('progress');
+      for (const c of progress.completed.slice(shownCompleted)) log(`  ${paint.green('✓')} ${c.stage.padEnd(9)} ${(c.ms / 1000).toFixed(1)}s`);
+      shownCompleted = progress.completed.length;
+      if (progress.stage && progress.stage !== shownStage) log(`  ${paint.dim('▸')} ${progress.stage}…`);
+      shownStage = progress.stage;
+      if (progress.stage === 'train') {
+        const desc = await handle.describe();
+        for (const activity of desc.raw.pendingActivities ?? []) {
+          const payload = activity.heartbeatDetails?.payloads?.[0];
+          if (!payload) continue;
+          const details = defaultPayloadConverter.fromPayload<{ epoch?: number; epochs?: number; loss?: number }>(payload);
+          if (details?.epoch && details.epoch > shownEpoch) {
+            shownEpoch = details.epoch;
+            log(`      epoch ${details.epoch}/${details.epochs}  loss ${details.loss?.toFixed(4)}`);
+          }
+        }
+      }
+    } catch {
+      /* the workflow may not have started on a worker yet */
+    }
+    await Promise.race([resultPromise.catch(() => undefined), new Promise((r) => setTimeout(r, POLL_MS))]);
+  }
+  return resultPromise;
+}
+
+function printResult(result: RunResult, parity: { atol: number; rtol: number }): void {
+  const out: string[] = [];
+  const head =
+    result.status === 'promoted'
+      ? paint.green(`promoted ${result.model} version ${result.version} → ${result.alias}`)
+      : paint.red(`${result.status}: ${result.model} was not promoted`);
+  out.push(head);
+  if (result.digest) out.push(`  digest  ${result.digest}`);
+  out.push(`  run     ${result.runId}`);
+  out.push('gates');
+  out.push(table(result.gates.map((g) => [g.gate, g.passed ? 'passed' : 'FAILED', g.code ?? '', g.message.split('\n')[0]])));
+  if (result.parity?.length) {
+    out.push(`parity (atol ${parity.atol}, rtol ${parity.rtol})`);
+    out.push(
+      table([
+        ['runtime', 'fuser', 'max abs err', 'max rel err', 'torch', 'ms', 'result'],
+        ...result.parity.map((p) => [p.runtime, p.flags.fuser ? 'on' : 'off', sci(p.max_abs_error), sci(p.max_rel_error), p.torch_version ?? '—', String(p.ms), p.passed ? 'agrees' : p.code ?? 'failed']),
+      ]),
+    );
+  }
+  out.push('timings');
+  out.push(table(Object.entries(result.timings).map(([stage, ms]) => [stage, `${ms} ms`])));
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
+}

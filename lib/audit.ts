@@ -1,0 +1,98 @@
+// The audit trail: one create-only record per promotion, hash-chained per model.
+import { z } from 'zod';
+import { canonicalJson, digestBytes } from './digest';
+import { PreconditionFailedError } from './errors';
+import { assertName } from './names';
+import type { ObjectStore } from './store';
+
+/** What a record says happened; `prev` and `hash` are added by appendAudit. */
+export interface AuditEntry {
+  action: 'promote';
+  model: string;
+  version: number;
+  digest: string;
+  alias: string;
+  previousVersion: number | null;
+  record: string;
+  runId: string;
+  actor: string;
+  trigger: string;
+  commit: string | null;
+  checks: { gate: string; passed: boolean; code: string | null }[];
+  at: string;
+}
+
+const RecordSchema = z.object({
+  seq: z.number().int().positive(),
+  prev: z.string().nullable(),
+  hash: z.string(),
+  runId: z.string(),
+  action: z.string(),
+});
+
+/** A stored record: the entry, its sequence number, its predecessor's hash and its own. */
+export type AuditRecord = AuditEntry & { seq: number; prev: string | null; hash: string };
+
+const APPEND_ATTEMPTS = 50;
+
+/** The key of record `seq` of a model: audit/<model>/<seq, zero-padded>.json. */
+export function auditKey(model: string, seq: number): string {
+  return `audit/${assertName('model', model)}/${String(seq).padStart(8, '0')}.json`;
+}
+
+/** The hash of a record: sha256 of its canonical JSON without the hash field. */
+export function recordHash(record: Omit<AuditRecord, 'hash'> & { hash?: string }): string {
+  const { hash: _ignored, ...content } = record;
+  return digestBytes(canonicalJson(content));
+}
+
+/** Appends a record by create-only write of the next number; a retry of the same run and action is a no-op. */
+export async function appendAudit(store: ObjectStore, entry: AuditEntry): Promise<AuditRecord> {
+  for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
+    const keys = await store.list(`audit/${assertName('model', entry.model)}/`);
+    const last = keys.length ? await readRecord(store, keys[keys.length - 1]) : undefined;
+    if (last && last.runId === entry.runId && last.action === entry.action && last.version === entry.version) return last;
+    const seq = (last?.seq ?? 0) + 1;
+    const unhashed = { ...entry, seq, prev: last?.hash ?? null };
+    const record: AuditRecord = { ...unhashed, hash: recordHash(unhashed) };
+    try {
+      await store.put(auditKey(entry.model, seq), Buffer.from(JSON.stringify(record, null, 2)), { ifNoneMatch: '*' });
+      return record;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 25));
+    }
+  }
+  throw new Error(`could not append to the audit trail of model '${entry.model}' after ${APPEND_ATTEMPTS} attempts`);
+}
+
+/** Reads every record of a model, in order. */
+export async function readAudit(store: ObjectStore, model: string): Promise<AuditRecord[]> {
+  const keys = await store.list(`audit/${assertName('model', model)}/`);
+  return Promise.all(keys.map((k) => readRecord(store, k)));
+}
+
+/** The first problem in a model's chain, or null when every record is intact and in order. */
+export async function verifyChain(store: ObjectStore, model: string): Promise<{ key: string; reason: string } | null> {
+  const keys = await store.list(`audit/${assertName('model', model)}/`);
+  let prev: string | null = null;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const record = await readRecord(store, key).catch(() => undefined);
+    if (!record) return { key, reason: 'unreadable or malformed record' };
+    if (key !== auditKey(model, i + 1)) return { key, reason: `out of order: expected ${auditKey(model, i + 1)}` };
+    if (record.seq !== i + 1) return { key, reason: `out of order: record says seq ${record.seq}, expected ${i + 1}` };
+    if (recordHash(record) !== record.hash) return { key, reason: 'edited: its content does not hash to its recorded hash' };
+    if (record.prev !== prev) return { key, reason: 'chain broken: prev does not match the hash of the record before it' };
+    prev = record.hash;
+  }
+  return null;
+}
+
+async function readRecord(store: ObjectStore, key: string): Promise<AuditRecord> {
+  const obj = await store.get(key);
+  if (!obj) throw new Error(`audit record ${key} disappeared`);
+  const raw = JSON.parse(obj.body.toString('utf8'));
+  RecordSchema.parse(raw);
+  return raw as AuditRecord;
+}

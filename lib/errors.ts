@@ -1,0 +1,56 @@
+// Errors a user can cause: each carries a machine-readable code and names the thing, the value and what was expected.
+
+/** The codes callers branch on; printed as `error.code` in --json output. */
+export const ErrorCode = {
+  specInvalid: 'spec_invalid',
+  specNotFound: 'spec_not_found',
+  modelFileNotFound: 'model_file_not_found',
+  pythonMissing: 'python_missing',
+  torchMissing: 'torch_missing',
+  temporalMissing: 'temporal_missing',
+  libtorchRunnerMissing: 'libtorch_runner_missing',
+  modelNotFound: 'model_not_found',
+  aliasNotFound: 'alias_not_found',
+  versionNotFound: 'version_not_found',
+  badReference: 'bad_reference',
+  digestMismatch: 'digest_mismatch',
+  blobMissing: 'blob_missing',
+  preconditionFailed: 'precondition_failed',
+  invalidName: 'invalid_name',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** A failure with a code and an actionable message; the CLI prints both and exits 2. */
+export class TtdError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'TtdError';
+  }
+}
+
+/** A read whose bytes do not hash to the digest they were stored under. */
+export class DigestMismatchError extends TtdError {
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+    readonly where: string,
+  ) {
+    super(ErrorCode.digestMismatch, `${where}: expected digest ${expected} but the bytes hash to ${actual}; refusing to use them`, {
+      expected,
+      actual,
+    });
+    this.name = 'DigestMismatchError';
+  }
+}
+
+/** A conditional write (create-only or compare-and-swap) that lost its race. */
+export class PreconditionFailedError extends TtdError {
+  constructor(readonly key: string) {
+    super(ErrorCode.preconditionFailed, `conditional write to '${key}' failed: the object changed or already exists`);
+    this.name = 'PreconditionFailedError';
+  }
+}

@@ -1,0 +1,158 @@
+// The model registry: immutable versions named by content, and aliases moved by compare-and-swap.
+import { z } from 'zod';
+import { ErrorCode, PreconditionFailedError, TtdError } from './errors';
+import { assertName } from './names';
+import type { ObjectStore } from './store';
+
+const VersionSchema = z.object({
+  version: z.number().int().positive(),
+  digest: z.string(),
+  record: z.string(),
+  runId: z.string(),
+  createdAt: z.string(),
+});
+const AliasSchema = z.object({ version: z.number().int().positive(), digest: z.string(), updatedAt: z.string() });
+const AliasEventSchema = z.object({
+  alias: z.string(),
+  version: z.number().int().positive(),
+  digest: z.string(),
+  previousVersion: z.number().int().positive().nullable(),
+  at: z.string(),
+  runId: z.string(),
+  actor: z.string(),
+});
+const StateSchema = z.object({
+  model: z.string(),
+  versions: z.array(VersionSchema),
+  aliases: z.record(z.string(), AliasSchema),
+  aliasHistory: z.array(AliasEventSchema),
+});
+
+/** One immutable version: a number, the artifact's digest and the digest of its version record. */
+export type ModelVersion = z.infer<typeof VersionSchema>;
+/** A model's registry state: versions, aliases and every alias move. */
+export type ModelState = z.infer<typeof StateSchema>;
+
+const CAS_ATTEMPTS = 50;
+
+/** The key of a model's registry state. */
+export function registryKey(model: string): string {
+  return `registry/${assertName('model', model)}.json`;
+}
+
+/** Reads a model's state (undefined when the model has never been registered). */
+export async function readModel(store: ObjectStore, model: string): Promise<{ state: ModelState; etag: string } | undefined> {
+  const obj = await store.get(registryKey(model));
+  if (!obj) return undefined;
+  const parsed = StateSchema.safeParse(JSON.parse(obj.body.toString('utf8')));
+  if (!parsed.success) throw new Error(`registry state of model '${model}' is malformed: ${parsed.error.issues[0]?.message}`);
+  return { state: parsed.data, etag: obj.etag };
+}
+
+/** Names of every registered model. */
+export async function listModels(store: ObjectStore): Promise<string[]> {
+  return (await store.list('registry/')).filter((k) => k.endsWith('.json')).map((k) => k.slice('registry/'.length, -'.json'.length));
+}
+
+/** What a promotion asks for. */
+export interface PromoteRequest {
+  model: string;
+  digest: string;
+  record: string;
+  alias: string;
+  runId: string;
+  actor: string;
+  at: string;
+}
+
+/** What a promotion did: the version, whether it is new, and what the alias pointed to before. */
+export interface PromoteOutcome {
+  version: number;
+  created: boolean;
+  previousVersion: number | null;
+  moved: boolean;
+}
+
+/** Registers the artifact (reusing the version of an equal digest) and moves the alias; retried on a lost race. */
+export async function registerAndPromote(store: ObjectStore, req: PromoteRequest): Promise<PromoteOutcome> {
+  assertName('model', req.model);
+  assertName('alias', req.alias);
+  for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+    const current = await readModel(store, req.model);
+    const state: ModelState = current?.state ?? { model: req.model, versions: [], aliases: {}, aliasHistory: [] };
+    let entry = state.versions.find((v) => v.digest === req.digest);
+    const created = !entry;
+    if (!entry) {
+      entry = { version: state.versions.length + 1, digest: req.digest, record: req.record, runId: req.runId, createdAt: req.at };
+      state.versions.push(entry);
+    }
+    const previous = state.aliases[req.alias];
+    const moved = previous?.version !== entry.version;
+    if (!created && !moved) return { version: entry.version, created, previousVersion: previous?.version ?? null, moved };
+    state.aliases[req.alias] = { version: entry.version, digest: entry.digest, updatedAt: req.at };
+    state.aliasHistory.push({
+      alias: req.alias,
+      version: entry.version,
+      digest: entry.digest,
+      previousVersion: previous?.version ?? null,
+      at: req.at,
+      runId: req.runId,
+      actor: req.actor,
+    });
+    try {
+      const body = Buffer.from(JSON.stringify(state, null, 2));
+      await store.put(registryKey(req.model), body, current ? { ifMatch: current.etag } : { ifNoneMatch: '*' });
+      return { version: entry.version, created, previousVersion: previous?.version ?? null, moved };
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 25 * (attempt + 1)));
+    }
+  }
+  throw new Error(`could not update the registry of model '${req.model}' after ${CAS_ATTEMPTS} attempts (too many concurrent writers)`);
+}
+
+/** A parsed `MODEL`, `MODEL@ALIAS` or `MODEL:VERSION`. */
+export interface ModelRef {
+  model: string;
+  alias?: string;
+  version?: number;
+}
+
+/** Parses a model reference; throws a TtdError naming the expected forms. */
+export function parseRef(ref: string): ModelRef {
+  const m = /^([^@:]+)(?:@([^@:]+)|:(\d+))?$/.exec(ref);
+  if (!m) {
+    throw new TtdError(ErrorCode.badReference, `model reference '${ref}' is invalid: expected MODEL, MODEL@ALIAS or MODEL:VERSION`);
+  }
+  assertName('model', m[1]);
+  if (m[2] !== undefined) assertName('alias', m[2]);
+  return { model: m[1], alias: m[2], version: m[3] !== undefined ? Number(m[3]) : undefined };
+}
+
+/** Resolves a reference to one version; a bare MODEL means its latest version. */
+export async function resolveRef(store: ObjectStore, ref: ModelRef): Promise<{ state: ModelState; version: ModelVersion }> {
+  const found = await readModel(store, ref.model);
+  if (!found || found.state.versions.length === 0) {
+    throw new TtdError(ErrorCode.modelNotFound, `model '${ref.model}' is not in the registry at ${store.location}`);
+  }
+  const { state } = found;
+  let number: number;
+  if (ref.alias !== undefined) {
+    const alias = state.aliases[ref.alias];
+    if (!alias) {
+      const known = Object.keys(state.aliases);
+      throw new TtdError(
+        ErrorCode.aliasNotFound,
+        `model '${ref.model}' has no alias '${ref.alias}' (aliases: ${known.length ? known.map((a) => `'${a}'`).join(', ') : 'none'})`,
+      );
+    }
+    number = alias.version;
+  } else {
+    number = ref.version ?? state.versions[state.versions.length - 1].version;
+  }
+  const version = state.versions.find((v) => v.version === number);
+  if (!version) {
+    throw new TtdError(ErrorCode.versionNotFound, `model '${ref.model}' has no version ${number} (versions 1..${state.versions.length})`);
+  }
+  return { state, version };
+}

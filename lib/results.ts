@@ -1,0 +1,73 @@
+// Run results, gates and their codes: the shape `ttd run --json` prints (a public contract).
+
+/** The gates of a run, in pipeline order. */
+export const Gate = {
+  training: 'training',
+  trace: 'trace',
+  optimize: 'optimize',
+  fusion: 'fusion',
+  parity: 'parity',
+  promotion: 'promotion',
+} as const;
+export type Gate = (typeof Gate)[keyof typeof Gate];
+
+/** Codes a gate can reject or fail with. */
+export const GateCode = {
+  nonFiniteLoss: 'non_finite_loss',
+  modelError: 'model_error',
+  controlFlowDivergence: 'control_flow_divergence',
+  shapeSpecialization: 'shape_specialization',
+  trainModeOps: 'train_mode_ops',
+  optimizedDivergence: 'optimized_divergence',
+  toleranceExceeded: 'tolerance_exceeded',
+  runtimeLoadFailed: 'runtime_load_failed',
+  shapeMismatch: 'shape_mismatch',
+  nonFiniteOutput: 'non_finite_output',
+  environmentMissing: 'environment_missing',
+  internal: 'internal',
+} as const;
+export type GateCode = (typeof GateCode)[keyof typeof GateCode];
+
+/** One gate's verdict. `code` is null when it passed. */
+export interface GateResult {
+  gate: Gate;
+  passed: boolean;
+  code: string | null;
+  message: string;
+}
+
+/** The final status of a run. */
+export const RunStatus = { promoted: 'promoted', rejected: 'rejected', failed: 'failed' } as const;
+export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
+
+/** One runtime × executor-mode line of the parity report. */
+export interface ParityRuntimeReport {
+  runtime: 'python' | 'libtorch';
+  passed: boolean;
+  code: string | null;
+  max_abs_error: number | null;
+  max_rel_error: number | null;
+  flags: { fuser: boolean };
+  torch_version: string | null;
+  threads: number | null;
+  ms: number;
+  message: string;
+}
+
+/** What `ttd run --json` prints and the workflow returns. */
+export interface RunResult {
+  status: RunStatus;
+  runId: string;
+  model: string;
+  version: number | null;
+  digest: string | null;
+  alias: string | null;
+  gates: GateResult[];
+  timings: Record<string, number>;
+  parity?: ParityRuntimeReport[];
+}
+
+/** Exit codes of `ttd run`: 0 promoted, 1 rejected, 2 failed or bad input. */
+export function exitCodeFor(status: RunStatus): number {
+  return status === 'promoted' ? 0 : status === 'rejected' ? 1 : 2;
+}

@@ -1,0 +1,125 @@
+// The pipeline spec (pipeline.yaml or .json): a public contract, validated with zod at the boundary.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { canonicalJson, digestBytes } from './digest';
+import { ErrorCode, TtdError } from './errors';
+import { NAME_RE } from './names';
+
+const positive = (field: string) =>
+  z.number({ error: `${field} must be a positive number` }).positive({ error: `${field} must be a positive number` });
+const positiveInt = (field: string) =>
+  z
+    .number({ error: `${field} must be a positive integer` })
+    .int({ error: `${field} must be a positive integer` })
+    .positive({ error: `${field} must be a positive integer` });
+const nonNegative = (field: string) =>
+  z.number({ error: `${field} must be a number >= 0` }).min(0, { error: `${field} must be a number >= 0` });
+
+const TrainSchema = z.strictObject({
+  epochs: positiveInt('train.epochs').default(10),
+  batch_size: positiveInt('train.batch_size').default(32),
+  optimizer: z.enum(['adam', 'sgd'], { error: 'train.optimizer must be one of adam, sgd' }).default('adam'),
+  lr: positive('train.lr').default(0.001),
+  loss: z.enum(['mse', 'cross_entropy'], { error: 'train.loss must be one of mse, cross_entropy' }).default('mse'),
+  seed: z.number().int({ error: 'train.seed must be an integer' }).min(0, { error: 'train.seed must be >= 0' }).default(0),
+});
+
+const TraceSchema = z.strictObject({
+  batch_sizes: z.array(positiveInt('trace.batch_sizes[]'), { error: 'trace.batch_sizes must be a list of positive integers' }).default([1, 7]),
+});
+
+export const RUNTIMES = ['python', 'libtorch'] as const;
+export type RuntimeName = (typeof RUNTIMES)[number];
+
+const ParitySchema = z.strictObject({
+  runtimes: z
+    .array(z.enum(RUNTIMES, { error: `parity.runtimes entries must be one of ${RUNTIMES.join(', ')}` }))
+    .min(1, { error: 'parity.runtimes must name at least one runtime' })
+    .default(['python', 'libtorch']),
+  atol: nonNegative('parity.atol').default(1e-5),
+  rtol: nonNegative('parity.rtol').default(1e-4),
+});
+
+const PromoteSchema = z.strictObject({
+  alias: z.string().regex(NAME_RE, { error: 'promote.alias must match [a-z0-9][a-z0-9._-]{0,63}' }).default('production'),
+});
+
+/** The whole spec, defaults filled in. */
+export const SpecSchema = z.strictObject({
+  name: z
+    .string({ error: 'name must be a string' })
+    .regex(NAME_RE, { error: 'name must match [a-z0-9][a-z0-9._-]{0,63}' })
+    .refine((n) => !n.includes('..'), { error: "name must not contain '..'" }),
+  model: z.string({ error: 'model must be a path to a Python file' }).min(1).default('./model.py'),
+  params: z.record(z.string(), z.unknown(), { error: 'params must be a mapping' }).default({}),
+  train: TrainSchema.default(TrainSchema.parse({})),
+  trace: TraceSchema.default(TraceSchema.parse({})),
+  parity: ParitySchema.default(ParitySchema.parse({})),
+  promote: PromoteSchema.default(PromoteSchema.parse({})),
+});
+export type Spec = z.infer<typeof SpecSchema>;
+
+/** A spec read from disk with what a run needs to know about its files. */
+export interface LoadedSpec {
+  spec: Spec;
+  specPath: string;
+  specDigest: string;
+  modelPath: string;
+}
+
+/** One schema problem, with its field path, what was expected and what came. */
+export interface SpecIssue {
+  path: string;
+  message: string;
+  got?: unknown;
+}
+
+/** Validates a parsed spec object; returns the spec or the list of issues. */
+export function validateSpec(raw: unknown): { ok: true; spec: Spec } | { ok: false; issues: SpecIssue[] } {
+  const parsed = SpecSchema.safeParse(raw, { reportInput: true });
+  if (parsed.success) return { ok: true, spec: parsed.data };
+  return {
+    ok: false,
+    issues: parsed.error.issues.map((issue) => {
+      const path = issue.path.length ? issue.path.map(String).join('.') : '(root)';
+      const got = (issue as { input?: unknown }).input;
+      const message = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}` : issue.message;
+      return { path, message, ...(got !== undefined ? { got } : {}) };
+    }),
+  };
+}
+
+/** Formats issues one per line: `train.lr: train.lr must be a positive number (got -1)`. */
+export function formatIssues(issues: SpecIssue[]): string {
+  return issues.map((i) => `${i.path}: ${i.message}${i.got !== undefined ? ` (got ${JSON.stringify(i.got)})` : ''}`).join('\n');
+}
+
+/** Reads, parses and validates a spec file, and resolves its model file; throws TtdError on bad input. */
+export function loadSpec(specPath: string): LoadedSpec {
+  const abs = resolve(specPath);
+  if (!existsSync(abs) || !statSync(abs).isFile()) {
+    throw new TtdError(ErrorCode.specNotFound, `spec file '${specPath}' does not exist (expected a pipeline.yaml or .json file)`, { path: abs });
+  }
+  const text = readFileSync(abs, 'utf8');
+  let raw: unknown;
+  try {
+    raw = parseYaml(text); // YAML is a superset of JSON, so one parser reads both
+  } catch (err) {
+    throw new TtdError(ErrorCode.specInvalid, `spec file '${specPath}' is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const result = validateSpec(raw ?? {});
+  if (!result.ok) {
+    throw new TtdError(ErrorCode.specInvalid, `spec file '${specPath}' is invalid:\n${formatIssues(result.issues)}`, { issues: result.issues });
+  }
+  const modelPath = resolve(dirname(abs), result.spec.model);
+  if (!existsSync(modelPath) || !statSync(modelPath).isFile()) {
+    throw new TtdError(
+      ErrorCode.modelFileNotFound,
+      `model: file '${result.spec.model}' (resolved to ${modelPath}) does not exist; expected a Python file relative to the spec`,
+      { path: modelPath },
+    );
+  }
+  return { spec: result.spec, specPath: abs, specDigest: digestBytes(canonicalJson(result.spec)), modelPath };
+}

@@ -1,0 +1,88 @@
+// The store interface (one for every backend) and content-addressed blobs on top of it.
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { digestBytes, digestFile, digestHex } from './digest';
+import { DigestMismatchError, ErrorCode, TtdError } from './errors';
+
+/** An object read from a store, with the tag a compare-and-swap write must name. */
+export interface StoredObject {
+  body: Buffer;
+  etag: string;
+}
+
+/** Conditions of a write: create-only (`ifNoneMatch: '*'`) or compare-and-swap (`ifMatch: etag`). */
+export interface PutCondition {
+  ifNoneMatch?: '*';
+  ifMatch?: string;
+}
+
+/** A key-value store with conditional writes: the filesystem now, S3 later; the layer above never knows which. */
+export interface ObjectStore {
+  /** Where the store lives, for messages (never holds credentials). */
+  readonly location: string;
+  get(key: string): Promise<StoredObject | undefined>;
+  head(key: string): Promise<{ etag: string; size: number } | undefined>;
+  /** Writes bytes; throws PreconditionFailedError when a condition does not hold. */
+  put(key: string, body: Buffer, condition?: PutCondition): Promise<{ etag: string }>;
+  /** Writes a local file's bytes (large artifacts); same conditions as put. */
+  putFile(key: string, path: string, condition?: PutCondition): Promise<{ etag: string }>;
+  /** Keys under a prefix, sorted. */
+  list(prefix: string): Promise<string[]>;
+}
+
+/** The key of a blob: blobs/sha256/<hex>. */
+export function blobKey(digest: string): string {
+  return `blobs/sha256/${digestHex(digest)}`;
+}
+
+/** Stores a local file by its sha256 (create-only; an existing blob with that digest is success). */
+export async function putBlobFile(store: ObjectStore, path: string): Promise<string> {
+  const digest = await digestFile(path);
+  if (await store.head(blobKey(digest))) return digest;
+  try {
+    await store.putFile(blobKey(digest), path, { ifNoneMatch: '*' });
+  } catch (err) {
+    if ((err as TtdError).code !== ErrorCode.preconditionFailed) throw err;
+  }
+  return digest;
+}
+
+/** Stores bytes by their sha256 (create-only). */
+export async function putBlob(store: ObjectStore, body: Buffer | string): Promise<string> {
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
+  const digest = digestBytes(bytes);
+  if (await store.head(blobKey(digest))) return digest;
+  try {
+    await store.put(blobKey(digest), bytes, { ifNoneMatch: '*' });
+  } catch (err) {
+    if ((err as TtdError).code !== ErrorCode.preconditionFailed) throw err;
+  }
+  return digest;
+}
+
+/** Reads a blob and checks that its bytes hash to its digest. */
+export async function getBlob(store: ObjectStore, digest: string): Promise<Buffer> {
+  const obj = await store.get(blobKey(digest));
+  if (!obj) throw new TtdError(ErrorCode.blobMissing, `blob ${digest} is missing from the store at ${store.location}`, { digest });
+  const actual = digestBytes(obj.body);
+  if (actual !== digest) throw new DigestMismatchError(digest, actual, `blob ${blobKey(digest)}`);
+  return obj.body;
+}
+
+/** Writes a verified blob to a local file (atomically: nothing appears at `path` unless it matches). */
+export async function getBlobToFile(store: ObjectStore, digest: string, path: string): Promise<void> {
+  const body = await getBlob(store, digest);
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.partial-${process.pid}`;
+  try {
+    await writeFile(tmp, body);
+    await rename(tmp, path);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/** Reads a JSON blob. */
+export async function getJsonBlob<T>(store: ObjectStore, digest: string): Promise<T> {
+  return JSON.parse((await getBlob(store, digest)).toString('utf8')) as T;
+}

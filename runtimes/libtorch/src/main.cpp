@@ -1,0 +1,96 @@
+// ttd-libtorch-runner: the libtorch parity runner (docs/protocol.md, sections 2 and 3).
+// stdout carries exactly one JSON line (result or error); details go to stderr.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <nlohmann/json.hpp>
+#include <torch/version.h>
+
+#include "args.hpp"
+#include "errors.hpp"
+#include "fuser.hpp"
+#include "runner.hpp"
+#include "tensor_io.hpp"
+
+namespace {
+
+#ifdef TORCH_VERSION
+const char* const kTorchVersion = TORCH_VERSION;
+#else
+const char* const kTorchVersion = "unknown";
+#endif
+
+// The JSON message is one line: a multi-line message (a TorchScript traceback) is cut to its
+// first line plus its last non-empty line (the exception itself); stderr gets all of it.
+std::string one_line(const std::string& message) {
+  const auto first_nl = message.find('\n');
+  if (first_nl == std::string::npos) return message;
+  std::string head = message.substr(0, first_nl);
+  std::string rest = message.substr(first_nl + 1);
+  while (!rest.empty() && (rest.back() == '\n' || rest.back() == ' ')) rest.pop_back();
+  const auto last_nl = rest.rfind('\n');
+  const std::string tail = last_nl == std::string::npos ? rest : rest.substr(last_nl + 1);
+  return tail.empty() ? head : head + " " + tail;
+}
+
+int report_error(const std::string& stage, const std::string& message, int code) {
+  std::cerr << "ttd-libtorch-runner: " << stage << " error: " << message << std::endl;
+  if (stage == "args") std::cerr << ttd::kUsage << std::endl;
+  nlohmann::json j = {{"error", {{"stage", stage}, {"message", one_line(message)}}}};
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  return code;
+}
+
+int run(const std::vector<std::string>& argv) {
+  const ttd::Args args = ttd::parse_args(argv);
+
+  at::set_num_threads(args.threads);
+  try {
+    // Only allowed before any inter-op work has started; harmless to skip otherwise.
+    at::set_num_interop_threads(args.threads);
+  } catch (const std::exception& e) {
+    std::cerr << "ttd-libtorch-runner: note: could not set inter-op threads: " << e.what() << std::endl;
+  }
+  if (args.fuser) {
+    try {
+      ttd::enable_cpu_tensorexpr_fuser();
+    } catch (const std::exception& e) {
+      throw ttd::StageError("load", std::string("cannot enable the TensorExpr fuser: ") + e.what());
+    }
+  }
+
+  torch::jit::Module module = ttd::load_module(args.model);
+  const std::vector<ttd::Case> cases = ttd::read_references(args.references);
+  const auto outputs = ttd::run_cases(module, cases, args.fuser ? 3 : 0);
+  ttd::write_outputs(args.out, outputs,
+                     {{"runtime", "libtorch"}, {"torch_version", kTorchVersion}});
+
+  nlohmann::json j = {{"runtime", "libtorch"},
+                      {"torch_version", kTorchVersion},
+                      {"threads", args.threads},
+                      {"flags", {{"fuser", args.fuser}}},
+                      {"cases", cases.size()}};
+  std::cout << j.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const std::string stage = "run";  // for errors not tagged with a stage
+  try {
+    return run(args);
+  } catch (const ttd::StageError& e) {
+    return report_error(e.stage(), e.what(), e.stage() == "args" ? 2 : 1);
+  } catch (const c10::Error& e) {
+    return report_error(stage, e.what_without_backtrace(), 1);
+  } catch (const std::exception& e) {
+    return report_error(stage, e.what(), 1);
+  } catch (...) {
+    return report_error(stage, "unknown exception", 1);
+  }
+}

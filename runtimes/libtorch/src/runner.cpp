@@ -1,0 +1,69 @@
+#include "runner.hpp"
+
+#include <fstream>
+
+#include "errors.hpp"
+
+namespace ttd {
+
+torch::jit::Module load_module(const std::string& path) {
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) throw StageError("load", path + ": cannot open the TorchScript archive (no such file or not readable)");
+  }
+  try {
+    torch::jit::Module module = torch::jit::load(path, torch::kCPU);
+    module.eval();
+    if (!module.find_method("forward"))
+      throw StageError("load", path + ": expected a TorchScript module with a forward method");
+    return module;
+  } catch (const StageError&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw StageError("load", path + ": not a loadable TorchScript archive: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw StageError("load", path + ": not a loadable TorchScript archive: " + e.what());
+  }
+}
+
+void flatten_outputs(const c10::IValue& value, const std::string& where,
+                     std::vector<at::Tensor>* out) {
+  if (value.isTensor()) {
+    out->push_back(value.toTensor());
+  } else if (value.isTuple()) {
+    const auto& elems = value.toTupleRef().elements();
+    for (std::size_t i = 0; i < elems.size(); ++i)
+      flatten_outputs(elems[i], where + "[" + std::to_string(i) + "]", out);
+  } else if (value.isList()) {
+    const auto list = value.toList();
+    for (std::size_t i = 0; i < list.size(); ++i)
+      flatten_outputs(list.get(i), where + "[" + std::to_string(i) + "]", out);
+  } else {
+    throw std::runtime_error("forward returned " + value.tagKind() + " at " + where +
+                             "; expected a tensor or a tuple/list of tensors");
+  }
+}
+
+std::vector<CaseOutputs> run_cases(torch::jit::Module& module, const std::vector<Case>& cases,
+                                   int warmup) {
+  torch::NoGradGuard no_grad;
+  std::vector<CaseOutputs> results;
+  for (const auto& c : cases) {
+    std::vector<c10::IValue> inputs(c.inputs.begin(), c.inputs.end());
+    try {
+      for (int k = 0; k < warmup; ++k) (void)module.forward(inputs);
+      c10::IValue result = module.forward(inputs);
+      CaseOutputs co;
+      co.name = c.name;
+      flatten_outputs(result, "output", &co.outputs);
+      results.push_back(std::move(co));
+    } catch (const c10::Error& e) {
+      throw StageError("run", "case '" + c.name + "': forward failed: " + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      throw StageError("run", "case '" + c.name + "': " + e.what());
+    }
+  }
+  return results;
+}
+
+}  // namespace ttd

@@ -1,0 +1,70 @@
+// Builds the workers of both task queues with their activities; used by `ttd run` and the worker entry points.
+import { NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
+import { createControlActivities, createTorchActivities } from '../activities';
+import type { Config } from '../lib/config';
+import type { ObjectStore } from '../lib/store';
+
+/** The queues a process can serve. */
+export const QueueKind = { control: 'control', torch: 'torch' } as const;
+export type QueueKind = (typeof QueueKind)[keyof typeof QueueKind];
+
+let runtimeInstalled = false;
+
+/** Quiets the SDK's own logging to warnings (our progress goes to stderr on its own). */
+export function installQuietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger(process.env.TTD_LOG_LEVEL === 'debug' ? 'DEBUG' : 'WARN') });
+}
+
+/** Creates one worker per requested queue on an open connection. */
+export async function createWorkers(opts: {
+  connection: NativeConnection;
+  config: Config;
+  store: ObjectStore;
+  kinds?: QueueKind[];
+}): Promise<Worker[]> {
+  const { connection, config, store } = opts;
+  const kinds = opts.kinds ?? [QueueKind.control, QueueKind.torch];
+  const workers: Worker[] = [];
+  if (kinds.includes(QueueKind.control)) {
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: config.temporalNamespace,
+        taskQueue: config.queues.control,
+        workflowsPath: require.resolve('../workflows'),
+        activities: createControlActivities({ store }),
+      }),
+    );
+  }
+  if (kinds.includes(QueueKind.torch)) {
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: config.temporalNamespace,
+        taskQueue: config.queues.torch,
+        activities: createTorchActivities({ config, store }),
+        maxConcurrentActivityTaskExecutions: 2,
+        // Progress (epoch, loss) must reach the server quickly enough for `ttd run` to show it.
+        defaultHeartbeatThrottleInterval: '1 second',
+        maxHeartbeatThrottleInterval: '1 second',
+      }),
+    );
+  }
+  return workers;
+}
+
+/** Runs workers until `until` settles, then shuts them down; returns what `until` resolved to. */
+export async function runWorkersUntil<T>(workers: Worker[], until: Promise<T>): Promise<T> {
+  if (workers.length === 0) return until;
+  const [first, ...rest] = workers;
+  // runUntil on the first worker drives shutdown of all of them once the promise settles.
+  const others = rest.map((w) => w.run());
+  try {
+    return await first.runUntil(until);
+  } finally {
+    for (const w of rest) if (w.getState() === 'RUNNING') w.shutdown();
+    await Promise.allSettled(others);
+  }
+}

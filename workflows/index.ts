@@ -1,0 +1,2 @@
+// Every workflow the workers register.
+export { pipelineWorkflow, progressQuery } from './pipeline';

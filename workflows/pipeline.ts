@@ -1,0 +1,196 @@
+// The pipeline workflow: train → trace → verify → optimize → store → parity → promote. Orchestration only.
+import { ActivityFailure, ApplicationFailure, defineQuery, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { ControlActivities, TorchActivities } from '../activities';
+import { NON_RETRYABLE_TYPES } from '../lib/failures';
+import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/results';
+import type { Spec } from '../lib/spec';
+
+/** What a run starts with: the validated spec and the digests of its inputs, never file contents. */
+export interface PipelineInput {
+  runId: string;
+  spec: Spec;
+  specDigest: string;
+  modelFileDigest: string;
+  actor: string;
+  trigger: 'manual' | 'ci' | 'schedule';
+  commit: string | null;
+  queues: { control: string; torch: string };
+}
+
+/** What `ttd run` shows while a run moves: the current stage and the finished ones with their durations. */
+export interface PipelineProgress {
+  stage: string | null;
+  completed: { stage: string; ms: number }[];
+}
+
+/** The progress query. */
+export const progressQuery = defineQuery<PipelineProgress>('progress');
+
+// Named timeout and retry profiles (see STYLE.md): torch stages heartbeat, store stages retry longer.
+const torchStage = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { maximumAttempts: 3, initialInterval: '1 second', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+} as const;
+const storeStage = {
+  startToCloseTimeout: '5 minutes',
+  retry: { maximumAttempts: 10, initialInterval: '500 milliseconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+} as const;
+
+/** Thrown inside the workflow to end the run with a result (rejected or failed) instead of an error. */
+class RunEnded extends Error {
+  constructor(readonly result: RunResult) {
+    super(result.status);
+  }
+}
+
+/** The pipeline: one run of one spec. Returns a RunResult whatever happens, except cancellation. */
+export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult> {
+  const torch = proxyActivities<TorchActivities>({ ...torchStage, taskQueue: input.queues.torch });
+  const control = proxyActivities<ControlActivities>({ ...storeStage, taskQueue: input.queues.control });
+  const { spec } = input;
+  const progress: PipelineProgress = { stage: null, completed: [] };
+  setHandler(progressQuery, () => progress);
+
+  const gates: GateResult[] = [];
+  const timings: Record<string, number> = {};
+  let parity: ParityRuntimeReport[] | undefined;
+  const result = (status: RunResult['status'], extra: Partial<RunResult> = {}): RunResult => ({
+    status,
+    runId: input.runId,
+    model: spec.name,
+    version: null,
+    digest: null,
+    alias: null,
+    gates,
+    timings,
+    ...(parity ? { parity } : {}),
+    ...extra,
+  });
+
+  // Runs one stage, timing it; an activity failure ends the run as `failed` at the given gate.
+  async function stage<T>(name: string, gate: GateResult['gate'], fn: () => Promise<T>): Promise<T> {
+    progress.stage = name;
+    const started = Date.now();
+    try {
+      return await fn();
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const cause = err instanceof ActivityFailure ? err.cause : err;
+      const code = cause instanceof ApplicationFailure && cause.type ? cause.type : 'internal';
+      gates.push({ gate, passed: false, code, message: `${name} failed: ${(cause as Error)?.message ?? String(err)}` });
+      throw new RunEnded(result('failed'));
+    } finally {
+      timings[name] = Date.now() - started;
+      progress.completed.push({ stage: name, ms: timings[name] });
+      progress.stage = null;
+    }
+  }
+  const reject = (gate: GateResult): never => {
+    gates.push(gate);
+    throw new RunEnded(result('rejected'));
+  };
+
+  try {
+    const trained = await stage('train', 'training', () =>
+      torch.train({ modelFileDigest: input.modelFileDigest, params: spec.params, train: spec.train }),
+    );
+    if (trained.status === 'rejected') reject({ gate: 'training', passed: false, code: trained.code, message: trained.message });
+    if (trained.status !== 'ok') throw new Error('unreachable');
+    const finalLoss = trained.losses[trained.losses.length - 1];
+    gates.push({ gate: 'training', passed: true, code: null, message: `${trained.epochsCompleted} epochs on ${trained.rows} rows; final loss ${finalLoss?.toFixed(4)}` });
+
+    const traced = await stage('trace', 'trace', () =>
+      torch.trace({ modelFileDigest: input.modelFileDigest, params: spec.params, weightsDigest: trained.weightsDigest }),
+    );
+    const verified = await stage('verify', 'trace', () =>
+      torch.verify({
+        modelFileDigest: input.modelFileDigest,
+        params: spec.params,
+        weightsDigest: trained.weightsDigest,
+        tracedDigest: traced.tracedDigest,
+        batchSizes: spec.trace.batch_sizes,
+        atol: spec.parity.atol,
+        rtol: spec.parity.rtol,
+      }),
+    );
+    const traceGate: GateResult = { gate: 'trace', passed: verified.passed, code: verified.code, message: verified.message };
+    if (!verified.passed) reject(traceGate);
+    gates.push(traceGate);
+
+    const optimized = await stage('optimize', 'optimize', () =>
+      torch.optimize({ tracedDigest: traced.tracedDigest, referencesDigest: verified.referencesDigest, atol: spec.parity.atol, rtol: spec.parity.rtol }),
+    );
+    const optimizeGate: GateResult = { gate: 'optimize', passed: optimized.passed, code: optimized.code, message: optimized.message };
+    if (!optimized.passed) reject(optimizeGate);
+    gates.push(optimizeGate);
+
+    const stored = await stage('store', 'promotion', () =>
+      control.storeArtifact({
+        model: spec.name,
+        runId: input.runId,
+        specDigest: input.specDigest,
+        spec,
+        files: {
+          artifact: optimized.optimizedDigest,
+          traced: traced.tracedDigest,
+          references: verified.referencesDigest,
+          weights: trained.weightsDigest,
+          modelFile: input.modelFileDigest,
+          irBefore: optimized.irBeforeDigest,
+          irAfter: optimized.irAfterDigest,
+        },
+        reports: {
+          training: { losses: trained.losses, epochs: trained.epochsCompleted, rows: trained.rows },
+          trace: { nodes: traced.nodes, node_total: traced.nodeTotal, example_shapes: traced.exampleShapes, warnings: traced.warnings, cases: verified.cases, train_mode_ops: verified.trainModeOps },
+          optimize: {
+            nodes_before: optimized.nodesBefore,
+            nodes_after: optimized.nodesAfter,
+            node_total_before: optimized.nodeTotalBefore,
+            node_total_after: optimized.nodeTotalAfter,
+            max_abs_error: optimized.maxAbsError,
+          },
+        },
+      }),
+    );
+
+    const checked = await stage('parity', 'parity', () =>
+      torch.checkParity({
+        artifactDigest: stored.artifactDigest,
+        referencesDigest: verified.referencesDigest,
+        runtimes: spec.parity.runtimes,
+        atol: spec.parity.atol,
+        rtol: spec.parity.rtol,
+      }),
+    );
+    parity = checked.runtimes;
+    const parityGate: GateResult = { gate: 'parity', passed: checked.passed, code: checked.code, message: checked.message };
+    if (!checked.passed) reject(parityGate);
+    gates.push(parityGate);
+
+    const promoted = await stage('promote', 'promotion', () =>
+      control.promoteModel({
+        model: spec.name,
+        alias: spec.promote.alias,
+        artifactDigest: stored.artifactDigest,
+        manifestDigest: stored.manifestDigest,
+        runId: input.runId,
+        actor: input.actor,
+        trigger: input.trigger,
+        commit: input.commit,
+        gates: [...gates, { gate: 'promotion', passed: true, code: null, message: 'all gates passed' }],
+        parity: { runtimes: checked.runtimes, atol: spec.parity.atol, rtol: spec.parity.rtol },
+      }),
+    );
+    gates.push({
+      gate: 'promotion',
+      passed: true,
+      code: null,
+      message: `version ${promoted.version} of '${spec.name}' is now '${spec.promote.alias}'${promoted.previousVersion ? ` (was version ${promoted.previousVersion})` : ''}; audit record ${promoted.auditSeq}`,
+    });
+    return result('promoted', { version: promoted.version, digest: stored.artifactDigest, alias: spec.promote.alias });
+  } catch (err) {
+    if (err instanceof RunEnded) return err.result;
+    throw err;
+  }
+}
