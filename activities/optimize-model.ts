@@ -3,6 +3,7 @@ import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from '.
 
 /** Input of the optimize stage. */
 export interface OptimizeInput {
+  modelFileDigest: string;
   tracedDigest: string;
   referencesDigest: string;
   atol: number;
@@ -28,8 +29,14 @@ export interface OptimizeOutput {
 export function optimizeActivity(deps: TorchDeps) {
   return async function optimize(input: OptimizeInput): Promise<OptimizeOutput> {
     return withWorkDir(async (dir) => {
-      const files = await materialize(deps.store, dir, { 'traced.pt': input.tracedDigest, 'references.safetensors': input.referencesDigest });
+      const files = await materialize(deps.store, dir, {
+        'model.py': input.modelFileDigest,
+        'traced.pt': input.tracedDigest,
+        'references.safetensors': input.referencesDigest,
+      });
+      // The model file is imported first so custom operators it registers can load.
       const r = await torchOp(deps, 'optimize', {
+        model_path: files['model.py'],
         traced_path: files['traced.pt'],
         references_path: files['references.safetensors'],
         atol: input.atol,

@@ -119,7 +119,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     gates.push(traceGate);
 
     const optimized = await stage('optimize', 'optimize', () =>
-      torch.optimize({ tracedDigest: traced.tracedDigest, referencesDigest: verified.referencesDigest, atol: spec.parity.atol, rtol: spec.parity.rtol }),
+      torch.optimize({ modelFileDigest: input.modelFileDigest, tracedDigest: traced.tracedDigest, referencesDigest: verified.referencesDigest, atol: spec.parity.atol, rtol: spec.parity.rtol }),
     );
     const optimizeGate: GateResult = { gate: 'optimize', passed: optimized.passed, code: optimized.code, message: optimized.message };
     if (!optimized.passed) reject(optimizeGate);

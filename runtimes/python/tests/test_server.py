@@ -1,0 +1,237 @@
+"""The torch stage server end to end, through a subprocess, as the orchestrator drives it."""
+
+import json
+import os
+import subprocess
+import tempfile
+import textwrap
+import unittest
+
+import torch
+
+from ttd_torch import safetensors
+
+from .helpers import FIXTURES, PYTHON, RUNNER, SEED_MODEL, responses, serve
+
+TOL = {"atol": 1e-5, "rtol": 1e-4}
+TRAIN = {"epochs": 1, "batch_size": 8, "optimizer": "adam", "lr": 0.001, "loss": "mse", "seed": 0}
+
+
+def pipeline(model: str, out: str, train: dict = TRAIN, optimize_model: bool = False) -> list:
+    """The request lines of a whole pipeline for one model file."""
+    weights, traced = os.path.join(out, "weights.pt"), os.path.join(out, "traced.pt")
+    optimize_args = {"traced_path": traced, "references_path": os.path.join(out, "references.safetensors"),
+                     "out_dir": out, **TOL}
+    if optimize_model:
+        optimize_args["model_path"] = model
+    return [
+        {"id": "hello", "op": "hello", "args": {}},
+        {"id": "train", "op": "train", "args": {"model_path": model, "params": {}, "train": train, "out_dir": out}},
+        {"id": "trace", "op": "trace", "args": {"model_path": model, "params": {}, "weights_path": weights,
+                                                "out_dir": out}},
+        {"id": "verify", "op": "verify", "args": {"model_path": model, "params": {}, "weights_path": weights,
+                                                  "traced_path": traced, "batch_sizes": [1, 7], "out_dir": out,
+                                                  **TOL}},
+        {"id": "optimize", "op": "optimize", "args": optimize_args},
+    ]
+
+
+def run_parity(model: str, refs: str, out: str, *flags: str) -> subprocess.CompletedProcess:
+    """Run the parity runner as deployed: python -I, from an empty directory."""
+    with tempfile.TemporaryDirectory() as empty:
+        return subprocess.run([PYTHON, "-I", RUNNER, "--model", model, "--references", refs, "--out", out, *flags],
+                              capture_output=True, text=True, cwd=empty, timeout=120)
+
+
+class SeedPipelineTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.out = cls.tmp.name
+        cls.messages, cls.stderr, cls.rc = serve(pipeline(SEED_MODEL, cls.out))
+        cls.by_id = responses(cls.messages)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.tmp.cleanup()
+
+    def result(self, request_id: str) -> dict:
+        response = self.by_id[request_id]
+        self.assertTrue(response["ok"], response)
+        return response["result"]
+
+    def test_exit_and_line_order(self) -> None:
+        self.assertEqual(self.rc, 0, self.stderr)
+        self.assertEqual([m["id"] for m in self.messages if "ok" in m],
+                         ["hello", "train", "trace", "verify", "optimize"])
+
+    def test_hello(self) -> None:
+        result = self.result("hello")
+        self.assertEqual(result["protocol"], 1)
+        self.assertEqual(result["torch_version"], torch.__version__)
+
+    def test_train(self) -> None:
+        result = self.result("train")
+        self.assertEqual(result["status"], "ok")
+        self.assertEqual((result["epochs_completed"], result["rows"], len(result["losses"])), (1, 1000, 1))
+        events = [m for m in self.messages if m.get("event") == "progress"]
+        self.assertEqual(events[0]["data"], {"epoch": 1, "epochs": 1, "loss": result["losses"][0]})
+
+    def test_train_is_deterministic(self) -> None:
+        with tempfile.TemporaryDirectory() as out:
+            again = responses(serve(pipeline(SEED_MODEL, out)[1:2])[0])["train"]["result"]
+        self.assertEqual(again["losses"], self.result("train")["losses"])
+
+    def test_trace(self) -> None:
+        result = self.result("trace")
+        self.assertEqual(result["example_shapes"], [[3]])
+        self.assertEqual(result["nodes"]["aten::linear"], 3)
+        self.assertEqual(result["node_total"], sum(result["nodes"].values()))
+        self.assertEqual(result["warnings"], [])
+
+    def test_verify(self) -> None:
+        result = self.result("verify")
+        self.assertTrue(result["passed"], result)
+        self.assertIsNone(result["code"])
+        self.assertEqual([c["name"] for c in result["cases"]], ["validation", "example", "batch_1", "batch_7"])
+        self.assertEqual(result["train_mode_ops"], [])
+        tensors, metadata = safetensors.load(result["references_path"])
+        self.assertEqual(metadata, {"format": "ttd-references/1", "cases": "validation,example,batch_1,batch_7"})
+        self.assertEqual(list(tensors["validation/input/0"].shape), [200, 3])
+        self.assertEqual(list(tensors["batch_7/output/0"].shape), [7, 1])
+
+    def test_optimize(self) -> None:
+        result = self.result("optimize")
+        self.assertTrue(result["passed"], result)
+        self.assertNotIn("aten::dropout", result["nodes_after"])
+        self.assertIn("aten::dropout", result["nodes_before"])
+        self.assertLess(result["node_total_after"], result["node_total_before"])
+        with open(result["ir_after_path"]) as src:
+            self.assertIn("aten::linear", src.read())
+
+    def test_parity_runner_matches_references(self) -> None:
+        refs = os.path.join(self.out, "references.safetensors")
+        for flags in ((), ("--fuser", "--threads", "2")):
+            with self.subTest(flags=flags):
+                outputs = os.path.join(self.out, f"outputs{len(flags)}.safetensors")
+                proc = run_parity(os.path.join(self.out, "optimized.pt"), refs, outputs, *flags)
+                self.assertEqual(proc.returncode, 0, proc.stderr)
+                line = json.loads(proc.stdout)
+                self.assertEqual(line["runtime"], "python")
+                self.assertEqual(line["cases"], 4)
+                self.assertEqual(line["flags"], {"fuser": bool(flags)})
+                expected, _ = safetensors.load(refs)
+                got, metadata = safetensors.load(outputs)
+                self.assertEqual(metadata["format"], "ttd-outputs/1")
+                self.assertEqual(metadata["cases"], "validation,example,batch_1,batch_7")
+                for name, tensor in got.items():
+                    self.assertTrue(torch.allclose(tensor, expected[name], atol=1e-5, rtol=0), name)
+                self.assertEqual(sorted(got), sorted(k for k in expected if "/output/" in k))
+
+    def test_parity_runner_reports_load_failure(self) -> None:
+        proc = run_parity(os.path.join(self.out, "missing.pt"), os.path.join(self.out, "references.safetensors"),
+                          os.path.join(self.out, "never.safetensors"))
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertEqual(json.loads(proc.stdout)["error"]["stage"], "load")
+
+
+class ModelErrorTest(unittest.TestCase):
+    def test_raises_reports_model_error_with_traceback_and_keeps_serving(self) -> None:
+        model = os.path.join(FIXTURES, "raises.py")
+        with tempfile.TemporaryDirectory() as out:
+            messages, stderr, rc = serve(pipeline(model, out)[1:2] + [{"id": "after", "op": "hello", "args": {}}])
+        by_id = responses(messages)
+        error = by_id["train"]["error"]
+        self.assertEqual(error["code"], "model_error")
+        self.assertTrue(error["message"].startswith("ValueError: bad layer size"), error)
+        self.assertIn(model, error["message"])
+        self.assertIn("bad layer size", error["traceback"])
+        self.assertIn("raises.py", error["traceback"])
+        self.assertLessEqual(len(error["traceback"].splitlines()), 15)
+        self.assertTrue(by_id["after"]["ok"])
+        self.assertEqual(rc, 0)
+
+    def test_missing_function_is_named(self) -> None:
+        model = os.path.join(FIXTURES, "missing-fn.py")
+        with tempfile.TemporaryDirectory() as out:
+            error = responses(serve(pipeline(model, out)[1:2])[0])["train"]["error"]
+        self.assertEqual(error["code"], "model_error")
+        self.assertIn("dataset", error["message"])
+        self.assertIn("missing-fn.py", error["message"])
+
+    def test_non_finite_loss_is_rejected(self) -> None:
+        model = os.path.join(FIXTURES, "nan-loss.py")
+        train = {**TRAIN, "batch_size": 4, "lr": 10.0}
+        with tempfile.TemporaryDirectory() as out:
+            result = responses(serve(pipeline(model, out, train)[1:2])[0])["train"]["result"]
+            self.assertFalse(os.path.exists(os.path.join(out, "weights.pt")))
+        self.assertEqual((result["status"], result["code"], result["epoch"]), ("rejected", "non_finite_loss", 1))
+        self.assertGreaterEqual(result["step"], 1)
+        self.assertIn("train.lr = 10", result["message"])
+        self.assertIn(f"epoch 1, step {result['step']}", result["message"])
+
+    def test_user_output_goes_to_stderr(self) -> None:
+        source = textwrap.dedent("""
+            import os, torch
+            print("hello from import")
+            def build_model(params):
+                print("hello from build_model")
+                os.write(1, b"raw fd1 write\\n")
+                return torch.nn.Linear(3, 1)
+            def dataset(params, split):
+                return torch.ones(4, 3), torch.ones(4, 1)
+        """)
+        with tempfile.TemporaryDirectory() as out:
+            model = os.path.join(out, "chatty.py")
+            with open(model, "w") as dst:
+                dst.write(source)
+            messages, stderr, rc = serve(pipeline(model, out)[1:2])
+        self.assertTrue(responses(messages)["train"]["ok"])
+        for text in ("hello from import", "hello from build_model", "raw fd1 write"):
+            self.assertIn(text, stderr)
+
+    def test_bad_requests(self) -> None:
+        messages, _, rc = serve([{"id": "x", "op": "nope", "args": {}},
+                                 {"id": "y", "op": "train", "args": {"model_path": "relative.py"}}])
+        by_id = responses(messages)
+        self.assertEqual(by_id["x"]["error"]["code"], "bad_request")
+        self.assertEqual(by_id["y"]["error"]["code"], "bad_request")
+        self.assertIn("model_path", by_id["y"]["error"]["message"])
+        self.assertEqual(rc, 0)
+
+
+class CustomOpTest(unittest.TestCase):
+    def test_passes_in_process_but_fails_to_load_in_a_fresh_runtime(self) -> None:
+        model = os.path.join(FIXTURES, "custom-op.py")
+        with tempfile.TemporaryDirectory() as out:
+            by_id = responses(serve(pipeline(model, out, optimize_model=True))[0])
+            for request_id in ("train", "trace", "verify", "optimize"):
+                self.assertTrue(by_id[request_id]["ok"], by_id[request_id])
+            self.assertEqual(by_id["trace"]["result"]["nodes"].get("ttdfixture::scale"), 1)
+            self.assertTrue(by_id["verify"]["result"]["passed"])
+            self.assertTrue(by_id["optimize"]["result"]["passed"])
+            proc = run_parity(os.path.join(out, "optimized.pt"), os.path.join(out, "references.safetensors"),
+                              os.path.join(out, "outputs.safetensors"))
+        self.assertNotEqual(proc.returncode, 0)
+        error = json.loads(proc.stdout)["error"]
+        self.assertEqual(error["stage"], "load")
+        self.assertIn("ttdfixture::scale", error["message"])
+
+
+if __name__ == "__main__":
+    unittest.main()
+
+
+class SeedDeploymentTest(unittest.TestCase):
+    def test_full_seed_run_predicts_about_minus_1_6(self) -> None:
+        """The seed's promise: 10 epochs, batch 1, then f(1, 1, 1) near -1.6 in a fresh python -I."""
+        train = {"epochs": 10, "batch_size": 1, "optimizer": "adam", "lr": 0.001, "loss": "mse", "seed": 0}
+        with tempfile.TemporaryDirectory() as out:
+            by_id = responses(serve(pipeline(SEED_MODEL, out, train))[0])
+            self.assertTrue(all(r["ok"] for r in by_id.values()), by_id)
+            code = ("import torch; m = torch.jit.load(%r); "
+                    "print(float(m(torch.tensor((1, 1, 1), dtype=torch.float))))" % os.path.join(out, "optimized.pt"))
+            with tempfile.TemporaryDirectory() as empty:
+                proc = subprocess.run([PYTHON, "-I", "-c", code], capture_output=True, text=True, cwd=empty)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertTrue(-2.1 < float(proc.stdout) < -1.1, proc.stdout)

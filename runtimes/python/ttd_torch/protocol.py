@@ -1,0 +1,106 @@
+"""Protocol messages of the torch stage server: errors, argument checks, line writer."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import traceback
+from typing import Any, Dict, List, Mapping, Optional
+
+from . import PROTOCOL_VERSION
+
+TRACEBACK_LINES = 15
+
+
+class ProtocolError(Exception):
+    """A failure with a protocol error code (model_error, bad_request, internal)."""
+
+    def __init__(self, code: str, message: str, tb: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = " ".join(message.split("\n"))  # the protocol promises one line
+        self.tb = tb
+
+
+class BadRequest(ProtocolError):
+    """The request did not fit the protocol."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("bad_request", message)
+
+
+class ModelError(ProtocolError):
+    """The user's model file failed to import, lacks a function, or raised."""
+
+    def __init__(self, message: str, tb: str = "") -> None:
+        super().__init__("model_error", message, tb)
+
+
+def traceback_tail(exc: BaseException, lines: int = TRACEBACK_LINES) -> str:
+    """The last lines of an exception's formatted traceback."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return "\n".join(text.rstrip("\n").split("\n")[-lines:])
+
+
+def finite_or_none(value: float) -> Optional[float]:
+    """A float for JSON, or None when it is NaN or infinite (JSON has no such numbers)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def require(args: Mapping[str, Any], key: str, kind: type, where: str = "args") -> Any:
+    """Fetch a required argument of the given type or raise bad_request."""
+    if key not in args:
+        raise BadRequest(f"{where}.{key} is missing; expected a {kind.__name__}")
+    value = args[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise BadRequest(f"{where}.{key} = {value!r}; expected a {kind.__name__}")
+    return value
+
+
+def require_path(args: Mapping[str, Any], key: str, is_dir: bool = False) -> str:
+    """Fetch a required absolute path that exists (a directory when is_dir)."""
+    path = require(args, key, str)
+    if not os.path.isabs(path):
+        raise BadRequest(f"args.{key} = {path!r}; expected an absolute path")
+    if is_dir and not os.path.isdir(path):
+        raise BadRequest(f"args.{key} = {path!r}; expected an existing directory")
+    if not is_dir and not os.path.isfile(path):
+        raise BadRequest(f"args.{key} = {path!r}; expected an existing file")
+    return path
+
+
+def require_int_list(args: Mapping[str, Any], key: str) -> List[int]:
+    """Fetch a required non-empty list of positive integers."""
+    values = require(args, key, list)
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        raise BadRequest(f"args.{key} = {values!r}; expected a non-empty list of positive integers")
+    return values
+
+
+class Writer:
+    """Writes protocol lines to the private stdout handle, one flushed line each."""
+
+    def __init__(self, fd: int) -> None:
+        self.stream = os.fdopen(fd, "w", encoding="utf-8")
+
+    def line(self, message: Dict[str, Any]) -> None:
+        """Write one JSON message as a line."""
+        self.stream.write(json.dumps(message, allow_nan=False) + "\n")
+        self.stream.flush()
+
+    def event(self, request_id: str, data: Dict[str, Any]) -> None:
+        """Write a progress event for a request."""
+        self.line({"v": PROTOCOL_VERSION, "id": request_id, "event": "progress", "data": data})
+
+    def success(self, request_id: str, result: Dict[str, Any]) -> None:
+        """Write a success response."""
+        self.line({"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result})
+
+    def failure(self, request_id: str, error: ProtocolError) -> None:
+        """Write a failure response."""
+        self.line({"v": PROTOCOL_VERSION, "id": request_id, "ok": False,
+                   "error": {"code": error.code, "message": error.message, "traceback": error.tb}})

@@ -1,0 +1,107 @@
+"""The stdio loop of the torch stage server: read request lines, dispatch, write responses."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from typing import Any, Callable, Dict, TextIO
+
+import torch
+
+from . import PROTOCOL_VERSION, optimize, trace, train, verify
+from .protocol import (BadRequest, ProtocolError, Writer, require, require_int_list, require_path,
+                       traceback_tail)
+
+Emit = Callable[[Dict[str, Any]], None]
+
+
+def hello(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+    """Report the protocol, torch and Python versions."""
+    return {"protocol": PROTOCOL_VERSION, "torch_version": torch.__version__,
+            "python_version": platform.python_version()}
+
+
+def model_args(args: Dict[str, Any]) -> Dict[str, Any]:
+    """The model_path, params and out_dir that the model stages share."""
+    return {"model_path": require_path(args, "model_path"), "params": require(args, "params", dict),
+            "out_dir": require_path(args, "out_dir", is_dir=True)}
+
+
+def tolerances(args: Dict[str, Any]) -> Dict[str, float]:
+    """atol and rtol, both non-negative."""
+    out = {"atol": require(args, "atol", float), "rtol": require(args, "rtol", float)}
+    if out["atol"] < 0 or out["rtol"] < 0:
+        raise BadRequest(f"args.atol = {out['atol']}, args.rtol = {out['rtol']}; expected non-negative numbers")
+    return out
+
+
+def do_train(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+    """Handle a train request."""
+    return train.train({**model_args(args), "train": require(args, "train", dict)}, emit)
+
+
+def do_trace(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+    """Handle a trace request."""
+    return trace.trace({**model_args(args), "weights_path": require_path(args, "weights_path")})
+
+
+def do_verify(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+    """Handle a verify request."""
+    return verify.verify({**model_args(args), **tolerances(args), "weights_path": require_path(args, "weights_path"),
+                          "traced_path": require_path(args, "traced_path"),
+                          "batch_sizes": require_int_list(args, "batch_sizes")})
+
+
+def do_optimize(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+    """Handle an optimize request (model_path optional: it registers the model file's custom ops)."""
+    return optimize.optimize({**tolerances(args), "traced_path": require_path(args, "traced_path"),
+                              "references_path": require_path(args, "references_path"),
+                              "out_dir": require_path(args, "out_dir", is_dir=True),
+                              "model_path": require_path(args, "model_path") if "model_path" in args else None})
+
+
+OPS: Dict[str, Callable[[Dict[str, Any], Emit], Dict[str, Any]]] = {
+    "hello": hello, "train": do_train, "trace": do_trace, "verify": do_verify, "optimize": do_optimize,
+}
+
+
+def handle(line: str, writer: Writer) -> None:
+    """Parse one request line, run it, and write its events and response."""
+    request_id = ""
+    try:
+        try:
+            request = json.loads(line)
+        except ValueError as exc:
+            raise BadRequest(f"request is not JSON: {exc}") from exc
+        if not isinstance(request, dict):
+            raise BadRequest(f"request is a {type(request).__name__}; expected a JSON object")
+        if isinstance(request.get("id"), str):
+            request_id = request["id"]
+        require(request, "id", str, "request")
+        if request.get("v") != PROTOCOL_VERSION:
+            raise BadRequest(f"request.v = {request.get('v')!r}; expected {PROTOCOL_VERSION}")
+        op = require(request, "op", str, "request")
+        if op not in OPS:
+            raise BadRequest(f"request.op = {op!r}; expected one of {sorted(OPS)}")
+        args = require(request, "args", dict, "request")
+        result = OPS[op](args, lambda data: writer.event(request_id, data))
+        writer.success(request_id, result)
+    except ProtocolError as exc:
+        writer.failure(request_id, exc)
+    except Exception as exc:  # our bug: report it and keep serving
+        writer.failure(request_id, ProtocolError("internal", f"{type(exc).__name__}: {exc}", traceback_tail(exc)))
+
+
+def main(stdin: TextIO = sys.stdin) -> int:
+    """Serve requests from stdin until EOF; user prints go to stderr, protocol lines to the real stdout."""
+    protocol_fd = os.dup(1)
+    sys.stdout.flush()
+    os.dup2(2, 1)  # C-level and Python writes to fd 1 now land on stderr
+    sys.stdout = sys.stderr
+    writer = Writer(protocol_fd)
+    for line in stdin:
+        if line.strip():
+            handle(line, writer)
+    return 0

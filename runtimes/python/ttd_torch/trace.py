@@ -1,0 +1,67 @@
+"""The trace stage: eval-mode tracing of the trained model to TorchScript."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from types import ModuleType
+from typing import Any, Dict, List
+
+import torch
+
+from . import data, graph, user_model
+
+TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+EXAMPLE_ROWS = 4
+
+
+def load_trained(module: ModuleType, params: Dict[str, Any], weights_path: str) -> torch.nn.Module:
+    """Build the model, load the trained weights and switch to eval mode."""
+    torch.manual_seed(0)  # initial weights are overwritten; the seed only makes construction side effects repeatable
+    model = data.build(module, params)
+    state = torch.load(weights_path, map_location="cpu")
+    with user_model.user_code(module.__file__ or "?", "load_state_dict()"):
+        model.load_state_dict(state)
+    return model.eval()
+
+
+def example_inputs(module: ModuleType, params: Dict[str, Any]) -> data.Inputs:
+    """The model file's example_inputs(params), else the first validation rows."""
+    if user_model.optional(module, "example_inputs") is not None:
+        value = user_model.call(module, "example_inputs", params)
+        return data.as_inputs(value, f"example_inputs(params) in {module.__file__}")
+    inputs, _ = data.load_split(module, params, "validation")
+    return tuple(t[:EXAMPLE_ROWS] for t in inputs)
+
+
+def is_tooling_noise(record: warnings.WarningMessage) -> bool:
+    """True for deprecation notices about our own torch calls (torch 2.x deprecates jit.trace itself)."""
+    deprecation = issubclass(record.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
+    # The notice points into torch or, through its stacklevel, at our call of torch.jit.trace.
+    return deprecation and os.path.abspath(record.filename).startswith((TORCH_DIR, PACKAGE_DIR))
+
+
+def warning_record(record: warnings.WarningMessage) -> Dict[str, Any]:
+    """A warning as the protocol reports it."""
+    return {"category": record.category.__name__, "message": str(record.message),
+            "filename": record.filename, "lineno": record.lineno}
+
+
+def trace(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Trace the trained model in eval mode and save traced.pt."""
+    module = user_model.load(args["model_path"])
+    params = args["params"]
+    model = load_trained(module, params, args["weights_path"])
+    example = example_inputs(module, params)
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        with user_model.user_code(args["model_path"], "forward() while tracing"):
+            traced = torch.jit.trace(model, example, check_trace=False)
+    reported: List[Dict[str, Any]] = [warning_record(w) for w in caught if not is_tooling_noise(w)]
+    traced_path = os.path.join(args["out_dir"], "traced.pt")
+    traced.save(traced_path)
+    nodes = graph.count_nodes(traced.inlined_graph)
+    return {"traced_path": traced_path, "example_shapes": [list(t.shape) for t in example],
+            "nodes": nodes, "node_total": sum(nodes.values()), "warnings": reported}
+

@@ -1,0 +1,94 @@
+"""The train stage: deterministic training of the user's model."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable, Dict
+
+import torch
+import torch.nn.functional as F
+
+from . import data, user_model
+from .protocol import BadRequest, require
+
+OPTIMIZERS = ("adam", "sgd")
+LOSSES = ("mse", "cross_entropy")
+
+
+def parse_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Check the train spec of a request."""
+    out = {
+        "epochs": require(spec, "epochs", int, "args.train"),
+        "batch_size": require(spec, "batch_size", int, "args.train"),
+        "optimizer": require(spec, "optimizer", str, "args.train"),
+        "lr": require(spec, "lr", float, "args.train"),
+        "loss": require(spec, "loss", str, "args.train"),
+        "seed": require(spec, "seed", int, "args.train"),
+    }
+    if out["epochs"] < 1 or out["batch_size"] < 1:
+        raise BadRequest(f"args.train epochs = {out['epochs']}, batch_size = {out['batch_size']}; expected both >= 1")
+    if out["optimizer"] not in OPTIMIZERS:
+        raise BadRequest(f"args.train.optimizer = {out['optimizer']!r}; expected one of {list(OPTIMIZERS)}")
+    if out["loss"] not in LOSSES:
+        raise BadRequest(f"args.train.loss = {out['loss']!r}; expected one of {list(LOSSES)}")
+    if not (out["lr"] > 0 and math.isfinite(out["lr"])):
+        raise BadRequest(f"args.train.lr = {out['lr']}; expected a positive finite number")
+    return out
+
+
+def make_optimizer(name: str, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Build the named optimizer over the model's parameters."""
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    return torch.optim.SGD(model.parameters(), lr=lr)
+
+
+def loss_function(name: str, module: Any) -> Callable[[Any, torch.Tensor], torch.Tensor]:
+    """The model file's loss(outputs, targets) when defined, else the named loss."""
+    custom = user_model.optional(module, "loss")
+    if custom is not None:
+        return custom
+    return F.mse_loss if name == "mse" else F.cross_entropy
+
+
+def train(args: Dict[str, Any], emit: Callable[[Dict[str, Any]], None]) -> Dict[str, Any]:
+    """Train the model described by a train request and save its state_dict."""
+    model_path = args["model_path"]
+    params = args["params"]
+    spec = parse_spec(args["train"])
+    out_dir = args["out_dir"]
+    module = user_model.load(model_path)
+    torch.manual_seed(spec["seed"])
+    model = data.build(module, params)
+    inputs, targets = data.load_split(module, params, "train")
+    rows = int(targets.shape[0])
+    optimizer = make_optimizer(spec["optimizer"], model, spec["lr"])
+    criterion = loss_function(spec["loss"], module)
+    shuffle = torch.Generator().manual_seed(spec["seed"])
+    losses = []
+    model.train()
+    for epoch in range(1, spec["epochs"] + 1):
+        order = torch.randperm(rows, generator=shuffle)
+        total = 0.0
+        for step, start in enumerate(range(0, rows, spec["batch_size"]), start=1):
+            index = order[start:start + spec["batch_size"]]
+            with user_model.user_code(model_path, f"training step {step} of epoch {epoch}"):
+                optimizer.zero_grad()
+                loss = criterion(model(*data.take(inputs, index)), targets.index_select(0, index))
+                value = float(loss.detach())
+                if math.isfinite(value):
+                    loss.backward()
+                    optimizer.step()
+            if not math.isfinite(value):
+                return {"status": "rejected", "code": "non_finite_loss",
+                        "message": (f"loss became {value} at epoch {epoch}, step {step}; check the learning rate "
+                                    f"(train.lr = {spec['lr']:g}) and the data"),
+                        "epoch": epoch, "step": step}
+            total += value * int(index.numel())
+        losses.append(total / rows)
+        emit({"epoch": epoch, "epochs": spec["epochs"], "loss": losses[-1]})
+    weights_path = os.path.join(out_dir, "weights.pt")
+    torch.save(model.state_dict(), weights_path)
+    return {"status": "ok", "weights_path": weights_path, "losses": losses,
+            "epochs_completed": spec["epochs"], "rows": rows}
