@@ -4,6 +4,8 @@ import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from '.
 /** Input of the optimize stage. */
 export interface OptimizeInput {
   modelFileDigest: string;
+  /** The model file as the user named it, for messages only. */
+  modelFilePath: string;
   tracedDigest: string;
   referencesDigest: string;
   atol: number;
@@ -42,7 +44,7 @@ export function optimizeActivity(deps: TorchDeps) {
         atol: input.atol,
         rtol: input.rtol,
         out_dir: dir,
-      });
+      }, { [files['model.py']]: input.modelFilePath });
       const stored = await storeFiles(deps.store, {
         optimized: String(r.optimized_path),
         irBefore: String(r.ir_before_path),

@@ -45,26 +45,35 @@ export async function storeFiles(store: ObjectStore, files: Record<string, strin
   return out;
 }
 
-/** Runs a torch op with heartbeats and cancellation; returns its result or throws the right failure. */
-export async function torchOp(deps: TorchDeps, op: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+/** Runs a torch op with heartbeats and cancellation; returns its result or throws the right failure.
+ * `displayPaths` maps scratch paths to what the user knows them as (their model file), for messages. */
+export async function torchOp(
+  deps: TorchDeps,
+  op: string,
+  args: Record<string, unknown>,
+  displayPaths: Record<string, string> = {},
+): Promise<Record<string, unknown>> {
   const ctx = Context.current();
   let latest: Record<string, unknown> = { op };
+  const losses: number[] = []; // every epoch's loss so far, so a watcher that polls misses none
   const beat = setInterval(() => ctx.heartbeat(latest), HEARTBEAT_EVERY_MS);
   ctx.heartbeat(latest);
   try {
     const outcome = await runTorchRequest(deps.config, op, args, {
       signal: ctx.cancellationSignal,
       onEvent: (event, data) => {
-        latest = { op, event, ...data };
+        if (typeof data.loss === 'number') losses.push(data.loss);
+        latest = { op, event, ...data, losses: [...losses] };
         ctx.heartbeat(latest);
       },
     });
     if (outcome.kind === 'ok') return outcome.result;
     if (outcome.kind === 'error') {
+      const shown = (text: string) => Object.entries(displayPaths).reduce((t, [from, to]) => t.split(from).join(to), text);
       const type = outcome.code === 'model_error' ? NonRetryable.modelError : outcome.code === 'bad_request' ? NonRetryable.badInput : 'torch_internal';
       throw ApplicationFailure.create({
         type,
-        message: `${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`,
+        message: shown(`${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`),
         nonRetryable: type !== 'torch_internal',
       });
     }

@@ -4,6 +4,8 @@ import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from '.
 /** Input of the trace stage. */
 export interface TraceInput {
   modelFileDigest: string;
+  /** The model file as the user named it, for messages only. */
+  modelFilePath: string;
   params: Record<string, unknown>;
   weightsDigest: string;
 }
@@ -29,7 +31,7 @@ export function traceActivity(deps: TorchDeps) {
         params: input.params,
         weights_path: files['weights.pt'],
         out_dir: dir,
-      });
+      }, { [files['model.py']]: input.modelFilePath });
       const stored = await storeFiles(deps.store, { traced: String(result.traced_path) });
       const warnings = ((result.warnings as TraceOutput['warnings']) ?? []).slice(0, MAX_WARNINGS).map((w) => ({ ...w, message: String(w.message).slice(0, 500) }));
       return {

@@ -5,6 +5,8 @@ import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from '.
 /** Input of the train stage: the model file by digest and the spec's params and train section. */
 export interface TrainInput {
   modelFileDigest: string;
+  /** The model file as the user named it, for messages only. */
+  modelFilePath: string;
   params: Record<string, unknown>;
   train: Spec['train'];
 }
@@ -19,7 +21,9 @@ export function trainActivity(deps: TorchDeps) {
   return async function train(input: TrainInput): Promise<TrainOutput> {
     return withWorkDir(async (dir) => {
       const files = await materialize(deps.store, dir, { 'model.py': input.modelFileDigest });
-      const result = await torchOp(deps, 'train', { model_path: files['model.py'], params: input.params, train: input.train, out_dir: dir });
+      const result = await torchOp(deps, 'train', { model_path: files['model.py'], params: input.params, train: input.train, out_dir: dir }, {
+        [files['model.py']]: input.modelFilePath,
+      });
       if (result.status === 'rejected') {
         return { status: 'rejected', code: String(result.code), message: String(result.message), epoch: Number(result.epoch), step: Number(result.step) };
       }

@@ -4,6 +4,8 @@ import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from '.
 /** Input of the verify stage. */
 export interface VerifyInput {
   modelFileDigest: string;
+  /** The model file as the user named it, for messages only. */
+  modelFilePath: string;
   params: Record<string, unknown>;
   weightsDigest: string;
   tracedDigest: string;
@@ -49,7 +51,7 @@ export function verifyActivity(deps: TorchDeps) {
         atol: input.atol,
         rtol: input.rtol,
         out_dir: dir,
-      });
+      }, { [files['model.py']]: input.modelFilePath });
       const stored = await storeFiles(deps.store, { references: String(result.references_path) });
       return {
         passed: Boolean(result.passed),

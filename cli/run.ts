@@ -54,6 +54,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       spec,
       specDigest: loaded.specDigest,
       modelFileDigest,
+      modelFilePath: loaded.modelPath,
       actor: config.actor,
       trigger: 'manual',
       commit: null,
@@ -86,11 +87,21 @@ async function watch(handle: WorkflowHandle, log: (line: string) => void): Promi
   let shownStage: string | null = null;
   let shownCompleted = 0;
   let shownEpoch = 0;
+  const showEpochs = (losses: number[], epochs: number | undefined) => {
+    for (const loss of losses.slice(shownEpoch)) {
+      shownEpoch += 1;
+      log(`      epoch ${shownEpoch}/${epochs}  loss ${loss.toFixed(4)}`);
+    }
+  };
+  const showCompleted = (progress: PipelineProgress) => {
+    showEpochs(progress.losses, progress.epochs);
+    for (const c of progress.completed.slice(shownCompleted)) log(`  ${paint.green('✓')} ${c.stage.padEnd(9)} ${(c.ms / 1000).toFixed(1)}s`);
+    shownCompleted = progress.completed.length;
+  };
   while (!done) {
     try {
       const progress = await handle.query<PipelineProgress>('progress');
-      for (const c of progress.completed.slice(shownCompleted)) log(`  ${paint.green('✓')} ${c.stage.padEnd(9)} ${(c.ms / 1000).toFixed(1)}s`);
-      shownCompleted = progress.completed.length;
+      showCompleted(progress);
       if (progress.stage && progress.stage !== shownStage) log(`  ${paint.dim('▸')} ${progress.stage}…`);
       shownStage = progress.stage;
       if (progress.stage === 'train') {
@@ -98,11 +109,8 @@ async function watch(handle: WorkflowHandle, log: (line: string) => void): Promi
         for (const activity of desc.raw.pendingActivities ?? []) {
           const payload = activity.heartbeatDetails?.payloads?.[0];
           if (!payload) continue;
-          const details = defaultPayloadConverter.fromPayload<{ epoch?: number; epochs?: number; loss?: number }>(payload);
-          if (details?.epoch && details.epoch > shownEpoch) {
-            shownEpoch = details.epoch;
-            log(`      epoch ${details.epoch}/${details.epochs}  loss ${details.loss?.toFixed(4)}`);
-          }
+          const details = defaultPayloadConverter.fromPayload<{ epochs?: number; losses?: number[] }>(payload);
+          showEpochs(details?.losses ?? [], details?.epochs);
         }
       }
     } catch {
@@ -110,6 +118,8 @@ async function watch(handle: WorkflowHandle, log: (line: string) => void): Promi
     }
     await Promise.race([resultPromise.catch(() => undefined), new Promise((r) => setTimeout(r, POLL_MS))]);
   }
+  // A closed workflow still answers queries while a worker runs: show the stages that finished last.
+  await handle.query<PipelineProgress>('progress').then(showCompleted, () => undefined);
   return resultPromise;
 }
 

@@ -10,11 +10,11 @@ export type QueueKind = (typeof QueueKind)[keyof typeof QueueKind];
 
 let runtimeInstalled = false;
 
-/** Quiets the SDK's own logging to warnings (our progress goes to stderr on its own). */
+/** Quiets the SDK's own logging to errors (our progress goes to stderr on its own). */
 export function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger(process.env.TTD_LOG_LEVEL === 'debug' ? 'DEBUG' : 'WARN') });
+  Runtime.install({ logger: new DefaultLogger(process.env.TTD_LOG_LEVEL === 'debug' ? 'DEBUG' : 'ERROR') });
 }
 
 /** Creates one worker per requested queue on an open connection. */

@@ -11,6 +11,8 @@ export interface PipelineInput {
   spec: Spec;
   specDigest: string;
   modelFileDigest: string;
+  /** The model file's path where the run was started, for messages only. */
+  modelFilePath: string;
   actor: string;
   trigger: 'manual' | 'ci' | 'schedule';
   commit: string | null;
@@ -21,6 +23,8 @@ export interface PipelineInput {
 export interface PipelineProgress {
   stage: string | null;
   completed: { stage: string; ms: number }[];
+  epochs: number;
+  losses: number[];
 }
 
 /** The progress query. */
@@ -49,7 +53,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
   const torch = proxyActivities<TorchActivities>({ ...torchStage, taskQueue: input.queues.torch });
   const control = proxyActivities<ControlActivities>({ ...storeStage, taskQueue: input.queues.control });
   const { spec } = input;
-  const progress: PipelineProgress = { stage: null, completed: [] };
+  const progress: PipelineProgress = { stage: null, completed: [], epochs: spec.train.epochs, losses: [] };
   setHandler(progressQuery, () => progress);
 
   const gates: GateResult[] = [];
@@ -93,19 +97,23 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
   try {
     const trained = await stage('train', 'training', () =>
-      torch.train({ modelFileDigest: input.modelFileDigest, params: spec.params, train: spec.train }),
+      torch.train({ modelFileDigest: input.modelFileDigest,
+        modelFilePath: input.modelFilePath, params: spec.params, train: spec.train }),
     );
     if (trained.status === 'rejected') reject({ gate: 'training', passed: false, code: trained.code, message: trained.message });
     if (trained.status !== 'ok') throw new Error('unreachable');
+    progress.losses = trained.losses;
     const finalLoss = trained.losses[trained.losses.length - 1];
     gates.push({ gate: 'training', passed: true, code: null, message: `${trained.epochsCompleted} epochs on ${trained.rows} rows; final loss ${finalLoss?.toFixed(4)}` });
 
     const traced = await stage('trace', 'trace', () =>
-      torch.trace({ modelFileDigest: input.modelFileDigest, params: spec.params, weightsDigest: trained.weightsDigest }),
+      torch.trace({ modelFileDigest: input.modelFileDigest,
+        modelFilePath: input.modelFilePath, params: spec.params, weightsDigest: trained.weightsDigest }),
     );
     const verified = await stage('verify', 'trace', () =>
       torch.verify({
         modelFileDigest: input.modelFileDigest,
+        modelFilePath: input.modelFilePath,
         params: spec.params,
         weightsDigest: trained.weightsDigest,
         tracedDigest: traced.tracedDigest,
@@ -119,7 +127,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     gates.push(traceGate);
 
     const optimized = await stage('optimize', 'optimize', () =>
-      torch.optimize({ modelFileDigest: input.modelFileDigest, tracedDigest: traced.tracedDigest, referencesDigest: verified.referencesDigest, atol: spec.parity.atol, rtol: spec.parity.rtol }),
+      torch.optimize({ modelFileDigest: input.modelFileDigest,
+        modelFilePath: input.modelFilePath, tracedDigest: traced.tracedDigest, referencesDigest: verified.referencesDigest, atol: spec.parity.atol, rtol: spec.parity.rtol }),
     );
     const optimizeGate: GateResult = { gate: 'optimize', passed: optimized.passed, code: optimized.code, message: optimized.message };
     if (!optimized.passed) reject(optimizeGate);

@@ -41,13 +41,15 @@ def run_traced(traced: torch.jit.ScriptModule, inputs: data.Inputs) -> List[torc
 
 
 def verdict(cases: List[Dict[str, Any]], train_ops: List[str], atol: float, rtol: float) -> Tuple[Any, Any]:
-    """(code, message) of a verification: None, None when everything passed."""
+    """(code, message) of a verification: code None (and a summary) when everything passed."""
     if train_ops:
         return "train_mode_ops", (f"the traced graph keeps {', '.join(train_ops)} in training mode; "
                                   "call model.eval() before tracing (expected no train-mode ops)")
     failed = [c for c in cases if not c["passed"]]
     if not failed:
-        return None, None
+        worst = max((c["max_abs_error"] or 0.0) for c in cases) if cases else 0.0
+        return None, (f"traced and eager agree on {len(cases)} cases ({', '.join(c['name'] for c in cases)}); "
+                      f"max abs error {worst:.2e}, allowed {compare.allowed(atol, rtol)}")
     shape = [c for c in failed if c["name"].startswith("batch_")]
     case = (shape or failed)[0]
     code = "shape_specialization" if shape else "control_flow_divergence"

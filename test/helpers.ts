@@ -1,0 +1,78 @@
+// Shared test helpers: run the real `ttd` binary in a fresh TTD_HOME, write specs, find free ports.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, copyFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+
+export const repoRoot = resolve(__dirname, '..');
+export const seedDir = join(repoRoot, 'examples', 'seed-mlp');
+export const fixtureModels = join(repoRoot, 'test', 'fixtures', 'models');
+
+/** What a `ttd` invocation did. */
+export interface TtdRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/ttd with a clean TTD_HOME and its own task queues, so tests never share workers or stores. */
+export function runTtd(args: string[], env: Record<string, string | undefined>): Promise<TtdRun> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ttd'), ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+/** A fresh directory for TTD_HOME and spec files. */
+export function tempDir(prefix = 'ttd-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** The environment of one test: its own home, store and task queues on the suite's server. */
+export function testEnv(home: string, temporalAddress: string | undefined): Record<string, string | undefined> {
+  return {
+    TTD_HOME: home,
+    TEMPORAL_ADDRESS: temporalAddress,
+    TTD_QUEUE_PREFIX: `ttd-test-${basename(home)}`,
+  };
+}
+
+/** Writes a spec (as YAML) into `dir`, copying the model file beside it; returns the spec's path. */
+export function writeSpec(dir: string, spec: Record<string, unknown>, modelFile: string, name = 'pipeline.yaml'): string {
+  copyFileSync(modelFile, join(dir, basename(modelFile)));
+  const path = join(dir, name);
+  writeFileSync(path, stringify({ ...spec, model: `./${basename(modelFile)}` }));
+  return path;
+}
+
+/** A quick variant of the seed pipeline (one epoch, batches of 32) for tests that need a good model fast. */
+export function quickSeedSpec(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name,
+    train: { epochs: 1, batch_size: 32, optimizer: 'adam', lr: 0.01, loss: 'mse', seed: 0 },
+    trace: { batch_sizes: [1, 7] },
+    parity: { runtimes: ['python', 'libtorch'], atol: 1e-5, rtol: 1e-4 },
+    ...extra,
+  };
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePromise(address.port) : reject(new Error('no port'))));
+    });
+  });
+}

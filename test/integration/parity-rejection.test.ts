@@ -1,0 +1,61 @@
+// An honest parity rejection: a model whose custom operator exists only in the training process.
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import type { RunResult } from '../../lib/results';
+import { fixtureModels, quickSeedSpec, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
+
+describe('parity', () => {
+  const home = tempDir();
+  const env = testEnv(home, inject('temporalAddress'));
+
+  it('rejects a model no fresh runtime can load, promotes nothing and leaves the alias where it was', async () => {
+    const good = await runTtd(['run', writeSpec(tempDir(), quickSeedSpec('scaler'), join(seedDir, 'model.py')), '--json'], env);
+    expect(good.code, good.stderr).toBe(0);
+    const first: RunResult = JSON.parse(good.stdout);
+    expect(first).toMatchObject({ status: 'promoted', version: 1 });
+
+    const spec = writeSpec(tempDir(), { ...quickSeedSpec('scaler'), trace: { batch_sizes: [1, 3] } }, join(fixtureModels, 'custom-op.py'));
+    const run = await runTtd(['run', spec, '--json'], env);
+    expect(run.code, run.stderr).toBe(1);
+    const result: RunResult = JSON.parse(run.stdout);
+    expect(result.status).toBe('rejected');
+    expect(result.version).toBeNull();
+    // Every in-process gate passed: only a fresh runtime can find this.
+    expect(result.gates.map((g) => [g.gate, g.passed])).toEqual([
+      ['training', true],
+      ['trace', true],
+      ['optimize', true],
+      ['parity', false],
+    ]);
+    const parity = result.gates[3];
+    expect(parity.code).toBe('runtime_load_failed');
+    expect(parity.message).toContain('python could not load or run the artifact');
+    expect(parity.message).toContain('ttdfixture::scale');
+    expect(result.parity?.map((p) => [p.runtime, p.passed, p.code])).toEqual([
+      ['python', false, 'runtime_load_failed'],
+      ['python', false, 'runtime_load_failed'],
+      ['libtorch', false, 'runtime_load_failed'],
+      ['libtorch', false, 'runtime_load_failed'],
+    ]);
+
+    const shown = await runTtd(['show', 'scaler@production', '--json'], env);
+    const view = JSON.parse(shown.stdout);
+    expect(view.version).toBe(1);
+    expect(view.digest).toBe(first.digest);
+    expect(view.versions).toHaveLength(1);
+    expect(readdirSync(join(home, 'store', 'audit', 'scaler'))).toEqual(['00000001.json']);
+  });
+
+  it('pull refuses an artifact whose stored bytes no longer match their digest, naming both, and writes nothing', async () => {
+    const shown = JSON.parse((await runTtd(['show', 'scaler@production', '--json'], env)).stdout);
+    const hex = String(shown.digest).slice('sha256:'.length);
+    writeFileSync(join(home, 'store', 'blobs', 'sha256', hex), 'tampered');
+    const out = join(tempDir(), 'model.pt');
+    const pulled = await runTtd(['pull', 'scaler@production', '-o', out], env);
+    expect(pulled.code).toBe(2);
+    expect(pulled.stderr).toContain(`expected digest ${shown.digest} but the bytes hash to sha256:`);
+    expect(pulled.stderr).toContain('[digest_mismatch]');
+    expect(existsSync(out)).toBe(false);
+  });
+});

@@ -1,0 +1,96 @@
+// The seed end to end through `ttd run` with the embedded dev server: promoted, pulled, deployed without ttd.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { verifyChain, readAudit } from '../../lib/audit';
+import { FsObjectStore } from '../../lib/fs-store';
+import type { RunResult } from '../../lib/results';
+import { freePort, runTtd, seedDir, tempDir, type TtdRun } from '../helpers';
+
+describe('the seed pipeline', () => {
+  const home = tempDir();
+  const env = { TTD_HOME: home, TEMPORAL_ADDRESS: undefined, TTD_QUEUE_PREFIX: 'ttd-seed-test' };
+  let run: TtdRun;
+  let result: RunResult;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    Object.assign(env, { TTD_TEMPORAL_PORT: String(port) });
+    run = await runTtd(['run', join(seedDir, 'pipeline.yaml'), '--json'], env);
+    result = JSON.parse(run.stdout);
+  });
+
+  it('is promoted through every gate by a run that starts its own dev server', () => {
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('started the embedded Temporal dev server');
+    expect(result.status).toBe('promoted');
+    expect(result.model).toBe('seed-mlp');
+    expect(result.version).toBe(1);
+    expect(result.alias).toBe('production');
+    expect(result.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(result.gates.map((g) => [g.gate, g.passed, g.code])).toEqual([
+      ['training', true, null],
+      ['trace', true, null],
+      ['optimize', true, null],
+      ['parity', true, null],
+      ['promotion', true, null],
+    ]);
+    expect(Object.keys(result.timings)).toEqual(['train', 'trace', 'verify', 'optimize', 'store', 'parity', 'promote']);
+  });
+
+  it('shows epoch losses on stderr while training', () => {
+    expect(run.stderr).toMatch(/epoch 1\/10 {2}loss \d+\.\d{4}/);
+    expect(run.stderr).toMatch(/epoch 10\/10 {2}loss \d+\.\d{4}/);
+  });
+
+  it('pulls an artifact that a bare python -I, without ttd or the model file, answers f(1,1,1) ≈ -1.6 from', async () => {
+    const deploy = mkdtempSync(join(tmpdir(), 'ttd-deploy-'));
+    const pulled = await runTtd(['pull', 'seed-mlp@production', '-o', join(deploy, 'model.pt')], env);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    const bytes = readFileSync(join(deploy, 'model.pt'));
+    expect(`sha256:${createHash('sha256').update(bytes).digest('hex')}`).toBe(result.digest);
+    const py = spawnSync(
+      '/usr/bin/python3',
+      ['-I', '-c', 'import torch; m = torch.jit.load("model.pt"); print(m(torch.tensor((1.0, 1.0, 1.0))).item())'],
+      { cwd: deploy, env: { PATH: '/usr/bin:/bin' }, encoding: 'utf8' },
+    );
+    expect(py.status, py.stderr).toBe(0);
+    const y = Number(py.stdout.trim());
+    expect(y).toBeGreaterThan(-2.1);
+    expect(y).toBeLessThan(-1.1);
+  });
+
+  it('shows the version with its stage reports and a parity line per runtime and executor mode', async () => {
+    const shown = await runTtd(['show', 'seed-mlp@production', '--json'], env);
+    expect(shown.code, shown.stderr).toBe(0);
+    const view = JSON.parse(shown.stdout);
+    expect(view.digest).toBe(result.digest);
+    expect(view.aliases).toEqual(['production']);
+    expect(view.reports.training.losses).toHaveLength(10);
+    expect(view.reports.training.losses[9]).toBeLessThan(view.reports.training.losses[0]);
+    expect(view.reports.optimize.node_total_after).toBeLessThan(view.reports.optimize.node_total_before);
+    expect(view.reports.optimize.nodes_after['aten::dropout']).toBeUndefined();
+    const runtimes = view.reports.parity.runtimes as { runtime: string; passed: boolean; max_abs_error: number; flags: { fuser: boolean }; torch_version: string }[];
+    expect(runtimes.map((r) => `${r.runtime}/${r.flags.fuser}`)).toEqual(['python/false', 'python/true', 'libtorch/false', 'libtorch/true']);
+    for (const r of runtimes) {
+      expect(r.passed).toBe(true);
+      expect(r.max_abs_error).toBeLessThanOrEqual(1e-5);
+      expect(r.torch_version).toMatch(/^\d+\.\d+/);
+    }
+  });
+
+  it('lists the model and keeps an intact audit chain naming the promoted digest', async () => {
+    const models = await runTtd(['models', '--json'], env);
+    expect(models.code, models.stderr).toBe(0);
+    expect(JSON.parse(models.stdout).models).toEqual([
+      expect.objectContaining({ model: 'seed-mlp', versions: 1, aliases: { production: 1 } }),
+    ]);
+    const store = new FsObjectStore(join(home, 'store'));
+    expect(await verifyChain(store, 'seed-mlp')).toBeNull();
+    const [record] = await readAudit(store, 'seed-mlp');
+    expect(record).toMatchObject({ seq: 1, prev: null, version: 1, digest: result.digest, alias: 'production', runId: result.runId });
+  });
+});
