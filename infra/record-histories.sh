@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Records workflow histories for the replay test (test/fixtures/histories/): a promoted, a rejected and a
+# failed run of the current pipeline workflow. Re-record only for an intended, compatible change; a change that
+# would break running workflows needs patching (workflow.patched), and the old histories must keep replaying.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=test/fixtures/histories
+mkdir -p "$out"
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.venv/bin/temporal server start-dev --ip 127.0.0.1 --port "$port" --headless --log-level error >/dev/null 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d)
+export TEMPORAL_ADDRESS=127.0.0.1:$port TTD_HOME=$work/home TTD_QUEUE_PREFIX=ttd-record
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+
+record() { # name spec
+  local id
+  id=$(bin/ttd run "$2" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).runId))') || true
+  .venv/bin/temporal workflow show --address "$TEMPORAL_ADDRESS" -w "$id" -o json > "$out/$1.json"
+  echo "recorded $1 ($id)"
+}
+cp test/fixtures/models/nan-loss.py test/fixtures/models/raises.py "$work/"
+printf 'name: nan-loss\nmodel: ./nan-loss.py\ntrain: { epochs: 2, batch_size: 4 }\n' > "$work/nan.yaml"
+printf 'name: raises\nmodel: ./raises.py\n' > "$work/raises.yaml"
+record promoted examples/seed-mlp/pipeline.yaml
+record rejected "$work/nan.yaml"
+record failed "$work/raises.yaml"
