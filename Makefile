@@ -1,6 +1,8 @@
 # The two commands a fresh clone needs: `make demo` and `make test`. Both run `make setup` first.
 SHELL := /bin/bash
-.PHONY: setup demo test test-unit test-python test-integration bench clean
+.SHELLFLAGS := -eo pipefail -c
+RUNS ?= 5
+.PHONY: setup demo test bench clean
 
 setup:
 	@bash infra/setup.sh
@@ -8,13 +10,21 @@ setup:
 demo: setup
 	@bash examples/seed-mlp/demo.sh
 
+# The whole suite: the torch side (unittest), the libtorch runner's smoke test, then vitest
+# (unit and integration, on a real Temporal dev server and real torch).
 test: setup
-	@cd runtimes/python && /usr/bin/python3 -m unittest discover -s tests -t . 2>&1 | tail -n 3
-	@bash runtimes/libtorch/test/smoke.sh
-	@npx vitest run
+	@mkdir -p test-output
+	@echo "== torch side (python unittest)"
+	@cd runtimes/python && /usr/bin/python3 -m unittest discover -s tests -t . 2>&1 | tee ../../test-output/python.log | tail -n 4
+	@echo "== libtorch runner (smoke)"
+	@bash runtimes/libtorch/test/smoke.sh > test-output/libtorch-smoke.log 2>&1 || { cat test-output/libtorch-smoke.log; exit 1; }
+	@tail -n 1 test-output/libtorch-smoke.log
+	@echo "== orchestrator (vitest)"
+	@npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json
+	@node infra/test-summary.mjs test-output/vitest.json test-output/python.log
 
 bench: setup
-	@node bench/seed-pipeline.mjs
+	@node bench/seed-pipeline.mjs $(RUNS)
 
 clean:
 	rm -rf dist build .ttd test-output

@@ -1,8 +1,11 @@
 // Replays recorded histories of the pipeline workflow: a non-deterministic change to the workflow fails here.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
+
+// The replay workers log every state change at INFO; keep the suite's output readable.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const dir = join(__dirname, '..', 'fixtures', 'histories');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
