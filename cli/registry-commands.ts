@@ -1,9 +1,8 @@
 // `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
-import { rename, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { loadConfig, openStore } from '../lib/config';
 import { listModels, parseRef, readModel, resolveRef } from '../lib/registry';
-import { getBlob, getJsonBlob } from '../lib/store';
+import { getBlobToFile, getJsonBlob } from '../lib/store';
 import { failWith, printJson, sci, table } from './output';
 
 interface VersionRecord {
@@ -81,16 +80,9 @@ export async function pullCommand(ref: string, opts: { output: string; json?: bo
   try {
     const store = openStore(loadConfig());
     const { state, version } = await resolveRef(store, parseRef(ref));
-    const bytes = await getBlob(store, version.digest); // throws DigestMismatchError before anything is written
     const dest = resolve(opts.output);
-    const tmp = `${dest}.partial-${process.pid}`;
-    try {
-      await writeFile(tmp, bytes);
-      await rename(tmp, dest);
-    } finally {
-      await rm(tmp, { force: true });
-    }
-    if (json) printJson({ model: state.model, version: version.version, digest: version.digest, path: dest, bytes: bytes.length });
+    const bytes = await getBlobToFile(store, version.digest, dest); // a digest mismatch throws before anything is written
+    if (json) printJson({ model: state.model, version: version.version, digest: version.digest, path: dest, bytes });
     else process.stdout.write(`wrote ${state.model} version ${version.version} (${version.digest}) to ${dest}\n`);
   } catch (err) {
     failWith(err, json);

@@ -38,12 +38,7 @@ export function blobKey(digest: string): string {
 /** Stores a local file by its sha256 (create-only; an existing blob with that digest is success). */
 export async function putBlobFile(store: ObjectStore, path: string): Promise<string> {
   const digest = await digestFile(path);
-  if (await store.head(blobKey(digest))) return digest;
-  try {
-    await store.putFile(blobKey(digest), path, { ifNoneMatch: '*' });
-  } catch (err) {
-    if ((err as TtdError).code !== ErrorCode.preconditionFailed) throw err;
-  }
+  await createBlob(store, digest, (key) => store.putFile(key, path, { ifNoneMatch: '*' }));
   return digest;
 }
 
@@ -51,13 +46,19 @@ export async function putBlobFile(store: ObjectStore, path: string): Promise<str
 export async function putBlob(store: ObjectStore, body: Buffer | string): Promise<string> {
   const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
   const digest = digestBytes(bytes);
-  if (await store.head(blobKey(digest))) return digest;
+  await createBlob(store, digest, (key) => store.put(key, bytes, { ifNoneMatch: '*' }));
+  return digest;
+}
+
+// A blob that already exists, or that a concurrent writer created first, has the same bytes: both are success.
+async function createBlob(store: ObjectStore, digest: string, write: (key: string) => Promise<unknown>): Promise<void> {
+  const key = blobKey(digest);
+  if (await store.head(key)) return;
   try {
-    await store.put(blobKey(digest), bytes, { ifNoneMatch: '*' });
+    await write(key);
   } catch (err) {
     if ((err as TtdError).code !== ErrorCode.preconditionFailed) throw err;
   }
-  return digest;
 }
 
 /** Reads a blob and checks that its bytes hash to its digest. */
@@ -69,14 +70,15 @@ export async function getBlob(store: ObjectStore, digest: string): Promise<Buffe
   return obj.body;
 }
 
-/** Writes a verified blob to a local file (atomically: nothing appears at `path` unless it matches). */
-export async function getBlobToFile(store: ObjectStore, digest: string, path: string): Promise<void> {
+/** Writes a verified blob to a local file (atomically: nothing appears at `path` unless it matches); returns its size. */
+export async function getBlobToFile(store: ObjectStore, digest: string, path: string): Promise<number> {
   const body = await getBlob(store, digest);
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.partial-${process.pid}`;
   try {
     await writeFile(tmp, body);
     await rename(tmp, path);
+    return body.length;
   } finally {
     await rm(tmp, { force: true });
   }
