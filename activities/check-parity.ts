@@ -45,7 +45,10 @@ export function parityActivity(deps: TorchDeps) {
       });
     }
     return withWorkDir(async (dir) => {
-      const files = await materialize(deps.store, dir, { 'model.pt': input.artifactDigest, 'references.safetensors': input.referencesDigest });
+      const files = await materialize(deps.store, dir, {
+        'model.pt': input.artifactDigest,
+        'references.safetensors': input.referencesDigest,
+      });
       const references = await readSafetensors(files['references.safetensors']);
       const reports: ParityRuntimeReport[] = [];
       for (const runtime of input.runtimes) {
@@ -105,7 +108,16 @@ async function runRunner(deps: TorchDeps, runtime: RuntimeName, files: Record<st
   try {
     await copyFile(files['model.pt'], join(cwd, 'model.pt'));
     await copyFile(files['references.safetensors'], join(cwd, 'references.safetensors'));
-    const args = ['--model', 'model.pt', '--references', 'references.safetensors', '--out', 'outputs.safetensors', '--threads', String(RUNNER_THREADS)];
+    const args = [
+      '--model',
+      'model.pt',
+      '--references',
+      'references.safetensors',
+      '--out',
+      'outputs.safetensors',
+      '--threads',
+      String(RUNNER_THREADS),
+    ];
     if (fuser) args.push('--fuser');
     let command: string;
     if (runtime === 'python') {
@@ -138,7 +150,11 @@ async function runRunner(deps: TorchDeps, runtime: RuntimeName, files: Record<st
   }
 }
 
-function exec(command: string, args: string[], cwd: string): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+function exec(
+  command: string,
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd,

@@ -1,6 +1,7 @@
 // Activity factories: the worker builds them with their dependencies; workflows import only their types.
 import type { Config } from '../lib/config';
 import type { ObjectStore } from '../lib/store';
+import { fusionActivity } from './check-fusion';
 import { parityActivity } from './check-parity';
 import { optimizeActivity } from './optimize-model';
 import { promoteActivity } from './promote-model';
@@ -16,6 +17,7 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
     trace: traceActivity(deps),
     verify: verifyActivity(deps),
     optimize: optimizeActivity(deps),
+    checkFusion: fusionActivity(deps),
     checkParity: parityActivity(deps),
   };
 }
@@ -35,5 +37,7 @@ export type { TraceInput, TraceOutput } from './trace-model';
 export type { VerifyInput, VerifyOutput } from './verify-trace';
 export type { OptimizeInput, OptimizeOutput } from './optimize-model';
 export type { ParityInput, ParityOutput } from './check-parity';
+export type { FusionInput, FusionOutput, FusionGroup } from './check-fusion';
+export type { Capture } from './trace-model';
 export type { StoreInput, StoreOutput, ArtifactFiles } from './store-artifact';
 export type { PromoteInput, PromoteOutput } from './promote-model';

@@ -10,6 +10,7 @@ export interface OptimizeInput {
   referencesDigest: string;
   atol: number;
   rtol: number;
+  method: 'freeze' | 'optimize_for_inference';
 }
 
 /** The optimized archive, its IR and the optimize gate's verdict. */
@@ -21,6 +22,9 @@ export interface OptimizeOutput {
   nodesAfter: Record<string, number>;
   nodeTotalBefore: number;
   nodeTotalAfter: number;
+  /** With method optimize_for_inference: what a runtime gets after applying it on load (never saved). */
+  nodesForInference: Record<string, number> | null;
+  irForInferenceDigest: string | null;
   maxAbsError: number;
   passed: boolean;
   code: string | null;
@@ -37,18 +41,25 @@ export function optimizeActivity(deps: TorchDeps) {
         'references.safetensors': input.referencesDigest,
       });
       // The model file is imported first so custom operators it registers can load.
-      const r = await torchOp(deps, 'optimize', {
-        model_path: files['model.py'],
-        traced_path: files['traced.pt'],
-        references_path: files['references.safetensors'],
-        atol: input.atol,
-        rtol: input.rtol,
-        out_dir: dir,
-      }, { [files['model.py']]: input.modelFilePath });
+      const r = await torchOp(
+        deps,
+        'optimize',
+        {
+          model_path: files['model.py'],
+          traced_path: files['traced.pt'],
+          references_path: files['references.safetensors'],
+          atol: input.atol,
+          rtol: input.rtol,
+          method: input.method,
+          out_dir: dir,
+        },
+        { [files['model.py']]: input.modelFilePath },
+      );
       const stored = await storeFiles(deps.store, {
         optimized: String(r.optimized_path),
         irBefore: String(r.ir_before_path),
         irAfter: String(r.ir_after_path),
+        ...(r.ir_for_inference_path ? { irForInference: String(r.ir_for_inference_path) } : {}),
       });
       return {
         optimizedDigest: stored.optimized,
@@ -58,6 +69,8 @@ export function optimizeActivity(deps: TorchDeps) {
         nodesAfter: r.nodes_after as Record<string, number>,
         nodeTotalBefore: Number(r.node_total_before),
         nodeTotalAfter: Number(r.node_total_after),
+        nodesForInference: (r.nodes_for_inference as Record<string, number> | null) ?? null,
+        irForInferenceDigest: stored.irForInference ?? null,
         maxAbsError: Number(r.max_abs_error),
         passed: Boolean(r.passed),
         code: (r.code as string | null) ?? null,

@@ -69,6 +69,12 @@ export function promoteActivity(deps: { store: ObjectStore }) {
       checks: input.gates.map((g) => ({ gate: g.gate, passed: g.passed, code: g.code })),
       at,
     });
-    return { version: outcome.version, previousVersion: outcome.previousVersion, created: outcome.created, auditSeq: audit.seq, recordDigest };
+    return {
+      version: outcome.version,
+      previousVersion: outcome.previousVersion,
+      created: outcome.created,
+      auditSeq: audit.seq,
+      recordDigest,
+    };
   };
 }

@@ -13,6 +13,8 @@ export interface ArtifactFiles {
   modelFile: string;
   irBefore: string;
   irAfter: string;
+  fusedGraph: string;
+  irForInference?: string;
 }
 
 /** Input of the store stage: the files and the build reports (training, trace, optimize). */

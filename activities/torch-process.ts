@@ -31,7 +31,12 @@ export interface TorchRequestOptions {
 }
 
 /** Sends one request to a fresh torch process and waits for its response. */
-export async function runTorchRequest(config: Config, op: string, args: Record<string, unknown>, opts: TorchRequestOptions = {}): Promise<TorchOutcome> {
+export async function runTorchRequest(
+  config: Config,
+  op: string,
+  args: Record<string, unknown>,
+  opts: TorchRequestOptions = {},
+): Promise<TorchOutcome> {
   const id = randomUUID();
   const child = spawn(config.python, ['-m', 'ttd_torch'], {
     env: { ...process.env, PYTHONPATH: config.pythonPackageDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
@@ -78,7 +83,8 @@ export async function runTorchRequest(config: Config, op: string, args: Record<s
     const msg = parsed.data;
     if (msg.event !== undefined) opts.onEvent?.(msg.event, msg.data ?? {});
     else if (msg.ok === true) outcome = { kind: 'ok', result: msg.result ?? {} };
-    else if (msg.ok === false && msg.error) outcome = { kind: 'error', code: msg.error.code, message: msg.error.message, traceback: msg.error.traceback ?? '' };
+    else if (msg.ok === false && msg.error)
+      outcome = { kind: 'error', code: msg.error.code, message: msg.error.message, traceback: msg.error.traceback ?? '' };
     if (outcome) child.stdin.end();
   });
   child.stdin.on('error', () => undefined); // the process may exit before reading; the exit code tells

@@ -70,7 +70,12 @@ export async function torchOp(
     if (outcome.kind === 'ok') return outcome.result;
     if (outcome.kind === 'error') {
       const shown = (text: string) => Object.entries(displayPaths).reduce((t, [from, to]) => t.split(from).join(to), text);
-      const type = outcome.code === 'model_error' ? NonRetryable.modelError : outcome.code === 'bad_request' ? NonRetryable.badInput : 'torch_internal';
+      const type =
+        outcome.code === 'model_error'
+          ? NonRetryable.modelError
+          : outcome.code === 'bad_request'
+            ? NonRetryable.badInput
+            : 'torch_internal';
       throw ApplicationFailure.create({
         type,
         message: shown(`${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`),

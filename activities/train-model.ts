@@ -21,11 +21,22 @@ export function trainActivity(deps: TorchDeps) {
   return async function train(input: TrainInput): Promise<TrainOutput> {
     return withWorkDir(async (dir) => {
       const files = await materialize(deps.store, dir, { 'model.py': input.modelFileDigest });
-      const result = await torchOp(deps, 'train', { model_path: files['model.py'], params: input.params, train: input.train, out_dir: dir }, {
-        [files['model.py']]: input.modelFilePath,
-      });
+      const result = await torchOp(
+        deps,
+        'train',
+        { model_path: files['model.py'], params: input.params, train: input.train, out_dir: dir },
+        {
+          [files['model.py']]: input.modelFilePath,
+        },
+      );
       if (result.status === 'rejected') {
-        return { status: 'rejected', code: String(result.code), message: String(result.message), epoch: Number(result.epoch), step: Number(result.step) };
+        return {
+          status: 'rejected',
+          code: String(result.code),
+          message: String(result.message),
+          epoch: Number(result.epoch),
+          step: Number(result.step),
+        };
       }
       const stored = await storeFiles(deps.store, { weights: String(result.weights_path) });
       return {

@@ -1,4 +1,5 @@
 // The verify stage: traced and eager agree on the reference cases; records the references as safetensors.
+import type { Capture } from './trace-model';
 import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the verify stage. */
@@ -12,6 +13,8 @@ export interface VerifyInput {
   batchSizes: number[];
   atol: number;
   rtol: number;
+  captures: Capture[];
+  targetDevice: string;
 }
 
 /** One reference case's comparison. */
@@ -31,6 +34,9 @@ export interface VerifyOutput {
   cases: CaseReport[];
   trainModeOps: string[];
   referencesDigest: string;
+  warnings: string[];
+  devices: string[];
+  nondeterministicNodes: string[];
 }
 
 /** Builds the verify activity. */
@@ -42,24 +48,35 @@ export function verifyActivity(deps: TorchDeps) {
         'weights.pt': input.weightsDigest,
         'traced.pt': input.tracedDigest,
       });
-      const result = await torchOp(deps, 'verify', {
-        model_path: files['model.py'],
-        params: input.params,
-        weights_path: files['weights.pt'],
-        traced_path: files['traced.pt'],
-        batch_sizes: input.batchSizes,
-        atol: input.atol,
-        rtol: input.rtol,
-        out_dir: dir,
-      }, { [files['model.py']]: input.modelFilePath });
+      const result = await torchOp(
+        deps,
+        'verify',
+        {
+          model_path: files['model.py'],
+          params: input.params,
+          weights_path: files['weights.pt'],
+          traced_path: files['traced.pt'],
+          batch_sizes: input.batchSizes,
+          atol: input.atol,
+          rtol: input.rtol,
+          // The user's path: the torch side matches captures against the model file it was given.
+          captures: input.captures.map((c) => ({ ...c, filename: c.filename === input.modelFilePath ? files['model.py'] : c.filename })),
+          target_device: input.targetDevice,
+          out_dir: dir,
+        },
+        { [files['model.py']]: input.modelFilePath },
+      );
       const stored = await storeFiles(deps.store, { references: String(result.references_path) });
       return {
         passed: Boolean(result.passed),
         code: (result.code as string | null) ?? null,
-        message: String(result.message),
+        message: String(result.message).split(files['model.py']).join(input.modelFilePath),
         cases: result.cases as CaseReport[],
         trainModeOps: (result.train_mode_ops as string[]) ?? [],
         referencesDigest: stored.references,
+        warnings: ((result.warnings as string[]) ?? []).map((w) => w.split(files['model.py']).join(input.modelFilePath)),
+        devices: (result.devices as string[]) ?? [],
+        nondeterministicNodes: (result.nondeterministic_nodes as string[]) ?? [],
       };
     });
   };

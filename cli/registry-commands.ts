@@ -28,7 +28,9 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
     const { state, version } = await resolveRef(store, parseRef(ref));
     const record = await getJsonBlob<VersionRecord>(store, version.record);
     const manifest = await getJsonBlob<Manifest>(store, record.manifest);
-    const aliases = Object.entries(state.aliases).filter(([, a]) => a.version === version.version).map(([name]) => name);
+    const aliases = Object.entries(state.aliases)
+      .filter(([, a]) => a.version === version.version)
+      .map(([name]) => name);
     const view = {
       model: state.model,
       version: version.version,
@@ -57,7 +59,15 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       `parity (atol ${record.parity.atol}, rtol ${record.parity.rtol})`,
       table([
         ['runtime', 'fuser', 'max abs err', 'torch', 'result'],
-        ...(record.parity.runtimes as { runtime: string; flags: { fuser: boolean }; max_abs_error: number | null; torch_version: string | null; passed: boolean }[]).map((p) => [
+        ...(
+          record.parity.runtimes as {
+            runtime: string;
+            flags: { fuser: boolean };
+            max_abs_error: number | null;
+            torch_version: string | null;
+            passed: boolean;
+          }[]
+        ).map((p) => [
           p.runtime,
           p.flags.fuser ? 'on' : 'off',
           sci(p.max_abs_error),
@@ -109,10 +119,20 @@ export async function modelsCommand(opts: { json?: boolean }): Promise<void> {
     if (json) return printJson({ models });
     if (models.length === 0) return void process.stdout.write('no models registered\n');
     process.stdout.write(
-      `${table([
-        ['model', 'versions', 'latest', 'aliases'],
-        ...models.map((m) => [m.model, String(m.versions), m.latest ? `${m.latest.version} ${m.latest.digest.slice(0, 19)}` : '—', Object.entries(m.aliases).map(([a, v]) => `${a}→${v}`).join(' ')]),
-      ], '')}\n`,
+      `${table(
+        [
+          ['model', 'versions', 'latest', 'aliases'],
+          ...models.map((m) => [
+            m.model,
+            String(m.versions),
+            m.latest ? `${m.latest.version} ${m.latest.digest.slice(0, 19)}` : '—',
+            Object.entries(m.aliases)
+              .map(([a, v]) => `${a}→${v}`)
+              .join(' '),
+          ]),
+        ],
+        '',
+      )}\n`,
     );
   } catch (err) {
     failWith(err, json);

@@ -95,7 +95,8 @@ async function watch(handle: WorkflowHandle, log: (line: string) => void): Promi
   };
   const showCompleted = (progress: PipelineProgress) => {
     showEpochs(progress.losses, progress.epochs);
-    for (const c of progress.completed.slice(shownCompleted)) log(`  ${paint.green('✓')} ${c.stage.padEnd(9)} ${(c.ms / 1000).toFixed(1)}s`);
+    for (const c of progress.completed.slice(shownCompleted))
+      log(`  ${paint.green('✓')} ${c.stage.padEnd(9)} ${(c.ms / 1000).toFixed(1)}s`);
     shownCompleted = progress.completed.length;
   };
   while (!done) {
@@ -139,7 +140,15 @@ function printResult(result: RunResult, parity: { atol: number; rtol: number }):
     out.push(
       table([
         ['runtime', 'fuser', 'max abs err', 'max rel err', 'torch', 'ms', 'result'],
-        ...result.parity.map((p) => [p.runtime, p.flags.fuser ? 'on' : 'off', sci(p.max_abs_error), sci(p.max_rel_error), p.torch_version ?? '—', String(p.ms), p.passed ? 'agrees' : p.code ?? 'failed']),
+        ...result.parity.map((p) => [
+          p.runtime,
+          p.flags.fuser ? 'on' : 'off',
+          sci(p.max_abs_error),
+          sci(p.max_rel_error),
+          p.torch_version ?? '—',
+          String(p.ms),
+          p.passed ? 'agrees' : (p.code ?? 'failed'),
+        ]),
       ]),
     );
   }

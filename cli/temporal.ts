@@ -6,7 +6,10 @@ import type { Config } from '../lib/config';
 const CONNECT_ATTEMPTS = 40;
 
 /** Opens the client and the worker connection to `address`, retrying while the server comes up. */
-export async function connectTemporal(config: Config, address: string): Promise<{ client: Client; native: NativeConnection; close(): Promise<void> }> {
+export async function connectTemporal(
+  config: Config,
+  address: string,
+): Promise<{ client: Client; native: NativeConnection; close(): Promise<void> }> {
   let lastError: unknown;
   for (let attempt = 0; attempt < CONNECT_ATTEMPTS; attempt++) {
     try {

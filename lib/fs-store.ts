@@ -118,7 +118,10 @@ export class FsObjectStore implements ObjectStore {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         // A lock older than the wait is left by a crashed writer: take it over.
-        const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+        const age = await stat(lock).then(
+          (s) => Date.now() - s.mtimeMs,
+          () => 0,
+        );
         if (age > LOCK_WAIT_MS) await rm(lock, { force: true });
         else if (Date.now() > deadline) throw new Error(`timed out waiting for the lock ${lock}`);
         else await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));

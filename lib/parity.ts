@@ -24,13 +24,26 @@ export interface ParityComparison {
 const TINY = 1e-12;
 
 /** Compares every `<case>/output/<j>` of the references with the same name in `actual`. */
-export function compareOutputs(references: SafetensorsFile, actual: SafetensorsFile, atol: number, rtol: number, runtime: string): ParityComparison {
+export function compareOutputs(
+  references: SafetensorsFile,
+  actual: SafetensorsFile,
+  atol: number,
+  rtol: number,
+  runtime: string,
+): ParityComparison {
   const outputs: OutputComparison[] = [];
   for (const [name, expected] of references.tensors) {
     if (!name.includes('/output/')) continue;
     const got = actual.tensors.get(name);
     if (!got) {
-      outputs.push({ name, passed: false, code: 'shape_mismatch', max_abs_error: NaN, max_rel_error: NaN, message: `${runtime}: output '${name}' is missing` });
+      outputs.push({
+        name,
+        passed: false,
+        code: 'shape_mismatch',
+        max_abs_error: NaN,
+        max_rel_error: NaN,
+        message: `${runtime}: output '${name}' is missing`,
+      });
       continue;
     }
     if (got.dtype !== expected.dtype || JSON.stringify(got.shape) !== JSON.stringify(expected.shape)) {
@@ -61,7 +74,14 @@ export function compareOutputs(references: SafetensorsFile, actual: SafetensorsF
       worstExcess = Math.max(worstExcess, abs - (atol + rtol * Math.abs(b)));
     }
     if (nonFinite) {
-      outputs.push({ name, passed: false, code: 'non_finite_output', max_abs_error: maxAbs, max_rel_error: maxRel, message: `${runtime}: output '${name}' has NaN or Inf where the reference is finite` });
+      outputs.push({
+        name,
+        passed: false,
+        code: 'non_finite_output',
+        max_abs_error: maxAbs,
+        max_rel_error: maxRel,
+        message: `${runtime}: output '${name}' has NaN or Inf where the reference is finite`,
+      });
     } else if (worstExcess > 0) {
       outputs.push({
         name,
@@ -80,7 +100,9 @@ export function compareOutputs(references: SafetensorsFile, actual: SafetensorsF
   return {
     passed: outputs.length > 0 && !failed,
     code: failed?.code ?? (outputs.length === 0 ? 'shape_mismatch' : null),
-    message: failed?.message ?? (outputs.length === 0 ? `${runtime}: the references hold no outputs to compare` : `${runtime}: ${outputs.length} outputs agree`),
+    message:
+      failed?.message ??
+      (outputs.length === 0 ? `${runtime}: the references hold no outputs to compare` : `${runtime}: ${outputs.length} outputs agree`),
     max_abs_error: Math.max(0, ...finite.map((o) => o.max_abs_error)),
     max_rel_error: Math.max(0, ...finite.map((o) => o.max_rel_error)),
     outputs,

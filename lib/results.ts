@@ -19,6 +19,11 @@ export const GateCode = {
   shapeSpecialization: 'shape_specialization',
   trainModeOps: 'train_mode_ops',
   optimizedDivergence: 'optimized_divergence',
+  pythonValueCapture: 'python_value_capture',
+  nondeterministic: 'nondeterministic',
+  deviceConstant: 'device_constant',
+  fusionRequiredMissing: 'fusion_required_missing',
+  fusedDivergence: 'fused_divergence',
   toleranceExceeded: 'tolerance_exceeded',
   runtimeLoadFailed: 'runtime_load_failed',
   shapeMismatch: 'shape_mismatch',
@@ -28,12 +33,13 @@ export const GateCode = {
 } as const;
 export type GateCode = (typeof GateCode)[keyof typeof GateCode];
 
-/** One gate's verdict. `code` is null when it passed. */
+/** One gate's verdict. `code` is null when it passed; `warnings` lists findings that did not reject. */
 export interface GateResult {
   gate: Gate;
   passed: boolean;
   code: string | null;
   message: string;
+  warnings?: string[];
 }
 
 /** The final status of a run. */

@@ -43,7 +43,9 @@ export function parseSafetensors(buf: Buffer, where = 'safetensors'): Safetensor
     const [begin, end] = entry.data_offsets;
     const count = entry.shape.reduce((a, b) => a * b, 1);
     if (end - begin !== count * DTYPE_SIZE[entry.dtype] || end > data.length) {
-      throw new Error(`${where}: tensor '${name}' has offsets [${begin}, ${end}] that do not fit shape ${JSON.stringify(entry.shape)} of ${entry.dtype}`);
+      throw new Error(
+        `${where}: tensor '${name}' has offsets [${begin}, ${end}] that do not fit shape ${JSON.stringify(entry.shape)} of ${entry.dtype}`,
+      );
     }
     tensors.set(name, { dtype: entry.dtype, shape: entry.shape, values: decode(entry.dtype, data.subarray(begin, end), count) });
   }
@@ -59,16 +61,36 @@ function decode(dtype: Dtype, bytes: Buffer, count: number): Float64Array {
   const out = new Float64Array(count);
   for (let i = 0; i < count; i++) {
     switch (dtype) {
-      case 'F64': out[i] = bytes.readDoubleLE(i * 8); break;
-      case 'F32': out[i] = bytes.readFloatLE(i * 4); break;
-      case 'F16': out[i] = half(bytes.readUInt16LE(i * 2)); break;
-      case 'BF16': out[i] = bfloat(bytes.readUInt16LE(i * 2)); break;
-      case 'I64': out[i] = Number(bytes.readBigInt64LE(i * 8)); break;
-      case 'I32': out[i] = bytes.readInt32LE(i * 4); break;
-      case 'I16': out[i] = bytes.readInt16LE(i * 2); break;
-      case 'I8': out[i] = bytes.readInt8(i); break;
-      case 'U8': out[i] = bytes.readUInt8(i); break;
-      case 'BOOL': out[i] = bytes.readUInt8(i) ? 1 : 0; break;
+      case 'F64':
+        out[i] = bytes.readDoubleLE(i * 8);
+        break;
+      case 'F32':
+        out[i] = bytes.readFloatLE(i * 4);
+        break;
+      case 'F16':
+        out[i] = half(bytes.readUInt16LE(i * 2));
+        break;
+      case 'BF16':
+        out[i] = bfloat(bytes.readUInt16LE(i * 2));
+        break;
+      case 'I64':
+        out[i] = Number(bytes.readBigInt64LE(i * 8));
+        break;
+      case 'I32':
+        out[i] = bytes.readInt32LE(i * 4);
+        break;
+      case 'I16':
+        out[i] = bytes.readInt16LE(i * 2);
+        break;
+      case 'I8':
+        out[i] = bytes.readInt8(i);
+        break;
+      case 'U8':
+        out[i] = bytes.readUInt8(i);
+        break;
+      case 'BOOL':
+        out[i] = bytes.readUInt8(i) ? 1 : 0;
+        break;
     }
   }
   return out;
@@ -85,6 +107,6 @@ function half(bits: number): number {
 
 function bfloat(bits: number): number {
   const buf = Buffer.alloc(4);
-  buf.writeUInt32LE(bits << 16 >>> 0);
+  buf.writeUInt32LE((bits << 16) >>> 0);
   return buf.readFloatLE(0);
 }

@@ -27,7 +27,26 @@ const TrainSchema = z.strictObject({
 });
 
 const TraceSchema = z.strictObject({
-  batch_sizes: z.array(positiveInt('trace.batch_sizes[]'), { error: 'trace.batch_sizes must be a list of positive integers' }).default([1, 7]),
+  batch_sizes: z
+    .array(positiveInt('trace.batch_sizes[]'), { error: 'trace.batch_sizes must be a list of positive integers' })
+    .default([1, 7]),
+  mode: z.enum(['trace', 'script'], { error: 'trace.mode must be one of trace, script' }).default('trace'),
+  // Where the artifact will be served: device constants baked into the graph must match it.
+  target_device: z
+    .string({ error: 'trace.target_device must be a device name such as cpu or cuda' })
+    .regex(/^(cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$/, { error: 'trace.target_device must be cpu, cuda, cuda:N, mps or xpu' })
+    .default('cpu'),
+});
+
+const OptimizeSchema = z.strictObject({
+  method: z
+    .enum(['freeze', 'optimize_for_inference'], { error: 'optimize.method must be one of freeze, optimize_for_inference' })
+    .default('freeze'),
+});
+
+export const FUSION_REQUIREMENTS = ['none', 'any', 'pointwise-chains'] as const;
+const FusionSchema = z.strictObject({
+  require: z.enum(FUSION_REQUIREMENTS, { error: `fusion.require must be one of ${FUSION_REQUIREMENTS.join(', ')}` }).default('none'),
 });
 
 export const RUNTIMES = ['python', 'libtorch'] as const;
@@ -56,6 +75,8 @@ export const SpecSchema = z.strictObject({
   params: z.record(z.string(), z.unknown(), { error: 'params must be a mapping' }).default({}),
   train: TrainSchema.default(TrainSchema.parse({})),
   trace: TraceSchema.default(TraceSchema.parse({})),
+  optimize: OptimizeSchema.default(OptimizeSchema.parse({})),
+  fusion: FusionSchema.default(FusionSchema.parse({})),
   parity: ParitySchema.default(ParitySchema.parse({})),
   promote: PromoteSchema.default(PromoteSchema.parse({})),
 });
@@ -100,18 +121,25 @@ export function formatIssues(issues: SpecIssue[]): string {
 export function loadSpec(specPath: string): LoadedSpec {
   const abs = resolve(specPath);
   if (!existsSync(abs) || !statSync(abs).isFile()) {
-    throw new TtdError(ErrorCode.specNotFound, `spec file '${specPath}' does not exist (expected a pipeline.yaml or .json file)`, { path: abs });
+    throw new TtdError(ErrorCode.specNotFound, `spec file '${specPath}' does not exist (expected a pipeline.yaml or .json file)`, {
+      path: abs,
+    });
   }
   const text = readFileSync(abs, 'utf8');
   let raw: unknown;
   try {
     raw = parseYaml(text); // YAML is a superset of JSON, so one parser reads both
   } catch (err) {
-    throw new TtdError(ErrorCode.specInvalid, `spec file '${specPath}' is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+    throw new TtdError(
+      ErrorCode.specInvalid,
+      `spec file '${specPath}' is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
   const result = validateSpec(raw ?? {});
   if (!result.ok) {
-    throw new TtdError(ErrorCode.specInvalid, `spec file '${specPath}' is invalid:\n${formatIssues(result.issues)}`, { issues: result.issues });
+    throw new TtdError(ErrorCode.specInvalid, `spec file '${specPath}' is invalid:\n${formatIssues(result.issues)}`, {
+      issues: result.issues,
+    });
   }
   const modelPath = resolve(dirname(abs), result.spec.model);
   if (!existsSync(modelPath) || !statSync(modelPath).isFile()) {

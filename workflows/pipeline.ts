@@ -90,6 +90,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
       progress.stage = null;
     }
   }
+  const warned = (warnings: string[]) => (warnings.length ? { warnings } : {});
   const reject = (gate: GateResult): never => {
     gates.push(gate);
     throw new RunEnded(result('rejected'));
@@ -97,18 +98,27 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
   try {
     const trained = await stage('train', 'training', () =>
-      torch.train({ modelFileDigest: input.modelFileDigest,
-        modelFilePath: input.modelFilePath, params: spec.params, train: spec.train }),
+      torch.train({ modelFileDigest: input.modelFileDigest, modelFilePath: input.modelFilePath, params: spec.params, train: spec.train }),
     );
     if (trained.status === 'rejected') reject({ gate: 'training', passed: false, code: trained.code, message: trained.message });
     if (trained.status !== 'ok') throw new Error('unreachable');
     progress.losses = trained.losses;
     const finalLoss = trained.losses[trained.losses.length - 1];
-    gates.push({ gate: 'training', passed: true, code: null, message: `${trained.epochsCompleted} epochs on ${trained.rows} rows; final loss ${finalLoss?.toFixed(4)}` });
+    gates.push({
+      gate: 'training',
+      passed: true,
+      code: null,
+      message: `${trained.epochsCompleted} epochs on ${trained.rows} rows; final loss ${finalLoss?.toFixed(4)}`,
+    });
 
     const traced = await stage('trace', 'trace', () =>
-      torch.trace({ modelFileDigest: input.modelFileDigest,
-        modelFilePath: input.modelFilePath, params: spec.params, weightsDigest: trained.weightsDigest }),
+      torch.trace({
+        modelFileDigest: input.modelFileDigest,
+        modelFilePath: input.modelFilePath,
+        params: spec.params,
+        weightsDigest: trained.weightsDigest,
+        mode: spec.trace.mode,
+      }),
     );
     const verified = await stage('verify', 'trace', () =>
       torch.verify({
@@ -120,19 +130,49 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
         batchSizes: spec.trace.batch_sizes,
         atol: spec.parity.atol,
         rtol: spec.parity.rtol,
+        captures: traced.captures,
+        targetDevice: spec.trace.target_device,
       }),
     );
-    const traceGate: GateResult = { gate: 'trace', passed: verified.passed, code: verified.code, message: verified.message };
+    const traceGate: GateResult = {
+      gate: 'trace',
+      passed: verified.passed,
+      code: verified.code,
+      message: verified.message,
+      ...warned(verified.warnings),
+    };
     if (!verified.passed) reject(traceGate);
     gates.push(traceGate);
 
     const optimized = await stage('optimize', 'optimize', () =>
-      torch.optimize({ modelFileDigest: input.modelFileDigest,
-        modelFilePath: input.modelFilePath, tracedDigest: traced.tracedDigest, referencesDigest: verified.referencesDigest, atol: spec.parity.atol, rtol: spec.parity.rtol }),
+      torch.optimize({
+        modelFileDigest: input.modelFileDigest,
+        modelFilePath: input.modelFilePath,
+        tracedDigest: traced.tracedDigest,
+        referencesDigest: verified.referencesDigest,
+        atol: spec.parity.atol,
+        rtol: spec.parity.rtol,
+        method: spec.optimize.method,
+      }),
     );
     const optimizeGate: GateResult = { gate: 'optimize', passed: optimized.passed, code: optimized.code, message: optimized.message };
     if (!optimized.passed) reject(optimizeGate);
     gates.push(optimizeGate);
+
+    const fused = await stage('fusion', 'fusion', () =>
+      torch.checkFusion({
+        modelFileDigest: input.modelFileDigest,
+        modelFilePath: input.modelFilePath,
+        optimizedDigest: optimized.optimizedDigest,
+        referencesDigest: verified.referencesDigest,
+        atol: spec.parity.atol,
+        rtol: spec.parity.rtol,
+        require: spec.fusion.require,
+      }),
+    );
+    const fusionGate: GateResult = { gate: 'fusion', passed: fused.passed, code: fused.code, message: fused.message };
+    if (!fused.passed) reject(fusionGate);
+    gates.push(fusionGate);
 
     const stored = await stage('store', 'promotion', () =>
       control.storeArtifact({
@@ -148,16 +188,40 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
           modelFile: input.modelFileDigest,
           irBefore: optimized.irBeforeDigest,
           irAfter: optimized.irAfterDigest,
+          fusedGraph: fused.graphDigest,
+          ...(optimized.irForInferenceDigest ? { irForInference: optimized.irForInferenceDigest } : {}),
         },
         reports: {
           training: { losses: trained.losses, epochs: trained.epochsCompleted, rows: trained.rows },
-          trace: { nodes: traced.nodes, node_total: traced.nodeTotal, example_shapes: traced.exampleShapes, warnings: traced.warnings, cases: verified.cases, train_mode_ops: verified.trainModeOps },
+          trace: {
+            mode: traced.mode,
+            nodes: traced.nodes,
+            node_total: traced.nodeTotal,
+            example_shapes: traced.exampleShapes,
+            warnings: traced.warnings,
+            captures: traced.captures,
+            cases: verified.cases,
+            train_mode_ops: verified.trainModeOps,
+            devices: verified.devices,
+            nondeterministic_nodes: verified.nondeterministicNodes,
+            gate_warnings: verified.warnings,
+          },
           optimize: {
+            method: spec.optimize.method,
             nodes_before: optimized.nodesBefore,
             nodes_after: optimized.nodesAfter,
             node_total_before: optimized.nodeTotalBefore,
             node_total_after: optimized.nodeTotalAfter,
+            nodes_for_inference: optimized.nodesForInference,
             max_abs_error: optimized.maxAbsError,
+          },
+          fusion: {
+            require: spec.fusion.require,
+            groups: fused.groups,
+            unfused_pointwise: fused.unfusedPointwise,
+            flags: fused.flags,
+            torch_version: fused.torchVersion,
+            max_abs_error: fused.maxAbsError,
           },
         },
       }),

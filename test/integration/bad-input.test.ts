@@ -17,7 +17,11 @@ describe('bad input', () => {
   it('a spec that fails the schema exits 2 naming each field, what was expected and what came, and starts nothing', async () => {
     const home = tempDir();
     const dir = tempDir();
-    const spec = writeSpec(dir, { ...quickSeedSpec('Bad Name'), train: { lr: -1, optimizer: 'rmsprop' }, extra: 1 }, join(seedDir, 'model.py'));
+    const spec = writeSpec(
+      dir,
+      { ...quickSeedSpec('Bad Name'), train: { lr: -1, optimizer: 'rmsprop' }, extra: 1 },
+      join(seedDir, 'model.py'),
+    );
     const run = await runTtd(['run', spec, '--json'], testEnv(home, address()));
     expect(run.code).toBe(2);
     const out = JSON.parse(run.stdout);
@@ -68,13 +72,24 @@ describe('bad input', () => {
 
   it('a loss that becomes infinite stops training at once: rejected at training with the epoch and step, nothing registered', async () => {
     const home = tempDir();
-    const spec = writeSpec(tempDir(), quickSeedSpec('nan-loss', { train: { epochs: 5, batch_size: 4 } }), join(fixtureModels, 'nan-loss.py'));
+    const spec = writeSpec(
+      tempDir(),
+      quickSeedSpec('nan-loss', { train: { epochs: 5, batch_size: 4 } }),
+      join(fixtureModels, 'nan-loss.py'),
+    );
     const env = testEnv(home, address());
     const run = await runTtd(['run', spec, '--json'], env);
     expect(run.code, run.stderr).toBe(1);
     const result: RunResult = JSON.parse(run.stdout);
     expect(result.status).toBe('rejected');
-    expect(result.gates).toEqual([{ gate: 'training', passed: false, code: 'non_finite_loss', message: expect.stringMatching(/loss became (nan|inf) at epoch 1, step \d+/) }]);
+    expect(result.gates).toEqual([
+      {
+        gate: 'training',
+        passed: false,
+        code: 'non_finite_loss',
+        message: expect.stringMatching(/loss became (nan|inf) at epoch 1, step \d+/),
+      },
+    ]);
     expect(result.version).toBeNull();
     expect(Object.keys(result.timings)).toEqual(['train']);
     expect(await registeredModels(env)).toEqual([]);
@@ -92,7 +107,10 @@ describe('bad input', () => {
   });
 
   it('a python without torch is named as such', async () => {
-    const run = await runTtd(['run', join(seedDir, 'pipeline.yaml')], { ...testEnv(tempDir(), address()), TTD_PYTHON: join(__dirname, '..', '..', '.venv', 'bin', 'python') });
+    const run = await runTtd(['run', join(seedDir, 'pipeline.yaml')], {
+      ...testEnv(tempDir(), address()),
+      TTD_PYTHON: join(__dirname, '..', '..', '.venv', 'bin', 'python'),
+    });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('has no torch module');
     expect(run.stderr).toContain('[torch_missing]');

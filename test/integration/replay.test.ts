@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const dir = join(__dirname, '..', 'fixtures', 'histories');
-const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 describe('workflow replay', () => {
   it('has recorded histories of a promoted, a rejected and a failed run', () => {
@@ -18,7 +20,9 @@ describe('workflow replay', () => {
   it.each(files)('the pipeline workflow replays %s deterministically', async (file) => {
     // runReplayHistory converts the JSON itself (the SDK's own protobuf instance).
     const history: unknown = JSON.parse(readFileSync(join(dir, file), 'utf8'));
-    await expect(Worker.runReplayHistory({ workflowsPath: join(__dirname, '..', '..', 'workflows', 'index.ts') }, history, file)).resolves.toBeUndefined();
+    await expect(
+      Worker.runReplayHistory({ workflowsPath: join(__dirname, '..', '..', 'workflows', 'index.ts') }, history, file),
+    ).resolves.toBeUndefined();
   });
 });
 

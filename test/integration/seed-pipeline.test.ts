@@ -73,8 +73,19 @@ describe('the seed pipeline', () => {
     expect(view.reports.training.losses[9]).toBeLessThan(view.reports.training.losses[0]);
     expect(view.reports.optimize.node_total_after).toBeLessThan(view.reports.optimize.node_total_before);
     expect(view.reports.optimize.nodes_after['aten::dropout']).toBeUndefined();
-    const runtimes = view.reports.parity.runtimes as { runtime: string; passed: boolean; max_abs_error: number; flags: { fuser: boolean }; torch_version: string }[];
-    expect(runtimes.map((r) => `${r.runtime}/${r.flags.fuser}`)).toEqual(['python/false', 'python/true', 'libtorch/false', 'libtorch/true']);
+    const runtimes = view.reports.parity.runtimes as {
+      runtime: string;
+      passed: boolean;
+      max_abs_error: number;
+      flags: { fuser: boolean };
+      torch_version: string;
+    }[];
+    expect(runtimes.map((r) => `${r.runtime}/${r.flags.fuser}`)).toEqual([
+      'python/false',
+      'python/true',
+      'libtorch/false',
+      'libtorch/true',
+    ]);
     for (const r of runtimes) {
       expect(r.passed).toBe(true);
       expect(r.max_abs_error).toBeLessThanOrEqual(1e-5);

@@ -33,7 +33,9 @@ describe('safetensors', () => {
   it('rejects offsets that do not fit the shape', () => {
     const bad = build({ x: { shape: [2], values: [1, 2] } });
     const text = bad.toString('latin1').replace('"shape":[2]', '"shape":[3]');
-    expect(() => parseSafetensors(Buffer.from(text, 'latin1'), 'bad.safetensors')).toThrow("bad.safetensors: tensor 'x' has offsets [0, 8] that do not fit shape [3] of F32");
+    expect(() => parseSafetensors(Buffer.from(text, 'latin1'), 'bad.safetensors')).toThrow(
+      "bad.safetensors: tensor 'x' has offsets [0, 8] that do not fit shape [3] of F32",
+    );
   });
 });
 
@@ -47,7 +49,9 @@ describe('parity comparison', () => {
     const cmp = compareOutputs(file([1, 2]), file([1, 2.01]), 1e-5, 1e-4, 'libtorch');
     expect(cmp.passed).toBe(false);
     expect(cmp.code).toBe('tolerance_exceeded');
-    expect(cmp.message).toMatch(/^libtorch: output 'validation\/output\/0' differs by up to 1\.00\de-2 \(relative 5\.00\de-3\), allowed atol 0\.00001 \+ rtol 0\.0001·\|reference\|$/);
+    expect(cmp.message).toMatch(
+      /^libtorch: output 'validation\/output\/0' differs by up to 1\.00\de-2 \(relative 5\.00\de-3\), allowed atol 0\.00001 \+ rtol 0\.0001·\|reference\|$/,
+    );
   });
 
   it('a shape difference and a NaN are their own codes', () => {

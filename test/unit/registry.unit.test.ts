@@ -30,7 +30,15 @@ describe('registry', () => {
     const store = new FsObjectStore(tempDir());
     const outcomes = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        registerAndPromote(store, { model: 'm', digest: digest(i + 1), record: digest(500), alias: 'production', runId: `r${i}`, actor: 't', at: 'now' }),
+        registerAndPromote(store, {
+          model: 'm',
+          digest: digest(i + 1),
+          record: digest(500),
+          alias: 'production',
+          runId: `r${i}`,
+          actor: 't',
+          at: 'now',
+        }),
       ),
     );
     expect(new Set(outcomes.map((o) => o.version)).size).toBe(20);
@@ -52,12 +60,30 @@ describe('registry', () => {
 
   it('references resolve by alias, by version and to the latest, and bad ones are named', async () => {
     const store = new FsObjectStore(tempDir());
-    await registerAndPromote(store, { model: 'm', digest: digest(1), record: digest(9), alias: 'production', runId: 'r', actor: 't', at: 'now' });
-    await registerAndPromote(store, { model: 'm', digest: digest(2), record: digest(9), alias: 'staging', runId: 'r', actor: 't', at: 'now' });
+    await registerAndPromote(store, {
+      model: 'm',
+      digest: digest(1),
+      record: digest(9),
+      alias: 'production',
+      runId: 'r',
+      actor: 't',
+      at: 'now',
+    });
+    await registerAndPromote(store, {
+      model: 'm',
+      digest: digest(2),
+      record: digest(9),
+      alias: 'staging',
+      runId: 'r',
+      actor: 't',
+      at: 'now',
+    });
     expect((await resolveRef(store, parseRef('m@production'))).version.version).toBe(1);
     expect((await resolveRef(store, parseRef('m:2'))).version.digest).toBe(digest(2));
     expect((await resolveRef(store, parseRef('m'))).version.version).toBe(2);
-    await expect(resolveRef(store, parseRef('m@canary'))).rejects.toThrow("model 'm' has no alias 'canary' (aliases: 'production', 'staging')");
+    await expect(resolveRef(store, parseRef('m@canary'))).rejects.toThrow(
+      "model 'm' has no alias 'canary' (aliases: 'production', 'staging')",
+    );
     await expect(resolveRef(store, parseRef('m:7'))).rejects.toThrow("model 'm' has no version 7 (versions 1..2)");
     expect(() => parseRef('../etc@x')).toThrow('model name "../etc" is invalid');
     expect(() => parseRef('m@a/b')).toThrow('alias name "a/b" is invalid');
@@ -112,7 +138,10 @@ describe('audit chain', () => {
     const rec = JSON.parse(readFileSync(path(2), 'utf8'));
     rec.actor = 'mallory';
     writeFileSync(path(2), JSON.stringify(rec));
-    expect(await verifyChain(store, 'm')).toEqual({ key: auditKey('m', 2), reason: 'edited: its content does not hash to its recorded hash' });
+    expect(await verifyChain(store, 'm')).toEqual({
+      key: auditKey('m', 2),
+      reason: 'edited: its content does not hash to its recorded hash',
+    });
   });
 
   it('a deleted record is named as the gap', async () => {

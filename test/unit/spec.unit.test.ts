@@ -12,7 +12,9 @@ describe('spec', () => {
       model: './model.py',
       params: {},
       train: { epochs: 10, batch_size: 32, optimizer: 'adam', lr: 0.001, loss: 'mse', seed: 0 },
-      trace: { batch_sizes: [1, 7] },
+      trace: { batch_sizes: [1, 7], mode: 'trace', target_device: 'cpu' },
+      optimize: { method: 'freeze' },
+      fusion: { require: 'none' },
       parity: { runtimes: ['python', 'libtorch'], atol: 1e-5, rtol: 1e-4 },
       promote: { alias: 'production' },
     });
