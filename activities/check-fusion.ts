@@ -1,4 +1,5 @@
 // The fusion stage: runs the optimized graph under the TensorExpr fuser and reports what fused and what did not.
+import { basename } from 'node:path';
 import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the fusion stage. */
@@ -36,8 +37,10 @@ export interface FusionOutput {
 export function fusionActivity(deps: TorchDeps) {
   return async function checkFusion(input: FusionInput): Promise<FusionOutput> {
     return withWorkDir(async (dir) => {
+      // The scratch copy keeps the user's file name, so messages that quote file:line read as theirs.
+      const modelFile = basename(input.modelFilePath);
       const files = await materialize(deps.store, dir, {
-        'model.py': input.modelFileDigest,
+        [modelFile]: input.modelFileDigest,
         'optimized.pt': input.optimizedDigest,
         'references.safetensors': input.referencesDigest,
       });
@@ -45,7 +48,7 @@ export function fusionActivity(deps: TorchDeps) {
         deps,
         'fusion',
         {
-          model_path: files['model.py'],
+          model_path: files[modelFile],
           optimized_path: files['optimized.pt'],
           references_path: files['references.safetensors'],
           atol: input.atol,
@@ -53,7 +56,7 @@ export function fusionActivity(deps: TorchDeps) {
           require: input.require,
           out_dir: dir,
         },
-        { [files['model.py']]: input.modelFilePath },
+        { [files[modelFile]]: input.modelFilePath },
       );
       const stored = await storeFiles(deps.store, { graph: String(r.graph_path) });
       return {

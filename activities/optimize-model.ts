@@ -1,4 +1,5 @@
 // The optimize stage: torch.jit.freeze, node counts and IR before and after, and a check that nothing changed.
+import { basename } from 'node:path';
 import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the optimize stage. */
@@ -35,8 +36,10 @@ export interface OptimizeOutput {
 export function optimizeActivity(deps: TorchDeps) {
   return async function optimize(input: OptimizeInput): Promise<OptimizeOutput> {
     return withWorkDir(async (dir) => {
+      // The scratch copy keeps the user's file name, so messages that quote file:line read as theirs.
+      const modelFile = basename(input.modelFilePath);
       const files = await materialize(deps.store, dir, {
-        'model.py': input.modelFileDigest,
+        [modelFile]: input.modelFileDigest,
         'traced.pt': input.tracedDigest,
         'references.safetensors': input.referencesDigest,
       });
@@ -45,7 +48,7 @@ export function optimizeActivity(deps: TorchDeps) {
         deps,
         'optimize',
         {
-          model_path: files['model.py'],
+          model_path: files[modelFile],
           traced_path: files['traced.pt'],
           references_path: files['references.safetensors'],
           atol: input.atol,
@@ -53,7 +56,7 @@ export function optimizeActivity(deps: TorchDeps) {
           method: input.method,
           out_dir: dir,
         },
-        { [files['model.py']]: input.modelFilePath },
+        { [files[modelFile]]: input.modelFilePath },
       );
       const stored = await storeFiles(deps.store, {
         optimized: String(r.optimized_path),

@@ -1,4 +1,5 @@
 // The trace stage: eval mode, torch.jit.trace on the example inputs, the archive stored by digest.
+import { basename } from 'node:path';
 import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the trace stage. */
@@ -36,21 +37,23 @@ const MAX_WARNINGS = 20;
 export function traceActivity(deps: TorchDeps) {
   return async function trace(input: TraceInput): Promise<TraceOutput> {
     return withWorkDir(async (dir) => {
-      const files = await materialize(deps.store, dir, { 'model.py': input.modelFileDigest, 'weights.pt': input.weightsDigest });
+      // The scratch copy keeps the user's file name, so messages that quote file:line read as theirs.
+      const modelFile = basename(input.modelFilePath);
+      const files = await materialize(deps.store, dir, { [modelFile]: input.modelFileDigest, 'weights.pt': input.weightsDigest });
       const result = await torchOp(
         deps,
         'trace',
         {
-          model_path: files['model.py'],
+          model_path: files[modelFile],
           params: input.params,
           weights_path: files['weights.pt'],
           mode: input.mode,
           out_dir: dir,
         },
-        { [files['model.py']]: input.modelFilePath },
+        { [files[modelFile]]: input.modelFilePath },
       );
       const stored = await storeFiles(deps.store, { traced: String(result.traced_path) });
-      const shown = (path: string) => (path === files['model.py'] ? input.modelFilePath : path);
+      const shown = (path: string) => (path === files[modelFile] ? input.modelFilePath : path);
       const warnings = ((result.warnings as TraceOutput['warnings']) ?? [])
         .slice(0, MAX_WARNINGS)
         .map((w) => ({ ...w, filename: shown(w.filename), message: String(w.message).slice(0, 500) }));

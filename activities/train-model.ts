@@ -1,5 +1,6 @@
 // The train stage: runs the model file's training in the torch environment and stores the weights.
 import type { Spec } from '../lib/spec';
+import { basename } from 'node:path';
 import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the train stage: the model file by digest and the spec's params and train section. */
@@ -20,13 +21,15 @@ export type TrainOutput =
 export function trainActivity(deps: TorchDeps) {
   return async function train(input: TrainInput): Promise<TrainOutput> {
     return withWorkDir(async (dir) => {
-      const files = await materialize(deps.store, dir, { 'model.py': input.modelFileDigest });
+      // The scratch copy keeps the user's file name, so messages that quote file:line read as theirs.
+      const modelFile = basename(input.modelFilePath);
+      const files = await materialize(deps.store, dir, { [modelFile]: input.modelFileDigest });
       const result = await torchOp(
         deps,
         'train',
-        { model_path: files['model.py'], params: input.params, train: input.train, out_dir: dir },
+        { model_path: files[modelFile], params: input.params, train: input.train, out_dir: dir },
         {
-          [files['model.py']]: input.modelFilePath,
+          [files[modelFile]]: input.modelFilePath,
         },
       );
       if (result.status === 'rejected') {

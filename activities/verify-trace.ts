@@ -1,5 +1,6 @@
 // The verify stage: traced and eager agree on the reference cases; records the references as safetensors.
 import type { Capture } from './trace-model';
+import { basename } from 'node:path';
 import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the verify stage. */
@@ -43,8 +44,10 @@ export interface VerifyOutput {
 export function verifyActivity(deps: TorchDeps) {
   return async function verify(input: VerifyInput): Promise<VerifyOutput> {
     return withWorkDir(async (dir) => {
+      // The scratch copy keeps the user's file name, so messages that quote file:line read as theirs.
+      const modelFile = basename(input.modelFilePath);
       const files = await materialize(deps.store, dir, {
-        'model.py': input.modelFileDigest,
+        [modelFile]: input.modelFileDigest,
         'weights.pt': input.weightsDigest,
         'traced.pt': input.tracedDigest,
       });
@@ -52,7 +55,7 @@ export function verifyActivity(deps: TorchDeps) {
         deps,
         'verify',
         {
-          model_path: files['model.py'],
+          model_path: files[modelFile],
           params: input.params,
           weights_path: files['weights.pt'],
           traced_path: files['traced.pt'],
@@ -60,21 +63,21 @@ export function verifyActivity(deps: TorchDeps) {
           atol: input.atol,
           rtol: input.rtol,
           // The user's path: the torch side matches captures against the model file it was given.
-          captures: input.captures.map((c) => ({ ...c, filename: c.filename === input.modelFilePath ? files['model.py'] : c.filename })),
+          captures: input.captures.map((c) => ({ ...c, filename: c.filename === input.modelFilePath ? files[modelFile] : c.filename })),
           target_device: input.targetDevice,
           out_dir: dir,
         },
-        { [files['model.py']]: input.modelFilePath },
+        { [files[modelFile]]: input.modelFilePath },
       );
       const stored = await storeFiles(deps.store, { references: String(result.references_path) });
       return {
         passed: Boolean(result.passed),
         code: (result.code as string | null) ?? null,
-        message: String(result.message).split(files['model.py']).join(input.modelFilePath),
+        message: String(result.message).split(files[modelFile]).join(input.modelFilePath),
         cases: result.cases as CaseReport[],
         trainModeOps: (result.train_mode_ops as string[]) ?? [],
         referencesDigest: stored.references,
-        warnings: ((result.warnings as string[]) ?? []).map((w) => w.split(files['model.py']).join(input.modelFilePath)),
+        warnings: ((result.warnings as string[]) ?? []).map((w) => w.split(files[modelFile]).join(input.modelFilePath)),
         devices: (result.devices as string[]) ?? [],
         nondeterministicNodes: (result.nondeterministic_nodes as string[]) ?? [],
       };

@@ -23,6 +23,22 @@ export function table(rows: string[][], indent = '  '): string {
   return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
 }
 
+/** The gates as a table, then every warning, then the full message of a failed gate (it says what to change). */
+export function gateLines(gates: { gate: string; passed: boolean; code: string | null; message: string; warnings?: string[] }[]): string[] {
+  const out = [table(gates.map((g) => [g.gate, g.passed ? 'passed' : 'FAILED', g.code ?? '', clip(g.message.split('\n')[0], 110)]))];
+  for (const g of gates) for (const w of g.warnings ?? []) out.push(`  warning (${g.gate}): ${w}`);
+  for (const g of gates.filter((x) => !x.passed)) {
+    out.push(`${g.gate} gate: ${g.code}`);
+    out.push(...g.message.split('\n').map((line) => `  ${line}`));
+  }
+  return out;
+}
+
+/** Shortens a line for a table cell; the full text is printed elsewhere. */
+export function clip(line: string, width: number): string {
+  return line.length > width ? `${line.slice(0, width - 1)}…` : line;
+}
+
 /** Formats an error number compactly. */
 export function sci(n: number | null | undefined): string {
   return n === null || n === undefined || Number.isNaN(n) ? '—' : n === 0 ? '0' : n.toExponential(2);

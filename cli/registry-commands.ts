@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { loadConfig, openStore } from '../lib/config';
 import { listModels, parseRef, readModel, resolveRef } from '../lib/registry';
 import { getBlobToFile, getJsonBlob } from '../lib/store';
-import { failWith, printJson, sci, table } from './output';
+import { failWith, gateLines, printJson, sci, table } from './output';
 
 interface VersionRecord {
   manifest: string;
@@ -18,6 +18,22 @@ interface Manifest {
   files: Record<string, string>;
   specDigest: string;
   reports: Record<string, unknown>;
+}
+
+interface FusionReport {
+  require: string;
+  groups: { kind: string; ops: string[] }[];
+  unfused_pointwise: string[];
+  torch_version: string;
+}
+
+function fusionLines(fusion: FusionReport | undefined): string[] {
+  if (!fusion) return [];
+  return [
+    `fusion (require ${fusion.require}, torch ${fusion.torch_version})`,
+    ...(fusion.groups.length ? fusion.groups.map((g) => `  ${g.kind}: ${g.ops.join(', ')}`) : ['  no fusion groups']),
+    ...(fusion.unfused_pointwise.length ? [`  unfused pointwise: ${fusion.unfused_pointwise.join(', ')}`] : []),
+  ];
 }
 
 /** `ttd show REF [--json]`: one version with its aliases, files and stage reports. */
@@ -55,7 +71,8 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       `  digest   ${version.digest}`,
       `  created  ${version.createdAt} by ${record.actor} (${record.trigger}${record.commit ? ` ${record.commit}` : ''}), run ${version.runId}`,
       'gates',
-      table(record.gates.map((g) => [g.gate, g.passed ? 'passed' : 'FAILED', g.message.split('\n')[0]])),
+      ...gateLines(record.gates),
+      ...fusionLines(manifest.reports.fusion as FusionReport | undefined),
       `parity (atol ${record.parity.atol}, rtol ${record.parity.rtol})`,
       table([
         ['runtime', 'fuser', 'max abs err', 'torch', 'result'],

@@ -10,7 +10,7 @@ import { exitCodeFor, type RunResult } from '../lib/results';
 import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
 import { ensureServer } from '../workers/dev-server';
 import type { PipelineInput, PipelineProgress } from '../workflows/pipeline';
-import { failWith, paint, printJson, sci, table } from './output';
+import { failWith, gateLines, paint, printJson, sci, table } from './output';
 import { preflight } from './preflight';
 import { connectTemporal } from './temporal';
 
@@ -134,7 +134,7 @@ function printResult(result: RunResult, parity: { atol: number; rtol: number }):
   if (result.digest) out.push(`  digest  ${result.digest}`);
   out.push(`  run     ${result.runId}`);
   out.push('gates');
-  out.push(table(result.gates.map((g) => [g.gate, g.passed ? 'passed' : 'FAILED', g.code ?? '', g.message.split('\n')[0]])));
+  out.push(...gateLines(result.gates));
   if (result.parity?.length) {
     out.push(`parity (atol ${parity.atol}, rtol ${parity.rtol})`);
     out.push(

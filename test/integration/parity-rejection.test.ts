@@ -26,9 +26,10 @@ describe('parity', () => {
       ['training', true],
       ['trace', true],
       ['optimize', true],
+      ['fusion', true],
       ['parity', false],
     ]);
-    const parity = result.gates[3];
+    const parity = result.gates[4];
     expect(parity.code).toBe('runtime_load_failed');
     expect(parity.message).toContain('python could not load or run the artifact');
     expect(parity.message).toContain('ttdfixture::scale');

@@ -35,10 +35,11 @@ describe('the seed pipeline', () => {
       ['training', true, null],
       ['trace', true, null],
       ['optimize', true, null],
+      ['fusion', true, null],
       ['parity', true, null],
       ['promotion', true, null],
     ]);
-    expect(Object.keys(result.timings)).toEqual(['train', 'trace', 'verify', 'optimize', 'store', 'parity', 'promote']);
+    expect(Object.keys(result.timings)).toEqual(['train', 'trace', 'verify', 'optimize', 'fusion', 'store', 'parity', 'promote']);
   });
 
   it('shows epoch losses on stderr while training', () => {
@@ -72,7 +73,10 @@ describe('the seed pipeline', () => {
     expect(view.reports.training.losses).toHaveLength(10);
     expect(view.reports.training.losses[9]).toBeLessThan(view.reports.training.losses[0]);
     expect(view.reports.optimize.node_total_after).toBeLessThan(view.reports.optimize.node_total_before);
-    expect(view.reports.optimize.nodes_after['aten::dropout']).toBeUndefined();
+    expect(view.reports.optimize.nodes_before['aten::dropout']).toBe(2); // traced in eval mode: dropout is an identity…
+    expect(view.reports.optimize.nodes_after['aten::dropout']).toBeUndefined(); // …that freeze removes
+    // Each relu sits between two linears, so there is no pointwise chain to fuse on this model.
+    expect(view.reports.fusion).toMatchObject({ require: 'none', groups: [], unfused_pointwise: ['aten::relu', 'aten::relu'] });
     const runtimes = view.reports.parity.runtimes as {
       runtime: string;
       passed: boolean;

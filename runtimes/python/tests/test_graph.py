@@ -54,6 +54,8 @@ class ConstantFoldingTest(unittest.TestCase):
         self.assertIn(20, values)
         self.assertNotIn(45, values)
         self.assertEqual(graph.count_nodes(g).get("aten::add"), 1)
+        add = next(n for n in g.nodes() if n.kind() == "aten::add")
+        self.assertEqual(list(add.inputs())[1].toIValue(), 20)  # a + b + c with 7, 11, 2: one constant 20
         self.assertTrue(torch.equal(traced(torch.tensor([1.0])), torch.tensor([21.0])))
 
 

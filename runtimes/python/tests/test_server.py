@@ -14,6 +14,8 @@ from ttd_torch import safetensors
 from .helpers import FIXTURES, PYTHON, RUNNER, SEED_MODEL, responses, serve
 
 TOL = {"atol": 1e-5, "rtol": 1e-4}
+PROBES = ["probe_neg", "probe_scale10", "probe_scale01", "probe_zeros", "probe_shuffle"]
+CASES = ["validation", "example", "batch_1", "batch_7"] + PROBES
 TRAIN = {"epochs": 1, "batch_size": 8, "optimizer": "adam", "lr": 0.001, "loss": "mse", "seed": 0}
 
 
@@ -88,15 +90,18 @@ class SeedPipelineTest(unittest.TestCase):
         self.assertEqual(result["nodes"]["aten::linear"], 3)
         self.assertEqual(result["node_total"], sum(result["nodes"].values()))
         self.assertEqual(result["warnings"], [])
+        self.assertEqual((result["mode"], result["captures"]), ("trace", []))
 
     def test_verify(self) -> None:
         result = self.result("verify")
         self.assertTrue(result["passed"], result)
         self.assertIsNone(result["code"])
-        self.assertEqual([c["name"] for c in result["cases"]], ["validation", "example", "batch_1", "batch_7"])
+        self.assertEqual([c["name"] for c in result["cases"]], CASES)
         self.assertEqual(result["train_mode_ops"], [])
+        self.assertEqual((result["warnings"], result["devices"], result["nondeterministic_nodes"]), ([], [], []))
         tensors, metadata = safetensors.load(result["references_path"])
-        self.assertEqual(metadata, {"format": "ttd-references/1", "cases": "validation,example,batch_1,batch_7"})
+        self.assertEqual(metadata, {"format": "ttd-references/1", "cases": ",".join(CASES)})
+        self.assertTrue(torch.equal(tensors["probe_neg/input/0"], -tensors["validation/input/0"]))
         self.assertEqual(list(tensors["validation/input/0"].shape), [200, 3])
         self.assertEqual(list(tensors["batch_7/output/0"].shape), [7, 1])
 
@@ -108,6 +113,8 @@ class SeedPipelineTest(unittest.TestCase):
         self.assertLess(result["node_total_after"], result["node_total_before"])
         with open(result["ir_after_path"]) as src:
             self.assertIn("aten::linear", src.read())
+        self.assertEqual((result["method"], result["nodes_for_inference"], result["ir_for_inference_path"]),
+                         ("freeze", None, None))
 
     def test_parity_runner_matches_references(self) -> None:
         refs = os.path.join(self.out, "references.safetensors")
@@ -118,12 +125,12 @@ class SeedPipelineTest(unittest.TestCase):
                 self.assertEqual(proc.returncode, 0, proc.stderr)
                 line = json.loads(proc.stdout)
                 self.assertEqual(line["runtime"], "python")
-                self.assertEqual(line["cases"], 4)
+                self.assertEqual(line["cases"], len(CASES))
                 self.assertEqual(line["flags"], {"fuser": bool(flags)})
                 expected, _ = safetensors.load(refs)
                 got, metadata = safetensors.load(outputs)
                 self.assertEqual(metadata["format"], "ttd-outputs/1")
-                self.assertEqual(metadata["cases"], "validation,example,batch_1,batch_7")
+                self.assertEqual(metadata["cases"], ",".join(CASES))
                 for name, tensor in got.items():
                     self.assertTrue(torch.allclose(tensor, expected[name], atol=1e-5, rtol=0), name)
                 self.assertEqual(sorted(got), sorted(k for k in expected if "/output/" in k))
@@ -192,8 +199,11 @@ class ModelErrorTest(unittest.TestCase):
 
     def test_bad_requests(self) -> None:
         messages, _, rc = serve([{"id": "x", "op": "nope", "args": {}},
-                                 {"id": "y", "op": "train", "args": {"model_path": "relative.py"}}])
+                                 {"id": "y", "op": "train", "args": {"model_path": "relative.py"}},
+                                 {"id": "z", "op": "fusion", "args": {"atol": 0, "rtol": 0}}])
         by_id = responses(messages)
+        self.assertEqual(by_id["z"]["error"]["code"], "bad_request")
+        self.assertIn("optimized_path", by_id["z"]["error"]["message"])
         self.assertEqual(by_id["x"]["error"]["code"], "bad_request")
         self.assertEqual(by_id["y"]["error"]["code"], "bad_request")
         self.assertIn("model_path", by_id["y"]["error"]["message"])

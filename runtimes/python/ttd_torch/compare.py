@@ -26,10 +26,10 @@ def compare(actual: List[torch.Tensor], expected: List[torch.Tensor], atol: floa
         # Equal values (infinities and NaN at the same place included) count as zero error.
         same = (a64 == b64) | (torch.isnan(a64) & torch.isnan(b64))
         diff = torch.where(same, torch.zeros_like(a64), (a64 - b64).abs())
-        diff = torch.nan_to_num(diff, nan=float("inf"))
+        diff = torch.nan_to_num(diff, nan=float("inf"), posinf=float("inf"))
         rel = diff / b64.abs().clamp_min(TINY)
         max_abs = max(max_abs, float(diff.max()))
-        max_rel = max(max_rel, float(torch.nan_to_num(rel, nan=float("inf")).max()))
+        max_rel = max(max_rel, float(torch.nan_to_num(rel, nan=float("inf"), posinf=float("inf")).max()))
         # Like torch.isclose: a non-finite value only matches an identical one.
         close = same | (torch.isfinite(a64) & torch.isfinite(b64) & (diff <= atol + rtol * b64.abs()))
         passed = passed and bool(close.all())

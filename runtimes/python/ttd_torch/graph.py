@@ -64,3 +64,36 @@ def train_mode_ops(graph: torch._C.Graph) -> List[str]:
         if node.kind() not in found:
             found.append(node.kind())
     return found
+
+
+def device_constants(graph: torch._C.Graph) -> List[Dict[str, object]]:
+    """Devices baked into a graph: Device-typed constants and aten::device("...") calls, with their users."""
+    found: List[Dict[str, object]] = []
+    for node in walk(graph):
+        device = None
+        if node.kind() == "prim::Constant" and node.output().type().kind() == "DeviceObjType":
+            device = constant_value(node.output())
+        elif node.kind() == "aten::device":
+            inputs = list(node.inputs())
+            value = constant_value(inputs[0]) if inputs else None
+            device = value if isinstance(value, str) else None
+        if device is None:
+            continue
+        users = sorted({use.user.kind() for use in node.output().uses()})
+        found.append({"device": str(device), "users": users})
+    return found
+
+
+def nondeterministic_nodes(graph: torch._C.Graph) -> List[str]:
+    """Node kinds (once each, in graph order) that TorchScript marks nondeterministic, where the API exists."""
+    found: List[str] = []
+    for node in walk(graph):
+        check = getattr(node, "isNondeterministic", None)
+        if check is None:
+            return []  # this torch build does not expose the check
+        try:
+            if check() and node.kind() not in found:
+                found.append(node.kind())
+        except RuntimeError:
+            continue
+    return found

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
 from . import compare, data, graph, safetensors, user_model
+
+METHODS = ("freeze", "optimize_for_inference")
 
 
 def read_cases(path: str) -> List[Tuple[str, data.Inputs]]:
@@ -34,6 +36,33 @@ def write_text(path: str, text: str) -> None:
         out.write(text)
 
 
+def compare_cases(candidate: torch.jit.ScriptModule, traced: torch.jit.ScriptModule, cases: List[Tuple[str, data.Inputs]],
+                  atol: float, rtol: float, what: str) -> Tuple[float, Optional[str]]:
+    """(max abs error, first failure in words or None) of candidate against traced on every case."""
+    max_abs = 0.0
+    failure = None
+    for name, inputs in cases:
+        try:
+            result = compare.compare(run(candidate, inputs, what), run(traced, inputs, "the traced module"), atol, rtol)
+        except Exception as exc:  # a failing optimized graph is a finding of this stage
+            result = compare.mismatch(f"raised {type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
+        if result["max_abs_error"] is not None:
+            max_abs = max(max_abs, result["max_abs_error"])
+        if not result["passed"] and failure is None:
+            failure = (f"{what}, case {name}: {result['error']}" if result["error"] else
+                       f"{what}, case {name}: max abs error {result['max_abs_error']:g}; "
+                       f"allowed {compare.allowed(atol, rtol)}")
+    return max_abs, failure
+
+
+def for_inference(frozen_path: str, out_dir: str) -> Tuple[torch.jit.ScriptModule, str]:
+    """torch.jit.optimize_for_inference of a fresh load of the frozen module, in memory only (never saved)."""
+    module = torch.jit.optimize_for_inference(torch.jit.load(frozen_path, map_location="cpu").eval())
+    path = os.path.join(out_dir, "ir-for-inference.txt")
+    write_text(path, str(module.inlined_graph))
+    return module, path
+
+
 def optimize(args: Dict[str, Any]) -> Dict[str, Any]:
     """Freeze traced.pt into optimized.pt, dump the IR before/after, and compare on the references."""
     if args.get("model_path"):
@@ -41,33 +70,39 @@ def optimize(args: Dict[str, Any]) -> Dict[str, Any]:
         user_model.load(args["model_path"])
     out_dir = args["out_dir"]
     atol, rtol = args["atol"], args["rtol"]
+    method = args.get("method", "freeze")
     traced = torch.jit.load(args["traced_path"], map_location="cpu").eval()
     frozen = torch.jit.freeze(traced)
     paths = {name: os.path.join(out_dir, name) for name in ("optimized.pt", "ir-before.txt", "ir-after.txt")}
     frozen.save(paths["optimized.pt"])
     write_text(paths["ir-before.txt"], str(traced.inlined_graph))
     write_text(paths["ir-after.txt"], str(frozen.inlined_graph))
+    cases = read_cases(args["references_path"])
     # Compare the saved artifact, as deployed, not the in-memory frozen module.
     optimized = torch.jit.load(paths["optimized.pt"], map_location="cpu")
-    max_abs = 0.0
-    failure = None
-    for name, inputs in read_cases(args["references_path"]):
-        try:
-            result = compare.compare(run(optimized, inputs, "the optimized module"),
-                                     run(traced, inputs, "the traced module"), atol, rtol)
-        except Exception as exc:  # a failing optimized graph is a finding of this stage
-            result = compare.mismatch(f"raised {type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
-        if result["max_abs_error"] is not None:
-            max_abs = max(max_abs, result["max_abs_error"])
-        if not result["passed"] and failure is None:
-            failure = (f"case {name}: {result['error']}" if result["error"] else
-                       f"case {name}: max abs error {result['max_abs_error']:g}; allowed {compare.allowed(atol, rtol)}")
+    max_abs, failure = compare_cases(optimized, traced, cases, atol, rtol, "the optimized module")
+    inference_nodes: Optional[Dict[str, int]] = None
+    inference_path: Optional[str] = None
+    inference_abs: Optional[float] = None
+    if method == "optimize_for_inference":
+        inference, inference_path = for_inference(paths["optimized.pt"], out_dir)
+        inference_nodes = graph.count_nodes(inference.inlined_graph)
+        inference_abs, inference_failure = compare_cases(inference, traced, cases, atol, rtol,
+                                                         "the optimize_for_inference module")
+        failure = failure or inference_failure
     before = graph.count_nodes(traced.inlined_graph)
     after = graph.count_nodes(frozen.inlined_graph)
+    summary = (f"torch.jit.freeze: {sum(before.values())} → {sum(after.values())} nodes; "
+               f"optimized agrees with traced (max abs error {max_abs:.2e})")
+    if inference_nodes is not None:
+        summary += (f"; optimize_for_inference (in memory, not saved): {sum(inference_nodes.values())} nodes, "
+                    f"agrees with traced (max abs error {inference_abs:.2e})")
     return {"optimized_path": paths["optimized.pt"], "ir_before_path": paths["ir-before.txt"],
             "ir_after_path": paths["ir-after.txt"], "nodes_before": before, "nodes_after": after,
             "node_total_before": sum(before.values()), "node_total_after": sum(after.values()),
             "max_abs_error": compare.json_float(max_abs), "passed": failure is None,
             "code": None if failure is None else "optimized_divergence",
-            "message": failure or (f"torch.jit.freeze: {sum(before.values())} → {sum(after.values())} nodes; "
-                                   f"optimized agrees with traced (max abs error {max_abs:.2e})")}
+            "message": (f"{failure} (expected agreement with the traced module); inspect ir-after.txt"
+                        if failure else summary),
+            "method": method, "nodes_for_inference": inference_nodes, "ir_for_inference_path": inference_path,
+            "max_abs_error_for_inference": None if inference_abs is None else compare.json_float(inference_abs)}

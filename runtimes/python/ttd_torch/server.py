@@ -6,11 +6,11 @@ import json
 import os
 import platform
 import sys
-from typing import Any, Callable, Dict, TextIO
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 import torch
 
-from . import PROTOCOL_VERSION, optimize, trace, train, verify
+from . import PROTOCOL_VERSION, fusion, optimize, trace, train, verify
 from .protocol import (BadRequest, ProtocolError, Writer, require, require_int_list, require_path,
                        traceback_tail)
 
@@ -42,16 +42,50 @@ def do_train(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
     return train.train({**model_args(args), "train": require(args, "train", dict)}, emit)
 
 
+def choice(args: Dict[str, Any], key: str, options: Sequence[str]) -> str:
+    """An optional string argument from a fixed set; the first option is the default."""
+    value = require(args, key, str) if key in args else options[0]
+    if value not in options:
+        raise BadRequest(f"args.{key} = {value!r}; expected one of {list(options)}")
+    return value
+
+
+def device_arg(args: Dict[str, Any], key: str) -> str:
+    """An optional torch device string (default "cpu")."""
+    value = require(args, key, str) if key in args else "cpu"
+    try:
+        torch.device(value)
+    except RuntimeError as exc:
+        raise BadRequest(f"args.{key} = {value!r} is not a torch device ({exc}); expected e.g. \"cpu\" or \"cuda\"")
+    return value
+
+
+def captures_arg(args: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The optional captures list that trace reported, passed back by the orchestrator."""
+    items = require(args, "captures", list) if "captures" in args else []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("kind") not in ("bool", "number"):
+            raise BadRequest(f"args.captures[{i}] = {item!r}; expected an object with kind \"bool\" or \"number\"")
+    return items
+
+
+def optional_model(args: Dict[str, Any]) -> Optional[str]:
+    """The optional model_path (imported first so that custom ops the archive calls are registered)."""
+    return require_path(args, "model_path") if "model_path" in args else None
+
+
 def do_trace(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
     """Handle a trace request."""
-    return trace.trace({**model_args(args), "weights_path": require_path(args, "weights_path")})
+    return trace.trace({**model_args(args), "weights_path": require_path(args, "weights_path"),
+                        "mode": choice(args, "mode", trace.MODES)})
 
 
 def do_verify(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
     """Handle a verify request."""
     return verify.verify({**model_args(args), **tolerances(args), "weights_path": require_path(args, "weights_path"),
                           "traced_path": require_path(args, "traced_path"),
-                          "batch_sizes": require_int_list(args, "batch_sizes")})
+                          "batch_sizes": require_int_list(args, "batch_sizes"),
+                          "captures": captures_arg(args), "target_device": device_arg(args, "target_device")})
 
 
 def do_optimize(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
@@ -59,11 +93,20 @@ def do_optimize(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
     return optimize.optimize({**tolerances(args), "traced_path": require_path(args, "traced_path"),
                               "references_path": require_path(args, "references_path"),
                               "out_dir": require_path(args, "out_dir", is_dir=True),
-                              "model_path": require_path(args, "model_path") if "model_path" in args else None})
+                              "model_path": optional_model(args), "method": choice(args, "method", optimize.METHODS)})
+
+
+def do_fusion(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+    """Handle a fusion request."""
+    return fusion.fusion({**tolerances(args), "optimized_path": require_path(args, "optimized_path"),
+                          "references_path": require_path(args, "references_path"),
+                          "out_dir": require_path(args, "out_dir", is_dir=True),
+                          "model_path": optional_model(args), "require": choice(args, "require", fusion.REQUIRES)})
 
 
 OPS: Dict[str, Callable[[Dict[str, Any], Emit], Dict[str, Any]]] = {
     "hello": hello, "train": do_train, "trace": do_trace, "verify": do_verify, "optimize": do_optimize,
+    "fusion": do_fusion,
 }
 
 

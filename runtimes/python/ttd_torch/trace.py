@@ -9,11 +9,13 @@ from typing import Any, Dict, List
 
 import torch
 
-from . import data, graph, user_model
+from . import captures, data, graph, user_model
+from .protocol import ModelError
 
 TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE_ROWS = 4
+MODES = ("trace", "script")
 
 
 def load_trained(module: ModuleType, params: Dict[str, Any], weights_path: str) -> torch.nn.Module:
@@ -48,20 +50,36 @@ def warning_record(record: warnings.WarningMessage) -> Dict[str, Any]:
             "filename": record.filename, "lineno": record.lineno}
 
 
+def script(model: torch.nn.Module, model_path: str) -> torch.jit.ScriptModule:
+    """torch.jit.script of the eval-mode model; a failure is a model_error naming the reason."""
+    try:
+        return torch.jit.script(model)
+    except Exception as exc:  # the frontend raises NotSupportedError, RuntimeError and others
+        reason = " ".join(str(exc).split())[:800]
+        raise ModelError(f"the model in {model_path} cannot be scripted: {type(exc).__name__}: {reason}; "
+                         "expected TorchScript-compatible code: fix the construct named above, "
+                         "or use trace.mode: trace", user_model.user_traceback(exc)) from exc
+
+
 def trace(args: Dict[str, Any]) -> Dict[str, Any]:
-    """Trace the trained model in eval mode and save traced.pt."""
+    """Trace (or script) the trained model in eval mode and save traced.pt."""
     module = user_model.load(args["model_path"])
     params = args["params"]
+    mode = args.get("mode", "trace")
     model = load_trained(module, params, args["weights_path"])
     example = example_inputs(module, params)
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.simplefilter("always")
-        with user_model.user_code(args["model_path"], "forward() while tracing"):
-            traced = torch.jit.trace(model, example, check_trace=False)
-    reported: List[Dict[str, Any]] = [warning_record(w) for w in caught if not is_tooling_noise(w)]
+        if mode == "script":
+            traced = script(model, args["model_path"])
+        else:
+            with user_model.user_code(args["model_path"], "forward() while tracing"):
+                traced = torch.jit.trace(model, example, check_trace=False)
+    kept = [w for w in caught if not is_tooling_noise(w)]
+    reported: List[Dict[str, Any]] = [warning_record(w) for w in kept]
     traced_path = os.path.join(args["out_dir"], "traced.pt")
     traced.save(traced_path)
     nodes = graph.count_nodes(traced.inlined_graph)
     return {"traced_path": traced_path, "example_shapes": [list(t.shape) for t in example],
-            "nodes": nodes, "node_total": sum(nodes.values()), "warnings": reported}
-
+            "nodes": nodes, "node_total": sum(nodes.values()), "warnings": reported, "mode": mode,
+            "captures": captures.captures(kept, args["model_path"])}

@@ -1,4 +1,4 @@
-"""The verify stage: eager eval-mode outputs against the traced module, on reference cases."""
+"""The verify stage: eager eval-mode outputs against the traced module, on reference and probe cases."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 
-from . import compare, data, graph, safetensors, trace, user_model
+from . import compare, data, gate, graph, probes, safetensors, trace, user_model
+from .protocol import ModelError
 
 Case = Tuple[str, data.Inputs]
 REFERENCES_FORMAT = "ttd-references/1"
@@ -40,50 +41,108 @@ def run_traced(traced: torch.jit.ScriptModule, inputs: data.Inputs) -> List[torc
         return data.flatten(traced(*inputs), "the traced module")
 
 
-def verdict(cases: List[Dict[str, Any]], train_ops: List[str], atol: float, rtol: float) -> Tuple[Any, Any]:
-    """(code, message) of a verification: code None (and a summary) when everything passed."""
-    if train_ops:
-        return "train_mode_ops", (f"the traced graph keeps {', '.join(train_ops)} in training mode; "
-                                  "call model.eval() before tracing (expected no train-mode ops)")
-    failed = [c for c in cases if not c["passed"]]
-    if not failed:
-        worst = max((c["max_abs_error"] or 0.0) for c in cases) if cases else 0.0
-        return None, (f"traced and eager agree on {len(cases)} cases ({', '.join(c['name'] for c in cases)}); "
-                      f"max abs error {worst:.2e}, allowed {compare.allowed(atol, rtol)}")
-    shape = [c for c in failed if c["name"].startswith("batch_")]
-    case = (shape or failed)[0]
-    code = "shape_specialization" if shape else "control_flow_divergence"
-    if case["error"]:
-        return code, f"case {case['name']}: {case['error']}"
-    return code, (f"case {case['name']}: max abs error {case['max_abs_error']:g}, max rel error "
-                  f"{case['max_rel_error']:g}; allowed {compare.allowed(atol, rtol)}")
+def run_eager(model: torch.nn.Module, inputs: data.Inputs, model_path: str, name: str) -> List[torch.Tensor]:
+    """The eager eval-mode outputs under no_grad (user exceptions become model_error)."""
+    with torch.no_grad(), user_model.user_code(model_path, f"forward() in eval mode on case {name}"):
+        return [t.detach() for t in data.flatten(model(*inputs), f"forward() on case {name}")]
+
+
+def check(traced: torch.jit.ScriptModule, inputs: data.Inputs, expected: List[torch.Tensor],
+          atol: float, rtol: float) -> Dict[str, Any]:
+    """Compare the traced module's outputs with expected ones; a raising traced module is a mismatch."""
+    try:
+        return compare.compare(run_traced(traced, inputs), expected, atol, rtol)
+    except ModelError:
+        raise
+    except Exception as exc:  # a traced graph failing on another input is a finding, not our bug
+        return compare.mismatch(f"the traced module raised {type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
+
+
+def chunk_checks(model: torch.nn.Module, traced: torch.jit.ScriptModule, example: data.Inputs,
+                 sources: List[Case], args: Dict[str, Any]) -> Dict[str, Any]:
+    """Traced vs eager on chunks of the sources cut to the example's exact shapes (value-only divergence)."""
+    count, failed, first = 0, 0, None
+    for name, source in sources:
+        for label, chunk in probes.example_shaped(example, source):
+            try:
+                expected = run_eager(model, chunk, args["model_path"], name)
+            except ModelError:
+                continue  # eager itself rejects this input: nothing to compare
+            result = check(traced, chunk, expected, args["atol"], args["rtol"])
+            count += 1
+            if not result["passed"]:
+                failed += 1
+                if first is None:
+                    first = gate.case_words({**result, "name": f"{name} {label}, at the example's shape"},
+                                            args["atol"], args["rtol"])
+    return {"chunks": count, "failed": failed, "first_failure": first}
+
+
+def repeat_check(traced: torch.jit.ScriptModule, case: Case, atol: float, rtol: float) -> Dict[str, Any]:
+    """Run the traced module twice on one case: random ops make the two runs differ."""
+    name, inputs = case
+    try:
+        result = compare.compare(run_traced(traced, inputs), run_traced(traced, inputs), atol, rtol)
+    except Exception as exc:  # reported by the case comparison already
+        return {"case": name, "passed": True, "words": f"raised {type(exc).__name__}"}
+    words = result["error"] or f"max abs error {result['max_abs_error']:g}, allowed {compare.allowed(atol, rtol)}"
+    return {"case": name, "passed": result["passed"], "words": words}
+
+
+def eager_cases(model: torch.nn.Module, cases: List[Case], probe_list: List[Case],
+                model_path: str) -> Tuple[List[Case], List[List[torch.Tensor]], List[str]]:
+    """Eager outputs of every case; a probe the model itself rejects is skipped with a warning."""
+    kept: List[Case] = []
+    outputs: List[List[torch.Tensor]] = []
+    skipped: List[str] = []
+    for name, inputs in cases + probe_list:
+        try:
+            outs = run_eager(model, inputs, model_path, name)
+        except ModelError as exc:
+            if not name.startswith("probe_"):
+                raise
+            skipped.append(f"probe {name} skipped: the eager model raised on it ({exc.message[:300]})")
+            continue
+        kept.append((name, inputs))
+        outputs.append(outs)
+    return kept, outputs, skipped
+
+
+def unique(values: List[str]) -> List[str]:
+    """Values once each, in first-seen order."""
+    return list(dict.fromkeys(values))
 
 
 def verify(args: Dict[str, Any]) -> Dict[str, Any]:
-    """Compare eager and traced outputs on every reference case and save the references."""
+    """Compare eager and traced outputs on every reference and probe case, judge the trace, save the references."""
     module = user_model.load(args["model_path"])
     params = args["params"]
     atol, rtol = args["atol"], args["rtol"]
+    torch.manual_seed(0)  # random ops in forward() draw the same numbers on every verify run
     model = trace.load_trained(module, params, args["weights_path"])
-    cases = build_cases(module, params, args["batch_sizes"])
-    eager: List[List[torch.Tensor]] = []
-    with torch.no_grad(), user_model.user_code(args["model_path"], "forward() in eval mode"):
-        for name, inputs in cases:
-            eager.append([t.detach() for t in data.flatten(model(*inputs), f"forward() on case {name}")])
+    base = build_cases(module, params, args["batch_sizes"])
+    example = base[1][1]
+    cases, eager, skipped = eager_cases(model, base, probes.probe_cases(base[0][1]), args["model_path"])
     traced = torch.jit.load(args["traced_path"], map_location="cpu")
     results: List[Dict[str, Any]] = []
     for (name, inputs), expected in zip(cases, eager):
-        try:
-            result = compare.compare(run_traced(traced, inputs), expected, atol, rtol)
-        except Exception as exc:  # a traced graph failing on another shape is a finding, not our bug
-            result = compare.mismatch(f"the traced module raised {type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
-        results.append({"name": name, **result})
-    train_ops = graph.train_mode_ops(traced.inlined_graph)
-    code, message = verdict(results, train_ops, atol, rtol)
+        results.append({"name": name, **check(traced, inputs, expected, atol, rtol)})
+    sources = [c for c in cases if c[0] == "validation" or c[0].startswith("probe_")]
+    inlined = traced.inlined_graph
+    devices = graph.device_constants(inlined)
+    facts = gate.Facts(cases=results, atol=atol, rtol=rtol, example_shape=[list(t.shape) for t in example],
+                       chunk_checks=chunk_checks(model, traced, example, sources, args),
+                       train_ops=graph.train_mode_ops(inlined), repeat=repeat_check(traced, base[0], atol, rtol),
+                       nondeterministic_nodes=graph.nondeterministic_nodes(inlined), devices=devices,
+                       target_device=args.get("target_device", "cpu"), captures=args.get("captures", []))
+    code, message, warnings = gate.verdict(facts)
     references_path = os.path.join(args["out_dir"], "references.safetensors")
     save_references(references_path, cases, eager)
     for r in results:
         r["max_abs_error"] = compare.json_float(r["max_abs_error"])
         r["max_rel_error"] = compare.json_float(r["max_rel_error"])
     return {"passed": code is None, "code": code, "message": message, "cases": results,
-            "train_mode_ops": train_ops, "references_path": references_path}
+            "train_mode_ops": facts.train_ops, "references_path": references_path,
+            "warnings": skipped + warnings, "devices": unique([str(d["device"]) for d in devices]),
+            "nondeterministic_nodes": facts.nondeterministic_nodes,
+            "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]}}

@@ -1,0 +1,206 @@
+"""The fusion stage: run the optimized archive under the TensorExpr fuser and report what really fused."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import torch
+
+from . import compare, data, graph, optimize, user_model
+
+REQUIRES = ("none", "any", "pointwise-chains")
+WARMUP_CALLS = 3  # the profiling executor fuses from call num_profiled_runs + 1; three calls are enough
+GROUP_KINDS = ("prim::TensorExprGroup", "prim::FusionGroup", "prim::CudaFusionGroup")
+
+# The pointwise (elementwise) aten ops: the only place this list lives. In-place variants end in "_".
+POINTWISE = frozenset(f"aten::{name}{suffix}" for suffix in ("", "_") for name in (
+    "abs", "acos", "add", "addcdiv", "addcmul", "asin", "atan", "atan2", "bitwise_and", "bitwise_not",
+    "bitwise_or", "bitwise_xor", "ceil", "clamp", "clamp_max", "clamp_min", "cos", "cosh", "div", "elu", "eq",
+    "erf", "erfc", "exp", "expm1", "floor", "fmod", "frac", "ge", "gelu", "gt", "hardshrink", "hardsigmoid",
+    "hardswish", "hardtanh", "le", "leaky_relu", "lerp", "lgamma", "log", "log10", "log1p", "log2", "logical_and",
+    "logical_not", "logical_or", "logical_xor", "lt", "masked_fill", "maximum", "minimum", "mish", "mul", "ne",
+    "neg", "pow", "reciprocal", "relu", "relu6", "remainder", "round", "rsqrt", "rsub", "selu", "sigmoid", "sign",
+    "silu", "sin", "sinh", "softplus", "sqrt", "square", "sub", "tan", "tanh", "threshold", "trunc", "type_as",
+    "where"))
+
+# (flag name, getter, setter) of the process-wide fuser settings; a getter of None reads by set-and-restore.
+FLAGS: Tuple[Tuple[str, Optional[str], str], ...] = (
+    ("texpr_fuser_enabled", "_jit_texpr_fuser_enabled", "_jit_set_texpr_fuser_enabled"),
+    ("can_fuse_on_cpu", "_jit_can_fuse_on_cpu", "_jit_override_can_fuse_on_cpu"),
+    ("te_must_use_llvm_cpu", "_jit_get_te_must_use_llvm_cpu", "_jit_set_te_must_use_llvm_cpu"),
+    ("profiling_executor", None, "_jit_set_profiling_executor"),
+    ("profiling_mode", None, "_jit_set_profiling_mode"),
+    ("graph_executor_optimize", "_get_graph_executor_optimize", "_set_graph_executor_optimize"),
+)
+FUSED = {"texpr_fuser_enabled": True, "can_fuse_on_cpu": True, "te_must_use_llvm_cpu": False,
+         "profiling_executor": True, "profiling_mode": True, "graph_executor_optimize": True}
+UNFUSED = {**FUSED, "texpr_fuser_enabled": False, "can_fuse_on_cpu": False}
+
+
+def read_flag(getter: Optional[str], setter: str) -> Optional[bool]:
+    """A fuser flag's current value; None when this torch build lacks it."""
+    if getter is not None and hasattr(torch._C, getter):
+        return bool(getattr(torch._C, getter)())
+    if getter is None and hasattr(torch._C, setter):
+        old = getattr(torch._C, setter)(True)  # these setters return the previous value
+        getattr(torch._C, setter)(old)
+        return bool(old)
+    return None
+
+
+def read_flags() -> Dict[str, Any]:
+    """The process's fuser flags as torch reports them (absent ones are null)."""
+    flags: Dict[str, Any] = {name: read_flag(getter, setter) for name, getter, setter in FLAGS}
+    flags["llvm_enabled"] = bool(torch._C._llvm_enabled()) if hasattr(torch._C, "_llvm_enabled") else None
+    return flags
+
+
+def set_flags(values: Dict[str, Any]) -> None:
+    """Set the fuser flags that this torch build has (null values are left alone)."""
+    for name, _, setter in FLAGS:
+        if values.get(name) is not None and hasattr(torch._C, setter):
+            getattr(torch._C, setter)(bool(values[name]))
+
+
+@contextlib.contextmanager
+def fuser_flags(values: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+    """Run a block under the given fuser flags and restore the process's own afterwards (the server lives on)."""
+    saved = read_flags()
+    try:
+        set_flags(values)
+        yield read_flags()
+    finally:
+        set_flags(saved)
+
+
+def executed_graph(module: torch.jit.ScriptModule, inputs: data.Inputs) -> torch._C.Graph:
+    """The optimized graph the executor really ran for forward(*inputs), on torch 1.13 and 2.x."""
+    with torch.no_grad():
+        module(*inputs)
+        last = getattr(torch.jit, "last_executed_optimized_graph", None) or \
+            getattr(torch._C, "_last_executed_optimized_graph", None)
+        if last is not None:
+            return last()
+        return module.graph_for(*inputs)
+
+
+def is_group(node: torch._C.Node) -> bool:
+    """True for a fusion group node (NNC, legacy or nvFuser)."""
+    return node.kind().startswith(GROUP_KINDS)
+
+
+def groups(executed: torch._C.Graph) -> List[Dict[str, Any]]:
+    """Every fusion group with the ops of its subgraph in order (prim:: bookkeeping left out)."""
+    out: List[Dict[str, Any]] = []
+    for node in graph.walk(executed):
+        if not is_group(node):
+            continue
+        subgraph = node.g("Subgraph") if "Subgraph" in node.attributeNames() else None
+        ops = [n.kind() for n in graph.walk(subgraph) if not n.kind().startswith("prim::")] if subgraph else []
+        kind = next(k for k in GROUP_KINDS if node.kind().startswith(k))
+        out.append({"kind": kind, "ops": ops})
+    return out
+
+
+def unfused_pointwise(executed: torch._C.Graph) -> List[torch._C.Node]:
+    """Pointwise aten nodes outside every fusion group (fallback paths are separate functions, not walked)."""
+    return [n for n in graph.walk(executed) if n.kind() in POINTWISE]
+
+
+def node_key(node: torch._C.Node) -> Tuple[str, ...]:
+    """A node's identity within its graph (Python wrappers of one node need not be the same object)."""
+    return (node.kind(),) + tuple(o.debugName() for o in node.outputs())
+
+
+def chains(nodes: List[torch._C.Node]) -> List[str]:
+    """'producer → consumer' for each unfused pointwise op fed directly by another unfused one."""
+    unfused = {node_key(n) for n in nodes}
+    found: List[str] = []
+    for node in nodes:
+        for value in node.inputs():
+            if node_key(value.node()) in unfused:
+                found.append(f"{value.node().kind()} → {node.kind()}")
+    return found
+
+
+def run_cases(module: torch.jit.ScriptModule, cases: List[Tuple[str, data.Inputs]],
+              warmup: int) -> List[List[torch.Tensor]]:
+    """Each case's flattened outputs, after warm-up calls so that fused kernels are the ones recorded."""
+    outputs = []
+    with torch.no_grad():
+        for name, inputs in cases:
+            for _ in range(warmup):
+                module(*inputs)
+            outputs.append(data.flatten(module(*inputs), f"the module on case {name}"))
+    return outputs
+
+
+def group_words(found: List[Dict[str, Any]]) -> str:
+    """Fusion groups in words, for messages."""
+    if not found:
+        return "no fusion group"
+    return "; ".join(f"{g['kind']}[{', '.join(g['ops'])}]" for g in found)
+
+
+def requirement(require: str, found: List[Dict[str, Any]], links: List[str]) -> Optional[str]:
+    """Why the fusion requirement is not met, or None when it is."""
+    if require == "any" and not found:
+        return "expected at least one fusion group, found none"
+    if require == "pointwise-chains" and links:
+        return f"expected every chain of pointwise ops fused, but {', '.join(links)} run unfused one after another"
+    return None
+
+
+def compare_all(fused: List[List[torch.Tensor]], unfused: List[List[torch.Tensor]],
+                names: List[str], atol: float, rtol: float) -> Tuple[float, Optional[str]]:
+    """(max abs error, first failure in words or None) of fused against unfused outputs."""
+    max_abs, failure = 0.0, None
+    for name, a, b in zip(names, fused, unfused):
+        result = compare.compare(a, b, atol, rtol)
+        if result["max_abs_error"] is not None:
+            max_abs = max(max_abs, result["max_abs_error"])
+        if not result["passed"] and failure is None:
+            failure = (f"case {name}: {result['error']}" if result["error"] else
+                       f"case {name}: max abs error {result['max_abs_error']:g}, allowed {compare.allowed(atol, rtol)}")
+    return max_abs, failure
+
+
+def fusion(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Fuse the optimized archive with NNC on the validation case, report groups, check fused vs unfused."""
+    if args.get("model_path"):
+        user_model.load(args["model_path"])  # registers custom ops the archive calls
+    cases = optimize.read_cases(args["references_path"])
+    production = dict(cases).get("validation") or cases[0][1]
+    load: Callable[[], torch.jit.ScriptModule] = lambda: torch.jit.load(args["optimized_path"], map_location="cpu").eval()
+    with fuser_flags(UNFUSED):
+        reference = run_cases(load(), cases, 0)
+    with fuser_flags(FUSED) as flags:
+        fused_module = load()
+        with torch.no_grad():
+            for _ in range(WARMUP_CALLS):
+                fused_module(*production)
+        executed = executed_graph(fused_module, production)
+        fused_outputs = run_cases(fused_module, cases, WARMUP_CALLS)
+    graph_path = os.path.join(args["out_dir"], "ir-fused.txt")
+    optimize.write_text(graph_path, str(executed))
+    found = groups(executed)
+    loose = unfused_pointwise(executed)
+    unfused = [n.kind() for n in loose]
+    max_abs, divergence = compare_all(fused_outputs, reference, [n for n, _ in cases], args["atol"], args["rtol"])
+    missing = requirement(args["require"], found, chains(loose))
+    summary = f"fused: {group_words(found)}; left unfused: {', '.join(unfused) or 'no pointwise op'}"
+    if divergence:
+        code, message = "fused_divergence", (
+            f"fused and unfused outputs differ ({divergence}; expected agreement within tolerance); {summary}; "
+            "inspect ir-fused.txt, or deploy without the fuser")
+    elif missing:
+        code, message = "fusion_required_missing", (
+            f"fusion.require {args['require']}: {missing}; {summary}; keep pointwise ops adjacent on floating "
+            "tensors of fixed rank, or relax fusion.require")
+    else:
+        code, message = None, f"{summary}; fused agrees with unfused on {len(cases)} cases (max abs error {max_abs:.2e})"
+    return {"passed": code is None, "code": code, "message": message, "groups": found, "unfused_pointwise": unfused,
+            "max_abs_error": compare.json_float(max_abs), "flags": flags, "torch_version": torch.__version__,
+            "graph_path": graph_path, "require": args["require"]}

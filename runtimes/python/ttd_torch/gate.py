@@ -1,0 +1,159 @@
+"""The verify gate's verdict: which failure code applies, in a fixed precedence, and which findings only warn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from . import captures as capture_words
+from . import compare
+
+SCRIPT_HINT = "or set trace.mode: script so that TorchScript compiles the Python logic instead of recording one run"
+
+
+@dataclass
+class Facts:
+    """Everything verify measured about a traced module."""
+
+    cases: List[Dict[str, Any]]
+    atol: float
+    rtol: float
+    example_shape: List[List[int]] = field(default_factory=list)
+    chunk_checks: Dict[str, Any] = field(default_factory=dict)  # {"chunks", "failed", "first_failure"}
+    train_ops: List[str] = field(default_factory=list)
+    repeat: Dict[str, Any] = field(default_factory=dict)  # traced twice on one input: {"case", "passed", ...}
+    nondeterministic_nodes: List[str] = field(default_factory=list)
+    devices: List[Dict[str, Any]] = field(default_factory=list)
+    target_device: str = "cpu"
+    captures: List[Dict[str, Any]] = field(default_factory=list)
+
+
+def case_words(case: Dict[str, Any], atol: float, rtol: float) -> str:
+    """A failed comparison in words: the error, or the measured and allowed error."""
+    if case.get("error"):
+        return f"case {case['name']}: {short(str(case['error']))}"
+    return (f"case {case['name']}: max abs error {case['max_abs_error']:g}, max rel error "
+            f"{case['max_rel_error']:g}; allowed {compare.allowed(atol, rtol)}")
+
+
+def short(text: str, limit: int = 240) -> str:
+    """The first sentence-ish part of a long error or warning text."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rstrip() + " …"
+
+
+def same_device(device: str, target: str) -> bool:
+    """True when a baked-in device matches the target (the index only counts when both name one)."""
+    a, b = torch.device(device), torch.device(target)
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def differing_devices(facts: Facts) -> List[Dict[str, Any]]:
+    """The baked-in devices that differ from the target device."""
+    return [d for d in facts.devices if not same_device(str(d["device"]), facts.target_device)]
+
+
+def device_words(devices: List[Dict[str, Any]]) -> str:
+    """Devices and the ops that use them: 'cpu (aten::zeros)'."""
+    seen: Dict[str, List[str]] = {}
+    for d in devices:
+        users = seen.setdefault(str(d["device"]), [])
+        users.extend(u for u in d.get("users", []) if u not in users)
+    return ", ".join(f"{dev} (used by {', '.join(users) or 'nothing'})" for dev, users in seen.items())
+
+
+def value_failure(facts: Facts) -> Optional[str]:
+    """Why outputs differ at the example's own shape (value-dependent divergence), or None."""
+    chunks = facts.chunk_checks
+    if chunks.get("chunks"):
+        return chunks.get("first_failure") if chunks.get("failed") else None
+    # No example-shaped chunks could be cut: every failing case that is not a batch_<n> case counts.
+    failed = [c for c in facts.cases if not c["passed"] and not c["name"].startswith("batch_")]
+    return case_words(failed[0], facts.atol, facts.rtol) if failed else None
+
+
+def divergence(facts: Facts, why: str) -> Tuple[str, str]:
+    """control_flow_divergence or python_value_capture, from the captures the trace reported."""
+    bools = [c for c in facts.captures if c.get("kind") == "bool"]
+    numbers = [c for c in facts.captures if c.get("kind") == "number"]
+    if numbers and not bools:
+        return "python_value_capture", (
+            f"traced and eager outputs differ on inputs other than the example ({why}); the model turned a "
+            f"tensor into a Python number at {capture_words.describe(numbers)} (float(t), int(t) or t.item()), "
+            "which the trace froze as the example's value (expected no value captured from a tensor); keep it "
+            f"a tensor (e.g. y / x.abs().max() instead of y / float(x.abs().max())), {SCRIPT_HINT}")
+    where = (f"; a Python condition on a tensor at {capture_words.describe(bools + numbers)} was recorded as "
+             "the branch the example took" if bools or numbers else "")
+    return "control_flow_divergence", (
+        f"traced and eager outputs differ on inputs that take other paths ({why}){where} (expected identical "
+        f"outputs on every probe); use torch.where or tensor ops instead of Python if/while on tensor values, "
+        f"{SCRIPT_HINT}")
+
+
+def shape_failure(facts: Facts) -> str:
+    """The shape_specialization message for the first failing case."""
+    failed = [c for c in facts.cases if not c["passed"]]
+    case = ([c for c in failed if c["name"].startswith("batch_")] or failed)[0]
+    lens = [c for c in facts.captures if "len" in str(c.get("message", "")).lower()]
+    hint = f"; len() of a tensor was captured at {capture_words.describe(lens)}" if lens else ""
+    shape = " ".join(str(s) for s in facts.example_shape) or "?"
+    return (f"the traced graph fails or disagrees at another batch size ({case_words(case, facts.atol, facts.rtol)})"
+            f"; it agrees at the example's shape {shape}{hint} (expected the same outputs at every batch size): "
+            "the trace froze the batch size (a loop over range(x.size(0)) is unrolled, len(x) or a hard-coded "
+            "view(4, -1) become constants); use batched tensor ops with x.shape[0] or view(x.shape[0], -1), "
+            f"{SCRIPT_HINT}")
+
+
+def verdict(facts: Facts) -> Tuple[Optional[str], str, List[str]]:
+    """(code or None, message, warnings), codes in precedence order."""
+    code, message = decide(facts)
+    return code, message, gate_warnings(facts, code)
+
+
+def decide(facts: Facts) -> Tuple[Optional[str], str]:
+    """(code or None, message): train_mode_ops, nondeterministic, device_constant, divergence, shape."""
+    if facts.train_ops:
+        return "train_mode_ops", (f"the traced graph keeps {', '.join(facts.train_ops)} in training mode "
+                                  "(expected no train-mode ops); call model.eval() before tracing, and pass "
+                                  "training=self.training to F.dropout/F.batch_norm in forward()")
+    if facts.repeat and not facts.repeat.get("passed", True):
+        nodes = ", ".join(facts.nondeterministic_nodes) or "none that TorchScript marks"
+        return "nondeterministic", (f"two runs of the traced module on case {facts.repeat['case']} differ "
+                                    f"({facts.repeat['words']}; expected identical outputs); random ops in the "
+                                    f"graph: {nodes}; draw random numbers only when self.training, or remove them "
+                                    "from forward()")
+    differing = differing_devices(facts)
+    if differing:
+        return "device_constant", (f"the traced graph bakes device {device_words(differing)} into constants but "
+                                   f"target_device is {facts.target_device} (expected no device other than the "
+                                   "target; a trace records every factory call's device, x.new_zeros and torch.zeros_like "
+                                   "included); register such tensors as buffers (they move with .to(device)), use "
+                                   "trace.mode: script with device=x.device, or trace on the target device")
+    why = value_failure(facts)
+    if why is not None:
+        return divergence(facts, why)
+    if any(not c["passed"] for c in facts.cases):
+        return "shape_specialization", shape_failure(facts)
+    worst = max((c["max_abs_error"] or 0.0) for c in facts.cases) if facts.cases else 0.0
+    return None, (f"traced and eager agree on {len(facts.cases)} cases ({', '.join(c['name'] for c in facts.cases)})"
+                  f" and {facts.chunk_checks.get('chunks', 0)} example-shaped chunks; max abs error {worst:.2e}, "
+                  f"allowed {compare.allowed(facts.atol, facts.rtol)}")
+
+
+def gate_warnings(facts: Facts, code: Optional[str]) -> List[str]:
+    """One-line warnings: harmless captures (only when passed), same-device constants, repeatable random ops."""
+    out: List[str] = []
+    for c in facts.captures if code is None else []:
+        out.append(f"the trace captured a tensor as a Python {'boolean' if c.get('kind') == 'bool' else 'number'} at "
+                   f"{capture_words.where(c)} ({short(str(c.get('message', '')), 90)}); no probe's outputs depend on it, so it is "
+                   "harmless here, but it is frozen to the example's value in the graph")
+    same = [d for d in facts.devices if same_device(str(d["device"]), facts.target_device)]
+    if same:
+        out.append(f"the traced graph bakes device {device_words(same)} into constants; it matches target_device "
+                   f"{facts.target_device}, but the artifact will not run on another device")
+    if facts.nondeterministic_nodes and facts.repeat.get("passed", True):
+        out.append(f"the graph holds ops TorchScript marks nondeterministic ({', '.join(facts.nondeterministic_nodes)})"
+                   " but two runs gave identical outputs")
+    return out
