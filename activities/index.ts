@@ -7,6 +7,7 @@ import { optimizeActivity } from './optimize-model';
 import { promoteActivity } from './promote-model';
 import { storeActivity } from './store-artifact';
 import { trainActivity } from './train-model';
+import { verifyArtifactActivity } from './verify-artifact';
 import { traceActivity } from './trace-model';
 import { verifyActivity } from './verify-trace';
 
@@ -18,6 +19,7 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
     verify: verifyActivity(deps),
     optimize: optimizeActivity(deps),
     checkFusion: fusionActivity(deps),
+    verifyArtifact: verifyArtifactActivity(deps),
     checkParity: parityActivity(deps),
   };
 }
@@ -39,5 +41,6 @@ export type { OptimizeInput, OptimizeOutput } from './optimize-model';
 export type { ParityInput, ParityOutput } from './check-parity';
 export type { FusionInput, FusionOutput, FusionGroup } from './check-fusion';
 export type { Capture } from './trace-model';
+export type { VerifyArtifactInput, VerifyArtifactOutput } from './verify-artifact';
 export type { StoreInput, StoreOutput, ArtifactFiles } from './store-artifact';
 export type { PromoteInput, PromoteOutput } from './promote-model';

@@ -4,18 +4,8 @@ import { DigestMismatchError } from '../lib/errors';
 import { getBlob, putBlob, type ObjectStore } from '../lib/store';
 import { NonRetryable } from '../lib/failures';
 
-/** The digests a version is made of, by role. */
-export interface ArtifactFiles {
-  artifact: string;
-  traced: string;
-  references: string;
-  weights: string;
-  modelFile: string;
-  irBefore: string;
-  irAfter: string;
-  fusedGraph: string;
-  irForInference?: string;
-}
+/** The digests a version is made of, by role: the artifact and its references always, the rest as the path made them. */
+export type ArtifactFiles = { artifact: string; references: string } & Record<string, string>;
 
 /** Input of the store stage: the files and the build reports (training, trace, optimize). */
 export interface StoreInput {

@@ -24,13 +24,12 @@ export interface RunOptions {
 /** Runs the command; exits with 0 promoted, 1 rejected, 2 failed or bad input. */
 export async function runCommand(specPath: string, opts: RunOptions): Promise<void> {
   const json = Boolean(opts.json);
-  let config, loaded, store, modelFileDigest;
+  let config, loaded, store;
   try {
     config = loadConfig();
     loaded = loadSpec(specPath);
     preflight(config, loaded.spec);
     store = openStore(config);
-    modelFileDigest = await putBlob(store, readFileSync(loaded.modelPath));
   } catch (err) {
     failWith(err, json);
   }
@@ -48,13 +47,22 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   if (server.startedHere) log(paint.dim(`started the embedded Temporal dev server on ${server.address}`));
   const temporal = await connectTemporal(config, server.address);
   try {
+    // Inputs go into the store only once everything else is known to work: bad input leaves nothing behind.
+    const source = loaded.foreign
+      ? {
+          foreign: {
+            artifactDigest: await putBlob(store, readFileSync(loaded.foreign.artifactPath)),
+            referencesDigest: await putBlob(store, readFileSync(loaded.foreign.referencesPath)),
+            artifactPath: loaded.foreign.artifactPath,
+          },
+        }
+      : { modelFileDigest: await putBlob(store, readFileSync(loaded.modelPath!)), modelFilePath: loaded.modelPath! };
     const workers = await createWorkers({ connection: temporal.native, config, store });
     const input: PipelineInput = {
       runId,
       spec,
       specDigest: loaded.specDigest,
-      modelFileDigest,
-      modelFilePath: loaded.modelPath,
+      ...source,
       actor: config.actor,
       trigger: 'manual',
       commit: null,

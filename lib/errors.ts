@@ -17,6 +17,8 @@ export const ErrorCode = {
   blobMissing: 'blob_missing',
   preconditionFailed: 'precondition_failed',
   invalidName: 'invalid_name',
+  artifactInvalid: 'artifact_invalid',
+  referencesInvalid: 'references_invalid',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

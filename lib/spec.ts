@@ -1,11 +1,12 @@
 // The pipeline spec (pipeline.yaml or .json): a public contract, validated with zod at the boundary.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { canonicalJson, digestBytes } from './digest';
 import { ErrorCode, TtdError } from './errors';
 import { NAME_RE } from './names';
+import { checkReferences } from './references';
 
 const positive = (field: string) =>
   z.number({ error: `${field} must be a positive number` }).positive({ error: `${field} must be a positive number` });
@@ -66,20 +67,41 @@ const PromoteSchema = z.strictObject({
 });
 
 /** The whole spec, defaults filled in. */
-export const SpecSchema = z.strictObject({
-  name: z
-    .string({ error: 'name must be a string' })
-    .regex(NAME_RE, { error: 'name must match [a-z0-9][a-z0-9._-]{0,63}' })
-    .refine((n) => !n.includes('..'), { error: "name must not contain '..'" }),
-  model: z.string({ error: 'model must be a path to a Python file' }).min(1).default('./model.py'),
-  params: z.record(z.string(), z.unknown(), { error: 'params must be a mapping' }).default({}),
-  train: TrainSchema.default(TrainSchema.parse({})),
-  trace: TraceSchema.default(TraceSchema.parse({})),
-  optimize: OptimizeSchema.default(OptimizeSchema.parse({})),
-  fusion: FusionSchema.default(FusionSchema.parse({})),
-  parity: ParitySchema.default(ParitySchema.parse({})),
-  promote: PromoteSchema.default(PromoteSchema.parse({})),
-});
+export const SpecSchema = z
+  .strictObject({
+    name: z
+      .string({ error: 'name must be a string' })
+      .regex(NAME_RE, { error: 'name must match [a-z0-9][a-z0-9._-]{0,63}' })
+      .refine((n) => !n.includes('..'), { error: "name must not contain '..'" }),
+    model: z.string({ error: 'model must be a path to a Python file (or a TorchScript archive, with references)' }).min(1).optional(),
+    // A foreign artifact (traced elsewhere, e.g. in R): no training or tracing; verified against its references.
+    artifact: z.string({ error: 'artifact must be a path to a TorchScript archive' }).min(1).optional(),
+    references: z.string({ error: 'references must be a path to a safetensors file' }).min(1).optional(),
+    params: z.record(z.string(), z.unknown(), { error: 'params must be a mapping' }).default({}),
+    train: TrainSchema.default(TrainSchema.parse({})),
+    trace: TraceSchema.default(TraceSchema.parse({})),
+    optimize: OptimizeSchema.default(OptimizeSchema.parse({})),
+    fusion: FusionSchema.default(FusionSchema.parse({})),
+    parity: ParitySchema.default(ParitySchema.parse({})),
+    promote: PromoteSchema.default(PromoteSchema.parse({})),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.artifact !== undefined && spec.model !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['artifact'],
+        message: 'set either model (a Python file to train) or artifact (a TorchScript archive), not both',
+      });
+    }
+    if (spec.artifact !== undefined && spec.references === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['references'],
+        message: 'an artifact needs references: a safetensors file of reference inputs and outputs',
+      });
+    }
+  })
+  .transform((spec) => (spec.artifact !== undefined || spec.model !== undefined ? spec : { ...spec, model: './model.py' }));
 export type Spec = z.infer<typeof SpecSchema>;
 
 /** A spec read from disk with what a run needs to know about its files. */
@@ -87,7 +109,10 @@ export interface LoadedSpec {
   spec: Spec;
   specPath: string;
   specDigest: string;
-  modelPath: string;
+  /** The Python model file to train (absent for a foreign artifact). */
+  modelPath?: string;
+  /** A foreign artifact and its references (absent when training). */
+  foreign?: { artifactPath: string; referencesPath: string };
 }
 
 /** One schema problem, with its field path, what was expected and what came. */
@@ -141,13 +166,65 @@ export function loadSpec(specPath: string): LoadedSpec {
       issues: result.issues,
     });
   }
-  const modelPath = resolve(dirname(abs), result.spec.model);
-  if (!existsSync(modelPath) || !statSync(modelPath).isFile()) {
+  const { spec } = result;
+  const specDigest = digestBytes(canonicalJson(spec));
+  const referencesPath = spec.references === undefined ? undefined : existingFile(abs, 'references', spec.references, 'a safetensors file');
+  if (spec.artifact !== undefined) {
+    const artifactPath = existingFile(abs, 'artifact', spec.artifact, 'a TorchScript archive');
+    assertArchive('artifact', spec.artifact, artifactPath);
+    checkReferences('references', referencesPath!);
+    return { spec, specPath: abs, specDigest, foreign: { artifactPath, referencesPath: referencesPath! } };
+  }
+  const modelPath = existingFile(abs, 'model', spec.model!, 'a Python file', ErrorCode.modelFileNotFound);
+  if (isZipArchive(modelPath)) {
+    // `model` may name a TorchScript archive too (issue 4): then it is a foreign artifact and needs references.
+    if (!referencesPath) {
+      throw new TtdError(
+        ErrorCode.specInvalid,
+        `model: '${spec.model}' is a TorchScript archive; a foreign artifact needs references: a safetensors file of reference inputs and outputs`,
+      );
+    }
+    checkReferences('references', referencesPath);
+    return { spec, specPath: abs, specDigest, foreign: { artifactPath: modelPath, referencesPath } };
+  }
+  if (referencesPath) {
     throw new TtdError(
-      ErrorCode.modelFileNotFound,
-      `model: file '${result.spec.model}' (resolved to ${modelPath}) does not exist; expected a Python file relative to the spec`,
-      { path: modelPath },
+      ErrorCode.specInvalid,
+      `references: only a foreign artifact takes references, but model '${spec.model}' is a Python file to train (remove references, or give artifact)`,
     );
   }
-  return { spec: result.spec, specPath: abs, specDigest: digestBytes(canonicalJson(result.spec)), modelPath };
+  return { spec, specPath: abs, specDigest, modelPath };
+}
+
+/** Resolves a path relative to the spec and checks that a file is there. */
+function existingFile(specPath: string, field: string, value: string, expected: string, code: ErrorCode = ErrorCode.specInvalid): string {
+  const path = resolve(dirname(specPath), value);
+  if (!existsSync(path) || !statSync(path).isFile()) {
+    throw new TtdError(code, `${field}: file '${value}' (resolved to ${path}) does not exist; expected ${expected} relative to the spec`, {
+      path,
+    });
+  }
+  return path;
+}
+
+/** Whether a file starts like a zip archive (TorchScript archives are zips). */
+function isZipArchive(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(4);
+    readSync(fd, head, 0, 4, 0);
+    return head.equals(Buffer.from([0x50, 0x4b, 0x03, 0x04]));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function assertArchive(field: string, value: string, path: string): void {
+  if (!isZipArchive(path)) {
+    throw new TtdError(
+      ErrorCode.artifactInvalid,
+      `${field}: '${value}' is not a TorchScript archive (expected a zip file written by torch.jit.save or jit_save)`,
+      { path },
+    );
+  }
 }

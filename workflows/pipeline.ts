@@ -1,6 +1,7 @@
-// The pipeline workflow: train → trace → verify → optimize → store → parity → promote. Orchestration only.
+// The pipeline workflow: train → trace → verify → optimize → fusion → store → parity → promote, or, for a foreign
+// artifact, verify → store → parity → promote. Orchestration only.
 import { ActivityFailure, ApplicationFailure, defineQuery, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
-import type { ControlActivities, TorchActivities } from '../activities';
+import type { ArtifactFiles, ControlActivities, TorchActivities } from '../activities';
 import { NON_RETRYABLE_TYPES } from '../lib/failures';
 import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/results';
 import type { Spec } from '../lib/spec';
@@ -10,9 +11,12 @@ export interface PipelineInput {
   runId: string;
   spec: Spec;
   specDigest: string;
-  modelFileDigest: string;
+  /** The model file to train (absent for a foreign artifact). */
+  modelFileDigest?: string;
   /** The model file's path where the run was started, for messages only. */
-  modelFilePath: string;
+  modelFilePath?: string;
+  /** A foreign artifact (traced elsewhere) and its references: no training or tracing. */
+  foreign?: { artifactDigest: string; referencesDigest: string; artifactPath: string };
   actor: string;
   trigger: 'manual' | 'ci' | 'schedule';
   commit: string | null;
@@ -40,6 +44,13 @@ const storeStage = {
   startToCloseTimeout: '5 minutes',
   retry: { maximumAttempts: 10, initialInterval: '500 milliseconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 } as const;
+
+/** What the stages before the store produce: the files of a version and their reports. */
+interface Built {
+  referencesDigest: string;
+  files: ArtifactFiles;
+  reports: Record<string, unknown>;
+}
 
 /** Thrown inside the workflow to end the run with a result (rejected or failed) instead of an error. */
 class RunEnded extends Error {
@@ -96,9 +107,10 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     throw new RunEnded(result('rejected'));
   };
 
-  try {
+  // Train, trace, verify, optimize and check fusion; every gate before anything is stored.
+  async function buildFromModel(modelFileDigest: string, modelFilePath: string): Promise<Built> {
     const trained = await stage('train', 'training', () =>
-      torch.train({ modelFileDigest: input.modelFileDigest, modelFilePath: input.modelFilePath, params: spec.params, train: spec.train }),
+      torch.train({ modelFileDigest, modelFilePath, params: spec.params, train: spec.train }),
     );
     if (trained.status === 'rejected') reject({ gate: 'training', passed: false, code: trained.code, message: trained.message });
     if (trained.status !== 'ok') throw new Error('unreachable');
@@ -113,8 +125,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
     const traced = await stage('trace', 'trace', () =>
       torch.trace({
-        modelFileDigest: input.modelFileDigest,
-        modelFilePath: input.modelFilePath,
+        modelFileDigest,
+        modelFilePath,
         params: spec.params,
         weightsDigest: trained.weightsDigest,
         mode: spec.trace.mode,
@@ -122,8 +134,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     );
     const verified = await stage('verify', 'trace', () =>
       torch.verify({
-        modelFileDigest: input.modelFileDigest,
-        modelFilePath: input.modelFilePath,
+        modelFileDigest,
+        modelFilePath,
         params: spec.params,
         weightsDigest: trained.weightsDigest,
         tracedDigest: traced.tracedDigest,
@@ -146,8 +158,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
     const optimized = await stage('optimize', 'optimize', () =>
       torch.optimize({
-        modelFileDigest: input.modelFileDigest,
-        modelFilePath: input.modelFilePath,
+        modelFileDigest,
+        modelFilePath,
         tracedDigest: traced.tracedDigest,
         referencesDigest: verified.referencesDigest,
         atol: spec.parity.atol,
@@ -161,8 +173,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
     const fused = await stage('fusion', 'fusion', () =>
       torch.checkFusion({
-        modelFileDigest: input.modelFileDigest,
-        modelFilePath: input.modelFilePath,
+        modelFileDigest,
+        modelFilePath,
         optimizedDigest: optimized.optimizedDigest,
         referencesDigest: verified.referencesDigest,
         atol: spec.parity.atol,
@@ -174,63 +186,115 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     if (!fused.passed) reject(fusionGate);
     gates.push(fusionGate);
 
+    return {
+      referencesDigest: verified.referencesDigest,
+      files: {
+        artifact: optimized.optimizedDigest,
+        traced: traced.tracedDigest,
+        references: verified.referencesDigest,
+        weights: trained.weightsDigest,
+        modelFile: modelFileDigest,
+        irBefore: optimized.irBeforeDigest,
+        irAfter: optimized.irAfterDigest,
+        fusedGraph: fused.graphDigest,
+        ...(optimized.irForInferenceDigest ? { irForInference: optimized.irForInferenceDigest } : {}),
+      },
+      reports: {
+        training: { losses: trained.losses, epochs: trained.epochsCompleted, rows: trained.rows },
+        trace: {
+          mode: traced.mode,
+          nodes: traced.nodes,
+          node_total: traced.nodeTotal,
+          example_shapes: traced.exampleShapes,
+          warnings: traced.warnings,
+          captures: traced.captures,
+          cases: verified.cases,
+          train_mode_ops: verified.trainModeOps,
+          devices: verified.devices,
+          nondeterministic_nodes: verified.nondeterministicNodes,
+          gate_warnings: verified.warnings,
+        },
+        optimize: {
+          method: spec.optimize.method,
+          nodes_before: optimized.nodesBefore,
+          nodes_after: optimized.nodesAfter,
+          node_total_before: optimized.nodeTotalBefore,
+          node_total_after: optimized.nodeTotalAfter,
+          nodes_for_inference: optimized.nodesForInference,
+          max_abs_error: optimized.maxAbsError,
+        },
+        fusion: {
+          require: spec.fusion.require,
+          groups: fused.groups,
+          unfused_pointwise: fused.unfusedPointwise,
+          flags: fused.flags,
+          torch_version: fused.torchVersion,
+          max_abs_error: fused.maxAbsError,
+        },
+      },
+    };
+  }
+
+  // A foreign artifact: verified against the references recorded where it was traced.
+  async function verifyForeign(foreign: NonNullable<PipelineInput['foreign']>): Promise<Built> {
+    const checked = await stage('verify', 'trace', () =>
+      torch.verifyArtifact({
+        artifactDigest: foreign.artifactDigest,
+        referencesDigest: foreign.referencesDigest,
+        atol: spec.parity.atol,
+        rtol: spec.parity.rtol,
+        targetDevice: spec.trace.target_device,
+      }),
+    );
+    const traceGate: GateResult = {
+      gate: 'trace',
+      passed: checked.passed,
+      code: checked.code,
+      message: checked.message,
+      ...warned(checked.warnings),
+    };
+    if (!checked.passed) reject(traceGate);
+    gates.push(traceGate);
+    return {
+      referencesDigest: checked.referencesDigest,
+      files: { artifact: foreign.artifactDigest, references: checked.referencesDigest, sourceReferences: foreign.referencesDigest },
+      reports: {
+        trace: {
+          mode: 'foreign',
+          nodes: checked.nodes,
+          node_total: checked.nodeTotal,
+          cases: checked.cases,
+          train_mode_ops: checked.trainModeOps,
+          devices: checked.devices,
+          nondeterministic_nodes: checked.nondeterministicNodes,
+          gate_warnings: checked.warnings,
+        },
+      },
+    };
+  }
+
+  try {
+    let built: Built;
+    if (input.foreign) built = await verifyForeign(input.foreign);
+    else if (input.modelFileDigest && input.modelFilePath) built = await buildFromModel(input.modelFileDigest, input.modelFilePath);
+    else
+      throw ApplicationFailure.create({ type: 'bad_input', message: 'a run needs a model file or a foreign artifact', nonRetryable: true });
+
     const stored = await stage('store', 'promotion', () =>
       control.storeArtifact({
         model: spec.name,
         runId: input.runId,
         specDigest: input.specDigest,
         spec,
-        files: {
-          artifact: optimized.optimizedDigest,
-          traced: traced.tracedDigest,
-          references: verified.referencesDigest,
-          weights: trained.weightsDigest,
-          modelFile: input.modelFileDigest,
-          irBefore: optimized.irBeforeDigest,
-          irAfter: optimized.irAfterDigest,
-          fusedGraph: fused.graphDigest,
-          ...(optimized.irForInferenceDigest ? { irForInference: optimized.irForInferenceDigest } : {}),
-        },
-        reports: {
-          training: { losses: trained.losses, epochs: trained.epochsCompleted, rows: trained.rows },
-          trace: {
-            mode: traced.mode,
-            nodes: traced.nodes,
-            node_total: traced.nodeTotal,
-            example_shapes: traced.exampleShapes,
-            warnings: traced.warnings,
-            captures: traced.captures,
-            cases: verified.cases,
-            train_mode_ops: verified.trainModeOps,
-            devices: verified.devices,
-            nondeterministic_nodes: verified.nondeterministicNodes,
-            gate_warnings: verified.warnings,
-          },
-          optimize: {
-            method: spec.optimize.method,
-            nodes_before: optimized.nodesBefore,
-            nodes_after: optimized.nodesAfter,
-            node_total_before: optimized.nodeTotalBefore,
-            node_total_after: optimized.nodeTotalAfter,
-            nodes_for_inference: optimized.nodesForInference,
-            max_abs_error: optimized.maxAbsError,
-          },
-          fusion: {
-            require: spec.fusion.require,
-            groups: fused.groups,
-            unfused_pointwise: fused.unfusedPointwise,
-            flags: fused.flags,
-            torch_version: fused.torchVersion,
-            max_abs_error: fused.maxAbsError,
-          },
-        },
+        files: built.files,
+        reports: built.reports,
       }),
     );
 
     const checked = await stage('parity', 'parity', () =>
       torch.checkParity({
         artifactDigest: stored.artifactDigest,
-        referencesDigest: verified.referencesDigest,
+        referencesDigest: built.referencesDigest,
         runtimes: spec.parity.runtimes,
         atol: spec.parity.atol,
         rtol: spec.parity.rtol,

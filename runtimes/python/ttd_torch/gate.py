@@ -112,12 +112,18 @@ def verdict(facts: Facts) -> Tuple[Optional[str], str, List[str]]:
     return code, message, gate_warnings(facts, code)
 
 
-def decide(facts: Facts) -> Tuple[Optional[str], str]:
-    """(code or None, message): train_mode_ops, nondeterministic, device_constant, divergence, shape."""
+TRAIN_FIX = ("call model.eval() before tracing, and pass training=self.training to F.dropout/F.batch_norm in "
+             "forward()")
+DEVICE_FIX = ("register such tensors as buffers (they move with .to(device)), use trace.mode: script with "
+              "device=x.device, or trace on the target device")
+
+
+def graph_decision(facts: Facts, train_fix: str = TRAIN_FIX,
+                   device_fix: str = DEVICE_FIX) -> Optional[Tuple[str, str]]:
+    """(code, message) for what the graph itself shows: train_mode_ops, nondeterministic, device_constant; else None."""
     if facts.train_ops:
         return "train_mode_ops", (f"the traced graph keeps {', '.join(facts.train_ops)} in training mode "
-                                  "(expected no train-mode ops); call model.eval() before tracing, and pass "
-                                  "training=self.training to F.dropout/F.batch_norm in forward()")
+                                  f"(expected no train-mode ops); {train_fix}")
     if facts.repeat and not facts.repeat.get("passed", True):
         nodes = ", ".join(facts.nondeterministic_nodes) or "none that TorchScript marks"
         return "nondeterministic", (f"two runs of the traced module on case {facts.repeat['case']} differ "
@@ -129,8 +135,15 @@ def decide(facts: Facts) -> Tuple[Optional[str], str]:
         return "device_constant", (f"the traced graph bakes device {device_words(differing)} into constants but "
                                    f"target_device is {facts.target_device} (expected no device other than the "
                                    "target; a trace records every factory call's device, x.new_zeros and torch.zeros_like "
-                                   "included); register such tensors as buffers (they move with .to(device)), use "
-                                   "trace.mode: script with device=x.device, or trace on the target device")
+                                   f"included); {device_fix}")
+    return None
+
+
+def decide(facts: Facts) -> Tuple[Optional[str], str]:
+    """(code or None, message): train_mode_ops, nondeterministic, device_constant, divergence, shape."""
+    found = graph_decision(facts)
+    if found is not None:
+        return found
     why = value_failure(facts)
     if why is not None:
         return divergence(facts, why)

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 import torch
 
-from . import PROTOCOL_VERSION, fusion, optimize, trace, train, verify
+from . import PROTOCOL_VERSION, artifact, fusion, optimize, trace, train, verify
 from .protocol import (BadRequest, ProtocolError, Writer, require, require_int_list, require_path,
                        traceback_tail)
 
@@ -104,9 +104,17 @@ def do_fusion(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
                           "model_path": optional_model(args), "require": choice(args, "require", fusion.REQUIRES)})
 
 
+def do_verify_artifact(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+    """Handle a verify_artifact request (a foreign TorchScript archive and its recorded references)."""
+    return artifact.verify_artifact({**tolerances(args), "artifact_path": require_path(args, "artifact_path"),
+                                     "references_path": require_path(args, "references_path"),
+                                     "target_device": device_arg(args, "target_device"),
+                                     "out_dir": require_path(args, "out_dir", is_dir=True)})
+
+
 OPS: Dict[str, Callable[[Dict[str, Any], Emit], Dict[str, Any]]] = {
     "hello": hello, "train": do_train, "trace": do_trace, "verify": do_verify, "optimize": do_optimize,
-    "fusion": do_fusion,
+    "fusion": do_fusion, "verify_artifact": do_verify_artifact,
 }
 
 

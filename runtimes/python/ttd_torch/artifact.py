@@ -1,0 +1,105 @@
+"""The verify_artifact stage: a TorchScript archive made elsewhere (R torch, any producer) against its recorded references."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from . import compare, gate, graph, references, verify
+from .protocol import ModelError
+
+TRAIN_FIX = ("call model$eval() before jit_trace in R (or .eval() before torch.jit.trace in Python), then trace, "
+             "save and record the references again")
+DEVICE_FIX = ("trace on the target device (in R: model$to(device = ...) and the example input on it before "
+              "jit_trace), or build such tensors on x's device in forward()")
+MISMATCH_FIX = ("the references were probably computed in train mode (call model$eval() / .eval() before computing "
+                "them), with another model or weights than the one traced, or in another dtype; record the outputs "
+                "with the same eval-mode model right after tracing it")
+
+
+def empty_result(code: str, message: str, references_path: Optional[str] = None,
+                 cases: int = 0) -> Dict[str, Any]:
+    """A failed result before any case ran (references unreadable or archive unloadable)."""
+    return {"passed": False, "code": code, "message": message, "cases": [], "train_mode_ops": [], "warnings": [],
+            "devices": [], "nondeterministic_nodes": [], "nodes": {}, "node_total": 0,
+            "references_path": references_path, "case_count": cases}
+
+
+def load_archive(path: str) -> torch.jit.ScriptModule:
+    """torch.jit.load on cpu (never pickle) in eval mode; raises ValueError with the loader's message."""
+    try:
+        module = torch.jit.load(path, map_location="cpu")
+    except Exception as exc:  # the loader's own error is the finding
+        raise ValueError(f"{type(exc).__name__}: {' '.join(str(exc).split())[:600]}") from exc
+    has_method = getattr(getattr(module, "_c", None), "_has_method", None)
+    if has_method is not None and not has_method("forward"):
+        raise ValueError("the archive loads but defines no forward method")
+    return module.eval()
+
+
+def check_case(module: torch.jit.ScriptModule, case: references.RefCase, atol: float, rtol: float) -> Dict[str, Any]:
+    """Run one case and compare with its recorded outputs (an archive that raises or returns no tensors fails)."""
+    try:
+        return {"name": case.name, **verify.check(module, case.inputs, case.outputs, atol, rtol)}
+    except ModelError as exc:  # outputs that are not tensors
+        return {"name": case.name, **compare.mismatch(exc.message)}
+
+
+def mismatch_message(results: List[Dict[str, Any]], atol: float, rtol: float) -> Optional[str]:
+    """The reference_mismatch message for the first failing case, or None when every case agrees."""
+    failed = [r for r in results if not r["passed"]]
+    if not failed:
+        return None
+    return (f"the archive does not reproduce the outputs recorded with it in {len(failed)} of {len(results)} cases "
+            f"({gate.case_words(failed[0], atol, rtol)}; expected every case within tolerance); {MISMATCH_FIX}")
+
+
+def decision(facts: gate.Facts) -> Tuple[Optional[str], str]:
+    """(code or None, message): the graph findings first, then reference_mismatch."""
+    found = gate.graph_decision(facts, TRAIN_FIX, DEVICE_FIX)
+    if found is not None:
+        return found
+    why = mismatch_message(facts.cases, facts.atol, facts.rtol)
+    if why is not None:
+        return "reference_mismatch", why
+    worst = max((c["max_abs_error"] or 0.0) for c in facts.cases)
+    return None, (f"the archive reproduces its references on {len(facts.cases)} cases "
+                  f"({', '.join(c['name'] for c in facts.cases)}); max abs error {worst:.2e}, "
+                  f"allowed {compare.allowed(facts.atol, facts.rtol)}")
+
+
+def verify_artifact(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Verify a foreign TorchScript archive against its recorded references and write canonical references."""
+    atol, rtol = args["atol"], args["rtol"]
+    try:
+        cases = references.read(args["references_path"])
+    except references.ReferencesInvalid as exc:
+        return empty_result("references_invalid", str(exc))
+    references_path = os.path.join(args["out_dir"], "references.safetensors")
+    verify.save_references(references_path, [(c.name, c.inputs) for c in cases], [c.outputs for c in cases])
+    try:
+        module = load_archive(args["artifact_path"])
+    except ValueError as exc:
+        return empty_result("artifact_invalid", f"{args['artifact_path']} is not a loadable TorchScript archive "
+                            f"({exc}); expected a file saved by jit_save in R or torch.jit.save in Python",
+                            references_path, len(cases))
+    torch.manual_seed(0)
+    results = [check_case(module, c, atol, rtol) for c in cases]
+    inlined = module.inlined_graph
+    devices = graph.device_constants(inlined)
+    facts = gate.Facts(cases=results, atol=atol, rtol=rtol, train_ops=graph.train_mode_ops(inlined),
+                       repeat=verify.repeat_check(module, (cases[0].name, cases[0].inputs), atol, rtol),
+                       nondeterministic_nodes=graph.nondeterministic_nodes(inlined), devices=devices,
+                       target_device=args.get("target_device", "cpu"))
+    code, message = decision(facts)
+    nodes = graph.count_nodes(inlined)
+    for r in results:
+        r["max_abs_error"] = compare.json_float(r["max_abs_error"])
+        r["max_rel_error"] = compare.json_float(r["max_rel_error"])
+    return {"passed": code is None, "code": code, "message": message, "cases": results,
+            "train_mode_ops": facts.train_ops, "warnings": gate.gate_warnings(facts, code),
+            "devices": verify.unique([str(d["device"]) for d in devices]),
+            "nondeterministic_nodes": facts.nondeterministic_nodes, "nodes": nodes,
+            "node_total": sum(nodes.values()), "references_path": references_path, "case_count": len(cases)}
