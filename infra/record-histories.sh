@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Records workflow histories for the replay test (test/fixtures/histories/): a promoted, a rejected and a
-# failed run of the current pipeline workflow. Re-record only for an intended, compatible change; a change that
+# Records workflow histories for the replay test (test/fixtures/histories/): a promoted, a foreign-artifact,
+# a rejected and a failed run of the current pipeline workflow. Re-record only for an intended, compatible change; a change that
 # would break running workflows needs patching (workflow.patched), and the old histories must keep replaying.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,9 @@ record() { # name spec
 cp test/fixtures/models/nan-loss.py test/fixtures/models/raises.py "$work/"
 printf 'name: nan-loss\nmodel: ./nan-loss.py\ntrain: { epochs: 2, batch_size: 4 }\n' > "$work/nan.yaml"
 printf 'name: raises\nmodel: ./raises.py\n' > "$work/raises.yaml"
+/usr/bin/python3 test/fixtures/foreign/make_python_artifact.py "$work" >/dev/null
+printf 'name: foreign\nartifact: ./model.pt\nreferences: ./refs.safetensors\n' > "$work/foreign.yaml"
 record promoted examples/seed-mlp/pipeline.yaml
+record foreign "$work/foreign.yaml"
 record rejected "$work/nan.yaml"
 record failed "$work/raises.yaml"

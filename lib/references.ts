@@ -4,7 +4,7 @@ import { ErrorCode, TtdError } from './errors';
 import { parseSafetensors } from './safetensors';
 
 /** Names a references file may use: `<case>/input/<i>` and `<case>/output/<j>`, or `input`/`output`, or `input.<i>`/`output.<j>`. */
-const NAME_FORMS = [/^[a-z0-9_]+\/(input|output)\/\d+$/, /^(input|output)$/, /^(input|output)\.\d+$/];
+const NAME_FORMS = [/^[a-z0-9_]+\/(input|output)\/(0|[1-9]\d*)$/, /^(input|output)$/, /^(input|output)\.(0|[1-9]\d*)$/];
 
 /** Throws a TtdError (references_invalid) naming the file and what is wrong; returns the number of tensors. */
 export function checkReferences(field: string, path: string): number {

@@ -13,8 +13,8 @@ const files = readdirSync(dir)
   .sort();
 
 describe('workflow replay', () => {
-  it('has recorded histories of a promoted, a rejected and a failed run', () => {
-    expect(files).toEqual(['failed.json', 'promoted.json', 'rejected.json']);
+  it('has recorded histories of a promoted, a foreign-artifact, a rejected and a failed run', () => {
+    expect(files).toEqual(['failed.json', 'foreign.json', 'promoted.json', 'rejected.json']);
   });
 
   it.each(files)('the pipeline workflow replays %s deterministically', async (file) => {
