@@ -2,6 +2,8 @@
 import type { Config } from '../lib/config';
 import type { ObjectStore } from '../lib/store';
 import { fusionActivity } from './check-fusion';
+import { evaluateActivity } from './evaluate-models';
+import { registryRecordActivities } from './registry-records';
 import { parityActivity } from './check-parity';
 import { optimizeActivity } from './optimize-model';
 import { promoteActivity } from './promote-model';
@@ -20,6 +22,7 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
     optimize: optimizeActivity(deps),
     checkFusion: fusionActivity(deps),
     verifyArtifact: verifyArtifactActivity(deps),
+    evaluate: evaluateActivity(deps),
     checkParity: parityActivity(deps),
   };
 }
@@ -29,6 +32,7 @@ export function createControlActivities(deps: { store: ObjectStore }) {
   return {
     storeArtifact: storeActivity(deps),
     promoteModel: promoteActivity(deps),
+    ...registryRecordActivities(deps),
   };
 }
 

@@ -16,6 +16,8 @@ export interface PromoteInput {
   commit: string | null;
   gates: GateResult[];
   parity: unknown;
+  /** Who approved, when the spec required approval. */
+  approval?: { by: string; reason: string | null } | null;
 }
 
 /** The registered version, what the alias pointed to before and the audit record's number. */
@@ -42,6 +44,7 @@ export function promoteActivity(deps: { store: ObjectStore }) {
       commit: input.commit,
       gates: input.gates,
       parity: input.parity,
+      approval: input.approval ?? null,
     };
     const recordDigest = await putBlob(deps.store, JSON.stringify(record, null, 2));
     const at = new Date().toISOString();
@@ -67,6 +70,8 @@ export function promoteActivity(deps: { store: ObjectStore }) {
       trigger: input.trigger,
       commit: input.commit,
       checks: input.gates.map((g) => ({ gate: g.gate, passed: g.passed, code: g.code })),
+      approvedBy: input.approval?.by ?? null,
+      reason: input.approval?.reason ?? null,
       at,
     });
     return {

@@ -52,10 +52,13 @@ export async function torchOp(
   op: string,
   args: Record<string, unknown>,
   displayPaths: Record<string, string> = {},
+  onProgress?: (data: Record<string, unknown>) => Promise<Record<string, unknown>>,
 ): Promise<Record<string, unknown>> {
   const ctx = Context.current();
-  let latest: Record<string, unknown> = { op };
-  const losses: number[] = []; // every epoch's loss so far, so a watcher that polls misses none
+  // Resumed attempts start from what the last heartbeat of the previous attempt said.
+  let latest: Record<string, unknown> = { ...((ctx.info.heartbeatDetails as Record<string, unknown> | undefined) ?? {}), op };
+  const losses: number[] = Array.isArray(latest.losses) ? [...(latest.losses as number[])] : []; // so a watcher that polls misses no epoch
+  let pending: Promise<void> = Promise.resolve(); // progress hooks run in order, one at a time
   const beat = setInterval(() => ctx.heartbeat(latest), HEARTBEAT_EVERY_MS);
   ctx.heartbeat(latest);
   try {
@@ -63,10 +66,19 @@ export async function torchOp(
       signal: ctx.cancellationSignal,
       onEvent: (event, data) => {
         if (typeof data.loss === 'number') losses.push(data.loss);
-        latest = { op, event, ...data, losses: [...losses] };
-        ctx.heartbeat(latest);
+        const base = { ...latest, op, event, ...data, losses: [...losses] };
+        if (!onProgress) {
+          latest = base;
+          ctx.heartbeat(latest);
+          return;
+        }
+        pending = pending.then(async () => {
+          latest = { ...base, ...(await onProgress(data)) };
+          ctx.heartbeat(latest);
+        });
       },
     });
+    await pending;
     if (outcome.kind === 'ok') return outcome.result;
     if (outcome.kind === 'error') {
       const shown = (text: string) => Object.entries(displayPaths).reduce((t, [from, to]) => t.split(from).join(to), text);

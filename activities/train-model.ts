@@ -1,6 +1,8 @@
 // The train stage: runs the model file's training in the torch environment and stores the weights.
 import type { Spec } from '../lib/spec';
 import { basename } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { putBlobFile } from '../lib/store';
 import { materialize, storeFiles, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the train stage: the model file by digest and the spec's params and train section. */
@@ -14,7 +16,17 @@ export interface TrainInput {
 
 /** Trained weights, or a rejection (non-finite loss) with where it happened. */
 export type TrainOutput =
-  | { status: 'ok'; weightsDigest: string; losses: number[]; epochsCompleted: number; rows: number }
+  | {
+      status: 'ok';
+      weightsDigest: string;
+      losses: number[];
+      epochsCompleted: number;
+      rows: number;
+      /** This activity's attempt (a retry after a crashed worker is 2). */
+      attempt: number;
+      /** The epoch of the checkpoint this attempt resumed from; 0 when it started fresh. */
+      resumedFromEpoch: number;
+    }
   | { status: 'rejected'; code: string; message: string; epoch: number; step: number };
 
 /** Builds the train activity. */
@@ -23,14 +35,24 @@ export function trainActivity(deps: TorchDeps) {
     return withWorkDir(async (dir) => {
       // The scratch copy keeps the user's file name, so messages that quote file:line read as theirs.
       const modelFile = basename(input.modelFilePath);
-      const files = await materialize(deps.store, dir, { [modelFile]: input.modelFileDigest });
+      // A retry after a crashed worker resumes from the checkpoint the last heartbeat named.
+      const { attempt, heartbeatDetails } = Context.current().info;
+      const resume = (heartbeatDetails as { checkpointDigest?: string } | undefined)?.checkpointDigest;
+      const files = await materialize(deps.store, dir, { [modelFile]: input.modelFileDigest, ...(resume ? { 'resume.pt': resume } : {}) });
       const result = await torchOp(
         deps,
         'train',
-        { model_path: files[modelFile], params: input.params, train: input.train, out_dir: dir },
         {
-          [files[modelFile]]: input.modelFilePath,
+          model_path: files[modelFile],
+          params: input.params,
+          train: input.train,
+          out_dir: dir,
+          ...(resume ? { resume_path: files['resume.pt'] } : {}),
         },
+        { [files[modelFile]]: input.modelFilePath },
+        // Each epoch's checkpoint goes to the store before its heartbeat names it.
+        async (data) =>
+          typeof data.checkpoint_path === 'string' ? { checkpointDigest: await putBlobFile(deps.store, data.checkpoint_path) } : {},
       );
       if (result.status === 'rejected') {
         return {
@@ -48,6 +70,8 @@ export function trainActivity(deps: TorchDeps) {
         losses: (result.losses as number[]) ?? [],
         epochsCompleted: Number(result.epochs_completed),
         rows: Number(result.rows),
+        attempt,
+        resumedFromEpoch: Number(result.resumed_from_epoch ?? 0),
       };
     });
   };

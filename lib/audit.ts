@@ -7,18 +7,23 @@ import type { ObjectStore } from './store';
 
 /** What a record says happened; `prev` and `hash` are added by appendAudit. */
 export interface AuditEntry {
-  action: 'promote';
+  /** promote (a run moved the alias), keep (registered, alias not moved), manual_promote, rollback,
+   * approval_rejected, approval_timeout. */
+  action: 'promote' | 'keep' | 'manual_promote' | 'rollback' | 'approval_rejected' | 'approval_timeout';
   model: string;
-  version: number;
-  digest: string;
-  alias: string;
+  version: number | null;
+  digest: string | null;
+  alias: string | null;
   previousVersion: number | null;
-  record: string;
-  runId: string;
+  record: string | null;
+  runId: string | null;
   actor: string;
-  trigger: string;
+  trigger: string | null;
   commit: string | null;
   checks: { gate: string; passed: boolean; code: string | null }[];
+  /** Who approved a promotion, when one was required. */
+  approvedBy?: string | null;
+  reason?: string | null;
   at: string;
 }
 
@@ -26,7 +31,7 @@ const RecordSchema = z.object({
   seq: z.number().int().positive(),
   prev: z.string().nullable(),
   hash: z.string(),
-  runId: z.string(),
+  runId: z.string().nullable(),
   action: z.string(),
 });
 
@@ -51,7 +56,9 @@ export async function appendAudit(store: ObjectStore, entry: AuditEntry): Promis
   for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
     const keys = await store.list(`audit/${assertName('model', entry.model)}/`);
     const last = keys.length ? await readRecord(store, keys[keys.length - 1]) : undefined;
-    if (last && last.runId === entry.runId && last.action === entry.action && last.version === entry.version) return last;
+    // A retried activity appends once: the same run, action and version is the record already there.
+    if (last && entry.runId !== null && last.runId === entry.runId && last.action === entry.action && last.version === entry.version)
+      return last;
     const seq = (last?.seq ?? 0) + 1;
     const unhashed = { ...entry, seq, prev: last?.hash ?? null };
     const record: AuditRecord = { ...unhashed, hash: recordHash(unhashed) };

@@ -19,7 +19,12 @@ export function checkReferences(field: string, path: string): number {
   const hasInput = names.some((n) => /(^|\/)input(\/|\.|$)/.test(n));
   const hasOutput = names.some((n) => /(^|\/)output(\/|\.|$)/.test(n));
   if (odd.length || !hasInput || !hasOutput) {
-    const what = odd.length ? `tensor names ${odd.slice(0, 5).map((n) => `'${n}'`).join(', ')} are not understood` : `it lacks ${hasInput ? 'outputs' : 'inputs'}`;
+    const what = odd.length
+      ? `tensor names ${odd
+          .slice(0, 5)
+          .map((n) => `'${n}'`)
+          .join(', ')} are not understood`
+      : `it lacks ${hasInput ? 'outputs' : 'inputs'}`;
     throw new TtdError(
       ErrorCode.referencesInvalid,
       `${field}: '${path}': ${what}; expected reference inputs and outputs named input/output, input.<i>/output.<j>, or <case>/input/<i> and <case>/output/<j>`,

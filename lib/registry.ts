@@ -73,42 +73,114 @@ export interface PromoteOutcome {
   moved: boolean;
 }
 
-/** Registers the artifact (reusing the version of an equal digest) and moves the alias; retried on a lost race. */
-export async function registerAndPromote(store: ObjectStore, req: PromoteRequest): Promise<PromoteOutcome> {
-  assertName('model', req.model);
-  assertName('alias', req.alias);
+/** Applies `change` to a model's state by compare-and-swap, retrying on a lost race; `change` returns
+ * its outcome and whether it changed anything (nothing is written otherwise). */
+export async function updateModel<T>(
+  store: ObjectStore,
+  model: string,
+  change: (state: ModelState, exists: boolean) => { outcome: T; changed: boolean },
+): Promise<T> {
+  assertName('model', model);
   for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-    const current = await readModel(store, req.model);
-    const state: ModelState = current?.state ?? { model: req.model, versions: [], aliases: {}, aliasHistory: [] };
-    let entry = state.versions.find((v) => v.digest === req.digest);
-    const created = !entry;
-    if (!entry) {
-      entry = { version: state.versions.length + 1, digest: req.digest, record: req.record, runId: req.runId, createdAt: req.at };
-      state.versions.push(entry);
-    }
-    const previous = state.aliases[req.alias];
-    const moved = previous?.version !== entry.version;
-    if (!created && !moved) return { version: entry.version, created, previousVersion: previous?.version ?? null, moved };
-    state.aliases[req.alias] = { version: entry.version, digest: entry.digest, updatedAt: req.at };
-    state.aliasHistory.push({
-      alias: req.alias,
-      version: entry.version,
-      digest: entry.digest,
-      previousVersion: previous?.version ?? null,
-      at: req.at,
-      runId: req.runId,
-      actor: req.actor,
-    });
+    const current = await readModel(store, model);
+    const state: ModelState = current?.state ?? { model, versions: [], aliases: {}, aliasHistory: [] };
+    const { outcome, changed } = change(state, Boolean(current));
+    if (!changed) return outcome;
     try {
       const body = Buffer.from(JSON.stringify(state, null, 2));
-      await store.put(registryKey(req.model), body, current ? { ifMatch: current.etag } : { ifNoneMatch: '*' });
-      return { version: entry.version, created, previousVersion: previous?.version ?? null, moved };
+      await store.put(registryKey(model), body, current ? { ifMatch: current.etag } : { ifNoneMatch: '*' });
+      return outcome;
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err;
       await new Promise((r) => setTimeout(r, 5 + Math.random() * 25 * (attempt + 1)));
     }
   }
-  throw new Error(`could not update the registry of model '${req.model}' after ${CAS_ATTEMPTS} attempts (too many concurrent writers)`);
+  throw new Error(`could not update the registry of model '${model}' after ${CAS_ATTEMPTS} attempts (too many concurrent writers)`);
+}
+
+/** The version of a digest, added if new (content names a version: the same bytes always get the same number). */
+function ensureVersion(
+  state: ModelState,
+  req: { digest: string; record: string; runId: string; at: string },
+): { entry: ModelVersion; created: boolean } {
+  const found = state.versions.find((v) => v.digest === req.digest);
+  if (found) return { entry: found, created: false };
+  const entry = { version: state.versions.length + 1, digest: req.digest, record: req.record, runId: req.runId, createdAt: req.at };
+  state.versions.push(entry);
+  return { entry, created: true };
+}
+
+/** Points an alias at a version and records the move. */
+function pointAlias(
+  state: ModelState,
+  alias: string,
+  entry: ModelVersion,
+  req: { runId: string; actor: string; at: string },
+): number | null {
+  const previous = state.aliases[alias]?.version ?? null;
+  state.aliases[alias] = { version: entry.version, digest: entry.digest, updatedAt: req.at };
+  state.aliasHistory.push({
+    alias,
+    version: entry.version,
+    digest: entry.digest,
+    previousVersion: previous,
+    at: req.at,
+    runId: req.runId,
+    actor: req.actor,
+  });
+  return previous;
+}
+
+/** Registers the artifact (reusing the version of an equal digest) and moves the alias; retried on a lost race. */
+export async function registerAndPromote(store: ObjectStore, req: PromoteRequest): Promise<PromoteOutcome> {
+  assertName('alias', req.alias);
+  return updateModel<PromoteOutcome>(store, req.model, (state) => {
+    const { entry, created } = ensureVersion(state, req);
+    const current = state.aliases[req.alias]?.version ?? null;
+    if (current === entry.version)
+      return { outcome: { version: entry.version, created, previousVersion: current, moved: false }, changed: created };
+    const previousVersion = pointAlias(state, req.alias, entry, req);
+    return { outcome: { version: entry.version, created, previousVersion, moved: true }, changed: true };
+  });
+}
+
+/** Registers the artifact as a version without moving any alias (a candidate kept but not promoted). */
+export async function registerVersion(
+  store: ObjectStore,
+  req: Omit<PromoteRequest, 'alias' | 'actor'>,
+): Promise<{ version: number; created: boolean }> {
+  return updateModel(store, req.model, (state) => {
+    const { entry, created } = ensureVersion(state, req);
+    return { outcome: { version: entry.version, created }, changed: created };
+  });
+}
+
+/** Moves an alias to an existing version (manual promotion, rollback); returns the version it held before. */
+export async function moveAlias(
+  store: ObjectStore,
+  req: { model: string; alias: string; version: number; runId: string; actor: string; at: string },
+): Promise<{ previousVersion: number | null; moved: boolean }> {
+  assertName('alias', req.alias);
+  const found = await readModel(store, req.model);
+  if (!found) throw new TtdError(ErrorCode.modelNotFound, `model '${req.model}' is not in the registry at ${store.location}`);
+  return updateModel<{ previousVersion: number | null; moved: boolean }>(store, req.model, (state) => {
+    const entry = state.versions.find((v) => v.version === req.version);
+    if (!entry) {
+      throw new TtdError(
+        ErrorCode.versionNotFound,
+        `model '${req.model}' has no version ${req.version} (versions 1..${state.versions.length})`,
+      );
+    }
+    const current = state.aliases[req.alias]?.version ?? null;
+    if (current === entry.version) return { outcome: { previousVersion: current, moved: false }, changed: false };
+    return { outcome: { previousVersion: pointAlias(state, req.alias, entry, req), moved: true }, changed: true };
+  });
+}
+
+/** The version an alias held before its current one (what a rollback returns to), or null. */
+export function previousOf(state: ModelState, alias: string): number | null {
+  const moves = state.aliasHistory.filter((e) => e.alias === alias);
+  return moves.length ? moves[moves.length - 1].previousVersion : null;
 }
 
 /** A parsed `MODEL`, `MODEL@ALIAS` or `MODEL:VERSION`. */

@@ -24,6 +24,9 @@ export const GateCode = {
   deviceConstant: 'device_constant',
   fusionRequiredMissing: 'fusion_required_missing',
   fusedDivergence: 'fused_divergence',
+  notBetterThanProduction: 'not_better_than_production',
+  approvalRejected: 'approval_rejected',
+  approvalTimeout: 'approval_timeout',
   toleranceExceeded: 'tolerance_exceeded',
   runtimeLoadFailed: 'runtime_load_failed',
   shapeMismatch: 'shape_mismatch',
@@ -70,6 +73,11 @@ export interface RunResult {
   alias: string | null;
   gates: GateResult[];
   timings: Record<string, number>;
+  /** What started the run: `manual`, `ci` or `schedule`, and the commit it was started for. */
+  trigger: 'manual' | 'ci' | 'schedule';
+  commit: string | null;
+  /** Training attempts (a crashed worker's retry is one more) and the epoch a retry resumed from (0: fresh). */
+  training?: { attempts: number; resumedFromEpoch: number };
   parity?: ParityRuntimeReport[];
 }
 

@@ -62,8 +62,22 @@ const ParitySchema = z.strictObject({
   rtol: nonNegative('parity.rtol').default(1e-4),
 });
 
+const DURATION_RE = /^\d+(\.\d+)?\s*(ms|s|m|h|d|milliseconds?|seconds?|minutes?|hours?|days?)$/;
+
 const PromoteSchema = z.strictObject({
   alias: z.string().regex(NAME_RE, { error: 'promote.alias must match [a-z0-9][a-z0-9._-]{0,63}' }).default('production'),
+  approval: z.enum(['none', 'required'], { error: 'promote.approval must be one of none, required' }).default('none'),
+  approval_timeout: z
+    .string({ error: 'promote.approval_timeout must be a duration such as 30m, 2h or 7d' })
+    .regex(DURATION_RE, { error: 'promote.approval_timeout must be a duration such as 30m, 2h or 7d' })
+    .optional(),
+  // Retraining must not make production worse: both are evaluated on the same validation split.
+  compare: z
+    .strictObject({
+      metric: z.enum(['validation_loss'], { error: 'promote.compare.metric must be validation_loss' }).default('validation_loss'),
+      min_improvement: nonNegative('promote.compare.min_improvement').default(0),
+    })
+    .optional(),
 });
 
 /** The whole spec, defaults filled in. */
@@ -91,6 +105,13 @@ export const SpecSchema = z
         code: 'custom',
         path: ['artifact'],
         message: 'set either model (a Python file to train) or artifact (a TorchScript archive), not both',
+      });
+    }
+    if (spec.artifact !== undefined && spec.promote.compare !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['promote', 'compare'],
+        message: "promote.compare evaluates on the model file's validation data, which a foreign artifact has not got",
       });
     }
     if (spec.artifact !== undefined && spec.references === undefined) {

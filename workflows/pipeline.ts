@@ -1,6 +1,16 @@
 // The pipeline workflow: train → trace → verify → optimize → fusion → store → parity → promote, or, for a foreign
 // artifact, verify → store → parity → promote. Orchestration only.
-import { ActivityFailure, ApplicationFailure, defineQuery, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineUpdate,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { ArtifactFiles, ControlActivities, TorchActivities } from '../activities';
 import { NON_RETRYABLE_TYPES } from '../lib/failures';
 import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/results';
@@ -8,7 +18,8 @@ import type { Spec } from '../lib/spec';
 
 /** What a run starts with: the validated spec and the digests of its inputs, never file contents. */
 export interface PipelineInput {
-  runId: string;
+  /** The run's id; a scheduled run has none and uses its workflow id. */
+  runId?: string;
   spec: Spec;
   specDigest: string;
   /** The model file to train (absent for a foreign artifact). */
@@ -25,6 +36,8 @@ export interface PipelineInput {
 
 /** What `ttd run` shows while a run moves: the current stage and the finished ones with their durations. */
 export interface PipelineProgress {
+  /** `running`, or `awaiting_approval` while the run waits for `ttd approve`. */
+  status: 'running' | 'awaiting_approval';
   stage: string | null;
   completed: { stage: string; ms: number }[];
   epochs: number;
@@ -33,6 +46,16 @@ export interface PipelineProgress {
 
 /** The progress query. */
 export const progressQuery = defineQuery<PipelineProgress>('progress');
+
+/** A person's answer to a run that waits for approval. */
+export interface ApprovalDecision {
+  approve: boolean;
+  by: string;
+  reason?: string;
+}
+
+/** The approval update: `ttd approve RUN --by NAME [--reject --reason TEXT]`. */
+export const approveUpdate = defineUpdate<{ accepted: true; by: string; approve: boolean }, [ApprovalDecision]>('approve');
 
 // Named timeout and retry profiles (see STYLE.md): torch stages heartbeat, store stages retry longer.
 const torchStage = {
@@ -52,6 +75,8 @@ interface Built {
   reports: Record<string, unknown>;
 }
 
+const fmt = (n: number | null) => (n === null ? 'not finite' : n.toPrecision(6));
+
 /** Thrown inside the workflow to end the run with a result (rejected or failed) instead of an error. */
 class RunEnded extends Error {
   constructor(readonly result: RunResult) {
@@ -64,21 +89,43 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
   const torch = proxyActivities<TorchActivities>({ ...torchStage, taskQueue: input.queues.torch });
   const control = proxyActivities<ControlActivities>({ ...storeStage, taskQueue: input.queues.control });
   const { spec } = input;
-  const progress: PipelineProgress = { stage: null, completed: [], epochs: spec.train.epochs, losses: [] };
+  const runId = input.runId ?? workflowInfo().workflowId;
+  const progress: PipelineProgress = { status: 'running', stage: null, completed: [], epochs: spec.train.epochs, losses: [] };
   setHandler(progressQuery, () => progress);
+  let decision: ApprovalDecision | undefined;
+  setHandler(
+    approveUpdate,
+    (d) => {
+      decision = d;
+      return { accepted: true, by: d.by, approve: d.approve };
+    },
+    {
+      validator: (d) => {
+        if (decision) throw new Error(`run '${runId}' was already ${decision.approve ? 'approved' : 'rejected'} by ${decision.by}`);
+        if (progress.status !== 'awaiting_approval') {
+          throw new Error(`run '${runId}' is not waiting for approval (stage: ${progress.stage ?? 'between stages'})`);
+        }
+        if (!d || typeof d.by !== 'string' || !d.by.trim()) throw new Error('an approval needs --by NAME');
+      },
+    },
+  );
+  let training: RunResult['training'];
 
   const gates: GateResult[] = [];
   const timings: Record<string, number> = {};
   let parity: ParityRuntimeReport[] | undefined;
   const result = (status: RunResult['status'], extra: Partial<RunResult> = {}): RunResult => ({
     status,
-    runId: input.runId,
+    runId,
     model: spec.name,
     version: null,
     digest: null,
     alias: null,
     gates,
     timings,
+    trigger: input.trigger,
+    commit: input.commit,
+    ...(training ? { training } : {}),
     ...(parity ? { parity } : {}),
     ...extra,
   });
@@ -115,6 +162,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     if (trained.status === 'rejected') reject({ gate: 'training', passed: false, code: trained.code, message: trained.message });
     if (trained.status !== 'ok') throw new Error('unreachable');
     progress.losses = trained.losses;
+    training = { attempts: trained.attempt, resumedFromEpoch: trained.resumedFromEpoch };
     const finalLoss = trained.losses[trained.losses.length - 1];
     gates.push({
       gate: 'training',
@@ -283,7 +331,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     const stored = await stage('store', 'promotion', () =>
       control.storeArtifact({
         model: spec.name,
-        runId: input.runId,
+        runId,
         specDigest: input.specDigest,
         spec,
         files: built.files,
@@ -305,18 +353,106 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     if (!checked.passed) reject(parityGate);
     gates.push(parityGate);
 
+    if (spec.promote.compare && input.modelFileDigest) {
+      const { metric, min_improvement } = spec.promote.compare;
+      const current = await stage('compare', 'promotion', () => control.currentAlias({ model: spec.name, alias: spec.promote.alias }));
+      if (current && current.digest !== stored.artifactDigest) {
+        const evaluated = await stage('evaluate', 'promotion', () =>
+          torch.evaluate({
+            modelFileDigest: input.modelFileDigest!,
+            modelFilePath: input.modelFilePath ?? 'model.py',
+            params: spec.params,
+            loss: spec.train.loss,
+            artifacts: [
+              { name: 'candidate', digest: stored.artifactDigest },
+              { name: 'production', digest: current.digest },
+            ],
+          }),
+        );
+        const candidate = evaluated.candidate;
+        const production = evaluated.production;
+        if (candidate === null || production === null || !(candidate < production - min_improvement)) {
+          const kept = await stage('keep', 'promotion', () =>
+            control.keepVersion({
+              model: spec.name,
+              artifactDigest: stored.artifactDigest,
+              manifestDigest: stored.manifestDigest,
+              runId,
+              actor: input.actor,
+              trigger: input.trigger,
+              commit: input.commit,
+              gates,
+              parity: { runtimes: checked.runtimes, atol: spec.parity.atol, rtol: spec.parity.rtol },
+              reason: 'not_better_than_production',
+            }),
+          );
+          reject({
+            gate: 'promotion',
+            passed: false,
+            code: 'not_better_than_production',
+            message: `candidate ${metric} ${fmt(candidate)} is not better than production (version ${current.version}) ${fmt(production)} by more than min_improvement ${min_improvement}; kept as version ${kept.version}, '${spec.promote.alias}' not moved`,
+          });
+        }
+      }
+    }
+
+    let approval: { by: string; reason: string | null } | null = null;
+    if (spec.promote.approval === 'required') {
+      progress.status = 'awaiting_approval';
+      progress.stage = 'approval';
+      const started = Date.now();
+      const answered = await condition(() => decision !== undefined, spec.promote.approval_timeout ?? undefined);
+      timings.approval = Date.now() - started;
+      progress.status = 'running';
+      progress.stage = null;
+      if (!answered || !decision) {
+        await control.recordAudit({
+          action: 'approval_timeout',
+          model: spec.name,
+          runId,
+          actor: 'ttd',
+          reason: `no answer within ${spec.promote.approval_timeout}`,
+        });
+        reject({
+          gate: 'promotion',
+          passed: false,
+          code: 'approval_timeout',
+          message: `no approval within promote.approval_timeout ${spec.promote.approval_timeout}; nothing promoted`,
+        });
+      }
+      const d = decision!;
+      if (!d.approve) {
+        await control.recordAudit({
+          action: 'approval_rejected',
+          model: spec.name,
+          runId,
+          actor: d.by,
+          reason: d.reason ?? null,
+          digest: stored.artifactDigest,
+        });
+        reject({
+          gate: 'promotion',
+          passed: false,
+          code: 'approval_rejected',
+          message: `rejected by ${d.by}${d.reason ? `: ${d.reason}` : ''}; nothing promoted`,
+        });
+      }
+      approval = { by: d.by, reason: d.reason ?? null };
+    }
+
     const promoted = await stage('promote', 'promotion', () =>
       control.promoteModel({
         model: spec.name,
         alias: spec.promote.alias,
         artifactDigest: stored.artifactDigest,
         manifestDigest: stored.manifestDigest,
-        runId: input.runId,
+        runId,
         actor: input.actor,
         trigger: input.trigger,
         commit: input.commit,
         gates: [...gates, { gate: 'promotion', passed: true, code: null, message: 'all gates passed' }],
         parity: { runtimes: checked.runtimes, atol: spec.parity.atol, rtol: spec.parity.rtol },
+        approval,
       }),
     );
     gates.push({

@@ -16,7 +16,7 @@ describe('spec', () => {
       optimize: { method: 'freeze' },
       fusion: { require: 'none' },
       parity: { runtimes: ['python', 'libtorch'], atol: 1e-5, rtol: 1e-4 },
-      promote: { alias: 'production' },
+      promote: { alias: 'production', approval: 'none' },
     });
   });
 

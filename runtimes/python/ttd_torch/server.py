@@ -38,8 +38,9 @@ def tolerances(args: Dict[str, Any]) -> Dict[str, float]:
 
 
 def do_train(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
-    """Handle a train request."""
-    return train.train({**model_args(args), "train": require(args, "train", dict)}, emit)
+    """Handle a train request (resume_path optional: a checkpoint of an earlier attempt)."""
+    resume_path = require_path(args, "resume_path") if "resume_path" in args else None
+    return train.train({**model_args(args), "train": require(args, "train", dict), "resume_path": resume_path}, emit)
 
 
 def choice(args: Dict[str, Any], key: str, options: Sequence[str]) -> str:

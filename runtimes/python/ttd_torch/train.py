@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from . import data, user_model
+from . import checkpoint, data, user_model
 from .protocol import BadRequest, require
 
 OPTIMIZERS = ("adam", "sgd")
@@ -52,8 +52,24 @@ def loss_function(name: str, module: Any) -> Callable[[Any, torch.Tensor], torch
     return F.mse_loss if name == "mse" else F.cross_entropy
 
 
+def restore(path: str, spec: Dict[str, Any], params: Dict[str, Any], rows: int, model: torch.nn.Module,
+            optimizer: torch.optim.Optimizer) -> Tuple[int, List[float]]:
+    """Load a checkpoint into model, optimizer and the global RNG; returns (its epoch, its losses)."""
+    state = checkpoint.read(path)
+    checkpoint.check_fits(path, state, spec, params, rows)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise BadRequest(f"args.resume_path = {path!r} does not fit the model built from params "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+                         "expected a checkpoint of this model file, or omit resume_path") from exc
+    torch.set_rng_state(state["rng_state"])
+    return int(state["epoch"]), [float(v) for v in state["losses"]]
+
+
 def train(args: Dict[str, Any], emit: Callable[[Dict[str, Any]], None]) -> Dict[str, Any]:
-    """Train the model described by a train request and save its state_dict."""
+    """Train the model described by a train request, checkpointing every epoch, and save its state_dict."""
     model_path = args["model_path"]
     params = args["params"]
     spec = parse_spec(args["train"])
@@ -65,11 +81,13 @@ def train(args: Dict[str, Any], emit: Callable[[Dict[str, Any]], None]) -> Dict[
     rows = int(targets.shape[0])
     optimizer = make_optimizer(spec["optimizer"], model, spec["lr"])
     criterion = loss_function(spec["loss"], module)
-    shuffle = torch.Generator().manual_seed(spec["seed"])
-    losses = []
+    resumed_from, losses = 0, []
+    if args.get("resume_path"):
+        resumed_from, losses = restore(args["resume_path"], spec, params, rows, model, optimizer)
+    checkpoint_path = None
     model.train()
-    for epoch in range(1, spec["epochs"] + 1):
-        order = torch.randperm(rows, generator=shuffle)
+    for epoch in range(resumed_from + 1, spec["epochs"] + 1):
+        order = torch.randperm(rows, generator=checkpoint.shuffle_generator(spec["seed"], epoch))
         total = 0.0
         for step, start in enumerate(range(0, rows, spec["batch_size"]), start=1):
             index = order[start:start + spec["batch_size"]]
@@ -87,8 +105,12 @@ def train(args: Dict[str, Any], emit: Callable[[Dict[str, Any]], None]) -> Dict[
                         "epoch": epoch, "step": step}
             total += value * int(index.numel())
         losses.append(total / rows)
-        emit({"epoch": epoch, "epochs": spec["epochs"], "loss": losses[-1]})
+        checkpoint_path = checkpoint.save(out_dir, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng_state": torch.get_rng_state(),
+            "epoch": epoch, "losses": list(losses), "train": spec, "params": params, "rows": rows})
+        emit({"epoch": epoch, "epochs": spec["epochs"], "loss": losses[-1], "checkpoint_path": checkpoint_path})
     weights_path = os.path.join(out_dir, "weights.pt")
     torch.save(model.state_dict(), weights_path)
     return {"status": "ok", "weights_path": weights_path, "losses": losses,
-            "epochs_completed": spec["epochs"], "rows": rows}
+            "epochs_completed": spec["epochs"], "rows": rows, "resumed_from_epoch": resumed_from,
+            "checkpoint_path": checkpoint_path}

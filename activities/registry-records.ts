@@ -1,0 +1,114 @@
+// Control-queue activities around promotion: the alias's current version, keeping a version unpromoted, audit records.
+import { appendAudit, type AuditEntry } from '../lib/audit';
+import { readModel, registerVersion } from '../lib/registry';
+import type { GateResult } from '../lib/results';
+import { putBlob, type ObjectStore } from '../lib/store';
+
+/** The version an alias points at now, or null when the model or alias does not exist yet. */
+export interface CurrentAlias {
+  version: number;
+  digest: string;
+}
+
+/** Input of keepVersion: a candidate registered as a version without moving the alias. */
+export interface KeepInput {
+  model: string;
+  artifactDigest: string;
+  manifestDigest: string;
+  runId: string;
+  actor: string;
+  trigger: string;
+  commit: string | null;
+  gates: GateResult[];
+  parity: unknown;
+  reason: string;
+}
+
+/** An audit record that is not an alias move (rejected or timed-out approvals). */
+export interface RecordAuditInput {
+  action: 'approval_rejected' | 'approval_timeout';
+  model: string;
+  runId: string;
+  actor: string;
+  reason: string | null;
+  digest?: string;
+}
+
+/** Builds the registry-record activities. */
+export function registryRecordActivities(deps: { store: ObjectStore }) {
+  return {
+    async currentAlias(input: { model: string; alias: string }): Promise<CurrentAlias | null> {
+      const found = await readModel(deps.store, input.model);
+      const alias = found?.state.aliases[input.alias];
+      return alias ? { version: alias.version, digest: alias.digest } : null;
+    },
+
+    async keepVersion(input: KeepInput): Promise<{ version: number }> {
+      const record = await putBlob(
+        deps.store,
+        JSON.stringify(
+          {
+            format: 'ttd-version-record/1',
+            model: input.model,
+            artifact: input.artifactDigest,
+            manifest: input.manifestDigest,
+            runId: input.runId,
+            actor: input.actor,
+            trigger: input.trigger,
+            commit: input.commit,
+            gates: input.gates,
+            parity: input.parity,
+            kept: input.reason,
+          },
+          null,
+          2,
+        ),
+      );
+      const at = new Date().toISOString();
+      const { version } = await registerVersion(deps.store, {
+        model: input.model,
+        digest: input.artifactDigest,
+        record,
+        runId: input.runId,
+        at,
+      });
+      await appendAudit(deps.store, {
+        action: 'keep',
+        model: input.model,
+        version,
+        digest: input.artifactDigest,
+        alias: null,
+        previousVersion: null,
+        record,
+        runId: input.runId,
+        actor: input.actor,
+        trigger: input.trigger,
+        commit: input.commit,
+        checks: input.gates.map((g) => ({ gate: g.gate, passed: g.passed, code: g.code })),
+        reason: input.reason,
+        at,
+      });
+      return { version };
+    },
+
+    async recordAudit(input: RecordAuditInput): Promise<{ seq: number }> {
+      const entry: AuditEntry = {
+        action: input.action,
+        model: input.model,
+        version: null,
+        digest: input.digest ?? null,
+        alias: null,
+        previousVersion: null,
+        record: null,
+        runId: input.runId,
+        actor: input.actor,
+        trigger: null,
+        commit: null,
+        checks: [],
+        reason: input.reason,
+        at: new Date().toISOString(),
+      };
+      return { seq: (await appendAudit(deps.store, entry)).seq };
+    },
+  };
+}
