@@ -51,8 +51,16 @@ export function trainActivity(deps: TorchDeps) {
         },
         { [files[modelFile]]: input.modelFilePath },
         // Each epoch's checkpoint goes to the store before its heartbeat names it.
-        async (data) =>
-          typeof data.checkpoint_path === 'string' ? { checkpointDigest: await putBlobFile(deps.store, data.checkpoint_path) } : {},
+        async (data) => {
+          if (typeof data.checkpoint_path !== 'string') return {};
+          try {
+            return { checkpointDigest: await putBlobFile(deps.store, data.checkpoint_path), checkpointEpoch: data.epoch };
+          } catch (err) {
+            // The next epoch's checkpoint replaced this one before we read it: that one will be named instead.
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+            throw err;
+          }
+        },
       );
       if (result.status === 'rejected') {
         return {

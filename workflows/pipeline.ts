@@ -60,7 +60,7 @@ export const approveUpdate = defineUpdate<{ accepted: true; by: string; approve:
 // Named timeout and retry profiles (see STYLE.md): torch stages heartbeat, store stages retry longer.
 const torchStage = {
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: '15 seconds', // a dead torch worker is noticed within 15 s
   retry: { maximumAttempts: 3, initialInterval: '1 second', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 } as const;
 const storeStage = {
