@@ -1,34 +1,145 @@
 // The `ttd` command line: parse, call, print. No business logic lives here.
 import { Command } from 'commander';
-import { modelsCommand, pullCommand, showCommand } from './registry-commands';
+import { auditLogCommand, modelsCommand, promoteCommand, pullCommand, rollbackCommand, showCommand } from './registry-commands';
+import { approveCommand, cancelCommand, runsCommand, statusCommand, waitCommand } from './run-commands';
 import { runCommand } from './run';
+import {
+  scheduleActionCommand,
+  scheduleBackfillCommand,
+  scheduleCreateCommand,
+  scheduleDescribeCommand,
+  scheduleListCommand,
+} from './schedule-commands';
+import { serverStartCommand, serverStatusCommand, serverStopCommand, workerCommand } from './server-commands';
 
 async function main(): Promise<void> {
   const program = new Command('ttd')
     .description('train · trace · deploy: PyTorch to a verified, promoted TorchScript artifact, on Temporal')
     .showHelpAfterError()
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+  const ref = 'MODEL, MODEL@ALIAS or MODEL:VERSION';
 
   program
     .command('run')
     .argument('<spec>', 'pipeline.yaml (or .json)')
     .option('--json', 'print exactly one JSON object on stdout')
-    .description('run a pipeline: train, trace, verify, optimize, store, check parity, promote')
+    .option('--detach', 'start the run and return at once; running workers do the work')
+    .option('--trigger <trigger>', 'what started the run: manual, ci or schedule', 'manual')
+    .option('--commit <sha>', 'the commit the run is for (with --trigger ci, part of the run id)')
+    .option('--force', 'with --trigger ci: start a new run even if this commit and spec already ran')
+    .description('run a pipeline: train, trace, verify, optimize, fusion, store, check parity, promote')
     .action(runCommand);
   program
+    .command('status')
+    .argument('<run>')
+    .option('--json', 'print JSON')
+    .description('where a run is, or how it ended')
+    .action(statusCommand);
+  program
+    .command('wait')
+    .argument('<run>')
+    .option('--json', 'print JSON')
+    .description('wait for a run to end; exits like ttd run')
+    .action(waitCommand);
+  program.command('cancel').argument('<run>').option('--json', 'print JSON').description('cancel a running run').action(cancelCommand);
+  program
+    .command('runs')
+    .option('--model <name>', 'only runs of this model')
+    .option('--limit <n>', 'at most this many', '50')
+    .option('--json', 'print JSON')
+    .description('recent runs')
+    .action(runsCommand);
+  program
+    .command('approve')
+    .argument('<run>')
+    .option('--by <name>', 'who approves (recorded in the audit trail)')
+    .option('--reject', 'reject instead of approving')
+    .option('--reason <text>', 'why')
+    .option('--json', 'print JSON')
+    .description('answer a run waiting for approval')
+    .action(approveCommand);
+
+  program
     .command('show')
-    .argument('<ref>', 'MODEL, MODEL@ALIAS or MODEL:VERSION')
+    .argument('<ref>', ref)
     .option('--json', 'print JSON')
     .description('show a version: digest, aliases, gates and stage reports')
     .action(showCommand);
   program
     .command('pull')
-    .argument('<ref>', 'MODEL, MODEL@ALIAS or MODEL:VERSION')
+    .argument('<ref>', ref)
     .requiredOption('-o, --output <file>', 'where to write the TorchScript archive')
     .option('--json', 'print JSON')
     .description('write a version’s TorchScript archive after checking its digest')
     .action(pullCommand);
   program.command('models').option('--json', 'print JSON').description('list registered models').action(modelsCommand);
+  program
+    .command('promote')
+    .argument('<ref>', 'MODEL:VERSION')
+    .requiredOption('--alias <alias>', 'the alias to move')
+    .option('--json', 'print JSON')
+    .description('point an alias at a version whose gates all passed')
+    .action(promoteCommand);
+  program
+    .command('rollback')
+    .argument('<model>')
+    .requiredOption('--alias <alias>', 'the alias to move back')
+    .option('--json', 'print JSON')
+    .description('move an alias back to the version it held before')
+    .action(rollbackCommand);
+  const audit = program.command('audit').description('the audit trail');
+  audit
+    .command('log')
+    .argument('<model>')
+    .option('--json', 'print JSON')
+    .description('every alias move, approval, rejection and rollback')
+    .action(auditLogCommand);
+
+  const server = program.command('server').description('the embedded Temporal dev server as a background process');
+  server
+    .command('start')
+    .option('--json', 'print JSON')
+    .description('start it (SQLite under $TTD_HOME); returns once it answers')
+    .action(serverStartCommand);
+  server.command('stop').option('--json', 'print JSON').description('stop it').action(serverStopCommand);
+  server.command('status').option('--json', 'print JSON').description('is it running').action(serverStatusCommand);
+  program
+    .command('worker')
+    .option('--queue <queue>', 'control or torch (default: both)')
+    .description('serve task queues until SIGINT or SIGTERM')
+    .action(workerCommand);
+
+  const schedule = program.command('schedule').description('scheduled retraining (Temporal Schedules)');
+  schedule
+    .command('create')
+    .argument('<id>')
+    .argument('<spec>')
+    .option('--cron <expr>', 'cron expression')
+    .option('--every <duration>', 'interval, e.g. 1h or 30m')
+    .option('--overlap <policy>', 'skip, buffer-one, buffer-all, cancel-other or allow-all', 'skip')
+    .option('--json', 'print JSON')
+    .description('retrain SPEC on a schedule')
+    .action(scheduleCreateCommand);
+  schedule.command('list').option('--json', 'print JSON').description('all schedules').action(scheduleListCommand);
+  schedule.command('describe').argument('<id>').option('--json', 'print JSON').description('one schedule').action(scheduleDescribeCommand);
+  for (const action of ['pause', 'unpause', 'trigger', 'delete'] as const) {
+    schedule
+      .command(action)
+      .argument('<id>')
+      .option('--json', 'print JSON')
+      .option('--note <text>', 'why')
+      .description(`${action} a schedule`)
+      .action(scheduleActionCommand(action));
+  }
+  schedule
+    .command('backfill')
+    .argument('<id>')
+    .requiredOption('--start <iso>', 'from')
+    .requiredOption('--end <iso>', 'to')
+    .option('--overlap <policy>', 'overlap policy for the backfilled runs', 'allow-all')
+    .option('--json', 'print JSON')
+    .description('run the schedule for past times')
+    .action(scheduleBackfillCommand);
 
   await program.parseAsync(process.argv);
 }

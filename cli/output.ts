@@ -12,6 +12,12 @@ export const paint = {
   bold: (s: string) => (useColor ? `\x1b[1m${s}\x1b[0m` : s),
 };
 
+/** Writes JSON when asked, else one human line. */
+export function printJsonOr(json: boolean, value: unknown, line: string): void {
+  if (json) printJson(value);
+  else process.stdout.write(`${line}\n`);
+}
+
 /** Writes one JSON document to stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

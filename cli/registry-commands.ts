@@ -1,9 +1,12 @@
 // `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
 import { resolve } from 'node:path';
 import { loadConfig, openStore } from '../lib/config';
-import { listModels, parseRef, readModel, resolveRef } from '../lib/registry';
+import { appendAudit, readAudit, type AuditEntry } from '../lib/audit';
+import { ErrorCode, TtdError } from '../lib/errors';
+import { assertName } from '../lib/names';
+import { listModels, moveAlias, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry';
 import { getBlobToFile, getJsonBlob } from '../lib/store';
-import { failWith, gateLines, printJson, sci, table } from './output';
+import { failWith, gateLines, printJson, printJsonOr, sci, table } from './output';
 
 interface VersionRecord {
   manifest: string;
@@ -154,4 +157,133 @@ export async function modelsCommand(opts: { json?: boolean }): Promise<void> {
   } catch (err) {
     failWith(err, json);
   }
+}
+
+/** `ttd promote MODEL:VERSION --alias A`: moves an alias to a version whose gates all passed. */
+export async function promoteCommand(ref: string, opts: { alias: string; json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const config = loadConfig();
+    const store = openStore(config);
+    const parsed = parseRef(ref);
+    if (parsed.version === undefined) throw new TtdError(ErrorCode.badReference, `ttd promote needs MODEL:VERSION (got '${ref}')`);
+    const { version } = await resolveRef(store, parsed);
+    const record = await getJsonBlob<VersionRecord>(store, version.record);
+    // The verification gates must all have passed; a comparison that kept the version back may be overruled.
+    const failed = record.gates.filter((g) => !g.passed && g.gate !== 'promotion');
+    if (failed.length) {
+      throw new TtdError(
+        ErrorCode.versionNotPromotable,
+        `version ${version.version} of '${parsed.model}' did not pass gate ${failed.map((g) => `'${g.gate}' (${g.code})`).join(', ')}; only versions whose gates all passed can be promoted`,
+      );
+    }
+    const at = new Date().toISOString();
+    const moved = await moveAlias(store, {
+      model: parsed.model,
+      alias: opts.alias,
+      version: version.version,
+      runId: 'manual',
+      actor: config.actor,
+      at,
+    });
+    if (moved.moved) {
+      await appendAudit(store, auditEntry('manual_promote', parsed.model, version, opts.alias, moved.previousVersion, config.actor, at));
+    }
+    printJsonOr(
+      json,
+      { model: parsed.model, alias: opts.alias, version: version.version, previousVersion: moved.previousVersion, moved: moved.moved },
+      moved.moved
+        ? `'${parsed.model}@${opts.alias}' now points at version ${version.version} (was ${moved.previousVersion ?? 'unset'})`
+        : `'${parsed.model}@${opts.alias}' already points at version ${version.version}`,
+    );
+  } catch (err) {
+    failWith(err, json);
+  }
+}
+
+/** `ttd rollback MODEL --alias A`: moves the alias back to the version it held before. */
+export async function rollbackCommand(model: string, opts: { alias: string; json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const config = loadConfig();
+    const store = openStore(config);
+    const { state } = await resolveRef(store, parseRef(model));
+    const current = state.aliases[opts.alias];
+    if (!current) throw new TtdError(ErrorCode.aliasNotFound, `model '${model}' has no alias '${opts.alias}'`);
+    const target = previousOf(state, opts.alias);
+    if (target === null) {
+      throw new TtdError(
+        ErrorCode.nothingToRollBack,
+        `'${model}@${opts.alias}' has no earlier version to roll back to (it has only ever pointed at version ${current.version})`,
+      );
+    }
+    const at = new Date().toISOString();
+    const moved = await moveAlias(store, { model, alias: opts.alias, version: target, runId: 'rollback', actor: config.actor, at });
+    const version = state.versions.find((v) => v.version === target)!;
+    await appendAudit(store, auditEntry('rollback', model, version, opts.alias, moved.previousVersion, config.actor, at));
+    printJsonOr(
+      json,
+      { model, alias: opts.alias, version: target, previousVersion: moved.previousVersion },
+      `rolled '${model}@${opts.alias}' back from version ${moved.previousVersion} to version ${target}`,
+    );
+  } catch (err) {
+    failWith(err, json);
+  }
+}
+
+/** `ttd audit log MODEL [--json]`: every alias move, approval, rejection and rollback, in order. */
+export async function auditLogCommand(model: string, opts: { json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const store = openStore(loadConfig());
+    const records = await readAudit(store, assertName('model', model));
+    if (json) return printJson({ model, records });
+    if (!records.length) return void process.stdout.write(`no audit records for '${model}'\n`);
+    process.stdout.write(
+      `${table(
+        [
+          ['seq', 'at', 'action', 'version', 'alias', 'who', 'run', 'why'],
+          ...records.map((r) => [
+            String(r.seq),
+            r.at,
+            r.action,
+            r.version === null ? '—' : `${r.previousVersion ?? '—'}→${r.version}`,
+            r.alias ?? '—',
+            r.approvedBy ? `${r.actor} (approved by ${r.approvedBy})` : r.actor,
+            r.runId ?? '—',
+            r.reason ?? '',
+          ]),
+        ],
+        '',
+      )}\n`,
+    );
+  } catch (err) {
+    failWith(err, json);
+  }
+}
+
+function auditEntry(
+  action: 'manual_promote' | 'rollback',
+  model: string,
+  version: ModelVersion,
+  alias: string,
+  previousVersion: number | null,
+  actor: string,
+  at: string,
+): AuditEntry {
+  return {
+    action,
+    model,
+    version: version.version,
+    digest: version.digest,
+    alias,
+    previousVersion,
+    record: version.record,
+    runId: null,
+    actor,
+    trigger: null,
+    commit: null,
+    checks: [],
+    at,
+  };
 }

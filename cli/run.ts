@@ -3,14 +3,17 @@ import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
-import { loadConfig, openStore } from '../lib/config';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { loadConfig, openStore, type Config } from '../lib/config';
+import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec } from '../lib/spec';
 import { putBlob } from '../lib/store';
 import { exitCodeFor, type RunResult } from '../lib/results';
 import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
 import { ensureServer } from '../workers/dev-server';
+import { requireServer } from './temporal';
 import type { PipelineInput, PipelineProgress } from '../workflows/pipeline';
-import { failWith, gateLines, paint, printJson, sci, table } from './output';
+import { failWith, gateLines, paint, printJson, printJsonOr, sci, table } from './output';
 import { preflight } from './preflight';
 import { connectTemporal } from './temporal';
 
@@ -19,6 +22,20 @@ const POLL_MS = 300;
 /** Options of `ttd run`. */
 export interface RunOptions {
   json?: boolean;
+  detach?: boolean;
+  trigger?: string;
+  commit?: string;
+  force?: boolean;
+}
+
+const TRIGGERS = ['manual', 'ci', 'schedule'] as const;
+
+/** The run's workflow id: derived from model, commit and spec digest for CI (so a repeat attaches), else unique. */
+export function workflowIdFor(model: string, specDigest: string, trigger: string, commit: string | undefined, force: boolean): string {
+  const unique = `${timestamp()}-${randomBytes(3).toString('hex')}`;
+  if (trigger !== 'ci' || !commit) return `${model}-${unique}`;
+  const base = `${model}-ci-${commit.slice(0, 12)}-${specDigest.slice('sha256:'.length, 'sha256:'.length + 12)}`;
+  return force ? `${base}-force-${unique}` : base;
 }
 
 /** Runs the command; exits with 0 promoted, 1 rejected, 2 failed or bad input. */
@@ -26,6 +43,15 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   const json = Boolean(opts.json);
   let config, loaded, store;
   try {
+    const trigger = opts.trigger ?? 'manual';
+    if (!(TRIGGERS as readonly string[]).includes(trigger)) {
+      throw new TtdError(ErrorCode.specInvalid, `--trigger must be one of ${TRIGGERS.join(', ')} (got '${trigger}')`);
+    }
+    if (trigger === 'ci' && !opts.commit)
+      throw new TtdError(ErrorCode.specInvalid, '--trigger ci needs --commit SHA: the run is identified by model, commit and spec');
+    if (opts.commit !== undefined && !/^[0-9a-zA-Z._-]{1,64}$/.test(opts.commit)) {
+      throw new TtdError(ErrorCode.specInvalid, `--commit must be a commit id such as a git SHA (got '${opts.commit}')`);
+    }
     config = loadConfig();
     loaded = loadSpec(specPath);
     preflight(config, loaded.spec);
@@ -35,12 +61,14 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   }
   const { spec } = loaded;
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const runId = `${spec.name}-${timestamp()}-${randomBytes(3).toString('hex')}`;
+  const trigger = (opts.trigger ?? 'manual') as PipelineInput['trigger'];
+  const runId = workflowIdFor(spec.name, loaded.specDigest, trigger, opts.commit, Boolean(opts.force));
 
   installQuietRuntime();
   let server;
   try {
-    server = await ensureServer(config);
+    // A detached run leaves the work to running workers, so it needs a server that outlives this process.
+    server = opts.detach ? await requireServer(config) : await ensureServer(config);
   } catch (err) {
     failWith(err, json);
   }
@@ -57,23 +85,23 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
           },
         }
       : { modelFileDigest: await putBlob(store, readFileSync(loaded.modelPath!)), modelFilePath: loaded.modelPath! };
-    const workers = await createWorkers({ connection: temporal.native, config, store });
     const input: PipelineInput = {
       runId,
       spec,
       specDigest: loaded.specDigest,
       ...source,
       actor: config.actor,
-      trigger: 'manual',
-      commit: null,
+      trigger,
+      commit: opts.commit ?? null,
       queues: config.queues,
     };
-    const handle = await temporal.client.workflow.start('pipelineWorkflow', {
-      workflowId: runId,
-      taskQueue: config.queues.control,
-      args: [input],
-    });
-    log(`run ${paint.bold(runId)}: ${spec.name} from ${loaded.specPath}`);
+    const { handle, attached } = await startOrAttach(temporal.client, config, input);
+    log(`${attached ? 'attached to' : 'run'} ${paint.bold(runId)}: ${spec.name} from ${loaded.specPath}`);
+    if (opts.detach) {
+      printJsonOr(json, { runId, status: 'running', attached }, `${runId} running${attached ? ' (attached to an earlier start)' : ''}`);
+      return;
+    }
+    const workers = await createWorkers({ connection: temporal.native, config, store });
     const result = await runWorkersUntil(workers, watch(handle, log));
     if (json) printJson(result);
     else printResult(result, spec.parity);
@@ -84,8 +112,35 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   }
 }
 
+/** Starts the run, or attaches to a running or finished one with the same id (an idempotent CI trigger). */
+async function startOrAttach(client: Client, config: Config, input: PipelineInput): Promise<{ handle: WorkflowHandle; attached: boolean }> {
+  const existing = client.workflow.getHandle(input.runId!);
+  if (
+    await existing.describe().then(
+      () => true,
+      () => false,
+    )
+  )
+    return { handle: existing, attached: true };
+  try {
+    // A concurrent start of the same id between the check and here attaches too (USE_EXISTING).
+    const handle = await client.workflow.start('pipelineWorkflow', {
+      workflowId: input.runId!,
+      taskQueue: config.queues.control,
+      args: [input],
+      memo: { model: input.spec.name, trigger: input.trigger, commit: input.commit },
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    return { handle, attached: false };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return { handle: existing, attached: true };
+    throw err;
+  }
+}
+
 // Follows a run: stage starts and ends from the progress query, epoch losses from the train activity's heartbeats.
-async function watch(handle: WorkflowHandle, log: (line: string) => void): Promise<RunResult> {
+export async function watch(handle: WorkflowHandle, log: (line: string) => void): Promise<RunResult> {
   const resultPromise = handle.result() as Promise<RunResult>;
   let done = false;
   resultPromise.then(
@@ -132,7 +187,8 @@ async function watch(handle: WorkflowHandle, log: (line: string) => void): Promi
   return resultPromise;
 }
 
-function printResult(result: RunResult, parity: { atol: number; rtol: number }): void {
+/** Prints a finished run for people. */
+export function printResult(result: RunResult, parity: { atol: number; rtol: number }): void {
   const out: string[] = [];
   const head =
     result.status === 'promoted'

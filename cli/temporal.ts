@@ -1,7 +1,9 @@
 // Connecting to Temporal: the client and worker connections for one CLI process, retried while a server starts.
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import type { Config } from '../lib/config';
+import { loadConfig, serverAddress, type Config } from '../lib/config';
+import { ErrorCode, TtdError } from '../lib/errors';
+import { listening } from '../workers/dev-server';
 
 const CONNECT_ATTEMPTS = 40;
 
@@ -31,4 +33,28 @@ export async function connectTemporal(
     }
   }
   throw new Error(`cannot reach the Temporal server at ${address}: ${(lastError as Error)?.message}`);
+}
+
+/** The server commands other than `ttd run` talk to: TEMPORAL_ADDRESS, or the embedded one if it listens. */
+export async function requireServer(config: Config): Promise<{ address: string; startedHere: false; stop(): Promise<void> }> {
+  const address = serverAddress(config);
+  if (!config.temporalAddress && !(await listening(config.temporalPort))) {
+    throw new TtdError(
+      ErrorCode.serverNotRunning,
+      `no Temporal server at ${address}: start one with 'ttd server start' (or set TEMPORAL_ADDRESS), and workers with 'ttd worker'`,
+    );
+  }
+  return { address, startedHere: false, stop: async () => undefined };
+}
+
+/** Connects to the server for a command that only needs a client. */
+export async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const server = await requireServer(config);
+  const temporal = await connectTemporal(config, server.address);
+  try {
+    return await fn(temporal.client, config);
+  } finally {
+    await temporal.close();
+  }
 }

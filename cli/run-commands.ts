@@ -1,0 +1,185 @@
+// `ttd status`, `wait`, `cancel`, `runs` and `approve`: ask Temporal about runs; no business logic here.
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { ErrorCode, TtdError } from '../lib/errors';
+import { exitCodeFor, type RunResult } from '../lib/results';
+import type { ApprovalDecision, PipelineProgress } from '../workflows/pipeline';
+import { failWith, printJson, printJsonOr, table } from './output';
+import { printResult, watch } from './run';
+import { withClient } from './temporal';
+
+/** What `ttd status` reports while a run is going, or the finished result. */
+export type RunStatusView =
+  | {
+      runId: string;
+      status: 'running' | 'awaiting_approval';
+      stage: string | null;
+      progress: { epoch: number; epochs: number; loss: number | null };
+    }
+  | (Omit<RunResult, 'status'> & { status: RunResult['status'] | 'cancelled' });
+
+async function describeRun(client: Client, runId: string): Promise<{ handle: WorkflowHandle; status: string }> {
+  const handle = client.workflow.getHandle(runId);
+  try {
+    const desc = await handle.describe();
+    return { handle, status: desc.status.name };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new TtdError(ErrorCode.runNotFound, `run '${runId}' does not exist on this server`);
+    throw err;
+  }
+}
+
+/** The current view of a run: progress while it runs, its result once it has finished. */
+export async function runView(client: Client, runId: string): Promise<RunStatusView> {
+  const { handle, status } = await describeRun(client, runId);
+  if (status === 'RUNNING') {
+    const progress = await handle.query<PipelineProgress>('progress').catch(() => undefined);
+    const desc = await handle.describe();
+    let epoch = progress?.losses.length ?? 0;
+    let loss = progress?.losses[progress.losses.length - 1] ?? null;
+    for (const activity of desc.raw.pendingActivities ?? []) {
+      const payload = activity.heartbeatDetails?.payloads?.[0];
+      const details = payload && defaultPayloadConverter.fromPayload<{ epoch?: number; loss?: number }>(payload);
+      if (details?.epoch && details.epoch > epoch) {
+        epoch = details.epoch;
+        loss = details.loss ?? null;
+      }
+    }
+    return {
+      runId,
+      status: progress?.status ?? 'running',
+      stage: progress?.stage ?? null,
+      progress: { epoch, epochs: progress?.epochs ?? 0, loss },
+    };
+  }
+  if (status === 'COMPLETED') return (await handle.result()) as RunResult;
+  return {
+    status: status === 'CANCELED' ? 'cancelled' : 'failed',
+    runId,
+    model: (await handle.describe()).memo?.model as string,
+    version: null,
+    digest: null,
+    alias: null,
+    gates: [],
+    timings: {},
+    trigger: ((await handle.describe()).memo?.trigger as RunResult['trigger']) ?? 'manual',
+    commit: ((await handle.describe()).memo?.commit as string | null) ?? null,
+  };
+}
+
+/** `ttd status RUN [--json]`. */
+export async function statusCommand(runId: string, opts: { json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const view = await withClient((client) => runView(client, runId));
+    if (json) return printJson(view);
+    if (view.status === 'running' || view.status === 'awaiting_approval') {
+      const p = (view as { progress: { epoch: number; epochs: number; loss: number | null } }).progress;
+      const stage = (view as { stage: string | null }).stage;
+      process.stdout.write(
+        `${runId}: ${view.status}${stage ? `, stage ${stage}` : ''}${p.epoch ? `, epoch ${p.epoch}/${p.epochs} loss ${p.loss?.toFixed(4)}` : ''}\n`,
+      );
+    } else {
+      process.stdout.write(`${runId}: ${view.status}\n`);
+    }
+  } catch (err) {
+    failWith(err, json);
+  }
+}
+
+/** `ttd wait RUN [--json]`: blocks until the run ends; exits like `ttd run`. */
+export async function waitCommand(runId: string, opts: { json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    await withClient(async (client) => {
+      const { handle } = await describeRun(client, runId);
+      const log = (line: string) => process.stderr.write(`${line}\n`);
+      await watch(handle, log).catch(() => undefined);
+      const view = await runView(client, runId);
+      if (json) printJson(view);
+      else if ('gates' in view && view.status !== 'cancelled' && view.status !== 'failed')
+        printResult(view as RunResult, { atol: NaN, rtol: NaN });
+      else process.stdout.write(`${runId}: ${view.status}\n`);
+      process.exitCode = view.status === 'cancelled' ? 2 : exitCodeFor(view.status as RunResult['status']);
+    });
+  } catch (err) {
+    failWith(err, json);
+  }
+}
+
+/** `ttd cancel RUN`: cancels the run; its torch processes are ended with their process group. */
+export async function cancelCommand(runId: string, opts: { json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    await withClient(async (client) => {
+      const { handle, status } = await describeRun(client, runId);
+      if (status !== 'RUNNING') throw new TtdError(ErrorCode.runNotFound, `run '${runId}' is not running (it is ${status.toLowerCase()})`);
+      await handle.cancel();
+      printJsonOr(json, { runId, status: 'cancelling' }, `${runId}: cancellation requested`);
+    });
+  } catch (err) {
+    failWith(err, json);
+  }
+}
+
+/** `ttd runs [--model NAME] [--json]`: recent runs, newest first. */
+export async function runsCommand(opts: { model?: string; json?: boolean; limit?: string }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const rows = await withClient(async (client) => {
+      const out: { runId: string; model: string; trigger: string; commit: string | null; status: string; startedAt: string }[] = [];
+      const limit = Number(opts.limit ?? 50);
+      for await (const wf of client.workflow.list({ query: `WorkflowType = 'pipelineWorkflow'` })) {
+        const model = String(wf.memo?.model ?? wf.workflowId.replace(/-\d{14}-[0-9a-f]{6}$/, ''));
+        if (opts.model && model !== opts.model) continue;
+        out.push({
+          runId: wf.workflowId,
+          model,
+          trigger: String(
+            wf.memo?.trigger ??
+              (wf.workflowId.includes('-ci-') ? 'ci' : wf.searchAttributes?.TemporalScheduledById ? 'schedule' : 'manual'),
+          ),
+          commit: (wf.memo?.commit as string | null) ?? null,
+          status: wf.status.name.toLowerCase(),
+          startedAt: wf.startTime.toISOString(),
+        });
+        if (out.length >= limit) break;
+      }
+      return out;
+    });
+    if (json) return printJson({ runs: rows });
+    if (!rows.length) return void process.stdout.write('no runs\n');
+    process.stdout.write(
+      `${table([['run', 'model', 'trigger', 'status', 'started'], ...rows.map((r) => [r.runId, r.model, r.trigger, r.status, r.startedAt])], '')}\n`,
+    );
+  } catch (err) {
+    failWith(err, json);
+  }
+}
+
+/** `ttd approve RUN --by NAME [--reject --reason TEXT]`: answers a run waiting for approval (a Workflow Update). */
+export async function approveCommand(
+  runId: string,
+  opts: { by?: string; reject?: boolean; reason?: string; json?: boolean },
+): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    if (!opts.by) throw new TtdError(ErrorCode.approvalRefused, 'ttd approve needs --by NAME: who approves is recorded in the audit trail');
+    const decision: ApprovalDecision = { approve: !opts.reject, by: opts.by, ...(opts.reason ? { reason: opts.reason } : {}) };
+    await withClient(async (client) => {
+      const { handle, status } = await describeRun(client, runId);
+      if (status !== 'RUNNING')
+        throw new TtdError(ErrorCode.approvalRefused, `run '${runId}' is not waiting for approval: it is ${status.toLowerCase()}`);
+      try {
+        await handle.executeUpdate('approve', { args: [decision] });
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError)
+          throw new TtdError(ErrorCode.approvalRefused, (err.cause as Error)?.message ?? err.message);
+        throw err;
+      }
+      printJsonOr(json, { runId, ...decision }, `${runId}: ${decision.approve ? 'approved' : 'rejected'} by ${decision.by}`);
+    });
+  } catch (err) {
+    failWith(err, json);
+  }
+}
