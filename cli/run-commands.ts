@@ -98,7 +98,7 @@ export async function waitCommand(runId: string, opts: { json?: boolean }): Prom
       const view = await runView(client, runId);
       if (json) printJson(view);
       else if ('gates' in view && view.status !== 'cancelled' && view.status !== 'failed')
-        printResult(view as RunResult, { atol: NaN, rtol: NaN });
+        printResult(view as RunResult);
       else process.stdout.write(`${runId}: ${view.status}\n`);
       process.exitCode = view.status === 'cancelled' ? 2 : exitCodeFor(view.status as RunResult['status']);
     });

@@ -188,7 +188,7 @@ export async function watch(handle: WorkflowHandle, log: (line: string) => void)
 }
 
 /** Prints a finished run for people. */
-export function printResult(result: RunResult, parity: { atol: number; rtol: number }): void {
+export function printResult(result: RunResult, parity?: { atol: number; rtol: number }): void {
   const out: string[] = [];
   const head =
     result.status === 'promoted'
@@ -200,7 +200,7 @@ export function printResult(result: RunResult, parity: { atol: number; rtol: num
   out.push('gates');
   out.push(...gateLines(result.gates));
   if (result.parity?.length) {
-    out.push(`parity (atol ${parity.atol}, rtol ${parity.rtol})`);
+    out.push(parity ? `parity (atol ${parity.atol}, rtol ${parity.rtol})` : 'parity');
     out.push(
       table([
         ['runtime', 'fuser', 'max abs err', 'max rel err', 'torch', 'ms', 'result'],

@@ -61,7 +61,11 @@ describe('parity', () => {
   });
 
   it('rejects a model whose fresh runtimes disagree beyond tolerance, naming the runtime, the output and the numbers', async () => {
-    const spec = writeSpec(tempDir(), { name: 'flush', train: { epochs: 2, batch_size: 16 } }, join(fixtureModels, 'parity-flush-denormal.py'));
+    const spec = writeSpec(
+      tempDir(),
+      { name: 'flush', train: { epochs: 2, batch_size: 16 } },
+      join(fixtureModels, 'parity-flush-denormal.py'),
+    );
     const run = await runTtd(['run', spec, '--json'], env);
     expect(run.code, run.stderr).toBe(1);
     const result: RunResult = JSON.parse(run.stdout);
@@ -74,13 +78,19 @@ describe('parity', () => {
     ]);
     const parity = result.gates[4];
     expect(parity.code).toBe('tolerance_exceeded');
-    expect(parity.message).toMatch(/^python: output '[a-z0-9_]+\/output\/0' differs by up to \d\.\d{3}e-\d \(relative \d\.\d{3}e[-+]\d+\), allowed atol 0\.00001 \+ rtol 0\.0001·\|reference\|$/);
+    expect(parity.message).toMatch(
+      /^python: output '[a-z0-9_]+\/output\/0' differs by up to \d\.\d{3}e-\d \(relative \d\.\d{3}e[-+]\d+\), allowed atol 0\.00001 \+ rtol 0\.0001·\|reference\|$/,
+    );
     for (const r of result.parity ?? []) {
       expect(r).toMatchObject({ passed: false, code: 'tolerance_exceeded', threads: 1 });
       expect(r.max_abs_error).toBeGreaterThan(1e-3);
     }
-    expect(result.parity?.map((r) => `${r.runtime}/${r.flags.fuser}`)).toEqual(['python/false', 'python/true', 'libtorch/false', 'libtorch/true']);
+    expect(result.parity?.map((r) => `${r.runtime}/${r.flags.fuser}`)).toEqual([
+      'python/false',
+      'python/true',
+      'libtorch/false',
+      'libtorch/true',
+    ]);
     expect(existsSync(join(home, 'store', 'registry', 'flush.json'))).toBe(false);
   });
 });
-

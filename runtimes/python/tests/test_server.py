@@ -77,7 +77,11 @@ class SeedPipelineTest(unittest.TestCase):
         self.assertEqual(result["status"], "ok")
         self.assertEqual((result["epochs_completed"], result["rows"], len(result["losses"])), (1, 1000, 1))
         events = [m for m in self.messages if m.get("event") == "progress"]
-        self.assertEqual(events[0]["data"], {"epoch": 1, "epochs": 1, "loss": result["losses"][0]})
+        checkpoint_path = os.path.join(self.out, "checkpoint-1.pt")
+        self.assertEqual(events[0]["data"], {"epoch": 1, "epochs": 1, "loss": result["losses"][0],
+                                             "checkpoint_path": checkpoint_path})
+        self.assertEqual((result["resumed_from_epoch"], result["checkpoint_path"]), (0, checkpoint_path))
+        self.assertTrue(os.path.isfile(checkpoint_path))
 
     def test_train_is_deterministic(self) -> None:
         with tempfile.TemporaryDirectory() as out:

@@ -61,15 +61,15 @@ def require(args: Mapping[str, Any], key: str, kind: type, where: str = "args") 
     return value
 
 
-def require_path(args: Mapping[str, Any], key: str, is_dir: bool = False) -> str:
+def require_path(args: Mapping[str, Any], key: str, is_dir: bool = False, where: str = "args") -> str:
     """Fetch a required absolute path that exists (a directory when is_dir)."""
-    path = require(args, key, str)
+    path = require(args, key, str, where)
     if not os.path.isabs(path):
-        raise BadRequest(f"args.{key} = {path!r}; expected an absolute path")
+        raise BadRequest(f"{where}.{key} = {path!r}; expected an absolute path")
     if is_dir and not os.path.isdir(path):
-        raise BadRequest(f"args.{key} = {path!r}; expected an existing directory")
+        raise BadRequest(f"{where}.{key} = {path!r}; expected an existing directory")
     if not is_dir and not os.path.isfile(path):
-        raise BadRequest(f"args.{key} = {path!r}; expected an existing file")
+        raise BadRequest(f"{where}.{key} = {path!r}; expected an existing file")
     return path
 
 

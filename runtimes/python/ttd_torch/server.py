@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 import torch
 
-from . import PROTOCOL_VERSION, artifact, fusion, optimize, trace, train, verify
+from . import PROTOCOL_VERSION, artifact, evaluate, fusion, optimize, trace, train, verify
 from .protocol import (BadRequest, ProtocolError, Writer, require, require_int_list, require_path,
                        traceback_tail)
 
@@ -113,9 +113,31 @@ def do_verify_artifact(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
                                      "out_dir": require_path(args, "out_dir", is_dir=True)})
 
 
+def artifacts_arg(args: Dict[str, Any]) -> List[Dict[str, str]]:
+    """The artifacts argument: a non-empty list of {name, path} with unique non-empty names."""
+    items = require(args, "artifacts", list)
+    if not items:
+        raise BadRequest("args.artifacts = []; expected a non-empty list of {\"name\", \"path\"} objects")
+    out: List[Dict[str, str]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"args.artifacts[{i}] = {item!r}; expected an object {{\"name\", \"path\"}}")
+        name = require(item, "name", str, f"args.artifacts[{i}]")
+        if not name or name in (o["name"] for o in out):
+            raise BadRequest(f"args.artifacts[{i}].name = {name!r}; expected a non-empty name used once")
+        out.append({"name": name, "path": require_path(item, "path", where=f"args.artifacts[{i}]")})
+    return out
+
+
+def do_evaluate(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+    """Handle an evaluate request (validation loss of TorchScript archives)."""
+    return evaluate.evaluate({"model_path": require_path(args, "model_path"), "params": require(args, "params", dict),
+                              "loss": choice(args, "loss", train.LOSSES), "artifacts": artifacts_arg(args)})
+
+
 OPS: Dict[str, Callable[[Dict[str, Any], Emit], Dict[str, Any]]] = {
     "hello": hello, "train": do_train, "trace": do_trace, "verify": do_verify, "optimize": do_optimize,
-    "fusion": do_fusion, "verify_artifact": do_verify_artifact,
+    "fusion": do_fusion, "verify_artifact": do_verify_artifact, "evaluate": do_evaluate,
 }
 
 

@@ -1,0 +1,67 @@
+// Helpers for operations tests: a dev server and workers as separate processes, started with the real CLI.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot, runTtd, type TtdRun } from './helpers';
+
+/** One operator's setup: its home, port and queue prefix. */
+export interface Ops {
+  env: Record<string, string | undefined>;
+  ttd(args: string[], extra?: Record<string, string>): Promise<TtdRun>;
+  worker(queue?: 'control' | 'torch'): Promise<ChildProcess>;
+  stopAll(): Promise<void>;
+}
+
+/** Starts `ttd server start` in `home` on `port`; workers are started on demand and stopped by stopAll. */
+export async function startOps(home: string, port: number, queuePrefix: string): Promise<Ops> {
+  const env = { TTD_HOME: home, TTD_TEMPORAL_PORT: String(port), TEMPORAL_ADDRESS: undefined, TTD_QUEUE_PREFIX: queuePrefix };
+  const workers: ChildProcess[] = [];
+  const ttd = (args: string[], extra: Record<string, string> = {}) => runTtd(args, { ...env, ...extra });
+  const started = await ttd(['server', 'start']);
+  if (started.code !== 0) throw new Error(`ttd server start failed: ${started.stderr}`);
+  return {
+    env,
+    ttd,
+    async worker(queue) {
+      const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ttd'), 'worker', ...(queue ? ['--queue', queue] : [])], {
+        cwd: repoRoot,
+        env: { ...process.env, NO_COLOR: '1', ...env } as NodeJS.ProcessEnv,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      workers.push(child);
+      // Ready once it says it serves.
+      await new Promise<void>((resolve, reject) => {
+        let err = '';
+        child.stderr!.on('data', (d) => {
+          err += d;
+          if (err.includes('worker serving')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`worker exited (${code}): ${err}`)));
+      });
+      return child;
+    },
+    async stopAll() {
+      for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGTERM');
+      await Promise.all(
+        workers.map((w) => (w.exitCode !== null || w.signalCode !== null ? undefined : new Promise((r) => w.once('exit', r)))),
+      );
+      await ttd(['server', 'stop']);
+    },
+  };
+}
+
+/** Polls `ttd status RUN --json` until `until` holds (or the time runs out). */
+export async function pollStatus(
+  ops: Ops,
+  runId: string,
+  until: (view: Record<string, any>) => boolean,
+  timeoutMs = 120_000,
+): Promise<Record<string, any>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await ops.ttd(['status', runId, '--json']);
+    const view = r.code === 0 ? JSON.parse(r.stdout) : {};
+    if (until(view)) return view;
+    if (Date.now() > deadline) throw new Error(`status of ${runId} never matched; last: ${r.stdout}${r.stderr}`);
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
