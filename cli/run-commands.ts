@@ -54,7 +54,7 @@ export async function runView(client: Client, runId: string): Promise<RunStatusV
   }
   if (status === 'COMPLETED') return (await handle.result()) as RunResult;
   return {
-    status: status === 'CANCELED' ? 'cancelled' : 'failed',
+    status: status === 'CANCELLED' ? 'cancelled' : 'failed',
     runId,
     model: (await handle.describe()).memo?.model as string,
     version: null,
@@ -97,8 +97,7 @@ export async function waitCommand(runId: string, opts: { json?: boolean }): Prom
       await watch(handle, log).catch(() => undefined);
       const view = await runView(client, runId);
       if (json) printJson(view);
-      else if ('gates' in view && view.status !== 'cancelled' && view.status !== 'failed')
-        printResult(view as RunResult);
+      else if ('gates' in view && view.status !== 'cancelled' && view.status !== 'failed') printResult(view as RunResult);
       else process.stdout.write(`${runId}: ${view.status}\n`);
       process.exitCode = view.status === 'cancelled' ? 2 : exitCodeFor(view.status as RunResult['status']);
     });

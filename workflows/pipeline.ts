@@ -401,7 +401,11 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
       progress.status = 'awaiting_approval';
       progress.stage = 'approval';
       const started = Date.now();
-      const answered = await condition(() => decision !== undefined, spec.promote.approval_timeout ?? undefined);
+      const timeout = spec.promote.approval_timeout;
+      // condition() with an undefined timeout would not wait: wait without one when none is set.
+      const answered = timeout
+        ? await condition(() => decision !== undefined, timeout as `${number}${string}`)
+        : (await condition(() => decision !== undefined), true);
       timings.approval = Date.now() - started;
       progress.status = 'running';
       progress.stage = null;

@@ -1,5 +1,6 @@
 // Durable operations with the server and workers as separate processes: detached runs, CI triggers,
 // approval, promotion, rollback, comparison, schedules, cancellation and concurrency.
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../lib/audit';
@@ -8,6 +9,15 @@ import { readModel } from '../../lib/registry';
 import type { RunResult } from '../../lib/results';
 import { fixtureModels, freePort, quickSeedSpec, seedDir, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
+
+/** Command lines of running torch stage servers. */
+function torchProcesses(): string[] {
+  try {
+    return execFileSync('pgrep', ['-af', 'python3 -m ttd_torch'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
 
 describe('operations', () => {
   const home = tempDir();
@@ -207,6 +217,13 @@ describe('operations', () => {
     expect((await ops.ttd(['cancel', runId])).code).toBe(0);
     const view = await pollStatus(ops, runId, (v) => v.status === 'cancelled', 30_000);
     expect(view.status).toBe('cancelled');
+    // The torch process group ends with the activity: no training process is left behind.
+    let left = torchProcesses();
+    for (let i = 0; i < 20 && left.length; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      left = torchProcesses();
+    }
+    expect(left).toEqual([]);
   });
 
   it('ten pipelines of one model at once register every version, with a linear alias history and an intact audit chain', async () => {
