@@ -1,6 +1,14 @@
 // The `ttd` command line: parse, call, print. No business logic lives here.
 import { Command } from 'commander';
-import { auditLogCommand, modelsCommand, promoteCommand, pullCommand, rollbackCommand, showCommand } from './registry-commands';
+import {
+  auditLogCommand,
+  auditVerifyCommand,
+  modelsCommand,
+  promoteCommand,
+  pullCommand,
+  rollbackCommand,
+  showCommand,
+} from './registry-commands';
 import { approveCommand, cancelCommand, runsCommand, statusCommand, waitCommand } from './run-commands';
 import { runCommand } from './run';
 import {
@@ -88,6 +96,12 @@ async function main(): Promise<void> {
     .description('move an alias back to the version it held before')
     .action(rollbackCommand);
   const audit = program.command('audit').description('the audit trail');
+  audit
+    .command('verify')
+    .argument('[model]', 'one model (default: all)')
+    .option('--json', 'print JSON')
+    .description('recompute every hash chain and check every blob it names; exit 1 names the first bad record')
+    .action(auditVerifyCommand);
   audit
     .command('log')
     .argument('<model>')

@@ -1,7 +1,7 @@
 // `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
 import { resolve } from 'node:path';
 import { loadConfig, openStore } from '../lib/config';
-import { appendAudit, readAudit, type AuditEntry } from '../lib/audit';
+import { appendAudit, auditedModels, readAudit, verifyTrail, type AuditEntry } from '../lib/audit';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { assertName } from '../lib/names';
 import { listModels, moveAlias, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry';
@@ -286,4 +286,30 @@ function auditEntry(
     checks: [],
     at,
   };
+}
+
+/** `ttd audit verify [MODEL] [--json]`: recomputes every chain and checks every blob; exit 1 names the first bad record. */
+export async function auditVerifyCommand(model: string | undefined, opts: { json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const store = openStore(loadConfig());
+    const models = model ? [assertName('model', model)] : await auditedModels(store);
+    const verdicts = [];
+    for (const m of models) verdicts.push(await verifyTrail(store, m));
+    const ok = verdicts.every((v) => v.problem === null);
+    if (json) printJson({ ok, store: store.location, models: verdicts });
+    else {
+      for (const v of verdicts) {
+        process.stdout.write(
+          v.problem
+            ? `${v.model}: BROKEN at ${v.problem.key}: ${v.problem.reason}\n`
+            : `${v.model}: ${v.records} records, chain intact, every blob matches its digest\n`,
+        );
+      }
+      if (!verdicts.length) process.stdout.write('no audit records\n');
+    }
+    process.exitCode = ok ? 0 : 1;
+  } catch (err) {
+    failWith(err, json);
+  }
 }

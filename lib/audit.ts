@@ -1,7 +1,8 @@
 // The audit trail: one create-only record per promotion, hash-chained per model.
 import { z } from 'zod';
 import { canonicalJson, digestBytes } from './digest';
-import { PreconditionFailedError } from './errors';
+import { DigestMismatchError, PreconditionFailedError } from './errors';
+import { getBlob } from './store';
 import { assertName } from './names';
 import type { ObjectStore } from './store';
 
@@ -85,15 +86,57 @@ export async function verifyChain(store: ObjectStore, model: string): Promise<{ 
   let prev: string | null = null;
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i];
+    const expected = auditKey(model, i + 1);
+    if (key !== expected) {
+      // A later number where this one should be: the record in between was deleted.
+      return key > expected
+        ? { key: expected, reason: `missing: the chain jumps from record ${i} to ${key}` }
+        : { key, reason: `out of order: expected ${expected}` };
+    }
     const record = await readRecord(store, key).catch(() => undefined);
     if (!record) return { key, reason: 'unreadable or malformed record' };
-    if (key !== auditKey(model, i + 1)) return { key, reason: `out of order: expected ${auditKey(model, i + 1)}` };
     if (record.seq !== i + 1) return { key, reason: `out of order: record says seq ${record.seq}, expected ${i + 1}` };
     if (recordHash(record) !== record.hash) return { key, reason: 'edited: its content does not hash to its recorded hash' };
     if (record.prev !== prev) return { key, reason: 'chain broken: prev does not match the hash of the record before it' };
     prev = record.hash;
   }
   return null;
+}
+
+/** A model's verdict: how many records, and the first problem (chain or blob) or null. */
+export interface TrailVerdict {
+  model: string;
+  records: number;
+  problem: { key: string; reason: string } | null;
+}
+
+/** Verifies a model's chain and that every blob its records name exists and matches its digest. */
+export async function verifyTrail(store: ObjectStore, model: string): Promise<TrailVerdict> {
+  const keys = await store.list(`audit/${assertName('model', model)}/`);
+  const chain = await verifyChain(store, model);
+  if (chain) return { model, records: keys.length, problem: chain };
+  for (const key of keys) {
+    const record = await readRecord(store, key);
+    for (const [field, digest] of [
+      ['digest', record.digest],
+      ['record', record.record],
+    ] as const) {
+      if (!digest) continue;
+      try {
+        await getBlob(store, digest);
+      } catch (err) {
+        const reason = err instanceof DigestMismatchError ? 'altered' : 'missing';
+        return { model, records: keys.length, problem: { key, reason: `blob ${reason}: ${field} ${digest}` } };
+      }
+    }
+  }
+  return { model, records: keys.length, problem: null };
+}
+
+/** Models that have audit records. */
+export async function auditedModels(store: ObjectStore): Promise<string[]> {
+  const keys = await store.list('audit/');
+  return [...new Set(keys.map((k) => k.split('/')[1]).filter(Boolean))].sort();
 }
 
 async function readRecord(store: ObjectStore, key: string): Promise<AuditRecord> {

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { ErrorCode, TtdError } from './errors';
 import { FsObjectStore } from './fs-store';
+import { parseS3Url, S3ObjectStore } from './s3-store';
 import type { ObjectStore } from './store';
 
 /** Everything a ttd process reads from its environment. */
@@ -51,10 +52,17 @@ export function serverAddress(config: Config): string {
   return config.temporalAddress ?? `127.0.0.1:${config.temporalPort}`;
 }
 
-/** Opens the store a configuration names (file:// for now; s3:// arrives with the S3 backend). */
+/** Opens the store a configuration names: file:///path or s3://bucket/prefix. */
 export function openStore(config: Config): ObjectStore {
   if (config.store.startsWith('file://')) return new FsObjectStore(config.store.slice('file://'.length));
-  throw new TtdError(ErrorCode.specInvalid, `TTD_STORE '${config.store}' is not supported: expected file:///absolute/path`);
+  if (config.store.startsWith('s3://')) {
+    const parsed = parseS3Url(config.store);
+    if (parsed) return new S3ObjectStore(parsed.bucket, parsed.prefix);
+  }
+  throw new TtdError(
+    ErrorCode.storeInvalid,
+    `TTD_STORE '${config.store}' is not supported: expected file:///absolute/path or s3://bucket/prefix`,
+  );
 }
 
 function findRepoRoot(start: string): string {

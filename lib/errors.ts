@@ -19,6 +19,8 @@ export const ErrorCode = {
   invalidName: 'invalid_name',
   artifactInvalid: 'artifact_invalid',
   serverConflict: 'server_conflict',
+  storeInvalid: 'store_invalid',
+  auditBroken: 'audit_broken',
   serverNotRunning: 'server_not_running',
   runNotFound: 'run_not_found',
   approvalRefused: 'approval_refused',

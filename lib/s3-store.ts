@@ -1,0 +1,149 @@
+// The S3 backend of ObjectStore (AWS S3, MinIO, any S3-compatible store): conditional writes on ETags.
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { PreconditionFailedError } from './errors';
+import type { ObjectStore, PutCondition, StoredObject } from './store';
+
+// Files above this go up in parts (lib-storage); below it one conditional PutObject.
+const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
+
+/** Stores objects under s3://bucket/prefix; credentials come from the standard AWS chain, never from us. */
+export class S3ObjectStore implements ObjectStore {
+  readonly location: string;
+  private readonly client: S3Client;
+
+  constructor(
+    private readonly bucket: string,
+    private readonly prefix: string,
+    config: S3ClientConfig = {},
+  ) {
+    this.location = `s3://${bucket}/${prefix}`;
+    const endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+    this.client = new S3Client({
+      region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      // S3-compatible servers (MinIO, moto) on a custom endpoint usually want path-style addressing.
+      ...(endpoint ? { endpoint, forcePathStyle: process.env.TTD_S3_VIRTUAL_HOSTED !== '1' } : {}),
+      // Connection errors are retried with backoff: about 25 s of endpoint outage is ridden out by one call.
+      maxAttempts: Number(process.env.TTD_S3_MAX_ATTEMPTS ?? 10),
+      ...config,
+    });
+  }
+
+  private key(key: string): string {
+    if (key.split('/').some((part) => part === '..' || part === '')) throw new Error(`invalid store key '${key}'`);
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  async get(key: string): Promise<StoredObject | undefined> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      const body = Buffer.from(await out.Body!.transformToByteArray());
+      return { body, etag: out.ETag ?? '' };
+    } catch (err) {
+      if (notFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async head(key: string): Promise<{ etag: string; size: number } | undefined> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      return { etag: out.ETag ?? '', size: Number(out.ContentLength ?? 0) };
+    } catch (err) {
+      if (notFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async put(key: string, body: Buffer, condition: PutCondition = {}): Promise<{ etag: string }> {
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(key),
+          Body: body,
+          ContentLength: body.length,
+          ...(condition.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+          ...(condition.ifMatch !== undefined ? { IfMatch: condition.ifMatch } : {}),
+        }),
+      );
+      return { etag: out.ETag ?? '' };
+    } catch (err) {
+      if (preconditionFailed(err)) throw new PreconditionFailedError(key);
+      throw err;
+    }
+  }
+
+  async putFile(key: string, path: string, condition: PutCondition = {}): Promise<{ etag: string }> {
+    const { size } = await stat(path);
+    if (size <= MULTIPART_THRESHOLD) {
+      const { readFile } = await import('node:fs/promises');
+      return this.put(key, await readFile(path), condition);
+    }
+    // Multipart: S3 makes the object visible only when the upload completes, so no partial blob is ever seen.
+    try {
+      const upload = new Upload({
+        client: this.client,
+        params: {
+          Bucket: this.bucket,
+          Key: this.key(key),
+          Body: createReadStream(path),
+          ...(condition.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+        },
+      });
+      const out = await upload.done();
+      return { etag: out.ETag ?? '' };
+    } catch (err) {
+      if (preconditionFailed(err)) throw new PreconditionFailedError(key);
+      throw err;
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    let token: string | undefined;
+    const strip = this.prefix ? this.prefix.length + 1 : 0;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: `${this.prefix ? `${this.prefix}/` : ''}${prefix}`, // our own prefixes, never user input
+          ContinuationToken: token,
+        }),
+      );
+      for (const obj of page.Contents ?? []) if (obj.Key) out.push(obj.Key.slice(strip));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort();
+  }
+}
+
+function status(err: unknown): number | undefined {
+  return err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+}
+
+function notFound(err: unknown): boolean {
+  return status(err) === 404 || (err as Error)?.name === 'NoSuchKey' || (err as Error)?.name === 'NotFound';
+}
+
+function preconditionFailed(err: unknown): boolean {
+  // 412 for a failed If-None-Match/If-Match; 409 when a concurrent conditional write is in flight.
+  return status(err) === 412 || status(err) === 409 || (err as Error)?.name === 'PreconditionFailed';
+}
+
+/** Parses s3://bucket/prefix. */
+export function parseS3Url(url: string): { bucket: string; prefix: string } | undefined {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+  if (!m) return undefined;
+  return { bucket: m[1], prefix: (m[2] ?? '').replace(/\/+$/, '') };
+}

@@ -1,0 +1,217 @@
+// The S3 backend on a real S3 wire protocol (moto_server on loopback): the same pipeline, conditional
+// writes under contention, a tamper-evident trail that `ttd audit verify` checks, and an endpoint outage.
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Connection, Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { appendAudit, auditKey, type AuditEntry } from '../../lib/audit';
+import { PreconditionFailedError } from '../../lib/errors';
+import { readModel, registerAndPromote } from '../../lib/registry';
+import type { RunResult } from '../../lib/results';
+import { S3ObjectStore } from '../../lib/s3-store';
+import { putBlob } from '../../lib/store';
+import { quickSeedSpec, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
+import { startMoto, type Moto } from '../moto';
+import { startProxy } from '../tcp-proxy';
+
+const BUCKET = 'models';
+
+describe('S3 store', () => {
+  let moto: Moto;
+  let s3: S3Client;
+  const withEnv = <T>(fn: () => T): T => {
+    const saved = { ...process.env };
+    Object.assign(process.env, moto.env);
+    try {
+      return fn();
+    } finally {
+      process.env = saved;
+    }
+  };
+  const store = (prefix: string) =>
+    withEnv(
+      () =>
+        new S3ObjectStore(BUCKET, prefix, {
+          credentials: { accessKeyId: moto.env.AWS_ACCESS_KEY_ID, secretAccessKey: moto.env.AWS_SECRET_ACCESS_KEY },
+        }),
+    );
+  const keys = async (prefix: string) =>
+    ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!).sort();
+  const body = async (key: string) =>
+    Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray());
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    await moto.createBucket(BUCKET);
+    s3 = new S3Client({
+      endpoint: moto.env.AWS_ENDPOINT_URL,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: moto.env.AWS_ACCESS_KEY_ID, secretAccessKey: moto.env.AWS_SECRET_ACCESS_KEY },
+    });
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await moto?.stop();
+  });
+
+  it('create-only and compare-and-swap writes refuse the loser with a precondition failure', async () => {
+    const st = store('contract');
+    await st.put('k', Buffer.from('1'), { ifNoneMatch: '*' });
+    await expect(st.put('k', Buffer.from('2'), { ifNoneMatch: '*' })).rejects.toBeInstanceOf(PreconditionFailedError);
+    const current = (await st.get('k'))!;
+    await st.put('k', Buffer.from('3'), { ifMatch: current.etag });
+    await expect(st.put('k', Buffer.from('4'), { ifMatch: current.etag })).rejects.toBeInstanceOf(PreconditionFailedError);
+    expect((await st.get('k'))!.body.toString()).toBe('3');
+    expect(await st.list('')).toEqual(['k']);
+  });
+
+  it('twenty promotions of one model at once lose no alias update, and the chain verifies', async () => {
+    const st = store('race');
+    await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const digest = await putBlob(st, `artifact ${i}`);
+        const record = await putBlob(st, `record ${i}`);
+        const o = await registerAndPromote(st, { model: 'm', digest, record, alias: 'production', runId: `r${i}`, actor: 't', at: 'now' });
+        await appendAudit(st, entry(o.version, digest, record, `r${i}`, o.previousVersion));
+      }),
+    );
+    const state = (await readModel(st, 'm'))!.state;
+    expect(state.versions).toHaveLength(20);
+    expect(state.aliasHistory).toHaveLength(20);
+    state.aliasHistory.forEach((move, i) => expect(move.previousVersion).toBe(i === 0 ? null : state.aliasHistory[i - 1].version));
+    const verified = await runTtd(['audit', 'verify', 'm', '--json'], { ...moto.env, TTD_STORE: `s3://${BUCKET}/race` });
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(JSON.parse(verified.stdout).models).toEqual([{ model: 'm', records: 20, problem: null }]);
+  });
+
+  it('the pipeline promotes with TTD_STORE=s3://…: blobs and audit records are in the bucket, and no credential leaks', async () => {
+    const env = { ...testEnv(tempDir(), inject('temporalAddress')), ...moto.env, TTD_STORE: `s3://${BUCKET}/prod` };
+    const run = await runTtd(['run', writeSpec(tempDir(), quickSeedSpec('s3-seed'), join(seedDir, 'model.py')), '--json'], env);
+    expect(run.code, run.stderr).toBe(0);
+    const result: RunResult = JSON.parse(run.stdout);
+    expect(result.status).toBe('promoted');
+    const blobKey = `prod/blobs/sha256/${result.digest!.slice(7)}`;
+    expect(await keys('prod/blobs/')).toContain(blobKey);
+    expect(
+      `sha256:${createHash('sha256')
+        .update(await body(blobKey))
+        .digest('hex')}`,
+    ).toBe(result.digest);
+    expect(await keys('prod/audit/s3-seed/')).toEqual(['prod/audit/s3-seed/00000001.json']);
+    expect(await keys('prod/registry/')).toEqual(['prod/registry/s3-seed.json']);
+    const verified = await runTtd(['audit', 'verify', '--json'], env);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, models: [{ model: 's3-seed', records: 1, problem: null }] });
+    // Never in output, reports or workflow history.
+    const secret = moto.env.AWS_SECRET_ACCESS_KEY;
+    const shown = await runTtd(['show', 's3-seed@production', '--json'], env);
+    const connection = await Connection.connect({ address: inject('temporalAddress') });
+    const history = await new Client({ connection }).workflow.getHandle(result.runId).fetchHistory();
+    await connection.close();
+    for (const text of [run.stdout, run.stderr, shown.stdout, JSON.stringify(history)]) {
+      expect(text).not.toContain(secret);
+      expect(text).not.toContain(moto.env.AWS_ACCESS_KEY_ID);
+    }
+  });
+
+  describe('tampering with the trail is caught and named by ttd audit verify', () => {
+    const verify = (prefix: string) => runTtd(['audit', 'verify', 'm', '--json'], { ...moto.env, TTD_STORE: `s3://${BUCKET}/${prefix}` });
+    async function chain(prefix: string): Promise<S3ObjectStore> {
+      const st = store(prefix);
+      for (let i = 1; i <= 3; i++) {
+        const digest = await putBlob(st, `artifact ${i}`);
+        const record = await putBlob(st, `record ${i}`);
+        await appendAudit(st, entry(i, digest, record, `run-${i}`, i === 1 ? null : i - 1));
+      }
+      expect((await verify(prefix)).code).toBe(0);
+      return st;
+    }
+    const problem = async (prefix: string) => {
+      const r = await verify(prefix);
+      expect(r.code).toBe(1);
+      return JSON.parse(r.stdout).models[0].problem as { key: string; reason: string };
+    };
+
+    it('an edited record', async () => {
+      await chain('t-edit');
+      const key = `t-edit/${auditKey('m', 2)}`;
+      const rec = JSON.parse((await body(key)).toString());
+      rec.actor = 'mallory';
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: JSON.stringify(rec) }));
+      expect(await problem('t-edit')).toEqual({ key: auditKey('m', 2), reason: 'edited: its content does not hash to its recorded hash' });
+    });
+
+    it('a deleted record', async () => {
+      await chain('t-delete');
+      await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `t-delete/${auditKey('m', 2)}` }));
+      expect(await problem('t-delete')).toEqual({
+        key: auditKey('m', 2),
+        reason: `missing: the chain jumps from record 1 to ${auditKey('m', 3)}`,
+      });
+    });
+
+    it('reordered records', async () => {
+      await chain('t-order');
+      const [a, b] = [await body(`t-order/${auditKey('m', 2)}`), await body(`t-order/${auditKey('m', 3)}`)];
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `t-order/${auditKey('m', 2)}`, Body: b }));
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `t-order/${auditKey('m', 3)}`, Body: a }));
+      expect(await problem('t-order')).toEqual({ key: auditKey('m', 2), reason: 'out of order: record says seq 3, expected 2' });
+    });
+
+    it('a blob that was altered or removed', async () => {
+      const st = await chain('t-blob');
+      const rec = (await st.get(auditKey('m', 2)))!;
+      const digest = JSON.parse(rec.body.toString()).digest as string;
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `t-blob/blobs/sha256/${digest.slice(7)}`, Body: 'altered' }));
+      expect(await problem('t-blob')).toEqual({ key: auditKey('m', 2), reason: `blob altered: digest ${digest}` });
+      await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `t-blob/blobs/sha256/${digest.slice(7)}` }));
+      expect(await problem('t-blob')).toEqual({ key: auditKey('m', 2), reason: `blob missing: digest ${digest}` });
+    });
+  });
+
+  it('a run rides out an S3 endpoint that is down for about 20 seconds, and no partial blob is ever stored', async () => {
+    const proxy = await startProxy(moto.port);
+    const env = {
+      ...testEnv(tempDir(), inject('temporalAddress')),
+      ...moto.env,
+      AWS_ENDPOINT_URL: `http://127.0.0.1:${proxy.port}`,
+      TTD_STORE: `s3://${BUCKET}/outage`,
+    };
+    const running = runTtd(['run', writeSpec(tempDir(), quickSeedSpec('outage'), join(seedDir, 'model.py')), '--json'], env);
+    // Down once the run is under way (training has stored nothing yet; the stages after it store files).
+    await new Promise((r) => setTimeout(r, 3000));
+    await proxy.down();
+    await new Promise((r) => setTimeout(r, 20_000));
+    await proxy.up();
+    const run = await running;
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).status).toBe('promoted');
+    for (const key of await keys('outage/blobs/sha256/')) {
+      expect(
+        `sha256:${createHash('sha256')
+          .update(await body(key))
+          .digest('hex')}`,
+      ).toBe(`sha256:${key.split('/').pop()}`);
+    }
+  }, 240_000);
+});
+
+function entry(version: number, digest: string, record: string, runId: string, previousVersion: number | null): AuditEntry {
+  return {
+    action: 'promote',
+    model: 'm',
+    version,
+    digest,
+    alias: 'production',
+    previousVersion,
+    record,
+    runId,
+    actor: 'tester',
+    trigger: 'manual',
+    commit: null,
+    checks: [],
+    at: '2026-11-28T00:00:00.000Z',
+  };
+}
