@@ -1,27 +1,34 @@
-// The seed end to end through `ttd run` with the embedded dev server: promoted, pulled, deployed without ttd.
+// The seed end to end through `ttd run` with the embedded dev server: promoted, pulled, deployed without ttd;
+// once on the filesystem store and once on S3 (moto on loopback), the same code with another TTD_STORE.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain, readAudit } from '../../lib/audit';
-import { FsObjectStore } from '../../lib/fs-store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
 import { freePort, runTtd, seedDir, tempDir, type TtdRun } from '../helpers';
+import { startMoto, type Moto } from '../moto';
 
-describe('the seed pipeline', () => {
+describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend) => {
   const home = tempDir();
-  const env = { TTD_HOME: home, TEMPORAL_ADDRESS: undefined, TTD_QUEUE_PREFIX: 'ttd-seed-test' };
+  const env: Record<string, string | undefined> = { TTD_HOME: home, TEMPORAL_ADDRESS: undefined, TTD_QUEUE_PREFIX: `ttd-seed-${backend}` };
   let run: TtdRun;
   let result: RunResult;
+  let moto: Moto | undefined;
 
   beforeAll(async () => {
+    if (backend === 's3') {
+      moto = await startMoto();
+      await moto.createBucket('seed');
+      Object.assign(env, moto.env, { TTD_STORE: 's3://seed/ttd' });
+    }
     const port = await freePort();
     Object.assign(env, { TTD_TEMPORAL_PORT: String(port) });
     run = await runTtd(['run', join(seedDir, 'pipeline.yaml'), '--json'], env);
     result = JSON.parse(run.stdout);
   });
+  afterAll(async () => moto?.stop());
 
   it('is promoted through every gate by a run that starts its own dev server', () => {
     expect(run.code, run.stderr).toBe(0);
@@ -103,9 +110,12 @@ describe('the seed pipeline', () => {
     expect(JSON.parse(models.stdout).models).toEqual([
       expect.objectContaining({ model: 'seed-mlp', versions: 1, aliases: { production: 1 } }),
     ]);
-    const store = new FsObjectStore(join(home, 'store'));
-    expect(await verifyChain(store, 'seed-mlp')).toBeNull();
-    const [record] = await readAudit(store, 'seed-mlp');
-    expect(record).toMatchObject({ seq: 1, prev: null, version: 1, digest: result.digest, alias: 'production', runId: result.runId });
+    const verified = await runTtd(['audit', 'verify', '--json'], env);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(JSON.parse(verified.stdout).models).toEqual([{ model: 'seed-mlp', records: 1, problem: null }]);
+    const log = JSON.parse((await runTtd(['audit', 'log', 'seed-mlp', '--json'], env)).stdout).records;
+    expect(log).toEqual([
+      expect.objectContaining({ seq: 1, prev: null, version: 1, digest: result.digest, alias: 'production', runId: result.runId }),
+    ]);
   });
 });
