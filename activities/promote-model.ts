@@ -32,21 +32,7 @@ export interface PromoteOutput {
 /** Builds the promote activity. */
 export function promoteActivity(deps: { store: ObjectStore }) {
   return async function promoteModel(input: PromoteInput): Promise<PromoteOutput> {
-    // The version record holds no timestamp, so a retried promotion writes the same digest.
-    const record = {
-      format: 'ttd-version-record/1',
-      model: input.model,
-      artifact: input.artifactDigest,
-      manifest: input.manifestDigest,
-      runId: input.runId,
-      actor: input.actor,
-      trigger: input.trigger,
-      commit: input.commit,
-      gates: input.gates,
-      parity: input.parity,
-      approval: input.approval ?? null,
-    };
-    const recordDigest = await putBlob(deps.store, JSON.stringify(record, null, 2));
+    const recordDigest = await writeVersionRecord(deps.store, { ...input, approval: input.approval ?? null });
     const at = new Date().toISOString();
     const outcome = await registerAndPromote(deps.store, {
       model: input.model,
@@ -82,4 +68,37 @@ export function promoteActivity(deps: { store: ObjectStore }) {
       recordDigest,
     };
   };
+}
+
+/** Writes a version record (what was checked, by whom, for which run) as a blob. It holds no timestamp,
+ * so a retried activity writes the same digest. */
+export async function writeVersionRecord(
+  store: ObjectStore,
+  r: {
+    model: string;
+    artifactDigest: string;
+    manifestDigest: string;
+    runId: string;
+    actor: string;
+    trigger: string;
+    commit: string | null;
+    gates: GateResult[];
+    parity: unknown;
+  } & Record<string, unknown>,
+): Promise<string> {
+  const { model, artifactDigest, manifestDigest, runId, actor, trigger, commit, gates, parity, ...extra } = r;
+  const record = {
+    format: 'ttd-version-record/1',
+    model,
+    artifact: artifactDigest,
+    manifest: manifestDigest,
+    runId,
+    actor,
+    trigger,
+    commit,
+    gates,
+    parity,
+    ...extra,
+  };
+  return putBlob(store, JSON.stringify(record, null, 2));
 }

@@ -2,7 +2,8 @@
 import { appendAudit, type AuditEntry } from '../lib/audit';
 import { readModel, registerVersion } from '../lib/registry';
 import type { GateResult } from '../lib/results';
-import { putBlob, type ObjectStore } from '../lib/store';
+import type { ObjectStore } from '../lib/store';
+import { writeVersionRecord } from './promote-model';
 
 /** The version an alias points at now, or null when the model or alias does not exist yet. */
 export interface CurrentAlias {
@@ -44,26 +45,8 @@ export function registryRecordActivities(deps: { store: ObjectStore }) {
     },
 
     async keepVersion(input: KeepInput): Promise<{ version: number }> {
-      const record = await putBlob(
-        deps.store,
-        JSON.stringify(
-          {
-            format: 'ttd-version-record/1',
-            model: input.model,
-            artifact: input.artifactDigest,
-            manifest: input.manifestDigest,
-            runId: input.runId,
-            actor: input.actor,
-            trigger: input.trigger,
-            commit: input.commit,
-            gates: input.gates,
-            parity: input.parity,
-            kept: input.reason,
-          },
-          null,
-          2,
-        ),
-      );
+      const { reason, ...rest } = input;
+      const record = await writeVersionRecord(deps.store, { ...rest, kept: reason });
       const at = new Date().toISOString();
       const { version } = await registerVersion(deps.store, {
         model: input.model,

@@ -1,13 +1,11 @@
 // `ttd run SPEC [--json]`: validates the spec, starts one pipeline run and serves it with in-process workers.
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { loadConfig, openStore, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
-import { loadSpec } from '../lib/spec';
-import { putBlob } from '../lib/store';
+import { loadSpec, storeRunSource } from '../lib/spec';
 import { exitCodeFor, type RunResult } from '../lib/results';
 import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
 import { ensureServer } from '../workers/dev-server';
@@ -76,15 +74,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   const temporal = await connectTemporal(config, server.address);
   try {
     // Inputs go into the store only once everything else is known to work: bad input leaves nothing behind.
-    const source = loaded.foreign
-      ? {
-          foreign: {
-            artifactDigest: await putBlob(store, readFileSync(loaded.foreign.artifactPath)),
-            referencesDigest: await putBlob(store, readFileSync(loaded.foreign.referencesPath)),
-            artifactPath: loaded.foreign.artifactPath,
-          },
-        }
-      : { modelFileDigest: await putBlob(store, readFileSync(loaded.modelPath!)), modelFilePath: loaded.modelPath! };
+    const source = await storeRunSource(store, loaded);
     const input: PipelineInput = {
       runId,
       spec,

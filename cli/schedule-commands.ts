@@ -1,10 +1,8 @@
 // `ttd schedule ...`: scheduled retraining on Temporal Schedules. Runs it starts carry trigger `schedule`.
-import { readFileSync } from 'node:fs';
 import { ScheduleNotFoundError, type Client, type ScheduleOverlapPolicy } from '@temporalio/client';
 import { loadConfig, openStore } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
-import { loadSpec } from '../lib/spec';
-import { putBlob } from '../lib/store';
+import { loadSpec, storeRunSource } from '../lib/spec';
 import type { PipelineInput } from '../workflows/pipeline';
 import { failWith, printJson, printJsonOr, table } from './output';
 import { preflight } from './preflight';
@@ -55,15 +53,7 @@ export async function scheduleCreateCommand(
     await withClient(async (client) => {
       const store = openStore(config);
       // The schedule retrains the model file as it is now: its digest is fixed in the schedule's action.
-      const source = loaded.foreign
-        ? {
-            foreign: {
-              artifactDigest: await putBlob(store, readFileSync(loaded.foreign.artifactPath)),
-              referencesDigest: await putBlob(store, readFileSync(loaded.foreign.referencesPath)),
-              artifactPath: loaded.foreign.artifactPath,
-            },
-          }
-        : { modelFileDigest: await putBlob(store, readFileSync(loaded.modelPath!)), modelFilePath: loaded.modelPath! };
+      const source = await storeRunSource(store, loaded);
       const input: PipelineInput = {
         spec: loaded.spec,
         specDigest: loaded.specDigest,

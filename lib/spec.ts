@@ -7,6 +7,7 @@ import { canonicalJson, digestBytes } from './digest';
 import { ErrorCode, TtdError } from './errors';
 import { NAME_RE } from './names';
 import { checkReferences } from './references';
+import { putBlob, type ObjectStore } from './store';
 
 const positive = (field: string) =>
   z.number({ error: `${field} must be a positive number` }).positive({ error: `${field} must be a positive number` });
@@ -248,4 +249,23 @@ function assertArchive(field: string, value: string, path: string): void {
       { path },
     );
   }
+}
+
+/** A run's inputs by digest: the model file to train, or a foreign artifact and its references. */
+export type RunSource =
+  | { modelFileDigest: string; modelFilePath: string }
+  | { foreign: { artifactDigest: string; referencesDigest: string; artifactPath: string } };
+
+/** Puts a loaded spec's input files into the store (content-addressed) and returns their digests. */
+export async function storeRunSource(store: ObjectStore, loaded: LoadedSpec): Promise<RunSource> {
+  if (loaded.foreign) {
+    return {
+      foreign: {
+        artifactDigest: await putBlob(store, readFileSync(loaded.foreign.artifactPath)),
+        referencesDigest: await putBlob(store, readFileSync(loaded.foreign.referencesPath)),
+        artifactPath: loaded.foreign.artifactPath,
+      },
+    };
+  }
+  return { modelFileDigest: await putBlob(store, readFileSync(loaded.modelPath!)), modelFilePath: loaded.modelPath! };
 }

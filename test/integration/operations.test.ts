@@ -142,9 +142,10 @@ describe('operations', () => {
       ['manual_promote', 1, 2],
     ]);
     expect(await verifyChain(new FsObjectStore(join(home, 'store')), 'movable')).toBeNull();
-    const none = await ops.ttd(['rollback', 'ci-model', '--alias', 'production']);
+    expect((await ops.ttd(['run', spec('lonely'), '--json'])).code).toBe(0);
+    const none = await ops.ttd(['rollback', 'lonely', '--alias', 'production']);
     expect(none.code).toBe(2);
-    expect(none.stderr).toContain("'ci-model@production' has no earlier version to roll back to");
+    expect(none.stderr).toContain("'lonely@production' has no earlier version to roll back to (it has only ever pointed at version 1)");
   });
 
   it('a retrained candidate that is not better than production is kept as a version but not aliased', async () => {
