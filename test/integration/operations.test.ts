@@ -201,6 +201,22 @@ describe('operations', () => {
     expect(
       JSON.parse((await ops.ttd(['schedule', 'list', '--json'])).stdout).schedules.map((s: { scheduleId: string }) => s.scheduleId),
     ).toContain('nightly');
+    // A backfill runs the schedule for a past hour (one or two action times, by the window's edges).
+    const end = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000);
+    const start = new Date(end.getTime() - 3_600_000);
+    const backfill = await ops.ttd(['schedule', 'backfill', 'nightly', '--start', start.toISOString(), '--end', end.toISOString()]);
+    expect(backfill.code, backfill.stderr).toBe(0);
+    let backfilled: { runId: string }[] = [];
+    for (let i = 0; i < 60 && backfilled.length === 0; i++) {
+      const runs = JSON.parse((await ops.ttd(['runs', '--model', 'scheduled', '--json'])).stdout).runs as {
+        runId: string;
+        trigger: string;
+      }[];
+      backfilled = runs.filter((r) => r.runId !== runId && r.trigger === 'schedule');
+      if (!backfilled.length) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(backfilled.length).toBeGreaterThanOrEqual(1);
+    for (const b of backfilled) expect((await wait(b.runId)).result.trigger).toBe('schedule');
     expect((await ops.ttd(['schedule', 'delete', 'nightly'])).code).toBe(0);
     const gone = await ops.ttd(['schedule', 'describe', 'nightly']);
     expect(gone.code).toBe(2);
