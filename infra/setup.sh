@@ -47,6 +47,7 @@ fi
 if [ ! -f dist/.stamp ] || [ -n "$(find cli lib activities workflows workers tsconfig.json package.json -newer dist/.stamp -print -quit 2>/dev/null)" ]; then
   say "building TypeScript (tsc)"
   npx tsc -p tsconfig.json
+  node infra/bundle-workflows.js
   touch dist/.stamp
 fi
 
