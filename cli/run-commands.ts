@@ -1,10 +1,10 @@
 // `ttd status`, `wait`, `cancel`, `runs` and `approve`: ask Temporal about runs; no business logic here.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { exitCodeFor, type RunResult } from '../lib/results';
 import type { ApprovalDecision, PipelineProgress } from '../workflows/pipeline';
 import { failWith, printJson, printJsonOr, table } from './output';
+import { trainingBeat } from './progress';
 import { printResult, watch } from './run';
 import { withClient } from './temporal';
 
@@ -34,17 +34,10 @@ export async function runView(client: Client, runId: string): Promise<RunStatusV
   const { handle, status } = await describeRun(client, runId);
   if (status === 'RUNNING') {
     const progress = await handle.query<PipelineProgress>('progress').catch(() => undefined);
-    const desc = await handle.describe();
-    let epoch = progress?.losses.length ?? 0;
-    let loss = progress?.losses[progress.losses.length - 1] ?? null;
-    for (const activity of desc.raw.pendingActivities ?? []) {
-      const payload = activity.heartbeatDetails?.payloads?.[0];
-      const details = payload && defaultPayloadConverter.fromPayload<{ epoch?: number; loss?: number }>(payload);
-      if (details?.epoch && details.epoch > epoch) {
-        epoch = details.epoch;
-        loss = details.loss ?? null;
-      }
-    }
+    const beat = await trainingBeat(handle);
+    const losses = beat && beat.losses.length > (progress?.losses.length ?? 0) ? beat.losses : (progress?.losses ?? []);
+    const epoch = losses.length;
+    const loss = losses[losses.length - 1] ?? null;
     return {
       runId,
       status: progress?.status ?? 'running',
@@ -53,17 +46,19 @@ export async function runView(client: Client, runId: string): Promise<RunStatusV
     };
   }
   if (status === 'COMPLETED') return (await handle.result()) as RunResult;
+  // Cancelled, terminated or failed outside our code: no result, so the memo tells what the run was.
+  const { memo } = await handle.describe();
   return {
     status: status === 'CANCELLED' ? 'cancelled' : 'failed',
     runId,
-    model: (await handle.describe()).memo?.model as string,
+    model: String(memo?.model ?? ''),
     version: null,
     digest: null,
     alias: null,
     gates: [],
     timings: {},
-    trigger: ((await handle.describe()).memo?.trigger as RunResult['trigger']) ?? 'manual',
-    commit: ((await handle.describe()).memo?.commit as string | null) ?? null,
+    trigger: (memo?.trigger as RunResult['trigger']) ?? 'manual',
+    commit: (memo?.commit as string | null) ?? null,
   };
 }
 

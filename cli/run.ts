@@ -1,6 +1,5 @@
 // `ttd run SPEC [--json]`: validates the spec, starts one pipeline run and serves it with in-process workers.
 import { randomBytes } from 'node:crypto';
-import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { loadConfig, openStore, type Config } from '../lib/config';
@@ -13,6 +12,7 @@ import { requireServer } from './temporal';
 import type { PipelineInput, PipelineProgress } from '../workflows/pipeline';
 import { failWith, gateLines, paint, printJson, printJsonOr, sci, table } from './output';
 import { preflight } from './preflight';
+import { trainingBeat } from './progress';
 import { connectTemporal } from './temporal';
 
 const POLL_MS = 300;
@@ -159,13 +159,8 @@ export async function watch(handle: WorkflowHandle, log: (line: string) => void)
       if (progress.stage && progress.stage !== shownStage) log(`  ${paint.dim('▸')} ${progress.stage}…`);
       shownStage = progress.stage;
       if (progress.stage === 'train') {
-        const desc = await handle.describe();
-        for (const activity of desc.raw.pendingActivities ?? []) {
-          const payload = activity.heartbeatDetails?.payloads?.[0];
-          if (!payload) continue;
-          const details = defaultPayloadConverter.fromPayload<{ epochs?: number; losses?: number[] }>(payload);
-          showEpochs(details?.losses ?? [], details?.epochs);
-        }
+        const beat = await trainingBeat(handle);
+        if (beat) showEpochs(beat.losses, beat.epochs);
       }
     } catch {
       /* the workflow may not have started on a worker yet */
