@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig, serverAddress, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
+import { installQuietRuntime } from '../workers/create-workers';
 import { listening } from '../workers/dev-server';
 
 const CONNECT_ATTEMPTS = 40;
@@ -12,6 +13,7 @@ export async function connectTemporal(
   config: Config,
   address: string,
 ): Promise<{ client: Client; native: NativeConnection; close(): Promise<void> }> {
+  installQuietRuntime(); // before any native connection: the core's own logging must not reach stdout
   let lastError: unknown;
   for (let attempt = 0; attempt < CONNECT_ATTEMPTS; attempt++) {
     try {

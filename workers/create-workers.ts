@@ -1,7 +1,7 @@
 // Builds the workers of both task queues with their activities; used by `ttd run` and the worker entry points.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
+import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createControlActivities, createTorchActivities } from '../activities';
 import type { Config } from '../lib/config';
 import type { ObjectStore } from '../lib/store';
@@ -12,11 +12,18 @@ export type QueueKind = (typeof QueueKind)[keyof typeof QueueKind];
 
 let runtimeInstalled = false;
 
-/** Quiets the SDK's own logging to errors (our progress goes to stderr on its own). */
+/** Sends the SDK's logging, the native core's included, to stderr at ERROR (DEBUG with TTD_LOG_LEVEL=debug):
+ * the core would otherwise print warnings on stdout, where `--json` promises exactly one JSON object. */
 export function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger(process.env.TTD_LOG_LEVEL === 'debug' ? 'DEBUG' : 'ERROR') });
+  const level = process.env.TTD_LOG_LEVEL === 'debug' ? 'DEBUG' : 'ERROR';
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) =>
+      process.stderr.write(`${entry.level} ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`),
+    ),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level, other: level }), forward: {} } },
+  });
 }
 
 /** The prebuilt bundle from `make setup` when it is there (saves a webpack run per process), else the sources. */

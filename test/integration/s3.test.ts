@@ -187,6 +187,7 @@ describe('S3 store', () => {
     await proxy.up();
     const run = await running;
     expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.trim().startsWith('{'), run.stdout.slice(0, 500)).toBe(true);
     expect(JSON.parse(run.stdout).status).toBe('promoted');
     for (const key of await keys('outage/blobs/sha256/')) {
       expect(
