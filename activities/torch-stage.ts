@@ -19,11 +19,23 @@ const HEARTBEAT_EVERY_MS = 2_000;
 /** A scratch directory for one activity attempt, removed afterwards whatever happens. */
 export async function withWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'ttd-stage-'));
+  // Heartbeat for the whole stage, store I/O included: a store riding out an outage is alive, not dead.
+  const ctx = Context.current();
+  const timer = setInterval(() => ctx.heartbeat(lastBeat.get(ctx) ?? ctx.info.heartbeatDetails), HEARTBEAT_EVERY_MS);
   try {
     return await fn(dir);
   } finally {
+    clearInterval(timer);
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+// The details of each activity's last heartbeat: a heartbeat replaces them, so every beat repeats them.
+const lastBeat = new WeakMap<Context, unknown>();
+
+function beat(ctx: Context, details: unknown): void {
+  lastBeat.set(ctx, details);
+  ctx.heartbeat(details);
 }
 
 /** Writes the named blobs into `dir` (verified against their digests) and returns their paths. */
@@ -59,8 +71,8 @@ export async function torchOp(
   let latest: Record<string, unknown> = { ...((ctx.info.heartbeatDetails as Record<string, unknown> | undefined) ?? {}), op };
   const losses: number[] = Array.isArray(latest.losses) ? [...(latest.losses as number[])] : []; // so a watcher that polls misses no epoch
   let pending: Promise<void> = Promise.resolve(); // progress hooks run in order, one at a time
-  const beat = setInterval(() => ctx.heartbeat(latest), HEARTBEAT_EVERY_MS);
-  ctx.heartbeat(latest);
+  const timer = setInterval(() => beat(ctx, latest), HEARTBEAT_EVERY_MS);
+  beat(ctx, latest);
   try {
     const outcome = await runTorchRequest(deps.config, op, args, {
       signal: ctx.cancellationSignal,
@@ -69,12 +81,12 @@ export async function torchOp(
         const base = { ...latest, op, event, ...data, losses: [...losses] };
         if (!onProgress) {
           latest = base;
-          ctx.heartbeat(latest);
+          beat(ctx, latest);
           return;
         }
         pending = pending.then(async () => {
           latest = { ...base, ...(await onProgress(data)) };
-          ctx.heartbeat(latest);
+          beat(ctx, latest);
         });
       },
     });
@@ -114,6 +126,6 @@ export async function torchOp(
       `torch process for '${op}' exited (code ${outcome.exitCode}, signal ${outcome.signal}) without a response; stderr:\n${outcome.stderrTail}`,
     );
   } finally {
-    clearInterval(beat);
+    clearInterval(timer);
   }
 }

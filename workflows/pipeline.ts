@@ -61,7 +61,7 @@ export const approveUpdate = defineUpdate<{ accepted: true; by: string; approve:
 const torchStage = {
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '15 seconds', // a dead torch worker is noticed within 15 s
-  retry: { maximumAttempts: 3, initialInterval: '1 second', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+  retry: { maximumAttempts: 5, initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 } as const;
 const storeStage = {
   startToCloseTimeout: '5 minutes',
