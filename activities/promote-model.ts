@@ -4,10 +4,9 @@ import { registerAndPromote } from '../lib/registry';
 import type { GateResult } from '../lib/results';
 import { putBlob, type ObjectStore } from '../lib/store';
 
-/** Input of the promote stage: what is promoted, by whom, and every check it passed. */
-export interface PromoteInput {
+/** What a version record states: the artifact, its manifest, the run, who, and every check. */
+export interface VersionFacts {
   model: string;
-  alias: string;
   artifactDigest: string;
   manifestDigest: string;
   runId: string;
@@ -16,6 +15,11 @@ export interface PromoteInput {
   commit: string | null;
   gates: GateResult[];
   parity: unknown;
+}
+
+/** Input of the promote stage: what is promoted, by whom, and every check it passed. */
+export interface PromoteInput extends VersionFacts {
+  alias: string;
   /** Who approved, when the spec required approval. */
   approval?: { by: string; reason: string | null } | null;
 }
@@ -72,20 +76,7 @@ export function promoteActivity(deps: { store: ObjectStore }) {
 
 /** Writes a version record (what was checked, by whom, for which run) as a blob. It holds no timestamp,
  * so a retried activity writes the same digest. */
-export async function writeVersionRecord(
-  store: ObjectStore,
-  r: {
-    model: string;
-    artifactDigest: string;
-    manifestDigest: string;
-    runId: string;
-    actor: string;
-    trigger: string;
-    commit: string | null;
-    gates: GateResult[];
-    parity: unknown;
-  } & Record<string, unknown>,
-): Promise<string> {
+export async function writeVersionRecord(store: ObjectStore, r: VersionFacts & Record<string, unknown>): Promise<string> {
   const { model, artifactDigest, manifestDigest, runId, actor, trigger, commit, gates, parity, ...extra } = r;
   const record = {
     format: 'ttd-version-record/1',

@@ -1,9 +1,8 @@
 // Control-queue activities around promotion: the alias's current version, keeping a version unpromoted, audit records.
 import { appendAudit, type AuditEntry } from '../lib/audit';
 import { readModel, registerVersion } from '../lib/registry';
-import type { GateResult } from '../lib/results';
 import type { ObjectStore } from '../lib/store';
-import { writeVersionRecord } from './promote-model';
+import { writeVersionRecord, type VersionFacts } from './promote-model';
 
 /** The version an alias points at now, or null when the model or alias does not exist yet. */
 export interface CurrentAlias {
@@ -12,16 +11,7 @@ export interface CurrentAlias {
 }
 
 /** Input of keepVersion: a candidate registered as a version without moving the alias. */
-export interface KeepInput {
-  model: string;
-  artifactDigest: string;
-  manifestDigest: string;
-  runId: string;
-  actor: string;
-  trigger: string;
-  commit: string | null;
-  gates: GateResult[];
-  parity: unknown;
+export interface KeepInput extends VersionFacts {
   reason: string;
 }
 

@@ -153,6 +153,12 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     gates.push(gate);
     throw new RunEnded(result('rejected'));
   };
+  // Records a stage's verdict as its gate: rejects the run when it failed, else adds it and goes on.
+  const judge = (gate: GateResult['gate'], v: { passed: boolean; code: string | null; message: string; warnings?: string[] }): void => {
+    const entry: GateResult = { gate, passed: v.passed, code: v.code, message: v.message, ...warned(v.warnings ?? []) };
+    if (!v.passed) reject(entry);
+    gates.push(entry);
+  };
 
   // Train, trace, verify, optimize and check fusion; every gate before anything is stored.
   async function buildFromModel(modelFileDigest: string, modelFilePath: string): Promise<Built> {
@@ -194,15 +200,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
         targetDevice: spec.trace.target_device,
       }),
     );
-    const traceGate: GateResult = {
-      gate: 'trace',
-      passed: verified.passed,
-      code: verified.code,
-      message: verified.message,
-      ...warned(verified.warnings),
-    };
-    if (!verified.passed) reject(traceGate);
-    gates.push(traceGate);
+    judge('trace', verified);
 
     const optimized = await stage('optimize', 'optimize', () =>
       torch.optimize({
@@ -215,9 +213,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
         method: spec.optimize.method,
       }),
     );
-    const optimizeGate: GateResult = { gate: 'optimize', passed: optimized.passed, code: optimized.code, message: optimized.message };
-    if (!optimized.passed) reject(optimizeGate);
-    gates.push(optimizeGate);
+    judge('optimize', optimized);
 
     const fused = await stage('fusion', 'fusion', () =>
       torch.checkFusion({
@@ -230,9 +226,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
         require: spec.fusion.require,
       }),
     );
-    const fusionGate: GateResult = { gate: 'fusion', passed: fused.passed, code: fused.code, message: fused.message };
-    if (!fused.passed) reject(fusionGate);
-    gates.push(fusionGate);
+    judge('fusion', fused);
 
     return {
       referencesDigest: verified.referencesDigest,
@@ -294,15 +288,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
         targetDevice: spec.trace.target_device,
       }),
     );
-    const traceGate: GateResult = {
-      gate: 'trace',
-      passed: checked.passed,
-      code: checked.code,
-      message: checked.message,
-      ...warned(checked.warnings),
-    };
-    if (!checked.passed) reject(traceGate);
-    gates.push(traceGate);
+    judge('trace', checked);
     return {
       referencesDigest: checked.referencesDigest,
       files: { artifact: foreign.artifactDigest, references: checked.referencesDigest, sourceReferences: foreign.referencesDigest },
@@ -349,9 +335,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
       }),
     );
     parity = checked.runtimes;
-    const parityGate: GateResult = { gate: 'parity', passed: checked.passed, code: checked.code, message: checked.message };
-    if (!checked.passed) reject(parityGate);
-    gates.push(parityGate);
+    judge('parity', checked);
 
     if (spec.promote.compare && input.modelFileDigest) {
       const { metric, min_improvement } = spec.promote.compare;
