@@ -82,6 +82,15 @@ export function parityActivity(deps: TorchDeps) {
             threads: run.summary.threads ?? RUNNER_THREADS,
             ms: run.ms,
             message: `${cmp.message}${flags.fuser ? ' (fuser on)' : ''}`,
+            outputs: cmp.outputs.map((o) => ({
+              name: o.name,
+              passed: o.passed,
+              code: o.code,
+              max_abs_error: Number.isFinite(o.max_abs_error) ? o.max_abs_error : null,
+              max_rel_error: Number.isFinite(o.max_rel_error) ? o.max_rel_error : null,
+              elements: o.elements,
+            })),
+            histogram: cmp.histogram,
           });
         }
       }

@@ -12,18 +12,20 @@ import { trainActivity } from './train-model';
 import { verifyArtifactActivity } from './verify-artifact';
 import { traceActivity } from './trace-model';
 import { verifyActivity } from './verify-trace';
+import { withStepCache } from './step-cache';
 
 /** Activities of the torch queue: everything that runs torch. */
 export function createTorchActivities(deps: { config: Config; store: ObjectStore }) {
+  // Every torch stage is a pure function of its input and the torch environment: each goes through the step cache.
   return {
-    train: trainActivity(deps),
-    trace: traceActivity(deps),
-    verify: verifyActivity(deps),
-    optimize: optimizeActivity(deps),
-    checkFusion: fusionActivity(deps),
-    verifyArtifact: verifyArtifactActivity(deps),
-    evaluate: evaluateActivity(deps),
-    checkParity: parityActivity(deps),
+    train: withStepCache(deps, 'train', trainActivity(deps)),
+    trace: withStepCache(deps, 'trace', traceActivity(deps)),
+    verify: withStepCache(deps, 'verify', verifyActivity(deps)),
+    optimize: withStepCache(deps, 'optimize', optimizeActivity(deps)),
+    checkFusion: withStepCache(deps, 'fusion', fusionActivity(deps)),
+    verifyArtifact: withStepCache(deps, 'verify-artifact', verifyArtifactActivity(deps)),
+    evaluate: withStepCache(deps, 'evaluate', evaluateActivity(deps)),
+    checkParity: withStepCache(deps, 'parity', parityActivity(deps)),
   };
 }
 

@@ -15,6 +15,9 @@ export interface VersionFacts {
   commit: string | null;
   gates: GateResult[];
   parity: unknown;
+  /** Stage durations up to promotion, and the stages that reused cached outputs. */
+  timings?: Record<string, number>;
+  cached?: string[];
 }
 
 /** Input of the promote stage: what is promoted, by whom, and every check it passed. */

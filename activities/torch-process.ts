@@ -1,5 +1,10 @@
-// The one subprocess wrapper: runs a request on the torch stage server (`python -m ttd_torch`) over JSON lines.
-import { spawn } from 'node:child_process';
+// The one way to run a torch request (`python -m ttd_torch`, JSON lines): on the worker's long-lived fork server
+// (torch imported once; every request in a forked child of its own), or in a fresh process (TTD_TORCH_PROCESS=fresh).
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -30,8 +35,207 @@ export interface TorchRequestOptions {
   signal?: AbortSignal;
 }
 
-/** Sends one request to a fresh torch process and waits for its response. */
+/** Sends one request to the torch environment and waits for its response. */
 export async function runTorchRequest(
+  config: Config,
+  op: string,
+  args: Record<string, unknown>,
+  opts: TorchRequestOptions = {},
+): Promise<TorchOutcome> {
+  if (config.torchProcess === 'fresh') return runInFreshProcess(config, op, args, opts);
+  const server = await forkServer(config);
+  if ('crashed' in server) return server.crashed;
+  return runOnForkServer(server, op, args, opts);
+}
+
+/** What the fork server said when it was ready: its pid and the torch it imported. */
+export interface TorchEnvironment {
+  pid: number;
+  torch_version: string;
+  python_version: string;
+}
+
+/** One worker process's fork server: `python -m ttd_torch --listen SOCKET`, restarted when it dies or grows. */
+interface ForkServer {
+  child: ChildProcessWithoutNullStreams;
+  socketPath: string;
+  dir: string;
+  env: TorchEnvironment;
+  stderr: string[];
+  exited: boolean;
+}
+
+const READY_TIMEOUT_MS = 60_000;
+const servers = new Map<string, Promise<ForkServer | { crashed: TorchOutcome }>>();
+
+/** The torch environment this worker's fork server runs (starting it if needed); undefined if it cannot start. */
+export async function torchEnvironment(config: Config): Promise<TorchEnvironment | undefined> {
+  const server = await forkServer(config);
+  return 'crashed' in server ? undefined : server.env;
+}
+
+/** Stops every fork server of this process (workers call it on shutdown; exiting does it too, by closing stdin). */
+export async function stopForkServers(): Promise<void> {
+  const all = [...servers.values()];
+  servers.clear();
+  for (const s of await Promise.all(all)) if (!('crashed' in s)) stopServer(s);
+}
+
+async function forkServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
+  const key = `${config.python}\0${config.pythonPackageDir}`;
+  const existing = servers.get(key);
+  if (existing) {
+    const s = await existing;
+    if (!('crashed' in s) && !s.exited && rssMb(s.env.pid) <= config.torchMaxRssMb) return s;
+    if (!('crashed' in s)) stopServer(s);
+    if (servers.get(key) === existing) servers.delete(key);
+    else return forkServer(config); // another request restarted it meanwhile
+  }
+  const starting = startServer(config);
+  servers.set(key, starting);
+  const s = await starting;
+  if ('crashed' in s) servers.delete(key); // not cached: the next request tries again (and reports again)
+  return s;
+}
+
+function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ttd-torch-'));
+  const socketPath = join(dir, 'server.sock');
+  const child = spawn(config.python, ['-m', 'ttd_torch', '--listen', socketPath], {
+    env: { ...process.env, PYTHONPATH: config.pythonPackageDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true, // no terminal signals: it ends when our end of its stdin closes
+  });
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    stderr.push(line);
+    if (stderr.length > STDERR_TAIL_LINES) stderr.shift();
+  });
+  child.stdin.on('error', () => undefined);
+  child.unref();
+  (child.stdout as unknown as { unref?: () => void }).unref?.();
+  (child.stderr as unknown as { unref?: () => void }).unref?.();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  return new Promise((resolve) => {
+    let server: ForkServer | undefined;
+    const fail = (exitCode: number | null, signal: string | null, spawnError?: string) => {
+      rmSync(dir, { recursive: true, force: true });
+      resolve({ crashed: { kind: 'crashed', exitCode, signal, stderrTail: stderr.join('\n'), spawnError } });
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      stderr.push(`[ttd] the torch fork server was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+    }, READY_TIMEOUT_MS);
+    timer.unref();
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      if (!server) fail(null, null, err.message);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (server) server.exited = true;
+      else fail(code, signal);
+    });
+    createInterface({ input: child.stdout }).once('line', (line) => {
+      clearTimeout(timer);
+      try {
+        const ready = JSON.parse(line) as { ready?: boolean } & TorchEnvironment;
+        if (!ready.ready) throw new Error('not a ready line');
+        server = {
+          child,
+          socketPath,
+          dir,
+          env: { pid: ready.pid, torch_version: ready.torch_version, python_version: ready.python_version },
+          stderr,
+          exited: false,
+        };
+        resolve(server);
+      } catch {
+        stderr.push(`[protocol] unexpected first line from the fork server: ${line.slice(0, 200)}`);
+        child.kill('SIGKILL');
+      }
+    });
+  });
+}
+
+function stopServer(s: ForkServer): void {
+  s.exited = true;
+  s.child.stdin.end(); // the server kills its children and removes its socket at end of input
+  setTimeout(() => {
+    if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+    rmSync(s.dir, { recursive: true, force: true });
+  }, 5_000).unref();
+}
+
+/** Resident memory of a process in MiB (0 when unknown). */
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+// One request on one connection: the server forks a child for it, which says its pid first.
+function runOnForkServer(server: ForkServer, op: string, args: Record<string, unknown>, opts: TorchRequestOptions): Promise<TorchOutcome> {
+  const id = randomUUID();
+  return new Promise((resolve) => {
+    const socket = connect(server.socketPath);
+    let childPid: number | undefined;
+    let outcome: TorchOutcome | undefined;
+    let connectError: string | undefined;
+    const kill = () => {
+      if (childPid !== undefined) {
+        try {
+          process.kill(-childPid, 'SIGKILL'); // the child's own process group: it and whatever it started
+        } catch {
+          /* already gone */
+        }
+      }
+      socket.destroy();
+    };
+    opts.signal?.addEventListener('abort', kill, { once: true });
+    socket.on('error', (err) => (connectError = err.message));
+    socket.on('connect', () => socket.write(`${JSON.stringify({ v: PROTOCOL_VERSION, id, op, args })}\n`));
+    createInterface({ input: socket }).on('line', (line) => {
+      let parsed;
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        server.stderr.push(`[protocol] unexpected line from a torch request: ${line.slice(0, 200)}`);
+        return;
+      }
+      if (parsed.child === true && typeof parsed.pid === 'number') {
+        childPid = parsed.pid;
+        return;
+      }
+      const msg = LineSchema.safeParse(parsed);
+      if (!msg.success || msg.data.id !== id) {
+        server.stderr.push(`[protocol] unexpected line from a torch request: ${line.slice(0, 200)}`);
+        return;
+      }
+      outcome ??= toOutcome(msg.data, opts);
+    });
+    socket.on('close', () => {
+      opts.signal?.removeEventListener('abort', kill);
+      const stderrTail = [...server.stderr, ...(connectError ? [`[ttd] fork server connection: ${connectError}`] : [])].join('\n');
+      resolve(outcome ?? { kind: 'crashed', exitCode: null, signal: null, stderrTail });
+    });
+  });
+}
+
+// An event goes to the caller; a response becomes the outcome.
+function toOutcome(msg: z.infer<typeof LineSchema>, opts: TorchRequestOptions): TorchOutcome | undefined {
+  if (msg.event !== undefined) opts.onEvent?.(msg.event, msg.data ?? {});
+  else if (msg.ok === true) return { kind: 'ok', result: msg.result ?? {} };
+  else if (msg.ok === false && msg.error)
+    return { kind: 'error', code: msg.error.code, message: msg.error.message, traceback: msg.error.traceback ?? '' };
+  return undefined;
+}
+
+/** Sends one request to a fresh torch process and waits for its response. */
+async function runInFreshProcess(
   config: Config,
   op: string,
   args: Record<string, unknown>,
@@ -80,11 +284,7 @@ export async function runTorchRequest(
       stderr.push(`[protocol] unexpected line on stdout: ${line.slice(0, 200)}`);
       return;
     }
-    const msg = parsed.data;
-    if (msg.event !== undefined) opts.onEvent?.(msg.event, msg.data ?? {});
-    else if (msg.ok === true) outcome = { kind: 'ok', result: msg.result ?? {} };
-    else if (msg.ok === false && msg.error)
-      outcome = { kind: 'error', code: msg.error.code, message: msg.error.message, traceback: msg.error.traceback ?? '' };
+    outcome ??= toOutcome(parsed.data, opts);
     if (outcome) child.stdin.end();
   });
   child.stdin.on('error', () => undefined); // the process may exit before reading; the exit code tells

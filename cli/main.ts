@@ -18,6 +18,8 @@ import {
   scheduleDescribeCommand,
   scheduleListCommand,
 } from './schedule-commands';
+import { reportCommand } from './report-commands';
+import { uiCommand } from './ui';
 import { serverStartCommand, serverStatusCommand, serverStopCommand, workerCommand } from './server-commands';
 
 async function main(): Promise<void> {
@@ -35,8 +37,22 @@ async function main(): Promise<void> {
     .option('--trigger <trigger>', 'what started the run: manual, ci or schedule', 'manual')
     .option('--commit <sha>', 'the commit the run is for (with --trigger ci, part of the run id)')
     .option('--force', 'with --trigger ci: start a new run even if this commit and spec already ran')
+    .option('--no-cache', 'do every torch stage again, even when an earlier run had the same inputs')
     .description('run a pipeline: train, trace, verify, optimize, fusion, store, check parity, promote')
     .action(runCommand);
+  program
+    .command('report')
+    .argument('<run>', 'a run id (ttd runs lists them)')
+    .option('-o, --output <file>', 'write the HTML report here (default: stdout)')
+    .option('--json', 'print the report data as JSON (with -o: a summary of what was written)')
+    .description('one self-contained HTML report of a run: loss curve, gates, IR, fusion, parity, timings')
+    .action(reportCommand);
+  program
+    .command('ui')
+    .option('--port <n>', 'port to listen on', '8780')
+    .option('--host <host>', 'address to bind (read-only; loopback unless you say otherwise)', '127.0.0.1')
+    .description('a read-only dashboard: models, versions, aliases, audit log, runs and reports')
+    .action(uiCommand);
   program
     .command('status')
     .argument('<run>')

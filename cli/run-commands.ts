@@ -88,8 +88,7 @@ export async function waitCommand(runId: string, opts: { json?: boolean }): Prom
   try {
     await withClient(async (client) => {
       const { handle } = await describeRun(client, runId);
-      const log = (line: string) => process.stderr.write(`${line}\n`);
-      await watch(handle, log).catch(() => undefined);
+      await watch(handle).catch(() => undefined);
       const view = await runView(client, runId);
       if (json) printJson(view);
       else if ('gates' in view && view.status !== 'cancelled' && view.status !== 'failed') printResult(view as RunResult);
@@ -116,31 +115,44 @@ export async function cancelCommand(runId: string, opts: { json?: boolean }): Pr
   }
 }
 
+/** One line of `ttd runs` (and of the dashboard's runs page). */
+export interface RunListing {
+  runId: string;
+  model: string;
+  trigger: string;
+  commit: string | null;
+  status: string;
+  startedAt: string;
+  closedAt: string | null;
+}
+
+/** Recent pipeline runs, newest first. */
+export async function listRuns(client: Client, opts: { model?: string; limit: number }): Promise<RunListing[]> {
+  const out: RunListing[] = [];
+  for await (const wf of client.workflow.list({ query: `WorkflowType = 'pipelineWorkflow'` })) {
+    const model = String(wf.memo?.model ?? wf.workflowId.replace(/-\d{14}-[0-9a-f]{6}$/, ''));
+    if (opts.model && model !== opts.model) continue;
+    out.push({
+      runId: wf.workflowId,
+      model,
+      trigger: String(
+        wf.memo?.trigger ?? (wf.workflowId.includes('-ci-') ? 'ci' : wf.searchAttributes?.TemporalScheduledById ? 'schedule' : 'manual'),
+      ),
+      commit: (wf.memo?.commit as string | null) ?? null,
+      status: wf.status.name.toLowerCase(),
+      startedAt: wf.startTime.toISOString(),
+      closedAt: wf.closeTime?.toISOString() ?? null,
+    });
+    if (out.length >= opts.limit) break;
+  }
+  return out;
+}
+
 /** `ttd runs [--model NAME] [--json]`: recent runs, newest first. */
 export async function runsCommand(opts: { model?: string; json?: boolean; limit?: string }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const rows = await withClient(async (client) => {
-      const out: { runId: string; model: string; trigger: string; commit: string | null; status: string; startedAt: string }[] = [];
-      const limit = Number(opts.limit ?? 50);
-      for await (const wf of client.workflow.list({ query: `WorkflowType = 'pipelineWorkflow'` })) {
-        const model = String(wf.memo?.model ?? wf.workflowId.replace(/-\d{14}-[0-9a-f]{6}$/, ''));
-        if (opts.model && model !== opts.model) continue;
-        out.push({
-          runId: wf.workflowId,
-          model,
-          trigger: String(
-            wf.memo?.trigger ??
-              (wf.workflowId.includes('-ci-') ? 'ci' : wf.searchAttributes?.TemporalScheduledById ? 'schedule' : 'manual'),
-          ),
-          commit: (wf.memo?.commit as string | null) ?? null,
-          status: wf.status.name.toLowerCase(),
-          startedAt: wf.startTime.toISOString(),
-        });
-        if (out.length >= limit) break;
-      }
-      return out;
-    });
+    const rows = await withClient((client) => listRuns(client, { model: opts.model, limit: Number(opts.limit ?? 50) }));
     if (json) return printJson({ runs: rows });
     if (!rows.length) return void process.stdout.write('no runs\n');
     process.stdout.write(

@@ -13,6 +13,7 @@ import type { PipelineInput, PipelineProgress } from '../workflows/pipeline';
 import { failWith, gateLines, paint, printJson, printJsonOr, sci, table } from './output';
 import { preflight } from './preflight';
 import { trainingBeat } from './progress';
+import { progressView, type ProgressView } from './progress-view';
 import { connectTemporal } from './temporal';
 
 const POLL_MS = 300;
@@ -24,6 +25,8 @@ export interface RunOptions {
   trigger?: string;
   commit?: string;
   force?: boolean;
+  /** false with --no-cache. */
+  cache?: boolean;
 }
 
 const TRIGGERS = ['manual', 'ci', 'schedule'] as const;
@@ -84,6 +87,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       trigger,
       commit: opts.commit ?? null,
       queues: config.queues,
+      ...(opts.cache === false ? { noCache: true } : {}),
     };
     const { handle, attached } = await startOrAttach(temporal.client, config, input);
     log(`${attached ? 'attached to' : 'run'} ${paint.bold(runId)}: ${spec.name} from ${loaded.specPath}`);
@@ -92,7 +96,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       return;
     }
     const workers = await createWorkers({ connection: temporal.native, config, store });
-    const result = await runWorkersUntil(workers, watch(handle, log));
+    const result = await runWorkersUntil(workers, watch(handle));
     if (json) printJson(result);
     else printResult(result, spec.parity);
     process.exitCode = exitCodeFor(result.status);
@@ -130,7 +134,7 @@ async function startOrAttach(client: Client, config: Config, input: PipelineInpu
 }
 
 // Follows a run: stage starts and ends from the progress query, epoch losses from the train activity's heartbeats.
-export async function watch(handle: WorkflowHandle, log: (line: string) => void): Promise<RunResult> {
+export async function watch(handle: WorkflowHandle, view: ProgressView = progressView()): Promise<RunResult> {
   const resultPromise = handle.result() as Promise<RunResult>;
   let done = false;
   resultPromise.then(
@@ -141,34 +145,34 @@ export async function watch(handle: WorkflowHandle, log: (line: string) => void)
   let shownCompleted = 0;
   let shownEpoch = 0;
   const showEpochs = (losses: number[], epochs: number | undefined) => {
-    for (const loss of losses.slice(shownEpoch)) {
-      shownEpoch += 1;
-      log(`      epoch ${shownEpoch}/${epochs}  loss ${loss.toFixed(4)}`);
-    }
+    for (const loss of losses.slice(shownEpoch)) view.epoch(++shownEpoch, epochs, loss);
   };
   const showCompleted = (progress: PipelineProgress) => {
     showEpochs(progress.losses, progress.epochs);
-    for (const c of progress.completed.slice(shownCompleted))
-      log(`  ${paint.green('✓')} ${c.stage.padEnd(9)} ${(c.ms / 1000).toFixed(1)}s`);
+    for (const c of progress.completed.slice(shownCompleted)) view.stageDone(c.stage, c.ms, c.cached === true);
     shownCompleted = progress.completed.length;
   };
-  while (!done) {
-    try {
-      const progress = await handle.query<PipelineProgress>('progress');
-      showCompleted(progress);
-      if (progress.stage && progress.stage !== shownStage) log(`  ${paint.dim('▸')} ${progress.stage}…`);
-      shownStage = progress.stage;
-      if (progress.stage === 'train') {
-        const beat = await trainingBeat(handle);
-        if (beat) showEpochs(beat.losses, beat.epochs);
+  try {
+    while (!done) {
+      try {
+        const progress = await handle.query<PipelineProgress>('progress');
+        showCompleted(progress);
+        if (progress.stage && progress.stage !== shownStage) view.stageStarted(progress.stage);
+        shownStage = progress.stage;
+        if (progress.stage === 'train') {
+          const beat = await trainingBeat(handle);
+          if (beat) showEpochs(beat.losses, beat.epochs);
+        }
+      } catch {
+        /* the workflow may not have started on a worker yet */
       }
-    } catch {
-      /* the workflow may not have started on a worker yet */
+      await Promise.race([resultPromise.catch(() => undefined), new Promise((r) => setTimeout(r, POLL_MS))]);
     }
-    await Promise.race([resultPromise.catch(() => undefined), new Promise((r) => setTimeout(r, POLL_MS))]);
+    // A closed workflow still answers queries while a worker runs: show the stages that finished last.
+    await handle.query<PipelineProgress>('progress').then(showCompleted, () => undefined);
+  } finally {
+    view.close();
   }
-  // A closed workflow still answers queries while a worker runs: show the stages that finished last.
-  await handle.query<PipelineProgress>('progress').then(showCompleted, () => undefined);
   return resultPromise;
 }
 

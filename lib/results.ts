@@ -61,6 +61,20 @@ export interface ParityRuntimeReport {
   threads: number | null;
   ms: number;
   message: string;
+  /** Each compared output (`<case>/output/<j>`): its verdict, errors and element count. */
+  outputs?: ParityOutputReport[];
+  /** Counts of |a − b| over every compared element, in the bins of HISTOGRAM_EDGES (lib/report.ts). */
+  histogram?: number[];
+}
+
+/** One output tensor of one runtime run. Errors are null when shapes differ or the output is missing. */
+export interface ParityOutputReport {
+  name: string;
+  passed: boolean;
+  code: string | null;
+  max_abs_error: number | null;
+  max_rel_error: number | null;
+  elements: number;
 }
 
 /** What `ttd run --json` prints and the workflow returns. */
@@ -79,6 +93,8 @@ export interface RunResult {
   /** Training attempts (a crashed worker's retry is one more) and the epoch a retry resumed from (0: fresh). */
   training?: { attempts: number; resumedFromEpoch: number };
   parity?: ParityRuntimeReport[];
+  /** Stages whose outputs were reused from an earlier run with the same inputs (step caching); absent when none. */
+  cached?: string[];
 }
 
 /** Exit codes of `ttd run`: 0 promoted, 1 rejected, 2 failed or bad input. */

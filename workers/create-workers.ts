@@ -3,6 +3,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createControlActivities, createTorchActivities } from '../activities';
+import { stopForkServers } from '../activities/torch-process';
 import type { Config } from '../lib/config';
 import type { ObjectStore } from '../lib/store';
 
@@ -89,5 +90,6 @@ export async function runWorkersUntil<T>(workers: Worker[], until: Promise<T>): 
   } finally {
     for (const w of rest) if (w.getState() === 'RUNNING') w.shutdown();
     await Promise.allSettled(others);
+    await stopForkServers();
   }
 }

@@ -47,8 +47,9 @@ export async function ensureServer(config: Config): Promise<ServerHandle> {
   };
 }
 
-/** The dev server's arguments: SQLite under $TTD_HOME, loopback only, updates enabled. */
-function devServerArgs(config: Config): string[] {
+/** The dev server's arguments: SQLite under $TTD_HOME, loopback only, updates enabled. The background server
+ * (`ttd server start`) serves the Temporal UI on port + 1000, which reports link to; the embedded one is headless. */
+function devServerArgs(config: Config, opts: { ui: boolean } = { ui: false }): string[] {
   const port = config.temporalPort;
   return [
     'server',
@@ -61,7 +62,7 @@ function devServerArgs(config: Config): string[] {
     String(port),
     '--ui-port',
     String(port + 1000),
-    '--headless',
+    ...(opts.ui ? [] : ['--headless']),
     '--log-level',
     'error',
     '--dynamic-config-value',
@@ -113,7 +114,7 @@ export async function startBackgroundServer(config: Config): Promise<{ pid: numb
   mkdirSync(config.home, { recursive: true });
   const files = serverFiles(config);
   const log = openSync(files.log, 'a');
-  const child = spawn(config.temporalBinary, devServerArgs(config), { stdio: ['ignore', log, log], detached: true });
+  const child = spawn(config.temporalBinary, devServerArgs(config, { ui: true }), { stdio: ['ignore', log, log], detached: true });
   child.unref();
   closeSync(log);
   writeFileSync(files.pid, `${child.pid}\n`);

@@ -32,6 +32,8 @@ export interface PipelineInput {
   trigger: 'manual' | 'ci' | 'schedule';
   commit: string | null;
   queues: { control: string; torch: string };
+  /** `ttd run --no-cache`: every torch stage does its work even when an earlier run had the same inputs. */
+  noCache?: boolean;
 }
 
 /** What `ttd run` shows while a run moves: the current stage and the finished ones with their durations. */
@@ -39,7 +41,8 @@ export interface PipelineProgress {
   /** `running`, or `awaiting_approval` while the run waits for `ttd approve`. */
   status: 'running' | 'awaiting_approval';
   stage: string | null;
-  completed: { stage: string; ms: number }[];
+  /** Finished stages; `cached` when the stage reused an earlier identical run's outputs. */
+  completed: { stage: string; ms: number; cached?: boolean }[];
   epochs: number;
   losses: number[];
 }
@@ -114,6 +117,9 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
   const gates: GateResult[] = [];
   const timings: Record<string, number> = {};
   let parity: ParityRuntimeReport[] | undefined;
+  const cached: string[] = [];
+  // Passed to every torch stage: the step cache is on unless the run asked for fresh work.
+  const cache = input.noCache ? { noCache: true } : {};
   const result = (status: RunResult['status'], extra: Partial<RunResult> = {}): RunResult => ({
     status,
     runId,
@@ -127,6 +133,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     commit: input.commit,
     ...(training ? { training } : {}),
     ...(parity ? { parity } : {}),
+    ...(cached.length ? { cached: [...cached] } : {}),
     ...extra,
   });
 
@@ -134,8 +141,12 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
   async function stage<T>(name: string, gate: GateResult['gate'], fn: () => Promise<T>): Promise<T> {
     progress.stage = name;
     const started = Date.now();
+    let reused = false;
     try {
-      return await fn();
+      const out = await fn();
+      reused = (out as { cached?: unknown } | null)?.cached === true;
+      if (reused) cached.push(name);
+      return out;
     } catch (err) {
       if (isCancellation(err)) throw err;
       const cause = err instanceof ActivityFailure ? err.cause : err;
@@ -144,7 +155,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
       throw new RunEnded(result('failed'));
     } finally {
       timings[name] = Date.now() - started;
-      progress.completed.push({ stage: name, ms: timings[name] });
+      progress.completed.push({ stage: name, ms: timings[name], ...(reused ? { cached: true } : {}) });
       progress.stage = null;
     }
   }
@@ -163,7 +174,13 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
   // Train, trace, verify, optimize and check fusion; every gate before anything is stored.
   async function buildFromModel(modelFileDigest: string, modelFilePath: string): Promise<Built> {
     const trained = await stage('train', 'training', () =>
-      torch.train({ modelFileDigest, modelFilePath, params: spec.params, train: spec.train }),
+      torch.train({
+        ...cache,
+        modelFileDigest,
+        modelFilePath,
+        params: spec.params,
+        train: spec.train,
+      }),
     );
     if (trained.status === 'rejected') reject({ gate: 'training', passed: false, code: trained.code, message: trained.message });
     if (trained.status !== 'ok') throw new Error('unreachable');
@@ -179,6 +196,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
     const traced = await stage('trace', 'trace', () =>
       torch.trace({
+        ...cache,
         modelFileDigest,
         modelFilePath,
         params: spec.params,
@@ -188,6 +206,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     );
     const verified = await stage('verify', 'trace', () =>
       torch.verify({
+        ...cache,
         modelFileDigest,
         modelFilePath,
         params: spec.params,
@@ -204,6 +223,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
     const optimized = await stage('optimize', 'optimize', () =>
       torch.optimize({
+        ...cache,
         modelFileDigest,
         modelFilePath,
         tracedDigest: traced.tracedDigest,
@@ -217,6 +237,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
     const fused = await stage('fusion', 'fusion', () =>
       torch.checkFusion({
+        ...cache,
         modelFileDigest,
         modelFilePath,
         optimizedDigest: optimized.optimizedDigest,
@@ -281,6 +302,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
   async function verifyForeign(foreign: NonNullable<PipelineInput['foreign']>): Promise<Built> {
     const checked = await stage('verify', 'trace', () =>
       torch.verifyArtifact({
+        ...cache,
         artifactDigest: foreign.artifactDigest,
         referencesDigest: foreign.referencesDigest,
         atol: spec.parity.atol,
@@ -327,6 +349,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
     const checked = await stage('parity', 'parity', () =>
       torch.checkParity({
+        ...cache,
         artifactDigest: stored.artifactDigest,
         referencesDigest: built.referencesDigest,
         runtimes: spec.parity.runtimes,
@@ -343,6 +366,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
       if (current && current.digest !== stored.artifactDigest) {
         const evaluated = await stage('evaluate', 'promotion', () =>
           torch.evaluate({
+            ...cache,
             modelFileDigest: input.modelFileDigest!,
             modelFilePath: input.modelFilePath ?? 'model.py',
             params: spec.params,
@@ -367,6 +391,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
               commit: input.commit,
               gates,
               parity: { runtimes: checked.runtimes, atol: spec.parity.atol, rtol: spec.parity.rtol },
+              timings: { ...timings },
+              ...(cached.length ? { cached: [...cached] } : {}),
               reason: 'not_better_than_production',
             }),
           );
@@ -440,6 +466,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
         commit: input.commit,
         gates: [...gates, { gate: 'promotion', passed: true, code: null, message: 'all gates passed' }],
         parity: { runtimes: checked.runtimes, atol: spec.parity.atol, rtol: spec.parity.rtol },
+        timings: { ...timings },
+        ...(cached.length ? { cached: [...cached] } : {}),
         approval,
       }),
     );

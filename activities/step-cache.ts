@@ -1,0 +1,96 @@
+// Step caching: a torch stage whose inputs (content digests, spec sections) and torch environment (torch and
+// Python versions, our torch-side code, the libtorch runner) match an earlier successful stage reuses its outputs.
+// Entries live in the store under cache/<stage>/<key>.json; a hit needs every blob it names to still exist.
+import { readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { canonicalJson, digestBytes, digestFile, digestHex } from '../lib/digest';
+import { ErrorCode, type TtdError } from '../lib/errors';
+import { blobKey, type ObjectStore } from '../lib/store';
+import type { Config } from '../lib/config';
+import { runTorchRequest, torchEnvironment } from './torch-process';
+
+/** Every torch stage's input may carry this: `ttd run --no-cache` sets it. */
+export interface CacheOption {
+  noCache?: boolean;
+}
+
+const FORMAT = 'ttd-step-cache/1';
+const DIGEST_IN_TEXT = /sha256:[0-9a-f]{64}/g;
+
+let environment: Promise<string> | undefined;
+
+/** A digest of everything besides a stage's input that decides its output; computed once per process. */
+export function environmentDigest(config: Config): Promise<string> {
+  environment ??= computeEnvironment(config).catch((err) => {
+    environment = undefined;
+    throw err;
+  });
+  return environment;
+}
+
+async function computeEnvironment(config: Config): Promise<string> {
+  const server = config.torchProcess === 'server' ? await torchEnvironment(config) : undefined;
+  const hello = server ? undefined : await runTorchRequest(config, 'hello', {});
+  const reported = (server ?? (hello?.kind === 'ok' ? hello.result : {})) as Record<string, unknown>;
+  const versions = { torch: reported.torch_version ?? null, python: reported.python_version ?? null };
+  const pkg = join(config.pythonPackageDir, 'ttd_torch');
+  const sources: Record<string, string> = {};
+  for (const f of (await readdir(pkg)).filter((n) => n.endsWith('.py')).sort()) sources[f] = digestBytes(await readFile(join(pkg, f)));
+  sources['ttd_parity_runner.py'] = digestBytes(await readFile(config.parityRunnerPy));
+  const runner = existsSync(config.libtorchRunner) ? await digestFile(config.libtorchRunner) : null;
+  return digestBytes(canonicalJson({ interpreter: config.python, versions, sources, libtorchRunner: runner }));
+}
+
+/** Wraps a torch stage: returns an earlier identical stage's outputs (with `cached: true`) or runs it and records them.
+ * Only outputs that passed are recorded: a rejection is always worked out again. */
+export function withStepCache<I extends object, O>(
+  deps: { config: Config; store: ObjectStore },
+  stage: string,
+  fn: (input: I) => Promise<O>,
+): (input: I & CacheOption) => Promise<O & { cached?: true }> {
+  return async (input) => {
+    const { noCache, ...rest } = input;
+    const key = `cache/${stage}/${digestHex(digestBytes(canonicalJson({ format: FORMAT, stage, input: rest, env: await environmentDigest(deps.config) })))}.json`;
+    if (!noCache) {
+      const hit = await lookup<O>(deps.store, key);
+      if (hit) return { ...hit, cached: true };
+    }
+    const output = await fn(rest as I);
+    if (passed(output)) await record(deps.store, key, stage, output);
+    return output as O & { cached?: true };
+  };
+}
+
+function passed(output: unknown): boolean {
+  const o = output as { passed?: unknown; status?: unknown } | null;
+  return !!o && o.passed !== false && o.status !== 'rejected';
+}
+
+async function lookup<O>(store: ObjectStore, key: string): Promise<O | undefined> {
+  const entry = await store.get(key);
+  if (!entry) return undefined;
+  let parsed: { format?: string; output?: O };
+  try {
+    parsed = JSON.parse(entry.body.toString('utf8'));
+  } catch {
+    return undefined; // unreadable: work it out again (and the entry stays as it is: entries are create-only)
+  }
+  if (parsed.format !== FORMAT || parsed.output === undefined) return undefined;
+  // Every file the outputs name must still be in the store; otherwise the stage runs again.
+  const blobs = [...new Set(JSON.stringify(parsed.output).match(DIGEST_IN_TEXT) ?? [])];
+  const present = await Promise.all(blobs.map((d) => store.head(blobKey(d))));
+  return present.every(Boolean) ? parsed.output : undefined;
+}
+
+async function record(store: ObjectStore, key: string, stage: string, output: unknown): Promise<void> {
+  const body = Buffer.from(JSON.stringify({ format: FORMAT, stage, output }));
+  try {
+    await store.put(key, body, { ifNoneMatch: '*' });
+  } catch (err) {
+    // A concurrent identical stage wrote it first, or the store is failing: the cache is an optimisation, the
+    // stage's work is done, and failing it now would only make a retry do that work again.
+    if ((err as TtdError).code !== ErrorCode.preconditionFailed)
+      process.stderr.write(`ttd: step cache entry ${key} not written: ${(err as Error).message}\n`);
+  }
+}

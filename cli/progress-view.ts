@@ -1,0 +1,89 @@
+// How `ttd run` shows a run moving: on a terminal, stage lines and a progress bar for training epochs
+// (cli-progress); elsewhere, plain lines. Everything goes to stderr: stdout is for the result (and --json).
+import { SingleBar } from 'cli-progress';
+import { paint } from './output';
+
+/** What a watcher reports as the workflow moves. */
+export interface ProgressView {
+  stageStarted(stage: string): void;
+  stageDone(stage: string, ms: number, cached: boolean): void;
+  /** Epoch `epoch` of `epochs` finished with this mean loss. */
+  epoch(epoch: number, epochs: number | undefined, loss: number): void;
+  close(): void;
+}
+
+type Stream = NodeJS.WriteStream;
+
+/** A bar on a terminal (unless TTD_PROGRESS=plain), else plain lines. */
+export function progressView(stream: Stream = process.stderr): ProgressView {
+  return stream.isTTY && process.env.TTD_PROGRESS !== 'plain' ? new BarView(stream) : new PlainView(stream);
+}
+
+const doneLine = (stage: string, ms: number, cached: boolean) =>
+  `  ${paint.green('✓')} ${stage.padEnd(9)} ${cached ? paint.dim('cached') : `${(ms / 1000).toFixed(1)}s`}`;
+
+/** One line per event: logs, CI output, pipes. */
+export class PlainView implements ProgressView {
+  constructor(private readonly stream: { write(s: string): unknown }) {}
+  stageStarted(stage: string): void {
+    this.stream.write(`  ${paint.dim('▸')} ${stage}…\n`);
+  }
+  stageDone(stage: string, ms: number, cached: boolean): void {
+    this.stream.write(`${doneLine(stage, ms, cached)}\n`);
+  }
+  epoch(epoch: number, epochs: number | undefined, loss: number): void {
+    this.stream.write(`      epoch ${epoch}/${epochs ?? '?'}  loss ${loss.toFixed(4)}\n`);
+  }
+  close(): void {}
+}
+
+/** A terminal: the running stage with its elapsed time, and a bar of epochs with the current loss. */
+export class BarView implements ProgressView {
+  private bar: SingleBar | undefined;
+  private barStage: string | undefined;
+
+  constructor(private readonly stream: Stream) {}
+
+  stageStarted(stage: string): void {
+    this.stop();
+    this.barStage = stage;
+    // Every stage gets a line that ticks while it runs; training's becomes a bar of epochs.
+    this.bar = new SingleBar({
+      stream: this.stream,
+      format:
+        stage === 'train'
+          ? `  ${paint.dim('▸')} {stage} {bar} {value}/{total} epochs  {loss}  {duration_formatted}`
+          : `  ${paint.dim('▸')} {stage} {duration_formatted}`,
+      barCompleteChar: '█',
+      barIncompleteChar: '░',
+      barsize: 24,
+      hideCursor: true,
+      clearOnComplete: true,
+      fps: 5,
+    });
+    this.bar.start(0, 0, { stage: stage.padEnd(9), loss: '' });
+  }
+
+  stageDone(stage: string, ms: number, cached: boolean): void {
+    if (this.barStage === stage) this.stop();
+    this.stream.write(`${doneLine(stage, ms, cached)}\n`);
+  }
+
+  epoch(epoch: number, epochs: number | undefined, loss: number): void {
+    if (this.barStage !== 'train' || !this.bar) this.stageStarted('train');
+    this.bar!.setTotal(epochs ?? epoch);
+    this.bar!.update(epoch, { loss: `loss ${loss.toFixed(4)}` });
+  }
+
+  close(): void {
+    this.stop();
+  }
+
+  private stop(): void {
+    if (this.bar) {
+      this.bar.stop();
+      this.bar = undefined;
+      this.barStage = undefined;
+    }
+  }
+}

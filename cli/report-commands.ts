@@ -1,0 +1,65 @@
+// `ttd report RUN -o FILE.html`: one self-contained HTML file per run (no network needed to read it).
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import type { Client } from '@temporalio/client';
+import { loadConfig, openStore, type Config } from '../lib/config';
+import { ErrorCode, TtdError } from '../lib/errors';
+import { renderReport } from '../lib/report-html';
+import { ensureServer } from '../workers/dev-server';
+import { failWith, printJson } from './output';
+import { reportForRun } from './report-data';
+import { connectTemporal } from './temporal';
+
+/** Runs `fn` with a Temporal client when a server is reachable (starting the embedded one over $TTD_HOME's
+ * SQLite if none runs), else without one: reports of registered versions come from the store alone. */
+export async function withOptionalClient<T>(config: Config, fn: (client: Client | undefined) => Promise<T>): Promise<T> {
+  let server;
+  let temporal;
+  try {
+    server = await ensureServer(config);
+    temporal = await connectTemporal(config, server.address);
+  } catch (err) {
+    process.stderr.write(`ttd: Temporal is not reachable (${(err as Error).message.split('\n')[0]}); reading the store only\n`);
+    await server?.stop();
+    return fn(undefined);
+  }
+  try {
+    return await fn(temporal.client);
+  } finally {
+    await temporal.close();
+    await server.stop();
+  }
+}
+
+/** `ttd report RUN [-o FILE] [--json]`. */
+export async function reportCommand(runId: string, opts: { output?: string; json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const config = loadConfig();
+    const out = opts.output ? resolve(opts.output) : undefined;
+    if (out && !existsSync(dirname(out))) {
+      throw new TtdError(
+        ErrorCode.outputInvalid,
+        `-o ${opts.output}: the directory '${dirname(out)}' does not exist; expected a path in an existing directory`,
+      );
+    }
+    const store = openStore(config);
+    const data = await withOptionalClient(config, (client) => reportForRun(client, store, config, runId));
+    if (json && !out) return printJson(data);
+    const html = renderReport(data);
+    if (!out) return void process.stdout.write(html);
+    // Written whole or not at all: a temporary file beside the target, then a rename.
+    const tmp = `${out}.partial-${process.pid}`;
+    try {
+      await writeFile(tmp, html);
+      await rename(tmp, out);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    if (json) printJson({ runId, status: data.status, report: out, bytes: Buffer.byteLength(html) });
+    else process.stderr.write(`report of ${runId} (${data.status}) written to ${out}\n`);
+  } catch (err) {
+    failWith(err, json);
+  }
+}

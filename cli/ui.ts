@@ -1,0 +1,211 @@
+// `ttd ui [--port N] [--host H]`: a small read-only dashboard of the registry, the audit log and recent runs.
+// Plain node:http: a handful of GET routes rendering server-side HTML (lib/ui-html.ts); nothing is ever written.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Client } from '@temporalio/client';
+import { readAudit, verifyTrail } from '../lib/audit';
+import { loadConfig, openStore, type Config } from '../lib/config';
+import { ErrorCode, TtdError } from '../lib/errors';
+import { listModels, readModel } from '../lib/registry';
+import { renderReport } from '../lib/report-html';
+import { getJsonBlob, type ObjectStore } from '../lib/store';
+import { auditPage, errorPage, modelPage, modelsPage, runsPage, type ModelSummary, type VersionRow } from '../lib/ui-html';
+import { failWith } from './output';
+import { reportForRun, reportFromStore } from './report-data';
+import { withOptionalClient } from './report-commands';
+import { listRuns } from './run-commands';
+
+const DEFAULT_PORT = 8780;
+const RUNS_SHOWN = 50;
+
+/** What the dashboard reads: the store always, Temporal when it is reachable (recent runs, run reports). */
+export interface UiSources {
+  config: Config;
+  store: ObjectStore;
+  client: Client | undefined;
+}
+
+/** The fields of a version record the versions table shows. */
+interface RecordFacts {
+  actor: string | null;
+  trigger: string | null;
+  commit: string | null;
+  reason?: string;
+}
+
+/** Builds the request handler (exported for tests that serve it on their own port). */
+export function uiHandler(src: UiSources): (req: IncomingMessage, res: ServerResponse) => void {
+  const records = new Map<string, RecordFacts>(); // version records are immutable blobs: read each once
+  const facts = async (digest: string): Promise<RecordFacts> => {
+    let r = records.get(digest);
+    if (!r) {
+      r = await getJsonBlob<RecordFacts>(src.store, digest);
+      records.set(digest, r);
+    }
+    return r;
+  };
+
+  const routes: [RegExp, (m: string[]) => Promise<string>][] = [
+    [/^\/$/, async () => modelsPage(await summaries(src.store))],
+    [
+      /^\/models\/([^/]+)$/,
+      async ([name]) => {
+        const state = (await readModel(src.store, name))?.state;
+        if (!state) throw new TtdError(ErrorCode.modelNotFound, `model '${name}' is not registered in ${src.store.location}`);
+        const versions: VersionRow[] = [];
+        for (const v of [...state.versions].reverse()) {
+          const f = await facts(v.record);
+          const aliases = Object.entries(state.aliases)
+            .filter(([, a]) => a.version === v.version)
+            .map(([alias]) => alias);
+          const status = aliases.length
+            ? aliases.join(', ')
+            : f.reason === 'not_better_than_production'
+              ? 'kept (not better than production)'
+              : 'registered';
+          versions.push({
+            version: v.version,
+            digest: v.digest,
+            status,
+            aliases,
+            createdAt: v.createdAt,
+            runId: v.runId,
+            trigger: f.trigger,
+            commit: f.commit,
+            actor: f.actor,
+          });
+        }
+        return modelPage({ name, versions, aliases: state.aliases, aliasHistory: [...state.aliasHistory].reverse() });
+      },
+    ],
+    [
+      /^\/models\/([^/]+)\/versions\/(\d+)\/report$/,
+      async ([name, version]) => renderReport(await reportFromStore(src.store, src.config, name, Number(version))),
+    ],
+    [
+      /^\/models\/([^/]+)\/audit$/,
+      async ([name]) => auditPage(name, [...(await readAudit(src.store, name))].reverse(), await verifyTrail(src.store, name)),
+    ],
+    [
+      /^\/runs$/,
+      async () => {
+        if (!src.client) return runsPage([]).replace('</main>', '<p>Temporal is not reachable: runs cannot be listed.</p></main>');
+        const runs = await listRuns(src.client, { limit: RUNS_SHOWN });
+        return runsPage(
+          runs.map((r) => ({
+            runId: r.runId,
+            model: r.model,
+            status: r.status,
+            startedAt: r.startedAt,
+            closedAt: r.closedAt,
+            trigger: r.trigger,
+            commit: r.commit,
+          })),
+        );
+      },
+    ],
+    [/^\/runs\/([^/]+)\/report$/, async ([runId]) => renderReport(await reportForRun(src.client, src.store, src.config, runId))],
+  ];
+
+  return (req, res) => {
+    const send = (status: number, html: string) => {
+      res.writeHead(status, {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+      });
+      res.end(req.method === 'HEAD' ? undefined : html);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      return send(405, errorPage(405, `${req.method} is not allowed: the dashboard is read-only`));
+    }
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    for (const [re, render] of routes) {
+      const m = re.exec(path);
+      if (!m) continue;
+      let args: string[];
+      try {
+        args = m.slice(1).map((s) => decodeURIComponent(s));
+      } catch {
+        return send(400, errorPage(400, `malformed path '${path}'`));
+      }
+      render(args).then(
+        (html) => send(200, html),
+        (err) => {
+          const code = (err as TtdError).code;
+          const notFound = (
+            [ErrorCode.modelNotFound, ErrorCode.versionNotFound, ErrorCode.runNotFound, ErrorCode.invalidName] as string[]
+          ).includes(code);
+          send(notFound ? 404 : 500, errorPage(notFound ? 404 : 500, (err as Error).message));
+        },
+      );
+      return;
+    }
+    send(404, errorPage(404, `no page at '${path}'`));
+  };
+}
+
+async function summaries(store: ObjectStore): Promise<ModelSummary[]> {
+  const out: ModelSummary[] = [];
+  for (const name of await listModels(store)) {
+    const state = (await readModel(store, name))?.state;
+    if (!state) continue;
+    const latest = state.versions[state.versions.length - 1];
+    const moves = state.aliasHistory.map((m) => m.at);
+    out.push({
+      name,
+      versions: state.versions.length,
+      latestVersion: latest?.version ?? null,
+      aliases: Object.fromEntries(Object.entries(state.aliases).map(([a, v]) => [a, v.version])),
+      updatedAt: [latest?.createdAt, ...moves].filter(Boolean).sort().pop() ?? null,
+    });
+  }
+  return out;
+}
+
+/** Starts the dashboard on host:port; resolves once it listens. */
+export function serveUi(src: UiSources, host: string, port: number): Promise<Server> {
+  const server = createServer(uiHandler(src));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+/** `ttd ui [--port N] [--host H]`: serves until interrupted. */
+export async function uiCommand(opts: { port?: string; host?: string }): Promise<void> {
+  try {
+    const port = opts.port === undefined ? DEFAULT_PORT : Number(opts.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new TtdError(ErrorCode.portInvalid, `--port ${opts.port}: expected an integer from 0 to 65535`);
+    }
+    const host = opts.host ?? '127.0.0.1';
+    const config = loadConfig();
+    const store = openStore(config);
+    await withOptionalClient(config, async (client) => {
+      let server: Server;
+      try {
+        server = await serveUi({ config, store, client }, host, port);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new TtdError(
+          ErrorCode.portInvalid,
+          `cannot listen on ${host}:${port}: ${e.code ?? e.message}${e.code === 'EADDRINUSE' ? ' (in use; pick another with --port)' : ''}`,
+        );
+      }
+      const addr = server.address();
+      const shown = typeof addr === 'object' && addr ? `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}/` : String(addr);
+      process.stdout.write(`ttd ui: ${shown} (read-only; store ${store.location}${client ? '' : '; Temporal not reachable'})\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+  } catch (err) {
+    failWith(err, false);
+  }
+}
