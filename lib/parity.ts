@@ -105,7 +105,15 @@ export function compareOutputs(
         elements: expected.values.length,
       });
     } else {
-      outputs.push({ name, passed: true, code: null, max_abs_error: maxAbs, max_rel_error: maxRel, message: 'ok', elements: expected.values.length });
+      outputs.push({
+        name,
+        passed: true,
+        code: null,
+        max_abs_error: maxAbs,
+        max_rel_error: maxRel,
+        message: 'ok',
+        elements: expected.values.length,
+      });
     }
   }
   const failed = outputs.find((o) => !o.passed);
