@@ -2,15 +2,15 @@
 import { spawn } from 'node:child_process';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import { compareOutputs } from '../lib/parity';
 import type { ParityRuntimeReport } from '../lib/results';
 import { readSafetensors } from '../lib/safetensors';
 import type { RuntimeName } from '../lib/spec';
 import { NonRetryable } from '../lib/failures';
-import { materialize, withWorkDir, type TorchDeps } from './torch-stage';
+import { addTorchWork, materialize, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
 export interface ParityInput {
@@ -50,50 +50,49 @@ export function parityActivity(deps: TorchDeps) {
         'references.safetensors': input.referencesDigest,
       });
       const references = await readSafetensors(files['references.safetensors']);
-      const reports: ParityRuntimeReport[] = [];
-      for (const runtime of input.runtimes) {
-        for (const flags of MODES) {
-          Context.current().heartbeat({ runtime, flags });
-          const run = await runRunner(deps, runtime, files, flags.fuser);
-          if (!run.ok) {
-            reports.push({
-              runtime,
-              passed: false,
-              code: 'runtime_load_failed',
-              max_abs_error: null,
-              max_rel_error: null,
-              flags: { ...flags },
-              torch_version: null,
-              threads: RUNNER_THREADS,
-              ms: run.ms,
-              message: `${runtime}${flags.fuser ? ' (fuser on)' : ''} could not load or run the artifact: ${run.error}`,
-            });
-            continue;
-          }
-          const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
-          reports.push({
+      // The runtime runs are independent fresh processes of one thread each: run them side by side, as many as there are cores.
+      const runs = input.runtimes.flatMap((runtime) => MODES.map((flags) => ({ runtime, flags })));
+      const started = performance.now();
+      const reports = await mapLimit(runs, Math.max(1, Math.min(runs.length, availableParallelism())), async ({ runtime, flags }) => {
+        const run = await runRunner(deps, runtime, files, flags.fuser);
+        if (!run.ok) {
+          return {
             runtime,
-            passed: cmp.passed,
-            code: cmp.code,
-            max_abs_error: cmp.max_abs_error,
-            max_rel_error: cmp.max_rel_error,
+            passed: false,
+            code: 'runtime_load_failed',
+            max_abs_error: null,
+            max_rel_error: null,
             flags: { ...flags },
-            torch_version: run.summary.torch_version ?? null,
-            threads: run.summary.threads ?? RUNNER_THREADS,
+            torch_version: null,
+            threads: RUNNER_THREADS,
             ms: run.ms,
-            message: `${cmp.message}${flags.fuser ? ' (fuser on)' : ''}`,
-            outputs: cmp.outputs.map((o) => ({
-              name: o.name,
-              passed: o.passed,
-              code: o.code,
-              max_abs_error: Number.isFinite(o.max_abs_error) ? o.max_abs_error : null,
-              max_rel_error: Number.isFinite(o.max_rel_error) ? o.max_rel_error : null,
-              elements: o.elements,
-            })),
-            histogram: cmp.histogram,
-          });
+            message: `${runtime}${flags.fuser ? ' (fuser on)' : ''} could not load or run the artifact: ${run.error}`,
+          } satisfies ParityRuntimeReport;
         }
-      }
+        const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
+        return {
+          runtime,
+          passed: cmp.passed,
+          code: cmp.code,
+          max_abs_error: cmp.max_abs_error,
+          max_rel_error: cmp.max_rel_error,
+          flags: { ...flags },
+          torch_version: run.summary.torch_version ?? null,
+          threads: run.summary.threads ?? RUNNER_THREADS,
+          ms: run.ms,
+          message: `${cmp.message}${flags.fuser ? ' (fuser on)' : ''}`,
+          outputs: cmp.outputs.map((o) => ({
+            name: o.name,
+            passed: o.passed,
+            code: o.code,
+            max_abs_error: Number.isFinite(o.max_abs_error) ? o.max_abs_error : null,
+            max_rel_error: Number.isFinite(o.max_rel_error) ? o.max_rel_error : null,
+            elements: o.elements,
+          })),
+          histogram: cmp.histogram,
+        } satisfies ParityRuntimeReport;
+      });
+      addTorchWork(performance.now() - started);
       const failed = reports.find((r) => !r.passed);
       return {
         passed: !failed,
@@ -178,4 +177,18 @@ function exec(
     child.on('error', (err) => resolve({ code: null, signal: null, stdout, stderr: `${stderr}\n${err.message}` }));
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+}
+
+/** Maps `items` through `fn` with at most `limit` at a time; results keep the items' order. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
 }

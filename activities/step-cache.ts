@@ -9,6 +9,7 @@ import { ErrorCode, type TtdError } from '../lib/errors';
 import { blobKey, type ObjectStore } from '../lib/store';
 import type { Config } from '../lib/config';
 import { runTorchRequest, torchEnvironment } from './torch-process';
+import { torchWorkMs } from './torch-stage';
 
 /** Every torch stage's input may carry this: `ttd run --no-cache` sets it. */
 export interface CacheOption {
@@ -27,6 +28,12 @@ export function environmentDigest(config: Config): Promise<string> {
     throw err;
   });
   return environment;
+}
+
+/** Starts the torch fork server and works out the environment digest in the background, so that the first stage
+ * does not wait for `import torch`. A failure is left for that stage to report. */
+export function prestartTorch(config: Config): void {
+  environmentDigest(config).catch(() => undefined);
 }
 
 async function computeEnvironment(config: Config): Promise<string> {
@@ -50,6 +57,7 @@ export function withStepCache<I extends object, O>(
   fn: (input: I) => Promise<O>,
 ): (input: I & CacheOption) => Promise<O & { cached?: true }> {
   return async (input) => {
+    const t0 = performance.now();
     const { noCache, ...rest } = input;
     const key = `cache/${stage}/${digestHex(digestBytes(canonicalJson({ format: FORMAT, stage, input: rest, env: await environmentDigest(deps.config) })))}.json`;
     if (!noCache) {
@@ -58,7 +66,10 @@ export function withStepCache<I extends object, O>(
     }
     const output = await fn(rest as I);
     if (passed(output)) await record(deps.store, key, stage, output);
-    return output as O & { cached?: true };
+    const torchMs = torchWorkMs();
+    if (process.env.TTD_DEBUG_TIMING)
+      process.stderr.write(`[timing] ${stage} activity ${(performance.now() - t0).toFixed(1)} ms, torch ${torchMs?.toFixed(1)} ms\n`);
+    return (torchMs === undefined ? output : { ...output, torchMs: Math.round(torchMs) }) as O & { cached?: true };
   };
 }
 

@@ -19,13 +19,14 @@ const LineSchema = z.object({
   event: z.string().optional(),
   data: z.record(z.string(), z.unknown()).optional(),
   ok: z.boolean().optional(),
+  ms: z.number().optional(),
   result: z.record(z.string(), z.unknown()).optional(),
   error: z.object({ code: z.string(), message: z.string(), traceback: z.string().optional() }).optional(),
 });
 
 /** How a torch request ended: a result, an error reported by the server, or a process that died. */
 export type TorchOutcome =
-  | { kind: 'ok'; result: Record<string, unknown> }
+  | { kind: 'ok'; result: Record<string, unknown>; ms?: number }
   | { kind: 'error'; code: string; message: string; traceback: string }
   | { kind: 'crashed'; exitCode: number | null; signal: string | null; stderrTail: string; spawnError?: string };
 
@@ -228,7 +229,7 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
 // An event goes to the caller; a response becomes the outcome.
 function toOutcome(msg: z.infer<typeof LineSchema>, opts: TorchRequestOptions): TorchOutcome | undefined {
   if (msg.event !== undefined) opts.onEvent?.(msg.event, msg.data ?? {});
-  else if (msg.ok === true) return { kind: 'ok', result: msg.result ?? {} };
+  else if (msg.ok === true) return { kind: 'ok', result: msg.result ?? {}, ...(msg.ms !== undefined ? { ms: msg.ms } : {}) };
   else if (msg.ok === false && msg.error)
     return { kind: 'error', code: msg.error.code, message: msg.error.message, traceback: msg.error.traceback ?? '' };
   return undefined;

@@ -30,6 +30,25 @@ export async function withWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T
   }
 }
 
+// Time spent inside torch work per activity (the torch side's own `ms`, runner processes' wall time): a stage's
+// time minus this is our overhead (dispatch, process reuse, protocol, store).
+const torchWork = new WeakMap<Context, number>();
+
+/** Adds torch work time to the current activity's total. */
+export function addTorchWork(ms: number): void {
+  const ctx = Context.current();
+  torchWork.set(ctx, (torchWork.get(ctx) ?? 0) + ms);
+}
+
+/** The current activity's torch work so far, in ms (undefined outside an activity or before any). */
+export function torchWorkMs(): number | undefined {
+  try {
+    return torchWork.get(Context.current());
+  } catch {
+    return undefined;
+  }
+}
+
 // The details of each activity's last heartbeat: a heartbeat replaces them, so every beat repeats them.
 const lastBeat = new WeakMap<Context, unknown>();
 
@@ -91,7 +110,10 @@ export async function torchOp(
       },
     });
     await pending;
-    if (outcome.kind === 'ok') return outcome.result;
+    if (outcome.kind === 'ok') {
+      if (outcome.ms !== undefined) addTorchWork(outcome.ms);
+      return outcome.result;
+    }
     if (outcome.kind === 'error') {
       const shown = (text: string) => Object.entries(displayPaths).reduce((t, [from, to]) => t.split(from).join(to), text);
       const type =

@@ -1,7 +1,10 @@
-"""The baseline: the seed's work done by hand in one plain script (train, eval, trace, save, references).
+"""The baseline: the seed's work done by hand in one plain script, with the checks ttd makes (all gates).
 
-Trains exactly as examples/seed-mlp/pipeline.yaml says (10 epochs, batch 1, Adam 0.001, seed 0), then writes
-the traced archive and a references file that the deploy-side runners read. Usage: by_hand.py OUT_DIR
+Trains exactly as examples/seed-mlp/pipeline.yaml says (10 epochs, batch 1, Adam 0.001, seed 0), switches to
+eval, traces, checks the trace against eager on the same kinds of probe ttd uses (validation rows, the example,
+batch sizes 1 and 7, sign flip, scaling by 10 and 0.1, zeros, shuffled rows) and twice on one input, freezes and
+checks the frozen graph, runs it with the TensorExpr fuser on and checks again, then saves the frozen archive
+and a references file for the deploy-side runners. One process, torch imported once. Usage: by_hand.py OUT_DIR
 """
 import importlib.util
 import os
@@ -11,6 +14,13 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "runtimes", "python"))
 from ttd_torch import safetensors  # noqa: E402  (only to write the references the runners read)
+
+ATOL, RTOL = 1e-5, 1e-4
+
+
+def check(name, got, want):
+    if got.shape != want.shape or not torch.allclose(got, want, atol=ATOL, rtol=RTOL):
+        raise SystemExit(f"{name}: outputs differ")
 
 
 def main(out_dir: str) -> None:
@@ -24,21 +34,43 @@ def main(out_dir: str) -> None:
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=1, shuffle=True,
                                          generator=torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(model.parameters(), lr=0.001)
-    for _ in range(10):
+    for epoch in range(10):
         for xb, yb in loader:
             opt.zero_grad()
             loss = torch.nn.functional.mse_loss(model(xb), yb)
             loss.backward()
             opt.step()
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch},
+                   os.path.join(out_dir, "checkpoint.pt"))
     model.eval()
-    traced = torch.jit.trace(model, mod.example_inputs({}))
-    traced.save(os.path.join(out_dir, "model.pt"))
+    example = mod.example_inputs({})
+    traced = torch.jit.trace(model, example)
     vx, _ = mod.dataset({}, "validation")
+    cases = {"validation": vx, "example": example[0], "batch_1": vx[:1], "batch_7": vx[:7], "neg": -vx,
+             "scale10": vx * 10, "scale01": vx * 0.1, "zeros": torch.zeros_like(vx),
+             "shuffle": vx[torch.randperm(len(vx), generator=torch.Generator().manual_seed(1))]}
     with torch.no_grad():
-        out = model(vx)
-    safetensors.save(os.path.join(out_dir, "references.safetensors"),
-                     {"validation/input/0": vx, "validation/output/0": out},
-                     {"format": "ttd-references/1", "cases": "validation"})
+        eager = {k: model(v) for k, v in cases.items()}
+        for k, v in cases.items():
+            check(f"trace {k}", traced(v), eager[k])
+        check("determinism", traced(vx), traced(vx))
+        frozen = torch.jit.freeze(traced)
+        for k, v in cases.items():
+            check(f"frozen {k}", frozen(v), eager[k])
+        torch._C._jit_set_te_must_use_llvm_cpu(False)
+        torch._C._jit_override_can_fuse_on_cpu(True)
+        torch._C._jit_set_texpr_fuser_enabled(True)
+        for _ in range(3):
+            frozen(vx)
+        for k, v in cases.items():
+            check(f"fused {k}", frozen(v), eager[k])
+    frozen.save(os.path.join(out_dir, "model.pt"))
+    tensors = {}
+    for k, v in cases.items():
+        tensors[f"{k}/input/0"] = v
+        tensors[f"{k}/output/0"] = eager[k]
+    safetensors.save(os.path.join(out_dir, "references.safetensors"), tensors,
+                     {"format": "ttd-references/1", "cases": ",".join(cases)})
 
 
 if __name__ == "__main__":

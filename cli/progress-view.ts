@@ -5,7 +5,8 @@ import { paint } from './output';
 
 /** What a watcher reports as the workflow moves. */
 export interface ProgressView {
-  stageStarted(stage: string): void;
+  /** A stage began; `epochs` is the number of training epochs when the stage is `train`. */
+  stageStarted(stage: string, epochs?: number): void;
   stageDone(stage: string, ms: number, cached: boolean): void;
   /** Epoch `epoch` of `epochs` finished with this mean loss. */
   epoch(epoch: number, epochs: number | undefined, loss: number): void;
@@ -44,7 +45,7 @@ export class BarView implements ProgressView {
 
   constructor(private readonly stream: Stream) {}
 
-  stageStarted(stage: string): void {
+  stageStarted(stage: string, epochs?: number): void {
     this.stop();
     this.barStage = stage;
     // Every stage gets a line that ticks while it runs; training's becomes a bar of epochs.
@@ -61,7 +62,7 @@ export class BarView implements ProgressView {
       clearOnComplete: true,
       fps: 5,
     });
-    this.bar.start(0, 0, { stage: stage.padEnd(9), loss: '' });
+    this.bar.start(stage === 'train' ? (epochs ?? 1) : 0, 0, { stage: stage.padEnd(9), loss: '' });
   }
 
   stageDone(stage: string, ms: number, cached: boolean): void {
@@ -70,7 +71,7 @@ export class BarView implements ProgressView {
   }
 
   epoch(epoch: number, epochs: number | undefined, loss: number): void {
-    if (this.barStage !== 'train' || !this.bar) this.stageStarted('train');
+    if (this.barStage !== 'train' || !this.bar) this.stageStarted('train', epochs);
     this.bar!.setTotal(epochs ?? epoch);
     this.bar!.update(epoch, { loss: `loss ${loss.toFixed(4)}` });
   }

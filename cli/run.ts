@@ -12,6 +12,7 @@ import { requireServer } from './temporal';
 import type { PipelineInput, PipelineProgress } from '../workflows/pipeline';
 import { failWith, gateLines, paint, printJson, printJsonOr, sci, table } from './output';
 import { preflight } from './preflight';
+import { prestartTorch } from '../activities/step-cache';
 import { trainingBeat } from './progress';
 import { progressView, type ProgressView } from './progress-view';
 import { connectTemporal } from './temporal';
@@ -66,6 +67,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   const runId = workflowIdFor(spec.name, loaded.specDigest, trigger, opts.commit, Boolean(opts.force));
 
   installQuietRuntime();
+  if (!opts.detach) prestartTorch(config); // import torch while the server, the store and the workflow start
   let server;
   try {
     // A detached run leaves the work to running workers, so it needs a server that outlives this process.
@@ -157,7 +159,7 @@ export async function watch(handle: WorkflowHandle, view: ProgressView = progres
       try {
         const progress = await handle.query<PipelineProgress>('progress');
         showCompleted(progress);
-        if (progress.stage && progress.stage !== shownStage) view.stageStarted(progress.stage);
+        if (progress.stage && progress.stage !== shownStage) view.stageStarted(progress.stage, progress.epochs);
         shownStage = progress.stage;
         if (progress.stage === 'train') {
           const beat = await trainingBeat(handle);

@@ -95,6 +95,9 @@ export interface RunResult {
   parity?: ParityRuntimeReport[];
   /** Stages whose outputs were reused from an earlier run with the same inputs (step caching); absent when none. */
   cached?: string[];
+  /** Per torch stage, the time spent in torch work itself (the torch side's op time, the parity runners' wall
+   * time); `timings[stage] − torchTimings[stage]` is orchestration overhead. Absent for cached stages. */
+  torchTimings?: Record<string, number>;
 }
 
 /** Exit codes of `ttd run`: 0 promoted, 1 rejected, 2 failed or bad input. */

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createControlActivities, createTorchActivities } from '../activities';
 import { stopForkServers } from '../activities/torch-process';
+import { prestartTorch } from '../activities/step-cache';
 import type { Config } from '../lib/config';
 import type { ObjectStore } from '../lib/store';
 
@@ -63,6 +64,7 @@ export async function createWorkers(opts: {
     );
   }
   if (kinds.includes(QueueKind.torch)) {
+    prestartTorch(config);
     workers.push(
       await Worker.create({
         connection,

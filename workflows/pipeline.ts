@@ -118,6 +118,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
   const timings: Record<string, number> = {};
   let parity: ParityRuntimeReport[] | undefined;
   const cached: string[] = [];
+  const torchTimings: Record<string, number> = {};
   // Passed to every torch stage: the step cache is on unless the run asked for fresh work.
   const cache = input.noCache ? { noCache: true } : {};
   const result = (status: RunResult['status'], extra: Partial<RunResult> = {}): RunResult => ({
@@ -134,6 +135,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     ...(training ? { training } : {}),
     ...(parity ? { parity } : {}),
     ...(cached.length ? { cached: [...cached] } : {}),
+    ...(Object.keys(torchTimings).length ? { torchTimings } : {}),
     ...extra,
   });
 
@@ -146,6 +148,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
       const out = await fn();
       reused = (out as { cached?: unknown } | null)?.cached === true;
       if (reused) cached.push(name);
+      const torchMs = (out as { torchMs?: unknown } | null)?.torchMs;
+      if (typeof torchMs === 'number') torchTimings[name] = torchMs;
       return out;
     } catch (err) {
       if (isCancellation(err)) throw err;

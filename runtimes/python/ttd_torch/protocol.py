@@ -96,9 +96,12 @@ class Writer:
         """Write a progress event for a request."""
         self.line({"v": PROTOCOL_VERSION, "id": request_id, "event": "progress", "data": data})
 
-    def success(self, request_id: str, result: Dict[str, Any]) -> None:
-        """Write a success response."""
-        self.line({"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result})
+    def success(self, request_id: str, result: Dict[str, Any], ms: Optional[float] = None) -> None:
+        """Write a success response; `ms` is the time the op itself took (the torch work), when measured."""
+        line: Dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result}
+        if ms is not None:
+            line["ms"] = round(ms, 3)
+        self.line(line)
 
     def failure(self, request_id: str, error: ProtocolError) -> None:
         """Write a failure response."""

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sys
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 import torch
@@ -160,8 +161,9 @@ def handle(line: str, writer: Writer) -> None:
         if op not in OPS:
             raise BadRequest(f"request.op = {op!r}; expected one of {sorted(OPS)}")
         args = require(request, "args", dict, "request")
+        started = time.perf_counter()
         result = OPS[op](args, lambda data: writer.event(request_id, data))
-        writer.success(request_id, result)
+        writer.success(request_id, result, (time.perf_counter() - started) * 1000)
     except ProtocolError as exc:
         writer.failure(request_id, exc)
     except Exception as exc:  # our bug: report it and keep serving
