@@ -3,7 +3,7 @@
 // Entries live in the store under cache/<stage>/<key>.json; a hit needs every blob it names to still exist.
 import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { canonicalJson, digestBytes, digestFile, digestHex } from '../lib/digest';
 import { ErrorCode, type TtdError } from '../lib/errors';
 import { blobKey, type ObjectStore } from '../lib/store';
@@ -57,9 +57,8 @@ export function withStepCache<I extends object, O>(
   fn: (input: I) => Promise<O>,
 ): (input: I & CacheOption) => Promise<O & { cached?: true }> {
   return async (input) => {
-    const t0 = performance.now();
     const { noCache, ...rest } = input;
-    const key = `cache/${stage}/${digestHex(digestBytes(canonicalJson({ format: FORMAT, stage, input: rest, env: await environmentDigest(deps.config) })))}.json`;
+    const key = `cache/${stage}/${digestHex(digestBytes(canonicalJson({ format: FORMAT, stage, input: keyed(rest), env: await environmentDigest(deps.config) })))}.json`;
     if (!noCache) {
       const hit = await lookup<O>(deps.store, key);
       if (hit) return { ...hit, cached: true };
@@ -67,10 +66,16 @@ export function withStepCache<I extends object, O>(
     const output = await fn(rest as I);
     if (passed(output)) await record(deps.store, key, stage, output);
     const torchMs = torchWorkMs();
-    if (process.env.TTD_DEBUG_TIMING)
-      process.stderr.write(`[timing] ${stage} activity ${(performance.now() - t0).toFixed(1)} ms, torch ${torchMs?.toFixed(1)} ms\n`);
     return (torchMs === undefined ? output : { ...output, torchMs: Math.round(torchMs) }) as O & { cached?: true };
   };
+}
+
+// Where the user's files were is for messages only: a checkout in another directory (another CI runner) hits the
+// same entries. The model file's name stays in the key: it is the module's name when the stage imports it.
+function keyed(input: object): object {
+  const out: Record<string, unknown> = { ...input };
+  for (const field of ['modelFilePath', 'artifactPath']) if (typeof out[field] === 'string') out[field] = basename(out[field] as string);
+  return out;
 }
 
 function passed(output: unknown): boolean {
