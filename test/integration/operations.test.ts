@@ -10,13 +10,17 @@ import type { RunResult } from '../../lib/results';
 import { fixtureModels, freePort, quickSeedSpec, seedDir, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
 
-/** Command lines of running torch stage servers. */
+/** Processes serving a torch request: fork-server children name themselves `ttd:<op>`; a fresh stdio server
+ * (TTD_TORCH_PROCESS=fresh) is `python3 -m ttd_torch` with no arguments. Idle fork servers and spares are not. */
 function torchProcesses(): string[] {
-  try {
-    return execFileSync('pgrep', ['-af', 'python3 -m ttd_torch'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
-  }
+  const pgrep = (args: string[]) => {
+    try {
+      return execFileSync('pgrep', args, { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+    } catch {
+      return []; // pgrep exits 1 when nothing matches
+    }
+  };
+  return [...pgrep(['-l', '^ttd:']), ...pgrep(['-af', 'python3 -m ttd_torch$'])];
 }
 
 describe('operations', () => {
@@ -231,6 +235,8 @@ describe('operations', () => {
     );
     const { runId } = await detach(slow);
     await pollStatus(ops, runId, (v) => (v.progress?.epoch ?? 0) >= 1);
+    // The training runs in a fork-server child named for its op: the check below can see it.
+    expect(torchProcesses().some((p) => p.includes('ttd:train'))).toBe(true);
     expect((await ops.ttd(['cancel', runId])).code).toBe(0);
     const view = await pollStatus(ops, runId, (v) => v.status === 'cancelled', 30_000);
     expect(view.status).toBe('cancelled');

@@ -14,7 +14,7 @@ import tempfile
 import textwrap
 import time
 import unittest
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import torch
 
@@ -140,6 +140,49 @@ def alive(pid: int) -> bool:
         return True
 
 
+def proc_stat(pid: int) -> Optional[List[str]]:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, session, ...), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as src:
+            return src.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def live_children(pid: int) -> Set[int]:
+    """The pids of pid's children that are neither zombies nor gone (from /proc/*/stat)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = proc_stat(int(entry))
+            if fields is not None and int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                found.add(int(entry))
+    return found
+
+
+def socket_inode(path: str) -> Optional[int]:
+    """The kernel inode of the listening Unix socket bound at path (from /proc/net/unix), or None."""
+    with open("/proc/net/unix") as src:
+        for line in src.readlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:  # __SO_ACCEPTCON
+                return int(fields[6])
+    return None
+
+
+def open_sockets(pid: int) -> Set[int]:
+    """The inodes of the sockets that pid has open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[len("socket:["):-1]))
+    return inodes
+
+
 def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
     """Poll predicate until it holds or timeout passes; returns its last value."""
     deadline = time.monotonic() + timeout
@@ -191,12 +234,16 @@ class Connection:
 class Zygote:
     """A `python -m ttd_torch --listen` process with stdin held open, its stderr in a file."""
 
-    def __init__(self, path: str, wait_ready: bool = True) -> None:
+    def __init__(self, path: str, wait_ready: bool = True, spares: Optional[int] = None) -> None:
+        """As `python -m ttd_torch --listen path` (the default number of spares), or with spares given as
+        `python -m ttd_torch.zygote --listen path --spares N`."""
         self.path = path
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([PYTHON, "-m", "ttd_torch", "--listen", path], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.stderr, cwd="/",
-                                     env={**os.environ, "PYTHONPATH": PYTHON_DIR})
+        command = [PYTHON, "-m", "ttd_torch", "--listen", path]
+        if spares is not None:
+            command = [PYTHON, "-m", "ttd_torch.zygote", "--listen", path, "--spares", str(spares)]
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     cwd="/", env={**os.environ, "PYTHONPATH": PYTHON_DIR})
         self.ready: Optional[Dict[str, Any]] = self.read_ready() if wait_ready else None
 
     def read_ready(self) -> Dict[str, Any]:
@@ -208,6 +255,23 @@ class Zygote:
 
     def connect(self) -> Connection:
         return Connection(self.path)
+
+    def children(self) -> Set[int]:
+        return live_children(self.proc.pid)
+
+    def wait_for_spares(self, count: int, served: Set[int], timeout: float = 10.0) -> Set[int]:
+        """Wait until exactly count children live, each past its setsid(), none of them one that was handed
+        a connection (in served): the spares; returns them (fails the wait with an AssertionError)."""
+        found: Set[int] = set()
+
+        def settled() -> bool:
+            nonlocal found
+            found = self.children()
+            return (len(found) == count and not found & served
+                    and all(int((proc_stat(pid) or [0, 0, 0])[2]) == pid for pid in found))
+
+        assert wait_until(settled, timeout), f"children {sorted(found)}, served {sorted(served)}: {self.logs()}"
+        return found
 
     def logs(self) -> str:
         self.stderr.seek(0)
@@ -411,6 +475,188 @@ class ForkServerTest(unittest.TestCase):
         self.assertEqual(lines[-1]["error"]["code"], "bad_request")
         self.assertEqual((lines2[-1]["id"], lines2[-1]["error"]["code"]), ("", "bad_request"))
         self.assertTrue(self.hello()[1][-1]["ok"])
+
+
+def hello_burst(path: str, count: int) -> List[List[Dict[str, Any]]]:
+    """count connections made at once, each with a hello written right away (as the orchestrator does),
+    then every connection's lines read to EOF: the child line first."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.settimeout(TIMEOUT)
+            sock.connect(path)  # lands in the listen backlog until a child accepts it
+            sock.sendall((json.dumps(HELLO) + "\n").encode())
+        answers = []
+        for sock in socks:
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            answers.append([json.loads(line) for line in data.decode().splitlines()])
+        return answers
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+class SparesTest(unittest.TestCase):
+    """The children forked ahead: `python -m ttd_torch --listen` keeps 2 spares blocked in accept()."""
+
+    def setUp(self) -> None:
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        self.path = os.path.join(self.dir, "zygote.sock")
+        self.zygote = Zygote(self.path)
+
+    def tearDown(self) -> None:
+        self.zygote.cleanup()
+        self.tmp.cleanup()
+
+    def hello(self) -> int:
+        """One hello over a fresh connection; the pid of the child that served it."""
+        conn = self.zygote.connect()
+        try:
+            lines = conn.ask(HELLO)
+        finally:
+            conn.close()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0]["ok"], lines)
+        return conn.child["pid"]
+
+    def test_spares_are_set_up_in_their_own_sessions_and_hold_only_the_listener(self) -> None:
+        spares = self.zygote.wait_for_spares(2, set())
+        listener = socket_inode(self.path)
+        self.assertIsNotNone(listener)
+        stdout_pipe = f"pipe:[{os.fstat(self.zygote.proc.stdout.fileno()).st_ino}]"  # the ready line's pipe
+        for pid in spares:
+            ppid, pgrp, session = (int(field) for field in proc_stat(pid)[1:4])
+            self.assertEqual((ppid, pgrp, session), (self.zygote.proc.pid, pid, pid))
+            files = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            self.assertNotIn(stdout_pipe, files)
+            self.assertEqual(os.readlink(f"/proc/{pid}/fd/0"), os.devnull)
+            self.assertEqual(os.readlink(f"/proc/{pid}/fd/1"), os.readlink(f"/proc/{pid}/fd/2"))
+            self.assertEqual(open_sockets(pid), {listener})  # waiting in accept() on the zygote's socket
+        # a spare that took a connection lets go of the listener: nothing of the zygote's outlives a request
+        out = os.path.join(self.dir, "out")
+        os.mkdir(out)
+        model = write_model(out, "blocking.py", BLOCKING_MODEL)
+        params = {"pids_path": os.path.join(out, "pids.json"), "go_path": os.path.join(out, "go")}
+        conn = self.zygote.connect()
+        try:
+            self.assertIn(conn.child["pid"], spares)  # served by a spare forked before the connection
+            conn.send(train_request(model, out, params))
+            self.assertTrue(wait_until(lambda: os.path.exists(params["pids_path"])))
+            self.assertNotIn(listener, open_sockets(conn.child["pid"]))
+            self.assertEqual(len(open_sockets(conn.child["pid"])), 1)  # its connection
+            open(params["go_path"], "w").close()
+            self.assertTrue(conn.rest()[-1]["ok"])
+        finally:
+            conn.close()
+
+    def test_burst_of_concurrent_connections_is_served_by_distinct_children(self) -> None:
+        self.zygote.wait_for_spares(2, set())
+        started = time.monotonic()
+        answers = hello_burst(self.path, 20)
+        elapsed = time.monotonic() - started
+        pids = set()
+        for lines in answers:
+            self.assertEqual(len(lines), 2, lines)  # the child line and the response
+            self.assertEqual((lines[0]["child"], lines[1]["id"], lines[1]["ok"]), (True, "hello", True), lines)
+            pids.add(lines[0]["pid"])
+        self.assertEqual(len(pids), 20)
+        self.assertNotIn(self.zygote.proc.pid, pids)
+        self.assertLess(elapsed, 3.0, "20 connections at once should all be answered within a few seconds")
+        # back to exactly 2 spares: each one that took a connection was replaced once, no more
+        self.zygote.wait_for_spares(2, pids)
+        self.assertEqual(self.zygote.proc.poll(), None)
+
+    def test_killed_spare_is_replaced(self) -> None:
+        spares = self.zygote.wait_for_spares(2, set())
+        victim = min(spares)
+        os.kill(victim, signal.SIGKILL)
+        self.assertTrue(wait_until(lambda: not alive(victim)))
+        now = self.zygote.wait_for_spares(2, {victim})
+        replacement = (now - spares).pop()
+        self.assertEqual([int(f) for f in proc_stat(replacement)[1:4]],
+                         [self.zygote.proc.pid, replacement, replacement])
+        self.assertIn(f"spare (before any connection) {victim} was killed by signal 9", self.zygote.logs())
+        served = {self.hello() for _ in range(3)}
+        self.assertEqual(len(served), 3)
+        self.assertNotIn(victim, served)
+        self.assertEqual(self.zygote.proc.poll(), None)
+
+    def test_spares_that_keep_dying_are_replaced_with_back_off(self) -> None:
+        killed: Set[int] = set()
+        started = time.monotonic()
+        while len(killed) < 6:  # every spare dies young, as when a spare's setup keeps crashing
+            self.assertLess(time.monotonic() - started, 30, self.zygote.logs())
+            for pid in self.zygote.children() - killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            time.sleep(0.005)
+        self.assertIn("failed spare spawns in a row; next try in", self.zygote.logs())
+        # it recovers: spares come back, requests are served, and an accepted connection resets the back-off
+        self.zygote.wait_for_spares(2, killed)
+        self.assertNotIn(self.hello(), killed)
+        self.zygote.wait_for_spares(2, killed)
+        self.assertEqual(self.zygote.proc.poll(), None)
+
+    def test_stopping_kills_the_spares(self) -> None:
+        spares = self.zygote.wait_for_spares(2, set())
+        self.assertEqual(self.zygote.close_stdin(), 0)
+        for pid in spares:
+            self.assertFalse(alive(pid))
+        self.assertFalse(os.path.exists(self.path))
+        self.assertIn("2 of them spare(s)", self.zygote.logs())
+
+
+class NoSparesTest(unittest.TestCase):
+    """`--spares 0`: the zygote accepts each connection itself and forks its child then."""
+
+    def setUp(self) -> None:
+        self.tmp = tempfile.TemporaryDirectory()
+        self.path = os.path.join(self.tmp.name, "zygote.sock")
+
+    def tearDown(self) -> None:
+        self.tmp.cleanup()
+
+    def test_forks_on_accept(self) -> None:
+        zygote = Zygote(self.path, spares=0)
+        try:
+            time.sleep(0.2)
+            self.assertEqual(zygote.children(), set())  # nothing forked ahead
+            first, second = zygote.connect(), zygote.connect()
+            try:
+                self.assertNotEqual(first.child["pid"], second.child["pid"])
+                for conn in (first, second):
+                    self.assertEqual([int(f) for f in proc_stat(conn.child["pid"])[1:4]],
+                                     [zygote.proc.pid, conn.child["pid"], conn.child["pid"]])
+                    lines = conn.ask(HELLO)
+                    self.assertTrue(lines[-1]["ok"], lines)
+            finally:
+                first.close()
+                second.close()
+            answers = hello_burst(self.path, 20)
+            self.assertEqual(len({lines[0]["pid"] for lines in answers}), 20)
+            self.assertTrue(all(lines[-1]["ok"] for lines in answers), answers)
+            self.assertTrue(wait_until(lambda: zygote.children() == set()))
+            self.assertEqual(zygote.close_stdin(), 0)
+            self.assertFalse(os.path.exists(self.path))
+        finally:
+            zygote.cleanup()
+
+    def test_bad_spares_count_exits_2(self) -> None:
+        zygote = Zygote(self.path, wait_ready=False, spares=-1)
+        try:
+            self.assertEqual(zygote.proc.wait(TIMEOUT), 2)
+            self.assertIn("--spares -1", zygote.logs())
+            self.assertFalse(os.path.exists(self.path))
+        finally:
+            zygote.cleanup()
 
 
 class LifecycleTest(unittest.TestCase):

@@ -5,12 +5,19 @@ a freshly forked child: one request per connection, run by the same `server.hand
 Nothing a request does (a model file's import-time `torch.set_flush_denormal(True)`, module globals, RNG
 state, sys.modules entries) can reach the next one, and a request costs a fork instead of `import torch`.
 
-The zygote itself never runs a torch op: forking after torch has started its intra-op/OpenMP thread
-pool is unsafe, so each child starts those pools itself.
+To keep the fork and the child's setup off the request's path, the zygote keeps `spares` children forked
+ahead (default 2): each has done all its setup and is blocked in accept() on the inherited listening
+socket. The spare that accepts a connection writes its pid on the "taken" pipe, so that the zygote forks
+a replacement at once, and then serves the connection. With spares=0 the zygote accepts and forks per
+connection. Either way every request runs in its own child forked from the pristine zygote.
+
+The zygote itself never runs a torch op (forking after torch has started its intra-op/OpenMP thread
+pool is unsafe, so each child starts those pools itself), and it stays single-threaded.
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import errno
 import gc
@@ -21,9 +28,10 @@ import selectors
 import signal
 import socket
 import stat
+import struct
 import sys
 import time
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, List, Optional, Set
 
 from . import PROTOCOL_VERSION
 
@@ -32,6 +40,12 @@ REAP_INTERVAL_S = 1.0  # the select timeout: children are reaped at least this o
 KILL_WAIT_S = 5.0  # how long shutdown waits to reap the children it killed
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 ZYGOTE_SIGNALS = (signal.SIGTERM, signal.SIGCHLD)  # the signals whose handlers the zygote replaces
+DEFAULT_SPARES = 2  # children forked ahead of their connection, blocked in accept()
+MAX_SPARES = 64
+SPARE_HEALTHY_S = 1.0  # a spare that dies younger than this, without a connection, counts as a failed spawn
+BACKOFF_MIN_S = 0.05  # the wait before the next spawn after a failed one, doubled per failure in a row ...
+BACKOFF_MAX_S = 5.0  # ... up to this
+PID = struct.Struct("=i")  # a spare's pid on the taken pipe (4 bytes: each write is atomic)
 
 
 class SetupError(Exception):
@@ -95,6 +109,20 @@ def load_prctl() -> Optional[Any]:
         return None
 
 
+PR_SET_NAME = 15  # <linux/prctl.h>: the name ps, top and pgrep (without -f) show; 15 bytes at most
+_prctl: Optional[Any] = None  # set once in main()
+
+
+def set_process_name(name: str) -> None:
+    """Linux: name this process for ps and pgrep: ttd-zygote, ttd-spare, or ttd:<op> while serving a request."""
+    if _prctl is None:
+        return
+    try:
+        _prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, ctypes.ArgumentError):
+        pass
+
+
 def set_parent_death_signal(prctl: Optional[Any], parent_pid: int) -> None:
     """Linux: SIGKILL this process when the zygote dies (best effort; a no-op elsewhere)."""
     if prctl is None:
@@ -145,28 +173,41 @@ def json_line(message: Dict[str, Any]) -> bytes:
 
 
 class Zygote:
-    """The accept loop: one forked child per connection, children reaped, all killed at stdin EOF."""
+    """The zygote's loop: spare children kept forked ahead (or, with spares=0, one forked per accepted
+    connection), children reaped, all killed at stdin EOF or SIGTERM."""
 
-    def __init__(self, path: str, sock: socket.socket, protocol_fd: int) -> None:
+    def __init__(self, path: str, sock: socket.socket, protocol_fd: int, spares: int = DEFAULT_SPARES) -> None:
         self.path = path
         self.sock = sock
         self.sock_ino = os.stat(path).st_ino
         self.protocol_fd = protocol_fd
         self.pid = os.getpid()
         self.prctl = load_prctl()
-        self.children: Set[int] = set()
+        self.children: Set[int] = set()  # every live child: spares and those serving a connection
+        self.spare_target = spares
+        self.spares: Dict[int, float] = {}  # spares not yet handed a connection: pid -> time.monotonic() at fork
+        self.failures = 0  # failed spawns in a row (fork failed, or a spare died young without a connection)
+        self.next_spawn = 0.0  # time.monotonic() before which no spare is forked (back-off)
+        self.taken_buf = bytearray()
         self.stopping: Optional[str] = None
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
+        self.taken_r, self.taken_w = os.pipe()  # a spare that accepted writes its pid here
+        os.set_blocking(self.taken_r, False)
+        os.set_blocking(self.taken_w, False)  # a (never) full pipe must not stall a spare: it only delays a refill
         try:
             self.selector.register(0, selectors.EVENT_READ)
         except (OSError, ValueError) as exc:
             self.close()
             raise SetupError("stdin cannot be watched (it is closed, a regular file or /dev/null?); --listen "
                              f"expects a pipe on stdin that the parent closes to stop the server ({exc})") from exc
-        self.selector.register(self.sock, selectors.EVENT_READ)
+        if spares:
+            self.sock.setblocking(True)  # the spares block in accept(); the zygote itself never accepts
+            self.selector.register(self.taken_r, selectors.EVENT_READ)
+        else:
+            self.selector.register(self.sock, selectors.EVENT_READ)
         self.selector.register(self.wake_r, selectors.EVENT_READ)
         self.saved_handlers = {sig: signal.getsignal(sig) for sig in ZYGOTE_SIGNALS}
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
@@ -180,9 +221,11 @@ class Zygote:
         """Serve until stdin EOF or SIGTERM; then kill every child's process group and clean up."""
         try:
             while self.stopping is None:
+                self.drain_taken()
                 self.reap()
+                self.fill_spares()
                 try:
-                    events = self.selector.select(REAP_INTERVAL_S)
+                    events = self.selector.select(self.select_timeout())
                 except InterruptedError:
                     continue
                 for key, _ in events:
@@ -190,13 +233,22 @@ class Zygote:
                         self.accept_all()
                     elif key.fd == 0:
                         self.read_stdin()
+                    elif key.fd == self.taken_r:
+                        pass  # drained at the top of the loop, which also forks the replacement
                     else:
                         self.drain_wakeup()
             self.reap()
-            log(f"stopping ({self.stopping}); killing {len(self.children)} live child(ren)")
+            log(f"stopping ({self.stopping}); killing {len(self.children)} live child(ren), "
+                f"{len(self.spares)} of them spare(s)")
         finally:
             self.shutdown()
         return 0
+
+    def select_timeout(self) -> float:
+        """REAP_INTERVAL_S, or less when a spare is missing and its back-off ends sooner."""
+        if self.stopping is None and len(self.spares) < self.spare_target:
+            return max(0.0, min(REAP_INTERVAL_S, self.next_spawn - time.monotonic()))
+        return REAP_INTERVAL_S
 
     def read_stdin(self) -> None:
         """Discard input; EOF (the parent closed stdin or died) stops the server."""
@@ -217,8 +269,44 @@ class Zygote:
         except (BlockingIOError, InterruptedError):
             pass
 
+    def drain_taken(self) -> None:
+        """Read the pids of spares that accepted a connection: they are spares no longer."""
+        try:
+            while True:
+                data = os.read(self.taken_r, 4096)
+                if not data:
+                    break
+                self.taken_buf += data
+        except (BlockingIOError, InterruptedError):
+            pass
+        while len(self.taken_buf) >= PID.size:
+            (pid,) = PID.unpack_from(self.taken_buf)
+            del self.taken_buf[:PID.size]
+            if self.spares.pop(pid, None) is not None:
+                self.failures = 0  # a spare got as far as a connection: spawning works
+                self.next_spawn = 0.0
+
+    def fill_spares(self) -> None:
+        """Fork spares until there are spare_target of them, unless backing off after failures."""
+        while self.stopping is None and len(self.spares) < self.spare_target:
+            if time.monotonic() < self.next_spawn:
+                return
+            pid = self.fork(None)
+            if pid is None:
+                self.spawn_failed()
+                return
+            self.spares[pid] = time.monotonic()
+
+    def spawn_failed(self) -> None:
+        """Back off before the next spawn: BACKOFF_MIN_S, doubled per failure in a row, up to BACKOFF_MAX_S."""
+        self.failures += 1
+        delay = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** min(self.failures - 1, 16))
+        self.next_spawn = time.monotonic() + delay
+        if self.failures > 1:
+            log(f"{self.failures} failed spare spawns in a row; next try in {delay:.2f} s")
+
     def accept_all(self) -> None:
-        """Accept every pending connection, forking a child for each."""
+        """spares=0: accept every pending connection, forking a child for each."""
         while self.stopping is None:
             try:
                 conn, _ = self.sock.accept()
@@ -232,94 +320,124 @@ class Zygote:
                     time.sleep(0.05)
                     return
                 raise
-            self.spawn(conn)
+            if self.fork(conn) is None:
+                log("dropping the connection")
+            conn.close()
 
-    def spawn(self, conn: socket.socket) -> None:
-        """Fork a child for one connection; the parent keeps only its pid."""
+    def fork(self, conn: Optional[socket.socket]) -> Optional[int]:
+        """Fork a child for one accepted connection, or a spare when conn is None; the parent keeps only
+        its pid (None when fork failed)."""
         block_signals(signal.SIG_BLOCK)
         try:
             pid = os.fork()
         except OSError as exc:
             block_signals(signal.SIG_UNBLOCK)
-            log(f"fork failed ({exc}); dropping the connection")
-            conn.close()
-            return
+            log(f"fork failed ({exc})")
+            return None
         if pid == 0:
             code = 1
             try:
-                code = self.child(conn)
+                code = self.child(conn) if conn is not None else self.spare()
             finally:
                 os._exit(code)  # never back into the zygote's loop, never the zygote's atexit handlers
         block_signals(signal.SIG_UNBLOCK)
-        conn.close()
         self.children.add(pid)
+        return pid
+
+    def detach(self) -> None:
+        """In a forked child: everything that makes it a fresh, separate process; the listening socket and
+        the taken pipe's write end stay open (a spare still needs them)."""
+        os.setsid()  # own process group: the client ends it and all it started with kill(-pid, SIGKILL)
+        set_parent_death_signal(self.prctl, self.pid)
+        signal.set_wakeup_fd(-1)
+        for sig, handler in self.saved_handlers.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        block_signals(signal.SIG_UNBLOCK)  # a SIGTERM that came during the fork now acts by default
+        self.selector.close()  # closes our copy of the epoll fd; unregistering would edit the zygote's
+        for fd in (self.wake_r, self.wake_w, self.protocol_fd, self.taken_r):
+            os.close(fd)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        sys.stdout.flush()
+        os.dup2(2, 1)  # as server.main(): user prints and C-level fd 1 writes land on stderr
+        sys.stdout = sys.stderr
+        reseed()
+        set_process_name("ttd-spare")
+
+    def close_listener(self) -> None:
+        """In a child that has its connection: drop the zygote's listening socket and the taken pipe."""
+        self.sock.close()
+        os.close(self.taken_w)
 
     def child(self, conn: socket.socket) -> int:
-        """In the forked child: detach from the zygote, then serve the connection's one request."""
+        """spares=0, in the child forked for an accepted connection: set up, then serve its one request."""
         try:
-            os.setsid()  # own process group: the client ends it and all it started with kill(-pid, SIGKILL)
-            set_parent_death_signal(self.prctl, self.pid)
-            signal.set_wakeup_fd(-1)
-            for sig, handler in self.saved_handlers.items():
-                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-            block_signals(signal.SIG_UNBLOCK)  # a SIGTERM that came during the fork now acts by default
-            self.selector.close()  # closes our copy of the epoll fd; unregistering would edit the zygote's
-            self.sock.close()
-            for fd in (self.wake_r, self.wake_w, self.protocol_fd):
-                os.close(fd)
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.close(devnull)
-            sys.stdout.flush()
-            os.dup2(2, 1)  # as server.main(): user prints and C-level fd 1 writes land on stderr
-            sys.stdout = sys.stderr
-            reseed()
-            conn.setblocking(True)
-            from .protocol import Writer
-            from .server import handle
-            writer = Writer(os.dup(conn.fileno()))
-            writer.line({"v": PROTOCOL_VERSION, "child": True, "pid": os.getpid()})
+            self.detach()
+            self.close_listener()
         except BaseException as exc:
-            try:
-                conn.sendall(json_line({"v": PROTOCOL_VERSION, "id": "", "ok": False, "error": {
-                    "code": "internal", "message": f"fork server child setup failed: {type(exc).__name__}: {exc}",
-                    "traceback": ""}}))
-            except BaseException:
-                pass
-            log(f"child setup failed: {type(exc).__name__}: {exc}")
-            return 1
+            return setup_failed(conn, exc)
+        return serve_connection(conn)
+
+    def spare(self) -> int:
+        """In a spare: set up now, then accept one connection, tell the zygote, serve the connection.
+
+        A spare whose setup failed still takes a connection, to answer it with the setup error (as a child
+        forked on accept would), instead of dying and leaving connections unanswered in the backlog."""
+        error: Optional[BaseException] = None
         try:
-            line = read_request(conn)
-            if line is not None:
-                handle(line, writer)
-        except OSError as exc:  # the client went away mid-request
-            log(f"connection lost: {type(exc).__name__}: {exc}")
-            return 1
-        finally:
-            for stream in (sys.stderr, sys.__stdout__):
-                try:
-                    stream.flush()
-                except (OSError, ValueError, AttributeError):
-                    pass
-        return 0
+            self.detach()
+        except BaseException as exc:
+            error = exc
+        while True:
+            try:
+                conn, _ = self.sock.accept()  # blocking; when several spares wait, Linux wakes one
+                break
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                log(f"spare: accept failed ({exc}); exiting")
+                return 1
+        try:
+            os.write(self.taken_w, PID.pack(os.getpid()))  # the zygote forks a replacement at once
+        except OSError as exc:
+            log(f"spare: cannot tell the zygote it took a connection ({exc})")
+        try:
+            self.close_listener()
+        except BaseException as exc:
+            error = error or exc
+        if error is not None:
+            return setup_failed(conn, error)
+        return serve_connection(conn)
 
     def reap(self) -> None:
-        """Collect every exited child without blocking."""
+        """Collect every exited child without blocking; a spare that died without a connection is replaced
+        (by fill_spares), after a back-off when it died young."""
         while self.children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 self.children.clear()
+                self.spares.clear()
                 return
             except InterruptedError:
                 continue
             if pid == 0:
                 return
             self.children.discard(pid)
+            if pid in self.spares:
+                self.drain_taken()  # it may have taken a connection (and written so) since the last drain
+            born = self.spares.pop(pid, None)
+            what = "child" if born is None else "spare (before any connection)"
             if os.WIFSIGNALED(status):
-                log(f"child {pid} was killed by signal {os.WTERMSIG(status)}")
-            elif os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0:
-                log(f"child {pid} exited {os.WEXITSTATUS(status)}")
+                log(f"{what} {pid} was killed by signal {os.WTERMSIG(status)}")
+            elif os.WIFEXITED(status) and (os.WEXITSTATUS(status) != 0 or born is not None):
+                log(f"{what} {pid} exited {os.WEXITSTATUS(status)}")
+            if born is not None and self.stopping is None:
+                if time.monotonic() - born < SPARE_HEALTHY_S:
+                    self.spawn_failed()
+                else:
+                    self.failures = 0
 
     def shutdown(self) -> None:
         """SIGKILL every live child's process group, reap them, close and unlink the socket."""
@@ -340,7 +458,7 @@ class Zygote:
     def close(self) -> None:
         self.selector.close()
         self.sock.close()
-        for fd in (self.wake_r, self.wake_w):
+        for fd in (self.wake_r, self.wake_w, self.taken_r, self.taken_w):
             try:
                 os.close(fd)
             except OSError:
@@ -350,6 +468,55 @@ class Zygote:
                 os.unlink(self.path)
         except OSError:
             pass
+
+
+def setup_failed(conn: socket.socket, exc: BaseException) -> int:
+    """A child that cannot serve: an internal error on the connection (best effort), exit code 1."""
+    try:
+        conn.sendall(json_line({"v": PROTOCOL_VERSION, "id": "", "ok": False, "error": {
+            "code": "internal", "message": f"fork server child setup failed: {type(exc).__name__}: {exc}",
+            "traceback": ""}}))
+    except BaseException:
+        pass
+    log(f"child setup failed: {type(exc).__name__}: {exc}")
+    return 1
+
+
+def serve_connection(conn: socket.socket) -> int:
+    """In a set-up child: the child line, then the connection's one request, served as the stdio server
+    would; the exit code."""
+    try:
+        conn.setblocking(True)
+        from .protocol import Writer
+        from .server import handle
+        writer = Writer(os.dup(conn.fileno()))
+        writer.line({"v": PROTOCOL_VERSION, "child": True, "pid": os.getpid()})
+    except BaseException as exc:
+        return setup_failed(conn, exc)
+    try:
+        line = read_request(conn)
+        if line is not None:
+            set_process_name(f"ttd:{request_op(line)}")
+            handle(line, writer)
+    except OSError as exc:  # the client went away mid-request
+        log(f"connection lost: {type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        for stream in (sys.stderr, sys.__stdout__):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+    return 0
+
+
+def request_op(line: str) -> str:
+    """The op a request line names, for the process name only (handle() validates it)."""
+    try:
+        op = json.loads(line).get("op")
+    except (ValueError, AttributeError):
+        return "request"
+    return op if isinstance(op, str) and op.isidentifier() else "request"
 
 
 def kill_group(pid: int) -> None:
@@ -375,9 +542,14 @@ def reseed() -> None:
             pass
 
 
-def main(path: str) -> int:
-    """Run the fork server at path; 0 after stdin EOF or SIGTERM, 2 when it cannot start."""
+def main(path: str, spares: Optional[int] = None) -> int:
+    """Run the fork server at path with spares children forked ahead (None: DEFAULT_SPARES; 0: fork on
+    accept); 0 after stdin EOF or SIGTERM, 2 when it cannot start."""
     try:
+        if spares is None:
+            spares = DEFAULT_SPARES
+        if not 0 <= spares <= MAX_SPARES:
+            raise SetupError(f"--spares {spares}: expected a number from 0 to {MAX_SPARES}")
         prepare_path(path)
         import torch  # noqa: F401  (imports only: no torch op may run before fork)
 
@@ -386,7 +558,10 @@ def main(path: str) -> int:
         sys.stdout.flush()
         os.dup2(2, 1)  # stray prints of the zygote go to stderr; stdout carries only the ready line
         sys.stdout = sys.stderr
-        zygote = Zygote(path, bind(path), protocol_fd)  # on SetupError it has closed and unlinked its socket
+        zygote = Zygote(path, bind(path), protocol_fd, spares)  # on SetupError it has closed and unlinked its socket
+        global _prctl
+        _prctl = zygote.prctl
+        set_process_name("ttd-zygote")
     except SetupError as exc:
         sys.stderr.write(f"python -m ttd_torch: {exc}\n")
         sys.stderr.flush()
@@ -397,6 +572,7 @@ def main(path: str) -> int:
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # children do not touch (copy) the zygote's objects when they collect garbage
+    zygote.fill_spares()  # so that the first connection after the ready line finds a spare
     try:
         os.write(protocol_fd, json_line({"v": PROTOCOL_VERSION, "ready": True, "pid": os.getpid(),
                                          "torch_version": torch.__version__,
@@ -409,3 +585,20 @@ def main(path: str) -> int:
         return zygote.serve()
     except KeyboardInterrupt:  # serve() has already killed the children and removed the socket
         return 130
+
+
+def cli(argv: Optional[List[str]] = None) -> int:
+    """`python -m ttd_torch.zygote --listen SOCKET [--spares N]`: the fork server with its own options
+    (`python -m ttd_torch --listen SOCKET` runs it with the default number of spares)."""
+    parser = argparse.ArgumentParser(prog="python -m ttd_torch.zygote",
+                                     description="The fork server of ttd's torch stages (docs/protocol.md).")
+    parser.add_argument("--listen", metavar="SOCKET", required=True, help="the Unix socket path to serve")
+    parser.add_argument("--spares", metavar="N", type=int, default=DEFAULT_SPARES,
+                        help=f"children forked ahead, waiting for a connection (default {DEFAULT_SPARES}; "
+                             "0: fork when a connection comes)")
+    args = parser.parse_args(argv)
+    return main(args.listen, args.spares)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
