@@ -64,6 +64,9 @@ interface ForkServer {
   env: TorchEnvironment;
   stderr: string[];
   exited: boolean;
+  /** Requests in flight; a retired server (grown too big) stops once the last one ends. */
+  inflight: number;
+  retired: boolean;
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -88,7 +91,7 @@ async function forkServer(config: Config): Promise<ForkServer | { crashed: Torch
   if (existing) {
     const s = await existing;
     if (!('crashed' in s) && !s.exited && rssMb(s.env.pid) <= config.torchMaxRssMb) return s;
-    if (!('crashed' in s)) stopServer(s);
+    if (!('crashed' in s)) retire(s);
     if (servers.get(key) === existing) servers.delete(key);
     else return forkServer(config); // another request restarted it meanwhile
   }
@@ -149,6 +152,8 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
           env: { pid: ready.pid, torch_version: ready.torch_version, python_version: ready.python_version },
           stderr,
           exited: false,
+          inflight: 0,
+          retired: false,
         };
         resolve(server);
       } catch {
@@ -157,6 +162,12 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
       }
     });
   });
+}
+
+// A server past the memory limit takes no new requests; the ones it is serving finish first.
+function retire(s: ForkServer): void {
+  s.retired = true;
+  if (s.inflight === 0) stopServer(s);
 }
 
 function stopServer(s: ForkServer): void {
@@ -181,6 +192,7 @@ function rssMb(pid: number): number {
 // One request on one connection: the server forks a child for it, which says its pid first.
 function runOnForkServer(server: ForkServer, op: string, args: Record<string, unknown>, opts: TorchRequestOptions): Promise<TorchOutcome> {
   const id = randomUUID();
+  server.inflight++;
   return new Promise((resolve) => {
     const socket = connect(server.socketPath);
     let childPid: number | undefined;
@@ -221,6 +233,8 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
     socket.on('close', () => {
       opts.signal?.removeEventListener('abort', kill);
       const stderrTail = [...server.stderr, ...(connectError ? [`[ttd] fork server connection: ${connectError}`] : [])].join('\n');
+      server.inflight--;
+      if (server.retired && server.inflight === 0) stopServer(server);
       resolve(outcome ?? { kind: 'crashed', exitCode: null, signal: null, stderrTail });
     });
   });
