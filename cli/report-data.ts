@@ -75,12 +75,16 @@ export async function reportFromHistory(
   const derived: StageTiming[] = [];
   let input: { spec: Spec; actor: string; trigger: string; commit: string | null } | undefined;
   let result: RunResult | undefined;
+  let approval: ReportData['approval'] = null;
   for (const e of history.events ?? []) {
     const id = String(e.eventId);
     if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED) {
       input = decode(e.workflowExecutionStartedEventAttributes?.input);
     } else if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) {
-      scheduled.set(id, { type: e.activityTaskScheduledEventAttributes?.activityType?.name ?? '', at: iso(e.eventTime) });
+      const type = e.activityTaskScheduledEventAttributes?.activityType?.name ?? '';
+      scheduled.set(id, { type, at: iso(e.eventTime) });
+      if (type === 'promoteModel')
+        approval = decode<{ approval?: ReportData['approval'] }>(e.activityTaskScheduledEventAttributes?.input)?.approval ?? null;
     } else if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
       const a = e.activityTaskCompletedEventAttributes;
       const s = scheduled.get(String(a?.scheduledEventId));
@@ -107,6 +111,8 @@ export async function reportFromHistory(
     actor: input?.actor ?? null,
     startedAt: desc.startTime.toISOString(),
     closedAt: desc.closeTime?.toISOString() ?? null,
+    approval,
+    attempts: result?.training ?? null,
     gates: result?.gates ?? [],
     timings: result
       ? Object.entries(result.timings).map(([stage, ms]) => ({ stage, ms, ...(cached.has(stage) ? { cached: true } : {}) }))
@@ -152,6 +158,7 @@ interface VersionRecord {
   parity: { runtimes: ParityRuntimeReport[]; atol: number; rtol: number } | null;
   timings?: Record<string, number>;
   cached?: string[];
+  approval?: { by: string; reason: string | null } | null;
 }
 interface Manifest {
   files: Record<string, string>;
@@ -190,6 +197,8 @@ export async function reportFromStore(store: ObjectStore, config: Config, model:
     actor: record.actor,
     startedAt: null,
     closedAt: v.createdAt,
+    approval: record.approval ?? null,
+    attempts: null,
     gates: record.gates,
     timings: Object.entries(record.timings ?? {}).map(([stage, ms]) => ({ stage, ms, ...(cached.has(stage) ? { cached: true } : {}) })),
     training: r.training ? { losses: r.training.losses, epochs: r.training.epochs, rows: r.training.rows } : null,

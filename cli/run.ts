@@ -208,7 +208,7 @@ export function printResult(result: RunResult, parity?: { atol: number; rtol: nu
     );
   }
   out.push('timings');
-  out.push(table(Object.entries(result.timings).map(([stage, ms]) => [stage, `${ms} ms`])));
+  out.push(table(Object.entries(result.timings).map(([stage, ms]) => [stage, `${ms} ms`, result.cached?.includes(stage) ? 'cached' : ''])));
   process.stdout.write(`${out.join('\n')}\n`);
 }
 

@@ -53,10 +53,12 @@ if [ ! -f dist/.stamp ] || [ -n "$(find cli lib activities workflows workers tsc
 fi
 
 # 5. The libtorch runner (CMake, find_package(Torch)).
-if [ ! -x build/libtorch/ttd-libtorch-runner ] || [ -n "$(find runtimes/libtorch -newer build/libtorch/ttd-libtorch-runner -print -quit)" ]; then
+# A stamp, not the binary's time: cmake leaves an up-to-date binary untouched, which would rebuild every time.
+if [ ! -x build/libtorch/ttd-libtorch-runner ] || [ ! -f build/libtorch/.stamp ] || [ -n "$(find runtimes/libtorch -newer build/libtorch/.stamp -print -quit)" ]; then
   say "building the libtorch runner (cmake)"
   cmake -S runtimes/libtorch -B build/libtorch -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build/libtorch -j 2 >/dev/null
+  touch build/libtorch/.stamp
 fi
 
 say "ready"

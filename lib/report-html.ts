@@ -51,6 +51,13 @@ function header(d: ReportData): string {
     ['trigger', orDash(d.trigger)],
     ['commit', d.commit ? `<code>${esc(d.commit)}</code>` : '—'],
     ['actor', orDash(d.actor)],
+    ['approved by', d.approval ? `${esc(d.approval.by)}${d.approval.reason ? ` (${esc(d.approval.reason)})` : ''}` : '—'],
+    [
+      'training attempts',
+      d.attempts
+        ? `${esc(d.attempts.attempts)}${d.attempts.resumedFromEpoch ? ` (resumed from the checkpoint of epoch ${esc(d.attempts.resumedFromEpoch)})` : ''}`
+        : '—',
+    ],
     ['started', time(d.startedAt)],
     ['closed', time(d.closedAt)],
     ['duration', duration(d.startedAt, d.closedAt)],

@@ -50,6 +50,10 @@ export interface ReportData {
   /** ISO times; null when unknown. */
   startedAt: string | null;
   closedAt: string | null;
+  /** Who approved the promotion, when the spec required approval; null otherwise or when unknown. */
+  approval: { by: string; reason: string | null } | null;
+  /** Training attempts (a crashed worker's retry is one more) and the epoch a retry resumed from; null when unknown. */
+  attempts: { attempts: number; resumedFromEpoch: number } | null;
   gates: GateResult[];
   timings: StageTiming[];
   training: { losses: number[]; epochs: number | null; rows: number | null } | null;

@@ -51,6 +51,8 @@ function fixture(): ReportData {
     actor: 'ci-bot',
     startedAt: '2025-01-02T03:04:05.678Z',
     closedAt: '2025-01-02T03:05:10.000Z',
+    approval: { by: 'alice', reason: 'looks <good>' },
+    attempts: { attempts: 2, resumedFromEpoch: 7 },
     gates: [
       { gate: 'training', passed: true, code: null, message: 'final loss 0.12', warnings: ['loss rose at epoch 4'] },
       { gate: 'trace', passed: true, code: null, message: 'traced' },
@@ -113,6 +115,8 @@ function expectSelfContained(html: string, allowed: string[] = []): void {
 describe('run report', () => {
   it('a full report has every section and header fact', () => {
     const html = renderReport(fixture());
+    expect(html).toContain('alice (looks &lt;good&gt;)');
+    expect(html).toContain('2 (resumed from the checkpoint of epoch 7)');
     expect(html.startsWith('<!doctype html>')).toBe(true);
     for (const id of [
       'header',
