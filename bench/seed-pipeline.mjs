@@ -80,6 +80,13 @@ function children(pid) {
   }
   return out;
 }
+function cmdline(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return ''; // gone between listing and reading
+  }
+}
 function tree(pid) {
   const all = [pid];
   for (let i = 0; i < all.length; i++) all.push(...children(all[i]));
@@ -100,7 +107,7 @@ async function crowd(address) {
   const peak = { worker: 0, forkServer: 0, tree: 0 };
   const sampler = setInterval(() => {
     peak.worker = Math.max(peak.worker, rss(worker.pid));
-    const zygote = children(worker.pid).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('--listen'));
+    const zygote = children(worker.pid).find((p) => cmdline(p).includes('--listen'));
     if (zygote) peak.forkServer = Math.max(peak.forkServer, rss(zygote));
     peak.tree = Math.max(peak.tree, tree(worker.pid).reduce((sum, p) => sum + rss(p), 0));
   }, 200);
@@ -178,6 +185,8 @@ async function main() {
     lines.push(`ttd stage medians (cold): ${stages.map((s) => `${s} ${Math.round(median(cold.map((r) => r.result.timings[s])))} ms`).join(', ')}`);
     lines.push(`outside the stages (node start, connect, workers, store the inputs, start, result): ${Math.round(median(cold.map((r) => r.ms - Object.values(r.result.timings).reduce((a, b) => a + b, 0))))} ms`);
 
+    console.log(lines.join('\n'));
+    lines.length = 0;
     if (concurrent > 0) {
       const crowdRun = await crowd(address);
       lines.push('');

@@ -503,18 +503,28 @@ def hello_burst(path: str, count: int) -> List[List[Dict[str, Any]]]:
             sock.close()
 
 
-class SparesTest(unittest.TestCase):
-    """The children forked ahead: `python -m ttd_torch --listen` keeps 2 spares blocked in accept()."""
+class SocketDirTest(unittest.TestCase):
+    """A fresh directory per test, and the socket path in it."""
 
     def setUp(self) -> None:
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = self.tmp.name
         self.path = os.path.join(self.dir, "zygote.sock")
+
+    def tearDown(self) -> None:
+        self.tmp.cleanup()
+
+
+class SparesTest(SocketDirTest):
+    """The children forked ahead: `python -m ttd_torch --listen` keeps 2 spares blocked in accept()."""
+
+    def setUp(self) -> None:
+        super().setUp()
         self.zygote = Zygote(self.path)
 
     def tearDown(self) -> None:
         self.zygote.cleanup()
-        self.tmp.cleanup()
+        super().tearDown()
 
     def hello(self) -> int:
         """One hello over a fresh connection; the pid of the child that served it."""
@@ -614,15 +624,8 @@ class SparesTest(unittest.TestCase):
         self.assertIn("2 of them spare(s)", self.zygote.logs())
 
 
-class NoSparesTest(unittest.TestCase):
+class NoSparesTest(SocketDirTest):
     """`--spares 0`: the zygote accepts each connection itself and forks its child then."""
-
-    def setUp(self) -> None:
-        self.tmp = tempfile.TemporaryDirectory()
-        self.path = os.path.join(self.tmp.name, "zygote.sock")
-
-    def tearDown(self) -> None:
-        self.tmp.cleanup()
 
     def test_forks_on_accept(self) -> None:
         zygote = Zygote(self.path, spares=0)
@@ -659,19 +662,17 @@ class NoSparesTest(unittest.TestCase):
             zygote.cleanup()
 
 
-class LifecycleTest(unittest.TestCase):
+class LifecycleTest(SocketDirTest):
     """Starting on an occupied path, and stopping: stdin EOF and SIGTERM."""
 
     def setUp(self) -> None:
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-        self.path = os.path.join(self.dir, "zygote.sock")
+        super().setUp()
         self.zygotes: List[Zygote] = []
 
     def tearDown(self) -> None:
         for zygote in self.zygotes:
             zygote.cleanup()
-        self.tmp.cleanup()
+        super().tearDown()
 
     def start(self, wait_ready: bool = True) -> Zygote:
         zygote = Zygote(self.path, wait_ready)
