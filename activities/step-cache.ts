@@ -40,7 +40,9 @@ async function computeEnvironment(config: Config): Promise<string> {
   const server = config.torchProcess === 'server' ? await torchEnvironment(config) : undefined;
   const hello = server ? undefined : await runTorchRequest(config, 'hello', {});
   const reported = (server ?? (hello?.kind === 'ok' ? hello.result : {})) as Record<string, unknown>;
-  const versions = { torch: reported.torch_version ?? null, python: reported.python_version ?? null };
+  // Without knowing the torch it runs on, no entry can be trusted: no digest (and no caching) until it is known.
+  if (typeof reported.torch_version !== 'string') throw new Error(`the torch environment '${config.python}' did not start`);
+  const versions = { torch: reported.torch_version, python: reported.python_version ?? null };
   const pkg = join(config.pythonPackageDir, 'ttd_torch');
   const sources: Record<string, string> = {};
   for (const f of (await readdir(pkg)).filter((n) => n.endsWith('.py')).sort()) sources[f] = digestBytes(await readFile(join(pkg, f)));
@@ -58,7 +60,13 @@ export function withStepCache<I extends object, O>(
 ): (input: I & CacheOption) => Promise<O & { cached?: true }> {
   return async (input) => {
     const { noCache, ...rest } = input;
-    const key = `cache/${stage}/${digestHex(digestBytes(canonicalJson({ format: FORMAT, stage, input: keyed(rest), env: await environmentDigest(deps.config) })))}.json`;
+    let env: string;
+    try {
+      env = await environmentDigest(deps.config);
+    } catch {
+      return fn(rest as I) as Promise<O & { cached?: true }>; // the stage itself reports what is wrong with torch
+    }
+    const key = `cache/${stage}/${digestHex(digestBytes(canonicalJson({ format: FORMAT, stage, input: keyed(rest), env })))}.json`;
     if (!noCache) {
       const hit = await lookup<O>(deps.store, key);
       if (hit) return { ...hit, cached: true };

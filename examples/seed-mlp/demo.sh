@@ -18,3 +18,5 @@ m = torch.jit.load("seed-mlp.pt")
 y = m(torch.tensor((1.0, 1.0, 1.0)))
 print(f"f(1,1,1) = {y.item():.4f}   (the seed expects about -1.6)")
 ')
+echo
+echo "look at it: bin/ttd report <the run id above> -o report.html   ·   bin/ttd ui   (http://127.0.0.1:8780/)"
