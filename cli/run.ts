@@ -208,7 +208,8 @@ export function printResult(result: RunResult, parity?: { atol: number; rtol: nu
     );
   }
   out.push('timings');
-  out.push(table(Object.entries(result.timings).map(([stage, ms]) => [stage, `${ms} ms`, result.cached?.includes(stage) ? 'cached' : ''])));
+  const cached = new Set(result.cached ?? []);
+  out.push(table(Object.entries(result.timings).map(([stage, ms]) => [stage, `${ms} ms`, ...(cached.size ? [cached.has(stage) ? 'cached' : ''] : [])])));
   process.stdout.write(`${out.join('\n')}\n`);
 }
 

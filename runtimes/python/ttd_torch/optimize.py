@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from . import compare, data, graph, safetensors, user_model
+from . import archive, compare, data, graph, safetensors, user_model
 
 METHODS = ("freeze", "optimize_for_inference")
 
@@ -74,7 +74,7 @@ def optimize(args: Dict[str, Any]) -> Dict[str, Any]:
     traced = torch.jit.load(args["traced_path"], map_location="cpu").eval()
     frozen = torch.jit.freeze(traced)
     paths = {name: os.path.join(out_dir, name) for name in ("optimized.pt", "ir-before.txt", "ir-after.txt")}
-    frozen.save(paths["optimized.pt"])
+    archive.save(frozen, paths["optimized.pt"])
     write_text(paths["ir-before.txt"], str(traced.inlined_graph))
     write_text(paths["ir-after.txt"], str(frozen.inlined_graph))
     cases = read_cases(args["references_path"])

@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from . import captures, data, graph, user_model
+from . import archive, captures, data, graph, user_model
 from .protocol import ModelError
 
 TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
@@ -78,7 +78,7 @@ def trace(args: Dict[str, Any]) -> Dict[str, Any]:
     kept = [w for w in caught if not is_tooling_noise(w)]
     reported: List[Dict[str, Any]] = [warning_record(w) for w in kept]
     traced_path = os.path.join(args["out_dir"], "traced.pt")
-    traced.save(traced_path)
+    archive.save(traced, traced_path)
     nodes = graph.count_nodes(traced.inlined_graph)
     return {"traced_path": traced_path, "example_shapes": [list(t.shape) for t in example],
             "nodes": nodes, "node_total": sum(nodes.values()), "warnings": reported, "mode": mode,

@@ -1,0 +1,55 @@
+"""Saving TorchScript archives reproducibly: the same module gives the same bytes wherever and however it is saved.
+
+torch.jit.save writes `code/**/*.py.debug_pkl` records holding the Python call stack of every traced node, with
+absolute file paths: ttd's own files (so the bytes depend on where ttd is installed, and on whether a stage ran in
+a fresh process or a forked one) and the scratch directory of the run. Loading never needs them (they only add
+Python source locations to TorchScript error messages), so we leave them out. The rest is copied unchanged, in
+order, uncompressed, with a fixed timestamp, each record's data aligned to 64 bytes as torch itself does.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zipfile
+
+import torch
+
+DEBUG_SUFFIX = ".debug_pkl"
+ALIGNMENT = 64
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+PAD_FIELD = 0x4246  # the extra-field id torch's own writer pads with ("FB")
+
+
+def save(module: torch.jit.ScriptModule, path: str) -> None:
+    """Save `module` at `path` without debug records (atomically: a partial file never appears at `path`)."""
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    partial = f"{path}.partial"
+    with open(partial, "wb") as out:
+        out.write(strip_debug(buffer.getvalue()))
+    os.replace(partial, path)
+
+
+def strip_debug(archive: bytes) -> bytes:
+    """The archive's bytes without its debug records, laid out deterministically."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            if info.filename.endswith(DEBUG_SUFFIX):
+                continue
+            data = src.read(info)
+            entry = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME)
+            entry.compress_type = zipfile.ZIP_STORED
+            entry.external_attr = 0o644 << 16
+            entry.extra = padding(out.tell(), info.filename)
+            dst.writestr(entry, data)
+    return out.getvalue()
+
+
+def padding(offset: int, name: str) -> bytes:
+    """An extra field that puts the record's data at a multiple of ALIGNMENT (the local header is 30 bytes)."""
+    start = offset + 30 + len(name.encode()) + 4
+    pad = (-start) % ALIGNMENT
+    return struct.pack("<HH", PAD_FIELD, pad) + b"Z" * pad
