@@ -340,18 +340,24 @@ class ForkServerTest(unittest.TestCase):
         self.assertEqual(lines[0]["result"], {"protocol": 1, "torch_version": torch.__version__,
                                               "python_version": platform.python_version()})
 
+    def start_blocking(self, name: str, spawn: bool = False) -> Tuple[Any, Dict[str, Any], Dict[str, Any]]:
+        """Send a train request whose model blocks in build_model (after writing its pids) until told to go."""
+        out = self.out_dir(name)
+        model = write_model(out, "blocking.py", BLOCKING_MODEL)
+        params: Dict[str, Any] = {"pids_path": os.path.join(out, "pids.json"), "go_path": os.path.join(out, "go")}
+        if spawn:
+            params["spawn"] = True
+        conn = self.zygote.connect()
+        conn.send(train_request(model, out, params))
+        self.assertTrue(wait_until(lambda: os.path.exists(params["pids_path"])))
+        with open(params["pids_path"]) as src:
+            return conn, params, json.load(src)
+
     def test_each_connection_gets_a_fresh_child_in_its_own_process_group(self) -> None:
         first, second = self.hello()[0]["pid"], self.hello()[0]["pid"]
         self.assertNotEqual(first, second)
-        out = self.out_dir("pgid")
-        model = write_model(out, "blocking.py", BLOCKING_MODEL)
-        params = {"pids_path": os.path.join(out, "pids.json"), "go_path": os.path.join(out, "go")}
-        conn = self.zygote.connect()
+        conn, params, pids = self.start_blocking("pgid")
         try:
-            conn.send(train_request(model, out, params))
-            self.assertTrue(wait_until(lambda: os.path.exists(params["pids_path"])))
-            with open(params["pids_path"]) as src:
-                pids = json.load(src)
             self.assertEqual(pids, {"child": conn.child["pid"], "pgid": conn.child["pid"]})
             open(params["go_path"], "w").close()
             self.assertTrue(conn.rest()[-1]["ok"])
@@ -440,15 +446,8 @@ class ForkServerTest(unittest.TestCase):
             self.assertIn("flush_denormal", error["message"])
 
     def test_killed_process_group_closes_the_connection_and_the_zygote_serves_on(self) -> None:
-        out = self.out_dir("killed")
-        model = write_model(out, "blocking.py", BLOCKING_MODEL)
-        params = {"pids_path": os.path.join(out, "pids.json"), "go_path": os.path.join(out, "go"), "spawn": True}
-        conn = self.zygote.connect()
+        conn, params, pids = self.start_blocking("killed", spawn=True)
         try:
-            conn.send(train_request(model, out, params))
-            self.assertTrue(wait_until(lambda: os.path.exists(params["pids_path"])))
-            with open(params["pids_path"]) as src:
-                pids = json.load(src)
             os.killpg(conn.child["pid"], signal.SIGKILL)  # what the orchestrator does to cancel
             self.assertEqual(conn.rest(), [])  # EOF without a response
         finally:
