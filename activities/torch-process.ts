@@ -116,10 +116,9 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
     if (stderr.length > STDERR_TAIL_LINES) stderr.shift();
   });
   child.stdin.on('error', () => undefined);
+  // Neither the server nor its pipes keep this process alive: when it exits, the server sees stdin close and stops.
   child.unref();
-  (child.stdout as unknown as { unref?: () => void }).unref?.();
-  (child.stderr as unknown as { unref?: () => void }).unref?.();
-  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  for (const pipe of [child.stdin, child.stdout, child.stderr]) (pipe as unknown as { unref(): void }).unref();
   return new Promise((resolve) => {
     let server: ForkServer | undefined;
     const fail = (exitCode: number | null, signal: string | null, spawnError?: string) => {

@@ -45,10 +45,7 @@ export function clip(line: string, width: number): string {
   return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }
 
-/** Formats an error number compactly. */
-export function sci(n: number | null | undefined): string {
-  return n === null || n === undefined || Number.isNaN(n) ? '—' : n === 0 ? '0' : n.toExponential(2);
-}
+export { sci } from '../lib/format';
 
 /** Reports an error the way every command does: message on stderr (or JSON), exit code 2. */
 export function failWith(err: unknown, json: boolean): never {

@@ -4,6 +4,7 @@ import { temporal } from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { optionalTsToDate, type Timestamp } from '@temporalio/common/lib/time';
 import type { Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { listModels, readModel, resolveRef } from '../lib/registry';
@@ -19,12 +20,7 @@ const decode = <T>(payloads: Payloads): T | undefined => {
   const p = payloads?.payloads?.[0];
   return p ? defaultPayloadConverter.fromPayload<T>(p) : undefined;
 };
-const iso = (t: temporal.api.common.v1.IPayload['data'] | { seconds?: unknown; nanos?: number | null } | null | undefined) => {
-  const ts = t as { seconds?: { toNumber(): number } | number | null; nanos?: number | null } | null | undefined;
-  if (!ts?.seconds) return null;
-  const s = typeof ts.seconds === 'number' ? ts.seconds : ts.seconds.toNumber();
-  return new Date(s * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
-};
+const iso = (ts: Timestamp | null | undefined) => optionalTsToDate(ts)?.toISOString() ?? null;
 
 /** The Temporal UI's page of a run, when the UI's address is known. */
 export function temporalUrlFor(config: Config, runId: string): string | null {

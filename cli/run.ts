@@ -209,7 +209,11 @@ export function printResult(result: RunResult, parity?: { atol: number; rtol: nu
   }
   out.push('timings');
   const cached = new Set(result.cached ?? []);
-  out.push(table(Object.entries(result.timings).map(([stage, ms]) => [stage, `${ms} ms`, ...(cached.size ? [cached.has(stage) ? 'cached' : ''] : [])])));
+  out.push(
+    table(
+      Object.entries(result.timings).map(([stage, ms]) => [stage, `${ms} ms`, ...(cached.size ? [cached.has(stage) ? 'cached' : ''] : [])]),
+    ),
+  );
   process.stdout.write(`${out.join('\n')}\n`);
 }
 

@@ -11,12 +11,7 @@ export function esc(value: unknown): string {
     .replace(/'/g, '&#39;');
 }
 
-/** An error or tolerance in exponent notation like `ttd show`: `2.38e-7`, `0` for zero, `—` for null. */
-export function sci(n: number | null | undefined): string {
-  if (n === null || n === undefined || Number.isNaN(n)) return '—';
-  if (!Number.isFinite(n)) return n > 0 ? '∞' : '−∞';
-  return n === 0 ? '0' : n.toExponential(2);
-}
+export { sci } from './format';
 
 /** A plain number for axes and losses: 4 significant digits, exponent notation when very small or large. */
 export function num(n: number | null | undefined): string {

@@ -216,22 +216,25 @@ function checks(list: AuditRecord['checks']): string {
 }
 
 /** Workflow runs, newest first as given. */
-export function runsPage(runs: RunRow[]): string {
-  const content = runs.length
-    ? table(
-        ['run id', 'model', 'status', 'started', 'closed', 'trigger', 'commit'],
-        runs.map((r) => [
-          runLink(r.runId),
-          r.model ? link(paths.model(r.model), esc(r.model)) : '—',
-          statusBadge(r.status),
-          time(r.startedAt),
-          time(r.closedAt),
-          orDash(r.trigger),
-          commitCell(r.commit),
-        ]),
-        { rowIds: runs.map((r) => `run-${r.runId}`) },
-      )
-    : '<p class="absent">no runs yet; ttd run a pipeline</p>';
+export function runsPage(runs: RunRow[] | null): string {
+  const content =
+    runs === null
+      ? '<p class="absent">Temporal is not reachable: runs cannot be listed</p>'
+      : runs.length
+        ? table(
+            ['run id', 'model', 'status', 'started', 'closed', 'trigger', 'commit'],
+            runs.map((r) => [
+              runLink(r.runId),
+              r.model ? link(paths.model(r.model), esc(r.model)) : '—',
+              statusBadge(r.status),
+              time(r.startedAt),
+              time(r.closedAt),
+              orDash(r.trigger),
+              commitCell(r.commit),
+            ]),
+            { rowIds: runs.map((r) => `run-${r.runId}`) },
+          )
+        : '<p class="absent">no runs yet; ttd run a pipeline</p>';
   return layout('Runs', `<h1>Runs</h1>\n<section data-testid="runs">\n${content}\n</section>`);
 }
 

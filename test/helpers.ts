@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync, copyFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
 import { stringify } from 'yaml';
 
 export const repoRoot = resolve(__dirname, '..');
@@ -74,5 +75,17 @@ export function freePort(): Promise<number> {
       const address = server.address();
       server.close(() => (typeof address === 'object' && address ? resolvePromise(address.port) : reject(new Error('no port'))));
     });
+  });
+}
+
+/** Where browser tests keep their screenshots. */
+export const screenshotDir = join(repoRoot, 'test-output', 'screenshots');
+
+/** Debian's chromium, headless, kept off the network it would otherwise keep trying. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
 }

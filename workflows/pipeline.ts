@@ -363,6 +363,20 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     );
     parity = checked.runtimes;
     judge('parity', checked);
+    // What a version record states, for a kept version and a promoted one alike.
+    const versionFacts = (recorded: GateResult[]) => ({
+      model: spec.name,
+      artifactDigest: stored.artifactDigest,
+      manifestDigest: stored.manifestDigest,
+      runId,
+      actor: input.actor,
+      trigger: input.trigger,
+      commit: input.commit,
+      gates: recorded,
+      parity: { runtimes: checked.runtimes, atol: spec.parity.atol, rtol: spec.parity.rtol },
+      timings: { ...timings },
+      ...(cached.length ? { cached: [...cached] } : {}),
+    });
 
     if (spec.promote.compare && input.modelFileDigest) {
       const { metric, min_improvement } = spec.promote.compare;
@@ -386,17 +400,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
         if (candidate === null || production === null || !(candidate < production - min_improvement)) {
           const kept = await stage('keep', 'promotion', () =>
             control.keepVersion({
-              model: spec.name,
-              artifactDigest: stored.artifactDigest,
-              manifestDigest: stored.manifestDigest,
-              runId,
-              actor: input.actor,
-              trigger: input.trigger,
-              commit: input.commit,
-              gates,
-              parity: { runtimes: checked.runtimes, atol: spec.parity.atol, rtol: spec.parity.rtol },
-              timings: { ...timings },
-              ...(cached.length ? { cached: [...cached] } : {}),
+              ...versionFacts(gates),
               reason: 'not_better_than_production',
             }),
           );
@@ -460,18 +464,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
     const promoted = await stage('promote', 'promotion', () =>
       control.promoteModel({
-        model: spec.name,
+        ...versionFacts([...gates, { gate: 'promotion', passed: true, code: null, message: 'all gates passed' }]),
         alias: spec.promote.alias,
-        artifactDigest: stored.artifactDigest,
-        manifestDigest: stored.manifestDigest,
-        runId,
-        actor: input.actor,
-        trigger: input.trigger,
-        commit: input.commit,
-        gates: [...gates, { gate: 'promotion', passed: true, code: null, message: 'all gates passed' }],
-        parity: { runtimes: checked.runtimes, atol: spec.parity.atol, rtol: spec.parity.rtol },
-        timings: { ...timings },
-        ...(cached.length ? { cached: [...cached] } : {}),
         approval,
       }),
     );

@@ -3,13 +3,22 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
-import { fixtureModels, freePort, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
-
-const shots = join(repoRoot, 'test-output', 'screenshots');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+import {
+  fixtureModels,
+  freePort,
+  launchChromium,
+  screenshotDir,
+  quickSeedSpec,
+  repoRoot,
+  runTtd,
+  seedDir,
+  tempDir,
+  testEnv,
+  writeSpec,
+} from '../helpers';
 
 describe('report and dashboard in a real browser', () => {
   const home = tempDir();
@@ -24,10 +33,10 @@ describe('report and dashboard in a real browser', () => {
     const r = await runTtd(['run', spec, '--json'], env);
     return JSON.parse(r.stdout) as RunResult;
   };
-  const shot = (page: Page, name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  const shot = (page: Page, name: string) => page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
 
   beforeAll(async () => {
-    mkdirSync(shots, { recursive: true });
+    mkdirSync(screenshotDir, { recursive: true });
     promoted = await run(
       writeSpec(
         tempDir(),
@@ -42,7 +51,7 @@ describe('report and dashboard in a real browser', () => {
         join(fixtureModels, 'control_flow_divergence-if-sum.py'),
       ),
     );
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const port = await freePort();
     ui = spawn(process.execPath, [join(repoRoot, 'bin', 'ttd'), 'ui', '--port', String(port)], {
       env: { ...process.env, NO_COLOR: '1', ...env },

@@ -3,11 +3,8 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { describe, expect, inject, it } from 'vitest';
-import { quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
-
-const shots = join(repoRoot, 'test-output', 'screenshots');
+import { launchChromium, quickSeedSpec, repoRoot, screenshotDir, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 
 /** What a terminal shows after `raw`: line by line, `\r` and cursor-to-column-1 restart the line, clear-to-end
  * drops the rest; SGR colours become spans, every other escape is dropped. Enough for our own output. */
@@ -63,14 +60,10 @@ describe('ttd run on a terminal', () => {
     expect(out).toContain('promoted tty-colour version 1');
 
     // Screenshots for people: the terminal while training (up to the bar's last frame), and when the run is done.
-    mkdirSync(shots, { recursive: true });
+    mkdirSync(screenshotDir, { recursive: true });
     // The bar half way if a frame caught it there, else its last frame.
     const lastFrame = out.includes('2/4 epochs') ? out.lastIndexOf('2/4 epochs') : out.lastIndexOf('4/4 epochs');
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1000, height: 200 } });
       for (const [name, text] of [
@@ -78,7 +71,7 @@ describe('ttd run on a terminal', () => {
         ['terminal-done', out],
       ] as const) {
         await page.setContent(terminalHtml(text));
-        await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+        await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
       }
     } finally {
       await browser.close();

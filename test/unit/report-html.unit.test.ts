@@ -445,6 +445,7 @@ describe('dashboard pages', () => {
     expect(html).toContain('href="/runs/ttd-seed%2F1%3Fx/report"');
     expect(html).toContain('<span class="badge ok">promoted</span>');
     expect(part(runsPage([]), 'runs')).toContain('no runs yet');
+    expect(part(runsPage(null), 'runs')).toContain('Temporal is not reachable');
   });
 
   it('the error page shows the status and the escaped message', () => {
