@@ -6,10 +6,10 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { compareOutputs } from '../lib/parity';
-import type { ParityRuntimeReport } from '../lib/results';
+import type { ParityResult, ParityRuntimeReport } from '../lib/results';
 import { readSafetensors } from '../lib/safetensors';
 import type { RuntimeName } from '../lib/spec';
-import { NonRetryable } from '../lib/failures';
+import { NonRetryable } from '../lib/gate-codes';
 import { addTorchWork, materialize, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
@@ -21,13 +21,8 @@ export interface ParityInput {
   rtol: number;
 }
 
-/** The parity gate's verdict and one line per runtime and executor mode. */
-export interface ParityOutput {
-  passed: boolean;
-  code: string | null;
-  message: string;
-  runtimes: ParityRuntimeReport[];
-}
+/** The parity gate's verdict and one line per runtime and executor mode (lib/results.ts: ParityResult). */
+export type ParityOutput = ParityResult;
 
 const RUNNER_TIMEOUT_MS = 5 * 60_000;
 const RUNNER_THREADS = 1;

@@ -1,41 +1,25 @@
 // The evaluate stage: candidate and production on the same validation split, for promote.compare.
-import { basename } from 'node:path';
-import { materialize, torchOp, withWorkDir, type TorchDeps } from './torch-stage';
+import { runTorchStage, type ModelFileInput, type StageOutput, type TorchDeps } from './torch-stage';
 
 /** Input of the evaluate stage: archives by name and digest, and the model file that has the data. */
-export interface EvaluateInput {
-  modelFileDigest: string;
-  modelFilePath: string;
+export interface EvaluateInput extends ModelFileInput {
   params: Record<string, unknown>;
   loss: 'mse' | 'cross_entropy';
   artifacts: { name: string; digest: string }[];
 }
 
-/** Validation loss by artifact name (null when it is not finite). */
-export type EvaluateOutput = Record<string, number | null>;
+/** Each archive's validation loss (null when not finite) and the number of validation rows. */
+export type EvaluateOutput = StageOutput<'evaluate'>;
 
 /** Builds the evaluate activity. */
-export function evaluateActivity(deps: TorchDeps) {
-  return async function evaluate(input: EvaluateInput): Promise<EvaluateOutput> {
-    return withWorkDir(async (dir) => {
-      const modelFile = basename(input.modelFilePath);
-      const files = await materialize(deps.store, dir, {
-        [modelFile]: input.modelFileDigest,
-        ...Object.fromEntries(input.artifacts.map((a) => [`${a.name}.pt`, a.digest])),
-      });
-      const r = await torchOp(
-        deps,
-        'evaluate',
-        {
-          model_path: files[modelFile],
-          params: input.params,
-          loss: input.loss,
-          artifacts: input.artifacts.map((a) => ({ name: a.name, path: files[`${a.name}.pt`] })),
-        },
-        { [files[modelFile]]: input.modelFilePath },
-      );
-      const results = (r.results as { name: string; validation_loss: number | null }[]) ?? [];
-      return Object.fromEntries(results.map((x) => [x.name, x.validation_loss]));
-    });
-  };
-}
+export const evaluateActivity = (deps: TorchDeps) =>
+  runTorchStage(deps, {
+    op: 'evaluate',
+    fetch: (i: EvaluateInput) => Object.fromEntries(i.artifacts.map((a) => [`${a.name}.pt`, a.digest])),
+    args: (i, f) => ({
+      model_path: f.model,
+      params: i.params,
+      loss: i.loss,
+      artifacts: i.artifacts.map((a) => ({ name: a.name, path: f[`${a.name}.pt`] })),
+    }),
+  });

@@ -2,9 +2,10 @@
 import { appendAudit } from '../lib/audit';
 import { registerAndPromote } from '../lib/registry';
 import type { GateResult } from '../lib/results';
-import { putBlob, type ObjectStore } from '../lib/store';
+import { writeVersionRecord, type VersionRecord } from '../lib/records';
+import type { ObjectStore } from '../lib/store';
 
-/** What a version record states: the artifact, its manifest, the run, who, and every check. */
+/** What a version record states (lib/records.ts: VersionRecord), as the workflow gives it. */
 export interface VersionFacts {
   model: string;
   artifactDigest: string;
@@ -14,10 +15,28 @@ export interface VersionFacts {
   trigger: string;
   commit: string | null;
   gates: GateResult[];
-  parity: unknown;
+  parity: VersionRecord['parity'];
   /** Stage durations up to promotion, and the stages that reused cached outputs. */
   timings?: Record<string, number>;
   cached?: string[];
+}
+
+/** The version record of these facts. */
+export function versionRecord(f: VersionFacts, extra: Pick<VersionRecord, 'approval' | 'kept'>): Omit<VersionRecord, 'format'> {
+  return {
+    model: f.model,
+    artifact: f.artifactDigest,
+    manifest: f.manifestDigest,
+    runId: f.runId,
+    actor: f.actor,
+    trigger: f.trigger,
+    commit: f.commit,
+    gates: f.gates,
+    parity: f.parity,
+    ...(f.timings ? { timings: f.timings } : {}),
+    ...(f.cached ? { cached: f.cached } : {}),
+    ...extra,
+  };
 }
 
 /** Input of the promote stage: what is promoted, by whom, and every check it passed. */
@@ -39,7 +58,7 @@ export interface PromoteOutput {
 /** Builds the promote activity. */
 export function promoteActivity(deps: { store: ObjectStore }) {
   return async function promoteModel(input: PromoteInput): Promise<PromoteOutput> {
-    const recordDigest = await writeVersionRecord(deps.store, { ...input, approval: input.approval ?? null });
+    const recordDigest = await writeVersionRecord(deps.store, versionRecord(input, { approval: input.approval ?? null }));
     const at = new Date().toISOString();
     const outcome = await registerAndPromote(deps.store, {
       model: input.model,
@@ -75,24 +94,4 @@ export function promoteActivity(deps: { store: ObjectStore }) {
       recordDigest,
     };
   };
-}
-
-/** Writes a version record (what was checked, by whom, for which run) as a blob. It holds no timestamp,
- * so a retried activity writes the same digest. */
-export async function writeVersionRecord(store: ObjectStore, r: VersionFacts & Record<string, unknown>): Promise<string> {
-  const { model, artifactDigest, manifestDigest, runId, actor, trigger, commit, gates, parity, ...extra } = r;
-  const record = {
-    format: 'ttd-version-record/1',
-    model,
-    artifact: artifactDigest,
-    manifest: manifestDigest,
-    runId,
-    actor,
-    trigger,
-    commit,
-    gates,
-    parity,
-    ...extra,
-  };
-  return putBlob(store, JSON.stringify(record, null, 2));
 }

@@ -2,7 +2,8 @@
 import { appendAudit, type AuditEntry } from '../lib/audit';
 import { readModel, registerVersion } from '../lib/registry';
 import type { ObjectStore } from '../lib/store';
-import { writeVersionRecord, type VersionFacts } from './promote-model';
+import { writeVersionRecord } from '../lib/records';
+import { versionRecord, type VersionFacts } from './promote-model';
 
 /** The version an alias points at now, or null when the model or alias does not exist yet. */
 export interface CurrentAlias {
@@ -35,8 +36,7 @@ export function registryRecordActivities(deps: { store: ObjectStore }) {
     },
 
     async keepVersion(input: KeepInput): Promise<{ version: number }> {
-      const { reason, ...rest } = input;
-      const record = await writeVersionRecord(deps.store, { ...rest, kept: reason });
+      const record = await writeVersionRecord(deps.store, versionRecord(input, { kept: input.reason }));
       const at = new Date().toISOString();
       const { version } = await registerVersion(deps.store, {
         model: input.model,

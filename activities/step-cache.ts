@@ -16,7 +16,7 @@ export interface CacheOption {
   noCache?: boolean;
 }
 
-const FORMAT = 'ttd-step-cache/1';
+const FORMAT = 'ttd-step-cache/2'; // 2: stage outputs are the contract's results (lib/contract.ts)
 const DIGEST_IN_TEXT = /sha256:[0-9a-f]{64}/g;
 
 let environment: Promise<string> | undefined;
@@ -51,30 +51,42 @@ async function computeEnvironment(config: Config): Promise<string> {
   return digestBytes(canonicalJson({ interpreter: config.python, versions, sources, libtorchRunner: runner }));
 }
 
-/** Wraps a torch stage: returns an earlier identical stage's outputs (with `cached: true`) or runs it and records them.
+/** A torch stage's output with how it was obtained: reused from an earlier identical stage (`cached`), or worked out,
+ * with the time the torch work itself took (`torchMs`; null when cached or not measured). */
+export interface StageRun<O> {
+  output: O;
+  cached: boolean;
+  torchMs: number | null;
+}
+
+/** Wraps a torch stage: returns an earlier identical stage's outputs (`cached: true`) or runs it and records them.
  * Only outputs that passed are recorded: a rejection is always worked out again. */
 export function withStepCache<I extends object, O>(
   deps: { config: Config; store: ObjectStore },
   stage: string,
   fn: (input: I) => Promise<O>,
-): (input: I & CacheOption) => Promise<O & { cached?: true }> {
+): (input: I & CacheOption) => Promise<StageRun<O>> {
   return async (input) => {
     const { noCache, ...rest } = input;
+    const ran = async (): Promise<StageRun<O>> => {
+      const output = await fn(rest as I);
+      const torchMs = torchWorkMs();
+      return { output, cached: false, torchMs: torchMs === undefined ? null : Math.round(torchMs) };
+    };
     let env: string;
     try {
       env = await environmentDigest(deps.config);
     } catch {
-      return fn(rest as I) as Promise<O & { cached?: true }>; // the stage itself reports what is wrong with torch
+      return ran(); // the stage itself reports what is wrong with torch
     }
     const key = `cache/${stage}/${digestHex(digestBytes(canonicalJson({ format: FORMAT, stage, input: keyed(rest), env })))}.json`;
     if (!noCache) {
       const hit = await lookup<O>(deps.store, key);
-      if (hit) return { ...hit, cached: true };
+      if (hit) return { output: hit, cached: true, torchMs: null };
     }
-    const output = await fn(rest as I);
-    if (passed(output)) await record(deps.store, key, stage, output);
-    const torchMs = torchWorkMs();
-    return (torchMs === undefined ? output : { ...output, torchMs: Math.round(torchMs) }) as O & { cached?: true };
+    const run = await ran();
+    if (passed(run.output)) await record(deps.store, key, stage, run.output);
+    return run;
   };
 }
 

@@ -1,20 +1,18 @@
 // The store stage: checks every file of the run is in the store under its digest and writes the manifest.
 import { ApplicationFailure } from '@temporalio/activity';
 import { DigestMismatchError } from '../lib/errors';
-import { getBlob, putBlob, type ObjectStore } from '../lib/store';
-import { NonRetryable } from '../lib/failures';
+import { NonRetryable } from '../lib/gate-codes';
+import { writeManifest, type ArtifactFiles, type StageOutputs } from '../lib/records';
+import { getBlob, type ObjectStore } from '../lib/store';
 
-/** The digests a version is made of, by role: the artifact and its references always, the rest as the path made them. */
-export type ArtifactFiles = { artifact: string; references: string } & Record<string, string>;
-
-/** Input of the store stage: the files and the build reports (training, trace, optimize). */
+/** Input of the store stage: the files and every build stage's output. */
 export interface StoreInput {
   model: string;
   runId: string;
   specDigest: string;
   spec: unknown;
   files: ArtifactFiles;
-  reports: Record<string, unknown>;
+  stages: StageOutputs;
 }
 
 /** The manifest's digest and the artifact it names. */
@@ -36,17 +34,16 @@ export function storeActivity(deps: { store: ObjectStore }) {
         throw err;
       }
     }
-    const manifest = {
-      format: 'ttd-manifest/1',
+    const manifestDigest = await writeManifest(deps.store, {
+      format: 'ttd-manifest/2',
       model: input.model,
       runId: input.runId,
       artifact: { digest: input.files.artifact, format: 'torchscript' },
       files: input.files,
       specDigest: input.specDigest,
       spec: input.spec,
-      reports: input.reports,
-    };
-    const manifestDigest = await putBlob(deps.store, JSON.stringify(manifest, null, 2));
+      stages: input.stages,
+    });
     return { manifestDigest, artifactDigest: input.files.artifact };
   };
 }

@@ -1,11 +1,12 @@
 // What every torch stage does around its request: a scratch dir, blobs in, heartbeats, blobs out, errors mapped.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../lib/config';
+import { TorchOps, type OpArgs, type OpResult, type TorchOpName } from '../lib/contract';
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
-import { NonRetryable } from '../lib/failures';
+import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { runTorchRequest } from './torch-process';
 
 /** What torch activities are built with. */
@@ -150,4 +151,83 @@ export async function torchOp(
   } finally {
     clearInterval(timer);
   }
+}
+
+type PathKeys<T> = T extends unknown ? Extract<keyof T, `${string}_path`> : never;
+type WithoutPaths<T> = T extends unknown ? Omit<T, PathKeys<T>> : never;
+type Role<S> = S extends `${infer R}_path` ? R : never;
+
+/** What a torch stage returns, and what the manifest stores: the op's parsed result without its scratch paths, and
+ * the digests of the files it stored, by role (`traced_path` → `files.traced`). A null path stores nothing. */
+export type StageOutput<K extends TorchOpName, S extends string = never> = WithoutPaths<OpResult<K>> & {
+  files: { [R in Role<S>]: string };
+};
+
+/** What every stage input that imports the model file carries. */
+export interface ModelFileInput {
+  modelFileDigest: string;
+  /** The model file as the user named it, for messages only. */
+  modelFilePath: string;
+}
+
+/** A torch stage, declared: the blobs it fetches, the arguments of its op, the result files it stores. */
+export interface TorchStage<K extends TorchOpName, I, S extends PathKeys<OpResult<K>> = never> {
+  op: K;
+  /** Blobs to fetch into the scratch directory, by file name; the model file comes from the input when it has one. */
+  fetch?: (input: I) => Record<string, string>;
+  /** The op's arguments from the scratch path of each fetched file (`files.model`: the model file) and the directory. */
+  args: (input: I, files: Record<string, string>, dir: string) => OpArgs<K>;
+  /** Result fields naming files that go into the store. */
+  store?: readonly S[];
+  /** Progress events: what to add to the activity's heartbeat for each (the train stage names checkpoints). */
+  onProgress?: (data: Record<string, unknown>) => Promise<Record<string, unknown>>;
+}
+
+/** The activity of a declared torch stage: fetch its blobs, call its op, check the result against the contract, store
+ * its files, and show the user's own model path in every message. */
+export function runTorchStage<K extends TorchOpName, I extends object, S extends PathKeys<OpResult<K>> = never>(
+  deps: TorchDeps,
+  stage: TorchStage<K, I, S>,
+): (input: I) => Promise<StageOutput<K, S>> {
+  return (input) =>
+    withWorkDir(async (dir) => {
+      const { modelFilePath, modelFileDigest } = input as Partial<ModelFileInput>;
+      // The scratch copy keeps the user's file name, so messages that quote file:line read as theirs.
+      const modelFile = modelFilePath && modelFileDigest ? basename(modelFilePath) : undefined;
+      const fetched = await materialize(deps.store, dir, {
+        ...(modelFile ? { [modelFile]: modelFileDigest! } : {}),
+        ...(stage.fetch?.(input) ?? {}),
+      });
+      const display: Record<string, string> = modelFile ? { [fetched[modelFile]]: modelFilePath! } : {};
+      const files = modelFile ? { ...fetched, model: fetched[modelFile] } : fetched;
+      const raw = await torchOp(deps, stage.op, stage.args(input, files, dir) as Record<string, unknown>, display, stage.onProgress);
+      const parsed = TorchOps[stage.op].result.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw ApplicationFailure.create({
+          type: GateCode.internal,
+          message: `the torch op '${stage.op}' broke its contract (lib/contract.ts): result.${issue?.path.join('.')}: ${issue?.message}`,
+          nonRetryable: true,
+        });
+      }
+      const result = shownPaths(parsed.data, display) as Record<string, unknown>;
+      const toStore: Record<string, string> = {};
+      for (const field of stage.store ?? []) {
+        const path = result[field as string];
+        if (typeof path === 'string') toStore[(field as string).slice(0, -'_path'.length)] = path;
+      }
+      const stored = await storeFiles(deps.store, toStore);
+      const out: Record<string, unknown> = { files: stored };
+      for (const [key, value] of Object.entries(result)) if (!key.endsWith('_path')) out[key] = value;
+      return out as StageOutput<K, S>;
+    });
+}
+
+/** `value` with every scratch path in its strings replaced by what the user knows it as. */
+function shownPaths(value: unknown, display: Record<string, string>): unknown {
+  if (!Object.keys(display).length) return value;
+  if (typeof value === 'string') return Object.entries(display).reduce((t, [from, to]) => t.split(from).join(to), value);
+  if (Array.isArray(value)) return value.map((v) => shownPaths(v, display));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shownPaths(v, display)]));
+  return value;
 }

@@ -5,32 +5,11 @@ import { appendAudit, auditedModels, readAudit, verifyTrail, type AuditEntry } f
 import { ErrorCode, TtdError } from '../lib/errors';
 import { assertName } from '../lib/names';
 import { listModels, moveAlias, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry';
-import { getBlobToFile, getJsonBlob } from '../lib/store';
+import { legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/records';
+import { getBlobToFile } from '../lib/store';
 import { failWith, gateLines, printJson, printJsonOr, sci, table } from './output';
 
-interface VersionRecord {
-  manifest: string;
-  runId: string;
-  actor: string;
-  trigger: string;
-  commit: string | null;
-  gates: { gate: string; passed: boolean; code: string | null; message: string }[];
-  parity: { runtimes: unknown[]; atol: number; rtol: number };
-}
-interface Manifest {
-  files: Record<string, string>;
-  specDigest: string;
-  reports: Record<string, unknown>;
-}
-
-interface FusionReport {
-  require: string;
-  groups: { kind: string; ops: string[] }[];
-  unfused_pointwise: string[];
-  torch_version: string;
-}
-
-function fusionLines(fusion: FusionReport | undefined): string[] {
+function fusionLines(fusion: LegacyReports['fusion']): string[] {
   if (!fusion) return [];
   return [
     `fusion (require ${fusion.require}, torch ${fusion.torch_version})`,
@@ -45,8 +24,9 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
   try {
     const store = openStore(loadConfig());
     const { state, version } = await resolveRef(store, parseRef(ref));
-    const record = await getJsonBlob<VersionRecord>(store, version.record);
-    const manifest = await getJsonBlob<Manifest>(store, record.manifest);
+    const record = await readVersionRecord(store, version.record);
+    const manifest = await readManifest(store, record.manifest);
+    const reports = legacyReports(manifest);
     const aliases = Object.entries(state.aliases)
       .filter(([, a]) => a.version === version.version)
       .map(([name]) => name);
@@ -63,7 +43,9 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       files: manifest.files,
       specDigest: manifest.specDigest,
       gates: record.gates,
-      reports: { ...manifest.reports, parity: record.parity },
+      reports: { ...reports, parity: record.parity },
+      // Each build stage's output as the stage returned it (lib/contract.ts); absent for versions stored before them.
+      ...(manifest.format === 'ttd-manifest/2' ? { stages: manifest.stages } : {}),
       versions: state.versions.map((v) => ({ version: v.version, digest: v.digest, createdAt: v.createdAt, runId: v.runId })),
       allAliases: state.aliases,
       aliasHistory: state.aliasHistory,
@@ -75,19 +57,11 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       `  created  ${version.createdAt} by ${record.actor} (${record.trigger}${record.commit ? ` ${record.commit}` : ''}), run ${version.runId}`,
       'gates',
       ...gateLines(record.gates),
-      ...fusionLines(manifest.reports.fusion as FusionReport | undefined),
-      `parity (atol ${record.parity.atol}, rtol ${record.parity.rtol})`,
+      ...fusionLines(reports.fusion),
+      `parity (atol ${record.parity?.atol}, rtol ${record.parity?.rtol})`,
       table([
         ['runtime', 'fuser', 'max abs err', 'torch', 'result'],
-        ...(
-          record.parity.runtimes as {
-            runtime: string;
-            flags: { fuser: boolean };
-            max_abs_error: number | null;
-            torch_version: string | null;
-            passed: boolean;
-          }[]
-        ).map((p) => [
+        ...(record.parity?.runtimes ?? []).map((p) => [
           p.runtime,
           p.flags.fuser ? 'on' : 'off',
           sci(p.max_abs_error),
@@ -168,7 +142,7 @@ export async function promoteCommand(ref: string, opts: { alias: string; json?: 
     const parsed = parseRef(ref);
     if (parsed.version === undefined) throw new TtdError(ErrorCode.badReference, `ttd promote needs MODEL:VERSION (got '${ref}')`);
     const { version } = await resolveRef(store, parsed);
-    const record = await getJsonBlob<VersionRecord>(store, version.record);
+    const record = await readVersionRecord(store, version.record);
     // The verification gates must all have passed; a comparison that kept the version back may be overruled.
     const failed = record.gates.filter((g) => !g.passed && g.gate !== 'promotion');
     if (failed.length) {

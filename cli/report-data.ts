@@ -9,8 +9,10 @@ import type { Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { listModels, readModel, resolveRef } from '../lib/registry';
 import type { ReportData, StageTiming } from '../lib/report';
-import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/results';
-import { getBlob, getJsonBlob, type ObjectStore } from '../lib/store';
+import { ParityResult, type RunResult } from '../lib/results';
+import { readManifest, readVersionRecord, StageOutputs, type Manifest } from '../lib/records';
+import type { ControlActivities, StageRun, TorchActivities } from '../activities';
+import { getBlob, type ObjectStore } from '../lib/store';
 import type { Spec } from '../lib/spec';
 
 const EventType = temporal.api.enums.v1.EventType;
@@ -29,25 +31,18 @@ export function temporalUrlFor(config: Config, runId: string): string | null {
     : null;
 }
 
-/** What the pipeline's activities returned, by activity type (the last completion of each). */
-interface StageResults {
-  train?: { losses: number[]; epochsCompleted: number; rows: number };
-  optimize?: {
-    irBeforeDigest: string;
-    irAfterDigest: string;
-    nodeTotalBefore: number;
-    nodeTotalAfter: number;
-    maxAbsError: number | null;
-  };
-  checkFusion?: {
-    groups: { kind: string; ops: string[] }[];
-    unfusedPointwise: string[];
-    flags: Record<string, unknown>;
-    torchVersion: string;
-    maxAbsError: number | null;
-  };
-  checkParity?: { runtimes: ParityRuntimeReport[] };
-}
+// The activities whose results a report reads, by their registered names (a rename fails to compile here).
+type ActivityName = keyof TorchActivities | keyof ControlActivities;
+const activity = <K extends ActivityName>(name: K): K => name;
+/** Which build stage (lib/records.ts: StageOutputs) each torch activity's output is. */
+const STAGE_OF: Partial<Record<ActivityName, keyof StageOutputs>> = {
+  [activity('train')]: 'train',
+  [activity('trace')]: 'trace',
+  [activity('verify')]: 'verify',
+  [activity('optimize')]: 'optimize',
+  [activity('checkFusion')]: 'fusion',
+  [activity('verifyArtifact')]: 'verify_artifact',
+};
 
 /** A run's report from its workflow history; undefined when Temporal does not know the run. */
 export async function reportFromHistory(
@@ -67,7 +62,8 @@ export async function reportFromHistory(
     throw err;
   }
   const scheduled = new Map<string, { type: string; at: string | null }>();
-  const stages: StageResults = {};
+  const outputs: Record<string, unknown> = {};
+  let parity: ParityResult | undefined;
   const derived: StageTiming[] = [];
   let input: { spec: Spec; actor: string; trigger: string; commit: string | null } | undefined;
   let result: RunResult | undefined;
@@ -79,13 +75,16 @@ export async function reportFromHistory(
     } else if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) {
       const type = e.activityTaskScheduledEventAttributes?.activityType?.name ?? '';
       scheduled.set(id, { type, at: iso(e.eventTime) });
-      if (type === 'promoteModel')
+      if (type === activity('promoteModel'))
         approval = decode<{ approval?: ReportData['approval'] }>(e.activityTaskScheduledEventAttributes?.input)?.approval ?? null;
     } else if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
       const a = e.activityTaskCompletedEventAttributes;
       const s = scheduled.get(String(a?.scheduledEventId));
       if (!s) continue;
-      (stages as Record<string, unknown>)[s.type] = decode(a?.result);
+      const run = decode<StageRun<unknown>>(a?.result);
+      const stage = STAGE_OF[s.type as ActivityName];
+      if (stage) outputs[stage] = run?.output;
+      if (s.type === activity('checkParity')) parity = ParityResult.safeParse(run?.output).data;
       const end = iso(e.eventTime);
       if (s.at && end) derived.push({ stage: s.type, ms: Date.parse(end) - Date.parse(s.at) });
     } else if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) {
@@ -94,7 +93,8 @@ export async function reportFromHistory(
   }
   const spec = input?.spec;
   const cached = new Set(result?.cached ?? []);
-  const optimize = stages.optimize;
+  // Histories of runs from before the stage contract hold other shapes: their stage parts are left out, not guessed.
+  const stages = StageOutputs.safeParse(outputs).data ?? {};
   return {
     runId,
     model: result?.model ?? spec?.name ?? String(desc.memo?.model ?? ''),
@@ -113,72 +113,78 @@ export async function reportFromHistory(
     timings: result
       ? Object.entries(result.timings).map(([stage, ms]) => ({ stage, ms, ...(cached.has(stage) ? { cached: true } : {}) }))
       : derived,
-    training: stages.train ? { losses: stages.train.losses, epochs: stages.train.epochsCompleted, rows: stages.train.rows } : null,
-    optimize: optimize
-      ? {
-          method: spec?.optimize.method ?? 'freeze',
-          irBefore: await text(store, optimize.irBeforeDigest),
-          irAfter: await text(store, optimize.irAfterDigest),
-          nodeTotalBefore: optimize.nodeTotalBefore,
-          nodeTotalAfter: optimize.nodeTotalAfter,
-          maxAbsError: optimize.maxAbsError,
-        }
-      : null,
-    fusion: stages.checkFusion
-      ? {
-          require: spec?.fusion.require ?? 'none',
-          groups: stages.checkFusion.groups,
-          unfusedPointwise: stages.checkFusion.unfusedPointwise,
-          flags: stages.checkFusion.flags,
-          torchVersion: stages.checkFusion.torchVersion,
-          maxAbsError: stages.checkFusion.maxAbsError,
-        }
-      : null,
-    parity: stages.checkParity
-      ? { atol: spec?.parity.atol ?? null, rtol: spec?.parity.rtol ?? null, runtimes: stages.checkParity.runtimes }
-      : null,
+    ...(await stageParts(store, stages)),
+    parity: parity ? { atol: spec?.parity.atol ?? null, rtol: spec?.parity.rtol ?? null, runtimes: parity.runtimes } : null,
     temporalUrl: temporalUrlFor(config, runId),
     source: 'temporal',
     generatedAt: new Date().toISOString(),
   };
 }
 
-/** The parts of a version record and manifest a report reads. */
-interface VersionRecord {
-  runId: string;
-  actor: string;
-  trigger: string | null;
-  commit: string | null;
-  manifest: string;
-  gates: GateResult[];
-  parity: { runtimes: ParityRuntimeReport[]; atol: number; rtol: number } | null;
-  timings?: Record<string, number>;
-  cached?: string[];
-  approval?: { by: string; reason: string | null } | null;
+/** The training, optimize and fusion parts of a report, from the build stages' outputs. */
+async function stageParts(store: ObjectStore, stages: StageOutputs): Promise<Pick<ReportData, 'training' | 'optimize' | 'fusion'>> {
+  const { train, optimize, fusion } = stages;
+  return {
+    training: train?.status === 'ok' ? { losses: train.losses, epochs: train.epochs_completed, rows: train.rows } : null,
+    optimize: optimize
+      ? {
+          method: optimize.method,
+          irBefore: await text(store, optimize.files.ir_before),
+          irAfter: await text(store, optimize.files.ir_after),
+          nodeTotalBefore: optimize.node_total_before,
+          nodeTotalAfter: optimize.node_total_after,
+          maxAbsError: optimize.max_abs_error,
+        }
+      : null,
+    fusion: fusion
+      ? {
+          require: fusion.require,
+          groups: fusion.groups,
+          unfusedPointwise: fusion.unfused_pointwise,
+          flags: fusion.flags,
+          torchVersion: fusion.torch_version,
+          maxAbsError: fusion.max_abs_error,
+        }
+      : null,
+  };
 }
-interface Manifest {
-  files: Record<string, string>;
-  spec?: Spec;
-  reports: {
-    training?: { losses: number[]; epochs: number; rows: number };
-    optimize?: { method: string; node_total_before: number; node_total_after: number; max_abs_error: number | null };
-    fusion?: {
-      require: string;
-      groups: { kind: string; ops: string[] }[];
-      unfused_pointwise: string[];
-      flags: Record<string, unknown>;
-      torch_version: string;
-      max_abs_error: number | null;
-    };
+
+/** The same parts from a manifest written before the stage contract (ttd-manifest/1). */
+async function legacyParts(
+  store: ObjectStore,
+  m: Extract<Manifest, { format: 'ttd-manifest/1' }>,
+): Promise<Pick<ReportData, 'training' | 'optimize' | 'fusion'>> {
+  const r = m.reports;
+  return {
+    training: r.training ? { losses: r.training.losses, epochs: r.training.epochs, rows: r.training.rows } : null,
+    optimize: r.optimize
+      ? {
+          method: r.optimize.method,
+          irBefore: await text(store, m.files.irBefore),
+          irAfter: await text(store, m.files.irAfter),
+          nodeTotalBefore: r.optimize.node_total_before,
+          nodeTotalAfter: r.optimize.node_total_after,
+          maxAbsError: r.optimize.max_abs_error,
+        }
+      : null,
+    fusion: r.fusion
+      ? {
+          require: r.fusion.require,
+          groups: r.fusion.groups,
+          unfusedPointwise: r.fusion.unfused_pointwise,
+          flags: r.fusion.flags,
+          torchVersion: r.fusion.torch_version,
+          maxAbsError: r.fusion.max_abs_error,
+        }
+      : null,
   };
 }
 
 /** A version's report from the store alone: its version record and manifest. */
 export async function reportFromStore(store: ObjectStore, config: Config, model: string, version: number): Promise<ReportData> {
   const { state, version: v } = await resolveRef(store, { model, version });
-  const record = await getJsonBlob<VersionRecord>(store, v.record);
-  const manifest = await getJsonBlob<Manifest>(store, record.manifest);
-  const r = manifest.reports;
+  const record = await readVersionRecord(store, v.record);
+  const manifest = await readManifest(store, record.manifest);
   const aliases = Object.entries(state.aliases).filter(([, a]) => a.version === version);
   const cached = new Set(record.cached ?? []);
   return {
@@ -197,27 +203,7 @@ export async function reportFromStore(store: ObjectStore, config: Config, model:
     attempts: null,
     gates: record.gates,
     timings: Object.entries(record.timings ?? {}).map(([stage, ms]) => ({ stage, ms, ...(cached.has(stage) ? { cached: true } : {}) })),
-    training: r.training ? { losses: r.training.losses, epochs: r.training.epochs, rows: r.training.rows } : null,
-    optimize: r.optimize
-      ? {
-          method: r.optimize.method,
-          irBefore: await text(store, manifest.files.irBefore),
-          irAfter: await text(store, manifest.files.irAfter),
-          nodeTotalBefore: r.optimize.node_total_before,
-          nodeTotalAfter: r.optimize.node_total_after,
-          maxAbsError: r.optimize.max_abs_error,
-        }
-      : null,
-    fusion: r.fusion
-      ? {
-          require: r.fusion.require,
-          groups: r.fusion.groups,
-          unfusedPointwise: r.fusion.unfused_pointwise,
-          flags: r.fusion.flags,
-          torchVersion: r.fusion.torch_version,
-          maxAbsError: r.fusion.max_abs_error,
-        }
-      : null,
+    ...(manifest.format === 'ttd-manifest/2' ? await stageParts(store, manifest.stages) : await legacyParts(store, manifest)),
     parity: record.parity ? { atol: record.parity.atol, rtol: record.parity.rtol, runtimes: record.parity.runtimes } : null,
     temporalUrl: temporalUrlFor(config, v.runId),
     source: 'store',

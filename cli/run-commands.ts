@@ -2,7 +2,7 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { exitCodeFor, type RunResult } from '../lib/results';
-import type { ApprovalDecision, PipelineProgress } from '../workflows/pipeline';
+import { approveUpdate, PIPELINE_WORKFLOW, progressQuery, type ApprovalDecision } from '../workflows/definitions';
 import { failWith, printJson, printJsonOr, table } from './output';
 import { trainingBeat } from './progress';
 import { printResult, watch } from './run';
@@ -33,7 +33,7 @@ async function describeRun(client: Client, runId: string): Promise<{ handle: Wor
 export async function runView(client: Client, runId: string): Promise<RunStatusView> {
   const { handle, status } = await describeRun(client, runId);
   if (status === 'RUNNING') {
-    const progress = await handle.query<PipelineProgress>('progress').catch(() => undefined);
+    const progress = await handle.query(progressQuery).catch(() => undefined);
     const beat = await trainingBeat(handle);
     const losses = beat && beat.losses.length > (progress?.losses.length ?? 0) ? beat.losses : (progress?.losses ?? []);
     const epoch = losses.length;
@@ -131,7 +131,7 @@ export interface RunListing {
 /** Recent pipeline runs, newest first. */
 export async function listRuns(client: Client, opts: { model?: string; limit: number }): Promise<RunListing[]> {
   const out: RunListing[] = [];
-  for await (const wf of client.workflow.list({ query: `WorkflowType = 'pipelineWorkflow'` })) {
+  for await (const wf of client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW}'` })) {
     const model = String(wf.memo?.model ?? wf.workflowId.replace(/-\d{14}-[0-9a-f]{6}$/, ''));
     if (opts.model && model !== opts.model) continue;
     out.push({
@@ -192,7 +192,7 @@ export async function approveCommand(
       if (status !== 'RUNNING')
         throw new TtdError(ErrorCode.approvalRefused, `run '${runId}' is not waiting for approval: it is ${status.toLowerCase()}`);
       try {
-        await handle.executeUpdate('approve', { args: [decision] });
+        await handle.executeUpdate(approveUpdate, { args: [decision] });
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError)
           throw new TtdError(ErrorCode.approvalRefused, (err.cause as Error)?.message ?? err.message);

@@ -9,7 +9,8 @@ import { exitCodeFor, type RunResult } from '../lib/results';
 import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
 import { ensureServer } from '../workers/dev-server';
 import { requireServer } from './temporal';
-import type { PipelineInput, PipelineProgress } from '../workflows/pipeline';
+import { PIPELINE_WORKFLOW, progressQuery, type PipelineInput, type PipelineProgress } from '../workflows/definitions';
+import type { pipelineWorkflow } from '../workflows/pipeline';
 import { failWith, gateLines, paint, printJson, printJsonOr, sci, table } from './output';
 import { preflight } from './preflight';
 import { prestartTorch } from '../activities/step-cache';
@@ -120,7 +121,7 @@ async function startOrAttach(client: Client, config: Config, input: PipelineInpu
     return { handle: existing, attached: true };
   try {
     // A concurrent start of the same id between the check and here attaches too (USE_EXISTING).
-    const handle = await client.workflow.start('pipelineWorkflow', {
+    const handle = await client.workflow.start<typeof pipelineWorkflow>(PIPELINE_WORKFLOW, {
       workflowId: input.runId!,
       taskQueue: config.queues.control,
       args: [input],
@@ -157,7 +158,7 @@ export async function watch(handle: WorkflowHandle, view: ProgressView = progres
   try {
     while (!done) {
       try {
-        const progress = await handle.query<PipelineProgress>('progress');
+        const progress = await handle.query(progressQuery);
         showCompleted(progress);
         if (progress.stage && progress.stage !== shownStage) view.stageStarted(progress.stage, progress.epochs);
         shownStage = progress.stage;
@@ -171,7 +172,7 @@ export async function watch(handle: WorkflowHandle, view: ProgressView = progres
       await Promise.race([resultPromise.catch(() => undefined), new Promise((r) => setTimeout(r, POLL_MS))]);
     }
     // A closed workflow still answers queries while a worker runs: show the stages that finished last.
-    await handle.query<PipelineProgress>('progress').then(showCompleted, () => undefined);
+    await handle.query(progressQuery).then(showCompleted, () => undefined);
   } finally {
     view.close();
   }

@@ -3,7 +3,7 @@ import { ScheduleNotFoundError, type Client, type ScheduleOverlapPolicy } from '
 import { loadConfig, openStore } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, storeRunSource } from '../lib/spec';
-import type { PipelineInput } from '../workflows/pipeline';
+import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';
 import { failWith, printJson, printJsonOr, table } from './output';
 import { preflight } from './preflight';
 import { withClient } from './temporal';
@@ -68,7 +68,7 @@ export async function scheduleCreateCommand(
         spec: opts.cron ? { cronExpressions: [opts.cron] } : { intervals: [{ every: opts.every! as `${number}${string}` }] },
         action: {
           type: 'startWorkflow',
-          workflowType: 'pipelineWorkflow',
+          workflowType: PIPELINE_WORKFLOW,
           workflowId: `${loaded.spec.name}-schedule-${id}`,
           taskQueue: config.queues.control,
           args: [input],

@@ -7,7 +7,8 @@ import { loadConfig, openStore, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { listModels, readModel } from '../lib/registry';
 import { renderReport } from '../lib/report-html';
-import { getJsonBlob, type ObjectStore } from '../lib/store';
+import { readVersionRecord, type VersionRecord } from '../lib/records';
+import type { ObjectStore } from '../lib/store';
 import { auditPage, errorPage, modelPage, modelsPage, runsPage, type ModelSummary, type VersionRow } from '../lib/ui-html';
 import { failWith } from './output';
 import { reportForRun, reportFromStore } from './report-data';
@@ -25,12 +26,7 @@ export interface UiSources {
 }
 
 /** The fields of a version record the versions table shows. */
-interface RecordFacts {
-  actor: string | null;
-  trigger: string | null;
-  commit: string | null;
-  reason?: string;
-}
+type RecordFacts = Pick<VersionRecord, 'actor' | 'trigger' | 'commit' | 'kept'>;
 
 /** Builds the request handler (exported for tests that serve it on their own port). */
 export function uiHandler(src: UiSources): (req: IncomingMessage, res: ServerResponse) => void {
@@ -38,7 +34,7 @@ export function uiHandler(src: UiSources): (req: IncomingMessage, res: ServerRes
   const facts = async (digest: string): Promise<RecordFacts> => {
     let r = records.get(digest);
     if (!r) {
-      r = await getJsonBlob<RecordFacts>(src.store, digest);
+      r = await readVersionRecord(src.store, digest);
       records.set(digest, r);
     }
     return r;
@@ -59,7 +55,7 @@ export function uiHandler(src: UiSources): (req: IncomingMessage, res: ServerRes
             .map(([alias]) => alias);
           const status = aliases.length
             ? aliases.join(', ')
-            : f.reason === 'not_better_than_production'
+            : f.kept === 'not_better_than_production'
               ? 'kept (not better than production)'
               : 'registered';
           versions.push({

@@ -49,6 +49,7 @@ if [ ! -f dist/.stamp ] || [ -n "$(find cli lib activities workflows workers tsc
   say "building TypeScript (tsc)"
   npx tsc -p tsconfig.json
   node infra/bundle-workflows.js
+  node infra/gen-contract.js
   touch dist/.stamp
 fi
 

@@ -1,5 +1,6 @@
 // What a run report shows, gathered from a run's workflow history or a version's stored records.
 // The HTML is rendered from this by lib/report-html.ts; nothing here reads a file or a server.
+import type { FusionGroup } from './contract';
 import type { GateResult, ParityRuntimeReport } from './results';
 
 /** Edges of the parity error histogram: bin 0 counts exact zeros, bin i (1..) counts |a − b| in
@@ -27,12 +28,6 @@ export interface StageTiming {
   stage: string;
   ms: number;
   cached?: boolean;
-}
-
-/** A fusion group found in the fused graph. */
-export interface FusionGroup {
-  kind: string;
-  ops: string[];
 }
 
 /** Everything one report shows. Absent parts (a run rejected before parity) are null. */

@@ -1,104 +1,88 @@
-// Run results, gates and their codes: the shape `ttd run --json` prints (a public contract).
+// Run results and gate verdicts: the shape `ttd run --json` prints (a public contract), as schemas that the workflow's
+// types, the CLI's readers of workflow history and the stored records share.
+import { z } from 'zod';
+import { GATE_CODES, Gate } from './gate-codes';
 
-/** The gates of a run, in pipeline order. */
-export const Gate = {
-  training: 'training',
-  trace: 'trace',
-  optimize: 'optimize',
-  fusion: 'fusion',
-  parity: 'parity',
-  promotion: 'promotion',
-} as const;
-export type Gate = (typeof Gate)[keyof typeof Gate];
+export { Gate, GateCode } from './gate-codes';
 
-/** Codes a gate can reject or fail with. */
-export const GateCode = {
-  nonFiniteLoss: 'non_finite_loss',
-  modelError: 'model_error',
-  controlFlowDivergence: 'control_flow_divergence',
-  shapeSpecialization: 'shape_specialization',
-  trainModeOps: 'train_mode_ops',
-  optimizedDivergence: 'optimized_divergence',
-  pythonValueCapture: 'python_value_capture',
-  nondeterministic: 'nondeterministic',
-  deviceConstant: 'device_constant',
-  fusionRequiredMissing: 'fusion_required_missing',
-  fusedDivergence: 'fused_divergence',
-  notBetterThanProduction: 'not_better_than_production',
-  approvalRejected: 'approval_rejected',
-  approvalTimeout: 'approval_timeout',
-  toleranceExceeded: 'tolerance_exceeded',
-  runtimeLoadFailed: 'runtime_load_failed',
-  shapeMismatch: 'shape_mismatch',
-  nonFiniteOutput: 'non_finite_output',
-  environmentMissing: 'environment_missing',
-  internal: 'internal',
-} as const;
-export type GateCode = (typeof GateCode)[keyof typeof GateCode];
+const error = z.number().nullable();
 
 /** One gate's verdict. `code` is null when it passed; `warnings` lists findings that did not reject. */
-export interface GateResult {
-  gate: Gate;
-  passed: boolean;
-  code: string | null;
-  message: string;
-  warnings?: string[];
-}
+export const GateResult = z.object({
+  gate: z.enum(Object.values(Gate) as [Gate, ...Gate[]]),
+  passed: z.boolean(),
+  code: z.enum(GATE_CODES).nullable(),
+  message: z.string(),
+  warnings: z.array(z.string()).optional(),
+});
+export type GateResult = z.infer<typeof GateResult>;
+
+/** One output tensor of one runtime run. Errors are null when shapes differ or the output is missing. */
+export const ParityOutputReport = z.object({
+  name: z.string(),
+  passed: z.boolean(),
+  code: z.enum(GATE_CODES).nullable(),
+  max_abs_error: error,
+  max_rel_error: error,
+  elements: z.number(),
+});
+export type ParityOutputReport = z.infer<typeof ParityOutputReport>;
+
+/** One runtime × executor-mode line of the parity report. */
+export const ParityRuntimeReport = z.object({
+  runtime: z.enum(['python', 'libtorch']),
+  passed: z.boolean(),
+  code: z.enum(GATE_CODES).nullable(),
+  max_abs_error: error,
+  max_rel_error: error,
+  flags: z.object({ fuser: z.boolean() }),
+  torch_version: z.string().nullable(),
+  threads: z.number().nullable(),
+  ms: z.number(),
+  message: z.string(),
+  /** Each compared output (`<case>/output/<j>`): its verdict, errors and element count. */
+  outputs: z.array(ParityOutputReport).optional(),
+  /** Counts of |a − b| over every compared element, in the bins of HISTOGRAM_EDGES (lib/report.ts). */
+  histogram: z.array(z.number()).optional(),
+});
+export type ParityRuntimeReport = z.infer<typeof ParityRuntimeReport>;
+
+/** The parity stage's result: the gate's verdict and one line per runtime and executor mode. */
+export const ParityResult = z.object({
+  passed: z.boolean(),
+  code: z.enum(GATE_CODES).nullable(),
+  message: z.string(),
+  runtimes: z.array(ParityRuntimeReport),
+});
+export type ParityResult = z.infer<typeof ParityResult>;
 
 /** The final status of a run. */
 export const RunStatus = { promoted: 'promoted', rejected: 'rejected', failed: 'failed' } as const;
 export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
 
-/** One runtime × executor-mode line of the parity report. */
-export interface ParityRuntimeReport {
-  runtime: 'python' | 'libtorch';
-  passed: boolean;
-  code: string | null;
-  max_abs_error: number | null;
-  max_rel_error: number | null;
-  flags: { fuser: boolean };
-  torch_version: string | null;
-  threads: number | null;
-  ms: number;
-  message: string;
-  /** Each compared output (`<case>/output/<j>`): its verdict, errors and element count. */
-  outputs?: ParityOutputReport[];
-  /** Counts of |a − b| over every compared element, in the bins of HISTOGRAM_EDGES (lib/report.ts). */
-  histogram?: number[];
-}
-
-/** One output tensor of one runtime run. Errors are null when shapes differ or the output is missing. */
-export interface ParityOutputReport {
-  name: string;
-  passed: boolean;
-  code: string | null;
-  max_abs_error: number | null;
-  max_rel_error: number | null;
-  elements: number;
-}
-
 /** What `ttd run --json` prints and the workflow returns. */
-export interface RunResult {
-  status: RunStatus;
-  runId: string;
-  model: string;
-  version: number | null;
-  digest: string | null;
-  alias: string | null;
-  gates: GateResult[];
-  timings: Record<string, number>;
+export const RunResult = z.object({
+  status: z.enum(['promoted', 'rejected', 'failed']),
+  runId: z.string(),
+  model: z.string(),
+  version: z.number().nullable(),
+  digest: z.string().nullable(),
+  alias: z.string().nullable(),
+  gates: z.array(GateResult),
+  timings: z.record(z.string(), z.number()),
   /** What started the run: `manual`, `ci` or `schedule`, and the commit it was started for. */
-  trigger: 'manual' | 'ci' | 'schedule';
-  commit: string | null;
+  trigger: z.enum(['manual', 'ci', 'schedule']),
+  commit: z.string().nullable(),
   /** Training attempts (a crashed worker's retry is one more) and the epoch a retry resumed from (0: fresh). */
-  training?: { attempts: number; resumedFromEpoch: number };
-  parity?: ParityRuntimeReport[];
+  training: z.object({ attempts: z.number(), resumedFromEpoch: z.number() }).optional(),
+  parity: z.array(ParityRuntimeReport).optional(),
   /** Stages whose outputs were reused from an earlier run with the same inputs (step caching); absent when none. */
-  cached?: string[];
+  cached: z.array(z.string()).optional(),
   /** Per torch stage, the time spent in torch work itself (the torch side's op time, the parity runners' wall
    * time); `timings[stage] − torchTimings[stage]` is orchestration overhead. Absent for cached stages. */
-  torchTimings?: Record<string, number>;
-}
+  torchTimings: z.record(z.string(), z.number()).optional(),
+});
+export type RunResult = z.infer<typeof RunResult>;
 
 /** Exit codes of `ttd run`: 0 promoted, 1 rejected, 2 failed or bad input. */
 export function exitCodeFor(status: RunStatus): number {

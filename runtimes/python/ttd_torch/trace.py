@@ -61,6 +61,15 @@ def script(model: torch.nn.Module, model_path: str) -> torch.jit.ScriptModule:
                          "or use trace.mode: trace", user_model.user_traceback(exc)) from exc
 
 
+MAX_REPORTED = 20  # warnings and captures reported per trace
+MAX_MESSAGE = 500  # characters of each one's message
+
+
+def bounded(record: Dict[str, Any]) -> Dict[str, Any]:
+    """A warning or capture record with its message cut to MAX_MESSAGE characters."""
+    return {**record, "message": str(record["message"])[:MAX_MESSAGE]}
+
+
 def trace(args: Dict[str, Any]) -> Dict[str, Any]:
     """Trace (or script) the trained model in eval mode and save traced.pt."""
     module = user_model.load(args["model_path"])
@@ -76,10 +85,11 @@ def trace(args: Dict[str, Any]) -> Dict[str, Any]:
             with user_model.user_code(args["model_path"], "forward() while tracing"):
                 traced = torch.jit.trace(model, example, check_trace=False)
     kept = [w for w in caught if not is_tooling_noise(w)]
-    reported: List[Dict[str, Any]] = [warning_record(w) for w in kept]
+    # Bounded: results travel through workflow history, which carries short summaries only.
+    reported: List[Dict[str, Any]] = [bounded(warning_record(w)) for w in kept][:MAX_REPORTED]
     traced_path = os.path.join(args["out_dir"], "traced.pt")
     archive.save(traced, traced_path)
     nodes = graph.count_nodes(traced.inlined_graph)
     return {"traced_path": traced_path, "example_shapes": [list(t.shape) for t in example],
             "nodes": nodes, "node_total": sum(nodes.values()), "warnings": reported, "mode": mode,
-            "captures": captures.captures(kept, args["model_path"])}
+            "captures": [bounded(c) for c in captures.captures(kept, args["model_path"])][:MAX_REPORTED]}

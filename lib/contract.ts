@@ -1,0 +1,249 @@
+// The torch ops' contract, defined once: each op's arguments and result (snake_case, the torch side's own words).
+// The TypeScript side parses every result with these schemas; the torch side checks the same schemas, generated
+// as JSON Schema into runtimes/python/ttd_torch/contract.json (infra/gen-contract.js, at build time).
+import { z } from 'zod';
+import { GATE_CODES } from './gate-codes';
+
+// Paths are absolute scratch paths on the worker; the torch side checks that they exist.
+const path = z.string().min(1);
+const count = z.number().int().min(0);
+const nodeCounts = z.record(z.string(), count);
+const params = z.record(z.string(), z.unknown());
+const tolerance = z.number().min(0);
+const error = z.number().min(0).nullable(); // null when not finite (JSON has no NaN) or not measured
+const gateCode = z.enum(GATE_CODES);
+
+/** A gate's verdict, as every gated op reports it. */
+const verdict = { passed: z.boolean(), code: gateCode.nullable(), message: z.string() };
+
+/** The spec's train section as the train op takes it. */
+export const TrainSection = z.strictObject({
+  epochs: z.number().int().positive(),
+  batch_size: z.number().int().positive(),
+  optimizer: z.enum(['adam', 'sgd']),
+  lr: z.number().positive(),
+  loss: z.enum(['mse', 'cross_entropy']),
+  seed: z.number().int().min(0),
+});
+
+/** A tensor turned into a Python bool or number in the user's own file while tracing. */
+export const Capture = z.strictObject({
+  kind: z.enum(['bool', 'number']),
+  message: z.string(),
+  filename: z.string(),
+  lineno: z.number().int(),
+});
+export type Capture = z.infer<typeof Capture>;
+
+/** One reference case compared: eager (or recorded) outputs against the graph's. */
+export const CaseReport = z.strictObject({
+  name: z.string(),
+  max_abs_error: error,
+  max_rel_error: error,
+  passed: z.boolean(),
+  error: z.string().nullable(),
+});
+export type CaseReport = z.infer<typeof CaseReport>;
+
+/** A fusion group found in the fused graph and the ops inside it. */
+export const FusionGroup = z.strictObject({ kind: z.string(), ops: z.array(z.string()) });
+export type FusionGroup = z.infer<typeof FusionGroup>;
+
+const TraceMode = z.enum(['trace', 'script']);
+export type TraceMode = z.infer<typeof TraceMode>;
+const OptimizeMethod = z.enum(['freeze', 'optimize_for_inference']);
+export type OptimizeMethod = z.infer<typeof OptimizeMethod>;
+const FusionRequire = z.enum(['none', 'any', 'pointwise-chains']);
+export type FusionRequire = z.infer<typeof FusionRequire>;
+
+/** Each torch op: its arguments, its result and (for long ops) its progress events. */
+export const TorchOps = {
+  hello: {
+    args: z.strictObject({}),
+    result: z.strictObject({ protocol: z.number().int(), torch_version: z.string(), python_version: z.string() }),
+  },
+  train: {
+    args: z.strictObject({ model_path: path, params, train: TrainSection, out_dir: path, resume_path: path.optional() }),
+    result: z.discriminatedUnion('status', [
+      z.strictObject({
+        status: z.literal('ok'),
+        weights_path: path,
+        losses: z.array(z.number()),
+        epochs_completed: count,
+        rows: count,
+        resumed_from_epoch: count,
+        checkpoint_path: path.nullable(),
+      }),
+      z.strictObject({ status: z.literal('rejected'), code: gateCode, message: z.string(), epoch: count, step: count }),
+    ]),
+  },
+  trace: {
+    args: z.strictObject({ model_path: path, params, weights_path: path, mode: TraceMode, out_dir: path }),
+    result: z.strictObject({
+      traced_path: path,
+      example_shapes: z.array(z.array(count)),
+      nodes: nodeCounts,
+      node_total: count,
+      warnings: z.array(z.strictObject({ category: z.string(), message: z.string(), filename: z.string(), lineno: z.number().int() })),
+      captures: z.array(Capture),
+      mode: TraceMode,
+    }),
+  },
+  verify: {
+    args: z.strictObject({
+      model_path: path,
+      params,
+      weights_path: path,
+      traced_path: path,
+      // Sizes of dim 0 the graph must serve; [] when the example has no batch dimension (only its own shape).
+      batch_sizes: z.array(z.number().int().positive()),
+      atol: tolerance,
+      rtol: tolerance,
+      captures: z.array(Capture),
+      target_device: z.string(),
+      out_dir: path,
+    }),
+    result: z.strictObject({
+      ...verdict,
+      cases: z.array(CaseReport),
+      train_mode_ops: z.array(z.string()),
+      references_path: path,
+      warnings: z.array(z.string()),
+      devices: z.array(z.string()),
+      nondeterministic_nodes: z.array(z.string()),
+      example_shape_checks: z.strictObject({ chunks: count, failed: count }),
+    }),
+  },
+  optimize: {
+    args: z.strictObject({
+      model_path: path.optional(),
+      traced_path: path,
+      references_path: path,
+      atol: tolerance,
+      rtol: tolerance,
+      method: OptimizeMethod,
+      out_dir: path,
+    }),
+    result: z.strictObject({
+      ...verdict,
+      optimized_path: path,
+      ir_before_path: path,
+      ir_after_path: path,
+      ir_for_inference_path: path.nullable(),
+      method: OptimizeMethod,
+      nodes_before: nodeCounts,
+      nodes_after: nodeCounts,
+      node_total_before: count,
+      node_total_after: count,
+      // With optimize_for_inference: what a runtime gets after applying it on load (never saved).
+      nodes_for_inference: nodeCounts.nullable(),
+      max_abs_error: error,
+      max_abs_error_for_inference: error,
+    }),
+  },
+  fusion: {
+    args: z.strictObject({
+      model_path: path.optional(),
+      optimized_path: path,
+      references_path: path,
+      atol: tolerance,
+      rtol: tolerance,
+      require: FusionRequire,
+      out_dir: path,
+    }),
+    result: z.strictObject({
+      ...verdict,
+      require: FusionRequire,
+      groups: z.array(FusionGroup),
+      unfused_pointwise: z.array(z.string()),
+      max_abs_error: error,
+      flags: z.record(z.string(), z.boolean().nullable()),
+      torch_version: z.string(),
+      graph_path: path,
+    }),
+  },
+  verify_artifact: {
+    args: z.strictObject({
+      artifact_path: path,
+      references_path: path,
+      atol: tolerance,
+      rtol: tolerance,
+      target_device: z.string(),
+      out_dir: path,
+    }),
+    result: z.strictObject({
+      ...verdict,
+      cases: z.array(CaseReport),
+      train_mode_ops: z.array(z.string()),
+      warnings: z.array(z.string()),
+      devices: z.array(z.string()),
+      nondeterministic_nodes: z.array(z.string()),
+      nodes: nodeCounts,
+      node_total: count,
+      references_path: path.nullable(),
+      case_count: count,
+    }),
+  },
+  evaluate: {
+    args: z.strictObject({
+      model_path: path,
+      params,
+      loss: z.enum(['mse', 'cross_entropy']),
+      artifacts: z.array(z.strictObject({ name: z.string().min(1), path })).min(1),
+    }),
+    result: z.strictObject({
+      results: z.array(z.strictObject({ name: z.string(), validation_loss: z.number().nullable(), message: z.string().nullable() })),
+      rows: count,
+    }),
+  },
+} as const;
+
+/** The name of a torch op. */
+export type TorchOpName = keyof typeof TorchOps;
+/** An op's arguments, as sent. */
+export type OpArgs<K extends TorchOpName> = z.input<(typeof TorchOps)[K]['args']>;
+/** An op's result, as parsed. */
+export type OpResult<K extends TorchOpName> = z.infer<(typeof TorchOps)[K]['result']>;
+
+/** The train op's progress event: one per epoch, naming the epoch's checkpoint file. */
+export const TrainEvent = z.object({
+  epoch: count,
+  epochs: count,
+  loss: z.number().nullable(),
+  checkpoint_path: path.optional(),
+});
+
+/** The whole contract as JSON Schema, for the torch side (written to runtimes/python/ttd_torch/contract.json). */
+export function contractJsonSchema(): { format: string; ops: Record<string, { args: unknown; result: unknown }> } {
+  const ops: Record<string, { args: unknown; result: unknown }> = {};
+  for (const [name, op] of Object.entries(TorchOps)) {
+    // `input` for args (optional fields stay optional), `output` for results (what the torch side must send).
+    ops[name] = {
+      args: z.toJSONSchema(op.args, { io: 'input', unrepresentable: 'throw' }),
+      result: z.toJSONSchema(op.result, { io: 'output', unrepresentable: 'throw' }),
+    };
+  }
+  return { format: 'ttd-contract/1', ops };
+}
+
+// A result object without its scratch paths, with the digests of the files its stage stored.
+function withoutPaths(result: z.ZodObject) {
+  const paths = Object.keys(result.shape).filter((k) => k.endsWith('_path'));
+  return result
+    .omit(Object.fromEntries(paths.map((k) => [k, true])) as Record<string, true> & Record<number, never>)
+    .extend({ files: z.record(z.string(), z.string()) })
+    .loose();
+}
+
+/** The schema of what a torch stage returns and the manifest stores (activities/torch-stage.ts: StageOutput): the op's
+ * result without scratch paths, plus `files`, the digests of what it stored by role. */
+export function stageOutputSchema<K extends TorchOpName>(op: K): z.ZodType<StageOutputOf<K>> {
+  const result = TorchOps[op].result as z.ZodObject | z.ZodDiscriminatedUnion<z.ZodObject[]>;
+  const schema = result instanceof z.ZodObject ? withoutPaths(result) : z.union(result.options.map(withoutPaths));
+  return schema as unknown as z.ZodType<StageOutputOf<K>>;
+}
+
+type PathKeys<T> = T extends unknown ? Extract<keyof T, `${string}_path`> : never;
+type WithoutPaths<T> = T extends unknown ? Omit<T, PathKeys<T>> : never;
+/** An op's result as a stage returns it: without scratch paths, with the stored files' digests by role. */
+export type StageOutputOf<K extends TorchOpName> = WithoutPaths<OpResult<K>> & { files: Record<string, string> };

@@ -1,0 +1,72 @@
+// The one catalog of gates and of the codes a gate can reject or fail with (`gate` + `code` in a run's result).
+// Plain constants, no imports: the workflow bundle uses them too.
+
+/** The gates of a run, in pipeline order. */
+export const Gate = {
+  training: 'training',
+  trace: 'trace',
+  optimize: 'optimize',
+  fusion: 'fusion',
+  parity: 'parity',
+  promotion: 'promotion',
+} as const;
+export type Gate = (typeof Gate)[keyof typeof Gate];
+
+/** Every code a gate can carry: rejections (a finding about the model) and failures (a stage that could not finish). */
+export const GateCode = {
+  // training
+  nonFiniteLoss: 'non_finite_loss',
+  // trace (verify, and verify_artifact for a foreign archive)
+  controlFlowDivergence: 'control_flow_divergence',
+  pythonValueCapture: 'python_value_capture',
+  shapeSpecialization: 'shape_specialization',
+  trainModeOps: 'train_mode_ops',
+  nondeterministic: 'nondeterministic',
+  deviceConstant: 'device_constant',
+  referenceMismatch: 'reference_mismatch',
+  referencesInvalid: 'references_invalid',
+  artifactInvalid: 'artifact_invalid',
+  // optimize
+  optimizedDivergence: 'optimized_divergence',
+  // fusion
+  fusionRequiredMissing: 'fusion_required_missing',
+  fusedDivergence: 'fused_divergence',
+  // parity
+  toleranceExceeded: 'tolerance_exceeded',
+  runtimeLoadFailed: 'runtime_load_failed',
+  shapeMismatch: 'shape_mismatch',
+  nonFiniteOutput: 'non_finite_output',
+  // promotion
+  notBetterThanProduction: 'not_better_than_production',
+  approvalRejected: 'approval_rejected',
+  approvalTimeout: 'approval_timeout',
+  // a stage that failed (the run ends `failed`): the failure's type
+  modelError: 'model_error',
+  badInput: 'bad_input',
+  environmentMissing: 'environment_missing',
+  digestMismatch: 'digest_mismatch',
+  torchInternal: 'torch_internal',
+  internal: 'internal',
+} as const;
+export type GateCode = (typeof GateCode)[keyof typeof GateCode];
+
+/** Every gate code, for schemas. */
+export const GATE_CODES = Object.values(GateCode) as [GateCode, ...GateCode[]];
+
+/** Failure types that Temporal must not retry (the same input fails the same way again): a subset of the gate codes,
+ * since a failed stage's gate carries its failure's type. */
+export const NonRetryable = {
+  modelError: GateCode.modelError,
+  environmentMissing: GateCode.environmentMissing,
+  badInput: GateCode.badInput,
+  digestMismatch: GateCode.digestMismatch,
+} as const;
+export type NonRetryable = (typeof NonRetryable)[keyof typeof NonRetryable];
+
+/** The list given to every retry policy. */
+export const NON_RETRYABLE_TYPES: string[] = Object.values(NonRetryable);
+
+/** The gate code a failure type maps to: itself when catalogued, else `internal`. */
+export function failureCode(type: string | undefined | null): GateCode {
+  return (GATE_CODES as string[]).includes(type ?? '') ? (type as GateCode) : GateCode.internal;
+}

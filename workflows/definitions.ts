@@ -1,0 +1,63 @@
+// What the pipeline workflow is called with, what it answers, and how its activities are called: the names the CLI
+// and the workers import, so that nothing looks the workflow up by a string of its own.
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { NON_RETRYABLE_TYPES } from '../lib/gate-codes';
+import type { Spec } from '../lib/spec';
+
+/** The workflow type name, for listing runs and for schedules. */
+export const PIPELINE_WORKFLOW = 'pipelineWorkflow';
+
+/** What a run starts with: the validated spec and the digests of its inputs, never file contents. */
+export interface PipelineInput {
+  /** The run's id; a scheduled run has none and uses its workflow id. */
+  runId?: string;
+  spec: Spec;
+  specDigest: string;
+  /** The model file to train (absent for a foreign artifact). */
+  modelFileDigest?: string;
+  /** The model file's path where the run was started, for messages only. */
+  modelFilePath?: string;
+  /** A foreign artifact (traced elsewhere) and its references: no training or tracing. */
+  foreign?: { artifactDigest: string; referencesDigest: string; artifactPath: string };
+  actor: string;
+  trigger: 'manual' | 'ci' | 'schedule';
+  commit: string | null;
+  queues: { control: string; torch: string };
+  /** `ttd run --no-cache`: every torch stage does its work even when an earlier run had the same inputs. */
+  noCache?: boolean;
+}
+
+/** What `ttd run` shows while a run moves: the current stage and the finished ones with their durations. */
+export interface PipelineProgress {
+  /** `running`, or `awaiting_approval` while the run waits for `ttd approve`. */
+  status: 'running' | 'awaiting_approval';
+  stage: string | null;
+  /** Finished stages; `cached` when the stage reused an earlier identical run's outputs. */
+  completed: { stage: string; ms: number; cached?: boolean }[];
+  epochs: number;
+  losses: number[];
+}
+
+/** The progress query. */
+export const progressQuery = defineQuery<PipelineProgress>('progress');
+
+/** A person's answer to a run that waits for approval. */
+export interface ApprovalDecision {
+  approve: boolean;
+  by: string;
+  reason?: string;
+}
+
+/** The approval update: `ttd approve RUN --by NAME [--reject --reason TEXT]`. */
+export const approveUpdate = defineUpdate<{ accepted: true; by: string; approve: boolean }, [ApprovalDecision]>('approve');
+
+// Named timeout and retry profiles (STYLE.md): torch stages heartbeat, store stages retry longer.
+export const torchStage = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '15 seconds', // a dead torch worker is noticed within 15 s
+  retry: { maximumAttempts: 5, initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+} as const;
+export const storeStage = {
+  startToCloseTimeout: '5 minutes',
+  retry: { maximumAttempts: 10, initialInterval: '500 milliseconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+} as const;

@@ -1,0 +1,130 @@
+// One run's state inside the workflow: its activities, progress, gates and timings, and the few ways a stage ends.
+import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { ControlActivities, StageRun, TorchActivities } from '../activities';
+import { failureCode, type Gate, type GateCode } from '../lib/gate-codes';
+import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/results';
+import { storeStage, torchStage, type PipelineInput, type PipelineProgress } from './definitions';
+
+/** A stage's verdict as the torch side and the parity stage report it. */
+export interface Verdict {
+  passed: boolean;
+  code: GateCode | null;
+  message: string;
+  warnings?: string[];
+}
+
+/** Thrown inside the workflow to end the run with a result (rejected or failed) instead of an error. */
+export class RunEnded extends Error {
+  constructor(readonly result: RunResult) {
+    super(result.status);
+  }
+}
+
+/** The run in progress: what it calls, what it has found, and how it ends. */
+export class Run {
+  readonly spec: PipelineInput['spec'];
+  readonly runId: string;
+  readonly torch: ReturnType<typeof proxyActivities<TorchActivities>>;
+  readonly control: ReturnType<typeof proxyActivities<ControlActivities>>;
+  readonly progress: PipelineProgress;
+  readonly gates: GateResult[] = [];
+  readonly timings: Record<string, number> = {};
+  readonly cached: string[] = [];
+  readonly torchTimings: Record<string, number> = {};
+  training?: RunResult['training'];
+  parity?: ParityRuntimeReport[];
+  /** Passed to every torch stage: the step cache is on unless the run asked for fresh work. */
+  readonly cache: { noCache?: boolean };
+
+  constructor(readonly input: PipelineInput) {
+    this.spec = input.spec;
+    this.runId = input.runId ?? workflowInfo().workflowId;
+    this.torch = proxyActivities<TorchActivities>({ ...torchStage, taskQueue: input.queues.torch });
+    this.control = proxyActivities<ControlActivities>({ ...storeStage, taskQueue: input.queues.control });
+    this.progress = { status: 'running', stage: null, completed: [], epochs: input.spec.train.epochs, losses: [] };
+    this.cache = input.noCache ? { noCache: true } : {};
+  }
+
+  /** The run's result with the given status, as `ttd run --json` prints it. */
+  result(status: RunResult['status'], extra: Partial<RunResult> = {}): RunResult {
+    return {
+      status,
+      runId: this.runId,
+      model: this.spec.name,
+      version: null,
+      digest: null,
+      alias: null,
+      gates: this.gates,
+      timings: this.timings,
+      trigger: this.input.trigger,
+      commit: this.input.commit,
+      ...(this.training ? { training: this.training } : {}),
+      ...(this.parity ? { parity: this.parity } : {}),
+      ...(this.cached.length ? { cached: [...this.cached] } : {}),
+      ...(Object.keys(this.torchTimings).length ? { torchTimings: this.torchTimings } : {}),
+      ...extra,
+    };
+  }
+
+  /** Runs a control stage, timing it; an activity failure ends the run as `failed` at the given gate. */
+  stage<T>(name: string, gate: Gate, fn: () => Promise<T>): Promise<T> {
+    return this.timed(name, gate, fn, () => false);
+  }
+
+  /** Runs a torch stage: as `stage`, and records whether it was served from the step cache and its torch time. */
+  async torchStage<T>(name: string, gate: Gate, fn: () => Promise<StageRun<T>>): Promise<T> {
+    const run = await this.timed(name, gate, fn, (r) => r.cached);
+    if (run.cached) this.cached.push(name);
+    if (run.torchMs !== null) this.torchTimings[name] = run.torchMs;
+    return run.output;
+  }
+
+  private async timed<T>(name: string, gate: Gate, fn: () => Promise<T>, wasCached: (out: T) => boolean): Promise<T> {
+    this.progress.stage = name;
+    const started = Date.now();
+    let reused = false;
+    try {
+      const out = await fn();
+      reused = wasCached(out);
+      return out;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const cause = err instanceof ActivityFailure ? err.cause : err;
+      const code = failureCode(cause instanceof ApplicationFailure ? cause.type : null);
+      this.gates.push({ gate, passed: false, code, message: `${name} failed: ${(cause as Error)?.message ?? String(err)}` });
+      throw new RunEnded(this.result('failed'));
+    } finally {
+      this.timings[name] = Date.now() - started;
+      this.progress.completed.push({ stage: name, ms: this.timings[name], ...(reused ? { cached: true } : {}) });
+      this.progress.stage = null;
+    }
+  }
+
+  /** Ends the run as rejected by this gate. */
+  reject(gate: GateResult): never {
+    this.gates.push(gate);
+    throw new RunEnded(this.result('rejected'));
+  }
+
+  /** Records a stage's verdict as its gate: rejects the run when it failed, else adds it and goes on. */
+  judge(gate: Gate, v: Verdict): void {
+    const entry: GateResult = {
+      gate,
+      passed: v.passed,
+      code: v.code,
+      message: v.message,
+      ...(v.warnings?.length ? { warnings: v.warnings } : {}),
+    };
+    if (!v.passed) this.reject(entry);
+    this.gates.push(entry);
+  }
+
+  /** A gate that passed with a message. */
+  pass(gate: Gate, message: string): void {
+    this.gates.push({ gate, passed: true, code: null, message });
+  }
+}
+
+/** A failure for a run that has neither a model file nor a foreign artifact. */
+export const noSource = () =>
+  ApplicationFailure.create({ type: 'bad_input', message: 'a run needs a model file or a foreign artifact', nonRetryable: true });
