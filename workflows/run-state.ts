@@ -4,6 +4,7 @@ import type { ControlActivities, StageRun, TorchActivities } from '../activities
 import { failureCode, type Gate, type GateCode } from '../lib/gate-codes';
 import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/results';
 import { storeStage, torchStage, type PipelineInput, type PipelineProgress } from './definitions';
+import { asStageRun } from './legacy-results';
 
 /** A stage's verdict as the torch side and the parity stage report it. */
 export interface Verdict {
@@ -73,7 +74,7 @@ export class Run {
 
   /** Runs a torch stage: as `stage`, and records whether it was served from the step cache and its torch time. */
   async torchStage<T>(name: string, gate: Gate, fn: () => Promise<StageRun<T>>): Promise<T> {
-    const run = await this.timed(name, gate, fn, (r) => r.cached);
+    const run = asStageRun(name, await this.timed(name, gate, fn, (r) => asStageRun(name, r, this.spec).cached), this.spec);
     if (run.cached) this.cached.push(name);
     if (run.torchMs !== null) this.torchTimings[name] = run.torchMs;
     return run.output;
