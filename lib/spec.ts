@@ -9,29 +9,61 @@ import { NAME_RE } from './names';
 import { checkReferences } from './references';
 import { putBlob, type ObjectStore } from './store';
 
+/** The spec's upper bounds (README, "The pipeline spec"): far above real use, below what breaks a run. */
+export const SPEC_LIMITS = {
+  /** Every epoch's loss travels in the workflow history and the version record. */
+  epochs: 10_000,
+  /** Each size is a batch built from validation rows and run eagerly, traced, optimized, fused and in every runtime. */
+  traceBatchSize: 65_536,
+  /** parity.atol and parity.rtol: a tolerance above 1 lets outputs that are wrong in every digit pass the gates. */
+  tolerance: 1,
+} as const;
+
 const positive = (field: string) =>
   z.number({ error: `${field} must be a positive number` }).positive({ error: `${field} must be a positive number` });
-const positiveInt = (field: string) =>
-  z
-    .number({ error: `${field} must be a positive integer` })
-    .int({ error: `${field} must be a positive integer` })
-    .positive({ error: `${field} must be a positive integer` });
+const positiveInt = (field: string, max?: number) => {
+  const expected = `${field} must be a positive integer${max === undefined ? '' : ` no larger than ${max}`}`;
+  const int = z.number({ error: expected }).int({ error: expected }).positive({ error: expected });
+  return max === undefined ? int : int.max(max, { error: expected });
+};
 const nonNegative = (field: string) =>
   z.number({ error: `${field} must be a number >= 0` }).min(0, { error: `${field} must be a number >= 0` });
+const tolerance = (field: string) => {
+  const expected = `${field} must be a finite number from 0 to ${SPEC_LIMITS.tolerance}`;
+  return z.number({ error: expected }).min(0, { error: expected }).max(SPEC_LIMITS.tolerance, { error: expected });
+};
+/** A list whose entries must differ: a repeated one would be checked (and reported) twice. */
+const uniqueList = <T extends z.ZodType>(entry: T, field: string, what: string, error: string) =>
+  z.array(entry, { error }).superRefine((items, ctx) => {
+    const repeated = items.filter((item, i) => items.indexOf(item) !== i);
+    if (repeated.length) {
+      ctx.addIssue({
+        code: 'custom',
+        input: items,
+        message: `${field} must list each ${what} once; ${[...new Set(repeated)].map((v) => JSON.stringify(v)).join(', ')} appears more than once`,
+      });
+    }
+  });
+
+const SEED_EXPECTED = `train.seed must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}`;
 
 const TrainSchema = z.strictObject({
-  epochs: positiveInt('train.epochs').default(10),
+  epochs: positiveInt('train.epochs', SPEC_LIMITS.epochs).default(10),
   batch_size: positiveInt('train.batch_size').default(32),
   optimizer: z.enum(['adam', 'sgd'], { error: 'train.optimizer must be one of adam, sgd' }).default('adam'),
   lr: positive('train.lr').default(0.001),
   loss: z.enum(['mse', 'cross_entropy'], { error: 'train.loss must be one of mse, cross_entropy' }).default('mse'),
-  seed: z.number().int({ error: 'train.seed must be an integer' }).min(0, { error: 'train.seed must be >= 0' }).default(0),
+  // Integers beyond 2^53 - 1 do not survive JSON: the torch side would seed with another number.
+  seed: z.number({ error: SEED_EXPECTED }).int({ error: SEED_EXPECTED }).min(0, { error: SEED_EXPECTED }).default(0),
 });
 
 const TraceSchema = z.strictObject({
-  batch_sizes: z
-    .array(positiveInt('trace.batch_sizes[]'), { error: 'trace.batch_sizes must be a list of positive integers' })
-    .default([1, 7]),
+  batch_sizes: uniqueList(
+    positiveInt('trace.batch_sizes[]', SPEC_LIMITS.traceBatchSize),
+    'trace.batch_sizes',
+    'size',
+    'trace.batch_sizes must be a list of positive integers',
+  ).default([1, 7]),
   mode: z.enum(['trace', 'script'], { error: 'trace.mode must be one of trace, script' }).default('trace'),
   // Where the artifact will be served: device constants baked into the graph must match it.
   target_device: z
@@ -55,51 +87,85 @@ export const RUNTIMES = ['python', 'libtorch'] as const;
 export type RuntimeName = (typeof RUNTIMES)[number];
 
 const ParitySchema = z.strictObject({
-  runtimes: z
-    .array(z.enum(RUNTIMES, { error: `parity.runtimes entries must be one of ${RUNTIMES.join(', ')}` }))
+  runtimes: uniqueList(
+    z.enum(RUNTIMES, { error: `parity.runtimes entries must be one of ${RUNTIMES.join(', ')}` }),
+    'parity.runtimes',
+    'runtime',
+    `parity.runtimes must be a list of runtimes (${RUNTIMES.join(', ')})`,
+  )
     .min(1, { error: 'parity.runtimes must name at least one runtime' })
     .default(['python', 'libtorch']),
-  atol: nonNegative('parity.atol').default(1e-5),
-  rtol: nonNegative('parity.rtol').default(1e-4),
+  atol: tolerance('parity.atol').default(1e-5),
+  rtol: tolerance('parity.rtol').default(1e-4),
 });
 
 const DURATION_RE = /^\d+(\.\d+)?\s*(ms|s|m|h|d|milliseconds?|seconds?|minutes?|hours?|days?)$/;
 
-const PromoteSchema = z.strictObject({
-  alias: z.string().regex(NAME_RE, { error: 'promote.alias must match [a-z0-9][a-z0-9._-]{0,63}' }).default('production'),
-  approval: z.enum(['none', 'required'], { error: 'promote.approval must be one of none, required' }).default('none'),
-  approval_timeout: z
-    .string({ error: 'promote.approval_timeout must be a duration such as 30m, 2h or 7d' })
-    .regex(DURATION_RE, { error: 'promote.approval_timeout must be a duration such as 30m, 2h or 7d' })
-    .optional(),
-  // Retraining must not make production worse: both are evaluated on the same validation split.
-  compare: z
-    .strictObject({
-      metric: z.enum(['validation_loss'], { error: 'promote.compare.metric must be validation_loss' }).default('validation_loss'),
-      min_improvement: nonNegative('promote.compare.min_improvement').default(0),
-    })
-    .optional(),
-});
+const PromoteSchema = z
+  .strictObject({
+    alias: z.string().regex(NAME_RE, { error: 'promote.alias must match [a-z0-9][a-z0-9._-]{0,63}' }).default('production'),
+    approval: z.enum(['none', 'required'], { error: 'promote.approval must be one of none, required' }).default('none'),
+    approval_timeout: z
+      .string({ error: 'promote.approval_timeout must be a duration such as 30m, 2h or 7d' })
+      .regex(DURATION_RE, { error: 'promote.approval_timeout must be a duration such as 30m, 2h or 7d' })
+      // A zero timeout would reject every run before anyone could answer.
+      .refine((d) => parseFloat(d) > 0, { error: 'promote.approval_timeout must be longer than 0, such as 30m, 2h or 7d' })
+      .optional(),
+    // Retraining must not make production worse: both are evaluated on the same validation split.
+    compare: z
+      .strictObject({
+        metric: z.enum(['validation_loss'], { error: 'promote.compare.metric must be validation_loss' }).default('validation_loss'),
+        min_improvement: nonNegative('promote.compare.min_improvement').default(0),
+      })
+      .optional(),
+  })
+  .superRefine((promote, ctx) => {
+    // Checked here rather than on the whole spec, so that it is reported alongside other sections' issues.
+    if (promote.approval_timeout !== undefined && promote.approval !== 'required') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['approval_timeout'],
+        input: promote.approval_timeout,
+        message: `promote.approval_timeout applies only with promote.approval: required (approval is ${promote.approval}: nothing waits)`,
+      });
+    }
+  });
 
 /** The whole spec, defaults filled in. */
 export const SpecSchema = z
-  .strictObject({
-    name: z
-      .string({ error: 'name must be a string' })
-      .regex(NAME_RE, { error: 'name must match [a-z0-9][a-z0-9._-]{0,63}' })
-      .refine((n) => !n.includes('..'), { error: "name must not contain '..'" }),
-    model: z.string({ error: 'model must be a path to a Python file (or a TorchScript archive, with references)' }).min(1).optional(),
-    // A foreign artifact (traced elsewhere, e.g. in R): no training or tracing; verified against its references.
-    artifact: z.string({ error: 'artifact must be a path to a TorchScript archive' }).min(1).optional(),
-    references: z.string({ error: 'references must be a path to a safetensors file' }).min(1).optional(),
-    params: z.record(z.string(), z.unknown(), { error: 'params must be a mapping' }).default({}),
-    train: TrainSchema.default(TrainSchema.parse({})),
-    trace: TraceSchema.default(TraceSchema.parse({})),
-    optimize: OptimizeSchema.default(OptimizeSchema.parse({})),
-    fusion: FusionSchema.default(FusionSchema.parse({})),
-    parity: ParitySchema.default(ParitySchema.parse({})),
-    promote: PromoteSchema.default(PromoteSchema.parse({})),
-  })
+  .strictObject(
+    {
+      name: z
+        .string({ error: 'name must be a string' })
+        .regex(NAME_RE, { error: 'name must match [a-z0-9][a-z0-9._-]{0,63}' })
+        .refine((n) => !n.includes('..'), { error: "name must not contain '..'" }),
+      model: z.string({ error: 'model must be a path to a Python file (or a TorchScript archive, with references)' }).min(1).optional(),
+      // A foreign artifact (traced elsewhere, e.g. in R): no training or tracing; verified against its references.
+      artifact: z.string({ error: 'artifact must be a path to a TorchScript archive' }).min(1).optional(),
+      references: z.string({ error: 'references must be a path to a safetensors file' }).min(1).optional(),
+      params: z
+        .record(z.string(), z.unknown(), { error: 'params must be a mapping' })
+        .superRefine((params, ctx) => {
+          // params travel as JSON to every torch stage: what JSON cannot hold would arrive changed (Infinity as null).
+          for (const [path, value] of nonJsonValues(params, [])) {
+            ctx.addIssue({
+              code: 'custom',
+              path,
+              input: value,
+              message: `params.${path.join('.')} must be JSON data (null, a boolean, a finite number, a string, a list or a mapping)`,
+            });
+          }
+        })
+        .default({}),
+      train: TrainSchema.default(TrainSchema.parse({})),
+      trace: TraceSchema.default(TraceSchema.parse({})),
+      optimize: OptimizeSchema.default(OptimizeSchema.parse({})),
+      fusion: FusionSchema.default(FusionSchema.parse({})),
+      parity: ParitySchema.default(ParitySchema.parse({})),
+      promote: PromoteSchema.default(PromoteSchema.parse({})),
+    },
+    { error: 'a spec must be a mapping of fields (name, model, train, trace, …)' },
+  )
   .superRefine((spec, ctx) => {
     if (spec.artifact !== undefined && spec.model !== undefined) {
       ctx.addIssue({
@@ -161,7 +227,26 @@ export function validateSpec(raw: unknown): { ok: true; spec: Spec } | { ok: fal
 
 /** Formats issues one per line: `train.lr: train.lr must be a positive number (got -1)`. */
 export function formatIssues(issues: SpecIssue[]): string {
-  return issues.map((i) => `${i.path}: ${i.message}${i.got !== undefined ? ` (got ${JSON.stringify(i.got)})` : ''}`).join('\n');
+  return issues.map((i) => `${i.path}: ${i.message}${i.got !== undefined ? ` (got ${showValue(i.got)})` : ''}`).join('\n');
+}
+
+/** A value as the user wrote it: JSON, except what JSON cannot show (Infinity, NaN, binary, timestamps). */
+function showValue(value: unknown): string {
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  if (value instanceof Uint8Array) return `binary data of ${value.length} bytes`;
+  if (value instanceof Date) return `the timestamp ${value.toISOString()}`;
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
+}
+
+/** The paths and values inside `value` that JSON cannot carry unchanged (YAML has .inf, .nan, !!binary, !!timestamp). */
+function nonJsonValues(value: unknown, path: string[]): [string[], unknown][] {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return [];
+  if (typeof value === 'number') return Number.isFinite(value) ? [] : [[path, value]];
+  if (Array.isArray(value)) return value.flatMap((v, i) => nonJsonValues(v, [...path, String(i)]));
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.entries(value).flatMap(([k, v]) => nonJsonValues(v, [...path, k]));
+  }
+  return [[path, value]];
 }
 
 /** Reads, parses and validates a spec file, and resolves its model file; throws TtdError on bad input. */

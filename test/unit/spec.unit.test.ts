@@ -1,6 +1,7 @@
 // The spec schema: defaults, and messages that name the field, the expectation and the value.
 import { describe, expect, it } from 'vitest';
-import { formatIssues, validateSpec } from '../../lib/spec';
+import { parse as parseYaml } from 'yaml';
+import { formatIssues, SPEC_LIMITS, validateSpec } from '../../lib/spec';
 
 describe('spec', () => {
   it('a minimal spec gets every documented default', () => {
@@ -34,12 +35,135 @@ describe('spec', () => {
     const text = formatIssues(r.issues);
     expect(text).toContain('name: name must match [a-z0-9][a-z0-9._-]{0,63} (got "../x")');
     expect(text).toContain('parity.runtimes.0: parity.runtimes entries must be one of python, libtorch (got "onnx")');
-    expect(text).toContain('trace.batch_sizes.0: trace.batch_sizes[] must be a positive integer (got 0)');
+    expect(text).toContain('trace.batch_sizes.0: trace.batch_sizes[] must be a positive integer no larger than 65536 (got 0)');
     expect(text).toContain("(root): unknown field(s) 'trian'");
   });
 
   it('an empty batch_sizes list is allowed for inputs without a batch dimension', () => {
     const r = validateSpec({ name: 'm', trace: { batch_sizes: [] } });
     expect(r.ok && r.spec.trace.batch_sizes).toEqual([]);
+  });
+
+  // Anything the torch side would refuse or fail on is refused here first, before training, with the field named.
+  // [what, the spec as YAML, the field, the whole line formatIssues prints for it]
+  const refused: [string, string, string, string][] = [
+    [
+      'a batch size listed twice',
+      'trace: { batch_sizes: [1, 7, 1] }',
+      'trace.batch_sizes',
+      'trace.batch_sizes: trace.batch_sizes must list each size once; 1 appears more than once (got [1,7,1])',
+    ],
+    [
+      'a batch size above the bound',
+      'trace: { batch_sizes: [1, 1000000000] }',
+      'trace.batch_sizes.1',
+      'trace.batch_sizes.1: trace.batch_sizes[] must be a positive integer no larger than 65536 (got 1000000000)',
+    ],
+    [
+      'a runtime listed twice',
+      'parity: { runtimes: [python, libtorch, python] }',
+      'parity.runtimes',
+      'parity.runtimes: parity.runtimes must list each runtime once; "python" appears more than once (got ["python","libtorch","python"])',
+    ],
+    [
+      'an atol that lets any output pass',
+      'parity: { atol: 1.0e300 }',
+      'parity.atol',
+      'parity.atol: parity.atol must be a finite number from 0 to 1 (got 1e+300)',
+    ],
+    [
+      'an infinite atol',
+      'parity: { atol: .inf }',
+      'parity.atol',
+      'parity.atol: parity.atol must be a finite number from 0 to 1 (got Infinity)',
+    ],
+    ['an rtol above 1', 'parity: { rtol: 2 }', 'parity.rtol', 'parity.rtol: parity.rtol must be a finite number from 0 to 1 (got 2)'],
+    ['a NaN rtol', 'parity: { rtol: .nan }', 'parity.rtol', 'parity.rtol: parity.rtol must be a finite number from 0 to 1 (got NaN)'],
+    [
+      'epochs that would never end',
+      'train: { epochs: 1.0e12 }',
+      'train.epochs',
+      'train.epochs: train.epochs must be a positive integer no larger than 10000 (got 1000000000000)',
+    ],
+    ['a NaN learning rate', 'train: { lr: .nan }', 'train.lr', 'train.lr: train.lr must be a positive number (got NaN)'],
+    [
+      'a seed beyond what a JSON number carries exactly',
+      'train: { seed: 12345678901234567890 }',
+      'train.seed',
+      'train.seed: train.seed must be an integer from 0 to 9007199254740991 (got 12345678901234567000)',
+    ],
+    [
+      'an infinite number in params',
+      'params: { scale: .inf }',
+      'params.scale',
+      'params.scale: params.scale must be JSON data (null, a boolean, a finite number, a string, a list or a mapping) (got Infinity)',
+    ],
+    [
+      'a NaN deep inside params',
+      'params: { layers: [{ dropout: .nan }] }',
+      'params.layers.0.dropout',
+      'params.layers.0.dropout: params.layers.0.dropout must be JSON data (null, a boolean, a finite number, a string, a list or a mapping) (got NaN)',
+    ],
+    [
+      'binary data in params',
+      'params: { blob: !!binary aGVsbG8= }',
+      'params.blob',
+      'params.blob: params.blob must be JSON data (null, a boolean, a finite number, a string, a list or a mapping) (got binary data of 5 bytes)',
+    ],
+    [
+      'a timestamp in params',
+      'params: { since: !!timestamp 2001-12-14 }',
+      'params.since',
+      'params.since: params.since must be JSON data (null, a boolean, a finite number, a string, a list or a mapping) (got the timestamp 2001-12-14T00:00:00.000Z)',
+    ],
+    [
+      'an approval timeout without approval',
+      'promote: { approval_timeout: 2h }',
+      'promote.approval_timeout',
+      'promote.approval_timeout: promote.approval_timeout applies only with promote.approval: required (approval is none: nothing waits) (got "2h")',
+    ],
+    [
+      'an approval timeout of zero',
+      'promote: { approval: required, approval_timeout: 0s }',
+      'promote.approval_timeout',
+      'promote.approval_timeout: promote.approval_timeout must be longer than 0, such as 30m, 2h or 7d (got "0s")',
+    ],
+  ];
+
+  it.each(refused)('%s is refused with the field, what was expected and what came', (_what, yaml, field, line) => {
+    const r = validateSpec(parseYaml(`name: m\n${yaml}`));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.issues.map((i) => i.path)).toEqual([field]);
+    expect(formatIssues(r.issues)).toBe(line);
+  });
+
+  it('an approval timeout without approval is reported alongside issues in other sections', () => {
+    const r = validateSpec({ name: 'm', train: { lr: -1 }, promote: { approval_timeout: '2h' } });
+    expect(r.ok ? [] : r.issues.map((i) => i.path)).toEqual(['train.lr', 'promote.approval_timeout']);
+  });
+
+  it('a spec that is not a mapping is refused as a whole', () => {
+    const r = validateSpec([1, 2]);
+    expect(!r.ok && formatIssues(r.issues)).toBe('(root): a spec must be a mapping of fields (name, model, train, trace, …) (got [1,2])');
+  });
+
+  it('values at the documented bounds are accepted, and so is what JSON carries in params', () => {
+    const r = validateSpec(
+      parseYaml(`
+name: m
+params: { hidden: [8, 16], dropout: 0.2, label: "x", on: true, none: null, big: 1.0e300, date: 2001-12-14 }
+train: { epochs: ${SPEC_LIMITS.epochs} }
+trace: { batch_sizes: [1, ${SPEC_LIMITS.traceBatchSize}] }
+parity: { runtimes: [libtorch, python], atol: ${SPEC_LIMITS.tolerance}, rtol: 0 }
+promote: { approval: required, approval_timeout: 0.5h }
+`),
+    );
+    expect(r.ok ? null : formatIssues(r.issues)).toBeNull();
+    expect(r.ok && r.spec.params.date).toBe('2001-12-14'); // YAML 1.2: a date without a tag stays a string
+  });
+
+  it('a cuda target device stays valid: parity on CPU does not make a GPU deployment wrong', () => {
+    expect(validateSpec({ name: 'm', trace: { target_device: 'cuda:1' } }).ok).toBe(true);
   });
 });
