@@ -1,30 +1,30 @@
 // Activity factories: the worker builds them with their dependencies; workflows import only their types.
+import { TorchStages, type DeclaredOutput, type StageInputOf } from '../lib/contract';
 import type { Config } from '../lib/config';
 import type { ObjectStore } from '../lib/store';
-import { fusionActivity } from './check-fusion';
-import { evaluateActivity } from './evaluate-models';
-import { registryRecordActivities } from './registry-records';
 import { parityActivity } from './check-parity';
-import { optimizeActivity } from './optimize-model';
 import { promoteActivity } from './promote-model';
+import { registryRecordActivities } from './registry-records';
+import { withStepCache, type CacheOption, type StageRun } from './step-cache';
 import { storeActivity } from './store-artifact';
+import { runTorchStage } from './torch-stage';
 import { trainActivity } from './train-model';
-import { verifyArtifactActivity } from './verify-artifact';
-import { traceActivity } from './trace-model';
-import { verifyActivity } from './verify-trace';
-import { withStepCache } from './step-cache';
+
+/** One activity per declared torch stage (lib/contract.ts: TorchStages), named by its key. */
+type DeclaredActivities = {
+  [A in keyof TorchStages]: (input: StageInputOf<A> & CacheOption) => Promise<StageRun<DeclaredOutput<A>>>;
+};
 
 /** Activities of the torch queue: everything that runs torch. */
 export function createTorchActivities(deps: { config: Config; store: ObjectStore }) {
-  // Every torch stage is a pure function of its input and the torch environment: each goes through the step cache.
+  // Every torch stage is a pure function of its input and the torch environment: each goes through the step cache,
+  // keyed by its op's name.
+  const declared = Object.fromEntries(
+    Object.entries(TorchStages).map(([name, stage]) => [name, withStepCache(deps, stage.op, runTorchStage(deps, stage as never))]),
+  ) as unknown as DeclaredActivities;
   return {
     train: withStepCache(deps, 'train', trainActivity(deps)),
-    trace: withStepCache(deps, 'trace', traceActivity(deps)),
-    verify: withStepCache(deps, 'verify', verifyActivity(deps)),
-    optimize: withStepCache(deps, 'optimize', optimizeActivity(deps)),
-    checkFusion: withStepCache(deps, 'fusion', fusionActivity(deps)),
-    verifyArtifact: withStepCache(deps, 'verify-artifact', verifyArtifactActivity(deps)),
-    evaluate: withStepCache(deps, 'evaluate', evaluateActivity(deps)),
+    ...declared,
     checkParity: withStepCache(deps, 'parity', parityActivity(deps)),
   };
 }
@@ -41,12 +41,7 @@ export function createControlActivities(deps: { store: ObjectStore }) {
 export type TorchActivities = ReturnType<typeof createTorchActivities>;
 export type ControlActivities = ReturnType<typeof createControlActivities>;
 export type { TrainInput, TrainOutput } from './train-model';
-export type { TraceInput, TraceOutput } from './trace-model';
-export type { VerifyInput, VerifyOutput } from './verify-trace';
-export type { OptimizeInput, OptimizeOutput } from './optimize-model';
 export type { ParityInput, ParityOutput } from './check-parity';
-export type { FusionInput, FusionOutput } from './check-fusion';
-export type { StageRun } from './step-cache';
-export type { VerifyArtifactInput, VerifyArtifactOutput } from './verify-artifact';
 export type { StoreInput, StoreOutput } from './store-artifact';
 export type { PromoteInput, PromoteOutput, VersionFacts } from './promote-model';
+export type { StageRun } from './step-cache';

@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../lib/config';
-import { TorchOps, type OpArgs, type OpResult, type TorchOpName } from '../lib/contract';
+import {
+  TorchOps,
+  type ModelFileInput,
+  type OpResult,
+  type PathKeys,
+  type StageOutput,
+  type TorchOpName,
+  type TorchStage,
+} from '../lib/contract';
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { runTorchRequest } from './torch-process';
@@ -153,41 +161,13 @@ export async function torchOp(
   }
 }
 
-type PathKeys<T> = T extends unknown ? Extract<keyof T, `${string}_path`> : never;
-type WithoutPaths<T> = T extends unknown ? Omit<T, PathKeys<T>> : never;
-type Role<S> = S extends `${infer R}_path` ? R : never;
-
-/** What a torch stage returns, and what the manifest stores: the op's parsed result without its scratch paths, and
- * the digests of the files it stored, by role (`traced_path` → `files.traced`). A null path stores nothing. */
-export type StageOutput<K extends TorchOpName, S extends string = never> = WithoutPaths<OpResult<K>> & {
-  files: { [R in Role<S>]: string };
-};
-
-/** What every stage input that imports the model file carries. */
-export interface ModelFileInput {
-  modelFileDigest: string;
-  /** The model file as the user named it, for messages only. */
-  modelFilePath: string;
-}
-
-/** A torch stage, declared: the blobs it fetches, the arguments of its op, the result files it stores. */
-export interface TorchStage<K extends TorchOpName, I, S extends PathKeys<OpResult<K>> = never> {
-  op: K;
-  /** Blobs to fetch into the scratch directory, by file name; the model file comes from the input when it has one. */
-  fetch?: (input: I) => Record<string, string>;
-  /** The op's arguments from the scratch path of each fetched file (`files.model`: the model file) and the directory. */
-  args: (input: I, files: Record<string, string>, dir: string) => OpArgs<K>;
-  /** Result fields naming files that go into the store. */
-  store?: readonly S[];
-  /** Progress events: what to add to the activity's heartbeat for each (the train stage names checkpoints). */
-  onProgress?: (data: Record<string, unknown>) => Promise<Record<string, unknown>>;
-}
-
 /** The activity of a declared torch stage: fetch its blobs, call its op, check the result against the contract, store
  * its files, and show the user's own model path in every message. */
-export function runTorchStage<K extends TorchOpName, I extends object, S extends PathKeys<OpResult<K>> = never>(
+export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpResult<K>> = never>(
   deps: TorchDeps,
   stage: TorchStage<K, I, S>,
+  /** Progress events: what to add to the activity's heartbeat for each (the train stage names checkpoints). */
+  onProgress?: (data: Record<string, unknown>) => Promise<Record<string, unknown>>,
 ): (input: I) => Promise<StageOutput<K, S>> {
   return (input) =>
     withWorkDir(async (dir) => {
@@ -200,7 +180,7 @@ export function runTorchStage<K extends TorchOpName, I extends object, S extends
       });
       const display: Record<string, string> = modelFile ? { [fetched[modelFile]]: modelFilePath! } : {};
       const files = modelFile ? { ...fetched, model: fetched[modelFile] } : fetched;
-      const raw = await torchOp(deps, stage.op, stage.args(input, files, dir) as Record<string, unknown>, display, stage.onProgress);
+      const raw = await torchOp(deps, stage.op, stage.args(input, files, dir) as Record<string, unknown>, display, onProgress);
       const parsed = TorchOps[stage.op].result.safeParse(raw);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];

@@ -3,7 +3,8 @@
 import { Context } from '@temporalio/activity';
 import type { Spec } from '../lib/spec';
 import { putBlobFile } from '../lib/store';
-import { runTorchStage, type ModelFileInput, type StageOutput, type TorchDeps } from './torch-stage';
+import type { ModelFileInput, StageOutput } from '../lib/contract';
+import { runTorchStage, type TorchDeps } from './torch-stage';
 
 /** Input of the train stage: the model file by digest and the spec's params and train section. */
 export interface TrainInput extends ModelFileInput {
@@ -19,22 +20,25 @@ const resumeDigest = () => (Context.current().info.heartbeatDetails as { checkpo
 
 /** Builds the train activity. */
 export function trainActivity(deps: TorchDeps) {
-  const run = runTorchStage(deps, {
-    op: 'train',
-    fetch: (): Record<string, string> => {
-      const resume = resumeDigest();
-      return resume ? { 'resume.pt': resume } : {};
+  const run = runTorchStage(
+    deps,
+    {
+      op: 'train',
+      fetch: (): Record<string, string> => {
+        const resume = resumeDigest();
+        return resume ? { 'resume.pt': resume } : {};
+      },
+      args: (i: TrainInput, f, dir) => ({
+        model_path: f.model,
+        params: i.params,
+        train: i.train,
+        out_dir: dir,
+        ...(f['resume.pt'] ? { resume_path: f['resume.pt'] } : {}),
+      }),
+      store: ['weights_path'],
     },
-    args: (i: TrainInput, f, dir) => ({
-      model_path: f.model,
-      params: i.params,
-      train: i.train,
-      out_dir: dir,
-      ...(f['resume.pt'] ? { resume_path: f['resume.pt'] } : {}),
-    }),
-    store: ['weights_path'],
     // Each epoch's checkpoint goes to the store before its heartbeat names it.
-    onProgress: async (data) => {
+    async (data) => {
       if (typeof data.checkpoint_path !== 'string') return {};
       try {
         return { checkpointDigest: await putBlobFile(deps.store, data.checkpoint_path), checkpointEpoch: data.epoch };
@@ -44,7 +48,7 @@ export function trainActivity(deps: TorchDeps) {
         throw err;
       }
     },
-  });
+  );
   return async function train(input: TrainInput): Promise<TrainOutput> {
     return { ...(await run(input)), attempt: Context.current().info.attempt };
   };

@@ -10,6 +10,7 @@ import { ErrorCode, TtdError } from '../lib/errors';
 import { listModels, readModel, resolveRef } from '../lib/registry';
 import type { ReportData, StageTiming } from '../lib/report';
 import { ParityResult, type RunResult } from '../lib/results';
+import { TorchStages } from '../lib/contract';
 import { readManifest, readVersionRecord, StageOutputs, type Manifest } from '../lib/records';
 import type { ControlActivities, StageRun, TorchActivities } from '../activities';
 import { getBlob, type ObjectStore } from '../lib/store';
@@ -34,14 +35,10 @@ export function temporalUrlFor(config: Config, runId: string): string | null {
 // The activities whose results a report reads, by their registered names (a rename fails to compile here).
 type ActivityName = keyof TorchActivities | keyof ControlActivities;
 const activity = <K extends ActivityName>(name: K): K => name;
-/** Which build stage (lib/records.ts: StageOutputs) each torch activity's output is. */
-const STAGE_OF: Partial<Record<ActivityName, keyof StageOutputs>> = {
+/** Which build stage (lib/records.ts: StageOutputs) each torch activity's output is: the op it declares. */
+const STAGE_OF: Record<string, string> = {
   [activity('train')]: 'train',
-  [activity('trace')]: 'trace',
-  [activity('verify')]: 'verify',
-  [activity('optimize')]: 'optimize',
-  [activity('checkFusion')]: 'fusion',
-  [activity('verifyArtifact')]: 'verify_artifact',
+  ...Object.fromEntries(Object.entries(TorchStages).map(([name, stage]) => [name, stage.op])),
 };
 
 /** A run's report from its workflow history; undefined when Temporal does not know the run. */
@@ -82,7 +79,7 @@ export async function reportFromHistory(
       const s = scheduled.get(String(a?.scheduledEventId));
       if (!s) continue;
       const run = decode<StageRun<unknown>>(a?.result);
-      const stage = STAGE_OF[s.type as ActivityName];
+      const stage = STAGE_OF[s.type];
       if (stage) outputs[stage] = run?.output;
       if (s.type === activity('checkParity')) parity = ParityResult.safeParse(run?.output).data;
       const end = iso(e.eventTime);

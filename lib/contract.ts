@@ -243,7 +243,177 @@ export function stageOutputSchema<K extends TorchOpName>(op: K): z.ZodType<Stage
   return schema as unknown as z.ZodType<StageOutputOf<K>>;
 }
 
-type PathKeys<T> = T extends unknown ? Extract<keyof T, `${string}_path`> : never;
+/** Result fields naming a file (`*_path`). */
+export type PathKeys<T> = T extends unknown ? Extract<keyof T, `${string}_path`> : never;
 type WithoutPaths<T> = T extends unknown ? Omit<T, PathKeys<T>> : never;
+type Role<S> = S extends `${infer R}_path` ? R : never;
 /** An op's result as a stage returns it: without scratch paths, with the stored files' digests by role. */
 export type StageOutputOf<K extends TorchOpName> = WithoutPaths<OpResult<K>> & { files: Record<string, string> };
+/** What a torch stage returns, and what the manifest stores: the op's parsed result without its scratch paths, and
+ * the digests of the files it stored, by role (`traced_path` → `files.traced`). A null path stores nothing. */
+export type StageOutput<K extends TorchOpName, S extends string = never> = WithoutPaths<OpResult<K>> & {
+  files: { [R in Role<S>]: string };
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stages: how the workflow's input to each torch stage becomes its op's arguments, and which result files are kept.
+// The torch worker registers one activity per entry of TorchStages (activities/index.ts), named by its key.
+
+/** What every stage input that imports the model file carries. */
+export interface ModelFileInput {
+  modelFileDigest: string;
+  /** The model file as the user named it, for messages only. */
+  modelFilePath: string;
+}
+
+/** A torch stage, declared: its op, the blobs it fetches, the arguments of its op, the result files it stores. */
+export interface TorchStage<K extends TorchOpName, I, S extends PathKeys<OpResult<K>> = never> {
+  op: K;
+  /** Blobs to fetch into the scratch directory, by file name; the model file comes from the input when it has one. */
+  fetch?: (input: I) => Record<string, string>;
+  /** The op's arguments from the scratch path of each fetched file (`files.model`: the model file) and the directory. */
+  args: (input: I, files: Record<string, string>, dir: string) => OpArgs<K>;
+  /** Result fields naming files that go into the store. */
+  store?: readonly S[];
+}
+const declare = <K extends TorchOpName, I, S extends PathKeys<OpResult<K>> = never>(stage: TorchStage<K, I, S>) => stage;
+
+/** Input of the trace stage. */
+export interface TraceInput extends ModelFileInput {
+  params: Record<string, unknown>;
+  weightsDigest: string;
+  mode: TraceMode;
+}
+
+/** Input of the verify stage. */
+export interface VerifyInput extends ModelFileInput {
+  params: Record<string, unknown>;
+  weightsDigest: string;
+  tracedDigest: string;
+  batchSizes: number[];
+  atol: number;
+  rtol: number;
+  /** What the trace stage reported, with the user's path; the torch side matches them against its copy. */
+  captures: Capture[];
+  targetDevice: string;
+}
+
+/** Input of the optimize stage (the model file is imported first so that custom operators it registers load). */
+export interface OptimizeInput extends ModelFileInput {
+  tracedDigest: string;
+  referencesDigest: string;
+  atol: number;
+  rtol: number;
+  method: OptimizeMethod;
+}
+
+/** Input of the fusion stage. */
+export interface FusionInput extends ModelFileInput {
+  optimizedDigest: string;
+  referencesDigest: string;
+  atol: number;
+  rtol: number;
+  require: FusionRequire;
+}
+
+/** Input of the foreign verify stage: an archive traced elsewhere and the references recorded there. */
+export interface VerifyArtifactInput {
+  artifactDigest: string;
+  referencesDigest: string;
+  atol: number;
+  rtol: number;
+  targetDevice: string;
+}
+
+/** Input of the evaluate stage: archives by name and digest, and the model file that has the data. */
+export interface EvaluateInput extends ModelFileInput {
+  params: Record<string, unknown>;
+  loss: 'mse' | 'cross_entropy';
+  artifacts: { name: string; digest: string }[];
+}
+
+/** Every declared torch stage, by activity name (the train stage has its own activity: it checkpoints as it goes). */
+export const TorchStages = {
+  trace: declare({
+    op: 'trace',
+    fetch: (i: TraceInput) => ({ 'weights.pt': i.weightsDigest }),
+    args: (i, f, dir) => ({ model_path: f.model, params: i.params, weights_path: f['weights.pt'], mode: i.mode, out_dir: dir }),
+    store: ['traced_path'],
+  }),
+  verify: declare({
+    op: 'verify',
+    fetch: (i: VerifyInput) => ({ 'weights.pt': i.weightsDigest, 'traced.pt': i.tracedDigest }),
+    args: (i, f, dir) => ({
+      model_path: f.model,
+      params: i.params,
+      weights_path: f['weights.pt'],
+      traced_path: f['traced.pt'],
+      batch_sizes: i.batchSizes,
+      atol: i.atol,
+      rtol: i.rtol,
+      captures: i.captures.map((c) => ({ ...c, filename: c.filename === i.modelFilePath ? f.model : c.filename })),
+      target_device: i.targetDevice,
+      out_dir: dir,
+    }),
+    store: ['references_path'],
+  }),
+  optimize: declare({
+    op: 'optimize',
+    fetch: (i: OptimizeInput) => ({ 'traced.pt': i.tracedDigest, 'references.safetensors': i.referencesDigest }),
+    args: (i, f, dir) => ({
+      model_path: f.model,
+      traced_path: f['traced.pt'],
+      references_path: f['references.safetensors'],
+      atol: i.atol,
+      rtol: i.rtol,
+      method: i.method,
+      out_dir: dir,
+    }),
+    store: ['optimized_path', 'ir_before_path', 'ir_after_path', 'ir_for_inference_path'],
+  }),
+  checkFusion: declare({
+    op: 'fusion',
+    fetch: (i: FusionInput) => ({ 'optimized.pt': i.optimizedDigest, 'references.safetensors': i.referencesDigest }),
+    args: (i, f, dir) => ({
+      model_path: f.model,
+      optimized_path: f['optimized.pt'],
+      references_path: f['references.safetensors'],
+      atol: i.atol,
+      rtol: i.rtol,
+      require: i.require,
+      out_dir: dir,
+    }),
+    store: ['graph_path'],
+  }),
+  verifyArtifact: declare({
+    op: 'verify_artifact',
+    fetch: (i: VerifyArtifactInput) => ({ 'artifact.pt': i.artifactDigest, 'source-references.safetensors': i.referencesDigest }),
+    args: (i, f, dir) => ({
+      artifact_path: f['artifact.pt'],
+      references_path: f['source-references.safetensors'],
+      atol: i.atol,
+      rtol: i.rtol,
+      target_device: i.targetDevice,
+      out_dir: dir,
+    }),
+    // Absent when the recorded references could not be read (the verdict says why).
+    store: ['references_path'],
+  }),
+  evaluate: declare({
+    op: 'evaluate',
+    fetch: (i: EvaluateInput) => Object.fromEntries(i.artifacts.map((a) => [`${a.name}.pt`, a.digest])),
+    args: (i, f) => ({
+      model_path: f.model,
+      params: i.params,
+      loss: i.loss,
+      artifacts: i.artifacts.map((a) => ({ name: a.name, path: f[`${a.name}.pt`] })),
+    }),
+  }),
+};
+export type TorchStages = typeof TorchStages;
+
+/** The input a declared stage takes. */
+export type StageInputOf<A extends keyof TorchStages> = Parameters<TorchStages[A]['args']>[0];
+type StoredOf<A extends keyof TorchStages> = TorchStages[A] extends { store?: readonly (infer S extends string)[] } ? S : never;
+/** The output a declared stage returns. */
+export type DeclaredOutput<A extends keyof TorchStages> = StageOutput<TorchStages[A]['op'], StoredOf<A>>;

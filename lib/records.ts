@@ -2,7 +2,7 @@
 // was built, and each stage's result as the stage returned it) and the version record (who, what was checked).
 // Records written by earlier versions of ttd still read.
 import { z } from 'zod';
-import { stageOutputSchema } from './contract';
+import { stageOutputSchema, TorchOps, type StageOutputOf, type TorchOpName } from './contract';
 import { GateResult, ParityRuntimeReport } from './results';
 import { getBlob, putBlob, type ObjectStore } from './store';
 
@@ -12,16 +12,15 @@ const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
 export const ArtifactFiles = z.object({ artifact: digest, references: digest }).catchall(digest);
 export type ArtifactFiles = z.infer<typeof ArtifactFiles>;
 
-/** Each build stage's output, unchanged (lib/contract.ts): the trained, traced, verified, optimized and fused model, or
- * a foreign archive's verification. */
-export const StageOutputs = z.object({
-  train: stageOutputSchema('train').optional(),
-  trace: stageOutputSchema('trace').optional(),
-  verify: stageOutputSchema('verify').optional(),
-  optimize: stageOutputSchema('optimize').optional(),
-  fusion: stageOutputSchema('fusion').optional(),
-  verify_artifact: stageOutputSchema('verify_artifact').optional(),
-});
+/** Each build stage's output, unchanged (lib/contract.ts), by op name: the trained, traced, verified, optimized and
+ * fused model, or a foreign archive's verification. Every op but hello and evaluate is a build stage. */
+type BuildOp = Exclude<TorchOpName, 'hello' | 'evaluate'>;
+const BUILD_OPS = (Object.keys(TorchOps) as TorchOpName[]).filter((op): op is BuildOp => op !== 'hello' && op !== 'evaluate');
+export const StageOutputs = z.object(
+  Object.fromEntries(BUILD_OPS.map((op) => [op, stageOutputSchema(op).optional()])) as {
+    [K in BuildOp]: z.ZodOptional<z.ZodType<StageOutputOf<K>>>;
+  },
+);
 export type StageOutputs = z.infer<typeof StageOutputs>;
 
 const ManifestBase = {
