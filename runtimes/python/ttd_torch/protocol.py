@@ -49,15 +49,25 @@ def finite_or_none(value: float) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
+def bad_value(path: str, value: Any, expected: str) -> BadRequest:
+    """The one form of an argument error: `args.<path> = <value>; expected <what>` (hand-written and contract checks)."""
+    return BadRequest(f"{path} = {value!r}; expected {expected}")
+
+
+def missing(path: str, expected: str) -> BadRequest:
+    """The one form of a missing argument: `args.<path> is missing; expected <what>`."""
+    return BadRequest(f"{path} is missing; expected {expected}")
+
+
 def require(args: Mapping[str, Any], key: str, kind: type, where: str = "args") -> Any:
     """Fetch a required argument of the given type or raise bad_request."""
     if key not in args:
-        raise BadRequest(f"{where}.{key} is missing; expected a {kind.__name__}")
+        raise missing(f"{where}.{key}", f"a {kind.__name__}")
     value = args[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise BadRequest(f"{where}.{key} = {value!r}; expected a {kind.__name__}")
+        raise bad_value(f"{where}.{key}", value, f"a {kind.__name__}")
     return value
 
 
@@ -74,10 +84,13 @@ def require_path(args: Mapping[str, Any], key: str, is_dir: bool = False, where:
 
 
 def require_int_list(args: Mapping[str, Any], key: str) -> List[int]:
-    """Fetch a required non-empty list of positive integers."""
+    """Fetch a required list of unique positive integers (it may be empty)."""
     values = require(args, key, list)
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        raise BadRequest(f"args.{key} = {values!r}; expected a non-empty list of positive integers")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise bad_value(f"args.{key}[{i}]", v, "an integer >= 1")
+        if v in values[:i]:
+            raise bad_value(f"args.{key}[{i}]", v, f"a value not already in args.{key} (got {values!r})")
     return values
 
 
