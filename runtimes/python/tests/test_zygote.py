@@ -149,6 +149,14 @@ def proc_stat(pid: int) -> Optional[List[str]]:
         return None
 
 
+def stdin_target(pid: int) -> Optional[str]:
+    """What a process's fd 0 points to, or None when it is gone."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/0")
+    except OSError:
+        return None
+
+
 def live_children(pid: int) -> Set[int]:
     """The pids of pid's children that are neither zombies nor gone (from /proc/*/stat)."""
     found = set()
@@ -260,15 +268,17 @@ class Zygote:
         return live_children(self.proc.pid)
 
     def wait_for_spares(self, count: int, served: Set[int], timeout: float = 10.0) -> Set[int]:
-        """Wait until exactly count children live, each past its setsid(), none of them one that was handed
-        a connection (in served): the spares; returns them (fails the wait with an AssertionError)."""
+        """Wait until exactly count children live, each done with its setup (past setsid() and with stdin on
+        /dev/null, which detach() sets after closing the zygote's fds), none of them one that was handed a
+        connection (in served): the spares; returns them (fails the wait with an AssertionError)."""
         found: Set[int] = set()
 
         def settled() -> bool:
             nonlocal found
             found = self.children()
             return (len(found) == count and not found & served
-                    and all(int((proc_stat(pid) or [0, 0, 0])[2]) == pid for pid in found))
+                    and all(int((proc_stat(pid) or [0, 0, 0])[2]) == pid and stdin_target(pid) == os.devnull
+                            for pid in found))
 
         assert wait_until(settled, timeout), f"children {sorted(found)}, served {sorted(served)}: {self.logs()}"
         return found

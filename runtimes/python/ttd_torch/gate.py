@@ -28,6 +28,8 @@ class Facts:
     devices: List[Dict[str, Any]] = field(default_factory=list)
     target_device: str = "cpu"
     captures: List[Dict[str, Any]] = field(default_factory=list)
+    # batch_sizes []: every case has the example's shapes, so any failing case depends on values, never on size
+    example_shaped: bool = False
 
 
 def case_words(case: Dict[str, Any], atol: float, rtol: float) -> str:
@@ -67,10 +69,13 @@ def device_words(devices: List[Dict[str, Any]]) -> str:
 def value_failure(facts: Facts) -> Optional[str]:
     """Why outputs differ at the example's own shape (value-dependent divergence), or None."""
     chunks = facts.chunk_checks
-    if chunks.get("chunks"):
-        return chunks.get("first_failure") if chunks.get("failed") else None
-    # No example-shaped chunks could be cut: every failing case that is not a batch_<n> case counts.
-    failed = [c for c in facts.cases if not c["passed"] and not c["name"].startswith("batch_")]
+    if chunks.get("chunks") and chunks.get("failed"):
+        return chunks.get("first_failure")
+    if chunks.get("chunks") and not facts.example_shaped:
+        return None
+    # No example-shaped chunks could be cut (every failing case that is not a batch_<n> case counts), or
+    # every case is example-shaped (every failing case counts: shape_specialization cannot apply).
+    failed = [c for c in facts.cases if not c["passed"] and (facts.example_shaped or not c["name"].startswith("batch_"))]
     return case_words(failed[0], facts.atol, facts.rtol) if failed else None
 
 
@@ -150,9 +155,15 @@ def decide(facts: Facts) -> Tuple[Optional[str], str]:
     if any(not c["passed"] for c in facts.cases):
         return "shape_specialization", shape_failure(facts)
     worst = max((c["max_abs_error"] or 0.0) for c in facts.cases) if facts.cases else 0.0
-    return None, (f"traced and eager agree on {len(facts.cases)} cases ({', '.join(c['name'] for c in facts.cases)})"
+    return None, (f"traced and eager agree on {len(facts.cases)} cases ({case_names(facts.cases)})"
                   f" and {facts.chunk_checks.get('chunks', 0)} example-shaped chunks; max abs error {worst:.2e}, "
                   f"allowed {compare.allowed(facts.atol, facts.rtol)}")
+
+
+def case_names(cases: List[Dict[str, Any]], shown: int = 12) -> str:
+    """Case names for a message; past `shown` of them (example-shaped rows), the first ones and a count."""
+    names = [c["name"] for c in cases]
+    return ", ".join(names) if len(names) <= shown else f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
 def gate_warnings(facts: Facts, code: Optional[str]) -> List[str]:

@@ -58,8 +58,9 @@ def chunk_layout(example: data.Inputs, source: data.Inputs) -> Optional[Tuple[in
     return None
 
 
-def example_shaped(example: data.Inputs, source: data.Inputs) -> List[Tuple[str, data.Inputs]]:
-    """(label, chunk) pairs of source with exactly the example's shapes (at most MAX_CHUNKS); [] when none fit."""
+def example_shaped(example: data.Inputs, source: data.Inputs,
+                   limit: int = MAX_CHUNKS) -> List[Tuple[str, data.Inputs]]:
+    """(label, chunk) pairs of source with exactly the example's shapes (at most limit); [] when none fit."""
     layout = chunk_layout(example, source)
     if layout is None:
         return []
@@ -70,6 +71,17 @@ def example_shaped(example: data.Inputs, source: data.Inputs) -> List[Tuple[str,
         chunk = tuple(t[start:start + rows] for t in source)
         label = f"row {start}" if rows == 1 else f"rows {start}-{start + rows - 1}"
         chunks.append((label, tuple(t[0] for t in chunk) if unbatched else chunk))
-        if len(chunks) == MAX_CHUNKS:
+        if len(chunks) == limit:
             break
     return chunks
+
+
+def case_name(source: str, label: str) -> str:
+    """A reference case name for a chunk: ("validation", "row 3") -> validation_row_3; "rows 0-3" -> ..._rows_0_3."""
+    return f"{source}_{label.replace(' ', '_').replace('-', '_')}"
+
+
+def example_shaped_cases(example: data.Inputs, sources: List[Case], limit: int) -> List[Case]:
+    """The first `limit` example-shaped chunks of each source, as named cases."""
+    return [(case_name(name, label), chunk) for name, source in sources
+            for label, chunk in example_shaped(example, source, limit)]

@@ -49,15 +49,47 @@ def finite_or_none(value: float) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
+MAX_VALUE_CHARS = 200  # of a value quoted in a message
+
+
+def value_words(path: str, value: Any, expected: str) -> str:
+    """The one form of an argument error, for hand-written and contract checks: `args.<path> = <value>; expected <what>`."""
+    shown = repr(value)
+    if len(shown) > MAX_VALUE_CHARS:
+        shown = shown[:MAX_VALUE_CHARS] + " …"
+    return f"{path} = {shown}; expected {expected}"
+
+
+def missing_words(path: str, expected: str) -> str:
+    """The one form of a missing argument: `args.<path> is missing; expected <what>`."""
+    return f"{path} is missing; expected {expected}"
+
+
+def bad_value(path: str, value: Any, expected: str) -> BadRequest:
+    """A bad_request in the form of value_words."""
+    return BadRequest(value_words(path, value, expected))
+
+
+def missing(path: str, expected: str) -> BadRequest:
+    """A bad_request in the form of missing_words."""
+    return BadRequest(missing_words(path, expected))
+
+
+# The JSON Schema words for Python types, so that hand-written and contract checks read alike.
+TYPE_WORDS = {str: "a string", float: "a number", int: "an integer", bool: "a boolean", dict: "an object",
+              list: "an array"}
+
+
 def require(args: Mapping[str, Any], key: str, kind: type, where: str = "args") -> Any:
     """Fetch a required argument of the given type or raise bad_request."""
+    words = TYPE_WORDS.get(kind, f"a {kind.__name__}")
     if key not in args:
-        raise BadRequest(f"{where}.{key} is missing; expected a {kind.__name__}")
+        raise missing(f"{where}.{key}", words)
     value = args[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise BadRequest(f"{where}.{key} = {value!r}; expected a {kind.__name__}")
+        raise bad_value(f"{where}.{key}", value, words)
     return value
 
 
@@ -74,10 +106,13 @@ def require_path(args: Mapping[str, Any], key: str, is_dir: bool = False, where:
 
 
 def require_int_list(args: Mapping[str, Any], key: str) -> List[int]:
-    """Fetch a required non-empty list of positive integers."""
+    """Fetch a required list of unique positive integers (it may be empty)."""
     values = require(args, key, list)
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        raise BadRequest(f"args.{key} = {values!r}; expected a non-empty list of positive integers")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise bad_value(f"args.{key}[{i}]", v, "an integer >= 1")
+        if v in values[:i]:
+            raise bad_value(f"args.{key}[{i}]", v, f"a value not already in args.{key} (got {values!r})")
     return values
 
 

@@ -11,8 +11,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 import torch
 
-from . import PROTOCOL_VERSION, artifact, evaluate, fusion, optimize, trace, train, verify
-from .protocol import (BadRequest, ProtocolError, Writer, require, require_int_list, require_path,
+from . import PROTOCOL_VERSION, artifact, contract, evaluate, fusion, optimize, trace, train, verify
+from .protocol import (BadRequest, ProtocolError, Writer, bad_value, require, require_int_list, require_path,
                        traceback_tail)
 
 Emit = Callable[[Dict[str, Any]], None]
@@ -33,8 +33,9 @@ def model_args(args: Dict[str, Any]) -> Dict[str, Any]:
 def tolerances(args: Dict[str, Any]) -> Dict[str, float]:
     """atol and rtol, both non-negative."""
     out = {"atol": require(args, "atol", float), "rtol": require(args, "rtol", float)}
-    if out["atol"] < 0 or out["rtol"] < 0:
-        raise BadRequest(f"args.atol = {out['atol']}, args.rtol = {out['rtol']}; expected non-negative numbers")
+    for key, value in out.items():
+        if value < 0:
+            raise bad_value(f"args.{key}", value, "a number >= 0")
     return out
 
 
@@ -48,7 +49,7 @@ def choice(args: Dict[str, Any], key: str, options: Sequence[str]) -> str:
     """An optional string argument from a fixed set; the first option is the default."""
     value = require(args, key, str) if key in args else options[0]
     if value not in options:
-        raise BadRequest(f"args.{key} = {value!r}; expected one of {list(options)}")
+        raise bad_value(f"args.{key}", value, f"one of {list(options)!r}")
     return value
 
 
@@ -58,7 +59,7 @@ def device_arg(args: Dict[str, Any], key: str) -> str:
     try:
         torch.device(value)
     except RuntimeError as exc:
-        raise BadRequest(f"args.{key} = {value!r} is not a torch device ({exc}); expected e.g. \"cpu\" or \"cuda\"")
+        raise bad_value(f"args.{key}", value, f"a torch device such as 'cpu' or 'cuda' ({exc})")
     return value
 
 
@@ -67,7 +68,7 @@ def captures_arg(args: Dict[str, Any]) -> List[Dict[str, Any]]:
     items = require(args, "captures", list) if "captures" in args else []
     for i, item in enumerate(items):
         if not isinstance(item, dict) or item.get("kind") not in ("bool", "number"):
-            raise BadRequest(f"args.captures[{i}] = {item!r}; expected an object with kind \"bool\" or \"number\"")
+            raise bad_value(f"args.captures[{i}]", item, "an object with kind 'bool' or 'number'")
     return items
 
 
@@ -118,14 +119,14 @@ def artifacts_arg(args: Dict[str, Any]) -> List[Dict[str, str]]:
     """The artifacts argument: a non-empty list of {name, path} with unique non-empty names."""
     items = require(args, "artifacts", list)
     if not items:
-        raise BadRequest("args.artifacts = []; expected a non-empty list of {\"name\", \"path\"} objects")
+        raise bad_value("args.artifacts", items, "a non-empty list of {'name', 'path'} objects")
     out: List[Dict[str, str]] = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise BadRequest(f"args.artifacts[{i}] = {item!r}; expected an object {{\"name\", \"path\"}}")
+            raise bad_value(f"args.artifacts[{i}]", item, "an object {'name', 'path'}")
         name = require(item, "name", str, f"args.artifacts[{i}]")
         if not name or name in (o["name"] for o in out):
-            raise BadRequest(f"args.artifacts[{i}].name = {name!r}; expected a non-empty name used once")
+            raise bad_value(f"args.artifacts[{i}].name", name, "a non-empty name used once")
         out.append({"name": name, "path": require_path(item, "path", where=f"args.artifacts[{i}]")})
     return out
 
@@ -162,8 +163,11 @@ def handle(line: str, writer: Writer) -> None:
             raise BadRequest(f"request.op = {op!r}; expected one of {sorted(OPS)}")
         args = require(request, "args", dict, "request")
         started = time.perf_counter()
+        contract.check_args(op, args)  # the generated contract first; the ops' own checks stay for what it cannot say
         result = OPS[op](args, lambda data: writer.event(request_id, data))
-        writer.success(request_id, result, (time.perf_counter() - started) * 1000)
+        ms = (time.perf_counter() - started) * 1000
+        contract.check_result(op, result)  # a result that breaks the contract is our bug: internal
+        writer.success(request_id, result, ms)
     except ProtocolError as exc:
         writer.failure(request_id, exc)
     except Exception as exc:  # our bug: report it and keep serving

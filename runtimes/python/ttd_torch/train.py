@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint, data, user_model
-from .protocol import BadRequest, require
+from .protocol import BadRequest, bad_value, require
 
 OPTIMIZERS = ("adam", "sgd")
 LOSSES = ("mse", "cross_entropy")
@@ -26,14 +26,15 @@ def parse_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
         "loss": require(spec, "loss", str, "args.train"),
         "seed": require(spec, "seed", int, "args.train"),
     }
-    if out["epochs"] < 1 or out["batch_size"] < 1:
-        raise BadRequest(f"args.train epochs = {out['epochs']}, batch_size = {out['batch_size']}; expected both >= 1")
+    for key in ("epochs", "batch_size"):
+        if out[key] < 1:
+            raise bad_value(f"args.train.{key}", out[key], "an integer >= 1")
     if out["optimizer"] not in OPTIMIZERS:
-        raise BadRequest(f"args.train.optimizer = {out['optimizer']!r}; expected one of {list(OPTIMIZERS)}")
+        raise bad_value("args.train.optimizer", out["optimizer"], f"one of {list(OPTIMIZERS)!r}")
     if out["loss"] not in LOSSES:
-        raise BadRequest(f"args.train.loss = {out['loss']!r}; expected one of {list(LOSSES)}")
+        raise bad_value("args.train.loss", out["loss"], f"one of {list(LOSSES)!r}")
     if not (out["lr"] > 0 and math.isfinite(out["lr"])):
-        raise BadRequest(f"args.train.lr = {out['lr']}; expected a positive finite number")
+        raise bad_value("args.train.lr", out["lr"], "a finite number > 0")
     return out
 
 

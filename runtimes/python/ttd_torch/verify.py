@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from types import ModuleType
 from typing import Any, Dict, List, Tuple
 
 import torch
@@ -13,15 +12,24 @@ from .protocol import ModelError
 
 Case = Tuple[str, data.Inputs]
 REFERENCES_FORMAT = "ttd-references/1"
+ROW_CASES = 8  # example-shaped validation chunks kept as reference cases when batch_sizes is []
+PROBE_ROW_CASES = 4  # the same, per probe (the chunk checks still cover up to probes.MAX_CHUNKS of each)
 
 
-def build_cases(module: ModuleType, params: Dict[str, Any], batch_sizes: List[int]) -> List[Case]:
-    """The reference cases: validation, example, batch_<n> for each batch size."""
-    validation, _ = data.load_split(module, params, "validation")
-    cases: List[Case] = [("validation", validation), ("example", trace.example_inputs(module, params))]
-    for n in batch_sizes:
-        cases.append((f"batch_{n}", data.first_rows(validation, n)))
-    return cases
+def build_cases(validation: data.Inputs, example: data.Inputs, batch_sizes: List[int]) -> Tuple[List[Case], List[Case]]:
+    """(reference cases, probe cases) for the batch sizes the graph must serve.
+
+    With batch sizes: validation, example, batch_<n> for each; probes transform the whole validation batch.
+    With none ([]): the graph serves only the example's shapes, so every case has them: example, the first
+    ROW_CASES example-shaped chunks of validation (validation_row_<i> for an unbatched example,
+    validation_rows_<a>_<b> for a batched one), then the first PROBE_ROW_CASES chunks of each probe.
+    """
+    if batch_sizes:
+        cases: List[Case] = [("validation", validation), ("example", example)]
+        cases += [(f"batch_{n}", data.first_rows(validation, n)) for n in batch_sizes]
+        return cases, probes.probe_cases(validation)
+    cases = [("example", example)] + probes.example_shaped_cases(example, [("validation", validation)], ROW_CASES)
+    return cases, probes.example_shaped_cases(example, probes.probe_cases(validation), PROBE_ROW_CASES)
 
 
 def save_references(path: str, cases: List[Case], outputs: List[List[torch.Tensor]]) -> None:
@@ -89,6 +97,22 @@ def repeat_check(traced: torch.jit.ScriptModule, case: Case, atol: float, rtol: 
     return {"case": name, "passed": result["passed"], "words": words}
 
 
+def repeat_checks(traced: torch.jit.ScriptModule, cases: List[Case], atol: float, rtol: float) -> Dict[str, Any]:
+    """repeat_check on each case until two runs differ: one small example-shaped input may draw equal numbers twice."""
+    first: Dict[str, Any] = {}
+    for case in cases:
+        result = repeat_check(traced, case, atol, rtol)
+        if not result["passed"]:
+            return result
+        first = first or result
+    return first
+
+
+def shapes(inputs: data.Inputs) -> str:
+    """Input shapes for a message: [3], [200, 3]."""
+    return ", ".join(str(list(t.shape)) for t in inputs)
+
+
 def eager_cases(model: torch.nn.Module, cases: List[Case], probe_list: List[Case],
                 model_path: str) -> Tuple[List[Case], List[List[torch.Tensor]], List[str]]:
     """Eager outputs of every case; a probe the model itself rejects is skipped with a warning."""
@@ -120,21 +144,36 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
     atol, rtol = args["atol"], args["rtol"]
     torch.manual_seed(0)  # random ops in forward() draw the same numbers on every verify run
     model = trace.load_trained(module, params, args["weights_path"])
-    base = build_cases(module, params, args["batch_sizes"])
-    example = base[1][1]
-    cases, eager, skipped = eager_cases(model, base, probes.probe_cases(base[0][1]), args["model_path"])
+    validation, _ = data.load_split(module, params, "validation")
+    example = trace.example_inputs(module, params)
+    example_shaped = not args["batch_sizes"]  # the graph must serve the example's shapes only
+    base, probe_list = build_cases(validation, example, args["batch_sizes"])
+    cases, eager, skipped = eager_cases(model, base, probe_list, args["model_path"])
     traced = torch.jit.load(args["traced_path"], map_location="cpu")
     results: List[Dict[str, Any]] = []
     for (name, inputs), expected in zip(cases, eager):
         results.append({"name": name, **check(traced, inputs, expected, atol, rtol)})
-    sources = [c for c in cases if c[0] == "validation" or c[0].startswith("probe_")]
+    if example_shaped:
+        # Whole batches are only cut into example-shaped chunks; the graph never runs on them whole.
+        sources = [("validation", validation)] + probes.probe_cases(validation)
+        if len(base) == 1:
+            skipped.append(f"trace.batch_sizes is [] but no validation rows fit the example's shapes "
+                           f"({shapes(example)}; validation inputs {shapes(validation)}), so only the example "
+                           "itself was compared; give example_inputs() one validation row's shapes")
+    else:
+        sources = [c for c in cases if c[0] == "validation" or c[0].startswith("probe_")]
+    chunks = chunk_checks(model, traced, example, sources, args)
+    if example_shaped:
+        repeat = repeat_checks(traced, [c for c in cases if not c[0].startswith("probe_")], atol, rtol)
+    else:
+        repeat = repeat_check(traced, base[0], atol, rtol)
     inlined = traced.inlined_graph
     devices = graph.device_constants(inlined)
     facts = gate.Facts(cases=results, atol=atol, rtol=rtol, example_shape=[list(t.shape) for t in example],
-                       chunk_checks=chunk_checks(model, traced, example, sources, args),
-                       train_ops=graph.train_mode_ops(inlined), repeat=repeat_check(traced, base[0], atol, rtol),
+                       chunk_checks=chunks, train_ops=graph.train_mode_ops(inlined), repeat=repeat,
                        nondeterministic_nodes=graph.nondeterministic_nodes(inlined), devices=devices,
-                       target_device=args.get("target_device", "cpu"), captures=args.get("captures", []))
+                       target_device=args.get("target_device", "cpu"), captures=args.get("captures", []),
+                       example_shaped=example_shaped)
     code, message, warnings = gate.verdict(facts)
     references_path = os.path.join(args["out_dir"], "references.safetensors")
     save_references(references_path, cases, eager)

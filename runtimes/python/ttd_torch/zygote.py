@@ -553,7 +553,11 @@ def main(path: str, spares: Optional[int] = None) -> int:
         prepare_path(path)
         import torch  # noqa: F401  (imports only: no torch op may run before fork)
 
-        from . import server  # noqa: F401  (imports every stage module)
+        from . import contract, server  # noqa: F401  (imports every stage module)
+        try:
+            contract.load()  # parsed once here, inherited by every child
+        except contract.SchemaError as exc:
+            log(f"warning: {exc}; each request will fail with an internal error")
         protocol_fd = os.dup(1)
         sys.stdout.flush()
         os.dup2(2, 1)  # stray prints of the zygote go to stderr; stdout carries only the ready line
