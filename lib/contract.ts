@@ -78,7 +78,7 @@ export const TorchOps = {
     ]),
   },
   trace: {
-    args: z.strictObject({ model_path: path, params, weights_path: path, mode: TraceMode, out_dir: path }),
+    args: z.strictObject({ model_path: path, params, weights_path: path, mode: TraceMode.default('trace'), out_dir: path }),
     result: z.strictObject({
       traced_path: path,
       example_shapes: z.array(z.array(count)),
@@ -99,8 +99,8 @@ export const TorchOps = {
       batch_sizes: z.array(z.number().int().positive()),
       atol: tolerance,
       rtol: tolerance,
-      captures: z.array(Capture),
-      target_device: z.string(),
+      captures: z.array(Capture).default([]),
+      target_device: z.string().default('cpu'),
       out_dir: path,
     }),
     result: z.strictObject({
@@ -121,7 +121,7 @@ export const TorchOps = {
       references_path: path,
       atol: tolerance,
       rtol: tolerance,
-      method: OptimizeMethod,
+      method: OptimizeMethod.default('freeze'),
       out_dir: path,
     }),
     result: z.strictObject({
@@ -148,7 +148,7 @@ export const TorchOps = {
       references_path: path,
       atol: tolerance,
       rtol: tolerance,
-      require: FusionRequire,
+      require: FusionRequire.default('none'),
       out_dir: path,
     }),
     result: z.strictObject({
@@ -168,7 +168,7 @@ export const TorchOps = {
       references_path: path,
       atol: tolerance,
       rtol: tolerance,
-      target_device: z.string(),
+      target_device: z.string().default('cpu'),
       out_dir: path,
     }),
     result: z.strictObject({
@@ -188,7 +188,7 @@ export const TorchOps = {
     args: z.strictObject({
       model_path: path,
       params,
-      loss: z.enum(['mse', 'cross_entropy']),
+      loss: z.enum(['mse', 'cross_entropy']).default('mse'),
       artifacts: z.array(z.strictObject({ name: z.string().min(1), path })).min(1),
     }),
     result: z.strictObject({

@@ -203,7 +203,9 @@ class ModelErrorTest(unittest.TestCase):
 
     def test_bad_requests(self) -> None:
         messages, _, rc = serve([{"id": "x", "op": "nope", "args": {}},
-                                 {"id": "y", "op": "train", "args": {"model_path": "relative.py"}},
+                                 {"id": "y", "op": "train", "args": {"model_path": "relative.py", "params": {}, "out_dir": "/tmp",
+                                                                       "train": {"epochs": 1, "batch_size": 1, "optimizer": "adam",
+                                                                                 "lr": 0.1, "loss": "mse", "seed": 0}}},
                                  {"id": "z", "op": "fusion", "args": {"atol": 0, "rtol": 0}}])
         by_id = responses(messages)
         self.assertEqual(by_id["z"]["error"]["code"], "bad_request")
