@@ -181,10 +181,15 @@ function start(command: string, args: readonly string[], opts: ProcessOptions, b
     result,
     kill,
     unref() {
-      subprocess.unref();
-      for (const pipe of [subprocess.stdin, subprocess.stdout, subprocess.stderr])
-        (pipe as unknown as { unref?(): void } | null)?.unref?.();
-      timer?.unref();
+      // Only once it has started: a failed spawn still settles `result` before this process may exit.
+      const release = () => {
+        subprocess.unref();
+        for (const pipe of [subprocess.stdin, subprocess.stdout, subprocess.stderr])
+          (pipe as unknown as { unref?(): void } | null)?.unref?.();
+        timer?.unref();
+      };
+      if (spawned) release();
+      else subprocess.once('spawn', release);
     },
   };
 }
