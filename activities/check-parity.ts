@@ -1,5 +1,4 @@
 // The parity stage: the artifact loads and agrees in every target runtime, each a fresh process without our code.
-import { spawn } from 'node:child_process';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -9,7 +8,8 @@ import { compareOutputs } from '../lib/parity';
 import type { ParityResult, ParityRuntimeReport } from '../lib/results';
 import { readSafetensors } from '../lib/safetensors';
 import type { RuntimeName } from '../lib/spec';
-import { NonRetryable } from '../lib/gate-codes';
+import { GateCode, NonRetryable } from '../lib/gate-codes';
+import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
 import { addTorchWork, materialize, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
@@ -54,7 +54,7 @@ export function parityActivity(deps: TorchDeps) {
           return {
             runtime,
             passed: false,
-            code: 'runtime_load_failed',
+            code: GateCode.runtimeLoadFailed,
             max_abs_error: null,
             max_rel_error: null,
             flags: { ...flags },
@@ -130,9 +130,8 @@ async function runRunner(deps: TorchDeps, runtime: RuntimeName, files: Record<st
     } else {
       command = deps.config.libtorchRunner;
     }
-    const started = Date.now();
     const res = await exec(command, args, cwd);
-    const ms = Date.now() - started;
+    const ms = res.durationMs;
     const lastLine = res.stdout.trim().split('\n').pop() ?? '';
     let summary: Record<string, unknown> = {};
     try {
@@ -140,9 +139,12 @@ async function runRunner(deps: TorchDeps, runtime: RuntimeName, files: Record<st
     } catch {
       /* a crash prints no JSON; stderr tells */
     }
-    if (res.code !== 0 || summary.error) {
+    if (!res.ok || summary.error) {
       const err = (summary.error as { stage?: string; message?: string } | undefined) ?? {};
-      const detail = err.message ?? (res.stderr.trim().split('\n').slice(-3).join(' | ') || `exit code ${res.code}, signal ${res.signal}`);
+      const stderr = res.stderrTail.trim().split('\n').slice(-3).join(' | ');
+      // A runner that timed out or could not start says so first; one that crashed is explained by its stderr.
+      const ended = res.timedOut || res.spawnError ? describeEnd(res, RUNNER_TIMEOUT_MS) : '';
+      const detail = err.message ?? ([ended, stderr].filter(Boolean).join(': ') || describeEnd(res));
       return { ok: false, ms, error: `${err.stage ? `[${err.stage}] ` : ''}${detail}`.slice(0, 600) };
     }
     const outPath = join(files['model.pt'] + `.${runtime}${fuser ? '-fuser' : ''}.outputs.safetensors`);
@@ -153,24 +155,16 @@ async function runRunner(deps: TorchDeps, runtime: RuntimeName, files: Record<st
   }
 }
 
-function exec(
-  command: string,
-  args: string[],
-  cwd: string,
-): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, {
-      cwd,
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: cwd, LANG: 'C.UTF-8' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: RUNNER_TIMEOUT_MS,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-8000)));
-    child.on('error', (err) => resolve({ code: null, signal: null, stdout, stderr: `${stderr}\n${err.message}` }));
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+const RUNNER_STDERR_LINES = 40;
+
+// The runner sees an empty cwd and a bare environment; its stdout carries the JSON summary.
+function exec(command: string, args: string[], cwd: string): Promise<ProcessResult> {
+  return runProcess(command, args, {
+    cwd,
+    env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: cwd, LANG: 'C.UTF-8' },
+    extendEnv: false,
+    timeoutMs: RUNNER_TIMEOUT_MS,
+    stderrTailLines: RUNNER_STDERR_LINES,
   });
 }
 

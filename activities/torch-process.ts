@@ -1,6 +1,5 @@
 // The one way to run a torch request (`python -m ttd_torch`, JSON lines): on the worker's long-lived fork server
 // (torch imported once; every request in a forked child of its own), or in a fresh process (TTD_TORCH_PROCESS=fresh).
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Config } from '../lib/config';
+import { startProcess, type StartedProcess, type StderrTail } from '../lib/subprocess';
 
 const PROTOCOL_VERSION = 1;
 const STDERR_TAIL_LINES = 20;
@@ -58,11 +58,11 @@ export interface TorchEnvironment {
 
 /** One worker process's fork server: `python -m ttd_torch --listen SOCKET`, restarted when it dies or grows. */
 interface ForkServer {
-  child: ChildProcessWithoutNullStreams;
+  proc: StartedProcess;
   socketPath: string;
   dir: string;
   env: TorchEnvironment;
-  stderr: string[];
+  stderr: StderrTail;
   exited: boolean;
   /** Requests in flight; a retired server (grown too big) stops once the last one ends. */
   inflight: number;
@@ -102,50 +102,50 @@ async function forkServer(config: Config): Promise<ForkServer | { crashed: Torch
   return s;
 }
 
+// The environment of every torch process: ours, plus the package on PYTHONPATH.
+function torchEnv(config: Config): Record<string, string> {
+  return { PYTHONPATH: config.pythonPackageDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
+}
+
 function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
   const dir = mkdtempSync(join(tmpdir(), 'ttd-torch-'));
   const socketPath = join(dir, 'server.sock');
-  const child = spawn(config.python, ['-m', 'ttd_torch', '--listen', socketPath], {
-    env: { ...process.env, PYTHONPATH: config.pythonPackageDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-    detached: true, // no terminal signals: it ends when our end of its stdin closes
+  const proc = startProcess(config.python, ['-m', 'ttd_torch', '--listen', socketPath], {
+    env: torchEnv(config),
+    processGroup: true, // no terminal signals: it ends when our end of its stdin closes
+    stderrTailLines: STDERR_TAIL_LINES,
   });
-  const stderr: string[] = [];
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    stderr.push(line);
-    if (stderr.length > STDERR_TAIL_LINES) stderr.shift();
-  });
-  child.stdin.on('error', () => undefined);
+  const { subprocess, stderr } = proc;
+  proc.stdin!.on('error', () => undefined);
   // Neither the server nor its pipes keep this process alive: when it exits, the server sees stdin close and stops.
-  child.unref();
-  for (const pipe of [child.stdin, child.stdout, child.stderr]) (pipe as unknown as { unref(): void }).unref();
+  proc.unref();
   return new Promise((resolve) => {
     let server: ForkServer | undefined;
-    const fail = (exitCode: number | null, signal: string | null, spawnError?: string) => {
-      rmSync(dir, { recursive: true, force: true });
-      resolve({ crashed: { kind: 'crashed', exitCode, signal, stderrTail: stderr.join('\n'), spawnError } });
-    };
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      proc.kill();
       stderr.push(`[ttd] the torch fork server was not ready within ${READY_TIMEOUT_MS / 1000} s`);
     }, READY_TIMEOUT_MS);
     timer.unref();
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      if (!server) fail(null, null, err.message);
-    });
-    child.on('exit', (code, signal) => {
+    subprocess.once('exit', () => {
       clearTimeout(timer);
       if (server) server.exited = true;
-      else fail(code, signal);
     });
-    createInterface({ input: child.stdout }).once('line', (line) => {
+    // Before it is ready, its end (pipes closed, so the stderr tail is complete) is a crash to report.
+    void proc.result.then((end) => {
+      clearTimeout(timer);
+      if (server) return;
+      rmSync(dir, { recursive: true, force: true });
+      resolve({
+        crashed: { kind: 'crashed', exitCode: end.exitCode, signal: end.signal, stderrTail: end.stderrTail, spawnError: end.spawnError },
+      });
+    });
+    createInterface({ input: proc.stdout! }).once('line', (line) => {
       clearTimeout(timer);
       try {
         const ready = JSON.parse(line) as { ready?: boolean } & TorchEnvironment;
         if (!ready.ready) throw new Error('not a ready line');
         server = {
-          child,
+          proc,
           socketPath,
           dir,
           env: { pid: ready.pid, torch_version: ready.torch_version, python_version: ready.python_version },
@@ -157,7 +157,7 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
         resolve(server);
       } catch {
         stderr.push(`[protocol] unexpected first line from the fork server: ${line.slice(0, 200)}`);
-        child.kill('SIGKILL');
+        proc.kill();
       }
     });
   });
@@ -171,9 +171,9 @@ function retire(s: ForkServer): void {
 
 function stopServer(s: ForkServer): void {
   s.exited = true;
-  s.child.stdin.end(); // the server kills its children and removes its socket at end of input
+  s.proc.stdin!.end(); // the server kills its children and removes its socket at end of input
   setTimeout(() => {
-    if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+    if (s.proc.subprocess.exitCode === null && s.proc.subprocess.signalCode === null) s.proc.kill();
     rmSync(s.dir, { recursive: true, force: true });
   }, 5_000).unref();
 }
@@ -231,7 +231,7 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
     });
     socket.on('close', () => {
       opts.signal?.removeEventListener('abort', kill);
-      const stderrTail = [...server.stderr, ...(connectError ? [`[ttd] fork server connection: ${connectError}`] : [])].join('\n');
+      const stderrTail = [...server.stderr.lines(), ...(connectError ? [`[ttd] fork server connection: ${connectError}`] : [])].join('\n');
       server.inflight--;
       if (server.retired && server.inflight === 0) stopServer(server);
       resolve(outcome ?? { kind: 'crashed', exitCode: null, signal: null, stderrTail });
@@ -256,38 +256,16 @@ async function runInFreshProcess(
   opts: TorchRequestOptions = {},
 ): Promise<TorchOutcome> {
   const id = randomUUID();
-  const child = spawn(config.python, ['-m', 'ttd_torch'], {
-    env: { ...process.env, PYTHONPATH: config.pythonPackageDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-    detached: true, // own process group, so cancellation ends every process the model file started
+  // Own process group, so cancellation ends every process the model file started.
+  const proc = startProcess(config.python, ['-m', 'ttd_torch'], {
+    env: torchEnv(config),
+    processGroup: true,
+    signal: opts.signal,
+    stderrTailLines: STDERR_TAIL_LINES,
   });
-  const stderr: string[] = [];
-  let spawnError: string | undefined;
-  const closed = new Promise<[number | null, string | null]>((resolve) => {
-    child.on('error', (err) => {
-      spawnError = err.message;
-      resolve([null, null]);
-    });
-    child.on('close', (code, sig) => resolve([code, sig]));
-  });
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    stderr.push(line);
-    if (stderr.length > STDERR_TAIL_LINES) stderr.shift();
-  });
-  const kill = () => {
-    if (child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  };
-  opts.signal?.addEventListener('abort', kill, { once: true });
-
+  const stdin = proc.stdin!;
   let outcome: TorchOutcome | undefined;
-  const lines = createInterface({ input: child.stdout });
-  lines.on('line', (line) => {
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
     let parsed;
     try {
       parsed = LineSchema.safeParse(JSON.parse(line));
@@ -295,17 +273,16 @@ async function runInFreshProcess(
       parsed = undefined;
     }
     if (!parsed?.success || parsed.data.id !== id) {
-      stderr.push(`[protocol] unexpected line on stdout: ${line.slice(0, 200)}`);
+      proc.stderr.push(`[protocol] unexpected line on stdout: ${line.slice(0, 200)}`);
       return;
     }
     outcome ??= toOutcome(parsed.data, opts);
-    if (outcome) child.stdin.end();
+    if (outcome) stdin.end();
   });
-  child.stdin.on('error', () => undefined); // the process may exit before reading; the exit code tells
-  child.stdin.write(`${JSON.stringify({ v: PROTOCOL_VERSION, id, op, args })}\n`);
+  stdin.on('error', () => undefined); // the process may exit before reading; the exit code tells
+  stdin.write(`${JSON.stringify({ v: PROTOCOL_VERSION, id, op, args })}\n`);
 
-  const [exitCode, signal] = await closed;
-  opts.signal?.removeEventListener('abort', kill);
+  const end = await proc.result;
   if (outcome) return outcome;
-  return { kind: 'crashed', exitCode, signal, stderrTail: stderr.join('\n'), spawnError };
+  return { kind: 'crashed', exitCode: end.exitCode, signal: end.signal, stderrTail: end.stderrTail, spawnError: end.spawnError };
 }

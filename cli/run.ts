@@ -57,7 +57,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     }
     config = loadConfig();
     loaded = loadSpec(specPath);
-    preflight(config, loaded.spec);
+    await preflight(config, loaded.spec);
     store = openStore(config);
   } catch (err) {
     failWith(err, json);

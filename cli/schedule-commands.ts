@@ -49,7 +49,7 @@ export async function scheduleCreateCommand(
       throw new TtdError(ErrorCode.scheduleError, `--overlap must be one of ${Object.keys(OVERLAP).join(', ')} (got '${opts.overlap}')`);
     const config = loadConfig();
     const loaded = loadSpec(specPath);
-    preflight(config, loaded.spec);
+    await preflight(config, loaded.spec);
     await withClient(async (client) => {
       const store = openStore(config);
       // The schedule retrains the model file as it is now: its digest is fixed in the schedule's action.

@@ -1,12 +1,13 @@
 // The embedded Temporal dev server: started by `ttd run` when no TEMPORAL_ADDRESS is given and none listens.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ErrorCode, TtdError } from '../lib/errors';
 import type { Config } from '../lib/config';
+import { describeEnd, startProcess, type ProcessResult, type StartedProcess } from '../lib/subprocess';
 
 const START_TIMEOUT_MS = 60_000;
+const STDERR_TAIL_LINES = 40;
 
 /** A server address, and how to stop the server if we started it. */
 export interface ServerHandle {
@@ -23,17 +24,27 @@ export async function ensureServer(config: Config): Promise<ServerHandle> {
   if (await listening(port)) return { address, startedHere: false, stop: async () => undefined };
   assertBinary(config);
   mkdirSync(config.home, { recursive: true });
-  const child = spawn(config.temporalBinary, devServerArgs(config), { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-  const stopOnExit = () => child.kill('SIGTERM');
+  const server = startProcess(config.temporalBinary, devServerArgs(config), {
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderrTailLines: STDERR_TAIL_LINES,
+  });
+  let ended: ProcessResult | undefined;
+  void server.result.then((r) => (ended = r));
+  const stopOnExit = () => server.subprocess.kill('SIGTERM');
   process.once('exit', stopOnExit);
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!(await listening(port))) {
-    if (child.exitCode !== null) throw new Error(`the Temporal dev server exited with code ${child.exitCode}: ${stderr.trim()}`);
+    if (ended) {
+      process.removeListener('exit', stopOnExit);
+      const how = ended.exitCode !== null ? `exited with code ${ended.exitCode}` : describeEnd(ended);
+      throw new Error(`the Temporal dev server ${how}: ${ended.stderrTail.trim()}`);
+    }
     if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`the Temporal dev server did not listen on ${address} within ${START_TIMEOUT_MS / 1000}s: ${stderr.trim()}`);
+      server.kill();
+      throw new Error(
+        `the Temporal dev server did not listen on ${address} within ${START_TIMEOUT_MS / 1000}s: ${server.stderr.toString().trim()}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -42,7 +53,7 @@ export async function ensureServer(config: Config): Promise<ServerHandle> {
     startedHere: true,
     stop: async () => {
       process.removeListener('exit', stopOnExit);
-      await stopChild(child);
+      await stopServer(server);
     },
   };
 }
@@ -114,18 +125,29 @@ export async function startBackgroundServer(config: Config): Promise<{ pid: numb
   mkdirSync(config.home, { recursive: true });
   const files = serverFiles(config);
   const log = openSync(files.log, 'a');
-  const child = spawn(config.temporalBinary, devServerArgs(config, { ui: true }), { stdio: ['ignore', log, log], detached: true });
-  child.unref();
+  // Its own process group, writing straight to the log: it outlives this command.
+  const server = startProcess(config.temporalBinary, devServerArgs(config, { ui: true }), {
+    stdin: 'ignore',
+    stdout: log,
+    stderr: log,
+    processGroup: true,
+  });
+  server.unref();
   closeSync(log);
-  writeFileSync(files.pid, `${child.pid}\n`);
+  let ended: ProcessResult | undefined;
+  void server.result.then((r) => (ended = r));
+  writeFileSync(files.pid, `${server.subprocess.pid}\n`);
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!(await listening(config.temporalPort))) {
-    if (child.exitCode !== null) throw new Error(`the Temporal dev server exited with code ${child.exitCode}; see ${files.log}`);
+    if (ended) {
+      const how = ended.exitCode !== null ? `exited with code ${ended.exitCode}` : describeEnd(ended);
+      throw new Error(`the Temporal dev server ${how}; see ${files.log}`);
+    }
     if (Date.now() > deadline)
       throw new Error(`the Temporal dev server did not listen on ${address} within ${START_TIMEOUT_MS / 1000}s; see ${files.log}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { pid: child.pid!, address, already: false };
+  return { pid: server.subprocess.pid!, address, already: false };
 }
 
 /** `ttd server stop`: SIGTERM, wait for exit (SIGKILL after 15 s), remove the pid file. */
@@ -161,11 +183,12 @@ export function listening(port: number): Promise<boolean> {
   });
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
+// SIGTERM, then SIGKILL if it is still there after 10 s.
+async function stopServer(server: StartedProcess): Promise<void> {
+  const { subprocess } = server;
+  if (subprocess.exitCode !== null || subprocess.signalCode !== null) return;
+  subprocess.kill('SIGTERM');
+  const timer = setTimeout(() => server.kill(), 10_000);
+  await server.result;
   clearTimeout(timer);
 }
