@@ -111,6 +111,7 @@ export async function reportFromHistory(
       ? Object.entries(result.timings).map(([stage, ms]) => ({ stage, ms, ...(cached.has(stage) ? { cached: true } : {}) }))
       : derived,
     ...(await stageParts(store, stages)),
+    stages,
     parity: parity ? { atol: spec?.parity.atol ?? null, rtol: spec?.parity.rtol ?? null, runtimes: parity.runtimes } : null,
     temporalUrl: temporalUrlFor(config, runId),
     source: 'temporal',
@@ -201,6 +202,7 @@ export async function reportFromStore(store: ObjectStore, config: Config, model:
     gates: record.gates,
     timings: Object.entries(record.timings ?? {}).map(([stage, ms]) => ({ stage, ms, ...(cached.has(stage) ? { cached: true } : {}) })),
     ...(manifest.format === 'ttd-manifest/2' ? await stageParts(store, manifest.stages) : await legacyParts(store, manifest)),
+    ...(manifest.format === 'ttd-manifest/2' ? { stages: manifest.stages } : {}),
     parity: record.parity ? { atol: record.parity.atol, rtol: record.parity.rtol, runtimes: record.parity.runtimes } : null,
     temporalUrl: temporalUrlFor(config, v.runId),
     source: 'store',

@@ -15,6 +15,7 @@ export function renderReport(data: ReportData): string {
     section('ir', 'Optimized graph', irSection(data.optimize)),
     section('fusion-groups', 'Fusion', fusionSection(data.fusion)),
     section('parity-table', 'Parity', paritySection(data.parity)),
+    section('stages', 'Stage outputs', stagesSection(data.stages ?? {})),
     `<footer class="muted"><p>Generated ${time(data.generatedAt)} ${esc(sourceText(data.source))}.</p></footer>`,
   ].join('\n');
   return htmlDocument(title, body);
@@ -219,6 +220,29 @@ function gatesSection(gates: GateResult[]): string {
     ]),
     { rowIds: gates.map((g) => `gate-${g.gate}`) },
   );
+}
+
+// ---- stage outputs ----
+
+// Every build stage's output as the stage returned it (lib/contract.ts), so that a stage without a section of its own
+// (a new one, say) is still shown: its scalar facts, the size of its lists and maps, and the files it stored.
+function stagesSection(stages: Record<string, Record<string, unknown>>): string {
+  const names = Object.keys(stages);
+  if (!names.length) return '<p class="absent">no stage outputs recorded</p>';
+  return names
+    .map((name) => {
+      const out = stages[name];
+      const rows: [string, string][] = [];
+      for (const [key, value] of Object.entries(out)) {
+        if (key === 'files' && value && typeof value === 'object') {
+          for (const [role, digest] of Object.entries(value)) rows.push([`file ${role}`, `<code>${esc(String(digest))}</code>`]);
+        } else if (Array.isArray(value)) rows.push([key, `${value.length} ${value.length === 1 ? 'entry' : 'entries'}`]);
+        else if (value && typeof value === 'object') rows.push([key, `${Object.keys(value).length} keys`]);
+        else rows.push([key, `<code>${esc(value === null ? 'null' : String(value))}</code>`]);
+      }
+      return `<details data-testid="stage-${esc(name)}"><summary>${esc(name)}</summary>${facts(rows)}</details>`;
+    })
+    .join('\n');
 }
 
 // ---- timings ----

@@ -69,6 +69,8 @@ export interface ReportData {
     maxAbsError: number | null;
   } | null;
   parity: { atol: number | null; rtol: number | null; runtimes: ParityRuntimeReport[] } | null;
+  /** Every build stage's output as the stage returned it, by op name (absent in reports of older records). */
+  stages?: Record<string, Record<string, unknown>>;
   /** The run in the Temporal UI, when the server's UI address is known. */
   temporalUrl: string | null;
   /** Where the facts came from: the run's workflow history, or the store's version record and manifest. */

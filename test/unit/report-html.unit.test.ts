@@ -113,6 +113,21 @@ function expectSelfContained(html: string, allowed: string[] = []): void {
 }
 
 describe('run report', () => {
+  it('a stage without a section of its own is shown from its output: scalars, list sizes and stored files, escaped', () => {
+    const html = renderReport({
+      ...fixture(),
+      stages: {
+        export: { passed: true, code: null, message: '<b>exported</b>', dynamic_dims: ['batch'], files: { program: 'sha256:ab' } },
+      },
+    });
+    const stage = part(html, 'stage-export');
+    expect(stage).toContain('&lt;b&gt;exported&lt;/b&gt;');
+    expect(stage).toContain('1 entry');
+    expect(stage).toContain('file program');
+    expect(stage).toContain('sha256:ab');
+    expect(part(renderReport(fixture()), 'stages')).toContain('no stage outputs recorded');
+  });
+
   it('a full report has every section and header fact', () => {
     const html = renderReport(fixture());
     expect(html).toContain('alice (looks &lt;good&gt;)');
