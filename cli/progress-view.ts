@@ -7,7 +7,8 @@ import { paint } from './output';
 export interface ProgressView {
   /** A stage began; `epochs` is the number of training epochs when the stage is `train`. */
   stageStarted(stage: string, epochs?: number): void;
-  stageDone(stage: string, ms: number, cached: boolean): void;
+  /** A stage ended: `cached` when it reused an earlier identical run's outputs, `failed` when it could not finish. */
+  stageDone(stage: string, ms: number, cached: boolean, failed?: boolean): void;
   /** Epoch `epoch` of `epochs` finished with this mean loss. */
   epoch(epoch: number, epochs: number | undefined, loss: number): void;
   close(): void;
@@ -20,8 +21,8 @@ export function progressView(stream: Stream = process.stderr): ProgressView {
   return stream.isTTY && process.env.TTD_PROGRESS !== 'plain' ? new BarView(stream) : new PlainView(stream);
 }
 
-const doneLine = (stage: string, ms: number, cached: boolean) =>
-  `  ${paint.green('✓')} ${stage.padEnd(9)} ${cached ? paint.dim('cached') : `${(ms / 1000).toFixed(1)}s`}`;
+const doneLine = (stage: string, ms: number, cached: boolean, failed = false) =>
+  `  ${failed ? paint.red('✗') : paint.green('✓')} ${stage.padEnd(9)} ${cached ? paint.dim('cached') : `${(ms / 1000).toFixed(1)}s`}${failed ? ` ${paint.red('failed')}` : ''}`;
 
 /** One line per event: logs, CI output, pipes. */
 export class PlainView implements ProgressView {
@@ -29,8 +30,8 @@ export class PlainView implements ProgressView {
   stageStarted(stage: string): void {
     this.stream.write(`  ${paint.dim('▸')} ${stage}…\n`);
   }
-  stageDone(stage: string, ms: number, cached: boolean): void {
-    this.stream.write(`${doneLine(stage, ms, cached)}\n`);
+  stageDone(stage: string, ms: number, cached: boolean, failed = false): void {
+    this.stream.write(`${doneLine(stage, ms, cached, failed)}\n`);
   }
   epoch(epoch: number, epochs: number | undefined, loss: number): void {
     this.stream.write(`      epoch ${epoch}/${epochs ?? '?'}  loss ${loss.toFixed(4)}\n`);
@@ -65,9 +66,9 @@ export class BarView implements ProgressView {
     this.bar.start(stage === 'train' ? (epochs ?? 1) : 0, 0, { stage: stage.padEnd(9), loss: '' });
   }
 
-  stageDone(stage: string, ms: number, cached: boolean): void {
+  stageDone(stage: string, ms: number, cached: boolean, failed = false): void {
     if (this.barStage === stage) this.stop();
-    this.stream.write(`${doneLine(stage, ms, cached)}\n`);
+    this.stream.write(`${doneLine(stage, ms, cached, failed)}\n`);
   }
 
   epoch(epoch: number, epochs: number | undefined, loss: number): void {

@@ -152,7 +152,7 @@ export async function watch(handle: WorkflowHandle, view: ProgressView = progres
   };
   const showCompleted = (progress: PipelineProgress) => {
     showEpochs(progress.losses, progress.epochs);
-    for (const c of progress.completed.slice(shownCompleted)) view.stageDone(c.stage, c.ms, c.cached === true);
+    for (const c of progress.completed.slice(shownCompleted)) view.stageDone(c.stage, c.ms, c.cached === true, c.failed === true);
     shownCompleted = progress.completed.length;
   };
   try {

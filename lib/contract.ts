@@ -247,13 +247,16 @@ export function stageOutputSchema<K extends TorchOpName>(op: K): z.ZodType<Stage
 export type PathKeys<T> = T extends unknown ? Extract<keyof T, `${string}_path`> : never;
 type WithoutPaths<T> = T extends unknown ? Omit<T, PathKeys<T>> : never;
 type Role<S> = S extends `${infer R}_path` ? R : never;
+// The stored files of one result: a role for each stored path, optional where the path may be null (nothing stored).
+type FilesOf<T, S> = { [P in S & keyof T as null extends T[P] ? never : Role<P>]: string } & {
+  [P in S & keyof T as null extends T[P] ? Role<P> : never]?: string;
+};
 /** An op's result as a stage returns it: without scratch paths, with the stored files' digests by role. */
 export type StageOutputOf<K extends TorchOpName> = WithoutPaths<OpResult<K>> & { files: Record<string, string> };
 /** What a torch stage returns, and what the manifest stores: the op's parsed result without its scratch paths, and
  * the digests of the files it stored, by role (`traced_path` → `files.traced`). A null path stores nothing. */
-export type StageOutput<K extends TorchOpName, S extends string = never> = WithoutPaths<OpResult<K>> & {
-  files: { [R in Role<S>]: string };
-};
+export type StageOutput<K extends TorchOpName, S extends string = never> =
+  OpResult<K> extends infer T ? (T extends unknown ? Omit<T, PathKeys<T>> & { files: FilesOf<T, S> } : never) : never;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Stages: how the workflow's input to each torch stage becomes its op's arguments, and which result files are kept.

@@ -32,8 +32,9 @@ export interface PipelineProgress {
   /** `running`, or `awaiting_approval` while the run waits for `ttd approve`. */
   status: 'running' | 'awaiting_approval';
   stage: string | null;
-  /** Finished stages; `cached` when the stage reused an earlier identical run's outputs. */
-  completed: { stage: string; ms: number; cached?: boolean }[];
+  /** Finished stages; `cached` when the stage reused an earlier identical run's outputs, `failed` when it could not
+   * finish (the run then ends `failed`). */
+  completed: { stage: string; ms: number; cached?: boolean; failed?: boolean }[];
   epochs: number;
   losses: number[];
 }

@@ -119,14 +119,16 @@ export async function awaitApproval(
     });
   }
   if (!d.approve) {
-    await run.control.recordAudit({
-      action: 'approval_rejected',
-      model: spec.name,
-      runId: run.runId,
-      actor: d.by,
-      reason: d.reason ?? null,
-      digest: stored.artifactDigest,
-    });
+    await run.stage('audit', Gate.promotion, () =>
+      run.control.recordAudit({
+        action: 'approval_rejected',
+        model: spec.name,
+        runId: run.runId,
+        actor: d.by,
+        reason: d.reason ?? null,
+        digest: stored.artifactDigest,
+      }),
+    );
     run.reject({
       gate: Gate.promotion,
       passed: false,

@@ -84,11 +84,13 @@ export class Run {
     this.progress.stage = name;
     const started = Date.now();
     let reused = false;
+    let failed = false;
     try {
       const out = await fn();
       reused = wasCached(out);
       return out;
     } catch (err) {
+      failed = true;
       if (isCancellation(err)) throw err;
       const cause = err instanceof ActivityFailure ? err.cause : err;
       const code = failureCode(cause instanceof ApplicationFailure ? cause.type : null);
@@ -96,7 +98,12 @@ export class Run {
       throw new RunEnded(this.result('failed'));
     } finally {
       this.timings[name] = Date.now() - started;
-      this.progress.completed.push({ stage: name, ms: this.timings[name], ...(reused ? { cached: true } : {}) });
+      this.progress.completed.push({
+        stage: name,
+        ms: this.timings[name],
+        ...(reused ? { cached: true } : {}),
+        ...(failed ? { failed: true } : {}),
+      });
       this.progress.stage = null;
     }
   }
