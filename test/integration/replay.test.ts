@@ -59,4 +59,19 @@ describe('workflow replay of a changed workflow', () => {
   it('rejects a reordered pipeline with a determinism violation, so the replay test can fail', async () => {
     await expect(replay(fixture('reordered'), 'promoted.json')).rejects.toThrow(/[Nn]ondetermin/);
   });
+
+  // A timer added between the fusion and store stages: a new command where the history has the store activity.
+  it.each(['promoted.json', 'v1/promoted.json'])('a change guarded by patched() replays %s deterministically', async (file) => {
+    await expect(replay(fixture('patched'), file)).resolves.toBeUndefined();
+  });
+
+  it.each(['promoted.json', 'v1/promoted.json'])('the same change without patched() fails to replay %s', async (file) => {
+    await expect(replay(fixture('unpatched'), file)).rejects.toThrow(
+      /Nondeterminism error: Timer machine does not handle .*ActivityTaskScheduled/,
+    );
+  });
+
+  it('the same change without patched() still replays rejected.json, which ends before the store: replay checks only the paths recorded', async () => {
+    await expect(replay(fixture('unpatched'), 'rejected.json')).resolves.toBeUndefined();
+  });
 });
