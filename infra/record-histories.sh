@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Records workflow histories for the replay test (test/fixtures/histories/): a promoted, a foreign-artifact,
-# a rejected and a failed run of the current pipeline workflow. Re-record only for an intended, compatible change; a change that
-# would break running workflows needs patching (workflow.patched), and the old histories must keep replaying.
+# a rejected and a failed run of the current pipeline workflow; needs a built tree (make setup / npm run build).
+# It never replaces a history: move the current ones to test/fixtures/histories/v<N>/ first, where they keep replaying
+# until no run of that code can be open (docs/workflow-changes.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=test/fixtures/histories
 mkdir -p "$out"
+for name in promoted foreign rejected failed; do
+  if [ -e "$out/$name.json" ]; then
+    echo "$out/$name.json exists: move the current histories to $out/v<N>/ first (docs/workflow-changes.md)" >&2
+    exit 1
+  fi
+done
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 .venv/bin/temporal server start-dev --ip 127.0.0.1 --port "$port" --headless --log-level error >/dev/null 2>&1 &
 server=$!

@@ -1,0 +1,554 @@
+// Every branch of the pipeline workflow, on the suite's real Temporal dev server, with fake activities (no torch, no
+// store): each test states only the outputs that differ from a run that promotes, and asserts the run's result, its
+// failing gate and code, and the activities it called. One worker serves the whole file; activities find the
+// test's fakes by workflow id.
+import { randomUUID } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import {
+  CancelledFailure,
+  Client,
+  Connection,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { ControlActivities, StageRun, TorchActivities } from '../../activities';
+import { GateCode, type Gate } from '../../lib/gate-codes';
+import type { ParityResult, RunResult } from '../../lib/results';
+import { SpecSchema } from '../../lib/spec';
+import type { pipelineWorkflow } from '../../workflows/pipeline';
+import { approveUpdate, PIPELINE_WORKFLOW, progressQuery, type PipelineInput, type PipelineProgress } from '../../workflows/definitions';
+
+// The workers log every cancelled or late activity at INFO/WARN; the assertions say what matters.
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+
+const root = join(__dirname, '..', '..');
+const bundle = join(root, 'dist', 'workflow-bundle.js');
+
+type Activities = TorchActivities & ControlActivities;
+type Name = keyof Activities;
+type Output<N extends Name> = Awaited<ReturnType<Activities[N]>>;
+type Torch<N extends keyof TorchActivities> = Output<N> extends StageRun<infer O> ? O : never;
+
+const digest = (c: string) => `sha256:${c.repeat(64).slice(0, 64)}`;
+const ran = <O>(output: O, how: Partial<StageRun<O>> = {}): StageRun<O> => ({ output, cached: false, torchMs: 7, ...how });
+const passed = { passed: true, code: null, message: 'ok' } as const;
+const failed = (code: GateCode, message = `found ${code}`) => ({ passed: false, code, message });
+
+// Schema-shaped outputs of each stage, passing; a test spreads what differs over them.
+const out = {
+  train: (o: Partial<Torch<'train'>> = {}): Torch<'train'> =>
+    ({
+      status: 'ok',
+      files: { weights: digest('1') },
+      losses: [0.9, 0.5],
+      epochs_completed: 2,
+      rows: 64,
+      resumed_from_epoch: 0,
+      attempt: 1,
+      ...o,
+    }) as Torch<'train'>,
+  trainRejected: (code: GateCode, message: string) =>
+    ({ status: 'rejected', code, message, epoch: 1, step: 3, files: {}, attempt: 1 }) as unknown as Torch<'train'>,
+  trace: (): Torch<'trace'> => ({
+    files: { traced: digest('2') },
+    example_shapes: [[4, 8]],
+    nodes: { 'aten::linear': 2 },
+    node_total: 5,
+    warnings: [],
+    captures: [],
+    mode: 'trace',
+  }),
+  verify: (o: Partial<Torch<'verify'>> = {}): Torch<'verify'> => ({
+    ...passed,
+    cases: [],
+    train_mode_ops: [],
+    warnings: [],
+    devices: ['cpu'],
+    nondeterministic_nodes: [],
+    example_shape_checks: { chunks: 2, failed: 0 },
+    files: { references: digest('3') },
+    ...o,
+  }),
+  optimize: (o: Partial<Torch<'optimize'>> = {}): Torch<'optimize'> =>
+    ({
+      ...passed,
+      files: { optimized: digest('4'), ir_before: digest('5'), ir_after: digest('6') },
+      method: 'freeze',
+      nodes_before: {},
+      nodes_after: {},
+      node_total_before: 5,
+      node_total_after: 4,
+      nodes_for_inference: null,
+      max_abs_error: 0,
+      max_abs_error_for_inference: null,
+      ...o,
+    }) as Torch<'optimize'>,
+  fusion: (o: Partial<Torch<'checkFusion'>> = {}): Torch<'checkFusion'> => ({
+    ...passed,
+    files: { graph: digest('7') },
+    require: 'none',
+    groups: [],
+    unfused_pointwise: [],
+    max_abs_error: 0,
+    flags: {},
+    torch_version: '2.5.0',
+    ...o,
+  }),
+  verifyArtifact: (o: Partial<Torch<'verifyArtifact'>> = {}): Torch<'verifyArtifact'> => ({
+    ...passed,
+    cases: [],
+    train_mode_ops: [],
+    warnings: [],
+    devices: ['cpu'],
+    nondeterministic_nodes: [],
+    nodes: {},
+    node_total: 3,
+    case_count: 2,
+    files: { references: digest('8') },
+    ...o,
+  }),
+  evaluate: (losses: Record<string, number | null>): Torch<'evaluate'> => ({
+    results: Object.entries(losses).map(([name, validation_loss]) => ({ name, validation_loss, message: null })),
+    rows: 16,
+    files: {},
+  }),
+  parity: (o: Partial<ParityResult> = {}): ParityResult => ({
+    ...passed,
+    runtimes: [
+      {
+        runtime: 'python',
+        passed: o.passed ?? true,
+        code: o.code ?? null,
+        max_abs_error: 0,
+        max_rel_error: 0,
+        flags: { fuser: false },
+        torch_version: '2.5.0',
+        threads: 1,
+        ms: 3,
+        message: 'ok',
+      },
+    ],
+    ...o,
+  }),
+};
+
+// Fakes of every activity that make a run promote.
+const promoting = (): Activities => ({
+  train: async () => ran(out.train()),
+  trace: async () => ran(out.trace()),
+  verify: async () => ran(out.verify()),
+  optimize: async () => ran(out.optimize()),
+  checkFusion: async () => ran(out.fusion()),
+  verifyArtifact: async () => ran(out.verifyArtifact()),
+  evaluate: async () => ran(out.evaluate({ candidate: 0.1, production: 0.2 })),
+  checkParity: async () => ran(out.parity()),
+  storeArtifact: async (i) => ({ manifestDigest: digest('9'), artifactDigest: i.files.artifact }),
+  promoteModel: async () => ({ version: 4, previousVersion: 3, created: true, auditSeq: 12, recordDigest: digest('a') }),
+  currentAlias: async () => null,
+  keepVersion: async () => ({ version: 4 }),
+  recordAudit: async () => ({ seq: 12 }),
+});
+
+/** One call of a fake activity: its name and input. */
+interface Call {
+  name: Name;
+  input: Record<string, unknown>;
+}
+const runs = new Map<string, { fakes: Activities; calls: Call[] }>();
+
+// The worker's activities: each looks up the fakes of the workflow that called it.
+const dispatch = Object.fromEntries(
+  (Object.keys(promoting()) as Name[]).map((name) => [
+    name,
+    async (input: Record<string, unknown>) => {
+      const id = Context.current().info.workflowExecution?.workflowId;
+      const run = id === undefined ? undefined : runs.get(id);
+      if (!run) throw new Error(`no fakes for workflow '${id}'`);
+      run.calls.push({ name, input });
+      return (run.fakes[name] as (i: unknown) => Promise<unknown>)(input);
+    },
+  ]),
+);
+
+const taskQueue = `wf-branches-${randomUUID()}`;
+let worker: Worker;
+let running: Promise<void>;
+let native: NativeConnection;
+let connection: Connection;
+let client: Client;
+
+beforeAll(async () => {
+  // The bundle is what workers run; one older than the workflow sources would test old code.
+  const newest = Math.max(
+    ...['workflows', 'lib'].flatMap((d) => readdirSync(join(root, d)).map((f) => statSync(join(root, d, f)).mtimeMs)),
+  );
+  if (statSync(bundle).mtimeMs < newest) throw new Error(`${bundle} is older than workflows/ or lib/: build first (see README)`);
+  const address = inject('temporalAddress');
+  native = await NativeConnection.connect({ address });
+  connection = await Connection.connect({ address });
+  client = new Client({ connection });
+  worker = await Worker.create({
+    connection: native,
+    taskQueue,
+    workflowBundle: { codePath: bundle },
+    activities: dispatch,
+    // A blocked fake heartbeats: its cancellation arrives within a tenth of a second.
+    defaultHeartbeatThrottleInterval: '50ms',
+    maxHeartbeatThrottleInterval: '50ms',
+  });
+  running = worker.run();
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await native?.close();
+  await connection?.close();
+});
+
+/** The spec and input of a run: the seed-like defaults, with what the test changes. */
+function pipelineInput(spec: Record<string, unknown> = {}, extra: Partial<PipelineInput> = {}): PipelineInput {
+  return {
+    runId: `branch-${randomUUID()}`,
+    spec: SpecSchema.parse({ name: 'fake-mlp', ...spec }),
+    specDigest: digest('0'),
+    modelFileDigest: digest('b'),
+    modelFilePath: 'model.py',
+    actor: 'tester',
+    trigger: 'manual',
+    commit: null,
+    queues: { control: taskQueue, torch: taskQueue },
+    ...extra,
+  };
+}
+
+/** Starts a run whose activities are the promoting fakes with `fakes` over them. */
+async function start(fakes: Partial<Activities> = {}, spec?: Record<string, unknown>, extra?: Partial<PipelineInput>) {
+  const input = pipelineInput(spec, extra);
+  const calls: Call[] = [];
+  runs.set(input.runId!, { fakes: { ...promoting(), ...fakes }, calls });
+  const handle = await client.workflow.start<typeof pipelineWorkflow>(PIPELINE_WORKFLOW, {
+    workflowId: input.runId!,
+    taskQueue,
+    args: [input],
+  });
+  return { handle, calls, names: () => calls.map((c) => c.name), input: (name: Name) => calls.find((c) => c.name === name)?.input };
+}
+
+/** Runs to the end; the result and the names of the activities called, in order. */
+async function run(fakes: Partial<Activities> = {}, spec?: Record<string, unknown>, extra?: Partial<PipelineInput>) {
+  const started = await start(fakes, spec, extra);
+  const result = await started.handle.result();
+  return { ...started, result };
+}
+
+/** The gate that ended the run (the last one). */
+const lastGate = (r: RunResult) => r.gates.at(-1)!;
+const ending = (r: RunResult) => ({ status: r.status, gate: lastGate(r).gate, code: lastGate(r).code });
+const endsWith = (status: RunResult['status'], gate: Gate, code: GateCode | null) => ({ status, gate, code });
+
+/** A fake activity that blocks until released or cancelled (then `ended` says which), heartbeating so that it learns
+ * of a cancellation; released, it answers as `then`. */
+function blocker<N extends Name>(then: Activities[N]) {
+  let release!: () => void;
+  let started!: () => void;
+  let end!: (how: 'released' | 'cancelled') => void;
+  const released = new Promise<void>((r) => (release = r));
+  const reached = new Promise<void>((r) => (started = r));
+  const ended = new Promise<'released' | 'cancelled'>((r) => (end = r));
+  const fake = (async (input: never) => {
+    started();
+    const ctx = Context.current();
+    const beat = setInterval(() => ctx.heartbeat(), 20);
+    try {
+      await Promise.race([released, ctx.cancelled]);
+    } catch (err) {
+      end('cancelled');
+      throw err;
+    } finally {
+      clearInterval(beat);
+    }
+    end('released');
+    return (then as (i: never) => Promise<unknown>)(input);
+  }) as Activities[N];
+  return { fake, reached, release, ended };
+}
+
+/** Polls the progress query until `done` holds. */
+async function progressUntil(handle: WorkflowHandle, done: (p: PipelineProgress) => boolean): Promise<PipelineProgress> {
+  for (;;) {
+    const p = await handle.query(progressQuery);
+    if (done(p)) return p;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const BUILD = ['train', 'trace', 'verify', 'optimize', 'checkFusion'];
+const AFTER_BUILD = ['storeArtifact', 'checkParity', 'promoteModel'];
+
+describe('pipeline workflow branches', () => {
+  it('a run whose every gate passes is promoted, calling each stage once in order', async () => {
+    const { result, names, input } = await run();
+    expect(result.status).toBe('promoted');
+    expect(result).toMatchObject({ version: 4, digest: digest('4'), alias: 'production', training: { attempts: 1, resumedFromEpoch: 0 } });
+    expect(result.gates.map((g) => [g.gate, g.passed])).toEqual([
+      ['training', true],
+      ['trace', true],
+      ['optimize', true],
+      ['fusion', true],
+      ['parity', true],
+      ['promotion', true],
+    ]);
+    expect(lastGate(result).message).toBe("version 4 of 'fake-mlp' is now 'production' (was version 3); audit record 12");
+    expect(names()).toEqual([...BUILD, ...AFTER_BUILD]);
+    expect(input('storeArtifact')).toMatchObject({ files: { artifact: digest('4'), traced: digest('2'), references: digest('3') } });
+    expect(input('promoteModel')).toMatchObject({ alias: 'production', approval: null });
+    expect(result.cached).toBeUndefined();
+    expect(result.torchTimings).toMatchObject({ train: 7, parity: 7 });
+  });
+
+  it('training gate rejects a non-finite loss and nothing after training runs', async () => {
+    const { result, names } = await run({
+      train: async () => ran(out.trainRejected(GateCode.nonFiniteLoss, 'loss is nan at epoch 1 step 3')),
+    });
+    expect(ending(result)).toEqual(endsWith('rejected', 'training', 'non_finite_loss'));
+    expect(lastGate(result).message).toBe('loss is nan at epoch 1 step 3');
+    expect(names()).toEqual(['train']);
+  });
+
+  it('trace gate rejects a graph that verify finds diverging in control flow, before optimize', async () => {
+    const { result, names } = await run({ verify: async () => ran(out.verify(failed(GateCode.controlFlowDivergence))) });
+    expect(ending(result)).toEqual(endsWith('rejected', 'trace', 'control_flow_divergence'));
+    expect(lastGate(result).message).toBe('found control_flow_divergence');
+    expect(names()).toEqual(['train', 'trace', 'verify']);
+  });
+
+  it('optimize gate rejects an optimized graph that diverges, before fusion', async () => {
+    const { result, names } = await run({ optimize: async () => ran(out.optimize(failed(GateCode.optimizedDivergence))) });
+    expect(ending(result)).toEqual(endsWith('rejected', 'optimize', 'optimized_divergence'));
+    expect(names()).toEqual(['train', 'trace', 'verify', 'optimize']);
+  });
+
+  it('fusion gate rejects a graph without the required fusion, before anything is stored', async () => {
+    const { result, names } = await run(
+      { checkFusion: async () => ran(out.fusion({ ...failed(GateCode.fusionRequiredMissing), require: 'any' })) },
+      { fusion: { require: 'any' } },
+    );
+    expect(ending(result)).toEqual(endsWith('rejected', 'fusion', 'fusion_required_missing'));
+    expect(names()).toEqual(BUILD);
+  });
+
+  it('parity gate rejects a runtime beyond tolerance: stored, never promoted, parity reported', async () => {
+    const { result, names } = await run({ checkParity: async () => ran(out.parity(failed(GateCode.toleranceExceeded))) });
+    expect(ending(result)).toEqual(endsWith('rejected', 'parity', 'tolerance_exceeded'));
+    expect(result.parity?.[0]).toMatchObject({ runtime: 'python', passed: false, code: 'tolerance_exceeded' });
+    expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity']);
+  });
+
+  it('a foreign artifact that verifies is promoted without training or tracing', async () => {
+    const foreign = { artifactDigest: digest('c'), referencesDigest: digest('d'), artifactPath: '/x/model.pt' };
+    const spec = { artifact: './model.pt', references: './refs.safetensors' };
+    const { result, names, input } = await run({}, spec, { foreign, modelFileDigest: undefined, modelFilePath: undefined });
+    expect(ending(result)).toEqual(endsWith('promoted', 'promotion', null));
+    expect(result.digest).toBe(digest('c'));
+    expect(names()).toEqual(['verifyArtifact', ...AFTER_BUILD]);
+    expect(input('storeArtifact')).toMatchObject({
+      files: { artifact: digest('c'), references: digest('8'), sourceReferences: digest('d') },
+    });
+    expect(input('checkParity')).toMatchObject({ artifactDigest: digest('c'), referencesDigest: digest('8') });
+  });
+
+  it('a foreign artifact that fails verification is rejected at the trace gate and never stored', async () => {
+    const foreign = { artifactDigest: digest('c'), referencesDigest: digest('d'), artifactPath: '/x/model.pt' };
+    const spec = { artifact: './model.pt', references: './refs.safetensors' };
+    const { result, names } = await run({ verifyArtifact: async () => ran(out.verifyArtifact(failed(GateCode.referenceMismatch))) }, spec, {
+      foreign,
+      modelFileDigest: undefined,
+      modelFilePath: undefined,
+    });
+    expect(ending(result)).toEqual(endsWith('rejected', 'trace', 'reference_mismatch'));
+    expect(names()).toEqual(['verifyArtifact']);
+  });
+
+  it('a stage that throws a non-retryable model_error fails the run with that code, once, and stops', async () => {
+    const { result, names } = await run({
+      trace: async () => {
+        throw ApplicationFailure.create({ type: 'model_error', message: "model.py: name 'foo' is not defined", nonRetryable: true });
+      },
+    });
+    expect(ending(result)).toEqual(endsWith('failed', 'trace', 'model_error'));
+    expect(lastGate(result).message).toBe("trace failed: model.py: name 'foo' is not defined");
+    expect(names()).toEqual(['train', 'trace']);
+  });
+
+  it('a stage that throws a failure of an unknown type fails the run with code internal', async () => {
+    const { result, names } = await run({
+      storeArtifact: async () => {
+        throw ApplicationFailure.create({ type: 'disk_on_fire', message: 'the store is on fire', nonRetryable: true });
+      },
+    });
+    expect(ending(result)).toEqual(endsWith('failed', 'promotion', 'internal'));
+    expect(lastGate(result).message).toBe('store failed: the store is on fire');
+    expect(names()).toEqual([...BUILD, 'storeArtifact']);
+  });
+
+  it('a run without a model file or a foreign artifact fails as bad input', async () => {
+    const started = await start({}, {}, { modelFileDigest: undefined });
+    const err: unknown = await started.handle.result().catch((e) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toMatchObject({
+      type: 'bad_input',
+      message: 'a run needs a model file or a foreign artifact',
+    });
+    expect(started.names()).toEqual([]);
+  });
+
+  it('a stage served from the step cache is listed in result.cached and has no torch time', async () => {
+    const { result, input } = await run({ train: async () => ran(out.train(), { cached: true, torchMs: null }) });
+    expect(result.status).toBe('promoted');
+    expect(result.cached).toEqual(['train']);
+    expect(result.torchTimings).not.toHaveProperty('train');
+    expect(input('promoteModel')).toMatchObject({ cached: ['train'] });
+  });
+});
+
+describe('pipeline workflow promotion branches', () => {
+  const production = { version: 3, digest: digest('e') };
+  const compare = { promote: { compare: {} } };
+
+  it('promote.compare keeps a candidate that is not better than production, without moving the alias', async () => {
+    const { result, names, input } = await run(
+      {
+        currentAlias: async () => production,
+        evaluate: async () => ran(out.evaluate({ candidate: 0.3, production: 0.2 })),
+      },
+      compare,
+    );
+    expect(ending(result)).toEqual(endsWith('rejected', 'promotion', 'not_better_than_production'));
+    expect(lastGate(result).message).toBe(
+      "candidate validation_loss 0.300000 is not better than production (version 3) 0.200000 by more than min_improvement 0; kept as version 4, 'production' not moved",
+    );
+    expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity', 'currentAlias', 'evaluate', 'keepVersion']);
+    expect(input('evaluate')).toMatchObject({
+      artifacts: [
+        { name: 'candidate', digest: digest('4') },
+        { name: 'production', digest: digest('e') },
+      ],
+    });
+    expect(input('keepVersion')).toMatchObject({ reason: 'not_better_than_production', artifactDigest: digest('4') });
+  });
+
+  it('promote.compare promotes a candidate better than production', async () => {
+    const { result, names } = await run(
+      {
+        currentAlias: async () => production,
+        evaluate: async () => ran(out.evaluate({ candidate: 0.1, production: 0.2 })),
+      },
+      compare,
+    );
+    expect(ending(result)).toEqual(endsWith('promoted', 'promotion', null));
+    expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity', 'currentAlias', 'evaluate', 'promoteModel']);
+  });
+
+  it('approval: an approved run is promoted with who approved it', async () => {
+    const { handle, names, input } = await start({}, { promote: { approval: 'required' } });
+    await progressUntil(handle, (p) => p.status === 'awaiting_approval');
+    await expect(handle.executeUpdate(approveUpdate, { args: [{ approve: true, by: 'ana' }] })).resolves.toEqual({
+      accepted: true,
+      by: 'ana',
+      approve: true,
+    });
+    const result = await handle.result();
+    expect(ending(result)).toEqual(endsWith('promoted', 'promotion', null));
+    expect(result.timings.approval).toBeGreaterThanOrEqual(0);
+    expect(input('promoteModel')).toMatchObject({ approval: { by: 'ana', reason: null } });
+    expect(names()).toEqual([...BUILD, ...AFTER_BUILD]);
+  });
+
+  it('approval: a rejected run is recorded in the audit trail and nothing is promoted', async () => {
+    const { handle, names, input } = await start({}, { promote: { approval: 'required' } });
+    await progressUntil(handle, (p) => p.status === 'awaiting_approval');
+    await handle.executeUpdate(approveUpdate, { args: [{ approve: false, by: 'bo', reason: 'too slow' }] });
+    const result = await handle.result();
+    expect(ending(result)).toEqual(endsWith('rejected', 'promotion', 'approval_rejected'));
+    expect(lastGate(result).message).toBe('rejected by bo: too slow; nothing promoted');
+    expect(input('recordAudit')).toEqual({
+      action: 'approval_rejected',
+      model: 'fake-mlp',
+      runId: handle.workflowId,
+      actor: 'bo',
+      reason: 'too slow',
+      digest: digest('4'),
+    });
+    expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity', 'recordAudit']);
+  });
+
+  it('approval: a run nobody answers within approval_timeout is rejected and audited', async () => {
+    const { result, names, input } = await run({}, { promote: { approval: 'required', approval_timeout: '300ms' } });
+    expect(ending(result)).toEqual(endsWith('rejected', 'promotion', 'approval_timeout'));
+    expect(lastGate(result).message).toBe('no approval within promote.approval_timeout 300ms; nothing promoted');
+    expect(input('recordAudit')).toMatchObject({ action: 'approval_timeout', actor: 'ttd', reason: 'no answer within 300ms' });
+    expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity', 'recordAudit']);
+  });
+
+  it('the approve update is refused while the run is not waiting for approval, and accepted once it is', async () => {
+    const store = blocker<'storeArtifact'>(promoting().storeArtifact);
+    const { handle } = await start({ storeArtifact: store.fake }, { promote: { approval: 'required' } });
+    try {
+      await store.reached;
+      const err: unknown = await handle.executeUpdate(approveUpdate, { args: [{ approve: true, by: 'ana' }] }).catch((e) => e);
+      expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+      expect((err as WorkflowUpdateFailedError).cause?.message).toBe(
+        `run '${handle.workflowId}' is not waiting for approval (stage: store)`,
+      );
+    } finally {
+      store.release();
+    }
+    await progressUntil(handle, (p) => p.status === 'awaiting_approval');
+    await handle.executeUpdate(approveUpdate, { args: [{ approve: true, by: 'ana' }] });
+    expect((await handle.result()).status).toBe('promoted');
+  });
+});
+
+describe('pipeline workflow while it runs', () => {
+  it('the progress query shows the current stage, the finished ones and the losses', async () => {
+    const trace = blocker<'trace'>(promoting().trace);
+    const { handle } = await start({ trace: trace.fake }, { train: { epochs: 2 } });
+    try {
+      await trace.reached;
+      const progress = await handle.query(progressQuery);
+      expect(progress).toEqual({
+        status: 'running',
+        stage: 'trace',
+        completed: [{ stage: 'train', ms: expect.any(Number) }],
+        epochs: 2,
+        losses: [0.9, 0.5],
+      });
+    } finally {
+      trace.release();
+    }
+    expect((await handle.result()).status).toBe('promoted');
+  });
+
+  it('a cancelled run ends cancelled, its blocked activity is cancelled, and nothing after it is called', async () => {
+    const verify = blocker<'verify'>(promoting().verify);
+    const { handle, names } = await start({ verify: verify.fake });
+    try {
+      await verify.reached;
+      await handle.cancel();
+      const err: unknown = await handle.result().catch((e) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect((await handle.describe()).status.name).toBe('CANCELLED');
+      await expect(verify.ended).resolves.toBe('cancelled');
+    } finally {
+      verify.release();
+    }
+    expect(names()).toEqual(['train', 'trace', 'verify']);
+  });
+});
