@@ -204,6 +204,9 @@ class ContractFileTest(unittest.TestCase):
                 check()
             self.assertEqual(caught.exception.code, "internal")
             self.assertEqual(caught.exception.message, f"contract.json missing; run make setup (looked for {none})")
+        with mock.patch.dict(os.environ, {contract.CONTRACT_ENV: none}), self.assertRaises(server.ProtocolError) as caught:
+            server.dispatch("hello", {}, lambda data: None)
+        self.assertIn("contract.json missing; run make setup", caught.exception.message)
 
     def test_a_contract_of_another_format_or_with_unknown_keywords_is_an_internal_error(self) -> None:
         for document in ({"format": "ttd-contract/2", "ops": {}},
