@@ -58,8 +58,9 @@ class ForeignArtifactTest(unittest.TestCase):
 
     def verify(self, refs: str, artifact: str = "", **extra: Any) -> Dict[str, Any]:
         """verify_artifact through the server's handler."""
-        return server.do_verify_artifact({"artifact_path": artifact or os.path.join(self.good, "model.pt"),
-                                          "references_path": refs, "out_dir": self.out_dir(), **TOL, **extra}, NOOP)
+        args = {"artifact_path": artifact or os.path.join(self.good, "model.pt"), "references_path": refs,
+                "out_dir": self.out_dir(), **TOL, **extra}
+        return server.dispatch("verify_artifact", args, NOOP)
 
     def test_simple_names_pass_and_write_canonical_references(self) -> None:
         result = self.verify(os.path.join(self.good, "refs.safetensors"))
@@ -220,9 +221,9 @@ class LibtorchArtifactTest(unittest.TestCase):
             self.assertEqual(made.returncode, 0, made.stderr)
             out = os.path.join(tmp, "out")
             os.mkdir(out)
-            result = server.do_verify_artifact({"artifact_path": os.path.join(tmp, "model.pt"),
-                                                "references_path": os.path.join(tmp, "refs.safetensors"),
-                                                "out_dir": out, **TOL}, NOOP)
+            result = server.dispatch("verify_artifact", {"artifact_path": os.path.join(tmp, "model.pt"),
+                                                         "references_path": os.path.join(tmp, "refs.safetensors"),
+                                                         "out_dir": out, **TOL}, NOOP)
             self.assertTrue(result["passed"], result)
             self.assertEqual([c["name"] for c in result["cases"]], ["batch", "one_row", "unbatched"])
             outputs = os.path.join(tmp, "outputs.safetensors")

@@ -179,8 +179,9 @@ def assert_checked(test: unittest.TestCase, by_id: Dict[str, Dict[str, Any]]) ->
                   by_id["bad_result"]["error"]["message"])
     test.assertIn("expected a string matching /^never$/", by_id["bad_result"]["error"]["message"])
     test.assertEqual(by_id["verify"]["error"]["message"], "args.batch_sizes[1] = -3; expected an integer > 0")
-    # optimize is not in this contract: its own checks answer
-    test.assertEqual(by_id["uncovered"]["error"]["message"], "args.atol is missing; expected a number")
+    # optimize is not in this contract: it does not run unchecked
+    test.assertEqual(by_id["uncovered"]["error"]["code"], "internal")
+    test.assertIn("op 'optimize' has no args schema in ", by_id["uncovered"]["error"]["message"])
 
 
 class ContractFileTest(unittest.TestCase):
@@ -195,9 +196,17 @@ class ContractFileTest(unittest.TestCase):
         contract._loaded.clear()
         self.tmp.cleanup()
 
-    def test_a_missing_contract_checks_nothing(self) -> None:
-        self.assertIsNone(contract.load(os.path.join(self.tmp.name, "none.json")))
-        contract.check_args("hello", {"x": 1}, os.path.join(self.tmp.name, "none.json"))
+    def test_a_missing_contract_fails_every_request_as_internal(self) -> None:
+        none = os.path.join(self.tmp.name, "none.json")
+        self.assertIsNone(contract.load(none))
+        for check in (lambda: contract.check_args("hello", {}, none), lambda: contract.check_result("hello", {}, none)):
+            with self.assertRaises(server.ProtocolError) as caught:
+                check()
+            self.assertEqual(caught.exception.code, "internal")
+            self.assertEqual(caught.exception.message, f"contract.json missing; run make setup (looked for {none})")
+        with mock.patch.dict(os.environ, {contract.CONTRACT_ENV: none}), self.assertRaises(server.ProtocolError) as caught:
+            server.dispatch("hello", {}, lambda data: None)
+        self.assertIn("contract.json missing; run make setup", caught.exception.message)
 
     def test_a_contract_of_another_format_or_with_unknown_keywords_is_an_internal_error(self) -> None:
         for document in ({"format": "ttd-contract/2", "ops": {}},

@@ -59,28 +59,28 @@ def run_pipeline(name: str, out: str, mode: str = "trace") -> Dict[str, Any]:
     """train → trace → verify for one model file; returns the stage results."""
     path = model_path(name)
     base = {"model_path": path, "params": {}, "out_dir": out}
-    train = server.do_train({**base, "train": TRAIN}, NOOP)
-    traced = server.do_trace({**base, "weights_path": train["weights_path"], "mode": mode}, NOOP)
-    verify = server.do_verify({**base, **TOL, "weights_path": train["weights_path"], "batch_sizes": [1, 7],
-                               "traced_path": traced["traced_path"], "captures": traced["captures"]}, NOOP)
+    train = server.dispatch("train", {**base, "train": TRAIN}, NOOP)
+    traced = server.dispatch("trace", {**base, "weights_path": train["weights_path"], "mode": mode}, NOOP)
+    verify = server.dispatch("verify", {**base, **TOL, "weights_path": train["weights_path"], "batch_sizes": [1, 7],
+                                        "traced_path": traced["traced_path"], "captures": traced["captures"]}, NOOP)
     return {"train": train, "trace": traced, "verify": verify, "out": out, "path": path}
 
 
 def verify_again(run: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
     """Verify an already traced model again with other arguments."""
-    return server.do_verify({"model_path": run["path"], "params": {}, "out_dir": run["out"], **TOL,
-                             "weights_path": run["train"]["weights_path"], "batch_sizes": [1, 7],
-                             "traced_path": run["trace"]["traced_path"], "captures": run["trace"]["captures"],
-                             **extra}, NOOP)
+    return server.dispatch("verify", {"model_path": run["path"], "params": {}, "out_dir": run["out"], **TOL,
+                                      "weights_path": run["train"]["weights_path"], "batch_sizes": [1, 7],
+                                      "traced_path": run["trace"]["traced_path"], "captures": run["trace"]["captures"],
+                                      **extra}, NOOP)
 
 
 def optimize_and_fuse(run: Dict[str, Any], require: str = "none") -> Dict[str, Any]:
     """optimize (with optimize_for_inference) then fusion on a verified run."""
     refs = run["verify"]["references_path"]
-    optimized = server.do_optimize({"traced_path": run["trace"]["traced_path"], "references_path": refs,
-                                    "out_dir": run["out"], "method": "optimize_for_inference", **TOL}, NOOP)
-    fused = server.do_fusion({"optimized_path": optimized["optimized_path"], "references_path": refs,
-                              "out_dir": run["out"], "require": require, **TOL}, NOOP)
+    optimized = server.dispatch("optimize", {"traced_path": run["trace"]["traced_path"], "references_path": refs,
+                                             "out_dir": run["out"], "method": "optimize_for_inference", **TOL}, NOOP)
+    fused = server.dispatch("fusion", {"optimized_path": optimized["optimized_path"], "references_path": refs,
+                                       "out_dir": run["out"], "require": require, **TOL}, NOOP)
     return {"optimize": optimized, "fusion": fused}
 
 

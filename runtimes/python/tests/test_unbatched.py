@@ -15,7 +15,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from ttd_torch import protocol, safetensors, server, verify
+from ttd_torch import safetensors, server, verify
 from ttd_torch.protocol import BadRequest
 
 from .helpers import REPO, SEED_MODEL
@@ -91,20 +91,21 @@ def write_model(directory: str, variant: str) -> str:
 def pipeline(path: str, out: str, batch_sizes: List[int]) -> Dict[str, Any]:
     """train → trace → verify for one model file with the given batch sizes."""
     base = {"model_path": path, "params": {}, "out_dir": out}
-    train = server.do_train({**base, "train": TRAIN}, NOOP)
-    traced = server.do_trace({**base, "weights_path": train["weights_path"]}, NOOP)
-    result = server.do_verify({**base, **TOL, "weights_path": train["weights_path"], "batch_sizes": batch_sizes,
-                               "traced_path": traced["traced_path"], "captures": traced["captures"]}, NOOP)
+    train = server.dispatch("train", {**base, "train": TRAIN}, NOOP)
+    traced = server.dispatch("trace", {**base, "weights_path": train["weights_path"]}, NOOP)
+    result = server.dispatch("verify", {**base, **TOL, "weights_path": train["weights_path"],
+                                        "batch_sizes": batch_sizes, "traced_path": traced["traced_path"],
+                                        "captures": traced["captures"]}, NOOP)
     return {"train": train, "trace": traced, "verify": result, "out": out, "path": path}
 
 
 def reverify(run: Dict[str, Any], batch_sizes: List[int], **extra: Any) -> Dict[str, Any]:
     """verify an already traced run again with other batch sizes or a target device (in its own out_dir)."""
     out = tempfile.mkdtemp(dir=run["out"])  # the run's own references stay as they are
-    return server.do_verify({"model_path": run["path"], "params": {}, "out_dir": out, **TOL,
-                             "weights_path": run["train"]["weights_path"], "batch_sizes": batch_sizes,
-                             "traced_path": run["trace"]["traced_path"], "captures": run["trace"]["captures"],
-                             **extra}, NOOP)
+    return server.dispatch("verify", {"model_path": run["path"], "params": {}, "out_dir": out, **TOL,
+                                      "weights_path": run["train"]["weights_path"], "batch_sizes": batch_sizes,
+                                      "traced_path": run["trace"]["traced_path"], "captures": run["trace"]["captures"],
+                                      **extra}, NOOP)
 
 
 def reference_shapes(path: str) -> Dict[str, List[int]]:
@@ -242,14 +243,18 @@ class CaseRulesTest(unittest.TestCase):
         self.assertEqual(([n for n, _ in cases], probe_list), (["example"], []))
 
     def test_batch_sizes_are_unique_positive_integers_or_none(self) -> None:
-        self.assertEqual(protocol.require_int_list({"batch_sizes": []}, "batch_sizes"), [])
-        for bad, message in (([1, -3], "args.batch_sizes[1] = -3; expected an integer >= 1"),
-                             ([2, 2], "args.batch_sizes[1] = 2; expected a value not already in"),
-                             ([True], "args.batch_sizes[0] = True; expected an integer >= 1")):
-            with self.subTest(batch_sizes=bad), self.assertRaises(BadRequest) as caught:
-                protocol.require_int_list({"batch_sizes": bad}, "batch_sizes")
-            self.assertIn(message, caught.exception.message)
-
+        self.assertEqual(verify.batch_sizes([]), [])
+        self.assertEqual(verify.batch_sizes([1, 7.0]), [1, 7])
+        with tempfile.TemporaryDirectory() as out:
+            args = {"model_path": SEED_MODEL, "params": {}, "weights_path": SEED_MODEL, "traced_path": SEED_MODEL,
+                    "out_dir": out, **TOL}
+            # positive integers: the contract; once each: verify itself, before it loads anything
+            for bad, message in (([1, -3], "args.batch_sizes[1] = -3; expected an integer > 0"),
+                                 ([2, 2], "args.batch_sizes[1] = 2; expected a value not already in"),
+                                 ([True], "args.batch_sizes[0] = True; expected an integer > 0")):
+                with self.subTest(batch_sizes=bad), self.assertRaises(BadRequest) as caught:
+                    server.dispatch("verify", {**args, "batch_sizes": bad}, NOOP)
+                self.assertIn(message, caught.exception.message)
 
 if __name__ == "__main__":
     unittest.main()

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from . import compare, gate, graph, references, verify
+from . import compare, gate, graph, protocol, references, verify
 from .protocol import ModelError
 
 TRAIN_FIX = ("call model$eval() before jit_trace in R (or .eval() before torch.jit.trace in Python), then trace, "
@@ -70,6 +70,7 @@ def decision(facts: gate.Facts) -> Tuple[Optional[str], str]:
                   f"allowed {compare.allowed(facts.atol, facts.rtol)}")
 
 
+@protocol.op("verify_artifact")
 def verify_artifact(args: Dict[str, Any]) -> Dict[str, Any]:
     """Verify a foreign TorchScript archive against its recorded references and write canonical references."""
     atol, rtol = args["atol"], args["rtol"]
@@ -92,7 +93,7 @@ def verify_artifact(args: Dict[str, Any]) -> Dict[str, Any]:
     facts = gate.Facts(cases=results, atol=atol, rtol=rtol, train_ops=graph.train_mode_ops(inlined),
                        repeat=verify.repeat_check(module, (cases[0].name, cases[0].inputs), atol, rtol),
                        nondeterministic_nodes=graph.nondeterministic_nodes(inlined), devices=devices,
-                       target_device=args.get("target_device", "cpu"))
+                       target_device=args["target_device"])
     code, message = decision(facts)
     nodes = graph.count_nodes(inlined)
     for r in results:

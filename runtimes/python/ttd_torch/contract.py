@@ -3,6 +3,7 @@ schemas) and a strict validator for the subset of JSON Schema draft 2020-12 that
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -444,7 +445,7 @@ def default_path() -> str:
 
 def load(path: Optional[str] = None) -> Optional[Contract]:
     """The contract at path (default_path()), read once per process; None when the file does not exist
-    (nothing is checked then)."""
+    (every request then fails: see required())."""
     path = path or default_path()
     if path not in _loaded:
         if not os.path.exists(path):
@@ -463,13 +464,33 @@ def contract_failure(exc: SchemaError) -> ProtocolError:
     return ProtocolError("internal", f"the op contract is unusable: {exc}")
 
 
+def required(path: Optional[str] = None) -> Contract:
+    """The contract, or an internal error when its file is missing: no op runs unchecked."""
+    found = load(path)
+    if found is None:
+        raise ProtocolError("internal", f"contract.json missing; run make setup (looked for {path or default_path()})")
+    return found
+
+
+def op_schema(op: str, part: str, path: Optional[str] = None) -> Schema:
+    """The op's args or result schema; an internal error when the contract lacks it (the op is ours, its schema
+    belongs in lib/contract.ts)."""
+    try:
+        found = required(path)
+    except SchemaError as exc:
+        raise contract_failure(exc) from exc
+    schema = found.schema(op, part)
+    if schema is None:
+        raise ProtocolError("internal", f"op {op!r} has no {part} schema in {found.path}; add it to lib/contract.ts "
+                                        "and run make setup")
+    return schema
+
+
 def check_args(op: str, args: Any, path: Optional[str] = None) -> None:
     """Raise BadRequest (args.<path> = <value>; expected ...) when args break the op's args schema."""
+    schema = op_schema(op, "args", path)
     try:
-        found = load(path)
-        schema = found.schema(op, "args") if found else None
-        if schema is not None:
-            validate(schema, args, "args")
+        validate(schema, args, "args")
     except Invalid as exc:
         raise BadRequest(exc.message()) from None
     except SchemaError as exc:
@@ -478,12 +499,23 @@ def check_args(op: str, args: Any, path: Optional[str] = None) -> None:
 
 def check_result(op: str, result: Any, path: Optional[str] = None) -> None:
     """Raise an internal ProtocolError naming the op and the path when a result breaks the op's result schema."""
+    schema = op_schema(op, "result", path)
     try:
-        found = load(path)
-        schema = found.schema(op, "result") if found else None
-        if schema is not None:
-            validate(schema, result, "result")
+        validate(schema, result, "result")
     except Invalid as exc:
         raise ProtocolError("internal", f"op {op!r} returned a result that breaks the contract: {exc.message()}") from None
     except SchemaError as exc:
         raise contract_failure(exc) from exc
+
+
+def with_defaults(op: str, args: Dict[str, Any], path: Optional[str] = None) -> Dict[str, Any]:
+    """args (already checked) with each absent top-level argument that has a `default` in the op's args schema
+    filled in (a fresh copy of it, so no request shares a mutable default)."""
+    schema = op_schema(op, "args", path)
+    root = Validator(schema)
+    properties = root.resolve(schema["$ref"]) if "$ref" in schema else schema
+    out = dict(args)
+    for key, sub in (properties.get("properties") or {}).items():
+        if key not in out and isinstance(sub, dict) and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+    return out

@@ -7,8 +7,8 @@ from typing import Any, Callable, Dict, List
 
 import torch
 
-from . import data, train, user_model
-from .protocol import ModelError, traceback_tail
+from . import data, protocol, train, user_model
+from .protocol import ModelError, bad_value, traceback_tail
 
 
 def one_line(exc: BaseException) -> str:
@@ -51,8 +51,17 @@ def validation_loss(name: str, path: str, inputs: data.Inputs, targets: torch.Te
                        "produces NaN or infinite outputs, or the loss overflows)"}
 
 
+def check_names(artifacts: List[Dict[str, str]]) -> None:
+    """Raise bad_request when two artifacts share a name (the results are told apart by name)."""
+    for i, item in enumerate(artifacts):
+        if item["name"] in (a["name"] for a in artifacts[:i]):
+            raise bad_value(f"args.artifacts[{i}].name", item["name"], "a non-empty name used once")
+
+
+@protocol.op("evaluate")
 def evaluate(args: Dict[str, Any]) -> Dict[str, Any]:
     """The validation loss of each artifact, with the model file's dataset and loss (else the named loss)."""
+    check_names(args["artifacts"])
     module = user_model.load(args["model_path"])  # also registers custom operators the archives call
     inputs, targets = data.load_split(module, args["params"], "validation")
     criterion = train.loss_function(args["loss"], module)

@@ -8,9 +8,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
-from . import compare, data, graph, optimize, user_model
+from . import compare, data, graph, optimize, protocol, user_model
 
-REQUIRES = ("none", "any", "pointwise-chains")
 WARMUP_CALLS = 3  # the profiling executor fuses from call num_profiled_runs + 1; three calls are enough
 GROUP_KINDS = ("prim::TensorExprGroup", "prim::FusionGroup", "prim::CudaFusionGroup")
 
@@ -167,6 +166,7 @@ def compare_all(fused: List[List[torch.Tensor]], unfused: List[List[torch.Tensor
     return max_abs, failure
 
 
+@protocol.op("fusion")
 def fusion(args: Dict[str, Any]) -> Dict[str, Any]:
     """Fuse the optimized archive with NNC on the validation case, report groups, check fused vs unfused."""
     if args.get("model_path"):

@@ -7,9 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from . import archive, compare, data, graph, safetensors, user_model
-
-METHODS = ("freeze", "optimize_for_inference")
+from . import archive, compare, data, graph, protocol, safetensors, user_model
 
 
 def read_cases(path: str) -> List[Tuple[str, data.Inputs]]:
@@ -63,6 +61,7 @@ def for_inference(frozen_path: str, out_dir: str) -> Tuple[torch.jit.ScriptModul
     return module, path
 
 
+@protocol.op("optimize")
 def optimize(args: Dict[str, Any]) -> Dict[str, Any]:
     """Freeze traced.pt into optimized.pt, dump the IR before/after, and compare on the references."""
     if args.get("model_path"):
@@ -70,7 +69,7 @@ def optimize(args: Dict[str, Any]) -> Dict[str, Any]:
         user_model.load(args["model_path"])
     out_dir = args["out_dir"]
     atol, rtol = args["atol"], args["rtol"]
-    method = args.get("method", "freeze")
+    method = args["method"]
     traced = torch.jit.load(args["traced_path"], map_location="cpu").eval()
     frozen = torch.jit.freeze(traced)
     paths = {name: os.path.join(out_dir, name) for name in ("optimized.pt", "ir-before.txt", "ir-after.txt")}

@@ -1,12 +1,14 @@
-"""Protocol messages of the torch stage server: errors, argument checks, line writer."""
+"""Protocol messages of the torch stage server: errors, argument messages, the op registry, line writer."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import os
 import traceback
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from . import PROTOCOL_VERSION
 
@@ -93,27 +95,28 @@ def require(args: Mapping[str, Any], key: str, kind: type, where: str = "args") 
     return value
 
 
-def require_path(args: Mapping[str, Any], key: str, is_dir: bool = False, where: str = "args") -> str:
-    """Fetch a required absolute path that exists (a directory when is_dir)."""
-    path = require(args, key, str, where)
-    if not os.path.isabs(path):
-        raise BadRequest(f"{where}.{key} = {path!r}; expected an absolute path")
-    if is_dir and not os.path.isdir(path):
-        raise BadRequest(f"{where}.{key} = {path!r}; expected an existing directory")
-    if not is_dir and not os.path.isfile(path):
-        raise BadRequest(f"{where}.{key} = {path!r}; expected an existing file")
-    return path
+Emit = Callable[[Dict[str, Any]], None]  # sends one progress event of the running request
+Handler = Callable[[Dict[str, Any], Emit], Dict[str, Any]]  # (args, emit) -> result
+
+OPS: Dict[str, Handler] = {}  # op name -> handler; filled by @op as the server imports the package's modules
 
 
-def require_int_list(args: Mapping[str, Any], key: str) -> List[int]:
-    """Fetch a required list of unique positive integers (it may be empty)."""
-    values = require(args, key, list)
-    for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise bad_value(f"args.{key}[{i}]", v, "an integer >= 1")
-        if v in values[:i]:
-            raise bad_value(f"args.{key}[{i}]", v, f"a value not already in args.{key} (got {values!r})")
-    return values
+def op(name: str) -> Callable[[Callable[..., Dict[str, Any]]], Callable[..., Dict[str, Any]]]:
+    """Register the decorated function as the handler of op `name` (returned unchanged); a function of
+    `(args)` alone is adapted to `(args, emit)`. Its args arrive checked against contract.json, with the
+    contract's defaults filled in and the generic path/directory/device checks passed (docs/protocol.md)."""
+    def register(fn: Callable[..., Dict[str, Any]]) -> Callable[..., Dict[str, Any]]:
+        if name in OPS:
+            raise RuntimeError(f"op {name!r} is registered twice ({OPS[name].__module__} and {fn.__module__})")
+        if len(inspect.signature(fn).parameters) >= 2:
+            OPS[name] = fn
+        else:
+            @functools.wraps(fn)
+            def without_emit(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+                return fn(args)
+            OPS[name] = without_emit
+        return fn
+    return register
 
 
 class Writer:

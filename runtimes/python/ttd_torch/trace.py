@@ -9,13 +9,12 @@ from typing import Any, Dict, List
 
 import torch
 
-from . import archive, captures, data, graph, user_model
+from . import archive, captures, data, graph, protocol, user_model
 from .protocol import ModelError
 
 TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE_ROWS = 4
-MODES = ("trace", "script")
 
 
 def load_trained(module: ModuleType, params: Dict[str, Any], weights_path: str) -> torch.nn.Module:
@@ -70,11 +69,12 @@ def bounded(record: Dict[str, Any]) -> Dict[str, Any]:
     return {**record, "message": str(record["message"])[:MAX_MESSAGE]}
 
 
+@protocol.op("trace")
 def trace(args: Dict[str, Any]) -> Dict[str, Any]:
     """Trace (or script) the trained model in eval mode and save traced.pt."""
     module = user_model.load(args["model_path"])
     params = args["params"]
-    mode = args.get("mode", "trace")
+    mode = args["mode"]
     model = load_trained(module, params, args["weights_path"])
     example = example_inputs(module, params)
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():

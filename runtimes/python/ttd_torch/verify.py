@@ -7,8 +7,8 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 
-from . import compare, data, gate, graph, probes, safetensors, trace, user_model
-from .protocol import ModelError
+from . import compare, data, gate, graph, probes, protocol, safetensors, trace, user_model
+from .protocol import ModelError, bad_value
 
 Case = Tuple[str, data.Inputs]
 REFERENCES_FORMAT = "ttd-references/1"
@@ -137,8 +137,18 @@ def unique(values: List[str]) -> List[str]:
     return list(dict.fromkeys(values))
 
 
+def batch_sizes(values: List[Any]) -> List[int]:
+    """args.batch_sizes (positive integers by the contract) as ints, each at most once."""
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise bad_value(f"args.batch_sizes[{i}]", value, f"a value not already in args.batch_sizes (got {values!r})")
+    return [int(v) for v in values]  # JSON Schema counts 7.0 as an integer
+
+
+@protocol.op("verify")
 def verify(args: Dict[str, Any]) -> Dict[str, Any]:
     """Compare eager and traced outputs on every reference and probe case, judge the trace, save the references."""
+    sizes = batch_sizes(args["batch_sizes"])
     module = user_model.load(args["model_path"])
     params = args["params"]
     atol, rtol = args["atol"], args["rtol"]
@@ -146,8 +156,8 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
     model = trace.load_trained(module, params, args["weights_path"])
     validation, _ = data.load_split(module, params, "validation")
     example = trace.example_inputs(module, params)
-    example_shaped = not args["batch_sizes"]  # the graph must serve the example's shapes only
-    base, probe_list = build_cases(validation, example, args["batch_sizes"])
+    example_shaped = not sizes  # the graph must serve the example's shapes only
+    base, probe_list = build_cases(validation, example, sizes)
     cases, eager, skipped = eager_cases(model, base, probe_list, args["model_path"])
     traced = torch.jit.load(args["traced_path"], map_location="cpu")
     results: List[Dict[str, Any]] = []
@@ -172,7 +182,7 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
     facts = gate.Facts(cases=results, atol=atol, rtol=rtol, example_shape=[list(t.shape) for t in example],
                        chunk_checks=chunks, train_ops=graph.train_mode_ops(inlined), repeat=repeat,
                        nondeterministic_nodes=graph.nondeterministic_nodes(inlined), devices=devices,
-                       target_device=args.get("target_device", "cpu"), captures=args.get("captures", []),
+                       target_device=args["target_device"], captures=args["captures"],
                        example_shaped=example_shaped)
     code, message, warnings = gate.verdict(facts)
     references_path = os.path.join(args["out_dir"], "references.safetensors")

@@ -553,9 +553,11 @@ def main(path: str, spares: Optional[int] = None) -> int:
         prepare_path(path)
         import torch  # noqa: F401  (imports only: no torch op may run before fork)
 
-        from . import contract, server  # noqa: F401  (imports every stage module)
+        from . import contract, server  # noqa: F401  (imports every module of the package: the ops register)
         try:
-            contract.load()  # parsed once here, inherited by every child
+            if contract.load() is None:  # parsed once here, inherited by every child
+                log(f"warning: {contract.default_path()} missing (run make setup); each request will fail with an "
+                    "internal error")
         except contract.SchemaError as exc:
             log(f"warning: {exc}; each request will fail with an internal error")
         protocol_fd = os.dup(1)

@@ -1,0 +1,17 @@
+"""The hello op: which protocol, torch and Python this server runs."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any, Dict
+
+import torch
+
+from . import PROTOCOL_VERSION, protocol
+
+
+@protocol.op("hello")
+def hello(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Report the protocol, torch and Python versions."""
+    return {"protocol": PROTOCOL_VERSION, "torch_version": torch.__version__,
+            "python_version": platform.python_version()}
