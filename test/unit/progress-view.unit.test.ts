@@ -30,6 +30,13 @@ describe('progress views', () => {
     expect(lines.join('')).toBe('  ▸ train…\n      epoch 1/10  loss 2.3632\n  ✓ train     5.4s\n  ✓ trace     cached\n');
   });
 
+  it('marks a stage that failed with a cross, never a tick', () => {
+    const lines: string[] = [];
+    const view = new PlainView({ write: (s: string) => lines.push(s) });
+    view.stageDone('verify', 300, false, true);
+    expect(lines.join('')).toBe('  ✗ verify    0.3s failed\n');
+  });
+
   it('draws a bar of epochs with the current loss on a terminal, then the stage line', async () => {
     const term = fakeTerminal();
     const view = new BarView(term.stream);
