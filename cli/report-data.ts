@@ -9,7 +9,7 @@ import type { Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { listModels, readModel, resolveRef } from '../lib/registry';
 import type { ReportData, StageTiming } from '../lib/report';
-import { ParityResult, type RunResult } from '../lib/results';
+import { ParityResult, RunResult } from '../lib/results';
 import { TorchStages } from '../lib/contract';
 import { readManifest, readVersionRecord, StageOutputs, type Manifest } from '../lib/records';
 import type { ControlActivities, StageRun, TorchActivities } from '../activities';
@@ -85,7 +85,7 @@ export async function reportFromHistory(
       const end = iso(e.eventTime);
       if (s.at && end) derived.push({ stage: s.type, ms: Date.parse(end) - Date.parse(s.at) });
     } else if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) {
-      result = decode(e.workflowExecutionCompletedEventAttributes?.result);
+      result = RunResult.safeParse(decode(e.workflowExecutionCompletedEventAttributes?.result)).data;
     }
   }
   const spec = input?.spec;

@@ -7,34 +7,30 @@ import { assertName } from './names';
 import type { ObjectStore } from './store';
 
 /** What a record says happened; `prev` and `hash` are added by appendAudit. */
-export interface AuditEntry {
+export const AuditEntry = z.object({
   /** promote (a run moved the alias), keep (registered, alias not moved), manual_promote, rollback,
    * approval_rejected, approval_timeout. */
-  action: 'promote' | 'keep' | 'manual_promote' | 'rollback' | 'approval_rejected' | 'approval_timeout';
-  model: string;
-  version: number | null;
-  digest: string | null;
-  alias: string | null;
-  previousVersion: number | null;
-  record: string | null;
-  runId: string | null;
-  actor: string;
-  trigger: string | null;
-  commit: string | null;
-  checks: { gate: string; passed: boolean; code: string | null }[];
-  /** Who approved a promotion, when one was required. */
-  approvedBy?: string | null;
-  reason?: string | null;
-  at: string;
-}
-
-const RecordSchema = z.object({
-  seq: z.number().int().positive(),
-  prev: z.string().nullable(),
-  hash: z.string(),
+  action: z.enum(['promote', 'keep', 'manual_promote', 'rollback', 'approval_rejected', 'approval_timeout']),
+  model: z.string(),
+  version: z.number().int().positive().nullable(),
+  digest: z.string().nullable(),
+  alias: z.string().nullable(),
+  previousVersion: z.number().int().positive().nullable(),
+  record: z.string().nullable(),
   runId: z.string().nullable(),
-  action: z.string(),
+  actor: z.string(),
+  trigger: z.string().nullable(),
+  commit: z.string().nullable(),
+  checks: z.array(z.object({ gate: z.string(), passed: z.boolean(), code: z.string().nullable() })),
+  /** Who approved a promotion, when one was required. */
+  approvedBy: z.string().nullable().optional(),
+  reason: z.string().nullable().optional(),
+  at: z.string(),
 });
+export type AuditEntry = z.infer<typeof AuditEntry>;
+
+// A stored record: validated as it is, never rewritten (its hash covers every field it has).
+const RecordSchema = AuditEntry.extend({ seq: z.number().int().positive(), prev: z.string().nullable(), hash: z.string() }).loose();
 
 /** A stored record: the entry, its sequence number, its predecessor's hash and its own. */
 export type AuditRecord = AuditEntry & { seq: number; prev: string | null; hash: string };
