@@ -83,8 +83,3 @@ export async function getBlobToFile(store: ObjectStore, digest: string, path: st
     await rm(tmp, { force: true });
   }
 }
-
-/** Reads a JSON blob. */
-export async function getJsonBlob<T>(store: ObjectStore, digest: string): Promise<T> {
-  return JSON.parse((await getBlob(store, digest)).toString('utf8')) as T;
-}
