@@ -279,6 +279,7 @@ export interface TorchStage<K extends TorchOpName, I, S extends PathKeys<OpResul
   /** Result fields naming files that go into the store. */
   store?: readonly S[];
 }
+const tolerances = (i: { atol: number; rtol: number }) => ({ atol: i.atol, rtol: i.rtol });
 const declare = <K extends TorchOpName, I, S extends PathKeys<OpResult<K>> = never>(stage: TorchStage<K, I, S>) => stage;
 
 /** Input of the trace stage. */
@@ -352,8 +353,7 @@ export const TorchStages = {
       weights_path: f['weights.pt'],
       traced_path: f['traced.pt'],
       batch_sizes: i.batchSizes,
-      atol: i.atol,
-      rtol: i.rtol,
+      ...tolerances(i),
       captures: i.captures.map((c) => ({ ...c, filename: c.filename === i.modelFilePath ? f.model : c.filename })),
       target_device: i.targetDevice,
       out_dir: dir,
@@ -367,8 +367,7 @@ export const TorchStages = {
       model_path: f.model,
       traced_path: f['traced.pt'],
       references_path: f['references.safetensors'],
-      atol: i.atol,
-      rtol: i.rtol,
+      ...tolerances(i),
       method: i.method,
       out_dir: dir,
     }),
@@ -381,8 +380,7 @@ export const TorchStages = {
       model_path: f.model,
       optimized_path: f['optimized.pt'],
       references_path: f['references.safetensors'],
-      atol: i.atol,
-      rtol: i.rtol,
+      ...tolerances(i),
       require: i.require,
       out_dir: dir,
     }),
@@ -394,8 +392,7 @@ export const TorchStages = {
     args: (i, f, dir) => ({
       artifact_path: f['artifact.pt'],
       references_path: f['source-references.safetensors'],
-      atol: i.atol,
-      rtol: i.rtol,
+      ...tolerances(i),
       target_device: i.targetDevice,
       out_dir: dir,
     }),

@@ -24,6 +24,16 @@ MAX_REF_DEPTH = 64  # $ref hops without consuming input: deeper means a schema t
 Schema = Any  # a dict, or True/False (boolean schemas: zod emits "items": false for tuples)
 
 
+
+def supported(schema: Any, where: str) -> None:
+    """Raise SchemaError unless schema is an object whose keywords are all in the supported subset."""
+    if not isinstance(schema, dict):
+        raise SchemaError(f"schema at {where} is a {type(schema).__name__}; expected an object or a boolean")
+    unknown = [k for k in schema if k not in KEYWORDS and k not in ANNOTATIONS and k not in CONTAINERS]
+    if unknown:
+        raise SchemaError(f"keywords {unknown} (at {where}) are outside the supported JSON Schema subset; "
+                          "teach ttd_torch/contract.py what they mean")
+
 class SchemaError(Exception):
     """The schema itself is outside the supported subset (an unknown keyword, a bad $ref): our bug, never the caller's."""
 
@@ -161,12 +171,7 @@ class Validator:
             return
         if schema is False:
             raise Invalid(path, value, "nothing here (not allowed by the contract)")
-        if not isinstance(schema, dict):
-            raise SchemaError(f"schema at {path} is a {type(schema).__name__}; expected an object or a boolean")
-        unknown = [k for k in schema if k not in KEYWORDS and k not in ANNOTATIONS and k not in CONTAINERS]
-        if unknown:
-            raise SchemaError(f"keywords {unknown} (at {path}) are outside the supported JSON Schema subset; "
-                              "teach ttd_torch/contract.py what they mean")
+        supported(schema, path)
         if "$ref" in schema:
             if hops >= MAX_REF_DEPTH:
                 raise SchemaError(f"$ref {schema['$ref']!r} at {path} loops without consuming input")
@@ -182,12 +187,7 @@ class Validator:
         """Check every keyword of schema and of the schemas inside it (without a value)."""
         if isinstance(schema, bool):
             return
-        if not isinstance(schema, dict):
-            raise SchemaError(f"schema at {where} is a {type(schema).__name__}; expected an object or a boolean")
-        unknown = [k for k in schema if k not in KEYWORDS and k not in ANNOTATIONS and k not in CONTAINERS]
-        if unknown:
-            raise SchemaError(f"keywords {unknown} (at {where}) are outside the supported JSON Schema subset; "
-                              "teach ttd_torch/contract.py what they mean")
+        supported(schema, where)
         self.types(schema)
         for key, ok in SHAPES.items():
             if key in schema and not ok(schema[key]):
