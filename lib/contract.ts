@@ -189,6 +189,8 @@ export const TorchOps = {
       model_path: path,
       params,
       loss: z.enum(['mse', 'cross_entropy']).default('mse'),
+      // trace.batch_sizes: with [], the archives are run only at the example's shape (row by row when unbatched).
+      batch_sizes: z.array(z.number().int().positive()).optional(),
       artifacts: z.array(z.strictObject({ name: z.string().min(1), path })).min(1),
     }),
     result: z.strictObject({
@@ -333,6 +335,8 @@ export interface VerifyArtifactInput {
 export interface EvaluateInput extends ModelFileInput {
   params: Record<string, unknown>;
   loss: 'mse' | 'cross_entropy';
+  /** The spec's trace.batch_sizes: [] means the archives serve only the example's shape. */
+  batchSizes?: number[];
   artifacts: { name: string; digest: string }[];
 }
 
@@ -406,6 +410,7 @@ export const TorchStages = {
       model_path: f.model,
       params: i.params,
       loss: i.loss,
+      ...(i.batchSizes ? { batch_sizes: i.batchSizes } : {}),
       artifacts: i.artifacts.map((a) => ({ name: a.name, path: f[`${a.name}.pt`] })),
     }),
   }),

@@ -41,6 +41,7 @@ export async function compareWithProduction(run: Run, stored: StoreOutput, facts
       modelFilePath: input.modelFilePath ?? 'model.py',
       params: spec.params,
       loss: spec.train.loss,
+      batchSizes: spec.trace.batch_sizes,
       artifacts: [
         { name: 'candidate', digest: stored.artifactDigest },
         { name: 'production', digest: current.digest },

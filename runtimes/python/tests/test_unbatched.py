@@ -132,6 +132,17 @@ class UnbatchedGateTest(unittest.TestCase):
     def tearDownClass(cls) -> None:
         cls.tmp.cleanup()
 
+    def test_evaluate_runs_a_graph_traced_on_one_row_row_by_row(self) -> None:
+        # The traced RowNet reshapes its input to one row: a whole validation batch would not fit its first layer.
+        run = self.runs["pass"]
+        result = server.dispatch("evaluate", {"model_path": run["path"], "params": {}, "loss": "mse", "batch_sizes": [],
+                                              "artifacts": [{"name": "candidate", "path": run["trace"]["traced_path"]}]},
+                                 NOOP)
+        self.assertEqual(result["rows"], 100)
+        loss = result["results"][0]["validation_loss"]
+        self.assertIsNotNone(loss, result)
+        self.assertLess(loss, 10.0)
+
     def test_every_variant_gets_its_code(self) -> None:
         for variant, (_, code) in VARIANTS.items():
             with self.subTest(variant=variant):

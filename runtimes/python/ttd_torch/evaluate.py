@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from . import data, protocol, train, user_model
+from . import data, probes, protocol, trace, train, user_model
 from .protocol import ModelError, bad_value, traceback_tail
 
 
@@ -26,17 +26,38 @@ def load_archive(name: str, path: str) -> torch.jit.ScriptModule:
                          traceback_tail(exc)) from exc
 
 
+def stacked(outputs: List[Any]) -> Any:
+    """Per-row outputs (tensors, or tuples/lists of tensors) stacked into one batch of the same structure."""
+    if isinstance(outputs[0], (tuple, list)):
+        return type(outputs[0])(torch.stack([o[i] for o in outputs]) for i in range(len(outputs[0])))
+    return torch.stack(outputs)
+
+
+def run_archive(module: torch.jit.ScriptModule, inputs: data.Inputs, rows: Optional[Tuple[int, bool]]) -> Any:
+    """The archive's outputs on the validation inputs: as one batch, or, for a graph checked only at its example's
+    shape (trace.batch_sizes: []), in chunks of that shape (`rows` per chunk, each row unbatched or not)."""
+    with torch.no_grad():
+        if rows is None:
+            return module(*inputs)
+        size, unbatched = rows
+        if unbatched:
+            return stacked([module(*(t[i] for t in inputs)) for i in range(inputs[0].shape[0])])
+        return torch.cat([module(*(t[i:i + size] for t in inputs)) for i in range(0, inputs[0].shape[0], size)])
+
+
 def validation_loss(name: str, path: str, inputs: data.Inputs, targets: torch.Tensor,
-                    criterion: Callable[[Any, torch.Tensor], torch.Tensor]) -> Dict[str, Any]:
+                    criterion: Callable[[Any, torch.Tensor], torch.Tensor],
+                    rows: Optional[Tuple[int, bool]] = None) -> Dict[str, Any]:
     """Run one archive on the validation inputs (eval, no_grad) and measure its loss."""
     module = load_archive(name, path)
     try:
-        with torch.no_grad():
-            outputs = module(*inputs)
+        outputs = run_archive(module, inputs, rows)
     except Exception as exc:
         raise ModelError(f"artifact {name!r} ({path}) failed to run on the validation inputs "
-                         f"({[list(t.shape) for t in inputs]}): {one_line(exc)}; expected it to accept the rows "
-                         "of dataset(params, 'validation') as one batch", traceback_tail(exc)) from exc
+                         f"({[list(t.shape) for t in inputs]}{'' if rows is None else ', in example-shaped chunks'}): "
+                         f"{one_line(exc)}; expected it to accept the rows of dataset(params, 'validation') "
+                         f"{'as one batch' if rows is None else 'in chunks of the example shape'}",
+                         traceback_tail(exc)) from exc
     try:
         with torch.no_grad():
             value = float(criterion(outputs, targets))
@@ -65,8 +86,16 @@ def evaluate(args: Dict[str, Any]) -> Dict[str, Any]:
     module = user_model.load(args["model_path"])  # also registers custom operators the archives call
     inputs, targets = data.load_split(module, args["params"], "validation")
     criterion = train.loss_function(args["loss"], module)
+    rows = None
+    if args.get("batch_sizes") == []:
+        # Verified only at the example's shape (trace.batch_sizes: []): evaluated at that shape, on the validation
+        # rows that fill whole chunks of it.
+        rows = probes.chunk_layout(trace.example_inputs(module, args["params"]), inputs)
+        if rows is not None and not rows[1]:
+            whole = inputs[0].shape[0] - inputs[0].shape[0] % rows[0]
+            inputs, targets = tuple(t[:whole] for t in inputs), targets[:whole]
     results: List[Dict[str, Any]] = []
     for artifact in args["artifacts"]:
-        results.append(validation_loss(artifact["name"], artifact["path"], inputs, targets, criterion))
+        results.append(validation_loss(artifact["name"], artifact["path"], inputs, targets, criterion, rows))
     return {"results": results, "rows": int(targets.shape[0])}
 
