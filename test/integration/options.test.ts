@@ -149,6 +149,12 @@ describe('every documented spec option, end to end', () => {
     ]);
     // As the seed post traces it: one 1-D row, no batch dimension to vary.
     await pipeline('unbatched', { name: 'opt-unbatched', train: seedTrain, trace: { batch_sizes: [] } }, seedModel);
+    // Retrained for longer and compared with it: both archives are evaluated at the shape they were verified at.
+    await pipeline(
+      'unbatched-compare',
+      { name: 'opt-unbatched', train: { ...seedTrain, epochs: 2 }, trace: { batch_sizes: [] }, promote: { compare: {} } },
+      seedModel,
+    );
     for (const [key, ref] of [
       ['defaults', 'opt-seed@production'],
       ['sgd', 'opt-seed:2'],
@@ -170,6 +176,13 @@ describe('every documented spec option, end to end', () => {
     ['declined', 'rejected', 1, 'promotion', 'approval_rejected'],
     ['unbatched', 'promoted', 0, 'promotion', null],
   ];
+
+  it('promote.compare evaluates models traced on one unbatched row, and the longer-trained one wins', () => {
+    const { result, stderr } = runs['unbatched-compare'];
+    expect(Object.keys(result.timings), stderr).toContain('evaluate');
+    expect(result.status, JSON.stringify(result.gates)).toBe('promoted');
+    expect(result.version).toBe(2);
+  });
 
   it.each(outcomes)('the %s run ends %s (exit %i) at gate %s with code %s', (key, status, exit, gate, code) => {
     const { code: got, result, stderr } = runs[key];
