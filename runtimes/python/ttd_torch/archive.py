@@ -3,8 +3,10 @@
 torch.jit.save writes `code/**/*.py.debug_pkl` records holding the Python call stack of every traced node, with
 absolute file paths: ttd's own files (so the bytes depend on where ttd is installed, and on whether a stage ran in
 a fresh process or a forked one) and the scratch directory of the run. Loading never needs them (they only add
-Python source locations to TorchScript error messages), so we leave them out. The rest is copied unchanged, in
-order, uncompressed, with a fixed timestamp, each record's data aligned to 64 bytes as torch itself does.
+Python source locations to TorchScript error messages), so we leave them out. torch 2.x also writes
+`.data/serialization_id`, an id drawn afresh by each process; archives of torch 1.13 have none and load without
+it, so it goes too. The rest is copied unchanged, in order, uncompressed, with a fixed timestamp, each record's data
+aligned to 64 bytes as torch itself does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import zipfile
 import torch
 
 DEBUG_SUFFIX = ".debug_pkl"
+PER_PROCESS = "/.data/serialization_id"
 ALIGNMENT = 64
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 PAD_FIELD = 0x4246  # the extra-field id torch's own writer pads with ("FB")
@@ -37,7 +40,7 @@ def strip_debug(archive: bytes) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(archive)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
         for info in src.infolist():
-            if info.filename.endswith(DEBUG_SUFFIX):
+            if info.filename.endswith(DEBUG_SUFFIX) or info.filename.endswith(PER_PROCESS):
                 continue
             data = src.read(info)
             entry = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME)
