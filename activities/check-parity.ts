@@ -10,10 +10,12 @@ import { readSafetensors } from '../lib/safetensors';
 import type { RuntimeName } from '../lib/spec';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
-import { addTorchWork, materialize, withWorkDir, type TorchDeps } from './torch-stage';
+import { addTorchWork, materialize, stageConfig, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
 export interface ParityInput {
+  /** The torch environment whose runtimes check the artifact (the worker's configured one when absent). */
+  environment?: string;
   artifactDigest: string;
   referencesDigest: string;
   runtimes: RuntimeName[];
@@ -31,7 +33,8 @@ const MODES = [{ fuser: false }, { fuser: true }] as const;
 /** Builds the parity activity. */
 export function parityActivity(deps: TorchDeps) {
   return async function checkParity(input: ParityInput): Promise<ParityOutput> {
-    const { config } = deps;
+    const config = stageConfig(deps.config, input.environment);
+    const env = { ...deps, config };
     if (input.runtimes.includes('libtorch') && !existsSync(config.libtorchRunner)) {
       throw ApplicationFailure.create({
         type: NonRetryable.environmentMissing,
@@ -49,7 +52,7 @@ export function parityActivity(deps: TorchDeps) {
       const runs = input.runtimes.flatMap((runtime) => MODES.map((flags) => ({ runtime, flags })));
       const started = performance.now();
       const reports = await mapLimit(runs, Math.max(1, Math.min(runs.length, availableParallelism())), async ({ runtime, flags }) => {
-        const run = await runRunner(deps, runtime, files, flags.fuser);
+        const run = await runRunner(env, runtime, files, flags.fuser);
         if (!run.ok) {
           return {
             runtime,

@@ -7,27 +7,34 @@ import { basename, join } from 'node:path';
 import { canonicalJson, digestBytes, digestFile, digestHex } from '../lib/digest';
 import { ErrorCode, type TtdError } from '../lib/errors';
 import { blobKey, type ObjectStore } from '../lib/store';
-import type { Config } from '../lib/config';
+import { forEnvironment, type Config } from '../lib/config';
 import { runTorchRequest, torchEnvironment } from './torch-process';
 import { torchWorkMs } from './torch-stage';
 
-/** Every torch stage's input may carry this: `ttd run --no-cache` sets it. */
+/** What every torch stage's input may carry besides its own fields: `ttd run --no-cache`, and the torch environment
+ * the run uses (lib/environments.ts; the worker's configured one when absent). */
 export interface CacheOption {
   noCache?: boolean;
+  environment?: string;
 }
 
 const FORMAT = 'ttd-step-cache/2'; // 2: stage outputs are the contract's results (lib/contract.ts)
 const DIGEST_IN_TEXT = /sha256:[0-9a-f]{64}/g;
 
-let environment: Promise<string> | undefined;
+const environments = new Map<string, Promise<string>>();
 
-/** A digest of everything besides a stage's input that decides its output; computed once per process. */
+/** A digest of everything besides a stage's input that decides its output; computed once per process and environment. */
 export function environmentDigest(config: Config): Promise<string> {
-  environment ??= computeEnvironment(config).catch((err) => {
-    environment = undefined;
-    throw err;
-  });
-  return environment;
+  const key = `${config.python}\0${config.libtorchRunner}`;
+  let digest = environments.get(key);
+  if (!digest) {
+    digest = computeEnvironment(config).catch((err) => {
+      environments.delete(key);
+      throw err;
+    });
+    environments.set(key, digest);
+  }
+  return digest;
 }
 
 /** Starts the torch fork server and works out the environment digest in the background, so that the first stage
@@ -68,6 +75,7 @@ export function withStepCache<I extends object, O>(
 ): (input: I & CacheOption) => Promise<StageRun<O>> {
   return async (input) => {
     const { noCache, ...rest } = input;
+    const config = forEnvironment(deps.config, input.environment) ?? deps.config; // an unknown one: the stage says so
     const ran = async (): Promise<StageRun<O>> => {
       const output = await fn(rest as I);
       const torchMs = torchWorkMs();
@@ -75,7 +83,7 @@ export function withStepCache<I extends object, O>(
     };
     let env: string;
     try {
-      env = await environmentDigest(deps.config);
+      env = await environmentDigest(config);
     } catch {
       return ran(); // the stage itself reports what is wrong with torch
     }

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { Config } from '../lib/config';
+import { forEnvironment, type Config } from '../lib/config';
 import {
   TorchOps,
   type ModelFileInput,
@@ -24,6 +24,24 @@ export interface TorchDeps {
 }
 
 const HEARTBEAT_EVERY_MS = 2_000;
+const SETUP_HINT = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
+
+/** An environment in words: its name and its Python (and that TTD_PYTHON set it, when it did). */
+export function environmentWords(config: Config): string {
+  return `'${config.environment}' (python '${config.python}'${config.environment === 'custom' ? ', TTD_PYTHON' : ''})`;
+}
+
+/** The worker's configuration for the environment a stage asks for; an environment it does not know fails the stage
+ * (permanently: this worker's checkout will not learn it by retrying). */
+export function stageConfig(config: Config, environment: string | undefined): Config {
+  const chosen = forEnvironment(config, environment);
+  if (chosen) return chosen;
+  throw ApplicationFailure.create({
+    type: NonRetryable.environmentMissing,
+    message: `this worker has no torch environment '${environment}'; it has ${config.environments.map((e) => `'${e.name}'`).join(', ')}`,
+    nonRetryable: true,
+  });
+}
 
 /** A scratch directory for one activity attempt, removed afterwards whatever happens. */
 export async function withWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -140,14 +158,14 @@ export async function torchOp(
     if (outcome.spawnError) {
       throw ApplicationFailure.create({
         type: NonRetryable.environmentMissing,
-        message: `cannot start the torch environment '${deps.config.python}' (TTD_PYTHON): ${outcome.spawnError}; make setup installs Debian's python3-torch for /usr/bin/python3`,
+        message: `cannot start the torch environment ${environmentWords(deps.config)}: ${outcome.spawnError}; ${SETUP_HINT}`,
         nonRetryable: true,
       });
     }
     if (/No module named 'torch'/.test(outcome.stderrTail)) {
       throw ApplicationFailure.create({
         type: NonRetryable.environmentMissing,
-        message: `the Python at '${deps.config.python}' (TTD_PYTHON) has no torch; make setup installs Debian's python3-torch for /usr/bin/python3, or point TTD_PYTHON at an interpreter with torch`,
+        message: `the torch environment ${environmentWords(deps.config)} has no torch; ${SETUP_HINT}, or point TTD_PYTHON at an interpreter with torch`,
         nonRetryable: true,
       });
     }
@@ -171,7 +189,8 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
 ): (input: I) => Promise<StageOutput<K, S>> {
   return (input) =>
     withWorkDir(async (dir) => {
-      const { modelFilePath, modelFileDigest } = input as Partial<ModelFileInput>;
+      const { modelFilePath, modelFileDigest, environment } = input as Partial<ModelFileInput> & { environment?: string };
+      const env = { ...deps, config: stageConfig(deps.config, environment) };
       // The scratch copy keeps the user's file name, so messages that quote file:line read as theirs.
       const modelFile = modelFilePath && modelFileDigest ? basename(modelFilePath) : undefined;
       const fetched = await materialize(deps.store, dir, {
@@ -180,7 +199,7 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
       });
       const display: Record<string, string> = modelFile ? { [fetched[modelFile]]: modelFilePath! } : {};
       const files = modelFile ? { ...fetched, model: fetched[modelFile] } : fetched;
-      const raw = await torchOp(deps, stage.op, stage.args(input, files, dir) as Record<string, unknown>, display, onProgress);
+      const raw = await torchOp(env, stage.op, stage.args(input, files, dir) as Record<string, unknown>, display, onProgress);
       const parsed = TorchOps[stage.op].result.safeParse(raw);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];

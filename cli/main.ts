@@ -20,6 +20,7 @@ import {
 } from './schedule-commands';
 import { reportCommand } from './report-commands';
 import { uiCommand } from './ui';
+import { envListCommand } from './env-commands';
 import { serverStartCommand, serverStatusCommand, serverStopCommand, workerCommand } from './server-commands';
 
 async function main(): Promise<void> {
@@ -124,6 +125,13 @@ async function main(): Promise<void> {
     .option('--json', 'print JSON')
     .description('every alias move, approval, rejection and rollback')
     .action(auditLogCommand);
+
+  const env = program.command('env').description('torch environments');
+  env
+    .command('list')
+    .option('--json', 'print JSON')
+    .description('the torch environments of this checkout and which are installed')
+    .action(envListCommand);
 
   const server = program.command('server').description('the embedded Temporal dev server as a background process');
   server

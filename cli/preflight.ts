@@ -1,32 +1,34 @@
 // Checks the torch environment before anything starts, so a missing piece is named, not discovered mid-run.
 import { existsSync } from 'node:fs';
-import type { Config } from '../lib/config';
+import { forEnvironment, type Config } from '../lib/config';
+import { chooseEnvironment, probeEnvironment } from '../lib/environments';
 import { ErrorCode, TtdError } from '../lib/errors';
-import { runProcess } from '../lib/subprocess';
 import type { Spec } from '../lib/spec';
 
-// find_spec locates torch without importing it (importing costs ~0.6 s).
-const TORCH_PROBE = "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('torch') else 3)";
+const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
 
-/** Throws a TtdError naming the missing python, torch or libtorch runner and how to install it. */
-export async function preflight(config: Config, spec: Spec): Promise<void> {
-  const probe = await runProcess(config.python, ['-c', TORCH_PROBE], { stdout: 'ignore', stderr: 'ignore' });
-  if (probe.spawnError !== undefined) {
+/** The run's torch environment (the spec's `environment`, else the newest installed) as a configuration; throws a
+ * TtdError naming the unknown environment, or the missing python, torch or libtorch runner and how to install it. */
+export async function preflight(config: Config, spec: Spec): Promise<Config> {
+  const chosen = await chooseEnvironment(config.environments, spec.environment);
+  if (!chosen) {
     throw new TtdError(
-      ErrorCode.pythonMissing,
-      `python '${config.python}' (TTD_PYTHON) cannot be run: ${probe.spawnError}; make setup installs Debian's python3-torch for /usr/bin/python3`,
+      ErrorCode.specInvalid,
+      `environment: '${spec.environment}' is not a torch environment of this checkout; expected one of ${config.environments.map((e) => e.name).join(', ')} (ttd env list)`,
     );
   }
-  if (!probe.ok) {
-    throw new TtdError(
-      ErrorCode.torchMissing,
-      `python '${config.python}' (TTD_PYTHON) has no torch module; make setup installs Debian's python3-torch for /usr/bin/python3, or set TTD_PYTHON to an interpreter with torch`,
-    );
+  const env = forEnvironment(config, chosen.name)!;
+  const where = `python '${env.python}'${chosen.name === 'custom' ? ' (TTD_PYTHON)' : ` of environment '${chosen.name}'`}`;
+  const probe = await probeEnvironment(chosen);
+  if (probe === 'python_missing') throw new TtdError(ErrorCode.pythonMissing, `${where} cannot be run; ${SETUP}`);
+  if (probe === 'torch_missing') {
+    throw new TtdError(ErrorCode.torchMissing, `${where} has no torch module; ${SETUP}, or set TTD_PYTHON to an interpreter with torch`);
   }
-  if (spec.parity.runtimes.includes('libtorch') && !existsSync(config.libtorchRunner)) {
+  if (spec.parity.runtimes.includes('libtorch') && !existsSync(env.libtorchRunner)) {
     throw new TtdError(
       ErrorCode.libtorchRunnerMissing,
-      `the libtorch runner '${config.libtorchRunner}' is not built; make setup builds it (needs libtorch-dev and cmake)`,
+      `the libtorch runner '${env.libtorchRunner}' of environment '${chosen.name}' is not built; make setup builds it (cmake, and libtorch from that environment's torch)`,
     );
   }
+  return env;
 }

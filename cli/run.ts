@@ -4,7 +4,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { loadConfig, openStore, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
-import { loadSpec, storeRunSource } from '../lib/spec';
+import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
 import { exitCodeFor, type RunResult } from '../lib/results';
 import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
 import { ensureServer } from '../workers/dev-server';
@@ -55,9 +55,9 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     if (opts.commit !== undefined && !/^[0-9a-zA-Z._-]{1,64}$/.test(opts.commit)) {
       throw new TtdError(ErrorCode.specInvalid, `--commit must be a commit id such as a git SHA (got '${opts.commit}')`);
     }
-    config = loadConfig();
-    loaded = loadSpec(specPath);
-    await preflight(config, loaded.spec);
+    const read = loadSpec(specPath);
+    config = await preflight(loadConfig(), read.spec); // the run's torch environment
+    loaded = withEnvironment(read, config.environment);
     store = openStore(config);
   } catch (err) {
     failWith(err, json);
@@ -90,6 +90,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       trigger,
       commit: opts.commit ?? null,
       queues: config.queues,
+      environment: config.environment,
       ...(opts.cache === false ? { noCache: true } : {}),
     };
     const { handle, attached } = await startOrAttach(temporal.client, config, input);

@@ -2,7 +2,7 @@
 import { ScheduleNotFoundError, type Client, type ScheduleOverlapPolicy } from '@temporalio/client';
 import { loadConfig, openStore } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
-import { loadSpec, storeRunSource } from '../lib/spec';
+import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
 import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';
 import { failWith, printJson, printJsonOr, table } from './output';
 import { preflight } from './preflight';
@@ -47,9 +47,9 @@ export async function scheduleCreateCommand(
     const overlap = OVERLAP[opts.overlap ?? 'skip'];
     if (!overlap)
       throw new TtdError(ErrorCode.scheduleError, `--overlap must be one of ${Object.keys(OVERLAP).join(', ')} (got '${opts.overlap}')`);
-    const config = loadConfig();
-    const loaded = loadSpec(specPath);
-    await preflight(config, loaded.spec);
+    const read = loadSpec(specPath);
+    const config = await preflight(loadConfig(), read.spec); // the schedule's torch environment
+    const loaded = withEnvironment(read, config.environment);
     await withClient(async (client) => {
       const store = openStore(config);
       // The schedule retrains the model file as it is now: its digest is fixed in the schedule's action.
@@ -62,6 +62,7 @@ export async function scheduleCreateCommand(
         trigger: 'schedule',
         commit: null,
         queues: config.queues,
+        environment: config.environment,
       };
       await client.schedule.create({
         scheduleId: id,

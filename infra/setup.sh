@@ -38,6 +38,16 @@ if [ ! -x .venv/bin/moto_server ]; then
   .venv/bin/pip install -q --disable-pip-version-check "moto[server]==${MOTO_VERSION}"
 fi
 
+# 2c. The torch-2.13 environment: a project virtualenv with PyTorch 2.13 (CPU). Pinned: the machine keeps this wheel on
+# disk; an unpinned torch would pull a CUDA build of several GB. numpy: torch.export warns without it.
+TORCH_VERSION=2.13.0
+if [ ! -x .torch/torch-2.13/bin/python ] || ! .torch/torch-2.13/bin/python -c "import torch, numpy" 2>/dev/null; then
+  say "creating .torch/torch-2.13 with torch==${TORCH_VERSION} and numpy (the default torch environment)"
+  "$(command -v python3)" -m venv .torch/torch-2.13
+  .torch/torch-2.13/bin/pip install -q --disable-pip-version-check "torch==${TORCH_VERSION}" numpy 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  .torch/torch-2.13/bin/python -c "import torch, numpy" # fail setup here, not in the first run
+fi
+
 # 3. Node dependencies.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing node modules (npm ci)"

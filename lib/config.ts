@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
+import { knownEnvironments, type TorchEnv } from './environments';
 import { ErrorCode, TtdError } from './errors';
 import { FsObjectStore } from './fs-store';
 import { parseS3Url, S3ObjectStore } from './s3-store';
@@ -30,6 +31,11 @@ export interface Config {
   torchProcess: 'server' | 'fresh';
   /** The fork server is restarted when its resident memory passes this (TTD_TORCH_MAX_RSS_MB, default 4096). */
   torchMaxRssMb: number;
+  /** The torch environments this checkout knows of, newest first (lib/environments.ts). `python` and
+   * `libtorchRunner` above are those of the environment a run without one uses (runs started before environments). */
+  environments: TorchEnv[];
+  /** The environment `python` and `libtorchRunner` belong to. */
+  environment: string;
 }
 
 /** Reads the configuration from `env` (process.env by default). */
@@ -37,10 +43,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const repoRoot = findRepoRoot(__dirname);
   const home = resolve(env.TTD_HOME ?? '.ttd');
   const prefix = env.TTD_QUEUE_PREFIX ?? 'ttd';
+  const environments = knownEnvironments(repoRoot, env);
+  // What a run that names no environment (started before environments) ran on: TTD_PYTHON, else Debian's torch.
+  const legacy = environments.find((e) => e.name === 'custom' || e.name === 'torch-1.13') ?? environments[environments.length - 1];
   return {
     home,
     store: env.TTD_STORE ?? `file://${join(home, 'store')}`,
-    python: env.TTD_PYTHON ?? '/usr/bin/python3',
+    python: legacy.python,
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,
     temporalPort: Number(env.TTD_TEMPORAL_PORT ?? 7233),
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'default',
@@ -54,11 +63,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     repoRoot,
     pythonPackageDir: join(repoRoot, 'runtimes', 'python'),
     parityRunnerPy: join(repoRoot, 'runtimes', 'python', 'ttd_parity_runner.py'),
-    libtorchRunner: env.TTD_LIBTORCH_RUNNER ?? join(repoRoot, 'build', 'libtorch', 'ttd-libtorch-runner'),
+    libtorchRunner: legacy.libtorchRunner,
     actor: env.TTD_ACTOR ?? safeUser(),
     torchProcess: oneOf(env, 'TTD_TORCH_PROCESS', ['server', 'fresh'] as const),
     torchMaxRssMb: positive(env, 'TTD_TORCH_MAX_RSS_MB', 4096),
+    environments,
+    environment: legacy.name,
   };
+}
+
+/** The configuration with `python` and `libtorchRunner` of the named environment (the configured one when none is
+ * named); undefined when this checkout does not know that environment. */
+export function forEnvironment(config: Config, name: string | undefined): Config | undefined {
+  if (name === undefined || name === config.environment) return config;
+  const e = config.environments.find((x) => x.name === name);
+  return e && { ...config, python: e.python, libtorchRunner: e.libtorchRunner, environment: e.name };
 }
 
 /** The Temporal address commands talk to: TEMPORAL_ADDRESS, else the embedded server's. */

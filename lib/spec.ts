@@ -143,6 +143,11 @@ export const SpecSchema = z
       // A foreign artifact (traced elsewhere, e.g. in R): no training or tracing; verified against its references.
       artifact: z.string({ error: 'artifact must be a path to a TorchScript archive' }).min(1).optional(),
       references: z.string({ error: 'references must be a path to a safetensors file' }).min(1).optional(),
+      // The torch environment every torch stage runs in (ttd env list); the newest installed when absent.
+      environment: z
+        .string({ error: 'environment must be the name of a torch environment, such as torch-2.13 (ttd env list)' })
+        .regex(NAME_RE, { error: 'environment must be the name of a torch environment, such as torch-2.13 (ttd env list)' })
+        .optional(),
       params: z
         .record(z.string(), z.unknown(), { error: 'params must be a mapping' })
         .superRefine((params, ctx) => {
@@ -353,4 +358,12 @@ export async function storeRunSource(store: ObjectStore, loaded: LoadedSpec): Pr
     };
   }
   return { modelFileDigest: await putBlob(store, readFileSync(loaded.modelPath!)), modelFilePath: loaded.modelPath! };
+}
+
+/** The loaded spec with the torch environment a run really uses written in (a spec that names none gets the newest
+ * installed), so that its digest, the run's CI id and the stored spec say which environment built the version. */
+export function withEnvironment(loaded: LoadedSpec, environment: string): LoadedSpec {
+  if (loaded.spec.environment === environment) return loaded;
+  const spec = { ...loaded.spec, environment };
+  return { ...loaded, spec, specDigest: digestBytes(canonicalJson(spec)) };
 }

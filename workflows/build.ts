@@ -14,10 +14,10 @@ export interface Built {
 
 /** Trains, traces, verifies, optimizes and checks fusion; rejects the run at the first gate that fails. */
 export async function buildFromModel(run: Run, model: { modelFileDigest: string; modelFilePath: string }): Promise<Built> {
-  const { spec, torch, cache } = run;
+  const { spec, torch, torchOptions } = run;
   const { atol, rtol } = spec.parity;
   const trained = await run.torchStage('train', Gate.training, () =>
-    torch.train({ ...cache, ...model, params: spec.params, train: spec.train }),
+    torch.train({ ...torchOptions, ...model, params: spec.params, train: spec.train }),
   );
   if (trained.status === 'rejected') run.reject({ gate: Gate.training, passed: false, code: trained.code, message: trained.message });
   if (trained.status !== 'ok') throw new Error('unreachable');
@@ -27,11 +27,11 @@ export async function buildFromModel(run: Run, model: { modelFileDigest: string;
   const weightsDigest = trained.files.weights;
 
   const traced = await run.torchStage('trace', Gate.trace, () =>
-    torch.trace({ ...cache, ...model, params: spec.params, weightsDigest, mode: spec.trace.mode }),
+    torch.trace({ ...torchOptions, ...model, params: spec.params, weightsDigest, mode: spec.trace.mode }),
   );
   const verified = await run.torchStage('verify', Gate.trace, () =>
     torch.verify({
-      ...cache,
+      ...torchOptions,
       ...model,
       params: spec.params,
       weightsDigest,
@@ -47,13 +47,21 @@ export async function buildFromModel(run: Run, model: { modelFileDigest: string;
   const referencesDigest = verified.files.references;
 
   const optimized = await run.torchStage('optimize', Gate.optimize, () =>
-    torch.optimize({ ...cache, ...model, tracedDigest: traced.files.traced, referencesDigest, atol, rtol, method: spec.optimize.method }),
+    torch.optimize({
+      ...torchOptions,
+      ...model,
+      tracedDigest: traced.files.traced,
+      referencesDigest,
+      atol,
+      rtol,
+      method: spec.optimize.method,
+    }),
   );
   run.judge(Gate.optimize, optimized);
 
   const fused = await run.torchStage('fusion', Gate.fusion, () =>
     torch.checkFusion({
-      ...cache,
+      ...torchOptions,
       ...model,
       optimizedDigest: optimized.files.optimized,
       referencesDigest,
@@ -83,10 +91,10 @@ export async function buildFromModel(run: Run, model: { modelFileDigest: string;
 
 /** A foreign artifact: verified against the references recorded where it was traced. */
 export async function verifyForeign(run: Run, foreign: NonNullable<PipelineInput['foreign']>): Promise<Built> {
-  const { spec, torch, cache } = run;
+  const { spec, torch, torchOptions } = run;
   const checked = await run.torchStage('verify', Gate.trace, () =>
     torch.verifyArtifact({
-      ...cache,
+      ...torchOptions,
       artifactDigest: foreign.artifactDigest,
       referencesDigest: foreign.referencesDigest,
       atol: spec.parity.atol,

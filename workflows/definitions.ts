@@ -25,6 +25,9 @@ export interface PipelineInput {
   queues: { control: string; torch: string };
   /** `ttd run --no-cache`: every torch stage does its work even when an earlier run had the same inputs. */
   noCache?: boolean;
+  /** The torch environment every torch stage runs in (lib/environments.ts); absent in runs started before there
+   * were several, which ran in the worker's configured one. */
+  environment?: string;
 }
 
 /** What `ttd run` shows while a run moves: the current stage and the finished ones with their durations. */

@@ -32,7 +32,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
     const parity = await run.torchStage('parity', Gate.parity, () =>
       run.torch.checkParity({
-        ...run.cache,
+        ...run.torchOptions,
         artifactDigest: stored.artifactDigest,
         referencesDigest: built.referencesDigest,
         runtimes: spec.parity.runtimes,

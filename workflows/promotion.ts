@@ -36,7 +36,7 @@ export async function compareWithProduction(run: Run, stored: StoreOutput, facts
   if (!current || current.digest === stored.artifactDigest) return;
   const evaluated = await run.torchStage('evaluate', Gate.promotion, () =>
     run.torch.evaluate({
-      ...run.cache,
+      ...run.torchOptions,
       modelFileDigest: input.modelFileDigest!,
       modelFilePath: input.modelFilePath ?? 'model.py',
       params: spec.params,

@@ -34,8 +34,8 @@ export class Run {
   readonly torchTimings: Record<string, number> = {};
   training?: RunResult['training'];
   parity?: ParityRuntimeReport[];
-  /** Passed to every torch stage: the step cache is on unless the run asked for fresh work. */
-  readonly cache: { noCache?: boolean };
+  /** Passed to every torch stage: the run's torch environment, and the step cache unless the run asked for fresh work. */
+  readonly torchOptions: { noCache?: boolean; environment?: string };
 
   constructor(readonly input: PipelineInput) {
     this.spec = input.spec;
@@ -43,7 +43,7 @@ export class Run {
     this.torch = proxyActivities<TorchActivities>({ ...torchStage, taskQueue: input.queues.torch });
     this.control = proxyActivities<ControlActivities>({ ...storeStage, taskQueue: input.queues.control });
     this.progress = { status: 'running', stage: null, completed: [], epochs: input.spec.train.epochs, losses: [] };
-    this.cache = input.noCache ? { noCache: true } : {};
+    this.torchOptions = { ...(input.noCache ? { noCache: true } : {}), ...(input.environment ? { environment: input.environment } : {}) };
   }
 
   /** The run's result with the given status, as `ttd run --json` prints it. */

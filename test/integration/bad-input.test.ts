@@ -106,6 +106,17 @@ describe('bad input', () => {
     expect(existsSync(join(home, 'store'))).toBe(false);
   });
 
+  it('an environment the checkout does not know is refused before anything starts, naming the ones it has', async () => {
+    const home = tempDir();
+    const spec = writeSpec(home, { name: 'seed', environment: 'torch-9.99' }, join(seedDir, 'model.py'));
+    const run = await runTtd(['run', spec, '--json'], testEnv(home, address()));
+    expect(run.code).toBe(2);
+    const { error } = JSON.parse(run.stdout);
+    expect(error.code).toBe('spec_invalid');
+    expect(error.message).toContain("environment: 'torch-9.99' is not a torch environment of this checkout; expected one of torch-2.13, torch-1.13");
+    expect(existsSync(join(home, 'store'))).toBe(false);
+  });
+
   it('a python without torch is named as such', async () => {
     const run = await runTtd(['run', join(seedDir, 'pipeline.yaml')], {
       ...testEnv(tempDir(), address()),

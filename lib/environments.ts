@@ -1,0 +1,104 @@
+// Torch environments: each a Python with its torch, a libtorch runner built against that torch, and its device.
+// `make setup` installs torch-2.13 (a project virtualenv) and torch-1.13 (Debian's); a run names one, or gets the
+// newest installed. TTD_PYTHON replaces them with one environment of the user's own, named `custom`.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { runProcess } from './subprocess';
+
+/** One torch environment, as configured (nothing is probed). */
+export interface TorchEnv {
+  name: string;
+  python: string;
+  /** The libtorch runner built against this environment's torch. */
+  libtorchRunner: string;
+  device: 'cpu' | 'cuda';
+}
+
+/** The environments a checkout knows of, newest first (the default is the first installed). */
+export function knownEnvironments(repoRoot: string, env: NodeJS.ProcessEnv = process.env): TorchEnv[] {
+  if (env.TTD_PYTHON) {
+    const runner = env.TTD_LIBTORCH_RUNNER ?? join(repoRoot, 'build', 'libtorch', 'ttd-libtorch-runner');
+    return [{ name: 'custom', python: env.TTD_PYTHON, libtorchRunner: runner, device: 'cpu' }];
+  }
+  return [
+    {
+      name: 'torch-2.13',
+      python: join(repoRoot, '.torch', 'torch-2.13', 'bin', 'python'),
+      libtorchRunner: join(repoRoot, 'build', 'libtorch-2.13', 'ttd-libtorch-runner'),
+      device: 'cpu',
+    },
+    {
+      name: 'torch-1.13',
+      python: '/usr/bin/python3',
+      libtorchRunner: env.TTD_LIBTORCH_RUNNER ?? join(repoRoot, 'build', 'libtorch', 'ttd-libtorch-runner'),
+      device: 'cpu',
+    },
+  ];
+}
+
+// find_spec locates torch without importing it (importing costs ~0.6 s).
+const TORCH_PROBE = "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('torch') else 3)";
+
+/** Whether an environment's Python runs and has torch: `ok`, or why not. */
+export async function probeEnvironment(e: TorchEnv): Promise<'ok' | 'python_missing' | 'torch_missing'> {
+  if (e.python.includes('/') && !existsSync(e.python)) return 'python_missing';
+  const probe = await runProcess(e.python, ['-c', TORCH_PROBE], { stdout: 'ignore', stderr: 'ignore' });
+  if (probe.spawnError) return 'python_missing';
+  return probe.exitCode === 0 ? 'ok' : 'torch_missing';
+}
+
+/** The environment a run uses: the one it names, else the newest installed, that is, whose Python has torch and whose
+ * libtorch runner is built (else the newest known, which then fails its preflight with what to install). Undefined
+ * when it names one this checkout does not know. */
+export async function chooseEnvironment(envs: TorchEnv[], name: string | undefined): Promise<TorchEnv | undefined> {
+  if (name !== undefined) return envs.find((e) => e.name === name);
+  for (const e of envs) if (existsSync(e.libtorchRunner) && (await probeEnvironment(e)) === 'ok') return e;
+  return envs[0];
+}
+
+/** What `ttd env list` reports of one environment. */
+export const EnvironmentFacts = z.object({
+  name: z.string(),
+  python: z.string(),
+  torch_version: z.string().nullable(),
+  libtorch_version: z.string().nullable(),
+  device: z.string(),
+  /** Its Python has torch and its libtorch runner is built: a run may use it. */
+  installed: z.boolean(),
+  libtorch_runner: z.string(),
+});
+export type EnvironmentFacts = z.infer<typeof EnvironmentFacts>;
+
+const VERSIONS = "import json, torch; print(json.dumps({'torch': torch.__version__, 'cuda': bool(torch.cuda.is_available())}))";
+
+/** Probes an environment for `ttd env list`: its torch version (importing torch), its runner's libtorch version. */
+export async function describeEnvironment(e: TorchEnv): Promise<EnvironmentFacts> {
+  const base = { name: e.name, python: e.python, device: e.device, libtorch_runner: e.libtorchRunner };
+  if ((await probeEnvironment(e)) !== 'ok') return { ...base, torch_version: null, libtorch_version: null, installed: false };
+  const run = await runProcess(e.python, ['-c', VERSIONS], { stderr: 'ignore', timeoutMs: 60_000 });
+  let torch: string | null = null;
+  try {
+    torch = (JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as { torch: string }).torch;
+  } catch {
+    torch = null;
+  }
+  return {
+    ...base,
+    torch_version: torch,
+    libtorch_version: existsSync(e.libtorchRunner) ? await runnerVersion(e.libtorchRunner) : null,
+    installed: torch !== null,
+  };
+}
+
+// The runner says which libtorch it was built against (`--version`); a runner too old to say is reported as unknown.
+async function runnerVersion(runner: string): Promise<string | null> {
+  const run = await runProcess(runner, ['--version'], {
+    stderr: 'ignore',
+    timeoutMs: 30_000,
+    extendEnv: false,
+    env: { PATH: '/usr/bin:/bin' },
+  });
+  const m = /(\d+\.\d+\.\d+[^\s"]*)/.exec(run.stdout);
+  return run.exitCode === 0 && m ? m[1] : null;
+}
