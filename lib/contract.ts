@@ -49,6 +49,14 @@ export type CaseReport = z.infer<typeof CaseReport>;
 export const FusionGroup = z.strictObject({ kind: z.string(), ops: z.array(z.string()) });
 export type FusionGroup = z.infer<typeof FusionGroup>;
 
+/** An input dimension that an exported program keeps dynamic, and the range it serves (max null: unbounded). */
+export const DynamicDim = z.strictObject({ input: count, dim: count, min: count, max: count.nullable() });
+export type DynamicDim = z.infer<typeof DynamicDim>;
+
+/** A kernel AOTInductor generated (`cpp_fused_relu_addmm_0`) and the ops its name says it fused. */
+export const Kernel = z.strictObject({ name: z.string(), ops: z.array(z.string()) });
+export type Kernel = z.infer<typeof Kernel>;
+
 const TraceMode = z.enum(['trace', 'script']);
 export type TraceMode = z.infer<typeof TraceMode>;
 const OptimizeMethod = z.enum(['freeze', 'optimize_for_inference']);
@@ -182,6 +190,60 @@ export const TorchOps = {
       node_total: count,
       references_path: path.nullable(),
       case_count: count,
+    }),
+  },
+  export: {
+    args: z.strictObject({
+      model_path: path,
+      params,
+      weights_path: path,
+      // trace.batch_sizes: with sizes and a batched example the batch dimension is exported dynamic; [] exports the
+      // example's shapes only.
+      batch_sizes: z.array(z.number().int().positive()),
+      atol: tolerance,
+      rtol: tolerance,
+      out_dir: path,
+    }),
+    result: z.strictObject({
+      ...verdict,
+      // null when torch.export refused the model (the verdict says where and why); nothing was compared then.
+      program_path: path.nullable(),
+      references_path: path.nullable(),
+      cases: z.array(CaseReport),
+      example_shapes: z.array(z.array(count)),
+      dynamic_dims: z.array(DynamicDim),
+      nodes: nodeCounts,
+      node_total: count,
+      warnings: z.array(z.string()),
+      example_shape_checks: z.strictObject({ chunks: count, failed: count }),
+      torch_version: z.string(),
+    }),
+  },
+  compile: {
+    args: z.strictObject({
+      model_path: path.optional(),
+      program_path: path,
+      references_path: path,
+      atol: tolerance,
+      rtol: tolerance,
+      // Inductor's cache (TORCHINDUCTOR_CACHE_DIR for this call): an existing directory the worker keeps between runs.
+      cache_dir: path,
+      out_dir: path,
+    }),
+    result: z.strictObject({
+      ...verdict,
+      // null when compilation failed (code compile_failed).
+      package_path: path.nullable(),
+      kernels: z.array(Kernel),
+      kernel_count: count,
+      compile_ms: z.number().min(0),
+      cache_hit: z.boolean(),
+      cache_counters: z.record(z.string(), count),
+      cases: z.array(CaseReport),
+      max_abs_error: error,
+      package_bytes: count,
+      warnings: z.array(z.string()),
+      torch_version: z.string(),
     }),
   },
   evaluate: {
@@ -340,6 +402,26 @@ export interface EvaluateInput extends ModelFileInput {
   artifacts: { name: string; digest: string }[];
 }
 
+/** Input of the export stage (torch.export of the trained model, eval mode, the trace stage's example). */
+export interface ExportInput extends ModelFileInput {
+  params: Record<string, unknown>;
+  weightsDigest: string;
+  /** The spec's trace.batch_sizes: the batch dimension is exported dynamic over them; [] keeps the example's shape. */
+  batchSizes: number[];
+  atol: number;
+  rtol: number;
+}
+
+/** Input of the compile stage (AOTInductor), on the export stage's program and references. */
+export interface CompileInput extends ModelFileInput {
+  programDigest: string;
+  referencesDigest: string;
+  atol: number;
+  rtol: number;
+  /** Inductor's cache directory on the torch worker (absolute, created by the caller, kept between runs). */
+  cacheDir: string;
+}
+
 /** Every declared torch stage, by activity name (the train stage has its own activity: it checkpoints as it goes). */
 export const TorchStages = {
   trace: declare({
@@ -402,6 +484,33 @@ export const TorchStages = {
     }),
     // Absent when the recorded references could not be read (the verdict says why).
     store: ['references_path'],
+  }),
+  exportProgram: declare({
+    op: 'export',
+    fetch: (i: ExportInput) => ({ 'weights.pt': i.weightsDigest }),
+    args: (i, f, dir) => ({
+      model_path: f.model,
+      params: i.params,
+      weights_path: f['weights.pt'],
+      batch_sizes: i.batchSizes,
+      ...tolerances(i),
+      out_dir: dir,
+    }),
+    // Both null when export refused the model.
+    store: ['program_path', 'references_path'],
+  }),
+  compilePackage: declare({
+    op: 'compile',
+    fetch: (i: CompileInput) => ({ 'program.pt2': i.programDigest, 'references.safetensors': i.referencesDigest }),
+    args: (i, f, dir) => ({
+      model_path: f.model,
+      program_path: f['program.pt2'],
+      references_path: f['references.safetensors'],
+      ...tolerances(i),
+      cache_dir: i.cacheDir,
+      out_dir: dir,
+    }),
+    store: ['package_path'],
   }),
   evaluate: declare({
     op: 'evaluate',

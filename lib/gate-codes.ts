@@ -7,6 +7,8 @@ export const Gate = {
   trace: 'trace',
   optimize: 'optimize',
   fusion: 'fusion',
+  export: 'export',
+  compile: 'compile',
   parity: 'parity',
   promotion: 'promotion',
 } as const;
@@ -31,6 +33,13 @@ export const GateCode = {
   // fusion
   fusionRequiredMissing: 'fusion_required_missing',
   fusedDivergence: 'fused_divergence',
+  // export (torch.export; a divergence from eager reuses control_flow_divergence and nondeterministic)
+  dataDependentControlFlow: 'data_dependent_control_flow',
+  dynamicShapeViolation: 'dynamic_shape_violation',
+  unsupportedConstruct: 'unsupported_construct',
+  // compile (AOTInductor)
+  compileFailed: 'compile_failed',
+  compiledDivergence: 'compiled_divergence',
   // parity
   toleranceExceeded: 'tolerance_exceeded',
   runtimeLoadFailed: 'runtime_load_failed',

@@ -48,7 +48,7 @@ class RegistryTest(unittest.TestCase):
     def test_an_unknown_op_is_a_bad_request_naming_the_registered_ones(self) -> None:
         exc = refusal("nope", {})
         self.assertEqual(exc.code, "bad_request")
-        self.assertIn("request.op = 'nope'; expected one of ['evaluate', 'fusion', 'hello'", exc.message)
+        self.assertIn("request.op = 'nope'; expected one of ['compile', 'evaluate', 'export', 'fusion', 'hello'", exc.message)
 
 
 class DefaultsTest(unittest.TestCase):

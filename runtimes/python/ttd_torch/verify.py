@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 
@@ -11,6 +11,7 @@ from . import compare, data, gate, graph, probes, protocol, safetensors, trace, 
 from .protocol import ModelError, bad_value
 
 Case = Tuple[str, data.Inputs]
+Graph = Callable[..., Any]  # a traced module, or any graph run the same way (an exported program's module())
 REFERENCES_FORMAT = "ttd-references/1"
 ROW_CASES = 8  # example-shaped validation chunks kept as reference cases when batch_sizes is []
 PROBE_ROW_CASES = 4  # the same, per probe (the chunk checks still cover up to probes.MAX_CHUNKS of each)
@@ -43,7 +44,7 @@ def save_references(path: str, cases: List[Case], outputs: List[List[torch.Tenso
     safetensors.save(path, tensors, {"format": REFERENCES_FORMAT, "cases": ",".join(n for n, _ in cases)})
 
 
-def run_traced(traced: torch.jit.ScriptModule, inputs: data.Inputs) -> List[torch.Tensor]:
+def run_traced(traced: Graph, inputs: data.Inputs) -> List[torch.Tensor]:
     """Run the traced module under no_grad and flatten its outputs."""
     with torch.no_grad():
         return data.flatten(traced(*inputs), "the traced module")
@@ -55,7 +56,7 @@ def run_eager(model: torch.nn.Module, inputs: data.Inputs, model_path: str, name
         return [t.detach() for t in data.flatten(model(*inputs), f"forward() on case {name}")]
 
 
-def check(traced: torch.jit.ScriptModule, inputs: data.Inputs, expected: List[torch.Tensor],
+def check(traced: Graph, inputs: data.Inputs, expected: List[torch.Tensor],
           atol: float, rtol: float) -> Dict[str, Any]:
     """Compare the traced module's outputs with expected ones; a raising traced module is a mismatch."""
     try:
@@ -66,7 +67,7 @@ def check(traced: torch.jit.ScriptModule, inputs: data.Inputs, expected: List[to
         return compare.mismatch(f"the traced module raised {type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
 
 
-def chunk_checks(model: torch.nn.Module, traced: torch.jit.ScriptModule, example: data.Inputs,
+def chunk_checks(model: torch.nn.Module, traced: Graph, example: data.Inputs,
                  sources: List[Case], args: Dict[str, Any]) -> Dict[str, Any]:
     """Traced vs eager on chunks of the sources cut to the example's exact shapes (value-only divergence)."""
     count, failed, first = 0, 0, None
@@ -86,7 +87,7 @@ def chunk_checks(model: torch.nn.Module, traced: torch.jit.ScriptModule, example
     return {"chunks": count, "failed": failed, "first_failure": first}
 
 
-def repeat_check(traced: torch.jit.ScriptModule, case: Case, atol: float, rtol: float) -> Dict[str, Any]:
+def repeat_check(traced: Graph, case: Case, atol: float, rtol: float) -> Dict[str, Any]:
     """Run the traced module twice on one case: random ops make the two runs differ."""
     name, inputs = case
     try:

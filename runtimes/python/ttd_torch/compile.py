@@ -1,0 +1,171 @@
+"""The compile stage: AOTInductor packages the exported program (model.pt2), checked against the references."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+import zipfile
+from typing import Any, Dict, Iterator, List, Set, Tuple
+
+import torch
+
+from . import compare, data, export, gate, protocol, references, user_model
+from .protocol import BadRequest
+
+PACKAGE_FILE = "model.pt2"
+# Inductor names each generated kernel after the ops it fused: cpp_fused_relu_addmm_3 (CPU), triton_poi_fused_… (GPU).
+KERNEL = re.compile(r"\b((?:cpp|triton_(?:poi|red|per|tem))_fused_\w*?)_?(\d+)\b")
+KERNEL_SOURCES = (".kernel.cpp", ".wrapper.cpp", ".cpp")
+MAX_REASON_LINES = 6  # of a compile error quoted
+
+
+@contextlib.contextmanager
+def inductor_cache(cache_dir: str) -> Iterator[None]:
+    """TORCHINDUCTOR_CACHE_DIR for this call only, and Inductor's in-memory caches cleared on entry and exit, so that a
+    long-lived server (or a child forked from one) never mixes two cache directories; the old value comes back."""
+    from torch._inductor.runtime import cache_dir_utils
+    temporary = getattr(cache_dir_utils, "temporary_cache_dir", None)
+    if temporary is not None:
+        with temporary(cache_dir):
+            yield
+        return
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+
+
+def shared_objects(cache_dir: str) -> Set[str]:
+    """Every shared object under the cache directory (Inductor builds one per compiled helper, kernel or wrapper)."""
+    found: Set[str] = set()
+    for root, _, files in os.walk(cache_dir):
+        found.update(os.path.join(root, f) for f in files if f.endswith(".so"))
+    return found
+
+
+def cache_counters(before: Dict[str, int]) -> Dict[str, int]:
+    """The increase of Inductor's cache counters (fxgraph_cache_*, async_compile_cache_*, …) during the call."""
+    from torch._dynamo.utils import counters
+    now = {k: int(v) for k, v in counters["inductor"].items() if "cache" in k}
+    return {k: v - before.get(k, 0) for k, v in sorted(now.items()) if v - before.get(k, 0)}
+
+
+def op_names(program: Any) -> List[str]:
+    """The aten op names in the exported graph (relu, addmm, native_layer_norm), longest first, to split kernel names."""
+    names = {str(n.target).split(".")[1] for n in program.graph.nodes
+             if n.op == "call_function" and str(n.target).startswith("aten.") and str(n.target).count(".") >= 1}
+    return sorted(names, key=len, reverse=True)
+
+
+def split_ops(words: str, known: List[str]) -> List[str]:
+    """A kernel name's op part (`relu_native_layer_norm`) as ops, matching the graph's op names first, else by `_`."""
+    ops: List[str] = []
+    rest = words.strip("_")
+    while rest:
+        match = next((k for k in known if rest == k or rest.startswith(k + "_")), None)
+        token = match or rest.split("_", 1)[0]
+        ops.append(token)
+        rest = rest[len(token):].lstrip("_")
+    return ops
+
+
+def kernels(package_path: str, known: List[str]) -> List[Dict[str, Any]]:
+    """The generated kernels in the package's C++ sources, each with the ops its name says it fused, in index order."""
+    found: Dict[str, Tuple[int, str]] = {}
+    with zipfile.ZipFile(package_path) as package:
+        for name in package.namelist():
+            if name.endswith(KERNEL_SOURCES):
+                source = package.read(name).decode("utf-8", "replace")
+                for match in KERNEL.finditer(source):
+                    found.setdefault(match.group(0), (int(match.group(2)), match.group(1)))
+    ordered = sorted(found.items(), key=lambda item: (item[1][0], item[0]))
+    return [{"name": full, "ops": split_ops(re.sub(r"^(cpp|triton_\w+?)_fused", "", prefix), known)}
+            for full, (_, prefix) in ordered]
+
+
+def first_lines(exc: BaseException) -> str:
+    """The reason a compile failed: the exception's type and its first non-empty lines, on one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()][:MAX_REASON_LINES]
+    return f"{type(exc).__name__}: {' '.join(lines)[:800]}"
+
+
+def failed(message: str, compile_ms: float, counters: Dict[str, int]) -> Dict[str, Any]:
+    """The compile_failed result: nothing packaged, nothing compared."""
+    return {"passed": False, "code": "compile_failed", "message": message, "package_path": None, "kernels": [],
+            "kernel_count": 0, "compile_ms": round(compile_ms, 3), "cache_hit": False, "cache_counters": counters,
+            "cases": [], "max_abs_error": None, "package_bytes": 0, "warnings": [], "torch_version": torch.__version__}
+
+
+def run_cases(runner: Any, cases: List[references.RefCase], atol: float, rtol: float) -> List[Dict[str, Any]]:
+    """Each reference case through the loaded package, compared with its recorded (eager) outputs."""
+    results = []
+    for case in cases:
+        try:
+            with torch.no_grad():
+                outputs = data.flatten(runner(*case.inputs), "the AOTInductor package")
+            result = compare.compare(outputs, case.outputs, atol, rtol)
+        except Exception as exc:  # a package failing on a case is a finding
+            result = compare.mismatch(f"the package raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        results.append({"name": case.name, **result})
+    return results
+
+
+@protocol.op("compile")
+def compile_package(args: Dict[str, Any]) -> Dict[str, Any]:
+    """aoti_compile_and_package the exported program into model.pt2, then run it on every reference case."""
+    export.require_export("compile")
+    if args.get("model_path"):
+        user_model.load(args["model_path"])  # custom operators the program calls register on import
+    import torch._inductor  # not at module level: the fork server's zygote must not start Inductor
+    from torch._dynamo.utils import counters
+    atol, rtol = args["atol"], args["rtol"]
+    program = torch.export.load(args["program_path"])
+    package_path = os.path.join(args["out_dir"], PACKAGE_FILE)
+    cache_dir = args["cache_dir"]
+    before_objects = shared_objects(cache_dir)
+    before_counts = {k: int(v) for k, v in counters["inductor"].items() if "cache" in k}
+    started = time.perf_counter()
+    try:
+        with inductor_cache(cache_dir):
+            torch._inductor.aoti_compile_and_package(program, package_path=package_path)
+    except Exception as exc:  # Inductor raises BackendCompilerFailed, CppCompileError, LoweringException, …
+        return failed(f"AOTInductor could not compile the exported program {args['program_path']}: "
+                      f"{first_lines(exc)} (expected a program Inductor lowers; the ops involved are named above)",
+                      (time.perf_counter() - started) * 1000, cache_counters(before_counts))
+    compile_ms = (time.perf_counter() - started) * 1000
+    built = shared_objects(cache_dir) - before_objects
+    found = kernels(package_path, op_names(program))
+    try:
+        cases = references.read(args["references_path"])
+    except references.ReferencesInvalid as exc:  # the export stage writes this file: a bad one is a bad request
+        raise BadRequest(f"args.references_path: {exc}") from exc
+    runner = torch._inductor.aoti_load_package(package_path)
+    results = run_cases(runner, cases, atol, rtol)
+    bad = [r for r in results if not r["passed"]]
+    worst = max((r["max_abs_error"] or 0.0) for r in results) if results else 0.0
+    if bad:
+        code, message = "compiled_divergence", (
+            f"the AOTInductor package and eager differ ({gate.case_words(bad[0], atol, rtol)}; {len(bad)} of "
+            f"{len(results)} cases fail; expected every reference case within tolerance); the kernels involved: "
+            f"{', '.join(k['name'] for k in found) or 'none generated'}")
+    else:
+        code, message = None, (f"the AOTInductor package agrees with eager on {len(results)} cases; max abs error "
+                               f"{worst:.2e}, allowed {compare.allowed(atol, rtol)}; {len(found)} kernels generated")
+    for r in results:
+        r["max_abs_error"] = compare.json_float(r["max_abs_error"])
+        r["max_rel_error"] = compare.json_float(r["max_rel_error"])
+    own = {os.path.dirname(p) for p in built if p.endswith((".wrapper.so", ".kernel.so"))}
+    helpers = [p for p in built if os.path.dirname(p) not in own]
+    return {"passed": code is None, "code": code, "message": message, "package_path": package_path, "kernels": found,
+            "kernel_count": len(found), "compile_ms": round(compile_ms, 3), "cache_hit": not helpers,
+            "cache_counters": {**cache_counters(before_counts), "built_shared_objects": len(built),
+                               "built_helper_objects": len(helpers)},
+            "cases": results, "max_abs_error": compare.json_float(worst), "package_bytes": os.path.getsize(package_path),
+            "warnings": [], "torch_version": torch.__version__}

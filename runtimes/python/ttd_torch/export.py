@@ -1,0 +1,178 @@
+"""The export stage: torch.export of the trained eval-mode model (batch dimension dynamic), checked against eager."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from . import compare, data, export_failures, gate, probes, protocol, trace, user_model, verify
+from .protocol import BadRequest
+
+PROGRAM_FILE = "program.pt2"
+REFERENCES_FILE = "references.safetensors"
+MIN_TORCH = (2, 1)  # torch.export.export and torch.export.save/load
+
+
+def torch_version_tuple() -> Tuple[int, int]:
+    """(major, minor) of the running torch."""
+    major, minor = torch.__version__.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def require_export(op: str) -> None:
+    """bad_request unless this torch has torch.export (2.1 and later)."""
+    if torch_version_tuple() < MIN_TORCH or not callable(getattr(getattr(torch, "export", None), "export", None)):
+        raise BadRequest(f"op {op!r} needs torch >= 2.1 (torch.export); this environment has torch "
+                         f"{torch.__version__}; run the torch worker with a torch 2.x environment (TTD_PYTHON)")
+
+
+def is_batched(example: data.Inputs, validation: data.Inputs) -> bool:
+    """True when the example is a batch of validation rows (same rank and row shape), not one unbatched row."""
+    layout = probes.chunk_layout(example, validation)
+    return layout is not None and not layout[1]
+
+
+def batch_range(sizes: List[int], example: data.Inputs, validation: data.Inputs) -> Tuple[int, int]:
+    """(min, max) batch size the program must serve: the batch sizes, the example's rows and the validation batch."""
+    served = sizes + [int(example[0].shape[0]), int(validation[0].shape[0])]
+    return min(served), max(served)
+
+
+def dynamic_shapes(example: data.Inputs, low: int, high: int) -> Tuple[Dict[int, Any], ...]:
+    """Dim 0 of every input as one shared dynamic batch dimension."""
+    batch = torch.export.Dim("batch", min=low, max=high)
+    return tuple({0: batch} for _ in example)
+
+
+def program_dims(program: Any) -> List[Dict[str, Any]]:
+    """The dynamic dims of the exported program's user inputs, with the range torch recorded for each."""
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    dims: List[Dict[str, Any]] = []
+    for i, name in enumerate(program.graph_signature.user_inputs):
+        value = placeholders[name].meta.get("val") if name in placeholders else None
+        for j, size in enumerate(getattr(value, "shape", ())):
+            if isinstance(size, torch.SymInt):
+                bounds = program.range_constraints.get(size.node.expr)
+                upper = None if bounds is None or not bounds.upper.is_finite else int(bounds.upper)
+                dims.append({"input": i, "dim": j, "min": int(bounds.lower) if bounds is not None else 0, "max": upper})
+    return dims
+
+
+def node_counts(program: Any) -> Dict[str, int]:
+    """call_function nodes of the exported graph by target (aten.linear.default)."""
+    counts: Dict[str, int] = {}
+    for node in program.graph.nodes:
+        if node.op == "call_function":
+            key = str(node.target)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def warning_words(records: List[warnings.WarningMessage]) -> List[str]:
+    """Warnings raised while exporting from the user's files and others that are not torch's notices about our calls."""
+    stdlib = os.path.dirname(os.__file__)
+    kept = [w for w in records if not trace.is_tooling_noise(w) and not os.path.abspath(w.filename).startswith(stdlib)]
+    return [f"{w.category.__name__} at {w.filename}:{w.lineno}: {str(w.message)[:trace.MAX_MESSAGE]}"
+            for w in kept][:trace.MAX_REPORTED]
+
+
+def judge(program: verify.Graph, model: torch.nn.Module, cases: List[verify.Case], eager: List[List[torch.Tensor]],
+          example: data.Inputs, chunk_sources: List[verify.Case], args: Dict[str, Any]) -> Tuple[
+              List[Dict[str, Any]], Dict[str, Any], Optional[str], str]:
+    """The probe comparison verify does for a trace, on any callable graph: (cases, chunk checks, code, message).
+
+    Codes: nondeterministic (two runs differ), control_flow_divergence (outputs differ at the example's own shape:
+    the graph froze a value or a path), dynamic_shape_violation (only other batch sizes differ). With no chunk
+    sources every case has the example's shapes (a static program), so any failing case depends on values."""
+    atol, rtol = args["atol"], args["rtol"]
+    results = [{"name": name, **verify.check(program, inputs, expected, atol, rtol)}
+               for (name, inputs), expected in zip(cases, eager)]
+    chunks = verify.chunk_checks(model, program, example, chunk_sources, args)
+    repeat = verify.repeat_check(program, cases[0], atol, rtol)
+    failed = [r for r in results if not r["passed"]]
+    if not repeat["passed"]:
+        return results, chunks, "nondeterministic", (
+            f"two runs of the exported program on case {repeat['case']} differ ({repeat['words']}; expected identical "
+            "outputs); draw random numbers only when self.training, or remove them from forward()")
+    at_example = [r for r in failed if not chunk_sources or r["name"] == "example"]
+    value_failed = chunks["first_failure"] or (gate.case_words(at_example[0], atol, rtol) if at_example else None)
+    if value_failed:
+        return results, chunks, "control_flow_divergence", (
+            f"the exported program and eager differ on inputs of the example's own shape ({value_failed}; expected "
+            "identical outputs on every probe): export froze a value computed in Python (a module attribute, a "
+            "global, a Python number) or a path as a constant; compute it from tensors inside forward()")
+    if failed:
+        return results, chunks, "dynamic_shape_violation", (
+            f"the exported program fails or disagrees at another batch size ({gate.case_words(failed[0], atol, rtol)}) "
+            "while it agrees at the example's shape (expected the same outputs at every batch size in its range); "
+            "use x.shape[0] instead of fixed sizes, or set trace.batch_sizes: []")
+    worst = max((r["max_abs_error"] or 0.0) for r in results) if results else 0.0
+    return results, chunks, None, (
+        f"the exported program and eager agree on {len(results)} cases and {chunks['chunks']} example-shaped chunks; "
+        f"max abs error {worst:.2e}, allowed {compare.allowed(atol, rtol)}")
+
+
+def refusal(code: str, message: str, example: data.Inputs, dims: List[Dict[str, Any]],
+            warned: List[str]) -> Dict[str, Any]:
+    """The result when no program exists to compare (export refused the model)."""
+    return {"passed": False, "code": code, "message": message, "program_path": None, "references_path": None,
+            "cases": [], "example_shapes": [list(t.shape) for t in example], "dynamic_dims": dims, "nodes": {},
+            "node_total": 0, "warnings": warned, "example_shape_checks": {"chunks": 0, "failed": 0},
+            "torch_version": torch.__version__}
+
+
+@protocol.op("export")
+def export(args: Dict[str, Any]) -> Dict[str, Any]:
+    """torch.export the trained model (as trace loads it), save program.pt2, compare it with eager, save references."""
+    require_export("export")
+    sizes = verify.batch_sizes(args["batch_sizes"])
+    path = args["model_path"]
+    module = user_model.load(path)
+    params = args["params"]
+    torch.manual_seed(0)  # as verify: random ops in forward() draw the same numbers on every run
+    model = trace.load_trained(module, params, args["weights_path"])
+    validation, _ = data.load_split(module, params, "validation")
+    example = trace.example_inputs(module, params)
+    batched = is_batched(example, validation)
+    if sizes and not batched:
+        return refusal("dynamic_shape_violation", (
+            f"example_inputs() in {path} gives shapes {verify.shapes(example)} without the batch dimension of the "
+            f"validation inputs ({verify.shapes(validation)}), so torch.export has no batch dimension to keep "
+            f"dynamic, but trace.batch_sizes is {sizes} (expected a batched example when batch sizes are given); "
+            "return a batch of rows from example_inputs() (e.g. the first 4 validation rows), or set "
+            "trace.batch_sizes: [] to export the example's shape only"), example, [], [])
+    low, high = batch_range(sizes, example, validation) if sizes else (0, 0)
+    dynamic = low < high  # one size only (or none): the example's shapes are all the program serves
+    shapes_arg = dynamic_shapes(example, low, high) if dynamic else None
+    batch_words = f"batch sizes {low}..{high} (trace.batch_sizes {sizes}, the example and the validation batch)"
+    with warnings.catch_warnings(record=True) as caught, export_failures.guard_sites(path) as sites:
+        warnings.simplefilter("always")
+        try:
+            program = torch.export.export(model, example, dynamic_shapes=shapes_arg, strict=False)
+        except Exception as exc:  # torch raises UserError, GuardOnDataDependentSymNode, TorchRuntimeError, …
+            verify.run_eager(model, example, path, "example")  # a forward() that fails by itself: model_error
+            code, message = export_failures.classify(exc, path, batch_words, sites)
+            return refusal(code, message, example, [], warning_words(list(caught)))
+    # After export: eager may fail where the program refuses (x.view(4, -1) at batch 7), and export says it better.
+    base, probe_list = verify.build_cases(validation, example, sizes if dynamic else [])
+    cases, eager, skipped = verify.eager_cases(model, base, probe_list, path)  # a forward() that raises: model_error
+    program_path = os.path.join(args["out_dir"], PROGRAM_FILE)
+    torch.export.save(program, program_path)
+    loaded = torch.export.load(program_path).module()  # compare what a runtime loads, not the in-memory program
+    sources = [("validation", validation)] + probes.probe_cases(validation) if dynamic else []
+    results, chunks, code, message = judge(loaded, model, cases, eager, example, sources, args)
+    references_path = os.path.join(args["out_dir"], REFERENCES_FILE)
+    verify.save_references(references_path, cases, eager)
+    for r in results:
+        r["max_abs_error"] = compare.json_float(r["max_abs_error"])
+        r["max_rel_error"] = compare.json_float(r["max_rel_error"])
+    nodes = node_counts(program)
+    return {"passed": code is None, "code": code, "message": message, "program_path": program_path,
+            "references_path": references_path, "cases": results, "example_shapes": [list(t.shape) for t in example],
+            "dynamic_dims": program_dims(program), "nodes": nodes, "node_total": sum(nodes.values()),
+            "warnings": skipped + warning_words(list(caught)),
+            "example_shape_checks": {"chunks": chunks["chunks"], "failed": chunks["failed"]},
+            "torch_version": torch.__version__}
