@@ -178,11 +178,18 @@ class ExportTest(Torch2Case):
         self.assertEqual(result["example_shapes"], [[3]])
         self.assertEqual([c["name"] for c in result["cases"]][:3], ["example", "validation_row_0", "validation_row_1"])
 
-    def test_an_unbatched_example_with_batch_sizes_is_a_dynamic_shape_violation_naming_example_inputs(self) -> None:
-        path = SEED_MODEL_COPY(self)
+    def test_the_seeds_own_unbatched_row_with_batch_sizes_exports_on_validation_rows_with_a_dynamic_batch(self) -> None:
+        result = self.run_export(SEED_MODEL_COPY(self), [1, 7])
+        self.assertTrue(result["passed"], result["message"])
+        self.assertEqual(result["example_shapes"], [[7, 3]])
+        self.assertEqual([(d["input"], d["dim"]) for d in result["dynamic_dims"]], [(0, 0)])
+        self.assertTrue(any("exported on the first 7 validation rows" in w for w in result["warnings"]), result["warnings"])
+
+    def test_an_example_that_is_no_row_of_the_inputs_is_a_dynamic_shape_violation_naming_example_inputs(self) -> None:
+        path = self.write("seed-odd-example.py", SEED_BATCHED.replace('dataset(params, "validation")[0][:4]', "torch.ones(5)"))
         result = self.run_export(path, [1, 7])
         self.assertEqual(result["code"], "dynamic_shape_violation")
-        self.assertIn(f"example_inputs() in {path} gives shapes [3] without the batch dimension of the validation "
+        self.assertIn(f"example_inputs() in {path} gives shapes [5] without the batch dimension of the validation "
                       "inputs ([200, 3])", result["message"])
         self.assertIn("trace.batch_sizes is [1, 7]", result["message"])
 
