@@ -7,13 +7,15 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { compareOutputs } from '../lib/parity';
 import type { ParityResult, ParityRuntimeReport } from '../lib/results';
 import { readSafetensors } from '../lib/safetensors';
-import type { RuntimeName } from '../lib/spec';
+import type { Format, RuntimeName } from '../lib/spec';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
 import { addTorchWork, materialize, stageConfig, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
 export interface ParityInput {
+  /** What the artifact is (TorchScript when absent). */
+  format?: Format;
   /** The torch environment whose runtimes check the artifact (the worker's configured one when absent). */
   environment?: string;
   artifactDigest: string;
@@ -43,19 +45,30 @@ export function parityActivity(deps: TorchDeps) {
       });
     }
     return withWorkDir(async (dir) => {
+      const format: Format = input.format ?? 'torchscript';
+      const model = format === 'aoti' ? 'model.pt2' : 'model.pt';
       const files = await materialize(deps.store, dir, {
-        'model.pt': input.artifactDigest,
+        [model]: input.artifactDigest,
         'references.safetensors': input.referencesDigest,
       });
       const references = await readSafetensors(files['references.safetensors']);
       // The runtime runs are independent fresh processes of one thread each: run them side by side, as many as there are cores.
-      const runs = input.runtimes.flatMap((runtime) => MODES.map((flags) => ({ runtime, flags })));
+      // The fuser is TorchScript's: a package runs once per runtime.
+      const modes = format === 'torchscript' ? MODES : MODES.filter((m) => !m.fuser);
+      const runs = input.runtimes.flatMap((runtime) => modes.map((flags) => ({ runtime, flags })));
+      const about = { format, environment: config.environment };
       const started = performance.now();
       const reports = await mapLimit(runs, Math.max(1, Math.min(runs.length, availableParallelism())), async ({ runtime, flags }) => {
-        const run = await runRunner(env, runtime, files, flags.fuser);
+        const run = await runRunner(
+          env,
+          runtime,
+          { model: files[model], name: model, references: files['references.safetensors'], format },
+          flags.fuser,
+        );
         if (!run.ok) {
           return {
             runtime,
+            ...about,
             passed: false,
             code: GateCode.runtimeLoadFailed,
             max_abs_error: null,
@@ -64,12 +77,13 @@ export function parityActivity(deps: TorchDeps) {
             torch_version: null,
             threads: RUNNER_THREADS,
             ms: run.ms,
-            message: `${runtime}${flags.fuser ? ' (fuser on)' : ''} could not load or run the artifact: ${run.error}`,
+            message: `${runtime} of ${config.environment}${flags.fuser ? ' (fuser on)' : ''} could not load or run the ${format} artifact: ${run.error}`,
           } satisfies ParityRuntimeReport;
         }
         const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
         return {
           runtime,
+          ...about,
           passed: cmp.passed,
           code: cmp.code,
           max_abs_error: cmp.max_abs_error,
@@ -109,14 +123,21 @@ type RunnerRun =
   | { ok: false; ms: number; error: string };
 
 // Each run gets an empty directory and a bare environment: the runtime cannot see our code or the model file.
-async function runRunner(deps: TorchDeps, runtime: RuntimeName, files: Record<string, string>, fuser: boolean): Promise<RunnerRun> {
+async function runRunner(
+  deps: TorchDeps,
+  runtime: RuntimeName,
+  files: { model: string; name: string; references: string; format: Format },
+  fuser: boolean,
+): Promise<RunnerRun> {
   const cwd = await mkdtemp(join(tmpdir(), `ttd-${runtime}-`));
   try {
-    await copyFile(files['model.pt'], join(cwd, 'model.pt'));
-    await copyFile(files['references.safetensors'], join(cwd, 'references.safetensors'));
+    await copyFile(files.model, join(cwd, files.name));
+    await copyFile(files.references, join(cwd, 'references.safetensors'));
     const args = [
       '--model',
-      'model.pt',
+      files.name,
+      // Only for packages: a runner that predates formats reads TorchScript without being told.
+      ...(files.format === 'torchscript' ? [] : ['--format', files.format]),
       '--references',
       'references.safetensors',
       '--out',
@@ -150,7 +171,7 @@ async function runRunner(deps: TorchDeps, runtime: RuntimeName, files: Record<st
       const detail = err.message ?? ([ended, stderr].filter(Boolean).join(': ') || describeEnd(res));
       return { ok: false, ms, error: `${err.stage ? `[${err.stage}] ` : ''}${detail}`.slice(0, 600) };
     }
-    const outPath = join(files['model.pt'] + `.${runtime}${fuser ? '-fuser' : ''}.outputs.safetensors`);
+    const outPath = `${files.model}.${runtime}${fuser ? '-fuser' : ''}.outputs.safetensors`;
     await copyFile(join(cwd, 'outputs.safetensors'), outPath);
     return { ok: true, ms, outPath, summary: summary as { torch_version?: string; threads?: number } };
   } finally {

@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { DigestMismatchError } from '../lib/errors';
 import { NonRetryable } from '../lib/gate-codes';
 import { writeManifest, type ArtifactFiles, type StageOutputs } from '../lib/records';
+import type { Format } from '../lib/spec';
 import { getBlob, type ObjectStore } from '../lib/store';
 
 /** Input of the store stage: the files and every build stage's output. */
@@ -13,6 +14,8 @@ export interface StoreInput {
   spec: unknown;
   files: ArtifactFiles;
   stages: StageOutputs;
+  /** Each format's artifact and references, the primary (`files.artifact`) first; absent in runs before formats. */
+  formats?: Partial<Record<Format, { digest: string; references: string }>>;
 }
 
 /** The manifest's digest and the artifact it names. */
@@ -34,15 +37,17 @@ export function storeActivity(deps: { store: ObjectStore }) {
         throw err;
       }
     }
+    const primary = (Object.keys(input.formats ?? {})[0] as Format | undefined) ?? 'torchscript';
     const manifestDigest = await writeManifest(deps.store, {
       format: 'ttd-manifest/2',
       model: input.model,
       runId: input.runId,
-      artifact: { digest: input.files.artifact, format: 'torchscript' },
+      artifact: { digest: input.files.artifact, format: primary },
       files: input.files,
       specDigest: input.specDigest,
       spec: input.spec,
       stages: input.stages,
+      formats: input.formats ?? { torchscript: { digest: input.files.artifact, references: input.files.references } },
     });
     return { manifestDigest, artifactDigest: input.files.artifact };
   };

@@ -1,5 +1,5 @@
 // What every torch stage does around its request: a scratch dir, blobs in, heartbeats, blobs out, errors mapped.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -12,6 +12,7 @@ import {
   type StageOutput,
   type TorchOpName,
   type TorchStage,
+  type WorkerDirs,
 } from '../lib/contract';
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
@@ -199,7 +200,13 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
       });
       const display: Record<string, string> = modelFile ? { [fetched[modelFile]]: modelFilePath! } : {};
       const files = modelFile ? { ...fetched, model: fetched[modelFile] } : fetched;
-      const raw = await torchOp(env, stage.op, stage.args(input, files, dir) as Record<string, unknown>, display, onProgress);
+      const raw = await torchOp(
+        env,
+        stage.op,
+        stage.args(input, files, dir, await workerDirs(env.config)) as Record<string, unknown>,
+        display,
+        onProgress,
+      );
       const parsed = TorchOps[stage.op].result.safeParse(raw);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
@@ -220,6 +227,13 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
       for (const [key, value] of Object.entries(result)) if (!key.endsWith('_path')) out[key] = value;
       return out as StageOutput<K, S>;
     });
+}
+
+/** The worker's own directories for an environment, under TTD_HOME (created on first use). */
+async function workerDirs(config: Config): Promise<WorkerDirs> {
+  const inductorCache = join(config.inductorCache, config.environment);
+  await mkdir(inductorCache, { recursive: true });
+  return { inductorCache };
 }
 
 /** `value` with every scratch path in its strings replaced by what the user knows it as. */

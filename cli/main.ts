@@ -93,9 +93,10 @@ async function main(): Promise<void> {
   program
     .command('pull')
     .argument('<ref>', ref)
-    .requiredOption('-o, --output <file>', 'where to write the TorchScript archive')
+    .requiredOption('-o, --output <file>', 'where to write the artifact')
+    .option('--format <format>', 'torchscript (an archive) or aoti (an AOTInductor package, .pt2)', 'torchscript')
     .option('--json', 'print JSON')
-    .description('write a version’s TorchScript archive after checking its digest')
+    .description('write a version’s artifact in one of its formats after checking its digest')
     .action(pullCommand);
   program.command('models').option('--json', 'print JSON').description('list registered models').action(modelsCommand);
   program

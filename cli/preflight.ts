@@ -1,7 +1,7 @@
 // Checks the torch environment before anything starts, so a missing piece is named, not discovered mid-run.
 import { existsSync } from 'node:fs';
 import { forEnvironment, type Config } from '../lib/config';
-import { chooseEnvironment, probeEnvironment } from '../lib/environments';
+import { canExport, chooseEnvironment, probeEnvironment } from '../lib/environments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import type { Spec } from '../lib/spec';
 
@@ -15,6 +15,12 @@ export async function preflight(config: Config, spec: Spec): Promise<Config> {
     throw new TtdError(
       ErrorCode.specInvalid,
       `environment: '${spec.environment}' is not a torch environment of this checkout; expected one of ${config.environments.map((e) => e.name).join(', ')} (ttd env list)`,
+    );
+  }
+  if (spec.formats.includes('aoti') && !canExport(chosen)) {
+    throw new TtdError(
+      ErrorCode.specInvalid,
+      `formats: aoti needs torch 2.x (torch.export and AOTInductor), but environment '${chosen.name}' has torch ${chosen.torch}; set environment: ${config.environments.find(canExport)?.name ?? 'a torch 2.x environment'}, or formats: [torchscript]`,
     );
   }
   const env = forEnvironment(config, chosen.name)!;

@@ -5,7 +5,8 @@ import { appendAudit, auditedModels, readAudit, verifyTrail, type AuditEntry } f
 import { ErrorCode, TtdError } from '../lib/errors';
 import { assertName } from '../lib/names';
 import { listModels, moveAlias, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry';
-import { legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/records';
+import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/records';
+import { FORMATS, type Format } from '../lib/spec';
 import { getBlobToFile } from '../lib/store';
 import { failWith, gateLines, printJson, printJsonOr, sci, table } from './output';
 
@@ -43,6 +44,7 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       files: manifest.files,
       specDigest: manifest.specDigest,
       gates: record.gates,
+      formats: formatsOf(manifest),
       reports: { ...reports, parity: record.parity },
       // Each build stage's output as the stage returned it (lib/contract.ts); absent for versions stored before them.
       ...(manifest.format === 'ttd-manifest/2' ? { stages: manifest.stages } : {}),
@@ -79,15 +81,27 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
 }
 
 /** `ttd pull REF -o FILE`: writes the artifact only if its bytes match the registered digest. */
-export async function pullCommand(ref: string, opts: { output: string; json?: boolean }): Promise<void> {
+export async function pullCommand(ref: string, opts: { output: string; format?: string; json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
+    const format = opts.format ?? 'torchscript';
+    if (!(FORMATS as readonly string[]).includes(format)) {
+      throw new TtdError(ErrorCode.badReference, `--format must be one of ${FORMATS.join(', ')} (got '${format}')`);
+    }
     const store = openStore(loadConfig());
     const { state, version } = await resolveRef(store, parseRef(ref));
+    const formats = formatsOf(await readManifest(store, (await readVersionRecord(store, version.record)).manifest));
+    const artifact = formats[format as Format];
+    if (!artifact) {
+      throw new TtdError(
+        ErrorCode.formatNotFound,
+        `version ${version.version} of '${state.model}' has no ${format} artifact; it has ${Object.keys(formats).join(', ')} (ttd pull --format NAME)`,
+      );
+    }
     const dest = resolve(opts.output);
-    const bytes = await getBlobToFile(store, version.digest, dest); // a digest mismatch throws before anything is written
-    if (json) printJson({ model: state.model, version: version.version, digest: version.digest, path: dest, bytes });
-    else process.stdout.write(`wrote ${state.model} version ${version.version} (${version.digest}) to ${dest}\n`);
+    const bytes = await getBlobToFile(store, artifact.digest, dest); // a digest mismatch throws before anything is written
+    if (json) printJson({ model: state.model, version: version.version, digest: artifact.digest, format, path: dest, bytes });
+    else process.stdout.write(`wrote ${state.model} version ${version.version} as ${format} (${artifact.digest}) to ${dest}\n`);
   } catch (err) {
     failWith(err, json);
   }

@@ -36,6 +36,9 @@ export interface Config {
   environments: TorchEnv[];
   /** The environment `python` and `libtorchRunner` belong to. */
   environment: string;
+  /** Inductor's cache for AOTInductor compiles, one folder per environment (TTD_INDUCTOR_CACHE, default
+   * $TTD_HOME/cache/inductor): shared by the host's workers, so a compile done once is served again. */
+  inductorCache: string;
 }
 
 /** Reads the configuration from `env` (process.env by default). */
@@ -69,6 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     torchMaxRssMb: positive(env, 'TTD_TORCH_MAX_RSS_MB', 4096),
     environments,
     environment: legacy.name,
+    inductorCache: resolve(env.TTD_INDUCTOR_CACHE ?? join(home, 'cache', 'inductor')),
   };
 }
 

@@ -333,13 +333,19 @@ export interface ModelFileInput {
   modelFilePath: string;
 }
 
+/** Directories of the torch worker that a stage may use beyond its scratch directory (created before the call). */
+export interface WorkerDirs {
+  /** Inductor's cache, kept between runs and shared by the host's workers, per torch environment. */
+  inductorCache: string;
+}
+
 /** A torch stage, declared: its op, the blobs it fetches, the arguments of its op, the result files it stores. */
 export interface TorchStage<K extends TorchOpName, I, S extends PathKeys<OpResult<K>> = never> {
   op: K;
   /** Blobs to fetch into the scratch directory, by file name; the model file comes from the input when it has one. */
   fetch?: (input: I) => Record<string, string>;
   /** The op's arguments from the scratch path of each fetched file (`files.model`: the model file) and the directory. */
-  args: (input: I, files: Record<string, string>, dir: string) => OpArgs<K>;
+  args: (input: I, files: Record<string, string>, dir: string, worker: WorkerDirs) => OpArgs<K>;
   /** Result fields naming files that go into the store. */
   store?: readonly S[];
 }
@@ -418,8 +424,6 @@ export interface CompileInput extends ModelFileInput {
   referencesDigest: string;
   atol: number;
   rtol: number;
-  /** Inductor's cache directory on the torch worker (absolute, created by the caller, kept between runs). */
-  cacheDir: string;
 }
 
 /** Every declared torch stage, by activity name (the train stage has its own activity: it checkpoints as it goes). */
@@ -502,12 +506,12 @@ export const TorchStages = {
   compilePackage: declare({
     op: 'compile',
     fetch: (i: CompileInput) => ({ 'program.pt2': i.programDigest, 'references.safetensors': i.referencesDigest }),
-    args: (i, f, dir) => ({
+    args: (i, f, dir, worker) => ({
       model_path: f.model,
       program_path: f['program.pt2'],
       references_path: f['references.safetensors'],
       ...tolerances(i),
-      cache_dir: i.cacheDir,
+      cache_dir: worker.inductorCache,
       out_dir: dir,
     }),
     store: ['package_path'],

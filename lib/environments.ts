@@ -13,6 +13,14 @@ export interface TorchEnv {
   /** The libtorch runner built against this environment's torch. */
   libtorchRunner: string;
   device: 'cpu' | 'cuda';
+  /** The torch release it has, major.minor, where known without asking it (the built-in ones). */
+  torch?: string;
+}
+
+/** Whether an environment can export and compile (torch.export and AOTInductor need torch 2.x); unknown: assume so,
+ * and let the export stage say otherwise. */
+export function canExport(e: TorchEnv): boolean {
+  return e.torch === undefined || !e.torch.startsWith('1.');
 }
 
 /** The environments a checkout knows of, newest first (the default is the first installed). */
@@ -27,12 +35,14 @@ export function knownEnvironments(repoRoot: string, env: NodeJS.ProcessEnv = pro
       python: join(repoRoot, '.torch', 'torch-2.13', 'bin', 'python'),
       libtorchRunner: join(repoRoot, 'build', 'libtorch-2.13', 'ttd-libtorch-runner'),
       device: 'cpu',
+      torch: '2.13',
     },
     {
       name: 'torch-1.13',
       python: '/usr/bin/python3',
       libtorchRunner: env.TTD_LIBTORCH_RUNNER ?? join(repoRoot, 'build', 'libtorch', 'ttd-libtorch-runner'),
       device: 'cpu',
+      torch: '1.13',
     },
   ];
 }

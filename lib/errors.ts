@@ -31,6 +31,7 @@ export const ErrorCode = {
   nothingToRollBack: 'nothing_to_roll_back',
   scheduleError: 'schedule_error',
   referencesInvalid: 'references_invalid',
+  formatNotFound: 'format_not_found',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { stageOutputSchema, TorchOps, type StageOutputOf, type TorchOpName } from './contract';
 import { GateResult, ParityRuntimeReport } from './results';
+import { FORMATS, type Format } from './spec';
 import { getBlob, putBlob, type ObjectStore } from './store';
 
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
@@ -56,7 +57,13 @@ export type LegacyReports = z.infer<typeof LegacyReports>;
 
 /** What the store stage writes: the files of a version, its spec and every build stage's output. */
 export const Manifest = z.discriminatedUnion('format', [
-  z.object({ format: z.literal('ttd-manifest/2'), ...ManifestBase, stages: StageOutputs }),
+  z.object({
+    format: z.literal('ttd-manifest/2'),
+    ...ManifestBase,
+    stages: StageOutputs,
+    /** Each format's artifact and the references its parity was checked against (the primary one first). */
+    formats: z.partialRecord(z.enum(FORMATS), z.object({ digest, references: digest })).optional(),
+  }),
   z.object({ format: z.literal('ttd-manifest/1'), ...ManifestBase, reports: LegacyReports }),
 ]);
 export type Manifest = z.infer<typeof Manifest>;
@@ -186,4 +193,11 @@ export function legacyReports(m: Manifest): LegacyReports {
         }
       : {}),
   };
+}
+
+/** Each format's artifact of a version, by format: `{ torchscript: { digest }, aoti: { digest } }` (`ttd show --json`,
+ * `ttd pull --format`); a version stored before formats has its one TorchScript archive. */
+export function formatsOf(m: Manifest): Partial<Record<Format, { digest: string; references?: string }>> {
+  if (m.format === 'ttd-manifest/2' && m.formats) return m.formats;
+  return { torchscript: { digest: m.artifact.digest } };
 }

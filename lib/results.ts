@@ -31,6 +31,9 @@ export type ParityOutputReport = z.infer<typeof ParityOutputReport>;
 /** One runtime × executor-mode line of the parity report. */
 export const ParityRuntimeReport = z.object({
   runtime: z.enum(['python', 'libtorch']),
+  /** The artifact's format (torchscript or aoti) and the torch environment whose runtime ran it; absent before formats. */
+  format: z.string().optional(),
+  environment: z.string().optional(),
   passed: z.boolean(),
   code: z.enum(GATE_CODES).nullable(),
   max_abs_error: error,

@@ -83,6 +83,10 @@ const FusionSchema = z.strictObject({
   require: z.enum(FUSION_REQUIREMENTS, { error: `fusion.require must be one of ${FUSION_REQUIREMENTS.join(', ')}` }).default('none'),
 });
 
+/** The deployable formats a run can produce: a TorchScript archive, and an AOTInductor package (torch.export). */
+export const FORMATS = ['torchscript', 'aoti'] as const;
+export type Format = (typeof FORMATS)[number];
+
 export const RUNTIMES = ['python', 'libtorch'] as const;
 export type RuntimeName = (typeof RUNTIMES)[number];
 
@@ -143,6 +147,15 @@ export const SpecSchema = z
       // A foreign artifact (traced elsewhere, e.g. in R): no training or tracing; verified against its references.
       artifact: z.string({ error: 'artifact must be a path to a TorchScript archive' }).min(1).optional(),
       references: z.string({ error: 'references must be a path to a safetensors file' }).min(1).optional(),
+      // What to produce and verify: a TorchScript archive, an AOTInductor package (torch.export, torch 2.x), or both.
+      formats: uniqueList(
+        z.enum(FORMATS, { error: `formats entries must be one of ${FORMATS.join(', ')}` }),
+        'formats',
+        'format',
+        `formats must be a list of formats (${FORMATS.join(', ')})`,
+      )
+        .min(1, { error: 'formats must name at least one format' })
+        .default(['torchscript']),
       // The torch environment every torch stage runs in (ttd env list); the newest installed when absent.
       environment: z
         .string({ error: 'environment must be the name of a torch environment, such as torch-2.13 (ttd env list)' })
@@ -172,6 +185,14 @@ export const SpecSchema = z
     { error: 'a spec must be a mapping of fields (name, model, train, trace, …)' },
   )
   .superRefine((spec, ctx) => {
+    if (spec.artifact !== undefined && spec.formats.some((f) => f !== 'torchscript')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['formats'],
+        input: spec.formats,
+        message: 'formats: a foreign artifact is a TorchScript archive (formats: [torchscript]); aoti needs a model file to export',
+      });
+    }
     if (spec.artifact !== undefined && spec.model !== undefined) {
       ctx.addIssue({
         code: 'custom',

@@ -45,6 +45,8 @@ export function testEnv(home: string, temporalAddress: string | undefined): Reco
     TTD_HOME: home,
     TEMPORAL_ADDRESS: temporalAddress,
     TTD_QUEUE_PREFIX: `ttd-test-${basename(home)}`,
+    // One Inductor cache for the whole suite (and across suites): AOTInductor compiles are the slowest thing we run.
+    TTD_INDUCTOR_CACHE: join(repoRoot, 'test-output', 'inductor-cache'),
   };
 }
 

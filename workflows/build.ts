@@ -1,21 +1,32 @@
-// Building a version: train → trace → verify → optimize → fusion for a model file, or verify for a foreign archive.
-// Every gate here runs before anything is registered.
+// Building a version: train, then per format, trace → verify → optimize → fusion (TorchScript) and export → compile
+// (AOTInductor), for a model file; or verify for a foreign archive. Every gate here runs before anything is registered.
 import { Gate } from '../lib/gate-codes';
 import type { ArtifactFiles, StageOutputs } from '../lib/records';
+import type { Format } from '../lib/spec';
 import type { PipelineInput } from './definitions';
 import type { Run } from './run-state';
 
-/** What the stages before the store produce: the files of a version and each stage's output. */
-export interface Built {
-  referencesDigest: string;
-  files: ArtifactFiles;
-  stages: StageOutputs;
+/** One format's artifact and the references its parity is checked against. */
+export interface FormatArtifact {
+  digest: string;
+  references: string;
 }
 
-/** Trains, traces, verifies, optimizes and checks fusion; rejects the run at the first gate that fails. */
-export async function buildFromModel(run: Run, model: { modelFileDigest: string; modelFilePath: string }): Promise<Built> {
+/** What the stages before the store produce: the files of a version, each format's artifact and each stage's output. */
+export interface Built {
+  files: ArtifactFiles;
+  stages: StageOutputs;
+  /** In the spec's order; the first is the version's primary artifact (`files.artifact`). */
+  formats: Partial<Record<Format, FormatArtifact>>;
+}
+
+type ModelFile = { modelFileDigest: string; modelFilePath: string };
+// A format's part of a version: its artifact, the files and stage outputs it adds.
+type Part = { artifact: FormatArtifact; files: Record<string, string>; stages: StageOutputs };
+
+/** Trains, then builds every format the spec asks for; rejects the run at the first gate that fails. */
+export async function buildFromModel(run: Run, model: ModelFile): Promise<Built> {
   const { spec, torch, torchOptions } = run;
-  const { atol, rtol } = spec.parity;
   const trained = await run.torchStage('train', Gate.training, () =>
     torch.train({ ...torchOptions, ...model, params: spec.params, train: spec.train }),
   );
@@ -26,6 +37,30 @@ export async function buildFromModel(run: Run, model: { modelFileDigest: string;
   run.pass(Gate.training, `${trained.epochs_completed} epochs on ${trained.rows} rows; final loss ${trained.losses.at(-1)?.toFixed(4)}`);
   const weightsDigest = trained.files.weights;
 
+  // Runs started before formats existed have none: TorchScript, as then.
+  const formats: Format[] = spec.formats ?? ['torchscript'];
+  const parts: [Format, Part][] = [];
+  for (const format of formats) {
+    parts.push([format, format === 'torchscript' ? await torchScript(run, model, weightsDigest) : await aoti(run, model, weightsDigest)]);
+  }
+  const [, primary] = parts[0];
+  return {
+    files: {
+      ...Object.assign({}, ...parts.map(([, p]) => p.files)),
+      artifact: primary.artifact.digest,
+      references: primary.artifact.references,
+      weights: weightsDigest,
+      modelFile: model.modelFileDigest,
+    },
+    stages: Object.assign({ train: trained }, ...parts.map(([, p]) => p.stages)),
+    formats: Object.fromEntries(parts.map(([format, p]) => [format, p.artifact])),
+  };
+}
+
+// TorchScript: trace, verify against eager, freeze, check fusion.
+async function torchScript(run: Run, model: ModelFile, weightsDigest: string): Promise<Part> {
+  const { spec, torch, torchOptions } = run;
+  const { atol, rtol } = spec.parity;
   const traced = await run.torchStage('trace', Gate.trace, () =>
     torch.trace({ ...torchOptions, ...model, params: spec.params, weightsDigest, mode: spec.trace.mode }),
   );
@@ -73,19 +108,39 @@ export async function buildFromModel(run: Run, model: { modelFileDigest: string;
   run.judge(Gate.fusion, fused);
 
   return {
-    referencesDigest,
+    artifact: { digest: optimized.files.optimized, references: referencesDigest },
     files: {
-      artifact: optimized.files.optimized,
+      torchscript: optimized.files.optimized,
       traced: traced.files.traced,
-      references: referencesDigest,
-      weights: weightsDigest,
-      modelFile: model.modelFileDigest,
       irBefore: optimized.files.ir_before,
       irAfter: optimized.files.ir_after,
       fusedGraph: fused.files.graph,
       ...(optimized.files.ir_for_inference ? { irForInference: optimized.files.ir_for_inference } : {}),
     },
-    stages: { train: trained, trace: traced, verify: verified, optimize: optimized, fusion: fused },
+    stages: { trace: traced, verify: verified, optimize: optimized, fusion: fused },
+  };
+}
+
+// AOTInductor: torch.export with the batch dimension dynamic, checked against eager; compiled into a package, checked.
+async function aoti(run: Run, model: ModelFile, weightsDigest: string): Promise<Part> {
+  const { spec, torch, torchOptions } = run;
+  const { atol, rtol } = spec.parity;
+  const exported = await run.torchStage('export', Gate.export, () =>
+    torch.exportProgram({ ...torchOptions, ...model, params: spec.params, weightsDigest, batchSizes: spec.trace.batch_sizes, atol, rtol }),
+  );
+  run.judge(Gate.export, exported);
+  // A passed export always stored both (they are null only when export refused the model).
+  const program = exported.files.program!;
+  const references = exported.files.references!;
+  const compiled = await run.torchStage('compile', Gate.compile, () =>
+    torch.compilePackage({ ...torchOptions, ...model, programDigest: program, referencesDigest: references, atol, rtol }),
+  );
+  run.judge(Gate.compile, compiled);
+  const pkg = compiled.files.package!;
+  return {
+    artifact: { digest: pkg, references },
+    files: { aoti: pkg, program, aotiReferences: references },
+    stages: { export: exported, compile: compiled },
   };
 }
 
@@ -104,10 +159,10 @@ export async function verifyForeign(run: Run, foreign: NonNullable<PipelineInput
   );
   run.judge(Gate.trace, checked);
   // A passed verdict always comes with canonical references; the recorded ones stand in otherwise.
-  const referencesDigest = checked.files.references ?? foreign.referencesDigest;
+  const references = checked.files.references ?? foreign.referencesDigest;
   return {
-    referencesDigest,
-    files: { artifact: foreign.artifactDigest, references: referencesDigest, sourceReferences: foreign.referencesDigest },
+    files: { artifact: foreign.artifactDigest, references, sourceReferences: foreign.referencesDigest },
     stages: { verify_artifact: checked },
+    formats: { torchscript: { digest: foreign.artifactDigest, references } },
   };
 }

@@ -3,9 +3,10 @@
 import { setHandler } from '@temporalio/workflow';
 import { Gate } from '../lib/gate-codes';
 import type { RunResult } from '../lib/results';
-import { buildFromModel, verifyForeign, type Built } from './build';
+import { buildFromModel, verifyForeign, type Built, type FormatArtifact } from './build';
+import type { Format } from '../lib/spec';
 import { progressQuery, type PipelineInput } from './definitions';
-import { acceptApprovals, awaitApproval, compareWithProduction, promote, versionFacts } from './promotion';
+import { acceptApprovals, awaitApproval, compareWithProduction, mergeParity, promote, versionFacts } from './promotion';
 import { noSource, Run, RunEnded } from './run-state';
 
 export { approveUpdate, progressQuery, PIPELINE_WORKFLOW } from './definitions';
@@ -27,21 +28,29 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
         spec,
         files: built.files,
         stages: built.stages,
+        formats: built.formats,
       }),
     );
 
-    const parity = await run.torchStage('parity', Gate.parity, () =>
-      run.torch.checkParity({
-        ...run.torchOptions,
-        artifactDigest: stored.artifactDigest,
-        referencesDigest: built.referencesDigest,
-        runtimes: spec.parity.runtimes,
-        atol: spec.parity.atol,
-        rtol: spec.parity.rtol,
-      }),
-    );
-    run.parity = parity.runtimes;
-    run.judge(Gate.parity, parity);
+    // Every format is checked in every target runtime; its parity stage is `parity`, or `parity_<format>` after the first.
+    const checks = [];
+    for (const [i, [format, artifact]] of (Object.entries(built.formats) as [Format, FormatArtifact][]).entries()) {
+      const checked = await run.torchStage(i === 0 ? 'parity' : `parity_${format}`, Gate.parity, () =>
+        run.torch.checkParity({
+          ...run.torchOptions,
+          artifactDigest: artifact.digest,
+          referencesDigest: artifact.references,
+          runtimes: spec.parity.runtimes,
+          atol: spec.parity.atol,
+          rtol: spec.parity.rtol,
+          ...(format === 'torchscript' ? {} : { format }),
+        }),
+      );
+      checks.push(checked);
+      run.parity = checks.flatMap((c) => c.runtimes);
+      run.judge(Gate.parity, checked);
+    }
+    const parity = mergeParity(checks);
 
     const facts = () => versionFacts(run, stored, parity, run.gates);
     if (spec.promote.compare && input.modelFileDigest) await compareWithProduction(run, stored, facts);

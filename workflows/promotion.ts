@@ -8,6 +8,17 @@ import type { Run } from './run-state';
 
 const fmt = (n: number | null) => (n === null ? 'not finite' : n.toPrecision(6));
 
+/** The parity verdicts of every format as one: passed when all passed, every runtime line, the first failure's words. */
+export function mergeParity(checks: ParityResult[]): ParityResult {
+  const failed = checks.find((c) => !c.passed);
+  return {
+    passed: !failed,
+    code: failed?.code ?? null,
+    message: failed?.message ?? checks.map((c) => c.message).join('; '),
+    runtimes: checks.flatMap((c) => c.runtimes),
+  };
+}
+
 /** What a version record states, for a kept version and a promoted one alike. */
 export function versionFacts(run: Run, stored: StoreOutput, parity: ParityResult, gates: GateResult[]): VersionFacts {
   const { spec } = run;
