@@ -11,6 +11,7 @@ describe('spec', () => {
     expect(r.spec).toEqual({
       name: 'seed-mlp',
       model: './model.py',
+      formats: ['torchscript'],
       params: {},
       train: { epochs: 10, batch_size: 32, optimizer: 'adam', lr: 0.001, loss: 'mse', seed: 0 },
       trace: { batch_sizes: [1, 7], mode: 'trace', target_device: 'cpu' },
@@ -19,6 +20,18 @@ describe('spec', () => {
       parity: { runtimes: ['python', 'libtorch'], atol: 1e-5, rtol: 1e-4 },
       promote: { alias: 'production', approval: 'none' },
     });
+  });
+
+  it('formats are torchscript and aoti, each once, and a foreign archive is TorchScript only', () => {
+    expect(validateSpec({ name: 'm', formats: ['torchscript', 'aoti'] }).ok).toBe(true);
+    const unknown = validateSpec({ name: 'm', formats: ['onnx'] });
+    expect(!unknown.ok && formatIssues(unknown.issues)).toContain('formats.0: formats entries must be one of torchscript, aoti (got "onnx")');
+    const twice = validateSpec({ name: 'm', formats: ['aoti', 'aoti'] });
+    expect(!twice.ok && formatIssues(twice.issues)).toContain('formats must list each format once; "aoti" appears more than once');
+    const foreign = validateSpec({ name: 'm', artifact: 'a.pt', references: 'r.safetensors', formats: ['aoti'] });
+    expect(foreign.ok).toBe(false);
+    if (foreign.ok) return;
+    expect(formatIssues(foreign.issues)).toContain('formats: formats: a foreign artifact is a TorchScript archive');
   });
 
   it('a negative learning rate is named with its path and value', () => {
