@@ -99,7 +99,9 @@ def stage(name, fn, *args):
         return fn(*args)
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
-        raise Failure(name, f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        # c10 errors carry their C++ backtrace in the text; stderr has it, the JSON line stops before it.
+        text = str(exc).split("Exception raised from ")[0].rstrip(" \n(")
+        raise Failure(name, f"{type(exc).__name__}: {' '.join(text.split())}") from exc
 
 
 def load_torchscript(path):

@@ -35,7 +35,7 @@ std::unique_ptr<Model> load_aoti(const std::string& path, const std::string& tor
   } catch (const c10::Error& e) {
     throw StageError("load", path + ": not a loadable AOTInductor package: " + e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw StageError("load", path + ": not a loadable AOTInductor package: " + e.what());
+    throw StageError("load", path + ": not a loadable AOTInductor package: " + without_backtrace(e.what()));
   }
 }
 

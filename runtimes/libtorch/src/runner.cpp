@@ -77,7 +77,7 @@ std::vector<CaseOutputs> run_cases(Model& model, const std::vector<Case>& cases,
     } catch (const c10::Error& e) {
       throw StageError("run", "case '" + c.name + "': forward failed: " + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      throw StageError("run", "case '" + c.name + "': " + e.what());
+      throw StageError("run", "case '" + c.name + "': " + without_backtrace(e.what()));
     }
   }
   return results;

@@ -169,6 +169,20 @@ class AotiRunnersTest(unittest.TestCase):
             self.assertEqual(code, 1, f"{runtime}: {summary} {stderr[-500:]}")
             self.assertEqual(summary["error"]["stage"], "load", summary)
 
+    def test_a_case_the_package_cannot_take_is_a_run_error_without_backtrace_in_both_runners(self) -> None:
+        work = tempfile.mkdtemp(dir=self.work, prefix="wrong-")
+        shutil.copy(os.path.join(self.work, "model.pt2"), os.path.join(work, "model.pt2"))
+        safetensors.save(os.path.join(work, "references.safetensors"),
+                         {"c/input/0": torch.zeros(2, 7), "c/input/1": torch.zeros(2, 3)},
+                         {"format": "ttd-references/1", "cases": "c"})
+        for runtime, runner in (("python", ""), ("libtorch", RUNNER_213)):
+            code, summary, stderr, _, _ = run_runner(work, runtime, runner, os.path.join(work, "model.pt2"),
+                                                     "--format", "aoti")
+            self.assertEqual(code, 1, f"{runtime}: {summary} {stderr[-500:]}")
+            self.assertEqual(summary["error"]["stage"], "run", summary)
+            self.assertIn("mat1 and mat2 shapes cannot be multiplied", summary["error"]["message"])
+            self.assertNotIn("frame #", summary["error"]["message"])
+
     def test_the_libtorch_113_runner_refuses_aoti_with_a_load_error(self) -> None:
         pt2 = os.path.join(self.work, "model.pt2")
         code, summary, stderr, _, _ = run_runner(self.work, "libtorch", RUNNER_113, pt2, "--format", "aoti")
