@@ -72,4 +72,15 @@ if [ ! -x build/libtorch/ttd-libtorch-runner ] || [ ! -f build/libtorch/.stamp ]
   touch build/libtorch/.stamp
 fi
 
+# 6. The libtorch runner again, against torch 2.13's wheel (AOTInductor packages), when that environment
+# exists. Its own build directory and stamp; the RPATH points at the wheel's torch/lib.
+torch213=.torch/torch-2.13/bin/python
+if [ -x "$torch213" ] && { [ ! -x build/libtorch-2.13/ttd-libtorch-runner ] || [ ! -f build/libtorch-2.13/.stamp ] || [ -n "$(find runtimes/libtorch -newer build/libtorch-2.13/.stamp -print -quit)" ]; }; then
+  say "building the libtorch runner against torch 2.13 (cmake, build/libtorch-2.13)"
+  torch213_prefix=$("$torch213" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
+  cmake -S runtimes/libtorch -B build/libtorch-2.13 -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch213_prefix" >/dev/null
+  cmake --build build/libtorch-2.13 -j 2 >/dev/null
+  touch build/libtorch-2.13/.stamp
+fi
+
 say "ready"

@@ -1,7 +1,8 @@
-"""ttd parity runner (Python): load a TorchScript archive, run the reference inputs, write the outputs.
+"""ttd parity runner (Python): load a TorchScript archive or AOTInductor package, run the reference inputs, write the outputs.
 
 Standalone by design (standard library + torch only; run as `python -I` in an empty directory).
 Usage: ttd_parity_runner.py --model A.pt --references R.safetensors --out O.safetensors [--threads N] [--fuser]
+                            [--format torchscript|aoti]
 See docs/protocol.md, sections 2 and 3.
 """
 
@@ -98,7 +99,29 @@ def stage(name, fn, *args):
         return fn(*args)
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
-        raise Failure(name, f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        # c10 errors carry their C++ backtrace in the text; stderr has it, the JSON line stops before it.
+        text = str(exc).split("Exception raised from ")[0].rstrip(" \n(")
+        raise Failure(name, f"{type(exc).__name__}: {' '.join(text.split())}") from exc
+
+
+def load_torchscript(path):
+    """A TorchScript archive in eval mode (torch.jit.load never unpickles user code)."""
+    module = torch.jit.load(path, "cpu")
+    module.eval()
+    return module
+
+
+def load_aoti(path):
+    """An AOTInductor .pt2 package (torch 2.x): compiled code and raw weights, no pickled code."""
+    try:
+        from torch._inductor import aoti_load_package
+    except ImportError as exc:
+        raise RuntimeError(f"this runner's torch {torch.__version__} has no AOTInductor "
+                           "(torch._inductor.aoti_load_package); --format aoti needs torch 2.x") from exc
+    return aoti_load_package(path)
+
+
+LOADERS = {"torchscript": load_torchscript, "aoti": load_aoti}
 
 
 def run_cases(module, cases, fuser):
@@ -121,13 +144,18 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--fuser", action="store_true")
+    parser.add_argument("--format", choices=sorted(LOADERS), default="torchscript")
     args = parser.parse_args(argv)
+    if args.fuser and args.format != "torchscript":
+        message = f"--fuser: fuser flags apply to TorchScript only (got --format {args.format})"
+        print(f"ttd_parity_runner: {message}", file=sys.stderr)
+        print(json.dumps({"error": {"stage": "args", "message": message}}), flush=True)
+        return 2
     torch.set_num_threads(args.threads)
     if args.fuser:
         enable_fuser()
     try:
-        module = stage("load", torch.jit.load, args.model, "cpu")
-        module.eval()
+        module = stage("load", LOADERS[args.format], args.model)
         cases = stage("read", read_cases, args.references)
         outputs = stage("run", run_cases, module, cases, args.fuser)
         stage("write", write_safetensors, args.out, outputs,
@@ -135,7 +163,8 @@ def main(argv=None):
     except Failure as failure:
         print(json.dumps({"error": {"stage": failure.stage, "message": str(failure)}}), flush=True)
         return 1
-    print(json.dumps({"runtime": "python", "torch_version": torch.__version__, "threads": args.threads,
+    print(json.dumps({"runtime": "python", "format": args.format, "torch_version": torch.__version__,
+                      "threads": args.threads,
                       "flags": {"fuser": args.fuser}, "cases": len(cases)}), flush=True)
     return 0
 

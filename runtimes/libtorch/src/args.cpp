@@ -9,7 +9,7 @@ namespace ttd {
 
 const char* const kUsage =
     "usage: ttd-libtorch-runner --model ARTIFACT.pt --references REFS.safetensors "
-    "--out OUTPUTS.safetensors [--threads N] [--fuser]";
+    "--out OUTPUTS.safetensors [--threads N] [--fuser] [--format torchscript|aoti]";
 
 namespace {
 
@@ -29,7 +29,7 @@ int parse_threads(const std::string& s) {
 
 Args parse_args(const std::vector<std::string>& argv) {
   Args args;
-  bool have_model = false, have_refs = false, have_out = false, have_threads = false;
+  bool have_model = false, have_refs = false, have_out = false, have_threads = false, have_format = false;
   for (std::size_t i = 0; i < argv.size(); ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -58,6 +58,10 @@ Args parse_args(const std::vector<std::string>& argv) {
       args.out = take(have_out);
     } else if (flag == "--threads") {
       args.threads = parse_threads(take(have_threads));
+    } else if (flag == "--format") {
+      args.format = take(have_format);
+      if (args.format != "torchscript" && args.format != "aoti")
+        bad("--format: expected torchscript or aoti, got '" + args.format + "'");
     } else if (flag == "--fuser") {
       if (inline_value) bad("--fuser takes no value");
       args.fuser = true;
@@ -68,6 +72,8 @@ Args parse_args(const std::vector<std::string>& argv) {
   if (!have_model) bad("missing --model PATH");
   if (!have_refs) bad("missing --references PATH");
   if (!have_out) bad("missing --out PATH");
+  if (args.fuser && args.format != "torchscript")
+    bad("--fuser: fuser flags apply to TorchScript only (got --format " + args.format + ")");
   return args;
 }
 

@@ -1,5 +1,6 @@
 // Command-line parsing:
 //   ttd-libtorch-runner --model PATH --references PATH --out PATH [--threads N] [--fuser]
+//                       [--format torchscript|aoti]
 #pragma once
 
 #include <string>
@@ -13,6 +14,7 @@ struct Args {
   std::string out;
   int threads = 1;
   bool fuser = false;
+  std::string format = "torchscript";  // "torchscript" (.pt archive) or "aoti" (.pt2 AOTInductor package)
 };
 
 // Throws StageError("args", ...) on unknown, missing or malformed arguments.

@@ -7,6 +7,16 @@
 
 namespace ttd {
 
+// A c10 error's text up to its C++ backtrace ("Exception raised from ..."). AOTInductor's runner
+// rethrows c10 errors as std::runtime_error with the backtrace inside what().
+inline std::string without_backtrace(const std::string& message) {
+  const auto at = message.find("Exception raised from ");
+  if (at == std::string::npos) return message;
+  std::string head = message.substr(0, at);
+  while (!head.empty() && (head.back() == ' ' || head.back() == '\n' || head.back() == '(')) head.pop_back();
+  return head;
+}
+
 class StageError : public std::runtime_error {
  public:
   StageError(std::string stage, const std::string& message)

@@ -3,13 +3,17 @@
 #include <torch/csrc/jit/passes/tensorexpr_fuser.h>
 #include <torch/csrc/jit/tensorexpr/kernel.h>
 
-// Exported by libtorch_cpu but declared in no header of Debian's libtorch-dev
-// (it lives in torch/csrc/jit/codegen/fuser/interface.h upstream).
+// overrideCanFuseOnCPU lives in torch/csrc/jit/codegen/fuser/interface.h upstream (and in torch 2.x's
+// wheel); Debian's libtorch-dev 1.13 ships no such header but exports the symbol, so declare it there.
+#if __has_include(<torch/csrc/jit/codegen/fuser/interface.h>)
+#include <torch/csrc/jit/codegen/fuser/interface.h>
+#else
 namespace torch {
 namespace jit {
 TORCH_API void overrideCanFuseOnCPU(bool);
 }  // namespace jit
 }  // namespace torch
+#endif
 
 namespace ttd {
 

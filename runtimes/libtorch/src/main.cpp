@@ -62,13 +62,16 @@ int run(const std::vector<std::string>& argv) {
     }
   }
 
-  torch::jit::Module module = ttd::load_module(args.model);
+  const std::unique_ptr<ttd::Model> model = args.format == "aoti"
+                                                ? ttd::load_aoti(args.model, kTorchVersion)
+                                                : ttd::load_torchscript(args.model);
   const std::vector<ttd::Case> cases = ttd::read_references(args.references);
-  const auto outputs = ttd::run_cases(module, cases, args.fuser ? 3 : 0);
+  const auto outputs = ttd::run_cases(*model, cases, args.fuser ? 3 : 0);
   ttd::write_outputs(args.out, outputs,
                      {{"runtime", "libtorch"}, {"torch_version", kTorchVersion}});
 
   nlohmann::json j = {{"runtime", "libtorch"},
+                      {"format", args.format},
                       {"torch_version", kTorchVersion},
                       {"threads", args.threads},
                       {"flags", {{"fuser", args.fuser}}},

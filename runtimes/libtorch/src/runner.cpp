@@ -6,17 +6,37 @@
 
 namespace ttd {
 
-torch::jit::Module load_module(const std::string& path) {
-  {
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe) throw StageError("load", path + ": cannot open the TorchScript archive (no such file or not readable)");
+namespace {
+
+class TorchScriptModel : public Model {
+ public:
+  explicit TorchScriptModel(torch::jit::Module module) : module_(std::move(module)) {}
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs) override {
+    std::vector<c10::IValue> args(inputs.begin(), inputs.end());
+    std::vector<at::Tensor> out;
+    flatten_outputs(module_.forward(args), "output", &out);
+    return out;
   }
+
+ private:
+  torch::jit::Module module_;
+};
+
+}  // namespace
+
+void require_readable(const std::string& path, const std::string& what) {
+  std::ifstream probe(path, std::ios::binary);
+  if (!probe) throw StageError("load", path + ": cannot open the " + what + " (no such file or not readable)");
+}
+
+std::unique_ptr<Model> load_torchscript(const std::string& path) {
+  require_readable(path, "TorchScript archive");
   try {
     torch::jit::Module module = torch::jit::load(path, torch::kCPU);
     module.eval();
     if (!module.find_method("forward"))
       throw StageError("load", path + ": expected a TorchScript module with a forward method");
-    return module;
+    return std::make_unique<TorchScriptModel>(std::move(module));
   } catch (const StageError&) {
     throw;
   } catch (const c10::Error& e) {
@@ -44,23 +64,20 @@ void flatten_outputs(const c10::IValue& value, const std::string& where,
   }
 }
 
-std::vector<CaseOutputs> run_cases(torch::jit::Module& module, const std::vector<Case>& cases,
-                                   int warmup) {
+std::vector<CaseOutputs> run_cases(Model& model, const std::vector<Case>& cases, int warmup) {
   torch::NoGradGuard no_grad;
   std::vector<CaseOutputs> results;
   for (const auto& c : cases) {
-    std::vector<c10::IValue> inputs(c.inputs.begin(), c.inputs.end());
     try {
-      for (int k = 0; k < warmup; ++k) (void)module.forward(inputs);
-      c10::IValue result = module.forward(inputs);
+      for (int k = 0; k < warmup; ++k) (void)model.run(c.inputs);
       CaseOutputs co;
       co.name = c.name;
-      flatten_outputs(result, "output", &co.outputs);
+      co.outputs = model.run(c.inputs);
       results.push_back(std::move(co));
     } catch (const c10::Error& e) {
       throw StageError("run", "case '" + c.name + "': forward failed: " + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      throw StageError("run", "case '" + c.name + "': " + e.what());
+      throw StageError("run", "case '" + c.name + "': " + without_backtrace(e.what()));
     }
   }
   return results;
