@@ -45,6 +45,11 @@ int report_error(const std::string& stage, const std::string& message, int code)
 }
 
 int run(const std::vector<std::string>& argv) {
+  // `--version`: which libtorch this runner was built against, for `ttd env list`.
+  if (argv.size() == 1 && argv[0] == "--version") {
+    std::cout << nlohmann::json{{"torch_version", kTorchVersion}}.dump() << std::endl;
+    return 0;
+  }
   const ttd::Args args = ttd::parse_args(argv);
 
   at::set_num_threads(args.threads);
