@@ -7,7 +7,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { compareOutputs } from '../lib/parity';
 import type { ParityResult, ParityRuntimeReport } from '../lib/results';
 import { readSafetensors } from '../lib/safetensors';
-import type { Format, RuntimeName } from '../lib/spec';
+import { parseTarget, type Format, type ParityTarget, type RuntimeName } from '../lib/spec';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
 import { addTorchWork, materialize, stageConfig, withWorkDir, type TorchDeps } from './torch-stage';
@@ -20,7 +20,7 @@ export interface ParityInput {
   environment?: string;
   artifactDigest: string;
   referencesDigest: string;
-  runtimes: RuntimeName[];
+  runtimes: ParityTarget[];
   atol: number;
   rtol: number;
 }
@@ -35,15 +35,20 @@ const MODES = [{ fuser: false }, { fuser: true }] as const;
 /** Builds the parity activity. */
 export function parityActivity(deps: TorchDeps) {
   return async function checkParity(input: ParityInput): Promise<ParityOutput> {
-    const config = stageConfig(deps.config, input.environment);
-    const env = { ...deps, config };
-    if (input.runtimes.includes('libtorch') && !existsSync(config.libtorchRunner)) {
-      throw ApplicationFailure.create({
-        type: NonRetryable.environmentMissing,
-        message: `the libtorch runner '${config.libtorchRunner}' is not built; make setup builds it (cmake, libtorch-dev)`,
-        nonRetryable: true,
-      });
-    }
+    const producer = stageConfig(deps.config, input.environment);
+    // Each target runs in its own environment: the run's, or the one it names (`libtorch@torch-1.13`).
+    const targets = input.runtimes.map((target) => {
+      const { runtime, environment } = parseTarget(target);
+      const config = environment === undefined ? producer : stageConfig(deps.config, environment);
+      if (runtime === 'libtorch' && !existsSync(config.libtorchRunner)) {
+        throw ApplicationFailure.create({
+          type: NonRetryable.environmentMissing,
+          message: `the libtorch runner '${config.libtorchRunner}' of environment '${config.environment}' is not built; make setup builds it`,
+          nonRetryable: true,
+        });
+      }
+      return { runtime, deps: { ...deps, config } };
+    });
     return withWorkDir(async (dir) => {
       const format: Format = input.format ?? 'torchscript';
       const model = format === 'aoti' ? 'model.pt2' : 'model.pt';
@@ -55,55 +60,62 @@ export function parityActivity(deps: TorchDeps) {
       // The runtime runs are independent fresh processes of one thread each: run them side by side, as many as there are cores.
       // The fuser is TorchScript's: a package runs once per runtime.
       const modes = format === 'torchscript' ? MODES : MODES.filter((m) => !m.fuser);
-      const runs = input.runtimes.flatMap((runtime) => modes.map((flags) => ({ runtime, flags })));
-      const about = { format, environment: config.environment };
+      const runs = targets.flatMap((target) => modes.map((flags) => ({ ...target, flags })));
       const started = performance.now();
-      const reports = await mapLimit(runs, Math.max(1, Math.min(runs.length, availableParallelism())), async ({ runtime, flags }) => {
-        const run = await runRunner(
-          env,
-          runtime,
-          { model: files[model], name: model, references: files['references.safetensors'], format },
-          flags.fuser,
-        );
-        if (!run.ok) {
+      const reports = await mapLimit(
+        runs,
+        Math.max(1, Math.min(runs.length, availableParallelism())),
+        async ({ runtime, deps: target, flags }) => {
+          const { environment } = target.config;
+          const about = { format, environment };
+          // Made in one environment, checked in another: the message names both.
+          const made = environment === producer.environment ? '' : ` made with ${producer.environment}`;
+          const run = await runRunner(
+            target,
+            runtime,
+            { model: files[model], name: model, references: files['references.safetensors'], format },
+            flags.fuser,
+          );
+          if (!run.ok) {
+            return {
+              runtime,
+              ...about,
+              passed: false,
+              code: GateCode.runtimeLoadFailed,
+              max_abs_error: null,
+              max_rel_error: null,
+              flags: { ...flags },
+              torch_version: null,
+              threads: RUNNER_THREADS,
+              ms: run.ms,
+              message: `${runtime} of ${environment}${flags.fuser ? ' (fuser on)' : ''} could not load or run the ${format} artifact${made}: ${run.error}`,
+            } satisfies ParityRuntimeReport;
+          }
+          const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
           return {
             runtime,
             ...about,
-            passed: false,
-            code: GateCode.runtimeLoadFailed,
-            max_abs_error: null,
-            max_rel_error: null,
+            passed: cmp.passed,
+            code: cmp.code,
+            max_abs_error: cmp.max_abs_error,
+            max_rel_error: cmp.max_rel_error,
             flags: { ...flags },
-            torch_version: null,
-            threads: RUNNER_THREADS,
+            torch_version: run.summary.torch_version ?? null,
+            threads: run.summary.threads ?? RUNNER_THREADS,
             ms: run.ms,
-            message: `${runtime} of ${config.environment}${flags.fuser ? ' (fuser on)' : ''} could not load or run the ${format} artifact: ${run.error}`,
+            message: `${cmp.message}${flags.fuser ? ' (fuser on)' : ''}`,
+            outputs: cmp.outputs.map((o) => ({
+              name: o.name,
+              passed: o.passed,
+              code: o.code,
+              max_abs_error: Number.isFinite(o.max_abs_error) ? o.max_abs_error : null,
+              max_rel_error: Number.isFinite(o.max_rel_error) ? o.max_rel_error : null,
+              elements: o.elements,
+            })),
+            histogram: cmp.histogram,
           } satisfies ParityRuntimeReport;
-        }
-        const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
-        return {
-          runtime,
-          ...about,
-          passed: cmp.passed,
-          code: cmp.code,
-          max_abs_error: cmp.max_abs_error,
-          max_rel_error: cmp.max_rel_error,
-          flags: { ...flags },
-          torch_version: run.summary.torch_version ?? null,
-          threads: run.summary.threads ?? RUNNER_THREADS,
-          ms: run.ms,
-          message: `${cmp.message}${flags.fuser ? ' (fuser on)' : ''}`,
-          outputs: cmp.outputs.map((o) => ({
-            name: o.name,
-            passed: o.passed,
-            code: o.code,
-            max_abs_error: Number.isFinite(o.max_abs_error) ? o.max_abs_error : null,
-            max_rel_error: Number.isFinite(o.max_rel_error) ? o.max_rel_error : null,
-            elements: o.elements,
-          })),
-          histogram: cmp.histogram,
-        } satisfies ParityRuntimeReport;
-      });
+        },
+      );
       addTorchWork(performance.now() - started);
       const failed = reports.find((r) => !r.passed);
       return {

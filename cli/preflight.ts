@@ -1,9 +1,9 @@
 // Checks the torch environment before anything starts, so a missing piece is named, not discovered mid-run.
 import { existsSync } from 'node:fs';
 import { forEnvironment, type Config } from '../lib/config';
-import { canExport, chooseEnvironment, probeEnvironment } from '../lib/environments';
+import { canExport, chooseEnvironment, probeEnvironment, type TorchEnv } from '../lib/environments';
 import { ErrorCode, TtdError } from '../lib/errors';
-import type { Spec } from '../lib/spec';
+import { parseTarget, type Spec } from '../lib/spec';
 
 const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
 
@@ -30,11 +30,28 @@ export async function preflight(config: Config, spec: Spec): Promise<Config> {
   if (probe === 'torch_missing') {
     throw new TtdError(ErrorCode.torchMissing, `${where} has no torch module; ${SETUP}, or set TTD_PYTHON to an interpreter with torch`);
   }
-  if (spec.parity.runtimes.includes('libtorch') && !existsSync(env.libtorchRunner)) {
-    throw new TtdError(
-      ErrorCode.libtorchRunnerMissing,
-      `the libtorch runner '${env.libtorchRunner}' of environment '${chosen.name}' is not built; make setup builds it (cmake, and libtorch from that environment's torch)`,
-    );
+  // Every parity target's environment: the run's own, or the deploy target it names (libtorch@torch-1.13).
+  for (const target of spec.parity.runtimes) {
+    const { runtime, environment } = parseTarget(target);
+    const host: TorchEnv | undefined = environment === undefined ? chosen : config.environments.find((e) => e.name === environment);
+    if (!host) {
+      throw new TtdError(
+        ErrorCode.specInvalid,
+        `parity.runtimes: '${target}' names environment '${environment}', which this checkout does not have; expected one of ${config.environments.map((e) => e.name).join(', ')}`,
+      );
+    }
+    if (runtime === 'libtorch' && !existsSync(host.libtorchRunner)) {
+      throw new TtdError(
+        ErrorCode.libtorchRunnerMissing,
+        `the libtorch runner '${host.libtorchRunner}' of environment '${host.name}' is not built; make setup builds it (cmake, and libtorch from that environment's torch)`,
+      );
+    }
+    if (runtime === 'python' && host !== chosen && (await probeEnvironment(host)) !== 'ok') {
+      throw new TtdError(
+        ErrorCode.torchMissing,
+        `parity.runtimes: '${target}' needs environment '${host.name}' (python '${host.python}' with torch); ${SETUP}`,
+      );
+    }
   }
   return env;
 }

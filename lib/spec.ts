@@ -90,9 +90,25 @@ export type Format = (typeof FORMATS)[number];
 export const RUNTIMES = ['python', 'libtorch'] as const;
 export type RuntimeName = (typeof RUNTIMES)[number];
 
+/** A parity target: a runtime of the run's own environment (`python`), or of another one (`libtorch@torch-1.13`,
+ * "our serving fleet runs libtorch 1.13"). */
+export type ParityTarget = RuntimeName | `${RuntimeName}@${string}`;
+const TARGET_RE = /^(python|libtorch)(@[a-z0-9][a-z0-9._-]{0,63})?$/;
+
+/** The runtime and the environment (undefined: the run's own) of a parity target. */
+export function parseTarget(target: ParityTarget): { runtime: RuntimeName; environment?: string } {
+  const [runtime, environment] = target.split('@') as [RuntimeName, string | undefined];
+  return environment === undefined ? { runtime } : { runtime, environment };
+}
+
 const ParitySchema = z.strictObject({
   runtimes: uniqueList(
-    z.enum(RUNTIMES, { error: `parity.runtimes entries must be one of ${RUNTIMES.join(', ')}` }),
+    z
+      .string({ error: `parity.runtimes entries must be one of ${RUNTIMES.join(', ')}, optionally @ENVIRONMENT (python@torch-1.13)` })
+      .regex(TARGET_RE, {
+        error: `parity.runtimes entries must be one of ${RUNTIMES.join(', ')}, optionally @ENVIRONMENT (python@torch-1.13)`,
+      })
+      .transform((t) => t as ParityTarget),
     'parity.runtimes',
     'runtime',
     `parity.runtimes must be a list of runtimes (${RUNTIMES.join(', ')})`,
