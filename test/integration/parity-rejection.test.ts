@@ -31,7 +31,7 @@ describe('parity', () => {
     ]);
     const parity = result.gates[4];
     expect(parity.code).toBe('runtime_load_failed');
-    expect(parity.message).toContain('python could not load or run the artifact');
+    expect(parity.message).toMatch(/python of torch-[\d.]+ could not load or run the torchscript artifact/);
     expect(parity.message).toContain('ttdfixture::scale');
     expect(result.parity?.map((p) => [p.runtime, p.passed, p.code])).toEqual([
       ['python', false, 'runtime_load_failed'],

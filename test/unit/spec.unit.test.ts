@@ -47,7 +47,7 @@ describe('spec', () => {
     if (r.ok) return;
     const text = formatIssues(r.issues);
     expect(text).toContain('name: name must match [a-z0-9][a-z0-9._-]{0,63} (got "../x")');
-    expect(text).toContain('parity.runtimes.0: parity.runtimes entries must be one of python, libtorch (got "onnx")');
+    expect(text).toContain('parity.runtimes.0: parity.runtimes entries must be one of python, libtorch, optionally @ENVIRONMENT (python@torch-1.13) (got "onnx")');
     expect(text).toContain('trace.batch_sizes.0: trace.batch_sizes[] must be a positive integer no larger than 65536 (got 0)');
     expect(text).toContain("(root): unknown field(s) 'trian'");
   });
