@@ -318,8 +318,13 @@ ${groups}`;
 
 // ---- parity ----
 
-function runtimeKey(r: ParityRuntimeReport): string {
-  return `${r.runtime}-fuser-${r.flags?.fuser ? 'on' : 'off'}`;
+// A line's id: its runtime and fuser mode, after its format when not TorchScript, and with its environment when the
+// report has lines of more than one (a deploy target of another torch).
+function runtimeKey(r: ParityRuntimeReport, all: ParityRuntimeReport[]): string {
+  const format = r.format && r.format !== 'torchscript' ? `${r.format}-` : '';
+  const envs = new Set(all.map((x) => x.environment));
+  const env = envs.size > 1 && r.environment ? `@${r.environment}` : '';
+  return `${format}${r.runtime}${env}-fuser-${r.flags?.fuser ? 'on' : 'off'}`;
 }
 
 function paritySection(parity: ReportData['parity']): string {
@@ -330,9 +335,11 @@ function paritySection(parity: ReportData['parity']): string {
   ]);
   if (!parity.runtimes.length) return `${tolerances}<p class="absent">no runtime was compared</p>`;
   const summary = table(
-    ['runtime', 'fuser', 'max abs err', 'max rel err', 'torch', 'threads', 'ms', 'result', 'message'],
+    ['format', 'runtime', 'environment', 'fuser', 'max abs err', 'max rel err', 'torch', 'threads', 'ms', 'result', 'message'],
     parity.runtimes.map((r) => [
+      esc(r.format ?? 'torchscript'),
       esc(r.runtime),
+      orDash(r.environment),
       r.flags?.fuser ? 'on' : 'off',
       esc(sci(r.max_abs_error)),
       esc(sci(r.max_rel_error)),
@@ -342,15 +349,16 @@ function paritySection(parity: ReportData['parity']): string {
       r.passed ? badge('agrees', Tone.ok) : `${badge('FAILED', Tone.bad)} <code>${orDash(r.code)}</code>`,
       `<pre class="msg">${esc(r.message)}</pre>`,
     ]),
-    { rowIds: parity.runtimes.map((r) => `parity-${runtimeKey(r)}`) },
+    { rowIds: parity.runtimes.map((r) => `parity-${runtimeKey(r, parity.runtimes)}`) },
   );
-  return `${tolerances}\n${summary}\n${parity.runtimes.map(runtimeDetail).join('\n')}`;
+  return `${tolerances}\n${summary}\n${parity.runtimes.map((r) => runtimeDetail(r, parity.runtimes)).join('\n')}`;
 }
 
-function runtimeDetail(r: ParityRuntimeReport): string {
-  const key = runtimeKey(r);
+function runtimeDetail(r: ParityRuntimeReport, all: ParityRuntimeReport[]): string {
+  const key = runtimeKey(r, all);
+  const where = [r.format && r.format !== 'torchscript' ? r.format : null, r.environment].filter(Boolean).join(' · ');
   return `<div class="runtime" data-testid="runtime-${esc(key)}">
-<h3>${esc(r.runtime)} · fuser ${r.flags?.fuser ? 'on' : 'off'} ${r.passed ? badge('agrees', Tone.ok) : badge('FAILED', Tone.bad)}</h3>
+<h3>${esc(r.runtime)}${where ? ` · ${esc(where)}` : ''} · fuser ${r.flags?.fuser ? 'on' : 'off'} ${r.passed ? badge('agrees', Tone.ok) : badge('FAILED', Tone.bad)}</h3>
 ${outputsTable(key, r.outputs)}
 ${histogramChart(key, r.histogram)}
 </div>`;

@@ -113,6 +113,26 @@ function expectSelfContained(html: string, allowed: string[] = []): void {
 }
 
 describe('run report', () => {
+  it('parity lines of each format and of a deploy target in another environment get rows of their own', () => {
+    const own = { environment: 'torch-2.13' };
+    const html = renderReport({
+      ...fixture(),
+      parity: {
+        atol: 1e-5,
+        rtol: 1e-4,
+        runtimes: [
+          { ...runtime('python', false), ...own, format: 'torchscript' },
+          { ...runtime('python', false), ...own, format: 'aoti' },
+          { ...runtime('libtorch', false), environment: 'torch-1.13', format: 'torchscript' },
+        ],
+      },
+    });
+    expect(part(html, 'parity-python@torch-2.13-fuser-off')).toContain('torchscript');
+    expect(part(html, 'parity-aoti-python@torch-2.13-fuser-off')).toContain('aoti');
+    expect(part(html, 'parity-libtorch@torch-1.13-fuser-off')).toContain('torch-1.13');
+    expect(part(html, 'runtime-aoti-python@torch-2.13-fuser-off')).toContain('python · aoti · torch-2.13');
+  });
+
   it('a stage without a section of its own is shown from its output: scalars, list sizes and stored files, escaped', () => {
     const html = renderReport({
       ...fixture(),
