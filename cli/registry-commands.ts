@@ -56,15 +56,18 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
     const lines = [
       `${state.model} version ${version.version}${aliases.length ? ` (${aliases.map((a) => `@${a}`).join(', ')})` : ''}`,
       `  digest   ${version.digest}`,
+      ...Object.entries(formatsOf(manifest)).map(([format, a]) => `  ${format.padEnd(11)} ${a?.digest}`),
       `  created  ${version.createdAt} by ${record.actor} (${record.trigger}${record.commit ? ` ${record.commit}` : ''}), run ${version.runId}`,
       'gates',
       ...gateLines(record.gates),
       ...fusionLines(reports.fusion),
       `parity (atol ${record.parity?.atol}, rtol ${record.parity?.rtol})`,
       table([
-        ['runtime', 'fuser', 'max abs err', 'torch', 'result'],
+        ['format', 'runtime', 'environment', 'fuser', 'max abs err', 'torch', 'result'],
         ...(record.parity?.runtimes ?? []).map((p) => [
+          p.format ?? 'torchscript',
           p.runtime,
+          p.environment ?? '—',
           p.flags.fuser ? 'on' : 'off',
           sci(p.max_abs_error),
           p.torch_version ?? '—',

@@ -196,9 +196,11 @@ export function printResult(result: RunResult, parity?: { atol: number; rtol: nu
     out.push(parity ? `parity (atol ${parity.atol}, rtol ${parity.rtol})` : 'parity');
     out.push(
       table([
-        ['runtime', 'fuser', 'max abs err', 'max rel err', 'torch', 'ms', 'result'],
+        ['format', 'runtime', 'environment', 'fuser', 'max abs err', 'max rel err', 'torch', 'ms', 'result'],
         ...result.parity.map((p) => [
+          p.format ?? 'torchscript',
           p.runtime,
+          p.environment ?? '—',
           p.flags.fuser ? 'on' : 'off',
           sci(p.max_abs_error),
           sci(p.max_rel_error),

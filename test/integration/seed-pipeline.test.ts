@@ -43,10 +43,25 @@ describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend)
       ['trace', true, null],
       ['optimize', true, null],
       ['fusion', true, null],
+      ['export', true, null],
+      ['compile', true, null],
+      ['parity', true, null],
       ['parity', true, null],
       ['promotion', true, null],
     ]);
-    expect(Object.keys(result.timings)).toEqual(['train', 'trace', 'verify', 'optimize', 'fusion', 'store', 'parity', 'promote']);
+    expect(Object.keys(result.timings)).toEqual([
+      'train',
+      'trace',
+      'verify',
+      'optimize',
+      'fusion',
+      'export',
+      'compile',
+      'store',
+      'parity',
+      'parity_aoti',
+      'promote',
+    ]);
   });
 
   it('shows epoch losses on stderr while training', () => {
@@ -96,7 +111,10 @@ describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend)
       'python/true',
       'libtorch/false',
       'libtorch/true',
+      'python/false', // the AOTInductor package: no fuser
+      'libtorch/false',
     ]);
+    expect(Object.keys(view.formats)).toEqual(['torchscript', 'aoti']);
     for (const r of runtimes) {
       expect(r.passed).toBe(true);
       expect(r.max_abs_error).toBeLessThanOrEqual(1e-5);
