@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
-import { quickSeedSpec, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
+import { fixtureModels, quickSeedSpec, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 
 interface Listed {
   environments: {
@@ -69,5 +69,24 @@ describe('torch environments', () => {
     expect(result.status, JSON.stringify(result.gates)).toBe('promoted');
     expect(show.reports.parity.runtimes.length).toBe(4);
     expect(show.reports.parity.runtimes.every((r) => /^2\.13\./.test(r.torch_version ?? ''))).toBe(true);
+  });
+
+  // The gates and the parity check on the old torch too: [fixture, gate, code].
+  it.each([
+    ['control_flow_divergence-if-sum', 'trace', 'control_flow_divergence'],
+    ['train_mode_ops-forced-dropout', 'trace', 'train_mode_ops'],
+    ['parity-flush-denormal', 'parity', 'tolerance_exceeded'],
+  ])('on torch-1.13, %s is rejected at the %s gate with %s', async (fixture, gate, code) => {
+    const dir = tempDir();
+    const spec = writeSpec(
+      dir,
+      quickSeedSpec(`old-${fixture.split('-')[0].replace(/_/g, '-')}`, { environment: 'torch-1.13' }),
+      join(fixtureModels, `${fixture}.py`),
+    );
+    const run = await runTtd(['run', spec, '--json'], env());
+    const result = JSON.parse(run.stdout) as RunResult;
+    expect(result.status, JSON.stringify(result.gates)).toBe('rejected');
+    expect(result.gates[result.gates.length - 1]).toMatchObject({ gate, code });
+    if (gate === 'parity') for (const p of result.parity ?? []) expect(p.environment).toBe('torch-1.13');
   });
 });
