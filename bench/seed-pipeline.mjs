@@ -5,12 +5,15 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { median, root, secs, sh, startServer, ttdBin, ttdEnv } from './common.mjs';
+import { median, root, secs, seedSpec, sh, startServer, ttdBin, ttdEnv } from './common.mjs';
 
 const runs = Number(process.argv[2] ?? 5);
 const concurrent = Number(process.argv[3] ?? 20);
 const python = '/usr/bin/python3';
-const seedSpec = join(root, 'examples', 'seed-mlp', 'pipeline.yaml');
+// The seed, pinned to the environment of the baseline (Debian's torch 1.13 and the libtorch runner built against it):
+// without `environment:` a run takes the newest installed (torch 2.13), and the ratio would compare two torches.
+const specDir = mkdtempSync(join(tmpdir(), 'ttd-bench-spec-'));
+const specPath = seedSpec(specDir, ['environment: torch-1.13']);
 
 // The baseline: one plain script (train, trace, every check ttd makes, save), then the deploy-side loads a person
 // would do one after another: a fresh `python -I` and the libtorch runner, fuser off and on.
@@ -35,7 +38,7 @@ function byHand() {
 // `ttd run` end to end as a user runs it (node start, in-process workers, the fork server's import torch included).
 function viaTtd(address, home, extra = []) {
   const t0 = performance.now();
-  const r = sh(process.execPath, [ttdBin, 'run', seedSpec, '--json', ...extra], { env: ttdEnv(address, home) });
+  const r = sh(process.execPath, [ttdBin, 'run', specPath, '--json', ...extra], { env: ttdEnv(address, home) });
   const ms = performance.now() - t0;
   const result = JSON.parse(r.stdout);
   if (result.status !== 'promoted') throw new Error(`ttd run ended ${result.status}`);
@@ -96,7 +99,7 @@ async function crowd(address) {
   const t0 = performance.now();
   const started = await Promise.all(
     Array.from({ length: concurrent }, () =>
-      run(process.execPath, [ttdBin, 'run', seedSpec, '--detach', '--json', '--no-cache'], env).then((r) => JSON.parse(r.stdout).runId),
+      run(process.execPath, [ttdBin, 'run', specPath, '--detach', '--json', '--no-cache'], env).then((r) => JSON.parse(r.stdout).runId),
     ),
   );
   const results = await Promise.all(started.map((id) => run(process.execPath, [ttdBin, 'wait', id, '--json'], env).then((r) => JSON.parse(r.stdout))));
@@ -175,6 +178,7 @@ async function main() {
     console.log(lines.join('\n'));
   } finally {
     server.stop();
+    rmSync(specDir, { recursive: true, force: true });
   }
 }
 
