@@ -27,6 +27,7 @@ test: setup
 
 bench: setup
 	@node bench/seed-pipeline.mjs $(RUNS)
+	@node bench/aoti.mjs $(RUNS)
 
 clean:
 	rm -rf dist build .ttd test-output

@@ -23,11 +23,17 @@ def check(name, got, want):
         raise SystemExit(f"{name}: outputs differ")
 
 
-def main(out_dir: str) -> None:
+def load_seed():
+    """The seed's model file, imported as a module."""
     spec = importlib.util.spec_from_file_location(
         "seed_model", os.path.join(os.path.dirname(__file__), "..", "examples", "seed-mlp", "model.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def train(mod, out_dir: str) -> torch.nn.Module:
+    """Train as examples/seed-mlp/pipeline.yaml says (10 epochs, batch 1, Adam 0.001, seed 0), a checkpoint per epoch."""
     torch.manual_seed(0)
     model = mod.build_model({})
     x, y = mod.dataset({}, "train")
@@ -42,6 +48,11 @@ def main(out_dir: str) -> None:
             opt.step()
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch},
                    os.path.join(out_dir, "checkpoint.pt"))
+    return model
+
+
+def torchscript(mod, model: torch.nn.Module, out_dir: str) -> None:
+    """Trace the eval-mode model, every check ttd makes, freeze, fuse; save model.pt and references.safetensors."""
     model.eval()
     example = mod.example_inputs({})
     traced = torch.jit.trace(model, example)
@@ -71,6 +82,11 @@ def main(out_dir: str) -> None:
         tensors[f"{k}/output/0"] = eager[k]
     safetensors.save(os.path.join(out_dir, "references.safetensors"), tensors,
                      {"format": "ttd-references/1", "cases": ",".join(cases)})
+
+
+def main(out_dir: str) -> None:
+    mod = load_seed()
+    torchscript(mod, train(mod, out_dir), out_dir)
 
 
 if __name__ == "__main__":

@@ -1,30 +1,19 @@
 // Benchmarks (not tests): the seed pipeline through `ttd run` against the same work done by hand, interleaved,
 // medians and ratios; per-stage orchestration overhead; twenty pipelines at once on one worker.
 // Usage: node bench/seed-pipeline.mjs [RUNS] [CONCURRENT]   (defaults 5 and 20; `make bench`)
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { median, root, secs, seedSpec, sh, startServer, ttdBin, ttdEnv } from './common.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const runs = Number(process.argv[2] ?? 5);
 const concurrent = Number(process.argv[3] ?? 20);
 const python = '/usr/bin/python3';
-const ttdBin = join(root, 'bin', 'ttd');
-const seedSpec = join(root, 'examples', 'seed-mlp', 'pipeline.yaml');
-
-function sh(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r;
-}
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const secs = (ms) => `${(ms / 1000).toFixed(2)} s`;
+// The seed, pinned to the environment of the baseline (Debian's torch 1.13 and the libtorch runner built against it):
+// without `environment:` a run takes the newest installed (torch 2.13), and the ratio would compare two torches.
+const specDir = mkdtempSync(join(tmpdir(), 'ttd-bench-spec-'));
+const specPath = seedSpec(specDir, ['environment: torch-1.13']);
 
 // The baseline: one plain script (train, trace, every check ttd makes, save), then the deploy-side loads a person
 // would do one after another: a fresh `python -I` and the libtorch runner, fuser off and on.
@@ -46,14 +35,10 @@ function byHand() {
   return ms;
 }
 
-function ttdEnv(address, home) {
-  return { ...process.env, TTD_HOME: home, TEMPORAL_ADDRESS: address, TTD_QUEUE_PREFIX: `bench-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`, NO_COLOR: '1' };
-}
-
 // `ttd run` end to end as a user runs it (node start, in-process workers, the fork server's import torch included).
 function viaTtd(address, home, extra = []) {
   const t0 = performance.now();
-  const r = sh(process.execPath, [ttdBin, 'run', seedSpec, '--json', ...extra], { env: ttdEnv(address, home) });
+  const r = sh(process.execPath, [ttdBin, 'run', specPath, '--json', ...extra], { env: ttdEnv(address, home) });
   const ms = performance.now() - t0;
   const result = JSON.parse(r.stdout);
   if (result.status !== 'promoted') throw new Error(`ttd run ended ${result.status}`);
@@ -114,7 +99,7 @@ async function crowd(address) {
   const t0 = performance.now();
   const started = await Promise.all(
     Array.from({ length: concurrent }, () =>
-      run(process.execPath, [ttdBin, 'run', seedSpec, '--detach', '--json', '--no-cache'], env).then((r) => JSON.parse(r.stdout).runId),
+      run(process.execPath, [ttdBin, 'run', specPath, '--detach', '--json', '--no-cache'], env).then((r) => JSON.parse(r.stdout).runId),
     ),
   );
   const results = await Promise.all(started.map((id) => run(process.execPath, [ttdBin, 'wait', id, '--json'], env).then((r) => JSON.parse(r.stdout))));
@@ -140,11 +125,9 @@ function run(cmd, args, env) {
 
 async function main() {
   if (!existsSync(join(root, 'build', 'libtorch', 'ttd-libtorch-runner'))) throw new Error('run make setup first');
-  const port = 7800 + Math.floor(Math.random() * 100);
-  const server = spawn(join(root, '.venv', 'bin', 'temporal'), ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(port + 1000), '--headless', '--log-level', 'error', '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true'], { stdio: 'ignore' });
+  const server = await startServer();
   try {
-    await new Promise((r) => setTimeout(r, 3000));
-    const address = `127.0.0.1:${port}`;
+    const address = server.address;
     const cacheHome = mkdtempSync(join(tmpdir(), 'ttd-bench-cache-'));
     viaTtd(address, cacheHome); // warm-up (the server's first namespace use), and fills cacheHome's step cache
     const hand = [];
@@ -194,7 +177,8 @@ async function main() {
     }
     console.log(lines.join('\n'));
   } finally {
-    server.kill('SIGTERM');
+    server.stop();
+    rmSync(specDir, { recursive: true, force: true });
   }
 }
 

@@ -1,0 +1,47 @@
+// Helpers the benchmarks share: subprocesses, medians, a Temporal dev server of their own, the env of a `ttd` command.
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root. */
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The ttd command, as a user runs it. */
+export const ttdBin = join(root, 'bin', 'ttd');
+
+/** Runs a command to completion; throws with its stderr unless it exits 0. */
+export function sh(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r;
+}
+
+/** The median of a list of numbers. */
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+/** Milliseconds as seconds for a table. */
+export const secs = (ms) => `${(ms / 1000).toFixed(2)} s`;
+
+/** An in-memory Temporal dev server on a random port; its address and a stop function. */
+export async function startServer() {
+  const port = 7800 + Math.floor(Math.random() * 100);
+  const server = spawn(join(root, '.venv', 'bin', 'temporal'), ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(port + 1000), '--headless', '--log-level', 'error', '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 3000));
+  return { address: `127.0.0.1:${port}`, stop: () => server.kill('SIGTERM') };
+}
+
+/** The environment of a `ttd` command: its home, the server, task queues of its own; `extra` on top. */
+export function ttdEnv(address, home, extra = {}) {
+  return { ...process.env, TTD_HOME: home, TEMPORAL_ADDRESS: address, TTD_QUEUE_PREFIX: `bench-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`, NO_COLOR: '1', ...extra };
+}
+
+/** A copy of the seed's spec in `dir` with `fields` (YAML lines) added, its model file named by absolute path. */
+export function seedSpec(dir, fields) {
+  const seed = join(root, 'examples', 'seed-mlp');
+  const text = readFileSync(join(seed, 'pipeline.yaml'), 'utf8').replace(/^model: .*$/m, `model: ${join(seed, 'model.py')}`);
+  const path = join(dir, 'pipeline.yaml');
+  writeFileSync(path, `${text.trimEnd()}\n${fields.join('\n')}\n`);
+  return path;
+}
