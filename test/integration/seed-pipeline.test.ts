@@ -27,7 +27,7 @@ describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend)
     Object.assign(env, { TTD_TEMPORAL_PORT: String(port) });
     run = await runTtd(['run', join(seedDir, 'pipeline.yaml'), '--json'], env);
     result = JSON.parse(run.stdout);
-  });
+  }, 600_000); // the seed builds both formats: an AOTInductor compile takes minutes on a machine's first
   afterAll(async () => moto?.stop());
 
   it('is promoted through every gate by a run that starts its own dev server', () => {
