@@ -152,7 +152,8 @@ export async function watch(handle: WorkflowHandle, view: ProgressView = progres
     for (const loss of losses.slice(shownEpoch)) view.epoch(++shownEpoch, epochs, loss);
   };
   const showCompleted = (progress: PipelineProgress) => {
-    showEpochs(progress.losses, progress.epochs);
+    // A train stage served from the step cache trained nothing now: its losses are not replayed as epochs.
+    if (!progress.completed.some((c) => c.stage === 'train' && c.cached)) showEpochs(progress.losses, progress.epochs);
     for (const c of progress.completed.slice(shownCompleted)) view.stageDone(c.stage, c.ms, c.cached === true, c.failed === true);
     shownCompleted = progress.completed.length;
   };

@@ -38,6 +38,9 @@ describe('step caching', () => {
     expect(b.result.version).toBe(first.version);
     expect(b.result.parity).toEqual(first.parity);
     for (const stage of TORCH_STAGES) expect(b.stderr).toMatch(new RegExp(`✓ ${stage}\\s+cached`));
+    // A cached train stage trained nothing now: no epochs are shown for it (the first run showed them).
+    expect(a.stderr).toMatch(/epoch 2\/2 {2}loss/);
+    expect(b.stderr).not.toMatch(/epoch \d+\/2/);
     // Promotion is never cached: the run still registers, moves the alias and writes an audit record.
     expect(b.result.gates.at(-1)).toMatchObject({ gate: 'promotion', passed: true });
   });
