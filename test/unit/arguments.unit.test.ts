@@ -39,7 +39,8 @@ describe('arguments', () => {
   });
 
   it('--cron takes 5 to 7 fields of cron characters or a macro, and names the form otherwise', () => {
-    for (const ok of ['0 3 * * *', '*/15 * * * MON-FRI', '0 0 12 1 * ? 2030', '@daily', '@every 2h']) expect(cronArgument('--cron', ok)).toBe(ok);
+    for (const ok of ['0 3 * * *', '*/15 * * * MON-FRI', '0 0 12 1 * ? 2030', '@daily', '@every 2h'])
+      expect(cronArgument('--cron', ok)).toBe(ok);
     for (const bad of ['banana', '* * * *', '0 3 * * * * * *', '0 3 * * ; rm', '@sometimes']) {
       const err = thrown(() => cronArgument('--cron', bad));
       expect(err.code).toBe('schedule_error');
@@ -64,7 +65,9 @@ describe('arguments', () => {
       writeFileSync(path, text);
       const err = thrown(() => loadSpec(path));
       expect(err.code).toBe('spec_invalid');
-      expect(err.message).toBe(`spec file '${path}' is empty; expected a pipeline in YAML or JSON with at least a name (e.g. 'name: my-model')`);
+      expect(err.message).toBe(
+        `spec file '${path}' is empty; expected a pipeline in YAML or JSON with at least a name (e.g. 'name: my-model')`,
+      );
     }
   });
 
@@ -73,7 +76,9 @@ describe('arguments', () => {
     mkdirSync(dir);
     const err = thrown(() => loadSpec(dir));
     expect(err.code).toBe('spec_not_found');
-    expect(err.message).toBe(`spec file '${dir}' is a directory; expected a pipeline.yaml or .json file (e.g. ${join(dir, 'pipeline.yaml')})`);
+    expect(err.message).toBe(
+      `spec file '${dir}' is a directory; expected a pipeline.yaml or .json file (e.g. ${join(dir, 'pipeline.yaml')})`,
+    );
     expect(thrown(() => loadSpec(join(dir, 'nope.yaml'))).message).toContain('does not exist');
   });
 });
