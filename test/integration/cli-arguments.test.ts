@@ -78,6 +78,9 @@ describe('cli arguments', () => {
         message: `TTD_TEMPORAL_PORT='${bad}'; expected a port, a whole number from 1 to 65535`,
       });
     }
+    // `server status` read the configuration outside its error handling: a stack trace, not one JSON object.
+    const status = failure(await runTtd(['server', 'status', '--json'], { ...testEnv(home, undefined), TTD_TEMPORAL_PORT: '70000' }));
+    expect(status.code).toBe('config_invalid');
     expect(readdirSync(home)).toEqual([]);
   });
 
