@@ -71,6 +71,17 @@ interface ForkServer {
 
 const READY_TIMEOUT_MS = 60_000;
 const servers = new Map<string, Promise<ForkServer | { crashed: TorchOutcome }>>();
+// Each server's socket directory until it is removed: a worker that exits without stopForkServers (or before a server
+// ends) removes what is left here; the server itself only unlinks its socket.
+const serverDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of serverDirs) removeDir(dir);
+});
+
+function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  serverDirs.delete(dir);
+}
 
 /** The torch environment this worker's fork server runs (starting it if needed); undefined if it cannot start. */
 export async function torchEnvironment(config: Config): Promise<TorchEnvironment | undefined> {
@@ -109,6 +120,7 @@ function torchEnv(config: Config): Record<string, string> {
 
 function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
   const dir = mkdtempSync(join(tmpdir(), 'ttd-torch-'));
+  serverDirs.add(dir);
   const socketPath = join(dir, 'server.sock');
   const proc = startProcess(config.python, ['-m', 'ttd_torch', '--listen', socketPath], {
     env: torchEnv(config),
@@ -129,12 +141,13 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
     subprocess.once('exit', () => {
       clearTimeout(timer);
       if (server) server.exited = true;
+      if (server) removeDir(dir); // before it is ready, the crash report below removes it
     });
     // Before it is ready, its end (pipes closed, so the stderr tail is complete) is a crash to report.
     void proc.result.then((end) => {
       clearTimeout(timer);
       if (server) return;
-      rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
       resolve({
         crashed: { kind: 'crashed', exitCode: end.exitCode, signal: end.signal, stderrTail: end.stderrTail, spawnError: end.spawnError },
       });
@@ -174,7 +187,7 @@ function stopServer(s: ForkServer): void {
   s.proc.stdin!.end(); // the server kills its children and removes its socket at end of input
   setTimeout(() => {
     if (s.proc.subprocess.exitCode === null && s.proc.subprocess.signalCode === null) s.proc.kill();
-    rmSync(s.dir, { recursive: true, force: true });
+    removeDir(s.dir);
   }, 5_000).unref();
 }
 

@@ -1,4 +1,5 @@
 // `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadConfig, openStore } from '../lib/config';
 import { appendAudit, auditedModels, readAudit, verifyTrail, type AuditEntry } from '../lib/audit';
@@ -84,13 +85,14 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
 }
 
 /** `ttd pull REF -o FILE`: writes the artifact only if its bytes match the registered digest. */
-export async function pullCommand(ref: string, opts: { output: string; format?: string; json?: boolean }): Promise<void> {
+export async function pullCommand(ref: string, opts: { output: string; format?: string; force?: boolean; json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
     const format = opts.format ?? 'torchscript';
     if (!(FORMATS as readonly string[]).includes(format)) {
       throw new TtdError(ErrorCode.badReference, `--format must be one of ${FORMATS.join(', ')} (got '${format}')`);
     }
+    const dest = checkPullDestination(opts.output, Boolean(opts.force));
     const store = openStore(loadConfig());
     const { state, version } = await resolveRef(store, parseRef(ref));
     const formats = formatsOf(await readManifest(store, (await readVersionRecord(store, version.record)).manifest));
@@ -101,13 +103,33 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
         `version ${version.version} of '${state.model}' has no ${format} artifact; it has ${Object.keys(formats).join(', ')} (ttd pull --format NAME)`,
       );
     }
-    const dest = resolve(opts.output);
     const bytes = await getBlobToFile(store, artifact.digest, dest); // a digest mismatch throws before anything is written
     if (json) printJson({ model: state.model, version: version.version, digest: artifact.digest, format, path: dest, bytes });
     else process.stdout.write(`wrote ${state.model} version ${version.version} as ${format} (${artifact.digest}) to ${dest}\n`);
   } catch (err) {
     failWith(err, json);
   }
+}
+
+/** Where `-o` points, resolved: never a directory, and an existing file only with --force. Checked before the store is read. */
+function checkPullDestination(output: string, force: boolean): string {
+  const dest = resolve(output);
+  const stat = statSync(dest, { throwIfNoEntry: false });
+  if (stat?.isDirectory()) {
+    throw new TtdError(
+      ErrorCode.outputInvalid,
+      `-o '${output}' is a directory; expected the path of the file to write (e.g. ${output.replace(/\/+$/, '')}/model.pt)`,
+      {
+        path: dest,
+      },
+    );
+  }
+  if (stat && !force) {
+    throw new TtdError(ErrorCode.outputExists, `-o '${output}' already exists; pass --force to overwrite it, or choose another path`, {
+      path: dest,
+    });
+  }
+  return dest;
 }
 
 /** `ttd models [--json]`: every model with its latest version and aliases. */

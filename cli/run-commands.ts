@@ -1,5 +1,6 @@
 // `ttd status`, `wait`, `cancel`, `runs` and `approve`: ask Temporal about runs; no business logic here.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { positiveIntegerArgument } from '../lib/arguments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { exitCodeFor, type RunResult } from '../lib/results';
 import { approveUpdate, PIPELINE_WORKFLOW, progressQuery, type ApprovalDecision } from '../workflows/definitions';
@@ -167,7 +168,8 @@ export async function listRuns(client: Client, opts: { model?: string; limit: nu
 export async function runsCommand(opts: { model?: string; json?: boolean; limit?: string }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const rows = await withClient((client) => listRuns(client, { model: opts.model, limit: Number(opts.limit ?? 50) }));
+    const limit = positiveIntegerArgument('--limit', opts.limit ?? '50');
+    const rows = await withClient((client) => listRuns(client, { model: opts.model, limit }));
     if (json) return printJson({ runs: rows });
     if (!rows.length) return void process.stdout.write('no runs\n');
     process.stdout.write(

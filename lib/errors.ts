@@ -25,6 +25,8 @@ export const ErrorCode = {
   runNotFound: 'run_not_found',
   configInvalid: 'config_invalid',
   outputInvalid: 'output_invalid',
+  outputExists: 'output_exists',
+  argumentInvalid: 'argument_invalid',
   portInvalid: 'port_invalid',
   approvalRefused: 'approval_refused',
   versionNotPromotable: 'version_not_promotable',

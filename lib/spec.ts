@@ -1,6 +1,6 @@
 // The pipeline spec (pipeline.yaml or .json): a public contract, validated with zod at the boundary.
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { canonicalJson, digestBytes } from './digest';
@@ -294,10 +294,18 @@ function nonJsonValues(value: unknown, path: string[]): [string[], unknown][] {
 /** Reads, parses and validates a spec file, and resolves its model file; throws TtdError on bad input. */
 export function loadSpec(specPath: string): LoadedSpec {
   const abs = resolve(specPath);
-  if (!existsSync(abs) || !statSync(abs).isFile()) {
+  const stat = statSync(abs, { throwIfNoEntry: false });
+  if (!stat) {
     throw new TtdError(ErrorCode.specNotFound, `spec file '${specPath}' does not exist (expected a pipeline.yaml or .json file)`, {
       path: abs,
     });
+  }
+  if (!stat.isFile()) {
+    throw new TtdError(
+      ErrorCode.specNotFound,
+      `spec file '${specPath}' is ${stat.isDirectory() ? 'a directory' : 'not a regular file'}; expected a pipeline.yaml or .json file${stat.isDirectory() ? ` (e.g. ${join(specPath, 'pipeline.yaml')})` : ''}`,
+      { path: abs },
+    );
   }
   const text = readFileSync(abs, 'utf8');
   let raw: unknown;
@@ -309,7 +317,15 @@ export function loadSpec(specPath: string): LoadedSpec {
       `spec file '${specPath}' is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`,
     );
   }
-  const result = validateSpec(raw ?? {});
+  // An empty file (or one of comments only) parses to nothing: say so, rather than list every missing field.
+  if (raw === null || raw === undefined) {
+    throw new TtdError(
+      ErrorCode.specInvalid,
+      `spec file '${specPath}' is empty; expected a pipeline in YAML or JSON with at least a name (e.g. 'name: my-model')`,
+      { path: abs },
+    );
+  }
+  const result = validateSpec(raw);
   if (!result.ok) {
     throw new TtdError(ErrorCode.specInvalid, `spec file '${specPath}' is invalid:\n${formatIssues(result.issues)}`, {
       issues: result.issues,

@@ -1,0 +1,133 @@
+// Arguments a user gets wrong, through the real bin/ttd: exit 2, one JSON object naming the flag, variable or file
+// with the value and what was expected, and nothing written or left behind.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { repoRoot, runTtd, seedDir, tempDir, testEnv, type TtdRun } from '../helpers';
+
+const address = () => inject('temporalAddress');
+
+/** The one JSON object a failed command prints, after checking it exited 2 and printed nothing else. */
+function failure(run: TtdRun): { code: string; message: string } {
+  expect(run.code, run.stderr).toBe(2);
+  const out = JSON.parse(run.stdout);
+  expect(out.status).toBe('failed');
+  expect(run.stderr).toContain(`[${out.error.code}]`);
+  return out.error;
+}
+
+describe('cli arguments', () => {
+  it('pull -o refuses an existing file without --force and a directory, writing nothing', async () => {
+    const home = tempDir();
+    const dir = tempDir();
+    const existing = join(dir, 'model.pt');
+    writeFileSync(existing, 'keep me');
+    const env = testEnv(home, address());
+
+    const kept = failure(await runTtd(['pull', 'seed-mlp@production', '-o', existing, '--json'], env));
+    expect(kept.code).toBe('output_exists');
+    expect(kept.message).toBe(`-o '${existing}' already exists; pass --force to overwrite it, or choose another path`);
+
+    const folder = failure(await runTtd(['pull', 'seed-mlp@production', '-o', dir, '--force', '--json'], env));
+    expect(folder.code).toBe('output_invalid');
+    expect(folder.message).toBe(`-o '${dir}' is a directory; expected the path of the file to write (e.g. ${dir}/model.pt)`);
+
+    // With --force the destination is accepted and the next check (the model) speaks.
+    expect(failure(await runTtd(['pull', 'seed-mlp@production', '-o', existing, '--force', '--json'], env)).code).toBe('model_not_found');
+    expect(readFileSync(existing, 'utf8')).toBe('keep me');
+    expect(readdirSync(dir)).toEqual(['model.pt']);
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('runs --limit takes a positive whole number and names the flag and the value otherwise', async () => {
+    const home = tempDir();
+    for (const bad of ['-5', 'abc', '0']) {
+      const error = failure(await runTtd(['runs', '--limit', bad, '--json'], testEnv(home, address())));
+      expect(error).toEqual({
+        code: 'argument_invalid',
+        message: `--limit '${bad}' is not a positive whole number; expected e.g. --limit 20`,
+      });
+    }
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('schedule create names --every or --cron, the value and the form expected, and creates nothing', async () => {
+    const home = tempDir();
+    const env = testEnv(home, address());
+    const spec = join(seedDir, 'pipeline.yaml');
+    const every = failure(await runTtd(['schedule', 'create', 'nightly', spec, '--every', 'banana', '--json'], env));
+    expect(every).toEqual({
+      code: 'schedule_error',
+      message: "--every 'banana' is not an interval; expected a whole number and a unit s, m, h or d (e.g. 30m, 1h, 1d)",
+    });
+    const cron = failure(await runTtd(['schedule', 'create', 'nightly', spec, '--cron', 'every night', '--json'], env));
+    expect(cron.code).toBe('schedule_error');
+    expect(cron.message).toContain("--cron 'every night' is not a cron expression; expected 5 fields");
+    const described = failure(await runTtd(['schedule', 'describe', 'nightly', '--json'], env));
+    expect(described).toEqual({ code: 'schedule_error', message: "schedule 'nightly' does not exist" });
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('TTD_TEMPORAL_PORT outside 1 to 65535 is a config_invalid error naming the variable, the value and the range', async () => {
+    const home = tempDir();
+    for (const bad of ['abc', '0', '70000']) {
+      const error = failure(await runTtd(['models', '--json'], { ...testEnv(home, undefined), TTD_TEMPORAL_PORT: bad }));
+      expect(error).toEqual({
+        code: 'config_invalid',
+        message: `TTD_TEMPORAL_PORT='${bad}'; expected a port, a whole number from 1 to 65535`,
+      });
+    }
+    // `server status` read the configuration outside its error handling: a stack trace, not one JSON object.
+    const status = failure(await runTtd(['server', 'status', '--json'], { ...testEnv(home, undefined), TTD_TEMPORAL_PORT: '70000' }));
+    expect(status.code).toBe('config_invalid');
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('run names an empty spec file as empty and a directory as a directory, and starts nothing', async () => {
+    const home = tempDir();
+    const dir = tempDir();
+    const empty = join(dir, 'pipeline.yaml');
+    writeFileSync(empty, '');
+    const env = testEnv(home, address());
+    const emptyError = failure(await runTtd(['run', empty, '--json'], env));
+    expect(emptyError).toEqual({
+      code: 'spec_invalid',
+      message: `spec file '${empty}' is empty; expected a pipeline in YAML or JSON with at least a name (e.g. 'name: my-model')`,
+    });
+    const folder = join(dir, 'pipelines');
+    mkdirSync(folder);
+    const folderError = failure(await runTtd(['run', folder, '--json'], env));
+    expect(folderError).toEqual({
+      code: 'spec_not_found',
+      message: `spec file '${folder}' is a directory; expected a pipeline.yaml or .json file (e.g. ${join(folder, 'pipeline.yaml')})`,
+    });
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('a torch fork server leaves no /tmp/ttd-torch-* directory behind, stopped or not when its worker exits', () => {
+    // A worker that exits with its server running (as `ttd run` does), and one that stops it first.
+    for (const stop of [false, true]) {
+      const tmp = tempDir('ttd-tmpdir-');
+      const script = `
+        const { loadConfig } = require('./dist/lib/config');
+        const torch = require('./dist/activities/torch-process');
+        const fs = require('node:fs');
+        (async () => {
+          const env = await torch.torchEnvironment(loadConfig());
+          if (!env) throw new Error('the fork server did not start');
+          if (fs.readdirSync(process.env.TMPDIR).filter((d) => d.startsWith('ttd-torch-')).length !== 1) throw new Error('no server directory');
+          if (${stop}) { await torch.stopForkServers(); await new Promise((r) => setTimeout(r, 6000)); }
+          process.exit(0);
+        })().catch((err) => { console.error(err); process.exit(1); });`;
+      const child = spawnSync(process.execPath, ['-e', script], {
+        cwd: repoRoot,
+        env: { ...process.env, TMPDIR: tmp },
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      expect(child.status, child.stderr).toBe(0);
+      expect(readdirSync(tmp).filter((d) => d.startsWith('ttd-torch-'))).toEqual([]);
+    }
+  });
+});
