@@ -32,9 +32,10 @@ export function terminalHtml(raw: string): string {
 
 const COLOUR = /\x1b\[(?:3\d|1|2)m/; // the colours and weights our output uses (cursor codes are not colour)
 
-/** Runs `ttd run SPEC` inside a pseudo-terminal and returns everything the terminal received. */
+/** Runs `ttd run SPEC --no-cache` inside a pseudo-terminal and returns everything the terminal received. Without the
+ * step cache, every run trains and shows its epochs (a cached train stage shows none). */
 function onTerminal(spec: string, env: Record<string, string | undefined>): string {
-  const command = `${process.execPath} ${join(repoRoot, 'bin', 'ttd')} run ${spec}`;
+  const command = `${process.execPath} ${join(repoRoot, 'bin', 'ttd')} run ${spec} --no-cache`;
   const r = spawnSync('script', ['-qfec', command, '/dev/null'], {
     env: { ...process.env, COLUMNS: '120', ...env },
     encoding: 'utf8',
@@ -83,7 +84,7 @@ describe('ttd run on a terminal', () => {
     expect(out).toMatch(/[1-4]\/4 epochs/);
     expect(out).not.toMatch(COLOUR);
 
-    const piped = await runTtd(['run', spec('piped')], base);
+    const piped = await runTtd(['run', spec('piped'), '--no-cache'], base);
     expect(piped.code, piped.stderr).toBe(0);
     expect(piped.stderr).toMatch(/epoch 4\/4 {2}loss \d+\.\d{4}\n/);
     expect(piped.stderr).not.toMatch(/[█░]|\x1b/);
