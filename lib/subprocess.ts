@@ -1,8 +1,7 @@
 // The one way ttd runs a subprocess (execa underneath): one result shape, one bounded stderr tail, and a
 // process group that abort and timeout kill whole, so nothing the command started outlives it.
-import { execa, type Options } from 'execa';
+import { execa, type Options, type Subprocess } from 'execa';
 import type { Readable, Writable } from 'node:stream';
-import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
 const DEFAULT_TAIL_LINES = 20;
@@ -74,8 +73,8 @@ export interface ProcessResult {
 
 /** A started command: talk to it over stdin/stdout; `result` settles once it has exited and its pipes closed. */
 export interface StartedProcess {
-  /** The execa subprocess (a ChildProcess): pid, exitCode, 'exit' events. */
-  subprocess: ChildProcess;
+  /** The execa subprocess: pid, exitCode, 'exit' events. */
+  subprocess: Subprocess;
   stdin: Writable | null;
   stdout: Readable | null;
   stderr: StderrTail;

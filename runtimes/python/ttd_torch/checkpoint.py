@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List
@@ -76,9 +75,9 @@ def save(out_dir: str, state: Dict[str, Any]) -> str:
 
 def read(path: str) -> Dict[str, Any]:
     """Load a checkpoint file (tensors and plain values only) and check it has every key."""
-    kwargs = {"weights_only": True} if "weights_only" in inspect.signature(torch.load).parameters else {}
     try:
-        state = decode(torch.load(path, map_location="cpu", **kwargs))
+        # Tensors and plain values only (torch 1.13 and 2.x both have weights_only): never unpickle what the store holds.
+        state = decode(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as exc:
         raise BadRequest(f"args.resume_path = {path!r} cannot be read as a checkpoint ({type(exc).__name__}: "
                          f"{exc}); expected a checkpoint-<epoch>.pt written by train, or omit resume_path") from exc

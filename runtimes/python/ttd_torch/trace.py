@@ -21,7 +21,8 @@ def load_trained(module: ModuleType, params: Dict[str, Any], weights_path: str) 
     """Build the model, load the trained weights and switch to eval mode."""
     torch.manual_seed(0)  # initial weights are overwritten; the seed only makes construction side effects repeatable
     model = data.build(module, params)
-    state = torch.load(weights_path, map_location="cpu")
+    # Tensors only: the weights come from the store, and a rewritten blob must not run code when read.
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
     with user_model.user_code(module.__file__ or "?", "load_state_dict()"):
         model.load_state_dict(state)
     return model.eval()
