@@ -77,7 +77,13 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     failWith(err, json);
   }
   if (server.startedHere) log(paint.dim(`started the embedded Temporal dev server on ${server.address}`));
-  const temporal = await connectTemporal(config, server.address);
+  let temporal;
+  try {
+    temporal = await connectTemporal(config, server.address, { startedHere: server.startedHere });
+  } catch (err) {
+    await server.stop();
+    failWith(err, json);
+  }
   try {
     // Inputs go into the store only once everything else is known to work: bad input leaves nothing behind.
     const source = await storeRunSource(store, loaded);

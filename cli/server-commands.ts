@@ -12,7 +12,7 @@ export async function serverStartCommand(opts: { json?: boolean }): Promise<void
   try {
     const config = loadConfig();
     const s = await startBackgroundServer(config);
-    const temporal = await connectTemporal(config, s.address); // answers, not just listens
+    const temporal = await connectTemporal(config, s.address, { startedHere: !s.already }); // answers, not just listens
     await temporal.close();
     printJsonOr(
       Boolean(opts.json),

@@ -1,6 +1,6 @@
 // Configuration from the environment: one place that knows the variables and their defaults.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { knownEnvironments, type TorchEnv } from './environments';
 import { ErrorCode, TtdError } from './errors';
@@ -89,7 +89,7 @@ export function serverAddress(config: Config): string {
 
 /** Opens the store a configuration names: file:///path or s3://bucket/prefix. */
 export function openStore(config: Config): ObjectStore {
-  if (config.store.startsWith('file://')) return new FsObjectStore(config.store.slice('file://'.length));
+  if (config.store.startsWith('file://')) return new FsObjectStore(checkStoreDir(config.store.slice('file://'.length)));
   if (config.store.startsWith('s3://')) {
     const parsed = parseS3Url(config.store);
     if (parsed) return new S3ObjectStore(parsed.bucket, parsed.prefix);
@@ -98,6 +98,35 @@ export function openStore(config: Config): ObjectStore {
     ErrorCode.storeInvalid,
     `TTD_STORE '${config.store}' is not supported: expected file:///absolute/path or s3://bucket/prefix`,
   );
+}
+
+// Filesystems a store can never live on: writes there fail or, for mkdir -p under /proc, never return.
+const PSEUDO_FILESYSTEMS: Record<number, string> = { 0x9fa0: 'procfs', 0x62656572: 'sysfs', 0x1373: 'devfs', 0x1cd1: 'devpts' };
+
+/** A file store's directory, checked before anything uses it: an absolute path whose nearest existing ancestor is a
+ * directory on a real filesystem (the store itself is created on first write). */
+export function checkStoreDir(path: string): string {
+  const bad = (why: string) =>
+    new TtdError(ErrorCode.storeInvalid, `TTD_STORE 'file://${path}' ${why}; expected file:///absolute/path to a directory ttd may write`);
+  if (!isAbsolute(path)) throw bad('is not an absolute path');
+  let dir = resolve(path);
+  for (;;) {
+    let st;
+    try {
+      st = statSync(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && dirname(dir) !== dir) {
+        dir = dirname(dir);
+        continue;
+      }
+      throw bad(code === 'ENOTDIR' ? `lies under a file, not a directory` : `cannot be read (${code ?? (err as Error).message})`);
+    }
+    if (!st.isDirectory()) throw bad(dir === resolve(path) ? 'is a file, not a directory' : `lies under '${dir}', which is a file, not a directory`);
+    const fsType = PSEUDO_FILESYSTEMS[Number(statfsSync(dir).type)];
+    if (fsType) throw bad(`lies on ${fsType} ('${dir}'), where files cannot be stored`);
+    return resolve(path);
+  }
 }
 
 function findRepoRoot(start: string): string {

@@ -22,6 +22,7 @@ export const ErrorCode = {
   storeInvalid: 'store_invalid',
   auditBroken: 'audit_broken',
   serverNotRunning: 'server_not_running',
+  serverUnreachable: 'server_unreachable',
   runNotFound: 'run_not_found',
   configInvalid: 'config_invalid',
   outputInvalid: 'output_invalid',

@@ -130,4 +130,38 @@ describe('cli arguments', () => {
       expect(readdirSync(tmp).filter((d) => d.startsWith('ttd-torch-'))).toEqual([]);
     }
   });
+  it('a store URL that cannot hold a store is refused at once, naming TTD_STORE, the value and what was expected', async () => {
+    const home = tempDir();
+    const spec = join(seedDir, 'pipeline.yaml');
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, 'not a directory');
+    const cases: Array<[string, string]> = [
+      ['file://relative/store', 'is not an absolute path'],
+      [`file://${file}/store`, 'lies under a file, not a directory'],
+      [`file://${file}`, 'is a file, not a directory'],
+      ['file:///proc/ttd-store', "lies on procfs ('/proc'), where files cannot be stored"], // mkdir -p here never returns
+    ];
+    for (const [store, why] of cases) {
+      const started = Date.now();
+      const error = failure(await runTtd(['run', spec, '--json'], { ...testEnv(home, address()), TTD_STORE: store }));
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(error).toEqual({
+        code: 'store_invalid',
+        message: `TTD_STORE '${store}' ${why}; expected file:///absolute/path to a directory ttd may write`,
+      });
+    }
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('an unreachable Temporal server fails within about 10 s, naming the address and how to start one', async () => {
+    const home = tempDir();
+    const started = Date.now();
+    const run = await runTtd(['run', join(seedDir, 'pipeline.yaml'), '--json'], testEnv(home, '127.0.0.1:1'));
+    const seconds = (Date.now() - started) / 1000;
+    const error = failure(run);
+    expect(error.code).toBe('server_unreachable');
+    expect(error.message).toMatch(/^cannot reach the Temporal server at 127\.0\.0\.1:1 \(TEMPORAL_ADDRESS\) within 10 s: .+; start one with 'ttd server start', or point TEMPORAL_ADDRESS at a running server$/);
+    expect(seconds).toBeLessThan(20);
+    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
 });
