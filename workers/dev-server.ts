@@ -1,13 +1,13 @@
 // The embedded Temporal dev server: started by `ttd run` when no TEMPORAL_ADDRESS is given and none listens.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lock, lockSync } from 'proper-lockfile';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ErrorCode, TtdError } from '../lib/errors';
 import type { Config } from '../lib/config';
-import { describeEnd, startProcess, type ProcessResult, type StartedProcess } from '../lib/subprocess';
+import { describeEnd, startProcess, type ProcessResult } from '../lib/subprocess';
 
 const START_TIMEOUT_MS = 60_000;
-const STDERR_TAIL_LINES = 40;
 
 /** A server address, and how to stop the server if we started it. */
 export interface ServerHandle {
@@ -16,46 +16,95 @@ export interface ServerHandle {
   stop(): Promise<void>;
 }
 
-/** Uses TEMPORAL_ADDRESS, or a server already listening on the embedded port, or starts one (SQLite under $TTD_HOME). */
+/** Uses TEMPORAL_ADDRESS, or a server already listening on the embedded port, or starts the home's embedded server
+ * (SQLite under $TTD_HOME). The embedded server belongs to no single run: every `ttd run` of the home holds a lease on
+ * it ($TTD_HOME/server-leases/PID), taken and given back under a lock, and the last run to give its lease back stops
+ * it. A server `ttd server start` started is never stopped by a run. */
 export async function ensureServer(config: Config): Promise<ServerHandle> {
   if (config.temporalAddress) return { address: config.temporalAddress, startedHere: false, stop: async () => undefined };
-  const port = config.temporalPort;
-  const address = `127.0.0.1:${port}`;
-  if (await listening(port)) return { address, startedHere: false, stop: async () => undefined };
-  assertBinary(config);
-  mkdirSync(config.home, { recursive: true });
-  const server = startProcess(config.temporalBinary, devServerArgs(config), {
-    stdin: 'ignore',
-    stdout: 'ignore',
-    stderrTailLines: STDERR_TAIL_LINES,
+  const address = `127.0.0.1:${config.temporalPort}`;
+  mkdirSync(join(config.home, LEASES), { recursive: true });
+  let startedHere = false;
+  await withServerLock(config, async () => {
+    if (!(await listening(config.temporalPort))) {
+      rmSync(serverFiles(config).pid, { force: true }); // a pid file of a server that is gone
+      await startBackgroundServer(config, { embedded: true });
+      startedHere = true;
+    }
+    writeFileSync(leaseFile(config, process.pid), `${process.pid}\n`);
   });
-  let ended: ProcessResult | undefined;
-  void server.result.then((r) => (ended = r));
-  const stopOnExit = () => server.subprocess.kill('SIGTERM');
-  process.once('exit', stopOnExit);
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!(await listening(port))) {
-    if (ended) {
-      process.removeListener('exit', stopOnExit);
-      const how = ended.exitCode !== null ? `exited with code ${ended.exitCode}` : describeEnd(ended);
-      throw new Error(`the Temporal dev server ${how}: ${ended.stderrTail.trim()}`);
-    }
-    if (Date.now() > deadline) {
-      server.kill();
-      throw new Error(
-        `the Temporal dev server did not listen on ${address} within ${START_TIMEOUT_MS / 1000}s: ${server.stderr.toString().trim()}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // A run that exits without giving its lease back (an uncaught error) still does, as far as it can synchronously.
+  const onExit = () => releaseLeaseSync(config);
+  process.once('exit', onExit);
   return {
     address,
-    startedHere: true,
+    startedHere,
     stop: async () => {
-      process.removeListener('exit', stopOnExit);
-      await stopServer(server);
+      process.removeListener('exit', onExit);
+      await withServerLock(config, async () => {
+        if (lastLease(config)) await stopBackgroundServer(config);
+      });
     },
   };
+}
+
+const LEASES = 'server-leases';
+const EMBEDDED_MARK = 'server.embedded';
+
+function leaseFile(config: Config, pid: number): string {
+  return join(config.home, LEASES, String(pid));
+}
+
+/** Gives this process's lease back and drops those of processes that are gone; true when no lease is left and the
+ * server is the embedded one (started by a run, not by `ttd server start`), which the caller then stops. */
+function lastLease(config: Config): boolean {
+  rmSync(leaseFile(config, process.pid), { force: true });
+  const dir = join(config.home, LEASES);
+  const alive = readdirSync(dir).filter((name) => {
+    if (isAlive(Number(name))) return true;
+    rmSync(join(dir, name), { force: true });
+    return false;
+  });
+  return alive.length === 0 && existsSync(join(config.home, EMBEDDED_MARK));
+}
+
+function releaseLeaseSync(config: Config): void {
+  try {
+    const release = lockSync(config.home, { lockfilePath: join(config.home, 'server.lock') });
+    try {
+      const pid = lastLease(config) ? runningServerPid(config) : null;
+      if (pid !== null) process.kill(pid, 'SIGTERM');
+    } finally {
+      release();
+    }
+  } catch {
+    /* another process holds the lock: it, or the next run, drops this lease as gone */
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Runs `fn` holding the home's server lock ($TTD_HOME/server.lock), so that runs starting together start one server
+ * and a run stopping it never races one taking a lease. */
+async function withServerLock<T>(config: Config, fn: () => Promise<T>): Promise<T> {
+  mkdirSync(config.home, { recursive: true });
+  const release = await lock(config.home, {
+    lockfilePath: join(config.home, 'server.lock'),
+    retries: { retries: Math.ceil((START_TIMEOUT_MS + 20_000) / 200), factor: 1, minTimeout: 200, maxTimeout: 200 },
+  });
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
 }
 
 /** The dev server's arguments: SQLite under $TTD_HOME, loopback only, updates enabled. The background server
@@ -111,10 +160,17 @@ export function runningServerPid(config: Config): number | null {
 }
 
 /** `ttd server start`: the dev server as a background process; returns once it listens. */
-export async function startBackgroundServer(config: Config): Promise<{ pid: number; address: string; already: boolean }> {
+export async function startBackgroundServer(
+  config: Config,
+  opts: { embedded?: boolean } = {},
+): Promise<{ pid: number; address: string; already: boolean }> {
   const address = `127.0.0.1:${config.temporalPort}`;
+  const mark = join(config.home, EMBEDDED_MARK);
   const existing = runningServerPid(config);
-  if (existing !== null) return { pid: existing, address, already: true };
+  if (existing !== null) {
+    if (!opts.embedded) rmSync(mark, { force: true }); // started by a run, now kept by the operator: no run stops it
+    return { pid: existing, address, already: true };
+  }
   if (await listening(config.temporalPort)) {
     throw new TtdError(
       ErrorCode.serverConflict,
@@ -126,7 +182,7 @@ export async function startBackgroundServer(config: Config): Promise<{ pid: numb
   const files = serverFiles(config);
   const log = openSync(files.log, 'a');
   // Its own process group, writing straight to the log: it outlives this command.
-  const server = startProcess(config.temporalBinary, devServerArgs(config, { ui: true }), {
+  const server = startProcess(config.temporalBinary, devServerArgs(config, { ui: !opts.embedded }), {
     stdin: 'ignore',
     stdout: log,
     stderr: log,
@@ -137,6 +193,8 @@ export async function startBackgroundServer(config: Config): Promise<{ pid: numb
   let ended: ProcessResult | undefined;
   void server.result.then((r) => (ended = r));
   writeFileSync(files.pid, `${server.subprocess.pid}\n`);
+  if (opts.embedded) writeFileSync(mark, `started by ttd run (pid ${process.pid}); stopped when the last run of this home ends\n`);
+  else rmSync(mark, { force: true });
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!(await listening(config.temporalPort))) {
     if (ended) {
@@ -168,6 +226,7 @@ export async function stopBackgroundServer(config: Config): Promise<{ pid: numbe
     }
   }
   rmSync(files.pid, { force: true });
+  rmSync(join(config.home, EMBEDDED_MARK), { force: true });
   return { pid };
 }
 
@@ -181,14 +240,4 @@ export function listening(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
-}
-
-// SIGTERM, then SIGKILL if it is still there after 10 s.
-async function stopServer(server: StartedProcess): Promise<void> {
-  const { subprocess } = server;
-  if (subprocess.exitCode !== null || subprocess.signalCode !== null) return;
-  subprocess.kill('SIGTERM');
-  const timer = setTimeout(() => server.kill(), 10_000);
-  await server.result;
-  clearTimeout(timer);
 }
