@@ -1,7 +1,7 @@
 // `ttd run SPEC [--json]`: validates the spec, starts one pipeline run and serves it with in-process workers.
 import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { CancelledFailure, TerminatedFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
 import { loadConfig, openStore, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
@@ -106,7 +106,24 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       return;
     }
     const workers = await createWorkers({ connection: temporal.native, config, store });
-    const result = await runWorkersUntil(workers, watch(handle));
+    const interrupts = followInterrupts(handle, runId, log);
+    let ended: RunResult | RunEnd;
+    try {
+      ended = await runWorkersUntil(workers, Promise.race([watch(handle).catch((err) => runEnd(err, runId)), interrupts.detached]));
+    } finally {
+      interrupts.dispose();
+    }
+    if ('error' in ended) {
+      // Cancelled (by Ctrl-C, SIGTERM or `ttd cancel`), left running, or ended by something other than a gate.
+      const interrupted = interrupts.signal();
+      const stage = interrupts.stage();
+      const out = { ...ended, ...(stage ? { stage } : {}) };
+      if (json) printJson(out);
+      process.stderr.write(`ttd: ${ended.error.message}${stage ? ` (it stood at ${stage})` : ''} [${ended.error.code}]\n`);
+      process.exitCode = interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : 2;
+      return;
+    }
+    const result = ended;
     if (json) printJson(result);
     else printResult(result, spec.parity);
     process.exitCode = exitCodeFor(result.status);
@@ -114,6 +131,66 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     await temporal.close();
     await server.stop();
   }
+}
+
+/** How a followed run ended when it reached no gate verdict: cancelled, left running (detached), or failed. */
+export interface RunEnd {
+  runId: string;
+  status: 'cancelled' | 'running' | 'failed';
+  error: { code: string; message: string };
+}
+
+/** A run's workflow that closed without a RunResult: cancelled, terminated, timed out, or failed. */
+function runEnd(err: unknown, runId: string): RunEnd {
+  if (err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure)
+    return { runId, status: 'cancelled', error: { code: 'run_cancelled', message: `run ${runId} was cancelled` } };
+  if (err instanceof WorkflowFailedError && err.cause instanceof TerminatedFailure)
+    return { runId, status: 'cancelled', error: { code: 'run_terminated', message: `run ${runId} was terminated` } };
+  const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+  return { runId, status: 'failed', error: { code: 'run_failed', message: `run ${runId} ended without a result: ${message}` } };
+}
+
+/** Ctrl-C and SIGTERM while `ttd run` follows its run. The first cancels the run (its torch processes end with their
+ * process groups) and waits for it to end cancelled; a second Ctrl-C stops waiting and leaves it to end without us. */
+function followInterrupts(
+  handle: WorkflowHandle,
+  runId: string,
+  log: (line: string) => void,
+): { detached: Promise<RunEnd>; signal(): NodeJS.Signals | undefined; stage(): string | undefined; dispose(): void } {
+  let first: NodeJS.Signals | undefined;
+  let stage: string | undefined;
+  let detach: (end: RunEnd) => void = () => undefined;
+  const detached = new Promise<RunEnd>((resolve) => (detach = resolve));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (first === undefined) {
+      first = signal;
+      log(`\n${signal === 'SIGINT' ? 'Ctrl-C' : signal}: cancelling ${runId}; press Ctrl-C again to stop waiting and leave it`);
+      void handle
+        .query(progressQuery)
+        .then((p) => (stage = p.stage ?? undefined), () => undefined)
+        .finally(() => handle.cancel().catch(() => undefined));
+      return;
+    }
+    detach({
+      runId,
+      status: 'running',
+      error: {
+        code: 'run_detached',
+        message: `stopped waiting for ${runId}; its cancellation was asked for and ends when a worker serves it (ttd worker); follow it with 'ttd wait ${runId}'`,
+      },
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    detached,
+    signal: () => first,
+    stage: () => stage,
+    dispose: () => {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    },
+  };
 }
 
 /** Starts the run, or attaches to a running or finished one with the same id (an idempotent CI trigger). */

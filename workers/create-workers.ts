@@ -21,6 +21,9 @@ export function installQuietRuntime(): void {
   runtimeInstalled = true;
   const level = process.env.TTD_LOG_LEVEL === 'debug' ? 'DEBUG' : 'ERROR';
   Runtime.install({
+    // Signals are ours: `ttd run` cancels its run on Ctrl-C, `ttd worker` drains (the SDK's default would shut the
+    // runtime down under us, and `ttd run` died with 'Channel has been shut down').
+    shutdownSignals: [],
     logger: new DefaultLogger(level, (entry) =>
       process.stderr.write(`${entry.level} ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`),
     ),

@@ -1,0 +1,100 @@
+// Interrupting `ttd run`, through the real bin/ttd on the suite's Temporal server: Ctrl-C cancels the run it started and
+// exits 130 with one JSON object saying where it stood; SIGTERM does the same and exits 143; a second Ctrl-C stops
+// waiting and leaves the run to end without us. No stack trace, and the run does not carry on in the next worker.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { Connection, Client } from '@temporalio/client';
+import { describe, expect, inject, it } from 'vitest';
+import { fixtureModels, repoRoot, tempDir, testEnv, writeSpec } from '../helpers';
+
+interface Interrupted {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts `ttd run --json` on a slow model and sends `signals` once training has shown its first epoch. */
+function interruptRun(home: string, name: string, signals: NodeJS.Signals[]): Promise<Interrupted> {
+  const spec = writeSpec(
+    tempDir(),
+    { name, params: { step_sleep: 0.05 }, train: { epochs: 200, batch_size: 8 } },
+    join(fixtureModels, 'slow-mlp.py'),
+  );
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ttd'), 'run', spec, '--json', '--no-cache'], {
+      cwd: repoRoot,
+      env: { ...process.env, NO_COLOR: '1', ...testEnv(home, inject('temporalAddress')) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (!sent && /epoch 1\/200/.test(stderr)) {
+        sent = true;
+        signals.forEach((signal, i) => setTimeout(() => child.kill(signal), i * 50)); // the second before the cancel lands
+      }
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function workflowStatus(runId: string): Promise<string> {
+  const connection = await Connection.connect({ address: inject('temporalAddress') });
+  try {
+    const client = new Client({ connection });
+    for (let i = 0; i < 100; i++) {
+      const status = (await client.workflow.getHandle(runId).describe()).status.name;
+      if (status !== 'RUNNING') return status;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return 'RUNNING';
+  } finally {
+    await connection.close();
+  }
+}
+
+describe('interrupting ttd run', () => {
+  it('Ctrl-C cancels the run, prints where it stood and exits 130', async () => {
+    const run = await interruptRun(tempDir(), 'ctrl-c', ['SIGINT']);
+    expect(run.code, run.stderr).toBe(130);
+    const out = JSON.parse(run.stdout);
+    expect(out).toMatchObject({ status: 'cancelled', stage: 'train', error: { code: 'run_cancelled' } });
+    expect(out.error.message).toBe(`run ${out.runId} was cancelled`);
+    expect(run.stderr).toContain(`Ctrl-C: cancelling ${out.runId}; press Ctrl-C again to stop waiting and leave it`);
+    expect(run.stderr).toContain(`ttd: run ${out.runId} was cancelled (it stood at train) [run_cancelled]`);
+    expect(run.stderr).not.toMatch(/\n\s+at |Channel has been shut down/);
+    expect(await workflowStatus(out.runId)).toBe('CANCELLED');
+  }, 180_000);
+
+  it('SIGTERM is honoured the same way and exits 143', async () => {
+    const run = await interruptRun(tempDir(), 'sigterm', ['SIGTERM']);
+    expect(run.code, run.stderr).toBe(143);
+    const out = JSON.parse(run.stdout);
+    expect(out).toMatchObject({ status: 'cancelled', error: { code: 'run_cancelled' } });
+    expect(await workflowStatus(out.runId)).toBe('CANCELLED');
+  }, 180_000);
+
+  it('a second Ctrl-C stops waiting at once and says how to follow the run', async () => {
+    // The second Ctrl-C comes 50 ms after the first; on a loaded machine the cancellation may land first, and then
+    // the truthful answer is `cancelled`. Every attempt must be one of the two; the detached one must be seen.
+    let detached: { runId: string; error: { code: string; message: string } } | undefined;
+    for (let attempt = 0; attempt < 5 && !detached; attempt++) {
+      const run = await interruptRun(tempDir(), `ctrl-c-twice-${attempt}`, ['SIGINT', 'SIGINT']);
+      expect(run.code, run.stderr).toBe(130);
+      const out = JSON.parse(run.stdout);
+      if (out.status === 'cancelled') {
+        expect(out.error.code).toBe('run_cancelled');
+        continue;
+      }
+      expect(out.status).toBe('running');
+      detached = out;
+    }
+    expect(detached?.error.code).toBe('run_detached');
+    expect(detached?.error.message).toBe(
+      `stopped waiting for ${detached?.runId}; its cancellation was asked for and ends when a worker serves it (ttd worker); follow it with 'ttd wait ${detached?.runId}'`,
+    );
+  }, 300_000);
+});
