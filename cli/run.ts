@@ -59,6 +59,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     config = await preflight(loadConfig(), read.spec); // the run's torch environment
     loaded = withEnvironment(read, config.environment);
     store = openStore(config);
+    await store.list('ttd-probe/'); // an S3 store that is down, or has no bucket, is named now, before anything starts
   } catch (err) {
     failWith(err, json);
   }
@@ -127,6 +128,11 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     if (json) printJson(result);
     else printResult(result, spec.parity);
     process.exitCode = exitCodeFor(result.status);
+  } catch (err) {
+    // The store or the server failed under us: still one result, and the embedded server's lease given back.
+    await temporal.close().catch(() => undefined);
+    await server.stop().catch(() => undefined);
+    failWith(err, json);
   } finally {
     await temporal.close();
     await server.stop();

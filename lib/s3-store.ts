@@ -11,7 +11,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { PreconditionFailedError } from './errors';
+import { ErrorCode, PreconditionFailedError, TtdError } from './errors';
 import type { ObjectStore, PutCondition, StoredObject } from './store';
 
 // Files above this go up in parts (lib-storage); below it one conditional PutObject.
@@ -21,6 +21,7 @@ const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
 export class S3ObjectStore implements ObjectStore {
   readonly location: string;
   private readonly client: S3Client;
+  private readonly endpoint: string | undefined;
 
   constructor(
     private readonly bucket: string,
@@ -29,6 +30,7 @@ export class S3ObjectStore implements ObjectStore {
   ) {
     this.location = `s3://${bucket}/${prefix}`;
     const endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+    this.endpoint = endpoint;
     this.client = new S3Client({
       region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       // S3-compatible servers (MinIO, moto) on a custom endpoint usually want path-style addressing.
@@ -39,6 +41,18 @@ export class S3ObjectStore implements ObjectStore {
     });
   }
 
+  /** Sends one request; an error that is not an answer about the object (404, 412) becomes a TtdError naming
+   * TTD_STORE, the endpoint and the bucket. */
+  private async send<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (notFound(err) && !bucketMissing(err)) throw err;
+      if (preconditionFailed(err)) throw err;
+      throw storeError(err, what, this.location, this.bucket, this.endpoint);
+    }
+  }
+
   private key(key: string): string {
     if (key.split('/').some((part) => part === '..' || part === '')) throw new Error(`invalid store key '${key}'`);
     return this.prefix ? `${this.prefix}/${key}` : key;
@@ -46,7 +60,9 @@ export class S3ObjectStore implements ObjectStore {
 
   async get(key: string): Promise<StoredObject | undefined> {
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      const out = await this.send(`reading ${key}`, () =>
+        this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) })),
+      );
       const body = Buffer.from(await out.Body!.transformToByteArray());
       return { body, etag: out.ETag ?? '' };
     } catch (err) {
@@ -57,7 +73,9 @@ export class S3ObjectStore implements ObjectStore {
 
   async head(key: string): Promise<{ etag: string; size: number } | undefined> {
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      const out = await this.send(`reading ${key}`, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) })),
+      );
       return { etag: out.ETag ?? '', size: Number(out.ContentLength ?? 0) };
     } catch (err) {
       if (notFound(err)) return undefined;
@@ -67,15 +85,17 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: Buffer, condition: PutCondition = {}): Promise<{ etag: string }> {
     try {
-      const out = await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: this.key(key),
-          Body: body,
-          ContentLength: body.length,
-          ...(condition.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
-          ...(condition.ifMatch !== undefined ? { IfMatch: condition.ifMatch } : {}),
-        }),
+      const out = await this.send(`writing ${key}`, () =>
+        this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.key(key),
+            Body: body,
+            ContentLength: body.length,
+            ...(condition.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+            ...(condition.ifMatch !== undefined ? { IfMatch: condition.ifMatch } : {}),
+          }),
+        ),
       );
       return { etag: out.ETag ?? '' };
     } catch (err) {
@@ -101,7 +121,7 @@ export class S3ObjectStore implements ObjectStore {
           ...(condition.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
         },
       });
-      const out = await upload.done();
+      const out = await this.send(`writing ${key}`, () => upload.done());
       return { etag: out.ETag ?? '' };
     } catch (err) {
       if (preconditionFailed(err)) throw new PreconditionFailedError(key);
@@ -114,18 +134,53 @@ export class S3ObjectStore implements ObjectStore {
     let token: string | undefined;
     const strip = this.prefix ? this.prefix.length + 1 : 0;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({
-          Bucket: this.bucket,
-          Prefix: `${this.prefix ? `${this.prefix}/` : ''}${prefix}`, // our own prefixes, never user input
-          ContinuationToken: token,
-        }),
+      const page = await this.send(`listing ${prefix || 'the store'}`, () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: `${this.prefix ? `${this.prefix}/` : ''}${prefix}`, // our own prefixes, never user input
+            ContinuationToken: token,
+          }),
+        ),
       );
       for (const obj of page.Contents ?? []) if (obj.Key) out.push(obj.Key.slice(strip));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return out.sort();
   }
+}
+
+function bucketMissing(err: unknown): boolean {
+  return (err as Error)?.name === 'NoSuchBucket';
+}
+
+/** An S3 failure in words: TTD_STORE, the endpoint, the bucket, what we were doing and what to check. */
+function storeError(err: unknown, what: string, location: string, bucket: string, endpoint: string | undefined): TtdError {
+  const name = (err as Error)?.name ?? 'Error';
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const where = `TTD_STORE '${location}' (endpoint ${endpoint ? `'${endpoint}' from AWS_ENDPOINT_URL` : 'AWS S3'}, bucket '${bucket}')`;
+  const detail = ((err as Error)?.message ?? String(err)).split('\n')[0].slice(0, 200);
+  if (bucketMissing(err))
+    return new TtdError(ErrorCode.storeBucketMissing, `${where}: the bucket does not exist (${what}); create it or fix TTD_STORE`, {
+      bucket,
+      endpoint,
+    });
+  if (status(err) === 403 || ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken'].includes(name))
+    return new TtdError(
+      ErrorCode.storeAccessDenied,
+      `${where}: access denied (${what}): ${name}; check the AWS credentials and the bucket's policy`,
+      { bucket, endpoint },
+    );
+  if (status(err) === undefined || ['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN'].includes(code ?? name))
+    return new TtdError(
+      ErrorCode.storeUnreachable,
+      `${where} cannot be reached (${what}): ${detail}; check that the endpoint is up and AWS_ENDPOINT_URL is right`,
+      { bucket, endpoint },
+    );
+  return new TtdError(ErrorCode.storeUnreachable, `${where} failed (${what}): ${name} (HTTP ${status(err)}): ${detail}`, {
+    bucket,
+    endpoint,
+  });
 }
 
 function status(err: unknown): number | undefined {

@@ -5,6 +5,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { repoRoot, runTtd, seedDir, tempDir, testEnv, type TtdRun } from '../helpers';
+import { startMoto } from '../moto';
 
 const address = () => inject('temporalAddress');
 
@@ -163,5 +164,27 @@ describe('cli arguments', () => {
     expect(error.message).toMatch(/^cannot reach the Temporal server at 127\.0\.0\.1:1 \(TEMPORAL_ADDRESS\) within 10 s: .+; start one with 'ttd server start', or point TEMPORAL_ADDRESS at a running server$/);
     expect(seconds).toBeLessThan(20);
     expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+  it('an S3 store without its bucket, or whose endpoint is down, is named with TTD_STORE, the endpoint and the bucket', async () => {
+    const moto = await startMoto();
+    try {
+      const home = tempDir();
+      const spec = join(seedDir, 'pipeline.yaml');
+      const env = { ...testEnv(home, address()), ...moto.env, TTD_STORE: 's3://no-such-bucket/ttd' };
+      const missing = failure(await runTtd(['run', spec, '--json'], env));
+      expect(missing).toEqual({
+        code: 'store_bucket_missing',
+        message: `TTD_STORE 's3://no-such-bucket/ttd' (endpoint '${moto.env.AWS_ENDPOINT_URL}' from AWS_ENDPOINT_URL, bucket 'no-such-bucket'): the bucket does not exist (listing ttd-probe/); create it or fix TTD_STORE`,
+      });
+      await moto.stop();
+      const down = failure(await runTtd(['run', spec, '--json'], { ...env, TTD_S3_MAX_ATTEMPTS: '1' }));
+      expect(down.code).toBe('store_unreachable');
+      expect(down.message).toMatch(
+        new RegExp(`^TTD_STORE 's3://no-such-bucket/ttd' \\(endpoint '${moto.env.AWS_ENDPOINT_URL}' from AWS_ENDPOINT_URL, bucket 'no-such-bucket'\\) cannot be reached \\(listing ttd-probe/\\): .+; check that the endpoint is up and AWS_ENDPOINT_URL is right$`),
+      );
+      expect(readdirSync(home)).toEqual([]);
+    } finally {
+      await moto.stop();
+    }
   });
 });
