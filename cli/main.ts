@@ -1,5 +1,7 @@
 // The `ttd` command line: parse, call, print. No business logic lives here.
 import { Command } from 'commander';
+import { ErrorCode } from '../lib/errors';
+import { failWith, printJson } from './output';
 import {
   auditLogCommand,
   auditVerifyCommand,
@@ -23,11 +25,20 @@ import { uiCommand } from './ui';
 import { envListCommand } from './env-commands';
 import { serverStartCommand, serverStatusCommand, serverStopCommand, workerCommand } from './server-commands';
 
+/** Whether the command line asks for JSON: then every outcome, a usage error included, is one JSON object on stdout. */
+const JSON_WANTED = process.argv.slice(2).includes('--json');
+
 async function main(): Promise<void> {
   const program = new Command('ttd')
     .description('train · trace · deploy: PyTorch to a verified, promoted TorchScript artifact, on Temporal')
     .showHelpAfterError()
-    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+    .exitOverride((err) => {
+      if (err.exitCode === 0) process.exit(0); // --help, --version
+      // A usage error (unknown command or option, missing argument): commander has told people on stderr; a script
+      // that asked for --json still gets its one JSON object.
+      if (JSON_WANTED) printJson({ status: 'failed', error: { code: ErrorCode.argumentInvalid, message: err.message.replace(/^error: /, '') } });
+      process.exit(2);
+    });
   const ref = 'MODEL, MODEL@ALIAS or MODEL:VERSION';
 
   program
@@ -184,7 +195,4 @@ async function main(): Promise<void> {
   await program.parseAsync(process.argv);
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(2);
-});
+main().catch((err) => failWith(err, JSON_WANTED));

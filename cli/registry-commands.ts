@@ -1,6 +1,6 @@
 // `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
 import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { loadConfig, openStore } from '../lib/config';
 import { appendAudit, auditedModels, readAudit, verifyTrail, type AuditEntry } from '../lib/audit';
 import { ErrorCode, TtdError } from '../lib/errors';
@@ -90,7 +90,7 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
   try {
     const format = opts.format ?? 'torchscript';
     if (!(FORMATS as readonly string[]).includes(format)) {
-      throw new TtdError(ErrorCode.badReference, `--format must be one of ${FORMATS.join(', ')} (got '${format}')`);
+      throw new TtdError(ErrorCode.argumentInvalid, `--format must be one of ${FORMATS.join(', ')} (got '${format}')`);
     }
     const dest = checkPullDestination(opts.output, Boolean(opts.force));
     const store = openStore(loadConfig());
@@ -114,6 +114,20 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
 /** Where `-o` points, resolved: never a directory, and an existing file only with --force. Checked before the store is read. */
 function checkPullDestination(output: string, force: boolean): string {
   const dest = resolve(output);
+  const parent = (() => {
+    try {
+      return statSync(dirname(dest), { throwIfNoEntry: false });
+    } catch {
+      return undefined; // ENOTDIR: a file on the way
+    }
+  })();
+  if (!parent?.isDirectory()) {
+    throw new TtdError(
+      ErrorCode.outputInvalid,
+      `-o '${output}': the folder '${dirname(dest)}' ${parent ? 'is not a directory' : 'does not exist'}; expected a file path in an existing directory`,
+      { path: dest },
+    );
+  }
   const stat = statSync(dest, { throwIfNoEntry: false });
   if (stat?.isDirectory()) {
     throw new TtdError(

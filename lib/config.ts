@@ -65,7 +65,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pythonPackageDir: join(repoRoot, 'runtimes', 'python'),
     parityRunnerPy: join(repoRoot, 'runtimes', 'python', 'ttd_parity_runner.py'),
     libtorchRunner: legacy.libtorchRunner,
-    actor: env.TTD_ACTOR ?? safeUser(),
+    actor: actor(env.TTD_ACTOR) ?? safeUser(),
     torchProcess: oneOf(env, 'TTD_TORCH_PROCESS', ['server', 'fresh'] as const),
     torchMaxRssMb: positive(env, 'TTD_TORCH_MAX_RSS_MB', 4096),
     environments,
@@ -138,6 +138,19 @@ function findRepoRoot(start: string): string {
     if (up === dir) throw new Error(`cannot find the ttd checkout above ${start}`);
     dir = up;
   }
+}
+
+/** TTD_ACTOR: who acts, recorded in every audit record: printable text of at most 128 characters. */
+function actor(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  // Control characters (newlines, escapes) would forge lines in `ttd audit log` and in terminals.
+  if (value.length > 128 || /[\p{Cc}\p{Cf}\u2028\u2029]/u.test(value)) {
+    throw new TtdError(
+      ErrorCode.configInvalid,
+      `TTD_ACTOR=${JSON.stringify(value.slice(0, 140))}; expected a name of at most 128 printable characters (no control or format characters)`,
+    );
+  }
+  return value;
 }
 
 function safeUser(): string {

@@ -23,6 +23,7 @@ export interface ServerHandle {
 export async function ensureServer(config: Config): Promise<ServerHandle> {
   if (config.temporalAddress) return { address: config.temporalAddress, startedHere: false, stop: async () => undefined };
   const address = `127.0.0.1:${config.temporalPort}`;
+  if (!(await listening(config.temporalPort))) assertBinary(config); // before anything is written to the home
   mkdirSync(join(config.home, LEASES), { recursive: true });
   let startedHere = false;
   await withServerLock(config, async () => {

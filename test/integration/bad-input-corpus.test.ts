@@ -1,0 +1,198 @@
+// The bad-input corpus (issue 15): specs, spec files, CLI arguments and environment variables a user gets wrong,
+// each through the real bin/ttd on the suite's Temporal server. Every case asserts the exit code (2), exactly one JSON
+// object on stdout with the error code, a message that names the thing and the value, no stack trace, and that nothing
+// was left behind: the home stays empty and the spec's folder holds only what the test wrote.
+// Store damage, interrupts, concurrency and model files that crash live in their own files (crash, interrupts,
+// one-home, bad-input, store-damage tests); this file is the fast, table-driven part.
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { describe, expect, inject, it } from 'vitest';
+import { quickSeedSpec, runTtd, seedDir, tempDir, testEnv } from '../helpers';
+
+interface Case {
+  /** What the user got wrong, in words (the test's name). */
+  name: string;
+  /** The spec, as an object (written as YAML beside a copy of the seed's model file) or as raw file text. */
+  spec?: Record<string, unknown> | { raw: string; file?: string };
+  /** The command line; SPEC and DIR stand for the spec's path and its folder. Default: run SPEC. */
+  args?: string[];
+  env?: Record<string, string>;
+  /** The error code, and fragments the message must hold (the thing and the value). */
+  code: string;
+  names: Array<string | RegExp>;
+  /** Needs the suite's Temporal server (commands that ask it); default: none is configured and none is needed. */
+  server?: boolean;
+}
+
+const base = (extra: Record<string, unknown> = {}) => quickSeedSpec('corpus', extra);
+const train = (patch: Record<string, unknown>) => base({ train: { ...(base().train as object), ...patch } });
+const trace = (patch: Record<string, unknown>) => base({ trace: { batch_sizes: [1, 7], ...patch } });
+const parity = (patch: Record<string, unknown>) => base({ parity: { runtimes: ['python'], atol: 1e-5, rtol: 1e-4, ...patch } });
+const promote = (patch: Record<string, unknown>) => base({ promote: patch });
+const without = (key: string) => Object.fromEntries(Object.entries(base()).filter(([k]) => k !== key));
+
+const SPECS: Case[] = [
+  { name: 'no name', spec: without('name'), code: 'spec_invalid', names: ['name'] },
+  { name: 'a name that is a number', spec: base({ name: 123 }), code: 'spec_invalid', names: ['name must be a string'] },
+  { name: 'a name with a space', spec: base({ name: 'Bad Name' }), code: 'spec_invalid', names: ['name must match [a-z0-9][a-z0-9._-]{0,63}'] },
+  { name: "a name with '..'", spec: base({ name: 'a..b' }), code: 'spec_invalid', names: ["name must not contain '..'"] },
+  { name: 'a name of 65 characters', spec: base({ name: 'a'.repeat(65) }), code: 'spec_invalid', names: ['name must match'] },
+  { name: 'a model that is a number', spec: base({ model: 5 }), code: 'spec_invalid', names: ['model must be a path to a Python file'] },
+  { name: 'a model file that does not exist', spec: base({ model: './missing.py' }), code: 'model_file_not_found', names: ['missing.py'] },
+  { name: 'a misspelt section', spec: base({ trian: { epochs: 2 } }), code: 'spec_invalid', names: ['trian'] },
+  { name: 'train.epochs 0', spec: train({ epochs: 0 }), code: 'spec_invalid', names: ['train.epochs must be a positive integer no larger than 10000'] },
+  { name: 'train.epochs 1e12', spec: train({ epochs: 1e12 }), code: 'spec_invalid', names: ['train.epochs', '10000'] },
+  { name: 'train.epochs 2.5', spec: train({ epochs: 2.5 }), code: 'spec_invalid', names: ['train.epochs must be a positive integer'] },
+  { name: 'train.epochs as a string', spec: train({ epochs: '10' }), code: 'spec_invalid', names: ['train.epochs'] },
+  { name: 'train.epochs negative', spec: train({ epochs: -1 }), code: 'spec_invalid', names: ['train.epochs'] },
+  { name: 'train.batch_size 0', spec: train({ batch_size: 0 }), code: 'spec_invalid', names: ['train.batch_size must be a positive integer'] },
+  { name: 'an unknown optimizer', spec: train({ optimizer: 'rmsprop' }), code: 'spec_invalid', names: ['train.optimizer must be one of adam, sgd'] },
+  { name: 'a learning rate of 0', spec: train({ lr: 0 }), code: 'spec_invalid', names: ['train.lr must be a positive number'] },
+  { name: 'a negative learning rate', spec: train({ lr: -0.1 }), code: 'spec_invalid', names: ['train.lr'] },
+  { name: 'an unknown loss', spec: train({ loss: 'l1' }), code: 'spec_invalid', names: ['train.loss must be one of mse, cross_entropy'] },
+  { name: 'a negative seed', spec: train({ seed: -1 }), code: 'spec_invalid', names: ['train.seed must be an integer from 0 to'] },
+  { name: 'a seed beyond 2^53', spec: train({ seed: 1e20 }), code: 'spec_invalid', names: ['train.seed'] },
+  { name: 'an unknown train field', spec: train({ momentum: 0.9 }), code: 'spec_invalid', names: ['momentum'] },
+  { name: 'a trace batch of ten million', spec: trace({ batch_sizes: [10_000_000] }), code: 'spec_invalid', names: ['trace.batch_sizes[]', '65536'] },
+  { name: 'a repeated trace batch size', spec: trace({ batch_sizes: [1, 1] }), code: 'spec_invalid', names: ['trace.batch_sizes must list each size once', '1'] },
+  { name: 'trace batch sizes as a string', spec: trace({ batch_sizes: '1' }), code: 'spec_invalid', names: ['trace.batch_sizes must be a list of positive integers'] },
+  { name: 'a trace batch size of 0', spec: trace({ batch_sizes: [0] }), code: 'spec_invalid', names: ['trace.batch_sizes[]'] },
+  { name: 'an unknown trace mode', spec: trace({ mode: 'jit' }), code: 'spec_invalid', names: ['trace.mode must be one of trace, script'] },
+  { name: 'an unknown target device', spec: trace({ target_device: 'tpu' }), code: 'spec_invalid', names: ['trace.target_device must be cpu, cuda, cuda:N, mps or xpu'] },
+  { name: 'an unknown optimize method', spec: base({ optimize: { method: 'fast' } }), code: 'spec_invalid', names: ['optimize.method must be one of freeze, optimize_for_inference'] },
+  { name: 'an unknown fusion requirement', spec: base({ fusion: { require: 'all' } }), code: 'spec_invalid', names: ['fusion.require must be one of none, any, pointwise-chains'] },
+  { name: 'no parity runtime', spec: parity({ runtimes: [] }), code: 'spec_invalid', names: ['parity.runtimes must name at least one runtime'] },
+  { name: 'an unknown parity runtime', spec: parity({ runtimes: ['onnx'] }), code: 'spec_invalid', names: ['parity.runtimes entries must be one of python, libtorch'] },
+  { name: 'a repeated parity runtime', spec: parity({ runtimes: ['python', 'python'] }), code: 'spec_invalid', names: ['parity.runtimes must list each runtime once', 'python'] },
+  { name: 'a parity runtime in an unknown environment', spec: parity({ runtimes: ['python@torch-9.9'] }), code: 'spec_invalid', names: ['torch-9.9'] },
+  { name: 'atol 1e300', spec: parity({ atol: 1e300 }), code: 'spec_invalid', names: ['parity.atol must be a finite number from 0 to 1'] },
+  { name: 'a negative atol', spec: parity({ atol: -1 }), code: 'spec_invalid', names: ['parity.atol'] },
+  { name: 'rtol 2', spec: parity({ rtol: 2 }), code: 'spec_invalid', names: ['parity.rtol must be a finite number from 0 to 1'] },
+  { name: 'atol as a word', spec: parity({ atol: 'small' }), code: 'spec_invalid', names: ['parity.atol'] },
+  { name: 'an alias with capitals', spec: promote({ alias: 'Prod' }), code: 'spec_invalid', names: ['promote.alias must match'] },
+  { name: 'an unknown approval', spec: promote({ approval: 'maybe' }), code: 'spec_invalid', names: ['promote.approval must be one of none, required'] },
+  { name: 'an approval timeout without approval', spec: promote({ approval_timeout: '30m' }), code: 'spec_invalid', names: ['promote.approval_timeout applies only with promote.approval: required'] },
+  { name: 'an approval timeout of 0s', spec: promote({ approval: 'required', approval_timeout: '0s' }), code: 'spec_invalid', names: ['promote.approval_timeout must be longer than 0'] },
+  { name: 'an approval timeout in words', spec: promote({ approval: 'required', approval_timeout: 'soon' }), code: 'spec_invalid', names: ['promote.approval_timeout must be a duration'] },
+  { name: 'an unknown compare metric', spec: promote({ compare: { metric: 'accuracy' } }), code: 'spec_invalid', names: ['promote.compare.metric must be validation_loss'] },
+  { name: 'a negative min_improvement', spec: promote({ compare: { min_improvement: -1 } }), code: 'spec_invalid', names: ['promote.compare.min_improvement must be a number >= 0'] },
+  { name: 'no format', spec: base({ formats: [] }), code: 'spec_invalid', names: ['formats must name at least one format'] },
+  { name: 'an unknown format', spec: base({ formats: ['onnx'] }), code: 'spec_invalid', names: ['formats entries must be one of torchscript, aoti'] },
+  { name: 'a repeated format', spec: base({ formats: ['torchscript', 'torchscript'] }), code: 'spec_invalid', names: ['formats must list each format once'] },
+  { name: 'an environment name with a space', spec: base({ environment: 'Bad Env' }), code: 'spec_invalid', names: ['environment must be the name of a torch environment'] },
+  { name: 'an environment the checkout lacks', spec: base({ environment: 'torch-9.9' }), code: 'spec_invalid', names: ["'torch-9.9'", 'torch-2.13'] },
+  { name: 'AOTInductor on torch 1.13', spec: base({ environment: 'torch-1.13', formats: ['aoti'] }), code: 'spec_invalid', names: ['aoti', 'torch-1.13'] },
+  { name: 'params that are a list', spec: base({ params: [1, 2] }), code: 'spec_invalid', names: ['params must be a mapping'] },
+  { name: 'a params value that is infinite', spec: { raw: `${stringify(base())}params:\n  scale: .inf\n` }, code: 'spec_invalid', names: ['params.scale must be JSON data'] },
+  { name: 'both model and artifact', spec: base({ artifact: './model.pt', references: './refs.safetensors' }), code: 'spec_invalid', names: ['set either model', 'or artifact'] },
+  { name: 'an artifact without references', spec: { raw: 'name: corpus\nartifact: ./model.pt\n' }, code: 'spec_invalid', names: ['an artifact needs references'] },
+  { name: 'an artifact with aoti', spec: { raw: 'name: corpus\nartifact: ./model.pt\nreferences: ./r.safetensors\nformats: [aoti]\n' }, code: 'spec_invalid', names: ['a foreign artifact is a TorchScript archive'] },
+];
+
+const SPEC_FILES: Case[] = [
+  { name: 'a spec file that does not exist', args: ['run', 'DIR/nope.yaml'], code: 'spec_not_found', names: ['nope.yaml', 'does not exist'] },
+  { name: 'a folder as the spec', args: ['run', 'DIR'], code: 'spec_not_found', names: ['is a directory', 'pipeline.yaml'] },
+  { name: 'a device as the spec', args: ['run', '/dev/zero'], code: 'spec_not_found', names: ["'/dev/zero' is not a regular file"] },
+  { name: 'an empty spec file', spec: { raw: '' }, code: 'spec_invalid', names: ['is empty'] },
+  { name: 'a spec of only a comment', spec: { raw: '# nothing here\n' }, code: 'spec_invalid', names: ['is empty'] },
+  { name: 'a YAML syntax error', spec: { raw: 'name: corpus\ntrain: [epochs: 1\n' }, code: 'spec_invalid', names: ['pipeline.yaml'] },
+  { name: 'a JSON syntax error', spec: { raw: '{"name": "corpus",', file: 'pipeline.json' }, code: 'spec_invalid', names: ['pipeline.json'] },
+  { name: 'a spec that is a list', spec: { raw: '- name: corpus\n' }, code: 'spec_invalid', names: ['a spec must be a mapping of fields'] },
+  { name: 'a spec that is a number', spec: { raw: '42\n' }, code: 'spec_invalid', names: ['a spec must be a mapping of fields'] },
+  { name: 'a spec that is binary', spec: { raw: '\u0000\u0001\u0002\u00ff\u00fe' }, code: 'spec_invalid', names: ['pipeline.yaml'] },
+  { name: 'a model path that is a folder', spec: base({ model: '.' }), code: 'spec_invalid', names: ['is a directory'] },
+];
+
+const SPEC = ['SPEC'];
+const CLI: Case[] = [
+  { name: 'run without a spec', args: ['run'], code: 'argument_invalid', names: ["missing required argument 'spec'"] },
+  { name: 'an unknown command', args: ['deploy'], code: 'argument_invalid', names: ["unknown command 'deploy'"] },
+  { name: 'an unknown option', args: ['run', ...SPEC, '--fast'], code: 'argument_invalid', names: ["unknown option '--fast'"] },
+  { name: 'runs --limit -5', args: ['runs', '--limit', '-5'], code: 'argument_invalid', names: ["--limit '-5'"] },
+  { name: 'runs --limit abc', args: ['runs', '--limit', 'abc'], code: 'argument_invalid', names: ["--limit 'abc'"] },
+  { name: 'runs --limit 0', args: ['runs', '--limit', '0'], code: 'argument_invalid', names: ["--limit '0'"] },
+  { name: 'runs --limit without a value', args: ['runs', '--json', '--limit'], code: 'argument_invalid', names: ["option '--limit <n>' argument missing"] },
+  { name: 'show without a reference', args: ['show'], code: 'argument_invalid', names: ["missing required argument 'ref'"] },
+  { name: 'show a model name with capitals', args: ['show', 'Bad@x'], code: 'invalid_name', names: ['"Bad"'] },
+  { name: 'show a version that is a word', args: ['show', 'x:abc'], code: 'bad_reference', names: ["'x:abc'", 'MODEL:VERSION'] },
+  { name: 'show a model that is not registered', args: ['show', 'nobody'], code: 'model_not_found', names: ["'nobody'"] },
+  { name: 'pull without -o', args: ['pull', 'x@y'], code: 'argument_invalid', names: ["'-o, --output <file>'"] },
+  { name: 'pull -o a folder', args: ['pull', 'x@y', '-o', 'DIR'], code: 'output_invalid', names: ['is a directory'] },
+  { name: 'pull -o an existing file', args: ['pull', 'x@y', '-o', 'SPEC'], code: 'output_exists', names: ['already exists', '--force'] },
+  { name: 'pull -o under a file', args: ['pull', 'x@y', '-o', '/dev/null/model.pt'], code: 'output_invalid', names: ["'/dev/null' is not a directory"] },
+  { name: 'pull -o into a missing folder', args: ['pull', 'x@y', '-o', 'DIR/no/such/model.pt'], code: 'output_invalid', names: ['does not exist'] },
+  { name: 'pull --format onnx', args: ['pull', 'x@y', '-o', 'DIR/m.pt', '--format', 'onnx'], code: 'argument_invalid', names: ["'onnx'"] },
+  { name: 'promote without --alias', args: ['promote', 'x:1'], code: 'argument_invalid', names: ["'--alias <alias>'"] },
+  { name: 'promote an unknown model', args: ['promote', 'nobody:1', '--alias', 'production'], code: 'model_not_found', names: ["'nobody'"] },
+  { name: 'rollback an unknown model', args: ['rollback', 'nobody', '--alias', 'production'], code: 'model_not_found', names: ["'nobody'"] },
+  { name: 'status of an unknown run', args: ['status', 'no-such-run'], code: 'run_not_found', names: ["'no-such-run'"], server: true },
+  { name: 'wait for an unknown run', args: ['wait', 'no-such-run'], code: 'run_not_found', names: ["'no-such-run'"], server: true },
+  { name: 'cancel an unknown run', args: ['cancel', 'no-such-run'], code: 'run_not_found', names: ["'no-such-run'"], server: true },
+  { name: 'approve an unknown run', args: ['approve', 'no-such-run', '--by', 'alice'], code: 'run_not_found', names: ["'no-such-run'"], server: true },
+  { name: 'status without a server', args: ['status', 'some-run'], code: 'server_not_running', names: ['127.0.0.1:', "'ttd server start'"] },
+  { name: 'schedule --every banana', args: ['schedule', 'create', 'nightly', ...SPEC, '--every', 'banana'], code: 'schedule_error', names: ["--every 'banana'"], server: true },
+  { name: 'schedule --cron nonsense', args: ['schedule', 'create', 'nightly', ...SPEC, '--cron', 'every day'], code: 'schedule_error', names: ['--cron', "'every day'"], server: true },
+  { name: 'schedule with neither --every nor --cron', args: ['schedule', 'create', 'nightly', ...SPEC], code: 'schedule_error', names: ['--every', '--cron'], server: true },
+  { name: 'run --trigger cron', args: ['run', ...SPEC, '--trigger', 'cron'], code: 'spec_invalid', names: ["--trigger must be one of manual, ci, schedule (got 'cron')"] },
+  { name: 'run --trigger ci without --commit', args: ['run', ...SPEC, '--trigger', 'ci'], code: 'spec_invalid', names: ['--trigger ci needs --commit SHA'] },
+  { name: 'run --commit with spaces', args: ['run', ...SPEC, '--commit', 'not a sha'], code: 'spec_invalid', names: ["--commit must be a commit id such as a git SHA (got 'not a sha')"] },
+  { name: 'audit verify of a model name with capitals', args: ['audit', 'verify', 'BAD'], code: 'invalid_name', names: ['"BAD"'] },
+  { name: 'an unknown env subcommand', args: ['env', 'remove'], code: 'argument_invalid', names: ["'remove'"] },
+];
+
+const ENV: Case[] = [
+  { name: 'TTD_TEMPORAL_PORT=abc', args: ['status', 'x'], env: { TTD_TEMPORAL_PORT: 'abc' }, code: 'config_invalid', names: ["TTD_TEMPORAL_PORT='abc'"] },
+  { name: 'TTD_TEMPORAL_PORT=70000', args: ['status', 'x'], env: { TTD_TEMPORAL_PORT: '70000' }, code: 'config_invalid', names: ["TTD_TEMPORAL_PORT='70000'"] },
+  { name: 'TTD_TORCH_PROCESS=maybe', env: { TTD_TORCH_PROCESS: 'maybe' }, code: 'config_invalid', names: ["TTD_TORCH_PROCESS='maybe'", 'server, fresh'] },
+  { name: 'TTD_TORCH_MAX_RSS_MB=-1', env: { TTD_TORCH_MAX_RSS_MB: '-1' }, code: 'config_invalid', names: ["TTD_TORCH_MAX_RSS_MB='-1'"] },
+  { name: 'TTD_STORE=ftp://', env: { TTD_STORE: 'ftp://host/store' }, code: 'store_invalid', names: ["TTD_STORE 'ftp://host/store'"] },
+  { name: 'TTD_STORE relative', env: { TTD_STORE: 'file://relative' }, code: 'store_invalid', names: ["TTD_STORE 'file://relative' is not an absolute path"] },
+  { name: 'TTD_STORE on procfs', env: { TTD_STORE: 'file:///proc/ttd' }, code: 'store_invalid', names: ['procfs'] },
+  { name: 'TTD_STORE under a file', env: { TTD_STORE: 'file:///etc/hostname/store' }, code: 'store_invalid', names: ['lies under a file'] },
+  { name: 'TTD_STORE with a bucket name S3 refuses', env: { TTD_STORE: 's3://Bad_Bucket/x' }, code: 'store_invalid', names: ["TTD_STORE 's3://Bad_Bucket/x'"] },
+  { name: 'TTD_PYTHON that does not exist', env: { TTD_PYTHON: '/nonexistent/python3' }, code: 'python_missing', names: ['/nonexistent/python3', 'TTD_PYTHON'] },
+  { name: 'a Temporal binary that does not exist', env: { TTD_TEMPORAL_BIN: '/nonexistent/temporal', TTD_TEMPORAL_PORT: '1' }, code: 'temporal_missing', names: ['/nonexistent/temporal', 'TTD_TEMPORAL_BIN'] },
+  { name: 'TTD_ACTOR with a newline', args: ['promote', 'nobody:1', '--alias', 'production'], env: { TTD_ACTOR: 'eve\nroot' }, code: 'config_invalid', names: ['TTD_ACTOR'] },
+];
+
+/** Runs one case in a fresh home and spec folder, and checks everything the corpus promises. */
+async function check(c: Case): Promise<void> {
+  const home = tempDir('ttd-corpus-home-');
+  const dir = tempDir('ttd-corpus-spec-');
+  writeFileSync(join(dir, 'model.py'), '# a stand-in: these runs never get as far as reading it\n');
+  const specName = c.spec && 'raw' in c.spec ? (c.spec.file ?? 'pipeline.yaml') : 'pipeline.yaml';
+  const spec = join(dir, specName);
+  if (c.spec && 'raw' in c.spec) writeFileSync(spec, c.spec.raw as string);
+  else writeFileSync(spec, stringify({ ...(c.spec ?? base()), ...(c.spec && 'model' in c.spec ? {} : { model: './model.py' }) }));
+  mkdirSync(join(dir, 'sub'));
+  const before = readdirSync(dir).sort();
+  const args = (c.args ?? ['run', 'SPEC']).map((a) => a.replace('SPEC', spec).replace('DIR', dir));
+  const env = { ...testEnv(home, c.server ? inject('temporalAddress') : undefined), TTD_TEMPORAL_PORT: '1', ...c.env };
+  const run = await runTtd(args.includes('--json') ? args : [...args, '--json'], env);
+
+  expect(run.code, run.stderr).toBe(2);
+  const out = JSON.parse(run.stdout); // exactly one JSON object: anything else on stdout fails to parse
+  expect(out.status).toBe('failed');
+  expect(out.error.code, out.error.message).toBe(c.code);
+  for (const fragment of c.names) {
+    if (typeof fragment === 'string') expect(out.error.message).toContain(fragment);
+    else expect(out.error.message).toMatch(fragment);
+  }
+  expect(run.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/); // no stack trace
+  expect(readdirSync(home)).toEqual([]);
+  expect(readdirSync(dir).sort()).toEqual(before);
+}
+
+describe('bad-input corpus', () => {
+  const all = [...SPECS, ...SPEC_FILES, ...CLI, ...ENV];
+  it('holds at least 100 cases', () => expect(all.length).toBeGreaterThanOrEqual(100));
+  describe.concurrent.each([
+    ['spec', SPECS],
+    ['spec file', SPEC_FILES],
+    ['cli', CLI],
+    ['environment', ENV],
+  ] as const)('%s', (_, cases) => {
+    it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => check(c), 60_000);
+  });
+});
