@@ -11,7 +11,13 @@ const VersionSchema = z.object({
   runId: z.string(),
   createdAt: z.string(),
 });
-const AliasSchema = z.object({ version: z.number().int().positive(), digest: z.string(), updatedAt: z.string() });
+// auditSeq: the audit record the alias move applies (absent before records were applied by number).
+const AliasSchema = z.object({
+  version: z.number().int().positive(),
+  digest: z.string(),
+  updatedAt: z.string(),
+  auditSeq: z.number().int().positive().optional(),
+});
 const AliasEventSchema = z.object({
   alias: z.string(),
   version: z.number().int().positive(),
@@ -20,6 +26,7 @@ const AliasEventSchema = z.object({
   at: z.string(),
   runId: z.string(),
   actor: z.string(),
+  auditSeq: z.number().int().positive().optional(),
 });
 const StateSchema = z.object({
   model: z.string(),
@@ -131,7 +138,8 @@ function pointAlias(
   return previous;
 }
 
-/** Registers the artifact (reusing the version of an equal digest) and moves the alias; retried on a lost race. */
+/** Registers the artifact (reusing the version of an equal digest) and moves the alias; retried on a lost race.
+ * It writes no audit record: promotions go through lib/promotion.ts, which records the move before making it. */
 export async function registerAndPromote(store: ObjectStore, req: PromoteRequest): Promise<PromoteOutcome> {
   assertName('alias', req.alias);
   return updateModel<PromoteOutcome>(store, req.model, (state) => {
@@ -144,6 +152,49 @@ export async function registerAndPromote(store: ObjectStore, req: PromoteRequest
   });
 }
 
+/** An alias move as an audit record states it (lib/audit.ts): the record's number, the alias and its target. */
+export interface RecordedMove {
+  seq: number;
+  alias: string;
+  version: number;
+  digest: string;
+  runId: string;
+  actor: string;
+  at: string;
+}
+
+/** Applies a recorded alias move to the registry, unless the alias already reflects that record or a later one (so
+ * concurrent promotions end on the chain's latest move, and a retry changes nothing). */
+export async function applyAliasMove(store: ObjectStore, model: string, move: RecordedMove): Promise<{ moved: boolean }> {
+  assertName('alias', move.alias);
+  return updateModel(store, model, (state) => {
+    const current = state.aliases[move.alias];
+    if (current?.auditSeq !== undefined && current.auditSeq >= move.seq) return { outcome: { moved: false }, changed: false };
+    const entry = state.versions.find((v) => v.version === move.version);
+    if (!entry || entry.digest !== move.digest) {
+      throw new TtdError(
+        ErrorCode.registryUnbacked,
+        `audit record ${move.seq} moves '${model}@${move.alias}' to version ${move.version} (${move.digest}), but the registry's version ${move.version} is ${entry ? entry.digest : 'absent'}`,
+      );
+    }
+    const moved = current?.version !== entry.version;
+    state.aliases[move.alias] = { version: entry.version, digest: entry.digest, updatedAt: move.at, auditSeq: move.seq };
+    if (moved) {
+      state.aliasHistory.push({
+        alias: move.alias,
+        version: entry.version,
+        digest: entry.digest,
+        previousVersion: current?.version ?? null,
+        at: move.at,
+        runId: move.runId,
+        actor: move.actor,
+        auditSeq: move.seq,
+      });
+    }
+    return { outcome: { moved }, changed: true };
+  });
+}
+
 /** Registers the artifact as a version without moving any alias (a candidate kept but not promoted). */
 export async function registerVersion(
   store: ObjectStore,
@@ -152,28 +203,6 @@ export async function registerVersion(
   return updateModel(store, req.model, (state) => {
     const { entry, created } = ensureVersion(state, req);
     return { outcome: { version: entry.version, created }, changed: created };
-  });
-}
-
-/** Moves an alias to an existing version (manual promotion, rollback); returns the version it held before. */
-export async function moveAlias(
-  store: ObjectStore,
-  req: { model: string; alias: string; version: number; runId: string; actor: string; at: string },
-): Promise<{ previousVersion: number | null; moved: boolean }> {
-  assertName('alias', req.alias);
-  const found = await readModel(store, req.model);
-  if (!found) throw new TtdError(ErrorCode.modelNotFound, `model '${req.model}' is not in the registry at ${store.location}`);
-  return updateModel<{ previousVersion: number | null; moved: boolean }>(store, req.model, (state) => {
-    const entry = state.versions.find((v) => v.version === req.version);
-    if (!entry) {
-      throw new TtdError(
-        ErrorCode.versionNotFound,
-        `model '${req.model}' has no version ${req.version} (versions 1..${state.versions.length})`,
-      );
-    }
-    const current = state.aliases[req.alias]?.version ?? null;
-    if (current === entry.version) return { outcome: { previousVersion: current, moved: false }, changed: false };
-    return { outcome: { previousVersion: pointAlias(state, req.alias, entry, req), moved: true }, changed: true };
   });
 }
 
