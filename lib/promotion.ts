@@ -1,8 +1,8 @@
 // Promotion as one recorded step: register the version, append its signed audit record, then move the alias to
 // what the record says. The record is written first, so no alias ever moves without one; every step is idempotent,
 // so a retry after a failure anywhere rolls the promotion forward (docs/trust-audit.md: the exact sequence).
-import { appendAudit, latestAliasRecord, type AppendOptions, type AuditEntry, type AuditRecord } from './audit';
-import { applyAliasMove, readModel, registerVersion } from './registry';
+import { ALIAS_ACTIONS, appendAudit, latestAliasRecord, readAudit, type AppendOptions, type AuditEntry, type AuditRecord } from './audit';
+import { applyAliasMoves, readModel, registerVersion } from './registry';
 import type { ObjectStore } from './store';
 
 /** An alias move to record and apply: the audit entry's fields but the version numbers, which come from the
@@ -43,14 +43,13 @@ export async function recordAliasMove(store: ObjectStore, trust: AppendOptions, 
     (records) => ({ ...req, version, previousVersion: latestAliasRecord(records, req.alias)?.version ?? before }),
     trust,
   );
-  const { moved } = await applyAliasMove(store, req.model, {
-    seq: audit.seq,
-    alias: req.alias,
-    version,
-    digest: req.digest,
-    runId: req.runId ?? req.action,
-    actor: req.actor,
-    at: audit.at,
-  });
+  // Every recorded move of this alias up to this one, so that one promotion also applies a concurrent one recorded
+  // just before it (whose own roll-forward then finds nothing left to do).
+  const moves = (await readAudit(store, req.model))
+    .filter(
+      (r) => r.seq <= audit.seq && r.alias === req.alias && ALIAS_ACTIONS.includes(r.action) && r.version !== null && r.digest !== null,
+    )
+    .map((r) => ({ seq: r.seq, version: r.version!, digest: r.digest!, runId: r.runId ?? r.action, actor: r.actor, at: r.at }));
+  const { moved } = await applyAliasMoves(store, req.model, req.alias, moves);
   return { version, created, previousVersion: audit.previousVersion, moved, audit };
 }

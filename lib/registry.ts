@@ -152,10 +152,9 @@ export async function registerAndPromote(store: ObjectStore, req: PromoteRequest
   });
 }
 
-/** An alias move as an audit record states it (lib/audit.ts): the record's number, the alias and its target. */
+/** An alias move as an audit record states it (lib/audit.ts): the record's number and the alias's new target. */
 export interface RecordedMove {
   seq: number;
-  alias: string;
   version: number;
   digest: string;
   runId: string;
@@ -163,25 +162,34 @@ export interface RecordedMove {
   at: string;
 }
 
-/** Applies a recorded alias move to the registry, unless the alias already reflects that record or a later one (so
- * concurrent promotions end on the chain's latest move, and a retry changes nothing). */
-export async function applyAliasMove(store: ObjectStore, model: string, move: RecordedMove): Promise<{ moved: boolean }> {
-  assertName('alias', move.alias);
+/** Applies recorded moves of one alias to the registry, in record order, skipping those it already reflects: so
+ * concurrent promotions leave the alias, and its history, as the chain has them, and a retry changes nothing.
+ * An alias from before moves were applied by record number takes only the last move. */
+export async function applyAliasMoves(
+  store: ObjectStore,
+  model: string,
+  alias: string,
+  moves: RecordedMove[],
+): Promise<{ moved: boolean }> {
+  assertName('alias', alias);
   return updateModel(store, model, (state) => {
-    const current = state.aliases[move.alias];
-    if (current?.auditSeq !== undefined && current.auditSeq >= move.seq) return { outcome: { moved: false }, changed: false };
-    const entry = state.versions.find((v) => v.version === move.version);
-    if (!entry || entry.digest !== move.digest) {
-      throw new TtdError(
-        ErrorCode.registryUnbacked,
-        `audit record ${move.seq} moves '${model}@${move.alias}' to version ${move.version} (${move.digest}), but the registry's version ${move.version} is ${entry ? entry.digest : 'absent'}`,
-      );
-    }
-    const moved = current?.version !== entry.version;
-    state.aliases[move.alias] = { version: entry.version, digest: entry.digest, updatedAt: move.at, auditSeq: move.seq };
-    if (moved) {
+    const start = state.aliases[alias]?.auditSeq;
+    const pending = moves.filter((m) => (start === undefined ? m === moves[moves.length - 1] : m.seq > start));
+    let moved = false;
+    for (const move of pending) {
+      const current = state.aliases[alias];
+      const entry = state.versions.find((v) => v.version === move.version);
+      if (!entry || entry.digest !== move.digest) {
+        throw new TtdError(
+          ErrorCode.registryUnbacked,
+          `audit record ${move.seq} moves '${model}@${alias}' to version ${move.version} (${move.digest}), but the registry's version ${move.version} is ${entry ? entry.digest : 'absent'}`,
+        );
+      }
+      state.aliases[alias] = { version: entry.version, digest: entry.digest, updatedAt: move.at, auditSeq: move.seq };
+      if (current?.version === entry.version) continue;
+      moved = true;
       state.aliasHistory.push({
-        alias: move.alias,
+        alias,
         version: entry.version,
         digest: entry.digest,
         previousVersion: current?.version ?? null,
@@ -191,7 +199,7 @@ export async function applyAliasMove(store: ObjectStore, model: string, move: Re
         auditSeq: move.seq,
       });
     }
-    return { outcome: { moved }, changed: true };
+    return { outcome: { moved }, changed: pending.length > 0 };
   });
 }
 

@@ -223,13 +223,17 @@ describe('audit trail against a store writer', () => {
     });
   });
 
-  it('twenty concurrent promotions leave the alias on the version of the chain’s latest move', async () => {
+  it('twenty concurrent promotions leave the alias, and its history, as the chain records them', async () => {
     const t = await promoted(0);
     await Promise.all(Array.from({ length: 20 }, async (_, i) => recordAliasMove(t.store, t.writer, await request(t.store, i + 1))));
     const records = await readAudit(t.store, 'm');
     const state = (await readModel(t.store, 'm'))!.state;
     expect(records).toHaveLength(20);
     expect(state.aliases.production.version).toBe(records[19].version);
+    // The registry's history is the chain's: every move, in record order, each from the one before.
+    expect(state.aliasHistory.map((m) => [m.auditSeq, m.previousVersion, m.version])).toEqual(
+      records.map((r) => [r.seq, r.previousVersion, r.version]),
+    );
     expect((await t.verify()).problems).toEqual([]);
   });
 });
