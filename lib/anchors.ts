@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import { z } from 'zod';
 import { canonicalJson } from './digest';
+import { ErrorCode, TtdError } from './errors';
 import type { AuditSigner } from './keys';
 import { assertName } from './names';
 
@@ -59,9 +60,21 @@ export async function writeAnchor(dir: string, signer: AuditSigner, record: { mo
 export function readAnchor(dir: string, model: string): Anchor | undefined {
   const path = anchorPath(dir, model);
   if (!existsSync(path)) return undefined;
-  const parsed = AnchorSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    raw = undefined;
+  }
+  const parsed = AnchorSchema.safeParse(raw);
   if (!parsed.success || parsed.data.model !== model) {
-    throw new Error(`${path} is not the audit anchor of model '${model}' (expected ${FORMAT} naming it)`);
+    throw new TtdError(
+      ErrorCode.auditAnchorMismatch,
+      `${path} is not the audit anchor of model '${model}' (expected a ${FORMAT} JSON object naming it)`,
+      {
+        path,
+      },
+    );
   }
   return { ...parsed.data, path };
 }
