@@ -29,8 +29,8 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
   };
 }
 
-/** Activities of the control queue: store and registry. */
-export function createControlActivities(deps: { store: ObjectStore }) {
+/** Activities of the control queue: store and registry; `keysDir` holds the key that signs audit records. */
+export function createControlActivities(deps: { store: ObjectStore; keysDir: string }) {
   return {
     storeArtifact: storeActivity(deps),
     promoteModel: promoteActivity(deps),

@@ -1,6 +1,6 @@
-// The promote stage: registers the version, moves the alias and appends the audit record.
-import { appendAudit } from '../lib/audit';
-import { registerAndPromote } from '../lib/registry';
+// The promote stage: registers the version, appends the signed audit record, then moves the alias (lib/promotion.ts).
+import { auditWriter } from '../lib/keys';
+import { recordAliasMove } from '../lib/promotion';
 import type { GateResult } from '../lib/results';
 import { writeVersionRecord, type VersionRecord } from '../lib/records';
 import type { ObjectStore } from '../lib/store';
@@ -55,27 +55,16 @@ export interface PromoteOutput {
   recordDigest: string;
 }
 
-/** Builds the promote activity. */
-export function promoteActivity(deps: { store: ObjectStore }) {
+/** Builds the promote activity; records are signed with the key in `keysDir` (created on first use). */
+export function promoteActivity(deps: { store: ObjectStore; keysDir: string }) {
   return async function promoteModel(input: PromoteInput): Promise<PromoteOutput> {
     const recordDigest = await writeVersionRecord(deps.store, versionRecord(input, { approval: input.approval ?? null }));
-    const at = new Date().toISOString();
-    const outcome = await registerAndPromote(deps.store, {
-      model: input.model,
-      digest: input.artifactDigest,
-      record: recordDigest,
-      alias: input.alias,
-      runId: input.runId,
-      actor: input.actor,
-      at,
-    });
-    const audit = await appendAudit(deps.store, {
+    // The record first, then the alias: a failure in between is rolled forward by Temporal's retry of this activity.
+    const outcome = await recordAliasMove(deps.store, auditWriter(deps.keysDir, { create: true }), {
       action: 'promote',
       model: input.model,
-      version: outcome.version,
       digest: input.artifactDigest,
       alias: input.alias,
-      previousVersion: outcome.previousVersion,
       record: recordDigest,
       runId: input.runId,
       actor: input.actor,
@@ -84,13 +73,13 @@ export function promoteActivity(deps: { store: ObjectStore }) {
       checks: input.gates.map((g) => ({ gate: g.gate, passed: g.passed, code: g.code })),
       approvedBy: input.approval?.by ?? null,
       reason: input.approval?.reason ?? null,
-      at,
+      at: new Date().toISOString(),
     });
     return {
       version: outcome.version,
       previousVersion: outcome.previousVersion,
       created: outcome.created,
-      auditSeq: audit.seq,
+      auditSeq: outcome.audit.seq,
       recordDigest,
     };
   };

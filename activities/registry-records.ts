@@ -1,5 +1,6 @@
 // Control-queue activities around promotion: the alias's current version, keeping a version unpromoted, audit records.
 import { appendAudit, type AuditEntry } from '../lib/audit';
+import { auditWriter } from '../lib/keys';
 import { readModel, registerVersion } from '../lib/registry';
 import type { ObjectStore } from '../lib/store';
 import { writeVersionRecord } from '../lib/records';
@@ -26,8 +27,9 @@ export interface RecordAuditInput {
   digest?: string;
 }
 
-/** Builds the registry-record activities. */
-export function registryRecordActivities(deps: { store: ObjectStore }) {
+/** Builds the registry-record activities; audit records are signed with the key in `keysDir`. */
+export function registryRecordActivities(deps: { store: ObjectStore; keysDir: string }) {
+  const writer = () => auditWriter(deps.keysDir, { create: true });
   return {
     async currentAlias(input: { model: string; alias: string }): Promise<CurrentAlias | null> {
       const found = await readModel(deps.store, input.model);
@@ -45,22 +47,26 @@ export function registryRecordActivities(deps: { store: ObjectStore }) {
         runId: input.runId,
         at,
       });
-      await appendAudit(deps.store, {
-        action: 'keep',
-        model: input.model,
-        version,
-        digest: input.artifactDigest,
-        alias: null,
-        previousVersion: null,
-        record,
-        runId: input.runId,
-        actor: input.actor,
-        trigger: input.trigger,
-        commit: input.commit,
-        checks: input.gates.map((g) => ({ gate: g.gate, passed: g.passed, code: g.code })),
-        reason: input.reason,
-        at,
-      });
+      await appendAudit(
+        deps.store,
+        {
+          action: 'keep',
+          model: input.model,
+          version,
+          digest: input.artifactDigest,
+          alias: null,
+          previousVersion: null,
+          record,
+          runId: input.runId,
+          actor: input.actor,
+          trigger: input.trigger,
+          commit: input.commit,
+          checks: input.gates.map((g) => ({ gate: g.gate, passed: g.passed, code: g.code })),
+          reason: input.reason,
+          at,
+        },
+        writer(),
+      );
       return { version };
     },
 
@@ -81,7 +87,7 @@ export function registryRecordActivities(deps: { store: ObjectStore }) {
         reason: input.reason,
         at: new Date().toISOString(),
       };
-      return { seq: (await appendAudit(deps.store, entry)).seq };
+      return { seq: (await appendAudit(deps.store, entry, writer())).seq };
     },
   };
 }

@@ -1,6 +1,8 @@
 // Step caching: a torch stage whose inputs (content digests, spec sections) and torch environment (torch and
 // Python versions, our torch-side code, the libtorch runner) match an earlier successful stage reuses its outputs.
-// Entries live in the store under cache/<stage>/<key>.json; a hit needs every blob it names to still exist.
+// Entries live in the store under cache/<stage>/<key>.json; a hit needs a valid MAC (made with the workers' key, which
+// store writers do not hold: a rewritten entry cannot forge a verdict) and every blob it names to still exist.
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -8,6 +10,7 @@ import { canonicalJson, digestBytes, digestFile, digestHex } from '../lib/digest
 import { ErrorCode, type TtdError } from '../lib/errors';
 import { blobKey, type ObjectStore } from '../lib/store';
 import { forEnvironment, type Config } from '../lib/config';
+import { stepCacheKey } from '../lib/keys';
 import { runTorchRequest, torchEnvironment } from './torch-process';
 import { torchWorkMs } from './torch-stage';
 
@@ -18,7 +21,8 @@ export interface CacheOption {
   environment?: string;
 }
 
-const FORMAT = 'ttd-step-cache/2'; // 2: stage outputs are the contract's results (lib/contract.ts)
+// 2: stage outputs are the contract's results (lib/contract.ts); 3: each entry carries a MAC (unsigned entries miss).
+const FORMAT = 'ttd-step-cache/3';
 const DIGEST_IN_TEXT = /sha256:[0-9a-f]{64}/g;
 
 const environments = new Map<string, Promise<string>>();
@@ -59,11 +63,13 @@ async function computeEnvironment(config: Config): Promise<string> {
 }
 
 /** A torch stage's output with how it was obtained: reused from an earlier identical stage (`cached`), or worked out,
- * with the time the torch work itself took (`torchMs`; null when cached or not measured). */
+ * with the time the torch work itself took (`torchMs`; null when cached or not measured). `cacheRejected` says why
+ * an entry that was there was not trusted (its MAC is missing or wrong, or it is unreadable). */
 export interface StageRun<O> {
   output: O;
   cached: boolean;
   torchMs: number | null;
+  cacheRejected?: string;
 }
 
 /** Wraps a torch stage: returns an earlier identical stage's outputs (`cached: true`) or runs it and records them.
@@ -88,13 +94,19 @@ export function withStepCache<I extends object, O>(
       return ran(); // the stage itself reports what is wrong with torch
     }
     const key = `cache/${stage}/${digestHex(digestBytes(canonicalJson({ format: FORMAT, stage, input: keyed(rest), env })))}.json`;
+    const macKey = stepCacheKey(config.keysDir);
+    let rejected: { reason: string; etag: string } | undefined;
     if (!noCache) {
-      const hit = await lookup<O>(deps.store, key);
-      if (hit) return { output: hit, cached: true, torchMs: null };
+      const found = await lookupEntry<O>(deps.store, key, macKey);
+      if (found?.kind === 'hit') return { output: found.output, cached: true, torchMs: null };
+      if (found?.kind === 'rejected') {
+        rejected = found;
+        process.stderr.write(`ttd: step cache entry ${key} not trusted: ${found.reason}; running the ${stage} stage again\n`);
+      }
     }
     const run = await ran();
-    if (passed(run.output)) await record(deps.store, key, stage, run.output);
-    return run;
+    if (passed(run.output)) await recordEntry(deps.store, key, stage, run.output, macKey, rejected?.etag);
+    return rejected ? { ...run, cacheRejected: rejected.reason } : run;
   };
 }
 
@@ -111,26 +123,56 @@ function passed(output: unknown): boolean {
   return !!o && o.passed !== false && o.status !== 'rejected';
 }
 
-async function lookup<O>(store: ObjectStore, key: string): Promise<O | undefined> {
+/** The MAC of an entry: HMAC-SHA256 with the workers' key over its canonical content and the key it is stored under
+ * (so an entry cannot be moved to another stage's or input's key either). */
+export function entryMac(macKey: Buffer, key: string, stage: string, output: unknown): string {
+  return createHmac('sha256', macKey)
+    .update(canonicalJson({ format: FORMAT, key, stage, output }))
+    .digest('hex');
+}
+
+/** What a cache lookup found: a trusted hit, an entry that is there but not trusted (and why), or nothing usable. */
+export type Lookup<O> = { kind: 'hit'; output: O } | { kind: 'rejected'; reason: string; etag: string } | undefined;
+
+/** Reads an entry and trusts it only if its MAC is right and every blob it names is still in the store. */
+export async function lookupEntry<O>(store: ObjectStore, key: string, macKey: Buffer): Promise<Lookup<O>> {
   const entry = await store.get(key);
   if (!entry) return undefined;
-  let parsed: { format?: string; output?: O };
+  const reject = (reason: string): Lookup<O> => ({ kind: 'rejected', reason, etag: entry.etag });
+  let parsed: { format?: unknown; stage?: unknown; key?: unknown; output?: O; mac?: unknown };
   try {
     parsed = JSON.parse(entry.body.toString('utf8'));
   } catch {
-    return undefined; // unreadable: work it out again (and the entry stays as it is: entries are create-only)
+    return reject('it is not JSON');
   }
-  if (parsed.format !== FORMAT || parsed.output === undefined) return undefined;
+  if (parsed === null || typeof parsed !== 'object') return reject('it is not a JSON object');
+  if (parsed.format !== FORMAT) return reject(`its format is ${JSON.stringify(parsed.format)}, expected '${FORMAT}'`);
+  if (parsed.output === undefined || typeof parsed.stage !== 'string') return reject('it has no stage or output');
+  if (typeof parsed.mac !== 'string') return reject('it has no MAC');
+  const expected = Buffer.from(entryMac(macKey, key, parsed.stage, parsed.output), 'hex');
+  const given = Buffer.from(parsed.mac, 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    return reject('its MAC does not match its content and key: it was not written by a worker holding the step-cache key');
+  }
   // Every file the outputs name must still be in the store; otherwise the stage runs again.
   const blobs = [...new Set(JSON.stringify(parsed.output).match(DIGEST_IN_TEXT) ?? [])];
   const present = await Promise.all(blobs.map((d) => store.head(blobKey(d))));
-  return present.every(Boolean) ? parsed.output : undefined;
+  return present.every(Boolean) ? { kind: 'hit', output: parsed.output } : undefined;
 }
 
-async function record(store: ObjectStore, key: string, stage: string, output: unknown): Promise<void> {
-  const body = Buffer.from(JSON.stringify({ format: FORMAT, stage, output }));
+/** Records a stage's outputs with their MAC: create-only, or replacing an untrusted entry (`replace`: its etag). */
+export async function recordEntry(
+  store: ObjectStore,
+  key: string,
+  stage: string,
+  output: unknown,
+  macKey: Buffer,
+  replace?: string,
+): Promise<void> {
+  const plain = JSON.parse(JSON.stringify(output)) as unknown; // the MAC covers what a reader will parse
+  const body = Buffer.from(JSON.stringify({ format: FORMAT, stage, key, output: plain, mac: entryMac(macKey, key, stage, plain) }));
   try {
-    await store.put(key, body, { ifNoneMatch: '*' });
+    await store.put(key, body, replace ? { ifMatch: replace } : { ifNoneMatch: '*' });
   } catch (err) {
     // A concurrent identical stage wrote it first, or the store is failing: the cache is an optimisation, the
     // stage's work is done, and failing it now would only make a retry do that work again.

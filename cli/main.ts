@@ -129,8 +129,11 @@ async function main(): Promise<void> {
   audit
     .command('verify')
     .argument('[model]', 'one model (default: all)')
+    .option('--public-key <file>', "the workers' ed25519 public key (default: the one in TTD_KEYS)")
+    .option('--anchors <dir>', "the workers' chain anchors (default: TTD_KEYS/anchors)")
+    .option('--require-signed', 'count an unsigned record as a problem')
     .option('--json', 'print JSON')
-    .description('recompute every hash chain and check every blob it names; exit 1 names the first bad record')
+    .description('recompute every hash chain, check signatures, anchors, every blob and the registry; exit 1 names the first problem')
     .action(auditVerifyCommand);
   audit
     .command('log')

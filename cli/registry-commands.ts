@@ -2,10 +2,13 @@
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { loadConfig, openStore } from '../lib/config';
-import { appendAudit, auditedModels, readAudit, verifyTrail, type AuditEntry } from '../lib/audit';
+import { anchoredModels } from '../lib/anchors';
+import { assertBacked, auditedModels, readAudit, verifyTrail } from '../lib/audit';
 import { ErrorCode, TtdError } from '../lib/errors';
+import { auditReader, auditWriter } from '../lib/keys';
 import { assertName } from '../lib/names';
-import { listModels, moveAlias, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry';
+import { recordAliasMove } from '../lib/promotion';
+import { listModels, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry';
 import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/records';
 import { FORMATS, type Format } from '../lib/spec';
 import { getBlobToFile } from '../lib/store';
@@ -93,8 +96,17 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
       throw new TtdError(ErrorCode.argumentInvalid, `--format must be one of ${FORMATS.join(', ')} (got '${format}')`);
     }
     const dest = checkPullDestination(opts.output, Boolean(opts.force));
-    const store = openStore(loadConfig());
-    const { state, version } = await resolveRef(store, parseRef(ref));
+    const config = loadConfig();
+    const store = openStore(config);
+    const parsed = parseRef(ref);
+    const { state, version } = await resolveRef(store, parsed);
+    // Only what the audit trail backs is served: a registry entry a store writer added or moved is refused.
+    await assertBacked(
+      store,
+      state.model,
+      { alias: parsed.alias, version: version.version, digest: version.digest },
+      auditReader(config.keysDir),
+    );
     const formats = formatsOf(await readManifest(store, (await readVersionRecord(store, version.record)).manifest));
     const artifact = formats[format as Format];
     if (!artifact) {
@@ -194,7 +206,7 @@ export async function promoteCommand(ref: string, opts: { alias: string; json?: 
     const store = openStore(config);
     const parsed = parseRef(ref);
     if (parsed.version === undefined) throw new TtdError(ErrorCode.badReference, `ttd promote needs MODEL:VERSION (got '${ref}')`);
-    const { version } = await resolveRef(store, parsed);
+    const { state, version } = await resolveRef(store, parsed);
     const record = await readVersionRecord(store, version.record);
     // The verification gates must all have passed; a comparison that kept the version back may be overruled.
     const failed = record.gates.filter((g) => !g.passed && g.gate !== 'promotion');
@@ -204,18 +216,17 @@ export async function promoteCommand(ref: string, opts: { alias: string; json?: 
         `version ${version.version} of '${parsed.model}' did not pass gate ${failed.map((g) => `'${g.gate}' (${g.code})`).join(', ')}; only versions whose gates all passed can be promoted`,
       );
     }
-    const at = new Date().toISOString();
-    const moved = await moveAlias(store, {
-      model: parsed.model,
-      alias: opts.alias,
-      version: version.version,
-      runId: 'manual',
-      actor: config.actor,
-      at,
-    });
-    if (moved.moved) {
-      await appendAudit(store, auditEntry('manual_promote', parsed.model, version, opts.alias, moved.previousVersion, config.actor, at));
-    }
+    // A version the audit trail does not back (one a store writer registered) is never promoted.
+    await assertBacked(store, parsed.model, { version: version.version, digest: version.digest }, auditReader(config.keysDir));
+    const current = state.aliases[opts.alias]?.version ?? null;
+    const moved =
+      current === version.version
+        ? { moved: false, previousVersion: current }
+        : await recordAliasMove(
+            store,
+            auditWriter(config.keysDir, { create: false }),
+            auditEntry('manual_promote', parsed.model, version, opts.alias, config.actor),
+          );
     printJsonOr(
       json,
       { model: parsed.model, alias: opts.alias, version: version.version, previousVersion: moved.previousVersion, moved: moved.moved },
@@ -244,10 +255,13 @@ export async function rollbackCommand(model: string, opts: { alias: string; json
         `'${model}@${opts.alias}' has no earlier version to roll back to (it has only ever pointed at version ${current.version})`,
       );
     }
-    const at = new Date().toISOString();
-    const moved = await moveAlias(store, { model, alias: opts.alias, version: target, runId: 'rollback', actor: config.actor, at });
     const version = state.versions.find((v) => v.version === target)!;
-    await appendAudit(store, auditEntry('rollback', model, version, opts.alias, moved.previousVersion, config.actor, at));
+    await assertBacked(store, model, { version: version.version, digest: version.digest }, auditReader(config.keysDir));
+    const moved = await recordAliasMove(
+      store,
+      auditWriter(config.keysDir, { create: false }),
+      auditEntry('rollback', model, version, opts.alias, config.actor),
+    );
     printJsonOr(
       json,
       { model, alias: opts.alias, version: target, previousVersion: moved.previousVersion },
@@ -289,48 +303,63 @@ export async function auditLogCommand(model: string, opts: { json?: boolean }): 
   }
 }
 
-function auditEntry(
-  action: 'manual_promote' | 'rollback',
-  model: string,
-  version: ModelVersion,
-  alias: string,
-  previousVersion: number | null,
-  actor: string,
-  at: string,
-): AuditEntry {
+function auditEntry(action: 'manual_promote' | 'rollback', model: string, version: ModelVersion, alias: string, actor: string) {
   return {
     action,
     model,
-    version: version.version,
     digest: version.digest,
     alias,
-    previousVersion,
     record: version.record,
     runId: null,
     actor,
     trigger: null,
     commit: null,
     checks: [],
-    at,
+    at: new Date().toISOString(),
   };
 }
 
-/** `ttd audit verify [MODEL] [--json]`: recomputes every chain and checks every blob; exit 1 names the first bad record. */
-export async function auditVerifyCommand(model: string | undefined, opts: { json?: boolean }): Promise<void> {
+/** `ttd audit verify [MODEL] [--json]`: recomputes every chain, checks every signature against the public key, holds each
+ * chain to its anchor, checks every blob and cross-checks the registry; exit 1 names the first problem of each model. */
+export async function auditVerifyCommand(
+  model: string | undefined,
+  opts: { json?: boolean; publicKey?: string; anchors?: string; requireSigned?: boolean },
+): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const store = openStore(loadConfig());
-    const models = model ? [assertName('model', model)] : await auditedModels(store);
+    const config = loadConfig();
+    const store = openStore(config);
+    const trust = {
+      ...auditReader(config.keysDir, { publicKey: opts.publicKey, anchorsDir: opts.anchors }),
+      requireSigned: Boolean(opts.requireSigned),
+    };
+    // Every model the store or the anchors know of: a chain deleted with its registry entry still has its anchor.
+    const models = model
+      ? [assertName('model', model)]
+      : [
+          ...new Set([
+            ...(await auditedModels(store)),
+            ...(await listModels(store)),
+            ...(trust.anchorsDir ? anchoredModels(trust.anchorsDir) : []),
+          ]),
+        ].sort();
     const verdicts = [];
-    for (const m of models) verdicts.push(await verifyTrail(store, m));
+    for (const m of models) verdicts.push(await verifyTrail(store, m, trust));
     const ok = verdicts.every((v) => v.problem === null);
-    if (json) printJson({ ok, store: store.location, models: verdicts });
-    else {
+    if (json) {
+      printJson({
+        ok,
+        store: store.location,
+        models: verdicts,
+        publicKey: trust.verifier ? { keyId: trust.verifier.keyId, source: trust.verifier.source } : null,
+        anchors: trust.anchorsDir ?? null,
+      });
+    } else {
       for (const v of verdicts) {
         process.stdout.write(
           v.problem
-            ? `${v.model}: BROKEN at ${v.problem.key}: ${v.problem.reason}\n`
-            : `${v.model}: ${v.records} records, chain intact, every blob matches its digest\n`,
+            ? `${v.model}: BROKEN at ${v.problem.key}: ${v.problem.reason} [${v.problem.code}]${v.problems.length > 1 ? ` (and ${v.problems.length - 1} more problems; --json lists them)` : ''}\n`
+            : `${v.model}: ${v.records} records, chain intact, every blob matches its digest; ${signatureSummary(v.signed, v.unsigned, trust.verifier?.keyId)}; ${v.anchor ? `anchored at record ${v.anchor.seq}` : 'no anchor'}; registry agrees\n`,
         );
       }
       if (!verdicts.length) process.stdout.write('no audit records\n');
@@ -339,4 +368,9 @@ export async function auditVerifyCommand(model: string | undefined, opts: { json
   } catch (err) {
     failWith(err, json);
   }
+}
+
+function signatureSummary(signed: number, unsigned: number, keyId: string | undefined): string {
+  if (signed === 0) return `${unsigned} unsigned (written before records were signed)`;
+  return `${signed} signed by ${keyId}${unsigned ? `, ${unsigned} unsigned before them` : ''}`;
 }

@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
 import { readAudit, verifyTrail } from '../lib/audit';
+import { auditReader } from '../lib/keys';
 import { loadConfig, openStore, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { listModels, readModel } from '../lib/registry';
@@ -79,7 +80,12 @@ export function uiHandler(src: UiSources): (req: IncomingMessage, res: ServerRes
     ],
     [
       /^\/models\/([^/]+)\/audit$/,
-      async ([name]) => auditPage(name, [...(await readAudit(src.store, name))].reverse(), await verifyTrail(src.store, name)),
+      async ([name]) =>
+        auditPage(
+          name,
+          [...(await readAudit(src.store, name))].reverse(),
+          await verifyTrail(src.store, name, auditReader(src.config.keysDir)),
+        ),
     ],
     [
       /^\/runs$/,

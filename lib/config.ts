@@ -39,6 +39,9 @@ export interface Config {
   /** Inductor's cache for AOTInductor compiles, one folder per environment (TTD_INDUCTOR_CACHE, default
    * $TTD_HOME/cache/inductor): shared by the host's workers, so a compile done once is served again. */
   inductorCache: string;
+  /** The workers' keys (TTD_KEYS, default $TTD_HOME/keys, mode 0700): the audit signing key pair, the step cache's
+   * HMAC key and the audit chain anchors. Held outside the store; store writers must not be able to read it. */
+  keysDir: string;
 }
 
 /** Reads the configuration from `env` (process.env by default). */
@@ -71,6 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     environments,
     environment: legacy.name,
     inductorCache: resolve(env.TTD_INDUCTOR_CACHE ?? join(home, 'cache', 'inductor')),
+    keysDir: resolve(env.TTD_KEYS || join(home, 'keys')),
   };
 }
 

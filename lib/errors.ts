@@ -38,6 +38,17 @@ export const ErrorCode = {
   scheduleError: 'schedule_error',
   referencesInvalid: 'references_invalid',
   formatNotFound: 'format_not_found',
+  // The audit trail's trust checks (docs/trust-audit.md).
+  auditKeyMissing: 'audit_key_missing',
+  auditKeyInvalid: 'audit_key_invalid',
+  auditSignatureInvalid: 'audit_signature_invalid',
+  auditSignatureMissing: 'audit_signature_missing',
+  auditUnsigned: 'audit_unsigned',
+  auditTruncated: 'audit_truncated',
+  auditAnchorMismatch: 'audit_anchor_mismatch',
+  auditMissing: 'audit_missing',
+  registryUnbacked: 'registry_unbacked',
+  aliasPending: 'alias_pending',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

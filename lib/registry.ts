@@ -11,7 +11,13 @@ const VersionSchema = z.object({
   runId: z.string(),
   createdAt: z.string(),
 });
-const AliasSchema = z.object({ version: z.number().int().positive(), digest: z.string(), updatedAt: z.string() });
+// auditSeq: the audit record the alias move applies (absent before records were applied by number).
+const AliasSchema = z.object({
+  version: z.number().int().positive(),
+  digest: z.string(),
+  updatedAt: z.string(),
+  auditSeq: z.number().int().positive().optional(),
+});
 const AliasEventSchema = z.object({
   alias: z.string(),
   version: z.number().int().positive(),
@@ -20,6 +26,7 @@ const AliasEventSchema = z.object({
   at: z.string(),
   runId: z.string(),
   actor: z.string(),
+  auditSeq: z.number().int().positive().optional(),
 });
 const StateSchema = z.object({
   model: z.string(),
@@ -131,7 +138,8 @@ function pointAlias(
   return previous;
 }
 
-/** Registers the artifact (reusing the version of an equal digest) and moves the alias; retried on a lost race. */
+/** Registers the artifact (reusing the version of an equal digest) and moves the alias; retried on a lost race.
+ * It writes no audit record: promotions go through lib/promotion.ts, which records the move before making it. */
 export async function registerAndPromote(store: ObjectStore, req: PromoteRequest): Promise<PromoteOutcome> {
   assertName('alias', req.alias);
   return updateModel<PromoteOutcome>(store, req.model, (state) => {
@@ -144,6 +152,57 @@ export async function registerAndPromote(store: ObjectStore, req: PromoteRequest
   });
 }
 
+/** An alias move as an audit record states it (lib/audit.ts): the record's number and the alias's new target. */
+export interface RecordedMove {
+  seq: number;
+  version: number;
+  digest: string;
+  runId: string;
+  actor: string;
+  at: string;
+}
+
+/** Applies recorded moves of one alias to the registry, in record order, skipping those it already reflects: so
+ * concurrent promotions leave the alias, and its history, as the chain has them, and a retry changes nothing.
+ * An alias from before moves were applied by record number takes only the last move. */
+export async function applyAliasMoves(
+  store: ObjectStore,
+  model: string,
+  alias: string,
+  moves: RecordedMove[],
+): Promise<{ moved: boolean }> {
+  assertName('alias', alias);
+  return updateModel(store, model, (state) => {
+    const start = state.aliases[alias]?.auditSeq;
+    const pending = moves.filter((m) => (start === undefined ? m === moves[moves.length - 1] : m.seq > start));
+    let moved = false;
+    for (const move of pending) {
+      const current = state.aliases[alias];
+      const entry = state.versions.find((v) => v.version === move.version);
+      if (!entry || entry.digest !== move.digest) {
+        throw new TtdError(
+          ErrorCode.registryUnbacked,
+          `audit record ${move.seq} moves '${model}@${alias}' to version ${move.version} (${move.digest}), but the registry's version ${move.version} is ${entry ? entry.digest : 'absent'}`,
+        );
+      }
+      state.aliases[alias] = { version: entry.version, digest: entry.digest, updatedAt: move.at, auditSeq: move.seq };
+      if (current?.version === entry.version) continue;
+      moved = true;
+      state.aliasHistory.push({
+        alias,
+        version: entry.version,
+        digest: entry.digest,
+        previousVersion: current?.version ?? null,
+        at: move.at,
+        runId: move.runId,
+        actor: move.actor,
+        auditSeq: move.seq,
+      });
+    }
+    return { outcome: { moved }, changed: pending.length > 0 };
+  });
+}
+
 /** Registers the artifact as a version without moving any alias (a candidate kept but not promoted). */
 export async function registerVersion(
   store: ObjectStore,
@@ -152,28 +211,6 @@ export async function registerVersion(
   return updateModel(store, req.model, (state) => {
     const { entry, created } = ensureVersion(state, req);
     return { outcome: { version: entry.version, created }, changed: created };
-  });
-}
-
-/** Moves an alias to an existing version (manual promotion, rollback); returns the version it held before. */
-export async function moveAlias(
-  store: ObjectStore,
-  req: { model: string; alias: string; version: number; runId: string; actor: string; at: string },
-): Promise<{ previousVersion: number | null; moved: boolean }> {
-  assertName('alias', req.alias);
-  const found = await readModel(store, req.model);
-  if (!found) throw new TtdError(ErrorCode.modelNotFound, `model '${req.model}' is not in the registry at ${store.location}`);
-  return updateModel<{ previousVersion: number | null; moved: boolean }>(store, req.model, (state) => {
-    const entry = state.versions.find((v) => v.version === req.version);
-    if (!entry) {
-      throw new TtdError(
-        ErrorCode.versionNotFound,
-        `model '${req.model}' has no version ${req.version} (versions 1..${state.versions.length})`,
-      );
-    }
-    const current = state.aliases[req.alias]?.version ?? null;
-    if (current === entry.version) return { outcome: { previousVersion: current, moved: false }, changed: false };
-    return { outcome: { previousVersion: pointAlias(state, req.alias, entry, req), moved: true }, changed: true };
   });
 }
 

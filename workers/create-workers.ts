@@ -62,7 +62,7 @@ export async function createWorkers(opts: {
         namespace: config.temporalNamespace,
         taskQueue: config.queues.control,
         ...workflowCode(),
-        activities: createControlActivities({ store }),
+        activities: createControlActivities({ store, keysDir: config.keysDir }),
       }),
     );
   }

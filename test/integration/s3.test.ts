@@ -7,7 +7,9 @@ import { Connection, Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { appendAudit, auditKey, type AuditEntry } from '../../lib/audit';
 import { PreconditionFailedError } from '../../lib/errors';
-import { readModel, registerAndPromote } from '../../lib/registry';
+import { auditWriter } from '../../lib/keys';
+import { recordAliasMove } from '../../lib/promotion';
+import { readModel } from '../../lib/registry';
 import type { RunResult } from '../../lib/results';
 import { S3ObjectStore } from '../../lib/s3-store';
 import { putBlob } from '../../lib/store';
@@ -69,21 +71,23 @@ describe('S3 store', () => {
 
   it('twenty promotions of one model at once lose no alias update, and the chain verifies', async () => {
     const st = store('race');
+    const keys = join(tempDir(), 'keys');
+    const writer = auditWriter(keys, { create: true });
     await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {
         const digest = await putBlob(st, `artifact ${i}`);
         const record = await putBlob(st, `record ${i}`);
-        const o = await registerAndPromote(st, { model: 'm', digest, record, alias: 'production', runId: `r${i}`, actor: 't', at: 'now' });
-        await appendAudit(st, entry(o.version, digest, record, `r${i}`, o.previousVersion));
+        const { version: _v, previousVersion: _p, ...rest } = entry(1, digest, record, `r${i}`, null);
+        await recordAliasMove(st, writer, { ...rest, action: 'promote', alias: 'production', digest, record });
       }),
     );
     const state = (await readModel(st, 'm'))!.state;
     expect(state.versions).toHaveLength(20);
     expect(state.aliasHistory).toHaveLength(20);
     state.aliasHistory.forEach((move, i) => expect(move.previousVersion).toBe(i === 0 ? null : state.aliasHistory[i - 1].version));
-    const verified = await runTtd(['audit', 'verify', 'm', '--json'], { ...moto.env, TTD_STORE: `s3://${BUCKET}/race` });
-    expect(verified.code, verified.stderr).toBe(0);
-    expect(JSON.parse(verified.stdout).models).toEqual([{ model: 'm', records: 20, problem: null }]);
+    const verified = await runTtd(['audit', 'verify', 'm', '--json'], { ...moto.env, TTD_STORE: `s3://${BUCKET}/race`, TTD_KEYS: keys });
+    expect(verified.code, verified.stdout).toBe(0);
+    expect(JSON.parse(verified.stdout).models).toMatchObject([{ model: 'm', records: 20, problem: null, signed: 20, anchor: { seq: 20 } }]);
   });
 
   it('the pipeline promotes with TTD_STORE=s3://…: blobs and audit records are in the bucket, and no credential leaks', async () => {
@@ -117,7 +121,9 @@ describe('S3 store', () => {
   });
 
   describe('tampering with the trail is caught and named by ttd audit verify', () => {
-    const verify = (prefix: string) => runTtd(['audit', 'verify', 'm', '--json'], { ...moto.env, TTD_STORE: `s3://${BUCKET}/${prefix}` });
+    // Unsigned records (as written before signing), checked with no keys or anchors at hand.
+    const verify = (prefix: string) =>
+      runTtd(['audit', 'verify', 'm', '--json'], { ...moto.env, TTD_STORE: `s3://${BUCKET}/${prefix}`, TTD_KEYS: join(tempDir(), 'none') });
     async function chain(prefix: string): Promise<S3ObjectStore> {
       const st = store(prefix);
       for (let i = 1; i <= 3; i++) {
@@ -131,7 +137,9 @@ describe('S3 store', () => {
     const problem = async (prefix: string) => {
       const r = await verify(prefix);
       expect(r.code).toBe(1);
-      return JSON.parse(r.stdout).models[0].problem as { key: string; reason: string };
+      const found = JSON.parse(r.stdout).models[0].problem as { key: string; reason: string; code: string };
+      expect(found.code).toBe('audit_broken');
+      return { key: found.key, reason: found.reason };
     };
 
     it('an edited record', async () => {

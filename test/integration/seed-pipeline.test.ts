@@ -130,7 +130,9 @@ describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend)
     ]);
     const verified = await runTtd(['audit', 'verify', '--json'], env);
     expect(verified.code, verified.stderr).toBe(0);
-    expect(JSON.parse(verified.stdout).models).toEqual([{ model: 'seed-mlp', records: 1, problem: null }]);
+    expect(JSON.parse(verified.stdout).models).toMatchObject([
+      { model: 'seed-mlp', records: 1, problem: null, signed: 1, anchor: { seq: 1 } },
+    ]);
     const log = JSON.parse((await runTtd(['audit', 'log', 'seed-mlp', '--json'], env)).stdout).records;
     expect(log).toEqual([
       expect.objectContaining({ seq: 1, prev: null, version: 1, digest: result.digest, alias: 'production', runId: result.runId }),

@@ -1,7 +1,7 @@
 // Step caching through `ttd run`: a stage whose inputs and torch environment match an earlier successful stage
 // reuses its outputs (shown as `cached`), `--no-cache` does the work, rejections are always worked out again,
 // and an entry whose files are gone from the store is not trusted.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
@@ -82,6 +82,25 @@ describe('step caching', () => {
     expect(e.result.cached).toEqual(['train', 'verify', 'optimize', 'fusion', 'parity']);
     expect(e.result.digest).toBe(first.digest);
     for (const digest of named) expect(existsSync(join(store, 'blobs', 'sha256', digest.slice('sha256:'.length)))).toBe(true);
+  });
+
+  it('does not trust an entry a store writer rewrote without the workers’ key, and replaces it', async () => {
+    // Rewrite the verify stage's entries: a changed verdict, the MAC left as it was (the writer cannot make one).
+    const dir = join(home, 'store', 'cache', 'verify');
+    for (const f of readdirSync(dir)) {
+      const entry = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+      expect(entry).toMatchObject({ format: 'ttd-step-cache/3', mac: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      entry.output.message = 'forged by a store writer';
+      writeFileSync(join(dir, f), JSON.stringify(entry));
+    }
+    const f = await run(seed);
+    expect(f.code, f.stderr).toBe(0);
+    expect(f.result.cached).toEqual(['train', 'trace', 'optimize', 'fusion', 'parity']);
+    expect(f.stderr).toMatch(/step cache entry cache\/verify\/[0-9a-f]{64}\.json not trusted: its MAC does not match its content and key/);
+    expect(JSON.stringify(f.result)).not.toContain('forged by a store writer');
+    // The worked-out result replaced the rewritten entry: the next run trusts it again.
+    const g = await run(seed);
+    expect(g.result.cached).toEqual(TORCH_STAGES);
   });
 
   it('never caches a rejection', async () => {
