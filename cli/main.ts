@@ -1,5 +1,6 @@
 // The `ttd` command line: parse, call, print. No business logic lives here.
 import { Command } from 'commander';
+import { failUnexpected, indentLater, writeErr, writeOut } from './output';
 import {
   auditLogCommand,
   auditVerifyCommand,
@@ -27,6 +28,8 @@ async function main(): Promise<void> {
   const program = new Command('ttd')
     .description('train · trace · deploy: PyTorch to a verified, promoted TorchScript artifact, on Temporal')
     .showHelpAfterError()
+    // Commander echoes arguments in its errors: they pass the same terminal filter as everything else.
+    .configureOutput({ writeOut, writeErr, outputError: (text, write) => write(indentLater(text)) })
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   const ref = 'MODEL, MODEL@ALIAS or MODEL:VERSION';
 
@@ -184,7 +187,4 @@ async function main(): Promise<void> {
   await program.parseAsync(process.argv);
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(2);
-});
+main().catch(failUnexpected);

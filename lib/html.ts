@@ -1,9 +1,12 @@
 // Small helpers shared by the run report and the dashboard pages: escaping, formatting, badges, tables, CSS.
-// Everything returns strings; the pages they build load nothing from the network.
+// Everything returns strings; the pages they build load nothing from the network and run no script.
+import { terminalText } from './terminal';
 
-/** Escapes text for HTML content and double-quoted attribute values. */
+/** Escapes text for HTML content and double-quoted attribute values. Control characters and bidi overrides are
+ * shown as `\x1b` or `\u202e` first: invisible in a page, they could reorder what it shows, and a report written
+ * to stdout would carry them to a terminal. */
 export function esc(value: unknown): string {
-  return String(value ?? '')
+  return terminalText(value)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
