@@ -55,6 +55,11 @@ async function main(): Promise<void> {
     .command('ui')
     .option('--port <n>', 'port to listen on', '8780')
     .option('--host <host>', 'address to bind (read-only; loopback unless you say otherwise)', '127.0.0.1')
+    .option(
+      '--allow-host <name>',
+      'also answer requests addressed to this name, e.g. behind a proxy (repeatable; IP addresses and localhost always work)',
+      (name: string, names: string[] = []) => [...names, name],
+    )
     .description('a read-only dashboard: models, versions, aliases, audit log, runs and reports')
     .action(uiCommand);
   program
