@@ -23,11 +23,6 @@ export function terminalText(text: unknown): string {
   return String(text ?? '').replace(CONTROLS_BUT_LINES, escapeCharacter);
 }
 
-/** Whether `text` holds a character that terminalLine would escape. */
-export function hasControl(text: string): boolean {
-  return new RegExp(CONTROLS.source).test(text);
-}
-
 /** JSON text with DEL, C1 and bidi controls written as \u escapes (JSON.stringify escapes only C0): the same JSON
  * value, and nothing in it a terminal acts on. Outside strings JSON has no such characters, so only strings change. */
 export function terminalJson(json: string): string {

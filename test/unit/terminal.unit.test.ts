@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { forTerminal, gateLines, table } from '../../cli/output';
 import { esc } from '../../lib/html';
 import { errorPage } from '../../lib/ui-html';
-import { escapeCharacter, hasControl, terminalJson, terminalLine, terminalText } from '../../lib/terminal';
+import { escapeCharacter, terminalJson, terminalLine, terminalText } from '../../lib/terminal';
 
 /** What a hostile model file's error said in the attack of issue 14: a new title, a cleared line, a fake verdict. */
 const ATTACK = '\x1b]0;pwned\x07\x1b[2K\r\x1b[1A\x1b[2K\x1b[32mALL GATES PASSED\x1b[0m\u009b2K\u202egnirts';
@@ -25,7 +25,8 @@ describe('terminal-safe text', () => {
     for (const ch of UNSAFE) {
       const shown = terminalLine(`a${ch}b`);
       expect(shown, `U+${ch.charCodeAt(0).toString(16)}`).toBe(`a${escapeCharacter(ch)}b`);
-      expect(hasControl(shown)).toBe(false);
+      expect(shown).not.toMatch(ACTS);
+      expect(shown).not.toContain('\n');
     }
     expect(terminalLine('\x1b[2K')).toBe('\\x1b[2K');
     expect(terminalLine('\u009b')).toBe('\\x9b');
