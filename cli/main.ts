@@ -1,7 +1,7 @@
 // The `ttd` command line: parse, call, print. No business logic lives here.
 import { Command } from 'commander';
 import { ErrorCode } from '../lib/errors';
-import { failWith, printJson } from './output';
+import { failWith, indentLater, printJson, writeErr, writeOut } from './output';
 import {
   auditLogCommand,
   auditVerifyCommand,
@@ -32,6 +32,8 @@ async function main(): Promise<void> {
   const program = new Command('ttd')
     .description('train · trace · deploy: PyTorch to a verified, promoted TorchScript artifact, on Temporal')
     .showHelpAfterError()
+    // Commander echoes arguments in its errors: they pass the same terminal filter as everything else.
+    .configureOutput({ writeOut, writeErr, outputError: (text, write) => write(indentLater(text)) })
     .exitOverride((err) => {
       if (err.exitCode === 0) process.exit(0); // --help, --version
       // A usage error (unknown command or option, missing argument): commander has told people on stderr; a script
@@ -63,6 +65,11 @@ async function main(): Promise<void> {
     .command('ui')
     .option('--port <n>', 'port to listen on', '8780')
     .option('--host <host>', 'address to bind (read-only; loopback unless you say otherwise)', '127.0.0.1')
+    .option(
+      '--allow-host <name>',
+      'also answer requests addressed to this name, e.g. behind a proxy (repeatable; IP addresses and localhost always work)',
+      (name: string, names: string[] = []) => [...names, name],
+    )
     .description('a read-only dashboard: models, versions, aliases, audit log, runs and reports')
     .action(uiCommand);
   program

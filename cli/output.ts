@@ -1,5 +1,7 @@
-// Printing for every command: human text or one JSON object, and one way to report errors.
+// Printing for every command: human text or one JSON object, and one way to report errors. Everything a command
+// prints goes through writeOut or writeErr, which let no terminal control through but our own colours.
 import { TtdError } from '../lib/errors';
+import { terminalJson, terminalLine, terminalText } from '../lib/terminal';
 
 /** Whether stderr progress may use colour (NO_COLOR respected, terminals only). */
 export const useColor = process.stderr.isTTY && !process.env.NO_COLOR;
@@ -12,30 +14,55 @@ export const paint = {
   bold: (s: string) => (useColor ? `\x1b[1m${s}\x1b[0m` : s),
 };
 
+/** The escape sequences `paint` writes: the only ones let through, and only while colour is on. */
+const OWN_COLOURS = /(\x1b\[(?:0|1|2|31|32)m)/;
+
+/** Text for a terminal: newlines and tabs kept, our own colours kept while colour is on, every other control
+ * character (escape sequences, carriage returns, C1, bidi overrides) shown escaped. */
+export function forTerminal(text: string, colour: boolean = useColor): string {
+  return text
+    .split(OWN_COLOURS)
+    .map((part, i) => (i % 2 === 1 && colour ? part : terminalText(part)))
+    .join('');
+}
+
+/** Writes text to stdout, made safe for a terminal. */
+export function writeOut(text: string): void {
+  process.stdout.write(forTerminal(text));
+}
+
+/** Writes text to stderr, made safe for a terminal. */
+export function writeErr(text: string): void {
+  process.stderr.write(forTerminal(text));
+}
+
 /** Writes JSON when asked, else one human line. */
 export function printJsonOr(json: boolean, value: unknown, line: string): void {
   if (json) printJson(value);
-  else process.stdout.write(`${line}\n`);
+  else writeOut(`${line}\n`);
 }
 
-/** Writes one JSON document to stdout. */
+/** Writes one JSON document to stdout: exact JSON, with DEL, C1 and bidi controls inside strings as \u escapes. */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${terminalJson(JSON.stringify(value, null, 2))}\n`);
 }
 
-/** Formats rows as aligned columns. */
+/** Formats rows as aligned columns; a cell is one line, so its newlines and other controls are shown escaped. */
 export function table(rows: string[][], indent = '  '): string {
+  rows = rows.map((r) => r.map((c) => terminalLine(c)));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
 }
 
 /** The gates as a table, then every warning, then the full message of a failed gate (it says what to change). */
 export function gateLines(gates: { gate: string; passed: boolean; code: string | null; message: string; warnings?: string[] }[]): string[] {
-  const out = [table(gates.map((g) => [g.gate, g.passed ? 'passed' : 'FAILED', g.code ?? '', clip(g.message.split('\n')[0], 110)]))];
-  for (const g of gates) for (const w of g.warnings ?? []) out.push(`  warning (${g.gate}): ${w}`);
+  const out = [
+    table(gates.map((g) => [g.gate, g.passed ? 'passed' : 'FAILED', g.code ?? '', clip(terminalLine(g.message.split('\n')[0]), 110)])),
+  ];
+  for (const g of gates) for (const w of g.warnings ?? []) out.push(`  warning (${terminalLine(g.gate)}): ${terminalLine(w)}`);
   for (const g of gates.filter((x) => !x.passed)) {
-    out.push(`${g.gate} gate: ${g.code}`);
-    out.push(...g.message.split('\n').map((line) => `  ${line}`));
+    out.push(`${terminalLine(g.gate)} gate: ${terminalLine(g.code)}`);
+    out.push(...g.message.split('\n').map((line) => `  ${terminalLine(line)}`));
   }
   return out;
 }
@@ -47,12 +74,18 @@ export function clip(line: string, width: number): string {
 
 export { sci } from '../lib/format';
 
+/** Indents every line of a message after the first, so that no line of it can pass for output of its own. */
+export function indentLater(message: string): string {
+  return message.replace(/\n(?=.)/g, '\n  ');
+}
+
 /** Reports an error the way every command does: message on stderr (or JSON), exit code 2. */
 export function failWith(err: unknown, json: boolean): never {
   const code = err instanceof TtdError ? err.code : 'internal';
   const message = err instanceof Error ? err.message : String(err);
   if (json) printJson({ status: 'failed', error: { code, message } });
-  process.stderr.write(`ttd: ${message}${err instanceof TtdError ? ` [${code}]` : ''}\n`);
-  if (!(err instanceof TtdError) && process.env.TTD_LOG_LEVEL === 'debug' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  writeErr(`ttd: ${indentLater(message)}${err instanceof TtdError ? ` [${code}]` : ''}\n`);
+  if (!(err instanceof TtdError) && process.env.TTD_LOG_LEVEL === 'debug' && err instanceof Error) writeErr(`${err.stack}\n`);
   process.exit(2);
 }
+

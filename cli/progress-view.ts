@@ -1,6 +1,7 @@
 // How `ttd run` shows a run moving: on a terminal, stage lines and a progress bar for training epochs
 // (cli-progress); elsewhere, plain lines. Everything goes to stderr: stdout is for the result (and --json).
 import { SingleBar } from 'cli-progress';
+import { terminalLine } from '../lib/terminal';
 import { paint } from './output';
 
 /** What a watcher reports as the workflow moves. */
@@ -21,14 +22,15 @@ export function progressView(stream: Stream = process.stderr): ProgressView {
   return stream.isTTY && process.env.TTD_PROGRESS !== 'plain' ? new BarView(stream) : new PlainView(stream);
 }
 
+// Stage names come from a workflow's progress query, which any client of the server could have started: escaped.
 const doneLine = (stage: string, ms: number, cached: boolean, failed = false) =>
-  `  ${failed ? paint.red('✗') : paint.green('✓')} ${stage.padEnd(9)} ${cached ? paint.dim('cached') : `${(ms / 1000).toFixed(1)}s`}${failed ? ` ${paint.red('failed')}` : ''}`;
+  `  ${failed ? paint.red('✗') : paint.green('✓')} ${terminalLine(stage).padEnd(9)} ${cached ? paint.dim('cached') : `${(ms / 1000).toFixed(1)}s`}${failed ? ` ${paint.red('failed')}` : ''}`;
 
 /** One line per event: logs, CI output, pipes. */
 export class PlainView implements ProgressView {
   constructor(private readonly stream: { write(s: string): unknown }) {}
   stageStarted(stage: string): void {
-    this.stream.write(`  ${paint.dim('▸')} ${stage}…\n`);
+    this.stream.write(`  ${paint.dim('▸')} ${terminalLine(stage)}…\n`);
   }
   stageDone(stage: string, ms: number, cached: boolean, failed = false): void {
     this.stream.write(`${doneLine(stage, ms, cached, failed)}\n`);
@@ -63,7 +65,7 @@ export class BarView implements ProgressView {
       clearOnComplete: true,
       fps: 5,
     });
-    this.bar.start(stage === 'train' ? (epochs ?? 1) : 0, 0, { stage: stage.padEnd(9), loss: '' });
+    this.bar.start(stage === 'train' ? (epochs ?? 1) : 0, 0, { stage: terminalLine(stage).padEnd(9), loss: '' });
   }
 
   stageDone(stage: string, ms: number, cached: boolean, failed = false): void {

@@ -12,7 +12,8 @@ import { listModels, parseRef, previousOf, readModel, resolveRef, type ModelVers
 import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/records';
 import { FORMATS, type Format } from '../lib/spec';
 import { getBlobToFile } from '../lib/store';
-import { failWith, gateLines, printJson, printJsonOr, sci, table } from './output';
+import { terminalLine } from '../lib/terminal';
+import { failWith, gateLines, printJson, printJsonOr, sci, table, writeOut } from './output';
 
 function fusionLines(fusion: LegacyReports['fusion']): string[] {
   if (!fusion) return [];
@@ -58,10 +59,11 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
     };
     if (json) return printJson(view);
     const lines = [
-      `${state.model} version ${version.version}${aliases.length ? ` (${aliases.map((a) => `@${a}`).join(', ')})` : ''}`,
-      `  digest   ${version.digest}`,
-      ...Object.entries(formatsOf(manifest)).map(([format, a]) => `  ${format.padEnd(11)} ${a?.digest}`),
-      `  created  ${version.createdAt} by ${record.actor} (${record.trigger}${record.commit ? ` ${record.commit}` : ''}), run ${version.runId}`,
+      // Records and manifests are store objects: whoever can write the store chose these strings.
+      `${terminalLine(state.model)} version ${version.version}${aliases.length ? ` (${aliases.map((a) => `@${terminalLine(a)}`).join(', ')})` : ''}`,
+      `  digest   ${terminalLine(version.digest)}`,
+      ...Object.entries(formatsOf(manifest)).map(([format, a]) => `  ${terminalLine(format).padEnd(11)} ${terminalLine(a?.digest)}`),
+      `  created  ${terminalLine(version.createdAt)} by ${terminalLine(record.actor)} (${terminalLine(record.trigger)}${record.commit ? ` ${terminalLine(record.commit)}` : ''}), run ${terminalLine(version.runId)}`,
       'gates',
       ...gateLines(record.gates),
       ...fusionLines(reports.fusion),
@@ -81,7 +83,7 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       'versions',
       table(state.versions.map((v) => [String(v.version), v.digest.slice(0, 19), v.createdAt])),
     ];
-    process.stdout.write(`${lines.join('\n')}\n`);
+    writeOut(`${lines.join('\n')}\n`);
   } catch (err) {
     failWith(err, json);
   }
@@ -117,7 +119,7 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
     }
     const bytes = await getBlobToFile(store, artifact.digest, dest); // a digest mismatch throws before anything is written
     if (json) printJson({ model: state.model, version: version.version, digest: artifact.digest, format, path: dest, bytes });
-    else process.stdout.write(`wrote ${state.model} version ${version.version} as ${format} (${artifact.digest}) to ${dest}\n`);
+    else writeOut(`wrote ${state.model} version ${version.version} as ${format} (${artifact.digest}) to ${dest}\n`);
   } catch (err) {
     failWith(err, json);
   }
@@ -176,8 +178,8 @@ export async function modelsCommand(opts: { json?: boolean }): Promise<void> {
       });
     }
     if (json) return printJson({ models });
-    if (models.length === 0) return void process.stdout.write('no models registered\n');
-    process.stdout.write(
+    if (models.length === 0) return void writeOut('no models registered\n');
+    writeOut(
       `${table(
         [
           ['model', 'versions', 'latest', 'aliases'],
@@ -279,8 +281,8 @@ export async function auditLogCommand(model: string, opts: { json?: boolean }): 
     const store = openStore(loadConfig());
     const records = await readAudit(store, assertName('model', model));
     if (json) return printJson({ model, records });
-    if (!records.length) return void process.stdout.write(`no audit records for '${model}'\n`);
-    process.stdout.write(
+    if (!records.length) return void writeOut(`no audit records for '${model}'\n`);
+    writeOut(
       `${table(
         [
           ['seq', 'at', 'action', 'version', 'alias', 'who', 'run', 'why'],
@@ -356,13 +358,13 @@ export async function auditVerifyCommand(
       });
     } else {
       for (const v of verdicts) {
-        process.stdout.write(
+        writeOut(
           v.problem
-            ? `${v.model}: BROKEN at ${v.problem.key}: ${v.problem.reason} [${v.problem.code}]${v.problems.length > 1 ? ` (and ${v.problems.length - 1} more problems; --json lists them)` : ''}\n`
+            ? `${v.model}: BROKEN at ${terminalLine(v.problem.key)}: ${terminalLine(v.problem.reason)} [${v.problem.code}]${v.problems.length > 1 ? ` (and ${v.problems.length - 1} more problems; --json lists them)` : ''}\n`
             : `${v.model}: ${v.records} records, chain intact, every blob matches its digest; ${signatureSummary(v.signed, v.unsigned, trust.verifier?.keyId)}; ${v.anchor ? `anchored at record ${v.anchor.seq}` : 'no anchor'}; registry agrees\n`,
         );
       }
-      if (!verdicts.length) process.stdout.write('no audit records\n');
+      if (!verdicts.length) writeOut('no audit records\n');
     }
     process.exitCode = ok ? 0 : 1;
   } catch (err) {

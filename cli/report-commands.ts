@@ -6,8 +6,9 @@ import type { Client } from '@temporalio/client';
 import { loadConfig, openStore, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { renderReport } from '../lib/report-html';
+import { terminalLine } from '../lib/terminal';
 import { ensureServer } from '../workers/dev-server';
-import { failWith, printJson } from './output';
+import { failWith, printJson, writeOut, writeErr } from './output';
 import { reportForRun } from './report-data';
 import { connectTemporal } from './temporal';
 
@@ -20,7 +21,7 @@ export async function withOptionalClient<T>(config: Config, fn: (client: Client 
     server = await ensureServer(config);
     temporal = await connectTemporal(config, server.address);
   } catch (err) {
-    process.stderr.write(`ttd: Temporal is not reachable (${(err as Error).message.split('\n')[0]}); reading the store only\n`);
+    writeErr(`ttd: Temporal is not reachable (${(err as Error).message.split('\n')[0]}); reading the store only\n`);
     await server?.stop();
     return fn(undefined);
   }
@@ -48,7 +49,7 @@ export async function reportCommand(runId: string, opts: { output?: string; json
     const data = await withOptionalClient(config, (client) => reportForRun(client, store, config, runId));
     if (json && !out) return printJson(data);
     const html = renderReport(data);
-    if (!out) return void process.stdout.write(html);
+    if (!out) return void writeOut(html);
     // Written whole or not at all: a temporary file beside the target, then a rename.
     const tmp = `${out}.partial-${process.pid}`;
     try {
@@ -58,7 +59,7 @@ export async function reportCommand(runId: string, opts: { output?: string; json
       await rm(tmp, { force: true });
     }
     if (json) printJson({ runId, status: data.status, report: out, bytes: Buffer.byteLength(html) });
-    else process.stderr.write(`report of ${runId} (${data.status}) written to ${out}\n`);
+    else writeErr(`report of ${terminalLine(runId)} (${terminalLine(data.status)}) written to ${terminalLine(out)}\n`);
   } catch (err) {
     failWith(err, json);
   }

@@ -4,10 +4,11 @@ import { positiveIntegerArgument } from '../lib/arguments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { exitCodeFor, type RunResult } from '../lib/results';
 import { approveUpdate, PIPELINE_WORKFLOW, progressQuery, type ApprovalDecision } from '../workflows/definitions';
-import { failWith, printJson, printJsonOr, table } from './output';
+import { failWith, printJson, printJsonOr, table, writeOut } from './output';
 import { trainingBeat } from './progress';
 import { printResult, watch } from './run';
 import { withClient } from './temporal';
+import { terminalLine } from '../lib/terminal';
 
 /** What `ttd status` reports while a run is going, or the finished result. */
 export type RunStatusView =
@@ -25,7 +26,8 @@ async function describeRun(client: Client, runId: string): Promise<{ handle: Wor
     const desc = await handle.describe();
     return { handle, status: desc.status.name };
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new TtdError(ErrorCode.runNotFound, `run '${runId}' does not exist on this server`);
+    if (err instanceof WorkflowNotFoundError)
+      throw new TtdError(ErrorCode.runNotFound, `run '${terminalLine(runId)}' does not exist on this server`);
     throw err;
   }
 }
@@ -72,11 +74,11 @@ export async function statusCommand(runId: string, opts: { json?: boolean }): Pr
     if (view.status === 'running' || view.status === 'awaiting_approval') {
       const p = (view as { progress: { epoch: number; epochs: number; loss: number | null } }).progress;
       const stage = (view as { stage: string | null }).stage;
-      process.stdout.write(
-        `${runId}: ${view.status}${stage ? `, stage ${stage}` : ''}${p.epoch ? `, epoch ${p.epoch}/${p.epochs} loss ${p.loss?.toFixed(4)}` : ''}\n`,
+      writeOut(
+        `${terminalLine(runId)}: ${terminalLine(view.status)}${stage ? `, stage ${terminalLine(stage)}` : ''}${p.epoch ? `, epoch ${p.epoch}/${p.epochs} loss ${p.loss?.toFixed(4)}` : ''}\n`,
       );
     } else {
-      process.stdout.write(`${runId}: ${view.status}\n`);
+      writeOut(`${terminalLine(runId)}: ${terminalLine(view.status)}\n`);
     }
   } catch (err) {
     failWith(err, json);
@@ -93,7 +95,7 @@ export async function waitCommand(runId: string, opts: { json?: boolean }): Prom
       const view = await runView(client, runId);
       if (json) printJson(view);
       else if ('gates' in view && view.status !== 'cancelled' && view.status !== 'failed') printResult(view as RunResult);
-      else process.stdout.write(`${runId}: ${view.status}\n`);
+      else writeOut(`${terminalLine(runId)}: ${terminalLine(view.status)}\n`);
       process.exitCode = view.status === 'cancelled' ? 2 : exitCodeFor(view.status as RunResult['status']);
     });
   } catch (err) {
@@ -107,9 +109,10 @@ export async function cancelCommand(runId: string, opts: { json?: boolean }): Pr
   try {
     await withClient(async (client) => {
       const { handle, status } = await describeRun(client, runId);
-      if (status !== 'RUNNING') throw new TtdError(ErrorCode.runNotFound, `run '${runId}' is not running (it is ${status.toLowerCase()})`);
+      if (status !== 'RUNNING')
+        throw new TtdError(ErrorCode.runNotFound, `run '${terminalLine(runId)}' is not running (it is ${status.toLowerCase()})`);
       await handle.cancel();
-      printJsonOr(json, { runId, status: 'cancelling' }, `${runId}: cancellation requested`);
+      printJsonOr(json, { runId, status: 'cancelling' }, `${terminalLine(runId)}: cancellation requested`);
     });
   } catch (err) {
     failWith(err, json);
@@ -171,8 +174,8 @@ export async function runsCommand(opts: { model?: string; json?: boolean; limit?
     const limit = positiveIntegerArgument('--limit', opts.limit ?? '50');
     const rows = await withClient((client) => listRuns(client, { model: opts.model, limit }));
     if (json) return printJson({ runs: rows });
-    if (!rows.length) return void process.stdout.write('no runs\n');
-    process.stdout.write(
+    if (!rows.length) return void writeOut('no runs\n');
+    writeOut(
       `${table([['run', 'model', 'trigger', 'status', 'started'], ...rows.map((r) => [r.runId, r.model, r.trigger, r.outcome ?? r.status, r.startedAt])], '')}\n`,
     );
   } catch (err) {
@@ -200,7 +203,11 @@ export async function approveCommand(
           throw new TtdError(ErrorCode.approvalRefused, (err.cause as Error)?.message ?? err.message);
         throw err;
       }
-      printJsonOr(json, { runId, ...decision }, `${runId}: ${decision.approve ? 'approved' : 'rejected'} by ${decision.by}`);
+      printJsonOr(
+        json,
+        { runId, ...decision },
+        `${terminalLine(runId)}: ${decision.approve ? 'approved' : 'rejected'} by ${terminalLine(decision.by)}`,
+      );
     });
   } catch (err) {
     failWith(err, json);

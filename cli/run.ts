@@ -11,12 +11,13 @@ import { ensureServer } from '../workers/dev-server';
 import { requireServer } from './temporal';
 import { PIPELINE_WORKFLOW, progressQuery, type PipelineInput, type PipelineProgress } from '../workflows/definitions';
 import type { pipelineWorkflow } from '../workflows/pipeline';
-import { failWith, gateLines, paint, printJson, printJsonOr, sci, table } from './output';
+import { failWith, gateLines, paint, printJson, printJsonOr, sci, table, writeOut, writeErr } from './output';
 import { preflight } from './preflight';
 import { prestartTorch } from '../activities/step-cache';
 import { trainingBeat } from './progress';
 import { progressView, type ProgressView } from './progress-view';
 import { connectTemporal } from './temporal';
+import { terminalLine } from '../lib/terminal';
 
 const POLL_MS = 300;
 
@@ -64,7 +65,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     failWith(err, json);
   }
   const { spec } = loaded;
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => writeErr(`${line}\n`);
   const trigger = (opts.trigger ?? 'manual') as PipelineInput['trigger'];
   const runId = workflowIdFor(spec.name, loaded.specDigest, trigger, opts.commit, Boolean(opts.force));
 
@@ -101,7 +102,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       ...(opts.cache === false ? { noCache: true } : {}),
     };
     const { handle, attached } = await startOrAttach(temporal.client, config, input);
-    log(`${attached ? 'attached to' : 'run'} ${paint.bold(runId)}: ${spec.name} from ${loaded.specPath}`);
+    log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
     if (opts.detach) {
       printJsonOr(json, { runId, status: 'running', attached }, `${runId} running${attached ? ' (attached to an earlier start)' : ''}`);
       return;
@@ -120,7 +121,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       const stage = interrupts.stage();
       const out = { ...ended, ...(stage ? { stage } : {}) };
       if (json) printJson(out);
-      process.stderr.write(`ttd: ${ended.error.message}${stage ? ` (it stood at ${stage})` : ''} [${ended.error.code}]\n`);
+      writeErr(`ttd: ${ended.error.message}${stage ? ` (it stood at ${stage})` : ''} [${ended.error.code}]\n`);
       process.exitCode = interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : 2;
       return;
     }
@@ -273,13 +274,15 @@ export async function watch(handle: WorkflowHandle, view: ProgressView = progres
 /** Prints a finished run for people. */
 export function printResult(result: RunResult, parity?: { atol: number; rtol: number }): void {
   const out: string[] = [];
+  // A result is read back from Temporal, where any client could have started a workflow of this id: every field is escaped.
+  const [model, alias] = [terminalLine(result.model), terminalLine(result.alias)];
   const head =
     result.status === 'promoted'
-      ? paint.green(`promoted ${result.model} version ${result.version} → ${result.alias}`)
-      : paint.red(`${result.status}: ${result.model} was not promoted`);
+      ? paint.green(`promoted ${model} version ${result.version} → ${alias}`)
+      : paint.red(`${terminalLine(result.status)}: ${model} was not promoted`);
   out.push(head);
-  if (result.digest) out.push(`  digest  ${result.digest}`);
-  out.push(`  run     ${result.runId}`);
+  if (result.digest) out.push(`  digest  ${terminalLine(result.digest)}`);
+  out.push(`  run     ${terminalLine(result.runId)}`);
   out.push('gates');
   out.push(...gateLines(result.gates));
   if (result.parity?.length) {
@@ -308,7 +311,7 @@ export function printResult(result: RunResult, parity?: { atol: number; rtol: nu
       Object.entries(result.timings).map(([stage, ms]) => [stage, `${ms} ms`, ...(cached.size ? [cached.has(stage) ? 'cached' : ''] : [])]),
     ),
   );
-  process.stdout.write(`${out.join('\n')}\n`);
+  writeOut(`${out.join('\n')}\n`);
 }
 
 function timestamp(): string {

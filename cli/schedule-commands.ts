@@ -4,8 +4,9 @@ import { loadConfig, openStore } from '../lib/config';
 import { cronArgument, intervalArgument } from '../lib/arguments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
+import { terminalLine } from '../lib/terminal';
 import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';
-import { failWith, printJson, printJsonOr, table } from './output';
+import { failWith, printJson, printJsonOr, table, writeOut } from './output';
 import { preflight } from './preflight';
 import { withClient } from './temporal';
 
@@ -110,8 +111,8 @@ export async function scheduleListCommand(opts: { json?: boolean }): Promise<voi
       return out;
     });
     if (json) return printJson({ schedules: rows });
-    if (!rows.length) return void process.stdout.write('no schedules\n');
-    process.stdout.write(
+    if (!rows.length) return void writeOut('no schedules\n');
+    writeOut(
       `${table([['schedule', 'model', 'paused', 'next run'], ...rows.map((r) => [r.scheduleId, r.model ?? '—', String(r.paused), r.nextRun ?? '—'])], '')}\n`,
     );
   } catch (err) {
@@ -139,7 +140,7 @@ export async function scheduleDescribeCommand(id: string, opts: { json?: boolean
     printJsonOr(
       json,
       view,
-      `${id}: ${view.model}, ${view.paused ? 'paused' : 'active'}, next ${view.nextRuns[0] ?? '—'}, ${view.recentRuns.length} recent runs`,
+      `${id}: ${terminalLine(view.model)}, ${view.paused ? 'paused' : 'active'}, next ${view.nextRuns[0] ?? '—'}, ${view.recentRuns.length} recent runs`,
     );
   } catch (err) {
     failWith(err, json);

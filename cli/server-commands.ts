@@ -4,7 +4,7 @@ import { loadConfig, openStore, serverAddress } from '../lib/config';
 import { createWorkers, installQuietRuntime, type QueueKind } from '../workers/create-workers';
 import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../workers/dev-server';
 import { ErrorCode, TtdError } from '../lib/errors';
-import { failWith, printJsonOr } from './output';
+import { failWith, printJsonOr, writeErr } from './output';
 import { connectTemporal, requireServer } from './temporal';
 
 /** `ttd server start`: returns once the server answers. */
@@ -73,13 +73,13 @@ export async function workerCommand(opts: { queue?: string }): Promise<void> {
     const stop = () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown());
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    process.stderr.write(
+    writeErr(
       `worker serving ${(kinds ?? ['control', 'torch']).map((k) => config.queues[k]).join(', ')} at ${server.address} (pid ${process.pid})\n`,
     );
     await Promise.all(workers.map((w) => w.run()));
     await stopForkServers();
     await temporal.close();
-    process.stderr.write('worker stopped\n');
+    writeErr('worker stopped\n');
   } catch (err) {
     failWith(err, false);
   }

@@ -1,17 +1,20 @@
-// `ttd ui [--port N] [--host H]`: a small read-only dashboard of the registry, the audit log and recent runs.
-// Plain node:http: a handful of GET routes rendering server-side HTML (lib/ui-html.ts); nothing is ever written.
+// `ttd ui [--port N] [--host H] [--allow-host NAME]...`: a small read-only dashboard of the registry, the audit log
+// and recent runs. Plain node:http: a handful of GET routes rendering server-side HTML (lib/ui-html.ts); nothing is
+// ever written. It answers only requests addressed to it (lib/allowed-hosts.ts) and sends a strict CSP.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
+import { allowedHostArgument, hostAllowed, hostOf, isLoopback } from '../lib/allowed-hosts';
 import { readAudit, verifyTrail } from '../lib/audit';
 import { auditReader } from '../lib/keys';
 import { loadConfig, openStore, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { listModels, readModel } from '../lib/registry';
+import { DASHBOARD_POLICY } from '../lib/html';
 import { renderReport } from '../lib/report-html';
 import { readVersionRecord, type VersionRecord } from '../lib/records';
 import type { ObjectStore } from '../lib/store';
 import { auditPage, errorPage, modelPage, modelsPage, runsPage, type ModelSummary, type VersionRow } from '../lib/ui-html';
-import { failWith } from './output';
+import { failWith, writeErr, writeOut } from './output';
 import { reportForRun, reportFromStore } from './report-data';
 import { withOptionalClient } from './report-commands';
 import { listRuns } from './run-commands';
@@ -26,11 +29,32 @@ export interface UiSources {
   client: Client | undefined;
 }
 
+/** Which Host headers the dashboard answers besides IP addresses and `localhost`: the host it is bound to and the
+ * names given with --allow-host. */
+export interface HostPolicy {
+  bound: string;
+  allowed: readonly string[];
+}
+
+/** Headers of every response: no caching, no sniffing, no referrer, no framing, nothing loaded or run but our CSS. */
+const SECURITY_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'cache-control': 'no-store',
+  'content-security-policy': DASHBOARD_POLICY,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-resource-policy': 'same-origin',
+} as const;
+
 /** The fields of a version record the versions table shows. */
 type RecordFacts = Pick<VersionRecord, 'actor' | 'trigger' | 'commit' | 'kept'>;
 
 /** Builds the request handler (exported for tests that serve it on their own port). */
-export function uiHandler(src: UiSources): (req: IncomingMessage, res: ServerResponse) => void {
+export function uiHandler(
+  src: UiSources,
+  hosts: HostPolicy = { bound: '127.0.0.1', allowed: [] },
+): (req: IncomingMessage, res: ServerResponse) => void {
   const records = new Map<string, RecordFacts>(); // version records are immutable blobs: read each once
   const facts = async (digest: string): Promise<RecordFacts> => {
     let r = records.get(digest);
@@ -100,13 +124,11 @@ export function uiHandler(src: UiSources): (req: IncomingMessage, res: ServerRes
 
   return (req, res) => {
     const send = (status: number, html: string) => {
-      res.writeHead(status, {
-        'content-type': 'text/html; charset=utf-8',
-        'cache-control': 'no-store',
-        'x-content-type-options': 'nosniff',
-      });
+      res.writeHead(status, SECURITY_HEADERS);
       res.end(req.method === 'HEAD' ? undefined : html);
     };
+    // Checked before anything else: a page on another site reaching us through a rebound name gets nothing.
+    if (!hostAllowed(req.headers.host, hosts.bound, hosts.allowed)) return send(403, errorPage(403, refusedHost(req.headers.host, hosts)));
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       return send(405, errorPage(405, `${req.method} is not allowed: the dashboard is read-only`));
@@ -137,6 +159,12 @@ export function uiHandler(src: UiSources): (req: IncomingMessage, res: ServerRes
   };
 }
 
+function refusedHost(header: string | undefined, hosts: HostPolicy): string {
+  const names = ['localhost', 'IP addresses', ...(isLoopback(hosts.bound) ? [] : [hosts.bound]), ...hosts.allowed];
+  const host = hostOf(header);
+  return `${header === undefined ? 'a request without a Host header' : `Host ${JSON.stringify(header)}`} is not one this dashboard answers to; expected ${names.join(', ')}. A page on another site can reach a dashboard through a name it points at this machine (DNS rebinding), so other names are refused${host ? `; if you opened it as '${host}' yourself, restart it with --allow-host ${host}` : ''}`;
+}
+
 async function summaries(store: ObjectStore): Promise<ModelSummary[]> {
   const out: ModelSummary[] = [];
   for (const name of await listModels(store)) {
@@ -156,28 +184,29 @@ async function summaries(store: ObjectStore): Promise<ModelSummary[]> {
 }
 
 /** Starts the dashboard on host:port; resolves once it listens. */
-export function serveUi(src: UiSources, host: string, port: number): Promise<Server> {
-  const server = createServer(uiHandler(src));
+export function serveUi(src: UiSources, host: string, port: number, allowed: readonly string[] = []): Promise<Server> {
+  const server = createServer(uiHandler(src, { bound: host, allowed }));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve(server));
   });
 }
 
-/** `ttd ui [--port N] [--host H]`: serves until interrupted. */
-export async function uiCommand(opts: { port?: string; host?: string }): Promise<void> {
+/** `ttd ui [--port N] [--host H] [--allow-host NAME]...`: serves until interrupted. */
+export async function uiCommand(opts: { port?: string; host?: string; allowHost?: string[] }): Promise<void> {
   try {
     const port = opts.port === undefined ? DEFAULT_PORT : Number(opts.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new TtdError(ErrorCode.portInvalid, `--port ${opts.port}: expected an integer from 0 to 65535`);
     }
     const host = opts.host ?? '127.0.0.1';
+    const allowed = (opts.allowHost ?? []).map(allowedHostArgument);
     const config = loadConfig();
     const store = openStore(config);
     await withOptionalClient(config, async (client) => {
       let server: Server;
       try {
-        server = await serveUi({ config, store, client }, host, port);
+        server = await serveUi({ config, store, client }, host, port, allowed);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         throw new TtdError(
@@ -187,7 +216,13 @@ export async function uiCommand(opts: { port?: string; host?: string }): Promise
       }
       const addr = server.address();
       const shown = typeof addr === 'object' && addr ? `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}/` : String(addr);
-      process.stdout.write(`ttd ui: ${shown} (read-only; store ${store.location}${client ? '' : '; Temporal not reachable'})\n`);
+      if (!isLoopback(host)) {
+        const where = host === '0.0.0.0' || host === '::' ? `every network interface (${host})` : `${host}, beyond this machine`;
+        writeErr(
+          `ttd ui: warning: listening on ${where}: anyone who can reach port ${typeof addr === 'object' && addr ? addr.port : port} can read every model, version, audit record and run report; there is no login. Use --host 127.0.0.1 unless that is what you want\n`,
+        );
+      }
+      writeOut(`ttd ui: ${shown} (read-only; store ${store.location}${client ? '' : '; Temporal not reachable'})\n`);
       await new Promise<void>((resolve) => {
         const stop = () => {
           server.close(() => resolve());

@@ -5,6 +5,8 @@ export const ErrorCode = {
   specInvalid: 'spec_invalid',
   specNotFound: 'spec_not_found',
   modelFileNotFound: 'model_file_not_found',
+  /** model: names something that is not a regular .py file or archive of bounded size (a directory, a FIFO, /dev/zero). */
+  modelInvalid: 'model_invalid',
   pythonMissing: 'python_missing',
   torchMissing: 'torch_missing',
   temporalMissing: 'temporal_missing',

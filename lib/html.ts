@@ -1,9 +1,13 @@
 // Small helpers shared by the run report and the dashboard pages: escaping, formatting, badges, tables, CSS.
-// Everything returns strings; the pages they build load nothing from the network.
+// Everything returns strings; the pages they build load nothing from the network and run no script.
+import { createHash } from 'node:crypto';
+import { terminalText } from './terminal';
 
-/** Escapes text for HTML content and double-quoted attribute values. */
+/** Escapes text for HTML content and double-quoted attribute values. Control characters and bidi overrides are
+ * shown as `\x1b` or `\u202e` first: invisible in a page, they could reorder what it shows, and a report written
+ * to stdout would carry them to a terminal. */
 export function esc(value: unknown): string {
-  return String(value ?? '')
+  return terminalText(value)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
@@ -93,12 +97,14 @@ export function table(
   return `<div class="scroll"><table${id}${cls}><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
-/** A whole HTML document with the shared inline stylesheet; nothing in it is loaded from elsewhere. */
+/** A whole HTML document with the shared inline stylesheet; nothing in it is loaded from elsewhere. Its policy
+ * (PAGE_POLICY) comes first in <head>, so a file opened from disk is held to it as the dashboard's pages are. */
 export function htmlDocument(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${esc(PAGE_POLICY)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)}</title>
 <style>${CSS}</style>
@@ -159,3 +165,15 @@ code.check.bad { color: var(--bad); }
 ul.warnings { margin: .25rem 0 0; padding-left: 1.2rem; color: #9a6700; }
 .runtime { margin: 1rem 0; padding: .5rem .9rem; border: 1px solid var(--line); border-radius: 6px; }
 `;
+
+/** The Content-Security-Policy of every page: nothing may load or run but the one stylesheet above, named by its
+ * hash; no forms, no <base>. (`frame-ancestors` works only as a header: the dashboard sends it, see DASHBOARD_POLICY.) */
+export const PAGE_POLICY = [
+  "default-src 'none'",
+  `style-src 'sha256-${createHash('sha256').update(CSS).digest('base64')}'`,
+  "base-uri 'none'",
+  "form-action 'none'",
+].join('; ');
+
+/** The policy the dashboard sends as a header: the page policy, and no framing by any other page (clickjacking). */
+export const DASHBOARD_POLICY = `${PAGE_POLICY}; frame-ancestors 'none'`;

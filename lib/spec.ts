@@ -1,10 +1,11 @@
 // The pipeline spec (pipeline.yaml or .json): a public contract, validated with zod at the boundary.
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { canonicalJson, digestBytes } from './digest';
 import { ErrorCode, TtdError } from './errors';
+import { checkInputFile, readInputFile } from './input-files';
 import { NAME_RE } from './names';
 import { checkReferences } from './references';
 import { putBlob, type ObjectStore } from './store';
@@ -333,15 +334,23 @@ export function loadSpec(specPath: string): LoadedSpec {
   }
   const { spec } = result;
   const specDigest = digestBytes(canonicalJson(spec));
-  const referencesPath = spec.references === undefined ? undefined : existingFile(abs, 'references', spec.references, 'a safetensors file');
+  // Every file is checked (a regular file of its kind and size, lib/input-files.ts) before anything reads it whole.
+  const referencesPath = spec.references === undefined ? undefined : checkInputFile(abs, 'references', spec.references).path;
   if (spec.artifact !== undefined) {
-    const artifactPath = existingFile(abs, 'artifact', spec.artifact, 'a TorchScript archive');
-    assertArchive('artifact', spec.artifact, artifactPath);
+    const artifact = checkInputFile(abs, 'artifact', spec.artifact);
+    if (artifact.kind !== 'archive') {
+      throw new TtdError(
+        ErrorCode.artifactInvalid,
+        `artifact: '${spec.artifact}' is not a TorchScript archive (expected a zip file written by torch.jit.save or jit_save)`,
+        { path: artifact.path },
+      );
+    }
     checkReferences('references', referencesPath!);
-    return { spec, specPath: abs, specDigest, foreign: { artifactPath, referencesPath: referencesPath! } };
+    return { spec, specPath: abs, specDigest, foreign: { artifactPath: artifact.path, referencesPath: referencesPath! } };
   }
-  const modelPath = existingFile(abs, 'model', spec.model!, 'a Python file', ErrorCode.modelFileNotFound);
-  if (isZipArchive(modelPath)) {
+  const model = checkInputFile(abs, 'model', spec.model!);
+  const modelPath = model.path;
+  if (model.kind === 'archive') {
     // `model` may name a TorchScript archive too (issue 4): then it is a foreign artifact and needs references.
     if (!referencesPath) {
       throw new TtdError(
@@ -361,56 +370,31 @@ export function loadSpec(specPath: string): LoadedSpec {
   return { spec, specPath: abs, specDigest, modelPath };
 }
 
-/** Resolves a path relative to the spec and checks that a file is there. */
-function existingFile(specPath: string, field: string, value: string, expected: string, code: ErrorCode = ErrorCode.specInvalid): string {
-  const path = resolve(dirname(specPath), value);
-  if (!existsSync(path) || !statSync(path).isFile()) {
-    throw new TtdError(code, `${field}: file '${value}' (resolved to ${path}) does not exist; expected ${expected} relative to the spec`, {
-      path,
-    });
-  }
-  return path;
-}
-
-/** Whether a file starts like a zip archive (TorchScript archives are zips). */
-function isZipArchive(path: string): boolean {
-  const fd = openSync(path, 'r');
-  try {
-    const head = Buffer.alloc(4);
-    readSync(fd, head, 0, 4, 0);
-    return head.equals(Buffer.from([0x50, 0x4b, 0x03, 0x04]));
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function assertArchive(field: string, value: string, path: string): void {
-  if (!isZipArchive(path)) {
-    throw new TtdError(
-      ErrorCode.artifactInvalid,
-      `${field}: '${value}' is not a TorchScript archive (expected a zip file written by torch.jit.save or jit_save)`,
-      { path },
-    );
-  }
-}
-
 /** A run's inputs by digest: the model file to train, or a foreign artifact and its references. */
 export type RunSource =
   | { modelFileDigest: string; modelFilePath: string }
   | { foreign: { artifactDigest: string; referencesDigest: string; artifactPath: string } };
 
-/** Puts a loaded spec's input files into the store (content-addressed) and returns their digests. */
+/** Puts a loaded spec's input files into the store (content-addressed) and returns their digests. Each is read
+ * through a descriptor checked as loadSpec checked its path, and all are read before the first is stored. */
 export async function storeRunSource(store: ObjectStore, loaded: LoadedSpec): Promise<RunSource> {
+  const { spec } = loaded;
   if (loaded.foreign) {
+    const [field, value] = spec.artifact !== undefined ? (['artifact', spec.artifact] as const) : (['model', spec.model!] as const);
+    const artifact = readInputFile(field, value, loaded.foreign.artifactPath);
+    const references = readInputFile('references', spec.references!, loaded.foreign.referencesPath);
     return {
       foreign: {
-        artifactDigest: await putBlob(store, readFileSync(loaded.foreign.artifactPath)),
-        referencesDigest: await putBlob(store, readFileSync(loaded.foreign.referencesPath)),
+        artifactDigest: await putBlob(store, artifact),
+        referencesDigest: await putBlob(store, references),
         artifactPath: loaded.foreign.artifactPath,
       },
     };
   }
-  return { modelFileDigest: await putBlob(store, readFileSync(loaded.modelPath!)), modelFilePath: loaded.modelPath! };
+  return {
+    modelFileDigest: await putBlob(store, readInputFile('model', spec.model!, loaded.modelPath!)),
+    modelFilePath: loaded.modelPath!,
+  };
 }
 
 /** The loaded spec with the torch environment a run really uses written in (a spec that names none gets the newest

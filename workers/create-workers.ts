@@ -7,6 +7,7 @@ import { stopForkServers } from '../activities/torch-process';
 import { prestartTorch } from '../activities/step-cache';
 import type { Config } from '../lib/config';
 import type { ObjectStore } from '../lib/store';
+import { terminalJson, terminalText } from '../lib/terminal';
 
 /** The queues a process can serve. */
 export const QueueKind = { control: 'control', torch: 'torch' } as const;
@@ -25,7 +26,10 @@ export function installQuietRuntime(): void {
     // runtime down under us, and `ttd run` died with 'Channel has been shut down').
     shutdownSignals: [],
     logger: new DefaultLogger(level, (entry) =>
-      process.stderr.write(`${entry.level} ${entry.message}${entry.meta ? ` ${JSON.stringify(entry.meta)}` : ''}\n`),
+      // Messages can quote a model file's errors: escaped, as everything that reaches a terminal (lib/terminal.ts).
+      process.stderr.write(
+        `${entry.level} ${terminalText(entry.message)}${entry.meta ? ` ${terminalJson(JSON.stringify(entry.meta))}` : ''}\n`,
+      ),
     ),
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level, other: level }), forward: {} } },
   });

@@ -34,6 +34,15 @@ describe('report and dashboard in a real browser', () => {
     return JSON.parse(r.stdout) as RunResult;
   };
   const shot = (page: Page, name: string) => page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
+  /** Collects every Content-Security-Policy violation and console error of a page (a 404's load error aside). */
+  const policyProblems = async (page: Page) => {
+    const problems: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && !m.text().includes('404') && problems.push(m.text()));
+    await page.addInitScript(() =>
+      document.addEventListener('securitypolicyviolation', (e) => console.error(`csp violation: ${e.violatedDirective}`)),
+    );
+    return problems;
+  };
 
   beforeAll(async () => {
     mkdirSync(screenshotDir, { recursive: true });
@@ -88,6 +97,7 @@ describe('report and dashboard in a real browser', () => {
 
   it('goes from the models list to a model, its version and the version report', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const problems = await policyProblems(page);
     await page.goto(base);
     await expect(page.getByTestId('models').textContent()).resolves.toContain('dash-seed');
     await shot(page, 'dashboard-models');
@@ -116,6 +126,7 @@ describe('report and dashboard in a real browser', () => {
     await expect(page.getByTestId('parity-table').textContent()).resolves.toContain('libtorch');
     await expect(page.getByTestId('timings').textContent()).resolves.toContain('parity');
     await shot(page, 'dashboard-version-report');
+    expect(problems).toEqual([]); // every page, the report with its SVG charts included, kept to the CSP
     await page.close();
   });
 
@@ -161,6 +172,7 @@ describe('report and dashboard in a real browser', () => {
     expect(html).not.toMatch(/<script|<link|src="https?:/i);
     const context = await browser.newContext({ offline: true, viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
+    const problems = await policyProblems(page);
     const failed: string[] = [];
     page.on('requestfailed', (req) => failed.push(req.url()));
     await page.goto(`file://${out}`);
@@ -169,6 +181,7 @@ describe('report and dashboard in a real browser', () => {
     await page.getByTestId('ir-after').locator('summary').click();
     await expect(page.getByTestId('ir-after').textContent()).resolves.toContain('graph');
     expect(failed).toEqual([]);
+    expect(problems).toEqual([]); // the file's own CSP (a meta tag) allows its stylesheet and nothing else
     await shot(page, 'report');
     await context.close();
 
