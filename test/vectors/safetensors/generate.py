@@ -172,6 +172,8 @@ def vectors():
             header_file('{"a":{"dtype":"F32","shape":[1' + "0" * 400 + '],"data_offsets":[0,4]}}'))
     invalid("invalid-json-two-objects", "st_header_not_json", "two objects", header_file("{} {}"))
     invalid("invalid-json-bad-escape", "st_header_not_json", "an unknown escape", header_file('{"a\\x":1}'))
+    invalid("invalid-json-nul-after-object", "st_header_not_json", "a NUL byte after the object (found by the fuzzer)",
+            frame(b'{"_":1}\0 x}'))
     invalid("invalid-json-leading-zero", "st_header_not_json", "a number with a leading zero",
             header_file('{"a":{"dtype":"F32","shape":[01],"data_offsets":[0,4]}}'))
     # --- 8: duplicate keys ---
