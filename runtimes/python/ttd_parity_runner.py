@@ -232,13 +232,11 @@ def parse_safetensors(raw, where="safetensors"):
     return entries, metadata, 8 + size
 
 
-def read_safetensors(path):
-    """Read a safetensors file into ({name: tensor}, metadata); never unpickles."""
+def tensors_from_bytes(raw, where="safetensors"):
+    """A whole file's bytes as ({name: tensor} in header order, metadata); raises SafetensorsError."""
     if sys.byteorder != "little":
         raise RuntimeError("safetensors data is little-endian; this reader needs a little-endian host")
-    with open(path, "rb") as src:
-        raw = src.read()
-    entries, metadata, start = parse_safetensors(raw, path)
+    entries, metadata, start = parse_safetensors(raw, where)
     tensors = {}
     for name, dtype, shape, begin, end in entries:
         if begin == end:  # no elements (the rules guarantee it): nothing to copy, nothing uninitialised
@@ -247,6 +245,12 @@ def read_safetensors(path):
             flat = torch.frombuffer(bytearray(raw[start + begin:start + end]), dtype=DTYPES[dtype])
             tensors[name] = flat.reshape(shape)
     return tensors, metadata
+
+
+def read_safetensors(path):
+    """Read a safetensors file into ({name: tensor}, metadata); never unpickles."""
+    with open(path, "rb") as src:
+        return tensors_from_bytes(src.read(), path)
 
 
 def write_safetensors(path, tensors, metadata):
