@@ -162,7 +162,7 @@ export function parseSafetensors(buf: Buffer, where = 'safetensors'): Safetensor
     if (BigInt(end - begin) !== need) {
       fail(
         SafetensorsRule.tensorSizeMismatch,
-        `${label} has data_offsets [${begin}, ${end}] spanning ${end - begin} bytes; dtype ${type} and shape ${JSON.stringify(dims)} need ${need}`,
+        `${label} has data_offsets [${begin}, ${end}] spanning ${end - begin} bytes; dtype ${type} and shape [${dims.join(', ')}] need ${need}`,
       );
     }
     entries.push({ name, dtype: type, shape: dims, begin, end, index: entries.length });
