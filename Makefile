@@ -10,7 +10,8 @@ setup:
 demo: setup
 	@bash examples/seed-mlp/demo.sh
 
-# The whole suite: the torch side (unittest) on both torch environments, the libtorch runners' smoke test, then
+# The whole suite: the torch side (unittest) on both torch environments, the libtorch runners' smoke test, the
+# safetensors readers' differential fuzz (bounded by TTD_FUZZ_SECONDS, default 30), then
 # vitest (unit and integration, on a real Temporal dev server and real torch).
 test: setup
 	@mkdir -p test-output
@@ -21,6 +22,8 @@ test: setup
 	@echo "== libtorch runner (smoke)"
 	@bash runtimes/libtorch/test/smoke.sh > test-output/libtorch-smoke.log 2>&1 || { cat test-output/libtorch-smoke.log; exit 1; }
 	@tail -n 1 test-output/libtorch-smoke.log
+	@echo "== safetensors readers (differential fuzz, $${TTD_FUZZ_SECONDS:-30} s)"
+	@bash infra/fuzz-safetensors.sh
 	@echo "== orchestrator (vitest)"
 	@npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json
 	@node infra/test-summary.mjs test-output/vitest.json test-output/python.log test-output/python-2.13.log

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up: installs only what is missing and says what it installs.
-# Debian packages (torch, libtorch, cmake, g++), a project-local virtualenv with the Temporal CLI,
+# Debian packages (torch, libtorch, cmake, g++), a project-local virtualenv with the Temporal CLI, atheris (.fuzz),
 # node_modules, the TypeScript build and the libtorch runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,16 @@ if [ ! -x .torch/torch-2.13/bin/python ] || ! .torch/torch-2.13/bin/python -c "i
   "$(command -v python3)" -m venv .torch/torch-2.13
   .torch/torch-2.13/bin/pip install -q --disable-pip-version-check "torch==${TORCH_VERSION}" numpy 2>&1 | grep -v '^WARNING: Location' >&2 || true
   .torch/torch-2.13/bin/python -c "import torch, numpy" # fail setup here, not in the first run
+fi
+
+# 2d. atheris (the safetensors fuzzer, infra/fuzz-safetensors.sh), in its own virtualenv over Debian's python3 so that it
+# sees Debian's torch 1.13. A prebuilt wheel: about 15 s.
+ATHERIS_VERSION=3.0.0
+if [ ! -x .fuzz/bin/python ] || ! .fuzz/bin/python -c "import atheris" 2>/dev/null; then
+  say "creating .fuzz with atheris==${ATHERIS_VERSION} (the safetensors fuzzer)"
+  /usr/bin/python3 -m venv --system-site-packages .fuzz
+  .fuzz/bin/pip install -q --disable-pip-version-check "atheris==${ATHERIS_VERSION}" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  .fuzz/bin/python -c "import atheris, torch" # fail setup here, not in the first test run
 fi
 
 # 3. Node dependencies.

@@ -29,23 +29,228 @@ class Failure(Exception):
         self.stage = stage
 
 
+# --- safetensors: the one Python reader (docs/trust-safetensors.md); ttd_torch.safetensors uses it too ---
+
+ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+MAX_HEADER_BYTES = 100_000_000
+MAX_DEPTH = 3
+MAX_INT = 2**53 - 1
+ENTRY_KEYS = ("dtype", "shape", "data_offsets")
+
+
+class SafetensorsError(ValueError):
+    """A file that breaks a safetensors rule; `code` names the rule (the same in the TS and C++ readers)."""
+
+    def __init__(self, where, code, message):
+        super().__init__(f"{where}: {message} ({code})")
+        self.code = code
+
+
+class _Float(float):
+    """A JSON number written with a fraction or exponent: never an integer, whatever its value."""
+
+
+def _nesting_too_deep(header):
+    depth, in_string, escaped = 0, False, False
+    for byte in header:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif byte in (0x7D, 0x5D):
+            depth -= 1
+    return False
+
+
+def _json_float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text} overflows a double")
+    return _Float(value)
+
+
+def _json_int(text):
+    value = int(text)
+    float(value)  # OverflowError past a double's range: the C++ and TS readers refuse such a number too
+    return value
+
+
+def _json_constant(text):
+    raise ValueError(f"{text} is not JSON")
+
+
+def _check_strings(value):
+    """Reject lone surrogates (`"\\ud800"`): valid to Python's json, not to the other readers or to UTF-8."""
+    if isinstance(value, str):
+        value.encode("utf-8")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, tuple):
+                _check_strings(item[0])
+                _check_strings(item[1])
+            else:
+                _check_strings(item)
+
+
+def _duplicate_key(value):
+    """The first key (in document order) seen twice in any object of the parsed header, or None."""
+    if _is_object(value):
+        seen = set()
+        for key, _ in value:
+            if key in seen:
+                return key
+            seen.add(key)
+    children = [v for _, v in value] if _is_object(value) else value if isinstance(value, list) else []
+    for child in children:
+        inner = _duplicate_key(child)
+        if inner is not None:
+            return inner
+    return None
+
+
+class _Object(list):
+    """A JSON object as its (key, value) pairs in document order, duplicates kept."""
+
+
+def _is_object(value):
+    return isinstance(value, _Object)
+
+
+def _is_array(value):
+    return isinstance(value, list) and not isinstance(value, _Object)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT
+
+
+def _show(value):
+    if _is_object(value):
+        return json.dumps(dict(value))[:80]
+    return json.dumps(value)[:80]
+
+
+def parse_safetensors(raw, where="safetensors"):
+    """Validate a whole file's bytes; returns ([(name, dtype, shape, begin, end)] in header order,
+    metadata, data start). Raises SafetensorsError naming the first rule broken."""
+    def fail(code, message):
+        raise SafetensorsError(where, code, message)
+
+    if len(raw) < 8:
+        fail("st_file_too_short", f"file is {len(raw)} bytes; expected at least 8 (the header length)")
+    (size,) = struct.unpack("<Q", raw[:8])
+    if size > MAX_HEADER_BYTES:
+        fail("st_header_too_large", f"header length {size} exceeds the limit of {MAX_HEADER_BYTES} bytes")
+    if 8 + size > len(raw):
+        fail("st_header_out_of_bounds", f"header length {size} runs past the end of the file "
+                                        f"({len(raw) - 8} bytes follow the length field)")
+    header = bytes(raw[8:8 + size])
+    try:
+        text = header.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail("st_header_not_utf8", f"header is not UTF-8 (byte {exc.start} of the header)")
+    body = text.rstrip(" ")
+    if not body.startswith("{") or not body.endswith("}"):
+        fail("st_header_framing", "header must begin with '{' and end with '}' followed only by spaces "
+                                  f"(got {text[:1]!r} ... {body[-1:]!r})")
+    if _nesting_too_deep(header):
+        fail("st_header_too_deep", f"header nests deeper than {MAX_DEPTH} levels of objects and arrays")
+    try:
+        doc = json.loads(body, object_pairs_hook=_Object, parse_float=_json_float, parse_int=_json_int,
+                         parse_constant=_json_constant)
+        _check_strings(doc)
+    except (ValueError, OverflowError) as exc:
+        fail("st_header_not_json", f"header is not valid JSON: {exc}")
+    key = _duplicate_key(doc)
+    if key is not None:
+        fail("st_header_duplicate_key", f"header has the key {key!r} twice; keys must be unique")
+
+    metadata = {}
+    for name, value in doc:
+        if name != "__metadata__":
+            continue
+        if not _is_object(value) or not all(isinstance(v, str) for _, v in value):
+            fail("st_metadata_invalid", f"__metadata__ must be an object of strings (got {_show(value)})")
+        metadata = dict(value)
+
+    entries = []
+    for name, info in doc:
+        if name == "__metadata__":
+            continue
+        if name == "":
+            fail("st_tensor_name_empty", "a tensor has an empty name")
+        label = f"tensor {name!r}"
+        if not _is_object(info) or sorted(k for k, _ in info) != sorted(ENTRY_KEYS):
+            fail("st_tensor_entry_invalid",
+                 f"{label} must be an object with exactly dtype, shape and data_offsets (got {_show(info)})")
+        fields = dict(info)
+        dtype, shape, offsets = fields["dtype"], fields["shape"], fields["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in ITEMSIZE:
+            fail("st_tensor_dtype", f"{label} has dtype {_show(dtype)}; expected one of {' '.join(ITEMSIZE)}")
+        if not _is_array(shape) or not all(_is_int(d) for d in shape):
+            fail("st_tensor_shape", f"{label} has shape {_show(shape)}; expected integers from 0 to 2^53-1")
+        strides = 1
+        for dim in shape:
+            strides *= max(dim, 1)
+        if strides > MAX_INT:
+            fail("st_tensor_shape", f"{label} has shape {_show(shape)} whose size exceeds 2^53-1")
+        if not _is_array(offsets) or len(offsets) != 2 or not all(_is_int(o) for o in offsets) \
+                or offsets[0] > offsets[1]:
+            fail("st_tensor_offsets", f"{label} has data_offsets {_show(offsets)}; "
+                                      "expected [begin, end], integers from 0 to 2^53-1 with begin <= end")
+        begin, end = offsets
+        numel = 1
+        for dim in shape:
+            numel *= dim
+        need = numel * ITEMSIZE[dtype]
+        if end - begin != need:
+            fail("st_tensor_size_mismatch", f"{label} has data_offsets [{begin}, {end}] spanning {end - begin} bytes; "
+                                            f"dtype {dtype} and shape {shape} need {need}")
+        entries.append((name, dtype, [int(d) for d in shape], begin, end))
+
+    position = 0
+    for name, _, _, begin, end in sorted(entries, key=lambda e: (e[3], e[4])):
+        if begin != position:
+            what = "leaves a gap" if begin > position else "overlaps the tensor before it"
+            fail("st_tensors_not_contiguous", f"tensor {name!r} begins at {begin} but the previous tensor ends at "
+                                              f"{position}: it {what}")
+        position = end
+    data_len = len(raw) - 8 - size
+    if position > data_len:
+        fail("st_data_truncated", f"tensors need {position} bytes of data but the file has {data_len}")
+    if position < data_len:
+        fail("st_data_trailing", f"{data_len - position} bytes follow the last tensor; the data section must end there")
+    return entries, metadata, 8 + size
+
+
+def tensors_from_bytes(raw, where="safetensors"):
+    """A whole file's bytes as ({name: tensor} in header order, metadata); raises SafetensorsError."""
+    if sys.byteorder != "little":
+        raise RuntimeError("safetensors data is little-endian; this reader needs a little-endian host")
+    entries, metadata, start = parse_safetensors(raw, where)
+    tensors = {}
+    for name, dtype, shape, begin, end in entries:
+        if begin == end:  # no elements (the rules guarantee it): nothing to copy, nothing uninitialised
+            tensors[name] = torch.zeros(shape, dtype=DTYPES[dtype])
+        else:
+            flat = torch.frombuffer(bytearray(raw[start + begin:start + end]), dtype=DTYPES[dtype])
+            tensors[name] = flat.reshape(shape)
+    return tensors, metadata
+
+
 def read_safetensors(path):
     """Read a safetensors file into ({name: tensor}, metadata); never unpickles."""
     with open(path, "rb") as src:
-        raw = src.read()
-    (size,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + size].decode("utf-8"))
-    data = raw[8 + size:]
-    metadata = header.pop("__metadata__", None) or {}
-    tensors = {}
-    for name, info in header.items():
-        dtype, shape = DTYPES[info["dtype"]], [int(d) for d in info["shape"]]
-        begin, end = info["data_offsets"]
-        if begin == end:  # frombuffer refuses empty buffers
-            tensors[name] = torch.empty(shape, dtype=dtype)
-        else:
-            tensors[name] = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype).reshape(shape)
-    return tensors, metadata
+        return tensors_from_bytes(src.read(), path)
 
 
 def write_safetensors(path, tensors, metadata):

@@ -34,7 +34,7 @@ describe('safetensors', () => {
     const bad = build({ x: { shape: [2], values: [1, 2] } });
     const text = bad.toString('latin1').replace('"shape":[2]', '"shape":[3]');
     expect(() => parseSafetensors(Buffer.from(text, 'latin1'), 'bad.safetensors')).toThrow(
-      "bad.safetensors: tensor 'x' has offsets [0, 8] that do not fit shape [3] of F32",
+      "bad.safetensors: tensor 'x' has data_offsets [0, 8] spanning 8 bytes; dtype F32 and shape [3] need 12 (st_tensor_size_mismatch)",
     );
   });
 });

@@ -16,7 +16,9 @@
 namespace safetensors {
 namespace {
 
-constexpr uint64_t kMaxHeaderBytes = 100ull * 1024 * 1024;  // same cap as the reference library
+constexpr uint64_t kMaxHeaderBytes = 100000000;  // the reference implementation's cap
+constexpr int kMaxDepth = 3;
+constexpr uint64_t kMaxInt = (uint64_t{1} << 53) - 1;  // what every reader (TypeScript's numbers too) holds exactly
 
 struct DTypeInfo {
   DType dtype;
@@ -35,17 +37,189 @@ constexpr DTypeInfo kDTypes[] = {
   throw FormatError(path + ": " + what);
 }
 
+[[noreturn]] void reject(const std::string& where, const std::string& code, const std::string& what) {
+  throw FormatError(code, where + ": " + what + " (" + code + ")");
+}
+
 uint64_t read_u64_le(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
   return v;
 }
 
-// Parses a JSON value that must be a non-negative integer.
-uint64_t as_u64(const nlohmann::json& v, const std::string& path, const std::string& where) {
-  if (v.is_number_unsigned()) return v.get<uint64_t>();
-  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
-  fail(path, where + ": expected a non-negative integer, got " + v.dump());
+// Well-formed UTF-8 (Unicode's table 3-7): no overlong forms, no surrogates, nothing past U+10FFFF.
+bool valid_utf8(const uint8_t* p, std::size_t n) {
+  std::size_t i = 0;
+  while (i < n) {
+    const uint8_t b = p[i];
+    std::size_t len;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (b < 0x80) { ++i; continue; }
+    if (b >= 0xC2 && b <= 0xDF) len = 2;
+    else if (b >= 0xE0 && b <= 0xEF) { len = 3; if (b == 0xE0) lo = 0xA0; if (b == 0xED) hi = 0x9F; }
+    else if (b >= 0xF0 && b <= 0xF4) { len = 4; if (b == 0xF0) lo = 0x90; if (b == 0xF4) hi = 0x8F; }
+    else return false;
+    if (n - i < len) return false;
+    if (p[i + 1] < lo || p[i + 1] > hi) return false;
+    for (std::size_t k = 2; k < len; ++k)
+      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return false;
+    i += len;
+  }
+  return true;
+}
+
+// Rule 6, on the bytes: `{` and `[` outside strings open a level; inside a string a backslash skips the next byte.
+bool nesting_too_deep(const uint8_t* p, std::size_t n) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const uint8_t b = p[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (b == '\\') escaped = true;
+      else if (b == '"') in_string = false;
+    } else if (b == '"') {
+      in_string = true;
+    } else if (b == '{' || b == '[') {
+      if (++depth > kMaxDepth) return true;
+    } else if (b == '}' || b == ']') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// The header as parsed, in document order and with duplicate keys kept (nlohmann::json would merge them).
+struct Node {
+  enum class Kind { object, array, string, integer, other };
+  Kind kind = Kind::other;
+  std::vector<std::string> keys;  // object: keys[i] names items[i]
+  std::vector<Node> items;        // object values or array items
+  std::string str;                // string
+  bool in_range = false;          // integer: written without fraction or exponent, 0..2^53-1
+  uint64_t value = 0;             // integer, when in_range
+  std::string text;               // the number or literal as written (for messages)
+};
+
+// Builds Nodes from nlohmann's SAX events; its parser keeps its own stack, so no recursion on hostile input.
+class TreeBuilder : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  Node root;
+  std::string error;
+
+  bool null() override { return add(leaf("null")); }
+  bool boolean(bool v) override { return add(leaf(v ? "true" : "false")); }
+  bool number_integer(number_integer_t v) override {
+    Node n = leaf(std::to_string(v));
+    n.kind = Node::Kind::integer;
+    n.in_range = v >= 0 && static_cast<uint64_t>(v) <= kMaxInt;
+    n.value = n.in_range ? static_cast<uint64_t>(v) : 0;
+    return add(std::move(n));
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    Node n = leaf(std::to_string(v));
+    n.kind = Node::Kind::integer;
+    n.in_range = v <= kMaxInt;
+    n.value = n.in_range ? v : 0;
+    return add(std::move(n));
+  }
+  bool number_float(number_float_t, const string_t& s) override { return add(leaf(s)); }
+  bool string(string_t& s) override {
+    Node n;
+    n.kind = Node::Kind::string;
+    n.str = s;
+    return add(std::move(n));
+  }
+  bool binary(binary_t&) override { return add(leaf("binary")); }
+  bool start_object(std::size_t) override {
+    Node n;
+    n.kind = Node::Kind::object;
+    stack_.push_back(std::move(n));
+    return true;
+  }
+  bool key(string_t& k) override {
+    stack_.back().keys.push_back(k);
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override {
+    Node n;
+    n.kind = Node::Kind::array;
+    stack_.push_back(std::move(n));
+    return true;
+  }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    error = e.what();
+    return false;
+  }
+
+ private:
+  std::vector<Node> stack_;
+
+  static Node leaf(std::string text) {
+    Node n;
+    n.text = std::move(text);
+    return n;
+  }
+  bool add(Node n) {
+    if (stack_.empty()) root = std::move(n);
+    else stack_.back().items.push_back(std::move(n));
+    return true;
+  }
+  bool close() {
+    Node n = std::move(stack_.back());
+    stack_.pop_back();
+    return add(std::move(n));
+  }
+};
+
+// The first key seen twice in any object, looking at an object's own keys before its children's.
+const std::string* duplicate_key(const Node& n) {
+  if (n.kind == Node::Kind::object) {
+    for (std::size_t i = 0; i < n.keys.size(); ++i)
+      for (std::size_t j = 0; j < i; ++j)
+        if (n.keys[i] == n.keys[j]) return &n.keys[i];
+  }
+  for (const Node& child : n.items)
+    if (const std::string* found = duplicate_key(child)) return found;
+  return nullptr;
+}
+
+// A short JSON rendering of a node for messages.
+std::string show(const Node& n) {
+  std::string out;
+  switch (n.kind) {
+    case Node::Kind::string:
+      out = nlohmann::json(n.str).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      break;
+    case Node::Kind::object:
+    case Node::Kind::array: {
+      const bool obj = n.kind == Node::Kind::object;
+      out = obj ? "{" : "[";
+      for (std::size_t i = 0; i < n.items.size() && out.size() < 80; ++i) {
+        if (i) out += ",";
+        if (obj) out += nlohmann::json(n.keys[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ":";
+        out += show(n.items[i]);
+      }
+      out += obj ? "}" : "]";
+      break;
+    }
+    default:
+      out = n.text;
+  }
+  return out.size() > 80 ? out.substr(0, 80) : out;
+}
+
+std::string quote(const std::string& name) {
+  const std::string s = nlohmann::json(name.substr(0, 80)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return "'" + s.substr(1, s.size() - 2) + "'";
+}
+
+bool all_ints(const Node& n) {
+  for (const Node& item : n.items)
+    if (item.kind != Node::Kind::integer || !item.in_range) return false;
+  return true;
 }
 
 }  // namespace
@@ -79,116 +253,149 @@ const TensorView* File::find(const std::string& name) const {
 }
 
 File read_file(const std::string& path) {
+  std::vector<uint8_t> buffer;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, std::string("cannot open for reading (") + std::strerror(errno) + ")");
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  if (size < 0) fail(path, "cannot determine the file size");
+  in.seekg(0, std::ios::beg);
+  buffer.resize(static_cast<std::size_t>(size));
+  if (size > 0 && !in.read(reinterpret_cast<char*>(buffer.data()), size)) fail(path, "read error");
+  return parse(std::move(buffer), path);
+}
+
+File parse(std::vector<uint8_t> buffer, const std::string& where) {
   File file;
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path, std::string("cannot open for reading (") + std::strerror(errno) + ")");
-    in.seekg(0, std::ios::end);
-    std::streamoff size = in.tellg();
-    if (size < 0) fail(path, "cannot determine the file size");
-    in.seekg(0, std::ios::beg);
-    file.buffer.resize(static_cast<std::size_t>(size));
-    if (size > 0 && !in.read(reinterpret_cast<char*>(file.buffer.data()), size))
-      fail(path, "read error");
-  }
+  file.buffer = std::move(buffer);
   const std::size_t size = file.buffer.size();
   if (size < 8)
-    fail(path, "not a safetensors file: expected at least 8 bytes (header length), got " +
-                   std::to_string(size));
+    reject(where, "st_file_too_short", "file is " + std::to_string(size) + " bytes; expected at least 8 (the header length)");
   const uint64_t header_len = read_u64_le(file.buffer.data());
-  if (header_len == 0 || header_len > kMaxHeaderBytes)
-    fail(path, "not a safetensors file: header length " + std::to_string(header_len) +
-                   " is outside 1.." + std::to_string(kMaxHeaderBytes));
+  if (header_len > kMaxHeaderBytes)
+    reject(where, "st_header_too_large", "header length " + std::to_string(header_len) + " exceeds the limit of " +
+                                             std::to_string(kMaxHeaderBytes) + " bytes");
   if (header_len > size - 8)
-    fail(path, "truncated: header length " + std::to_string(header_len) + " but only " +
-                   std::to_string(size - 8) + " bytes follow the length field");
+    reject(where, "st_header_out_of_bounds", "header length " + std::to_string(header_len) +
+                                                 " runs past the end of the file (" + std::to_string(size - 8) +
+                                                 " bytes follow the length field)");
+  const uint8_t* header = file.buffer.data() + 8;
+  if (!valid_utf8(header, header_len)) reject(where, "st_header_not_utf8", "header is not UTF-8");
+  std::size_t body_len = header_len;
+  while (body_len > 0 && header[body_len - 1] == ' ') --body_len;
+  if (body_len == 0 || header[0] != '{' || header[body_len - 1] != '}')
+    reject(where, "st_header_framing", "header must begin with '{' and end with '}' followed only by spaces");
+  if (nesting_too_deep(header, header_len))
+    reject(where, "st_header_too_deep", "header nests deeper than " + std::to_string(kMaxDepth) + " levels of objects and arrays");
+  TreeBuilder tree;
+  const char* text = reinterpret_cast<const char*>(header);
+  // A NUL byte is never valid JSON, but nlohmann's lexer takes it for the end of the input (found by the fuzzer).
+  if (std::memchr(text, 0, body_len) != nullptr)
+    reject(where, "st_header_not_json", "header is not valid JSON: it holds a NUL byte");
+  if (!nlohmann::json::sax_parse(text, text + body_len, &tree))
+    reject(where, "st_header_not_json", "header is not valid JSON: " + tree.error);
+  const Node& doc = tree.root;
+  if (const std::string* key = duplicate_key(doc))
+    reject(where, "st_header_duplicate_key", "header has the key " + quote(*key) + " twice; keys must be unique");
 
-  const char* hbegin = reinterpret_cast<const char*>(file.buffer.data() + 8);
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(hbegin, hbegin + header_len);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(path, std::string("header is not valid JSON: ") + e.what());
+  for (std::size_t i = 0; i < doc.keys.size(); ++i) {
+    if (doc.keys[i] != "__metadata__") continue;
+    const Node& meta = doc.items[i];
+    bool ok = meta.kind == Node::Kind::object;
+    for (const Node& v : meta.items) ok = ok && v.kind == Node::Kind::string;
+    if (!ok) reject(where, "st_metadata_invalid", "__metadata__ must be an object of strings (got " + show(meta) + ")");
+    for (std::size_t k = 0; k < meta.keys.size(); ++k) file.metadata[meta.keys[k]] = meta.items[k].str;
   }
-  if (!header.is_object()) fail(path, "header: expected a JSON object");
 
-  const uint8_t* data = file.buffer.data() + 8 + header_len;
-  const uint64_t data_len = size - 8 - header_len;
-
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    const nlohmann::json& v = it.value();
-    if (name == "__metadata__") {
-      if (!v.is_object()) fail(path, "__metadata__: expected an object of strings");
-      for (auto m = v.begin(); m != v.end(); ++m) {
-        if (!m.value().is_string())
-          fail(path, "__metadata__." + m.key() + ": expected a string, got " + m.value().dump());
-        file.metadata[m.key()] = m.value().get<std::string>();
-      }
-      continue;
+  struct Entry {
+    TensorView view;
+    uint64_t begin, end;
+    std::size_t index;
+  };
+  std::vector<Entry> entries;
+  for (std::size_t i = 0; i < doc.keys.size(); ++i) {
+    const std::string& name = doc.keys[i];
+    if (name == "__metadata__") continue;
+    if (name.empty()) reject(where, "st_tensor_name_empty", "a tensor has an empty name");
+    const std::string label = "tensor " + quote(name);
+    const Node& info = doc.items[i];
+    std::vector<std::string> keys = info.keys;
+    std::sort(keys.begin(), keys.end());
+    if (info.kind != Node::Kind::object || keys != std::vector<std::string>{"data_offsets", "dtype", "shape"})
+      reject(where, "st_tensor_entry_invalid",
+             label + " must be an object with exactly dtype, shape and data_offsets (got " + show(info) + ")");
+    const Node* fields[3];
+    for (std::size_t k = 0; k < 3; ++k) {
+      const std::string& key = info.keys[k];
+      fields[key == "dtype" ? 0 : key == "shape" ? 1 : 2] = &info.items[k];
     }
-    const std::string where = "tensor '" + name + "'";
-    if (!v.is_object()) fail(path, where + ": expected an object with dtype, shape, data_offsets");
-    if (!v.contains("dtype") || !v["dtype"].is_string())
-      fail(path, where + ": expected a string 'dtype'");
-    if (!v.contains("shape") || !v["shape"].is_array())
-      fail(path, where + ": expected an array 'shape'");
-    if (!v.contains("data_offsets") || !v["data_offsets"].is_array() ||
-        v["data_offsets"].size() != 2)
-      fail(path, where + ": expected 'data_offsets' as [begin, end]");
-    for (auto k = v.begin(); k != v.end(); ++k)
-      if (k.key() != "dtype" && k.key() != "shape" && k.key() != "data_offsets")
-        fail(path, where + ": unexpected field '" + k.key() + "'");
+    const Node& dtype = *fields[0];
+    const Node& shape = *fields[1];
+    const Node& offsets = *fields[2];
 
     TensorView t;
     t.name = name;
-    const std::string dname = v["dtype"].get<std::string>();
-    if (!parse_dtype(dname, &t.dtype))
-      fail(path, where + ": unsupported dtype '" + dname +
-                     "' (expected one of F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
-
-    uint64_t numel = 1;
-    bool overflow = false;
-    for (const auto& d : v["shape"]) {
-      const uint64_t dim = as_u64(d, path, where + " shape");
-      if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) overflow = true;
-      t.shape.push_back(static_cast<int64_t>(dim));
-      if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / dim) overflow = true;
-      numel *= dim;
+    if (dtype.kind != Node::Kind::string || !parse_dtype(dtype.str, &t.dtype))
+      reject(where, "st_tensor_dtype", label + " has dtype " + show(dtype) +
+                                           "; expected one of F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL");
+    if (shape.kind != Node::Kind::array || !all_ints(shape))
+      reject(where, "st_tensor_shape", label + " has shape " + show(shape) + "; expected integers from 0 to 2^53-1");
+    // Each dim <= 2^53-1 and the running product stays <= 2^53-1, so nothing here overflows 64 bits.
+    uint64_t strides = 1;
+    bool too_big = false;
+    for (const Node& d : shape.items) {
+      const uint64_t dim = std::max<uint64_t>(d.value, 1);
+      if (strides > kMaxInt / dim) too_big = true;
+      else strides *= dim;
+      t.shape.push_back(static_cast<int64_t>(d.value));
     }
-    const uint64_t esize = dtype_size(t.dtype);
-    if (overflow || numel > std::numeric_limits<uint64_t>::max() / esize)
-      fail(path, where + ": shape is too large");
-    const uint64_t expected = numel * esize;
-
-    const uint64_t begin = as_u64(v["data_offsets"][0], path, where + " data_offsets[0]");
-    const uint64_t end = as_u64(v["data_offsets"][1], path, where + " data_offsets[1]");
-    if (begin > end)
-      fail(path, where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
-                     "] has begin > end");
-    if (end > data_len)
-      fail(path, where + ": data_offsets end " + std::to_string(end) +
-                     " is past the end of the data section (" + std::to_string(data_len) +
-                     " bytes); file truncated?");
-    if (end - begin != expected)
-      fail(path, where + ": data_offsets span " + std::to_string(end - begin) +
-                     " bytes but dtype " + dname + " and shape " + v["shape"].dump() + " need " +
-                     std::to_string(expected));
-    t.data = data + begin;
-    t.nbytes = static_cast<std::size_t>(expected);
-    file.tensors.push_back(std::move(t));
+    if (too_big) reject(where, "st_tensor_shape", label + " has shape " + show(shape) + " whose size exceeds 2^53-1");
+    if (offsets.kind != Node::Kind::array || offsets.items.size() != 2 || !all_ints(offsets) ||
+        offsets.items[0].value > offsets.items[1].value)
+      reject(where, "st_tensor_offsets", label + " has data_offsets " + show(offsets) +
+                                             "; expected [begin, end], integers from 0 to 2^53-1 with begin <= end");
+    const uint64_t begin = offsets.items[0].value, end = offsets.items[1].value;
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);  // <= strides <= 2^53-1
+    const unsigned __int128 need = static_cast<unsigned __int128>(numel) * dtype_size(t.dtype);
+    if (need != end - begin) {
+      std::string dims = "[";
+      for (std::size_t k = 0; k < t.shape.size(); ++k) dims += (k ? ", " : "") + std::to_string(t.shape[k]);
+      reject(where, "st_tensor_size_mismatch",
+             label + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] spanning " +
+                 std::to_string(end - begin) + " bytes; dtype " + dtype.str + " and shape " + dims + "] need " +
+                 std::to_string(static_cast<uint64_t>(need)));
+    }
+    t.nbytes = static_cast<std::size_t>(end - begin);
+    t.data = nullptr;
+    entries.push_back({std::move(t), begin, end, entries.size()});
   }
 
-  std::sort(file.tensors.begin(), file.tensors.end(),
-            [&](const TensorView& a, const TensorView& b) { return a.data < b.data; });
-  const uint8_t* prev_end = data;
-  const std::string* prev_name = nullptr;
-  for (const auto& t : file.tensors) {
-    if (t.nbytes == 0) continue;
-    if (t.data < prev_end)
-      fail(path, "tensor '" + t.name + "' overlaps tensor '" + (prev_name ? *prev_name : "") + "'");
-    prev_end = t.data + t.nbytes;
-    prev_name = &t.name;
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    if (a.begin != b.begin) return a.begin < b.begin;
+    if (a.end != b.end) return a.end < b.end;
+    return a.index < b.index;
+  });
+  uint64_t position = 0;
+  for (const Entry& e : entries) {
+    if (e.begin != position)
+      reject(where, "st_tensors_not_contiguous",
+             "tensor " + quote(e.view.name) + " begins at " + std::to_string(e.begin) +
+                 " but the previous tensor ends at " + std::to_string(position) + ": it " +
+                 (e.begin > position ? "leaves a gap" : "overlaps the tensor before it"));
+    position = e.end;
+  }
+  const uint64_t data_len = size - 8 - header_len;
+  if (position > data_len)
+    reject(where, "st_data_truncated", "tensors need " + std::to_string(position) + " bytes of data but the file has " +
+                                           std::to_string(data_len));
+  if (position < data_len)
+    reject(where, "st_data_trailing", std::to_string(data_len - position) +
+                                          " bytes follow the last tensor; the data section must end there");
+  const uint8_t* data = file.buffer.data() + 8 + header_len;
+  for (Entry& e : entries) {
+    e.view.data = data + e.begin;
+    file.tensors.push_back(std::move(e.view));
   }
   return file;
 }

@@ -10,13 +10,22 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <utility>
 
 namespace safetensors {
 
 // Thrown for unreadable or malformed files; the message names the file and what was expected.
+// code(): the rule broken (docs/trust-safetensors.md, the same codes as the TS and Python readers), or ""
+// for an I/O failure.
 class FormatError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit FormatError(const std::string& message) : std::runtime_error(message) {}
+  FormatError(std::string code, const std::string& message)
+      : std::runtime_error(message), code_(std::move(code)) {}
+  const std::string& code() const { return code_; }
+
+ private:
+  std::string code_;
 };
 
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
@@ -36,14 +45,17 @@ struct TensorView {
 
 struct File {
   std::map<std::string, std::string> metadata;
-  std::vector<TensorView> tensors;  // in data-offset order
+  std::vector<TensorView> tensors;  // in data-offset order (the header's order among equal offsets)
   std::vector<uint8_t> buffer;      // the whole file; TensorView::data points into it
 
   const TensorView* find(const std::string& name) const;
 };
 
-// Reads and validates a whole file. Throws FormatError.
+// Reads and validates a whole file against docs/trust-safetensors.md. Throws FormatError.
 File read_file(const std::string& path);
+
+// Validates a file already in memory; `where` names it in messages. Throws FormatError.
+File parse(std::vector<uint8_t> buffer, const std::string& where);
 
 // Writes tensors in the given order. Throws FormatError on I/O failure or inconsistent sizes.
 // The file is written to a temporary name next to `path` and renamed into place.

@@ -26,6 +26,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$py" "$here/smoke.py" prepare "$work"
 
+# 0. The C++ safetensors reader against the shared vectors (docs/trust-safetensors.md), in each build.
+for runner in "$runner113" "$runner213"; do
+  [ -x "$runner" ] || continue
+  "$(dirname "$runner")/ttd-safetensors-check" --vectors "$repo/test/vectors/safetensors" \
+    || fail "the C++ safetensors reader of $(dirname "$runner") disagrees with test/vectors/safetensors"
+done
+
 # expect_error RUNNER EXIT_CODE STAGE ARGS... : runner must fail with that code and error stage.
 expect_error() {
   local runner="$1" want_rc="$2" stage="$3"; shift 3

@@ -1,4 +1,4 @@
-"""A minimal safetensors reader/writer (docs/protocol.md, section 3); no pickle anywhere."""
+"""A minimal safetensors writer, and the reader of docs/trust-safetensors.md (docs/protocol.md, section 3); no pickle anywhere."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import sys
 from typing import Dict, Mapping, Optional, Tuple
 
 import torch
+
+# The parity runner must stay one standalone file, so the one Python reader (docs/trust-safetensors.md) lives there.
+from ttd_parity_runner import SafetensorsError, parse_safetensors, read_safetensors  # noqa: F401 (re-exported)
 
 DTYPES: Dict[str, torch.dtype] = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -53,29 +56,5 @@ def save(path: str, tensors: Mapping[str, torch.Tensor], metadata: Optional[Mapp
 
 
 def load(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
-    """Read a safetensors file into (tensors by name, metadata)."""
-    with open(path, "rb") as src:
-        raw = src.read()
-    if len(raw) < 8:
-        raise ValueError(f"{path}: {len(raw)} bytes, too short for a safetensors header")
-    (size,) = struct.unpack("<Q", raw[:8])
-    if 8 + size > len(raw):
-        raise ValueError(f"{path}: header length {size} exceeds the file size {len(raw)}")
-    header = json.loads(raw[8:8 + size].decode("utf-8"))
-    data = raw[8 + size:]
-    metadata = header.pop("__metadata__", None) or {}
-    tensors: Dict[str, torch.Tensor] = {}
-    for name, info in header.items():
-        if info["dtype"] not in DTYPES:
-            raise ValueError(f"{path}: tensor {name!r} has dtype {info['dtype']!r}; expected one of {sorted(DTYPES)}")
-        dtype = DTYPES[info["dtype"]]
-        shape = [int(d) for d in info["shape"]]
-        begin, end = (int(x) for x in info["data_offsets"])
-        if not 0 <= begin <= end <= len(data):
-            raise ValueError(f"{path}: tensor {name!r} offsets {begin}..{end} lie outside the data ({len(data)} bytes)")
-        if begin == end:
-            tensors[name] = torch.empty(shape, dtype=dtype)
-            continue
-        flat = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype)
-        tensors[name] = flat.reshape(shape)
-    return tensors, dict(metadata)
+    """Read a safetensors file into (tensors by name, metadata); raises SafetensorsError naming the rule broken."""
+    return read_safetensors(path)
