@@ -13,6 +13,8 @@ import { putBlob, type ObjectStore } from './store';
 export const SPEC_LIMITS = {
   /** Every epoch's loss travels in the workflow history and the version record. */
   epochs: 10_000,
+  /** A training batch is built in memory at once: a batch of millions of rows costs gigabytes before the first step. */
+  trainBatchSize: 65_536,
   /** Each size is a batch built from validation rows and run eagerly, traced, optimized, fused and in every runtime. */
   traceBatchSize: 65_536,
   /** parity.atol and parity.rtol: a tolerance above 1 lets outputs that are wrong in every digit pass the gates. */
@@ -49,7 +51,7 @@ const SEED_EXPECTED = `train.seed must be an integer from 0 to ${Number.MAX_SAFE
 
 const TrainSchema = z.strictObject({
   epochs: positiveInt('train.epochs', SPEC_LIMITS.epochs).default(10),
-  batch_size: positiveInt('train.batch_size').default(32),
+  batch_size: positiveInt('train.batch_size', SPEC_LIMITS.trainBatchSize).default(32),
   optimizer: z.enum(['adam', 'sgd'], { error: 'train.optimizer must be one of adam, sgd' }).default('adam'),
   lr: positive('train.lr').default(0.001),
   loss: z.enum(['mse', 'cross_entropy'], { error: 'train.loss must be one of mse, cross_entropy' }).default('mse'),
