@@ -34,6 +34,8 @@ export const ErrorCode = {
   scheduleError: 'schedule_error',
   referencesInvalid: 'references_invalid',
   formatNotFound: 'format_not_found',
+  archiveTooLarge: 'archive_too_large',
+  referencesTooLarge: 'references_too_large',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

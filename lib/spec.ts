@@ -3,6 +3,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { checkArchiveLimits, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
 import { canonicalJson, digestBytes } from './digest';
 import { ErrorCode, TtdError } from './errors';
 import { NAME_RE } from './names';
@@ -293,8 +294,9 @@ function nonJsonValues(value: unknown, path: string[]): [string[], unknown][] {
   return [[path, value]];
 }
 
-/** Reads, parses and validates a spec file, and resolves its model file; throws TtdError on bad input. */
-export function loadSpec(specPath: string): LoadedSpec {
+/** Reads, parses and validates a spec file, and resolves its model file; throws TtdError on bad input (a foreign
+ * archive past `archiveLimits` too, before anything is uploaded). */
+export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS): LoadedSpec {
   const abs = resolve(specPath);
   const stat = statSync(abs, { throwIfNoEntry: false });
   if (!stat) {
@@ -339,6 +341,7 @@ export function loadSpec(specPath: string): LoadedSpec {
   if (spec.artifact !== undefined) {
     const artifactPath = existingFile(abs, 'artifact', spec.artifact, 'a TorchScript archive');
     assertArchive('artifact', spec.artifact, artifactPath);
+    checkArchiveLimits('artifact', spec.artifact, artifactPath, archiveLimits);
     checkReferences('references', referencesPath!);
     return { spec, specPath: abs, specDigest, foreign: { artifactPath, referencesPath: referencesPath! } };
   }
@@ -351,6 +354,7 @@ export function loadSpec(specPath: string): LoadedSpec {
         `model: '${spec.model}' is a TorchScript archive; a foreign artifact needs references: a safetensors file of reference inputs and outputs`,
       );
     }
+    checkArchiveLimits('model', spec.model!, modelPath, archiveLimits);
     checkReferences('references', referencesPath);
     return { spec, specPath: abs, specDigest, foreign: { artifactPath: modelPath, referencesPath } };
   }

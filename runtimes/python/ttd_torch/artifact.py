@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from . import compare, gate, graph, protocol, references, verify
+from . import archive_limits, compare, gate, graph, protocol, references, verify
 from .protocol import ModelError
 
 TRAIN_FIX = ("call model$eval() before jit_trace in R (or .eval() before torch.jit.trace in Python), then trace, "
@@ -28,7 +28,9 @@ def empty_result(code: str, message: str, references_path: Optional[str] = None,
 
 
 def load_archive(path: str) -> torch.jit.ScriptModule:
-    """torch.jit.load on cpu (never pickle) in eval mode; raises ValueError with the loader's message."""
+    """torch.jit.load on cpu (never pickle) in eval mode; raises ValueError with the loader's message, ArchiveTooLarge
+    before loading an archive past the expansion limits."""
+    archive_limits.check(path, "archive")
     try:
         module = torch.jit.load(path, map_location="cpu")
     except Exception as exc:  # the loader's own error is the finding
@@ -82,6 +84,8 @@ def verify_artifact(args: Dict[str, Any]) -> Dict[str, Any]:
     verify.save_references(references_path, [(c.name, c.inputs) for c in cases], [c.outputs for c in cases])
     try:
         module = load_archive(args["artifact_path"])
+    except archive_limits.ArchiveTooLarge as exc:  # a zip bomb is a finding about the archive: rejected, not retried
+        return empty_result("archive_too_large", exc.message, references_path, len(cases))
     except ValueError as exc:
         return empty_result("artifact_invalid", f"{args['artifact_path']} is not a loadable TorchScript archive "
                             f"({exc}); expected a file saved by jit_save in R or torch.jit.save in Python",

@@ -1,0 +1,87 @@
+// Limits with clear errors (issue 14, item 7; docs/trust-limits.md): each test performs an attack from the audit and
+// shows it refused with its code, a message naming the thing, the value and the limit, and nothing left behind.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { describe, expect, inject, it } from 'vitest';
+import type { RunResult } from '../../lib/results';
+import { fixtureModels, quickSeedSpec, repoRoot, runTtd, tempDir, testEnv, writeSpec } from '../helpers';
+
+const address = () => inject('temporalAddress');
+const makeBomb = join(repoRoot, 'test', 'fixtures', 'foreign', 'make_zip_bomb.py');
+
+/** The history of a finished run, from the suite's Temporal server. */
+async function history(runId: string) {
+  const connection = await Connection.connect({ address: address() });
+  try {
+    return await new Client({ connection }).workflow.getHandle(runId).fetchHistory();
+  } finally {
+    await connection.close();
+  }
+}
+
+describe('limits', () => {
+  it('a 1 MB foreign archive that expands to 1 GB is refused before upload with archive_too_large', async () => {
+    const dir = tempDir();
+    const made = JSON.parse(execFileSync('/usr/bin/python3', ['-I', makeBomb, dir, '1024'], { encoding: 'utf8' }));
+    expect(made.bytes).toBeLessThan(2 ** 21); // the attack: about 1 MB on disk ...
+    expect(made.expanded).toBeGreaterThan(2 ** 30); // ... 1 GB expanded, in a record torch allocates in full
+    writeFileSync(join(dir, 'pipeline.yaml'), 'name: bomb\nartifact: ./model.pt\nreferences: ./refs.safetensors\n');
+    const home = tempDir();
+    const run = await runTtd(['run', join(dir, 'pipeline.yaml'), '--json'], testEnv(home, address()));
+    expect(run.code, run.stderr).toBe(2);
+    expect(JSON.parse(run.stdout).error.code).toBe('archive_too_large');
+    expect(run.stderr).toContain(
+      `artifact: './model.pt' (${made.bytes} bytes) expands to ${made.expanded} bytes, ${Math.round(made.expanded / made.bytes)} times its size; the limit is 100 times (TTD_MAX_ARCHIVE_RATIO)`,
+    );
+    expect(existsSync(join(home, 'store'))).toBe(false); // nothing uploaded
+  });
+
+  it('the absolute cap refuses an archive given as model:, naming the limit in MiB', async () => {
+    const dir = tempDir();
+    const made = JSON.parse(execFileSync('/usr/bin/python3', ['-I', makeBomb, dir, '8'], { encoding: 'utf8' }));
+    writeFileSync(join(dir, 'pipeline.yaml'), 'name: bomb\nmodel: ./model.pt\nreferences: ./refs.safetensors\n');
+    const home = tempDir();
+    const env = { ...testEnv(home, address()), TTD_MAX_ARCHIVE_MB: '4', TTD_MAX_ARCHIVE_RATIO: '100000' };
+    const run = await runTtd(['run', join(dir, 'pipeline.yaml'), '--json'], env);
+    expect(run.code, run.stderr).toBe(2);
+    expect(JSON.parse(run.stdout).error.code).toBe('archive_too_large');
+    expect(run.stderr).toContain(
+      `model: './model.pt' (${made.bytes} bytes) expands to ${made.expanded} bytes; the limit is 4194304 bytes (4 MiB, TTD_MAX_ARCHIVE_MB)`,
+    );
+    expect(existsSync(join(home, 'store'))).toBe(false);
+  });
+
+  it.each(['server', 'fresh'])(
+    'a train stage (TTD_TORCH_PROCESS=%s) that grows past TTD_TORCH_STAGE_MAX_RSS_MB is killed and the run fails with memory_limit, not retried',
+    async (torchProcess) => {
+      const home = tempDir();
+      const spec = writeSpec(
+        tempDir(),
+        quickSeedSpec('hog', { train: { epochs: 1, batch_size: 1, optimizer: 'sgd', lr: 0.01, loss: 'mse', seed: 0 } }),
+        join(fixtureModels, 'memory-hog.py'),
+      );
+      const started = Date.now();
+      const env = { ...testEnv(home, address()), TTD_TORCH_STAGE_MAX_RSS_MB: '1024', TTD_TORCH_PROCESS: torchProcess };
+      const run = await runTtd(['run', spec, '--json'], env);
+      const seconds = (Date.now() - started) / 1000;
+      expect(run.code, run.stderr).toBe(2);
+      const result: RunResult = JSON.parse(run.stdout);
+      expect(result.status).toBe('failed');
+      expect(result.gates).toEqual([expect.objectContaining({ gate: 'training', passed: false, code: 'memory_limit' })]);
+      const message = result.gates[0].message;
+      expect(message).toMatch(
+        /^train failed: the torch stage 'train' was killed at (\d+) MiB of resident memory, past its cap of 1024 MiB \(TTD_TORCH_STAGE_MAX_RSS_MB\)/,
+      );
+      const measured = Number(/killed at (\d+) MiB/.exec(message)![1]);
+      expect(measured).toBeGreaterThan(1024);
+      expect(measured).toBeLessThan(4096); // killed well before the model's 4 GiB
+      // One attempt: the same input would grow the same way again.
+      const events = (await history(result.runId)).events ?? [];
+      const attempts = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+      expect(attempts).toEqual([1]);
+      console.log(`memory cap (${torchProcess}): killed at ${measured} MiB (cap 1024), run took ${seconds.toFixed(1)} s`);
+    },
+  );
+});
