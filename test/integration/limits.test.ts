@@ -1,12 +1,12 @@
 // Limits with clear errors (issue 14, item 7; docs/trust-limits.md): each test performs an attack from the audit and
 // shows it refused with its code, a message naming the thing, the value and the limit, and nothing left behind.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
-import { fixtureModels, quickSeedSpec, repoRoot, runTtd, tempDir, testEnv, writeSpec } from '../helpers';
+import { checkpointBlobs, fixtureModels, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 
 const address = () => inject('temporalAddress');
 const makeBomb = join(repoRoot, 'test', 'fixtures', 'foreign', 'make_zip_bomb.py');
@@ -84,4 +84,30 @@ describe('limits', () => {
       console.log(`memory cap (${torchProcess}): killed at ${measured} MiB (cap 1024), run took ${seconds.toFixed(1)} s`);
     },
   );
+
+  it('a run of 8 epochs leaves only the last TTD_CHECKPOINTS_KEPT checkpoints in the store, not one per epoch', async () => {
+    const spec = (name: string) =>
+      writeSpec(
+        tempDir(),
+        quickSeedSpec(name, {
+          train: { epochs: 8, batch_size: 32, optimizer: 'adam', lr: 0.01, loss: 'mse', seed: 0 },
+          parity: { runtimes: ['python'] },
+        }),
+        join(seedDir, 'model.py'),
+      );
+    // Without retention (the audit's finding): one checkpoint per epoch, never deleted.
+    const unbounded = tempDir();
+    const before = await runTtd(['run', spec('keep-all'), '--json'], { ...testEnv(unbounded, address()), TTD_CHECKPOINTS_KEPT: '1000' });
+    expect(before.code, before.stderr).toBe(0);
+    expect(checkpointBlobs(unbounded)).toHaveLength(8);
+    const home = tempDir();
+    const run = await runTtd(['run', spec('keep-three'), '--json'], { ...testEnv(home, address()), TTD_CHECKPOINTS_KEPT: '3' });
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).status).toBe('promoted');
+    const left = checkpointBlobs(home);
+    expect(left).toHaveLength(3);
+    // The same seed and data give the same bytes: the three kept are checkpoints the unbounded run wrote too.
+    const all = checkpointBlobs(unbounded);
+    expect(left.every((hex) => all.includes(hex))).toBe(true);
+  }, 300_000);
 });
