@@ -1,7 +1,7 @@
 // Limits with clear errors (issue 14, item 7; docs/trust-limits.md): each test performs an attack from the audit and
 // shows it refused with its code, a message naming the thing, the value and the limit, and nothing left behind.
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { describe, expect, inject, it } from 'vitest';
@@ -10,6 +10,7 @@ import { checkpointBlobs, fixtureModels, quickSeedSpec, repoRoot, runTtd, seedDi
 
 const address = () => inject('temporalAddress');
 const makeBomb = join(repoRoot, 'test', 'fixtures', 'foreign', 'make_zip_bomb.py');
+const makeManyCases = join(repoRoot, 'test', 'fixtures', 'foreign', 'make_many_cases.py');
 
 /** The history of a finished run, from the suite's Temporal server. */
 async function history(runId: string) {
@@ -110,4 +111,28 @@ describe('limits', () => {
     const all = checkpointBlobs(unbounded);
     expect(left.every((hex) => all.includes(hex))).toBe(true);
   }, 300_000);
+
+  it('a foreign artifact with 5000 reference cases is promoted with every payload small and no activity retried', async () => {
+    const dir = tempDir();
+    execFileSync('/usr/bin/python3', ['-I', makeManyCases, dir, '5000']);
+    writeFileSync(join(dir, 'pipeline.yaml'), 'name: many-cases\nartifact: ./model.pt\nreferences: ./refs.safetensors\n');
+    const home = tempDir();
+    const run = await runTtd(['run', join(dir, 'pipeline.yaml'), '--json'], testEnv(home, address()));
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).not.toContain('exceeded the error limit');
+    const result: RunResult = JSON.parse(run.stdout);
+    expect(result.status).toBe('promoted');
+    // Each runtime run carries 32 of its 5000 outputs; the whole list is a blob in the store.
+    for (const r of result.parity ?? []) {
+      expect(r.outputs).toHaveLength(32);
+      expect(r.outputs_total).toBe(5000);
+      expect(JSON.parse(readFileSync(join(home, 'store', 'blobs', 'sha256', r.outputs_digest!.slice(7)), 'utf8'))).toHaveLength(5000);
+    }
+    const events = (await history(result.runId)).events ?? [];
+    const attempts = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    expect(attempts.every((a) => a === 1)).toBe(true);
+    const largest = Math.max(...events.map((e) => JSON.stringify(e).length));
+    console.log(`5000 reference cases: largest history event ${largest} bytes`);
+    expect(largest).toBeLessThan(64 * 1024); // Temporal's limit is 2 MiB; the architecture asks for well under 64 KB
+  }, 600_000);
 });
