@@ -5,8 +5,12 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { describe, expect, inject, it } from 'vitest';
+import { checkpointIndexKey, latestCheckpoint, readCheckpointIndex, storeCheckpoint } from '../../lib/checkpoints';
 import type { RunResult } from '../../lib/results';
+import { S3ObjectStore } from '../../lib/s3-store';
+import { blobKey } from '../../lib/store';
 import { checkpointBlobs, fixtureModels, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
+import { startMoto } from '../moto';
 
 const address = () => inject('temporalAddress');
 const makeBomb = join(repoRoot, 'test', 'fixtures', 'foreign', 'make_zip_bomb.py');
@@ -135,4 +139,37 @@ describe('limits', () => {
     console.log(`5000 reference cases: largest history event ${largest} bytes`);
     expect(largest).toBeLessThan(64 * 1024); // Temporal's limit is 2 MiB; the architecture asks for well under 64 KB
   }, 600_000);
+
+  it('retention on the S3 protocol deletes the oldest checkpoint blobs, and a retry finds the newest one left', async () => {
+    const moto = await startMoto();
+    try {
+      await moto.createBucket('models');
+      const saved = { ...process.env };
+      Object.assign(process.env, moto.env);
+      const store = new S3ObjectStore('models', 'ttd', {
+        credentials: { accessKeyId: moto.env.AWS_ACCESS_KEY_ID, secretAccessKey: moto.env.AWS_SECRET_ACCESS_KEY },
+      });
+      process.env = saved;
+      const key = checkpointIndexKey('wf', 'run');
+      const dir = tempDir();
+      const digests: string[] = [];
+      for (let epoch = 1; epoch <= 6; epoch++) {
+        writeFileSync(join(dir, `checkpoint-${epoch}.pt`), `checkpoint of epoch ${epoch}`);
+        digests.push((await storeCheckpoint(store, key, epoch, join(dir, `checkpoint-${epoch}.pt`), 3)).digest);
+      }
+      const blobs = await store.list('blobs/');
+      expect(blobs).toEqual(
+        digests
+          .slice(3)
+          .map((d) => blobKey(d))
+          .sort(),
+      );
+      expect((await readCheckpointIndex(store, key)).map((e) => e.epoch)).toEqual([4, 5, 6]);
+      expect(await latestCheckpoint(store, key)).toEqual({ epoch: 6, digest: digests[5] });
+      await store.delete(blobKey(digests[5])); // as if lost: the retry resumes from the newest one left
+      expect(await latestCheckpoint(store, key)).toEqual({ epoch: 5, digest: digests[4] });
+    } finally {
+      await moto.stop();
+    }
+  });
 });
