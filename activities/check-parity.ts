@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
+import { reportedInHistory } from '../lib/history-limits';
 import { compareOutputs } from '../lib/parity';
 import type { ParityResult, ParityRuntimeReport } from '../lib/results';
 import { readSafetensors } from '../lib/safetensors';
@@ -92,6 +93,17 @@ export function parityActivity(deps: TorchDeps) {
             } satisfies ParityRuntimeReport;
           }
           const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
+          const outputs = await reportedInHistory(
+            deps.store,
+            cmp.outputs.map((o) => ({
+              name: o.name,
+              passed: o.passed,
+              code: o.code,
+              max_abs_error: Number.isFinite(o.max_abs_error) ? o.max_abs_error : null,
+              max_rel_error: Number.isFinite(o.max_rel_error) ? o.max_rel_error : null,
+              elements: o.elements,
+            })),
+          );
           return {
             runtime,
             ...about,
@@ -104,14 +116,8 @@ export function parityActivity(deps: TorchDeps) {
             threads: run.summary.threads ?? RUNNER_THREADS,
             ms: run.ms,
             message: `${cmp.message}${flags.fuser ? ' (fuser on)' : ''}`,
-            outputs: cmp.outputs.map((o) => ({
-              name: o.name,
-              passed: o.passed,
-              code: o.code,
-              max_abs_error: Number.isFinite(o.max_abs_error) ? o.max_abs_error : null,
-              max_rel_error: Number.isFinite(o.max_rel_error) ? o.max_rel_error : null,
-              elements: o.elements,
-            })),
+            outputs: outputs.items,
+            ...(outputs.total !== undefined ? { outputs_total: outputs.total, outputs_digest: outputs.digest } : {}),
             histogram: cmp.histogram,
           } satisfies ParityRuntimeReport;
         },

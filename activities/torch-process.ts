@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { archiveLimitsEnv } from '../lib/archive-limits';
 import type { Config } from '../lib/config';
 import { startProcess, type StartedProcess, type StderrTail } from '../lib/subprocess';
+import { capMemory, type MemoryExceeded, type MemoryWatch } from './memory-cap';
 
 const PROTOCOL_VERSION = 1;
 const STDERR_TAIL_LINES = 20;
@@ -28,12 +30,22 @@ const LineSchema = z.object({
 export type TorchOutcome =
   | { kind: 'ok'; result: Record<string, unknown>; ms?: number }
   | { kind: 'error'; code: string; message: string; traceback: string }
-  | { kind: 'crashed'; exitCode: number | null; signal: string | null; stderrTail: string; spawnError?: string };
+  | {
+      kind: 'crashed';
+      exitCode: number | null;
+      signal: string | null;
+      stderrTail: string;
+      spawnError?: string;
+      /** Set when the stage was killed for passing TTD_TORCH_STAGE_MAX_RSS_MB. */
+      memoryExceeded?: MemoryExceeded;
+    };
 
 /** Options of one request: progress events, cancellation, extra environment. */
 export interface TorchRequestOptions {
   onEvent?: (event: string, data: Record<string, unknown>) => void;
   signal?: AbortSignal;
+  /** The stage process's memory cap in MiB (activities/memory-cap.ts); none when absent. */
+  maxRssMb?: number;
 }
 
 /** Sends one request to the torch environment and waits for its response. */
@@ -43,6 +55,7 @@ export async function runTorchRequest(
   args: Record<string, unknown>,
   opts: TorchRequestOptions = {},
 ): Promise<TorchOutcome> {
+  opts = { maxRssMb: config.torchStageMaxRssMb, ...opts };
   if (config.torchProcess === 'fresh') return runInFreshProcess(config, op, args, opts);
   const server = await forkServer(config);
   if ('crashed' in server) return server.crashed;
@@ -115,7 +128,12 @@ async function forkServer(config: Config): Promise<ForkServer | { crashed: Torch
 
 // The environment of every torch process: ours, plus the package on PYTHONPATH.
 function torchEnv(config: Config): Record<string, string> {
-  return { PYTHONPATH: config.pythonPackageDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
+  return {
+    PYTHONPATH: config.pythonPackageDir,
+    PYTHONUNBUFFERED: '1',
+    PYTHONDONTWRITEBYTECODE: '1',
+    ...archiveLimitsEnv(config.archiveLimits),
+  };
 }
 
 function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
@@ -210,6 +228,7 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
     let childPid: number | undefined;
     let outcome: TorchOutcome | undefined;
     let connectError: string | undefined;
+    let memory: MemoryWatch | undefined;
     const kill = () => {
       if (childPid !== undefined) {
         try {
@@ -233,6 +252,7 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
       }
       if (parsed.child === true && typeof parsed.pid === 'number') {
         childPid = parsed.pid;
+        if (opts.maxRssMb !== undefined) memory = capMemory(childPid, opts.maxRssMb, kill);
         return;
       }
       const msg = LineSchema.safeParse(parsed);
@@ -244,10 +264,11 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
     });
     socket.on('close', () => {
       opts.signal?.removeEventListener('abort', kill);
+      memory?.stop();
       const stderrTail = [...server.stderr.lines(), ...(connectError ? [`[ttd] fork server connection: ${connectError}`] : [])].join('\n');
       server.inflight--;
       if (server.retired && server.inflight === 0) stopServer(server);
-      resolve(outcome ?? { kind: 'crashed', exitCode: null, signal: null, stderrTail });
+      resolve(outcome ?? { kind: 'crashed', exitCode: null, signal: null, stderrTail, memoryExceeded: memory?.exceeded });
     });
   });
 }
@@ -277,6 +298,8 @@ async function runInFreshProcess(
     stderrTailLines: STDERR_TAIL_LINES,
   });
   const stdin = proc.stdin!;
+  const pid = proc.subprocess.pid;
+  const memory = opts.maxRssMb !== undefined && pid !== undefined ? capMemory(pid, opts.maxRssMb, () => proc.kill()) : undefined;
   let outcome: TorchOutcome | undefined;
   createInterface({ input: proc.stdout! }).on('line', (line) => {
     let parsed;
@@ -296,6 +319,14 @@ async function runInFreshProcess(
   stdin.write(`${JSON.stringify({ v: PROTOCOL_VERSION, id, op, args })}\n`);
 
   const end = await proc.result;
+  memory?.stop();
   if (outcome) return outcome;
-  return { kind: 'crashed', exitCode: end.exitCode, signal: end.signal, stderrTail: end.stderrTail, spawnError: end.spawnError };
+  return {
+    kind: 'crashed',
+    exitCode: end.exitCode,
+    signal: end.signal,
+    stderrTail: end.stderrTail,
+    spawnError: end.spawnError,
+    memoryExceeded: memory?.exceeded,
+  };
 }

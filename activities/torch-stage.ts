@@ -149,7 +149,9 @@ export async function torchOp(
           ? NonRetryable.modelError
           : outcome.code === 'bad_request'
             ? NonRetryable.badInput
-            : 'torch_internal';
+            : outcome.code === 'archive_too_large'
+              ? NonRetryable.archiveTooLarge
+              : 'torch_internal';
       throw ApplicationFailure.create({
         type,
         message: shown(`${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`),
@@ -167,6 +169,15 @@ export async function torchOp(
       throw ApplicationFailure.create({
         type: NonRetryable.environmentMissing,
         message: `the torch environment ${environmentWords(deps.config)} has no torch; ${SETUP_HINT}, or point TTD_PYTHON at an interpreter with torch`,
+        nonRetryable: true,
+      });
+    }
+    if (outcome.memoryExceeded) {
+      // The same input grows the same way again: not retried.
+      const { rssMb, capMb } = outcome.memoryExceeded;
+      throw ApplicationFailure.create({
+        type: NonRetryable.memoryLimit,
+        message: `the torch stage '${op}' was killed at ${rssMb} MiB of resident memory, past its cap of ${capMb} MiB (TTD_TORCH_STAGE_MAX_RSS_MB); expected it to stay below the cap (smaller batches or model, or a higher cap)`,
         nonRetryable: true,
       });
     }

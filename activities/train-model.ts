@@ -1,8 +1,10 @@
 // The train stage: runs the model file's training in the torch environment and stores the weights; a retry after a
-// crashed worker resumes from the checkpoint that the last heartbeat named.
+// crashed worker resumes from the newest checkpoint its run stored. Only the latest TTD_CHECKPOINTS_KEPT per-epoch
+// checkpoints stay in the store: older ones are deleted as training goes (lib/checkpoints.ts).
 import { Context } from '@temporalio/activity';
+import { checkpointIndexKey, latestCheckpoint, storeCheckpoint } from '../lib/checkpoints';
 import type { Spec } from '../lib/spec';
-import { putBlobFile } from '../lib/store';
+import { blobKey } from '../lib/store';
 import type { ModelFileInput, StageOutput } from '../lib/contract';
 import { runTorchStage, type TorchDeps } from './torch-stage';
 
@@ -16,7 +18,12 @@ export interface TrainInput extends ModelFileInput {
  * activity's attempt (a retry after a crashed worker is 2). */
 export type TrainOutput = StageOutput<'train', 'weights_path'> & { attempt: number };
 
-const resumeDigest = () => (Context.current().info.heartbeatDetails as { checkpointDigest?: string } | undefined)?.checkpointDigest;
+const indexKey = (): string => {
+  const { workflowExecution, activityId } = Context.current().info;
+  return checkpointIndexKey(workflowExecution?.workflowId ?? 'standalone', workflowExecution?.runId ?? activityId);
+};
+// Per activity attempt: the checkpoint to resume from, found in the run's index before the stage starts.
+const resumeFrom = new WeakMap<Context, string>();
 
 /** Builds the train activity. */
 export function trainActivity(deps: TorchDeps) {
@@ -25,7 +32,7 @@ export function trainActivity(deps: TorchDeps) {
     {
       op: 'train',
       fetch: (): Record<string, string> => {
-        const resume = resumeDigest();
+        const resume = resumeFrom.get(Context.current());
         return resume ? { 'resume.pt': resume } : {};
       },
       args: (i: TrainInput, f, dir) => ({
@@ -37,11 +44,12 @@ export function trainActivity(deps: TorchDeps) {
       }),
       store: ['weights_path'],
     },
-    // Each epoch's checkpoint goes to the store before its heartbeat names it.
+    // Each epoch's checkpoint goes to the store before its heartbeat names it; then the oldest beyond the kept number go.
     async (data) => {
-      if (typeof data.checkpoint_path !== 'string') return {};
+      if (typeof data.checkpoint_path !== 'string' || typeof data.epoch !== 'number') return {};
       try {
-        return { checkpointDigest: await putBlobFile(deps.store, data.checkpoint_path), checkpointEpoch: data.epoch };
+        const { digest } = await storeCheckpoint(deps.store, indexKey(), data.epoch, data.checkpoint_path, deps.config.checkpointsKept);
+        return { checkpointDigest: digest, checkpointEpoch: data.epoch };
       } catch (err) {
         // The next epoch's checkpoint replaced this one before we read it: that one will be named instead.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
@@ -50,6 +58,12 @@ export function trainActivity(deps: TorchDeps) {
     },
   );
   return async function train(input: TrainInput): Promise<TrainOutput> {
-    return { ...(await run(input)), attempt: Context.current().info.attempt };
+    const ctx = Context.current();
+    // The newest stored checkpoint, not the last heartbeat's: heartbeats are throttled and may name an older one.
+    const latest = await latestCheckpoint(deps.store, indexKey());
+    const named = (ctx.info.heartbeatDetails as { checkpointDigest?: string } | undefined)?.checkpointDigest;
+    const resume = latest?.digest ?? (named && (await deps.store.head(blobKey(named))) ? named : undefined);
+    if (resume) resumeFrom.set(ctx, resume);
+    return { ...(await run(input)), attempt: ctx.info.attempt };
   };
 }

@@ -56,8 +56,9 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     if (opts.commit !== undefined && !/^[0-9a-zA-Z._-]{1,64}$/.test(opts.commit)) {
       throw new TtdError(ErrorCode.specInvalid, `--commit must be a commit id such as a git SHA (got '${opts.commit}')`);
     }
-    const read = loadSpec(specPath);
-    config = await preflight(loadConfig(), read.spec); // the run's torch environment
+    const base = loadConfig();
+    const read = loadSpec(specPath, base.archiveLimits);
+    config = await preflight(base, read.spec); // the run's torch environment
     loaded = withEnvironment(read, config.environment);
     store = openStore(config);
     await store.list('ttd-probe/'); // an S3 store that is down, or has no bucket, is named now, before anything starts

@@ -52,8 +52,9 @@ export async function scheduleCreateCommand(
     const when = opts.cron
       ? { cronExpressions: [cronArgument('--cron', opts.cron)] }
       : { intervals: [{ every: intervalArgument('--every', opts.every!) }] };
-    const read = loadSpec(specPath);
-    const config = await preflight(loadConfig(), read.spec); // the schedule's torch environment
+    const base = loadConfig();
+    const read = loadSpec(specPath, base.archiveLimits);
+    const config = await preflight(base, read.spec); // the schedule's torch environment
     const loaded = withEnvironment(read, config.environment);
     await withClient(async (client) => {
       const store = openStore(config);

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
+import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
 import { knownEnvironments, type TorchEnv } from './environments';
 import { ErrorCode, TtdError } from './errors';
 import { FsObjectStore } from './fs-store';
@@ -31,6 +32,13 @@ export interface Config {
   torchProcess: 'server' | 'fresh';
   /** The fork server is restarted when its resident memory passes this (TTD_TORCH_MAX_RSS_MB, default 4096). */
   torchMaxRssMb: number;
+  /** A torch stage's process (with what it started) is killed past this resident memory, and the run rejected with
+   * memory_limit (TTD_TORCH_STAGE_MAX_RSS_MB, default 8192). */
+  torchStageMaxRssMb: number;
+  /** Zip archives past these are refused before upload or load (TTD_MAX_ARCHIVE_MB, _ENTRIES, _RATIO). */
+  archiveLimits: ArchiveLimits;
+  /** The train stage keeps this many of its latest per-epoch checkpoints in the store (TTD_CHECKPOINTS_KEPT, default 3). */
+  checkpointsKept: number;
   /** The torch environments this checkout knows of, newest first (lib/environments.ts). `python` and
    * `libtorchRunner` above are those of the environment a run without one uses (runs started before environments). */
   environments: TorchEnv[];
@@ -71,6 +79,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     actor: actor(env.TTD_ACTOR) ?? safeUser(),
     torchProcess: oneOf(env, 'TTD_TORCH_PROCESS', ['server', 'fresh'] as const),
     torchMaxRssMb: positive(env, 'TTD_TORCH_MAX_RSS_MB', 4096),
+    torchStageMaxRssMb: positive(env, 'TTD_TORCH_STAGE_MAX_RSS_MB', 8192),
+    archiveLimits: {
+      maxBytes: Math.floor(positive(env, 'TTD_MAX_ARCHIVE_MB', DEFAULT_ARCHIVE_LIMITS.maxBytes / 2 ** 20) * 2 ** 20),
+      maxEntries: Math.floor(positive(env, 'TTD_MAX_ARCHIVE_ENTRIES', DEFAULT_ARCHIVE_LIMITS.maxEntries)),
+      maxRatio: positive(env, 'TTD_MAX_ARCHIVE_RATIO', DEFAULT_ARCHIVE_LIMITS.maxRatio),
+    },
+    checkpointsKept: wholePositive(env, 'TTD_CHECKPOINTS_KEPT', 3),
     environments,
     environment: legacy.name,
     inductorCache: resolve(env.TTD_INDUCTOR_CACHE ?? join(home, 'cache', 'inductor')),
@@ -181,6 +196,15 @@ function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): numbe
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new TtdError(ErrorCode.configInvalid, `${name}='${value}'; expected a positive number`);
+  return n;
+}
+
+/** A whole positive number variable, or its default when unset. */
+function wholePositive(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1)) throw new TtdError(ErrorCode.configInvalid, `${name}='${value}'; expected a whole number of 1 or more`);
   return n;
 }
 

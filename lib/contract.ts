@@ -190,6 +190,8 @@ export const TorchOps = {
       node_total: count,
       references_path: path.nullable(),
       case_count: count,
+      // Every case's report (JSON), when any case ran: `cases` carries at most 32 of them, failures first.
+      cases_path: path.nullable(),
     }),
   },
   export: {
@@ -487,7 +489,7 @@ export const TorchStages = {
       out_dir: dir,
     }),
     // Absent when the recorded references could not be read (the verdict says why).
-    store: ['references_path'],
+    store: ['references_path', 'cases_path'],
   }),
   exportProgram: declare({
     op: 'export',

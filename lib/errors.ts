@@ -51,6 +51,8 @@ export const ErrorCode = {
   auditMissing: 'audit_missing',
   registryUnbacked: 'registry_unbacked',
   aliasPending: 'alias_pending',
+  archiveTooLarge: 'archive_too_large',
+  referencesTooLarge: 'references_too_large',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

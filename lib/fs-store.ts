@@ -48,6 +48,10 @@ export class FsObjectStore implements ObjectStore {
     return this.commit(key, tmp, etagOf(await readFile(tmp)), condition);
   }
 
+  async delete(key: string): Promise<void> {
+    await rm(this.path(key), { force: true });
+  }
+
   async list(prefix: string): Promise<string[]> {
     const out: string[] = [];
     const walk = async (dir: string): Promise<void> => {

@@ -55,6 +55,9 @@ export const GateCode = {
   environmentMissing: 'environment_missing',
   digestMismatch: 'digest_mismatch',
   torchInternal: 'torch_internal',
+  // limits (docs/trust-limits.md): a zip archive that expands past TTD_MAX_ARCHIVE_*, a stage past its memory cap
+  archiveTooLarge: 'archive_too_large',
+  memoryLimit: 'memory_limit',
   internal: 'internal',
 } as const;
 export type GateCode = (typeof GateCode)[keyof typeof GateCode];
@@ -69,6 +72,8 @@ export const NonRetryable = {
   environmentMissing: GateCode.environmentMissing,
   badInput: GateCode.badInput,
   digestMismatch: GateCode.digestMismatch,
+  archiveTooLarge: GateCode.archiveTooLarge,
+  memoryLimit: GateCode.memoryLimit,
 } as const;
 export type NonRetryable = (typeof NonRetryable)[keyof typeof NonRetryable];
 

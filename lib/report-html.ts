@@ -359,12 +359,12 @@ function runtimeDetail(r: ParityRuntimeReport, all: ParityRuntimeReport[]): stri
   const where = [r.format && r.format !== 'torchscript' ? r.format : null, r.environment].filter(Boolean).join(' · ');
   return `<div class="runtime" data-testid="runtime-${esc(key)}">
 <h3>${esc(r.runtime)}${where ? ` · ${esc(where)}` : ''} · fuser ${r.flags?.fuser ? 'on' : 'off'} ${r.passed ? badge('agrees', Tone.ok) : badge('FAILED', Tone.bad)}</h3>
-${outputsTable(key, r.outputs)}
+${outputsTable(key, r.outputs, r.outputs_total, r.outputs_digest)}
 ${histogramChart(key, r.histogram)}
 </div>`;
 }
 
-function outputsTable(key: string, outputs: ParityOutputReport[] | undefined): string {
+function outputsTable(key: string, outputs: ParityOutputReport[] | undefined, total?: number, digest?: string): string {
   if (!outputs) return '<p class="absent">per-output results not recorded (older record)</p>';
   if (!outputs.length) return '<p class="absent">no outputs compared</p>';
   const failed = outputs.filter((o) => !o.passed).length;
@@ -379,8 +379,12 @@ function outputsTable(key: string, outputs: ParityOutputReport[] | undefined): s
       esc(isFiniteNumber(o.elements) ? o.elements : '—'),
     ]),
   );
-  const label = `${outputs.length} output${outputs.length === 1 ? '' : 's'}${failed ? `, ${failed} failed` : ', all passed'}`;
-  return `<details data-testid="outputs-${esc(key)}"${failed ? ' open' : ''}><summary>${esc(label)}</summary>${rows}</details>`;
+  const shown = total !== undefined && total > outputs.length;
+  const label = shown
+    ? `${total} outputs, ${outputs.length} shown${failed ? ` (${failed} of them failed)` : ', all passed'}`
+    : `${outputs.length} output${outputs.length === 1 ? '' : 's'}${failed ? `, ${failed} failed` : ', all passed'}`;
+  const rest = shown && digest ? `<p class="absent">every output's result: store blob <code>${esc(digest)}</code></p>` : '';
+  return `<details data-testid="outputs-${esc(key)}"${failed ? ' open' : ''}><summary>${esc(label)}</summary>${rows}${rest}</details>`;
 }
 
 const HIST = { width: 560, row: 18, label: 96, countSpace: 90 } as const;

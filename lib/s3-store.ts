@@ -2,6 +2,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -127,6 +128,10 @@ export class S3ObjectStore implements ObjectStore {
       if (preconditionFailed(err)) throw new PreconditionFailedError(key);
       throw err;
     }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
   }
 
   async list(prefix: string): Promise<string[]> {

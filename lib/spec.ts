@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { checkArchiveLimits, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
 import { canonicalJson, digestBytes } from './digest';
 import { ErrorCode, TtdError } from './errors';
 import { checkInputFile, readInputFile } from './input-files';
@@ -14,6 +15,8 @@ import { putBlob, type ObjectStore } from './store';
 export const SPEC_LIMITS = {
   /** Every epoch's loss travels in the workflow history and the version record. */
   epochs: 10_000,
+  /** A training batch is built in memory at once: a batch of millions of rows costs gigabytes before the first step. */
+  trainBatchSize: 65_536,
   /** Each size is a batch built from validation rows and run eagerly, traced, optimized, fused and in every runtime. */
   traceBatchSize: 65_536,
   /** parity.atol and parity.rtol: a tolerance above 1 lets outputs that are wrong in every digit pass the gates. */
@@ -50,7 +53,7 @@ const SEED_EXPECTED = `train.seed must be an integer from 0 to ${Number.MAX_SAFE
 
 const TrainSchema = z.strictObject({
   epochs: positiveInt('train.epochs', SPEC_LIMITS.epochs).default(10),
-  batch_size: positiveInt('train.batch_size').default(32),
+  batch_size: positiveInt('train.batch_size', SPEC_LIMITS.trainBatchSize).default(32),
   optimizer: z.enum(['adam', 'sgd'], { error: 'train.optimizer must be one of adam, sgd' }).default('adam'),
   lr: positive('train.lr').default(0.001),
   loss: z.enum(['mse', 'cross_entropy'], { error: 'train.loss must be one of mse, cross_entropy' }).default('mse'),
@@ -292,8 +295,9 @@ function nonJsonValues(value: unknown, path: string[]): [string[], unknown][] {
   return [[path, value]];
 }
 
-/** Reads, parses and validates a spec file, and resolves its model file; throws TtdError on bad input. */
-export function loadSpec(specPath: string): LoadedSpec {
+/** Reads, parses and validates a spec file, and resolves its model file; throws TtdError on bad input (a foreign
+ * archive past `archiveLimits` too, before anything is uploaded). */
+export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS): LoadedSpec {
   const abs = resolve(specPath);
   const stat = statSync(abs, { throwIfNoEntry: false });
   if (!stat) {
@@ -345,6 +349,7 @@ export function loadSpec(specPath: string): LoadedSpec {
         { path: artifact.path },
       );
     }
+    checkArchiveLimits('artifact', spec.artifact, artifact.path, archiveLimits);
     checkReferences('references', referencesPath!);
     return { spec, specPath: abs, specDigest, foreign: { artifactPath: artifact.path, referencesPath: referencesPath! } };
   }
@@ -358,6 +363,7 @@ export function loadSpec(specPath: string): LoadedSpec {
         `model: '${spec.model}' is a TorchScript archive; a foreign artifact needs references: a safetensors file of reference inputs and outputs`,
       );
     }
+    checkArchiveLimits('model', spec.model!, modelPath, archiveLimits);
     checkReferences('references', referencesPath);
     return { spec, specPath: abs, specDigest, foreign: { artifactPath: modelPath, referencesPath } };
   }

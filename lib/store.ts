@@ -28,6 +28,8 @@ export interface ObjectStore {
   putFile(key: string, path: string, condition?: PutCondition): Promise<{ etag: string }>;
   /** Keys under a prefix, sorted. */
   list(prefix: string): Promise<string[]>;
+  /** Removes an object; a missing one is success. Only checkpoints past their retention are deleted. */
+  delete(key: string): Promise<void>;
 }
 
 /** The key of a blob: blobs/sha256/<hex>. */

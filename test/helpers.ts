@@ -1,6 +1,6 @@
 // Shared test helpers: run the real `ttd` binary in a fresh TTD_HOME, write specs, find free ports.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, copyFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -90,4 +90,11 @@ export function launchChromium(): Promise<Browser> {
     headless: true,
     args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
+}
+
+/** The per-epoch checkpoints in a filesystem store: blobs holding a training state (its pickle names rng_state). */
+export function checkpointBlobs(home: string): string[] {
+  const dir = join(home, 'store', 'blobs', 'sha256');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((hex) => readFileSync(join(dir, hex)).includes('rng_state'));
 }

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
-import { fixtureModels, freePort, tempDir, writeSpec } from '../helpers';
+import { checkpointBlobs, fixtureModels, freePort, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
 
 const slowSpec = (name: string) =>
@@ -13,7 +13,8 @@ describe('crash safety', () => {
   afterEach(async () => ops?.stopAll());
 
   it('a torch worker SIGKILLed mid-training is replaced, and the retry resumes from its checkpoint; promoted once', async () => {
-    ops = await startOps(tempDir(), await freePort(), 'kill');
+    const home = tempDir();
+    ops = await startOps(home, await freePort(), 'kill');
     await ops.worker('control');
     const doomed = await ops.worker('torch');
     const started = JSON.parse((await ops.ttd(['run', slowSpec('killed'), '--detach', '--json'])).stdout);
@@ -31,6 +32,8 @@ describe('crash safety', () => {
     expect(shown.reports.training.losses).toHaveLength(16);
     const log = JSON.parse((await ops.ttd(['audit', 'log', 'killed', '--json'])).stdout).records;
     expect(log).toHaveLength(1);
+    // Retention (TTD_CHECKPOINTS_KEPT, default 3) kept the checkpoint the retry resumed from, and no more than 3.
+    expect(checkpointBlobs(home)).toHaveLength(3);
   }, 240_000);
 
   it('a run survives the dev server stopping and starting again on the same SQLite file', async () => {

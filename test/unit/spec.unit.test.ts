@@ -73,6 +73,18 @@ describe('spec', () => {
       'trace.batch_sizes.1: trace.batch_sizes[] must be a positive integer no larger than 65536 (got 1000000000)',
     ],
     [
+      'the ten-million batch size that cost 2.2 GB (issue 14)',
+      'trace: { batch_sizes: [10000000] }',
+      'trace.batch_sizes.0',
+      'trace.batch_sizes.0: trace.batch_sizes[] must be a positive integer no larger than 65536 (got 10000000)',
+    ],
+    [
+      'a training batch size above the bound',
+      'train: { batch_size: 10000000 }',
+      'train.batch_size',
+      'train.batch_size: train.batch_size must be a positive integer no larger than 65536 (got 10000000)',
+    ],
+    [
       'a runtime listed twice',
       'parity: { runtimes: [python, libtorch, python] }',
       'parity.runtimes',
@@ -94,7 +106,7 @@ describe('spec', () => {
     ['a NaN rtol', 'parity: { rtol: .nan }', 'parity.rtol', 'parity.rtol: parity.rtol must be a finite number from 0 to 1 (got NaN)'],
     [
       'epochs that would never end',
-      'train: { epochs: 1.0e12 }',
+      'train: { epochs: 1e12 }',
       'train.epochs',
       'train.epochs: train.epochs must be a positive integer no larger than 10000 (got 1000000000000)',
     ],
@@ -166,7 +178,7 @@ describe('spec', () => {
       parseYaml(`
 name: m
 params: { hidden: [8, 16], dropout: 0.2, label: "x", on: true, none: null, big: 1.0e300, date: 2001-12-14 }
-train: { epochs: ${SPEC_LIMITS.epochs} }
+train: { epochs: ${SPEC_LIMITS.epochs}, batch_size: ${SPEC_LIMITS.trainBatchSize} }
 trace: { batch_sizes: [1, ${SPEC_LIMITS.traceBatchSize}] }
 parity: { runtimes: [libtorch, python], atol: ${SPEC_LIMITS.tolerance}, rtol: 0 }
 promote: { approval: required, approval_timeout: 0.5h }

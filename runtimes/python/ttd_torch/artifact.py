@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from . import compare, gate, graph, protocol, references, verify
+from . import archive_limits, compare, gate, graph, protocol, references, verify
 from .protocol import ModelError
 
 TRAIN_FIX = ("call model$eval() before jit_trace in R (or .eval() before torch.jit.trace in Python), then trace, "
@@ -19,16 +20,35 @@ MISMATCH_FIX = ("the references were probably computed in train mode (call model
                 "with the same eval-mode model right after tracing it")
 
 
+# The most case reports the result carries (it travels in workflow history); cases.json holds them all.
+CASES_REPORTED = 32
+NAMES_IN_MESSAGE = 5
+
+
 def empty_result(code: str, message: str, references_path: Optional[str] = None,
                  cases: int = 0) -> Dict[str, Any]:
     """A failed result before any case ran (references unreadable or archive unloadable)."""
     return {"passed": False, "code": code, "message": message, "cases": [], "train_mode_ops": [], "warnings": [],
             "devices": [], "nondeterministic_nodes": [], "nodes": {}, "node_total": 0,
-            "references_path": references_path, "case_count": cases}
+            "references_path": references_path, "case_count": cases, "cases_path": None}
+
+
+def reported(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The case reports the result carries: failures first, at most CASES_REPORTED."""
+    return ([r for r in results if not r["passed"]] + [r for r in results if r["passed"]])[:CASES_REPORTED]
+
+
+def case_names(results: List[Dict[str, Any]]) -> str:
+    """The first few case names, and how many more."""
+    names = ", ".join(c["name"] for c in results[:NAMES_IN_MESSAGE])
+    more = len(results) - NAMES_IN_MESSAGE
+    return names + (f" and {more} more" if more > 0 else "")
 
 
 def load_archive(path: str) -> torch.jit.ScriptModule:
-    """torch.jit.load on cpu (never pickle) in eval mode; raises ValueError with the loader's message."""
+    """torch.jit.load on cpu (never pickle) in eval mode; raises ValueError with the loader's message, ArchiveTooLarge
+    before loading an archive past the expansion limits."""
+    archive_limits.check(path, "archive")
     try:
         module = torch.jit.load(path, map_location="cpu")
     except Exception as exc:  # the loader's own error is the finding
@@ -66,7 +86,7 @@ def decision(facts: gate.Facts) -> Tuple[Optional[str], str]:
         return "reference_mismatch", why
     worst = max((c["max_abs_error"] or 0.0) for c in facts.cases)
     return None, (f"the archive reproduces its references on {len(facts.cases)} cases "
-                  f"({', '.join(c['name'] for c in facts.cases)}); max abs error {worst:.2e}, "
+                  f"({case_names(facts.cases)}); max abs error {worst:.2e}, "
                   f"allowed {compare.allowed(facts.atol, facts.rtol)}")
 
 
@@ -82,6 +102,8 @@ def verify_artifact(args: Dict[str, Any]) -> Dict[str, Any]:
     verify.save_references(references_path, [(c.name, c.inputs) for c in cases], [c.outputs for c in cases])
     try:
         module = load_archive(args["artifact_path"])
+    except archive_limits.ArchiveTooLarge as exc:  # a zip bomb is a finding about the archive: rejected, not retried
+        return empty_result("archive_too_large", exc.message, references_path, len(cases))
     except ValueError as exc:
         return empty_result("artifact_invalid", f"{args['artifact_path']} is not a loadable TorchScript archive "
                             f"({exc}); expected a file saved by jit_save in R or torch.jit.save in Python",
@@ -99,7 +121,11 @@ def verify_artifact(args: Dict[str, Any]) -> Dict[str, Any]:
     for r in results:
         r["max_abs_error"] = compare.json_float(r["max_abs_error"])
         r["max_rel_error"] = compare.json_float(r["max_rel_error"])
-    return {"passed": code is None, "code": code, "message": message, "cases": results,
+    cases_path = os.path.join(args["out_dir"], "cases.json")
+    with open(cases_path, "w", encoding="utf-8") as out:
+        json.dump(results, out)
+    return {"passed": code is None, "code": code, "message": message, "cases": reported(results),
+            "cases_path": cases_path,
             "train_mode_ops": facts.train_ops, "warnings": gate.gate_warnings(facts, code),
             "devices": verify.unique([str(d["device"]) for d in devices]),
             "nondeterministic_nodes": facts.nondeterministic_nodes, "nodes": nodes,

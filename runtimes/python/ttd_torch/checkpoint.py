@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List
 
 import torch
 
+from . import archive_limits
 from .protocol import BadRequest
 
 # Fields of the train spec that must match for a resume; epochs may grow (a resumed run may train longer).
@@ -75,6 +76,7 @@ def save(out_dir: str, state: Dict[str, Any]) -> str:
 
 def read(path: str) -> Dict[str, Any]:
     """Load a checkpoint file (tensors and plain values only) and check it has every key."""
+    archive_limits.check(path, "checkpoint")
     try:
         # Tensors and plain values only (torch 1.13 and 2.x both have weights_only): never unpickle what the store holds.
         state = decode(torch.load(path, map_location="cpu", weights_only=True))

@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import torch
 
-from . import compare, data, export, gate, protocol, references, user_model
+from . import archive_limits, compare, data, export, gate, protocol, references, user_model
 from .protocol import BadRequest
 
 PACKAGE_FILE = "model.pt2"
@@ -126,6 +126,7 @@ def compile_package(args: Dict[str, Any]) -> Dict[str, Any]:
     import torch._inductor  # not at module level: the fork server's zygote must not start Inductor
     from torch._dynamo.utils import counters
     atol, rtol = args["atol"], args["rtol"]
+    archive_limits.check(args["program_path"], "exported program")
     program = torch.export.load(args["program_path"])
     package_path = os.path.join(args["out_dir"], PACKAGE_FILE)
     cache_dir = args["cache_dir"]

@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from . import data, probes, protocol, trace, train, user_model
+from . import archive_limits, data, probes, protocol, trace, train, user_model
 from .protocol import ModelError, bad_value, traceback_tail
 
 
@@ -18,6 +18,7 @@ def one_line(exc: BaseException) -> str:
 
 def load_archive(name: str, path: str) -> torch.jit.ScriptModule:
     """torch.jit.load an artifact in eval mode (never pickle); a failure names the artifact."""
+    archive_limits.check(path, f"artifact {name!r}")
     try:
         return torch.jit.load(path, map_location="cpu").eval()
     except Exception as exc:

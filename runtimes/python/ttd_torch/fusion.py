@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
-from . import compare, data, graph, optimize, protocol, user_model
+from . import archive_limits, compare, data, graph, optimize, protocol, user_model
 
 WARMUP_CALLS = 3  # the profiling executor fuses from call num_profiled_runs + 1; three calls are enough
 GROUP_KINDS = ("prim::TensorExprGroup", "prim::FusionGroup", "prim::CudaFusionGroup")
@@ -173,6 +173,7 @@ def fusion(args: Dict[str, Any]) -> Dict[str, Any]:
         user_model.load(args["model_path"])  # registers custom ops the archive calls
     cases = optimize.read_cases(args["references_path"])
     production = dict(cases).get("validation") or cases[0][1]
+    archive_limits.check(args["optimized_path"], "optimized archive")
     load: Callable[[], torch.jit.ScriptModule] = lambda: torch.jit.load(args["optimized_path"], map_location="cpu").eval()
     with fuser_flags(UNFUSED):
         reference = run_cases(load(), cases, 0)

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from . import archive, compare, data, graph, protocol, safetensors, user_model
+from . import archive, archive_limits, compare, data, graph, protocol, safetensors, user_model
 
 
 def read_cases(path: str) -> List[Tuple[str, data.Inputs]]:
@@ -70,6 +70,7 @@ def optimize(args: Dict[str, Any]) -> Dict[str, Any]:
     out_dir = args["out_dir"]
     atol, rtol = args["atol"], args["rtol"]
     method = args["method"]
+    archive_limits.check(args["traced_path"], "traced archive")
     traced = torch.jit.load(args["traced_path"], map_location="cpu").eval()
     frozen = torch.jit.freeze(traced)
     paths = {name: os.path.join(out_dir, name) for name in ("optimized.pt", "ir-before.txt", "ir-after.txt")}

@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from . import archive, captures, data, graph, protocol, user_model
+from . import archive, archive_limits, captures, data, graph, protocol, user_model
 from .protocol import ModelError
 
 TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
@@ -22,6 +22,7 @@ def load_trained(module: ModuleType, params: Dict[str, Any], weights_path: str) 
     torch.manual_seed(0)  # initial weights are overwritten; the seed only makes construction side effects repeatable
     model = data.build(module, params)
     # Tensors only: the weights come from the store, and a rewritten blob must not run code when read.
+    archive_limits.check(weights_path, "weights file")
     state = torch.load(weights_path, map_location="cpu", weights_only=True)
     with user_model.user_code(module.__file__ or "?", "load_state_dict()"):
         model.load_state_dict(state)

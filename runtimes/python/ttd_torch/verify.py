@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 
-from . import compare, data, gate, graph, probes, protocol, safetensors, trace, user_model
+from . import archive_limits, compare, data, gate, graph, probes, protocol, safetensors, trace, user_model
 from .protocol import ModelError, bad_value
 
 Case = Tuple[str, data.Inputs]
@@ -160,6 +160,7 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
     example_shaped = not sizes  # the graph must serve the example's shapes only
     base, probe_list = build_cases(validation, example, sizes)
     cases, eager, skipped = eager_cases(model, base, probe_list, args["model_path"])
+    archive_limits.check(args["traced_path"], "traced archive")
     traced = torch.jit.load(args["traced_path"], map_location="cpu")
     results: List[Dict[str, Any]] = []
     for (name, inputs), expected in zip(cases, eager):
