@@ -101,7 +101,9 @@ const SPEC_FILES: Case[] = [
   { name: 'a spec that is a list', spec: { raw: '- name: corpus\n' }, code: 'spec_invalid', names: ['a spec must be a mapping of fields'] },
   { name: 'a spec that is a number', spec: { raw: '42\n' }, code: 'spec_invalid', names: ['a spec must be a mapping of fields'] },
   { name: 'a spec that is binary', spec: { raw: '\u0000\u0001\u0002\u00ff\u00fe' }, code: 'spec_invalid', names: ['pipeline.yaml'] },
-  { name: 'a model path that is a folder', spec: base({ model: '.' }), code: 'spec_invalid', names: ['is a directory'] },
+  { name: 'a model path that is a folder', spec: base({ model: '.' }), code: 'model_invalid', names: ["model: file '.'", 'is a directory, not a regular file'] },
+  { name: 'a model path that is a device', spec: base({ model: '/dev/zero' }), code: 'model_invalid', names: ["'/dev/zero'"] },
+  { name: 'a model file with the wrong extension', spec: base({ model: './pipeline.yaml' }), code: 'model_invalid', names: ['pipeline.yaml', '.py'] },
 ];
 
 const SPEC = ['SPEC'];
