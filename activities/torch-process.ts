@@ -1,6 +1,6 @@
 // The one way to run a torch request (`python -m ttd_torch`, JSON lines): on the worker's long-lived fork server
 // (torch imported once; every request in a forked child of its own), or in a fresh process (TTD_TORCH_PROCESS=fresh).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Config } from '../lib/config';
+import { bwrapArgs, probeSandbox, sandboxEnv, SANDBOX_SCRATCH } from '../lib/sandbox';
 import { startProcess, type StartedProcess, type StderrTail } from '../lib/subprocess';
 
 const PROTOCOL_VERSION = 1;
@@ -28,7 +29,8 @@ const LineSchema = z.object({
 export type TorchOutcome =
   | { kind: 'ok'; result: Record<string, unknown>; ms?: number }
   | { kind: 'error'; code: string; message: string; traceback: string }
-  | { kind: 'crashed'; exitCode: number | null; signal: string | null; stderrTail: string; spawnError?: string };
+  | { kind: 'crashed'; exitCode: number | null; signal: string | null; stderrTail: string; spawnError?: string }
+  | { kind: 'sandbox_unavailable'; reason: string };
 
 /** Options of one request: progress events, cancellation, extra environment. */
 export interface TorchRequestOptions {
@@ -43,6 +45,10 @@ export async function runTorchRequest(
   args: Record<string, unknown>,
   opts: TorchRequestOptions = {},
 ): Promise<TorchOutcome> {
+  if (config.sandbox === 'on') {
+    const probe = await probeSandbox(config.bwrap);
+    if (!probe.ok) return { kind: 'sandbox_unavailable', reason: probe.reason };
+  }
   if (config.torchProcess === 'fresh') return runInFreshProcess(config, op, args, opts);
   const server = await forkServer(config);
   if ('crashed' in server) return server.crashed;
@@ -64,6 +70,8 @@ interface ForkServer {
   env: TorchEnvironment;
   stderr: StderrTail;
   exited: boolean;
+  /** In the sandbox's pid namespace: the pids its children report are not ours. */
+  sandboxed: boolean;
   /** Requests in flight; a retired server (grown too big) stops once the last one ends. */
   inflight: number;
   retired: boolean;
@@ -113,17 +121,54 @@ async function forkServer(config: Config): Promise<ForkServer | { crashed: Torch
   return s;
 }
 
-// The environment of every torch process: ours, plus the package on PYTHONPATH.
-function torchEnv(config: Config): Record<string, string> {
-  return { PYTHONPATH: config.pythonPackageDir, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
+// The environment of every torch process: the sandbox's allowlist (never the worker's credentials), the package on
+// PYTHONPATH, and what the fork server's children need to isolate each request (runtimes/python/ttd_torch/sandbox.py).
+function torchEnv(config: Config, isolation: Record<string, string> = {}): Record<string, string> {
+  return sandboxEnv({
+    PYTHONPATH: config.pythonPackageDir,
+    PYTHONUNBUFFERED: '1',
+    PYTHONDONTWRITEBYTECODE: '1',
+    ...(config.sandbox === 'on' ? { TTD_SANDBOX: 'on', ...isolation } : {}),
+  });
+}
+
+/** The directory under which every torch stage of this process has its work dir (created on first use, removed at
+ * exit): the fork server's sandbox binds it, and each request's child sees only its own dir in it. */
+export function workRoot(): string {
+  if (!root) {
+    root = mkdtempSync(join(tmpdir(), 'ttd-work-'));
+    serverDirs.add(root);
+  }
+  return root;
+}
+let root: string | undefined;
+
+// The command line of a torch process: the Python itself, or bwrap around it (TTD_SANDBOX=on) with the torch
+// environment, the ttd package and the request directories bound; `--as-pid-1`: the fork server reaps the namespace.
+function torchCommand(config: Config, pythonArgs: string[], readWrite: string[], env: Record<string, string>): [string, string[]] {
+  if (config.sandbox !== 'on') return [config.python, pythonArgs];
+  const mounts = { pythons: [config.python], readOnly: [config.pythonPackageDir], readWrite, cwd: SANDBOX_SCRATCH };
+  return [config.bwrap, [...bwrapArgs(mounts, env), '--as-pid-1', config.python, ...pythonArgs]];
+}
+
+// The directory the fork server's children may write for compiles: this environment's Inductor cache.
+function inductorDir(config: Config): string {
+  return join(config.inductorCache, config.environment);
 }
 
 function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
   const dir = mkdtempSync(join(tmpdir(), 'ttd-torch-'));
   serverDirs.add(dir);
   const socketPath = join(dir, 'server.sock');
-  const proc = startProcess(config.python, ['-m', 'ttd_torch', '--listen', socketPath], {
-    env: torchEnv(config),
+  const work = workRoot();
+  const cache = inductorDir(config);
+  mkdirSync(cache, { recursive: true });
+  // Each child sees, of the work root and the cache, only what its request names; never the socket directory.
+  const env = torchEnv(config, { TTD_SANDBOX_PRIVATE: JSON.stringify([work, cache]), TTD_SANDBOX_HIDDEN: JSON.stringify([dir]) });
+  const [command, commandArgs] = torchCommand(config, ['-m', 'ttd_torch', '--listen', socketPath], [dir, work, cache], env);
+  const proc = startProcess(command, commandArgs, {
+    env,
+    extendEnv: false,
     processGroup: true, // no terminal signals: it ends when our end of its stdin closes
     stderrTailLines: STDERR_TAIL_LINES,
   });
@@ -157,11 +202,15 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
       try {
         const ready = JSON.parse(line) as { ready?: boolean } & TorchEnvironment;
         if (!ready.ready) throw new Error('not a ready line');
+        // In the sandbox the server is pid 1 of its own namespace: bwrap's child, by its pid here.
+        const pid = config.sandbox === 'on' ? hostChildren(subprocess.pid!)[0]?.pid : ready.pid;
+        if (pid === undefined) throw new Error('no sandboxed server process');
         server = {
           proc,
           socketPath,
           dir,
-          env: { pid: ready.pid, torch_version: ready.torch_version, python_version: ready.python_version },
+          sandboxed: config.sandbox === 'on',
+          env: { pid, torch_version: ready.torch_version, python_version: ready.python_version },
           stderr,
           exited: false,
           inflight: 0,
@@ -191,6 +240,23 @@ function stopServer(s: ForkServer): void {
   }, 5_000).unref();
 }
 
+/** The children of a process (pid here, and pid in the innermost pid namespace), from /proc. */
+function hostChildren(parent: number): { pid: number; nsPid: number }[] {
+  const out: { pid: number; nsPid: number }[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const status = readFileSync(`/proc/${name}/status`, 'utf8');
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== parent) continue;
+      const ns = /^NSpid:\s+([\d\s]+)$/m.exec(status)?.[1].trim().split(/\s+/) ?? [name];
+      out.push({ pid: Number(name), nsPid: Number(ns[ns.length - 1]) });
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
 /** Resident memory of a process in MiB (0 when unknown). */
 function rssMb(pid: number): number {
   try {
@@ -211,9 +277,11 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
     let outcome: TorchOutcome | undefined;
     let connectError: string | undefined;
     const kill = () => {
-      if (childPid !== undefined) {
+      // A sandboxed child said its pid in the sandbox's namespace: find it among the server's children here.
+      const pid = server.sandboxed ? hostChildren(server.env.pid).find((c) => c.nsPid === childPid)?.pid : childPid;
+      if (pid !== undefined) {
         try {
-          process.kill(-childPid, 'SIGKILL'); // the child's own process group: it and whatever it started
+          process.kill(-pid, 'SIGKILL'); // the child's own process group: it and whatever it started
         } catch {
           /* already gone */
         }
@@ -269,9 +337,15 @@ async function runInFreshProcess(
   opts: TorchRequestOptions = {},
 ): Promise<TorchOutcome> {
   const id = randomUUID();
-  // Own process group, so cancellation ends every process the model file started.
-  const proc = startProcess(config.python, ['-m', 'ttd_torch'], {
-    env: torchEnv(config),
+  // The request's own directories (its work dir, a compile's cache) are all it may write.
+  const readWrite = requestDirs(args, [workRoot(), inductorDir(config)]);
+  const env = torchEnv(config);
+  const [command, commandArgs] = torchCommand(config, ['-m', 'ttd_torch'], readWrite, env);
+  // Own process group, so cancellation ends every process the model file started (in the sandbox: bwrap, whose
+  // death kills the sandbox).
+  const proc = startProcess(command, commandArgs, {
+    env,
+    extendEnv: false,
     processGroup: true,
     signal: opts.signal,
     stderrTailLines: STDERR_TAIL_LINES,
@@ -298,4 +372,21 @@ async function runInFreshProcess(
   const end = await proc.result;
   if (outcome) return outcome;
   return { kind: 'crashed', exitCode: end.exitCode, signal: end.signal, stderrTail: end.stderrTail, spawnError: end.spawnError };
+}
+
+/** The directories a request names under the given roots: for each path argument, the root itself when named, else
+ * the root's entry it lies in (a stage's work dir). The same rule as runtimes/python/ttd_torch/sandbox.py. */
+export function requestDirs(args: unknown, roots: string[]): string[] {
+  const found = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string' && v.startsWith('/')) {
+      for (const r of roots) {
+        if (v === r) found.add(r);
+        else if (v.startsWith(`${r}/`)) found.add(join(r, v.slice(r.length + 1).split('/')[0]));
+      }
+    } else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  walk(args);
+  return [...found];
 }

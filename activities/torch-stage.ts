@@ -1,6 +1,5 @@
 // What every torch stage does around its request: a scratch dir, blobs in, heartbeats, blobs out, errors mapped.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { forEnvironment, type Config } from '../lib/config';
@@ -16,7 +15,8 @@ import {
 } from '../lib/contract';
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
-import { runTorchRequest } from './torch-process';
+import { redact, redactDeep } from '../lib/redact';
+import { runTorchRequest, workRoot } from './torch-process';
 
 /** What torch activities are built with. */
 export interface TorchDeps {
@@ -46,7 +46,7 @@ export function stageConfig(config: Config, environment: string | undefined): Co
 
 /** A scratch directory for one activity attempt, removed afterwards whatever happens. */
 export async function withWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'ttd-stage-'));
+  const dir = await mkdtemp(join(workRoot(), 'ttd-stage-'));
   // Heartbeat for the whole stage, store I/O included: a store riding out an outage is alive, not dead.
   const ctx = Context.current();
   const timer = setInterval(() => ctx.heartbeat(lastBeat.get(ctx) ?? ctx.info.heartbeatDetails), HEARTBEAT_EVERY_MS);
@@ -138,9 +138,17 @@ export async function torchOp(
       },
     });
     await pending;
+    // Whatever the torch side says leaves this stage without the worker's secrets (lib/redact.ts).
     if (outcome.kind === 'ok') {
       if (outcome.ms !== undefined) addTorchWork(outcome.ms);
-      return outcome.result;
+      return redactDeep(outcome.result);
+    }
+    if (outcome.kind === 'sandbox_unavailable') {
+      throw ApplicationFailure.create({
+        type: NonRetryable.sandboxUnavailable,
+        message: `cannot run '${op}' in the sandbox: ${outcome.reason}; set TTD_SANDBOX=off to run model code without it (only for code you trust)`,
+        nonRetryable: true,
+      });
     }
     if (outcome.kind === 'error') {
       const shown = (text: string) => Object.entries(displayPaths).reduce((t, [from, to]) => t.split(from).join(to), text);
@@ -149,17 +157,21 @@ export async function torchOp(
           ? NonRetryable.modelError
           : outcome.code === 'bad_request'
             ? NonRetryable.badInput
-            : 'torch_internal';
+            : outcome.code === 'sandbox_refused'
+              ? NonRetryable.sandboxRefused
+              : 'torch_internal';
       throw ApplicationFailure.create({
         type,
-        message: shown(`${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`),
+        message: redact(shown(`${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`)),
         nonRetryable: type !== 'torch_internal',
       });
     }
-    if (outcome.spawnError) {
+    // In the sandbox a Python that cannot start is bwrap's complaint: `bwrap: execvp PYTHON: No such file or directory`.
+    const spawnError = outcome.spawnError ?? /^bwrap: execvp (.*)$/m.exec(outcome.stderrTail)?.[1];
+    if (spawnError) {
       throw ApplicationFailure.create({
         type: NonRetryable.environmentMissing,
-        message: `cannot start the torch environment ${environmentWords(deps.config)}: ${outcome.spawnError}; ${SETUP_HINT}`,
+        message: `cannot start the torch environment ${environmentWords(deps.config)}: ${spawnError}; ${SETUP_HINT}`,
         nonRetryable: true,
       });
     }
@@ -173,7 +185,7 @@ export async function torchOp(
     if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
     // A crash (killed, out of memory) may be transient: a plain error, so Temporal retries it.
     throw new Error(
-      `torch process for '${op}' exited (code ${outcome.exitCode}, signal ${outcome.signal}) without a response; stderr:\n${outcome.stderrTail}`,
+      redact(`torch process for '${op}' exited (code ${outcome.exitCode}, signal ${outcome.signal}) without a response; stderr:\n${outcome.stderrTail}`),
     );
   } finally {
     clearInterval(timer);

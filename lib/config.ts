@@ -39,6 +39,11 @@ export interface Config {
   /** Inductor's cache for AOTInductor compiles, one folder per environment (TTD_INDUCTOR_CACHE, default
    * $TTD_HOME/cache/inductor): shared by the host's workers, so a compile done once is served again. */
   inductorCache: string;
+  /** Whether model files and foreign archives run in the bubblewrap sandbox (TTD_SANDBOX: `on`, the default, or `off`,
+   * which runs them with the worker's file access: for hosts without user namespaces, never for untrusted input). */
+  sandbox: 'on' | 'off';
+  /** The bubblewrap binary (TTD_BWRAP, default /usr/bin/bwrap). */
+  bwrap: string;
 }
 
 /** Reads the configuration from `env` (process.env by default). */
@@ -71,6 +76,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     environments,
     environment: legacy.name,
     inductorCache: resolve(env.TTD_INDUCTOR_CACHE ?? join(home, 'cache', 'inductor')),
+    sandbox: oneOf(env, 'TTD_SANDBOX', ['on', 'off'] as const),
+    bwrap: env.TTD_BWRAP || '/usr/bin/bwrap',
   };
 }
 
