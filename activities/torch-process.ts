@@ -164,7 +164,11 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
   const cache = inductorDir(config);
   mkdirSync(cache, { recursive: true });
   // Each child sees, of the work root and the cache, only what its request names; never the socket directory.
-  const env = torchEnv(config, { TTD_SANDBOX_PRIVATE: JSON.stringify([work, cache]), TTD_SANDBOX_HIDDEN: JSON.stringify([dir]) });
+  const env = torchEnv(config, {
+    TTD_SANDBOX_PRIVATE: JSON.stringify([work]),
+    TTD_SANDBOX_SHARED: JSON.stringify([cache]),
+    TTD_SANDBOX_HIDDEN: JSON.stringify([dir]),
+  });
   const [command, commandArgs] = torchCommand(config, ['-m', 'ttd_torch', '--listen', socketPath], [dir, work, cache], env);
   const proc = startProcess(command, commandArgs, {
     env,
@@ -338,7 +342,7 @@ async function runInFreshProcess(
 ): Promise<TorchOutcome> {
   const id = randomUUID();
   // The request's own directories (its work dir, a compile's cache) are all it may write.
-  const readWrite = requestDirs(args, [workRoot(), inductorDir(config)]);
+  const readWrite = requestDirs(args, [workRoot()], [inductorDir(config)]);
   const env = torchEnv(config);
   const [command, commandArgs] = torchCommand(config, ['-m', 'ttd_torch'], readWrite, env);
   // Own process group, so cancellation ends every process the model file started (in the sandbox: bwrap, whose
@@ -374,19 +378,22 @@ async function runInFreshProcess(
   return { kind: 'crashed', exitCode: end.exitCode, signal: end.signal, stderrTail: end.stderrTail, spawnError: end.spawnError };
 }
 
-/** The directories a request names under the given roots: for each path argument, the root itself when named, else
- * the root's entry it lies in (a stage's work dir). The same rule as runtimes/python/ttd_torch/sandbox.py. */
-export function requestDirs(args: unknown, roots: string[]): string[] {
+/** The directories a request may see: for each path argument (`path`, `*_path`, `*_dir`, never inside `params`, as
+ * docs/protocol.md names them) under a work root, the root's entry it lies in (a stage's work dir; never the root
+ * itself), and each shared directory it names or lies in. The same rule as runtimes/python/ttd_torch/sandbox.py. */
+export function requestDirs(args: unknown, workRoots: string[], shared: string[] = []): string[] {
   const found = new Set<string>();
-  const walk = (v: unknown): void => {
-    if (typeof v === 'string' && v.startsWith('/')) {
-      for (const r of roots) {
-        if (v === r) found.add(r);
-        else if (v.startsWith(`${r}/`)) found.add(join(r, v.slice(r.length + 1).split('/')[0]));
+  const walk = (v: unknown, key: string): void => {
+    if (typeof v === 'string') {
+      if (!(key === 'path' || key.endsWith('_path') || key.endsWith('_dir'))) return;
+      for (const r of workRoots) {
+        const entry = v.startsWith(`${r}/`) ? v.slice(r.length + 1).split('/')[0] : '';
+        if (entry && entry !== '.' && entry !== '..') found.add(join(r, entry));
       }
-    } else if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+      for (const d of shared) if (v === d || v.startsWith(`${d}/`)) found.add(d);
+    } else if (Array.isArray(v)) v.forEach((x) => walk(x, key));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) if (k !== 'params') walk(x, k);
   };
-  walk(args);
-  return [...found];
+  walk(args, '');
+  return [...found].sort();
 }

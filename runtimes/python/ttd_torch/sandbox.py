@@ -1,9 +1,11 @@
 """The torch side of the sandbox (docs/trust.md): each request of the fork server sees only its own directories,
 and an operation the sandbox refused ends the request with the code sandbox_refused.
 
-The TypeScript side starts this process under bubblewrap (lib/sandbox.ts) with TTD_SANDBOX=on and two lists:
-TTD_SANDBOX_PRIVATE, directories shared by all requests (the work root, the Inductor cache) of which a request may
-see only what its arguments name, and TTD_SANDBOX_HIDDEN, directories no request may see (the server's socket).
+The TypeScript side starts this process under bubblewrap (lib/sandbox.ts) with TTD_SANDBOX=on and three lists of
+directories that all requests of a fork server share: TTD_SANDBOX_PRIVATE (the work root), of which a request sees
+only the entries its path arguments lie in (its own work dir); TTD_SANDBOX_SHARED (the Inductor cache), which a
+request sees only when a path argument names it (compile); TTD_SANDBOX_HIDDEN (the server's socket), which no
+request sees.
 """
 
 from __future__ import annotations
@@ -56,36 +58,41 @@ def env_list(name: str) -> List[str]:
     return [p for p in value if isinstance(p, str) and p.startswith("/")] if isinstance(value, list) else []
 
 
-def strings(value: Any) -> Iterable[str]:
-    """Every string in a JSON value."""
+def path_args(value: Any, key: str = "") -> Iterable[str]:
+    """The path arguments of a request, named as docs/protocol.md names them (`path`, `*_path`, `*_dir`), through
+    objects and arrays; never inside `params`, the user's free-form record."""
     if isinstance(value, str):
-        yield value
+        if key == "path" or key.endswith(("_path", "_dir")):
+            yield value
     elif isinstance(value, list):
         for v in value:
-            yield from strings(v)
+            yield from path_args(v, key)
     elif isinstance(value, dict):
-        for v in value.values():
-            yield from strings(v)
+        for k, v in value.items():
+            if k != "params":
+                yield from path_args(v, str(k))
 
 
-def request_dirs(args: Any, roots: List[str]) -> List[str]:
-    """The directories a request names under the roots: a root itself when named, else the root's entry a path lies in
-    (a stage's work dir). The same rule as requestDirs in activities/torch-process.ts."""
+def request_dirs(args: Any, work_roots: List[str], shared: List[str]) -> List[str]:
+    """The directories a request may see: for each path argument under a work root, the root's entry it lies in (a
+    stage's work dir; never the root itself), and each shared directory (the Inductor cache) it names or lies in.
+    The same rule as requestDirs in activities/torch-process.ts."""
     found: Set[str] = set()
-    for s in strings(args):
-        if not s.startswith("/"):
-            continue
-        for root in roots:
-            if s == root:
-                found.add(root)
-            elif s.startswith(root + "/"):
-                found.add(os.path.join(root, s[len(root) + 1:].split("/")[0]))
+    for s in path_args(args):
+        for root in work_roots:
+            if s.startswith(root + "/"):
+                entry = s[len(root) + 1:].split("/")[0]
+                if entry not in ("", ".", ".."):
+                    found.add(os.path.join(root, entry))
+        for d in shared:
+            if s == d or s.startswith(d + "/"):
+                found.add(d)
     return sorted(found)
 
 
 def allow(args: Any) -> None:
     """Record the request's own directories, against which refusals are judged."""
-    _allowed[:] = request_dirs(args, env_list("TTD_SANDBOX_PRIVATE"))
+    _allowed[:] = request_dirs(args, env_list("TTD_SANDBOX_PRIVATE"), env_list("TTD_SANDBOX_SHARED"))
 
 
 def _libc() -> Any:
@@ -121,15 +128,16 @@ def isolate(args: Any) -> None:
     directories show only what this request names, and the hidden ones nothing; then a second user namespace, so the
     model's code cannot unmount what hides the rest (the mounts are locked). Raises IsolationFailed."""
     private = env_list("TTD_SANDBOX_PRIVATE")
+    shared = env_list("TTD_SANDBOX_SHARED")
     hidden = env_list("TTD_SANDBOX_HIDDEN")
-    keep = request_dirs(args, private)
+    keep = request_dirs(args, private, shared)
     libc = _libc()
     _new_user_and_mount_namespace(libc)
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making / private")
     fds = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in keep if os.path.isdir(path)]
     # Outermost first; a directory inside one already covered by a fresh tmpfs has vanished with it.
     covered: List[str] = []
-    for path in sorted({SCRATCH, *private, *hidden}, key=len):
+    for path in sorted({SCRATCH, *private, *shared, *hidden}, key=len):
         if path in keep or _covered(path, covered) or not os.path.isdir(path):
             continue
         _check(libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, b"mode=0755"), f"a tmpfs on {path}")
