@@ -34,6 +34,7 @@ export const ErrorCode = {
   scheduleError: 'schedule_error',
   referencesInvalid: 'references_invalid',
   formatNotFound: 'format_not_found',
+  sandboxUnavailable: 'sandbox_unavailable',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -3,7 +3,7 @@
 // puts it in neither the run's result, its workflow history nor its report; without bwrap a run fails clearly.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { describe, expect, inject, it } from 'vitest';
@@ -92,13 +92,19 @@ describe('sandbox', () => {
     }
   });
 
-  it('a worker whose bwrap is missing fails the run with sandbox_unavailable, naming bwrap and TTD_SANDBOX=off', async () => {
+  it('a run on a host whose bwrap is missing is refused before anything starts with sandbox_unavailable, naming TTD_SANDBOX=off', async () => {
+    const runHome = tempDir();
     const spec = writeSpec(tempDir(), quickSeedSpec('no-bwrap'), join(repoRoot, 'examples', 'seed-mlp', 'model.py'));
-    const run = await runTtd(['run', spec, '--json'], env({ TTD_BWRAP: '/nonexistent/bwrap' }));
+    const run = await runTtd(['run', spec, '--json'], { ...testEnv(runHome, inject('temporalAddress')), TTD_BWRAP: '/nonexistent/bwrap' });
     expect(run.code, run.stderr).toBe(2);
-    const result: RunResult = JSON.parse(run.stdout);
-    expect(result).toMatchObject({ status: 'failed', gates: [{ gate: 'training', passed: false, code: 'sandbox_unavailable' }] });
-    expect(result.gates[0].message).toContain("'/nonexistent/bwrap' does not exist (install Debian's bubblewrap; make setup does)");
-    expect(result.gates[0].message).toContain('set TTD_SANDBOX=off');
+    expect(JSON.parse(run.stdout)).toEqual({
+      status: 'failed',
+      error: {
+        code: 'sandbox_unavailable',
+        message:
+          "model files and archives run in a bubblewrap sandbox, but '/nonexistent/bwrap' does not exist (install Debian's bubblewrap; make setup does); or set TTD_SANDBOX=off to run them without it (only for code you trust)",
+      },
+    });
+    expect(readdirSync(runHome)).toEqual([]);
   });
 });
