@@ -185,7 +185,9 @@ export async function torchOp(
     if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
     // A crash (killed, out of memory) may be transient: a plain error, so Temporal retries it.
     throw new Error(
-      redact(`torch process for '${op}' exited (code ${outcome.exitCode}, signal ${outcome.signal}) without a response; stderr:\n${outcome.stderrTail}`),
+      redact(
+        `torch process for '${op}' exited (code ${outcome.exitCode}, signal ${outcome.signal}) without a response; stderr:\n${outcome.stderrTail}`,
+      ),
     );
   } finally {
     clearInterval(timer);

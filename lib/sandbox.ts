@@ -37,7 +37,8 @@ export function sandboxEnv(extra: Record<string, string> = {}, from: NodeJS.Proc
     HOME: SANDBOX_SCRATCH,
     TMPDIR: SANDBOX_SCRATCH,
   };
-  for (const [name, value] of Object.entries(from)) if (PASSED_ON.test(name) && value !== undefined && !isSecretName(name)) env[name] = value;
+  for (const [name, value] of Object.entries(from))
+    if (PASSED_ON.test(name) && value !== undefined && !isSecretName(name)) env[name] = value;
   return { ...env, ...extra };
 }
 
@@ -46,7 +47,18 @@ export function bwrapArgs(mounts: SandboxMounts, env: Record<string, string>): s
   // Never uid 0 inside (a nested user namespace may not map uid 0 without CAP_SETFCAP, and root owns too much).
   const uid = process.getuid?.() || 1000;
   const gid = process.getgid?.() || 1000;
-  const args = ['--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL', '--uid', String(uid), '--gid', String(gid), '--clearenv'];
+  const args = [
+    '--unshare-all',
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop',
+    'ALL',
+    '--uid',
+    String(uid),
+    '--gid',
+    String(gid),
+    '--clearenv',
+  ];
   for (const dir of SYSTEM_DIRS) {
     const st = lstatOrUndefined(dir);
     if (st?.isSymbolicLink()) args.push('--symlink', readlinkSync(dir), dir);
@@ -148,7 +160,8 @@ export function isSecretName(name: string): boolean {
 
 // Errno texts that a refused operation produces (C strerror and Python's), and the network's.
 const FS_REFUSAL = /(No such file or directory|Permission denied|Read-only file system|Operation not permitted)/;
-const NET_REFUSAL = /(Network is unreachable|Temporary failure in name resolution|Name or service not known|Connection refused|Address family not supported)/;
+const NET_REFUSAL =
+  /(Network is unreachable|Temporary failure in name resolution|Name or service not known|Connection refused|Address family not supported)/;
 const PATH_NEAR = /(?<![\w.])(\/(?:[\w.@+~-]+\/?)+)/g;
 
 /** What the sandbox refused, judged from an error text of a sandboxed process (a runner's error, a traceback): a
@@ -162,8 +175,7 @@ export function sandboxRefusal(text: string, allowed: string[]): string | undefi
     const near = text.slice(Math.max(0, at - 300), at + 300).replace(/File "[^"]*", line \d+/g, '');
     for (const p of near.matchAll(PATH_NEAR)) {
       const path = p[1].replace(/[/.]+$/, '') || '/';
-      if (!allowed.some((a) => path === a || path.startsWith(`${a}/`)))
-        return `access to '${path}' (${m[1]}), outside its work directory`;
+      if (!allowed.some((a) => path === a || path.startsWith(`${a}/`))) return `access to '${path}' (${m[1]}), outside its work directory`;
     }
   }
   return undefined;

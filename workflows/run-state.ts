@@ -96,7 +96,12 @@ export class Run {
       const code = failureCode(cause instanceof ApplicationFailure ? cause.type : null);
       // The sandbox refusing what the model code tried is a finding about that code: the run is rejected, not failed.
       const refused = code === GateCode.sandboxRefused;
-      this.gates.push({ gate, passed: false, code, message: `${name} ${refused ? 'rejected' : 'failed'}: ${(cause as Error)?.message ?? String(err)}` });
+      this.gates.push({
+        gate,
+        passed: false,
+        code,
+        message: `${name} ${refused ? 'rejected' : 'failed'}: ${(cause as Error)?.message ?? String(err)}`,
+      });
       throw new RunEnded(this.result(refused ? 'rejected' : 'failed'));
     } finally {
       this.timings[name] = Date.now() - started;

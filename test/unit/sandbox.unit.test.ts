@@ -38,7 +38,11 @@ describe('sandbox', () => {
     expect(args.join(' ')).toMatch(/--tmpfs \/tmp/);
     expect(args.slice(-2)).toEqual(['--chdir', '/tmp']);
     // Never the home directories, TTD_HOME or the whole /etc.
-    expect(pairs('--ro-bind').concat(pairs('--ro-bind-try')).some((p) => /^\/(root|home|etc) /.test(p))).toBe(false);
+    expect(
+      pairs('--ro-bind')
+        .concat(pairs('--ro-bind-try'))
+        .some((p) => /^\/(root|home|etc) /.test(p)),
+    ).toBe(false);
   });
 
   it('pythonRoots names a venv, the installation it was made from, and nothing of the system directories', () => {
@@ -48,14 +52,18 @@ describe('sandbox', () => {
 
   it('sandboxRefusal names a file operation outside the allowed dirs and a network operation, and nothing else', () => {
     const allowed = ['/tmp/ttd-work-1/ttd-stage-2'];
-    expect(sandboxRefusal('RuntimeError: unable to open file </tmp/x/host.txt> in read-write mode: No such file or directory (2)', allowed)).toBe(
-      "access to '/tmp/x/host.txt' (No such file or directory), outside its work directory",
+    expect(
+      sandboxRefusal('RuntimeError: unable to open file </tmp/x/host.txt> in read-write mode: No such file or directory (2)', allowed),
+    ).toBe("access to '/tmp/x/host.txt' (No such file or directory), outside its work directory");
+    expect(sandboxRefusal("OSError: [Errno 30] Read-only file system: '/usr/lib/x'", allowed)).toMatch(
+      /^access to '\/usr\/lib\/x' \(Read-only file system\)/,
     );
-    expect(sandboxRefusal("OSError: [Errno 30] Read-only file system: '/usr/lib/x'", allowed)).toMatch(/^access to '\/usr\/lib\/x' \(Read-only file system\)/);
     expect(sandboxRefusal('OSError: [Errno 101] Network is unreachable', allowed)).toBe(
       'a network operation (Network is unreachable): the sandbox has no network',
     );
-    expect(sandboxRefusal("FileNotFoundError: [Errno 2] No such file or directory: '/tmp/ttd-work-1/ttd-stage-2/data.csv'", allowed)).toBeUndefined();
+    expect(
+      sandboxRefusal("FileNotFoundError: [Errno 2] No such file or directory: '/tmp/ttd-work-1/ttd-stage-2/data.csv'", allowed),
+    ).toBeUndefined();
     expect(sandboxRefusal('ValueError: bad layer size', allowed)).toBeUndefined();
     // A source location in a traceback is not the path that was refused.
     expect(sandboxRefusal('File "/repo/model.py", line 3, in f\nPermission denied', allowed)).toBeUndefined();
