@@ -12,7 +12,7 @@ import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { redact } from '../lib/redact';
 import { bwrapArgs, probeSandbox, sandboxEnv, sandboxRefusal } from '../lib/sandbox';
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
-import { addTorchWork, materialize, stageConfig, withWorkDir, type TorchDeps } from './torch-stage';
+import { addTorchWork, copyWrittenFile, materialize, stageConfig, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
 export interface ParityInput {
@@ -201,7 +201,7 @@ async function runRunner(
       return { ok: false, ms, error, ...(refused ? { refused: redact(refused) } : {}) };
     }
     const outPath = `${files.model}.${runtime}${fuser ? '-fuser' : ''}.outputs.safetensors`;
-    await copyFile(join(cwd, 'outputs.safetensors'), outPath);
+    await copyWrittenFile(join(cwd, 'outputs.safetensors'), outPath, cwd);
     return { ok: true, ms, outPath, summary: summary as { torch_version?: string; threads?: number } };
   } finally {
     await rm(cwd, { recursive: true, force: true });

@@ -1,6 +1,9 @@
 // What every torch stage does around its request: a scratch dir, blobs in, heartbeats, blobs out, errors mapped.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { constants, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { forEnvironment, type Config } from '../lib/config';
 import {
@@ -97,11 +100,54 @@ export async function materialize(store: ObjectStore, dir: string, files: Record
   return paths;
 }
 
-/** Stores local files by content and returns their digests, keyed like the input. */
-export async function storeFiles(store: ObjectStore, files: Record<string, string>): Promise<Record<string, string>> {
+/** Stores files a torch op wrote into its work dir `dir` by content (storeWorkFile) and returns their digests, keyed
+ * like the input. */
+export async function storeFiles(store: ObjectStore, dir: string, files: Record<string, string>): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  await Promise.all(Object.entries(files).map(async ([name, path]) => (out[name] = await putBlobFile(store, path))));
+  await Promise.all(Object.entries(files).map(async ([name, path]) => (out[name] = await storeWorkFile(store, dir, path))));
   return out;
+}
+
+/** Stores one file that code in the sandbox may have written: only a regular file directly in the work dir, copied
+ * first (copyWrittenFile), so a symlink planted there cannot make us upload a host file. */
+export async function storeWorkFile(store: ObjectStore, dir: string, path: string): Promise<string> {
+  if (dirname(resolve(path)) !== resolve(dir)) throw refusedFile(path, dir, 'it lies outside that directory');
+  const copyDir = await mkdtemp(join(tmpdir(), 'ttd-store-'));
+  try {
+    const copy = join(copyDir, basename(path));
+    await copyWrittenFile(path, copy, dir);
+    return await putBlobFile(store, copy);
+  } finally {
+    await rm(copyDir, { recursive: true, force: true });
+  }
+}
+
+/** Copies a file that code in the sandbox wrote (in `dir`) to `dest`, through a descriptor opened without following a
+ * link; a symlink or anything but a regular file is refused (sandbox_refused). */
+export async function copyWrittenFile(path: string, dest: string, dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw refusedFile(path, dir, 'it is a symbolic link');
+    throw err;
+  }
+  try {
+    if (!(await handle.stat()).isFile()) throw refusedFile(path, dir, 'it is not a regular file');
+    await pipeline(handle.createReadStream({ autoClose: false }), createWriteStream(dest));
+  } finally {
+    await handle.close();
+  }
+}
+
+function refusedFile(path: string, dir: string, why: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: NonRetryable.sandboxRefused,
+    message: redact(
+      `the torch side named '${path}' as a file it wrote, but ${why}; ttd reads only regular files written directly in the work directory '${dir}'`,
+    ),
+    nonRetryable: true,
+  });
 }
 
 /** Runs a torch op with heartbeats and cancellation; returns its result or throws the right failure.
@@ -199,8 +245,9 @@ export async function torchOp(
 export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpResult<K>> = never>(
   deps: TorchDeps,
   stage: TorchStage<K, I, S>,
-  /** Progress events: what to add to the activity's heartbeat for each (the train stage names checkpoints). */
-  onProgress?: (data: Record<string, unknown>) => Promise<Record<string, unknown>>,
+  /** Progress events: what to add to the activity's heartbeat for each (the train stage names checkpoints); `dir` is
+   * the stage's work dir. */
+  onProgress?: (data: Record<string, unknown>, dir: string) => Promise<Record<string, unknown>>,
 ): (input: I) => Promise<StageOutput<K, S>> {
   return (input) =>
     withWorkDir(async (dir) => {
@@ -219,7 +266,7 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
         stage.op,
         stage.args(input, files, dir, await workerDirs(env.config)) as Record<string, unknown>,
         display,
-        onProgress,
+        onProgress && ((data) => onProgress(data, dir)),
       );
       const parsed = TorchOps[stage.op].result.safeParse(raw);
       if (!parsed.success) {
@@ -236,7 +283,7 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
         const path = result[field as string];
         if (typeof path === 'string') toStore[(field as string).slice(0, -'_path'.length)] = path;
       }
-      const stored = await storeFiles(deps.store, toStore);
+      const stored = await storeFiles(deps.store, dir, toStore);
       const out: Record<string, unknown> = { files: stored };
       for (const [key, value] of Object.entries(result)) if (!key.endsWith('_path')) out[key] = value;
       return out as StageOutput<K, S>;

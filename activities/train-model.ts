@@ -2,9 +2,8 @@
 // crashed worker resumes from the checkpoint that the last heartbeat named.
 import { Context } from '@temporalio/activity';
 import type { Spec } from '../lib/spec';
-import { putBlobFile } from '../lib/store';
 import type { ModelFileInput, StageOutput } from '../lib/contract';
-import { runTorchStage, type TorchDeps } from './torch-stage';
+import { runTorchStage, storeWorkFile, type TorchDeps } from './torch-stage';
 
 /** Input of the train stage: the model file by digest and the spec's params and train section. */
 export interface TrainInput extends ModelFileInput {
@@ -38,10 +37,10 @@ export function trainActivity(deps: TorchDeps) {
       store: ['weights_path'],
     },
     // Each epoch's checkpoint goes to the store before its heartbeat names it.
-    async (data) => {
+    async (data, dir) => {
       if (typeof data.checkpoint_path !== 'string') return {};
       try {
-        return { checkpointDigest: await putBlobFile(deps.store, data.checkpoint_path), checkpointEpoch: data.epoch };
+        return { checkpointDigest: await storeWorkFile(deps.store, dir, data.checkpoint_path), checkpointEpoch: data.epoch };
       } catch (err) {
         // The next epoch's checkpoint replaced this one before we read it: that one will be named instead.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
