@@ -2,7 +2,7 @@
 // verified is rejected with sandbox_refused and the file is untouched; a model file that raises the worker's secret
 // puts it in neither the run's result, its workflow history nor its report; without bwrap a run fails clearly.
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -90,6 +90,25 @@ describe('sandbox', () => {
         expect(text).not.toContain(secret);
       }
     }
+  });
+
+  it('a model file that leaves a symlink to a host file as its weights is rejected with sandbox_refused, and the file is not stored', async () => {
+    const hostFile = join(tempDir('ttd-host-'), 'credentials');
+    writeFileSync(hostFile, HOST_TEXT);
+    const spec = writeSpec(
+      tempDir(),
+      { ...quickSeedSpec('symlinks-weights'), params: { target: hostFile } },
+      join(fixtureModels, 'symlinks-weights.py'),
+    );
+    const run = await runTtd(['run', spec, '--json'], env());
+    expect(run.code, run.stderr).toBe(1);
+    const result: RunResult = JSON.parse(run.stdout);
+    expect(result).toMatchObject({ status: 'rejected', gates: [{ gate: 'training', passed: false, code: 'sandbox_refused' }] });
+    expect(result.gates[0].message).toMatch(/the torch side named '.*\/weights\.pt' as a file it wrote, but it is a symbolic link/);
+    // The training checkpoint was stored (so blobs of this run exist), the host file was not.
+    const blobs = readdirSync(join(home, 'store', 'blobs', 'sha256'));
+    expect(blobs.length).toBeGreaterThan(0);
+    expect(blobs).not.toContain(createHash('sha256').update(HOST_TEXT).digest('hex'));
   });
 
   it('a run on a host whose bwrap is missing is refused before anything starts with sandbox_unavailable, naming TTD_SANDBOX=off', async () => {
