@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import textwrap
+import time
 import unittest
 from typing import Any, Dict, List, Optional
 
@@ -53,6 +54,20 @@ def probe(params):
 
 def build_model(params):
     probe(params)
+    return torch.nn.Linear(3, 1)
+
+def dataset(params, split):
+    return torch.ones(8, 3), torch.ones(8, 1)
+"""
+
+# Leaves a process running after its request (params.pid_path: where it writes that process's pid).
+LINGERING_MODEL = """
+import subprocess
+import torch
+
+def build_model(params):
+    with open(params["pid_path"], "w") as dst:
+        dst.write(str(subprocess.Popen(["sleep", "60"]).pid))
     return torch.nn.Linear(3, 1)
 
 def dataset(params, split):
@@ -212,6 +227,25 @@ class SandboxedForkServerTest(unittest.TestCase):
         self.assertNotIn("AWS_SECRET_ACCESS_KEY", seen["environ"])
         with open(os.path.join(self.sibling, "secret.txt")) as src:
             self.assertEqual(src.read(), "another request's data")
+
+    def test_what_a_request_leaves_running_is_killed_when_it_ends(self) -> None:
+        pid_path = os.path.join(self.mine, "sleeper.pid")
+        response = self.train(LINGERING_MODEL, {"pid_path": pid_path})
+        self.assertTrue(response["ok"], response)
+        with open(pid_path) as src:
+            inner = int(src.read())  # its pid in the sandbox's pid namespace
+        sleepers = lambda: [line for line in subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True,
+                                                            text=True).stdout.splitlines() if "sleep 60" in line
+                            and self.zygote_host_pid() in line.split()[1:2]]
+        deadline = time.monotonic() + 10
+        while sleepers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(sleepers(), [], f"the request's sleep (pid {inner} in the sandbox) outlived it")
+
+    def zygote_host_pid(self) -> str:
+        """The sandboxed zygote's pid on the host: bwrap's child (--as-pid-1)."""
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.zygote.proc.pid)], capture_output=True, text=True)
+        return out.stdout.split()[0]
 
     def test_writing_a_read_only_host_path_ends_the_request_with_sandbox_refused(self) -> None:
         response = self.train(REFUSED_MODEL, {"attempt": "write_package", "package": PYTHON_DIR, "out": self.mine})

@@ -425,6 +425,8 @@ class Zygote:
             if pid == 0:
                 return
             self.children.discard(pid)
+            if sandbox.enabled():
+                kill_group(pid)  # what the request started and left running (in the sandbox: code we did not write)
             if pid in self.spares:
                 self.drain_taken()  # it may have taken a connection (and written so) since the last drain
             born = self.spares.pop(pid, None)
