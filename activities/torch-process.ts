@@ -105,7 +105,7 @@ export async function stopForkServers(): Promise<void> {
 }
 
 async function forkServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
-  const key = `${config.python}\0${config.pythonPackageDir}`;
+  const key = `${config.python}\0${config.pythonPackageDir}\0${config.sandbox}`;
   const existing = servers.get(key);
   if (existing) {
     const s = await existing;

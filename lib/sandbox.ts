@@ -98,7 +98,10 @@ function samePathBinds(paths: string[]): [string, string][] {
     out.set(real, real);
     if (real !== path) out.set(path, real);
   }
-  return [...out.entries()].map(([target, source]) => [source, target]);
+  // A path inside another bound one is visible already (and bwrap could not make its mount point in a read-only bind).
+  const targets = [...out.keys()];
+  const inner = (t: string) => targets.some((o) => o !== t && t.startsWith(`${o}/`));
+  return [...out.entries()].filter(([target]) => !inner(target)).map(([target, source]) => [source, target]);
 }
 
 function inSystemDirs(path: string): boolean {
