@@ -10,8 +10,10 @@ import type { ParityResult, ParityRuntimeReport } from '../lib/results';
 import { readSafetensors } from '../lib/safetensors';
 import { parseTarget, type Format, type ParityTarget, type RuntimeName } from '../lib/spec';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
+import { redact } from '../lib/redact';
+import { bwrapArgs, probeSandbox, sandboxEnv, sandboxRefusal } from '../lib/sandbox';
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
-import { addTorchWork, materialize, stageConfig, withWorkDir, type TorchDeps } from './torch-stage';
+import { addTorchWork, copyWrittenFile, materialize, stageConfig, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
 export interface ParityInput {
@@ -50,6 +52,16 @@ export function parityActivity(deps: TorchDeps) {
       }
       return { runtime, deps: { ...deps, config } };
     });
+    if (deps.config.sandbox === 'on') {
+      const probe = await probeSandbox(deps.config.bwrap);
+      if (!probe.ok) {
+        throw ApplicationFailure.create({
+          type: NonRetryable.sandboxUnavailable,
+          message: `cannot run the parity runners in the sandbox: ${probe.reason}; set TTD_SANDBOX=off to run them without it (only for artifacts you trust)`,
+          nonRetryable: true,
+        });
+      }
+    }
     return withWorkDir(async (dir) => {
       const format: Format = input.format ?? 'torchscript';
       const model = format === 'aoti' ? 'model.pt2' : 'model.pt';
@@ -82,14 +94,16 @@ export function parityActivity(deps: TorchDeps) {
               runtime,
               ...about,
               passed: false,
-              code: GateCode.runtimeLoadFailed,
+              code: run.refused ? GateCode.sandboxRefused : GateCode.runtimeLoadFailed,
               max_abs_error: null,
               max_rel_error: null,
               flags: { ...flags },
               torch_version: null,
               threads: RUNNER_THREADS,
               ms: run.ms,
-              message: `${runtime} of ${environment}${flags.fuser ? ' (fuser on)' : ''} could not load or run the ${format} artifact${made}: ${run.error}`,
+              message: run.refused
+                ? `${runtime} of ${environment}${flags.fuser ? ' (fuser on)' : ''}: the sandbox refused ${run.refused} while the ${format} artifact${made} ran: ${run.error}`
+                : `${runtime} of ${environment}${flags.fuser ? ' (fuser on)' : ''} could not load or run the ${format} artifact${made}: ${run.error}`,
             } satisfies ParityRuntimeReport;
           }
           const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
@@ -138,7 +152,7 @@ export function parityActivity(deps: TorchDeps) {
 
 type RunnerRun =
   | { ok: true; ms: number; outPath: string; summary: { torch_version?: string; threads?: number } }
-  | { ok: false; ms: number; error: string };
+  | { ok: false; ms: number; error: string; refused?: string };
 
 // Each run gets an empty directory and a bare environment: the runtime cannot see our code or the model file.
 async function runRunner(
@@ -172,7 +186,7 @@ async function runRunner(
     } else {
       command = deps.config.libtorchRunner;
     }
-    const res = await exec(command, args, cwd);
+    const res = await exec(deps, runtime, command, args, cwd);
     const ms = res.durationMs;
     const lastLine = res.stdout.trim().split('\n').pop() ?? '';
     let summary: Record<string, unknown> = {};
@@ -187,10 +201,13 @@ async function runRunner(
       // A runner that timed out or could not start says so first; one that crashed is explained by its stderr.
       const ended = res.timedOut || res.spawnError ? describeEnd(res, RUNNER_TIMEOUT_MS) : '';
       const detail = err.message ?? ([ended, stderr].filter(Boolean).join(': ') || describeEnd(res));
-      return { ok: false, ms, error: `${err.stage ? `[${err.stage}] ` : ''}${detail}`.slice(0, 600) };
+      // What the artifact tried that the sandbox refused (a host file, the network) makes this a rejection of its own.
+      const refused = deps.config.sandbox === 'on' ? sandboxRefusal(`${err.message ?? ''}\n${res.stderrTail}`, [cwd]) : undefined;
+      const error = redact(`${err.stage ? `[${err.stage}] ` : ''}${detail}`).slice(0, 600);
+      return { ok: false, ms, error, ...(refused ? { refused: redact(refused) } : {}) };
     }
     const outPath = `${files.model}.${runtime}${fuser ? '-fuser' : ''}.outputs.safetensors`;
-    await copyFile(join(cwd, 'outputs.safetensors'), outPath);
+    await copyWrittenFile(join(cwd, 'outputs.safetensors'), outPath, cwd);
     return { ok: true, ms, outPath, summary: summary as { torch_version?: string; threads?: number } };
   } finally {
     await rm(cwd, { recursive: true, force: true });
@@ -199,11 +216,25 @@ async function runRunner(
 
 const RUNNER_STDERR_LINES = 40;
 
-// The runner sees an empty cwd and a bare environment; its stdout carries the JSON summary.
-function exec(command: string, args: string[], cwd: string): Promise<ProcessResult> {
-  return runProcess(command, args, {
+// The runner sees an empty cwd and a bare environment; its stdout carries the JSON summary. In the sandbox
+// (lib/sandbox.ts) it sees the host read-only, only its environment's torch and its binary, and writes only cwd.
+function exec(deps: TorchDeps, runtime: RuntimeName, command: string, args: string[], cwd: string): Promise<ProcessResult> {
+  const env = sandboxEnv();
+  const { config } = deps;
+  const [file, argv] =
+    config.sandbox === 'on'
+      ? [
+          config.bwrap,
+          [
+            ...bwrapArgs({ pythons: [config.python], readOnly: runtime === 'python' ? [] : [command], readWrite: [cwd], cwd }, env),
+            command,
+            ...args,
+          ],
+        ]
+      : [command, args];
+  return runProcess(file, argv, {
     cwd,
-    env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: cwd, LANG: 'C.UTF-8' },
+    env,
     extendEnv: false,
     timeoutMs: RUNNER_TIMEOUT_MS,
     stderrTailLines: RUNNER_STDERR_LINES,

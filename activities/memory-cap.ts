@@ -1,5 +1,5 @@
-// The memory cap of one torch stage process (TTD_TORCH_STAGE_MAX_RSS_MB): its process group's resident memory is
-// sampled, and past the cap the group is killed, so a model that allocates without bound ends its stage, not the host.
+// The memory cap of one torch stage process (TTD_TORCH_STAGE_MAX_RSS_MB): the resident memory of its process tree is
+// sampled, and past the cap it is killed, so a model that allocates without bound ends its stage, not the host.
 import { readdirSync, readFileSync } from 'node:fs';
 
 const SAMPLE_EVERY_MS = 100;
@@ -16,11 +16,12 @@ export interface MemoryWatch {
   readonly exceeded: MemoryExceeded | undefined;
 }
 
-/** Watches the process group led by `pid` (a stage child leads its own group); past `capMb` it calls `kill` once. */
+/** Watches the process tree under `pid` (the stage process and everything it started, whatever their process groups or
+ * sessions: bwrap's child runs in a session of its own); past `capMb` it calls `kill` once. */
 export function capMemory(pid: number, capMb: number, kill: () => void): MemoryWatch {
   let exceeded: MemoryExceeded | undefined;
   const timer = setInterval(() => {
-    const rssMb = groupRssMb(pid);
+    const rssMb = treeRssMb(pid);
     if (rssMb > capMb && !exceeded) {
       exceeded = { rssMb: Math.round(rssMb), capMb };
       clearInterval(timer);
@@ -36,27 +37,37 @@ export function capMemory(pid: number, capMb: number, kill: () => void): MemoryW
   };
 }
 
-/** The resident memory (VmRSS, MiB) of every process in process group `pgid`; 0 when none is left. */
-export function groupRssMb(pgid: number): number {
-  let kb = 0;
+/** The resident memory (VmRSS, MiB) of process `root` and all its descendants; 0 when none is left. */
+export function treeRssMb(root: number): number {
   let names: string[];
   try {
     names = readdirSync('/proc');
   } catch {
     return 0; // not Linux: no cap
   }
+  const children = new Map<number, number[]>();
+  const rss = new Map<number, number>();
   for (const name of names) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      // The fields after the command name (which may hold spaces and parentheses): state, ppid, pgrp, ...
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) !== pgid) continue;
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${name}/status`, 'utf8'));
-      if (m) kb += Number(m[1]);
+      const status = readFileSync(`/proc/${name}/status`, 'utf8');
+      const pid = Number(name);
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+      rss.set(pid, Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0));
     } catch {
       /* the process ended while we looked */
     }
+  }
+  let kb = 0;
+  const todo = [root];
+  const seen = new Set<number>();
+  while (todo.length) {
+    const pid = todo.pop()!;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    kb += rss.get(pid) ?? 0;
+    todo.push(...(children.get(pid) ?? []));
   }
   return kb / 1024;
 }

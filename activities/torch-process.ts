@@ -1,6 +1,6 @@
 // The one way to run a torch request (`python -m ttd_torch`, JSON lines): on the worker's long-lived fork server
 // (torch imported once; every request in a forked child of its own), or in a fresh process (TTD_TORCH_PROCESS=fresh).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { archiveLimitsEnv } from '../lib/archive-limits';
 import type { Config } from '../lib/config';
+import { bwrapArgs, probeSandbox, sandboxEnv, SANDBOX_SCRATCH } from '../lib/sandbox';
 import { startProcess, type StartedProcess, type StderrTail } from '../lib/subprocess';
 import { capMemory, type MemoryExceeded, type MemoryWatch } from './memory-cap';
 
@@ -38,7 +39,8 @@ export type TorchOutcome =
       spawnError?: string;
       /** Set when the stage was killed for passing TTD_TORCH_STAGE_MAX_RSS_MB. */
       memoryExceeded?: MemoryExceeded;
-    };
+    }
+  | { kind: 'sandbox_unavailable'; reason: string };
 
 /** Options of one request: progress events, cancellation, extra environment. */
 export interface TorchRequestOptions {
@@ -56,6 +58,10 @@ export async function runTorchRequest(
   opts: TorchRequestOptions = {},
 ): Promise<TorchOutcome> {
   opts = { maxRssMb: config.torchStageMaxRssMb, ...opts };
+  if (config.sandbox === 'on') {
+    const probe = await probeSandbox(config.bwrap);
+    if (!probe.ok) return { kind: 'sandbox_unavailable', reason: probe.reason };
+  }
   if (config.torchProcess === 'fresh') return runInFreshProcess(config, op, args, opts);
   const server = await forkServer(config);
   if ('crashed' in server) return server.crashed;
@@ -77,6 +83,8 @@ interface ForkServer {
   env: TorchEnvironment;
   stderr: StderrTail;
   exited: boolean;
+  /** In the sandbox's pid namespace: the pids its children report are not ours. */
+  sandboxed: boolean;
   /** Requests in flight; a retired server (grown too big) stops once the last one ends. */
   inflight: number;
   retired: boolean;
@@ -110,7 +118,7 @@ export async function stopForkServers(): Promise<void> {
 }
 
 async function forkServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
-  const key = `${config.python}\0${config.pythonPackageDir}`;
+  const key = `${config.python}\0${config.pythonPackageDir}\0${config.sandbox}`;
   const existing = servers.get(key);
   if (existing) {
     const s = await existing;
@@ -126,22 +134,59 @@ async function forkServer(config: Config): Promise<ForkServer | { crashed: Torch
   return s;
 }
 
-// The environment of every torch process: ours, plus the package on PYTHONPATH.
-function torchEnv(config: Config): Record<string, string> {
-  return {
+// The environment of every torch process: the sandbox's allowlist (never the worker's credentials), the package on
+// PYTHONPATH, and what the fork server's children need to isolate each request (runtimes/python/ttd_torch/sandbox.py).
+function torchEnv(config: Config, isolation: Record<string, string> = {}): Record<string, string> {
+  return sandboxEnv({
     PYTHONPATH: config.pythonPackageDir,
     PYTHONUNBUFFERED: '1',
     PYTHONDONTWRITEBYTECODE: '1',
     ...archiveLimitsEnv(config.archiveLimits),
-  };
+    ...(config.sandbox === 'on' ? { TTD_SANDBOX: 'on', ...isolation } : {}),
+  });
+}
+
+/** The directory under which every torch stage of this process has its work dir (created on first use, removed at
+ * exit): the fork server's sandbox binds it, and each request's child sees only its own dir in it. */
+export function workRoot(): string {
+  if (!root) {
+    root = mkdtempSync(join(tmpdir(), 'ttd-work-'));
+    serverDirs.add(root);
+  }
+  return root;
+}
+let root: string | undefined;
+
+// The command line of a torch process: the Python itself, or bwrap around it (TTD_SANDBOX=on) with the torch
+// environment, the ttd package and the request directories bound; `--as-pid-1`: the fork server reaps the namespace.
+function torchCommand(config: Config, pythonArgs: string[], readWrite: string[], env: Record<string, string>): [string, string[]] {
+  if (config.sandbox !== 'on') return [config.python, pythonArgs];
+  const mounts = { pythons: [config.python], readOnly: [config.pythonPackageDir], readWrite, cwd: SANDBOX_SCRATCH };
+  return [config.bwrap, [...bwrapArgs(mounts, env), '--as-pid-1', config.python, ...pythonArgs]];
+}
+
+// The directory the fork server's children may write for compiles: this environment's Inductor cache.
+function inductorDir(config: Config): string {
+  return join(config.inductorCache, config.environment);
 }
 
 function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
   const dir = mkdtempSync(join(tmpdir(), 'ttd-torch-'));
   serverDirs.add(dir);
   const socketPath = join(dir, 'server.sock');
-  const proc = startProcess(config.python, ['-m', 'ttd_torch', '--listen', socketPath], {
-    env: torchEnv(config),
+  const work = workRoot();
+  const cache = inductorDir(config);
+  mkdirSync(cache, { recursive: true });
+  // Each child sees, of the work root and the cache, only what its request names; never the socket directory.
+  const env = torchEnv(config, {
+    TTD_SANDBOX_PRIVATE: JSON.stringify([work]),
+    TTD_SANDBOX_SHARED: JSON.stringify([cache]),
+    TTD_SANDBOX_HIDDEN: JSON.stringify([dir]),
+  });
+  const [command, commandArgs] = torchCommand(config, ['-m', 'ttd_torch', '--listen', socketPath], [dir, work, cache], env);
+  const proc = startProcess(command, commandArgs, {
+    env,
+    extendEnv: false,
     processGroup: true, // no terminal signals: it ends when our end of its stdin closes
     stderrTailLines: STDERR_TAIL_LINES,
   });
@@ -175,11 +220,15 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
       try {
         const ready = JSON.parse(line) as { ready?: boolean } & TorchEnvironment;
         if (!ready.ready) throw new Error('not a ready line');
+        // In the sandbox the server is pid 1 of its own namespace: bwrap's child, by its pid here.
+        const pid = config.sandbox === 'on' ? hostChildren(subprocess.pid!)[0]?.pid : ready.pid;
+        if (pid === undefined) throw new Error('no sandboxed server process');
         server = {
           proc,
           socketPath,
           dir,
-          env: { pid: ready.pid, torch_version: ready.torch_version, python_version: ready.python_version },
+          sandboxed: config.sandbox === 'on',
+          env: { pid, torch_version: ready.torch_version, python_version: ready.python_version },
           stderr,
           exited: false,
           inflight: 0,
@@ -209,6 +258,23 @@ function stopServer(s: ForkServer): void {
   }, 5_000).unref();
 }
 
+/** The children of a process (pid here, and pid in the innermost pid namespace), from /proc. */
+function hostChildren(parent: number): { pid: number; nsPid: number }[] {
+  const out: { pid: number; nsPid: number }[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const status = readFileSync(`/proc/${name}/status`, 'utf8');
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== parent) continue;
+      const ns = /^NSpid:\s+([\d\s]+)$/m.exec(status)?.[1].trim().split(/\s+/) ?? [name];
+      out.push({ pid: Number(name), nsPid: Number(ns[ns.length - 1]) });
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
 /** Resident memory of a process in MiB (0 when unknown). */
 function rssMb(pid: number): number {
   try {
@@ -230,9 +296,11 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
     let connectError: string | undefined;
     let memory: MemoryWatch | undefined;
     const kill = () => {
-      if (childPid !== undefined) {
+      // A sandboxed child said its pid in the sandbox's namespace: find it among the server's children here.
+      const pid = server.sandboxed ? hostChildren(server.env.pid).find((c) => c.nsPid === childPid)?.pid : childPid;
+      if (pid !== undefined) {
         try {
-          process.kill(-childPid, 'SIGKILL'); // the child's own process group: it and whatever it started
+          process.kill(-pid, 'SIGKILL'); // the child's own process group: it and whatever it started
         } catch {
           /* already gone */
         }
@@ -252,7 +320,9 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
       }
       if (parsed.child === true && typeof parsed.pid === 'number') {
         childPid = parsed.pid;
-        if (opts.maxRssMb !== undefined) memory = capMemory(childPid, opts.maxRssMb, kill);
+        // A sandboxed child said its pid in the sandbox's namespace: the cap reads /proc by the pid seen here.
+        const hostPid = server.sandboxed ? hostChildren(server.env.pid).find((c) => c.nsPid === childPid)?.pid : childPid;
+        if (opts.maxRssMb !== undefined && hostPid !== undefined) memory = capMemory(hostPid, opts.maxRssMb, kill);
         return;
       }
       const msg = LineSchema.safeParse(parsed);
@@ -290,9 +360,15 @@ async function runInFreshProcess(
   opts: TorchRequestOptions = {},
 ): Promise<TorchOutcome> {
   const id = randomUUID();
-  // Own process group, so cancellation ends every process the model file started.
-  const proc = startProcess(config.python, ['-m', 'ttd_torch'], {
-    env: torchEnv(config),
+  // The request's own directories (its work dir, a compile's cache) are all it may write.
+  const readWrite = requestDirs(args, [workRoot()], [inductorDir(config)]);
+  const env = torchEnv(config);
+  const [command, commandArgs] = torchCommand(config, ['-m', 'ttd_torch'], readWrite, env);
+  // Own process group, so cancellation ends every process the model file started (in the sandbox: bwrap, whose
+  // death kills the sandbox).
+  const proc = startProcess(command, commandArgs, {
+    env,
+    extendEnv: false,
     processGroup: true,
     signal: opts.signal,
     stderrTailLines: STDERR_TAIL_LINES,
@@ -329,4 +405,24 @@ async function runInFreshProcess(
     spawnError: end.spawnError,
     memoryExceeded: memory?.exceeded,
   };
+}
+
+/** The directories a request may see: for each path argument (`path`, `*_path`, `*_dir`, never inside `params`, as
+ * docs/protocol.md names them) under a work root, the root's entry it lies in (a stage's work dir; never the root
+ * itself), and each shared directory it names or lies in. The same rule as runtimes/python/ttd_torch/sandbox.py. */
+export function requestDirs(args: unknown, workRoots: string[], shared: string[] = []): string[] {
+  const found = new Set<string>();
+  const walk = (v: unknown, key: string): void => {
+    if (typeof v === 'string') {
+      if (!(key === 'path' || key.endsWith('_path') || key.endsWith('_dir'))) return;
+      for (const r of workRoots) {
+        const entry = v.startsWith(`${r}/`) ? v.slice(r.length + 1).split('/')[0] : '';
+        if (entry && entry !== '.' && entry !== '..') found.add(join(r, entry));
+      }
+      for (const d of shared) if (v === d || v.startsWith(`${d}/`)) found.add(d);
+    } else if (Array.isArray(v)) v.forEach((x) => walk(x, key));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) if (k !== 'params') walk(x, k);
+  };
+  walk(args, '');
+  return [...found].sort();
 }

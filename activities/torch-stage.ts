@@ -1,7 +1,9 @@
 // What every torch stage does around its request: a scratch dir, blobs in, heartbeats, blobs out, errors mapped.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { forEnvironment, type Config } from '../lib/config';
 import {
@@ -16,7 +18,8 @@ import {
 } from '../lib/contract';
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
-import { runTorchRequest } from './torch-process';
+import { redact, redactDeep } from '../lib/redact';
+import { runTorchRequest, workRoot } from './torch-process';
 
 /** What torch activities are built with. */
 export interface TorchDeps {
@@ -46,7 +49,7 @@ export function stageConfig(config: Config, environment: string | undefined): Co
 
 /** A scratch directory for one activity attempt, removed afterwards whatever happens. */
 export async function withWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'ttd-stage-'));
+  const dir = await mkdtemp(join(workRoot(), 'ttd-stage-'));
   // Heartbeat for the whole stage, store I/O included: a store riding out an outage is alive, not dead.
   const ctx = Context.current();
   const timer = setInterval(() => ctx.heartbeat(lastBeat.get(ctx) ?? ctx.info.heartbeatDetails), HEARTBEAT_EVERY_MS);
@@ -97,12 +100,69 @@ export async function materialize(store: ObjectStore, dir: string, files: Record
   return paths;
 }
 
-/** Stores local files by content and returns their digests, keyed like the input. */
-export async function storeFiles(store: ObjectStore, files: Record<string, string>): Promise<Record<string, string>> {
+/** Stores files a torch op wrote into its work dir `dir` by content (storeWorkFile) and returns their digests, keyed
+ * like the input. */
+export async function storeFiles(store: ObjectStore, dir: string, files: Record<string, string>): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  await Promise.all(Object.entries(files).map(async ([name, path]) => (out[name] = await putBlobFile(store, path))));
+  await Promise.all(Object.entries(files).map(async ([name, path]) => (out[name] = await storeWorkFile(store, dir, path))));
   return out;
 }
+
+/** Stores one file that code in the sandbox may have written: only a regular file directly in the work dir, copied
+ * first (copyWrittenFile), so a symlink planted there cannot make us upload a host file. */
+export async function storeWorkFile(store: ObjectStore, dir: string, path: string): Promise<string> {
+  return withWorkFile(dir, path, (copy) => putBlobFile(store, copy));
+}
+
+/** Calls `fn` with a private copy of a file the torch side wrote directly in `dir` (copied without following a link),
+ * removed afterwards. */
+export async function withWorkFile<T>(dir: string, path: string, fn: (copy: string) => Promise<T>): Promise<T> {
+  if (dirname(resolve(path)) !== resolve(dir)) throw refusedFile(path, dir, 'it lies outside that directory');
+  const copyDir = await mkdtemp(join(tmpdir(), 'ttd-store-'));
+  try {
+    const copy = join(copyDir, basename(path));
+    await copyWrittenFile(path, copy, dir);
+    return await fn(copy);
+  } finally {
+    await rm(copyDir, { recursive: true, force: true });
+  }
+}
+
+/** Copies a file that code in the sandbox wrote (in `dir`) to `dest`, through a descriptor opened without following a
+ * link; a symlink or anything but a regular file is refused (sandbox_refused). */
+export async function copyWrittenFile(path: string, dest: string, dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw refusedFile(path, dir, 'it is a symbolic link');
+    throw err;
+  }
+  try {
+    if (!(await handle.stat()).isFile()) throw refusedFile(path, dir, 'it is not a regular file');
+    await pipeline(handle.createReadStream({ autoClose: false }), createWriteStream(dest));
+  } finally {
+    await handle.close();
+  }
+}
+
+function refusedFile(path: string, dir: string, why: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: NonRetryable.sandboxRefused,
+    message: redact(
+      `the torch side named '${path}' as a file it wrote, but ${why}; ttd reads only regular files written directly in the work directory '${dir}'`,
+    ),
+    nonRetryable: true,
+  });
+}
+
+// The torch side's error codes that end a stage for good (the same input fails the same way again), by failure type.
+const TORCH_ERROR_TYPES: Record<string, NonRetryable> = {
+  model_error: NonRetryable.modelError,
+  bad_request: NonRetryable.badInput,
+  archive_too_large: NonRetryable.archiveTooLarge,
+  sandbox_refused: NonRetryable.sandboxRefused,
+};
 
 /** Runs a torch op with heartbeats and cancellation; returns its result or throws the right failure.
  * `displayPaths` maps scratch paths to what the user knows them as (their model file), for messages. */
@@ -138,30 +198,33 @@ export async function torchOp(
       },
     });
     await pending;
+    // Whatever the torch side says leaves this stage without the worker's secrets (lib/redact.ts).
     if (outcome.kind === 'ok') {
       if (outcome.ms !== undefined) addTorchWork(outcome.ms);
-      return outcome.result;
+      return redactDeep(outcome.result);
+    }
+    if (outcome.kind === 'sandbox_unavailable') {
+      throw ApplicationFailure.create({
+        type: NonRetryable.sandboxUnavailable,
+        message: `cannot run '${op}' in the sandbox: ${outcome.reason}; set TTD_SANDBOX=off to run model code without it (only for code you trust)`,
+        nonRetryable: true,
+      });
     }
     if (outcome.kind === 'error') {
       const shown = (text: string) => Object.entries(displayPaths).reduce((t, [from, to]) => t.split(from).join(to), text);
-      const type =
-        outcome.code === 'model_error'
-          ? NonRetryable.modelError
-          : outcome.code === 'bad_request'
-            ? NonRetryable.badInput
-            : outcome.code === 'archive_too_large'
-              ? NonRetryable.archiveTooLarge
-              : 'torch_internal';
+      const type: string | undefined = TORCH_ERROR_TYPES[outcome.code];
       throw ApplicationFailure.create({
-        type,
-        message: shown(`${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`),
-        nonRetryable: type !== 'torch_internal',
+        type: type ?? 'torch_internal',
+        message: redact(shown(`${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`)),
+        nonRetryable: type !== undefined,
       });
     }
-    if (outcome.spawnError) {
+    // In the sandbox a Python that cannot start is bwrap's complaint: `bwrap: execvp PYTHON: No such file or directory`.
+    const spawnError = outcome.spawnError ?? /^bwrap: execvp (.*)$/m.exec(outcome.stderrTail)?.[1];
+    if (spawnError) {
       throw ApplicationFailure.create({
         type: NonRetryable.environmentMissing,
-        message: `cannot start the torch environment ${environmentWords(deps.config)}: ${outcome.spawnError}; ${SETUP_HINT}`,
+        message: `cannot start the torch environment ${environmentWords(deps.config)}: ${spawnError}; ${SETUP_HINT}`,
         nonRetryable: true,
       });
     }
@@ -184,7 +247,9 @@ export async function torchOp(
     if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
     // A crash (killed, out of memory) may be transient: a plain error, so Temporal retries it.
     throw new Error(
-      `torch process for '${op}' exited (code ${outcome.exitCode}, signal ${outcome.signal}) without a response; stderr:\n${outcome.stderrTail}`,
+      redact(
+        `torch process for '${op}' exited (code ${outcome.exitCode}, signal ${outcome.signal}) without a response; stderr:\n${outcome.stderrTail}`,
+      ),
     );
   } finally {
     clearInterval(timer);
@@ -196,8 +261,9 @@ export async function torchOp(
 export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpResult<K>> = never>(
   deps: TorchDeps,
   stage: TorchStage<K, I, S>,
-  /** Progress events: what to add to the activity's heartbeat for each (the train stage names checkpoints). */
-  onProgress?: (data: Record<string, unknown>) => Promise<Record<string, unknown>>,
+  /** Progress events: what to add to the activity's heartbeat for each (the train stage names checkpoints); `dir` is
+   * the stage's work dir. */
+  onProgress?: (data: Record<string, unknown>, dir: string) => Promise<Record<string, unknown>>,
 ): (input: I) => Promise<StageOutput<K, S>> {
   return (input) =>
     withWorkDir(async (dir) => {
@@ -216,7 +282,7 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
         stage.op,
         stage.args(input, files, dir, await workerDirs(env.config)) as Record<string, unknown>,
         display,
-        onProgress,
+        onProgress && ((data) => onProgress(data, dir)),
       );
       const parsed = TorchOps[stage.op].result.safeParse(raw);
       if (!parsed.success) {
@@ -233,7 +299,7 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
         const path = result[field as string];
         if (typeof path === 'string') toStore[(field as string).slice(0, -'_path'.length)] = path;
       }
-      const stored = await storeFiles(deps.store, toStore);
+      const stored = await storeFiles(deps.store, dir, toStore);
       const out: Record<string, unknown> = { files: stored };
       for (const [key, value] of Object.entries(result)) if (!key.endsWith('_path')) out[key] = value;
       return out as StageOutput<K, S>;

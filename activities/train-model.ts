@@ -6,7 +6,7 @@ import { checkpointIndexKey, latestCheckpoint, storeCheckpoint } from '../lib/ch
 import type { Spec } from '../lib/spec';
 import { blobKey } from '../lib/store';
 import type { ModelFileInput, StageOutput } from '../lib/contract';
-import { runTorchStage, type TorchDeps } from './torch-stage';
+import { runTorchStage, withWorkFile, type TorchDeps } from './torch-stage';
 
 /** Input of the train stage: the model file by digest and the spec's params and train section. */
 export interface TrainInput extends ModelFileInput {
@@ -44,12 +44,16 @@ export function trainActivity(deps: TorchDeps) {
       }),
       store: ['weights_path'],
     },
-    // Each epoch's checkpoint goes to the store before its heartbeat names it; then the oldest beyond the kept number go.
-    async (data) => {
+    // Each epoch's checkpoint goes to the store before its heartbeat names it (read as a file the sandbox wrote: never
+    // through a link); then the oldest beyond the kept number go.
+    async (data, dir) => {
       if (typeof data.checkpoint_path !== 'string' || typeof data.epoch !== 'number') return {};
+      const epoch = data.epoch;
       try {
-        const { digest } = await storeCheckpoint(deps.store, indexKey(), data.epoch, data.checkpoint_path, deps.config.checkpointsKept);
-        return { checkpointDigest: digest, checkpointEpoch: data.epoch };
+        const { digest } = await withWorkFile(dir, data.checkpoint_path, (copy) =>
+          storeCheckpoint(deps.store, indexKey(), epoch, copy, deps.config.checkpointsKept),
+        );
+        return { checkpointDigest: digest, checkpointEpoch: epoch };
       } catch (err) {
         // The next epoch's checkpoint replaced this one before we read it: that one will be named instead.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};

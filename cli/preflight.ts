@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { forEnvironment, type Config } from '../lib/config';
 import { canExport, chooseEnvironment, probeEnvironment, type TorchEnv } from '../lib/environments';
 import { ErrorCode, TtdError } from '../lib/errors';
+import { probeSandbox } from '../lib/sandbox';
 import { parseTarget, type Spec } from '../lib/spec';
 
 const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
@@ -22,6 +23,15 @@ export async function preflight(config: Config, spec: Spec): Promise<Config> {
       ErrorCode.specInvalid,
       `formats: aoti needs torch 2.x (torch.export and AOTInductor), but environment '${chosen.name}' has torch ${chosen.torch}; set environment: ${config.environments.find(canExport)?.name ?? 'a torch 2.x environment'}, or formats: [torchscript]`,
     );
+  }
+  if (config.sandbox === 'on') {
+    const sandbox = await probeSandbox(config.bwrap);
+    if (!sandbox.ok) {
+      throw new TtdError(
+        ErrorCode.sandboxUnavailable,
+        `model files and archives run in a bubblewrap sandbox, but ${sandbox.reason}; or set TTD_SANDBOX=off to run them without it (only for code you trust)`,
+      );
+    }
   }
   const env = forEnvironment(config, chosen.name)!;
   const where = `python '${env.python}'${chosen.name === 'custom' ? ' (TTD_PYTHON)' : ` of environment '${chosen.name}'`}`;

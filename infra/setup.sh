@@ -9,7 +9,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # 1. Debian packages. Debian's torch installs for /usr/bin/python3.
 # chromium: the dashboard's browser tests (driven by playwright-core, headless).
-apt_pkgs=(python3-torch python3-numpy python3-venv libtorch-dev nlohmann-json3-dev cmake g++ make chromium)
+apt_pkgs=(python3-torch python3-numpy python3-venv libtorch-dev nlohmann-json3-dev cmake g++ make chromium bubblewrap)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

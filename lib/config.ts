@@ -50,6 +50,11 @@ export interface Config {
   /** The workers' keys (TTD_KEYS, default $TTD_HOME/keys, mode 0700): the audit signing key pair, the step cache's
    * HMAC key and the audit chain anchors. Held outside the store; store writers must not be able to read it. */
   keysDir: string;
+  /** Whether model files and foreign archives run in the bubblewrap sandbox (TTD_SANDBOX: `on`, the default, or `off`,
+   * which runs them with the worker's file access: for hosts without user namespaces, never for untrusted input). */
+  sandbox: 'on' | 'off';
+  /** The bubblewrap binary (TTD_BWRAP, default /usr/bin/bwrap). */
+  bwrap: string;
 }
 
 /** Reads the configuration from `env` (process.env by default). */
@@ -90,6 +95,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     environment: legacy.name,
     inductorCache: resolve(env.TTD_INDUCTOR_CACHE ?? join(home, 'cache', 'inductor')),
     keysDir: resolve(env.TTD_KEYS || join(home, 'keys')),
+    sandbox: oneOf(env, 'TTD_SANDBOX', ['on', 'off'] as const),
+    bwrap: env.TTD_BWRAP || '/usr/bin/bwrap',
   };
 }
 

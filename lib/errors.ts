@@ -53,6 +53,7 @@ export const ErrorCode = {
   aliasPending: 'alias_pending',
   archiveTooLarge: 'archive_too_large',
   referencesTooLarge: 'references_too_large',
+  sandboxUnavailable: 'sandbox_unavailable',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -49,7 +49,10 @@ export const GateCode = {
   notBetterThanProduction: 'not_better_than_production',
   approvalRejected: 'approval_rejected',
   approvalTimeout: 'approval_timeout',
+  // any gate that runs code we did not write: the sandbox refused one of its operations (the run ends `rejected`)
+  sandboxRefused: 'sandbox_refused',
   // a stage that failed (the run ends `failed`): the failure's type
+  sandboxUnavailable: 'sandbox_unavailable',
   modelError: 'model_error',
   badInput: 'bad_input',
   environmentMissing: 'environment_missing',
@@ -74,6 +77,8 @@ export const NonRetryable = {
   digestMismatch: GateCode.digestMismatch,
   archiveTooLarge: GateCode.archiveTooLarge,
   memoryLimit: GateCode.memoryLimit,
+  sandboxRefused: GateCode.sandboxRefused,
+  sandboxUnavailable: GateCode.sandboxUnavailable,
 } as const;
 export type NonRetryable = (typeof NonRetryable)[keyof typeof NonRetryable];
 

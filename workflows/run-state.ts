@@ -1,7 +1,7 @@
 // One run's state inside the workflow: its activities, progress, gates and timings, and the few ways a stage ends.
 import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ControlActivities, StageRun, TorchActivities } from '../activities';
-import { failureCode, type Gate, type GateCode } from '../lib/gate-codes';
+import { failureCode, GateCode, type Gate } from '../lib/gate-codes';
 import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/results';
 import { storeStage, torchStage, type PipelineInput, type PipelineProgress } from './definitions';
 import { asStageRun } from './legacy-results';
@@ -94,8 +94,15 @@ export class Run {
       if (isCancellation(err)) throw err;
       const cause = err instanceof ActivityFailure ? err.cause : err;
       const code = failureCode(cause instanceof ApplicationFailure ? cause.type : null);
-      this.gates.push({ gate, passed: false, code, message: `${name} failed: ${(cause as Error)?.message ?? String(err)}` });
-      throw new RunEnded(this.result('failed'));
+      // The sandbox refusing what the model code tried is a finding about that code: the run is rejected, not failed.
+      const refused = code === GateCode.sandboxRefused;
+      this.gates.push({
+        gate,
+        passed: false,
+        code,
+        message: `${name} ${refused ? 'rejected' : 'failed'}: ${(cause as Error)?.message ?? String(err)}`,
+      });
+      throw new RunEnded(this.result(refused ? 'rejected' : 'failed'));
     } finally {
       this.timings[name] = Date.now() - started;
       this.progress.completed.push({

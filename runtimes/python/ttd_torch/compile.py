@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import torch
 
-from . import archive_limits, compare, data, export, gate, protocol, references, user_model
+from . import archive_limits, compare, data, export, gate, protocol, references, sandbox, user_model
 from .protocol import BadRequest
 
 PACKAGE_FILE = "model.pt2"
@@ -25,6 +25,34 @@ MAX_REASON_LINES = 6  # of a compile error quoted
 def inductor_cache(cache_dir: str) -> Iterator[None]:
     """TORCHINDUCTOR_CACHE_DIR for this call only, and Inductor's in-memory caches cleared on entry and exit, so that a
     long-lived server (or a child forked from one) never mixes two cache directories; the old value comes back."""
+    with precompiled_headers(cache_dir), cache_dir_env(cache_dir):
+        yield
+
+
+@contextlib.contextmanager
+def precompiled_headers(cache_dir: str) -> Iterator[None]:
+    """Inductor's precompiled headers (~150 MB each) in cache_dir/precompiled_headers for this call: Inductor puts
+    them in /tmp/torchinductor_<user>, which in the sandbox is a scratch tmpfs that every request starts empty."""
+    try:
+        from torch._inductor import codecache
+    except ImportError:
+        yield
+        return
+    names = [n for n in ("_HEADER_DIR", "_HEADER_LOCK_DIR") if isinstance(getattr(codecache, n, None), str)]
+    saved = {n: getattr(codecache, n) for n in names}
+    headers = os.path.join(cache_dir, "precompiled_headers")
+    for n in names:
+        setattr(codecache, n, headers if n == "_HEADER_DIR" else os.path.join(headers, "locks"))
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            setattr(codecache, n, v)
+
+
+@contextlib.contextmanager
+def cache_dir_env(cache_dir: str) -> Iterator[None]:
+    """TORCHINDUCTOR_CACHE_DIR for this call (Inductor's own helper where it has one)."""
     from torch._inductor.runtime import cache_dir_utils
     temporary = getattr(cache_dir_utils, "temporary_cache_dir", None)
     if temporary is not None:
@@ -112,6 +140,7 @@ def run_cases(runner: Any, cases: List[references.RefCase], atol: float, rtol: f
                 outputs = data.flatten(runner(*case.inputs), "the AOTInductor package")
             result = compare.compare(outputs, case.outputs, atol, rtol)
         except Exception as exc:  # a package failing on a case is a finding
+            sandbox.raise_if_refused(exc)
             result = compare.mismatch(f"the package raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
         results.append({"name": case.name, **result})
     return results
@@ -137,6 +166,7 @@ def compile_package(args: Dict[str, Any]) -> Dict[str, Any]:
         with inductor_cache(cache_dir):
             torch._inductor.aoti_compile_and_package(program, package_path=package_path)
     except Exception as exc:  # Inductor raises BackendCompilerFailed, CppCompileError, LoweringException, …
+        sandbox.raise_if_refused(exc)
         return failed(f"AOTInductor could not compile the exported program {args['program_path']}: "
                       f"{first_lines(exc)} (expected a program Inductor lowers; the ops involved are named above)",
                       (time.perf_counter() - started) * 1000, cache_counters(before_counts))

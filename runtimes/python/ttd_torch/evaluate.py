@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from . import archive_limits, data, probes, protocol, trace, train, user_model
+from . import archive_limits, data, probes, protocol, sandbox, trace, train, user_model
 from .protocol import ModelError, bad_value, traceback_tail
 
 
@@ -54,6 +54,7 @@ def validation_loss(name: str, path: str, inputs: data.Inputs, targets: torch.Te
     try:
         outputs = run_archive(module, inputs, rows)
     except Exception as exc:
+        sandbox.raise_if_refused(exc)
         raise ModelError(f"artifact {name!r} ({path}) failed to run on the validation inputs "
                          f"({[list(t.shape) for t in inputs]}{'' if rows is None else ', in example-shaped chunks'}): "
                          f"{one_line(exc)}; expected it to accept the rows of dataset(params, 'validation') "

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from . import compare, data, export_failures, gate, probes, protocol, trace, user_model, verify
+from . import compare, data, export_failures, gate, probes, protocol, sandbox, trace, user_model, verify
 from .protocol import BadRequest
 
 PROGRAM_FILE = "program.pt2"
@@ -162,6 +162,7 @@ def export(args: Dict[str, Any]) -> Dict[str, Any]:
         try:
             program = torch.export.export(model, example, dynamic_shapes=shapes_arg, strict=False)
         except Exception as exc:  # torch raises UserError, GuardOnDataDependentSymNode, TorchRuntimeError, …
+            sandbox.raise_if_refused(exc)
             verify.run_eager(model, example, path, "example")  # a forward() that fails by itself: model_error
             code, message = export_failures.classify(exc, path, batch_words, sites)
             return refusal(code, message, example, [], warning_words(list(caught)))

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from . import archive, archive_limits, compare, data, graph, protocol, safetensors, user_model
+from . import archive, archive_limits, compare, data, graph, protocol, safetensors, sandbox, user_model
 
 
 def read_cases(path: str) -> List[Tuple[str, data.Inputs]]:
@@ -43,6 +43,7 @@ def compare_cases(candidate: torch.jit.ScriptModule, traced: torch.jit.ScriptMod
         try:
             result = compare.compare(run(candidate, inputs, what), run(traced, inputs, "the traced module"), atol, rtol)
         except Exception as exc:  # a failing optimized graph is a finding of this stage
+            sandbox.raise_if_refused(exc)
             result = compare.mismatch(f"raised {type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
         if result["max_abs_error"] is not None:
             max_abs = max(max_abs, result["max_abs_error"])

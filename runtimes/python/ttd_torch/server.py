@@ -10,10 +10,10 @@ import sys
 import time
 from typing import Any, Dict, TextIO
 
-from . import PROTOCOL_VERSION, contract, semantic_checks
+from . import PROTOCOL_VERSION, contract, sandbox, semantic_checks
 from .protocol import OPS, BadRequest, Emit, ProtocolError, Writer, require, traceback_tail
 
-NOT_OPS = frozenset(("__main__", "server", "zygote"))  # the entry points: importing them registers nothing
+NOT_OPS = frozenset(("__main__", "server", "zygote", "sandbox"))  # the entry points: importing them registers nothing
 
 
 def import_ops() -> None:
@@ -60,12 +60,18 @@ def handle(line: str, writer: Writer) -> None:
         if op not in OPS:
             raise BadRequest(f"request.op = {op!r}; expected one of {sorted(OPS)}")
         args = require(request, "args", dict, "request")
+        sandbox.allow(args)
         started = time.perf_counter()
         result = dispatch(op, args, lambda data: writer.event(request_id, data))
         writer.success(request_id, result, (time.perf_counter() - started) * 1000)
     except ProtocolError as exc:
         writer.failure(request_id, exc)
-    except Exception as exc:  # our bug: report it and keep serving
+    except Exception as exc:  # our bug: report it and keep serving (unless the sandbox refused what it tried)
+        try:
+            sandbox.raise_if_refused(exc)
+        except sandbox.SandboxRefused as refused:
+            writer.failure(request_id, refused)
+            return
         writer.failure(request_id, ProtocolError("internal", f"{type(exc).__name__}: {exc}", traceback_tail(exc)))
 
 

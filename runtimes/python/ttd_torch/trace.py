@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from . import archive, archive_limits, captures, data, graph, protocol, user_model
+from . import archive, archive_limits, captures, data, graph, protocol, sandbox, user_model
 from .protocol import ModelError
 
 TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
@@ -56,6 +56,7 @@ def script(model: torch.nn.Module, model_path: str) -> torch.jit.ScriptModule:
     try:
         return torch.jit.script(model)
     except Exception as exc:  # the frontend raises NotSupportedError, RuntimeError and others
+        sandbox.raise_if_refused(exc)
         reason = " ".join(str(exc).split())[:800]
         raise ModelError(f"the model in {model_path} cannot be scripted: {type(exc).__name__}: {reason}; "
                          "expected TorchScript-compatible code: fix the construct named above, "

@@ -10,6 +10,7 @@ import sys
 from types import ModuleType
 from typing import Any, Callable, Iterator, Optional
 
+from . import sandbox
 from .protocol import ModelError, traceback_tail
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -26,6 +27,7 @@ def user_code(path: str, what: str) -> Iterator[None]:
     except ModelError:
         raise
     except (Exception, SystemExit) as exc:  # SystemExit: a model file calling sys.exit must not end the server
+        sandbox.raise_if_refused(exc)
         raise ModelError(f"{type(exc).__name__}: {exc} (in {what} of {path})", user_traceback(exc)) from exc
 
 

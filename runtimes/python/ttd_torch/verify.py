@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 
-from . import archive_limits, compare, data, gate, graph, probes, protocol, safetensors, trace, user_model
+from . import archive_limits, compare, data, gate, graph, probes, protocol, safetensors, sandbox, trace, user_model
 from .protocol import ModelError, bad_value
 
 Case = Tuple[str, data.Inputs]
@@ -64,6 +64,7 @@ def check(traced: Graph, inputs: data.Inputs, expected: List[torch.Tensor],
     except ModelError:
         raise
     except Exception as exc:  # a traced graph failing on another input is a finding, not our bug
+        sandbox.raise_if_refused(exc)
         return compare.mismatch(f"the traced module raised {type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
 
 
@@ -93,6 +94,7 @@ def repeat_check(traced: Graph, case: Case, atol: float, rtol: float) -> Dict[st
     try:
         result = compare.compare(run_traced(traced, inputs), run_traced(traced, inputs), atol, rtol)
     except Exception as exc:  # reported by the case comparison already
+        sandbox.raise_if_refused(exc)
         return {"case": name, "passed": True, "words": f"raised {type(exc).__name__}"}
     words = result["error"] or f"max abs error {result['max_abs_error']:g}, allowed {compare.allowed(atol, rtol)}"
     return {"case": name, "passed": result["passed"], "words": words}

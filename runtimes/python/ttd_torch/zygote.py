@@ -33,7 +33,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Set
 
-from . import PROTOCOL_VERSION
+from . import PROTOCOL_VERSION, sandbox
 
 BACKLOG = 128
 REAP_INTERVAL_S = 1.0  # the select timeout: children are reaped at least this often, SIGCHLD or not
@@ -425,6 +425,8 @@ class Zygote:
             if pid == 0:
                 return
             self.children.discard(pid)
+            if sandbox.enabled():
+                kill_group(pid)  # what the request started and left running (in the sandbox: code we did not write)
             if pid in self.spares:
                 self.drain_taken()  # it may have taken a connection (and written so) since the last drain
             born = self.spares.pop(pid, None)
@@ -497,6 +499,8 @@ def serve_connection(conn: socket.socket) -> int:
         line = read_request(conn)
         if line is not None:
             set_process_name(f"ttd:{request_op(line)}")
+            if sandbox.enabled() and not isolated(line, writer):
+                return 1
             handle(line, writer)
     except OSError as exc:  # the client went away mid-request
         log(f"connection lost: {type(exc).__name__}: {exc}")
@@ -508,6 +512,33 @@ def serve_connection(conn: socket.socket) -> int:
             except (OSError, ValueError, AttributeError):
                 pass
     return 0
+
+
+def isolated(line: str, writer: Any) -> bool:
+    """In the sandbox: narrow this child's view to the directories its request names (ttd_torch/sandbox.py); when
+    that fails, answer the request with an internal error instead of serving it with a wider view."""
+    try:
+        request = json.loads(line)
+    except ValueError:
+        request = None
+    request = request if isinstance(request, dict) else {}
+    try:
+        sandbox.isolate(request.get("args"))
+        return True
+    except (sandbox.IsolationFailed, OSError) as exc:
+        from .protocol import ProtocolError
+        request_id = request.get("id") if isinstance(request.get("id"), str) else ""
+        writer.failure(request_id, ProtocolError("internal", f"cannot isolate the request in the sandbox: {exc}"))
+        log(f"isolation failed: {type(exc).__name__}: {exc} at {traceback_line(exc)}")
+        return False
+
+
+def traceback_line(exc: BaseException) -> str:
+    """Where an exception was raised: file:line of its innermost frame."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
 
 
 def request_op(line: str) -> str:
@@ -551,6 +582,8 @@ def main(path: str, spares: Optional[int] = None) -> int:
         if not 0 <= spares <= MAX_SPARES:
             raise SetupError(f"--spares {spares}: expected a number from 0 to {MAX_SPARES}")
         prepare_path(path)
+        if sandbox.enabled():
+            sandbox.not_dumpable()  # inherited by every child
         import torch  # noqa: F401  (imports only: no torch op may run before fork)
 
         from . import contract, server  # noqa: F401  (imports every module of the package: the ops register)
