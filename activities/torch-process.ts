@@ -2,7 +2,7 @@
 // (torch imported once; every request in a forked child of its own), or in a fresh process (TTD_TORCH_PROCESS=fresh).
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
@@ -332,15 +332,46 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
       }
       outcome ??= toOutcome(msg.data, opts);
     });
-    socket.on('close', () => {
+    socket.on('close', async () => {
       opts.signal?.removeEventListener('abort', kill);
       memory?.stop();
+      // A child that ended without answering: the zygote says how once it has reaped it (within its reap interval).
+      const end = outcome || childPid === undefined ? undefined : await childEnd(server, childPid);
       const stderrTail = [...server.stderr.lines(), ...(connectError ? [`[ttd] fork server connection: ${connectError}`] : [])].join('\n');
       server.inflight--;
       if (server.retired && server.inflight === 0) stopServer(server);
-      resolve(outcome ?? { kind: 'crashed', exitCode: null, signal: null, stderrTail, memoryExceeded: memory?.exceeded });
+      resolve(
+        outcome ?? {
+          kind: 'crashed',
+          exitCode: end?.exitCode ?? null,
+          signal: end?.signal ?? null,
+          stderrTail,
+          memoryExceeded: memory?.exceeded,
+        },
+      );
     });
   });
+}
+
+const CHILD_END_WAIT_MS = 2_000;
+
+/** How a fork server's child ended, from the zygote's log line about it (`child PID exited N` or `child PID was killed
+ * by signal N`); undefined when it does not say so in time. */
+async function childEnd(server: ForkServer, pid: number): Promise<{ exitCode: number | null; signal: string | null } | undefined> {
+  const pattern = new RegExp(`\\bchild ${pid} (?:exited (\\d+)|was killed by signal (\\d+))`);
+  const deadline = Date.now() + CHILD_END_WAIT_MS;
+  for (;;) {
+    for (const line of server.stderr.lines()) {
+      const m = pattern.exec(line);
+      if (m) return m[1] !== undefined ? { exitCode: Number(m[1]), signal: null } : { exitCode: null, signal: signalName(Number(m[2])) };
+    }
+    if (Date.now() > deadline || server.exited) return undefined;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function signalName(n: number): string {
+  return Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
 }
 
 // An event goes to the caller; a response becomes the outcome.
@@ -397,10 +428,12 @@ async function runInFreshProcess(
   const end = await proc.result;
   memory?.stop();
   if (outcome) return outcome;
+  // bwrap ends with 128 + N when the process it ran was killed by signal N: say the signal, as without the sandbox.
+  const bySignal = config.sandbox === 'on' && end.exitCode !== null && end.exitCode > 128 ? signalName(end.exitCode - 128) : undefined;
   return {
     kind: 'crashed',
-    exitCode: end.exitCode,
-    signal: end.signal,
+    exitCode: bySignal ? null : end.exitCode,
+    signal: bySignal ?? end.signal,
     stderrTail: end.stderrTail,
     spawnError: end.spawnError,
     memoryExceeded: memory?.exceeded,

@@ -156,6 +156,9 @@ function refusedFile(path: string, dir: string, why: string): ApplicationFailure
   });
 }
 
+/** A stage whose process crashes runs at most this often (issue 15: retried at most once). */
+const MODEL_CRASH_ATTEMPTS = 2;
+
 // The torch side's error codes that end a stage for good (the same input fails the same way again), by failure type.
 const TORCH_ERROR_TYPES: Record<string, NonRetryable> = {
   model_error: NonRetryable.modelError,
@@ -245,12 +248,23 @@ export async function torchOp(
       });
     }
     if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
-    // A crash (killed, out of memory) may be transient: a plain error, so Temporal retries it.
-    throw new Error(
-      redact(
-        `torch process for '${op}' exited (code ${outcome.exitCode}, signal ${outcome.signal}) without a response; stderr:\n${outcome.stderrTail}`,
+    // The process running the model ended without answering: the model's own code (os._exit, a segfault in an
+    // extension, an uncaught KeyboardInterrupt) or the host (the OOM killer). Retried once, in case it was the host.
+    const attempt = ctx.info.attempt;
+    const how =
+      outcome.signal !== null
+        ? `was killed by ${outcome.signal}`
+        : outcome.exitCode !== null
+          ? `exited with status ${outcome.exitCode}`
+          : 'ended (its exit status is unknown)';
+    throw ApplicationFailure.create({
+      type: GateCode.modelCrashed,
+      message: redact(
+        `the torch process running '${op}' ${how} without answering (attempt ${attempt}; ${attempt >= MODEL_CRASH_ATTEMPTS ? 'not retried again' : 'retried once'}); stderr:\n${outcome.stderrTail}`,
       ),
-    );
+      nonRetryable: attempt >= MODEL_CRASH_ATTEMPTS,
+      details: [{ exitCode: outcome.exitCode, signal: outcome.signal }],
+    });
   } finally {
     clearInterval(timer);
   }

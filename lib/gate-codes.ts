@@ -58,6 +58,8 @@ export const GateCode = {
   environmentMissing: 'environment_missing',
   digestMismatch: 'digest_mismatch',
   torchInternal: 'torch_internal',
+  /** The process running the model ended without answering (a signal or an exit): retried once, then this. */
+  modelCrashed: 'model_crashed',
   // limits (docs/trust-limits.md): a zip archive that expands past TTD_MAX_ARCHIVE_*, a stage past its memory cap
   archiveTooLarge: 'archive_too_large',
   memoryLimit: 'memory_limit',

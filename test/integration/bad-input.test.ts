@@ -60,6 +60,27 @@ describe('bad input', () => {
     expect(await registeredModels(env)).toEqual([]);
   });
 
+  it.each([
+    ['exit', 'server', /exited with status 3/],
+    ['segv', 'server', /was killed by SIGSEGV/],
+    ['interrupt', 'server', /exited with status \d+/],
+    ['segv', 'fresh', /was killed by SIGSEGV/], // in the sandbox: bwrap's exit status 139, said as the signal
+  ])('a model file that ends its own process (%s, %s process) fails as model_crashed after one retry', async (how, mode, said) => {
+    const home = tempDir();
+    const spec = writeSpec(tempDir(), quickSeedSpec(`crashes-${how}`, { params: { how } }), join(fixtureModels, 'crashes.py'));
+    const env = { ...testEnv(home, address()), TTD_TORCH_PROCESS: mode };
+    const run = await runTtd(['run', spec, '--json'], env);
+    expect(run.code, run.stderr).toBe(2);
+    const result: RunResult = JSON.parse(run.stdout);
+    expect(result.status).toBe('failed');
+    expect(result.gates).toHaveLength(1);
+    expect(result.gates[0]).toMatchObject({ gate: 'training', passed: false, code: 'model_crashed' });
+    expect(result.gates[0].message).toMatch(said);
+    expect(result.gates[0].message).toContain("the torch process running 'train'");
+    expect(result.gates[0].message).toContain('(attempt 2; not retried again)');
+    expect(await registeredModels(env)).toEqual([]);
+  });
+
   it('a model file without dataset() fails at training naming the function and the file', async () => {
     const spec = writeSpec(tempDir(), quickSeedSpec('missing-fn'), join(fixtureModels, 'missing-fn.py'));
     const run = await runTtd(['run', spec, '--json'], testEnv(tempDir(), address()));

@@ -433,7 +433,9 @@ class Zygote:
             what = "child" if born is None else "spare (before any connection)"
             if os.WIFSIGNALED(status):
                 log(f"{what} {pid} was killed by signal {os.WTERMSIG(status)}")
-            elif os.WIFEXITED(status) and (os.WEXITSTATUS(status) != 0 or born is not None):
+            elif os.WIFEXITED(status):
+                # Every child's end is said (exit 0 too): a request whose child ended without answering is reported
+                # with this status (activities/torch-process.ts reads it).
                 log(f"{what} {pid} exited {os.WEXITSTATUS(status)}")
             if born is not None and self.stopping is None:
                 if time.monotonic() - born < SPARE_HEALTHY_S:
