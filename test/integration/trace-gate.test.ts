@@ -51,6 +51,13 @@ const pitfalls: [string, Record<string, unknown>, string, string, RegExp][] = [
     /turned a tensor into a Python number at python_value_capture-float-scale\.py:\d+.*keep it a tensor/,
   ],
   ['python_value_capture-item-offset', {}, 'trace', 'python_value_capture', /Python number at python_value_capture-item-offset\.py:\d+/],
+  [
+    'python_value_capture-outlier-guard',
+    {},
+    'trace',
+    'python_value_capture',
+    /outlier-guard\.py:21 \(Python boolean\): a Python if on a tensor, computed from the inputs; no probe took another path.*torch\.where.*trace\.accept_captures/,
+  ],
   ['shape_specialization-row-loop', {}, 'trace', 'shape_specialization', /fails or disagrees at another batch size \(case batch_\d+/],
   [
     'shape_specialization-len-mean',
@@ -147,6 +154,24 @@ describe('healthy models', () => {
     const trace = result.gates.find((g) => g.gate === 'trace')!;
     expect(trace.passed).toBe(true);
     expect(trace.warnings?.join('\n')).toMatch(/python_value_capture-harmless-monitor\.py:\d+/);
+  });
+
+  it('a capture listed in trace.accept_captures is promoted with a warning saying it was accepted', async () => {
+    const { code, result, stderr } = await runFixture(home, 'python_value_capture-outlier-guard', {
+      trace: { accept_captures: ['python_value_capture-outlier-guard.py:21'] },
+    });
+    expect(code, stderr).toBe(0);
+    const trace = result.gates.find((g) => g.gate === 'trace')!;
+    expect(trace.warnings?.join('\n')).toMatch(/outlier-guard\.py:21 .*accepted by trace\.accept_captures/);
+  });
+
+  it("torch's TracerWarnings from the user's file reach the run's gate warnings and show's reports.trace", async () => {
+    const { code, result } = await runFixture(home, 'shape_specialization-len-mean', { trace: { batch_sizes: [] } });
+    expect(code).toBe(0);
+    const trace = result.gates.find((g) => g.gate === 'trace')!;
+    expect(trace.warnings?.join('\n')).toMatch(/torch warned while tracing at shape_specialization-len-mean\.py:19: Using len/);
+    const shown = JSON.parse((await runTtd(['show', 'shape-specialization-len-mean@production', '--json'], env())).stdout);
+    expect(shown.reports.trace.tracer_warnings).toEqual([expect.objectContaining({ lineno: 19, message: expect.stringMatching(/^Using len/) })]);
   });
 
   it('a device constant that matches the target device is a warning, not a rejection', async () => {

@@ -184,6 +184,7 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
                        chunk_checks=chunks, train_ops=graph.train_mode_ops(inlined), repeat=repeat,
                        nondeterministic_nodes=graph.nondeterministic_nodes(inlined), devices=devices,
                        target_device=args["target_device"], captures=args["captures"],
+                       accept_captures=args["accept_captures"], tracer_warnings=args["tracer_warnings"],
                        example_shaped=example_shaped)
     code, message, warnings = gate.verdict(facts)
     references_path = os.path.join(args["out_dir"], "references.safetensors")
@@ -195,4 +196,5 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
             "train_mode_ops": facts.train_ops, "references_path": references_path,
             "warnings": skipped + warnings, "devices": unique([str(d["device"]) for d in devices]),
             "nondeterministic_nodes": facts.nondeterministic_nodes,
-            "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]}}
+            "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]},
+            "tracer_warnings": args["tracer_warnings"]}
