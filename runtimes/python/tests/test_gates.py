@@ -36,6 +36,7 @@ EXPECTED: Dict[str, Any] = {
     "shape_specialization-int-size-view.py": "shape_specialization",
     "train_mode_ops-forced-dropout.py": "train_mode_ops",
     "train_mode_ops-functional-batchnorm.py": "train_mode_ops",
+    "train_mode_ops-batchnorm-one-row.py": "train_mode_ops",
     "nondeterministic-randn-noise.py": "nondeterministic",
     "nondeterministic-bernoulli-mask.py": "nondeterministic",
     "nondeterministic-rand-jitter.py": "nondeterministic",
@@ -173,6 +174,14 @@ class FixtureGateTest(unittest.TestCase):
         self.assertTrue(any("'model.py:3' but the trace took no Python value" in w for w in verify["warnings"]))
         other = verify_again(run, accept_captures=["python_value_capture-outlier-guard.py:22"])
         self.assertEqual(other["code"], "python_value_capture")
+
+    def test_a_train_mode_op_that_breaks_the_eager_reference_is_rejected_not_failed(self) -> None:
+        verify = self.runs["train_mode_ops-batchnorm-one-row.py"]["verify"]
+        self.assertEqual(verify["train_mode_ops"], ["aten::batch_norm"])
+        self.assertIn("the eager model itself raised on case batch_1 (", verify["message"])
+        self.assertIn("Expected more than 1 value per channel when training", verify["message"])
+        self.assertNotIn("batch_1", [c["name"] for c in verify["cases"]])
+        self.assertIn("batch_7", [c["name"] for c in verify["cases"]])
 
     def test_probes_are_cases_and_references(self) -> None:
         verify = self.runs["healthy-convnet.py"]["verify"]
