@@ -145,8 +145,11 @@ def shape_failure(facts: Facts) -> str:
     """The shape_specialization message for the first failing case."""
     failed = [c for c in facts.cases if not c["passed"]]
     case = ([c for c in failed if c["name"].startswith("batch_")] or failed)[0]
-    lens = [c for c in facts.captures if "len" in str(c.get("message", "")).lower()]
-    hint = f"; len() of a tensor was captured at {capture_words.describe(lens)}" if lens else ""
+    # Sizes frozen by name (len, iteration, int(x.size(0))); records before the analysis only know len by its text.
+    sized = [c for c in facts.captures if c.get("source") == "shape" or "len" in str(c.get("message", "")).lower()]
+    hint = "".join(f"; {constructs([c])} was captured at {capture_words.describe([c])}" for c in sized[:3])
+    if sized:
+        hint += f" ({capture_words.fixes(sized[:3])})"
     shape = " ".join(str(s) for s in facts.example_shape) or "?"
     return (f"the traced graph fails or disagrees at another batch size ({case_words(case, facts.atol, facts.rtol)})"
             f"; it agrees at the example's shape {shape}{hint} (expected the same outputs at every batch size): "
