@@ -10,6 +10,7 @@ tensor is then changed on a second run: if the outputs move, the graph froze a v
 
 from __future__ import annotations
 
+import functools
 import linecache
 import os
 import sys
@@ -22,8 +23,10 @@ from torch.overrides import TorchFunctionMode
 
 from . import captures, data
 
-CONSTANT, PARAMETER, INPUT = 0, 1, 2  # what a tensor is computed from; the highest label wins
-SOURCES = {CONSTANT: "constant", PARAMETER: "parameter", INPUT: "input"}
+# What a tensor is computed from; the highest label wins. UNSEEN: made where the mode could not see it (a plain
+# tensor attribute, an op that bypasses __torch_function__), so it may hide anything but an input label.
+CONSTANT, PARAMETER, UNSEEN, INPUT = 0, 1, 2, 3
+SOURCES = {CONSTANT: "constant", PARAMETER: "parameter", UNSEEN: "unknown", INPUT: "input"}
 TORCH_DIR = os.path.dirname(os.path.realpath(torch.__file__))
 # torch's own Python frames between user code and this mode when a Tensor method dispatches (Tensor.__len__,
 # Tensor.__iter__, handle_torch_function); any other torch frame means torch itself took the value.
@@ -114,19 +117,22 @@ class Tracker(TorchFunctionMode):
 
     def label(self, value: Any, depth: int = 0) -> int:
         """The highest label among the tensors in value (nested in lists, tuples and dicts)."""
+        if isinstance(value, Marked):
+            return INPUT
         if isinstance(value, torch.Tensor):
             entry = self.labels.get(id(value))
-            return entry[1] if entry is not None and entry[0]() is value else CONSTANT
+            return entry[1] if entry is not None and entry[0]() is value else UNSEEN
         if depth < MAX_DEPTH and isinstance(value, (list, tuple)):
             return max((self.label(v, depth + 1) for v in value), default=CONSTANT)
         if depth < MAX_DEPTH and isinstance(value, dict):
             return max((self.label(v, depth + 1) for v in value.values()), default=CONSTANT)
-        return CONSTANT
+        return CONSTANT  # a Python value: only a tensor can carry a label
 
     def mark(self, value: Any, level: int, depth: int = 0) -> None:
         """Raise the label of every tensor in value to at least level (a view's base too: writes reach it)."""
         if isinstance(value, torch.Tensor):
-            if self.label(value) < level:
+            entry = self.labels.get(id(value))
+            if entry is None or entry[0]() is not value or entry[1] < level:
                 self.labels[id(value)] = (weakref.ref(value), level)
             base = getattr(value, "_base", None)
             if base is not None and depth < MAX_DEPTH:
@@ -185,7 +191,7 @@ class Tracker(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         name = func_name(func)
-        level = max(self.label(args), self.label(kwargs))
+        level = max(self.label(args), self.label(kwargs), CONSTANT)
         out = func(*args, **kwargs)
         found = self.conversion(name, args, kwargs)
         if found is not None:
@@ -193,13 +199,51 @@ class Tracker(TorchFunctionMode):
             site = self.record(construct, kind, level, iteration)
             if site is not None and site.key == self.perturb and level == INPUT and kind == "number":
                 out = perturbed(out, self.variant)
+        self.mark(out, level)  # constants too: a tensor with no label was made where the mode could not see
         if level > CONSTANT:
-            self.mark(out, level)
             if name.endswith("_") and not name.startswith("__") or name in ("__setitem__", "__iadd__", "__isub__",
                                                                            "__imul__", "__itruediv__"):
                 self.mark(args[0] if args else None, level)  # in place: the written tensor now holds derived values
             if "out" in kwargs:
                 self.mark(kwargs["out"], level)
+        return out
+
+
+class _Seen(TorchFunctionMode):
+    """Notes the names of the functions that reach a mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: List[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.names.append(func_name(func))
+        return func(*args, **(kwargs or {}))
+
+
+@functools.lru_cache(maxsize=None)
+def mode_sees_indexing() -> bool:
+    """Whether t[0] = v and t[0] reach a TorchFunctionMode (torch 2.x); torch 1.13 takes integer indices and
+    every assignment past it."""
+    seen = _Seen()
+    t = torch.zeros(2)
+    with seen:
+        t[0] = 1.0
+        t[0]
+    return "__setitem__" in seen.names and seen.names.count("__getitem__") >= 1
+
+
+class Marked(torch.Tensor):
+    """An input, on torches whose mode does not see every indexing (1.13: t[0], t[idx] and t[i] = v never reach
+    it): indexing such a tensor dispatches here, so what it reads and writes keeps the input label."""
+
+    tracker: Optional["Tracker"] = None  # the run in progress
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = super().__torch_function__(func, types, args, kwargs or {})
+        if cls.tracker is not None and func_name(func) == "__setitem__" and args:
+            cls.tracker.mark(args[0], INPUT)
         return out
 
 
@@ -219,15 +263,22 @@ def run(model: torch.nn.Module, example: data.Inputs, model_path: str,
         perturb: Optional[Tuple[str, int, str]] = None, variant: int = 0) -> Tuple[List[Site], List[torch.Tensor]]:
     """forward() once on a copy of the example under a Tracker; (sites, detached outputs)."""
     inputs = tuple(t.clone() for t in example)  # forward() may write into its inputs
+    if not mode_sees_indexing():
+        inputs = tuple(t.as_subclass(Marked) for t in inputs)
     tracker = Tracker(model_path, perturb, variant)
     for t in list(model.parameters()) + list(model.buffers()):
         tracker.mark(t, PARAMETER)
     for t in inputs:
         tracker.mark(t, INPUT)
     torch.manual_seed(0)  # random ops draw the same numbers on every run, so only the changed value can move outputs
-    with torch.no_grad(), tracker:
-        out = model(*inputs)
-    return list(tracker.sites.values()), [t.detach().clone() for t in data.flatten(out, "forward()")]
+    Marked.tracker = tracker
+    try:
+        with torch.no_grad(), tracker:
+            out = model(*inputs)
+    finally:
+        Marked.tracker = None
+    outputs = [t.detach().clone().as_subclass(torch.Tensor) for t in data.flatten(out, "forward()")]
+    return list(tracker.sites.values()), outputs
 
 
 def analyse(model: torch.nn.Module, example: data.Inputs, model_path: str) -> List[Site]:
