@@ -1,6 +1,6 @@
 // The trace, optimize and fusion gates through `ttd run`: every pitfall fixture is rejected with its code and a
 // fix, every healthy model is promoted. A false rejection is as serious a defect as a missed pitfall.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
@@ -179,6 +179,10 @@ describe('healthy models', () => {
     expect(trace.warnings?.join('\n')).toMatch(/torch warned while tracing at shape_specialization-len-mean\.py:19: Using len/);
     const shown = JSON.parse((await runTtd(['show', 'shape-specialization-len-mean@production', '--json'], env())).stdout);
     expect(shown.reports.trace.tracer_warnings).toEqual([expect.objectContaining({ lineno: 19, message: expect.stringMatching(/^Using len/) })]);
+    const out = join(tempDir(), 'report.html');
+    const report = await runTtd(['report', result.runId, '-o', out], env());
+    expect(report.code, report.stderr).toBe(0);
+    expect(readFileSync(out, 'utf8')).toContain('torch warned while tracing at shape_specialization-len-mean.py:19: Using len');
   });
 
   it('a device constant that matches the target device is a warning, not a rejection', async () => {
