@@ -61,6 +61,11 @@ class Attribute(nn.Module):
         return x * self.table.sum().item()
 
 
+class Exiting(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise SystemExit(3)
+
+
 class Parameter(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -93,6 +98,11 @@ class DependenceTest(unittest.TestCase):
 
     def test_a_parameter_is_its_own_source(self) -> None:
         self.assertEqual(sites(Parameter(), torch.randn(3)), [("int", "parameter", None)])
+
+    def test_a_forward_that_calls_sys_exit_does_not_end_the_analysis_caller(self) -> None:
+        found, notes = trace.value_sites(Exiting(), (torch.randn(3),), HERE)
+        self.assertIsNone(found)
+        self.assertIn("SystemExit: 3", notes[0]["message"])
 
     def test_an_analysis_that_cannot_run_leaves_a_note_and_unknown_sources(self) -> None:
         found, notes = trace.value_sites(Raising(), (torch.randn(3),), HERE)

@@ -78,7 +78,7 @@ def value_sites(model: torch.nn.Module, example: data.Inputs,
         warnings.simplefilter("ignore")  # forward() runs several times here; its warnings count once, while tracing
         try:
             return dependence.analyse(model, example, model_path), []
-        except Exception as exc:  # forward() or torch failed under the mode; the trace reports a real failure itself
+        except (Exception, SystemExit) as exc:  # forward() or torch failed under the mode; tracing reports it again
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:MAX_MESSAGE]
             return None, [{"category": "ValueDependence", "filename": model_path, "lineno": 0,
                            "message": f"the value-dependence analysis could not run forward() ({reason}); captures "
