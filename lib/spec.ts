@@ -77,9 +77,7 @@ const TraceSchema = z.strictObject({
   // Captures a user knows to be safe (a value from the inputs that the trace may freeze), by the model file's name and
   // line, as the trace gate's message names them. Optional (not defaulted) so that older specs keep their digest.
   accept_captures: uniqueList(
-    z
-      .string({ error: ACCEPT_EXPECTED })
-      .regex(ACCEPT_RE, { error: (issue) => `${ACCEPT_EXPECTED} (got ${JSON.stringify(issue.input)})` }),
+    z.string({ error: ACCEPT_EXPECTED }).regex(ACCEPT_RE, { error: (issue) => `${ACCEPT_EXPECTED} (got ${JSON.stringify(issue.input)})` }),
     'trace.accept_captures',
     'capture',
     'trace.accept_captures must be a list of FILE:LINE strings such as model.py:22',

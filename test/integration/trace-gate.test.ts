@@ -178,7 +178,9 @@ describe('healthy models', () => {
     const trace = result.gates.find((g) => g.gate === 'trace')!;
     expect(trace.warnings?.join('\n')).toMatch(/torch warned while tracing at shape_specialization-len-mean\.py:19: Using len/);
     const shown = JSON.parse((await runTtd(['show', 'shape-specialization-len-mean@production', '--json'], env())).stdout);
-    expect(shown.reports.trace.tracer_warnings).toEqual([expect.objectContaining({ lineno: 19, message: expect.stringMatching(/^Using len/) })]);
+    expect(shown.reports.trace.tracer_warnings).toEqual([
+      expect.objectContaining({ lineno: 19, message: expect.stringMatching(/^Using len/) }),
+    ]);
     const out = join(tempDir(), 'report.html');
     const report = await runTtd(['report', result.runId, '-o', out], env());
     expect(report.code, report.stderr).toBe(0);
