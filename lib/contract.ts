@@ -26,14 +26,42 @@ export const TrainSection = z.strictObject({
   seed: z.number().int().min(0),
 });
 
-/** A tensor turned into a Python bool or number in the user's own file while tracing. */
+/** What turned a tensor into a Python value (runtimes/python/ttd_torch/captures.py CONSTRUCTS). */
+export const CAPTURE_CONSTRUCTS = [
+  'if',
+  'while',
+  'assert',
+  'bool',
+  'float',
+  'int',
+  'item',
+  'tolist',
+  'numpy',
+  'data',
+  'tensor',
+  'index',
+  'len',
+  'iter',
+  'unknown',
+] as const;
+
+/** A tensor turned into a Python bool or number in the user's own file while tracing. The optional fields come from
+ * the value-dependence analysis (absent in records written before it): the construct, what the tensor was computed
+ * from, and for numbers from the inputs whether changing the value changed the example's outputs. */
 export const Capture = z.strictObject({
   kind: z.enum(['bool', 'number']),
   message: z.string(),
   filename: z.string(),
   lineno: z.number().int(),
+  construct: z.enum(CAPTURE_CONSTRUCTS).optional(),
+  source: z.enum(['input', 'parameter', 'constant', 'shape', 'unknown']).optional(),
+  affects_outputs: z.boolean().nullable().optional(),
 });
 export type Capture = z.infer<typeof Capture>;
+
+/** A TracerWarning torch raised from the user's own files while tracing. */
+export const TracerWarning = z.strictObject({ message: z.string(), filename: z.string(), lineno: z.number().int() });
+export type TracerWarning = z.infer<typeof TracerWarning>;
 
 /** One reference case compared: eager (or recorded) outputs against the graph's. */
 export const CaseReport = z.strictObject({
@@ -95,6 +123,8 @@ export const TorchOps = {
       warnings: z.array(z.strictObject({ category: z.string(), message: z.string(), filename: z.string(), lineno: z.number().int() })),
       captures: z.array(Capture),
       mode: TraceMode,
+      // Absent in records written before it existed.
+      tracer_warnings: z.array(TracerWarning).optional(),
     }),
   },
   verify: {
@@ -108,6 +138,9 @@ export const TorchOps = {
       atol: tolerance,
       rtol: tolerance,
       captures: z.array(Capture).default([]),
+      // The spec's trace.accept_captures: FILE:LINE of captures known to be safe.
+      accept_captures: z.array(z.string()).default([]),
+      tracer_warnings: z.array(TracerWarning).default([]),
       target_device: z.string().default('cpu'),
       out_dir: path,
     }),
@@ -120,6 +153,8 @@ export const TorchOps = {
       devices: z.array(z.string()),
       nondeterministic_nodes: z.array(z.string()),
       example_shape_checks: z.strictObject({ chunks: count, failed: count }),
+      // The trace's TracerWarnings from the user's files; absent in records written before it existed.
+      tracer_warnings: z.array(TracerWarning).optional(),
     }),
   },
   optimize: {
@@ -371,6 +406,10 @@ export interface VerifyInput extends ModelFileInput {
   rtol: number;
   /** What the trace stage reported, with the user's path; the torch side matches them against its copy. */
   captures: Capture[];
+  /** The spec's trace.accept_captures (FILE:LINE); absent in inputs of runs started before it existed. */
+  acceptCaptures?: string[];
+  /** The trace stage's TracerWarnings from the user's files, with the user's path. */
+  tracerWarnings?: TracerWarning[];
   targetDevice: string;
 }
 
@@ -447,6 +486,8 @@ export const TorchStages = {
       batch_sizes: i.batchSizes,
       ...tolerances(i),
       captures: i.captures.map((c) => ({ ...c, filename: c.filename === i.modelFilePath ? f.model : c.filename })),
+      accept_captures: i.acceptCaptures ?? [],
+      tracer_warnings: (i.tracerWarnings ?? []).map((w) => ({ ...w, filename: w.filename === i.modelFilePath ? f.model : w.filename })),
       target_device: i.targetDevice,
       out_dir: dir,
     }),

@@ -164,6 +164,7 @@ export function legacyReports(m: Manifest): LegacyReports {
             devices: checked.devices,
             nondeterministic_nodes: checked.nondeterministic_nodes,
             gate_warnings: checked.warnings,
+            ...(verify?.tracer_warnings ? { tracer_warnings: verify.tracer_warnings } : {}),
           },
         }
       : {}),

@@ -61,6 +61,10 @@ const TrainSchema = z.strictObject({
   seed: z.number({ error: SEED_EXPECTED }).int({ error: SEED_EXPECTED }).min(0, { error: SEED_EXPECTED }).default(0),
 });
 
+/** trace.accept_captures entries: a Python file's name (no directory) and a line number, as gate messages print them. */
+const ACCEPT_RE = /^[^/\\:\s]+\.py:[1-9][0-9]{0,6}$/;
+const ACCEPT_EXPECTED = 'trace.accept_captures entries must be FILE:LINE, a model file name and a line number such as model.py:22';
+
 const TraceSchema = z.strictObject({
   batch_sizes: uniqueList(
     positiveInt('trace.batch_sizes[]', SPEC_LIMITS.traceBatchSize),
@@ -74,6 +78,14 @@ const TraceSchema = z.strictObject({
     .string({ error: 'trace.target_device must be a device name such as cpu or cuda' })
     .regex(/^(cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$/, { error: 'trace.target_device must be cpu, cuda, cuda:N, mps or xpu' })
     .default('cpu'),
+  // Captures a user knows to be safe (a value from the inputs that the trace may freeze), by the model file's name and
+  // line, as the trace gate's message names them. Optional (not defaulted) so that older specs keep their digest.
+  accept_captures: uniqueList(
+    z.string({ error: ACCEPT_EXPECTED }).regex(ACCEPT_RE, { error: (issue) => `${ACCEPT_EXPECTED} (got ${JSON.stringify(issue.input)})` }),
+    'trace.accept_captures',
+    'capture',
+    'trace.accept_captures must be a list of FILE:LINE strings such as model.py:22',
+  ).optional(),
 });
 
 const OptimizeSchema = z.strictObject({

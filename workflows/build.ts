@@ -75,6 +75,8 @@ async function torchScript(run: Run, model: ModelFile, weightsDigest: string): P
       atol,
       rtol,
       captures: traced.captures,
+      acceptCaptures: spec.trace.accept_captures ?? [],
+      tracerWarnings: traced.tracer_warnings ?? [],
       targetDevice: spec.trace.target_device,
     }),
   );

@@ -1,6 +1,6 @@
 // The trace, optimize and fusion gates through `ttd run`: every pitfall fixture is rejected with its code and a
 // fix, every healthy model is promoted. A false rejection is as serious a defect as a missed pitfall.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
@@ -51,6 +51,13 @@ const pitfalls: [string, Record<string, unknown>, string, string, RegExp][] = [
     /turned a tensor into a Python number at python_value_capture-float-scale\.py:\d+.*keep it a tensor/,
   ],
   ['python_value_capture-item-offset', {}, 'trace', 'python_value_capture', /Python number at python_value_capture-item-offset\.py:\d+/],
+  [
+    'python_value_capture-outlier-guard',
+    {},
+    'trace',
+    'python_value_capture',
+    /outlier-guard\.py:21 \(Python boolean\): a Python if on a tensor, computed from the inputs; no probe took another path.*torch\.where.*trace\.accept_captures/,
+  ],
   ['shape_specialization-row-loop', {}, 'trace', 'shape_specialization', /fails or disagrees at another batch size \(case batch_\d+/],
   [
     'shape_specialization-len-mean',
@@ -62,6 +69,13 @@ const pitfalls: [string, Record<string, unknown>, string, string, RegExp][] = [
   ['shape_specialization-int-size-view', {}, 'trace', 'shape_specialization', /another batch size.*x\.shape\[0\]/],
   ['train_mode_ops-forced-dropout', {}, 'trace', 'train_mode_ops', /keeps aten::dropout in training mode.*training=self\.training/],
   ['train_mode_ops-functional-batchnorm', {}, 'trace', 'train_mode_ops', /keeps aten::batch_norm in training mode/],
+  [
+    'train_mode_ops-batchnorm-one-row',
+    {},
+    'trace',
+    'train_mode_ops',
+    /keeps aten::batch_norm in training mode.*eager model itself raised on case batch_1 \(.*Expected more than 1 value per channel/,
+  ],
   [
     'nondeterministic-randn-noise',
     {},
@@ -147,6 +161,30 @@ describe('healthy models', () => {
     const trace = result.gates.find((g) => g.gate === 'trace')!;
     expect(trace.passed).toBe(true);
     expect(trace.warnings?.join('\n')).toMatch(/python_value_capture-harmless-monitor\.py:\d+/);
+  });
+
+  it('a capture listed in trace.accept_captures is promoted with a warning saying it was accepted', async () => {
+    const { code, result, stderr } = await runFixture(home, 'python_value_capture-outlier-guard', {
+      trace: { accept_captures: ['python_value_capture-outlier-guard.py:21'] },
+    });
+    expect(code, stderr).toBe(0);
+    const trace = result.gates.find((g) => g.gate === 'trace')!;
+    expect(trace.warnings?.join('\n')).toMatch(/outlier-guard\.py:21 .*accepted by trace\.accept_captures/);
+  });
+
+  it("torch's TracerWarnings from the user's file reach the run's gate warnings and show's reports.trace", async () => {
+    const { code, result } = await runFixture(home, 'shape_specialization-len-mean', { trace: { batch_sizes: [] } });
+    expect(code).toBe(0);
+    const trace = result.gates.find((g) => g.gate === 'trace')!;
+    expect(trace.warnings?.join('\n')).toMatch(/torch warned while tracing at shape_specialization-len-mean\.py:19: Using len/);
+    const shown = JSON.parse((await runTtd(['show', 'shape-specialization-len-mean@production', '--json'], env())).stdout);
+    expect(shown.reports.trace.tracer_warnings).toEqual([
+      expect.objectContaining({ lineno: 19, message: expect.stringMatching(/^Using len/) }),
+    ]);
+    const out = join(tempDir(), 'report.html');
+    const report = await runTtd(['report', result.runId, '-o', out], env());
+    expect(report.code, report.stderr).toBe(0);
+    expect(readFileSync(out, 'utf8')).toContain('torch warned while tracing at shape_specialization-len-mean.py:19: Using len');
   });
 
   it('a device constant that matches the target device is a warning, not a rejection', async () => {

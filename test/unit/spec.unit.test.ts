@@ -191,4 +191,26 @@ promote: { approval: required, approval_timeout: 0.5h }
   it('a cuda target device stays valid: parity on CPU does not make a GPU deployment wrong', () => {
     expect(validateSpec({ name: 'm', trace: { target_device: 'cuda:1' } }).ok).toBe(true);
   });
+
+  it('trace.accept_captures takes FILE:LINE entries and names a malformed or repeated one with its value', () => {
+    const ok = validateSpec({ name: 'm', trace: { accept_captures: ['model.py:22', 'helpers.py:7'] } });
+    expect(ok.ok && ok.spec.trace.accept_captures).toEqual(['model.py:22', 'helpers.py:7']);
+    const bad = (value: unknown) => {
+      const r = validateSpec({ name: 'm', trace: { accept_captures: value } });
+      return r.ok ? null : formatIssues(r.issues);
+    };
+    expect(bad(['model.py'])).toContain(
+      'trace.accept_captures entries must be FILE:LINE, a model file name and a line number such as model.py:22 (got "model.py")',
+    );
+    expect(bad(['src/model.py:3'])).toContain('(got "src/model.py:3")');
+    expect(bad(['model.py:0'])).toContain('(got "model.py:0")');
+    expect(bad([22])).toContain('trace.accept_captures entries must be FILE:LINE');
+    expect(bad('model.py:22')).toContain('trace.accept_captures must be a list of FILE:LINE strings');
+    expect(bad(['model.py:22', 'model.py:22'])).toContain('"model.py:22" appears more than once');
+  });
+
+  it('a spec without trace.accept_captures keeps no such key, so its digest stays what it was', () => {
+    const r = validateSpec({ name: 'm' });
+    expect(r.ok && 'accept_captures' in r.spec.trace).toBe(false);
+  });
 });

@@ -13,7 +13,7 @@ from typing import Any, Dict
 
 import torch
 
-from ttd_torch import captures, fusion, gate, server
+from ttd_torch import captures, fusion, gate, server, trace, user_model
 from ttd_torch.protocol import ProtocolError
 
 from .helpers import FIXTURES, SEED_MODEL
@@ -30,11 +30,13 @@ EXPECTED: Dict[str, Any] = {
     "python_value_capture-float-scale.py": "python_value_capture",
     "python_value_capture-item-offset.py": "python_value_capture",
     "python_value_capture-harmless-monitor.py": None,
+    "python_value_capture-outlier-guard.py": "python_value_capture",
     "shape_specialization-row-loop.py": "shape_specialization",
     "shape_specialization-len-mean.py": "shape_specialization",
     "shape_specialization-int-size-view.py": "shape_specialization",
     "train_mode_ops-forced-dropout.py": "train_mode_ops",
     "train_mode_ops-functional-batchnorm.py": "train_mode_ops",
+    "train_mode_ops-batchnorm-one-row.py": "train_mode_ops",
     "nondeterministic-randn-noise.py": "nondeterministic",
     "nondeterministic-bernoulli-mask.py": "nondeterministic",
     "nondeterministic-rand-jitter.py": "nondeterministic",
@@ -115,12 +117,18 @@ class FixtureGateTest(unittest.TestCase):
 
     def test_messages_name_cause_and_fix(self) -> None:
         hints = {"control_flow_divergence": ("Python boolean", "trace.mode: script", "probe"),
-                 "python_value_capture": ("Python number", "trace.mode: script", "float("),
+                 "python_value_capture": ("Python", "trace.mode: script"),
                  "shape_specialization": ("batch", "x.shape[0]", "range(x.size(0))"),
                  "train_mode_ops": ("training mode", "model.eval()"),
                  "nondeterministic": ("two runs", "self.training")}
+        # The construct found at the capture's line, and the fix for that construct.
+        constructs = {"python_value_capture-float-scale.py": ("float() of a tensor", "y / x.abs().max()"),
+                      "python_value_capture-item-offset.py": (".item() of a tensor", "x - x.mean() instead of"),
+                      "python_value_capture-outlier-guard.py": ("a Python if on a tensor", "no probe took another path"),
+                      "control_flow_divergence-if-sum.py": ("a Python if on a tensor", "torch.where"),
+                      "control_flow_divergence-while-norm.py": ("a Python while loop on a tensor", "fixed number")}
         for name, code in EXPECTED.items():
-            for hint in hints.get(code, ()):
+            for hint in hints.get(code, ()) + constructs.get(name, ()):
                 with self.subTest(fixture=name, hint=hint):
                     self.assertIn(hint, self.runs[name]["verify"]["message"])
 
@@ -136,6 +144,44 @@ class FixtureGateTest(unittest.TestCase):
     def test_harmless_capture_passes_with_a_warning(self) -> None:
         verify = self.runs["python_value_capture-harmless-monitor.py"]["verify"]
         self.assertTrue(any("harmless" in w and "monitor.py:20" in w for w in verify["warnings"]), verify["warnings"])
+
+    def test_a_branch_no_probe_takes_is_found_by_where_its_bool_came_from(self) -> None:
+        run = self.runs["python_value_capture-outlier-guard.py"]
+        verify = run["verify"]
+        self.assertTrue(all(c["passed"] for c in verify["cases"]), verify["cases"])  # no probe reaches 100
+        self.assertEqual(verify["example_shape_checks"]["failed"], 0)
+        self.assertIn("outlier-guard.py:21 (Python boolean): a Python if on a tensor, computed from the inputs",
+                      verify["message"])
+        self.assertIn("torch.where", verify["message"])
+        self.assertIn("'python_value_capture-outlier-guard.py:21' in trace.accept_captures", verify["message"])
+        [capture] = run["trace"]["captures"]
+        self.assertEqual((capture["source"], capture["construct"], capture["kind"]), ("input", "if", "bool"))
+        # The traced graph really is wrong on an outlier: eager clamps, the trace does not.
+        module = user_model.load(run["path"])
+        model = trace.load_trained(module, {}, run["train"]["weights_path"])
+        outlier = torch.zeros(4, 8)
+        outlier[0, 0] = 1000.0
+        traced = torch.jit.load(run["trace"]["traced_path"])
+        with torch.no_grad():
+            self.assertFalse(torch.allclose(model(outlier), traced(outlier)))
+
+    def test_an_accepted_capture_passes_with_a_warning_and_a_stale_entry_is_named(self) -> None:
+        run = self.runs["python_value_capture-outlier-guard.py"]
+        verify = verify_again(run, accept_captures=["python_value_capture-outlier-guard.py:21", "model.py:3"])
+        self.assertIsNone(verify["code"], verify["message"])
+        self.assertTrue(any("accepted by trace.accept_captures" in w and "outlier-guard.py:21" in w
+                            for w in verify["warnings"]), verify["warnings"])
+        self.assertTrue(any("'model.py:3' but the trace took no Python value" in w for w in verify["warnings"]))
+        other = verify_again(run, accept_captures=["python_value_capture-outlier-guard.py:22"])
+        self.assertEqual(other["code"], "python_value_capture")
+
+    def test_a_train_mode_op_that_breaks_the_eager_reference_is_rejected_not_failed(self) -> None:
+        verify = self.runs["train_mode_ops-batchnorm-one-row.py"]["verify"]
+        self.assertEqual(verify["train_mode_ops"], ["aten::batch_norm"])
+        self.assertIn("the eager model itself raised on case batch_1 (", verify["message"])
+        self.assertIn("Expected more than 1 value per channel when training", verify["message"])
+        self.assertNotIn("batch_1", [c["name"] for c in verify["cases"]])
+        self.assertIn("batch_7", [c["name"] for c in verify["cases"]])
 
     def test_probes_are_cases_and_references(self) -> None:
         verify = self.runs["healthy-convnet.py"]["verify"]

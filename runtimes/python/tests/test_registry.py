@@ -54,7 +54,8 @@ class RegistryTest(unittest.TestCase):
 class DefaultsTest(unittest.TestCase):
     def test_absent_arguments_get_the_contract_defaults_as_fresh_copies(self) -> None:
         first = contract.with_defaults("verify", {"atol": 0})
-        self.assertEqual(first, {"atol": 0, "captures": [], "target_device": "cpu"})
+        self.assertEqual(first, {"atol": 0, "captures": [], "accept_captures": [], "tracer_warnings": [],
+                                 "target_device": "cpu"})
         first["captures"].append("x")
         self.assertEqual(contract.with_defaults("verify", {})["captures"], [])
         self.assertEqual(contract.with_defaults("verify", {"target_device": "cuda"})["target_device"], "cuda")

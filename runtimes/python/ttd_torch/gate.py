@@ -28,6 +28,9 @@ class Facts:
     devices: List[Dict[str, Any]] = field(default_factory=list)
     target_device: str = "cpu"
     captures: List[Dict[str, Any]] = field(default_factory=list)
+    accept_captures: List[str] = field(default_factory=list)  # FILE:LINE of captures the spec accepts
+    tracer_warnings: List[Dict[str, Any]] = field(default_factory=list)  # torch's, from the user's files
+    eager_failures: List[str] = field(default_factory=list)  # cases the eager model raised on (train-mode ops only)
     # batch_sizes []: every case has the example's shapes, so any failing case depends on values, never on size
     example_shaped: bool = False
 
@@ -79,30 +82,74 @@ def value_failure(facts: Facts) -> Optional[str]:
     return case_words(failed[0], facts.atol, facts.rtol) if failed else None
 
 
+def accepted(capture: Dict[str, Any], accept: List[str]) -> bool:
+    """True when trace.accept_captures names the capture's file (by its name) and line."""
+    return capture_words.where(capture) in accept
+
+
+def causes(facts: Facts) -> List[Dict[str, Any]]:
+    """Captures that may explain a divergence: from the inputs, or of unknown origin (records before the analysis)."""
+    return [c for c in facts.captures if c.get("source", "unknown") in ("input", "unknown")]
+
+
+def rejected_captures(facts: Facts) -> List[Dict[str, Any]]:
+    """Values the trace froze although they come from the inputs and reach the outputs, not accepted by the spec.
+
+    A bool decides a branch, so it always counts (the branch not taken may change nothing on the example, as an
+    outlier guard does); a number counts unless changing it on the example left every output unchanged."""
+    return [c for c in facts.captures if c.get("source") == "input" and not accepted(c, facts.accept_captures)
+            and (c.get("kind") == "bool" or c.get("affects_outputs") is not False)]
+
+
 def divergence(facts: Facts, why: str) -> Tuple[str, str]:
     """control_flow_divergence or python_value_capture, from the captures the trace reported."""
-    bools = [c for c in facts.captures if c.get("kind") == "bool"]
-    numbers = [c for c in facts.captures if c.get("kind") == "number"]
+    found = causes(facts)
+    bools = [c for c in found if c.get("kind") == "bool"]
+    numbers = [c for c in found if c.get("kind") == "number"]
     if numbers and not bools:
         return "python_value_capture", (
             f"traced and eager outputs differ on inputs other than the example ({why}); the model turned a "
-            f"tensor into a Python number at {capture_words.describe(numbers)} (float(t), int(t) or t.item()), "
-            "which the trace froze as the example's value (expected no value captured from a tensor); keep it "
-            f"a tensor (e.g. y / x.abs().max() instead of y / float(x.abs().max())), {SCRIPT_HINT}")
-    where = (f"; a Python condition on a tensor at {capture_words.describe(bools + numbers)} was recorded as "
-             "the branch the example took" if bools or numbers else "")
+            f"tensor into a Python number at {capture_words.describe(numbers)} ({constructs(numbers)}), which the "
+            "trace froze as the example's value (expected no value captured from a tensor); "
+            f"{capture_words.fixes(numbers)}; {SCRIPT_HINT}")
+    if bools or numbers:
+        return "control_flow_divergence", (
+            f"traced and eager outputs differ on inputs that take other paths ({why}); a Python condition on a "
+            f"tensor at {capture_words.describe(bools + numbers)} ({constructs(bools + numbers)}) was recorded as "
+            f"the branch the example took (expected identical outputs on every probe); "
+            f"{capture_words.fixes(bools + numbers)}; {SCRIPT_HINT}")
     return "control_flow_divergence", (
-        f"traced and eager outputs differ on inputs that take other paths ({why}){where} (expected identical "
-        f"outputs on every probe); use torch.where or tensor ops instead of Python if/while on tensor values, "
-        f"{SCRIPT_HINT}")
+        f"traced and eager outputs differ on inputs that take other paths ({why}) (expected identical outputs on "
+        f"every probe); use torch.where or tensor ops instead of Python if/while on tensor values, {SCRIPT_HINT}")
+
+
+def constructs(items: List[Dict[str, Any]]) -> str:
+    """The constructs of captures in words, once each: 'a Python if on a tensor, .item() of a tensor'."""
+    names = list(dict.fromkeys(str(c.get("construct") or "unknown") for c in items))
+    return ", ".join(capture_words.CONSTRUCTS.get(n, capture_words.CONSTRUCTS["unknown"])[0] for n in names)
+
+
+def capture_failure(found: List[Dict[str, Any]]) -> str:
+    """The python_value_capture message for values taken from the inputs that no probe showed."""
+    listed = "; ".join(capture_words.words(c) + (", and changing it on the example changed the outputs"
+                                                  if c.get("affects_outputs") else "") for c in found)
+    places = ", ".join(f"'{capture_words.where(c)}'" for c in found)
+    return (f"the trace froze Python values taken from tensors computed from the inputs: {listed}; no probe took "
+            "another path, but any input that would gets the example's branch or value from the traced graph "
+            "(expected no Python value from an input-dependent tensor in a traced forward()); "
+            f"{capture_words.fixes(found)}; if freezing it is safe, list {places} in trace.accept_captures, "
+            f"{SCRIPT_HINT}")
 
 
 def shape_failure(facts: Facts) -> str:
     """The shape_specialization message for the first failing case."""
     failed = [c for c in facts.cases if not c["passed"]]
     case = ([c for c in failed if c["name"].startswith("batch_")] or failed)[0]
-    lens = [c for c in facts.captures if "len" in str(c.get("message", "")).lower()]
-    hint = f"; len() of a tensor was captured at {capture_words.describe(lens)}" if lens else ""
+    # Sizes frozen by name (len, iteration, int(x.size(0))); records before the analysis only know len by its text.
+    sized = [c for c in facts.captures if c.get("source") == "shape" or "len" in str(c.get("message", "")).lower()]
+    hint = "".join(f"; {constructs([c])} was captured at {capture_words.describe([c])}" for c in sized[:3])
+    if sized:
+        hint += f" ({capture_words.fixes(sized[:3])})"
     shape = " ".join(str(s) for s in facts.example_shape) or "?"
     return (f"the traced graph fails or disagrees at another batch size ({case_words(case, facts.atol, facts.rtol)})"
             f"; it agrees at the example's shape {shape}{hint} (expected the same outputs at every batch size): "
@@ -127,8 +174,10 @@ def graph_decision(facts: Facts, train_fix: str = TRAIN_FIX,
                    device_fix: str = DEVICE_FIX) -> Optional[Tuple[str, str]]:
     """(code, message) for what the graph itself shows: train_mode_ops, nondeterministic, device_constant; else None."""
     if facts.train_ops:
+        eager = (f"; the eager model itself raised on {'; '.join(facts.eager_failures)}" if facts.eager_failures
+                 else "")
         return "train_mode_ops", (f"the traced graph keeps {', '.join(facts.train_ops)} in training mode "
-                                  f"(expected no train-mode ops); {train_fix}")
+                                  f"(expected no train-mode ops){eager}; {train_fix}")
     if facts.repeat and not facts.repeat.get("passed", True):
         nodes = ", ".join(facts.nondeterministic_nodes) or "none that TorchScript marks"
         return "nondeterministic", (f"two runs of the traced module on case {facts.repeat['case']} differ "
@@ -152,6 +201,9 @@ def decide(facts: Facts) -> Tuple[Optional[str], str]:
     why = value_failure(facts)
     if why is not None:
         return divergence(facts, why)
+    frozen = rejected_captures(facts)
+    if frozen:
+        return "python_value_capture", capture_failure(frozen)
     if any(not c["passed"] for c in facts.cases):
         return "shape_specialization", shape_failure(facts)
     worst = max((c["max_abs_error"] or 0.0) for c in facts.cases) if facts.cases else 0.0
@@ -166,13 +218,38 @@ def case_names(cases: List[Dict[str, Any]], shown: int = 12) -> str:
     return ", ".join(names) if len(names) <= shown else f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
+def capture_warning(c: Dict[str, Any], facts: Facts) -> str:
+    """One capture that did not reject, in words that say why it did not."""
+    said = f"the trace froze {capture_words.words(c)}"
+    source = c.get("source", "unknown")
+    if source == "input" and accepted(c, facts.accept_captures):
+        return f"{said}; accepted by trace.accept_captures, so every input gets the example's branch or value"
+    if source == "input":
+        return (f"{said}; changing its value on the example left every output unchanged, so it is harmless here, "
+                "but it is frozen to the example's value in the graph")
+    if source in ("parameter", "constant"):
+        return f"{said}; it does not depend on the inputs, so freezing it is safe while the weights stay as traced"
+    if source == "shape":
+        return (f"{said}; it is frozen to the example's shape, and the trace.batch_sizes cases check the sizes "
+                "the graph must serve")
+    return (f"the trace captured a tensor as a Python {'boolean' if c.get('kind') == 'bool' else 'number'} at "
+            f"{capture_words.where(c)} ({short(str(c.get('message', '')), 90)}); no probe's outputs depend on it, so "
+            "it is harmless here, but it is frozen to the example's value in the graph")
+
+
 def gate_warnings(facts: Facts, code: Optional[str]) -> List[str]:
-    """One-line warnings: harmless captures (only when passed), same-device constants, repeatable random ops."""
+    """One-line warnings: captures that did not reject (only when passed), accept entries that match nothing, torch's
+    TracerWarnings from the user's files, same-device constants, repeatable random ops."""
     out: List[str] = []
     for c in facts.captures if code is None else []:
-        out.append(f"the trace captured a tensor as a Python {'boolean' if c.get('kind') == 'bool' else 'number'} at "
-                   f"{capture_words.where(c)} ({short(str(c.get('message', '')), 90)}); no probe's outputs depend on it, so it is "
-                   "harmless here, but it is frozen to the example's value in the graph")
+        out.append(capture_warning(c, facts))
+    places = {capture_words.where(c) for c in facts.captures}
+    for entry in facts.accept_captures:
+        if entry not in places:
+            out.append(f"trace.accept_captures lists '{entry}' but the trace took no Python value from a tensor "
+                       "there; remove the entry")
+    for w in facts.tracer_warnings:
+        out.append(f"torch warned while tracing at {capture_words.where(w)}: {short(str(w.get('message', '')), 160)}")
     same = [d for d in facts.devices if same_device(str(d["device"]), facts.target_device)]
     if same:
         out.append(f"the traced graph bakes device {device_words(same)} into constants; it matches target_device "

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import warnings
 from types import ModuleType
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from . import archive, archive_limits, captures, data, graph, protocol, sandbox, user_model
+from . import archive, archive_limits, captures, data, dependence, graph, protocol, sandbox, user_model
 from .protocol import ModelError
 
 TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
@@ -72,6 +72,21 @@ def bounded(record: Dict[str, Any]) -> Dict[str, Any]:
     return {**record, "message": str(record["message"])[:MAX_MESSAGE]}
 
 
+def value_sites(model: torch.nn.Module, example: data.Inputs,
+                model_path: str) -> Tuple[Optional[List[dependence.Site]], List[Dict[str, Any]]]:
+    """(capture sites, notes): where forward() takes Python values from tensors (dependence.py); sites None and a
+    note when the analysis cannot run (then the gate falls back to torch's warnings and the probes)."""
+    with warnings.catch_warnings(record=True), torch.no_grad():
+        warnings.simplefilter("ignore")  # forward() runs several times here; its warnings count once, while tracing
+        try:
+            return dependence.analyse(model, example, model_path), []
+        except (Exception, SystemExit) as exc:  # forward() or torch failed under the mode; tracing reports it again
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:MAX_MESSAGE]
+            return None, [{"category": "ValueDependence", "filename": model_path, "lineno": 0,
+                           "message": f"the value-dependence analysis could not run forward() ({reason}); captures "
+                                      "are judged from torch's warnings and the probes only"}]
+
+
 @protocol.op("trace")
 def trace(args: Dict[str, Any]) -> Dict[str, Any]:
     """Trace (or script) the trained model in eval mode and save traced.pt."""
@@ -80,6 +95,7 @@ def trace(args: Dict[str, Any]) -> Dict[str, Any]:
     mode = args["mode"]
     model = load_trained(module, params, args["weights_path"])
     example = example_inputs(module, params)
+    sites, notes = value_sites(model, example, args["model_path"]) if mode == "trace" else ([], [])
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.simplefilter("always")
         if mode == "script":
@@ -89,10 +105,12 @@ def trace(args: Dict[str, Any]) -> Dict[str, Any]:
                 traced = torch.jit.trace(model, example, check_trace=False)
     kept = [w for w in caught if not is_tooling_noise(w)]
     # Bounded: results travel through workflow history, which carries short summaries only.
-    reported: List[Dict[str, Any]] = [bounded(warning_record(w)) for w in kept][:MAX_REPORTED]
+    reported: List[Dict[str, Any]] = [bounded(w) for w in notes + [warning_record(w) for w in kept]][:MAX_REPORTED]
+    found = captures.merge(sites, captures.captures(kept, args["model_path"]))
     traced_path = os.path.join(args["out_dir"], "traced.pt")
     archive.save(traced, traced_path)
     nodes = graph.count_nodes(traced.inlined_graph)
     return {"traced_path": traced_path, "example_shapes": [list(t.shape) for t in example],
             "nodes": nodes, "node_total": sum(nodes.values()), "warnings": reported, "mode": mode,
-            "captures": [bounded(c) for c in captures.captures(kept, args["model_path"])][:MAX_REPORTED]}
+            "captures": [bounded(c) for c in found][:MAX_REPORTED],
+            "tracer_warnings": [bounded(w) for w in captures.tracer_warnings(kept, args["model_path"])][:MAX_REPORTED]}

@@ -116,23 +116,29 @@ def shapes(inputs: data.Inputs) -> str:
     return ", ".join(str(list(t.shape)) for t in inputs)
 
 
-def eager_cases(model: torch.nn.Module, cases: List[Case], probe_list: List[Case],
-                model_path: str) -> Tuple[List[Case], List[List[torch.Tensor]], List[str]]:
-    """Eager outputs of every case; a probe the model itself rejects is skipped with a warning."""
+def eager_cases(model: torch.nn.Module, cases: List[Case], probe_list: List[Case], model_path: str,
+                train_ops: List[str]) -> Tuple[List[Case], List[List[torch.Tensor]], List[str], List[str]]:
+    """(cases kept, their eager outputs, warnings, failures): a probe the model itself rejects is skipped with a
+    warning; with train-mode ops in the graph any case is (the gate rejects them, and a batch norm in training mode
+    raises on one row), and the failure is named for the verdict."""
     kept: List[Case] = []
     outputs: List[List[torch.Tensor]] = []
     skipped: List[str] = []
+    failures: List[str] = []
     for name, inputs in cases + probe_list:
         try:
             outs = run_eager(model, inputs, model_path, name)
         except ModelError as exc:
-            if not name.startswith("probe_"):
+            if not name.startswith("probe_") and not train_ops:
                 raise
-            skipped.append(f"probe {name} skipped: the eager model raised on it ({exc.message[:300]})")
+            what = "probe" if name.startswith("probe_") else "case"
+            skipped.append(f"{what} {name} skipped: the eager model raised on it ({exc.message[:300]})")
+            if not name.startswith("probe_"):
+                failures.append(f"case {name} ({gate.short(exc.message, 160)})")
             continue
         kept.append((name, inputs))
         outputs.append(outs)
-    return kept, outputs, skipped
+    return kept, outputs, skipped, failures
 
 
 def unique(values: List[str]) -> List[str]:
@@ -161,9 +167,12 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
     example = trace.example_inputs(module, params)
     example_shaped = not sizes  # the graph must serve the example's shapes only
     base, probe_list = build_cases(validation, example, sizes)
-    cases, eager, skipped = eager_cases(model, base, probe_list, args["model_path"])
     archive_limits.check(args["traced_path"], "traced archive")
     traced = torch.jit.load(args["traced_path"], map_location="cpu")
+    inlined = traced.inlined_graph
+    # Read before any reference runs: a train-mode op can make the eager model itself fail (batch norm on one row).
+    train_ops = graph.train_mode_ops(inlined)
+    cases, eager, skipped, failures = eager_cases(model, base, probe_list, args["model_path"], train_ops)
     results: List[Dict[str, Any]] = []
     for (name, inputs), expected in zip(cases, eager):
         results.append({"name": name, **check(traced, inputs, expected, atol, rtol)})
@@ -181,13 +190,13 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
         repeat = repeat_checks(traced, [c for c in cases if not c[0].startswith("probe_")], atol, rtol)
     else:
         repeat = repeat_check(traced, base[0], atol, rtol)
-    inlined = traced.inlined_graph
     devices = graph.device_constants(inlined)
     facts = gate.Facts(cases=results, atol=atol, rtol=rtol, example_shape=[list(t.shape) for t in example],
-                       chunk_checks=chunks, train_ops=graph.train_mode_ops(inlined), repeat=repeat,
+                       chunk_checks=chunks, train_ops=train_ops, repeat=repeat,
                        nondeterministic_nodes=graph.nondeterministic_nodes(inlined), devices=devices,
                        target_device=args["target_device"], captures=args["captures"],
-                       example_shaped=example_shaped)
+                       accept_captures=args["accept_captures"], tracer_warnings=args["tracer_warnings"],
+                       eager_failures=failures, example_shaped=example_shaped)
     code, message, warnings = gate.verdict(facts)
     references_path = os.path.join(args["out_dir"], "references.safetensors")
     save_references(references_path, cases, eager)
@@ -198,4 +207,5 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
             "train_mode_ops": facts.train_ops, "references_path": references_path,
             "warnings": skipped + warnings, "devices": unique([str(d["device"]) for d in devices]),
             "nondeterministic_nodes": facts.nondeterministic_nodes,
-            "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]}}
+            "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]},
+            "tracer_warnings": args["tracer_warnings"]}
