@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { archiveLimitsEnv } from '../lib/archive-limits';
 import type { Config } from '../lib/config';
-import { bwrapArgs, probeSandbox, sandboxEnv, SANDBOX_SCRATCH } from '../lib/sandbox';
+import { bwrapArgs, probeSandbox, readOnlyBinds, sandboxEnv, SANDBOX_SCRATCH, type SandboxMounts } from '../lib/sandbox';
 import { startProcess, type StartedProcess, type StderrTail } from '../lib/subprocess';
 import { capMemory, type MemoryExceeded, type MemoryWatch } from './memory-cap';
 
@@ -161,8 +161,13 @@ let root: string | undefined;
 // environment, the ttd package and the request directories bound; `--as-pid-1`: the fork server reaps the namespace.
 function torchCommand(config: Config, pythonArgs: string[], readWrite: string[], env: Record<string, string>): [string, string[]] {
   if (config.sandbox !== 'on') return [config.python, pythonArgs];
-  const mounts = { pythons: [config.python], readOnly: [config.pythonPackageDir], readWrite, cwd: SANDBOX_SCRATCH };
+  const mounts = { ...torchMounts(config), readWrite, cwd: SANDBOX_SCRATCH };
   return [config.bwrap, [...bwrapArgs(mounts, env), '--as-pid-1', config.python, ...pythonArgs]];
+}
+
+// What a torch process reads: its Python's installation and the ttd package.
+function torchMounts(config: Config): SandboxMounts {
+  return { pythons: [config.python], readOnly: [config.pythonPackageDir] };
 }
 
 // The directory the fork server's children may write for compiles: this environment's Inductor cache.
@@ -182,6 +187,8 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
     TTD_SANDBOX_PRIVATE: JSON.stringify([work]),
     TTD_SANDBOX_SHARED: JSON.stringify([cache]),
     TTD_SANDBOX_HIDDEN: JSON.stringify([dir]),
+    // Bound again read-only in each child when its fresh /tmp would hide them (a checkout under /tmp, as CI's).
+    TTD_SANDBOX_READONLY: JSON.stringify(readOnlyBinds(torchMounts(config)).map(([, target]) => target)),
   });
   const [command, commandArgs] = torchCommand(config, ['-m', 'ttd_torch', '--listen', socketPath], [dir, work, cache], env);
   const proc = startProcess(command, commandArgs, {

@@ -67,12 +67,16 @@ export function bwrapArgs(mounts: SandboxMounts, env: Record<string, string>): s
   const etc = [...ETC_FILES, ...listOr('/etc').filter((name) => /^python3/.test(name))];
   for (const name of etc) args.push('--ro-bind-try', join('/etc', name), join('/etc', name));
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', SANDBOX_SCRATCH);
-  const readOnly = [...(mounts.pythons ?? []).flatMap(pythonRoots), ...(mounts.readOnly ?? [])];
-  for (const [source, target] of samePathBinds(readOnly)) args.push('--ro-bind', source, target);
+  for (const [source, target] of readOnlyBinds(mounts)) args.push('--ro-bind', source, target);
   for (const [source, target] of samePathBinds(mounts.readWrite ?? [])) args.push('--bind', source, target);
   for (const [name, value] of Object.entries(env)) args.push('--setenv', name, value);
   if (mounts.cwd) args.push('--chdir', mounts.cwd);
   return args;
+}
+
+/** The read-only binds of `mounts` as [source, target]: the Pythons' installations and the further read-only paths. */
+export function readOnlyBinds(mounts: SandboxMounts): [string, string][] {
+  return samePathBinds([...(mounts.pythons ?? []).flatMap(pythonRoots), ...(mounts.readOnly ?? [])]);
 }
 
 /** The directories a Python interpreter needs: its prefix (a venv), the prefix its binary resolves to, and a venv's

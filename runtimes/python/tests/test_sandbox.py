@@ -128,6 +128,8 @@ def bwrap_command(work_root: str, socket_dir: str, command: List[str], env: Dict
     args = [BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--uid", str(os.getuid() or 1000), "--gid", str(os.getgid() or 1000), "--clearenv",
             "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+            # After the tmpfs: a checkout under /tmp (CI clones there) would be hidden by it otherwise.
+            "--ro-bind", PYTHON_DIR, PYTHON_DIR,
             "--bind", work_root, work_root, "--bind", socket_dir, socket_dir, "--chdir", "/tmp"]
     for name, value in env.items():
         args += ["--setenv", name, value]
@@ -141,7 +143,7 @@ class SandboxedZygote:
         self.path = os.path.join(socket_dir, "server.sock")
         env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": PYTHON_DIR, "PYTHONDONTWRITEBYTECODE": "1",
                "TTD_SANDBOX": "on", "TTD_SANDBOX_PRIVATE": json.dumps([work_root]),
-               "TTD_SANDBOX_HIDDEN": json.dumps([socket_dir])}
+               "TTD_SANDBOX_HIDDEN": json.dumps([socket_dir]), "TTD_SANDBOX_READONLY": json.dumps([PYTHON_DIR])}
         self.stderr = tempfile.TemporaryFile()
         command = bwrap_command(work_root, socket_dir, [PYTHON, "-m", "ttd_torch", "--listen", self.path], env)
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)

@@ -130,11 +130,17 @@ def isolate(args: Any) -> None:
     private = env_list("TTD_SANDBOX_PRIVATE")
     shared = env_list("TTD_SANDBOX_SHARED")
     hidden = env_list("TTD_SANDBOX_HIDDEN")
+    readonly = env_list("TTD_SANDBOX_READONLY")
     keep = request_dirs(args, private, shared)
     libc = _libc()
     _new_user_and_mount_namespace(libc)
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making / private")
     fds = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in keep if os.path.isdir(path)]
+    # The read-only paths (the torch environment, the ttd package) under the scratch, when the checkout lies in /tmp:
+    # the fresh scratch would hide them, so they are bound again from what this process sees now. A bind keeps its
+    # source's read-only flag (and bwrap's mounts are locked read-only in this user namespace): they stay read-only.
+    ro_fds = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in readonly
+              if _covered(path, [SCRATCH, *private, *shared, *hidden]) and os.path.isdir(path)]
     # Outermost first; a directory inside one already covered by a fresh tmpfs has vanished with it.
     covered: List[str] = []
     for path in sorted({SCRATCH, *private, *shared, *hidden}, key=len):
@@ -142,6 +148,11 @@ def isolate(args: Any) -> None:
             continue
         _check(libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, b"mode=0755"), f"a tmpfs on {path}")
         covered.append(path)
+    for path, fd in ro_fds:
+        os.makedirs(path, exist_ok=True)
+        _check(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None),
+               f"binding {path}")
+        os.close(fd)
     for path, fd in fds:
         os.makedirs(path, exist_ok=True)
         _check(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None),
@@ -195,8 +206,9 @@ def refusal(text: str, allowed: List[str]) -> Optional[str]:
             path = p.group(1).rstrip("/.") or "/"
             if _covered(path, allowed):
                 continue
-            if _covered(path, [SCRATCH]) and os.path.isdir(os.path.dirname(path)):
-                continue  # its own scratch: a file it did not create
+            if (m.group(1) == "No such file or directory" and _covered(path, [SCRATCH])
+                    and not _covered(path, env_list("TTD_SANDBOX_READONLY")) and os.path.isdir(os.path.dirname(path))):
+                continue  # its own scratch: a file it did not create (not the read-only paths a checkout in /tmp puts there)
             return f"access to '{path}' ({m.group(1)}), outside the request's work directory"
     return None
 
