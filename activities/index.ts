@@ -1,6 +1,9 @@
 // Activity factories: the worker builds them with their dependencies; workflows import only their types.
 import { TorchStages, type DeclaredOutput, type StageInputOf } from '../lib/contract';
 import type { Config } from '../lib/config';
+import { ApplicationFailure } from '@temporalio/activity';
+import { ErrorCode, TtdError } from '../lib/errors';
+import { NonRetryable } from '../lib/gate-codes';
 import type { ObjectStore } from '../lib/store';
 import { parityActivity } from './check-parity';
 import { promoteActivity } from './promote-model';
@@ -31,11 +34,31 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
 
 /** Activities of the control queue: store and registry; `keysDir` holds the key that signs audit records. */
 export function createControlActivities(deps: { store: ObjectStore; keysDir: string }) {
-  return {
+  return damageIsFinal({
     storeArtifact: storeActivity(deps),
     promoteModel: promoteActivity(deps),
     ...registryRecordActivities(deps),
-  };
+  });
+}
+
+/** A damaged object in the store (a registry state or audit record that does not parse) fails the activity at once
+ * with its code and the object named, instead of ten retries that read the same bytes (issue 15: 164 s, then
+ * "Unexpected end of JSON input"). */
+function damageIsFinal<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+  return Object.fromEntries(
+    Object.entries(activities).map(([name, fn]) => [
+      name,
+      async (...args: never[]) => {
+        try {
+          return await fn(...args);
+        } catch (err) {
+          if (err instanceof TtdError && err.code === ErrorCode.storeDamaged)
+            throw ApplicationFailure.create({ type: NonRetryable.storeDamaged, message: err.message, nonRetryable: true });
+          throw err;
+        }
+      },
+    ]),
+  ) as T;
 }
 
 export type TorchActivities = ReturnType<typeof createTorchActivities>;

@@ -435,7 +435,19 @@ export async function auditedModels(store: ObjectStore): Promise<string[]> {
 async function readRecord(store: ObjectStore, key: string): Promise<AuditRecord> {
   const obj = await store.get(key);
   if (!obj) throw new Error(`audit record ${key} disappeared`);
-  const raw = JSON.parse(obj.body.toString('utf8'));
-  RecordSchema.parse(raw);
+  const damaged = (what: string) =>
+    new TtdError(
+      ErrorCode.storeDamaged,
+      `audit record ${key} in ${store.location} is damaged: ${what}; 'ttd audit verify' names every problem of the chain, and the record must be restored from a backup (or the bucket's object versions / Object Lock copy) before the chain can grow`,
+      { key },
+    );
+  let raw: unknown;
+  try {
+    raw = JSON.parse(obj.body.toString('utf8'));
+  } catch (err) {
+    throw damaged(`not JSON (${(err as Error).message}, ${obj.body.length} bytes)`);
+  }
+  const parsed = RecordSchema.safeParse(raw);
+  if (!parsed.success) throw damaged(`${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
   return raw as AuditRecord;
 }

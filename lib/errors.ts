@@ -22,6 +22,8 @@ export const ErrorCode = {
   artifactInvalid: 'artifact_invalid',
   serverConflict: 'server_conflict',
   storeInvalid: 'store_invalid',
+  /** An object in the store that is not what ttd wrote there (truncated, garbage): named with what to do. */
+  storeDamaged: 'store_damaged',
   storeUnreachable: 'store_unreachable',
   storeBucketMissing: 'store_bucket_missing',
   storeAccessDenied: 'store_access_denied',

@@ -57,6 +57,8 @@ export const GateCode = {
   badInput: 'bad_input',
   environmentMissing: 'environment_missing',
   digestMismatch: 'digest_mismatch',
+  /** A registry state or audit record in the store that does not parse: named, never retried. */
+  storeDamaged: 'store_damaged',
   torchInternal: 'torch_internal',
   /** The process running the model ended without answering (a signal or an exit): retried once, then this. */
   modelCrashed: 'model_crashed',
@@ -81,6 +83,7 @@ export const NonRetryable = {
   memoryLimit: GateCode.memoryLimit,
   sandboxRefused: GateCode.sandboxRefused,
   sandboxUnavailable: GateCode.sandboxUnavailable,
+  storeDamaged: GateCode.storeDamaged,
 } as const;
 export type NonRetryable = (typeof NonRetryable)[keyof typeof NonRetryable];
 

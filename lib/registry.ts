@@ -49,10 +49,23 @@ export function registryKey(model: string): string {
 
 /** Reads a model's state (undefined when the model has never been registered). */
 export async function readModel(store: ObjectStore, model: string): Promise<{ state: ModelState; etag: string } | undefined> {
-  const obj = await store.get(registryKey(model));
+  const key = registryKey(model);
+  const obj = await store.get(key);
   if (!obj) return undefined;
-  const parsed = StateSchema.safeParse(JSON.parse(obj.body.toString('utf8')));
-  if (!parsed.success) throw new Error(`registry state of model '${model}' is malformed: ${parsed.error.issues[0]?.message}`);
+  const damaged = (what: string) =>
+    new TtdError(
+      ErrorCode.storeDamaged,
+      `the registry state of model '${model}' (${key} in ${store.location}) is damaged: ${what}; restore that object from a backup or an earlier version of the bucket (the audit trail names every alias move: ttd audit log ${model})`,
+      { key },
+    );
+  let raw: unknown;
+  try {
+    raw = JSON.parse(obj.body.toString('utf8'));
+  } catch (err) {
+    throw damaged(`not JSON (${(err as Error).message}, ${obj.body.length} bytes)`);
+  }
+  const parsed = StateSchema.safeParse(raw);
+  if (!parsed.success) throw damaged(`${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
   return { state: parsed.data, etag: obj.etag };
 }
 

@@ -1,5 +1,5 @@
 // The store interface (one for every backend) and content-addressed blobs on top of it.
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { digestBytes, digestFile, digestHex } from './digest';
 import { DigestMismatchError, ErrorCode, TtdError } from './errors';
@@ -40,7 +40,8 @@ export function blobKey(digest: string): string {
 /** Stores a local file by its sha256 (create-only; an existing blob with that digest is success). */
 export async function putBlobFile(store: ObjectStore, path: string): Promise<string> {
   const digest = await digestFile(path);
-  await createBlob(store, digest, (key) => store.putFile(key, path, { ifNoneMatch: '*' }));
+  const { size } = await stat(path);
+  await createBlob(store, digest, size, (key, condition) => store.putFile(key, path, condition));
   return digest;
 }
 
@@ -48,16 +49,24 @@ export async function putBlobFile(store: ObjectStore, path: string): Promise<str
 export async function putBlob(store: ObjectStore, body: Buffer | string): Promise<string> {
   const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
   const digest = digestBytes(bytes);
-  await createBlob(store, digest, (key) => store.put(key, bytes, { ifNoneMatch: '*' }));
+  await createBlob(store, digest, bytes.length, (key, condition) => store.put(key, bytes, condition));
   return digest;
 }
 
-// A blob that already exists, or that a concurrent writer created first, has the same bytes: both are success.
-async function createBlob(store: ObjectStore, digest: string, write: (key: string) => Promise<unknown>): Promise<void> {
+// A blob that already exists, or that a concurrent writer created first, has the same bytes: both are success. One
+// whose size is not that of its bytes is damaged (truncated, say): writing the same content again repairs it, so a
+// re-run of a version whose record or artifact was cut short puts it right.
+async function createBlob(
+  store: ObjectStore,
+  digest: string,
+  size: number,
+  write: (key: string, condition: PutCondition) => Promise<unknown>,
+): Promise<void> {
   const key = blobKey(digest);
-  if (await store.head(key)) return;
+  const existing = await store.head(key);
+  if (existing && existing.size === size) return;
   try {
-    await write(key);
+    await write(key, existing ? {} : { ifNoneMatch: '*' });
   } catch (err) {
     if ((err as TtdError).code !== ErrorCode.preconditionFailed) throw err;
   }
