@@ -35,6 +35,15 @@ export async function recordAliasMove(store: ObjectStore, trust: AppendOptions, 
     runId: req.runId ?? req.action,
     at: req.at,
   });
+  // An alias whose latest recorded move already put it at this version (an identical re-run): nothing moves, so
+  // nothing is recorded (no "promote 1→1"); that move is applied if it is not yet, and is what this one reports.
+  const latest = latestAliasRecord(await readAudit(store, req.model), req.alias);
+  if (latest && latest.version === version && latest.digest === req.digest && latest.runId !== req.runId) {
+    const { moved } = await applyAliasMoves(store, req.model, req.alias, [
+      { seq: latest.seq, version, digest: req.digest, runId: latest.runId ?? latest.action, actor: latest.actor, at: latest.at },
+    ]);
+    return { version, created, previousVersion: version, moved, audit: latest };
+  }
   // Where the alias stands before this move: the chain's latest move of it, else (records from before moves were
   // recorded first) the registry's.
   const before = (await readModel(store, req.model))?.state.aliases[req.alias]?.version ?? null;

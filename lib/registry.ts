@@ -186,8 +186,13 @@ export async function applyAliasMoves(
 ): Promise<{ moved: boolean }> {
   assertName('alias', alias);
   return updateModel(store, model, (state) => {
-    const start = state.aliases[alias]?.auditSeq;
-    const pending = moves.filter((m) => (start === undefined ? m === moves[moves.length - 1] : m.seq > start));
+    // A new alias takes every recorded move in order; one from before moves carried their record's number (no
+    // auditSeq) only the latest; otherwise the moves after the one it shows.
+    const existing = state.aliases[alias];
+    const start = existing?.auditSeq;
+    const pending = moves.filter((m) =>
+      existing === undefined ? true : start === undefined ? m === moves[moves.length - 1] : m.seq > start,
+    );
     let moved = false;
     for (const move of pending) {
       const current = state.aliases[alias];

@@ -39,6 +39,11 @@ describe('a damaged store', () => {
     expect(rerun.code, rerun.stderr).toBe(0);
     expect(JSON.parse(rerun.stdout).digest).toBe(first.digest); // the same bytes: training and tracing are seeded
     expect(readFileSync(blob).length).toBe(size);
+    // The identical re-run moved nothing, and records no "promote 1→1": the one record is the first run's.
+    const log = JSON.parse((await runTtd(['audit', 'log', 'damaged', '--json'], env)).stdout);
+    expect(
+      log.records.map((r: { action: string; version: number; previousVersion: number | null }) => [r.action, r.version, r.previousVersion]),
+    ).toEqual([['promote', 1, null]]);
     const pulled = await runTtd(['pull', 'damaged@production', '-o', out, '--json'], env);
     expect(pulled.code, pulled.stderr).toBe(0);
   }, 300_000);
@@ -77,7 +82,9 @@ describe('a damaged store', () => {
       expect(result.status).toBe('failed');
       const gate = result.gates.at(-1)!;
       expect(gate).toMatchObject({ gate: 'promotion', passed: false, code: 'store_damaged' });
-      expect(gate.message).toContain(`the registry state of model 'damaged' (registry/damaged.json in file://${store}) is damaged: not JSON`);
+      expect(gate.message).toContain(
+        `the registry state of model 'damaged' (registry/damaged.json in file://${store}) is damaged: not JSON`,
+      );
       expect(seconds).toBeLessThan(60);
     } finally {
       writeFileSync(registry, saved);
