@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import select
 import shutil
 import socket
@@ -122,6 +123,11 @@ class RefusalRuleTest(unittest.TestCase):
         self.assertEqual(sandbox.request_dirs(args, ["/w"], ["/c"]), ["/c", "/w/ttd-stage-1", "/w/ttd-stage-3"])
 
 
+# What the sandbox reads, bound again after its /tmp: the ttd package and the Python's own installation (a venv, and
+# the installation it was made from), which a checkout under /tmp (as CI clones it) would otherwise hide.
+READ_ONLY = sorted({os.path.realpath(p) for p in (PYTHON_DIR, sys.prefix, sys.base_prefix)} - {"/usr", "/"})
+
+
 def bwrap_command(work_root: str, socket_dir: str, command: List[str], env: Dict[str, str]) -> List[str]:
     """A sandbox like the one lib/sandbox.ts builds, reduced to what this test needs: the host read-only, a tmpfs on
     /tmp, the work root and socket dir read-write, no capabilities, a cleared environment, not uid 0."""
@@ -129,7 +135,7 @@ def bwrap_command(work_root: str, socket_dir: str, command: List[str], env: Dict
             "--uid", str(os.getuid() or 1000), "--gid", str(os.getgid() or 1000), "--clearenv",
             "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
             # After the tmpfs: a checkout under /tmp (CI clones there) would be hidden by it otherwise.
-            "--ro-bind", PYTHON_DIR, PYTHON_DIR,
+            *[arg for path in READ_ONLY for arg in ("--ro-bind", path, path)],
             "--bind", work_root, work_root, "--bind", socket_dir, socket_dir, "--chdir", "/tmp"]
     for name, value in env.items():
         args += ["--setenv", name, value]
@@ -143,7 +149,7 @@ class SandboxedZygote:
         self.path = os.path.join(socket_dir, "server.sock")
         env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": PYTHON_DIR, "PYTHONDONTWRITEBYTECODE": "1",
                "TTD_SANDBOX": "on", "TTD_SANDBOX_PRIVATE": json.dumps([work_root]),
-               "TTD_SANDBOX_HIDDEN": json.dumps([socket_dir]), "TTD_SANDBOX_READONLY": json.dumps([PYTHON_DIR])}
+               "TTD_SANDBOX_HIDDEN": json.dumps([socket_dir]), "TTD_SANDBOX_READONLY": json.dumps(READ_ONLY)}
         self.stderr = tempfile.TemporaryFile()
         command = bwrap_command(work_root, socket_dir, [PYTHON, "-m", "ttd_torch", "--listen", self.path], env)
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)

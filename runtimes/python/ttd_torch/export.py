@@ -168,7 +168,7 @@ def export(args: Dict[str, Any]) -> Dict[str, Any]:
             return refusal(code, message, example, [], warning_words(list(caught)))
     # After export: eager may fail where the program refuses (x.view(4, -1) at batch 7), and export says it better.
     base, probe_list = verify.build_cases(validation, example, sizes if dynamic else [])
-    cases, eager, skipped = verify.eager_cases(model, base, probe_list, path)  # a forward() that raises: model_error
+    cases, eager, skipped, _ = verify.eager_cases(model, base, probe_list, path, [])  # a forward() that raises: model_error
     program_path = os.path.join(args["out_dir"], PROGRAM_FILE)
     torch.export.save(program, program_path)
     loaded = torch.export.load(program_path).module()  # compare what a runtime loads, not the in-memory program
