@@ -167,6 +167,9 @@ async function main(): Promise<void> {
   program
     .command('worker')
     .option('--queue <queue>', 'control or torch (default: both)')
+    .option('--metrics-port <n>', 'serve Prometheus metrics on this port at /metrics (default: TTD_METRICS_PORT; none)')
+    .option('--metrics-host <host>', 'the address the metrics port binds (default: TTD_METRICS_HOST, else 127.0.0.1)')
+    .option('--otel', 'trace workflows and activities with OpenTelemetry to OTEL_EXPORTER_OTLP_ENDPOINT (default: TTD_OTEL)')
     .description('serve task queues until SIGINT or SIGTERM')
     .action(workerCommand);
 

@@ -2,6 +2,7 @@
 import { stopForkServers } from '../activities/torch-process';
 import { loadConfig, openStore, serverAddress } from '../lib/config';
 import { createWorkers, installQuietRuntime, type QueueKind } from '../workers/create-workers';
+import { checkMetricsPort, flushTelemetry, useTelemetry, workerTelemetry } from '../workers/telemetry';
 import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../workers/dev-server';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { failWith, printJsonOr, writeErr } from './output';
@@ -55,8 +56,9 @@ export async function serverStatusCommand(opts: { json?: boolean }): Promise<voi
   }
 }
 
-/** `ttd worker [--queue control|torch]`: serves until SIGINT or SIGTERM, then drains and exits. */
-export async function workerCommand(opts: { queue?: string }): Promise<void> {
+/** `ttd worker [--queue control|torch] [--metrics-port N] [--otel]`: serves until SIGINT or SIGTERM, then drains and
+ * exits. */
+export async function workerCommand(opts: { queue?: string; metricsPort?: string; metricsHost?: string; otel?: boolean }): Promise<void> {
   try {
     if (opts.queue !== undefined && opts.queue !== 'control' && opts.queue !== 'torch') {
       throw new TtdError(
@@ -65,6 +67,10 @@ export async function workerCommand(opts: { queue?: string }): Promise<void> {
       );
     }
     const config = loadConfig();
+    // Telemetry is part of the SDK runtime, which is installed once per process: chosen before anything connects.
+    const telemetry = workerTelemetry(opts);
+    await checkMetricsPort(telemetry);
+    useTelemetry(telemetry);
     const server = await requireServer(config);
     installQuietRuntime();
     const temporal = await connectTemporal(config, server.address);
@@ -76,8 +82,14 @@ export async function workerCommand(opts: { queue?: string }): Promise<void> {
     writeErr(
       `worker serving ${(kinds ?? ['control', 'torch']).map((k) => config.queues[k]).join(', ')} at ${server.address} (pid ${process.pid})\n`,
     );
+    if (telemetry.metrics) writeErr(`metrics at http://${telemetry.metrics.host}:${telemetry.metrics.port}/metrics\n`);
+    if (telemetry.otel)
+      writeErr(
+        `tracing to ${process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || 'http://localhost:4318'}\n`,
+      );
     await Promise.all(workers.map((w) => w.run()));
     await stopForkServers();
+    await flushTelemetry();
     await temporal.close();
     writeErr('worker stopped\n');
   } catch (err) {

@@ -8,6 +8,7 @@ import { prestartTorch } from '../activities/step-cache';
 import type { Config } from '../lib/config';
 import type { ObjectStore } from '../lib/store';
 import { terminalJson, terminalText } from '../lib/terminal';
+import { flushTelemetry, runtimeMetrics, tracedWorkflows, workerTelemetryOptions } from './telemetry';
 
 /** The queues a process can serve. */
 export const QueueKind = { control: 'control', torch: 'torch' } as const;
@@ -31,13 +32,17 @@ export function installQuietRuntime(): void {
         `${entry.level} ${terminalText(entry.message)}${entry.meta ? ` ${terminalJson(JSON.stringify(entry.meta))}` : ''}\n`,
       ),
     ),
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level, other: level }), forward: {} } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: level, other: level }), forward: {} },
+      ...runtimeMetrics(), // Prometheus, when `ttd worker --metrics-port` asked for it (workers/telemetry.ts)
+    },
   });
 }
 
-/** The prebuilt bundle from `make setup` when it is there (saves a webpack run per process), else the sources. */
+/** The prebuilt bundle from `make setup` when it is there (saves a webpack run per process), else the sources; with
+ * tracing on, the bundle built with the OpenTelemetry workflow interceptors. */
 function workflowCode(): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
-  const bundle = join(__dirname, '..', 'workflow-bundle.js');
+  const bundle = join(__dirname, '..', tracedWorkflows() ? 'workflow-bundle-otel.js' : 'workflow-bundle.js');
   const entry = require.resolve('../workflows');
   // Only a bundle at least as new as every compiled file it was made from (a plain `tsc` does not rebuild it).
   const sources = [dirname(entry), join(__dirname, '..', 'lib')].flatMap((dir) =>
@@ -60,12 +65,14 @@ export async function createWorkers(opts: {
   const kinds = opts.kinds ?? [QueueKind.control, QueueKind.torch];
   const workers: Worker[] = [];
   if (kinds.includes(QueueKind.control)) {
+    const code = workflowCode();
     workers.push(
       await Worker.create({
         connection,
         namespace: config.temporalNamespace,
         taskQueue: config.queues.control,
-        ...workflowCode(),
+        ...code,
+        ...workerTelemetryOptions({ bundled: 'workflowBundle' in code }),
         activities: createControlActivities({ store, keysDir: config.keysDir }),
       }),
     );
@@ -78,6 +85,7 @@ export async function createWorkers(opts: {
         namespace: config.temporalNamespace,
         taskQueue: config.queues.torch,
         activities: createTorchActivities({ config, store }),
+        ...workerTelemetryOptions({ bundled: true }),
         maxConcurrentActivityTaskExecutions: 2,
         // Progress (epoch, loss) must reach the server quickly enough for `ttd run` to show it.
         defaultHeartbeatThrottleInterval: '1 second',
@@ -100,5 +108,6 @@ export async function runWorkersUntil<T>(workers: Worker[], until: Promise<T>): 
     for (const w of rest) if (w.getState() === 'RUNNING') w.shutdown();
     await Promise.allSettled(others);
     await stopForkServers();
+    await flushTelemetry();
   }
 }

@@ -7,6 +7,7 @@ import { buildFromModel, verifyForeign, type Built, type FormatArtifact } from '
 import type { Format } from '../lib/spec';
 import { progressQuery, type PipelineInput } from './definitions';
 import { acceptApprovals, awaitApproval, compareWithProduction, mergeParity, promote, versionFacts } from './promotion';
+import { runFinished } from './metrics';
 import { noSource, Run, RunEnded } from './run-state';
 
 export { approveUpdate, progressQuery, PIPELINE_WORKFLOW } from './definitions';
@@ -55,9 +56,9 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     const facts = () => versionFacts(run, stored, parity, run.gates);
     if (spec.promote.compare && input.modelFileDigest) await compareWithProduction(run, stored, facts);
     const approved = spec.promote.approval === 'required' ? await awaitApproval(run, approval, stored) : null;
-    return await promote(run, stored, facts(), approved);
+    return runFinished(await promote(run, stored, facts(), approved));
   } catch (err) {
-    if (err instanceof RunEnded) return err.result;
+    if (err instanceof RunEnded) return runFinished(err.result);
     throw err;
   }
 }

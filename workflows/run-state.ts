@@ -5,6 +5,7 @@ import { failureCode, GateCode, type Gate } from '../lib/gate-codes';
 import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/results';
 import { storeStage, torchStage, type PipelineInput, type PipelineProgress } from './definitions';
 import { asStageRun } from './legacy-results';
+import { gateRecorded, stageEnded } from './metrics';
 
 /** A stage's verdict as the torch side and the parity stage report it. */
 export interface Verdict {
@@ -96,7 +97,7 @@ export class Run {
       const code = failureCode(cause instanceof ApplicationFailure ? cause.type : null);
       // The sandbox refusing what the model code tried is a finding about that code: the run is rejected, not failed.
       const refused = code === GateCode.sandboxRefused;
-      this.gates.push({
+      this.addGate({
         gate,
         passed: false,
         code,
@@ -112,12 +113,13 @@ export class Run {
         ...(failed ? { failed: true } : {}),
       });
       this.progress.stage = null;
+      stageEnded(name, this.timings[name], failed ? 'failed' : reused ? 'cached' : 'ok');
     }
   }
 
   /** Ends the run as rejected by this gate. */
   reject(gate: GateResult): never {
-    this.gates.push(gate);
+    this.addGate(gate);
     throw new RunEnded(this.result('rejected'));
   }
 
@@ -131,12 +133,18 @@ export class Run {
       ...(v.warnings?.length ? { warnings: v.warnings } : {}),
     };
     if (!v.passed) this.reject(entry);
-    this.gates.push(entry);
+    this.addGate(entry);
   }
 
   /** A gate that passed with a message. */
   pass(gate: Gate, message: string): void {
-    this.gates.push({ gate, passed: true, code: null, message });
+    this.addGate({ gate, passed: true, code: null, message });
+  }
+
+  // Every gate entry goes through here, so that each is counted once in the gate metrics.
+  private addGate(entry: GateResult): void {
+    this.gates.push(entry);
+    gateRecorded(entry);
   }
 }
 
