@@ -32,7 +32,7 @@ export async function connectTemporal(
     let connection: Connection | undefined;
     try {
       // The native (Rust) connection first: it says why a TLS handshake failed, where the client only times out.
-      native = await withinMs(NativeConnection.connect(options), left, (late) => void late.close());
+      native = await withinMs(NativeConnection.connect(options), left, (late) => void late.close().catch(() => undefined));
       connection = await Connection.connect({ ...options, connectTimeout: left });
       const c = connection;
       await c.withDeadline(Date.now() + left, () => c.workflowService.getSystemInfo({}));
