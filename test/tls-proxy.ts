@@ -2,7 +2,7 @@
 // signed by a test CA (mutual TLS), one that demands `authorization: Bearer KEY` (an API key), both on loopback.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './helpers';
@@ -127,13 +127,15 @@ http {
   const child: ChildProcess = spawn('nginx', ['-c', confPath, '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr += d));
+  child.on('error', (err) => (stderr += `cannot run nginx (${err.message}): make setup installs nginx-light`));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   for (const port of [mtlsPort, keyPort]) {
     const deadline = Date.now() + 10_000;
     while (!(await listening(port))) {
-      if (child.exitCode !== null || Date.now() > deadline) {
+      if (child.exitCode !== null || stderr.includes('cannot run nginx') || Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new Error(`nginx did not start (${stderr.trim()}): ${readFileSync(join(dir, 'logs', 'error.log'), 'utf8').slice(-2000)}`);
+        const log = existsSync(join(dir, 'logs', 'error.log')) ? readFileSync(join(dir, 'logs', 'error.log'), 'utf8').slice(-2000) : '';
+        throw new Error(`nginx did not start (${stderr.trim()}): ${log}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
