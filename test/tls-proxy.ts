@@ -129,6 +129,9 @@ http {
   child.stderr?.on('data', (d) => (stderr += d));
   child.on('error', (err) => (stderr += `cannot run nginx (${err.message}): make setup installs nginx-light`));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  // nginx outlives a test process that dies without its afterAll; this takes it down with the process.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   for (const port of [mtlsPort, keyPort]) {
     const deadline = Date.now() + 10_000;
     while (!(await listening(port))) {
@@ -148,6 +151,7 @@ http {
     pki,
     accessLog: () => readFileSync(join(dir, 'logs', 'access.log'), 'utf8'),
     stop: async () => {
+      process.removeListener('exit', killOnExit);
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
     },
