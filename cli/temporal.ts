@@ -3,6 +3,8 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig, serverAddress, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
+import { temporalConnectOptions, usesTls } from '../lib/temporal-profile';
+import { refusal } from './connection-refusal';
 import { installQuietRuntime } from '../workers/create-workers';
 import { listening } from '../workers/dev-server';
 
@@ -11,62 +13,98 @@ const CONNECT_DEADLINE_MS = 10_000;
 /** A server this process has just started may take longer: it answers once its namespace is ready. */
 const STARTED_HERE_DEADLINE_MS = 60_000;
 
-/** Opens the client and the worker connection to `address`, retrying until the deadline (10 s; 60 s for a server this
- * process has just started); then a server_unreachable error naming the address and how to start one. */
+/** Opens the worker connection and the client to `address` with the profile's TLS, API key and gRPC metadata, retrying
+ * until the deadline (10 s; 60 s for a server this process has just started); then a server_unreachable error naming
+ * the address and how to start one. Credentials or TLS the server refuses fail at once (server_auth_failed), as does a
+ * certificate file that is missing (config_invalid). */
 export async function connectTemporal(
   config: Config,
   address: string,
   opts: { startedHere?: boolean } = {},
 ): Promise<{ client: Client; native: NativeConnection; close(): Promise<void> }> {
   installQuietRuntime(); // before any native connection: the core's own logging must not reach stdout
+  const options = temporalConnectOptions(config.temporal, address);
   const deadline = Date.now() + (opts.startedHere ? STARTED_HERE_DEADLINE_MS : CONNECT_DEADLINE_MS);
   let lastError: unknown;
   while (Date.now() < deadline) {
     const left = Math.max(500, Math.min(2_000, deadline - Date.now()));
+    let native: NativeConnection | undefined;
     let connection: Connection | undefined;
     try {
-      connection = await Connection.connect({ address, connectTimeout: left });
+      // The native (Rust) connection first: it says why a TLS handshake failed, where the client only times out.
+      native = await withinMs(NativeConnection.connect(options), left, (late) => void late.close().catch(() => undefined));
+      connection = await Connection.connect({ ...options, connectTimeout: left });
       const c = connection;
       await c.withDeadline(Date.now() + left, () => c.workflowService.getSystemInfo({}));
-      const native = await NativeConnection.connect({ address });
       const client = new Client({ connection, namespace: config.temporalNamespace });
-      const opened = connection;
+      const [openedNative, opened] = [native, connection];
       return {
         client,
         native,
         close: async () => {
-          await native.close();
+          await openedNative.close();
           await opened.close();
         },
       };
     } catch (err) {
       lastError = err;
+      await native?.close().catch(() => undefined);
       await connection?.close().catch(() => undefined);
+      const refused = refusal(err, config.temporal, address);
+      if (refused) throw refused;
       await new Promise((r) => setTimeout(r, 250));
     }
   }
   const seconds = Math.round((opts.startedHere ? STARTED_HERE_DEADLINE_MS : CONNECT_DEADLINE_MS) / 1000);
-  const source = config.temporalAddress ? 'TEMPORAL_ADDRESS' : 'the embedded server (TTD_TEMPORAL_PORT)';
+  const source = config.temporal.origin.address ?? 'the embedded server (TTD_TEMPORAL_PORT)';
+  const tlsHint =
+    !usesTls(config.temporal) && /http2 error|FRAME_SIZE_ERROR|h2 protocol/.test(errorText(lastError))
+      ? ' (a server that expects TLS answers plaintext so: set TEMPORAL_TLS=true, or a tls section in the profile)'
+      : '';
   throw new TtdError(
     ErrorCode.serverUnreachable,
-    `cannot reach the Temporal server at ${address} (${source}) within ${seconds} s: ${firstLine(lastError)}; ` +
+    `cannot reach the Temporal server at ${address} (${source}) within ${seconds} s: ${firstLine(lastError)}${tlsHint}; ` +
       `start one with 'ttd server start', or point TEMPORAL_ADDRESS at a running server`,
     { address },
   );
 }
 
-function firstLine(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err ?? 'no answer');
-  return text.split('\n')[0].slice(0, 300);
+/** `promise`, or a timeout error after `ms`; what it resolves to after that is handed to `late` (to close it). */
+function withinMs<T>(promise: Promise<T>, ms: number, late: (value: T) => void): Promise<T> {
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.then((value) => {
+      if (timedOut) late(value);
+      return value;
+    }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new Error(`no answer within ${ms} ms`));
+      }, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
-/** The server commands other than `ttd run` talk to: TEMPORAL_ADDRESS, or the embedded one if it listens. */
+function firstLine(err: unknown): string {
+  return errorText(err).split('\n')[0].slice(0, 300);
+}
+
+/** An error's message with its causes' (the client wraps gRPC's status in `cause`). */
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err ?? 'no answer');
+  const cause = err.cause instanceof Error && !err.message.includes(err.cause.message) ? `: ${err.cause.message}` : '';
+  return `${err.message}${cause}`;
+}
+
+/** The server commands other than `ttd run` talk to: the profile's address, or the embedded one if it listens. */
 export async function requireServer(config: Config): Promise<{ address: string; startedHere: false; stop(): Promise<void> }> {
   const address = serverAddress(config);
   if (!config.temporalAddress && !(await listening(config.temporalPort))) {
     throw new TtdError(
       ErrorCode.serverNotRunning,
-      `no Temporal server at ${address}: start one with 'ttd server start' (or set TEMPORAL_ADDRESS), and workers with 'ttd worker'`,
+      `no Temporal server at ${address}: start one with 'ttd server start' (or set TEMPORAL_ADDRESS or TEMPORAL_PROFILE), and workers with 'ttd worker'`,
     );
   }
   return { address, startedHere: false, stop: async () => undefined };

