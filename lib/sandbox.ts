@@ -158,7 +158,7 @@ export function probeSandbox(bwrap: string): Promise<SandboxProbe> {
 }
 
 // Names of worker variables whose values are secrets: tokens, passwords, keys, AWS_* and anything credential-like.
-const SECRET_NAME = /(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|_KEY$|^AWS_|PRIVATE)/i;
+const SECRET_NAME = /(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|_KEY(_DATA)?$|API_KEY|^TEMPORAL_TLS_CLIENT|^AWS_|PRIVATE)/i;
 
 /** Whether an environment variable's name marks its value as a secret. */
 export function isSecretName(name: string): boolean {

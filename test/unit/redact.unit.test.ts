@@ -31,6 +31,13 @@ describe('redact', () => {
     expect(secretValues(env).map(([, name]) => name)).not.toContain('PATH');
   });
 
+  it("Temporal's API key and client key material are secrets too", () => {
+    const temporal = { TEMPORAL_API_KEY: 'tmprl-api-key-0123', TEMPORAL_TLS_CLIENT_KEY_DATA: '-----BEGIN PRIVATE KEY-----MIIEv' };
+    expect(redact('key tmprl-api-key-0123 and -----BEGIN PRIVATE KEY-----MIIEv', temporal)).toBe(
+      'key [redacted TEMPORAL_API_KEY] and [redacted TEMPORAL_TLS_CLIENT_KEY_DATA]',
+    );
+  });
+
   it('redact replaces the longer of two overlapping secrets first', () => {
     const nested = { OUTER_SECRET: 'abcdef-123456', INNER_TOKEN: 'abcdef' };
     expect(redact('x abcdef-123456 y abcdef', nested)).toBe('x [redacted OUTER_SECRET] y [redacted INNER_TOKEN]');
