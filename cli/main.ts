@@ -170,7 +170,9 @@ async function main(): Promise<void> {
     .option('--metrics-port <n>', 'serve Prometheus metrics on this port at /metrics (default: TTD_METRICS_PORT; none)')
     .option('--metrics-host <host>', 'the address the metrics port binds (default: TTD_METRICS_HOST, else 127.0.0.1)')
     .option('--otel', 'trace workflows and activities with OpenTelemetry to OTEL_EXPORTER_OTLP_ENDPOINT (default: TTD_OTEL)')
-    .description('serve task queues until SIGINT or SIGTERM')
+    .option('--env <name>', "serve only this torch environment's pool (default: every installed one; ttd env list)")
+    .option('--device <device>', 'the pool device: cpu (default) or cuda')
+    .description("serve this store's task queues until SIGINT or SIGTERM")
     .action(workerCommand);
 
   const schedule = program.command('schedule').description('scheduled retraining (Temporal Schedules)');

@@ -1,7 +1,7 @@
 // Checks the torch environment before anything starts, so a missing piece is named, not discovered mid-run.
 import { existsSync } from 'node:fs';
 import { forEnvironment, type Config } from '../lib/config';
-import { canExport, chooseEnvironment, probeEnvironment, type TorchEnv } from '../lib/environments';
+import { canExport, chooseEnvironment, hasCuda, probeEnvironment, type TorchEnv } from '../lib/environments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { probeSandbox } from '../lib/sandbox';
 import { parseTarget, type Spec } from '../lib/spec';
@@ -9,8 +9,10 @@ import { parseTarget, type Spec } from '../lib/spec';
 const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
 
 /** The run's torch environment (the spec's `environment`, else the newest installed) as a configuration; throws a
- * TtdError naming the unknown environment, or the missing python, torch or libtorch runner and how to install it. */
-export async function preflight(config: Config, spec: Spec): Promise<Config> {
+ * TtdError naming the unknown environment, or the missing python, torch or libtorch runner and how to install it.
+ * `servedHere`: this process serves the run's torch stages itself, so a `device: cuda` spec needs CUDA here (a
+ * detached run waits for a worker of its pool wherever that runs). */
+export async function preflight(config: Config, spec: Spec, opts: { servedHere?: boolean } = {}): Promise<Config> {
   const chosen = await chooseEnvironment(config.environments, spec.environment);
   if (!chosen) {
     throw new TtdError(
@@ -39,6 +41,12 @@ export async function preflight(config: Config, spec: Spec): Promise<Config> {
   if (probe === 'python_missing') throw new TtdError(ErrorCode.pythonMissing, `${where} cannot be run; ${SETUP}`);
   if (probe === 'torch_missing') {
     throw new TtdError(ErrorCode.torchMissing, `${where} has no torch module; ${SETUP}, or set TTD_PYTHON to an interpreter with torch`);
+  }
+  if (spec.device === 'cuda' && opts.servedHere && !(await hasCuda(chosen))) {
+    throw new TtdError(
+      ErrorCode.deviceUnavailable,
+      `device: cuda, but torch of environment '${chosen.name}' sees no CUDA device on this host; run it with --detach so that a worker of the cuda pool serves it (ttd worker --env ${chosen.name} --device cuda on a GPU host), or set device: cpu`,
+    );
   }
   // Every parity target's environment: the run's own, or the deploy target it names (libtorch@torch-1.13).
   for (const target of spec.parity.runtimes) {

@@ -2,9 +2,10 @@
 import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure, TerminatedFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
-import { loadConfig, openStore, type Config } from '../lib/config';
+import { loadConfig, openStore } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
+import { queuesForRun } from '../lib/queues';
 import { exitCodeFor, type RunResult } from '../lib/results';
 import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
 import { ensureServer } from '../workers/dev-server';
@@ -58,7 +59,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     }
     const base = loadConfig();
     const read = loadSpec(specPath, base.archiveLimits);
-    config = await preflight(base, read.spec); // the run's torch environment
+    config = await preflight(base, read.spec, { servedHere: !opts.detach }); // the run's torch environment
     loaded = withEnvironment(read, config.environment);
     store = openStore(config);
     await store.list('ttd-probe/'); // an S3 store that is down, or has no bucket, is named now, before anything starts
@@ -90,6 +91,8 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   try {
     // Inputs go into the store only once everything else is known to work: bad input leaves nothing behind.
     const source = await storeRunSource(store, loaded);
+    // The store's control queue and the torch queue of the run's pool: only workers of this store serve them.
+    const queues = await queuesForRun(config.queuePrefix, store, config.environment, spec.device);
     const input: PipelineInput = {
       runId,
       spec,
@@ -98,17 +101,18 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       actor: config.actor,
       trigger,
       commit: opts.commit ?? null,
-      queues: config.queues,
+      queues,
       environment: config.environment,
+      store: store.location,
       ...(opts.cache === false ? { noCache: true } : {}),
     };
-    const { handle, attached } = await startOrAttach(temporal.client, config, input);
+    const { handle, attached } = await startOrAttach(temporal.client, input);
     log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
     if (opts.detach) {
       printJsonOr(json, { runId, status: 'running', attached }, `${runId} running${attached ? ' (attached to an earlier start)' : ''}`);
       return;
     }
-    const workers = await createWorkers({ connection: temporal.native, config, store });
+    const workers = await createWorkers({ connection: temporal.native, config, store, queues });
     const interrupts = followInterrupts(handle, runId, log);
     let ended: RunResult | RunEnd;
     try {
@@ -202,7 +206,7 @@ function followInterrupts(
 }
 
 /** Starts the run, or attaches to a running or finished one with the same id (an idempotent CI trigger). */
-async function startOrAttach(client: Client, config: Config, input: PipelineInput): Promise<{ handle: WorkflowHandle; attached: boolean }> {
+async function startOrAttach(client: Client, input: PipelineInput): Promise<{ handle: WorkflowHandle; attached: boolean }> {
   const existing = client.workflow.getHandle(input.runId!);
   if (
     await existing.describe().then(
@@ -215,7 +219,7 @@ async function startOrAttach(client: Client, config: Config, input: PipelineInpu
     // A concurrent start of the same id between the check and here attaches too (USE_EXISTING).
     const handle = await client.workflow.start<typeof pipelineWorkflow>(PIPELINE_WORKFLOW, {
       workflowId: input.runId!,
-      taskQueue: config.queues.control,
+      taskQueue: input.queues.control,
       args: [input],
       memo: { model: input.spec.name, trigger: input.trigger, commit: input.commit },
       workflowIdReusePolicy: 'REJECT_DUPLICATE',

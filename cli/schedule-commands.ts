@@ -3,6 +3,7 @@ import { ScheduleNotFoundError, type Client, type ScheduleOverlapPolicy } from '
 import { loadConfig, openStore } from '../lib/config';
 import { cronArgument, intervalArgument } from '../lib/arguments';
 import { ErrorCode, TtdError } from '../lib/errors';
+import { queuesForRun } from '../lib/queues';
 import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
 import { terminalLine } from '../lib/terminal';
 import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';
@@ -60,6 +61,7 @@ export async function scheduleCreateCommand(
       const store = openStore(config);
       // The schedule retrains the model file as it is now: its digest is fixed in the schedule's action.
       const source = await storeRunSource(store, loaded);
+      const queues = await queuesForRun(config.queuePrefix, store, config.environment, loaded.spec.device);
       const input: PipelineInput = {
         spec: loaded.spec,
         specDigest: loaded.specDigest,
@@ -67,8 +69,9 @@ export async function scheduleCreateCommand(
         actor: `schedule:${id}`,
         trigger: 'schedule',
         commit: null,
-        queues: config.queues,
+        queues,
         environment: config.environment,
+        store: store.location,
       };
       await client.schedule.create({
         scheduleId: id,
@@ -77,7 +80,7 @@ export async function scheduleCreateCommand(
           type: 'startWorkflow',
           workflowType: PIPELINE_WORKFLOW,
           workflowId: `${loaded.spec.name}-schedule-${id}`,
-          taskQueue: config.queues.control,
+          taskQueue: queues.control,
           args: [input],
           memo: { model: loaded.spec.name, trigger: 'schedule', commit: null },
         },

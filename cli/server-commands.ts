@@ -1,7 +1,8 @@
 // `ttd server start|stop|status` and `ttd worker`: the processes an operator runs beside `ttd run`.
 import { stopForkServers } from '../activities/torch-process';
-import { loadConfig, openStore, serverAddress } from '../lib/config';
-import { createWorkers, installQuietRuntime, type QueueKind } from '../workers/create-workers';
+import { forEnvironment, loadConfig, openStore, serverAddress } from '../lib/config';
+import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } from '../lib/queues';
+import { createWorkers, installQuietRuntime, QueueKind } from '../workers/create-workers';
 import { checkMetricsPort, flushTelemetry, useTelemetry, workerTelemetry } from '../workers/telemetry';
 import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../workers/dev-server';
 import { ErrorCode, TtdError } from '../lib/errors';
@@ -56,9 +57,17 @@ export async function serverStatusCommand(opts: { json?: boolean }): Promise<voi
   }
 }
 
-/** `ttd worker [--queue control|torch] [--metrics-port N] [--otel]`: serves until SIGINT or SIGTERM, then drains and
- * exits. */
-export async function workerCommand(opts: { queue?: string; metricsPort?: string; metricsHost?: string; otel?: boolean }): Promise<void> {
+/** `ttd worker [--queue control|torch] [--env NAME] [--device cpu|cuda] [--metrics-port N] [--otel]`: serves the
+ * store's control queue and the torch queue of each pool (every installed environment, or the one --env names, on
+ * --device) until SIGINT or SIGTERM, then drains and exits. */
+export async function workerCommand(opts: {
+  queue?: string;
+  env?: string;
+  device?: string;
+  metricsPort?: string;
+  metricsHost?: string;
+  otel?: boolean;
+}): Promise<void> {
   try {
     if (opts.queue !== undefined && opts.queue !== 'control' && opts.queue !== 'torch') {
       throw new TtdError(
@@ -66,22 +75,56 @@ export async function workerCommand(opts: { queue?: string; metricsPort?: string
         `--queue must be control or torch (got '${opts.queue}'); without it the worker serves both`,
       );
     }
+    if (opts.device !== undefined && opts.device !== Device.cpu && opts.device !== Device.cuda) {
+      throw new TtdError(ErrorCode.argumentInvalid, `--device must be cpu or cuda (got '${opts.device}')`);
+    }
+    const pool = opts.env !== undefined || opts.device !== undefined;
+    if (opts.queue === 'control' && pool) {
+      throw new TtdError(
+        ErrorCode.argumentInvalid,
+        '--env and --device choose a torch pool, and --queue control serves none; drop them, or use --queue torch',
+      );
+    }
     const config = loadConfig();
     // Telemetry is part of the SDK runtime, which is installed once per process: chosen before anything connects.
     const telemetry = workerTelemetry(opts);
     await checkMetricsPort(telemetry);
     useTelemetry(telemetry);
+    if (config.queuePrefix !== undefined && pool) {
+      throw new TtdError(
+        ErrorCode.configInvalid,
+        `TTD_QUEUE_PREFIX='${config.queuePrefix}' names one torch queue for every environment and device ('${config.queuePrefix}-torch'), so --env and --device cannot choose a pool; unset TTD_QUEUE_PREFIX to name the queues after the store and its pools`,
+      );
+    }
+    const store = openStore(config);
+    const serve = opts.queue ? [opts.queue as QueueKind] : [QueueKind.control, QueueKind.torch];
+    const device = (opts.device ?? Device.cpu) as Device;
+    // With TTD_QUEUE_PREFIX, the one torch queue and the configured environment, as before pools.
+    const environments = !serve.includes(QueueKind.torch)
+      ? []
+      : config.queuePrefix !== undefined
+        ? [undefined]
+        : (await workerEnvironments(config.environments, opts.env, device)).map((e) => e.name);
+    const naming = await queueNaming(config.queuePrefix, store);
     const server = await requireServer(config);
     installQuietRuntime();
     const temporal = await connectTemporal(config, server.address);
-    const kinds = opts.queue ? [opts.queue as QueueKind] : undefined;
-    const workers = await createWorkers({ connection: temporal.native, config, store: openStore(config), kinds });
+    const control = controlQueue(naming);
+    const workers = serve.includes(QueueKind.control)
+      ? await createWorkers({ connection: temporal.native, config, store, queues: { control } })
+      : [];
+    const torchQueues: string[] = [];
+    for (const name of environments) {
+      const poolConfig = forEnvironment(config, name)!;
+      const queue = torchQueue(naming, { environment: poolConfig.environment, device });
+      torchQueues.push(queue);
+      workers.push(...(await createWorkers({ connection: temporal.native, config: poolConfig, store, queues: { torch: queue } })));
+    }
     const stop = () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown());
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    writeErr(
-      `worker serving ${(kinds ?? ['control', 'torch']).map((k) => config.queues[k]).join(', ')} at ${server.address} (pid ${process.pid})\n`,
-    );
+    const queues = [...(serve.includes(QueueKind.control) ? [control] : []), ...torchQueues];
+    writeErr(`worker serving ${queues.join(', ')} of store ${store.location} at ${server.address} (pid ${process.pid})\n`);
     if (telemetry.metrics) writeErr(`metrics at http://${telemetry.metrics.host}:${telemetry.metrics.port}/metrics\n`);
     if (telemetry.otel)
       writeErr(

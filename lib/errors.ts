@@ -58,6 +58,8 @@ export const ErrorCode = {
   archiveTooLarge: 'archive_too_large',
   referencesTooLarge: 'references_too_large',
   sandboxUnavailable: 'sandbox_unavailable',
+  /** A spec or worker asks for a device (cuda) this host's torch environment cannot use. */
+  deviceUnavailable: 'device_unavailable',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

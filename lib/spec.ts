@@ -193,6 +193,8 @@ export const SpecSchema = z
         .string({ error: 'environment must be the name of a torch environment, such as torch-2.13 (ttd env list)' })
         .regex(NAME_RE, { error: 'environment must be the name of a torch environment, such as torch-2.13 (ttd env list)' })
         .optional(),
+      // The device of the worker pool its torch stages go to (`ttd worker --device`); cpu when absent.
+      device: z.enum(['cpu', 'cuda'], { error: 'device must be cpu or cuda' }).optional(),
       params: z
         .record(z.string(), z.unknown(), { error: 'params must be a mapping' })
         .superRefine((params, ctx) => {

@@ -54,36 +54,37 @@ function workflowCode(): { workflowBundle: { codePath: string } } | { workflowsP
   return { workflowsPath: entry };
 }
 
-/** Creates one worker per requested queue on an open connection. */
+/** Creates one worker per given queue on an open connection. */
 export async function createWorkers(opts: {
   connection: NativeConnection;
   config: Config;
   store: ObjectStore;
-  kinds?: QueueKind[];
+  /** The queues to serve (lib/queues.ts): the store's control queue, one pool's torch queue (`config` is then that
+   * pool's environment), or both. */
+  queues: Partial<Record<QueueKind, string>>;
 }): Promise<Worker[]> {
   const { connection, config, store } = opts;
-  const kinds = opts.kinds ?? [QueueKind.control, QueueKind.torch];
   const workers: Worker[] = [];
-  if (kinds.includes(QueueKind.control)) {
+  if (opts.queues.control) {
     const code = workflowCode();
     workers.push(
       await Worker.create({
         connection,
         namespace: config.temporalNamespace,
-        taskQueue: config.queues.control,
+        taskQueue: opts.queues.control,
         ...code,
         ...workerTelemetryOptions({ bundled: 'workflowBundle' in code }),
         activities: createControlActivities({ store, keysDir: config.keysDir }),
       }),
     );
   }
-  if (kinds.includes(QueueKind.torch)) {
+  if (opts.queues.torch) {
     prestartTorch(config);
     workers.push(
       await Worker.create({
         connection,
         namespace: config.temporalNamespace,
-        taskQueue: config.queues.torch,
+        taskQueue: opts.queues.torch,
         activities: createTorchActivities({ config, store }),
         ...workerTelemetryOptions({ bundled: true }),
         maxConcurrentActivityTaskExecutions: 2,

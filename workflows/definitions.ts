@@ -22,7 +22,11 @@ export interface PipelineInput {
   actor: string;
   trigger: 'manual' | 'ci' | 'schedule';
   commit: string | null;
+  /** The run's task queues: its store's control queue and the torch queue of its pool (lib/queues.ts). */
   queues: { control: string; torch: string };
+  /** Where the run's store is (TTD_STORE, no credentials), for messages that say which workers it waits for; absent
+   * in runs started before store identity. */
+  store?: string;
   /** `ttd run --no-cache`: every torch stage does its work even when an earlier run had the same inputs. */
   noCache?: boolean;
   /** The torch environment every torch stage runs in (lib/environments.ts); absent in runs started before there
