@@ -32,6 +32,10 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
   };
 }
 
+/** The activity types of the torch queue (the keys of createTorchActivities): `ttd status` tells by them which queue
+ * a run's pending activity waits on. */
+export const TORCH_ACTIVITY_TYPES: readonly string[] = ['train', ...Object.keys(TorchStages), 'checkParity'];
+
 /** Activities of the control queue: store and registry; `keysDir` holds the key that signs audit records. */
 export function createControlActivities(deps: { store: ObjectStore; keysDir: string }) {
   return damageIsFinal({

@@ -7,7 +7,11 @@ import { approveUpdate, PIPELINE_WORKFLOW, progressQuery, type ApprovalDecision 
 import { failWith, printJson, printJsonOr, table, writeOut } from './output';
 import { trainingBeat } from './progress';
 import { printResult, watch } from './run';
+import { idleQueues, type IdleQueue } from './queue-health';
 import { withClient } from './temporal';
+
+/** How long `ttd status` waits for a run's progress query. */
+const QUERY_DEADLINE_MS = 5_000;
 import { terminalLine } from '../lib/terminal';
 
 /** What `ttd status` reports while a run is going, or the finished result. */
@@ -17,6 +21,8 @@ export type RunStatusView =
       status: 'running' | 'awaiting_approval';
       stage: string | null;
       progress: { epoch: number; epochs: number; loss: number | null };
+      /** Queues the run waits on that no worker has polled lately, each with the command that starts one. */
+      idleQueues: IdleQueue[];
     }
   | (Omit<RunResult, 'status'> & { status: RunResult['status'] | 'cancelled' });
 
@@ -36,7 +42,11 @@ async function describeRun(client: Client, runId: string): Promise<{ handle: Wor
 export async function runView(client: Client, runId: string): Promise<RunStatusView> {
   const { handle, status } = await describeRun(client, runId);
   if (status === 'RUNNING') {
-    const progress = await handle.query(progressQuery).catch(() => undefined);
+    const idle = await idleQueues(client, runId);
+    // A query needs a workflow worker: with none polling, it would wait out the RPC deadline for nothing.
+    const progress = idle.some((q) => q.waitingFor === 'workflow task')
+      ? undefined
+      : await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(progressQuery)).catch(() => undefined);
     const beat = await trainingBeat(handle);
     const losses = beat && beat.losses.length > (progress?.losses.length ?? 0) ? beat.losses : (progress?.losses ?? []);
     const epoch = losses.length;
@@ -46,6 +56,7 @@ export async function runView(client: Client, runId: string): Promise<RunStatusV
       status: progress?.status ?? 'running',
       stage: progress?.stage ?? null,
       progress: { epoch, epochs: progress?.epochs ?? 0, loss },
+      idleQueues: idle,
     };
   }
   if (status === 'COMPLETED') return (await handle.result()) as RunResult;
@@ -77,12 +88,19 @@ export async function statusCommand(runId: string, opts: { json?: boolean }): Pr
       writeOut(
         `${terminalLine(runId)}: ${terminalLine(view.status)}${stage ? `, stage ${terminalLine(stage)}` : ''}${p.epoch ? `, epoch ${p.epoch}/${p.epochs} loss ${p.loss?.toFixed(4)}` : ''}\n`,
       );
+      for (const q of (view as { idleQueues: IdleQueue[] }).idleQueues) writeOut(`${idleLine(q)}\n`);
     } else {
       writeOut(`${terminalLine(runId)}: ${terminalLine(view.status)}\n`);
     }
   } catch (err) {
     failWith(err, json);
   }
+}
+
+/** One idle queue as a line for people: what waits, since when no worker polled, and what starts one. */
+function idleLine(q: IdleQueue): string {
+  const polled = q.lastPolledAt ? `no worker has polled it since ${q.lastPolledAt} (all busy, or gone)` : 'no worker polls it';
+  return `  waiting ${q.waitingSeconds} s for a worker: ${terminalLine(q.waitingFor)} on task queue '${terminalLine(q.queue)}', and ${polled}; start one on a host of the run's store: ${terminalLine(q.command)}`;
 }
 
 /** `ttd wait RUN [--json]`: blocks until the run ends; exits like `ttd run`. */

@@ -1,0 +1,84 @@
+// Store identity and task queue names: one id per store whatever the number of first writers, queues named after it
+// and the pool, TTD_QUEUE_PREFIX's names exactly as before pools. A real filesystem store, no fakes.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createTorchActivities, TORCH_ACTIVITY_TYPES } from '../../activities';
+import { loadConfig } from '../../lib/config';
+import { FsObjectStore } from '../../lib/fs-store';
+import { queueNaming, queuesForRun, runQueues } from '../../lib/queues';
+import { formatIssues, validateSpec } from '../../lib/spec';
+import { readIdentity, STORE_IDENTITY_KEY, storeIdentity } from '../../lib/store-identity';
+import { tempDir } from '../helpers';
+
+describe('store identity', () => {
+  it('twenty first writers at once agree on one id, written once', async () => {
+    const dir = tempDir();
+    const stores = Array.from({ length: 20 }, () => new FsObjectStore(dir));
+    const ids = await Promise.all(stores.map((s) => storeIdentity(s)));
+    expect(new Set(ids.map((i) => i.id)).size).toBe(1);
+    expect(ids[0].id).toMatch(/^[0-9a-f]{16}$/);
+    expect((await readIdentity(new FsObjectStore(dir)))?.id).toBe(ids[0].id);
+  });
+
+  it('two stores get different ids, so different queues', async () => {
+    const [a, b] = [new FsObjectStore(tempDir()), new FsObjectStore(tempDir())];
+    const pool = { environment: 'torch-2.13', device: 'cpu' as const };
+    const qa = runQueues(await queueNaming(undefined, a), pool);
+    const qb = runQueues(await queueNaming(undefined, b), pool);
+    expect(qa.control).not.toBe(qb.control);
+    expect(qa.torch).not.toBe(qb.torch);
+  });
+
+  it('a damaged identity is store_damaged naming the object, never replaced by a new id', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, STORE_IDENTITY_KEY), '{"id": "not hex"');
+    const store = new FsObjectStore(dir);
+    await expect(storeIdentity(store)).rejects.toMatchObject({
+      code: 'store_damaged',
+      message: expect.stringContaining(`the store identity ${STORE_IDENTITY_KEY} in ${store.location} is damaged`),
+    });
+  });
+});
+
+describe('task queues', () => {
+  it('are named after the store and the pool: ttd-<id>-control and ttd-<id>-torch-<env>-<device>', async () => {
+    const store = new FsObjectStore(tempDir());
+    const { id } = await storeIdentity(store);
+    expect(await queuesForRun(undefined, store, 'torch-1.13', undefined)).toEqual({
+      control: `ttd-${id}-control`,
+      torch: `ttd-${id}-torch-torch-1.13-cpu`,
+    });
+    expect((await queuesForRun(undefined, store, 'torch-2.13', 'cuda')).torch).toBe(`ttd-${id}-torch-torch-2.13-cuda`);
+  });
+
+  it('TTD_QUEUE_PREFIX names them as before pools, for every pool, and writes no identity', async () => {
+    const dir = tempDir();
+    const store = new FsObjectStore(dir);
+    const config = loadConfig({ ...process.env, TTD_QUEUE_PREFIX: 'team-a' });
+    expect(config.queuePrefix).toBe('team-a');
+    for (const [env, device] of [
+      ['torch-2.13', 'cpu'],
+      ['torch-1.13', 'cuda'],
+    ] as const) {
+      expect(await queuesForRun(config.queuePrefix, store, env, device)).toEqual({ control: 'team-a-control', torch: 'team-a-torch' });
+    }
+    expect(await readIdentity(store)).toBeUndefined();
+  });
+
+  it('the torch activity types ttd status classifies by are exactly the torch queue activities', () => {
+    const names = Object.keys(createTorchActivities({ config: loadConfig(), store: new FsObjectStore(tempDir()) }));
+    expect([...TORCH_ACTIVITY_TYPES].sort()).toEqual(names.sort());
+  });
+});
+
+describe('spec device', () => {
+  it('is cpu or cuda, absent by default (so that specs written before it keep their digests)', () => {
+    const absent = validateSpec({ name: 'm' });
+    expect(absent.ok && absent.spec.device).toBeUndefined();
+    const cuda = validateSpec({ name: 'm', device: 'cuda' });
+    expect(cuda.ok && cuda.spec.device).toBe('cuda');
+    const bad = validateSpec({ name: 'm', device: 'gpu' });
+    expect(!bad.ok && formatIssues(bad.issues)).toContain('device: device must be cpu or cuda (got "gpu")');
+  });
+});
