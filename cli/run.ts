@@ -90,9 +90,9 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   }
   try {
     // Inputs go into the store only once everything else is known to work: bad input leaves nothing behind.
-    const source = await storeRunSource(store, loaded);
     // The store's control queue and the torch queue of the run's pool: only workers of this store serve them.
     const queues = await queuesForRun(config.queuePrefix, store, config.environment, spec.device);
+    const source = await storeRunSource(store, loaded);
     const input: PipelineInput = {
       runId,
       spec,

@@ -60,8 +60,8 @@ export async function scheduleCreateCommand(
     await withClient(async (client) => {
       const store = openStore(config);
       // The schedule retrains the model file as it is now: its digest is fixed in the schedule's action.
-      const source = await storeRunSource(store, loaded);
       const queues = await queuesForRun(config.queuePrefix, store, config.environment, loaded.spec.device);
+      const source = await storeRunSource(store, loaded);
       const input: PipelineInput = {
         spec: loaded.spec,
         specDigest: loaded.specDigest,
