@@ -9,6 +9,8 @@ import { FsObjectStore } from '../../lib/fs-store';
 import { queueNaming, queuesForRun, runQueues } from '../../lib/queues';
 import { formatIssues, validateSpec } from '../../lib/spec';
 import { readIdentity, STORE_IDENTITY_KEY, storeIdentity } from '../../lib/store-identity';
+import { workerCommandFor } from '../../cli/queue-health';
+import type { PipelineInput } from '../../workflows/definitions';
 import { tempDir } from '../helpers';
 
 describe('store identity', () => {
@@ -69,6 +71,29 @@ describe('task queues', () => {
   it('the torch activity types ttd status classifies by are exactly the torch queue activities', () => {
     const names = Object.keys(createTorchActivities({ config: loadConfig(), store: new FsObjectStore(tempDir()) }));
     expect([...TORCH_ACTIVITY_TYPES].sort()).toEqual(names.sort());
+  });
+});
+
+describe('the command ttd status gives for an idle queue', () => {
+  const input = (queues: PipelineInput['queues'], extra: Partial<PipelineInput> = {}) =>
+    ({ queues, environment: 'torch-2.13', spec: { device: 'cuda' }, ...extra }) as PipelineInput;
+
+  it("names the run's store and pool for queues named after the store", () => {
+    const run = input(
+      { control: 'ttd-0123456789abcdef-control', torch: 'ttd-0123456789abcdef-torch-torch-2.13-cuda' },
+      { store: 's3://models/ttd' },
+    );
+    expect(workerCommandFor(run, 'torch')).toBe('TTD_STORE=s3://models/ttd ttd worker --queue torch --env torch-2.13 --device cuda');
+    expect(workerCommandFor(run, 'control')).toBe('TTD_STORE=s3://models/ttd ttd worker --queue control');
+  });
+
+  it('names TTD_QUEUE_PREFIX for prefixed queues, and for runs started before pools (ttd-control, ttd-torch)', () => {
+    expect(workerCommandFor(input({ control: 'team-a-control', torch: 'team-a-torch' }, { store: 'file:///s' }), 'torch')).toBe(
+      'TTD_STORE=file:///s TTD_QUEUE_PREFIX=team-a ttd worker --queue torch',
+    );
+    expect(workerCommandFor(input({ control: 'ttd-control', torch: 'ttd-torch' }), 'control')).toBe(
+      'TTD_QUEUE_PREFIX=ttd ttd worker --queue control',
+    );
   });
 });
 
