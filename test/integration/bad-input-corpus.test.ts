@@ -60,6 +60,7 @@ const SPECS: Case[] = [
   { name: 'a trace batch size of 0', spec: trace({ batch_sizes: [0] }), code: 'spec_invalid', names: ['trace.batch_sizes[]'] },
   { name: 'an unknown trace mode', spec: trace({ mode: 'jit' }), code: 'spec_invalid', names: ['trace.mode must be one of trace, script'] },
   { name: 'an unknown target device', spec: trace({ target_device: 'tpu' }), code: 'spec_invalid', names: ['trace.target_device must be cpu, cuda, cuda:N, mps or xpu'] },
+  { name: 'an unknown pool device', spec: base({ device: 'gpu' }), code: 'spec_invalid', names: ['device must be cpu or cuda (got "gpu")'] },
   { name: 'an unknown optimize method', spec: base({ optimize: { method: 'fast' } }), code: 'spec_invalid', names: ['optimize.method must be one of freeze, optimize_for_inference'] },
   { name: 'an unknown fusion requirement', spec: base({ fusion: { require: 'all' } }), code: 'spec_invalid', names: ['fusion.require must be one of none, any, pointwise-chains'] },
   { name: 'no parity runtime', spec: parity({ runtimes: [] }), code: 'spec_invalid', names: ['parity.runtimes must name at least one runtime'] },
