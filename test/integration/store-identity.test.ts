@@ -78,6 +78,19 @@ describe('store identity and worker pools', () => {
     expect(existsSync(join(homeA, 'store', 'registry', 'pool-a.json'))).toBe(true);
   }, 240_000);
 
+  it("ttd run serves its run in-process on its store's queues, and writes the store's identity once", async () => {
+    const home = tempDir();
+    const env = hostEnv(home);
+    const spec = writeSpec(tempDir(), quickSeedSpec('in-process'), join(seedDir, 'model.py'));
+    const first = await runTtd(['run', spec, '--json'], env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout).status).toBe('promoted');
+    const id = storeId(home);
+    const again = await runTtd(['run', spec, '--json'], env); // every stage from the step cache: quick
+    expect(again.code, again.stderr).toBe(0);
+    expect(storeId(home)).toBe(id);
+  }, 180_000);
+
   it('a run with no worker at all is named as waiting on its control queue, and ttd status does not hang on it', async () => {
     const home = tempDir();
     const env = hostEnv(home);
