@@ -9,6 +9,7 @@ import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Wo
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createControlActivities } from '../../activities';
 import { loadConfig, openStore } from '../../lib/config';
+import { controlQueue, queueNaming } from '../../lib/queues';
 import type { RunResult } from '../../lib/results';
 import { fixtureModels, freePort, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
@@ -34,13 +35,14 @@ const slowSpec = (name: string) =>
  * real control activities on the home's store. Its identity marks the workflow tasks it served in the histories. */
 async function upgradedControlWorker(ops: Ops, workflow: 'upgrade-patched' | 'upgrade-unpatched') {
   const config = loadConfig({ ...process.env, ...ops.env } as NodeJS.ProcessEnv);
+  const store = openStore(config);
   const connection = await NativeConnection.connect({ address: `127.0.0.1:${ops.env.TTD_TEMPORAL_PORT}` });
   const worker = await Worker.create({
     connection,
     namespace: config.temporalNamespace,
-    taskQueue: config.queues.control,
+    taskQueue: controlQueue(await queueNaming(config.queuePrefix, store)),
     workflowsPath: join(fixtures, `${workflow}.ts`),
-    activities: createControlActivities({ store: openStore(config), keysDir: config.keysDir }),
+    activities: createControlActivities({ store, keysDir: config.keysDir }),
     identity: workflow,
   });
   const running = worker.run();
