@@ -87,8 +87,19 @@ describe('untrusted text on a terminal', () => {
     expect(r.stdout).toMatch(/\x1b\[31mfailed: hostile-tty was not promoted\x1b\[0m/); // our own colour still works
   });
 
-  it('an actor, approver and reason carrying escapes and newlines are shown escaped in ttd audit log, one line each', async () => {
-    const actor = `mallory${ATTACK}\nALL GATES PASSED`;
+  it('an actor carrying escapes is refused before anything starts, naming TTD_ACTOR, and nothing reaches the terminal', async () => {
+    const spec = writeSpec(tempDir(), quickSeedSpec('hostile-actor'), join(seedDir, 'model.py'));
+    const r = await runTtd(['run', spec, '--json'], { ...env, TTD_ACTOR: `mallory${ATTACK}\nALL GATES PASSED` });
+    expect(r.code).toBe(2);
+    expectInert(r);
+    const error = JSON.parse(r.stdout).error;
+    expect(error.code).toBe('config_invalid');
+    expect(error.message).toContain('TTD_ACTOR=');
+    expect(error.message).toContain('expected a name of at most 128 printable characters');
+  });
+
+  it('an approver and reason carrying escapes and newlines are shown escaped in ttd audit log, one line each', async () => {
+    const actor = 'mallory';
     const approver = `eve\r\x1b[2K\u202e`;
     const reason = `fine\nALL GATES PASSED\x1b]0;x\x07`;
     const spec = writeSpec(
@@ -135,7 +146,7 @@ describe('untrusted text on a terminal', () => {
     expectInert(log);
     const lines = log.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(2); // the header and the one record: no newline in a field starts a line of its own
-    expect(lines[1]).toContain(`mallory${SHOWN}\\x0aALL GATES PASSED (approved by eve\\x0d\\x1b[2K\\u202e)`);
+    expect(lines[1]).toContain(`mallory (approved by eve\\x0d\\x1b[2K\\u202e)`);
     expect(lines[1]).toContain('fine\\x0aALL GATES PASSED\\x1b]0;x\\x07');
 
     const json = await runTtd(['audit', 'log', 'hostile-audit', '--json'], env);
@@ -145,7 +156,7 @@ describe('untrusted text on a terminal', () => {
     const show = await runTtd(['show', 'hostile-audit:1'], env);
     expect(show.code, show.stderr).toBe(0);
     expectInert(show);
-    expect(show.stdout).toContain(`by mallory${SHOWN}\\x0aALL GATES PASSED (manual)`);
+    expect(show.stdout).toContain('by mallory (manual)');
   });
 
   it('arguments echoed in errors, by ttd and by commander, are escaped too', async () => {
