@@ -21,6 +21,8 @@ import { connectTemporal } from './temporal';
 import { terminalLine } from '../lib/terminal';
 
 const POLL_MS = 300;
+/** How long the first Ctrl-C waits before it cancels the run: a second one within it leaves the run running. */
+const CANCEL_GRACE_MS = 2_000;
 
 /** Options of `ttd run`. */
 export interface RunOptions {
@@ -162,8 +164,9 @@ function runEnd(err: unknown, runId: string): RunEnd {
   return { runId, status: 'failed', error: { code: 'run_failed', message: `run ${runId} ended without a result: ${message}` } };
 }
 
-/** Ctrl-C and SIGTERM while `ttd run` follows its run. The first cancels the run (its torch processes end with their
- * process groups) and waits for it to end cancelled; a second Ctrl-C stops waiting and leaves it to end without us. */
+/** Ctrl-C and SIGTERM while `ttd run` follows its run. Ctrl-C cancels the run after a grace period (its torch processes
+ * end with their process groups) and waits for it to end cancelled; a second Ctrl-C within the grace period leaves
+ * it running, detached, and one after it stops waiting. SIGTERM cancels at once. */
 function followInterrupts(
   handle: WorkflowHandle,
   runId: string,
@@ -173,22 +176,43 @@ function followInterrupts(
   let stage: string | undefined;
   let detach: (end: RunEnd) => void = () => undefined;
   const detached = new Promise<RunEnd>((resolve) => (detach = resolve));
+  let cancelTimer: NodeJS.Timeout | undefined;
+  const cancel = () => {
+    cancelTimer = undefined;
+    void handle
+      .query(progressQuery)
+      .then((p) => (stage = p.stage ?? undefined), () => undefined)
+      .finally(() => handle.cancel().catch(() => undefined));
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     if (first === undefined) {
       first = signal;
-      log(`\n${signal === 'SIGINT' ? 'Ctrl-C' : signal}: cancelling ${runId}; press Ctrl-C again to stop waiting and leave it`);
-      void handle
-        .query(progressQuery)
-        .then((p) => (stage = p.stage ?? undefined), () => undefined)
-        .finally(() => handle.cancel().catch(() => undefined));
+      if (signal === 'SIGTERM') {
+        log(`\nSIGTERM: cancelling ${runId}`);
+        cancel(); // always honoured, at once
+      } else {
+        log(`\nCtrl-C: cancelling ${runId} in ${CANCEL_GRACE_MS / 1000} s; press Ctrl-C again to leave it running`);
+        cancelTimer = setTimeout(cancel, CANCEL_GRACE_MS);
+      }
       return;
     }
+    if (signal === 'SIGTERM' && cancelTimer) {
+      clearTimeout(cancelTimer);
+      cancel(); // a SIGTERM during the grace period cancels now
+      return;
+    }
+    // A second Ctrl-C: within the grace period the run is left running (nothing was asked of it); after it, this
+    // process stops waiting for the cancellation it asked for.
+    const asked = cancelTimer === undefined;
+    if (cancelTimer) clearTimeout(cancelTimer);
     detach({
       runId,
       status: 'running',
       error: {
         code: 'run_detached',
-        message: `stopped waiting for ${runId}; its cancellation was asked for and ends when a worker serves it (ttd worker); follow it with 'ttd wait ${runId}'`,
+        message: asked
+          ? `stopped waiting for ${runId}; its cancellation was asked for and ends when a worker serves it (ttd worker); follow it with 'ttd wait ${runId}'`
+          : `left ${runId} running, detached: it goes on when a worker serves it (ttd worker); follow it with 'ttd wait ${runId}', or stop it with 'ttd cancel ${runId}'`,
       },
     });
   };
@@ -199,6 +223,7 @@ function followInterrupts(
     signal: () => first,
     stage: () => stage,
     dispose: () => {
+      if (cancelTimer) clearTimeout(cancelTimer);
       process.removeListener('SIGINT', onSignal);
       process.removeListener('SIGTERM', onSignal);
     },
