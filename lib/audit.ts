@@ -6,7 +6,7 @@ import { DigestMismatchError, ErrorCode, PreconditionFailedError, TtdError } fro
 import type { AuditSigner, AuditVerifier } from './keys';
 import { assertName } from './names';
 import { readModel, registryKey, type ModelState } from './registry';
-import { getBlob } from './store';
+import { getBlob, parseStored } from './store';
 import type { ObjectStore } from './store';
 
 /** What a record says happened; `prev` and `hash` are added by appendAudit. */
@@ -441,13 +441,6 @@ async function readRecord(store: ObjectStore, key: string): Promise<AuditRecord>
       `audit record ${key} in ${store.location} is damaged: ${what}; 'ttd audit verify' names every problem of the chain, and the record must be restored from a backup (or the bucket's object versions / Object Lock copy) before the chain can grow`,
       { key },
     );
-  let raw: unknown;
-  try {
-    raw = JSON.parse(obj.body.toString('utf8'));
-  } catch (err) {
-    throw damaged(`not JSON (${(err as Error).message}, ${obj.body.length} bytes)`);
-  }
-  const parsed = RecordSchema.safeParse(raw);
-  if (!parsed.success) throw damaged(`${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
-  return raw as AuditRecord;
+  parseStored(obj.body, RecordSchema, damaged);
+  return JSON.parse(obj.body.toString('utf8')) as AuditRecord; // as written: its hash covers every field
 }

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { ErrorCode, PreconditionFailedError, TtdError } from './errors';
 import { assertName } from './names';
-import type { ObjectStore } from './store';
+import { parseStored, type ObjectStore } from './store';
 
 const VersionSchema = z.object({
   version: z.number().int().positive(),
@@ -58,15 +58,7 @@ export async function readModel(store: ObjectStore, model: string): Promise<{ st
       `the registry state of model '${model}' (${key} in ${store.location}) is damaged: ${what}; restore that object from a backup or an earlier version of the bucket (the audit trail names every alias move: ttd audit log ${model})`,
       { key },
     );
-  let raw: unknown;
-  try {
-    raw = JSON.parse(obj.body.toString('utf8'));
-  } catch (err) {
-    throw damaged(`not JSON (${(err as Error).message}, ${obj.body.length} bytes)`);
-  }
-  const parsed = StateSchema.safeParse(raw);
-  if (!parsed.success) throw damaged(`${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
-  return { state: parsed.data, etag: obj.etag };
+  return { state: parseStored(obj.body, StateSchema, damaged), etag: obj.etag };
 }
 
 /** Names of every registered model. */

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCode, TtdError } from './errors';
-import type { ObjectStore } from './store';
+import { parseStored, type ObjectStore } from './store';
 
 /** The key of the identity object, at the store's root. */
 export const STORE_IDENTITY_KEY = 'ttd-store.json';
@@ -38,19 +38,14 @@ export async function storeIdentity(store: ObjectStore): Promise<StoreIdentity> 
 export async function readIdentity(store: ObjectStore): Promise<StoreIdentity | undefined> {
   const obj = await store.get(STORE_IDENTITY_KEY);
   if (!obj) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(obj.body.toString('utf8'));
-  } catch {
-    raw = undefined;
-  }
-  const parsed = IdentitySchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new TtdError(
-      ErrorCode.storeDamaged,
-      `the store identity ${STORE_IDENTITY_KEY} in ${store.location} is damaged (expected {"id": 16 hex digits, "created": a time}, got ${JSON.stringify(obj.body.toString('utf8').slice(0, 80))}); restore it from a backup or an earlier version of the bucket: its id names the task queues of every open run`,
-      { key: STORE_IDENTITY_KEY },
-    );
-  }
-  return parsed.data;
+  return parseStored(
+    obj.body,
+    IdentitySchema,
+    () =>
+      new TtdError(
+        ErrorCode.storeDamaged,
+        `the store identity ${STORE_IDENTITY_KEY} in ${store.location} is damaged (expected {"id": 16 hex digits, "created": a time}, got ${JSON.stringify(obj.body.toString('utf8').slice(0, 80))}); restore it from a backup or an earlier version of the bucket: its id names the task queues of every open run`,
+        { key: STORE_IDENTITY_KEY },
+      ),
+  );
 }

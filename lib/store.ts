@@ -1,6 +1,7 @@
 // The store interface (one for every backend) and content-addressed blobs on top of it.
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { z } from 'zod';
 import { digestBytes, digestFile, digestHex } from './digest';
 import { DigestMismatchError, ErrorCode, TtdError } from './errors';
 
@@ -70,6 +71,19 @@ async function createBlob(
   } catch (err) {
     if ((err as TtdError).code !== ErrorCode.preconditionFailed) throw err;
   }
+}
+
+/** Parses a stored JSON object through its schema; bytes that are not JSON, or do not fit, become `damaged(what)`. */
+export function parseStored<T>(body: Buffer, schema: z.ZodType<T>, damaged: (what: string) => Error): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw damaged(`not JSON (${(err as Error).message}, ${body.length} bytes)`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw damaged(`${parsed.error.issues[0]?.path.join('.') || '(root)'}: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
 }
 
 /** Reads a blob and checks that its bytes hash to its digest. */
