@@ -11,9 +11,10 @@ const runs = Number(process.argv[2] ?? 5);
 const concurrent = Number(process.argv[3] ?? 20);
 const python = '/usr/bin/python3';
 // The seed, pinned to the environment of the baseline (Debian's torch 1.13 and the libtorch runner built against it):
-// without `environment:` a run takes the newest installed (torch 2.13), and the ratio would compare two torches.
+// without `environment:` a run takes the newest installed (torch 2.13), and the ratio would compare two torches. The
+// baseline does TorchScript only, and torch 1.13 cannot export: the seed's AOTInductor format is left out (bench/aoti.mjs).
 const specDir = mkdtempSync(join(tmpdir(), 'ttd-bench-spec-'));
-const specPath = seedSpec(specDir, ['environment: torch-1.13']);
+const specPath = seedSpec(specDir, ['environment: torch-1.13', 'formats: [torchscript]']);
 
 // The baseline: one plain script (train, trace, every check ttd makes, save), then the deploy-side loads a person
 // would do one after another: a fresh `python -I` and the libtorch runner, fuser off and on.
