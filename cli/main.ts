@@ -167,6 +167,7 @@ async function main(): Promise<void> {
   program
     .command('worker')
     .option('--queue <queue>', 'control or torch (default: both)')
+    .option('--concurrency <n>', 'torch activities at once (default: 2 per core; TTD_WORKER_CONCURRENCY)')
     .description('serve task queues until SIGINT or SIGTERM')
     .action(workerCommand);
 

@@ -1,6 +1,7 @@
 // `ttd server start|stop|status` and `ttd worker`: the processes an operator runs beside `ttd run`.
 import { stopForkServers } from '../activities/torch-process';
-import { loadConfig, openStore, serverAddress } from '../lib/config';
+import { concurrencyArgument } from '../lib/capacity';
+import { loadConfig, openStore, serverAddress, withConcurrency } from '../lib/config';
 import { createWorkers, installQuietRuntime, type QueueKind } from '../workers/create-workers';
 import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../workers/dev-server';
 import { ErrorCode, TtdError } from '../lib/errors';
@@ -56,7 +57,7 @@ export async function serverStatusCommand(opts: { json?: boolean }): Promise<voi
 }
 
 /** `ttd worker [--queue control|torch]`: serves until SIGINT or SIGTERM, then drains and exits. */
-export async function workerCommand(opts: { queue?: string }): Promise<void> {
+export async function workerCommand(opts: { queue?: string; concurrency?: string }): Promise<void> {
   try {
     if (opts.queue !== undefined && opts.queue !== 'control' && opts.queue !== 'torch') {
       throw new TtdError(
@@ -64,7 +65,8 @@ export async function workerCommand(opts: { queue?: string }): Promise<void> {
         `--queue must be control or torch (got '${opts.queue}'); without it the worker serves both`,
       );
     }
-    const config = loadConfig();
+    const loaded = loadConfig();
+    const config = opts.concurrency === undefined ? loaded : withConcurrency(loaded, concurrencyArgument(opts.concurrency));
     const server = await requireServer(config);
     installQuietRuntime();
     const temporal = await connectTemporal(config, server.address);
@@ -74,7 +76,8 @@ export async function workerCommand(opts: { queue?: string }): Promise<void> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     writeErr(
-      `worker serving ${(kinds ?? ['control', 'torch']).map((k) => config.queues[k]).join(', ')} at ${server.address} (pid ${process.pid})\n`,
+      `worker serving ${(kinds ?? ['control', 'torch']).map((k) => config.queues[k]).join(', ')} at ${server.address} (pid ${process.pid})` +
+        `${kinds?.includes('control') && kinds.length === 1 ? '' : `; ${config.concurrency} torch activities at once, ${config.torchThreads} thread${config.torchThreads === 1 ? '' : 's'} each`}\n`,
     );
     await Promise.all(workers.map((w) => w.run()));
     await stopForkServers();

@@ -78,7 +78,7 @@ export async function createWorkers(opts: {
         namespace: config.temporalNamespace,
         taskQueue: config.queues.torch,
         activities: createTorchActivities({ config, store }),
-        maxConcurrentActivityTaskExecutions: 2,
+        maxConcurrentActivityTaskExecutions: config.concurrency, // lib/capacity.ts
         // Progress (epoch, loss) must reach the server quickly enough for `ttd run` to show it.
         defaultHeartbeatThrottleInterval: '1 second',
         maxHeartbeatThrottleInterval: '1 second',
