@@ -140,6 +140,8 @@ describe('worker capacity', () => {
     );
     const variable = await runTtd(['worker'], { ...env, TTD_WORKER_CONCURRENCY: '0' });
     expect(variable.code).toBe(2);
-    expect(variable.stderr).toContain(`ttd: TTD_WORKER_CONCURRENCY='0'; expected a whole number from 1 to ${MAX_CONCURRENCY} [config_invalid]`);
+    expect(variable.stderr).toContain(
+      `ttd: TTD_WORKER_CONCURRENCY='0'; expected a whole number from 1 to ${MAX_CONCURRENCY} [config_invalid]`,
+    );
   });
 });

@@ -2,7 +2,14 @@
 // threads per torch stage (TTD_TORCH_THREADS, else the cores shared among the concurrent stages).
 import { describe, expect, it } from 'vitest';
 import { availableParallelism } from 'node:os';
-import { capacityFrom, concurrencyArgument, defaultConcurrency, MAX_CONCURRENCY, STAGES_PER_CORE, threadsPerStage } from '../../lib/capacity';
+import {
+  capacityFrom,
+  concurrencyArgument,
+  defaultConcurrency,
+  MAX_CONCURRENCY,
+  STAGES_PER_CORE,
+  threadsPerStage,
+} from '../../lib/capacity';
 import { loadConfig, withConcurrency } from '../../lib/config';
 import { ErrorCode, TtdError } from '../../lib/errors';
 
