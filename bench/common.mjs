@@ -24,12 +24,12 @@ export const median = (xs) => {
 /** Milliseconds as seconds for a table. */
 export const secs = (ms) => `${(ms / 1000).toFixed(2)} s`;
 
-/** An in-memory Temporal dev server on a random port; its address and a stop function. */
+/** An in-memory Temporal dev server on a random port; its address, pid and a stop function. */
 export async function startServer() {
   const port = 7800 + Math.floor(Math.random() * 100);
   const server = spawn(join(root, '.venv', 'bin', 'temporal'), ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(port + 1000), '--headless', '--log-level', 'error', '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 3000));
-  return { address: `127.0.0.1:${port}`, stop: () => server.kill('SIGTERM') };
+  return { address: `127.0.0.1:${port}`, pid: server.pid, stop: () => server.kill('SIGTERM') };
 }
 
 /** The environment of a `ttd` command: its home, the server, task queues of its own; `extra` on top. */
