@@ -6,7 +6,7 @@
 // other arguments; QUIET=C waits before each round until the rest of the host keeps at most C cores busy; CAP_OUT=FILE
 // also writes the report there.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -219,6 +219,7 @@ async function round(client, server, cfg) {
       crowdCpu,
       nodeCpu,
       serverCpu,
+      benchCpu,
       otherCpu,
       hostIdle,
       peakRss,
@@ -305,6 +306,8 @@ async function main() {
         }
         const r = await round(client, server, cfg);
         if (quiet !== undefined) r.name = `${cfg.name} (quiet ≤ ${quiet})`;
+        // Each round as it ends, so that a long run that fails later keeps what it measured.
+        if (process.env.CAP_OUT) appendFileSync(`${process.env.CAP_OUT}.jsonl`, `${JSON.stringify(r)}\n`);
         results.push(r);
         process.stderr.write(`${r.name}: ${(r.crowdMs / 1000).toFixed(1)} s for ${concurrent}, one alone ${r.oneCpu.toFixed(2)} CPU-s\n`);
       }
