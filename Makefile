@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 RUNS ?= 5
+CAPACITY_ROUNDS ?= 1
 .PHONY: setup demo test bench clean
 
 setup:
@@ -30,6 +31,7 @@ test: setup
 
 bench: setup
 	@node bench/seed-pipeline.mjs $(RUNS)
+	@node bench/capacity.mjs 20 $(CAPACITY_ROUNDS)
 	@node bench/aoti.mjs $(RUNS)
 
 clean:

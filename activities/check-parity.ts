@@ -13,7 +13,7 @@ import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { redact } from '../lib/redact';
 import { bwrapArgs, probeSandbox, sandboxEnv, sandboxRefusal } from '../lib/sandbox';
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
-import { addTorchWork, copyWrittenFile, materialize, stageConfig, withWorkDir, type TorchDeps } from './torch-stage';
+import { addTorchWork, copyWrittenFile, materialize, stageConfig, torchStagesRunning, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
 export interface ParityInput {
@@ -70,14 +70,16 @@ export function parityActivity(deps: TorchDeps) {
         'references.safetensors': input.referencesDigest,
       });
       const references = await readSafetensors(files['references.safetensors']);
-      // The runtime runs are independent fresh processes of one thread each: run them side by side, as many as there are cores.
+      // The runtime runs are independent fresh processes of one thread each: run them side by side, as many as this
+      // stage's share of the cores (lib/capacity.ts), or of the cores no other torch stage of this worker uses now.
       // The fuser is TorchScript's: a package runs once per runtime.
       const modes = format === 'torchscript' ? MODES : MODES.filter((m) => !m.fuser);
       const runs = targets.flatMap((target) => modes.map((flags) => ({ ...target, flags })));
       const started = performance.now();
+      const share = Math.max(deps.config.torchThreads, Math.floor(availableParallelism() / torchStagesRunning()));
       const reports = await mapLimit(
         runs,
-        Math.max(1, Math.min(runs.length, availableParallelism())),
+        Math.max(1, Math.min(runs.length, share)),
         async ({ runtime, deps: target, flags }) => {
           const { environment } = target.config;
           const about = { format, environment };

@@ -135,15 +135,24 @@ async function forkServer(config: Config): Promise<ForkServer | { crashed: Torch
 }
 
 // The environment of every torch process: the sandbox's allowlist (never the worker's credentials), the package on
-// PYTHONPATH, and what the fork server's children need to isolate each request (runtimes/python/ttd_torch/sandbox.py).
+// PYTHONPATH, each stage's thread count, and what the fork server's children need to isolate each request
+// (runtimes/python/ttd_torch/sandbox.py).
 function torchEnv(config: Config, isolation: Record<string, string> = {}): Record<string, string> {
   return sandboxEnv({
     PYTHONPATH: config.pythonPackageDir,
     PYTHONUNBUFFERED: '1',
     PYTHONDONTWRITEBYTECODE: '1',
+    ...threadEnv(config.torchThreads),
     ...archiveLimitsEnv(config.archiveLimits),
     ...(config.sandbox === 'on' ? { TTD_SANDBOX: 'on', ...isolation } : {}),
   });
+}
+
+/** The variables that give a torch process `threads` intra-op threads: ours (ttd_torch/threads.py sets them in each
+ * request's process), and OpenMP's and MKL's, read when torch loads them and by compiled AOTInductor kernels. */
+export function threadEnv(threads: number): Record<string, string> {
+  const n = String(threads);
+  return { TTD_TORCH_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n };
 }
 
 /** The directory under which every torch stage of this process has its work dir (created on first use, removed at

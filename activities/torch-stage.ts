@@ -47,8 +47,25 @@ export function stageConfig(config: Config, environment: string | undefined): Co
   });
 }
 
+// Torch stages of this process in flight (each holds one work dir): how many share the host's cores now.
+let stagesRunning = 0;
+
+/** How many torch stages this process runs now (the caller's included, inside withWorkDir). */
+export function torchStagesRunning(): number {
+  return stagesRunning;
+}
+
 /** A scratch directory for one activity attempt, removed afterwards whatever happens. */
 export async function withWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  stagesRunning++;
+  try {
+    return await inWorkDir(fn);
+  } finally {
+    stagesRunning--;
+  }
+}
+
+async function inWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(workRoot(), 'ttd-stage-'));
   // Heartbeat for the whole stage, store I/O included: a store riding out an outage is alive, not dead.
   const ctx = Context.current();

@@ -24,12 +24,12 @@ export const median = (xs) => {
 /** Milliseconds as seconds for a table. */
 export const secs = (ms) => `${(ms / 1000).toFixed(2)} s`;
 
-/** An in-memory Temporal dev server on a random port; its address and a stop function. */
+/** An in-memory Temporal dev server on a random port; its address, pid and a stop function. */
 export async function startServer() {
   const port = 7800 + Math.floor(Math.random() * 100);
   const server = spawn(join(root, '.venv', 'bin', 'temporal'), ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(port + 1000), '--headless', '--log-level', 'error', '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 3000));
-  return { address: `127.0.0.1:${port}`, stop: () => server.kill('SIGTERM') };
+  return { address: `127.0.0.1:${port}`, pid: server.pid, stop: () => server.kill('SIGTERM') };
 }
 
 /** The environment of a `ttd` command: its home, the server, task queues of its own; `extra` on top. */
@@ -37,11 +37,19 @@ export function ttdEnv(address, home, extra = {}) {
   return { ...process.env, TTD_HOME: home, TEMPORAL_ADDRESS: address, TTD_QUEUE_PREFIX: `bench-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`, NO_COLOR: '1', ...extra };
 }
 
-/** A copy of the seed's spec in `dir` with `fields` (YAML lines) added, its model file named by absolute path. */
+/** A copy of the seed's spec in `dir` with `fields` (top-level YAML lines, `key: value`) replacing the seed's lines of
+ * the same key or added, its model file named by absolute path. */
 export function seedSpec(dir, fields) {
   const seed = join(root, 'examples', 'seed-mlp');
-  const text = readFileSync(join(seed, 'pipeline.yaml'), 'utf8').replace(/^model: .*$/m, `model: ${join(seed, 'model.py')}`);
+  let text = readFileSync(join(seed, 'pipeline.yaml'), 'utf8').replace(/^model: .*$/m, `model: ${join(seed, 'model.py')}`);
+  const added = [];
+  for (const field of fields) {
+    const key = field.slice(0, field.indexOf(':'));
+    const line = new RegExp(`^${key}:.*$`, 'm');
+    if (line.test(text)) text = text.replace(line, field);
+    else added.push(field);
+  }
   const path = join(dir, 'pipeline.yaml');
-  writeFileSync(path, `${text.trimEnd()}\n${fields.join('\n')}\n`);
+  writeFileSync(path, `${text.trimEnd()}\n${added.map((f) => `${f}\n`).join('')}`);
   return path;
 }

@@ -1,19 +1,18 @@
 // Benchmarks (not tests): the seed pipeline through `ttd run` against the same work done by hand, interleaved,
-// medians and ratios; per-stage orchestration overhead; twenty pipelines at once on one worker.
-// Usage: node bench/seed-pipeline.mjs [RUNS] [CONCURRENT]   (defaults 5 and 20; `make bench`)
-import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+// medians and ratios; per-stage orchestration overhead. Many pipelines at once on one worker: bench/capacity.mjs.
+// Usage: node bench/seed-pipeline.mjs [RUNS]   (default 5; `make bench`)
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { median, root, secs, seedSpec, sh, startServer, ttdBin, ttdEnv } from './common.mjs';
 
 const runs = Number(process.argv[2] ?? 5);
-const concurrent = Number(process.argv[3] ?? 20);
 const python = '/usr/bin/python3';
 // The seed, pinned to the environment of the baseline (Debian's torch 1.13 and the libtorch runner built against it):
-// without `environment:` a run takes the newest installed (torch 2.13), and the ratio would compare two torches.
+// without `environment:` a run takes the newest installed (torch 2.13), and the ratio would compare two torches. The
+// baseline does TorchScript only, and torch 1.13 cannot export: the seed's AOTInductor format is left out (bench/aoti.mjs).
 const specDir = mkdtempSync(join(tmpdir(), 'ttd-bench-spec-'));
-const specPath = seedSpec(specDir, ['environment: torch-1.13']);
+const specPath = seedSpec(specDir, ['environment: torch-1.13', 'formats: [torchscript]']);
 
 // The baseline: one plain script (train, trace, every check ttd makes, save), then the deploy-side loads a person
 // would do one after another: a fresh `python -I` and the libtorch runner, fuser off and on.
@@ -43,84 +42,6 @@ function viaTtd(address, home, extra = []) {
   const result = JSON.parse(r.stdout);
   if (result.status !== 'promoted') throw new Error(`ttd run ended ${result.status}`);
   return { ms, result };
-}
-
-// Resident memory of a process (VmRSS) and of its whole tree, in MiB.
-function rss(pid) {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
-  } catch {
-    return 0;
-  }
-}
-function children(pid) {
-  const out = [];
-  for (const d of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const ppid = Number(/PPid:\s+(\d+)/.exec(readFileSync(`/proc/${d}/status`, 'utf8'))[1]);
-      if (ppid === pid) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-function cmdline(pid) {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return ''; // gone between listing and reading
-  }
-}
-function tree(pid) {
-  const all = [pid];
-  for (let i = 0; i < all.length; i++) all.push(...children(all[i]));
-  return all;
-}
-
-// Twenty pipelines at once on one `ttd worker` process (both queues), every stage done (--no-cache).
-async function crowd(address) {
-  const home = mkdtempSync(join(tmpdir(), 'ttd-bench-crowd-'));
-  const env = ttdEnv(address, home);
-  const worker = spawn(process.execPath, [ttdBin, 'worker'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  worker.stderr.on('data', (d) => (stderr += d));
-  while (!/worker serving/.test(stderr)) {
-    if (worker.exitCode !== null) throw new Error(`ttd worker exited: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const peak = { worker: 0, forkServer: 0, tree: 0 };
-  const sampler = setInterval(() => {
-    peak.worker = Math.max(peak.worker, rss(worker.pid));
-    const zygote = children(worker.pid).find((p) => cmdline(p).includes('--listen'));
-    if (zygote) peak.forkServer = Math.max(peak.forkServer, rss(zygote));
-    peak.tree = Math.max(peak.tree, tree(worker.pid).reduce((sum, p) => sum + rss(p), 0));
-  }, 200);
-  const t0 = performance.now();
-  const started = await Promise.all(
-    Array.from({ length: concurrent }, () =>
-      run(process.execPath, [ttdBin, 'run', specPath, '--detach', '--json', '--no-cache'], env).then((r) => JSON.parse(r.stdout).runId),
-    ),
-  );
-  const results = await Promise.all(started.map((id) => run(process.execPath, [ttdBin, 'wait', id, '--json'], env).then((r) => JSON.parse(r.stdout))));
-  const ms = performance.now() - t0;
-  clearInterval(sampler);
-  worker.kill('SIGTERM');
-  await new Promise((r) => worker.once('exit', r));
-  rmSync(home, { recursive: true, force: true });
-  const statuses = results.map((r) => r.status);
-  return { ms, promoted: statuses.filter((s) => s === 'promoted').length, failed: statuses.filter((s) => s !== 'promoted').length, peak };
-}
-
-function run(cmd, args, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => (code === 0 || stdout.trim().startsWith('{') ? resolve({ stdout, stderr, code }) : reject(new Error(`${args.join(' ')}: ${stderr}`))));
-  });
 }
 
 async function main() {
@@ -168,13 +89,6 @@ async function main() {
     lines.push(`ttd stage medians (cold): ${stages.map((s) => `${s} ${Math.round(median(cold.map((r) => r.result.timings[s])))} ms`).join(', ')}`);
     lines.push(`outside the stages (node start, connect, workers, store the inputs, start, result): ${Math.round(median(cold.map((r) => r.ms - Object.values(r.result.timings).reduce((a, b) => a + b, 0))))} ms`);
 
-    console.log(lines.join('\n'));
-    lines.length = 0;
-    if (concurrent > 0) {
-      const crowdRun = await crowd(address);
-      lines.push('');
-      lines.push(`${concurrent} seed pipelines at once on one \`ttd worker\` (--no-cache): ${crowdRun.promoted} promoted, ${crowdRun.failed} not; ${secs(crowdRun.ms)} wall, **${((concurrent / crowdRun.ms) * 60_000).toFixed(1)} pipelines/min**; peak RSS: worker (node) ${crowdRun.peak.worker.toFixed(0)} MiB, fork server ${crowdRun.peak.forkServer.toFixed(0)} MiB, worker tree (with stage children and parity runners) ${crowdRun.peak.tree.toFixed(0)} MiB`);
-    }
     console.log(lines.join('\n'));
   } finally {
     server.stop();

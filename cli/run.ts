@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure, TerminatedFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
-import { loadConfig, openStore } from '../lib/config';
+import { loadConfig, openStore, withConcurrency } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
 import { queuesForRun } from '../lib/queues';
@@ -59,7 +59,9 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     if (opts.commit !== undefined && !/^[0-9a-zA-Z._-]{1,64}$/.test(opts.commit)) {
       throw new TtdError(ErrorCode.specInvalid, `--commit must be a commit id such as a git SHA (got '${opts.commit}')`);
     }
-    const base = loadConfig();
+    // Its in-process workers serve this one run, whose torch stages go one after another: all the cores to each (unless
+    // TTD_WORKER_CONCURRENCY says otherwise). Decided before the fork server starts: its children keep these threads.
+    const base = process.env.TTD_WORKER_CONCURRENCY ? loadConfig() : withConcurrency(loadConfig(), 1);
     const read = loadSpec(specPath, base.archiveLimits);
     config = await preflight(base, read.spec, { servedHere: !opts.detach }); // the run's torch environment
     loaded = withEnvironment(read, config.environment);

@@ -1,6 +1,7 @@
 // `ttd server start|stop|status` and `ttd worker`: the processes an operator runs beside `ttd run`.
 import { stopForkServers } from '../activities/torch-process';
-import { forEnvironment, loadConfig, openStore, serverAddress } from '../lib/config';
+import { concurrencyArgument } from '../lib/capacity';
+import { forEnvironment, loadConfig, openStore, serverAddress, withConcurrency } from '../lib/config';
 import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } from '../lib/queues';
 import { createWorkers, installQuietRuntime, QueueKind } from '../workers/create-workers';
 import { checkMetricsPort, flushTelemetry, useTelemetry, workerTelemetry } from '../workers/telemetry';
@@ -57,7 +58,7 @@ export async function serverStatusCommand(opts: { json?: boolean }): Promise<voi
   }
 }
 
-/** `ttd worker [--queue control|torch] [--env NAME] [--device cpu|cuda] [--metrics-port N] [--otel]`: serves the
+/** `ttd worker [--queue control|torch] [--env NAME] [--device cpu|cuda] [--concurrency N] [--metrics-port N] [--otel]`: serves the
  * store's control queue and the torch queue of each pool (every installed environment, or the one --env names, on
  * --device) until SIGINT or SIGTERM, then drains and exits. */
 export async function workerCommand(opts: {
@@ -67,6 +68,7 @@ export async function workerCommand(opts: {
   metricsPort?: string;
   metricsHost?: string;
   otel?: boolean;
+  concurrency?: string;
 }): Promise<void> {
   try {
     if (opts.queue !== undefined && opts.queue !== 'control' && opts.queue !== 'torch') {
@@ -85,7 +87,9 @@ export async function workerCommand(opts: {
         '--env and --device choose a torch pool, and --queue control serves none; drop them, or use --queue torch',
       );
     }
-    const config = loadConfig();
+    const loaded = loadConfig();
+    // Per pool: each torch queue this process serves runs up to this many at once (docs/deploy-capacity.md).
+    const config = opts.concurrency === undefined ? loaded : withConcurrency(loaded, concurrencyArgument(opts.concurrency));
     // Telemetry is part of the SDK runtime, which is installed once per process: chosen before anything connects.
     const telemetry = workerTelemetry(opts);
     await checkMetricsPort(telemetry);
@@ -124,7 +128,10 @@ export async function workerCommand(opts: {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     const queues = [...(serve.includes(QueueKind.control) ? [control] : []), ...torchQueues];
-    writeErr(`worker serving ${queues.join(', ')} of store ${store.location} at ${server.address} (pid ${process.pid})\n`);
+    writeErr(
+      `worker serving ${queues.join(', ')} of store ${store.location} at ${server.address} (pid ${process.pid})` +
+        `${torchQueues.length === 0 ? '' : `; ${config.concurrency} torch activities at once, ${config.torchThreads} thread${config.torchThreads === 1 ? '' : 's'} each`}\n`,
+    );
     if (telemetry.metrics) writeErr(`metrics at http://${telemetry.metrics.host}:${telemetry.metrics.port}/metrics\n`);
     if (telemetry.otel)
       writeErr(

@@ -1,8 +1,9 @@
 // Configuration from the environment: one place that knows the variables and their defaults.
 import { existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { userInfo } from 'node:os';
+import { availableParallelism, userInfo } from 'node:os';
 import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
+import { capacityFrom } from './capacity';
 import { knownEnvironments, type TorchEnv } from './environments';
 import { ErrorCode, TtdError } from './errors';
 import { FsObjectStore } from './fs-store';
@@ -61,6 +62,11 @@ export interface Config {
   sandbox: 'on' | 'off';
   /** The bubblewrap binary (TTD_BWRAP, default /usr/bin/bwrap). */
   bwrap: string;
+  /** Torch activities one worker process runs at once (`ttd worker --concurrency`, TTD_WORKER_CONCURRENCY; default
+   * from the host's cores, lib/capacity.ts). */
+  concurrency: number;
+  /** Intra-op threads of each torch stage (TTD_TORCH_THREADS; default the host's cores shared among `concurrency`). */
+  torchThreads: number;
 }
 
 /** Reads the configuration from `env` (process.env by default). */
@@ -104,7 +110,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keysDir: resolve(env.TTD_KEYS || join(home, 'keys')),
     sandbox: oneOf(env, 'TTD_SANDBOX', ['on', 'off'] as const),
     bwrap: env.TTD_BWRAP || '/usr/bin/bwrap',
+    ...capacityFrom(env, availableParallelism()),
   };
+}
+
+/** The configuration of a worker told to run `concurrency` torch activities at once (`--concurrency`): threads per
+ * stage follow unless TTD_TORCH_THREADS sets them. */
+export function withConcurrency(config: Config, concurrency: number, env: NodeJS.ProcessEnv = process.env): Config {
+  return { ...config, ...capacityFrom(env, availableParallelism(), concurrency) };
 }
 
 /** The configuration with `python` and `libtorchRunner` of the named environment (the configured one when none is

@@ -87,7 +87,7 @@ export async function createWorkers(opts: {
         taskQueue: opts.queues.torch,
         activities: createTorchActivities({ config, store }),
         ...workerTelemetryOptions({ bundled: true }),
-        maxConcurrentActivityTaskExecutions: 2,
+        maxConcurrentActivityTaskExecutions: config.concurrency, // lib/capacity.ts
         // Progress (epoch, loss) must reach the server quickly enough for `ttd run` to show it.
         defaultHeartbeatThrottleInterval: '1 second',
         maxHeartbeatThrottleInterval: '1 second',

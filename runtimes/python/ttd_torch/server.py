@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any, Dict, TextIO
 
-from . import PROTOCOL_VERSION, contract, sandbox, semantic_checks
+from . import PROTOCOL_VERSION, contract, sandbox, semantic_checks, threads
 from .protocol import OPS, BadRequest, Emit, ProtocolError, Writer, require, traceback_tail
 
 NOT_OPS = frozenset(("__main__", "server", "zygote", "sandbox"))  # the entry points: importing them registers nothing
@@ -82,6 +82,7 @@ def main(stdin: TextIO = sys.stdin) -> int:
     os.dup2(2, 1)  # C-level and Python writes to fd 1 now land on stderr
     sys.stdout = sys.stderr
     writer = Writer(protocol_fd)
+    threads.apply()
     for line in stdin:
         if line.strip():
             handle(line, writer)

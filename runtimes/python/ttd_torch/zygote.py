@@ -33,7 +33,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Set
 
-from . import PROTOCOL_VERSION, sandbox
+from . import PROTOCOL_VERSION, sandbox, threads
 
 BACKLOG = 128
 REAP_INTERVAL_S = 1.0  # the select timeout: children are reaped at least this often, SIGCHLD or not
@@ -503,6 +503,8 @@ def serve_connection(conn: socket.socket) -> int:
             set_process_name(f"ttd:{request_op(line)}")
             if sandbox.enabled() and not isolated(line, writer):
                 return 1
+            # Only now: sizing the pools starts their threads, and isolation needs a process of one thread.
+            threads.apply()
             handle(line, writer)
     except OSError as exc:  # the client went away mid-request
         log(f"connection lost: {type(exc).__name__}: {exc}")
@@ -607,9 +609,9 @@ def main(path: str, spares: Optional[int] = None) -> int:
         sys.stderr.write(f"python -m ttd_torch: {exc}\n")
         sys.stderr.flush()
         return 2
-    threads = thread_count()
-    if threads is not None and threads > 1:
-        log(f"warning: {threads} threads before the first fork; a child may inherit a held lock")
+    live = thread_count()
+    if live is not None and live > 1:
+        log(f"warning: {live} threads before the first fork; a child may inherit a held lock")
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()  # children do not touch (copy) the zygote's objects when they collect garbage
