@@ -38,7 +38,8 @@ async function main(): Promise<void> {
       if (err.exitCode === 0) process.exit(0); // --help, --version
       // A usage error (unknown command or option, missing argument): commander has told people on stderr; a script
       // that asked for --json still gets its one JSON object.
-      if (JSON_WANTED) printJson({ status: 'failed', error: { code: ErrorCode.argumentInvalid, message: err.message.replace(/^error: /, '') } });
+      if (JSON_WANTED)
+        printJson({ status: 'failed', error: { code: ErrorCode.argumentInvalid, message: err.message.replace(/^error: /, '') } });
       process.exit(2);
     });
   const ref = 'MODEL, MODEL@ALIAS or MODEL:VERSION';

@@ -1,7 +1,13 @@
 // `ttd run SPEC [--json]`: validates the spec, starts one pipeline run and serves it with in-process workers.
 import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
-import { CancelledFailure, TerminatedFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
+import {
+  CancelledFailure,
+  TerminatedFailure,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type Client,
+} from '@temporalio/client';
 import { loadConfig, openStore, withConcurrency } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
@@ -183,7 +189,10 @@ function followInterrupts(
     cancelTimer = undefined;
     void handle
       .query(progressQuery)
-      .then((p) => (stage = p.stage ?? undefined), () => undefined)
+      .then(
+        (p) => (stage = p.stage ?? undefined),
+        () => undefined,
+      )
       .finally(() => handle.cancel().catch(() => undefined));
   };
   const onSignal = (signal: NodeJS.Signals) => {
