@@ -6,7 +6,7 @@
 // other arguments; QUIET=C waits before each round until the rest of the host keeps at most C cores busy; CAP_OUT=FILE
 // also writes the report there.
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -57,14 +57,59 @@ function parents() {
   }
   return out;
 }
-/** The CPU-seconds of a process tree so far: every live process's own and its reaped children's time. Every process of
- * a worker's tree is reaped by its parent (the fork server its children, bwrap its sandbox, Node its runners), so time
- * of processes that ended is counted in a live ancestor. */
+/** The CPU-seconds of a process tree so far: every live process's own and its reaped children's time (the server's;
+ * a worker's only where no cgroup can be made, since its sandboxed processes' time is lost: cpuMeter). */
 function treeCpu(pid) {
   const ppid = parents();
   const all = [pid];
   for (let i = 0; i < all.length; i++) for (const [p, pp] of ppid) if (pp === all[i]) all.push(p);
   return all.reduce((sum, p) => sum + cpuSeconds(p), 0);
+}
+
+/** A meter of the worker's CPU-seconds. A process tree undercounts it: bwrap's init in a sandbox's PID namespace is
+ * never reaped by the outer bwrap (the exit status comes back through a pipe), so the CPU time of every sandboxed
+ * process that ended (parity runners, fresh torch processes) is in no live ancestor's cutime: measured here, 0.0 of
+ * 0.5 CPU-s for a busy loop under `bwrap --unshare-pid`. A cgroup of its own counts every process the worker starts,
+ * sandboxed or not; made where this user may (cgroup v2, else v1's cpuacct), else the tree, marked as an undercount. */
+function cpuMeter(pid) {
+  const name = `ttd-bench-${process.pid}-${pid}`;
+  const candidates = [
+    // cgroup v2: a child of the unified hierarchy's root (cpu.stat's usage_usec needs no controller).
+    { dir: '/sys/fs/cgroup', probe: 'cgroup.controllers', read: (d) => Number(/usage_usec (\d+)/.exec(readFileSync(join(d, 'cpu.stat'), 'utf8'))[1]) / 1e6 },
+    { dir: '/sys/fs/cgroup/unified', probe: 'cgroup.controllers', read: (d) => Number(/usage_usec (\d+)/.exec(readFileSync(join(d, 'cpu.stat'), 'utf8'))[1]) / 1e6 },
+    // cgroup v1's cpuacct: cpuacct.usage in nanoseconds.
+    { dir: '/sys/fs/cgroup/cpuacct', probe: 'cpuacct.usage', read: (d) => Number(readFileSync(join(d, 'cpuacct.usage'), 'utf8')) / 1e9 },
+  ];
+  for (const c of candidates) {
+    const dir = join(c.dir, name);
+    try {
+      readFileSync(join(c.dir, c.probe));
+      mkdirSync(dir);
+    } catch {
+      continue;
+    }
+    try {
+      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+      c.read(dir);
+      return { method: `cgroup ${c.dir}`, read: () => c.read(dir), close: () => rmdirQuietly(dir) };
+    } catch {
+      rmdirQuietly(dir);
+    }
+  }
+  return { method: 'process tree (undercounts sandboxed processes)', read: () => treeCpu(pid), close: async () => {} };
+}
+// A cgroup is removed once its last process has gone (the sandboxes' may outlive the worker by a moment).
+async function rmdirQuietly(dir) {
+  for (let i = 0; i < 50; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (err) {
+      if (err.code === 'ENOENT') return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  process.stderr.write(`could not remove the cgroup ${dir}\n`);
 }
 
 /** Resident memory of a process tree in MiB (each process's VmRSS: pages they share count once per process). */
@@ -85,6 +130,7 @@ function treeRss(pid) {
 async function startWorker(checkout, address, home, args, extraEnv) {
   const env = ttdEnv(address, home, extraEnv);
   const worker = spawn(process.execPath, [join(checkout, 'bin', 'ttd'), 'worker', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const cpu = cpuMeter(worker.pid); // before Node has started anything
   let stderr = '';
   worker.stderr.on('data', (d) => (stderr += d));
   while (!/worker serving/.test(stderr)) {
@@ -94,7 +140,7 @@ async function startWorker(checkout, address, home, args, extraEnv) {
   // The fork server imports torch at start: wait until it has forked its spares, so that its start is not measured.
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline && !hasSpare(worker.pid)) await new Promise((r) => setTimeout(r, 200));
-  return { worker, env, stderr: () => stderr };
+  return { worker, env, cpu, stderr: () => stderr };
 }
 function hasSpare(pid) {
   const ppid = parents();
@@ -112,6 +158,7 @@ function hasSpare(pid) {
 async function stopWorker(w) {
   w.worker.kill('SIGTERM');
   await new Promise((r) => (w.worker.exitCode !== null ? r() : w.worker.once('exit', r)));
+  await w.cpu.close();
 }
 
 const ms = (t) => Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6);
@@ -181,14 +228,14 @@ async function round(client, server, cfg) {
       return client.workflow.start('pipelineWorkflow', { workflowId: runId, taskQueue, args: [{ ...input, runId }] });
     };
 
-    const c0 = treeCpu(w.worker.pid);
+    const c0 = w.cpu.read();
     const t0 = performance.now();
     const alone = await (await start('alone')).result();
     const aloneMs = performance.now() - t0;
-    const oneCpu = treeCpu(w.worker.pid) - c0;
+    const oneCpu = w.cpu.read() - c0;
     if (alone.status !== 'promoted') throw new Error(`the lone run ended ${alone.status}`);
 
-    const c1 = treeCpu(w.worker.pid);
+    const c1 = w.cpu.read();
     const n1 = cpuSeconds(w.worker.pid, false);
     const s1 = treeCpu(server.pid);
     const [busy1, idle1] = hostCpu();
@@ -200,7 +247,7 @@ async function round(client, server, cfg) {
     const results = await Promise.all(handles.map((h) => h.result()));
     const crowdMs = performance.now() - t1;
     clearInterval(sampler);
-    const crowdCpu = treeCpu(w.worker.pid) - c1;
+    const crowdCpu = w.cpu.read() - c1;
     const nodeCpu = cpuSeconds(w.worker.pid, false) - n1;
     const serverCpu = treeCpu(server.pid) - s1;
     const [busy2, idle2] = hostCpu();
@@ -213,6 +260,7 @@ async function round(client, server, cfg) {
     const perRun = await Promise.all(handles.map((h) => waits(client, h.workflowId)));
     return {
       name: cfg.name,
+      cpuMethod: w.cpu.method,
       oneCpu,
       aloneMs,
       crowdMs,
@@ -259,6 +307,7 @@ function report(results) {
     '| worker | one alone, wall | its CPU-s | CPU-bound limit | at once, wall | **wall ÷ limit** | worker CPU-s | of which its Node process | cores busy with the worker | server CPU-s | bench script CPU-s | other CPU-s on the host | host idle core-s | worker tree peak RSS | promoted |',
   );
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const methods = [...new Set(results.map((r) => r.cpuMethod))];
   for (const r of results) {
     const limit = (concurrent * r.oneCpu) / cores;
     const wall = r.crowdMs / 1000;
@@ -266,6 +315,8 @@ function report(results) {
       `| ${r.name} | ${(r.aloneMs / 1000).toFixed(2)} s | ${r.oneCpu.toFixed(2)} | ${limit.toFixed(1)} s | ${wall.toFixed(1)} s | **${(wall / limit).toFixed(2)}×** | ${r.crowdCpu.toFixed(1)} | ${r.nodeCpu.toFixed(1)} | ${(r.crowdCpu / wall).toFixed(2)} of ${cores} | ${r.serverCpu.toFixed(1)} | ${r.benchCpu.toFixed(1)} | ${r.otherCpu.toFixed(1)} | ${r.hostIdle.toFixed(1)} | ${(r.peakRss / 1024).toFixed(1)} GiB | ${r.promoted}/${concurrent} |`,
     );
   }
+  lines.push('');
+  lines.push(`worker CPU-seconds measured by: ${methods.join('; ')}`);
   for (const name of [...new Set(results.map((r) => r.name))]) {
     const rows = results.filter((r) => r.name === name).flatMap((r) => r.perRun);
     const stages = [...new Set(rows.map((x) => x.stage))];
