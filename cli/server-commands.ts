@@ -1,7 +1,9 @@
 // `ttd server start|stop|status` and `ttd worker`: the processes an operator runs beside `ttd run`.
 import { stopForkServers } from '../activities/torch-process';
 import { concurrencyArgument } from '../lib/capacity';
-import { forEnvironment, loadConfig, openStore, serverAddress, withConcurrency } from '../lib/config';
+import { forEnvironment, loadConfig, openStore, serverAddress, withConcurrency, type Config } from '../lib/config';
+import { usesTls } from '../lib/temporal-profile';
+import { refusal } from './connection-refusal';
 import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } from '../lib/queues';
 import { createWorkers, installQuietRuntime, QueueKind } from '../workers/create-workers';
 import { checkMetricsPort, flushTelemetry, useTelemetry, workerTelemetry } from '../workers/telemetry';
@@ -41,10 +43,14 @@ export async function serverStopCommand(opts: { json?: boolean }): Promise<void>
   }
 }
 
-/** `ttd server status`: exit 0 when it runs, 1 when it does not. */
+/** `ttd server status`: exit 0 when it runs, 1 when it does not. With a server named by TEMPORAL_ADDRESS or a profile
+ * (a cluster, Temporal Cloud), it connects as every command does (TLS, client certificate, API key) and checks that
+ * the namespace is there: exit 0 when it answers, else the error (server_unreachable within 10 s, server_auth_failed,
+ * namespace_not_found, config_invalid), exit 2. */
 export async function serverStatusCommand(opts: { json?: boolean }): Promise<void> {
   try {
     const config = loadConfig();
+    if (config.temporalAddress !== undefined) return await remoteServerStatus(config, Boolean(opts.json));
     const pid = runningServerPid(config);
     const up = await listening(config.temporalPort);
     printJsonOr(
@@ -57,6 +63,37 @@ export async function serverStatusCommand(opts: { json?: boolean }): Promise<voi
     failWith(err, Boolean(opts.json)); // a bad TTD_TEMPORAL_PORT, say: one JSON object, not a stack trace
   }
 }
+
+// A server this process did not start: reachable with the configured credentials, and the namespace there.
+async function remoteServerStatus(config: Config, json: boolean): Promise<void> {
+  const address = serverAddress(config);
+  const temporal = await connectTemporal(config, address);
+  try {
+    const namespace = config.temporalNamespace;
+    try {
+      await temporal.client.workflowService.describeNamespace({ namespace });
+    } catch (err) {
+      if ((err as { code?: number }).code !== GRPC_NOT_FOUND) throw refusal(err, config.temporal, address) ?? err;
+      throw new TtdError(
+        ErrorCode.namespaceNotFound,
+        `the Temporal server at ${address} has no namespace '${namespace}' (${config.temporal.origin.namespace ?? 'the default'}); expected a namespace that exists there, set by TEMPORAL_NAMESPACE or namespace in the profile`,
+        { address, namespace },
+      );
+    }
+    const info = await temporal.client.workflowService.getSystemInfo({});
+    printJsonOr(
+      json,
+      { status: 'running', pid: null, address, namespace, serverVersion: info.serverVersion || null, tls: usesTls(config.temporal) },
+      `running at ${address}, namespace ${namespace}${usesTls(config.temporal) ? ', over TLS' : ''}${info.serverVersion ? ` (server ${info.serverVersion})` : ''}`,
+    );
+    process.exitCode = 0;
+  } finally {
+    await temporal.close();
+  }
+}
+
+/** gRPC's NOT_FOUND status. */
+const GRPC_NOT_FOUND = 5;
 
 /** `ttd worker [--queue control|torch] [--env NAME] [--device cpu|cuda] [--concurrency N] [--metrics-port N] [--otel]`: serves the
  * store's control queue and the torch queue of each pool (every installed environment, or the one --env names, on

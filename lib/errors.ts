@@ -32,6 +32,8 @@ export const ErrorCode = {
   serverUnreachable: 'server_unreachable',
   /** The server refused ttd's credentials (API key, client certificate) or ttd refused the server's certificate. */
   serverAuthFailed: 'server_auth_failed',
+  /** The Temporal server has no such namespace (TEMPORAL_NAMESPACE, or namespace in the profile). */
+  namespaceNotFound: 'namespace_not_found',
   runNotFound: 'run_not_found',
   configInvalid: 'config_invalid',
   outputInvalid: 'output_invalid',

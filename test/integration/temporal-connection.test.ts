@@ -198,6 +198,31 @@ describe('connecting to Temporal through TLS, client certificates and API keys',
     expect(calls.filter((line) => line === `${port} 200 client=CN=client`).length).toBeGreaterThan(10);
   });
 
+  it('`ttd server status` checks a remote server through the profile: reachable with the namespace, else why not', async () => {
+    const home = tempDir();
+    const profile = { TEMPORAL_CONFIG_FILE: profileFile(), TEMPORAL_PROFILE: 'team' };
+    const ok = await runTtd(['server', 'status', '--json'], envFor(home, profile));
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({
+      status: 'running',
+      pid: null,
+      address: proxy.mtlsAddress,
+      namespace: 'default',
+      tls: true,
+    });
+    expect(JSON.parse(ok.stdout).serverVersion).toMatch(/^\d+\.\d+/);
+    expect(failure(await runTtd(['server', 'status', '--json'], envFor(home, { ...profile, TEMPORAL_NAMESPACE: 'no-such-ns' })))).toEqual({
+      code: 'namespace_not_found',
+      message: `the Temporal server at ${proxy.mtlsAddress} has no namespace 'no-such-ns' (TEMPORAL_NAMESPACE); expected a namespace that exists there, set by TEMPORAL_NAMESPACE or namespace in the profile`,
+    });
+    const stranger = { TEMPORAL_TLS_CLIENT_CERT_PATH: proxy.pki.strangerCert, TEMPORAL_TLS_CLIENT_KEY_PATH: proxy.pki.strangerKey };
+    expect(failure(await runTtd(['server', 'status', '--json'], envFor(home, { ...profile, ...stranger }))).code).toBe(
+      'server_auth_failed',
+    );
+    // Nothing listens at the embedded server's port of this home: a remote server is not judged by it.
+    expect(existsSync(join(home, 'temporal.db'))).toBe(false);
+  });
+
   it('a missing certificate file, an unknown profile or a missing profile file is config_invalid naming it, before anything is written', async () => {
     const home = tempDir();
     const spec = writeSpec(tempDir(), quickSeedSpec('conn-config'), join(seedDir, 'model.py'));
