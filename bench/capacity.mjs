@@ -4,11 +4,11 @@
 // BASELINE=<git ref> adds that commit's worker, built in a temporary folder, interleaved round by round with this one;
 // CAP_CONFIGS='[{"name": "...", "args": ["--concurrency", "8"], "env": {...}}]' adds workers of this checkout with
 // other arguments; QUIET=C waits before each round until the rest of the host keeps at most C cores busy; CAP_OUT=FILE
-// also writes the report there.
+// also writes the report there; CAP_SPEC=FILE measures that pipeline instead of the seed.
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { median, root, seedSpec, sh, startServer, ttdEnv } from './common.mjs';
 
@@ -26,7 +26,8 @@ const TICKS = Number(sh('getconf', ['CLK_TCK']).stdout.trim()) || 100;
 // The seed's TorchScript pipeline on Debian's torch 1.13 (the configuration issue 17 measured): the AOTInductor compile
 // is a C++ build of seconds per run and has a bench of its own (bench/aoti.mjs).
 const specDir = mkdtempSync(join(tmpdir(), 'ttd-bench-spec-'));
-const specPath = seedSpec(specDir, ['environment: torch-1.13', 'formats: [torchscript]']);
+// CAP_SPEC=FILE measures that pipeline instead (sizing a team's own models: docs/deploy.md, "Sizing").
+const specPath = process.env.CAP_SPEC ? resolve(process.env.CAP_SPEC) : seedSpec(specDir, ['environment: torch-1.13', 'formats: [torchscript]']);
 
 // CPU time of a process and of its reaped children (utime + stime + cutime + cstime), in seconds.
 function cpuSeconds(pid, withChildren = true) {
@@ -300,7 +301,7 @@ const pct = (xs, q) => {
 function report(results) {
   const lines = [];
   lines.push(
-    `machine: ${cores} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${concurrent} at once, ${rounds} round(s), configurations interleaved`,
+    `machine: ${cores} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${concurrent} at once, ${rounds} round(s), configurations interleaved; pipeline ${process.env.CAP_SPEC ?? 'the seed (torch-1.13, torchscript)'}`,
   );
   lines.push('');
   lines.push(

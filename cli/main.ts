@@ -173,7 +173,7 @@ async function main(): Promise<void> {
     .option('--otel', 'trace workflows and activities with OpenTelemetry to OTEL_EXPORTER_OTLP_ENDPOINT (default: TTD_OTEL)')
     .option('--env <name>', "serve only this torch environment's pool (default: every installed one; ttd env list)")
     .option('--device <device>', 'the pool device: cpu (default) or cuda')
-    .option('--concurrency <n>', 'torch activities at once (default: 2 per core; TTD_WORKER_CONCURRENCY)')
+    .option('--concurrency <n>', 'torch activities at once (default: 1 per core; TTD_WORKER_CONCURRENCY)')
     .description("serve this store's task queues until SIGINT or SIGTERM")
     .action(workerCommand);
 

@@ -2,9 +2,10 @@
 // host's cores: enough stages to keep every core busy while others wait on I/O, never more threads than cores.
 import { ErrorCode, TtdError } from './errors';
 
-/** Concurrent torch activities per core by default: a stage spends part of its time off the CPU (process start,
- * store I/O, Temporal round trips), so one per core leaves cores idle (bench/capacity.mjs; docs/benchmarks.md). */
-export const STAGES_PER_CORE = 2;
+/** Concurrent torch activities per core by default. Measured with 20 seed pipelines at once on 2 cores
+ * (bench/capacity.mjs; docs/benchmarks.md): one per core came within 1.07-1.11x of the CPU-bound limit, two per core
+ * 1.15-1.25x (more processes at once cost more CPU for the same work, and memory), three on 2 cores 1.13-1.16x. */
+export const STAGES_PER_CORE = 1;
 /** The most concurrent torch activities (and threads per stage) a worker takes, from any source. */
 export const MAX_CONCURRENCY = 1024;
 
