@@ -9,8 +9,9 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # 1. Debian packages. Debian's torch installs for /usr/bin/python3.
 # chromium: the dashboard's browser tests (driven by playwright-core, headless). nginx-light: the connection tests'
-# gRPC TLS front (mutual TLS, API key) for the dev server; tests start their own, ttd itself never uses it.
-apt_pkgs=(python3-torch python3-numpy python3-venv libtorch-dev nlohmann-json3-dev cmake g++ make chromium bubblewrap nginx-light)
+# gRPC TLS front (mutual TLS, API key) for the dev server; tests start their own, ttd itself never uses it. jq and
+# systemd (systemd-analyze only; nothing is started): the commands of the runbook rehearsal (docs/deploy.md).
+apt_pkgs=(python3-torch python3-numpy python3-venv libtorch-dev nlohmann-json3-dev cmake g++ make chromium bubblewrap nginx-light jq systemd)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
