@@ -167,7 +167,7 @@ export async function workerCommand(opts: {
     const queues = [...(serve.includes(QueueKind.control) ? [control] : []), ...torchQueues];
     writeErr(
       `worker serving ${queues.join(', ')} of store ${store.location} at ${server.address} (pid ${process.pid})` +
-        `${torchQueues.length === 0 ? '' : `; ${config.concurrency} torch activities at once, ${config.torchThreads} thread${config.torchThreads === 1 ? '' : 's'} each`}\n`,
+        `${torchQueues.length === 0 ? '' : `; ${config.concurrency} torch activities at once${torchQueues.length > 1 ? ' in each pool' : ''}, ${config.torchThreads} thread${config.torchThreads === 1 ? '' : 's'} each`}\n`,
     );
     if (telemetry.metrics) writeErr(`metrics at http://${telemetry.metrics.host}:${telemetry.metrics.port}/metrics\n`);
     if (telemetry.otel)
