@@ -160,6 +160,10 @@ describe('the runbook (docs/deploy.md), rehearsed', () => {
     // The worker ran from the unit (its journal), was stopped, started again and drained on SIGTERM both times.
     expect(journal.match(/worker serving .* of store s3:\/\/runbook\/ttd at /g)?.length).toBe(2);
     expect(journal.match(/^worker stopped$/gm)?.length).toBe(2);
+    // It serves a pool per installed environment and says what it takes on in each (docs/deploy-capacity.md).
+    expect(journal).toMatch(
+      /-torch-torch-2\.13-cpu, .*-torch-torch-1\.13-cpu of store .*; \d+ torch activities at once in each pool, \d+ threads? each$/m,
+    );
     // The metrics line the runbook shows, and both runs promoted.
     expect(result.stdout).toMatch(/^ttd_stage_duration_seconds_count\{/m);
     expect(result.stdout.match(/^true$/gm)?.length).toBe(4); // the four `jq -e` checks
