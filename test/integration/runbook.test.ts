@@ -166,9 +166,11 @@ describe('the runbook (docs/deploy.md), rehearsed', () => {
     );
     // The metrics line the runbook shows, and both runs promoted.
     expect(result.stdout).toMatch(/^ttd_stage_duration_seconds_count\{/m);
-    expect(result.stdout.match(/^true$/gm)?.length).toBe(4); // the four `jq -e` checks
+    expect(result.stdout.match(/^true$/gm)?.length).toBe(5); // the five `jq -e` checks
     // Only what docs/deploy.md says is not rehearsed was skipped.
     expect(skipped.map((l) => l.replace(/.*#\s*not rehearsed:\s*/, ''))).toEqual([
+      '/opt/ttd is the checkout under test',
+      'the suite runs on the checkout make setup has just built',
       'the test runs as its own user',
       'no ttd user on the test machine',
     ]);
