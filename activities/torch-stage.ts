@@ -198,11 +198,15 @@ export async function torchOp(
   let latest: Record<string, unknown> = { ...((ctx.info.heartbeatDetails as Record<string, unknown> | undefined) ?? {}), op };
   const losses: number[] = Array.isArray(latest.losses) ? [...(latest.losses as number[])] : []; // so a watcher that polls misses no epoch
   let pending: Promise<void> = Promise.resolve(); // progress hooks run in order, one at a time
+  // A hook that throws (its store write refused, say) stops the request and fails the stage with its error; left in
+  // `pending` unobserved, the rejection would end the whole worker process.
+  let hookFailed: { error: unknown } | undefined;
+  const stopRequest = new AbortController();
   const timer = setInterval(() => beat(ctx, latest), HEARTBEAT_EVERY_MS);
   beat(ctx, latest);
   try {
-    const outcome = await runTorchRequest(deps.config, op, args, {
-      signal: ctx.cancellationSignal,
+    const request = runTorchRequest(deps.config, op, args, {
+      signal: AbortSignal.any([ctx.cancellationSignal, stopRequest.signal]),
       onEvent: (event, data) => {
         if (typeof data.loss === 'number') losses.push(data.loss);
         const base = { ...latest, op, event, ...data, losses: [...losses] };
@@ -212,12 +216,24 @@ export async function torchOp(
           return;
         }
         pending = pending.then(async () => {
-          latest = { ...base, ...(await onProgress(data)) };
-          beat(ctx, latest);
+          if (hookFailed) return;
+          try {
+            latest = { ...base, ...(await onProgress(data)) };
+            beat(ctx, latest);
+          } catch (error) {
+            hookFailed = { error };
+            stopRequest.abort();
+          }
         });
       },
     });
+    const outcome = await request.catch((err) => {
+      if (hookFailed) return undefined;
+      throw err;
+    });
     await pending;
+    if (hookFailed) throw hookFailed.error;
+    if (!outcome) throw new Error(`the torch request '${op}' ended without an outcome`);
     // Whatever the torch side says leaves this stage without the worker's secrets (lib/redact.ts).
     if (outcome.kind === 'ok') {
       if (outcome.ms !== undefined) addTorchWork(outcome.ms);

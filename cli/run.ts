@@ -12,6 +12,7 @@ import { loadConfig, openStore, withConcurrency } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
 import { queuesForRun } from '../lib/queues';
+import { assertWritable } from '../lib/store-identity';
 import { exitCodeFor, type RunResult } from '../lib/results';
 import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
 import { ensureServer } from '../workers/dev-server';
@@ -103,6 +104,8 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     // The store's control queue and the torch queue of the run's pool: only workers of this store serve them.
     const queues = await queuesForRun(config.queuePrefix, store, config.environment, spec.device);
     const source = await storeRunSource(store, loaded);
+    // Every input may already be in the store: a store that refuses writes must say so before the run starts.
+    await assertWritable(store);
     const input: PipelineInput = {
       runId,
       spec,

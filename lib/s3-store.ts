@@ -131,7 +131,8 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+    // Through send: a refused delete (a policy without s3:DeleteObject) is store_access_denied naming TTD_STORE.
+    await this.send(`deleting ${key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) })));
   }
 
   async list(prefix: string): Promise<string[]> {

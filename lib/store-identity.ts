@@ -21,9 +21,9 @@ export type StoreIdentity = z.infer<typeof IdentitySchema>;
 export async function storeIdentity(store: ObjectStore): Promise<StoreIdentity> {
   const existing = await readIdentity(store);
   if (existing) return existing;
-  const fresh: StoreIdentity = { id: randomBytes(8).toString('hex'), created: new Date().toISOString() };
+  const fresh = freshIdentity();
   try {
-    await store.put(STORE_IDENTITY_KEY, Buffer.from(`${JSON.stringify(fresh, null, 2)}\n`), { ifNoneMatch: '*' });
+    await store.put(STORE_IDENTITY_KEY, identityBytes(fresh), { ifNoneMatch: '*' });
     return fresh;
   } catch (err) {
     if ((err as TtdError).code !== ErrorCode.preconditionFailed) throw err;
@@ -48,4 +48,25 @@ export async function readIdentity(store: ObjectStore): Promise<StoreIdentity | 
         { key: STORE_IDENTITY_KEY },
       ),
   );
+}
+
+/** Proves that this process may write the store, changing nothing: a create-only write of the identity (its current
+ * bytes, or a fresh one on first use), which a writer either wins or loses with a precondition failure. A store that
+ * refuses writes (read-only credentials: store_access_denied) fails here, before a run starts, rather than at its
+ * first new object, which may come only in the middle of training, or never when every input is already stored. */
+export async function assertWritable(store: ObjectStore): Promise<void> {
+  const current = await store.get(STORE_IDENTITY_KEY);
+  try {
+    await store.put(STORE_IDENTITY_KEY, current?.body ?? identityBytes(freshIdentity()), { ifNoneMatch: '*' });
+  } catch (err) {
+    if ((err as TtdError).code !== ErrorCode.preconditionFailed) throw err;
+  }
+}
+
+function freshIdentity(): StoreIdentity {
+  return { id: randomBytes(8).toString('hex'), created: new Date().toISOString() };
+}
+
+function identityBytes(identity: StoreIdentity): Buffer {
+  return Buffer.from(`${JSON.stringify(identity, null, 2)}\n`);
 }
