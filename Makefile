@@ -11,20 +11,11 @@ setup:
 demo: setup
 	@bash examples/seed-mlp/demo.sh
 
-# The whole suite: the torch side (unittest) on both torch environments, the libtorch runners' smoke test, the
-# safetensors readers' differential fuzz (bounded by TTD_FUZZ_SECONDS, default 30), then
-# vitest (unit and integration, on a real Temporal dev server and real torch).
+# The whole suite: the torch side (unittest) on both torch environments, the libtorch runners' smoke test and the
+# safetensors readers' differential fuzz (bounded by TTD_FUZZ_SECONDS, default 30), side by side
+# (infra/test-torch-side.sh), then vitest (unit and integration, on a real Temporal dev server and real torch).
 test: setup
-	@mkdir -p test-output
-	@echo "== torch side (python unittest, torch 1.13)"
-	@cd runtimes/python && /usr/bin/python3 -m unittest discover -s tests -t . 2>&1 | tee ../../test-output/python.log | tail -n 4
-	@echo "== torch side (python unittest, torch 2.13)"
-	@cd runtimes/python && ../../.torch/torch-2.13/bin/python -m unittest discover -s tests -t . 2>&1 | tee ../../test-output/python-2.13.log | tail -n 4
-	@echo "== libtorch runner (smoke)"
-	@bash runtimes/libtorch/test/smoke.sh > test-output/libtorch-smoke.log 2>&1 || { cat test-output/libtorch-smoke.log; exit 1; }
-	@tail -n 1 test-output/libtorch-smoke.log
-	@echo "== safetensors readers (differential fuzz, $${TTD_FUZZ_SECONDS:-30} s)"
-	@bash infra/fuzz-safetensors.sh
+	@bash infra/test-torch-side.sh
 	@echo "== orchestrator (vitest)"
 	@npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json
 	@node infra/test-summary.mjs test-output/vitest.json test-output/python.log test-output/python-2.13.log
