@@ -34,7 +34,8 @@ function modelSpec(dir: string, name: string, source: string): string {
 }
 
 // The live processes under `pid` (the sandbox's included: their names are visible from here) named `comm`; an ended
-// child the fork server has not reaped yet (a zombie, which keeps its name) does not count.
+// child the fork server has not reaped yet (a zombie, which keeps its name) does not count, nor does one that has
+// answered and is exiting (it renames itself ttd-done first: under load, its exit can overlap the next stage's start).
 function descendantsNamed(pid: number, comm: string): number {
   const parent = new Map<number, number>();
   for (const d of readdirSync('/proc')) {

@@ -188,8 +188,11 @@ describe('S3 store', () => {
       TTD_STORE: `s3://${BUCKET}/outage`,
     };
     const running = runTtd(['run', writeSpec(tempDir(), quickSeedSpec('outage'), join(seedDir, 'model.py')), '--json'], env);
-    // Down once the run is under way (training has stored nothing yet; the stages after it store files).
-    await new Promise((r) => setTimeout(r, 3000));
+    // Down once the run is under way (training has stored nothing yet; the stages after it store files): ttd run's
+    // last write before it starts the workflow is the store's identity (a fixed wait lost this race under load).
+    for (let i = 0; i < 600 && !(await keys('outage/ttd-store.json')).length; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await keys('outage/ttd-store.json')).toEqual(['outage/ttd-store.json']);
+    await new Promise((r) => setTimeout(r, 500));
     await proxy.down();
     await new Promise((r) => setTimeout(r, 20_000));
     await proxy.up();

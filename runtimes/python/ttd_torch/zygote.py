@@ -506,6 +506,8 @@ def serve_connection(conn: socket.socket) -> int:
             # Only now: sizing the pools starts their threads, and isolation needs a process of one thread.
             threads.apply()
             handle(line, writer)
+            # Answered: what is left is exiting, which can take a moment after the worker has started the next stage.
+            set_process_name("ttd-done")
     except OSError as exc:  # the client went away mid-request
         log(f"connection lost: {type(exc).__name__}: {exc}")
         return 1
