@@ -1,7 +1,7 @@
 // Helpers for operations tests: a dev server and workers as separate processes, started with the real CLI.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { repoRoot, runTtd, type TtdRun } from './helpers';
+import { freePort, repoRoot, runTtd, type TtdRun } from './helpers';
 
 /** One operator's setup: its home, port and queue prefix. */
 export interface Ops {
@@ -16,8 +16,14 @@ export async function startOps(home: string, port: number, queuePrefix: string):
   const env = { TTD_HOME: home, TTD_TEMPORAL_PORT: String(port), TEMPORAL_ADDRESS: undefined, TTD_QUEUE_PREFIX: queuePrefix };
   const workers: ChildProcess[] = [];
   const ttd = (args: string[], extra: Record<string, string> = {}) => runTtd(args, { ...env, ...extra });
-  const started = await ttd(['server', 'start']);
-  if (started.code !== 0) throw new Error(`ttd server start failed: ${started.stderr}`);
+  // A port free when chosen can be taken before the server binds it (as the local port of any outgoing connection on
+  // this machine): ttd names that server_conflict, and the operator's answer is another port, as here.
+  for (let attempt = 1; ; attempt++) {
+    const started = await ttd(['server', 'start']);
+    if (started.code === 0) break;
+    if (attempt === 3 || !started.stderr.includes('[server_conflict]')) throw new Error(`ttd server start failed: ${started.stderr}`);
+    env.TTD_TEMPORAL_PORT = String(await freePort());
+  }
   return {
     env,
     ttd,

@@ -1,5 +1,5 @@
 // The embedded Temporal dev server: started by `ttd run` when no TEMPORAL_ADDRESS is given and none listens.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { lock, lockSync } from 'proper-lockfile';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -182,6 +182,7 @@ export async function startBackgroundServer(
   mkdirSync(config.home, { recursive: true });
   const files = serverFiles(config);
   const log = openSync(files.log, 'a');
+  const logStart = statSync(files.log).size; // what this start writes: the log is appended to across starts
   // Its own process group, writing straight to the log: it outlives this command.
   const server = startProcess(config.temporalBinary, devServerArgs(config, { ui: !opts.embedded }), {
     stdin: 'ignore',
@@ -200,6 +201,16 @@ export async function startBackgroundServer(
   while (!(await listening(config.temporalPort))) {
     if (ended) {
       const how = ended.exitCode !== null ? `exited with code ${ended.exitCode}` : describeEnd(ended);
+      // A port that was free when checked and taken before the server bound it (by another server, or as the local
+      // port of some outgoing connection): a conflict to name, not a crash to investigate.
+      const taken = /listen tcp ([0-9.]+:\d+): bind: address already in use/.exec(readLogFrom(files.log, logStart));
+      if (taken) {
+        throw new TtdError(
+          ErrorCode.serverConflict,
+          `the Temporal dev server could not listen on ${taken[1]}: the port is in use by another process (set TTD_TEMPORAL_PORT to another port; the server also uses the port + 1000); see ${files.log}`,
+          { address: taken[1] },
+        );
+      }
       throw new Error(`the Temporal dev server ${how}; see ${files.log}`);
     }
     if (Date.now() > deadline)
@@ -207,6 +218,21 @@ export async function startBackgroundServer(
     await new Promise((r) => setTimeout(r, 100));
   }
   return { pid: server.subprocess.pid!, address, already: false };
+}
+
+// The log from `offset` on (at most its first 64 KiB: the bind error comes first).
+function readLogFrom(path: string, offset: number): string {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const buf = Buffer.alloc(64 * 1024);
+      return buf.subarray(0, readSync(fd, buf, 0, buf.length, offset)).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
 }
 
 /** `ttd server stop`: SIGTERM, wait for exit (SIGKILL after 15 s), remove the pid file. */
