@@ -74,11 +74,11 @@ function treeCpu(pid) {
  * sandboxed or not; made where this user may (cgroup v2, else v1's cpuacct), else the tree, marked as an undercount. */
 function cpuMeter(pid) {
   const name = `ttd-bench-${process.pid}-${pid}`;
+  // cgroup v2 (a child of the unified hierarchy's root; cpu.stat's usage_usec needs no controller), else v1's cpuacct.
+  const v2 = { probe: 'cgroup.controllers', read: (d) => Number(/usage_usec (\d+)/.exec(readFileSync(join(d, 'cpu.stat'), 'utf8'))[1]) / 1e6 };
   const candidates = [
-    // cgroup v2: a child of the unified hierarchy's root (cpu.stat's usage_usec needs no controller).
-    { dir: '/sys/fs/cgroup', probe: 'cgroup.controllers', read: (d) => Number(/usage_usec (\d+)/.exec(readFileSync(join(d, 'cpu.stat'), 'utf8'))[1]) / 1e6 },
-    { dir: '/sys/fs/cgroup/unified', probe: 'cgroup.controllers', read: (d) => Number(/usage_usec (\d+)/.exec(readFileSync(join(d, 'cpu.stat'), 'utf8'))[1]) / 1e6 },
-    // cgroup v1's cpuacct: cpuacct.usage in nanoseconds.
+    { dir: '/sys/fs/cgroup', ...v2 },
+    { dir: '/sys/fs/cgroup/unified', ...v2 },
     { dir: '/sys/fs/cgroup/cpuacct', probe: 'cpuacct.usage', read: (d) => Number(readFileSync(join(d, 'cpuacct.usage'), 'utf8')) / 1e9 },
   ];
   for (const c of candidates) {

@@ -3,6 +3,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort, repoRoot } from './helpers';
+import { S3ObjectStore } from '../lib/s3-store';
 import { listening } from '../workers/dev-server';
 
 /** An access key of an IAM user moto made. */
@@ -26,6 +27,10 @@ export interface Moto {
   /** With `iam`: each user's access key, by name. */
   keys: Record<string, AccessKey>;
   createBucket(name: string): Promise<void>;
+  /** An S3 client of this moto, signed with `key` (default: the key of `env`); the caller destroys it. */
+  client(key?: AccessKey): S3Client;
+  /** ttd's S3 store on `bucket`/`prefix` of this moto, as ttd opens it from `env`. */
+  store(bucket: string, prefix: string): S3ObjectStore;
   stop(): Promise<void>;
   /** Starts it again on the same port (its content is gone: moto keeps everything in memory). */
   restart(): Promise<void>;
@@ -88,6 +93,7 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
     AWS_ACCESS_KEY_ID: admin?.accessKeyId ?? 'testing-key-id',
     AWS_SECRET_ACCESS_KEY: admin?.secretAccessKey ?? 'testing-secret-never-logged',
   };
+  const envKey = () => ({ accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY });
   const client = (key: AccessKey, maxAttempts?: number) =>
     new S3Client({ endpoint, region: env.AWS_REGION, forcePathStyle: true, credentials: key, maxAttempts });
   if (options.iam) {
@@ -105,9 +111,22 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
     env,
     keys,
     async createBucket(name) {
-      const s3 = client({ accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY });
+      const s3 = client(envKey());
       await s3.send(new CreateBucketCommand({ Bucket: name }));
       s3.destroy();
+    },
+    client(key = envKey()) {
+      return client(key);
+    },
+    store(bucket, prefix) {
+      // The store reads the endpoint and region from the environment when it is made, as in ttd.
+      const saved = { ...process.env };
+      Object.assign(process.env, env);
+      try {
+        return new S3ObjectStore(bucket, prefix, { credentials: envKey() });
+      } finally {
+        process.env = saved;
+      }
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -1,7 +1,7 @@
 // Helpers for operations tests: a dev server and workers as separate processes, started with the real CLI.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { freePort, repoRoot, runTtd, type TtdRun } from './helpers';
+import type { ChildProcess } from 'node:child_process';
+import { freePort, runTtd, type TtdRun } from './helpers';
+import { startWorker } from './hosts';
 
 /** One operator's setup: its home, port and queue prefix. */
 export interface Ops {
@@ -28,21 +28,8 @@ export async function startOps(home: string, port: number, queuePrefix: string):
     env,
     ttd,
     async worker(queue) {
-      const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ttd'), 'worker', ...(queue ? ['--queue', queue] : [])], {
-        cwd: repoRoot,
-        env: { ...process.env, NO_COLOR: '1', ...env } as NodeJS.ProcessEnv,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const { child } = await startWorker(env, queue ? ['--queue', queue] : []);
       workers.push(child);
-      // Ready once it says it serves.
-      await new Promise<void>((resolve, reject) => {
-        let err = '';
-        child.stderr!.on('data', (d) => {
-          err += d;
-          if (err.includes('worker serving')) resolve();
-        });
-        child.once('exit', (code) => reject(new Error(`worker exited (${code}): ${err}`)));
-      });
       return child;
     },
     async stopAll() {

@@ -1,12 +1,12 @@
 // A worker's capacity end to end: `ttd worker --concurrency N` runs N torch stages at once and no more, and every torch
 // stage's process (in the sandbox, on the fork server or fresh) gets the worker's threads per stage.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { MAX_CONCURRENCY, threadsPerStage } from '../../lib/capacity';
-import { quickSeedSpec, repoRoot, runTtd, tempDir, testEnv, writeSpec } from '../helpers';
+import { quickSeedSpec, runTtd, tempDir, testEnv, writeSpec } from '../helpers';
+import { startWorker, type WorkerProcess } from '../hosts';
 
 const address = inject('temporalAddress');
 
@@ -58,34 +58,10 @@ function descendantsNamed(pid: number, comm: string): number {
   }).length;
 }
 
-const workers: ChildProcess[] = [];
+const workers: WorkerProcess[] = [];
 afterEach(async () => {
-  for (const w of workers.splice(0)) {
-    if (w.exitCode === null && w.signalCode === null) {
-      w.kill('SIGTERM');
-      await new Promise((r) => w.once('exit', r));
-    }
-  }
+  for (const w of workers.splice(0)) await w.stop();
 });
-
-async function startWorker(env: Record<string, string | undefined>, args: string[]): Promise<{ worker: ChildProcess; banner: string }> {
-  const worker = spawn(process.execPath, [join(repoRoot, 'bin', 'ttd'), 'worker', ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, NO_COLOR: '1', ...env } as NodeJS.ProcessEnv,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  workers.push(worker);
-  const banner = await new Promise<string>((resolve, reject) => {
-    let err = '';
-    worker.stderr!.on('data', (d) => {
-      err += d;
-      const line = err.split('\n').find((l) => l.includes('worker serving'));
-      if (line) resolve(line);
-    });
-    worker.once('exit', (code) => reject(new Error(`worker exited (${code}): ${err}`)));
-  });
-  return { worker, banner };
-}
 
 describe('worker capacity', () => {
   it('each torch stage takes the worker threads per stage, on the fork server and in a fresh process, in the sandbox', async () => {
@@ -111,7 +87,9 @@ describe('worker capacity', () => {
       const home = tempDir();
       const env = testEnv(home, address);
       const spec = modelSpec(home, 'slow-train', SLOW_MODEL);
-      const { worker, banner } = await startWorker(env, ['--concurrency', String(concurrency)]);
+      const worker = await startWorker(env, ['--concurrency', String(concurrency)]);
+      workers.push(worker);
+      const banner = worker.serving;
       const threads = threadsPerStage(availableParallelism(), concurrency);
       expect(banner).toContain(`; ${concurrency} torch activities at once, ${threads} thread${threads === 1 ? '' : 's'} each`);
       const started = await Promise.all([1, 2, 3, 4].map(() => runTtd(['run', spec, '--detach', '--json'], env)));
@@ -121,7 +99,7 @@ describe('worker capacity', () => {
       let sampling = true;
       const sampler = (async () => {
         while (sampling) {
-          most = Math.max(most, descendantsNamed(worker.pid!, 'ttd:train'));
+          most = Math.max(most, descendantsNamed(worker.pid, 'ttd:train'));
           await new Promise((r) => setTimeout(r, 50));
         }
       })();
@@ -130,7 +108,7 @@ describe('worker capacity', () => {
       await sampler;
       for (const r of ended) expect(JSON.parse(r.stdout).gates[0]).toMatchObject({ gate: 'training', code: 'model_error' });
       expect(most).toBe(concurrency);
-      worker.kill('SIGTERM');
+      await worker.stop();
     }
   }, 240_000);
 

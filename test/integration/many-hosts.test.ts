@@ -8,7 +8,6 @@ import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
 import { readModel } from '../../lib/registry';
-import { S3ObjectStore } from '../../lib/s3-store';
 import { fixtureModels, runTtd, tempDir, testEnv, writeSpec } from '../helpers';
 import { startWorker, type WorkerProcess } from '../hosts';
 import { startMoto, type Moto } from '../moto';
@@ -107,13 +106,7 @@ describe('many hosts', () => {
     expect(retried.training?.attempts).toBe(2);
 
     // The registry holds one version per run, and the audit chain one promotion per run, and verifies.
-    const s3 = withMotoEnv(
-      moto,
-      () =>
-        new S3ObjectStore(BUCKET, 'fleet', {
-          credentials: { accessKeyId: moto.env.AWS_ACCESS_KEY_ID, secretAccessKey: moto.env.AWS_SECRET_ACCESS_KEY },
-        }),
-    );
+    const s3 = moto.store(BUCKET, 'fleet');
     const state = (await readModel(s3, 'fleet'))!.state;
     expect(state.versions).toHaveLength(RUNS);
     expect(new Set(state.versions.map((v) => v.runId))).toEqual(new Set(runIds));
@@ -143,14 +136,3 @@ describe('many hosts', () => {
     for (const h of hosts.slice(1)) expect(byHost.get(String(h.pid)) ?? 0, `activities completed by host pid ${h.pid}`).toBeGreaterThan(0);
   }, 600_000);
 });
-
-// An S3 store client pointed at moto (the AWS SDK reads the endpoint and credentials from the environment).
-function withMotoEnv<T>(moto: Moto, fn: () => T): T {
-  const saved = { ...process.env };
-  Object.assign(process.env, moto.env);
-  try {
-    return fn();
-  } finally {
-    process.env = saved;
-  }
-}

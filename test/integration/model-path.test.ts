@@ -26,12 +26,7 @@ describe('model: must be a regular .py file before anything is stored', () => {
   beforeAll(async () => {
     moto = await startMoto();
     await moto.createBucket(BUCKET);
-    s3 = new S3Client({
-      endpoint: moto.env.AWS_ENDPOINT_URL,
-      region: moto.env.AWS_REGION,
-      forcePathStyle: true,
-      credentials: { accessKeyId: moto.env.AWS_ACCESS_KEY_ID, secretAccessKey: moto.env.AWS_SECRET_ACCESS_KEY },
-    });
+    s3 = moto.client();
     // The store is shared and already holds something: a refused run must add nothing to it.
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'team/blobs/sha256/existing', Body: 'x' }));
     env = { ...testEnv(tempDir(), inject('temporalAddress')), ...moto.env, TTD_STORE: `s3://${BUCKET}/team` };

@@ -1,38 +1,13 @@
 // Observability of workers, proven on real runs: Prometheus metrics scraped from `ttd worker --metrics-port`, and
 // OpenTelemetry spans received by a local OTLP/HTTP receiver from `ttd worker --otel` (off without it).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
-import { fixtureModels, freePort, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, writeSpec } from '../helpers';
+import { fixtureModels, freePort, quickSeedSpec, runTtd, seedDir, tempDir, writeSpec } from '../helpers';
+import { startWorker } from '../hosts';
 import { startOps, type Ops } from '../operations';
-
-/** Starts `ttd worker` with these arguments and extra environment; resolves once it serves. */
-function startWorker(ops: Ops, args: string[], env: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ttd'), 'worker', ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, NO_COLOR: '1', ...ops.env, ...env } as NodeJS.ProcessEnv,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    child.stderr!.on('data', (d) => {
-      err += d;
-      if (err.includes('worker serving')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited (${code}): ${err}`)));
-  });
-}
-
-/** Stops a worker with SIGTERM (it drains and flushes its spans) and waits for it to exit. */
-async function stopWorker(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
 
 /** One sample of the Prometheus text format: a metric name, its labels and its value. */
 interface Sample {
@@ -136,7 +111,7 @@ describe('worker metrics and tracing', () => {
   it('a worker with --metrics-port serves the SDK metrics and ttd stage, gate, run and queue-wait metrics with their labels', async () => {
     const port = await freePort();
     // An OTLP endpoint is configured but tracing is not asked for: nothing may be sent there.
-    const worker = await startWorker(ops, ['--metrics-port', String(port)], { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+    const worker = await startWorker({ ...ops.env, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }, ['--metrics-port', String(port)]);
     try {
       const promoted = await runToEnd(ops, promotedSpec('metered'));
       expect(promoted.status).toBe('promoted');
@@ -182,16 +157,16 @@ describe('worker metrics and tracing', () => {
       expect(valueOf(samples, 'temporal_activity_schedule_to_start_latency_count', { task_queue: torch })).toBe(7);
       expect(valueOf(samples, 'temporal_activity_schedule_to_start_latency_count', { task_queue: control })).toBe(2);
     } finally {
-      await stopWorker(worker);
+      await worker.stop();
     }
     expect(receiver.requests()).toBe(0);
   }, 240_000);
 
   it('a worker with TTD_OTEL=1 exports a span for the run’s workflow and one for each activity, in one trace', async () => {
-    const worker = await startWorker(ops, [], { TTD_OTEL: '1', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+    const worker = await startWorker({ ...ops.env, TTD_OTEL: '1', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
     const result = await runToEnd(ops, promotedSpec('traced'));
     expect(result.status).toBe('promoted');
-    await stopWorker(worker); // the worker sends what it still holds as it stops
+    await worker.stop(); // the worker sends what it still holds as it stops
 
     const { spans } = receiver;
     const workflow = spans.filter((s) => s.name === 'RunWorkflow:pipelineWorkflow' && s.attributes.workflowId === result.runId);

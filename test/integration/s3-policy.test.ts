@@ -51,12 +51,7 @@ describe('the S3 policies of docs/deploy, on moto enforcing IAM', () => {
   beforeAll(async () => {
     moto = await startMoto({ iam: { users: { worker: policy('worker'), reader: policy('reader'), nobody: null } } });
     await moto.createBucket(BUCKET);
-    admin = new S3Client({
-      endpoint: moto.env.AWS_ENDPOINT_URL,
-      region: moto.env.AWS_REGION,
-      forcePathStyle: true,
-      credentials: { accessKeyId: moto.env.AWS_ACCESS_KEY_ID, secretAccessKey: moto.env.AWS_SECRET_ACCESS_KEY },
-    });
+    admin = moto.client();
   });
   afterAll(async () => {
     admin?.destroy();
@@ -87,12 +82,7 @@ describe('the S3 policies of docs/deploy, on moto enforcing IAM', () => {
     const shown = refused(await runTtd(['show', `${MODEL}@production`, '--json'], as('worker', { TTD_STORE: `s3://${BUCKET}/other` })));
     expect(shown.code).toBe('store_access_denied');
     expect(shown.message).toContain("TTD_STORE 's3://models/other'");
-    const worker = new S3Client({
-      endpoint: moto.env.AWS_ENDPOINT_URL,
-      region: moto.env.AWS_REGION,
-      forcePathStyle: true,
-      credentials: moto.keys.worker,
-    });
+    const worker = moto.client(moto.keys.worker);
     const put = worker.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'other/planted.json', Body: '{}' }));
     await expect(put).rejects.toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
     worker.destroy();

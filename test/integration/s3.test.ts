@@ -22,22 +22,7 @@ const BUCKET = 'models';
 describe('S3 store', () => {
   let moto: Moto;
   let s3: S3Client;
-  const withEnv = <T>(fn: () => T): T => {
-    const saved = { ...process.env };
-    Object.assign(process.env, moto.env);
-    try {
-      return fn();
-    } finally {
-      process.env = saved;
-    }
-  };
-  const store = (prefix: string) =>
-    withEnv(
-      () =>
-        new S3ObjectStore(BUCKET, prefix, {
-          credentials: { accessKeyId: moto.env.AWS_ACCESS_KEY_ID, secretAccessKey: moto.env.AWS_SECRET_ACCESS_KEY },
-        }),
-    );
+  const store = (prefix: string) => moto.store(BUCKET, prefix);
   const keys = async (prefix: string) =>
     ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!).sort();
   const body = async (key: string) =>
@@ -46,12 +31,7 @@ describe('S3 store', () => {
   beforeAll(async () => {
     moto = await startMoto();
     await moto.createBucket(BUCKET);
-    s3 = new S3Client({
-      endpoint: moto.env.AWS_ENDPOINT_URL,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: moto.env.AWS_ACCESS_KEY_ID, secretAccessKey: moto.env.AWS_SECRET_ACCESS_KEY },
-    });
+    s3 = moto.client();
   });
   afterAll(async () => {
     s3?.destroy();

@@ -1,12 +1,12 @@
 // Connecting as Temporal users configure it: the suite's server behind Debian's nginx, one endpoint that demands a
 // client certificate of a test CA (mutual TLS), one that demands an API key. ttd reaches it through a profile file
 // or TEMPORAL_* variables, and every refusal is a clear error with a code, at once, leaving nothing behind.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
-import { quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
+import { quickSeedSpec, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
+import { startWorker } from '../hosts';
 import { startTlsProxy, type TlsProxy } from '../tls-proxy';
 
 const API_KEY = 'ttd-test-key-4f9c2e71';
@@ -186,8 +186,7 @@ describe('connecting to Temporal through TLS, client certificates and API keys',
       }
       expect(view).toMatchObject({ runId, status: 'promoted', version: 1 });
     } finally {
-      worker.kill('SIGTERM');
-      await new Promise((r) => worker.once('exit', r));
+      await worker.stop();
     }
     // The worker's polls and its activities' calls went through the mutual-TLS endpoint with the client certificate.
     const port = proxy.mtlsAddress.split(':')[1];
@@ -265,21 +264,3 @@ describe('connecting to Temporal through TLS, client certificates and API keys',
     expect(storeIsEmpty(home)).toBe(true);
   });
 });
-
-/** `ttd worker` in `env`, resolved once it says it serves. */
-async function startWorker(env: Record<string, string | undefined>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ttd'), 'worker'], {
-    cwd: repoRoot,
-    env: { ...process.env, NO_COLOR: '1', ...env } as NodeJS.ProcessEnv,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let err = '';
-    child.stderr!.on('data', (d) => {
-      err += d;
-      if (err.includes('worker serving')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited (${code}): ${err}`)));
-  });
-  return child;
-}
