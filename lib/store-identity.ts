@@ -50,14 +50,14 @@ export async function readIdentity(store: ObjectStore): Promise<StoreIdentity | 
   );
 }
 
-/** Proves that this process may write the store, changing nothing: a create-only write of the identity (its current
- * bytes, or a fresh one on first use), which a writer either wins or loses with a precondition failure. A store that
- * refuses writes (read-only credentials: store_access_denied) fails here, before a run starts, rather than at its
- * first new object, which may come only in the middle of training, or never when every input is already stored. */
+/** Proves that this process may write the store, changing nothing: a create-only write of a fresh identity, which
+ * a writer wins on first use or loses with a precondition failure (an existing identity is never replaced, so there
+ * is nothing to read first). A store that refuses writes (read-only credentials: store_access_denied) fails here,
+ * before a run starts, rather than at its first new object, which may come only in the middle of training, or never
+ * when every input is already stored. */
 export async function assertWritable(store: ObjectStore): Promise<void> {
-  const current = await store.get(STORE_IDENTITY_KEY);
   try {
-    await store.put(STORE_IDENTITY_KEY, current?.body ?? identityBytes(freshIdentity()), { ifNoneMatch: '*' });
+    await store.put(STORE_IDENTITY_KEY, identityBytes(freshIdentity()), { ifNoneMatch: '*' });
   } catch (err) {
     if ((err as TtdError).code !== ErrorCode.preconditionFailed) throw err;
   }
