@@ -80,11 +80,10 @@ async function remoteServerStatus(config: Config, json: boolean): Promise<void> 
         { address, namespace },
       );
     }
-    const info = await temporal.client.workflowService.getSystemInfo({});
     printJsonOr(
       json,
-      { status: 'running', pid: null, address, namespace, serverVersion: info.serverVersion || null, tls: usesTls(config.temporal) },
-      `running at ${address}, namespace ${namespace}${usesTls(config.temporal) ? ', over TLS' : ''}${info.serverVersion ? ` (server ${info.serverVersion})` : ''}`,
+      { status: 'running', pid: null, address, namespace, serverVersion: temporal.serverVersion || null, tls: usesTls(config.temporal) },
+      `running at ${address}, namespace ${namespace}${usesTls(config.temporal) ? ', over TLS' : ''}${temporal.serverVersion ? ` (server ${temporal.serverVersion})` : ''}`,
     );
     process.exitCode = 0;
   } finally {

@@ -21,7 +21,7 @@ export async function connectTemporal(
   config: Config,
   address: string,
   opts: { startedHere?: boolean } = {},
-): Promise<{ client: Client; native: NativeConnection; close(): Promise<void> }> {
+): Promise<{ client: Client; native: NativeConnection; serverVersion: string; close(): Promise<void> }> {
   installQuietRuntime(); // before any native connection: the core's own logging must not reach stdout
   const options = temporalConnectOptions(config.temporal, address);
   const deadline = Date.now() + (opts.startedHere ? STARTED_HERE_DEADLINE_MS : CONNECT_DEADLINE_MS);
@@ -35,12 +35,13 @@ export async function connectTemporal(
       native = await withinMs(NativeConnection.connect(options), left, (late) => void late.close().catch(() => undefined));
       connection = await Connection.connect({ ...options, connectTimeout: left });
       const c = connection;
-      await c.withDeadline(Date.now() + left, () => c.workflowService.getSystemInfo({}));
+      const info = await c.withDeadline(Date.now() + left, () => c.workflowService.getSystemInfo({}));
       const client = new Client({ connection, namespace: config.temporalNamespace });
       const [openedNative, opened] = [native, connection];
       return {
         client,
         native,
+        serverVersion: info.serverVersion ?? '',
         close: async () => {
           await openedNative.close();
           await opened.close();
