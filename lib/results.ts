@@ -38,7 +38,11 @@ export const ParityRuntimeReport = z.object({
   code: z.enum(GATE_CODES).nullable(),
   max_abs_error: error,
   max_rel_error: error,
-  flags: z.object({ fuser: z.boolean() }),
+  /** fuser: the run switched a fuser on; mode (absent before builds were told apart, when fuser meant the interpreter):
+   * serving (the build's own flags), fused (the CPU fuser, with LLVM) or interpreter (NNC's, forced). */
+  flags: z.object({ fuser: z.boolean(), mode: z.enum(['serving', 'fused', 'interpreter']).optional() }),
+  /** The runtime build's own fuser configuration, as it reported it (absent from older runners and failed runs). */
+  fusion: z.record(z.string(), z.boolean().nullable()).optional(),
   torch_version: z.string().nullable(),
   threads: z.number().nullable(),
   ms: z.number(),
