@@ -59,6 +59,15 @@ export const ParityRuntimeReport = z.object({
 });
 export type ParityRuntimeReport = z.infer<typeof ParityRuntimeReport>;
 
+/** A runtime run's fuser in one word for tables: `off`/`on` for a serving run (on: its build fuses by default), `on` for
+ * a fused run, `interpreter` for NNC's interpreter (forced; older records' `fuser: true` meant this). */
+export function fuserShown(r: Pick<ParityRuntimeReport, 'flags' | 'fusion'>): string {
+  const mode = r.flags?.mode ?? (r.flags?.fuser ? 'interpreter' : 'serving');
+  if (mode === 'interpreter') return 'interpreter';
+  if (mode === 'fused') return 'on';
+  return r.fusion?.llvm_enabled && r.fusion?.can_fuse_on_cpu && r.fusion?.texpr_fuser_enabled ? 'on' : 'off';
+}
+
 /** The parity stage's result: the gate's verdict and one line per runtime and executor mode. */
 export const ParityResult = z.object({
   passed: z.boolean(),

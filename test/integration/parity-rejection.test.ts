@@ -35,8 +35,6 @@ describe('parity', () => {
     expect(parity.message).toContain('ttdfixture::scale');
     expect(result.parity?.map((p) => [p.runtime, p.passed, p.code])).toEqual([
       ['python', false, 'runtime_load_failed'],
-      ['python', false, 'runtime_load_failed'],
-      ['libtorch', false, 'runtime_load_failed'],
       ['libtorch', false, 'runtime_load_failed'],
     ]);
 
@@ -85,12 +83,8 @@ describe('parity', () => {
       expect(r).toMatchObject({ passed: false, code: 'tolerance_exceeded', threads: 1 });
       expect(r.max_abs_error).toBeGreaterThan(1e-3);
     }
-    expect(result.parity?.map((r) => `${r.runtime}/${r.flags.fuser}`)).toEqual([
-      'python/false',
-      'python/true',
-      'libtorch/false',
-      'libtorch/true',
-    ]);
+    // As their servers run it: a build without LLVM gets no fused run.
+    expect(result.parity?.map((r) => `${r.runtime}/${r.flags.mode}`)).toEqual(['python/serving', 'libtorch/serving']);
     expect(existsSync(join(home, 'store', 'registry', 'flush.json'))).toBe(false);
   });
 });
