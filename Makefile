@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 RUNS ?= 5
 CAPACITY_ROUNDS ?= 1
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench corpus clean
 
 setup:
 	@bash infra/setup.sh
@@ -24,6 +24,13 @@ bench: setup
 	@node bench/seed-pipeline.mjs $(RUNS)
 	@node bench/capacity.mjs 20 $(CAPACITY_ROUNDS)
 	@node bench/aoti.mjs $(RUNS)
+
+# The real-model corpus (bench/corpus/, a benchmark, never part of make test): each model through ttd and by hand,
+# interleaved; writes docs/real-models.md. REDUCED=1: CI's small sizes, printed instead; CORPUS_LARGE=1 adds the > 1 GB
+# model; ONLY=a,b picks models.
+corpus: setup
+	@bash bench/corpus/transformers-env.sh
+	@node bench/corpus.mjs $(if $(REDUCED),--reduced) $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf dist build .ttd test-output
