@@ -101,7 +101,7 @@ export function parityActivity(deps: TorchDeps) {
         const shownMode = mode === 'serving' ? '' : mode === 'fused' ? ' (fuser on)' : " (fuser on, NNC's interpreter)";
         // Made in one environment, checked in another: the message names both.
         const made = environment === producer.environment ? '' : ` made with ${producer.environment}`;
-        const limit = runtimeLimit(input.limits ?? {}, bytes, mode === 'interpreter');
+        const limit = runtimeLimit(input.limits ?? {}, bytes, mode === 'interpreter', deps.config.runtimeLoadAllowanceMs);
         const run = await runRunner(
           target,
           runtime,
