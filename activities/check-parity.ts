@@ -1,5 +1,5 @@
 // The parity stage: the artifact loads and agrees in every target runtime, each a fresh process without our code.
-import { copyFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { cp, copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,7 +101,7 @@ export function parityActivity(deps: TorchDeps) {
         const shownMode = mode === 'serving' ? '' : mode === 'fused' ? ' (fuser on)' : " (fuser on, NNC's interpreter)";
         // Made in one environment, checked in another: the message names both.
         const made = environment === producer.environment ? '' : ` made with ${producer.environment}`;
-        const limit = runtimeLimit(input.limits ?? {}, bytes, mode === 'interpreter');
+        const limit = runtimeLimit(input.limits ?? {}, bytes, mode === 'interpreter', deps.config.runtimeLoadAllowanceMs);
         const run = await runRunner(
           target,
           runtime,
@@ -213,6 +213,17 @@ async function runRunner(
     if (mode === 'interpreter') args.push('--fuser');
     else if (mode === 'fused') args.push('--fusion', 'fused');
     let command: string;
+    let extraEnv: Record<string, string> = {};
+    if (runtime === 'python' && files.format === 'aoti') {
+      // Inductor's CPU ISA probes (a few tiny compiled kernels, the same for every model on a host) in a private copy:
+      // a server compiles them once per host, so a runner that compiled them afresh every time (5-20 s) would be
+      // timed as no server is.
+      const probes = await isaProbes(deps);
+      if (probes) {
+        await cp(probes, join(cwd, 'inductor-cache'), { recursive: true });
+        extraEnv = { TORCHINDUCTOR_CACHE_DIR: join(cwd, 'inductor-cache') };
+      }
+    }
     if (runtime === 'python') {
       await copyFile(deps.config.parityRunnerPy, join(cwd, 'runner.py'));
       command = deps.config.python;
@@ -220,7 +231,7 @@ async function runRunner(
     } else {
       command = deps.config.libtorchRunner;
     }
-    const res = await exec(deps, runtime, command, args, cwd, limit.ms);
+    const res = await exec(deps, runtime, command, args, cwd, limit.ms, extraEnv);
     const ms = res.durationMs;
     const lastLine = res.stdout.trim().split('\n').pop() ?? '';
     let summary: Record<string, unknown> = {};
@@ -252,8 +263,16 @@ const RUNNER_STDERR_LINES = 40;
 
 // The runner sees an empty cwd and a bare environment; its stdout carries the JSON summary. In the sandbox
 // (lib/sandbox.ts) it sees the host read-only, only its environment's torch and its binary, and writes only cwd.
-function exec(deps: TorchDeps, runtime: RuntimeName, command: string, args: string[], cwd: string, timeoutMs: number): Promise<ProcessResult> {
-  const env = sandboxEnv();
+function exec(
+  deps: TorchDeps,
+  runtime: RuntimeName,
+  command: string,
+  args: string[],
+  cwd: string,
+  timeoutMs: number,
+  extraEnv: Record<string, string> = {},
+): Promise<ProcessResult> {
+  const env = sandboxEnv(extraEnv);
   const { config } = deps;
   const [file, argv] =
     config.sandbox === 'on'
@@ -273,6 +292,41 @@ function exec(deps: TorchDeps, runtime: RuntimeName, command: string, args: stri
     timeoutMs,
     stderrTailLines: RUNNER_STDERR_LINES,
   });
+}
+
+const ISA_PROBE = 'from torch._inductor import cpu_vec_isa; cpu_vec_isa.valid_vec_isa_list()';
+const isaProbeDirs = new Map<string, Promise<string | undefined>>();
+
+/** An Inductor cache holding only the CPU ISA probes of an environment's torch, made once per worker host by our own
+ * code (no model runs there), beside (not inside) the compile stage's cache that model code may write; undefined
+ * where it cannot be made (the runner then compiles them itself, as before). */
+function isaProbes(deps: TorchDeps): Promise<string | undefined> {
+  const { config } = deps;
+  const dir = join(config.inductorCache, `${config.environment}.isa-probes`);
+  let made = isaProbeDirs.get(dir);
+  if (!made) {
+    made = (async () => {
+      if (existsSync(join(dir, '.complete'))) return dir;
+      await mkdir(config.inductorCache, { recursive: true });
+      const temp = await mkdtemp(`${dir}.tmp-`);
+      const res = await runProcess(config.python, ['-I', '-c', ISA_PROBE], {
+        env: sandboxEnv({ TORCHINDUCTOR_CACHE_DIR: temp, TMPDIR: tmpdir(), HOME: temp }),
+        extendEnv: false,
+        timeoutMs: 300_000,
+      });
+      if (!res.ok) {
+        await rm(temp, { recursive: true, force: true });
+        return undefined;
+      }
+      await rm(join(temp, 'locks'), { recursive: true, force: true });
+      await mkdir(join(temp, '.complete'));
+      // Another worker may have made it first: theirs is as good.
+      await rename(temp, dir).catch(() => rm(temp, { recursive: true, force: true }));
+      return existsSync(join(dir, '.complete')) ? dir : undefined;
+    })();
+    isaProbeDirs.set(dir, made);
+  }
+  return made;
 }
 
 /** Maps `items` through `fn` with at most `limit` at a time; results keep the items' order. */

@@ -39,10 +39,16 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
 const scaled = (ms: number, scale: number) => Math.ceil(ms * scale);
 const scaleWords = (scale: number) => (scale === 1 ? '' : ` × time_limits.scale ${scale}`);
 
-/** The limit of one parity runtime run on an artifact of `bytes`. */
-export function runtimeLimit(basis: LimitBasis, bytes: number, interpreter: boolean): TimeLimit {
+/** The limit of one parity runtime run on an artifact of `bytes`; `loadMs` is the worker's allowance for starting and
+ * loading (TTD_RUNTIME_LOAD_ALLOWANCE_S), before the artifact's size adds to it. */
+export function runtimeLimit(
+  basis: LimitBasis,
+  bytes: number,
+  interpreter: boolean,
+  loadMs: number = TIME_LIMITS.runtimeLoadMs,
+): TimeLimit {
   const scale = basis.scale ?? 1;
-  const load = TIME_LIMITS.runtimeLoadMs + Math.ceil((bytes / 1e6) * TIME_LIMITS.runtimeMsPerMb);
+  const load = loadMs + Math.ceil((bytes / 1e6) * TIME_LIMITS.runtimeMsPerMb);
   if (basis.eagerMs === undefined) {
     const ms = scaled(load + TIME_LIMITS.runtimeUnmeasuredMs, scale);
     return { ms, basis: `${seconds(load)} to load + ${seconds(TIME_LIMITS.runtimeUnmeasuredMs)} (no eager time measured)${scaleWords(scale)}` };
