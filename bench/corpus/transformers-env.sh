@@ -10,8 +10,8 @@ venv=.corpus/transformers
 base=.torch/torch-2.13
 [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import transformers, torch' 2>/dev/null && exit 0
 interpreter=$("$base/bin/python" -c 'import sys; print(sys.base_prefix)')/bin/python3
-"$interpreter" -m venv "$venv"
+"$interpreter" -m venv --without-pip "$venv"  # pip and setuptools come with the links: one copy of each
 site=$("$base/bin/python" -c 'import site; print(site.getsitepackages()[0])')
 cp -a -l -n "$(realpath "$site")"/. "$venv/lib/python3.11/site-packages/"
-"$venv/bin/pip" install --quiet --disable-pip-version-check transformers==5.25.0
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check transformers==5.25.0
 "$venv/bin/python" -c 'import torch, transformers; assert torch.__version__.startswith("2.13"), torch.__version__'
