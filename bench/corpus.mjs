@@ -3,9 +3,10 @@
 // interleaved model by model; writes docs/real-models.md: parameters, artifact sizes, each stage beside its by-hand
 // equivalent, the peak resident memory of ttd's process tree, and the verdicts against bench/corpus/corpus.json.
 // Usage: node bench/corpus.mjs [--reduced] [--only a,b] [--formats torchscript[,aoti]] [--out FILE] [--no-hand]
+//        [--raw RAW.json] (the measurements, rewritten after each model) [--from RAW.json] (table them, run nothing)
 // (`make corpus` runs it with the full sizes; `make corpus REDUCED=1` with CI's sizes.)
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,6 +21,8 @@ const { values: opts } = parseArgs({
     formats: { type: 'string' },
     out: { type: 'string' },
     'no-hand': { type: 'boolean', default: false },
+    raw: { type: 'string' },
+    from: { type: 'string' },
   },
 });
 const python = join(root, '.torch', 'torch-2.13', 'bin', 'python');
@@ -179,6 +182,7 @@ function report(rows) {
 
 async function main() {
   if (!existsSync(libtorchRunner) || !existsSync(python)) throw new Error('run make setup first');
+  if (opts.from) return finish(JSON.parse(readFileSync(opts.from, 'utf8')));
   const only = opts.only?.split(',');
   const models = corpusModels().filter((m) => (only ? only.includes(m.dir) : m.needs !== 'streaming' || process.env.CORPUS_LARGE === '1'));
   const server = await startServer();
@@ -194,10 +198,16 @@ async function main() {
       const hand2 = !first && !opts['no-hand'] ? await byHand(model, formats) : hand;
       rows.push({ model, ttd, hand: hand2 ?? {} });
       console.error(`  ttd ${verdict(model, ttd.result).text} in ${s(ttd.ms)}; by hand ${hand2?.failed ? 'failed' : s(hand2?.ms)}`);
+      if (opts.raw) writeFileSync(opts.raw, JSON.stringify(rows));
     }
   } finally {
     server.stop();
   }
+  finish(rows);
+}
+
+// The report from the measurements, written or printed; exit 1 when a model did not end as expected.
+function finish(rows) {
   const text = report(rows);
   const out = opts.out ?? (opts.reduced ? undefined : join(root, 'docs', 'real-models.md'));
   if (out) {
