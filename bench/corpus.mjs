@@ -7,7 +7,7 @@
 // (`make corpus` runs it with the full sizes; `make corpus REDUCED=1` with CI's sizes.)
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { treeRssMb } from '../dist/activities/memory-cap.js';
@@ -149,12 +149,14 @@ function report(rows) {
   L.push('the other. Peak RSS: the resident memory of the whole process tree (workers, fork server, stages, runtimes),');
   L.push('sampled every 200 ms; pages shared between processes count once per process.');
   L.push('');
-  L.push('| model | parameters | verdict (expected) | TorchScript | AOTInductor | ttd | by hand | ratio | peak RSS ttd / by hand |');
-  L.push('|---|---|---|---|---|---|---|---|---|');
-  for (const { model, ttd, hand } of rows) {
+  L.push('| model | parameters | verdict (expected) | TorchScript | AOTInductor | ttd | by hand | ratio | peak RSS ttd / by hand | load (5 min) |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|');
+  for (const { model, ttd, hand, load } of rows) {
     const v = verdict(model, ttd.result);
-    L.push(`| ${model.dir} | ${hand.params ? `${(hand.params / 1e6).toFixed(2)} M` : '—'} | ${v.ok ? '✓' : '✗'} ${v.text}${v.ok ? '' : ` (expected ${v.expected})`} | ${mb(ttd.sizes.torchscript)} | ${mb(ttd.sizes.aoti)} | ${s(ttd.ms)} | ${hand.failed ? 'failed' : s(hand.ms)} | ${hand.ms ? `${(ttd.ms / hand.ms).toFixed(2)}×` : '—'} | ${Math.round(ttd.peakMb)} / ${hand.peakMb ? Math.round(hand.peakMb) : '—'} MiB |`);
+    L.push(`| ${model.dir} | ${hand.params ? `${(hand.params / 1e6).toFixed(2)} M` : '—'} | ${v.ok ? '✓' : '✗'} ${v.text}${v.ok ? '' : ` (expected ${v.expected})`} | ${mb(ttd.sizes.torchscript)} | ${mb(ttd.sizes.aoti)} | ${s(ttd.ms)} | ${hand.failed ? 'failed' : s(hand.ms)} | ${hand.ms ? `${(ttd.ms / hand.ms).toFixed(2)}×` : '—'} | ${Math.round(ttd.peakMb)} / ${hand.peakMb ? Math.round(hand.peakMb) : '—'} MiB | ${load === undefined ? '—' : load.toFixed(1)} |`);
   }
+  L.push('');
+  L.push('Load: the host\'s 5-minute load average when the model\'s runs ended (other work beside them slows both sides).');
   L.push('');
   L.push('Per stage, ttd (`timings`) beside the same work by hand, and the ratio. By hand, "trace" holds the trace and every');
   L.push('check ttd spreads over its trace and verify stages; "fusion" has no by-hand equivalent on a CPU build without LLVM.');
@@ -196,7 +198,7 @@ async function main() {
       const hand = first && !opts['no-hand'] ? await byHand(model, formats) : undefined;
       const ttd = await viaTtd(server.address, model, formats);
       const hand2 = !first && !opts['no-hand'] ? await byHand(model, formats) : hand;
-      rows.push({ model, ttd, hand: hand2 ?? {} });
+      rows.push({ model, ttd, hand: hand2 ?? {}, load: loadavg()[1] });
       console.error(`  ttd ${verdict(model, ttd.result).text} in ${s(ttd.ms)}; by hand ${hand2?.failed ? 'failed' : s(hand2?.ms)}`);
       if (opts.raw) writeFileSync(opts.raw, JSON.stringify(rows));
     }
