@@ -126,7 +126,8 @@ const PAIRS = [
   ['parity (AOTInductor)', ['parity_aoti'], ['parity_aoti']],
 ];
 const s = (ms) => (ms === undefined ? '—' : `${(ms / 1000).toFixed(1)} s`);
-const mb = (bytes) => (bytes === undefined ? '—' : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
+const mb = (bytes) =>
+  bytes === undefined ? '—' : bytes < 2 ** 20 ? `${(bytes / 1024).toFixed(0)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const sum = (o, keys) => (keys.some((k) => o?.[k] !== undefined) ? keys.reduce((a, k) => a + (o?.[k] ?? 0), 0) : undefined);
 
 function verdict(model, result) {
@@ -172,12 +173,12 @@ function report(rows) {
     L.push('|---|---|---|---|');
     for (const [name, mine, theirs] of PAIRS) {
       const a = sum(ttd.result.timings, mine);
-      const b = sum(hand.stages, theirs);
+      const b = theirs.length ? sum(hand.stages, theirs) : undefined;
       if (a === undefined && b === undefined) continue;
       L.push(`| ${name} | ${s(a)} | ${s(b)} | ${a !== undefined && b ? `${(a / b).toFixed(2)}×` : '—'} |`);
     }
     const staged = Object.values(ttd.result.timings ?? {}).reduce((x, y) => x + y, 0);
-    L.push(`| outside the stages (start, server, workers) | ${s(ttd.ms - staged)} | ${s(hand.stages?.load)} | — |`);
+    L.push(`| outside the stages (start, server, workers) | ${s(ttd.ms - staged)} | — | — |`);
   }
   return L.join('\n') + '\n';
 }
