@@ -13,7 +13,7 @@ import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { redact } from '../lib/redact';
 import { bwrapArgs, probeSandbox, sandboxEnv, sandboxRefusal } from '../lib/sandbox';
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
-import { runtimeLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
+import { runtimeLimit, seconds, type LimitBasis, type TimeLimit } from '../lib/time-limits';
 import type { FusedRuns, FusionBuild } from '../lib/contract';
 import { addTorchWork, copyWrittenFile, materialize, stageConfig, torchStagesRunning, withWorkDir, type TorchDeps } from './torch-stage';
 
@@ -125,7 +125,7 @@ export function parityActivity(deps: TorchDeps) {
             message: run.refused
               ? `${runtime} of ${environment}${shownMode}: the sandbox refused ${run.refused} while the ${format} artifact${made} ran: ${run.error}`
               : run.timedOut
-                ? `${runtime} of ${environment}${shownMode} did not finish the ${format} artifact${made} within its limit of ${(limit.ms / 1000).toFixed(0)} s (${limit.basis}); expected it to load and run every reference case within it: raise time_limits.scale in the spec if this runtime really needs longer`
+                ? `${runtime} of ${environment}${shownMode} did not finish the ${format} artifact${made} within its limit of ${seconds(limit.ms)} (${limit.basis}); expected it to load and run every reference case within it: raise time_limits.scale in the spec if this runtime really needs longer`
                 : `${runtime} of ${environment}${shownMode} could not load or run the ${format} artifact${made}: ${run.error}`,
           } satisfies ParityRuntimeReport;
         }

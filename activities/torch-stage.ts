@@ -19,7 +19,7 @@ import {
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { redact, redactDeep } from '../lib/redact';
-import { stageLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
+import { seconds, stageLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
 import { runTorchRequest, workRoot } from './torch-process';
 
 /** What torch activities are built with. */
@@ -246,7 +246,7 @@ export async function torchOp(
       // The same input takes as long again: not retried; the spec's time_limits.scale raises the limit.
       throw ApplicationFailure.create({
         type: NonRetryable.stageTimeout,
-        message: `the torch stage '${op}' ran ${((performance.now() - started) / 1000).toFixed(0)} s, past its limit of ${(timeLimit.ms / 1000).toFixed(0)} s (${timeLimit.basis}); expected it to finish within it: raise time_limits.scale in the spec if this model really needs longer`,
+        message: `the torch stage '${op}' ran ${((performance.now() - started) / 1000).toFixed(0)} s, past its limit of ${seconds(timeLimit.ms)} (${timeLimit.basis}); expected it to finish within it: raise time_limits.scale in the spec if this model really needs longer`,
         nonRetryable: true,
       });
     }

@@ -190,6 +190,10 @@ export function legacyReports(m: Manifest): LegacyReports {
             flags: fusion.flags,
             torch_version: fusion.torch_version,
             max_abs_error: fusion.max_abs_error,
+            // What the build that formed the groups does, and whether fused outputs were compared (absent in older records).
+            ...(fusion.build ? { build: fusion.build } : {}),
+            ...(fusion.fuses !== undefined ? { fuses: fusion.fuses } : {}),
+            ...(fusion.compared !== undefined ? { compared: fusion.compared } : {}),
           },
         }
       : {}),
