@@ -98,20 +98,24 @@ export const EnvironmentFacts = z.object({
   device: z.string(),
   /** Its Python has torch and its libtorch runner is built: a run may use it. */
   installed: z.boolean(),
+  /** Its torch build has LLVM, so a CPU server of it can fuse (null: not installed); without it, it never fuses. */
+  cpu_fusion: z.boolean().nullable().optional(),
   libtorch_runner: z.string(),
 });
 export type EnvironmentFacts = z.infer<typeof EnvironmentFacts>;
 
-const VERSIONS = "import json, torch; print(json.dumps({'torch': torch.__version__, 'cuda': bool(torch.cuda.is_available())}))";
+const VERSIONS =
+  "import json, torch; f = getattr(torch._C, '_llvm_enabled', None); print(json.dumps({'torch': torch.__version__, 'cuda': bool(torch.cuda.is_available()), 'llvm': bool(f()) if f else False}))";
 
 /** Probes an environment for `ttd env list`: its torch version (importing torch), its runner's libtorch version. */
 export async function describeEnvironment(e: TorchEnv): Promise<EnvironmentFacts> {
   const base = { name: e.name, python: e.python, device: e.device, libtorch_runner: e.libtorchRunner };
-  if ((await probeEnvironment(e)) !== 'ok') return { ...base, torch_version: null, libtorch_version: null, installed: false };
+  if ((await probeEnvironment(e)) !== 'ok') return { ...base, torch_version: null, libtorch_version: null, installed: false, cpu_fusion: null };
   const run = await runProcess(e.python, ['-c', VERSIONS], { stderr: 'ignore', timeoutMs: 60_000 });
   let torch: string | null = null;
+  let llvm: boolean | null = null;
   try {
-    torch = (JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as { torch: string }).torch;
+    ({ torch, llvm } = JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as { torch: string; llvm: boolean });
   } catch {
     torch = null;
   }
@@ -120,6 +124,7 @@ export async function describeEnvironment(e: TorchEnv): Promise<EnvironmentFacts
     torch_version: torch,
     libtorch_version: existsSync(e.libtorchRunner) ? await runnerVersion(e.libtorchRunner) : null,
     installed: torch !== null,
+    cpu_fusion: torch === null ? null : llvm,
   };
 }
 
