@@ -1,9 +1,8 @@
 // The store interface (one for every backend) and content-addressed blobs on top of it.
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { z } from 'zod';
@@ -57,22 +56,6 @@ export async function putBlobFile(store: ObjectStore, path: string): Promise<str
   const { size } = await stat(path);
   await createBlob(store, digest, size, (key, condition) => store.putFile(key, path, condition));
   return digest;
-}
-
-/** Stores a stream by its sha256, computed while the bytes go to a spool file (the key is known only at the end);
- * returns the digest and the size. */
-export async function putBlobStream(store: ObjectStore, source: Readable): Promise<{ digest: string; size: number }> {
-  const dir = await mkdtemp(join(tmpdir(), 'ttd-spool-'));
-  try {
-    const spool = join(dir, 'blob');
-    const hash = new DigestStream();
-    await pipeline(source, hash, createWriteStream(spool, { flags: 'wx' }));
-    const digest = hash.digest();
-    await createBlob(store, digest, hash.bytes, (key, condition) => store.putFile(key, spool, condition));
-    return { digest, size: hash.bytes };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 /** Stores bytes by their sha256 (create-only). */
