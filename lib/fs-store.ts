@@ -4,7 +4,7 @@ import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { link, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { DigestStream, digestFile, digestHex } from './digest';
+import { DigestStream, digestHex } from './digest';
 import { PreconditionFailedError } from './errors';
 import type { ObjectStore, PutCondition, StoredObject, StoredStream } from './store';
 
@@ -49,12 +49,9 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  async head(key: string): Promise<{ etag: string; size: number } | undefined> {
-    // The etag is the content's sha256: hashed streamed, so a head of a large blob costs a read, never its size in memory.
-    const path = this.path(key);
+  async head(key: string): Promise<{ size: number } | undefined> {
     try {
-      const { size } = await stat(path);
-      return { etag: digestHex(await digestFile(path)), size };
+      return { size: (await stat(this.path(key))).size };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;

@@ -95,12 +95,12 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async head(key: string): Promise<{ etag: string; size: number } | undefined> {
+  async head(key: string): Promise<{ size: number } | undefined> {
     try {
       const out = await this.send(`reading ${key}`, () =>
         this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) })),
       );
-      return { etag: out.ETag ?? '', size: Number(out.ContentLength ?? 0) };
+      return { size: Number(out.ContentLength ?? 0) };
     } catch (err) {
       if (notFound(err)) return undefined;
       throw err;

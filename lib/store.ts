@@ -34,7 +34,9 @@ export interface ObjectStore {
   get(key: string): Promise<StoredObject | undefined>;
   /** Reads an object as a stream; the caller consumes or destroys `body`. */
   getStream(key: string): Promise<StoredStream | undefined>;
-  head(key: string): Promise<{ etag: string; size: number } | undefined>;
+  /** Whether an object exists, and its size; no etag (a compare-and-swap reads one with get), so the fs store need
+   * not hash a large blob to answer. */
+  head(key: string): Promise<{ size: number } | undefined>;
   /** Writes bytes; throws PreconditionFailedError when a condition does not hold. */
   put(key: string, body: Buffer, condition?: PutCondition): Promise<{ etag: string }>;
   /** Writes a local file's bytes, streamed (large artifacts); same conditions as put. */
