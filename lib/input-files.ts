@@ -22,7 +22,7 @@ import { ErrorCode, TtdError } from './errors';
 export const INPUT_FILE_LIMITS = {
   /** model as a Python file: a model definition is code; data and weights belong in dataset() and training. */
   pythonBytes: 16 * 1024 * 1024,
-  /** A TorchScript archive or a references file: read whole to hash and store it, and Node reads at most 2 GiB at once. */
+  /** A TorchScript archive or a references file (copied streamed since blobs stream; the bound is kept as documented). */
   wholeFileBytes: 2 ** 31 - 1,
 } as const;
 
@@ -155,7 +155,7 @@ function inspect(fd: number, path: string, field: InputField, fail: (what: strin
   const max = archive || field !== 'model' ? INPUT_FILE_LIMITS.wholeFileBytes : INPUT_FILE_LIMITS.pythonBytes;
   if (stat.size > max) {
     throw fail(
-      `is ${stat.size} bytes${linked}, more than the ${max} bytes (${mib(max)}) ${archive || field !== 'model' ? 'ttd reads whole' : 'a model file may have'}`,
+      `is ${stat.size} bytes${linked}, more than the ${max} bytes (${mib(max)}) ${archive || field !== 'model' ? 'an archive or references file may have' : 'a model file may have'}`,
     );
   }
   if (field === 'model' && !archive) {
