@@ -88,7 +88,9 @@ async function main() {
         rmSync(join(scratch, `out-${name}`), { recursive: true, force: true });
         if (backend === 'fs') rmSync(store, { recursive: true, force: true });
         await moto?.stop();
-        process.stderr.write(`run ${run + 1}/${runs} ${backend} ${name}: put ${put.ms} ms, get ${results[backend][name].get.at(-1).ms} ms\n`);
+        process.stderr.write(
+          `run ${run + 1}/${runs} ${backend} ${name}: put ${put.ms} ms, get ${results[backend][name].get.at(-1).ms} ms\n`,
+        );
       }
     }
   }
@@ -97,17 +99,24 @@ async function main() {
   const mib = (bytes) => `${Math.round(bytes / MiB)} MiB`;
   const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
   const med = (xs, k) => median(xs.map((x) => x[k]));
-  console.log(`\n${sizeMiB} MiB blob, median of ${runs}; ${cpus().length} × ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}\n`);
+  console.log(
+    `\n${sizeMiB} MiB blob, median of ${runs}; ${cpus().length} × ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}\n`,
+  );
   const names = Object.keys(checkouts);
   const header = names.flatMap((n) => [`${n}: time`, `${n}: peak RSS`]);
   console.log(`| store, operation | ${header.join(' | ')} |${baseline ? ' time after/before | peak RSS after/before |' : ''}`);
   console.log(`|---|${header.map(() => '---').join('|')}|${baseline ? '---|---|' : ''}`);
   for (const backend of ['fs', 's3']) {
     for (const op of ['idle', 'put', 'get']) {
-      const cells = names.flatMap((n) => [op === 'idle' ? '—' : s(med(results[backend][n][op], 'ms')), mib(med(results[backend][n][op], 'rss'))]);
+      const cells = names.flatMap((n) => [
+        op === 'idle' ? '—' : s(med(results[backend][n][op], 'ms')),
+        mib(med(results[backend][n][op], 'rss')),
+      ]);
       const ratio = (k) => (med(results[backend].after[op], k) / med(results[backend].before[op], k)).toFixed(2);
       const label = `${backend === 'fs' ? 'fs' : 'S3 (moto)'}, ${op === 'idle' ? 'process that loads the store and does nothing' : op}`;
-      console.log(`| ${label} | ${cells.join(' | ')} |${baseline ? ` ${op === 'idle' ? '—' : `**${ratio('ms')}×**`} | **${ratio('rss')}×** |` : ''}`);
+      console.log(
+        `| ${label} | ${cells.join(' | ')} |${baseline ? ` ${op === 'idle' ? '—' : `**${ratio('ms')}×**`} | **${ratio('rss')}×** |` : ''}`,
+      );
     }
   }
 }
