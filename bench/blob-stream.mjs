@@ -1,5 +1,5 @@
-// Benchmark (not a test): storing and reading back one large blob (putBlobFile, getBlobToFile) through the fs store
-// and S3 (moto on loopback), each operation in a Node process of its own (test/blob-io.cjs) so that its peak RSS is
+// Benchmark (not a test): one large blob stored as a torch stage stores its outputs (storeWorkFile) and read back as
+// it materializes its inputs (materialize), through the fs store and S3 (moto on loopback), each operation in a Node process of its own (test/blob-io.cjs) so that its peak RSS is
 // the operation's; this checkout against a baseline checkout (main before blobs streamed), interleaved, in one run.
 // Usage: node bench/blob-stream.mjs [SIZE_MIB] [RUNS] [BASELINE_CHECKOUT]   (default 1024 MiB, 3 runs, no baseline)
 // The baseline needs its dist/ built (make setup there). moto is started afresh for every operation pair, so the
@@ -81,15 +81,14 @@ async function main() {
         const store = backend === 's3' ? `s3://models/${name}-${run}` : join(scratch, `store-${name}-${run}`);
         const env = moto?.env ?? {};
         record(backend, name, 'idle', blobIo(checkout, store, env, 'idle'));
-        const put = blobIo(checkout, store, env, 'put', file);
-        record(backend, name, 'put', put);
-        const dest = join(scratch, `out-${name}`, 'weights.bin');
-        record(backend, name, 'get', blobIo(checkout, store, env, 'get', put.digest, dest));
+        const put = blobIo(checkout, store, env, 'store', file);
+        record(backend, name, 'store', put);
+        record(backend, name, 'materialize', blobIo(checkout, store, env, 'materialize', put.digest, join(scratch, `out-${name}`)));
         rmSync(join(scratch, `out-${name}`), { recursive: true, force: true });
         if (backend === 'fs') rmSync(store, { recursive: true, force: true });
         await moto?.stop();
         process.stderr.write(
-          `run ${run + 1}/${runs} ${backend} ${name}: put ${put.ms} ms, get ${results[backend][name].get.at(-1).ms} ms\n`,
+          `run ${run + 1}/${runs} ${backend} ${name}: store ${put.ms} ms, materialize ${results[backend][name].materialize.at(-1).ms} ms\n`,
         );
       }
     }
@@ -107,7 +106,7 @@ async function main() {
   console.log(`| store, operation | ${header.join(' | ')} |${baseline ? ' time after/before | peak RSS after/before |' : ''}`);
   console.log(`|---|${header.map(() => '---').join('|')}|${baseline ? '---|---|' : ''}`);
   for (const backend of ['fs', 's3']) {
-    for (const op of ['idle', 'put', 'get']) {
+    for (const op of ['idle', 'store', 'materialize']) {
       const cells = names.flatMap((n) => [
         op === 'idle' ? '—' : s(med(results[backend][n][op], 'ms')),
         mib(med(results[backend][n][op], 'rss')),

@@ -52,9 +52,11 @@ export function blobKey(digest: string): string {
   return `blobs/sha256/${digestHex(digest)}`;
 }
 
-/** Stores a local file by its sha256 (create-only; an existing blob with that digest is success). */
-export async function putBlobFile(store: ObjectStore, path: string): Promise<string> {
-  const digest = await digestFile(path);
+/** Stores a local file by its sha256 (create-only; an existing blob with that digest is success). `known`: the file's
+ * sha256 when the caller hashed the bytes as it wrote them (a large artifact is then read once less); never a digest
+ * taken from anyone else. */
+export async function putBlobFile(store: ObjectStore, path: string, known?: string): Promise<string> {
+  const digest = known ?? (await digestFile(path));
   const { size } = await stat(path);
   await createBlob(store, digest, size, (key, condition) => store.putFile(key, path, condition));
   return digest;

@@ -1,12 +1,12 @@
 // Artifacts far larger than the worker's memory budget go through the store streamed: a blob of several hundred MB,
-// made on disk, is stored and materialized by a Node process of its own (test/blob-io.cjs, the built store) whose peak
-// RSS stays far below the blob's size, on the filesystem store and on S3 (moto, multipart), and a blob whose bytes do
+// made on disk, is stored as a stage's output and materialized as a stage's input by a Node process of its own
+// (test/blob-io.cjs: the worker's storeWorkFile and materialize, built) whose peak RSS stays far below the blob's size, on the filesystem store and on S3 (moto, multipart), and a blob whose bytes do
 // not match its digest is refused without leaving anything at the destination.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { open, readdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -74,18 +74,18 @@ describe('large blobs', () => {
   for (const [backend, where] of Object.entries(stores)) {
     it(`a ${SIZE / MiB} MiB blob is stored and materialized through the ${backend} store with peak RSS far below its size`, async () => {
       const floor = (await blobIo(where(), 'idle')).maxRssBytes;
-      const put = await blobIo(where(), 'put', file);
+      const put = await blobIo(where(), 'store', file);
       expect(put.error).toBeUndefined();
       expect(put.digest).toBe(digest);
-      expect(put.maxRssBytes - floor, `put: peak RSS ${put.maxRssBytes} over a floor of ${floor}`).toBeLessThan(GROWTH_LIMIT);
+      expect(put.maxRssBytes - floor, `store: peak RSS ${put.maxRssBytes} over a floor of ${floor}`).toBeLessThan(GROWTH_LIMIT);
 
-      const dest = join(dir, `materialized-${backend}`, 'weights.bin');
-      const get = await blobIo(where(), 'get', digest, dest);
+      const work = join(dir, `materialized-${backend}`);
+      const get = await blobIo(where(), 'materialize', digest, work);
       expect(get.error).toBeUndefined();
       expect(get.size).toBe(SIZE);
-      expect(get.maxRssBytes - floor, `get: peak RSS ${get.maxRssBytes} over a floor of ${floor}`).toBeLessThan(GROWTH_LIMIT);
-      expect(await digestFile(dest)).toBe(digest);
-      await rm(dirname(dest), { recursive: true, force: true });
+      expect(get.maxRssBytes - floor, `materialize: peak RSS ${get.maxRssBytes} over a floor of ${floor}`).toBeLessThan(GROWTH_LIMIT);
+      expect(await digestFile(join(work, 'blob'))).toBe(digest);
+      await rm(work, { recursive: true, force: true });
     });
   }
 
@@ -102,13 +102,11 @@ describe('large blobs', () => {
     s3.destroy();
 
     for (const backend of ['fs', 's3'] as const) {
-      const out = join(dir, `refused-${backend}`);
-      const dest = join(out, 'weights.bin');
-      const get = await blobIo(stores[backend](), 'get', digest, dest);
+      const work = join(dir, `refused-${backend}`);
+      const get = await blobIo(stores[backend](), 'materialize', digest, work);
       expect(get.error?.code, backend).toBe('digest_mismatch');
       expect(get.error?.message).toMatch(`blob blobs/sha256/${digestHex(digest)}: expected digest ${digest} but the bytes hash to sha256:`);
-      expect(existsSync(dest), `${backend}: ${dest} exists`).toBe(false);
-      expect(await readdir(out), `${backend}: left in ${out}`).toEqual([]);
+      expect(await readdir(work), `${backend}: left in ${work}`).toEqual([]);
     }
   });
 });
