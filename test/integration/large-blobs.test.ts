@@ -13,7 +13,8 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestFile, digestHex } from '../../lib/digest';
 import { FsObjectStore } from '../../lib/fs-store';
-import { blobKey, putBlobFile } from '../../lib/store';
+import { PreconditionFailedError } from '../../lib/errors';
+import { blobKey, getBlobToFile, putBlobFile } from '../../lib/store';
 import { repoRoot, tempDir } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 
@@ -108,5 +109,16 @@ describe('large blobs', () => {
       expect(get.error?.message).toMatch(`blob blobs/sha256/${digestHex(digest)}: expected digest ${digest} but the bytes hash to sha256:`);
       expect(await readdir(work), `${backend}: left in ${work}`).toEqual([]);
     }
+  });
+
+  it('a multipart blob on S3 keeps create-only writes: a second one is a precondition failure, storing it again is success', async () => {
+    const part = join(dir, 'above-threshold.bin'); // above the 16 MiB that go up in one PutObject
+    await pipeline([randomBytes(20 * MiB)], createWriteStream(part));
+    const st = moto.store(BUCKET, 'multipart');
+    const at = await putBlobFile(st, part);
+    await expect(st.putFile(blobKey(at), part, { ifNoneMatch: '*' })).rejects.toBeInstanceOf(PreconditionFailedError);
+    expect(await putBlobFile(st, part)).toBe(at);
+    expect(await getBlobToFile(st, at, join(dir, 'multipart-back', 'blob'))).toBe(20 * MiB);
+    expect(await digestFile(join(dir, 'multipart-back', 'blob'))).toBe(at);
   });
 });
