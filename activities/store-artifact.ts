@@ -4,7 +4,7 @@ import { DigestMismatchError } from '../lib/errors';
 import { NonRetryable } from '../lib/gate-codes';
 import { writeManifest, type ArtifactFiles, type StageOutputs } from '../lib/records';
 import type { Format } from '../lib/spec';
-import { getBlob, type ObjectStore } from '../lib/store';
+import { verifyBlob, type ObjectStore } from '../lib/store';
 
 /** Input of the store stage: the files and every build stage's output. */
 export interface StoreInput {
@@ -29,7 +29,7 @@ export function storeActivity(deps: { store: ObjectStore }) {
   return async function storeArtifact(input: StoreInput): Promise<StoreOutput> {
     for (const [role, digest] of Object.entries(input.files)) {
       try {
-        await getBlob(deps.store, digest); // reads and re-hashes: what we register is what was produced
+        await verifyBlob(deps.store, digest); // reads (streamed) and re-hashes: what we register is what was produced
       } catch (err) {
         if (err instanceof DigestMismatchError) {
           throw ApplicationFailure.create({ type: NonRetryable.digestMismatch, message: `${role}: ${err.message}`, nonRetryable: true });

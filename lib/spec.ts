@@ -1,15 +1,17 @@
 // The pipeline spec (pipeline.yaml or .json): a public contract, validated with zod at the boundary.
 import { readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { checkArchiveLimits, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
 import { canonicalJson, digestBytes } from './digest';
 import { ErrorCode, TtdError } from './errors';
-import { checkInputFile, readInputFile } from './input-files';
+import { checkInputFile, copyInputFile, readInputFile } from './input-files';
 import { NAME_RE } from './names';
 import { checkReferences } from './references';
-import { putBlob, type ObjectStore } from './store';
+import { putBlob, putBlobFile, type ObjectStore } from './store';
 
 /** The spec's upper bounds (README, "The pipeline spec"): far above real use, below what breaks a run. */
 export const SPEC_LIMITS = {
@@ -411,20 +413,28 @@ export type RunSource =
   | { foreign: { artifactDigest: string; referencesDigest: string; artifactPath: string } };
 
 /** Puts a loaded spec's input files into the store (content-addressed) and returns their digests. Each is read
- * through a descriptor checked as loadSpec checked its path, and all are read before the first is stored. */
+ * through a descriptor checked as loadSpec checked its path, and all are read before the first is stored. A foreign
+ * archive and its references are copied streamed into a private spool, so their size never sits in memory. */
 export async function storeRunSource(store: ObjectStore, loaded: LoadedSpec): Promise<RunSource> {
   const { spec } = loaded;
   if (loaded.foreign) {
     const [field, value] = spec.artifact !== undefined ? (['artifact', spec.artifact] as const) : (['model', spec.model!] as const);
-    const artifact = readInputFile(field, value, loaded.foreign.artifactPath);
-    const references = readInputFile('references', spec.references!, loaded.foreign.referencesPath);
-    return {
-      foreign: {
-        artifactDigest: await putBlob(store, artifact),
-        referencesDigest: await putBlob(store, references),
-        artifactPath: loaded.foreign.artifactPath,
-      },
-    };
+    const spool = await mkdtemp(join(tmpdir(), 'ttd-input-'));
+    try {
+      const artifact = join(spool, 'artifact');
+      const references = join(spool, 'references');
+      await copyInputFile(field, value, loaded.foreign.artifactPath, artifact);
+      await copyInputFile('references', spec.references!, loaded.foreign.referencesPath, references);
+      return {
+        foreign: {
+          artifactDigest: await putBlobFile(store, artifact),
+          referencesDigest: await putBlobFile(store, references),
+          artifactPath: loaded.foreign.artifactPath,
+        },
+      };
+    } finally {
+      await rm(spool, { recursive: true, force: true });
+    }
   }
   return {
     modelFileDigest: await putBlob(store, readInputFile('model', spec.model!, loaded.modelPath!)),
