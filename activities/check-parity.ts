@@ -1,5 +1,5 @@
 // The parity stage: the artifact loads and agrees in every target runtime, each a fresh process without our code.
-import { cp, copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { cp, copyFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { bwrapArgs, probeSandbox, sandboxEnv, sandboxRefusal } from '../lib/sand
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
 import { runtimeLimit, seconds, type LimitBasis, type TimeLimit } from '../lib/time-limits';
 import type { FusedRuns, FusionBuild } from '../lib/contract';
+import { isaProbes } from './isa-probes';
 import { addTorchWork, copyWrittenFile, materialize, stageConfig, torchStagesRunning, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
@@ -218,7 +219,7 @@ async function runRunner(
       // Inductor's CPU ISA probes (a few tiny compiled kernels, the same for every model on a host) in a private copy:
       // a server compiles them once per host, so a runner that compiled them afresh every time (5-20 s) would be
       // timed as no server is.
-      const probes = await isaProbes(deps);
+      const probes = await isaProbes(deps.config);
       if (probes) {
         await cp(probes, join(cwd, 'inductor-cache'), { recursive: true });
         extraEnv = { TORCHINDUCTOR_CACHE_DIR: join(cwd, 'inductor-cache') };
@@ -292,41 +293,6 @@ function exec(
     timeoutMs,
     stderrTailLines: RUNNER_STDERR_LINES,
   });
-}
-
-const ISA_PROBE = 'from torch._inductor import cpu_vec_isa; cpu_vec_isa.valid_vec_isa_list()';
-const isaProbeDirs = new Map<string, Promise<string | undefined>>();
-
-/** An Inductor cache holding only the CPU ISA probes of an environment's torch, made once per worker host by our own
- * code (no model runs there), beside (not inside) the compile stage's cache that model code may write; undefined
- * where it cannot be made (the runner then compiles them itself, as before). */
-function isaProbes(deps: TorchDeps): Promise<string | undefined> {
-  const { config } = deps;
-  const dir = join(config.inductorCache, `${config.environment}.isa-probes`);
-  let made = isaProbeDirs.get(dir);
-  if (!made) {
-    made = (async () => {
-      if (existsSync(join(dir, '.complete'))) return dir;
-      await mkdir(config.inductorCache, { recursive: true });
-      const temp = await mkdtemp(`${dir}.tmp-`);
-      const res = await runProcess(config.python, ['-I', '-c', ISA_PROBE], {
-        env: sandboxEnv({ TORCHINDUCTOR_CACHE_DIR: temp, TMPDIR: tmpdir(), HOME: temp }),
-        extendEnv: false,
-        timeoutMs: 300_000,
-      });
-      if (!res.ok) {
-        await rm(temp, { recursive: true, force: true });
-        return undefined;
-      }
-      await rm(join(temp, 'locks'), { recursive: true, force: true });
-      await mkdir(join(temp, '.complete'));
-      // Another worker may have made it first: theirs is as good.
-      await rename(temp, dir).catch(() => rm(temp, { recursive: true, force: true }));
-      return existsSync(join(dir, '.complete')) ? dir : undefined;
-    })();
-    isaProbeDirs.set(dir, made);
-  }
-  return made;
 }
 
 /** Maps `items` through `fn` with at most `limit` at a time; results keep the items' order. */

@@ -11,6 +11,8 @@ import { ErrorCode, type TtdError } from '../lib/errors';
 import { blobKey, type ObjectStore } from '../lib/store';
 import { forEnvironment, type Config } from '../lib/config';
 import { stepCacheKey } from '../lib/keys';
+import { canExport } from '../lib/environments';
+import { isaProbes } from './isa-probes';
 import { runTorchRequest, torchEnvironment } from './torch-process';
 import { torchWorkMs } from './torch-stage';
 
@@ -45,6 +47,9 @@ export function environmentDigest(config: Config): Promise<string> {
  * does not wait for `import torch`. A failure is left for that stage to report. */
 export function prestartTorch(config: Config): void {
   environmentDigest(config).catch(() => undefined);
+  // Ready by the time an AOTInductor package reaches parity; made once per host and environment.
+  const env = config.environments.find((e) => e.name === config.environment);
+  if (env && canExport(env)) isaProbes(config).catch(() => undefined);
 }
 
 async function computeEnvironment(config: Config): Promise<string> {
