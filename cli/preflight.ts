@@ -48,15 +48,20 @@ export async function preflight(config: Config, spec: Spec, opts: { servedHere?:
       `device: cuda, but torch of environment '${chosen.name}' sees no CUDA device on this host; run it with --detach so that a worker of the cuda pool serves it (ttd worker --env ${chosen.name} --device cuda on a GPU host), or set device: cpu`,
     );
   }
-  // fusion.require on a CPU build without LLVM: its servers never fuse, so no group could ever be required of them.
+  // fusion.require on a CPU build without LLVM: its servers never fuse, so no group could ever be required of them. The
+  // run's own build forms the groups; every parity target's build is a server that would have to run them.
   const onCuda = spec.device === 'cuda' || spec.trace.target_device.startsWith('cuda');
   if (spec.fusion.require !== 'none' && spec.model !== undefined && spec.formats.includes('torchscript') && !onCuda) {
-    const build = await cpuFusionBuild(chosen);
-    if (build && !build.llvm) {
-      throw new TtdError(
-        ErrorCode.fusionUnavailable,
-        `fusion.require: ${spec.fusion.require}, but environment '${chosen.name}' (torch ${build.torch}, a CPU build without LLVM) cannot fuse on the CPU: its servers run every fusion group unfused; expected a build that fuses (device: cuda, or a torch built with LLVM), or set fusion.require: none (the fusion stage still shows the groups)`,
-      );
+    const targets = spec.parity.runtimes.map((t) => parseTarget(t).environment).filter((e): e is string => e !== undefined);
+    const builds = [chosen, ...config.environments.filter((e) => e !== chosen && targets.includes(e.name))];
+    for (const e of builds) {
+      const build = await cpuFusionBuild(e);
+      if (build && !build.llvm) {
+        throw new TtdError(
+          ErrorCode.fusionUnavailable,
+          `fusion.require: ${spec.fusion.require}, but environment '${e.name}' (torch ${build.torch}, a CPU build without LLVM)${e === chosen ? '' : ', a parity target,'} cannot fuse on the CPU: its servers run every fusion group unfused; expected a build that fuses (device: cuda, or a torch built with LLVM), or set fusion.require: none (the fusion stage still shows the groups)`,
+        );
+      }
     }
   }
   // Every parity target's environment: the run's own, or the deploy target it names (libtorch@torch-1.13).
