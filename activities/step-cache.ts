@@ -11,6 +11,8 @@ import { ErrorCode, type TtdError } from '../lib/errors';
 import { blobKey, type ObjectStore } from '../lib/store';
 import { forEnvironment, type Config } from '../lib/config';
 import { stepCacheKey } from '../lib/keys';
+import type { DeclaredEnvironment } from '../lib/declared-environments';
+import { ensureDeclared } from './build-environment';
 import { runTorchRequest, torchEnvironment } from './torch-process';
 import { torchWorkMs } from './torch-stage';
 
@@ -19,6 +21,8 @@ import { torchWorkMs } from './torch-stage';
 export interface CacheOption {
   noCache?: boolean;
   environment?: string;
+  /** The run's declared environment: made sure of on this host before the stage (built here if it is not). */
+  declared?: DeclaredEnvironment;
 }
 
 // 2: stage outputs are the contract's results (lib/contract.ts); 3: each entry carries a MAC (unsigned entries miss).
@@ -81,6 +85,7 @@ export function withStepCache<I extends object, O>(
 ): (input: I & CacheOption) => Promise<StageRun<O>> {
   return async (input) => {
     const { noCache, ...rest } = input;
+    if (input.declared) await ensureDeclared(deps.config, input.declared);
     const config = forEnvironment(deps.config, input.environment) ?? deps.config; // an unknown one: the stage says so
     const ran = async (): Promise<StageRun<O>> => {
       const output = await fn(rest as I);

@@ -10,7 +10,7 @@ import {
 } from '@temporalio/client';
 import { loadConfig, openStore, withConcurrency } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
-import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
+import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec';
 import { queuesForRun } from '../lib/queues';
 import { assertWritable } from '../lib/store-identity';
 import { exitCodeFor, type RunResult } from '../lib/results';
@@ -115,7 +115,8 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       trigger,
       commit: opts.commit ?? null,
       queues,
-      environment: config.environment,
+      environment: runEnvironmentId(loaded, config.environment),
+      ...(loaded.declared ? { declaredEnvironment: loaded.declared } : {}),
       store: store.location,
       ...(opts.cache === false ? { noCache: true } : {}),
     };
