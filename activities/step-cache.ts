@@ -5,7 +5,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { canonicalJson, digestBytes, digestFile, digestHex } from '../lib/digest';
 import { ErrorCode, type TtdError } from '../lib/errors';
 import { blobKey, type ObjectStore } from '../lib/store';
@@ -63,7 +63,19 @@ async function computeEnvironment(config: Config): Promise<string> {
   for (const f of (await readdir(pkg)).filter((n) => n.endsWith('.py')).sort()) sources[f] = digestBytes(await readFile(join(pkg, f)));
   sources['ttd_parity_runner.py'] = digestBytes(await readFile(config.parityRunnerPy));
   const runner = existsSync(config.libtorchRunner) ? await digestFile(config.libtorchRunner) : null;
-  return digestBytes(canonicalJson({ interpreter: config.python, versions, sources, libtorchRunner: runner }));
+  // A declared environment's packages as this host resolved them: unpinned requirements may resolve differently on
+  // another host or later, under the same directory name.
+  const declared = config.basePython ? await declaredPackages(config.python) : undefined;
+  return digestBytes(canonicalJson({ interpreter: config.python, versions, sources, libtorchRunner: runner, ...(declared ? { declared } : {}) }));
+}
+
+// The resolved packages recorded beside a declared environment's virtualenv (<cache>/<hex>/venv/bin/python).
+async function declaredPackages(python: string): Promise<string[] | null> {
+  try {
+    return (JSON.parse(await readFile(join(dirname(dirname(dirname(python))), 'env.json'), 'utf8')) as { resolved: string[] }).resolved;
+  } catch {
+    return null;
+  }
 }
 
 /** A torch stage's output with how it was obtained: reused from an earlier identical stage (`cached`), or worked out,

@@ -22,7 +22,7 @@ import type { pipelineWorkflow } from '../workflows/pipeline';
 import { failWith, gateLines, paint, printJson, printJsonOr, sci, table, writeOut, writeErr } from './output';
 import { preflight } from './preflight';
 import { prestartTorch } from '../activities/step-cache';
-import { trainingBeat } from './progress';
+import { stagePhase, trainingBeat } from './progress';
 import { progressView, type ProgressView } from './progress-view';
 import { connectTemporal } from './temporal';
 import { terminalLine } from '../lib/terminal';
@@ -283,6 +283,7 @@ export async function watch(handle: WorkflowHandle, view: ProgressView = progres
   let shownStage: string | null = null;
   let shownCompleted = 0;
   let shownEpoch = 0;
+  let shownPhase: string | undefined;
   const showEpochs = (losses: number[], epochs: number | undefined) => {
     for (const loss of losses.slice(shownEpoch)) view.epoch(++shownEpoch, epochs, loss);
   };
@@ -302,6 +303,10 @@ export async function watch(handle: WorkflowHandle, view: ProgressView = progres
         if (progress.stage === 'train') {
           const beat = await trainingBeat(handle);
           if (beat) showEpochs(beat.losses, beat.epochs);
+        }
+        if (progress.stage === 'environment' && view.phase) {
+          const phase = await stagePhase(handle);
+          if (phase && phase !== shownPhase) view.phase('environment', (shownPhase = phase));
         }
       } catch {
         /* the workflow may not have started on a worker yet */
