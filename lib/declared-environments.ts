@@ -144,17 +144,18 @@ export async function cachedEnvironment(cacheDir: string, d: DeclaredEnvironment
 
 // What the base says of itself: its torch and that torch's dependencies, every installed package, where they live.
 const BASE_FACTS = `
-import importlib.metadata as md, json, sys, sysconfig
+import importlib.metadata as md, json, os, site, sys
 pkgs = sorted({(d.metadata['Name'], d.version) for d in md.distributions() if d.metadata['Name']})
 print(json.dumps({'torch': md.version('torch'), 'torch_requires': md.requires('torch') or [], 'packages': pkgs,
-  'purelib': sysconfig.get_paths()['purelib'], 'python': '%d.%d' % sys.version_info[:2]}))
+  'sites': [p for p in site.getsitepackages() if os.path.isdir(p)], 'python': '%d.%d' % sys.version_info[:2]}))
 `;
 
 interface BaseFacts {
   torch: string;
   torch_requires: string[];
   packages: [string, string][];
-  purelib: string;
+  /** Where the base's packages live: a venv's site-packages, or a system Python's dist-packages (Debian's torch). */
+  sites: string[];
   python: string;
 }
 
@@ -251,7 +252,7 @@ export async function buildEnvironment(d: DeclaredEnvironment, opts: BuildOption
       if (!installed.ok) throw uvFailure(d, facts.torch, installed.stderrTail || installed.spawnError || `exit code ${installed.exitCode}`, 'install');
     }
     // The base's packages after the environment's own: torch (and its runner's libtorch) stay the base's.
-    await writeFile(join(venv, 'lib', `python${facts.python}`, 'site-packages', '_ttd_base.pth'), `${facts.purelib}\n`);
+    await writeFile(join(venv, 'lib', `python${facts.python}`, 'site-packages', '_ttd_base.pth'), `${facts.sites.join('\n')}\n`);
     const record: BuiltEnvironment = {
       format: 'ttd-env/1',
       base: d.base,

@@ -72,11 +72,12 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 async function buildEnvironment(run: Run, declared: DeclaredEnvironment): Promise<EnvironmentOutput> {
   const env = await run.torchStage('environment', Gate.environment, () => run.torch.buildEnvironment({ ...run.torchOptions, declared }));
   const torch = `torch ${env.torch_version} of ${env.base}, shared`;
+  const packages = (n: number) => `${n} package${n === 1 ? '' : 's'}`;
   run.pass(
     Gate.environment,
     env.reused
-      ? `environment ${env.digest.slice(0, 19)} already built: ${env.resolved.length} packages (${torch})`
-      : `built environment ${env.digest.slice(0, 19)}: ${env.installed.length} packages installed beside ${env.resolved.length - env.installed.length} of the base (${torch})`,
+      ? `environment ${env.digest.slice(0, 19)} already built: ${packages(env.resolved.length)} (${torch})`
+      : `built environment ${env.digest.slice(0, 19)}: ${packages(env.installed.length)} installed beside ${env.resolved.length - env.installed.length} of the base (${torch})`,
   );
   return env;
 }
