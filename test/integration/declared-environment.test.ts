@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { declaredDigest } from '../../lib/declared-environments';
 import type { RunResult } from '../../lib/results';
+import { startWorker } from '../hosts';
 import { freePort, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 
 const BERT_MODEL = join(repoRoot, 'test', 'fixtures', 'environments', 'tiny-bert.py');
@@ -176,5 +177,28 @@ describe('environments declared with the spec', () => {
     const result = JSON.parse(matched.stdout) as RunResult;
     expect(result.status, JSON.stringify(result.gates)).toBe('promoted');
     expect(result.parity?.filter((p) => p.runtime === 'libtorch').every((p) => p.torch_version === '2.13.0')).toBe(true);
+  });
+
+  it('a worker whose TTD_PYTHON runner has another torch refuses the parity stage with runtime_mismatch, loading nothing', async () => {
+    const dir = tempDir();
+    const spec = writeSpec(dir, quickSeedSpec('mismatch-worker'), join(seedDir, 'model.py'));
+    const python = join(repoRoot, '.torch', 'torch-2.13', 'bin', 'python');
+    const runner = join(repoRoot, 'build', 'libtorch-2.13', 'ttd-libtorch-runner');
+    // The client's runner matches (so ttd run starts the run); the worker's is torch-1.13's default.
+    const worker = await startWorker(env({ TTD_PYTHON: python }));
+    try {
+      const started = await runTtd(['run', spec, '--detach', '--json'], env({ TTD_PYTHON: python, TTD_LIBTORCH_RUNNER: runner }));
+      expect(started.code, started.stderr).toBe(0);
+      const { runId } = JSON.parse(started.stdout) as { runId: string };
+      const waited = await runTtd(['wait', runId, '--json'], env());
+      const result = JSON.parse(waited.stdout) as RunResult;
+      expect(result.status).toBe('failed');
+      expect(result.gates.at(-1)).toMatchObject({ gate: 'parity', passed: false, code: 'runtime_mismatch' });
+      expect(result.gates.at(-1)!.message).toContain('was built against libtorch 1.13.0');
+      expect(result.gates.at(-1)!.message).toContain('has torch 2.13.0+cpu');
+      expect(result.parity ?? []).toEqual([]); // no runtime ran the artifact
+    } finally {
+      await worker.stop();
+    }
   });
 });
