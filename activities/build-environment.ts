@@ -83,7 +83,10 @@ async function build(config: Config, declared: DeclaredEnvironment): Promise<Bui
     ctx = undefined; // outside an activity (tests, tools): no heartbeats
   }
   let phase = 'starting';
-  const timer = ctx && setInterval(() => ctx.heartbeat({ op: 'environment', phase }), 2_000);
+  // Keep what the stage's last attempt said (a train stage's checkpoint, to resume from), adding the phase.
+  const prior = ctx?.info.heartbeatDetails;
+  const details = () => ({ ...(prior && typeof prior === 'object' ? prior : {}), phase });
+  const timer = ctx && setInterval(() => ctx.heartbeat(details()), 2_000);
   try {
     return await buildEnvironment(declared, {
       uv: config.uv,
@@ -93,7 +96,7 @@ async function build(config: Config, declared: DeclaredEnvironment): Promise<Bui
       signal: ctx?.cancellationSignal,
       onProgress: (p) => {
         phase = p;
-        ctx?.heartbeat({ op: 'environment', phase });
+        ctx?.heartbeat(details());
       },
     });
   } catch (err) {
