@@ -1,5 +1,5 @@
 // The parity stage: the artifact loads and agrees in every target runtime, each a fresh process without our code.
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { cp, copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,8 @@ import { redact } from '../lib/redact';
 import { bwrapArgs, probeSandbox, sandboxEnv, sandboxRefusal } from '../lib/sandbox';
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
 import { configPythons } from './torch-process';
+import { runtimeLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
+import type { FusedRuns, FusionBuild } from '../lib/contract';
 import { addTorchWork, copyWrittenFile, materialize, stageConfig, torchStagesRunning, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
@@ -28,14 +30,28 @@ export interface ParityInput {
   runtimes: ParityTarget[];
   atol: number;
   rtol: number;
+  /** The spec's fusion.fused_runs (auto when absent): whether a fused run follows each serving run. */
+  fusedRuns?: FusedRuns;
+  /** What each runtime run's time limit scales with (lib/time-limits.ts). */
+  limits?: LimitBasis;
 }
 
 /** The parity gate's verdict and one line per runtime and executor mode (lib/results.ts: ParityResult). */
 export type ParityOutput = ParityResult;
 
-const RUNNER_TIMEOUT_MS = 5 * 60_000;
 const RUNNER_THREADS = 1;
-const MODES = [{ fuser: false }, { fuser: true }] as const;
+
+/** How a runtime runs the artifact: `serving`, with its build's own fuser flags (what its servers run); `fused`, the
+ * CPU fuser on where the build has LLVM; `interpreter`, through NNC's interpreter (fusion.fused_runs always). */
+type FusionMode = 'serving' | 'fused' | 'interpreter';
+
+/** The fused run that follows a serving run, given what the runtime said of its build: only where the build fuses
+ * on the CPU (LLVM), or where the spec asks for it. CUDA builds fuse in their serving run already. */
+function fusedMode(build: FusionBuild | undefined, fusedRuns: FusedRuns): FusionMode | undefined {
+  if (fusedRuns === 'never') return undefined;
+  if (build?.llvm_enabled) return build.can_fuse_on_cpu ? undefined : 'fused'; // a serving run that fused already
+  return fusedRuns === 'always' ? 'interpreter' : undefined;
+}
 
 /** Builds the parity activity. */
 export function parityActivity(deps: TorchDeps) {
@@ -80,74 +96,86 @@ export function parityActivity(deps: TorchDeps) {
         'references.safetensors': input.referencesDigest,
       });
       const references = await readSafetensors(files['references.safetensors']);
-      // The runtime runs are independent fresh processes of one thread each: run them side by side, as many as this
+      // Each target runs as its servers do (its build's own fuser flags); a fused run follows only where that build
+      // fuses on the CPU (LLVM) or the spec asks for it (fusion.fused_runs), once the serving run has said what the
+      // build is. The targets are independent fresh processes of one thread each: side by side, as many as this
       // stage's share of the cores (lib/capacity.ts), or of the cores no other torch stage of this worker uses now.
-      // The fuser is TorchScript's: a package runs once per runtime.
-      const modes = format === 'torchscript' ? MODES : MODES.filter((m) => !m.fuser);
-      const runs = targets.flatMap((target) => modes.map((flags) => ({ ...target, flags })));
+      const fusedRuns: FusedRuns = format === 'torchscript' ? (input.fusedRuns ?? 'auto') : 'never';
+      const bytes = (await stat(files[model])).size;
       const started = performance.now();
       const share = Math.max(deps.config.torchThreads, Math.floor(availableParallelism() / torchStagesRunning()));
-      const reports = await mapLimit(
-        runs,
-        Math.max(1, Math.min(runs.length, share)),
-        async ({ runtime, deps: target, flags }) => {
-          const { environment } = target.config;
-          const about = { format, environment };
-          // Made in one environment, checked in another: the message names both.
-          const made = environment === producer.environment ? '' : ` made with ${producer.environment}`;
-          const run = await runRunner(
-            target,
-            runtime,
-            { model: files[model], name: model, references: files['references.safetensors'], format },
-            flags.fuser,
-          );
-          if (!run.ok) {
-            return {
-              runtime,
-              ...about,
-              passed: false,
-              code: run.refused ? GateCode.sandboxRefused : GateCode.runtimeLoadFailed,
-              max_abs_error: null,
-              max_rel_error: null,
-              flags: { ...flags },
-              torch_version: null,
-              threads: RUNNER_THREADS,
-              ms: run.ms,
-              message: run.refused
-                ? `${runtime} of ${environment}${flags.fuser ? ' (fuser on)' : ''}: the sandbox refused ${run.refused} while the ${format} artifact${made} ran: ${run.error}`
-                : `${runtime} of ${environment}${flags.fuser ? ' (fuser on)' : ''} could not load or run the ${format} artifact${made}: ${run.error}`,
-            } satisfies ParityRuntimeReport;
-          }
-          const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
-          const outputs = await reportedInHistory(
-            deps.store,
-            cmp.outputs.map((o) => ({
-              name: o.name,
-              passed: o.passed,
-              code: o.code,
-              max_abs_error: Number.isFinite(o.max_abs_error) ? o.max_abs_error : null,
-              max_rel_error: Number.isFinite(o.max_rel_error) ? o.max_rel_error : null,
-              elements: o.elements,
-            })),
-          );
+      const runOne = async ({ runtime, deps: target }: (typeof targets)[number], mode: FusionMode): Promise<ParityRuntimeReport> => {
+        const { environment } = target.config;
+        const about = { format, environment };
+        const flags = { fuser: mode !== 'serving', mode };
+        const shownMode = mode === 'serving' ? '' : mode === 'fused' ? ' (fuser on)' : " (fuser on, NNC's interpreter)";
+        // Made in one environment, checked in another: the message names both.
+        const made = environment === producer.environment ? '' : ` made with ${producer.environment}`;
+        const limit = runtimeLimit(input.limits ?? {}, bytes, mode === 'interpreter', deps.config.runtimeLoadAllowanceMs);
+        const run = await runRunner(
+          target,
+          runtime,
+          { model: files[model], name: model, references: files['references.safetensors'], format },
+          mode,
+          limit,
+        );
+        if (!run.ok) {
+          const code = run.refused ? GateCode.sandboxRefused : run.timedOut ? GateCode.runtimeTimeout : GateCode.runtimeLoadFailed;
           return {
             runtime,
             ...about,
-            passed: cmp.passed,
-            code: cmp.code,
-            max_abs_error: cmp.max_abs_error,
-            max_rel_error: cmp.max_rel_error,
-            flags: { ...flags },
-            torch_version: run.summary.torch_version ?? null,
-            threads: run.summary.threads ?? RUNNER_THREADS,
+            passed: false,
+            code,
+            max_abs_error: null,
+            max_rel_error: null,
+            flags,
+            torch_version: null,
+            threads: RUNNER_THREADS,
             ms: run.ms,
-            message: `${cmp.message}${flags.fuser ? ' (fuser on)' : ''}`,
-            outputs: outputs.items,
-            ...(outputs.total !== undefined ? { outputs_total: outputs.total, outputs_digest: outputs.digest } : {}),
-            histogram: cmp.histogram,
+            message: run.refused
+              ? `${runtime} of ${environment}${shownMode}: the sandbox refused ${run.refused} while the ${format} artifact${made} ran: ${run.error}`
+              : run.timedOut
+                ? `${runtime} of ${environment}${shownMode} did not finish the ${format} artifact${made} within its limit of ${(limit.ms / 1000).toFixed(0)} s (${limit.basis}); expected it to load and run every reference case within it: raise time_limits.scale in the spec if this runtime really needs longer`
+                : `${runtime} of ${environment}${shownMode} could not load or run the ${format} artifact${made}: ${run.error}`,
           } satisfies ParityRuntimeReport;
-        },
-      );
+        }
+        const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
+        const outputs = await reportedInHistory(
+          deps.store,
+          cmp.outputs.map((o) => ({
+            name: o.name,
+            passed: o.passed,
+            code: o.code,
+            max_abs_error: Number.isFinite(o.max_abs_error) ? o.max_abs_error : null,
+            max_rel_error: Number.isFinite(o.max_rel_error) ? o.max_rel_error : null,
+            elements: o.elements,
+          })),
+        );
+        return {
+          runtime,
+          ...about,
+          passed: cmp.passed,
+          code: cmp.code,
+          max_abs_error: cmp.max_abs_error,
+          max_rel_error: cmp.max_rel_error,
+          flags,
+          ...(run.summary.fusion ? { fusion: run.summary.fusion } : {}),
+          torch_version: run.summary.torch_version ?? null,
+          threads: run.summary.threads ?? RUNNER_THREADS,
+          ms: run.ms,
+          message: `${cmp.message}${shownMode}`,
+          outputs: outputs.items,
+          ...(outputs.total !== undefined ? { outputs_total: outputs.total, outputs_digest: outputs.digest } : {}),
+          histogram: cmp.histogram,
+        } satisfies ParityRuntimeReport;
+      };
+      const reports = (
+        await mapLimit(targets, Math.max(1, Math.min(targets.length, share)), async (target) => {
+          const serving = await runOne(target, 'serving');
+          const fused = serving.passed ? fusedMode(serving.fusion, fusedRuns) : undefined;
+          return fused ? [serving, await runOne(target, fused)] : [serving];
+        })
+      ).flat();
       addTorchWork(performance.now() - started);
       const failed = reports.find((r) => !r.passed);
       return {
@@ -171,16 +199,18 @@ function mismatchOnce(e: TorchEnv): Promise<string | undefined> {
   return found;
 }
 
+type RunnerSummary = { torch_version?: string; threads?: number; fusion?: FusionBuild };
 type RunnerRun =
-  | { ok: true; ms: number; outPath: string; summary: { torch_version?: string; threads?: number } }
-  | { ok: false; ms: number; error: string; refused?: string };
+  | { ok: true; ms: number; outPath: string; summary: RunnerSummary }
+  | { ok: false; ms: number; error: string; refused?: string; timedOut?: boolean };
 
 // Each run gets an empty directory and a bare environment: the runtime cannot see our code or the model file.
 async function runRunner(
   deps: TorchDeps,
   runtime: RuntimeName,
   files: { model: string; name: string; references: string; format: Format },
-  fuser: boolean,
+  mode: FusionMode,
+  limit: TimeLimit,
 ): Promise<RunnerRun> {
   const cwd = await mkdtemp(join(tmpdir(), `ttd-${runtime}-`));
   try {
@@ -198,8 +228,21 @@ async function runRunner(
       '--threads',
       String(RUNNER_THREADS),
     ];
-    if (fuser) args.push('--fuser');
+    // Older runners know only --fuser (the interpreter); a serving run passes nothing, as before.
+    if (mode === 'interpreter') args.push('--fuser');
+    else if (mode === 'fused') args.push('--fusion', 'fused');
     let command: string;
+    let extraEnv: Record<string, string> = {};
+    if (runtime === 'python' && files.format === 'aoti') {
+      // Inductor's CPU ISA probes (a few tiny compiled kernels, the same for every model on a host) in a private copy:
+      // a server compiles them once per host, so a runner that compiled them afresh every time (5-20 s) would be
+      // timed as no server is.
+      const probes = await isaProbes(deps);
+      if (probes) {
+        await cp(probes, join(cwd, 'inductor-cache'), { recursive: true });
+        extraEnv = { TORCHINDUCTOR_CACHE_DIR: join(cwd, 'inductor-cache') };
+      }
+    }
     if (runtime === 'python') {
       await copyFile(deps.config.parityRunnerPy, join(cwd, 'runner.py'));
       command = deps.config.python;
@@ -207,7 +250,7 @@ async function runRunner(
     } else {
       command = deps.config.libtorchRunner;
     }
-    const res = await exec(deps, runtime, command, args, cwd);
+    const res = await exec(deps, runtime, command, args, cwd, limit.ms, extraEnv);
     const ms = res.durationMs;
     const lastLine = res.stdout.trim().split('\n').pop() ?? '';
     let summary: Record<string, unknown> = {};
@@ -220,16 +263,16 @@ async function runRunner(
       const err = (summary.error as { stage?: string; message?: string } | undefined) ?? {};
       const stderr = res.stderrTail.trim().split('\n').slice(-3).join(' | ');
       // A runner that timed out or could not start says so first; one that crashed is explained by its stderr.
-      const ended = res.timedOut || res.spawnError ? describeEnd(res, RUNNER_TIMEOUT_MS) : '';
+      const ended = res.timedOut || res.spawnError ? describeEnd(res, limit.ms) : '';
       const detail = err.message ?? ([ended, stderr].filter(Boolean).join(': ') || describeEnd(res));
       // What the artifact tried that the sandbox refused (a host file, the network) makes this a rejection of its own.
       const refused = deps.config.sandbox === 'on' ? sandboxRefusal(`${err.message ?? ''}\n${res.stderrTail}`, [cwd]) : undefined;
       const error = redact(`${err.stage ? `[${err.stage}] ` : ''}${detail}`).slice(0, 600);
-      return { ok: false, ms, error, ...(refused ? { refused: redact(refused) } : {}) };
+      return { ok: false, ms, error, ...(refused ? { refused: redact(refused) } : {}), ...(res.timedOut ? { timedOut: true } : {}) };
     }
-    const outPath = `${files.model}.${runtime}${fuser ? '-fuser' : ''}.outputs.safetensors`;
+    const outPath = `${files.model}.${runtime}-${mode}.outputs.safetensors`;
     await copyWrittenFile(join(cwd, 'outputs.safetensors'), outPath, cwd);
-    return { ok: true, ms, outPath, summary: summary as { torch_version?: string; threads?: number } };
+    return { ok: true, ms, outPath, summary: summary as RunnerSummary };
   } finally {
     await rm(cwd, { recursive: true, force: true });
   }
@@ -239,8 +282,16 @@ const RUNNER_STDERR_LINES = 40;
 
 // The runner sees an empty cwd and a bare environment; its stdout carries the JSON summary. In the sandbox
 // (lib/sandbox.ts) it sees the host read-only, only its environment's torch and its binary, and writes only cwd.
-function exec(deps: TorchDeps, runtime: RuntimeName, command: string, args: string[], cwd: string): Promise<ProcessResult> {
-  const env = sandboxEnv();
+function exec(
+  deps: TorchDeps,
+  runtime: RuntimeName,
+  command: string,
+  args: string[],
+  cwd: string,
+  timeoutMs: number,
+  extraEnv: Record<string, string> = {},
+): Promise<ProcessResult> {
+  const env = sandboxEnv(extraEnv);
   const { config } = deps;
   const [file, argv] =
     config.sandbox === 'on'
@@ -257,9 +308,44 @@ function exec(deps: TorchDeps, runtime: RuntimeName, command: string, args: stri
     cwd,
     env,
     extendEnv: false,
-    timeoutMs: RUNNER_TIMEOUT_MS,
+    timeoutMs,
     stderrTailLines: RUNNER_STDERR_LINES,
   });
+}
+
+const ISA_PROBE = 'from torch._inductor import cpu_vec_isa; cpu_vec_isa.valid_vec_isa_list()';
+const isaProbeDirs = new Map<string, Promise<string | undefined>>();
+
+/** An Inductor cache holding only the CPU ISA probes of an environment's torch, made once per worker host by our own
+ * code (no model runs there), beside (not inside) the compile stage's cache that model code may write; undefined
+ * where it cannot be made (the runner then compiles them itself, as before). */
+function isaProbes(deps: TorchDeps): Promise<string | undefined> {
+  const { config } = deps;
+  const dir = join(config.inductorCache, `${config.environment}.isa-probes`);
+  let made = isaProbeDirs.get(dir);
+  if (!made) {
+    made = (async () => {
+      if (existsSync(join(dir, '.complete'))) return dir;
+      await mkdir(config.inductorCache, { recursive: true });
+      const temp = await mkdtemp(`${dir}.tmp-`);
+      const res = await runProcess(config.python, ['-I', '-c', ISA_PROBE], {
+        env: sandboxEnv({ TORCHINDUCTOR_CACHE_DIR: temp, TMPDIR: tmpdir(), HOME: temp }),
+        extendEnv: false,
+        timeoutMs: 300_000,
+      });
+      if (!res.ok) {
+        await rm(temp, { recursive: true, force: true });
+        return undefined;
+      }
+      await rm(join(temp, 'locks'), { recursive: true, force: true });
+      await mkdir(join(temp, '.complete'));
+      // Another worker may have made it first: theirs is as good.
+      await rename(temp, dir).catch(() => rm(temp, { recursive: true, force: true }));
+      return existsSync(join(dir, '.complete')) ? dir : undefined;
+    })();
+    isaProbeDirs.set(dir, made);
+  }
+  return made;
 }
 
 /** Maps `items` through `fn` with at most `limit` at a time; results keep the items' order. */

@@ -128,9 +128,10 @@ export function withStepCache<I extends object, O>(
 }
 
 // Where the user's files were is for messages only: a checkout in another directory (another CI runner) hits the
-// same entries. The model file's name stays in the key: it is the module's name when the stage imports it.
+// same entries, as do runs whose time limits differ. The model file's name stays in the key: it is the module's name when the stage imports it.
 function keyed(input: object): object {
   const out: Record<string, unknown> = { ...input };
+  delete out.limits; // a time limit decides whether a stage finishes, never what it computes
   for (const field of ['modelFilePath', 'artifactPath']) if (typeof out[field] === 'string') out[field] = basename(out[field] as string);
   return out;
 }

@@ -19,6 +19,7 @@ import {
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { redact, redactDeep } from '../lib/redact';
+import { stageLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
 import { runTorchRequest, workRoot } from './torch-process';
 
 /** What torch activities are built with. */
@@ -192,6 +193,7 @@ export async function torchOp(
   args: Record<string, unknown>,
   displayPaths: Record<string, string> = {},
   onProgress?: (data: Record<string, unknown>) => Promise<Record<string, unknown>>,
+  timeLimit?: TimeLimit,
 ): Promise<Record<string, unknown>> {
   const ctx = Context.current();
   // Resumed attempts start from what the last heartbeat of the previous attempt said.
@@ -204,6 +206,14 @@ export async function torchOp(
   const stopRequest = new AbortController();
   const timer = setInterval(() => beat(ctx, latest), HEARTBEAT_EVERY_MS);
   beat(ctx, latest);
+  let timedOut = false;
+  const deadline = timeLimit
+    ? setTimeout(() => {
+        timedOut = true;
+        stopRequest.abort();
+      }, timeLimit.ms)
+    : undefined;
+  const started = performance.now();
   try {
     const request = runTorchRequest(deps.config, op, args, {
       signal: AbortSignal.any([ctx.cancellationSignal, stopRequest.signal]),
@@ -228,10 +238,18 @@ export async function torchOp(
       },
     });
     const outcome = await request.catch((err) => {
-      if (hookFailed) return undefined;
+      if (hookFailed || timedOut) return undefined;
       throw err;
     });
     await pending;
+    if (timedOut && timeLimit) {
+      // The same input takes as long again: not retried; the spec's time_limits.scale raises the limit.
+      throw ApplicationFailure.create({
+        type: NonRetryable.stageTimeout,
+        message: `the torch stage '${op}' ran ${((performance.now() - started) / 1000).toFixed(0)} s, past its limit of ${(timeLimit.ms / 1000).toFixed(0)} s (${timeLimit.basis}); expected it to finish within it: raise time_limits.scale in the spec if this model really needs longer`,
+        nonRetryable: true,
+      });
+    }
     if (hookFailed) throw hookFailed.error;
     if (!outcome) throw new Error(`the torch request '${op}' ended without an outcome`);
     // Whatever the torch side says leaves this stage without the worker's secrets (lib/redact.ts).
@@ -300,6 +318,7 @@ export async function torchOp(
     });
   } finally {
     clearInterval(timer);
+    clearTimeout(deadline);
   }
 }
 
@@ -314,7 +333,10 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
 ): (input: I) => Promise<StageOutput<K, S>> {
   return (input) =>
     withWorkDir(async (dir) => {
-      const { modelFilePath, modelFileDigest, environment } = input as Partial<ModelFileInput> & { environment?: string };
+      const { modelFilePath, modelFileDigest, environment, limits } = input as Partial<ModelFileInput> & {
+        environment?: string;
+        limits?: LimitBasis;
+      };
       const env = { ...deps, config: stageConfig(deps.config, environment) };
       // The scratch copy keeps the user's file name, so messages that quote file:line read as theirs.
       const modelFile = modelFilePath && modelFileDigest ? basename(modelFilePath) : undefined;
@@ -330,6 +352,7 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
         stage.args(input, files, dir, await workerDirs(env.config)) as Record<string, unknown>,
         display,
         onProgress && ((data) => onProgress(data, dir)),
+        stageLimit(limits),
       );
       const parsed = TorchOps[stage.op].result.safeParse(raw);
       if (!parsed.success) {

@@ -1,7 +1,7 @@
 // Checks the torch environment before anything starts, so a missing piece is named, not discovered mid-run.
 import { existsSync } from 'node:fs';
 import { forEnvironment, type Config } from '../lib/config';
-import { canExport, chooseEnvironment, hasCuda, probeEnvironment, runtimeMismatch, type TorchEnv } from '../lib/environments';
+import { canExport, chooseEnvironment, cpuFusionBuild, hasCuda, probeEnvironment, runtimeMismatch, type TorchEnv } from '../lib/environments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { probeSandbox } from '../lib/sandbox';
 import { environmentName, parseTarget, type Spec } from '../lib/spec';
@@ -55,6 +55,17 @@ export async function preflight(config: Config, spec: Spec, opts: { servedHere?:
       ErrorCode.deviceUnavailable,
       `device: cuda, but torch of environment '${chosen.name}' sees no CUDA device on this host; run it with --detach so that a worker of the cuda pool serves it (ttd worker --env ${chosen.name} --device cuda on a GPU host), or set device: cpu`,
     );
+  }
+  // fusion.require on a CPU build without LLVM: its servers never fuse, so no group could ever be required of them.
+  const onCuda = spec.device === 'cuda' || spec.trace.target_device.startsWith('cuda');
+  if (spec.fusion.require !== 'none' && spec.model !== undefined && spec.formats.includes('torchscript') && !onCuda) {
+    const build = await cpuFusionBuild(chosen);
+    if (build && !build.llvm) {
+      throw new TtdError(
+        ErrorCode.fusionUnavailable,
+        `fusion.require: ${spec.fusion.require}, but environment '${chosen.name}' (torch ${build.torch}, a CPU build without LLVM) cannot fuse on the CPU: its servers run every fusion group unfused; expected a build that fuses (device: cuda, or a torch built with LLVM), or set fusion.require: none (the fusion stage still shows the groups)`,
+      );
+    }
   }
   // Every parity target's environment: the run's own, or the deploy target it names (libtorch@torch-1.13).
   for (const target of spec.parity.runtimes) {

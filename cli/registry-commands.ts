@@ -9,6 +9,7 @@ import { auditReader, auditWriter } from '../lib/keys';
 import { assertName } from '../lib/names';
 import { recordAliasMove } from '../lib/promotion';
 import { listModels, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry';
+import { fuserShown } from '../lib/results';
 import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/records';
 import { FORMATS, type Format } from '../lib/spec';
 import { getBlobToFile } from '../lib/store';
@@ -83,7 +84,7 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
           p.format ?? 'torchscript',
           p.runtime,
           p.environment ?? '—',
-          p.flags.fuser ? 'on' : 'off',
+          fuserShown(p),
           sci(p.max_abs_error),
           p.torch_version ?? '—',
           p.passed ? 'agrees' : 'FAILED',

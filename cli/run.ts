@@ -13,7 +13,7 @@ import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec';
 import { queuesForRun } from '../lib/queues';
 import { assertWritable } from '../lib/store-identity';
-import { exitCodeFor, type RunResult } from '../lib/results';
+import { exitCodeFor, fuserShown, type RunResult } from '../lib/results';
 import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
 import { ensureServer } from '../workers/dev-server';
 import { requireServer } from './temporal';
@@ -344,7 +344,7 @@ export function printResult(result: RunResult, parity?: { atol: number; rtol: nu
           p.format ?? 'torchscript',
           p.runtime,
           p.environment ?? '—',
-          p.flags.fuser ? 'on' : 'off',
+          fuserShown(p),
           sci(p.max_abs_error),
           sci(p.max_rel_error),
           p.torch_version ?? '—',

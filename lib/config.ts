@@ -11,6 +11,7 @@ import { FsObjectStore } from './fs-store';
 import { parseS3Url, S3ObjectStore } from './s3-store';
 import type { ObjectStore } from './store';
 import { loadTemporalProfile, type TemporalProfile } from './temporal-profile';
+import { TIME_LIMITS } from './time-limits';
 
 /** Everything a ttd process reads from its environment. */
 export interface Config {
@@ -73,6 +74,9 @@ export interface Config {
   sandbox: 'on' | 'off';
   /** The bubblewrap binary (TTD_BWRAP, default /usr/bin/bwrap). */
   bwrap: string;
+  /** What a parity runtime gets to start and load an artifact before its cases count (TTD_RUNTIME_LOAD_ALLOWANCE_S,
+   * default 120): a host with slow storage or a cold page cache raises it (lib/time-limits.ts). */
+  runtimeLoadAllowanceMs: number;
   /** Torch activities one worker process runs at once (`ttd worker --concurrency`, TTD_WORKER_CONCURRENCY; default
    * from the host's cores, lib/capacity.ts). */
   concurrency: number;
@@ -124,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keysDir: resolve(env.TTD_KEYS || join(home, 'keys')),
     sandbox: oneOf(env, 'TTD_SANDBOX', ['on', 'off'] as const),
     bwrap: env.TTD_BWRAP || '/usr/bin/bwrap',
+    runtimeLoadAllowanceMs: nonNegative(env, 'TTD_RUNTIME_LOAD_ALLOWANCE_S', TIME_LIMITS.runtimeLoadMs / 1000) * 1000,
     ...capacityFrom(env, availableParallelism()),
   };
 }
@@ -251,6 +256,15 @@ function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): numbe
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new TtdError(ErrorCode.configInvalid, `${name}='${value}'; expected a positive number`);
+  return n;
+}
+
+/** A number variable of 0 or more, or its default when unset. */
+function nonNegative(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new TtdError(ErrorCode.configInvalid, `${name}='${value}'; expected a number of 0 or more`);
   return n;
 }
 

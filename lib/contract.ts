@@ -3,6 +3,7 @@
 // as JSON Schema into runtimes/python/ttd_torch/contract.json (infra/gen-contract.js, at build time).
 import { z } from 'zod';
 import { GATE_CODES } from './gate-codes';
+import type { LimitBasis } from './time-limits';
 
 // Paths are absolute scratch paths on the worker; the torch side checks that they exist.
 const path = z.string().min(1);
@@ -91,6 +92,13 @@ const OptimizeMethod = z.enum(['freeze', 'optimize_for_inference']);
 export type OptimizeMethod = z.infer<typeof OptimizeMethod>;
 const FusionRequire = z.enum(['none', 'any', 'pointwise-chains']);
 export type FusionRequire = z.infer<typeof FusionRequire>;
+/** When fused runs are checked: auto (only where the build really fuses), always (also through NNC's interpreter), never. */
+export const FUSED_RUNS = ['auto', 'always', 'never'] as const;
+const FusedRuns = z.enum(FUSED_RUNS);
+export type FusedRuns = z.infer<typeof FusedRuns>;
+/** A torch build's own fuser configuration (read before any flag changes); null where the build lacks the flag. */
+export const FusionBuild = z.record(z.string(), z.boolean().nullable());
+export type FusionBuild = z.infer<typeof FusionBuild>;
 
 /** Each torch op: its arguments, its result and (for long ops) its progress events. */
 export const TorchOps = {
@@ -155,6 +163,8 @@ export const TorchOps = {
       example_shape_checks: z.strictObject({ chunks: count, failed: count }),
       // The trace's TracerWarnings from the user's files; absent in records written before it existed.
       tracer_warnings: z.array(TracerWarning).optional(),
+      /** The reference cases run once eagerly, in ms: what later stages' and runtimes' time limits scale with. */
+      eager_ms: z.number().min(0).optional(),
     }),
   },
   optimize: {
@@ -192,6 +202,8 @@ export const TorchOps = {
       atol: tolerance,
       rtol: tolerance,
       require: FusionRequire.default('none'),
+      fused_runs: FusedRuns.default('auto'),
+      target_device: z.string().default('cpu'),
       out_dir: path,
     }),
     result: z.strictObject({
@@ -203,6 +215,13 @@ export const TorchOps = {
       flags: z.record(z.string(), z.boolean().nullable()),
       torch_version: z.string(),
       graph_path: path,
+      // Absent in results recorded before builds were told apart (every build was then forced to fuse).
+      build: FusionBuild.optional(),
+      /** This build really fuses on `device` (CUDA, or a CPU build with LLVM). */
+      fuses: z.boolean().optional(),
+      /** Fused outputs were compared with unfused ones (where the build fuses, or fusion.fused_runs always). */
+      compared: z.boolean().optional(),
+      device: z.string().optional(),
     }),
   },
   verify_artifact: {
@@ -254,6 +273,8 @@ export const TorchOps = {
       warnings: z.array(z.string()),
       example_shape_checks: z.strictObject({ chunks: count, failed: count }),
       torch_version: z.string(),
+      /** The reference cases run once eagerly, in ms (absent when export refused the model). */
+      eager_ms: z.number().min(0).optional(),
     }),
   },
   compile: {
@@ -420,6 +441,8 @@ export interface OptimizeInput extends ModelFileInput {
   atol: number;
   rtol: number;
   method: OptimizeMethod;
+  /** What its time limit scales with (lib/time-limits.ts); not part of the step cache's key. */
+  limits?: LimitBasis;
 }
 
 /** Input of the fusion stage. */
@@ -429,6 +452,12 @@ export interface FusionInput extends ModelFileInput {
   atol: number;
   rtol: number;
   require: FusionRequire;
+  /** The spec's fusion.fused_runs; absent in inputs of runs started before it existed (then auto). */
+  fusedRuns?: FusedRuns;
+  /** Where the artifact is served (trace.target_device): a CUDA target fuses where this worker has CUDA. */
+  targetDevice?: string;
+  /** What its time limit scales with (lib/time-limits.ts); not part of the step cache's key. */
+  limits?: LimitBasis;
 }
 
 /** Input of the foreign verify stage: an archive traced elsewhere and the references recorded there. */
@@ -515,6 +544,8 @@ export const TorchStages = {
       references_path: f['references.safetensors'],
       ...tolerances(i),
       require: i.require,
+      ...(i.fusedRuns ? { fused_runs: i.fusedRuns } : {}),
+      ...(i.targetDevice ? { target_device: i.targetDevice } : {}),
       out_dir: dir,
     }),
     store: ['graph_path'],

@@ -75,6 +75,20 @@ export async function hasCuda(e: TorchEnv): Promise<boolean> {
   return probe.exitCode === 0;
 }
 
+const FUSION_PROBE =
+  "import json, torch; f = getattr(torch._C, '_llvm_enabled', None); print(json.dumps({'torch': torch.__version__, 'llvm': bool(f()) if f else False}))";
+
+/** Whether an environment's torch build can fuse on the CPU (it has LLVM; without it a CPU server never fuses), and its
+ * version, for messages; undefined when the probe fails (the stages then say what is wrong). */
+export async function cpuFusionBuild(e: TorchEnv): Promise<{ torch: string; llvm: boolean } | undefined> {
+  const run = await runProcess(e.python, ['-c', FUSION_PROBE], { stderr: 'ignore', timeoutMs: 120_000 });
+  try {
+    return JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as { torch: string; llvm: boolean };
+  } catch {
+    return undefined;
+  }
+}
+
 /** What `ttd env list` reports of one environment. */
 export const EnvironmentFacts = z.object({
   name: z.string(),

@@ -9,6 +9,8 @@ export const ErrorCode = {
   modelInvalid: 'model_invalid',
   pythonMissing: 'python_missing',
   torchMissing: 'torch_missing',
+  /** fusion.require on an environment whose build cannot fuse on the run's device (a CPU build without LLVM). */
+  fusionUnavailable: 'fusion_unavailable',
   temporalMissing: 'temporal_missing',
   libtorchRunnerMissing: 'libtorch_runner_missing',
   modelNotFound: 'model_not_found',

@@ -35,6 +35,8 @@ export const GateCode = {
   // fusion
   fusionRequiredMissing: 'fusion_required_missing',
   fusedDivergence: 'fused_divergence',
+  /** fusion.require on a build that cannot fuse on its device (a CPU build without LLVM): its servers never fuse. */
+  fusionUnavailable: 'fusion_unavailable',
   // export (torch.export; a divergence from eager reuses control_flow_divergence and nondeterministic)
   dataDependentControlFlow: 'data_dependent_control_flow',
   dynamicShapeViolation: 'dynamic_shape_violation',
@@ -45,6 +47,8 @@ export const GateCode = {
   // parity
   toleranceExceeded: 'tolerance_exceeded',
   runtimeLoadFailed: 'runtime_load_failed',
+  /** A runtime ran past its limit (lib/time-limits.ts: a load allowance plus a multiple of the eager time). */
+  runtimeTimeout: 'runtime_timeout',
   shapeMismatch: 'shape_mismatch',
   nonFiniteOutput: 'non_finite_output',
   // promotion
@@ -74,6 +78,8 @@ export const GateCode = {
   // limits (docs/trust-limits.md): a zip archive that expands past TTD_MAX_ARCHIVE_*, a stage past its memory cap
   archiveTooLarge: 'archive_too_large',
   memoryLimit: 'memory_limit',
+  /** A torch stage ran past its limit (lib/time-limits.ts), derived from the eager time of the reference cases. */
+  stageTimeout: 'stage_timeout',
   internal: 'internal',
 } as const;
 export type GateCode = (typeof GateCode)[keyof typeof GateCode];
@@ -93,6 +99,7 @@ export const NonRetryable = {
   digestMismatch: GateCode.digestMismatch,
   archiveTooLarge: GateCode.archiveTooLarge,
   memoryLimit: GateCode.memoryLimit,
+  stageTimeout: GateCode.stageTimeout,
   sandboxRefused: GateCode.sandboxRefused,
   sandboxUnavailable: GateCode.sandboxUnavailable,
   storeDamaged: GateCode.storeDamaged,

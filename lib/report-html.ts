@@ -1,7 +1,7 @@
 // The run report as one self-contained HTML page: inline CSS and SVG, no scripts, nothing loaded from the network.
 // Every string from the data is escaped; gate messages and IR come from users' files.
 import { histogramLabels, type ReportData, type StageTiming } from './report';
-import type { GateResult, ParityOutputReport, ParityRuntimeReport } from './results';
+import { fuserShown, type GateResult, type ParityOutputReport, type ParityRuntimeReport } from './results';
 import { Tone, badge, esc, htmlDocument, ms, num, orDash, sci, statusBadge, table, time } from './html';
 
 /** Renders a run report as a whole HTML document. */
@@ -340,7 +340,7 @@ function paritySection(parity: ReportData['parity']): string {
       esc(r.format ?? 'torchscript'),
       esc(r.runtime),
       orDash(r.environment),
-      r.flags?.fuser ? 'on' : 'off',
+      fuserShown(r),
       esc(sci(r.max_abs_error)),
       esc(sci(r.max_rel_error)),
       orDash(r.torch_version),
@@ -358,7 +358,7 @@ function runtimeDetail(r: ParityRuntimeReport, all: ParityRuntimeReport[]): stri
   const key = runtimeKey(r, all);
   const where = [r.format && r.format !== 'torchscript' ? r.format : null, r.environment].filter(Boolean).join(' · ');
   return `<div class="runtime" data-testid="runtime-${esc(key)}">
-<h3>${esc(r.runtime)}${where ? ` · ${esc(where)}` : ''} · fuser ${r.flags?.fuser ? 'on' : 'off'} ${r.passed ? badge('agrees', Tone.ok) : badge('FAILED', Tone.bad)}</h3>
+<h3>${esc(r.runtime)}${where ? ` · ${esc(where)}` : ''} · fuser ${fuserShown(r)} ${r.passed ? badge('agrees', Tone.ok) : badge('FAILED', Tone.bad)}</h3>
 ${outputsTable(key, r.outputs, r.outputs_total, r.outputs_digest)}
 ${histogramChart(key, r.histogram)}
 </div>`;

@@ -38,7 +38,11 @@ export const ParityRuntimeReport = z.object({
   code: z.enum(GATE_CODES).nullable(),
   max_abs_error: error,
   max_rel_error: error,
-  flags: z.object({ fuser: z.boolean() }),
+  /** fuser: the run switched a fuser on; mode (absent before builds were told apart, when fuser meant the interpreter):
+   * serving (the build's own flags), fused (the CPU fuser, with LLVM) or interpreter (NNC's, forced). */
+  flags: z.object({ fuser: z.boolean(), mode: z.enum(['serving', 'fused', 'interpreter']).optional() }),
+  /** The runtime build's own fuser configuration, as it reported it (absent from older runners and failed runs). */
+  fusion: z.record(z.string(), z.boolean().nullable()).optional(),
   torch_version: z.string().nullable(),
   threads: z.number().nullable(),
   ms: z.number(),
@@ -54,6 +58,15 @@ export const ParityRuntimeReport = z.object({
   histogram: z.array(z.number()).optional(),
 });
 export type ParityRuntimeReport = z.infer<typeof ParityRuntimeReport>;
+
+/** A runtime run's fuser in one word for tables: `off`/`on` for a serving run (on: its build fuses by default), `on` for
+ * a fused run, `interpreter` for NNC's interpreter (forced; older records' `fuser: true` meant this). */
+export function fuserShown(r: Pick<ParityRuntimeReport, 'flags' | 'fusion'>): string {
+  const mode = r.flags?.mode ?? (r.flags?.fuser ? 'interpreter' : 'serving');
+  if (mode === 'interpreter') return 'interpreter';
+  if (mode === 'fused') return 'on';
+  return r.fusion?.llvm_enabled && r.fusion?.can_fuse_on_cpu && r.fusion?.texpr_fuser_enabled ? 'on' : 'off';
+}
 
 /** The parity stage's result: the gate's verdict and one line per runtime and executor mode. */
 export const ParityResult = z.object({

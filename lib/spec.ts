@@ -96,8 +96,15 @@ const OptimizeSchema = z.strictObject({
 });
 
 export const FUSION_REQUIREMENTS = ['none', 'any', 'pointwise-chains'] as const;
+export const FUSED_RUN_CHOICES = ['auto', 'always', 'never'] as const;
 const FusionSchema = z.strictObject({
   require: z.enum(FUSION_REQUIREMENTS, { error: `fusion.require must be one of ${FUSION_REQUIREMENTS.join(', ')}` }).default('none'),
+  // Fused runs (the fusion stage's fused-vs-unfused check, parity's fused runs): auto, only where the build really
+  // fuses (CUDA, a CPU build with LLVM); always, also through NNC's interpreter on a CPU build without LLVM (a mode no
+  // server runs, about a hundred times slower); never. Optional, so that older specs keep their digest.
+  fused_runs: z
+    .enum(FUSED_RUN_CHOICES, { error: `fusion.fused_runs must be one of ${FUSED_RUN_CHOICES.join(', ')}` })
+    .optional(),
 });
 
 /** The deployable formats a run can produce: a TorchScript archive, and an AOTInductor package (torch.export). */
@@ -134,6 +141,11 @@ const ParitySchema = z.strictObject({
     .default(['python', 'libtorch']),
   atol: tolerance('parity.atol').default(1e-5),
   rtol: tolerance('parity.rtol').default(1e-4),
+});
+
+const SCALE_EXPECTED = `time_limits.scale must be a number from 1 to ${1000}`;
+const TimeLimitsSchema = z.strictObject({
+  scale: z.number({ error: SCALE_EXPECTED }).min(1, { error: SCALE_EXPECTED }).max(1000, { error: SCALE_EXPECTED }).default(1),
 });
 
 const DURATION_RE = /^\d+(\.\d+)?\s*(ms|s|m|h|d|milliseconds?|seconds?|minutes?|hours?|days?)$/;
@@ -253,6 +265,9 @@ export const SpecSchema = z
       fusion: FusionSchema.default(FusionSchema.parse({})),
       parity: ParitySchema.default(ParitySchema.parse({})),
       promote: PromoteSchema.default(PromoteSchema.parse({})),
+      // Every time limit derives from the eager time of the reference cases (lib/time-limits.ts); a slow host or a model
+      // whose runtime is much slower than eager raises them. Optional, so that older specs keep their digest.
+      time_limits: TimeLimitsSchema.optional(),
     },
     { error: 'a spec must be a mapping of fields (name, model, train, trace, …)' },
   )

@@ -3,6 +3,7 @@
 import { Gate } from '../lib/gate-codes';
 import type { ArtifactFiles, StageOutputs } from '../lib/records';
 import type { Format } from '../lib/spec';
+import type { LimitBasis } from '../lib/time-limits';
 import type { PipelineInput } from './definitions';
 import type { Run } from './run-state';
 
@@ -12,17 +13,28 @@ export interface FormatArtifact {
   references: string;
 }
 
+/** The `limits` of a stage input: the eager time it scales with and the spec's scale (nothing when unmeasured). */
+export function limitBasis(run: Run, eagerMs: number | undefined): { limits?: LimitBasis } {
+  const scale = run.spec.time_limits?.scale;
+  const scaled = scale !== undefined && scale !== 1 ? { scale } : {};
+  if (eagerMs === undefined) return Object.keys(scaled).length ? { limits: scaled } : {};
+  return { limits: { eagerMs, ...scaled } };
+}
+
 /** What the stages before the store produce: the files of a version, each format's artifact and each stage's output. */
 export interface Built {
   files: ArtifactFiles;
   stages: StageOutputs;
   /** In the spec's order; the first is the version's primary artifact (`files.artifact`). */
   formats: Partial<Record<Format, FormatArtifact>>;
+  /** Per format, its reference cases run once eagerly (ms): what its runtimes' time limits scale with (never stored:
+   * it differs from run to run). Absent where unmeasured. */
+  eagerMs?: Partial<Record<Format, number>>;
 }
 
 type ModelFile = { modelFileDigest: string; modelFilePath: string };
 // A format's part of a version: its artifact, the files and stage outputs it adds.
-type Part = { artifact: FormatArtifact; files: Record<string, string>; stages: StageOutputs };
+type Part = { artifact: FormatArtifact; files: Record<string, string>; stages: StageOutputs; eagerMs?: number };
 
 /** Trains, then builds every format the spec asks for; rejects the run at the first gate that fails. */
 export async function buildFromModel(run: Run, model: ModelFile): Promise<Built> {
@@ -54,6 +66,7 @@ export async function buildFromModel(run: Run, model: ModelFile): Promise<Built>
     },
     stages: Object.assign({ train: trained }, ...parts.map(([, p]) => p.stages)),
     formats: Object.fromEntries(parts.map(([format, p]) => [format, p.artifact])),
+    eagerMs: Object.fromEntries(parts.filter(([, p]) => p.eagerMs !== undefined).map(([format, p]) => [format, p.eagerMs])),
   };
 }
 
@@ -82,6 +95,7 @@ async function torchScript(run: Run, model: ModelFile, weightsDigest: string): P
   );
   run.judge(Gate.trace, verified);
   const referencesDigest = verified.files.references;
+  const limits = limitBasis(run, verified.eager_ms);
 
   const optimized = await run.torchStage('optimize', Gate.optimize, () =>
     torch.optimize({
@@ -92,6 +106,7 @@ async function torchScript(run: Run, model: ModelFile, weightsDigest: string): P
       atol,
       rtol,
       method: spec.optimize.method,
+      ...limits,
     }),
   );
   run.judge(Gate.optimize, optimized);
@@ -105,12 +120,16 @@ async function torchScript(run: Run, model: ModelFile, weightsDigest: string): P
       atol,
       rtol,
       require: spec.fusion.require,
+      ...(spec.fusion.fused_runs ? { fusedRuns: spec.fusion.fused_runs } : {}),
+      ...(spec.trace.target_device !== 'cpu' ? { targetDevice: spec.trace.target_device } : {}),
+      ...limits,
     }),
   );
   run.judge(Gate.fusion, fused);
 
   return {
     artifact: { digest: optimized.files.optimized, references: referencesDigest },
+    eagerMs: verified.eager_ms,
     files: {
       torchscript: optimized.files.optimized,
       traced: traced.files.traced,
@@ -141,6 +160,7 @@ async function aoti(run: Run, model: ModelFile, weightsDigest: string): Promise<
   const pkg = compiled.files.package!;
   return {
     artifact: { digest: pkg, references },
+    eagerMs: exported.eager_ms,
     files: { aoti: pkg, program, aotiReferences: references },
     stages: { export: exported, compile: compiled },
   };

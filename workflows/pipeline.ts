@@ -5,7 +5,7 @@ import { Gate } from '../lib/gate-codes';
 import type { RunResult } from '../lib/results';
 import type { DeclaredEnvironment } from '../lib/declared-environments';
 import type { EnvironmentOutput } from '../activities';
-import { buildFromModel, verifyForeign, type Built, type FormatArtifact } from './build';
+import { buildFromModel, limitBasis, verifyForeign, type Built, type FormatArtifact } from './build';
 import type { Format } from '../lib/spec';
 import { progressQuery, type PipelineInput } from './definitions';
 import { acceptApprovals, awaitApproval, compareWithProduction, mergeParity, promote, versionFacts } from './promotion';
@@ -50,6 +50,8 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
           atol: spec.parity.atol,
           rtol: spec.parity.rtol,
           ...(format === 'torchscript' ? {} : { format }),
+          ...(spec.fusion.fused_runs ? { fusedRuns: spec.fusion.fused_runs } : {}),
+          ...limitBasis(run, built.eagerMs?.[format]),
         }),
       );
       checks.push(checked);

@@ -1,8 +1,8 @@
 """ttd parity runner (Python): load a TorchScript archive or AOTInductor package, run the reference inputs, write the outputs.
 
 Standalone by design (standard library + torch only; run as `python -I` in an empty directory).
-Usage: ttd_parity_runner.py --model A.pt --references R.safetensors --out O.safetensors [--threads N] [--fuser]
-                            [--format torchscript|aoti]
+Usage: ttd_parity_runner.py --model A.pt --references R.safetensors --out O.safetensors [--threads N]
+                            [--fusion serving|fused|interpreter] [--fuser] [--format torchscript|aoti]
 See docs/protocol.md, sections 2 and 3.
 """
 
@@ -278,10 +278,29 @@ def flatten(value):
     raise TypeError(f"forward returned {type(value).__name__}; expected a tensor or a tuple/list of tensors")
 
 
-def enable_fuser():
-    """Turn on the TensorExpr fuser for CPU without requiring LLVM (flags live in the process)."""
-    for name, value in (("_jit_set_texpr_fuser_enabled", True), ("_jit_override_can_fuse_on_cpu", True),
-                        ("_jit_set_te_must_use_llvm_cpu", False)):
+FUSION_MODES = ("serving", "fused", "interpreter")
+
+
+def _flag(name):
+    getter = getattr(torch._C, name, None)
+    return bool(getter()) if getter is not None else None
+
+
+def fusion_build_facts():
+    """This build's own fuser configuration, read before any flag changes: what a server of this build runs."""
+    return {"llvm_enabled": _flag("_llvm_enabled"), "texpr_fuser_enabled": _flag("_jit_texpr_fuser_enabled"),
+            "can_fuse_on_cpu": _flag("_jit_can_fuse_on_cpu"), "can_fuse_on_gpu": _flag("_jit_can_fuse_on_gpu"),
+            "te_must_use_llvm_cpu": _flag("_jit_get_te_must_use_llvm_cpu"),
+            "cuda_available": bool(torch.cuda.is_available())}
+
+
+def enable_fuser(mode):
+    """fused: the CPU TensorExpr fuser on, as a deployment that enables it would (LLVM still required);
+    interpreter: also without LLVM, through NNC's interpreter (no server runs it). Flags live in the process."""
+    settings = [("_jit_set_texpr_fuser_enabled", True), ("_jit_override_can_fuse_on_cpu", True)]
+    if mode == "interpreter":
+        settings.append(("_jit_set_te_must_use_llvm_cpu", False))
+    for name, value in settings:
         if hasattr(torch._C, name):
             getattr(torch._C, name)(value)
 
@@ -329,12 +348,12 @@ def load_aoti(path):
 LOADERS = {"torchscript": load_torchscript, "aoti": load_aoti}
 
 
-def run_cases(module, cases, fuser):
-    """Run every case (with warm-up calls under --fuser) and collect its flattened outputs."""
+def run_cases(module, cases, warmup):
+    """Run every case (after warm-up calls where a fuser may act) and collect its flattened outputs."""
     outputs = {}
     with torch.no_grad():
         for name, inputs in cases:
-            for _ in range(WARMUP_CALLS if fuser else 0):
+            for _ in range(WARMUP_CALLS if warmup else 0):
                 module(*inputs)
             for j, tensor in enumerate(flatten(module(*inputs))):
                 outputs[f"{name}/output/{j}"] = tensor
@@ -348,21 +367,31 @@ def main(argv=None):
     parser.add_argument("--references", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--fuser", action="store_true")
+    parser.add_argument("--fusion", choices=FUSION_MODES, default=None)
+    parser.add_argument("--fuser", action="store_true", help="the same as --fusion interpreter")
     parser.add_argument("--format", choices=sorted(LOADERS), default="torchscript")
     args = parser.parse_args(argv)
-    if args.fuser and args.format != "torchscript":
-        message = f"--fuser: fuser flags apply to TorchScript only (got --format {args.format})"
+    if args.fuser and args.fusion not in (None, "interpreter"):
+        parser.error("--fuser is --fusion interpreter; give one of them")
+    mode = "interpreter" if args.fuser else args.fusion or "serving"
+    fuser = mode != "serving"
+    if fuser and args.format != "torchscript":
+        message = f"--fusion {mode}: fuser flags apply to TorchScript only (got --format {args.format})"
         print(f"ttd_parity_runner: {message}", file=sys.stderr)
         print(json.dumps({"error": {"stage": "args", "message": message}}), flush=True)
         return 2
     torch.set_num_threads(args.threads)
-    if args.fuser:
-        enable_fuser()
+    build = fusion_build_facts()
+    # A server warms up on production traffic, and fused kernels appear from the profiling executor's second call;
+    # where no fuser can act, a warm-up changes nothing and is skipped.
+    warmup = args.format == "torchscript" and (fuser or bool(
+        build["texpr_fuser_enabled"] and build["can_fuse_on_cpu"] and build["llvm_enabled"]))
+    if fuser:
+        enable_fuser(mode)
     try:
         module = stage("load", LOADERS[args.format], args.model)
         cases = stage("read", read_cases, args.references)
-        outputs = stage("run", run_cases, module, cases, args.fuser)
+        outputs = stage("run", run_cases, module, cases, warmup)
         stage("write", write_safetensors, args.out, outputs,
               {"format": "ttd-outputs/1", "cases": ",".join(name for name, _ in cases)})
     except Failure as failure:
@@ -370,7 +399,7 @@ def main(argv=None):
         return 1
     print(json.dumps({"runtime": "python", "format": args.format, "torch_version": torch.__version__,
                       "threads": args.threads,
-                      "flags": {"fuser": args.fuser}, "cases": len(cases)}), flush=True)
+                      "flags": {"fuser": fuser, "mode": mode}, "fusion": build, "cases": len(cases)}), flush=True)
     return 0
 
 

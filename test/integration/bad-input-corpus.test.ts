@@ -63,6 +63,22 @@ const SPECS: Case[] = [
   { name: 'an unknown pool device', spec: base({ device: 'gpu' }), code: 'spec_invalid', names: ['device must be cpu or cuda (got "gpu")'] },
   { name: 'an unknown optimize method', spec: base({ optimize: { method: 'fast' } }), code: 'spec_invalid', names: ['optimize.method must be one of freeze, optimize_for_inference'] },
   { name: 'an unknown fusion requirement', spec: base({ fusion: { require: 'all' } }), code: 'spec_invalid', names: ['fusion.require must be one of none, any, pointwise-chains'] },
+  { name: 'an unknown fused_runs choice', spec: base({ fusion: { fused_runs: 'sometimes' } }), code: 'spec_invalid', names: ['fusion.fused_runs must be one of auto, always, never'] },
+  // This machine's builds (the torch 2.13 CPU wheel, Debian's 1.13) have no LLVM: their CPU servers never fuse.
+  {
+    name: 'a fusion requirement on a CPU build without LLVM',
+    spec: base({ fusion: { require: 'any' } }),
+    code: 'fusion_unavailable',
+    names: ['fusion.require: any', /environment 'torch-2\.13' \(torch 2\.13\.0\+cpu, a CPU build without LLVM\) cannot fuse on the CPU/, 'set fusion.require: none'],
+  },
+  {
+    name: 'a fusion requirement on a CPU build without LLVM, even with fused runs forced',
+    spec: base({ fusion: { require: 'pointwise-chains', fused_runs: 'always' } }),
+    code: 'fusion_unavailable',
+    names: ['fusion.require: pointwise-chains', 'its servers run every fusion group unfused'],
+  },
+  { name: 'a time limit scale below 1', spec: base({ time_limits: { scale: 0.5 } }), code: 'spec_invalid', names: ['time_limits.scale must be a number from 1 to 1000'] },
+  { name: 'an unknown time limit field', spec: base({ time_limits: { parity: '10m' } }), code: 'spec_invalid', names: ['parity'] },
   { name: 'no parity runtime', spec: parity({ runtimes: [] }), code: 'spec_invalid', names: ['parity.runtimes must name at least one runtime'] },
   { name: 'an unknown parity runtime', spec: parity({ runtimes: ['onnx'] }), code: 'spec_invalid', names: ['parity.runtimes entries must be one of python, libtorch'] },
   { name: 'a repeated parity runtime', spec: parity({ runtimes: ['python', 'python'] }), code: 'spec_invalid', names: ['parity.runtimes must list each runtime once', 'python'] },

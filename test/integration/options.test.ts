@@ -120,7 +120,8 @@ describe('every documented spec option, end to end', () => {
     const pair = {
       train: { ...quickTrain, loss: 'cross_entropy' },
       optimize: { method: 'optimize_for_inference' },
-      fusion: { require: 'pointwise-chains' },
+      // This build (no LLVM) never fuses on the CPU: fused runs through NNC's interpreter only because the spec asks.
+      fusion: { fused_runs: 'always' },
       parity: { runtimes: ['libtorch'] },
       promote: { alias: 'staging' },
     };
@@ -132,7 +133,7 @@ describe('every documented spec option, end to end', () => {
         name: 'opt-branchy',
         train: quickTrain,
         trace: { mode: 'script', target_device: 'cpu' },
-        fusion: { require: 'any' },
+        fusion: { require: 'none' },
         parity: { runtimes: ['python'] },
         promote: { approval: 'required' },
       },
@@ -198,11 +199,16 @@ describe('every documented spec option, end to end', () => {
     ['defaults', ['python', 'libtorch']],
     ['pair', ['libtorch']],
     ['branchy', ['python']],
-  ])('parity.runtimes of the %s run (%j) runs exactly those runtimes, each without and with the fuser', (key, runtimes) => {
-    const expected = (runtimes as string[]).flatMap((r) => [`${r}/false`, `${r}/true`]);
+  ])('parity.runtimes of the %s run (%j) runs exactly those runtimes as their servers do, fused only where the spec asks', (key, runtimes) => {
+    // A CPU build without LLVM never fuses: one serving run per runtime, and an interpreter run where fused_runs always.
+    const fused = key === 'pair';
+    const expected = (runtimes as string[]).flatMap((r) => (fused ? [`${r}/serving`, `${r}/interpreter`] : [`${r}/serving`]));
     const parity = runs[key].result.parity ?? [];
-    expect(parity.map((p) => `${p.runtime}/${p.flags.fuser}`)).toEqual(expected);
-    expect(shown[key].reports.parity.runtimes.map((p: Shown) => `${p.runtime}/${p.flags.fuser}`)).toEqual(expected);
+    expect(parity.map((p) => `${p.runtime}/${p.flags.mode}`)).toEqual(expected);
+    expect(parity.map((p) => p.flags.fuser)).toEqual(expected.map((e) => !e.endsWith('/serving')));
+    expect(shown[key].reports.parity.runtimes.map((p: Shown) => `${p.runtime}/${p.flags.mode}`)).toEqual(expected);
+    // Each runtime says what its build is: no LLVM, CPU fusion off by default.
+    for (const p of parity) expect(p.fusion).toMatchObject({ llvm_enabled: false, can_fuse_on_cpu: false });
     expect(runs[key].result.gates.find((g) => g.gate === 'parity')!.message).toMatch(new RegExp(`^${expected.length} runtime runs agree`));
   });
 
@@ -254,15 +260,25 @@ describe('every documented spec option, end to end', () => {
     );
   });
 
+  // [run, fused outputs compared with unfused, the groups the fuser forms]
   it.each([
-    ['defaults', 'none', []],
-    ['branchy', 'any', [['aten::mul', 'aten::add', 'aten::relu']]],
-    ['pair', 'pointwise-chains', [['aten::mul', 'aten::add', 'aten::relu']]],
-  ])('fusion.require of the %s run is %s and the report lists the groups it found', (key, require, groups) => {
+    ['defaults', false, []],
+    ['branchy', false, [['aten::mul', 'aten::add', 'aten::relu']]],
+    ['pair', true, [['aten::mul', 'aten::add', 'aten::relu']]],
+  ])('the fusion stage of the %s run shows the groups the fuser forms, and compares fused runs: %s', (key, compared, groups) => {
     const fusion = shown[key].reports.fusion;
-    expect(fusion.require).toBe(require);
+    expect(fusion.require).toBe('none');
     expect(fusion.groups.map((g: Shown) => g.ops)).toEqual(groups);
-    if (require === 'pointwise-chains') expect(fusion.unfused_pointwise).toEqual([]);
+    expect(fusion.compared).toBe(compared);
+    expect(fusion.fuses).toBe(false);
+    expect(fusion.build).toMatchObject({ llvm_enabled: false });
+    const message = runs[key].result.gates.find((g) => g.gate === 'fusion')!.message;
+    if (compared) {
+      expect(fusion.unfused_pointwise).toEqual([]);
+      expect(message).toMatch(/fused agrees with unfused on \d+ cases .*forced through NNC's interpreter \(fusion.fused_runs always\): torch 2\.13\.0\+cpu \(CPU, no LLVM\) never fuses$/);
+    } else {
+      expect(message).toMatch(/\(formed on case \w+\); torch 2\.13\.0\+cpu \(CPU, no LLVM\) runs these groups unfused: its servers never fuse on cpu/);
+    }
   });
 
   it('trace.mode script compiles the branch that a trace would record once, into a prim::If', () => {

@@ -99,13 +99,6 @@ const pitfalls: [string, Record<string, unknown>, string, string, RegExp][] = [
     'device_constant',
     /bakes device cpu .* but target_device is cuda/,
   ],
-  [
-    'fusion-none',
-    { fusion: { require: 'any' } },
-    'fusion',
-    'fusion_required_missing',
-    /fusion\.require any: expected at least one fusion group, found none/,
-  ],
 ];
 
 describe('pitfalls', () => {

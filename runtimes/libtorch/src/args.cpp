@@ -9,7 +9,8 @@ namespace ttd {
 
 const char* const kUsage =
     "usage: ttd-libtorch-runner --model ARTIFACT.pt --references REFS.safetensors "
-    "--out OUTPUTS.safetensors [--threads N] [--fuser] [--format torchscript|aoti]";
+    "--out OUTPUTS.safetensors [--threads N] [--fusion serving|fused|interpreter] [--fuser] "
+    "[--format torchscript|aoti]";
 
 namespace {
 
@@ -29,7 +30,8 @@ int parse_threads(const std::string& s) {
 
 Args parse_args(const std::vector<std::string>& argv) {
   Args args;
-  bool have_model = false, have_refs = false, have_out = false, have_threads = false, have_format = false;
+  bool have_model = false, have_refs = false, have_out = false, have_threads = false, have_format = false,
+       have_fusion = false;
   for (std::size_t i = 0; i < argv.size(); ++i) {
     std::string flag = argv[i];
     std::string value;
@@ -62,9 +64,15 @@ Args parse_args(const std::vector<std::string>& argv) {
       args.format = take(have_format);
       if (args.format != "torchscript" && args.format != "aoti")
         bad("--format: expected torchscript or aoti, got '" + args.format + "'");
+    } else if (flag == "--fusion") {
+      args.fusion = take(have_fusion);
+      if (args.fusion != "serving" && args.fusion != "fused" && args.fusion != "interpreter")
+        bad("--fusion: expected serving, fused or interpreter, got '" + args.fusion + "'");
     } else if (flag == "--fuser") {
       if (inline_value) bad("--fuser takes no value");
-      args.fuser = true;
+      if (have_fusion) bad("--fuser is --fusion interpreter; give one of them");
+      have_fusion = true;
+      args.fusion = "interpreter";
     } else {
       bad("unknown argument '" + argv[i] + "'");
     }
@@ -72,8 +80,9 @@ Args parse_args(const std::vector<std::string>& argv) {
   if (!have_model) bad("missing --model PATH");
   if (!have_refs) bad("missing --references PATH");
   if (!have_out) bad("missing --out PATH");
+  args.fuser = args.fusion != "serving";
   if (args.fuser && args.format != "torchscript")
-    bad("--fuser: fuser flags apply to TorchScript only (got --format " + args.format + ")");
+    bad("--fusion " + args.fusion + ": fuser flags apply to TorchScript only (got --format " + args.format + ")");
   return args;
 }
 

@@ -1,6 +1,6 @@
 // Command-line parsing:
-//   ttd-libtorch-runner --model PATH --references PATH --out PATH [--threads N] [--fuser]
-//                       [--format torchscript|aoti]
+//   ttd-libtorch-runner --model PATH --references PATH --out PATH [--threads N]
+//                       [--fusion serving|fused|interpreter] [--fuser] [--format torchscript|aoti]
 #pragma once
 
 #include <string>
@@ -13,7 +13,11 @@ struct Args {
   std::string references;
   std::string out;
   int threads = 1;
-  bool fuser = false;
+  bool fuser = false;  // fusion != "serving"
+  // serving: the build's own fuser flags, untouched (what a server of this build runs);
+  // fused: the CPU TensorExpr fuser switched on, as a deployment that enables it would (fuses only with LLVM);
+  // interpreter: also without LLVM, through NNC's interpreter (no server runs it; `--fuser` means this).
+  std::string fusion = "serving";
   std::string format = "torchscript";  // "torchscript" (.pt archive) or "aoti" (.pt2 AOTInductor package)
 };
 

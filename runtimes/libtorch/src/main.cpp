@@ -59,9 +59,15 @@ int run(const std::vector<std::string>& argv) {
   } catch (const std::exception& e) {
     std::cerr << "ttd-libtorch-runner: note: could not set inter-op threads: " << e.what() << std::endl;
   }
+  // Read before any flag changes: what a server of this build runs with.
+  const nlohmann::json build = ttd::fusion_build_facts();
+  // A server warms up on production traffic; fused kernels appear from the profiling executor's second call. Without
+  // any fuser that can act, a warm-up changes nothing, so it is skipped.
+  const bool may_fuse = args.fuser || (build["texpr_fuser_enabled"].get<bool>() &&
+                                       build["can_fuse_on_cpu"].get<bool>() && build["llvm_enabled"].get<bool>());
   if (args.fuser) {
     try {
-      ttd::enable_cpu_tensorexpr_fuser();
+      ttd::enable_cpu_tensorexpr_fuser(args.fusion);
     } catch (const std::exception& e) {
       throw ttd::StageError("load", std::string("cannot enable the TensorExpr fuser: ") + e.what());
     }
@@ -71,7 +77,7 @@ int run(const std::vector<std::string>& argv) {
                                                 ? ttd::load_aoti(args.model, kTorchVersion)
                                                 : ttd::load_torchscript(args.model);
   const std::vector<ttd::Case> cases = ttd::read_references(args.references);
-  const auto outputs = ttd::run_cases(*model, cases, args.fuser ? 3 : 0);
+  const auto outputs = ttd::run_cases(*model, cases, may_fuse && args.format == "torchscript" ? 3 : 0);
   ttd::write_outputs(args.out, outputs,
                      {{"runtime", "libtorch"}, {"torch_version", kTorchVersion}});
 
@@ -79,7 +85,8 @@ int run(const std::vector<std::string>& argv) {
                       {"format", args.format},
                       {"torch_version", kTorchVersion},
                       {"threads", args.threads},
-                      {"flags", {{"fuser", args.fuser}}},
+                      {"flags", {{"fuser", args.fuser}, {"mode", args.fusion}}},
+                      {"fusion", build},
                       {"cases", cases.size()}};
   std::cout << j.dump() << std::endl;
   return 0;

@@ -53,7 +53,7 @@ assert j["error"]["message"], j
 smoke_torchscript() {
   local runner="$1" flags line out
   echo "== $runner"
-  # 1. Plain run, then with --fuser and 2 threads.
+  # 1. Serving run (the build's own flags), then --fuser (NNC's interpreter) with 2 threads.
   for flags in "" "--fuser --threads 2"; do
     out="$work/out.safetensors"
     rm -f "$out"
@@ -67,18 +67,22 @@ smoke_torchscript() {
     LINE="$line" FLAGS="$flags" "$py" - <<'PY' || fail "bad result line"
 import json, os
 j = json.loads(os.environ["LINE"])
-fuser = "--fuser" in os.environ["FLAGS"]
+flags = os.environ["FLAGS"]
+mode = "interpreter" if "--fuser" in flags else "fused" if "--fusion fused" in flags else "serving"
 assert j["runtime"] == "libtorch" and j["format"] == "torchscript" and j["cases"] == 2, j
-assert j["flags"] == {"fuser": fuser}, j
-assert j["threads"] == (2 if fuser else 1), j
+assert j["flags"] == {"fuser": mode != "serving", "mode": mode}, j
+assert j["threads"] == (2 if "--threads 2" in flags else 1), j
+# Neither Debian's 1.13 nor the 2.13 CPU wheel has LLVM, and neither fuses on the CPU by default.
+assert j["fusion"]["llvm_enabled"] is False and j["fusion"]["can_fuse_on_cpu"] is False, j
+assert j["fusion"]["te_must_use_llvm_cpu"] is True and j["fusion"]["cuda_available"] is False, j
 assert isinstance(j["torch_version"], str) and j["torch_version"], j
 PY
     "$py" "$here/smoke.py" check "$work" "$out" || fail "outputs differ (flags '$flags')"
-    if [ -n "$flags" ]; then
+    if [[ "$flags" == *--fuser* ]]; then
       grep -q "prim::TensorExprGroup" "$work/jit.log" || fail "--fuser formed no TensorExprGroup"
       echo "ok: --fuser formed TensorExpr fusion groups"
     elif grep -q "prim::TensorExprGroup" "$work/jit.log"; then
-      fail "fusion groups formed without --fuser"
+      fail "fusion groups formed with flags '$flags' on a build without LLVM"
     fi
   done
 
@@ -95,6 +99,11 @@ PY
   expect_error "$runner" 2 args --model "$work/model.pt" --references "$work/refs.safetensors" --out "$work/x.safetensors" --format onnx
   expect_error "$runner" 2 args --model "$work/model.pt" --references "$work/refs.safetensors" --out "$work/x.safetensors" --format aoti --fuser
   grep -q "fuser flags apply to TorchScript only" "$work/stderr" || fail "expected 'fuser flags apply to TorchScript only'"
+  # The CPU fuser switched on as torch ships it (LLVM required) on a build without LLVM: a server doing so fails.
+  expect_error "$runner" 1 run --model "$work/model.pt" --references "$work/refs.safetensors" --out "$work/x.safetensors" --fusion fused
+  grep -q "LLVM Backend not found" "$work/stderr" || fail "expected 'LLVM Backend not found' from --fusion fused without LLVM"
+  expect_error "$runner" 2 args --model "$work/model.pt" --references "$work/refs.safetensors" --out "$work/x.safetensors" --fusion always
+  grep -q "expected serving, fused or interpreter, got 'always'" "$work/stderr" || fail "expected the --fusion values named"
   # 6. Failing forward (wrong input shape).
   "$py" - "$work" <<'PY'
 import sys, torch, st_util

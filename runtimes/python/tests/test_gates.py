@@ -76,13 +76,15 @@ def verify_again(run: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
                                       **extra}, NOOP)
 
 
-def optimize_and_fuse(run: Dict[str, Any], require: str = "none") -> Dict[str, Any]:
-    """optimize (with optimize_for_inference) then fusion on a verified run."""
+def optimize_and_fuse(run: Dict[str, Any], require: str = "none", fused_runs: str = "always") -> Dict[str, Any]:
+    """optimize (with optimize_for_inference) then fusion on a verified run (fused runs forced through NNC's
+    interpreter by default: these builds have no LLVM, and the checks below are of fused outputs)."""
     refs = run["verify"]["references_path"]
     optimized = server.dispatch("optimize", {"traced_path": run["trace"]["traced_path"], "references_path": refs,
                                              "out_dir": run["out"], "method": "optimize_for_inference", **TOL}, NOOP)
     fused = server.dispatch("fusion", {"optimized_path": optimized["optimized_path"], "references_path": refs,
-                                       "out_dir": run["out"], "require": require, **TOL}, NOOP)
+                                       "out_dir": run["out"], "require": require, "fused_runs": fused_runs, **TOL},
+                            NOOP)
     return {"optimize": optimized, "fusion": fused}
 
 
@@ -234,6 +236,34 @@ class FixtureGateTest(unittest.TestCase):
         self.assertEqual(result["flags"]["can_fuse_on_cpu"], True)
         with open(result["graph_path"]) as src:
             self.assertIn("prim::TensorExprGroup", src.read())
+
+    def test_fusion_on_a_build_without_llvm_shows_the_groups_and_compares_nothing(self) -> None:
+        before = fusion.read_flags()
+        result = optimize_and_fuse(self.runs["fusion-seed-f.py"], "none", "auto")["fusion"]
+        self.assertEqual(fusion.read_flags(), before)
+        self.assertFalse(fusion.BUILD["llvm_enabled"])  # the torch 2.13 CPU wheel and Debian's 1.13
+        self.assertTrue(result["passed"], result["message"])
+        self.assertEqual((result["fuses"], result["compared"], result["max_abs_error"]), (False, False, None))
+        self.assertEqual([g["kind"] for g in result["groups"]], ["prim::TensorExprGroup"])
+        self.assertIn(f"torch {torch.__version__} (CPU, no LLVM) runs these groups unfused", result["message"])
+        self.assertEqual(result["build"]["can_fuse_on_cpu"], False)
+
+    def test_fusion_required_on_a_build_without_llvm_is_unavailable(self) -> None:
+        result = optimize_and_fuse(self.runs["fusion-seed-f.py"], "any", "auto")["fusion"]
+        self.assertEqual(result["code"], "fusion_unavailable", result["message"])
+        self.assertIn("fusion.require any, but torch", result["message"])
+        self.assertIn("(CPU, no LLVM) cannot fuse on cpu", result["message"])
+
+    def test_the_cpu_fuser_switched_on_as_torch_ships_it_fails_without_llvm(self) -> None:
+        # What a server of this build that switched CPU fusion on would meet: the fused kernels cannot compile.
+        run = self.runs["fusion-seed-f.py"]
+        optimized = optimize_and_fuse(run)["optimize"]["optimized_path"]
+        proc = run_parity(optimized, run["verify"]["references_path"], os.path.join(run["out"], "fused.safetensors"),
+                          "--fusion", "fused")
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        error = json.loads(proc.stdout)["error"]
+        self.assertEqual(error["stage"], "run")
+        self.assertIn("LLVM Backend not found", error["message"])
 
     def test_fusion_required_missing(self) -> None:
         result = optimize_and_fuse(self.runs["fusion-none.py"], "any")["fusion"]

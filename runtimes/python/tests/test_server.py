@@ -122,7 +122,7 @@ class SeedPipelineTest(unittest.TestCase):
 
     def test_parity_runner_matches_references(self) -> None:
         refs = os.path.join(self.out, "references.safetensors")
-        for flags in ((), ("--fuser", "--threads", "2")):
+        for flags in ((), ("--fuser", "--threads", "2"), ("--fusion", "interpreter")):
             with self.subTest(flags=flags):
                 outputs = os.path.join(self.out, f"outputs{len(flags)}.safetensors")
                 proc = run_parity(os.path.join(self.out, "optimized.pt"), refs, outputs, *flags)
@@ -130,7 +130,9 @@ class SeedPipelineTest(unittest.TestCase):
                 line = json.loads(proc.stdout)
                 self.assertEqual(line["runtime"], "python")
                 self.assertEqual(line["cases"], len(CASES))
-                self.assertEqual(line["flags"], {"fuser": bool(flags)})
+                self.assertEqual(line["flags"], {"fuser": bool(flags), "mode": "interpreter" if flags else "serving"})
+                # Neither build here has LLVM; neither fuses on the CPU by default.
+                self.assertEqual((line["fusion"]["llvm_enabled"], line["fusion"]["can_fuse_on_cpu"]), (False, False))
                 expected, _ = safetensors.load(refs)
                 got, metadata = safetensors.load(outputs)
                 self.assertEqual(metadata["format"], "ttd-outputs/1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -168,7 +169,9 @@ def export(args: Dict[str, Any]) -> Dict[str, Any]:
             return refusal(code, message, example, [], warning_words(list(caught)))
     # After export: eager may fail where the program refuses (x.view(4, -1) at batch 7), and export says it better.
     base, probe_list = verify.build_cases(validation, example, sizes if dynamic else [])
+    started = time.perf_counter()
     cases, eager, skipped, _ = verify.eager_cases(model, base, probe_list, path, [])  # a forward() that raises: model_error
+    eager_ms = (time.perf_counter() - started) * 1000  # the reference cases once, eagerly: later stages' time limits
     program_path = os.path.join(args["out_dir"], PROGRAM_FILE)
     torch.export.save(program, program_path)
     loaded = torch.export.load(program_path).module()  # compare what a runtime loads, not the in-memory program
@@ -185,4 +188,4 @@ def export(args: Dict[str, Any]) -> Dict[str, Any]:
             "dynamic_dims": program_dims(program), "nodes": nodes, "node_total": sum(nodes.values()),
             "warnings": notes + skipped + warning_words(list(caught)),
             "example_shape_checks": {"chunks": chunks["chunks"], "failed": chunks["failed"]},
-            "torch_version": torch.__version__}
+            "torch_version": torch.__version__, "eager_ms": round(eager_ms, 3)}

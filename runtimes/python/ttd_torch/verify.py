@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Callable, Dict, List, Tuple
 
 import torch
@@ -172,7 +173,9 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
     inlined = traced.inlined_graph
     # Read before any reference runs: a train-mode op can make the eager model itself fail (batch norm on one row).
     train_ops = graph.train_mode_ops(inlined)
+    started = time.perf_counter()
     cases, eager, skipped, failures = eager_cases(model, base, probe_list, args["model_path"], train_ops)
+    eager_ms = (time.perf_counter() - started) * 1000  # the reference cases once, eagerly: later stages' time limits
     results: List[Dict[str, Any]] = []
     for (name, inputs), expected in zip(cases, eager):
         results.append({"name": name, **check(traced, inputs, expected, atol, rtol)})
@@ -208,4 +211,4 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
             "warnings": skipped + warnings, "devices": unique([str(d["device"]) for d in devices]),
             "nondeterministic_nodes": facts.nondeterministic_nodes,
             "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]},
-            "tracer_warnings": args["tracer_warnings"]}
+            "tracer_warnings": args["tracer_warnings"], "eager_ms": round(eager_ms, 3)}
