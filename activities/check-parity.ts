@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
+import { runtimeMismatch, type TorchEnv } from '../lib/environments';
 import { reportedInHistory } from '../lib/history-limits';
 import { compareOutputs } from '../lib/parity';
 import type { ParityResult, ParityRuntimeReport } from '../lib/results';
@@ -13,6 +14,7 @@ import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { redact } from '../lib/redact';
 import { bwrapArgs, probeSandbox, sandboxEnv, sandboxRefusal } from '../lib/sandbox';
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
+import { configPythons } from './torch-process';
 import { runtimeLimit, seconds, type LimitBasis, type TimeLimit } from '../lib/time-limits';
 import type { FusedRuns, FusionBuild } from '../lib/contract';
 import { isaProbes } from './isa-probes';
@@ -69,6 +71,14 @@ export function parityActivity(deps: TorchDeps) {
       }
       return { runtime, deps: { ...deps, config } };
     });
+    // A runner built against another torch than its Python's is never loaded against the wrong libtorch (checked by
+    // ttd run too; again here, where the worker's own TTD_PYTHON and runner are the ones used).
+    for (const { runtime, deps: target } of targets) {
+      const installed = target.config.environments.find((e) => e.name === target.config.environment);
+      if (runtime !== 'libtorch' || !installed || installed.torch !== undefined) continue;
+      const mismatch = await mismatchOnce(installed);
+      if (mismatch) throw ApplicationFailure.create({ type: NonRetryable.runtimeMismatch, message: mismatch, nonRetryable: true });
+    }
     if (deps.config.sandbox === 'on') {
       const probe = await probeSandbox(deps.config.bwrap);
       if (!probe.ok) {
@@ -181,6 +191,15 @@ export function parityActivity(deps: TorchDeps) {
   };
 }
 
+// Whether an environment's runner matches its torch, asked once per process (it imports torch).
+const mismatches = new Map<string, Promise<string | undefined>>();
+function mismatchOnce(e: TorchEnv): Promise<string | undefined> {
+  const key = `${e.python}\0${e.libtorchRunner}`;
+  let found = mismatches.get(key);
+  if (!found) mismatches.set(key, (found = runtimeMismatch(e)));
+  return found;
+}
+
 type RunnerSummary = { torch_version?: string; threads?: number; fusion?: FusionBuild };
 type RunnerRun =
   | { ok: true; ms: number; outPath: string; summary: RunnerSummary }
@@ -280,7 +299,7 @@ function exec(
       ? [
           config.bwrap,
           [
-            ...bwrapArgs({ pythons: [config.python], readOnly: runtime === 'python' ? [] : [command], readWrite: [cwd], cwd }, env),
+            ...bwrapArgs({ pythons: configPythons(config), readOnly: runtime === 'python' ? [] : [command], readWrite: [cwd], cwd }, env),
             command,
             ...args,
           ],

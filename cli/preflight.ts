@@ -1,10 +1,10 @@
 // Checks the torch environment before anything starts, so a missing piece is named, not discovered mid-run.
 import { existsSync } from 'node:fs';
 import { forEnvironment, type Config } from '../lib/config';
-import { canExport, chooseEnvironment, cpuFusionBuild, hasCuda, probeEnvironment, type TorchEnv } from '../lib/environments';
+import { canExport, chooseEnvironment, cpuFusionBuild, hasCuda, probeEnvironment, runtimeMismatch, type TorchEnv } from '../lib/environments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { probeSandbox } from '../lib/sandbox';
-import { parseTarget, type Spec } from '../lib/spec';
+import { environmentName, parseTarget, type Spec } from '../lib/spec';
 
 const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
 
@@ -13,11 +13,19 @@ const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13
  * `servedHere`: this process serves the run's torch stages itself, so a `device: cuda` spec needs CUDA here (a
  * detached run waits for a worker of its pool wherever that runs). */
 export async function preflight(config: Config, spec: Spec, opts: { servedHere?: boolean } = {}): Promise<Config> {
-  const chosen = await chooseEnvironment(config.environments, spec.environment);
+  const name = environmentName(spec);
+  const field = typeof spec.environment === 'object' ? 'environment.base' : 'environment';
+  const chosen = await chooseEnvironment(config.environments, name);
   if (!chosen) {
     throw new TtdError(
       ErrorCode.specInvalid,
-      `environment: '${spec.environment}' is not a torch environment of this checkout; expected one of ${config.environments.map((e) => e.name).join(', ')} (ttd env list)`,
+      `${field}: '${name}' is not a torch environment of this checkout; expected one of ${config.environments.map((e) => e.name).join(', ')} (ttd env list)`,
+    );
+  }
+  if (typeof spec.environment === 'object' && !existsSync(config.uv)) {
+    throw new TtdError(
+      ErrorCode.environmentInvalid,
+      `environment.requirements needs uv to build the environment, but '${config.uv}' does not exist; make setup installs it (PyPI uv into .venv), or set TTD_UV`,
     );
   }
   if (spec.formats.includes('aoti') && !canExport(chosen)) {
@@ -79,6 +87,12 @@ export async function preflight(config: Config, spec: Spec, opts: { servedHere?:
         ErrorCode.libtorchRunnerMissing,
         `the libtorch runner '${host.libtorchRunner}' of environment '${host.name}' is not built; make setup builds it (cmake, and libtorch from that environment's torch)`,
       );
+    }
+    // A runner built against another torch than its Python's (TTD_PYTHON with the default runner) would load the
+    // artifact against the wrong libtorch: refused now, naming both. The built-in environments match by construction.
+    if (runtime === 'libtorch' && host.torch === undefined) {
+      const mismatch = await runtimeMismatch(host);
+      if (mismatch) throw new TtdError(ErrorCode.runtimeMismatch, mismatch);
     }
     if (runtime === 'python' && host !== chosen && (await probeEnvironment(host)) !== 'ok') {
       throw new TtdError(

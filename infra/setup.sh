@@ -40,6 +40,14 @@ if [ ! -x .venv/bin/moto_server ]; then
   .venv/bin/pip install -q --disable-pip-version-check "moto[server]==${MOTO_VERSION}"
 fi
 
+# 2b'. uv (PyPI), which builds the environments specs declare (environment: { base, requirements }) on workers.
+UV_VERSION=0.13.9
+if [ ! -x .venv/bin/uv ] || [ "$(.venv/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "${UV_VERSION}" ]; then
+  say "installing uv==${UV_VERSION} into .venv (builds declared environments)"
+  .venv/bin/pip install -q --disable-pip-version-check "uv==${UV_VERSION}" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  .venv/bin/uv --version >/dev/null # fail setup here, not in the first run that declares an environment
+fi
+
 # 2c. The torch-2.13 environment: a project virtualenv with PyTorch 2.13 (CPU). Pinned: the machine keeps this wheel on
 # disk; an unpinned torch would pull a CUDA build of several GB. numpy: torch.export warns without it.
 TORCH_VERSION=2.13.0

@@ -139,3 +139,20 @@ async function runnerVersion(runner: string): Promise<string | null> {
   const m = /(\d+\.\d+\.\d+[^\s"]*)/.exec(run.stdout);
   return run.exitCode === 0 && m ? m[1] : null;
 }
+
+/** The release part of a torch version (`2.13.0+cpu`, `1.13.0a0` → `2.13.0`, `1.13.0`): what a runner and a Python
+ * must share for the runner's libtorch to be the Python's torch. */
+export function torchRelease(version: string): string {
+  return /^(\d+\.\d+(?:\.\d+)?)/.exec(version)?.[1] ?? version;
+}
+
+/** Why an environment's libtorch runner does not match its Python's torch (both versions named), or undefined when
+ * they match or either cannot say (a missing runner or torch is reported by its own check). */
+export async function runtimeMismatch(e: TorchEnv): Promise<string | undefined> {
+  if (!existsSync(e.libtorchRunner)) return undefined;
+  const facts = await describeEnvironment(e);
+  if (!facts.torch_version || !facts.libtorch_version) return undefined;
+  if (torchRelease(facts.torch_version) === torchRelease(facts.libtorch_version)) return undefined;
+  const custom = e.name === 'custom';
+  return `the libtorch runner '${e.libtorchRunner}' of environment '${e.name}' was built against libtorch ${facts.libtorch_version}, but its python '${e.python}'${custom ? ' (TTD_PYTHON)' : ''} has torch ${facts.torch_version}; a runner loads only the libtorch it was built against. Build the runner against that torch (cmake -DCMAKE_PREFIX_PATH=$(python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')) and set ${custom ? 'TTD_LIBTORCH_RUNNER' : 'its path'} to it, or leave libtorch out of parity.runtimes`;
+}
