@@ -1,9 +1,22 @@
-// Prints the suite's closing line, 'N passed, N failed', from vitest's JSON report and the Python unittest logs (one
-// per torch environment).
+// Prints the suite's closing lines from vitest's JSON report and the Python unittest logs (one per torch environment):
+// the slowest vitest files and the sum of file durations per folder (where the suite's time goes, to keep it fast),
+// then 'Tests: N passed, N failed'.
 import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 
 const [vitestJson, ...pythonLogs] = process.argv.slice(2);
 const v = JSON.parse(readFileSync(vitestJson, 'utf8'));
+const files = v.testResults
+  .map((f) => ({ name: relative(process.cwd(), f.name), seconds: (f.endTime - f.startTime) / 1000 }))
+  .sort((a, b) => b.seconds - a.seconds);
+console.log('Slowest test files:');
+for (const f of files.slice(0, 8)) console.log(`  ${f.seconds.toFixed(1).padStart(7)} s  ${f.name}`);
+const sums = new Map();
+for (const f of files) {
+  const folder = f.name.split('/').slice(0, -1).join('/');
+  sums.set(folder, (sums.get(folder) ?? 0) + f.seconds);
+}
+console.log(`Sum of file durations: ${[...sums].map(([folder, s]) => `${folder} ${s.toFixed(0)} s`).join(', ')}`);
 let passed = v.numPassedTests;
 let failed = v.numFailedTests;
 for (const log of pythonLogs) {
