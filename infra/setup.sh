@@ -69,7 +69,13 @@ if [ ! -x .fuzz/bin/python ] || ! .fuzz/bin/python -c "import atheris" 2>/dev/nu
 fi
 
 # 3. Node dependencies.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A linked node_modules (a git worktree sharing its main checkout's) is left alone: npm ci would empty the folder the
+# link points to, under whoever else uses it, and replace the link with a folder of its own.
+if [ -L node_modules ]; then
+  if [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "node_modules links to $(readlink node_modules); not reinstalling it there (run make setup in that checkout)"
+  fi
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing node modules (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
