@@ -7,16 +7,19 @@ import { relative } from 'node:path';
 const [vitestJson, ...pythonLogs] = process.argv.slice(2);
 const v = JSON.parse(readFileSync(vitestJson, 'utf8'));
 const files = v.testResults
-  .map((f) => ({ name: relative(process.cwd(), f.name), seconds: (f.endTime - f.startTime) / 1000 }))
+  .map((f) => ({ name: relative(process.cwd(), f.name), start: f.startTime, end: f.endTime, seconds: (f.endTime - f.startTime) / 1000 }))
   .sort((a, b) => b.seconds - a.seconds);
 console.log('Slowest test files:');
 for (const f of files.slice(0, 8)) console.log(`  ${f.seconds.toFixed(1).padStart(7)} s  ${f.name}`);
-const sums = new Map();
+// Per folder: the sum of its files' durations, and the wall time from its first file's start to its last file's end.
+const folders = new Map();
 for (const f of files) {
   const folder = f.name.split('/').slice(0, -1).join('/');
-  sums.set(folder, (sums.get(folder) ?? 0) + f.seconds);
+  const t = folders.get(folder) ?? { sum: 0, start: Infinity, end: 0 };
+  folders.set(folder, { sum: t.sum + f.seconds, start: Math.min(t.start, f.start), end: Math.max(t.end, f.end) });
 }
-console.log(`Sum of file durations: ${[...sums].map(([folder, s]) => `${folder} ${s.toFixed(0)} s`).join(', ')}`);
+const perFolder = [...folders].map(([folder, t]) => `${folder} ${t.sum.toFixed(0)} s (wall ${((t.end - t.start) / 1000).toFixed(0)} s)`);
+console.log(`Sum of file durations: ${perFolder.join(', ')}`);
 let passed = v.numPassedTests;
 let failed = v.numFailedTests;
 for (const log of pythonLogs) {
