@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 RUNS ?= 5
 CAPACITY_ROUNDS ?= 1
-.PHONY: setup demo test bench corpus clean
+.PHONY: setup demo test test-unit test-integration test-torch-side test-python bench corpus clean
 
 setup:
 	@bash infra/setup.sh
@@ -19,6 +19,22 @@ test: setup
 	@echo "== orchestrator (vitest)"
 	@npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json
 	@node infra/test-summary.mjs test-output/vitest.json test-output/python.log test-output/python-2.13.log
+
+# One part at a time (README, "Tests and benchmarks"). The unit project: no Temporal server, no torch, in parallel.
+test-unit: setup
+	@npx vitest run --project unit
+
+# The integration project: one real Temporal dev server, real torch, files one at a time.
+test-integration: setup
+	@npx vitest run --project integration
+
+# The torch side's unittests on both torch environments, the libtorch smoke test and the fuzz run, without vitest.
+test-torch-side: setup
+	@bash infra/test-torch-side.sh
+
+# One Python test (or module, or class) on one torch environment: make test-python T=tests.test_contract TORCH=1.13
+test-python: setup
+	@bash infra/test-python.sh $(T)
 
 bench: setup
 	@node bench/seed-pipeline.mjs $(RUNS)

@@ -1,9 +1,10 @@
 // The parity stage: the artifact loads and agrees in every target runtime, each a fresh process without our code.
-import { cp, copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { cp, copyFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
+import { runtimeMismatch, type TorchEnv } from '../lib/environments';
 import { reportedInHistory } from '../lib/history-limits';
 import { compareOutputs } from '../lib/parity';
 import type { ParityResult, ParityRuntimeReport } from '../lib/results';
@@ -13,8 +14,10 @@ import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { redact } from '../lib/redact';
 import { bwrapArgs, probeSandbox, sandboxEnv, sandboxRefusal } from '../lib/sandbox';
 import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
-import { runtimeLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
+import { configPythons } from './torch-process';
+import { runtimeLimit, seconds, type LimitBasis, type TimeLimit } from '../lib/time-limits';
 import type { FusedRuns, FusionBuild } from '../lib/contract';
+import { isaProbes } from './isa-probes';
 import { addTorchWork, copyWrittenFile, materialize, stageConfig, torchStagesRunning, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
@@ -68,6 +71,14 @@ export function parityActivity(deps: TorchDeps) {
       }
       return { runtime, deps: { ...deps, config } };
     });
+    // A runner built against another torch than its Python's is never loaded against the wrong libtorch (checked by
+    // ttd run too; again here, where the worker's own TTD_PYTHON and runner are the ones used).
+    for (const { runtime, deps: target } of targets) {
+      const installed = target.config.environments.find((e) => e.name === target.config.environment);
+      if (runtime !== 'libtorch' || !installed || installed.torch !== undefined) continue;
+      const mismatch = await mismatchOnce(installed);
+      if (mismatch) throw ApplicationFailure.create({ type: NonRetryable.runtimeMismatch, message: mismatch, nonRetryable: true });
+    }
     if (deps.config.sandbox === 'on') {
       const probe = await probeSandbox(deps.config.bwrap);
       if (!probe.ok) {
@@ -125,7 +136,7 @@ export function parityActivity(deps: TorchDeps) {
             message: run.refused
               ? `${runtime} of ${environment}${shownMode}: the sandbox refused ${run.refused} while the ${format} artifact${made} ran: ${run.error}`
               : run.timedOut
-                ? `${runtime} of ${environment}${shownMode} did not finish the ${format} artifact${made} within its limit of ${(limit.ms / 1000).toFixed(0)} s (${limit.basis}); expected it to load and run every reference case within it: raise time_limits.scale in the spec if this runtime really needs longer`
+                ? `${runtime} of ${environment}${shownMode} did not finish the ${format} artifact${made} within its limit of ${seconds(limit.ms)} (${limit.basis}); expected it to load and run every reference case within it: raise time_limits.scale in the spec if this runtime really needs longer`
                 : `${runtime} of ${environment}${shownMode} could not load or run the ${format} artifact${made}: ${run.error}`,
           } satisfies ParityRuntimeReport;
         }
@@ -180,6 +191,15 @@ export function parityActivity(deps: TorchDeps) {
   };
 }
 
+// Whether an environment's runner matches its torch, asked once per process (it imports torch).
+const mismatches = new Map<string, Promise<string | undefined>>();
+function mismatchOnce(e: TorchEnv): Promise<string | undefined> {
+  const key = `${e.python}\0${e.libtorchRunner}`;
+  let found = mismatches.get(key);
+  if (!found) mismatches.set(key, (found = runtimeMismatch(e)));
+  return found;
+}
+
 type RunnerSummary = { torch_version?: string; threads?: number; fusion?: FusionBuild };
 type RunnerRun =
   | { ok: true; ms: number; outPath: string; summary: RunnerSummary }
@@ -218,7 +238,7 @@ async function runRunner(
       // Inductor's CPU ISA probes (a few tiny compiled kernels, the same for every model on a host) in a private copy:
       // a server compiles them once per host, so a runner that compiled them afresh every time (5-20 s) would be
       // timed as no server is.
-      const probes = await isaProbes(deps);
+      const probes = await isaProbes(deps.config);
       if (probes) {
         await cp(probes, join(cwd, 'inductor-cache'), { recursive: true });
         extraEnv = { TORCHINDUCTOR_CACHE_DIR: join(cwd, 'inductor-cache') };
@@ -279,7 +299,7 @@ function exec(
       ? [
           config.bwrap,
           [
-            ...bwrapArgs({ pythons: [config.python], readOnly: runtime === 'python' ? [] : [command], readWrite: [cwd], cwd }, env),
+            ...bwrapArgs({ pythons: configPythons(config), readOnly: runtime === 'python' ? [] : [command], readWrite: [cwd], cwd }, env),
             command,
             ...args,
           ],
@@ -292,41 +312,6 @@ function exec(
     timeoutMs,
     stderrTailLines: RUNNER_STDERR_LINES,
   });
-}
-
-const ISA_PROBE = 'from torch._inductor import cpu_vec_isa; cpu_vec_isa.valid_vec_isa_list()';
-const isaProbeDirs = new Map<string, Promise<string | undefined>>();
-
-/** An Inductor cache holding only the CPU ISA probes of an environment's torch, made once per worker host by our own
- * code (no model runs there), beside (not inside) the compile stage's cache that model code may write; undefined
- * where it cannot be made (the runner then compiles them itself, as before). */
-function isaProbes(deps: TorchDeps): Promise<string | undefined> {
-  const { config } = deps;
-  const dir = join(config.inductorCache, `${config.environment}.isa-probes`);
-  let made = isaProbeDirs.get(dir);
-  if (!made) {
-    made = (async () => {
-      if (existsSync(join(dir, '.complete'))) return dir;
-      await mkdir(config.inductorCache, { recursive: true });
-      const temp = await mkdtemp(`${dir}.tmp-`);
-      const res = await runProcess(config.python, ['-I', '-c', ISA_PROBE], {
-        env: sandboxEnv({ TORCHINDUCTOR_CACHE_DIR: temp, TMPDIR: tmpdir(), HOME: temp }),
-        extendEnv: false,
-        timeoutMs: 300_000,
-      });
-      if (!res.ok) {
-        await rm(temp, { recursive: true, force: true });
-        return undefined;
-      }
-      await rm(join(temp, 'locks'), { recursive: true, force: true });
-      await mkdir(join(temp, '.complete'));
-      // Another worker may have made it first: theirs is as good.
-      await rename(temp, dir).catch(() => rm(temp, { recursive: true, force: true }));
-      return existsSync(join(dir, '.complete')) ? dir : undefined;
-    })();
-    isaProbeDirs.set(dir, made);
-  }
-  return made;
 }
 
 /** Maps `items` through `fn` with at most `limit` at a time; results keep the items' order. */

@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { NonRetryable } from '../lib/gate-codes';
 import type { ObjectStore } from '../lib/store';
+import { environmentActivity } from './build-environment';
 import { parityActivity } from './check-parity';
 import { promoteActivity } from './promote-model';
 import { registryRecordActivities } from './registry-records';
@@ -26,6 +27,7 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
     Object.entries(TorchStages).map(([name, stage]) => [name, withStepCache(deps, stage.op, runTorchStage(deps, stage as never))]),
   ) as unknown as DeclaredActivities;
   return {
+    buildEnvironment: environmentActivity(deps),
     train: withStepCache(deps, 'train', trainActivity(deps)),
     ...declared,
     checkParity: withStepCache(deps, 'parity', parityActivity(deps)),
@@ -34,7 +36,7 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
 
 /** The activity types of the torch queue (the keys of createTorchActivities): `ttd status` tells by them which queue
  * a run's pending activity waits on. */
-export const TORCH_ACTIVITY_TYPES: readonly string[] = ['train', ...Object.keys(TorchStages), 'checkParity'];
+export const TORCH_ACTIVITY_TYPES: readonly string[] = ['buildEnvironment', 'train', ...Object.keys(TorchStages), 'checkParity'];
 
 /** Activities of the control queue: store and registry; `keysDir` holds the key that signs audit records. */
 export function createControlActivities(deps: { store: ObjectStore; keysDir: string }) {
@@ -72,3 +74,4 @@ export type { ParityInput, ParityOutput } from './check-parity';
 export type { StoreInput, StoreOutput } from './store-artifact';
 export type { PromoteInput, PromoteOutput, VersionFacts } from './promote-model';
 export type { StageRun } from './step-cache';
+export type { EnvironmentInput, EnvironmentOutput } from './build-environment';

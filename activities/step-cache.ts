@@ -5,12 +5,16 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { canonicalJson, digestBytes, digestFile, digestHex } from '../lib/digest';
 import { ErrorCode, type TtdError } from '../lib/errors';
 import { blobKey, type ObjectStore } from '../lib/store';
 import { forEnvironment, type Config } from '../lib/config';
 import { stepCacheKey } from '../lib/keys';
+import { canExport } from '../lib/environments';
+import { isaProbes } from './isa-probes';
+import type { DeclaredEnvironment } from '../lib/declared-environments';
+import { ensureDeclared } from './build-environment';
 import { runTorchRequest, torchEnvironment } from './torch-process';
 import { torchWorkMs } from './torch-stage';
 
@@ -19,6 +23,8 @@ import { torchWorkMs } from './torch-stage';
 export interface CacheOption {
   noCache?: boolean;
   environment?: string;
+  /** The run's declared environment: made sure of on this host before the stage (built here if it is not). */
+  declared?: DeclaredEnvironment;
 }
 
 // 2: stage outputs are the contract's results (lib/contract.ts); 3: each entry carries a MAC (unsigned entries miss).
@@ -45,6 +51,9 @@ export function environmentDigest(config: Config): Promise<string> {
  * does not wait for `import torch`. A failure is left for that stage to report. */
 export function prestartTorch(config: Config): void {
   environmentDigest(config).catch(() => undefined);
+  // Ready by the time an AOTInductor package reaches parity; made once per host and environment.
+  const env = config.environments.find((e) => e.name === config.environment);
+  if (env && canExport(env)) isaProbes(config).catch(() => undefined);
 }
 
 async function computeEnvironment(config: Config): Promise<string> {
@@ -59,7 +68,19 @@ async function computeEnvironment(config: Config): Promise<string> {
   for (const f of (await readdir(pkg)).filter((n) => n.endsWith('.py')).sort()) sources[f] = digestBytes(await readFile(join(pkg, f)));
   sources['ttd_parity_runner.py'] = digestBytes(await readFile(config.parityRunnerPy));
   const runner = existsSync(config.libtorchRunner) ? await digestFile(config.libtorchRunner) : null;
-  return digestBytes(canonicalJson({ interpreter: config.python, versions, sources, libtorchRunner: runner }));
+  // A declared environment's packages as this host resolved them: unpinned requirements may resolve differently on
+  // another host or later, under the same directory name.
+  const declared = config.basePython ? await declaredPackages(config.python) : undefined;
+  return digestBytes(canonicalJson({ interpreter: config.python, versions, sources, libtorchRunner: runner, ...(declared ? { declared } : {}) }));
+}
+
+// The resolved packages recorded beside a declared environment's virtualenv (<cache>/<hex>/venv/bin/python).
+async function declaredPackages(python: string): Promise<string[] | null> {
+  try {
+    return (JSON.parse(await readFile(join(dirname(dirname(dirname(python))), 'env.json'), 'utf8')) as { resolved: string[] }).resolved;
+  } catch {
+    return null;
+  }
 }
 
 /** A torch stage's output with how it was obtained: reused from an earlier identical stage (`cached`), or worked out,
@@ -81,6 +102,7 @@ export function withStepCache<I extends object, O>(
 ): (input: I & CacheOption) => Promise<StageRun<O>> {
   return async (input) => {
     const { noCache, ...rest } = input;
+    if (input.declared) await ensureDeclared(deps.config, input.declared);
     const config = forEnvironment(deps.config, input.environment) ?? deps.config; // an unknown one: the stage says so
     const ran = async (): Promise<StageRun<O>> => {
       const output = await fn(rest as I);

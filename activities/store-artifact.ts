@@ -2,9 +2,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { DigestMismatchError } from '../lib/errors';
 import { NonRetryable } from '../lib/gate-codes';
-import { writeManifest, type ArtifactFiles, type StageOutputs } from '../lib/records';
+import { writeManifest, type ArtifactFiles, type EnvironmentRecord, type StageOutputs } from '../lib/records';
 import type { Format } from '../lib/spec';
-import { getBlob, type ObjectStore } from '../lib/store';
+import { verifyBlob, type ObjectStore } from '../lib/store';
 
 /** Input of the store stage: the files and every build stage's output. */
 export interface StoreInput {
@@ -16,6 +16,8 @@ export interface StoreInput {
   stages: StageOutputs;
   /** Each format's artifact and references, the primary (`files.artifact`) first; absent in runs before formats. */
   formats?: Partial<Record<Format, { digest: string; references: string }>>;
+  /** The declared environment the version was built in, with what its requirements resolved to. */
+  environment?: EnvironmentRecord;
 }
 
 /** The manifest's digest and the artifact it names. */
@@ -29,7 +31,7 @@ export function storeActivity(deps: { store: ObjectStore }) {
   return async function storeArtifact(input: StoreInput): Promise<StoreOutput> {
     for (const [role, digest] of Object.entries(input.files)) {
       try {
-        await getBlob(deps.store, digest); // reads and re-hashes: what we register is what was produced
+        await verifyBlob(deps.store, digest); // reads (streamed) and re-hashes: what we register is what was produced
       } catch (err) {
         if (err instanceof DigestMismatchError) {
           throw ApplicationFailure.create({ type: NonRetryable.digestMismatch, message: `${role}: ${err.message}`, nonRetryable: true });
@@ -48,6 +50,7 @@ export function storeActivity(deps: { store: ObjectStore }) {
       spec: input.spec,
       stages: input.stages,
       formats: input.formats ?? { torchscript: { digest: input.files.artifact, references: input.files.references } },
+      ...(input.environment ? { environment: input.environment } : {}),
     });
     return { manifestDigest, artifactDigest: input.files.artifact };
   };

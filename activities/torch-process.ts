@@ -174,9 +174,15 @@ function torchCommand(config: Config, pythonArgs: string[], readWrite: string[],
   return [config.bwrap, [...bwrapArgs(mounts, env), '--as-pid-1', config.python, ...pythonArgs]];
 }
 
-// What a torch process reads: its Python's installation and the ttd package.
+// What a torch process reads: its Python's installation (a declared environment's and its base's, read-only) and the
+// ttd package.
 function torchMounts(config: Config): SandboxMounts {
-  return { pythons: [config.python], readOnly: [config.pythonPackageDir] };
+  return { pythons: configPythons(config), readOnly: [config.pythonPackageDir] };
+}
+
+/** The Pythons whose installations an environment's processes read: its own, and a declared environment's base. */
+export function configPythons(config: Config): string[] {
+  return config.basePython ? [config.python, config.basePython] : [config.python];
 }
 
 // The directory the fork server's children may write for compiles: this environment's Inductor cache.

@@ -16,10 +16,11 @@ import {
   type TorchStage,
   type WorkerDirs,
 } from '../lib/contract';
+import { DigestStream } from '../lib/digest';
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { redact, redactDeep } from '../lib/redact';
-import { stageLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
+import { seconds, stageLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
 import { runTorchRequest, workRoot } from './torch-process';
 
 /** What torch activities are built with. */
@@ -129,26 +130,27 @@ export async function storeFiles(store: ObjectStore, dir: string, files: Record<
 /** Stores one file that code in the sandbox may have written: only a regular file directly in the work dir, copied
  * first (copyWrittenFile), so a symlink planted there cannot make us upload a host file. */
 export async function storeWorkFile(store: ObjectStore, dir: string, path: string): Promise<string> {
-  return withWorkFile(dir, path, (copy) => putBlobFile(store, copy));
+  return withWorkFile(dir, path, (copy, digest) => putBlobFile(store, copy, digest));
 }
 
-/** Calls `fn` with a private copy of a file the torch side wrote directly in `dir` (copied without following a link),
- * removed afterwards. */
-export async function withWorkFile<T>(dir: string, path: string, fn: (copy: string) => Promise<T>): Promise<T> {
+/** Calls `fn` with a private copy of a file the torch side wrote directly in `dir` (copied without following a link)
+ * and the sha256 of the bytes copied; the copy is removed afterwards. */
+export async function withWorkFile<T>(dir: string, path: string, fn: (copy: string, digest: string) => Promise<T>): Promise<T> {
   if (dirname(resolve(path)) !== resolve(dir)) throw refusedFile(path, dir, 'it lies outside that directory');
   const copyDir = await mkdtemp(join(tmpdir(), 'ttd-store-'));
   try {
     const copy = join(copyDir, basename(path));
-    await copyWrittenFile(path, copy, dir);
-    return await fn(copy);
+    const digest = await copyWrittenFile(path, copy, dir);
+    return await fn(copy, digest);
   } finally {
     await rm(copyDir, { recursive: true, force: true });
   }
 }
 
 /** Copies a file that code in the sandbox wrote (in `dir`) to `dest`, through a descriptor opened without following a
- * link; a symlink or anything but a regular file is refused (sandbox_refused). */
-export async function copyWrittenFile(path: string, dest: string, dir: string): Promise<void> {
+ * link, and returns the sha256 of the bytes copied (hashed on the way); a symlink or anything but a regular file is
+ * refused (sandbox_refused). */
+export async function copyWrittenFile(path: string, dest: string, dir: string): Promise<string> {
   let handle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -158,7 +160,9 @@ export async function copyWrittenFile(path: string, dest: string, dir: string): 
   }
   try {
     if (!(await handle.stat()).isFile()) throw refusedFile(path, dir, 'it is not a regular file');
-    await pipeline(handle.createReadStream({ autoClose: false }), createWriteStream(dest));
+    const hash = new DigestStream();
+    await pipeline(handle.createReadStream({ autoClose: false }), hash, createWriteStream(dest));
+    return hash.digest();
   } finally {
     await handle.close();
   }
@@ -246,7 +250,7 @@ export async function torchOp(
       // The same input takes as long again: not retried; the spec's time_limits.scale raises the limit.
       throw ApplicationFailure.create({
         type: NonRetryable.stageTimeout,
-        message: `the torch stage '${op}' ran ${((performance.now() - started) / 1000).toFixed(0)} s, past its limit of ${(timeLimit.ms / 1000).toFixed(0)} s (${timeLimit.basis}); expected it to finish within it: raise time_limits.scale in the spec if this model really needs longer`,
+        message: `the torch stage '${op}' ran ${((performance.now() - started) / 1000).toFixed(0)} s, past its limit of ${seconds(timeLimit.ms)} (${timeLimit.basis}); expected it to finish within it: raise time_limits.scale in the spec if this model really needs longer`,
         nonRetryable: true,
       });
     }

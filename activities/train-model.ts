@@ -50,8 +50,8 @@ export function trainActivity(deps: TorchDeps) {
       if (typeof data.checkpoint_path !== 'string' || typeof data.epoch !== 'number') return {};
       const epoch = data.epoch;
       try {
-        const { digest } = await withWorkFile(dir, data.checkpoint_path, (copy) =>
-          storeCheckpoint(deps.store, indexKey(), epoch, copy, deps.config.checkpointsKept),
+        const { digest } = await withWorkFile(dir, data.checkpoint_path, (copy, copied) =>
+          storeCheckpoint(deps.store, indexKey(), epoch, copy, deps.config.checkpointsKept, copied),
         );
         return { checkpointDigest: digest, checkpointEpoch: epoch };
       } catch (err) {

@@ -25,11 +25,11 @@ function inductorPlace() {
 }
 
 // The deploy-side loads a person would do, one after another, each in an empty directory: a fresh `python -I` and the
-// libtorch runner, for each format (TorchScript with the fuser off and on, as ttd's parity does).
+// libtorch runner, for each format, with each build's own fuser flags (as ttd's parity does; neither build here fuses).
 function deploy(dir, formats, tmp) {
   const loads = [];
   if (formats.includes('aoti')) loads.push(['model.pt2', 'aoti-references.safetensors', ['--format', 'aoti']]);
-  if (formats.includes('torchscript')) for (const fuser of [[], ['--fuser']]) loads.push(['model.pt', 'references.safetensors', fuser]);
+  if (formats.includes('torchscript')) loads.push(['model.pt', 'references.safetensors', []]);
   for (const [model, refs, flags] of loads) {
     const where = mkdtempSync(join(tmp, 'deploy-'));
     copyFileSync(join(dir, model), join(where, model));

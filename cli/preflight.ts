@@ -1,10 +1,10 @@
 // Checks the torch environment before anything starts, so a missing piece is named, not discovered mid-run.
 import { existsSync } from 'node:fs';
 import { forEnvironment, type Config } from '../lib/config';
-import { canExport, chooseEnvironment, cpuFusionBuild, hasCuda, probeEnvironment, type TorchEnv } from '../lib/environments';
+import { canExport, chooseEnvironment, cpuFusionBuild, hasCuda, probeEnvironment, runtimeMismatch, type TorchEnv } from '../lib/environments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { probeSandbox } from '../lib/sandbox';
-import { parseTarget, type Spec } from '../lib/spec';
+import { environmentName, parseTarget, type Spec } from '../lib/spec';
 
 const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
 
@@ -13,11 +13,19 @@ const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13
  * `servedHere`: this process serves the run's torch stages itself, so a `device: cuda` spec needs CUDA here (a
  * detached run waits for a worker of its pool wherever that runs). */
 export async function preflight(config: Config, spec: Spec, opts: { servedHere?: boolean } = {}): Promise<Config> {
-  const chosen = await chooseEnvironment(config.environments, spec.environment);
+  const name = environmentName(spec);
+  const field = typeof spec.environment === 'object' ? 'environment.base' : 'environment';
+  const chosen = await chooseEnvironment(config.environments, name);
   if (!chosen) {
     throw new TtdError(
       ErrorCode.specInvalid,
-      `environment: '${spec.environment}' is not a torch environment of this checkout; expected one of ${config.environments.map((e) => e.name).join(', ')} (ttd env list)`,
+      `${field}: '${name}' is not a torch environment of this checkout; expected one of ${config.environments.map((e) => e.name).join(', ')} (ttd env list)`,
+    );
+  }
+  if (typeof spec.environment === 'object' && !existsSync(config.uv)) {
+    throw new TtdError(
+      ErrorCode.environmentInvalid,
+      `environment.requirements needs uv to build the environment, but '${config.uv}' does not exist; make setup installs it (PyPI uv into .venv), or set TTD_UV`,
     );
   }
   if (spec.formats.includes('aoti') && !canExport(chosen)) {
@@ -48,15 +56,20 @@ export async function preflight(config: Config, spec: Spec, opts: { servedHere?:
       `device: cuda, but torch of environment '${chosen.name}' sees no CUDA device on this host; run it with --detach so that a worker of the cuda pool serves it (ttd worker --env ${chosen.name} --device cuda on a GPU host), or set device: cpu`,
     );
   }
-  // fusion.require on a CPU build without LLVM: its servers never fuse, so no group could ever be required of them.
+  // fusion.require on a CPU build without LLVM: its servers never fuse, so no group could ever be required of them. The
+  // run's own build forms the groups; every parity target's build is a server that would have to run them.
   const onCuda = spec.device === 'cuda' || spec.trace.target_device.startsWith('cuda');
   if (spec.fusion.require !== 'none' && spec.model !== undefined && spec.formats.includes('torchscript') && !onCuda) {
-    const build = await cpuFusionBuild(chosen);
-    if (build && !build.llvm) {
-      throw new TtdError(
-        ErrorCode.fusionUnavailable,
-        `fusion.require: ${spec.fusion.require}, but environment '${chosen.name}' (torch ${build.torch}, a CPU build without LLVM) cannot fuse on the CPU: its servers run every fusion group unfused; expected a build that fuses (device: cuda, or a torch built with LLVM), or set fusion.require: none (the fusion stage still shows the groups)`,
-      );
+    const targets = spec.parity.runtimes.map((t) => parseTarget(t).environment).filter((e): e is string => e !== undefined);
+    const builds = [chosen, ...config.environments.filter((e) => e !== chosen && targets.includes(e.name))];
+    for (const e of builds) {
+      const build = await cpuFusionBuild(e);
+      if (build && !build.llvm) {
+        throw new TtdError(
+          ErrorCode.fusionUnavailable,
+          `fusion.require: ${spec.fusion.require}, but environment '${e.name}' (torch ${build.torch}, a CPU build without LLVM)${e === chosen ? '' : ', a parity target,'} cannot fuse on the CPU: its servers run every fusion group unfused; expected a build that fuses (device: cuda, or a torch built with LLVM), or set fusion.require: none (the fusion stage still shows the groups)`,
+        );
+      }
     }
   }
   // Every parity target's environment: the run's own, or the deploy target it names (libtorch@torch-1.13).
@@ -74,6 +87,12 @@ export async function preflight(config: Config, spec: Spec, opts: { servedHere?:
         ErrorCode.libtorchRunnerMissing,
         `the libtorch runner '${host.libtorchRunner}' of environment '${host.name}' is not built; make setup builds it (cmake, and libtorch from that environment's torch)`,
       );
+    }
+    // A runner built against another torch than its Python's (TTD_PYTHON with the default runner) would load the
+    // artifact against the wrong libtorch: refused now, naming both. The built-in environments match by construction.
+    if (runtime === 'libtorch' && host.torch === undefined) {
+      const mismatch = await runtimeMismatch(host);
+      if (mismatch) throw new TtdError(ErrorCode.runtimeMismatch, mismatch);
     }
     if (runtime === 'python' && host !== chosen && (await probeEnvironment(host)) !== 'ok') {
       throw new TtdError(

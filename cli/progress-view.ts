@@ -10,6 +10,8 @@ export interface ProgressView {
   stageStarted(stage: string, epochs?: number): void;
   /** A stage ended: `cached` when it reused an earlier identical run's outputs, `failed` when it could not finish. */
   stageDone(stage: string, ms: number, cached: boolean, failed?: boolean): void;
+  /** A running stage says what it does now (the environment stage: resolving, installing N packages). */
+  phase?(stage: string, text: string): void;
   /** Epoch `epoch` of `epochs` finished with this mean loss. */
   epoch(epoch: number, epochs: number | undefined, loss: number): void;
   close(): void;
@@ -35,6 +37,9 @@ export class PlainView implements ProgressView {
   stageDone(stage: string, ms: number, cached: boolean, failed = false): void {
     this.stream.write(`${doneLine(stage, ms, cached, failed)}\n`);
   }
+  phase(_stage: string, text: string): void {
+    this.stream.write(`      ${terminalLine(text)}\n`);
+  }
   epoch(epoch: number, epochs: number | undefined, loss: number): void {
     this.stream.write(`      epoch ${epoch}/${epochs ?? '?'}  loss ${loss.toFixed(4)}\n`);
   }
@@ -57,7 +62,7 @@ export class BarView implements ProgressView {
       format:
         stage === 'train'
           ? `  ${paint.dim('▸')} {stage} {bar} {value}/{total} epochs  {loss}  {duration_formatted}`
-          : `  ${paint.dim('▸')} {stage} {duration_formatted}`,
+          : `  ${paint.dim('▸')} {stage} {duration_formatted}  {loss}`,
       barCompleteChar: '█',
       barIncompleteChar: '░',
       barsize: 24,
@@ -71,6 +76,10 @@ export class BarView implements ProgressView {
   stageDone(stage: string, ms: number, cached: boolean, failed = false): void {
     if (this.barStage === stage) this.stop();
     this.stream.write(`${doneLine(stage, ms, cached, failed)}\n`);
+  }
+
+  phase(stage: string, text: string): void {
+    if (this.barStage === stage) this.bar?.update(0, { loss: paint.dim(terminalLine(text)) });
   }
 
   epoch(epoch: number, epochs: number | undefined, loss: number): void {

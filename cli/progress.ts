@@ -21,3 +21,15 @@ export async function trainingBeat(handle: WorkflowHandle): Promise<TrainingBeat
   }
   return best;
 }
+
+/** The phase a running stage's heartbeat names (the environment stage: resolving, installing N packages), or undefined. */
+export async function stagePhase(handle: WorkflowHandle): Promise<string | undefined> {
+  const desc = await handle.describe();
+  for (const activity of desc.raw.pendingActivities ?? []) {
+    const payload = activity.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    const details = defaultPayloadConverter.fromPayload<{ phase?: unknown }>(payload);
+    if (typeof details?.phase === 'string') return details.phase;
+  }
+  return undefined;
+}

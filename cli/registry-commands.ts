@@ -54,6 +54,10 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       reports: { ...reports, parity: record.parity },
       // Each build stage's output as the stage returned it (lib/contract.ts); absent for versions stored before them.
       ...(manifest.format === 'ttd-manifest/2' ? { stages: manifest.stages } : {}),
+      // The declared environment it was built in, with every package its requirements resolved to.
+      ...(manifest.format === 'ttd-manifest/2' && manifest.environment ? { environment: manifest.environment } : {}),
+      // The spec as the version stored it (a declared environment's `resolved` list included).
+      spec: manifest.spec,
       versions: state.versions.map((v) => ({ version: v.version, digest: v.digest, createdAt: v.createdAt, runId: v.runId })),
       allAliases: state.aliases,
       aliasHistory: state.aliasHistory,
@@ -64,6 +68,11 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       `${terminalLine(state.model)} version ${version.version}${aliases.length ? ` (${aliases.map((a) => `@${terminalLine(a)}`).join(', ')})` : ''}`,
       `  digest   ${terminalLine(version.digest)}`,
       ...Object.entries(formatsOf(manifest)).map(([format, a]) => `  ${terminalLine(format).padEnd(11)} ${terminalLine(a?.digest)}`),
+      ...(manifest.format === 'ttd-manifest/2' && manifest.environment
+        ? [
+            `  environment ${terminalLine(manifest.environment.base)} + ${manifest.environment.installed.length} packages (${terminalLine(manifest.environment.digest)}): ${manifest.environment.resolved.map(terminalLine).join(' ')}`,
+          ]
+        : []),
       `  created  ${terminalLine(version.createdAt)} by ${terminalLine(record.actor)} (${terminalLine(record.trigger)}${record.commit ? ` ${terminalLine(record.commit)}` : ''}), run ${terminalLine(version.runId)}`,
       'gates',
       ...gateLines(record.gates),

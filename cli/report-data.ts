@@ -142,6 +142,9 @@ async function stageParts(store: ObjectStore, stages: StageOutputs): Promise<Pic
           flags: fusion.flags,
           torchVersion: fusion.torch_version,
           maxAbsError: fusion.max_abs_error,
+          ...(fusion.build ? { build: fusion.build } : {}),
+          ...(fusion.fuses !== undefined ? { fuses: fusion.fuses } : {}),
+          ...(fusion.compared !== undefined ? { compared: fusion.compared } : {}),
         }
       : null,
   };

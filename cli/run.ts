@@ -10,7 +10,7 @@ import {
 } from '@temporalio/client';
 import { loadConfig, openStore, withConcurrency } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
-import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
+import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec';
 import { queuesForRun } from '../lib/queues';
 import { assertWritable } from '../lib/store-identity';
 import { exitCodeFor, fuserShown, type RunResult } from '../lib/results';
@@ -22,7 +22,7 @@ import type { pipelineWorkflow } from '../workflows/pipeline';
 import { failWith, gateLines, paint, printJson, printJsonOr, sci, table, writeOut, writeErr } from './output';
 import { preflight } from './preflight';
 import { prestartTorch } from '../activities/step-cache';
-import { trainingBeat } from './progress';
+import { stagePhase, trainingBeat } from './progress';
 import { progressView, type ProgressView } from './progress-view';
 import { connectTemporal } from './temporal';
 import { terminalLine } from '../lib/terminal';
@@ -115,7 +115,8 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       trigger,
       commit: opts.commit ?? null,
       queues,
-      environment: config.environment,
+      environment: runEnvironmentId(loaded, config.environment),
+      ...(loaded.declared ? { declaredEnvironment: loaded.declared } : {}),
       store: store.location,
       ...(opts.cache === false ? { noCache: true } : {}),
     };
@@ -282,6 +283,7 @@ export async function watch(handle: WorkflowHandle, view: ProgressView = progres
   let shownStage: string | null = null;
   let shownCompleted = 0;
   let shownEpoch = 0;
+  let shownPhase: string | undefined;
   const showEpochs = (losses: number[], epochs: number | undefined) => {
     for (const loss of losses.slice(shownEpoch)) view.epoch(++shownEpoch, epochs, loss);
   };
@@ -301,6 +303,10 @@ export async function watch(handle: WorkflowHandle, view: ProgressView = progres
         if (progress.stage === 'train') {
           const beat = await trainingBeat(handle);
           if (beat) showEpochs(beat.losses, beat.epochs);
+        }
+        if (progress.stage === 'environment' && view.phase) {
+          const phase = await stagePhase(handle);
+          if (phase && phase !== shownPhase) view.phase('environment', (shownPhase = phase));
         }
       } catch {
         /* the workflow may not have started on a worker yet */

@@ -4,7 +4,7 @@ import { loadConfig, openStore } from '../lib/config';
 import { cronArgument, intervalArgument } from '../lib/arguments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { queuesForRun } from '../lib/queues';
-import { loadSpec, storeRunSource, withEnvironment } from '../lib/spec';
+import { loadSpec, storeRunSource, runEnvironmentId, withEnvironment } from '../lib/spec';
 import { terminalLine } from '../lib/terminal';
 import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';
 import { failWith, printJson, printJsonOr, table, writeOut } from './output';
@@ -70,7 +70,8 @@ export async function scheduleCreateCommand(
         trigger: 'schedule',
         commit: null,
         queues,
-        environment: config.environment,
+        environment: runEnvironmentId(loaded, config.environment),
+        ...(loaded.declared ? { declaredEnvironment: loaded.declared } : {}),
         store: store.location,
       };
       await client.schedule.create({

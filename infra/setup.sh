@@ -40,6 +40,14 @@ if [ ! -x .venv/bin/moto_server ]; then
   .venv/bin/pip install -q --disable-pip-version-check "moto[server]==${MOTO_VERSION}"
 fi
 
+# 2b'. uv (PyPI), which builds the environments specs declare (environment: { base, requirements }) on workers.
+UV_VERSION=0.13.9
+if [ ! -x .venv/bin/uv ] || [ "$(.venv/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "${UV_VERSION}" ]; then
+  say "installing uv==${UV_VERSION} into .venv (builds declared environments)"
+  .venv/bin/pip install -q --disable-pip-version-check "uv==${UV_VERSION}" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  .venv/bin/uv --version >/dev/null # fail setup here, not in the first run that declares an environment
+fi
+
 # 2c. The torch-2.13 environment: a project virtualenv with PyTorch 2.13 (CPU). Pinned: the machine keeps this wheel on
 # disk; an unpinned torch would pull a CUDA build of several GB. numpy: torch.export warns without it.
 TORCH_VERSION=2.13.0
@@ -61,7 +69,13 @@ if [ ! -x .fuzz/bin/python ] || ! .fuzz/bin/python -c "import atheris" 2>/dev/nu
 fi
 
 # 3. Node dependencies.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A linked node_modules (a git worktree sharing its main checkout's) is left alone: npm ci would empty the folder the
+# link points to, under whoever else uses it, and replace the link with a folder of its own.
+if [ -L node_modules ]; then
+  if [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "node_modules links to $(readlink node_modules); not reinstalling it there (run make setup in that checkout)"
+  fi
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing node modules (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi

@@ -1,9 +1,25 @@
-// Prints the suite's closing line, 'N passed, N failed', from vitest's JSON report and the Python unittest logs (one
-// per torch environment).
+// Prints the suite's closing lines from vitest's JSON report and the Python unittest logs (one per torch environment):
+// the slowest vitest files and the sum of file durations per folder (where the suite's time goes, to keep it fast),
+// then 'Tests: N passed, N failed'.
 import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 
 const [vitestJson, ...pythonLogs] = process.argv.slice(2);
 const v = JSON.parse(readFileSync(vitestJson, 'utf8'));
+const files = v.testResults
+  .map((f) => ({ name: relative(process.cwd(), f.name), start: f.startTime, end: f.endTime, seconds: (f.endTime - f.startTime) / 1000 }))
+  .sort((a, b) => b.seconds - a.seconds);
+console.log('Slowest test files:');
+for (const f of files.slice(0, 8)) console.log(`  ${f.seconds.toFixed(1).padStart(7)} s  ${f.name}`);
+// Per folder: the sum of its files' durations, and the wall time from its first file's start to its last file's end.
+const folders = new Map();
+for (const f of files) {
+  const folder = f.name.split('/').slice(0, -1).join('/');
+  const t = folders.get(folder) ?? { sum: 0, start: Infinity, end: 0 };
+  folders.set(folder, { sum: t.sum + f.seconds, start: Math.min(t.start, f.start), end: Math.max(t.end, f.end) });
+}
+const perFolder = [...folders].map(([folder, t]) => `${folder} ${t.sum.toFixed(0)} s (wall ${((t.end - t.start) / 1000).toFixed(0)} s)`);
+console.log(`Sum of file durations: ${perFolder.join(', ')}`);
 let passed = v.numPassedTests;
 let failed = v.numFailedTests;
 for (const log of pythonLogs) {

@@ -6,7 +6,7 @@ import { DigestMismatchError, ErrorCode, PreconditionFailedError, TtdError } fro
 import type { AuditSigner, AuditVerifier } from './keys';
 import { assertName } from './names';
 import { readModel, registryKey, type ModelState } from './registry';
-import { getBlob, parseStored } from './store';
+import { parseStored, verifyBlob } from './store';
 import type { ObjectStore } from './store';
 
 /** What a record says happened; `prev` and `hash` are added by appendAudit. */
@@ -336,7 +336,7 @@ async function checkBlobs(store: ObjectStore, records: AuditRecord[]): Promise<A
     ] as const) {
       if (!digest) continue;
       try {
-        await getBlob(store, digest);
+        await verifyBlob(store, digest); // streamed: an artifact is never held whole
       } catch (err) {
         const reason = err instanceof DigestMismatchError ? 'altered' : 'missing';
         return [{ key: auditKey(record.model, record.seq), code: ErrorCode.auditBroken, reason: `blob ${reason}: ${field} ${digest}` }];

@@ -32,19 +32,21 @@ async function writeIndex(store: ObjectStore, key: string, checkpoints: Checkpoi
   await store.put(key, Buffer.from(JSON.stringify({ format: 'ttd-checkpoints/1', checkpoints })));
 }
 
-/** Stores an epoch's checkpoint file as a blob and deletes the oldest beyond `keep`; returns its digest and what is kept. */
+/** Stores an epoch's checkpoint file as a blob and deletes the oldest beyond `keep`; returns its digest and what is kept.
+ * `known`: the file's sha256 when the caller hashed it as it wrote it (putBlobFile). */
 export async function storeCheckpoint(
   store: ObjectStore,
   key: string,
   epoch: number,
   path: string,
   keep: number,
+  known?: string,
 ): Promise<{ digest: string; kept: CheckpointEntry[] }> {
-  const digest = await digestFile(path);
+  const digest = known ?? (await digestFile(path));
   const before = (await readCheckpointIndex(store, key)).filter((e) => e.digest !== digest);
   const all = [...before, { epoch, digest }];
   await writeIndex(store, key, all); // first: a blob the index does not name would never be deleted
-  await putBlobFile(store, path);
+  await putBlobFile(store, path, digest);
   const kept = all.slice(-keep);
   const dropped = all.slice(0, all.length - kept.length);
   if (dropped.length) {

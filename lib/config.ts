@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { availableParallelism, userInfo } from 'node:os';
 import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
 import { capacityFrom } from './capacity';
+import { declaredLabel, declaredPython, parseDeclaredId } from './declared-environments';
 import { knownEnvironments, type TorchEnv } from './environments';
 import { ErrorCode, TtdError } from './errors';
 import { FsObjectStore } from './fs-store';
@@ -50,8 +51,18 @@ export interface Config {
   /** The torch environments this checkout knows of, newest first (lib/environments.ts). `python` and
    * `libtorchRunner` above are those of the environment a run without one uses (runs started before environments). */
   environments: TorchEnv[];
-  /** The environment `python` and `libtorchRunner` belong to. */
+  /** The environment `python` and `libtorchRunner` belong to (a declared one is shown as `<base>+<12 hex>`). */
   environment: string;
+  /** A declared environment's base Python: its site-packages (torch among them) are the declared one's too, so the
+   * sandbox binds it beside `python`. Absent for installed environments. */
+  basePython?: string;
+  /** Where declared environments are built, one folder per digest of base and requirements (TTD_ENV_CACHE, default
+   * $TTD_HOME/envs): shared by the host's workers. */
+  envCache: string;
+  /** The uv binary that builds declared environments (TTD_UV, default .venv/bin/uv, installed by make setup). */
+  uv: string;
+  /** The package index declared environments resolve against (TTD_INDEX_URL; uv's default, PyPI, when unset). */
+  indexUrl: string | undefined;
   /** Inductor's cache for AOTInductor compiles, one folder per environment (TTD_INDUCTOR_CACHE, default
    * $TTD_HOME/cache/inductor): shared by the host's workers, so a compile done once is served again. */
   inductorCache: string;
@@ -110,6 +121,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     checkpointsKept: wholePositive(env, 'TTD_CHECKPOINTS_KEPT', 3),
     environments,
     environment: legacy.name,
+    envCache: resolve(env.TTD_ENV_CACHE || join(home, 'envs')),
+    uv: env.TTD_UV || join(repoRoot, '.venv', 'bin', 'uv'),
+    indexUrl: env.TTD_INDEX_URL || undefined,
     inductorCache: resolve(env.TTD_INDUCTOR_CACHE ?? join(home, 'cache', 'inductor')),
     keysDir: resolve(env.TTD_KEYS || join(home, 'keys')),
     sandbox: oneOf(env, 'TTD_SANDBOX', ['on', 'off'] as const),
@@ -129,8 +143,22 @@ export function withConcurrency(config: Config, concurrency: number, env: NodeJS
  * named); undefined when this checkout does not know that environment. */
 export function forEnvironment(config: Config, name: string | undefined): Config | undefined {
   if (name === undefined || name === config.environment) return config;
+  // A declared environment (`<base>+<hex>`): its own Python over the base's packages, the base's libtorch runner.
+  const declared = parseDeclaredId(name);
+  if (declared) {
+    const base = forEnvironment(config, declared.base);
+    return (
+      base && {
+        ...base,
+        python: declaredPython(config.envCache, declared.hex),
+        basePython: base.python,
+        environment: declaredLabel(declared.base, declared.hex),
+      }
+    );
+  }
   const e = config.environments.find((x) => x.name === name);
-  return e && { ...config, python: e.python, libtorchRunner: e.libtorchRunner, environment: e.name };
+  const { basePython: _installed, ...rest } = config;
+  return e && { ...rest, python: e.python, libtorchRunner: e.libtorchRunner, environment: e.name };
 }
 
 /** The Temporal address commands talk to: the profile's (TEMPORAL_ADDRESS or a profile file), else the embedded server's. */

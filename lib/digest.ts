@@ -1,6 +1,7 @@
 // sha256 digests in the one form we store and print: "sha256:<hex>".
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { Transform, type TransformCallback } from 'node:stream';
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 
@@ -14,6 +15,24 @@ export async function digestFile(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return `sha256:${hash.digest('hex')}`;
+}
+
+/** A pass-through stream that hashes the bytes going through it, so a copy and its digest take one read. */
+export class DigestStream extends Transform {
+  private readonly hash: Hash = createHash('sha256');
+  /** Bytes seen so far. */
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+
+  /** The digest of everything that went through, as "sha256:<hex>"; call once, after the stream ended. */
+  digest(): string {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
 }
 
 /** The hex part of a digest, after checking its form. */

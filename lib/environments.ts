@@ -98,20 +98,24 @@ export const EnvironmentFacts = z.object({
   device: z.string(),
   /** Its Python has torch and its libtorch runner is built: a run may use it. */
   installed: z.boolean(),
+  /** Its torch build has LLVM, so a CPU server of it can fuse (null: not installed); without it, it never fuses. */
+  cpu_fusion: z.boolean().nullable().optional(),
   libtorch_runner: z.string(),
 });
 export type EnvironmentFacts = z.infer<typeof EnvironmentFacts>;
 
-const VERSIONS = "import json, torch; print(json.dumps({'torch': torch.__version__, 'cuda': bool(torch.cuda.is_available())}))";
+const VERSIONS =
+  "import json, torch; f = getattr(torch._C, '_llvm_enabled', None); print(json.dumps({'torch': torch.__version__, 'cuda': bool(torch.cuda.is_available()), 'llvm': bool(f()) if f else False}))";
 
 /** Probes an environment for `ttd env list`: its torch version (importing torch), its runner's libtorch version. */
 export async function describeEnvironment(e: TorchEnv): Promise<EnvironmentFacts> {
   const base = { name: e.name, python: e.python, device: e.device, libtorch_runner: e.libtorchRunner };
-  if ((await probeEnvironment(e)) !== 'ok') return { ...base, torch_version: null, libtorch_version: null, installed: false };
+  if ((await probeEnvironment(e)) !== 'ok') return { ...base, torch_version: null, libtorch_version: null, installed: false, cpu_fusion: null };
   const run = await runProcess(e.python, ['-c', VERSIONS], { stderr: 'ignore', timeoutMs: 60_000 });
   let torch: string | null = null;
+  let llvm: boolean | null = null;
   try {
-    torch = (JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as { torch: string }).torch;
+    ({ torch, llvm } = JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as { torch: string; llvm: boolean });
   } catch {
     torch = null;
   }
@@ -120,6 +124,7 @@ export async function describeEnvironment(e: TorchEnv): Promise<EnvironmentFacts
     torch_version: torch,
     libtorch_version: existsSync(e.libtorchRunner) ? await runnerVersion(e.libtorchRunner) : null,
     installed: torch !== null,
+    cpu_fusion: torch === null ? null : llvm,
   };
 }
 
@@ -133,4 +138,21 @@ async function runnerVersion(runner: string): Promise<string | null> {
   });
   const m = /(\d+\.\d+\.\d+[^\s"]*)/.exec(run.stdout);
   return run.exitCode === 0 && m ? m[1] : null;
+}
+
+/** The release part of a torch version (`2.13.0+cpu`, `1.13.0a0` → `2.13.0`, `1.13.0`): what a runner and a Python
+ * must share for the runner's libtorch to be the Python's torch. */
+export function torchRelease(version: string): string {
+  return /^(\d+\.\d+(?:\.\d+)?)/.exec(version)?.[1] ?? version;
+}
+
+/** Why an environment's libtorch runner does not match its Python's torch (both versions named), or undefined when
+ * they match or either cannot say (a missing runner or torch is reported by its own check). */
+export async function runtimeMismatch(e: TorchEnv): Promise<string | undefined> {
+  if (!existsSync(e.libtorchRunner)) return undefined;
+  const facts = await describeEnvironment(e);
+  if (!facts.torch_version || !facts.libtorch_version) return undefined;
+  if (torchRelease(facts.torch_version) === torchRelease(facts.libtorch_version)) return undefined;
+  const custom = e.name === 'custom';
+  return `the libtorch runner '${e.libtorchRunner}' of environment '${e.name}' was built against libtorch ${facts.libtorch_version}, but its python '${e.python}'${custom ? ' (TTD_PYTHON)' : ''} has torch ${facts.torch_version}; a runner loads only the libtorch it was built against. Build the runner against that torch (cmake -DCMAKE_PREFIX_PATH=$(python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')) and set ${custom ? 'TTD_LIBTORCH_RUNNER' : 'its path'} to it, or leave libtorch out of parity.runtimes`;
 }

@@ -64,6 +64,14 @@ export const ErrorCode = {
   sandboxUnavailable: 'sandbox_unavailable',
   /** A spec or worker asks for a device (cuda) this host's torch environment cannot use. */
   deviceUnavailable: 'device_unavailable',
+  /** A declared environment (spec `environment: { base, requirements }`) that cannot be built: a requirement that
+   * would replace or upgrade the base's torch (the package named), or one that cannot be resolved or installed. */
+  environmentInvalid: 'environment_invalid',
+  /** The package index a declared environment resolves against cannot be reached. */
+  indexUnreachable: 'index_unreachable',
+  /** An environment whose libtorch runner was built against another torch than its Python's (TTD_PYTHON with the
+   * default runner): refused before parity, never loaded against the other libtorch. */
+  runtimeMismatch: 'runtime_mismatch',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,10 +1,12 @@
 // The filesystem backend of ObjectStore: the embedded default under $TTD_HOME/store.
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { link, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { DigestStream, digestHex } from './digest';
 import { PreconditionFailedError } from './errors';
-import type { ObjectStore, PutCondition, StoredObject } from './store';
+import type { ObjectStore, PutCondition, StoredObject, StoredStream } from './store';
 
 const LOCK_WAIT_MS = 10_000;
 
@@ -31,9 +33,29 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  async head(key: string): Promise<{ etag: string; size: number } | undefined> {
-    const obj = await this.get(key);
-    return obj && { etag: obj.etag, size: obj.body.length };
+  async getStream(key: string): Promise<StoredStream | undefined> {
+    const handle = await open(this.path(key), 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (!handle) return undefined;
+    try {
+      // One descriptor for the size and the bytes: a replaced object is read as it was when opened.
+      const { size } = await handle.stat();
+      return { body: handle.createReadStream(), size };
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  async head(key: string): Promise<{ size: number } | undefined> {
+    try {
+      return { size: (await stat(this.path(key))).size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
   }
 
   async put(key: string, body: Buffer, condition: PutCondition = {}): Promise<{ etag: string }> {
@@ -44,8 +66,14 @@ export class FsObjectStore implements ObjectStore {
 
   async putFile(key: string, path: string, condition: PutCondition = {}): Promise<{ etag: string }> {
     const tmp = await this.tempFile(key);
-    await copyFile(path, tmp);
-    return this.commit(key, tmp, etagOf(await readFile(tmp)), condition);
+    const hash = new DigestStream();
+    try {
+      await pipeline(createReadStream(path), hash, createWriteStream(tmp, { flags: 'wx' }));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return this.commit(key, tmp, digestHex(hash.digest()), condition);
   }
 
   async delete(key: string): Promise<void> {

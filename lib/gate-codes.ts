@@ -3,6 +3,8 @@
 
 /** The gates of a run, in pipeline order. */
 export const Gate = {
+  /** Building a declared environment (spec `environment: { base, requirements }`), before training. */
+  environment: 'environment',
   training: 'training',
   trace: 'trace',
   optimize: 'optimize',
@@ -60,6 +62,13 @@ export const GateCode = {
   modelError: 'model_error',
   badInput: 'bad_input',
   environmentMissing: 'environment_missing',
+  /** A declared environment that cannot be built: a requirement that would replace the base's torch, or that cannot be
+   * resolved or installed (the package named). */
+  environmentInvalid: 'environment_invalid',
+  /** The package index a declared environment resolves against cannot be reached. */
+  indexUnreachable: 'index_unreachable',
+  /** A libtorch runner built against another torch than its environment's Python: refused before parity. */
+  runtimeMismatch: 'runtime_mismatch',
   digestMismatch: 'digest_mismatch',
   /** A registry state or audit record in the store that does not parse: named, never retried. */
   storeDamaged: 'store_damaged',
@@ -83,6 +92,9 @@ export const GATE_CODES = Object.values(GateCode) as [GateCode, ...GateCode[]];
 export const NonRetryable = {
   modelError: GateCode.modelError,
   environmentMissing: GateCode.environmentMissing,
+  environmentInvalid: GateCode.environmentInvalid,
+  indexUnreachable: GateCode.indexUnreachable,
+  runtimeMismatch: GateCode.runtimeMismatch,
   badInput: GateCode.badInput,
   digestMismatch: GateCode.digestMismatch,
   archiveTooLarge: GateCode.archiveTooLarge,

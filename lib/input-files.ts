@@ -1,14 +1,28 @@
 // The files a spec names (model, artifact, references), checked before anything is read into the store: each must be a
 // regular file on disk of the kind and size its field expects. A run reads them through the descriptor it checked.
-import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  createWriteStream,
+  fstatSync,
+  openSync,
+  readlinkSync,
+  readSync,
+  realpathSync,
+  statSync,
+  type Stats,
+} from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ErrorCode, TtdError } from './errors';
 
 /** Upper bounds on the files a spec names (README, "The pipeline spec"). */
 export const INPUT_FILE_LIMITS = {
   /** model as a Python file: a model definition is code; data and weights belong in dataset() and training. */
   pythonBytes: 16 * 1024 * 1024,
-  /** A TorchScript archive or a references file: read whole to hash and store it, and Node reads at most 2 GiB at once. */
+  /** A TorchScript archive or a references file (copied streamed since blobs stream; the bound is kept as documented). */
   wholeFileBytes: 2 ** 31 - 1,
 } as const;
 
@@ -67,14 +81,7 @@ export function checkInputFile(specPath: string, field: InputField, value: strin
 /** Reads an input file whole (`path` as checkInputFile resolved it) through one descriptor, checked again: what is read
  * is what was checked, even if the path was replaced (by a FIFO, a device, a link elsewhere) since. */
 export function readInputFile(field: InputField, value: string, path: string): Buffer {
-  const fail = (what: string) =>
-    new TtdError(
-      CODE[field],
-      `${field}: file '${value}' (resolved to ${path}) ${what}; expected ${EXPECTED[field]} (a path relative to the spec)`,
-      {
-        path,
-      },
-    );
+  const fail = failure(field, value, path);
   return withDescriptor(path, fail, (fd) => {
     const { size } = inspect(fd, path, field, fail);
     // Never more than the size that was checked: a file that grows meanwhile is cut there, one that shrank is shorter.
@@ -89,19 +96,51 @@ export function readInputFile(field: InputField, value: string, path: string): B
   });
 }
 
+/** Copies an input file to `dest` (created, never replaced), streamed through one descriptor checked as readInputFile
+ * checks it and never past the size checked: an archive of any size costs a buffer of memory, not its size. */
+export async function copyInputFile(field: InputField, value: string, path: string, dest: string): Promise<void> {
+  const fail = failure(field, value, path);
+  let fd: number | undefined;
+  let source: Readable;
+  try {
+    fd = openDescriptor(path, fail);
+    const { size } = inspect(fd, path, field, fail);
+    source = size === 0 ? Readable.from([]) : createReadStream('', { fd, start: 0, end: size - 1 });
+    if (size === 0) closeSync(fd);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    throw err;
+  }
+  await pipeline(source, createWriteStream(dest, { flags: 'wx' }));
+}
+
+function failure(field: InputField, value: string, path: string): (what: string) => TtdError {
+  return (what: string) =>
+    new TtdError(
+      CODE[field],
+      `${field}: file '${value}' (resolved to ${path}) ${what}; expected ${EXPECTED[field]} (a path relative to the spec)`,
+      {
+        path,
+      },
+    );
+}
+
 /** Opens without following into a FIFO's wait or a terminal's control, runs `fn`, closes. */
 function withDescriptor<T>(path: string, fail: (what: string) => TtdError, fn: (fd: number) => T): T {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw fail(code === 'ENOENT' ? 'does not exist' : `cannot be opened (${code ?? (err as Error).message})`);
-  }
+  const fd = openDescriptor(path, fail);
   try {
     return fn(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+function openDescriptor(path: string, fail: (what: string) => TtdError): number {
+  try {
+    return openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw fail(code === 'ENOENT' ? 'does not exist' : `cannot be opened (${code ?? (err as Error).message})`);
   }
 }
 
@@ -116,7 +155,7 @@ function inspect(fd: number, path: string, field: InputField, fail: (what: strin
   const max = archive || field !== 'model' ? INPUT_FILE_LIMITS.wholeFileBytes : INPUT_FILE_LIMITS.pythonBytes;
   if (stat.size > max) {
     throw fail(
-      `is ${stat.size} bytes${linked}, more than the ${max} bytes (${mib(max)}) ${archive || field !== 'model' ? 'ttd reads whole' : 'a model file may have'}`,
+      `is ${stat.size} bytes${linked}, more than the ${max} bytes (${mib(max)}) ${archive || field !== 'model' ? 'an archive or references file may have' : 'a model file may have'}`,
     );
   }
   if (field === 'model' && !archive) {

@@ -55,6 +55,17 @@ export const LegacyReports = z.object({
 });
 export type LegacyReports = z.infer<typeof LegacyReports>;
 
+/** A version's declared environment: its base, digest, the base's torch, and every package the requirements resolved
+ * to (name==version), with those installed beside the base's. */
+export const EnvironmentRecord = z.object({
+  base: z.string(),
+  digest,
+  torch_version: z.string(),
+  resolved: z.array(z.string()),
+  installed: z.array(z.string()),
+});
+export type EnvironmentRecord = z.infer<typeof EnvironmentRecord>;
+
 /** What the store stage writes: the files of a version, its spec and every build stage's output. */
 export const Manifest = z.discriminatedUnion('format', [
   z.object({
@@ -63,6 +74,8 @@ export const Manifest = z.discriminatedUnion('format', [
     stages: StageOutputs,
     /** Each format's artifact and the references its parity was checked against (the primary one first). */
     formats: z.partialRecord(z.enum(FORMATS), z.object({ digest, references: digest })).optional(),
+    /** The declared environment the version was built in (spec `environment: { base, requirements }`). */
+    environment: EnvironmentRecord.optional(),
   }),
   z.object({ format: z.literal('ttd-manifest/1'), ...ManifestBase, reports: LegacyReports }),
 ]);
@@ -190,6 +203,10 @@ export function legacyReports(m: Manifest): LegacyReports {
             flags: fusion.flags,
             torch_version: fusion.torch_version,
             max_abs_error: fusion.max_abs_error,
+            // What the build that formed the groups does, and whether fused outputs were compared (absent in older records).
+            ...(fusion.build ? { build: fusion.build } : {}),
+            ...(fusion.fuses !== undefined ? { fuses: fusion.fuses } : {}),
+            ...(fusion.compared !== undefined ? { compared: fusion.compared } : {}),
           },
         }
       : {}),

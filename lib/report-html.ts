@@ -305,6 +305,17 @@ function fusionSection(fusion: ReportData['fusion']): string {
   return `${facts([
     ['require', `<code>${esc(fusion.require)}</code>`],
     ['torch', orDash(fusion.torchVersion)],
+    ...(fusion.fuses !== undefined
+      ? ([
+          [
+            'this build',
+            fusion.fuses
+              ? 'fuses: its servers run the groups fused'
+              : 'does not fuse (no LLVM on the CPU, or no usable CUDA): its servers run the groups unfused',
+          ],
+          ['fused vs unfused', fusion.compared ? 'compared on every reference case' : 'not compared (nothing a server runs would differ)'],
+        ] as [string, string][])
+      : []),
     ['max abs error', esc(sci(fusion.maxAbsError))],
     ['flags', flags.length ? flags.map(([k, v]) => `<code>${esc(k)}=${esc(JSON.stringify(v) ?? String(v))}</code>`).join(' ') : '—'],
     [

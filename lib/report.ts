@@ -67,6 +67,11 @@ export interface ReportData {
     flags: Record<string, unknown>;
     torchVersion: string | null;
     maxAbsError: number | null;
+    /** The build's own fuser configuration, whether it fuses, and whether fused outputs were compared (absent in
+     * records from before builds were told apart, when every build was forced through the interpreter). */
+    build?: Record<string, boolean | null>;
+    fuses?: boolean;
+    compared?: boolean;
   } | null;
   parity: { atol: number | null; rtol: number | null; runtimes: ParityRuntimeReport[] } | null;
   /** Every build stage's output as the stage returned it, by op name (absent in reports of older records). */

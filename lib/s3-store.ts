@@ -1,6 +1,8 @@
 // The S3 backend of ObjectStore (AWS S3, MinIO, any S3-compatible store): conditional writes on ETags.
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -13,7 +15,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ErrorCode, PreconditionFailedError, TtdError } from './errors';
-import type { ObjectStore, PutCondition, StoredObject } from './store';
+import type { ObjectStore, PutCondition, StoredObject, StoredStream } from './store';
 
 // Files above this go up in parts (lib-storage); below it one conditional PutObject.
 const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
@@ -38,6 +40,9 @@ export class S3ObjectStore implements ObjectStore {
       ...(endpoint ? { endpoint, forcePathStyle: process.env.TTD_S3_VIRTUAL_HOSTED !== '1' } : {}),
       // Connection errors are retried with backoff: about 25 s of endpoint outage is ridden out by one call.
       maxAttempts: Number(process.env.TTD_S3_MAX_ATTEMPTS ?? 10),
+      // Every blob read is checked against its sha256 by us (getBlobToFile, verifyBlob). The SDK's own check of a
+      // response's CRC mistakes a multipart object's composite checksum (as moto sends it) for a whole-object one.
+      responseChecksumValidation: 'WHEN_REQUIRED',
       ...config,
     });
   }
@@ -72,12 +77,30 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async head(key: string): Promise<{ etag: string; size: number } | undefined> {
+  async getStream(key: string): Promise<StoredStream | undefined> {
+    try {
+      const out = await this.send(`reading ${key}`, () =>
+        this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) })),
+      );
+      // In Node the SDK's body is an http.IncomingMessage, pulled from the socket as it is consumed. A connection lost
+      // mid-body fails the reader with the same store error (naming TTD_STORE) as a failed request.
+      const body = new PassThrough();
+      pipeline(out.Body as Readable, body).catch((err: unknown) =>
+        body.destroy(storeError(err, `reading ${key}`, this.location, this.bucket, this.endpoint)),
+      );
+      return { body, size: Number(out.ContentLength ?? 0) };
+    } catch (err) {
+      if (notFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async head(key: string): Promise<{ size: number } | undefined> {
     try {
       const out = await this.send(`reading ${key}`, () =>
         this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) })),
       );
-      return { etag: out.ETag ?? '', size: Number(out.ContentLength ?? 0) };
+      return { size: Number(out.ContentLength ?? 0) };
     } catch (err) {
       if (notFound(err)) return undefined;
       throw err;
@@ -107,10 +130,8 @@ export class S3ObjectStore implements ObjectStore {
 
   async putFile(key: string, path: string, condition: PutCondition = {}): Promise<{ etag: string }> {
     const { size } = await stat(path);
-    if (size <= MULTIPART_THRESHOLD) {
-      const { readFile } = await import('node:fs/promises');
-      return this.put(key, await readFile(path), condition);
-    }
+    // A small file in one conditional PutObject; at most MULTIPART_THRESHOLD bytes are held.
+    if (size <= MULTIPART_THRESHOLD) return this.put(key, await readFile(path), condition);
     // Multipart: S3 makes the object visible only when the upload completes, so no partial blob is ever seen.
     try {
       const upload = new Upload({

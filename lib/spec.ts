@@ -1,15 +1,18 @@
 // The pipeline spec (pipeline.yaml or .json): a public contract, validated with zod at the boundary.
 import { readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { checkArchiveLimits, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
 import { canonicalJson, digestBytes } from './digest';
 import { ErrorCode, TtdError } from './errors';
-import { checkInputFile, readInputFile } from './input-files';
+import { checkInputFile, copyInputFile, readInputFile } from './input-files';
 import { NAME_RE } from './names';
 import { checkReferences } from './references';
-import { putBlob, type ObjectStore } from './store';
+import { putBlob, putBlobFile, type ObjectStore } from './store';
+import { declaredId, readRequirementsFile, requirementProblem, type DeclaredEnvironment } from './declared-environments';
 
 /** The spec's upper bounds (README, "The pipeline spec"): far above real use, below what breaks a run. */
 export const SPEC_LIMITS = {
@@ -179,6 +182,41 @@ const PromoteSchema = z
     }
   });
 
+const ENVIRONMENT_EXPECTED = 'environment must be the name of a torch environment, such as torch-2.13 (ttd env list)';
+const ENVIRONMENT_NAME = z.string({ error: ENVIRONMENT_EXPECTED }).regex(NAME_RE, { error: ENVIRONMENT_EXPECTED });
+const REQUIREMENT_EXPECTED = 'environment.requirements entries must be requirements such as transformers==5.25.0';
+
+/** `environment: { base, requirements }`: packages beside a base environment's torch, built by the worker with uv
+ * (lib/declared-environments.ts). `requirements` is a list, or a requirements file beside the spec. */
+const DeclaredEnvironmentSchema = z.strictObject({
+  base: z
+    .string({ error: 'environment.base must be the name of a torch environment, such as torch-2.13 (ttd env list)' })
+    .regex(NAME_RE, { error: 'environment.base must be the name of a torch environment, such as torch-2.13 (ttd env list)' }),
+  requirements: z.union(
+    [
+      uniqueList(
+        z.string({ error: REQUIREMENT_EXPECTED }).superRefine((line, ctx) => {
+          const problem = requirementProblem(line);
+          if (problem) ctx.addIssue({ code: 'custom', input: line, message: `environment.requirements entry ${JSON.stringify(line)} ${problem}` });
+        }),
+        'environment.requirements',
+        'requirement',
+        'environment.requirements must be a list of requirements or a requirements file beside the spec',
+      ).min(1, { error: 'environment.requirements must name at least one requirement' }),
+      z
+        .string({ error: 'environment.requirements must be a list of requirements or a requirements file beside the spec' })
+        .min(1)
+        .regex(/^[^\n]+$/, { error: 'environment.requirements must be a file name' }),
+    ],
+    { error: 'environment.requirements must be a list of requirements (transformers==5.25.0) or a requirements file beside the spec' },
+  ),
+  // Written by ttd into a version's stored spec: what the requirements resolved to (name==version), base included.
+  resolved: z.array(z.string({ error: 'environment.resolved entries must be name==version' })).optional(),
+});
+
+/** What a spec's `environment` is: a name, or a declared environment. */
+export type SpecEnvironment = string | z.infer<typeof DeclaredEnvironmentSchema>;
+
 /** The whole spec, defaults filled in. */
 export const SpecSchema = z
   .strictObject(
@@ -200,10 +238,12 @@ export const SpecSchema = z
       )
         .min(1, { error: 'formats must name at least one format' })
         .default(['torchscript']),
-      // The torch environment every torch stage runs in (ttd env list); the newest installed when absent.
+      // The torch environment every torch stage runs in (ttd env list), or one declared on a base with requirements;
+      // the newest installed when absent.
       environment: z
-        .string({ error: 'environment must be the name of a torch environment, such as torch-2.13 (ttd env list)' })
-        .regex(NAME_RE, { error: 'environment must be the name of a torch environment, such as torch-2.13 (ttd env list)' })
+        .union([ENVIRONMENT_NAME, DeclaredEnvironmentSchema], {
+          error: `${ENVIRONMENT_EXPECTED}, or { base: torch-2.13, requirements: [transformers==5.25.0] }`,
+        })
         .optional(),
       // The device of the worker pool its torch stages go to (`ttd worker --device`); cpu when absent.
       device: z.enum(['cpu', 'cuda'], { error: 'device must be cpu or cuda' }).optional(),
@@ -276,6 +316,8 @@ export interface LoadedSpec {
   modelPath?: string;
   /** A foreign artifact and its references (absent when training). */
   foreign?: { artifactPath: string; referencesPath: string };
+  /** The spec's declared environment with its requirement lines (a requirements file's, read beside the spec). */
+  declared?: DeclaredEnvironment;
 }
 
 /** One schema problem, with its field path, what was expected and what came. */
@@ -366,7 +408,9 @@ export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAUL
     });
   }
   const { spec } = result;
-  const specDigest = digestBytes(canonicalJson(spec));
+  const declared = declaredEnvironment(spec, abs);
+  // A requirements file's lines count, not its name: a changed file is another spec (CI run ids, stored spec digests).
+  const specDigest = digestBytes(canonicalJson(declared ? { ...spec, environment: { ...(spec.environment as object), requirements: declared.requirements } } : spec));
   // Every file is checked (a regular file of its kind and size, lib/input-files.ts) before anything reads it whole.
   const referencesPath = spec.references === undefined ? undefined : checkInputFile(abs, 'references', spec.references).path;
   if (spec.artifact !== undefined) {
@@ -380,7 +424,7 @@ export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAUL
     }
     checkArchiveLimits('artifact', spec.artifact, artifact.path, archiveLimits);
     checkReferences('references', referencesPath!);
-    return { spec, specPath: abs, specDigest, foreign: { artifactPath: artifact.path, referencesPath: referencesPath! } };
+    return { spec, specPath: abs, specDigest, foreign: { artifactPath: artifact.path, referencesPath: referencesPath! }, ...(declared ? { declared } : {}) };
   }
   const model = checkInputFile(abs, 'model', spec.model!);
   const modelPath = model.path;
@@ -394,7 +438,7 @@ export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAUL
     }
     checkArchiveLimits('model', spec.model!, modelPath, archiveLimits);
     checkReferences('references', referencesPath);
-    return { spec, specPath: abs, specDigest, foreign: { artifactPath: modelPath, referencesPath } };
+    return { spec, specPath: abs, specDigest, foreign: { artifactPath: modelPath, referencesPath }, ...(declared ? { declared } : {}) };
   }
   if (referencesPath) {
     throw new TtdError(
@@ -402,7 +446,7 @@ export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAUL
       `references: only a foreign artifact takes references, but model '${spec.model}' is a Python file to train (remove references, or give artifact)`,
     );
   }
-  return { spec, specPath: abs, specDigest, modelPath };
+  return { spec, specPath: abs, specDigest, modelPath, ...(declared ? { declared } : {}) };
 }
 
 /** A run's inputs by digest: the model file to train, or a foreign artifact and its references. */
@@ -411,20 +455,28 @@ export type RunSource =
   | { foreign: { artifactDigest: string; referencesDigest: string; artifactPath: string } };
 
 /** Puts a loaded spec's input files into the store (content-addressed) and returns their digests. Each is read
- * through a descriptor checked as loadSpec checked its path, and all are read before the first is stored. */
+ * through a descriptor checked as loadSpec checked its path, and all are read before the first is stored. A foreign
+ * archive and its references are copied streamed into a private spool, so their size never sits in memory. */
 export async function storeRunSource(store: ObjectStore, loaded: LoadedSpec): Promise<RunSource> {
   const { spec } = loaded;
   if (loaded.foreign) {
     const [field, value] = spec.artifact !== undefined ? (['artifact', spec.artifact] as const) : (['model', spec.model!] as const);
-    const artifact = readInputFile(field, value, loaded.foreign.artifactPath);
-    const references = readInputFile('references', spec.references!, loaded.foreign.referencesPath);
-    return {
-      foreign: {
-        artifactDigest: await putBlob(store, artifact),
-        referencesDigest: await putBlob(store, references),
-        artifactPath: loaded.foreign.artifactPath,
-      },
-    };
+    const spool = await mkdtemp(join(tmpdir(), 'ttd-input-'));
+    try {
+      const artifact = join(spool, 'artifact');
+      const references = join(spool, 'references');
+      await copyInputFile(field, value, loaded.foreign.artifactPath, artifact);
+      await copyInputFile('references', spec.references!, loaded.foreign.referencesPath, references);
+      return {
+        foreign: {
+          artifactDigest: await putBlobFile(store, artifact),
+          referencesDigest: await putBlobFile(store, references),
+          artifactPath: loaded.foreign.artifactPath,
+        },
+      };
+    } finally {
+      await rm(spool, { recursive: true, force: true });
+    }
   }
   return {
     modelFileDigest: await putBlob(store, readInputFile('model', spec.model!, loaded.modelPath!)),
@@ -435,7 +487,28 @@ export async function storeRunSource(store: ObjectStore, loaded: LoadedSpec): Pr
 /** The loaded spec with the torch environment a run really uses written in (a spec that names none gets the newest
  * installed), so that its digest, the run's CI id and the stored spec say which environment built the version. */
 export function withEnvironment(loaded: LoadedSpec, environment: string): LoadedSpec {
-  if (loaded.spec.environment === environment) return loaded;
+  // A declared environment names its base already, and its digest covers its requirements.
+  if (loaded.spec.environment === environment || typeof loaded.spec.environment === 'object') return loaded;
   const spec = { ...loaded.spec, environment };
   return { ...loaded, spec, specDigest: digestBytes(canonicalJson(spec)) };
 }
+
+/** The name of the installed environment a spec runs on: the one it names, or its declared environment's base. */
+export function environmentName(spec: Spec): string | undefined {
+  return typeof spec.environment === 'object' ? spec.environment.base : spec.environment;
+}
+
+/** The torch environment id a run's stages carry: a declared environment's `<base>+<hex>`, else the name. */
+export function runEnvironmentId(loaded: LoadedSpec, environment: string): string {
+  return loaded.declared ? declaredId(loaded.declared) : environment;
+}
+
+/** A spec's declared environment with its requirement lines: the list, or the file beside the spec, read and checked. */
+function declaredEnvironment(spec: Spec, specPath: string): DeclaredEnvironment | undefined {
+  const e = spec.environment;
+  if (typeof e !== 'object') return undefined;
+  const requirements =
+    typeof e.requirements === 'string' ? readRequirementsFile(resolve(dirname(specPath), e.requirements), e.requirements) : e.requirements;
+  return { base: e.base, requirements };
+}
+

@@ -1,14 +1,24 @@
 // The store interface (one for every backend) and content-addressed blobs on top of it.
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { z } from 'zod';
-import { digestBytes, digestFile, digestHex } from './digest';
+import { DigestStream, digestBytes, digestFile, digestHex } from './digest';
 import { DigestMismatchError, ErrorCode, TtdError } from './errors';
 
 /** An object read from a store, with the tag a compare-and-swap write must name. */
 export interface StoredObject {
   body: Buffer;
   etag: string;
+}
+
+/** An object read as a stream (artifacts: never held whole in memory), with its length. */
+export interface StoredStream {
+  body: Readable;
+  size: number;
 }
 
 /** Conditions of a write: create-only (`ifNoneMatch: '*'`) or compare-and-swap (`ifMatch: etag`). */
@@ -22,10 +32,14 @@ export interface ObjectStore {
   /** Where the store lives, for messages (never holds credentials). */
   readonly location: string;
   get(key: string): Promise<StoredObject | undefined>;
-  head(key: string): Promise<{ etag: string; size: number } | undefined>;
+  /** Reads an object as a stream; the caller consumes or destroys `body`. */
+  getStream(key: string): Promise<StoredStream | undefined>;
+  /** Whether an object exists, and its size; no etag (a compare-and-swap reads one with get), so the fs store need
+   * not hash a large blob to answer. */
+  head(key: string): Promise<{ size: number } | undefined>;
   /** Writes bytes; throws PreconditionFailedError when a condition does not hold. */
   put(key: string, body: Buffer, condition?: PutCondition): Promise<{ etag: string }>;
-  /** Writes a local file's bytes (large artifacts); same conditions as put. */
+  /** Writes a local file's bytes, streamed (large artifacts); same conditions as put. */
   putFile(key: string, path: string, condition?: PutCondition): Promise<{ etag: string }>;
   /** Keys under a prefix, sorted. */
   list(prefix: string): Promise<string[]>;
@@ -38,9 +52,11 @@ export function blobKey(digest: string): string {
   return `blobs/sha256/${digestHex(digest)}`;
 }
 
-/** Stores a local file by its sha256 (create-only; an existing blob with that digest is success). */
-export async function putBlobFile(store: ObjectStore, path: string): Promise<string> {
-  const digest = await digestFile(path);
+/** Stores a local file by its sha256 (create-only; an existing blob with that digest is success). `known`: the file's
+ * sha256 when the caller hashed the bytes as it wrote them (a large artifact is then read once less); never a digest
+ * taken from anyone else. */
+export async function putBlobFile(store: ObjectStore, path: string, known?: string): Promise<string> {
+  const digest = known ?? (await digestFile(path));
   const { size } = await stat(path);
   await createBlob(store, digest, size, (key, condition) => store.putFile(key, path, condition));
   return digest;
@@ -86,25 +102,53 @@ export function parseStored<T>(body: Buffer, schema: z.ZodType<T>, damaged: (wha
   return parsed.data;
 }
 
-/** Reads a blob and checks that its bytes hash to its digest. */
+/** Reads a blob whole and checks that its bytes hash to its digest: for small records; artifacts go through
+ * getBlobToFile or verifyBlob, which stream. */
 export async function getBlob(store: ObjectStore, digest: string): Promise<Buffer> {
   const obj = await store.get(blobKey(digest));
-  if (!obj) throw new TtdError(ErrorCode.blobMissing, `blob ${digest} is missing from the store at ${store.location}`, { digest });
+  if (!obj) throw missingBlob(store, digest);
   const actual = digestBytes(obj.body);
   if (actual !== digest) throw new DigestMismatchError(digest, actual, `blob ${blobKey(digest)}`);
   return obj.body;
 }
 
-/** Writes a verified blob to a local file (atomically: nothing appears at `path` unless it matches); returns its size. */
+/** Writes a verified blob to a local file, streamed: the bytes go to a temp file beside `path` while they are hashed,
+ * and only a file that matches the digest is renamed to `path` (a mismatch leaves nothing there); returns its size. */
 export async function getBlobToFile(store: ObjectStore, digest: string, path: string): Promise<number> {
-  const body = await getBlob(store, digest);
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.partial-${process.pid}`;
+  const obj = await store.getStream(blobKey(digest));
+  if (!obj) throw missingBlob(store, digest);
+  const tmp = `${path}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    await writeFile(tmp, body);
+    await mkdir(dirname(path), { recursive: true });
+    // 'wx': never through something already at the temp name (a planted link).
+    const size = await hashInto(obj, digest, createWriteStream(tmp, { flags: 'wx' }));
     await rename(tmp, path);
-    return body.length;
+    return size;
+  } catch (err) {
+    obj.body.destroy();
+    throw err;
   } finally {
     await rm(tmp, { force: true });
   }
+}
+
+/** Reads a blob through to its end, streamed, and checks its digest without keeping the bytes; returns its size. */
+export async function verifyBlob(store: ObjectStore, digest: string): Promise<number> {
+  const obj = await store.getStream(blobKey(digest));
+  if (!obj) throw missingBlob(store, digest);
+  const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
+  return hashInto(obj, digest, discard);
+}
+
+// Pipes a stored stream through sha256 into `sink`; throws DigestMismatchError when the bytes are not the digest's.
+async function hashInto(obj: StoredStream, digest: string, sink: Writable): Promise<number> {
+  const hash = new DigestStream();
+  await pipeline(obj.body, hash, sink);
+  const actual = hash.digest();
+  if (actual !== digest) throw new DigestMismatchError(digest, actual, `blob ${blobKey(digest)}`);
+  return hash.bytes;
+}
+
+function missingBlob(store: ObjectStore, digest: string): TtdError {
+  return new TtdError(ErrorCode.blobMissing, `blob ${digest} is missing from the store at ${store.location}`, { digest });
 }

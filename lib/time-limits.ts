@@ -35,7 +35,8 @@ export interface TimeLimit {
   basis: string;
 }
 
-const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+/** A duration in seconds for messages: one decimal below 10 s. */
+export const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
 const scaled = (ms: number, scale: number) => Math.ceil(ms * scale);
 const scaleWords = (scale: number) => (scale === 1 ? '' : ` × time_limits.scale ${scale}`);
 

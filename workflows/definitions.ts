@@ -2,6 +2,7 @@
 // and the workers import, so that nothing looks the workflow up by a string of its own.
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { NON_RETRYABLE_TYPES } from '../lib/gate-codes';
+import type { DeclaredEnvironment } from '../lib/declared-environments';
 import type { Spec } from '../lib/spec';
 
 /** The workflow type name, for listing runs and for schedules. */
@@ -32,6 +33,9 @@ export interface PipelineInput {
   /** The torch environment every torch stage runs in (lib/environments.ts); absent in runs started before there
    * were several, which ran in the worker's configured one. */
   environment?: string;
+  /** The spec's declared environment (`environment: { base, requirements }`) with its requirement lines; `environment`
+   * is then its id, `<base>+<hex>`. Built by the environment stage before training. */
+  declaredEnvironment?: DeclaredEnvironment;
 }
 
 /** What `ttd run` shows while a run moves: the current stage and the finished ones with their durations. */

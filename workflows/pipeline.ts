@@ -3,6 +3,8 @@
 import { setHandler } from '@temporalio/workflow';
 import { Gate } from '../lib/gate-codes';
 import type { RunResult } from '../lib/results';
+import type { DeclaredEnvironment } from '../lib/declared-environments';
+import type { EnvironmentOutput } from '../activities';
 import { buildFromModel, limitBasis, verifyForeign, type Built, type FormatArtifact } from './build';
 import type { Format } from '../lib/spec';
 import { progressQuery, type PipelineInput } from './definitions';
@@ -20,13 +22,16 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
   setHandler(progressQuery, () => run.progress);
   const approval = acceptApprovals(run);
   try {
+    const environment = input.declaredEnvironment ? await buildEnvironment(run, input.declaredEnvironment) : undefined;
     const built = await build(run);
     const stored = await run.stage('store', Gate.promotion, () =>
       run.control.storeArtifact({
         model: spec.name,
         runId: run.runId,
         specDigest: input.specDigest,
-        spec,
+        // A declared environment is stored with what its requirements resolved to.
+        spec: environment && typeof spec.environment === 'object' ? { ...spec, environment: { ...spec.environment, resolved: environment.resolved } } : spec,
+        ...(environment ? { environment } : {}),
         files: built.files,
         stages: built.stages,
         formats: built.formats,
@@ -63,6 +68,20 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     if (err instanceof RunEnded) return runFinished(err.result);
     throw err;
   }
+}
+
+// A declared environment, built (or found built) on a worker of the run's pool before anything trains in it.
+async function buildEnvironment(run: Run, declared: DeclaredEnvironment): Promise<EnvironmentOutput> {
+  const env = await run.torchStage('environment', Gate.environment, () => run.torch.buildEnvironment({ ...run.torchOptions, declared }));
+  const torch = `torch ${env.torch_version} of ${env.base}, shared`;
+  const packages = (n: number) => `${n} package${n === 1 ? '' : 's'}`;
+  run.pass(
+    Gate.environment,
+    env.reused
+      ? `environment ${env.digest.slice(0, 19)} already built: ${packages(env.resolved.length)} (${torch})`
+      : `built environment ${env.digest.slice(0, 19)}: ${packages(env.installed.length)} installed beside ${env.resolved.length - env.installed.length} of the base (${torch})`,
+  );
+  return env;
 }
 
 // The model file's stages, or a foreign artifact's verification.

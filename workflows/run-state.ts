@@ -2,6 +2,7 @@
 import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ControlActivities, StageRun, TorchActivities } from '../activities';
 import { failureCode, GateCode, type Gate } from '../lib/gate-codes';
+import type { DeclaredEnvironment } from '../lib/declared-environments';
 import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/results';
 import { storeStage, torchStage, type PipelineInput, type PipelineProgress } from './definitions';
 import { asStageRun } from './legacy-results';
@@ -36,7 +37,7 @@ export class Run {
   training?: RunResult['training'];
   parity?: ParityRuntimeReport[];
   /** Passed to every torch stage: the run's torch environment, and the step cache unless the run asked for fresh work. */
-  readonly torchOptions: { noCache?: boolean; environment?: string };
+  readonly torchOptions: { noCache?: boolean; environment?: string; declared?: DeclaredEnvironment };
 
   constructor(readonly input: PipelineInput) {
     this.spec = input.spec;
@@ -44,7 +45,11 @@ export class Run {
     this.torch = proxyActivities<TorchActivities>({ ...torchStage, taskQueue: input.queues.torch });
     this.control = proxyActivities<ControlActivities>({ ...storeStage, taskQueue: input.queues.control });
     this.progress = { status: 'running', stage: null, completed: [], epochs: input.spec.train.epochs, losses: [] };
-    this.torchOptions = { ...(input.noCache ? { noCache: true } : {}), ...(input.environment ? { environment: input.environment } : {}) };
+    this.torchOptions = {
+      ...(input.noCache ? { noCache: true } : {}),
+      ...(input.environment ? { environment: input.environment } : {}),
+      ...(input.declaredEnvironment ? { declared: input.declaredEnvironment } : {}),
+    };
   }
 
   /** The run's result with the given status, as `ttd run --json` prints it. */

@@ -118,7 +118,7 @@ describe('report and dashboard in a real browser', () => {
     // One point per epoch on the loss curve; every gate of the run with its verdict.
     await expect(page.getByTestId('loss-curve').locator('circle').count()).resolves.toBe(3);
     for (const g of promoted.gates) await expect(page.getByTestId(`gate-${g.gate}`).textContent()).resolves.toContain('passed');
-    // The parity table: four runtime runs, each with a histogram of its errors.
+    // The parity table: one serving run per runtime, each with a histogram of its errors.
     for (const p of promoted.parity!) {
       const id = `histogram-${p.runtime}-fuser-${p.flags.fuser ? 'on' : 'off'}`;
       await expect(page.getByTestId(id).count()).resolves.toBe(1);

@@ -13,6 +13,7 @@ interface Listed {
     installed: boolean;
     device: string;
     python: string;
+    cpu_fusion: boolean | null;
   }[];
   default: string | null;
 }
@@ -53,6 +54,8 @@ describe('torch environments', () => {
     expect(listed.environments[0].torch_version).toMatch(/^2\.13\./);
     expect(listed.environments[1].torch_version).toMatch(/^1\.13\./);
     expect(listed.default).toBe('torch-2.13');
+    // Neither the torch 2.13 CPU wheel nor Debian's 1.13 has LLVM: their CPU servers never fuse.
+    expect(listed.environments.map((e) => e.cpu_fusion)).toEqual([false, false]);
   });
 
   it.each(['torch-2.13', 'torch-1.13'])('the seed is promoted on %s, and both parity runtimes ran that torch', (name) => {
@@ -60,14 +63,15 @@ describe('torch environments', () => {
     expect(result.status, JSON.stringify(result.gates)).toBe('promoted');
     const version = name === 'torch-2.13' ? /^2\.13\./ : /^1\.13\./;
     const runtimes = show.reports.parity.runtimes;
-    expect(runtimes.map((r) => r.runtime).sort()).toEqual(['libtorch', 'libtorch', 'python', 'python']);
+    // One serving run each: neither build fuses, so no fused run follows.
+    expect(runtimes.map((r) => r.runtime).sort()).toEqual(['libtorch', 'python']);
     for (const r of runtimes) expect(r.torch_version, r.runtime).toMatch(version);
   });
 
   it('a spec that names no environment runs on the newest installed', () => {
     const { result, show } = runs.default;
     expect(result.status, JSON.stringify(result.gates)).toBe('promoted');
-    expect(show.reports.parity.runtimes.length).toBe(4);
+    expect(show.reports.parity.runtimes.length).toBe(2);
     expect(show.reports.parity.runtimes.every((r) => /^2\.13\./.test(r.torch_version ?? ''))).toBe(true);
   });
 

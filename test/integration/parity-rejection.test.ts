@@ -92,13 +92,15 @@ describe('parity', () => {
     // No load allowance: the limit is then about 50 times the eager time of the seed's cases (milliseconds), which no
     // Python runner that imports torch meets. A real host keeps the default 120 s (docs/fusion.md, "Time limits").
     const spec = writeSpec(tempDir(), quickSeedSpec('slowrt', { parity: { runtimes: ['python'] } }), join(seedDir, 'model.py'));
-    const run = await runTtd(['run', spec, '--json'], { ...env, TTD_RUNTIME_LOAD_ALLOWANCE_S: '0' });
+    // A home of its own: an earlier test here tampers with the seed's stored archive, which this run would reuse.
+    const own = testEnv(tempDir(), inject('temporalAddress'));
+    const run = await runTtd(['run', spec, '--json'], { ...own, TTD_RUNTIME_LOAD_ALLOWANCE_S: '0' });
     expect(run.code, run.stderr).toBe(1);
     const result: RunResult = JSON.parse(run.stdout);
     const parity = result.gates.find((g) => g.gate === 'parity')!;
     expect(parity.code).toBe('runtime_timeout');
     expect(parity.message).toMatch(
-      /^python of torch-2\.13 did not finish the torchscript artifact within its limit of \d+ s \(0\.0 s to load \+ 50 × the \d+\.\d s the reference cases took eagerly\); expected it to load and run every reference case within it: raise time_limits\.scale in the spec if this runtime really needs longer$/,
+      /^python of torch-2\.13 did not finish the torchscript artifact within its limit of \d+(\.\d)? s \(0\.0 s to load \+ 50 × the \d+\.\d s the reference cases took eagerly\); expected it to load and run every reference case within it: raise time_limits\.scale in the spec if this runtime really needs longer$/,
     );
     expect(result.parity?.map((p) => [p.runtime, p.code])).toEqual([['python', 'runtime_timeout']]);
   });

@@ -66,7 +66,7 @@ describe('step caching', () => {
     const d = await run(changed);
     expect(d.code, d.stderr).toBe(0);
     expect(d.result.cached).toEqual(['train', 'trace', 'verify', 'optimize', 'fusion']);
-    expect(d.result.parity!.map((p) => p.runtime)).toEqual(['python', 'python']);
+    expect(d.result.parity!.map((p) => p.runtime)).toEqual(['python']);
   });
 
   it('does not trust an entry whose files are gone from the store', async () => {

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createControlActivities } from '../../activities';
 import { loadConfig, openStore } from '../../lib/config';
@@ -31,9 +31,25 @@ type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 const slowSpec = (name: string) =>
   writeSpec(tempDir(), { name, params: { step_sleep: 0.05 }, train: { epochs: 16, batch_size: 8 } }, join(fixtureModels, 'slow-mlp.py'));
 
+// Each changed workflow is bundled once per file (webpack, a few seconds), both from the start, beside the servers and
+// the runs (as replay.test.ts does): the patched change serves both tests.
+type Changed = 'upgrade-patched' | 'upgrade-unpatched';
+const bundles = new Map<Changed, Promise<WorkflowBundle>>();
+const bundled = (workflow: Changed) => {
+  if (!bundles.has(workflow)) {
+    const workflowsPath = join(fixtures, `${workflow}.ts`);
+    bundles.set(workflow, bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('ERROR') }).then(({ code }) => ({ code })));
+  }
+  return bundles.get(workflow)!;
+};
+beforeAll(() => {
+  // Started here, awaited where a worker needs them; a failed bundle fails that test, not an unobserved promise.
+  for (const workflow of ['upgrade-patched', 'upgrade-unpatched'] as const) bundled(workflow).catch(() => undefined);
+});
+
 /** A control worker of the upgraded code, in this process: the changed workflow (bundled from its source) and the
  * real control activities on the home's store. Its identity marks the workflow tasks it served in the histories. */
-async function upgradedControlWorker(ops: Ops, workflow: 'upgrade-patched' | 'upgrade-unpatched') {
+async function upgradedControlWorker(ops: Ops, workflow: Changed) {
   const config = loadConfig({ ...process.env, ...ops.env } as NodeJS.ProcessEnv);
   const store = openStore(config);
   const connection = await NativeConnection.connect({ address: `127.0.0.1:${ops.env.TTD_TEMPORAL_PORT}` });
@@ -41,7 +57,7 @@ async function upgradedControlWorker(ops: Ops, workflow: 'upgrade-patched' | 'up
     connection,
     namespace: config.temporalNamespace,
     taskQueue: controlQueue(await queueNaming(config.queuePrefix, store)),
-    workflowsPath: join(fixtures, `${workflow}.ts`),
+    workflowBundle: await bundled(workflow),
     activities: createControlActivities({ store, keysDir: config.keysDir }),
     identity: workflow,
   });

@@ -137,8 +137,20 @@ const out = {
   }),
 };
 
+// What the environment stage reports for a declared environment (transformers beside torch-2.13).
+const ENVIRONMENT = {
+  base: 'torch-2.13',
+  digest: digest('e'),
+  torch_version: '2.13.0+cpu',
+  resolved: ['tokenizers==0.23.3', 'transformers==5.25.0'],
+  installed: ['tokenizers==0.23.3', 'transformers==5.25.0'],
+  reused: false,
+};
+const DECLARED = { base: 'torch-2.13', requirements: ['transformers==5.25.0'] };
+
 // Fakes of every activity that make a run promote.
 const promoting = (): Activities => ({
+  buildEnvironment: async () => ran(ENVIRONMENT),
   train: async () => ran(out.train()),
   trace: async () => ran(out.trace()),
   verify: async () => ran(out.verify()),
@@ -310,6 +322,49 @@ describe('pipeline workflow branches', () => {
     expect(input('promoteModel')).toMatchObject({ alias: 'production', approval: null });
     expect(result.cached).toBeUndefined();
     expect(result.torchTimings).toMatchObject({ train: 7, parity: 7 });
+  });
+
+  it('a declared environment is built as the first stage, every torch stage carries it, and the version stores what it resolved to', async () => {
+    const environment = `torch-2.13+${'e'.repeat(64)}`;
+    const { result, names, input, calls } = await run(
+      {},
+      { environment: { ...DECLARED } },
+      { environment, declaredEnvironment: DECLARED },
+    );
+    expect(result.status).toBe('promoted');
+    expect(names()).toEqual(['buildEnvironment', ...BUILD, ...AFTER_BUILD]);
+    expect(result.gates[0]).toEqual({
+      gate: 'environment',
+      passed: true,
+      code: null,
+      message: `built environment ${digest('e').slice(0, 19)}: 2 packages installed beside 0 of the base (torch 2.13.0+cpu of torch-2.13, shared)`,
+    });
+    expect(Object.keys(result.timings)[0]).toBe('environment');
+    for (const c of calls.filter((c) => c.name !== 'storeArtifact' && c.name !== 'promoteModel'))
+      expect(c.input, c.name).toMatchObject({ environment, declared: DECLARED });
+    expect(input('storeArtifact')).toMatchObject({
+      spec: { environment: { ...DECLARED, resolved: ENVIRONMENT.resolved } },
+      environment: ENVIRONMENT,
+    });
+  });
+
+  it('a declared environment that cannot be built fails the run at the environment gate, and nothing trains', async () => {
+    const { result, names } = await run(
+      {
+        buildEnvironment: async () => {
+          throw ApplicationFailure.create({
+            type: GateCode.environmentInvalid,
+            message: "environment.requirements: 'torchvision' needs torch>=2.14.0",
+            nonRetryable: true,
+          });
+        },
+      },
+      { environment: { ...DECLARED } },
+      { environment: `torch-2.13+${'e'.repeat(64)}`, declaredEnvironment: DECLARED },
+    );
+    expect(ending(result)).toEqual(endsWith('failed', 'environment', 'environment_invalid'));
+    expect(lastGate(result).message).toBe("environment failed: environment.requirements: 'torchvision' needs torch>=2.14.0");
+    expect(names()).toEqual(['buildEnvironment']);
   });
 
   it('training gate rejects a non-finite loss and nothing after training runs', async () => {

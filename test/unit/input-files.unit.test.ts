@@ -1,11 +1,11 @@
 // The files a spec names, checked on the real filesystem: a regular .py file (or an archive) of bounded size, never
 // a directory, FIFO, device, socket, kernel pseudo-file or a link that leads to one; read through the checked descriptor.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkInputFile, INPUT_FILE_LIMITS, readInputFile } from '../../lib/input-files';
+import { checkInputFile, copyInputFile, INPUT_FILE_LIMITS, readInputFile } from '../../lib/input-files';
 import { tempDir } from '../helpers';
 
 const ZIP_HEAD = Buffer.from([0x50, 0x4b, 0x03, 0x04, 0, 0, 0, 0]);
@@ -116,5 +116,29 @@ describe('input files a spec names', () => {
     expect(() => checkInputFile(spec, 'artifact', '/dev/zero')).toThrow(refused('artifact_invalid', "artifact: file '/dev/zero'"));
     expect(() => checkInputFile(spec, 'references', 'refs.safetensors')).toThrow(refused('references_invalid', 'is a directory'));
     expect(() => checkInputFile(spec, 'references', 'none.safetensors')).toThrow(refused('spec_invalid', 'does not exist'));
+  });
+
+  it('an archive is copied streamed through its checked descriptor; a path replaced by a FIFO or a device is refused, copying nothing', async () => {
+    const { dir, spec } = specDir();
+    const path = join(dir, 'model.pt');
+    const archive = Buffer.concat([ZIP_HEAD, Buffer.alloc(3 * 1024 * 1024, 7)]);
+    writeFileSync(path, archive);
+    expect(checkInputFile(spec, 'artifact', 'model.pt').kind).toBe('archive');
+    await copyInputFile('artifact', 'model.pt', path, join(dir, 'copy'));
+    expect(readFileSync(join(dir, 'copy')).equals(archive)).toBe(true);
+    writeFileSync(join(dir, 'empty.safetensors'), '');
+    await copyInputFile('references', 'empty.safetensors', join(dir, 'empty.safetensors'), join(dir, 'empty-copy'));
+    expect(readFileSync(join(dir, 'empty-copy')).length).toBe(0);
+    rmSync(path);
+    execFileSync('mkfifo', [path]);
+    await expect(copyInputFile('artifact', 'model.pt', path, join(dir, 'fifo-copy'))).rejects.toThrow(
+      refused('artifact_invalid', 'is a named pipe (FIFO)'),
+    );
+    rmSync(path);
+    symlinkSync('/dev/zero', path);
+    await expect(copyInputFile('artifact', 'model.pt', path, join(dir, 'zero-copy'))).rejects.toThrow(
+      refused('artifact_invalid', 'is a character device'),
+    );
+    expect(existsSync(join(dir, 'fifo-copy')) || existsSync(join(dir, 'zero-copy'))).toBe(false);
   });
 });

@@ -30,6 +30,18 @@ describe('progress views', () => {
     expect(lines.join('')).toBe('  ▸ train…\n      epoch 1/10  loss 2.3632\n  ✓ train     5.4s\n  ✓ trace     cached\n');
   });
 
+  it("writes the environment stage's phases as plain lines under it, escaped", () => {
+    const lines: string[] = [];
+    const view = new PlainView({ write: (s: string) => lines.push(s) });
+    view.stageStarted('environment');
+    view.phase('environment', 'resolving requirements');
+    view.phase('environment', 'installing 29 packages\u001b[2J');
+    view.stageDone('environment', 4900, false);
+    expect(lines.join('')).toBe(
+      '  ▸ environment…\n      resolving requirements\n      installing 29 packages\\x1b[2J\n  ✓ environment 4.9s\n',
+    );
+  });
+
   it('marks a stage that failed with a cross, never a tick', () => {
     const lines: string[] = [];
     const view = new PlainView({ write: (s: string) => lines.push(s) });
