@@ -45,7 +45,6 @@ bench: setup
 # interleaved; writes docs/real-models.md. REDUCED=1: CI's small sizes, printed instead; CORPUS_LARGE=1 adds the > 1 GB
 # model; ONLY=a,b picks models.
 corpus: setup
-	@bash bench/corpus/transformers-env.sh
 	@node bench/corpus.mjs $(if $(REDUCED),--reduced) $(if $(ONLY),--only $(ONLY))
 
 clean:
