@@ -75,13 +75,14 @@ export async function hasCuda(e: TorchEnv): Promise<boolean> {
   return probe.exitCode === 0;
 }
 
-const FUSION_PROBE =
-  "import json, torch; f = getattr(torch._C, '_llvm_enabled', None); print(json.dumps({'torch': torch.__version__, 'llvm': bool(f()) if f else False}))";
+// What importing an environment's torch tells: its version, whether it sees CUDA, whether it was built with LLVM.
+const TORCH_FACTS =
+  "import json, torch; f = getattr(torch._C, '_llvm_enabled', None); print(json.dumps({'torch': torch.__version__, 'cuda': bool(torch.cuda.is_available()), 'llvm': bool(f()) if f else False}))";
 
 /** Whether an environment's torch build can fuse on the CPU (it has LLVM; without it a CPU server never fuses), and its
  * version, for messages; undefined when the probe fails (the stages then say what is wrong). */
 export async function cpuFusionBuild(e: TorchEnv): Promise<{ torch: string; llvm: boolean } | undefined> {
-  const run = await runProcess(e.python, ['-c', FUSION_PROBE], { stderr: 'ignore', timeoutMs: 120_000 });
+  const run = await runProcess(e.python, ['-c', TORCH_FACTS], { stderr: 'ignore', timeoutMs: 120_000 });
   try {
     return JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as { torch: string; llvm: boolean };
   } catch {
@@ -104,14 +105,11 @@ export const EnvironmentFacts = z.object({
 });
 export type EnvironmentFacts = z.infer<typeof EnvironmentFacts>;
 
-const VERSIONS =
-  "import json, torch; f = getattr(torch._C, '_llvm_enabled', None); print(json.dumps({'torch': torch.__version__, 'cuda': bool(torch.cuda.is_available()), 'llvm': bool(f()) if f else False}))";
-
 /** Probes an environment for `ttd env list`: its torch version (importing torch), its runner's libtorch version. */
 export async function describeEnvironment(e: TorchEnv): Promise<EnvironmentFacts> {
   const base = { name: e.name, python: e.python, device: e.device, libtorch_runner: e.libtorchRunner };
   if ((await probeEnvironment(e)) !== 'ok') return { ...base, torch_version: null, libtorch_version: null, installed: false, cpu_fusion: null };
-  const run = await runProcess(e.python, ['-c', VERSIONS], { stderr: 'ignore', timeoutMs: 60_000 });
+  const run = await runProcess(e.python, ['-c', TORCH_FACTS], { stderr: 'ignore', timeoutMs: 60_000 });
   let torch: string | null = null;
   let llvm: boolean | null = null;
   try {
