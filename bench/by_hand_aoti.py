@@ -16,7 +16,6 @@ import time
 
 import torch
 import torch._inductor
-
 from by_hand import check, load_seed, safetensors, torchscript, train
 
 

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "runtimes", "python"))
 from ttd_torch import safetensors  # noqa: E402  (only to write the references the runners read)
 
-Inputs = Tuple[torch.Tensor, ...]
-ms: Dict[str, float] = {}
+Inputs = tuple[torch.Tensor, ...]
+ms: dict[str, float] = {}
 
 
 class timed:
@@ -40,7 +40,7 @@ class timed:
         ms[self.name] = ms.get(self.name, 0.0) + (time.perf_counter() - self.t0) * 1000
 
 
-def as_tuple(x: Any) -> Tuple[torch.Tensor, ...]:
+def as_tuple(x: Any) -> tuple[torch.Tensor, ...]:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
@@ -58,7 +58,7 @@ def load(path: str):
     return mod
 
 
-def train(mod, params: Dict[str, Any], spec: Dict[str, Any], out_dir: str) -> torch.nn.Module:
+def train(mod, params: dict[str, Any], spec: dict[str, Any], out_dir: str) -> torch.nn.Module:
     torch.manual_seed(int(spec["seed"]))
     model = mod.build_model(params)
     x, y = mod.dataset(params, "train")
@@ -78,7 +78,7 @@ def train(mod, params: Dict[str, Any], spec: Dict[str, Any], out_dir: str) -> to
     return model.eval()
 
 
-def cases(mod, params: Dict[str, Any]) -> Dict[str, Inputs]:
+def cases(mod, params: dict[str, Any]) -> dict[str, Inputs]:
     vx, _ = mod.dataset(params, "validation")
     vx = as_tuple(vx)
     example = as_tuple(mod.example_inputs(params)) if hasattr(mod, "example_inputs") else tuple(t[:4] for t in vx)
@@ -93,7 +93,7 @@ def cases(mod, params: Dict[str, Any]) -> Dict[str, Inputs]:
     return out
 
 
-def save_references(path: str, all_cases: Dict[str, Inputs], eager: Dict[str, Any]) -> None:
+def save_references(path: str, all_cases: dict[str, Inputs], eager: dict[str, Any]) -> None:
     tensors = {}
     for k, v in all_cases.items():
         for i, t in enumerate(v):
@@ -142,7 +142,7 @@ def aoti(model, all_cases, eager, out_dir, atol, rtol) -> None:
         save_references(os.path.join(out_dir, "aoti-references.safetensors"), all_cases, eager)
 
 
-def main(model_path: str, out_dir: str, params: Dict[str, Any], spec: Dict[str, Any], formats: str,
+def main(model_path: str, out_dir: str, params: dict[str, Any], spec: dict[str, Any], formats: str,
          atol: float, rtol: float) -> None:
     with timed("load"):
         mod = load(model_path)

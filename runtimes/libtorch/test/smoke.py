@@ -2,9 +2,8 @@
 `check DIR OUTPUTS` compares a runner's outputs with torch's own."""
 import sys
 
-import torch
-
 import st_util
+import torch
 
 
 class Net(torch.nn.Module):

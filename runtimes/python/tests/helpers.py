@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(PYTHON_DIR))
@@ -16,7 +16,7 @@ RUNNER = os.path.join(PYTHON_DIR, "ttd_parity_runner.py")
 PYTHON = sys.executable  # run the tests with /usr/bin/python3 (the interpreter that has torch)
 
 
-def serve(requests: List[Dict[str, Any]], timeout: float = 120) -> Tuple[List[Dict[str, Any]], str, int]:
+def serve(requests: list[dict[str, Any]], timeout: float = 120) -> tuple[list[dict[str, Any]], str, int]:
     """Run `python -m ttd_torch` on request lines; returns (parsed stdout lines, stderr, exit code)."""
     lines = "".join(json.dumps({"v": 1, **r}) + "\n" for r in requests)
     env = {**os.environ, "PYTHONPATH": PYTHON_DIR}
@@ -25,6 +25,6 @@ def serve(requests: List[Dict[str, Any]], timeout: float = 120) -> Tuple[List[Di
     return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr, proc.returncode
 
 
-def responses(messages: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+def responses(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The response (not event) lines by request id."""
     return {m["id"]: m for m in messages if "ok" in m}

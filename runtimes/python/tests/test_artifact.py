@@ -9,7 +9,7 @@ import os
 import subprocess
 import tempfile
 import unittest
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
@@ -50,13 +50,13 @@ class ForeignArtifactTest(unittest.TestCase):
         """A fresh out_dir for one call."""
         return tempfile.mkdtemp(dir=self.tmp.name)
 
-    def write_refs(self, tensors: Dict[str, torch.Tensor], metadata: Any = None) -> str:
+    def write_refs(self, tensors: dict[str, torch.Tensor], metadata: Any = None) -> str:
         """A references file with the given names."""
         path = os.path.join(self.out_dir(), "refs.safetensors")
         safetensors.save(path, tensors, metadata)
         return path
 
-    def verify(self, refs: str, artifact: str = "", **extra: Any) -> Dict[str, Any]:
+    def verify(self, refs: str, artifact: str = "", **extra: Any) -> dict[str, Any]:
         """verify_artifact through the server's handler."""
         args = {"artifact_path": artifact or os.path.join(self.good, "model.pt"), "references_path": refs,
                 "out_dir": self.out_dir(), **TOL, **extra}

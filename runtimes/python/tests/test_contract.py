@@ -5,7 +5,7 @@ import json
 import os
 import tempfile
 import unittest
-from typing import Any, Dict, List
+from typing import Any
 from unittest import mock
 
 from ttd_torch import contract, server
@@ -65,7 +65,7 @@ def message(schema: Any, value: Any, path: str = "args") -> str:
     raise AssertionError(f"{value!r} passed {schema!r}")
 
 
-def with_(**changes: Any) -> Dict[str, Any]:
+def with_(**changes: Any) -> dict[str, Any]:
     """GOOD with some fields replaced."""
     return {**GOOD, **changes}
 
@@ -169,7 +169,7 @@ REQUESTS = [{"id": "bad_args", "op": "hello", "args": {"x": 1}},
             {"id": "uncovered", "op": "optimize", "args": {}}]
 
 
-def assert_checked(test: unittest.TestCase, by_id: Dict[str, Dict[str, Any]]) -> None:
+def assert_checked(test: unittest.TestCase, by_id: dict[str, dict[str, Any]]) -> None:
     """The REQUESTS' responses under HELLO_CONTRACT."""
     test.assertEqual(by_id["bad_args"]["error"]["code"], "bad_request")
     test.assertEqual(by_id["bad_args"]["error"]["message"],
@@ -252,7 +252,7 @@ class ForkServerContractTest(SocketDirTest):
             zygote = Zygote(self.path, spares=0)
         try:
             os.remove(path)  # the zygote read it before forking: its children still check it
-            lines: List[Dict[str, Any]] = []
+            lines: list[dict[str, Any]] = []
             for request in REQUESTS:
                 conn = zygote.connect()
                 try:

@@ -11,7 +11,7 @@ import tempfile
 import textwrap
 import time
 import unittest
-from typing import Any, Dict, List
+from typing import Any
 from unittest import mock
 
 import torch
@@ -96,7 +96,7 @@ class ExportTestCase(unittest.TestCase):
         return path
 
     @classmethod
-    def run_export(cls, path: str, batch_sizes: List[int]) -> Dict[str, Any]:
+    def run_export(cls, path: str, batch_sizes: list[int]) -> dict[str, Any]:
         """The export op on a model file written by write()."""
         out = tempfile.mkdtemp(dir=cls.tmp.name)
         return server.dispatch("export", {"model_path": path, "params": {}, "weights_path": path + ".weights.pt",
@@ -203,7 +203,7 @@ def SEED_MODEL_COPY(case: ExportTestCase) -> str:  # noqa: N802 - reads as the c
 class CompileTest(Torch2Case):
     """One AOTInductor compile of the seed's exported program, shared by every test of the class."""
 
-    result: Dict[str, Any]
+    result: dict[str, Any]
     seconds: float
 
     @classmethod

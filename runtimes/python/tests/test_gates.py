@@ -9,7 +9,7 @@ import os
 import tempfile
 import textwrap
 import unittest
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
@@ -23,7 +23,7 @@ TOL = {"atol": 1e-5, "rtol": 1e-4}
 TRAIN = {"epochs": 2, "batch_size": 32, "optimizer": "adam", "lr": 0.001, "loss": "mse", "seed": 0}
 
 # fixture file -> expected verify code (None: passes)
-EXPECTED: Dict[str, Any] = {
+EXPECTED: dict[str, Any] = {
     "control_flow_divergence-if-sum.py": "control_flow_divergence",
     "control_flow_divergence-submodule-mean.py": "control_flow_divergence",
     "control_flow_divergence-while-norm.py": "control_flow_divergence",
@@ -57,7 +57,7 @@ def model_path(name: str) -> str:
     return name if os.path.isabs(name) else os.path.join(FIXTURES, name)
 
 
-def run_pipeline(name: str, out: str, mode: str = "trace") -> Dict[str, Any]:
+def run_pipeline(name: str, out: str, mode: str = "trace") -> dict[str, Any]:
     """train → trace → verify for one model file; returns the stage results."""
     path = model_path(name)
     base = {"model_path": path, "params": {}, "out_dir": out}
@@ -68,7 +68,7 @@ def run_pipeline(name: str, out: str, mode: str = "trace") -> Dict[str, Any]:
     return {"train": train, "trace": traced, "verify": verify, "out": out, "path": path}
 
 
-def verify_again(run: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
+def verify_again(run: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """Verify an already traced model again with other arguments."""
     return server.dispatch("verify", {"model_path": run["path"], "params": {}, "out_dir": run["out"], **TOL,
                                       "weights_path": run["train"]["weights_path"], "batch_sizes": [1, 7],
@@ -76,7 +76,7 @@ def verify_again(run: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
                                       **extra}, NOOP)
 
 
-def optimize_and_fuse(run: Dict[str, Any], require: str = "none", fused_runs: str = "always") -> Dict[str, Any]:
+def optimize_and_fuse(run: dict[str, Any], require: str = "none", fused_runs: str = "always") -> dict[str, Any]:
     """optimize (with optimize_for_inference) then fusion on a verified run (fused runs forced through NNC's
     interpreter by default: these builds have no LLVM, and the checks below are of fused outputs)."""
     refs = run["verify"]["references_path"]
@@ -89,7 +89,7 @@ def optimize_and_fuse(run: Dict[str, Any], require: str = "none", fused_runs: st
 
 
 class FixtureGateTest(unittest.TestCase):
-    runs: Dict[str, Dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def setUpClass(cls) -> None:

@@ -4,7 +4,7 @@ paths, directories and devices (in process, against the committed contract.json)
 import os
 import tempfile
 import unittest
-from typing import Any, Dict
+from typing import Any
 
 from ttd_torch import contract, protocol, semantic_checks, server
 from ttd_torch.protocol import ProtocolError
@@ -14,7 +14,7 @@ from .helpers import SEED_MODEL
 NOOP = lambda data: None  # noqa: E731
 
 
-def refusal(op: str, args: Dict[str, Any]) -> ProtocolError:
+def refusal(op: str, args: dict[str, Any]) -> ProtocolError:
     """The error server.dispatch raises for a request that must not reach its op (fails the test otherwise)."""
     try:
         server.dispatch(op, args, NOOP)
@@ -33,7 +33,7 @@ class RegistryTest(unittest.TestCase):
         name = "test_registry_op"
         try:
             @protocol.op(name)
-            def echo(args: Dict[str, Any]) -> Dict[str, Any]:
+            def echo(args: dict[str, Any]) -> dict[str, Any]:
                 """Return args."""
                 return args
 
@@ -74,7 +74,7 @@ class PathRuleTest(unittest.TestCase):
     def tearDown(self) -> None:
         self.tmp.cleanup()
 
-    def assert_refused(self, op: str, args: Dict[str, Any], message: str) -> None:
+    def assert_refused(self, op: str, args: dict[str, Any], message: str) -> None:
         exc = refusal(op, args)
         self.assertEqual((exc.code, exc.message), ("bad_request", message))
 

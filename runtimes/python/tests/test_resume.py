@@ -6,7 +6,7 @@ import signal
 import subprocess
 import tempfile
 import unittest
-from typing import Any, Dict, List
+from typing import Any
 
 import torch
 
@@ -21,10 +21,10 @@ SLOW_PARAMS = {"step_sleep": 0.05}
 SLOW_SPEC = {"epochs": 6, "batch_size": 8, "optimizer": "adam", "lr": 0.01, "loss": "mse", "seed": 3}
 
 
-def run(out: str, spec: Dict[str, Any], model: str = SEED_MODEL, params: Dict[str, Any] = {},
-        resume: str = "") -> Dict[str, Any]:
+def run(out: str, spec: dict[str, Any], model: str = SEED_MODEL, params: dict[str, Any] = {},
+        resume: str = "") -> dict[str, Any]:
     """Train in process; returns the result with the progress events under "events"."""
-    events: List[Dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     args = {"model_path": model, "params": params, "train": spec, "out_dir": out, "resume_path": resume or None}
     return {**train.train(args, events.append), "events": events}
 

@@ -12,9 +12,8 @@ import unittest
 import torch
 
 import ttd_parity_runner
-from ttd_torch import safetensors
-
 from tests.helpers import PYTHON, REPO, RUNNER
+from ttd_torch import safetensors
 
 VECTORS = os.path.join(REPO, "test", "vectors", "safetensors")
 GENERATOR = os.path.join(VECTORS, "generate.py")

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import select
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
 import unittest
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from ttd_torch import sandbox
 
@@ -128,7 +128,7 @@ class RefusalRuleTest(unittest.TestCase):
 READ_ONLY = sorted({os.path.realpath(p) for p in (PYTHON_DIR, sys.prefix, sys.base_prefix)} - {"/usr", "/"})
 
 
-def bwrap_command(work_root: str, socket_dir: str, command: List[str], env: Dict[str, str]) -> List[str]:
+def bwrap_command(work_root: str, socket_dir: str, command: list[str], env: dict[str, str]) -> list[str]:
     """A sandbox like the one lib/sandbox.ts builds, reduced to what this test needs: the host read-only, a tmpfs on
     /tmp, the work root and socket dir read-write, no capabilities, a cleared environment, not uid 0."""
     args = [BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
@@ -157,14 +157,14 @@ class SandboxedZygote:
         line = self.proc.stdout.readline() if readable else b""
         assert line, f"the sandboxed zygote sent no ready line: {self.logs()}"
 
-    def ask(self, request: Dict[str, Any]) -> Dict[str, Any]:
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one request on a connection of its own; its response line."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(TIMEOUT)
         sock.connect(self.path)
         stream = sock.makefile("rb")
         sock.sendall((json.dumps({"v": 1, **request}) + "\n").encode())
-        response: Optional[Dict[str, Any]] = None
+        response: dict[str, Any] | None = None
         for line in stream:
             message = json.loads(line)
             if "ok" in message:
@@ -211,7 +211,7 @@ class SandboxedForkServerTest(unittest.TestCase):
         self.zygote.close()
         shutil.rmtree(self.base, ignore_errors=True)
 
-    def train(self, source: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    def train(self, source: str, params: dict[str, Any]) -> dict[str, Any]:
         model = os.path.join(self.mine, "model.py")
         with open(model, "w") as dst:
             dst.write(textwrap.dedent(source))

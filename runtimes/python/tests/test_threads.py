@@ -8,7 +8,6 @@ import re
 import subprocess
 import tempfile
 import unittest
-from typing import Dict, Optional, Tuple
 from unittest import mock
 
 from ttd_torch import threads
@@ -36,7 +35,7 @@ def fresh_default() -> int:
     return int(out.stdout)
 
 
-def pools(response: Dict[str, object]) -> Tuple[int, int, str]:
+def pools(response: dict[str, object]) -> tuple[int, int, str]:
     """The pool sizes a THREADS_MODEL request reported in its error."""
     assert response.get("ok") is False, response
     match = POOLS.search(str(response["error"]))
@@ -61,7 +60,7 @@ class ThreadsTest(unittest.TestCase):
     def out(self, name: str) -> str:
         return tempfile.mkdtemp(dir=self.tmp.name, prefix=name)
 
-    def zygote_pools(self, value: Optional[str], requests: int) -> list:
+    def zygote_pools(self, value: str | None, requests: int) -> list:
         env = {"TTD_TORCH_THREADS": value} if value is not None else {}
         clean = {k: v for k, v in os.environ.items() if k not in ("TTD_TORCH_THREADS", "OMP_NUM_THREADS")}
         with mock.patch.dict(os.environ, {**clean, **env}, clear=True):

@@ -8,7 +8,7 @@ pass every healthy model. Runs on whichever torch runs the tests (make test runs
 import os
 import tempfile
 import unittest
-from typing import Any, Dict
+from typing import Any
 
 from . import corpus_truth
 
@@ -30,7 +30,7 @@ ADVICE = {
 
 
 class TracerCorpusTest(unittest.TestCase):
-    runs: Dict[str, Dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def setUpClass(cls) -> None:

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import textwrap
 import unittest
-from typing import Any, Dict, List
+from typing import Any
 
 import torch
 
@@ -69,7 +69,7 @@ def example_inputs(params):
 '''
 
 # variant -> (tail of forward, expected code with target_device cpu, with cuda)
-VARIANTS: Dict[str, Any] = {
+VARIANTS: dict[str, Any] = {
     "pass": ("return self.l2(h)", None),
     "if": ("y = self.l2(h)\nif x.sum() > 0:\n    return y\nreturn -y", "control_flow_divergence"),
     "float": ("return self.l2(h) / float(x.abs().max())", "python_value_capture"),
@@ -88,7 +88,7 @@ def write_model(directory: str, variant: str) -> str:
     return path
 
 
-def pipeline(path: str, out: str, batch_sizes: List[int]) -> Dict[str, Any]:
+def pipeline(path: str, out: str, batch_sizes: list[int]) -> dict[str, Any]:
     """train → trace → verify for one model file with the given batch sizes."""
     base = {"model_path": path, "params": {}, "out_dir": out}
     train = server.dispatch("train", {**base, "train": TRAIN}, NOOP)
@@ -99,7 +99,7 @@ def pipeline(path: str, out: str, batch_sizes: List[int]) -> Dict[str, Any]:
     return {"train": train, "trace": traced, "verify": result, "out": out, "path": path}
 
 
-def reverify(run: Dict[str, Any], batch_sizes: List[int], **extra: Any) -> Dict[str, Any]:
+def reverify(run: dict[str, Any], batch_sizes: list[int], **extra: Any) -> dict[str, Any]:
     """verify an already traced run again with other batch sizes or a target device (in its own out_dir)."""
     out = tempfile.mkdtemp(dir=run["out"])  # the run's own references stay as they are
     return server.dispatch("verify", {"model_path": run["path"], "params": {}, "out_dir": out, **TOL,
@@ -108,14 +108,14 @@ def reverify(run: Dict[str, Any], batch_sizes: List[int], **extra: Any) -> Dict[
                                       **extra}, NOOP)
 
 
-def reference_shapes(path: str) -> Dict[str, List[int]]:
+def reference_shapes(path: str) -> dict[str, list[int]]:
     """Every input tensor's shape in a references file."""
     tensors, _ = safetensors.load(path)
     return {name: list(t.shape) for name, t in tensors.items() if "/input/" in name}
 
 
 class UnbatchedGateTest(unittest.TestCase):
-    runs: Dict[str, Dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def setUpClass(cls) -> None:

@@ -14,7 +14,7 @@ import tempfile
 import textwrap
 import time
 import unittest
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any
 
 import torch
 
@@ -115,8 +115,8 @@ def write_model(directory: str, name: str, source: str) -> str:
     return path
 
 
-def train_request(model: str, out: str, params: Optional[Dict[str, Any]] = None, request_id: str = "train"
-                  ) -> Dict[str, Any]:
+def train_request(model: str, out: str, params: dict[str, Any] | None = None, request_id: str = "train"
+                  ) -> dict[str, Any]:
     """A train request line (as a dict) for a model file."""
     return {"v": 1, "id": request_id, "op": "train",
             "args": {"model_path": model, "params": params or {}, "train": TRAIN, "out_dir": out}}
@@ -140,7 +140,7 @@ def alive(pid: int) -> bool:
         return True
 
 
-def proc_stat(pid: int) -> Optional[List[str]]:
+def proc_stat(pid: int) -> list[str] | None:
     """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, session, ...), or None."""
     try:
         with open(f"/proc/{pid}/stat") as src:
@@ -149,7 +149,7 @@ def proc_stat(pid: int) -> Optional[List[str]]:
         return None
 
 
-def stdin_target(pid: int) -> Optional[str]:
+def stdin_target(pid: int) -> str | None:
     """What a process's fd 0 points to, or None when it is gone."""
     try:
         return os.readlink(f"/proc/{pid}/fd/0")
@@ -157,7 +157,7 @@ def stdin_target(pid: int) -> Optional[str]:
         return None
 
 
-def live_children(pid: int) -> Set[int]:
+def live_children(pid: int) -> set[int]:
     """The pids of pid's children that are neither zombies nor gone (from /proc/*/stat)."""
     found = set()
     for entry in os.listdir("/proc"):
@@ -168,7 +168,7 @@ def live_children(pid: int) -> Set[int]:
     return found
 
 
-def socket_inode(path: str) -> Optional[int]:
+def socket_inode(path: str) -> int | None:
     """The kernel inode of the listening Unix socket bound at path (from /proc/net/unix), or None."""
     with open("/proc/net/unix") as src:
         for line in src.readlines()[1:]:
@@ -178,7 +178,7 @@ def socket_inode(path: str) -> Optional[int]:
     return None
 
 
-def open_sockets(pid: int) -> Set[int]:
+def open_sockets(pid: int) -> set[int]:
     """The inodes of the sockets that pid has open."""
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -212,15 +212,15 @@ class Connection:
         self.child = self.read()
         assert self.child is not None, "connection closed before the child line"
 
-    def read(self) -> Optional[Dict[str, Any]]:
+    def read(self) -> dict[str, Any] | None:
         """The next line as JSON, or None at EOF."""
         line = self.stream.readline()
         return json.loads(line) if line else None
 
-    def send(self, request: Dict[str, Any]) -> None:
+    def send(self, request: dict[str, Any]) -> None:
         self.sock.sendall((json.dumps(request) + "\n").encode())
 
-    def rest(self) -> List[Dict[str, Any]]:
+    def rest(self) -> list[dict[str, Any]]:
         """Every line until the child closes the connection."""
         lines = []
         while True:
@@ -229,7 +229,7 @@ class Connection:
                 return lines
             lines.append(message)
 
-    def ask(self, request: Dict[str, Any]) -> List[Dict[str, Any]]:
+    def ask(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         """Send one request; all lines after the child line."""
         self.send(request)
         return self.rest()
@@ -242,7 +242,7 @@ class Connection:
 class Zygote:
     """A `python -m ttd_torch --listen` process with stdin held open, its stderr in a file."""
 
-    def __init__(self, path: str, wait_ready: bool = True, spares: Optional[int] = None) -> None:
+    def __init__(self, path: str, wait_ready: bool = True, spares: int | None = None) -> None:
         """As `python -m ttd_torch --listen path` (the default number of spares), or with spares given as
         `python -m ttd_torch.zygote --listen path --spares N`."""
         self.path = path
@@ -252,9 +252,9 @@ class Zygote:
             command = [PYTHON, "-m", "ttd_torch.zygote", "--listen", path, "--spares", str(spares)]
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                      cwd="/", env={**os.environ, "PYTHONPATH": PYTHON_DIR})
-        self.ready: Optional[Dict[str, Any]] = self.read_ready() if wait_ready else None
+        self.ready: dict[str, Any] | None = self.read_ready() if wait_ready else None
 
-    def read_ready(self) -> Dict[str, Any]:
+    def read_ready(self) -> dict[str, Any]:
         readable, _, _ = select.select([self.proc.stdout], [], [], TIMEOUT)
         assert readable, f"no ready line in {TIMEOUT} s: {self.logs()}"
         line = self.proc.stdout.readline()
@@ -264,14 +264,14 @@ class Zygote:
     def connect(self) -> Connection:
         return Connection(self.path)
 
-    def children(self) -> Set[int]:
+    def children(self) -> set[int]:
         return live_children(self.proc.pid)
 
-    def wait_for_spares(self, count: int, served: Set[int], timeout: float = 10.0) -> Set[int]:
+    def wait_for_spares(self, count: int, served: set[int], timeout: float = 10.0) -> set[int]:
         """Wait until exactly count children live, each done with its setup (past setsid() and with stdin on
         /dev/null, which detach() sets after closing the zygote's fds), none of them one that was handed a
         connection (in served): the spares; returns them (fails the wait with an AssertionError)."""
-        found: Set[int] = set()
+        found: set[int] = set()
 
         def settled() -> bool:
             nonlocal found
@@ -324,7 +324,7 @@ class ForkServerTest(unittest.TestCase):
         os.mkdir(path)
         return path
 
-    def hello(self) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    def hello(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         conn = self.zygote.connect()
         try:
             return conn.child, conn.ask(HELLO)
@@ -350,11 +350,11 @@ class ForkServerTest(unittest.TestCase):
         self.assertEqual(lines[0]["result"], {"protocol": 1, "torch_version": torch.__version__,
                                               "python_version": platform.python_version()})
 
-    def start_blocking(self, name: str, spawn: bool = False) -> Tuple[Any, Dict[str, Any], Dict[str, Any]]:
+    def start_blocking(self, name: str, spawn: bool = False) -> tuple[Any, dict[str, Any], dict[str, Any]]:
         """Send a train request whose model blocks in build_model (after writing its pids) until told to go."""
         out = self.out_dir(name)
         model = write_model(out, "blocking.py", BLOCKING_MODEL)
-        params: Dict[str, Any] = {"pids_path": os.path.join(out, "pids.json"), "go_path": os.path.join(out, "go")}
+        params: dict[str, Any] = {"pids_path": os.path.join(out, "pids.json"), "go_path": os.path.join(out, "go")}
         if spawn:
             params["spawn"] = True
         conn = self.zygote.connect()
@@ -486,7 +486,7 @@ class ForkServerTest(unittest.TestCase):
         self.assertTrue(self.hello()[1][-1]["ok"])
 
 
-def hello_burst(path: str, count: int) -> List[List[Dict[str, Any]]]:
+def hello_burst(path: str, count: int) -> list[list[dict[str, Any]]]:
     """count connections made at once, each with a hello written right away (as the orchestrator does),
     then every connection's lines read to EOF: the child line first."""
     socks = []
@@ -609,7 +609,7 @@ class SparesTest(SocketDirTest):
         self.assertEqual(self.zygote.proc.poll(), None)
 
     def test_spares_that_keep_dying_are_replaced_with_back_off(self) -> None:
-        killed: Set[int] = set()
+        killed: set[int] = set()
         started = time.monotonic()
         while len(killed) < 6:  # every spare dies young, as when a spare's setup keeps crashing
             self.assertLess(time.monotonic() - started, 30, self.zygote.logs())
@@ -676,7 +676,7 @@ class LifecycleTest(SocketDirTest):
 
     def setUp(self) -> None:
         super().setUp()
-        self.zygotes: List[Zygote] = []
+        self.zygotes: list[Zygote] = []
 
     def tearDown(self) -> None:
         for zygote in self.zygotes:
@@ -688,7 +688,7 @@ class LifecycleTest(SocketDirTest):
         self.zygotes.append(zygote)
         return zygote
 
-    def start_blocked_request(self, zygote: Zygote) -> Tuple[Connection, Dict[str, int]]:
+    def start_blocked_request(self, zygote: Zygote) -> tuple[Connection, dict[str, int]]:
         """A connection whose child sits in build_model with a `sleep 60` in its process group."""
         model = write_model(self.dir, "blocking.py", BLOCKING_MODEL)
         params = {"pids_path": os.path.join(self.dir, "pids.json"), "go_path": os.path.join(self.dir, "go"),
@@ -699,7 +699,7 @@ class LifecycleTest(SocketDirTest):
         with open(params["pids_path"]) as src:
             return conn, json.load(src)
 
-    def assert_stopped_cleanly(self, zygote: Zygote, rc: int, conn: Connection, pids: Dict[str, int]) -> None:
+    def assert_stopped_cleanly(self, zygote: Zygote, rc: int, conn: Connection, pids: dict[str, int]) -> None:
         self.assertEqual(rc, 0, zygote.logs())
         self.assertFalse(alive(pids["child"]))  # reaped by the zygote before it exited
         self.assertTrue(wait_until(lambda: not alive(pids["sleeper"])))  # the whole process group was killed

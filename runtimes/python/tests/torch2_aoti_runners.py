@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 import unittest
-from typing import Dict, List, Tuple
 
 from tests.helpers import REPO, RUNNER
 
@@ -49,19 +48,19 @@ class Net(torch.nn.Module):
         return torch.relu(h) + y, (torch.sigmoid(h) * 2.0, h.sum(dim=1))
 
 
-def cases() -> List[Tuple[str, List[torch.Tensor]]]:
+def cases() -> list[tuple[str, list[torch.Tensor]]]:
     g = torch.Generator().manual_seed(1)
     return [("validation", [torch.randn(5, 4, generator=g), torch.randn(5, 3, generator=g)]),
             ("batch_1", [torch.randn(1, 4, generator=g), torch.randn(1, 3, generator=g)])]
 
 
-def flat(value) -> List[torch.Tensor]:
+def flat(value) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
     return [t for item in value for t in flat(item)]
 
 
-def run_runner(work: str, runtime: str, runner: str, model: str, *flags: str) -> Tuple[int, Dict, str, str, float]:
+def run_runner(work: str, runtime: str, runner: str, model: str, *flags: str) -> tuple[int, dict, str, str, float]:
     """Run a runner as check-parity does: an empty directory, a bare environment, relative paths.
     Returns (exit code, parsed stdout line, stderr, outputs path, seconds)."""
     cwd = tempfile.mkdtemp(dir=work, prefix=f"{runtime}-")
@@ -85,7 +84,7 @@ def run_runner(work: str, runtime: str, runner: str, model: str, *flags: str) ->
 
 class AotiRunnersTest(unittest.TestCase):
     work: str
-    expected: Dict[str, torch.Tensor]
+    expected: dict[str, torch.Tensor]
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -101,7 +100,7 @@ class AotiRunnersTest(unittest.TestCase):
         compile_s = time.perf_counter() - started
         traced = torch.jit.trace(net, example, check_trace=False)
         traced.save(os.path.join(cls.work, "model.pt"))
-        tensors: Dict[str, torch.Tensor] = {}
+        tensors: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for name, inputs in all_cases:
                 for i, t in enumerate(inputs):
@@ -118,14 +117,14 @@ class AotiRunnersTest(unittest.TestCase):
     def tearDownClass(cls) -> None:
         shutil.rmtree(cls.work, ignore_errors=True)
 
-    def run_ok(self, runtime: str, runner: str, model: str, *flags: str) -> Tuple[Dict[str, torch.Tensor], Dict, float]:
+    def run_ok(self, runtime: str, runner: str, model: str, *flags: str) -> tuple[dict[str, torch.Tensor], dict, float]:
         code, summary, stderr, out, seconds = run_runner(self.work, runtime, runner, model, *flags)
         self.assertEqual(code, 0, f"{runtime} runner failed: {summary} {stderr[-2000:]}")
         got, meta = safetensors.load(out)
         self.assertEqual(meta.get("format"), "ttd-outputs/1")
         return got, summary, seconds
 
-    def assert_matches_eager(self, got: Dict[str, torch.Tensor]) -> None:
+    def assert_matches_eager(self, got: dict[str, torch.Tensor]) -> None:
         self.assertEqual(sorted(got), sorted(self.expected))
         for name, want in self.expected.items():
             self.assertEqual((got[name].dtype, tuple(got[name].shape)), (want.dtype, tuple(want.shape)), name)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import zipfile
-from typing import Mapping, NamedTuple, Optional
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from .protocol import ProtocolError
 
@@ -52,7 +53,7 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def limits(env: Optional[Mapping[str, str]] = None) -> Limits:
+def limits(env: Mapping[str, str] | None = None) -> Limits:
     """The limits from TTD_MAX_ARCHIVE_MB, TTD_MAX_ARCHIVE_ENTRIES and TTD_MAX_ARCHIVE_RATIO (defaults when unset)."""
     env = os.environ if env is None else env
     return Limits(max_bytes=int(_positive(env, "TTD_MAX_ARCHIVE_MB", DEFAULT_MAX_MB) * MIB),
@@ -60,7 +61,7 @@ def limits(env: Optional[Mapping[str, str]] = None) -> Limits:
                   max_ratio=_positive(env, "TTD_MAX_ARCHIVE_RATIO", DEFAULT_MAX_RATIO))
 
 
-def check(path: str, what: str = "archive", bounds: Optional[Limits] = None) -> None:
+def check(path: str, what: str = "archive", bounds: Limits | None = None) -> None:
     """Raise ArchiveTooLarge when the zip at path exceeds a limit; a file that is not a zip is left to torch's loader
     (which refuses it with its own message)."""
     bounds = bounds or limits()

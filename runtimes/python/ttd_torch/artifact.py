@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -25,20 +25,20 @@ CASES_REPORTED = 32
 NAMES_IN_MESSAGE = 5
 
 
-def empty_result(code: str, message: str, references_path: Optional[str] = None,
-                 cases: int = 0) -> Dict[str, Any]:
+def empty_result(code: str, message: str, references_path: str | None = None,
+                 cases: int = 0) -> dict[str, Any]:
     """A failed result before any case ran (references unreadable or archive unloadable)."""
     return {"passed": False, "code": code, "message": message, "cases": [], "train_mode_ops": [], "warnings": [],
             "devices": [], "nondeterministic_nodes": [], "nodes": {}, "node_total": 0,
             "references_path": references_path, "case_count": cases, "cases_path": None}
 
 
-def reported(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def reported(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The case reports the result carries: failures first, at most CASES_REPORTED."""
     return ([r for r in results if not r["passed"]] + [r for r in results if r["passed"]])[:CASES_REPORTED]
 
 
-def case_names(results: List[Dict[str, Any]]) -> str:
+def case_names(results: list[dict[str, Any]]) -> str:
     """The first few case names, and how many more."""
     names = ", ".join(c["name"] for c in results[:NAMES_IN_MESSAGE])
     more = len(results) - NAMES_IN_MESSAGE
@@ -59,7 +59,7 @@ def load_archive(path: str) -> torch.jit.ScriptModule:
     return module.eval()
 
 
-def check_case(module: torch.jit.ScriptModule, case: references.RefCase, atol: float, rtol: float) -> Dict[str, Any]:
+def check_case(module: torch.jit.ScriptModule, case: references.RefCase, atol: float, rtol: float) -> dict[str, Any]:
     """Run one case and compare with its recorded outputs (an archive that raises or returns no tensors fails)."""
     try:
         return {"name": case.name, **verify.check(module, case.inputs, case.outputs, atol, rtol)}
@@ -67,7 +67,7 @@ def check_case(module: torch.jit.ScriptModule, case: references.RefCase, atol: f
         return {"name": case.name, **compare.mismatch(exc.message)}
 
 
-def mismatch_message(results: List[Dict[str, Any]], atol: float, rtol: float) -> Optional[str]:
+def mismatch_message(results: list[dict[str, Any]], atol: float, rtol: float) -> str | None:
     """The reference_mismatch message for the first failing case, or None when every case agrees."""
     failed = [r for r in results if not r["passed"]]
     if not failed:
@@ -76,7 +76,7 @@ def mismatch_message(results: List[Dict[str, Any]], atol: float, rtol: float) ->
             f"({gate.case_words(failed[0], atol, rtol)}; expected every case within tolerance); {MISMATCH_FIX}")
 
 
-def decision(facts: gate.Facts) -> Tuple[Optional[str], str]:
+def decision(facts: gate.Facts) -> tuple[str | None, str]:
     """(code or None, message): the graph findings first, then reference_mismatch."""
     found = gate.graph_decision(facts, TRAIN_FIX, DEVICE_FIX)
     if found is not None:
@@ -91,7 +91,7 @@ def decision(facts: gate.Facts) -> Tuple[Optional[str], str]:
 
 
 @protocol.op("verify_artifact")
-def verify_artifact(args: Dict[str, Any]) -> Dict[str, Any]:
+def verify_artifact(args: dict[str, Any]) -> dict[str, Any]:
     """Verify a foreign TorchScript archive against its recorded references and write canonical references."""
     atol, rtol = args["atol"], args["rtol"]
     try:

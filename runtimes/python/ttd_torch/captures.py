@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -38,7 +39,7 @@ def is_user_file(filename: str, model_path: str) -> bool:
     return path == model or path.startswith(os.path.dirname(model) + os.sep)
 
 
-def capture_kind(message: str) -> Optional[str]:
+def capture_kind(message: str) -> str | None:
     """"bool" or "number" for a tensor-to-Python-value warning, else None."""
     text = message.lower()
     for fragment, kind in KIND_BY_FRAGMENT:
@@ -47,9 +48,9 @@ def capture_kind(message: str) -> Optional[str]:
     return None
 
 
-def captures(records: List[warnings.WarningMessage], model_path: str) -> List[Dict[str, Any]]:
+def captures(records: list[warnings.WarningMessage], model_path: str) -> list[dict[str, Any]]:
     """The user-file TracerWarnings that turn a tensor into a Python value, as the protocol reports them."""
-    out: List[Dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     for record in records:
         kind = capture_kind(str(record.message))
         if kind is None or not is_tracer_warning(record) or not is_user_file(record.filename, model_path):
@@ -61,9 +62,9 @@ def captures(records: List[warnings.WarningMessage], model_path: str) -> List[Di
     return out
 
 
-def tracer_warnings(records: List[warnings.WarningMessage], model_path: str) -> List[Dict[str, Any]]:
+def tracer_warnings(records: list[warnings.WarningMessage], model_path: str) -> list[dict[str, Any]]:
     """Every TracerWarning torch raised from the user's files (once each), as the protocol reports them."""
-    out: List[Dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     for record in records:
         if not is_tracer_warning(record) or not is_user_file(record.filename, model_path):
             continue
@@ -74,19 +75,19 @@ def tracer_warnings(records: List[warnings.WarningMessage], model_path: str) -> 
     return out
 
 
-def where(capture: Dict[str, Any]) -> str:
+def where(capture: dict[str, Any]) -> str:
     """file:line of a capture, for messages."""
     return f"{os.path.basename(str(capture.get('filename', '?')))}:{capture.get('lineno', '?')}"
 
 
-def describe(items: List[Dict[str, Any]]) -> str:
+def describe(items: list[dict[str, Any]]) -> str:
     """Captures in words: 'model.py:12 (Python float), ...'."""
     words = {"bool": "Python boolean", "number": "Python number"}
     return ", ".join(f"{where(c)} ({words.get(str(c.get('kind')), c.get('kind'))})" for c in items)
 
 
 # construct -> (what it is, in words; the fix for it). One entry per construct dependence.py reports.
-CONSTRUCTS: Dict[str, tuple] = {
+CONSTRUCTS: dict[str, tuple] = {
     "if": ("a Python if on a tensor",
            "compute both branches and choose with torch.where(condition, a, b) (or clamp, or a mask), so that the "
            "choice stays in the graph"),
@@ -143,12 +144,12 @@ def construct_of_warning(message: str, kind: str) -> str:
     return "bool" if kind == "bool" else "unknown"
 
 
-def merge(sites: Optional[Sequence[Any]], warned: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def merge(sites: Sequence[Any] | None, warned: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Captures as the trace op reports them: every site dependence.py found (with torch's warning text where it
     warned at the same line), then warnings at lines with no site. sites None: the analysis did not run, so a
     warning's source is unknown; with an analysis, a warning at a line where forward() took no value from a
     tensor comes from a size (x.size(0) is a tensor only while tracing)."""
-    out: List[Dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     lines = set()
     for site in sites or []:
         lines.add((os.path.realpath(site.filename), site.lineno))
@@ -165,16 +166,16 @@ def merge(sites: Optional[Sequence[Any]], warned: List[Dict[str, Any]]) -> List[
     return out
 
 
-def words(capture: Dict[str, Any]) -> str:
+def words(capture: dict[str, Any]) -> str:
     """A capture in words: 'model.py:12 (Python boolean): a Python if on a tensor, computed from the inputs'."""
     construct = CONSTRUCTS.get(str(capture.get("construct")), CONSTRUCTS["unknown"])[0]
     source = SOURCE_WORDS.get(str(capture.get("source")), SOURCE_WORDS["unknown"])
     return f"{describe([capture])}: {construct}, {source}"
 
 
-def fixes(items: List[Dict[str, Any]]) -> str:
+def fixes(items: list[dict[str, Any]]) -> str:
     """The fix for each distinct construct among the captures: 'at model.py:12, ...; at model.py:20, ...'."""
-    seen: Dict[str, List[str]] = {}
+    seen: dict[str, list[str]] = {}
     for c in items:
         seen.setdefault(str(c.get("construct") or "unknown"), []).append(where(c))
     return "; ".join(f"at {', '.join(places)}: {CONSTRUCTS.get(construct, CONSTRUCTS['unknown'])[1]}"

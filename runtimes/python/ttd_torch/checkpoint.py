@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -27,7 +28,7 @@ def shuffle_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2 ** 64)
 
 
-def map_dict(value: Dict[Any, Any], fn: Callable[[Any], Any]) -> Dict[Any, Any]:
+def map_dict(value: dict[Any, Any], fn: Callable[[Any], Any]) -> dict[Any, Any]:
     """A dict (or OrderedDict, keeping a state_dict's _metadata) with fn applied to every value."""
     out = OrderedDict((k, fn(v)) for k, v in value.items()) if isinstance(value, OrderedDict) else \
         {k: fn(v) for k, v in value.items()}
@@ -62,7 +63,7 @@ def decode(value: Any) -> Any:
     return value
 
 
-def save(out_dir: str, state: Dict[str, Any]) -> str:
+def save(out_dir: str, state: dict[str, Any]) -> str:
     """Write the checkpoint of state["epoch"] atomically, then remove the previous epoch's; returns its path."""
     path = path_for(out_dir, state["epoch"])
     partial = os.path.join(out_dir, f".checkpoint-{state['epoch']}.pt.partial")
@@ -74,7 +75,7 @@ def save(out_dir: str, state: Dict[str, Any]) -> str:
     return path
 
 
-def read(path: str) -> Dict[str, Any]:
+def read(path: str) -> dict[str, Any]:
     """Load a checkpoint file (tensors and plain values only) and check it has every key."""
     archive_limits.check(path, "checkpoint")
     try:
@@ -90,7 +91,7 @@ def read(path: str) -> Dict[str, Any]:
     return state
 
 
-def differing_fields(state: Dict[str, Any], spec: Dict[str, Any], params: Dict[str, Any], rows: int) -> List[str]:
+def differing_fields(state: dict[str, Any], spec: dict[str, Any], params: dict[str, Any], rows: int) -> list[str]:
     """The names of what differs between a checkpoint and this request, each with both values."""
     made = state["train"]
     out = [f"train.{key} (checkpoint {made.get(key)!r}, request {spec[key]!r})"
@@ -102,7 +103,7 @@ def differing_fields(state: Dict[str, Any], spec: Dict[str, Any], params: Dict[s
     return out
 
 
-def check_fits(path: str, state: Dict[str, Any], spec: Dict[str, Any], params: Dict[str, Any], rows: int) -> None:
+def check_fits(path: str, state: dict[str, Any], spec: dict[str, Any], params: dict[str, Any], rows: int) -> None:
     """Raise bad_request unless the checkpoint was made by the same training as this request."""
     differing = differing_fields(state, spec, params, rows)
     if differing:

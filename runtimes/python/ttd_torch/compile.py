@@ -7,7 +7,8 @@ import os
 import re
 import time
 import zipfile
-from typing import Any, Dict, Iterator, List, Set, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -70,31 +71,31 @@ def cache_dir_env(cache_dir: str) -> Iterator[None]:
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
 
 
-def shared_objects(cache_dir: str) -> Set[str]:
+def shared_objects(cache_dir: str) -> set[str]:
     """Every shared object under the cache directory (Inductor builds one per compiled helper, kernel or wrapper)."""
-    found: Set[str] = set()
+    found: set[str] = set()
     for root, _, files in os.walk(cache_dir):
         found.update(os.path.join(root, f) for f in files if f.endswith(".so"))
     return found
 
 
-def cache_counters(before: Dict[str, int]) -> Dict[str, int]:
+def cache_counters(before: dict[str, int]) -> dict[str, int]:
     """The increase of Inductor's cache counters (fxgraph_cache_*, async_compile_cache_*, …) during the call."""
     from torch._dynamo.utils import counters
     now = {k: int(v) for k, v in counters["inductor"].items() if "cache" in k}
     return {k: v - before.get(k, 0) for k, v in sorted(now.items()) if v - before.get(k, 0)}
 
 
-def op_names(program: Any) -> List[str]:
+def op_names(program: Any) -> list[str]:
     """The aten op names in the exported graph (relu, addmm, native_layer_norm), longest first, to split kernel names."""
     names = {str(n.target).split(".")[1] for n in program.graph.nodes
              if n.op == "call_function" and str(n.target).startswith("aten.") and str(n.target).count(".") >= 1}
     return sorted(names, key=len, reverse=True)
 
 
-def split_ops(words: str, known: List[str]) -> List[str]:
+def split_ops(words: str, known: list[str]) -> list[str]:
     """A kernel name's op part (`relu_native_layer_norm`) as ops, matching the graph's op names first, else by `_`."""
-    ops: List[str] = []
+    ops: list[str] = []
     rest = words.strip("_")
     while rest:
         match = next((k for k in known if rest == k or rest.startswith(k + "_")), None)
@@ -104,9 +105,9 @@ def split_ops(words: str, known: List[str]) -> List[str]:
     return ops
 
 
-def kernels(package_path: str, known: List[str]) -> List[Dict[str, Any]]:
+def kernels(package_path: str, known: list[str]) -> list[dict[str, Any]]:
     """The generated kernels in the package's C++ sources, each with the ops its name says it fused, in index order."""
-    found: Dict[str, Tuple[int, str]] = {}
+    found: dict[str, tuple[int, str]] = {}
     with zipfile.ZipFile(package_path) as package:
         for name in package.namelist():
             if name.endswith(KERNEL_SOURCES):
@@ -124,14 +125,14 @@ def first_lines(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(lines)[:800]}"
 
 
-def failed(message: str, compile_ms: float, counters: Dict[str, int]) -> Dict[str, Any]:
+def failed(message: str, compile_ms: float, counters: dict[str, int]) -> dict[str, Any]:
     """The compile_failed result: nothing packaged, nothing compared."""
     return {"passed": False, "code": "compile_failed", "message": message, "package_path": None, "kernels": [],
             "kernel_count": 0, "compile_ms": round(compile_ms, 3), "cache_hit": False, "cache_counters": counters,
             "cases": [], "max_abs_error": None, "package_bytes": 0, "warnings": [], "torch_version": torch.__version__}
 
 
-def run_cases(runner: Any, cases: List[references.RefCase], atol: float, rtol: float) -> List[Dict[str, Any]]:
+def run_cases(runner: Any, cases: list[references.RefCase], atol: float, rtol: float) -> list[dict[str, Any]]:
     """Each reference case through the loaded package, compared with its recorded (eager) outputs."""
     results = []
     for case in cases:
@@ -147,7 +148,7 @@ def run_cases(runner: Any, cases: List[references.RefCase], atol: float, rtol: f
 
 
 @protocol.op("compile")
-def compile_package(args: Dict[str, Any]) -> Dict[str, Any]:
+def compile_package(args: dict[str, Any]) -> dict[str, Any]:
     """aoti_compile_and_package the exported program into model.pt2, then run it on every reference case."""
     export.require_export("compile")
     if args.get("model_path"):

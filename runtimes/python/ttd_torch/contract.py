@@ -8,7 +8,8 @@ import json
 import math
 import os
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .protocol import BadRequest, ProtocolError, missing_words, value_words
 
@@ -50,7 +51,7 @@ class Invalid(Exception):
         return missing_words(self.path, self.expected) if self.absent else value_words(self.path, self.value, self.expected)
 
 
-def validate(schema: Schema, value: Any, path: str = "args", root: Optional[Schema] = None) -> None:
+def validate(schema: Schema, value: Any, path: str = "args", root: Schema | None = None) -> None:
     """Raise Invalid when value breaks schema (refs resolve within root, default schema); SchemaError on an
     unsupported schema."""
     Validator(schema if root is None else root).check(schema, value, path, 0)
@@ -124,7 +125,7 @@ class Validator:
                 raise SchemaError(f"$ref {ref!r} does not resolve (no {part!r})")
         return node
 
-    def types(self, schema: Dict[str, Any]) -> Optional[List[str]]:
+    def types(self, schema: dict[str, Any]) -> list[str] | None:
         """The schema's type keyword as a list, or None."""
         kind = schema.get("type")
         if kind is None:
@@ -156,7 +157,7 @@ class Validator:
                 return " or ".join(self.describe(s, depth + 1) for s in schema[key])
         return "a value"
 
-    def bounded(self, schema: Dict[str, Any], name: str) -> str:
+    def bounded(self, schema: dict[str, Any], name: str) -> str:
         """A type's words with its numeric bounds: "an integer > 0", "a number >= 0"."""
         words = TYPES[name]
         if name in ("number", "integer"):
@@ -213,7 +214,7 @@ class Validator:
                 self.walk(schema[key], f"{where}/{key}")
 
 
-def compiled(pattern: Any) -> "re.Pattern[str]":
+def compiled(pattern: Any) -> re.Pattern[str]:
     """A pattern keyword compiled (cached); zod's patterns are ECMAScript, which Python's re reads for the
     common subset; one it cannot read is a SchemaError, never a silent pass."""
     if not isinstance(pattern, str):
@@ -227,17 +228,17 @@ def compiled(pattern: Any) -> "re.Pattern[str]":
     return found
 
 
-PATTERNS: Dict[str, "re.Pattern[str]"] = {}
+PATTERNS: dict[str, re.Pattern[str]] = {}
 
-Check = Callable[[Validator, Dict[str, Any], Any, str, int], None]
+Check = Callable[[Validator, dict[str, Any], Any, str, int], None]
 
 
-def k_enum(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_enum(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if not any(json_equal(value, option) for option in schema["enum"]):
         raise Invalid(path, value, f"one of {list(schema['enum'])!r}", "const")
 
 
-def k_const(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_const(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if not json_equal(value, schema["const"]):
         raise Invalid(path, value, repr(schema["const"]), "const")
 
@@ -249,7 +250,7 @@ def numeric(value: Any) -> bool:
 
 def bound(key: str, op: str, holds: Callable[[Any, Any], bool]) -> Check:
     """A numeric bound keyword: minimum, maximum, exclusiveMinimum, exclusiveMaximum."""
-    def check(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+    def check(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
         limit = schema[key]
         if numeric(value) and not holds(value, limit):
             kind = "an integer" if "integer" in (v.types(schema) or []) else "a number"
@@ -259,19 +260,19 @@ def bound(key: str, op: str, holds: Callable[[Any, Any], bool]) -> Check:
 
 def length(key: str, words: Callable[[int], str], holds: Callable[[int, int], bool], of: str) -> Check:
     """A size keyword: minLength/maxLength (strings), minItems/maxItems (arrays)."""
-    def check(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+    def check(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
         applies = isinstance(value, str) if of == "string" else isinstance(value, (list, tuple))
         if applies and not holds(len(value), schema[key]):
             raise Invalid(path, value, words(schema[key]))
     return check
 
 
-def k_pattern(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_pattern(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, str) and not compiled(schema["pattern"]).search(value):
         raise Invalid(path, value, f"a string matching /{schema['pattern']}/")
 
 
-def k_required(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_required(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if not isinstance(value, dict):
         return
     props = schema.get("properties") or {}
@@ -280,14 +281,14 @@ def k_required(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops
             raise Invalid(key_path(path, key), None, v.describe(props.get(key, True)), "missing", absent=True)
 
 
-def k_properties(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_properties(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, dict):
         for key, sub in schema["properties"].items():
             if key in value:
                 v.check(sub, value[key], key_path(path, key), 0)
 
 
-def k_additional(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_additional(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if not isinstance(value, dict):
         return
     known = schema.get("properties") or {}
@@ -301,19 +302,19 @@ def k_additional(v: Validator, schema: Dict[str, Any], value: Any, path: str, ho
         v.check(extra, value[key], key_path(path, key), 0)
 
 
-def k_property_names(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_property_names(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, dict):
         for key in value:
             v.check(schema["propertyNames"], key, f"{path} key {key!r}", 0)
 
 
-def k_prefix_items(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_prefix_items(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, (list, tuple)):
         for i, (sub, item) in enumerate(zip(schema["prefixItems"], value)):
             v.check(sub, item, f"{path}[{i}]", 0)
 
 
-def k_items(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_items(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, (list, tuple)):
         start = len(schema.get("prefixItems") or [])
         for i in range(start, len(value)):
@@ -322,7 +323,7 @@ def k_items(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: i
             v.check(schema["items"], value[i], f"{path}[{i}]", 0)
 
 
-def alternatives(v: Validator, schemas: List[Schema], value: Any, path: str, hops: int) -> Tuple[int, List[Invalid]]:
+def alternatives(v: Validator, schemas: list[Schema], value: Any, path: str, hops: int) -> tuple[int, list[Invalid]]:
     """(how many alternatives value fits, the failures of the others)."""
     fits, failures = 0, []
     for sub in schemas:
@@ -339,7 +340,7 @@ def depth(exc: Invalid) -> int:
     return exc.path.count(".") + exc.path.count("[") + exc.path.count(" key ")
 
 
-def closest(v: Validator, schemas: List[Schema], failures: List[Invalid], value: Any, path: str) -> Invalid:
+def closest(v: Validator, schemas: list[Schema], failures: list[Invalid], value: Any, path: str) -> Invalid:
     """The failure to report when no alternative fits: the one that got deepest into the value (past a
     discriminator that matched, not one that did not); alternatives failing alike are named together."""
     score = lambda e: (depth(e), e.kind not in ("const", "type"))  # noqa: E731
@@ -353,13 +354,13 @@ def closest(v: Validator, schemas: List[Schema], failures: List[Invalid], value:
     return Invalid(first.path, first.value, " or ".join(dict.fromkeys(e.expected for e in best)), first.kind)
 
 
-def k_any_of(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_any_of(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     fits, failures = alternatives(v, schema["anyOf"], value, path, hops)
     if not fits:
         raise closest(v, schema["anyOf"], failures, value, path)
 
 
-def k_one_of(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_one_of(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     fits, failures = alternatives(v, schema["oneOf"], value, path, hops)
     if not fits:
         raise closest(v, schema["oneOf"], failures, value, path)
@@ -367,16 +368,16 @@ def k_one_of(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: 
         raise Invalid(path, value, f"a value that fits exactly one of the oneOf alternatives (it fits {fits})")
 
 
-def k_all_of(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_all_of(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     for sub in schema["allOf"]:
         v.check(sub, value, path, hops)
 
 
-def noop(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def noop(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     """type and $ref are checked before the other keywords."""
 
 
-KEYWORDS: Dict[str, Check] = {
+KEYWORDS: dict[str, Check] = {
     "type": noop, "$ref": noop, "enum": k_enum, "const": k_const,
     "minimum": bound("minimum", ">=", lambda x, n: x >= n),
     "maximum": bound("maximum", "<=", lambda x, n: x <= n),
@@ -403,7 +404,7 @@ def is_count(x: Any) -> bool:
 
 
 # What the keywords that hold no schema must hold (checked once, when the contract is read).
-SHAPES: Dict[str, Callable[[Any], bool]] = {
+SHAPES: dict[str, Callable[[Any], bool]] = {
     "required": lambda x: isinstance(x, list) and all(isinstance(k, str) for k in x),
     "enum": lambda x: isinstance(x, list) and len(x) > 0,
     **{k: numeric for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")},
@@ -417,7 +418,7 @@ class Contract:
     def __init__(self, ops: Mapping[str, Mapping[str, Schema]], path: str) -> None:
         self.ops, self.path = ops, path
 
-    def schema(self, op: str, part: str) -> Optional[Schema]:
+    def schema(self, op: str, part: str) -> Schema | None:
         """The op's args or result schema, or None when the contract does not cover it."""
         entry = self.ops.get(op)
         return None if entry is None else entry.get(part)
@@ -435,7 +436,7 @@ def parse(document: Any, path: str) -> Contract:
     return Contract(document["ops"], path)
 
 
-_loaded: Dict[str, Optional[Contract]] = {}
+_loaded: dict[str, Contract | None] = {}
 
 
 def default_path() -> str:
@@ -443,7 +444,7 @@ def default_path() -> str:
     return os.environ.get(CONTRACT_ENV) or CONTRACT_PATH
 
 
-def load(path: Optional[str] = None) -> Optional[Contract]:
+def load(path: str | None = None) -> Contract | None:
     """The contract at path (default_path()), read once per process; None when the file does not exist
     (every request then fails: see required())."""
     path = path or default_path()
@@ -464,7 +465,7 @@ def contract_failure(exc: SchemaError) -> ProtocolError:
     return ProtocolError("internal", f"the op contract is unusable: {exc}")
 
 
-def required(path: Optional[str] = None) -> Contract:
+def required(path: str | None = None) -> Contract:
     """The contract, or an internal error when its file is missing: no op runs unchecked."""
     found = load(path)
     if found is None:
@@ -472,7 +473,7 @@ def required(path: Optional[str] = None) -> Contract:
     return found
 
 
-def op_schema(op: str, part: str, path: Optional[str] = None) -> Schema:
+def op_schema(op: str, part: str, path: str | None = None) -> Schema:
     """The op's args or result schema; an internal error when the contract lacks it (the op is ours, its schema
     belongs in lib/contract.ts)."""
     try:
@@ -486,7 +487,7 @@ def op_schema(op: str, part: str, path: Optional[str] = None) -> Schema:
     return schema
 
 
-def check_args(op: str, args: Any, path: Optional[str] = None) -> None:
+def check_args(op: str, args: Any, path: str | None = None) -> None:
     """Raise BadRequest (args.<path> = <value>; expected ...) when args break the op's args schema."""
     schema = op_schema(op, "args", path)
     try:
@@ -497,7 +498,7 @@ def check_args(op: str, args: Any, path: Optional[str] = None) -> None:
         raise contract_failure(exc) from exc
 
 
-def check_result(op: str, result: Any, path: Optional[str] = None) -> None:
+def check_result(op: str, result: Any, path: str | None = None) -> None:
     """Raise an internal ProtocolError naming the op and the path when a result breaks the op's result schema."""
     schema = op_schema(op, "result", path)
     try:
@@ -508,7 +509,7 @@ def check_result(op: str, result: Any, path: Optional[str] = None) -> None:
         raise contract_failure(exc) from exc
 
 
-def with_defaults(op: str, args: Dict[str, Any], path: Optional[str] = None) -> Dict[str, Any]:
+def with_defaults(op: str, args: dict[str, Any], path: str | None = None) -> dict[str, Any]:
     """args (already checked) with each absent top-level argument that has a `default` in the op's args schema
     filled in (a fresh copy of it, so no request shares a mutable default)."""
     schema = op_schema(op, "args", path)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import torch
 
 from . import user_model
 from .protocol import ModelError
 
-Inputs = Tuple[torch.Tensor, ...]
+Inputs = tuple[torch.Tensor, ...]
 
 
 def as_inputs(value: Any, origin: str) -> Inputs:
@@ -22,7 +22,7 @@ def as_inputs(value: Any, origin: str) -> Inputs:
     return tuple(items)
 
 
-def load_split(module: ModuleType, params: Dict[str, Any], split: str) -> Tuple[Inputs, torch.Tensor]:
+def load_split(module: ModuleType, params: dict[str, Any], split: str) -> tuple[Inputs, torch.Tensor]:
     """Call dataset(params, split) and check it returns (inputs, targets) with matching row counts."""
     where = f"dataset(params, {split!r}) in {module.__file__}"
     value = user_model.call(module, "dataset", params, split)
@@ -39,7 +39,7 @@ def load_split(module: ModuleType, params: Dict[str, Any], split: str) -> Tuple[
     return inputs, targets
 
 
-def build(module: ModuleType, params: Dict[str, Any]) -> torch.nn.Module:
+def build(module: ModuleType, params: dict[str, Any]) -> torch.nn.Module:
     """Call build_model(params) and check it returns a torch.nn.Module."""
     model = user_model.call(module, "build_model", params)
     if not isinstance(model, torch.nn.Module):
@@ -59,12 +59,12 @@ def first_rows(inputs: Inputs, n: int) -> Inputs:
     return take(inputs, torch.arange(n) % count)
 
 
-def flatten(value: Any, origin: str) -> List[torch.Tensor]:
+def flatten(value: Any, origin: str) -> list[torch.Tensor]:
     """Flatten a tensor or nested tuple/list of tensors into a list, in order."""
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, (tuple, list)):
-        out: List[torch.Tensor] = []
+        out: list[torch.Tensor] = []
         for item in value:
             out.extend(flatten(item, origin))
         return out

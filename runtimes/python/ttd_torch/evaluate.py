@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -27,14 +28,14 @@ def load_archive(name: str, path: str) -> torch.jit.ScriptModule:
                          traceback_tail(exc)) from exc
 
 
-def stacked(outputs: List[Any]) -> Any:
+def stacked(outputs: list[Any]) -> Any:
     """Per-row outputs (tensors, or tuples/lists of tensors) stacked into one batch of the same structure."""
     if isinstance(outputs[0], (tuple, list)):
         return type(outputs[0])(torch.stack([o[i] for o in outputs]) for i in range(len(outputs[0])))
     return torch.stack(outputs)
 
 
-def run_archive(module: torch.jit.ScriptModule, inputs: data.Inputs, rows: Optional[Tuple[int, bool]]) -> Any:
+def run_archive(module: torch.jit.ScriptModule, inputs: data.Inputs, rows: tuple[int, bool] | None) -> Any:
     """The archive's outputs on the validation inputs: as one batch, or, for a graph checked only at its example's
     shape (trace.batch_sizes: []), in chunks of that shape (`rows` per chunk, each row unbatched or not)."""
     with torch.no_grad():
@@ -48,7 +49,7 @@ def run_archive(module: torch.jit.ScriptModule, inputs: data.Inputs, rows: Optio
 
 def validation_loss(name: str, path: str, inputs: data.Inputs, targets: torch.Tensor,
                     criterion: Callable[[Any, torch.Tensor], torch.Tensor],
-                    rows: Optional[Tuple[int, bool]] = None) -> Dict[str, Any]:
+                    rows: tuple[int, bool] | None = None) -> dict[str, Any]:
     """Run one archive on the validation inputs (eval, no_grad) and measure its loss."""
     module = load_archive(name, path)
     try:
@@ -74,7 +75,7 @@ def validation_loss(name: str, path: str, inputs: data.Inputs, targets: torch.Te
                        "produces NaN or infinite outputs, or the loss overflows)"}
 
 
-def check_names(artifacts: List[Dict[str, str]]) -> None:
+def check_names(artifacts: list[dict[str, str]]) -> None:
     """Raise bad_request when two artifacts share a name (the results are told apart by name)."""
     for i, item in enumerate(artifacts):
         if item["name"] in (a["name"] for a in artifacts[:i]):
@@ -82,7 +83,7 @@ def check_names(artifacts: List[Dict[str, str]]) -> None:
 
 
 @protocol.op("evaluate")
-def evaluate(args: Dict[str, Any]) -> Dict[str, Any]:
+def evaluate(args: dict[str, Any]) -> dict[str, Any]:
     """The validation loss of each artifact, with the model file's dataset and loss (else the named loss)."""
     check_names(args["artifacts"])
     module = user_model.load(args["model_path"])  # also registers custom operators the archives call
@@ -96,7 +97,7 @@ def evaluate(args: Dict[str, Any]) -> Dict[str, Any]:
         if rows is not None and not rows[1]:
             whole = inputs[0].shape[0] - inputs[0].shape[0] % rows[0]
             inputs, targets = tuple(t[:whole] for t in inputs), targets[:whole]
-    results: List[Dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     for artifact in args["artifacts"]:
         results.append(validation_loss(artifact["name"], artifact["path"], inputs, targets, criterion, rows))
     return {"results": results, "rows": int(targets.shape[0])}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -17,7 +17,7 @@ REFERENCES_FILE = "references.safetensors"
 MIN_TORCH = (2, 1)  # torch.export.export and torch.export.save/load
 
 
-def torch_version_tuple() -> Tuple[int, int]:
+def torch_version_tuple() -> tuple[int, int]:
     """(major, minor) of the running torch."""
     major, minor = torch.__version__.split(".")[:2]
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
@@ -36,22 +36,22 @@ def is_batched(example: data.Inputs, validation: data.Inputs) -> bool:
     return layout is not None and not layout[1]
 
 
-def batch_range(sizes: List[int], example: data.Inputs, validation: data.Inputs) -> Tuple[int, int]:
+def batch_range(sizes: list[int], example: data.Inputs, validation: data.Inputs) -> tuple[int, int]:
     """(min, max) batch size the program must serve: the batch sizes, the example's rows and the validation batch."""
     served = sizes + [int(example[0].shape[0]), int(validation[0].shape[0])]
     return min(served), max(served)
 
 
-def dynamic_shapes(example: data.Inputs, low: int, high: int) -> Tuple[Dict[int, Any], ...]:
+def dynamic_shapes(example: data.Inputs, low: int, high: int) -> tuple[dict[int, Any], ...]:
     """Dim 0 of every input as one shared dynamic batch dimension."""
     batch = torch.export.Dim("batch", min=low, max=high)
     return tuple({0: batch} for _ in example)
 
 
-def program_dims(program: Any) -> List[Dict[str, Any]]:
+def program_dims(program: Any) -> list[dict[str, Any]]:
     """The dynamic dims of the exported program's user inputs, with the range torch recorded for each."""
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
-    dims: List[Dict[str, Any]] = []
+    dims: list[dict[str, Any]] = []
     for i, name in enumerate(program.graph_signature.user_inputs):
         value = placeholders[name].meta.get("val") if name in placeholders else None
         for j, size in enumerate(getattr(value, "shape", ())):
@@ -62,9 +62,9 @@ def program_dims(program: Any) -> List[Dict[str, Any]]:
     return dims
 
 
-def node_counts(program: Any) -> Dict[str, int]:
+def node_counts(program: Any) -> dict[str, int]:
     """call_function nodes of the exported graph by target (aten.linear.default)."""
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     for node in program.graph.nodes:
         if node.op == "call_function":
             key = str(node.target)
@@ -72,7 +72,7 @@ def node_counts(program: Any) -> Dict[str, int]:
     return counts
 
 
-def warning_words(records: List[warnings.WarningMessage]) -> List[str]:
+def warning_words(records: list[warnings.WarningMessage]) -> list[str]:
     """Warnings raised while exporting from the user's files and others that are not torch's notices about our calls."""
     stdlib = os.path.dirname(os.__file__)
     kept = [w for w in records if not trace.is_tooling_noise(w) and not os.path.abspath(w.filename).startswith(stdlib)]
@@ -80,9 +80,9 @@ def warning_words(records: List[warnings.WarningMessage]) -> List[str]:
             for w in kept][:trace.MAX_REPORTED]
 
 
-def judge(program: verify.Graph, model: torch.nn.Module, cases: List[verify.Case], eager: List[List[torch.Tensor]],
-          example: data.Inputs, chunk_sources: List[verify.Case], args: Dict[str, Any]) -> Tuple[
-              List[Dict[str, Any]], Dict[str, Any], Optional[str], str]:
+def judge(program: verify.Graph, model: torch.nn.Module, cases: list[verify.Case], eager: list[list[torch.Tensor]],
+          example: data.Inputs, chunk_sources: list[verify.Case], args: dict[str, Any]) -> tuple[
+              list[dict[str, Any]], dict[str, Any], str | None, str]:
     """The probe comparison verify does for a trace, on any callable graph: (cases, chunk checks, code, message).
 
     Codes: nondeterministic (two runs differ), control_flow_divergence (outputs differ at the example's own shape:
@@ -116,8 +116,8 @@ def judge(program: verify.Graph, model: torch.nn.Module, cases: List[verify.Case
         f"max abs error {worst:.2e}, allowed {compare.allowed(atol, rtol)}")
 
 
-def refusal(code: str, message: str, example: data.Inputs, dims: List[Dict[str, Any]],
-            warned: List[str]) -> Dict[str, Any]:
+def refusal(code: str, message: str, example: data.Inputs, dims: list[dict[str, Any]],
+            warned: list[str]) -> dict[str, Any]:
     """The result when no program exists to compare (export refused the model)."""
     return {"passed": False, "code": code, "message": message, "program_path": None, "references_path": None,
             "cases": [], "example_shapes": [list(t.shape) for t in example], "dynamic_dims": dims, "nodes": {},
@@ -126,7 +126,7 @@ def refusal(code: str, message: str, example: data.Inputs, dims: List[Dict[str, 
 
 
 @protocol.op("export")
-def export(args: Dict[str, Any]) -> Dict[str, Any]:
+def export(args: dict[str, Any]) -> dict[str, Any]:
     """torch.export the trained model (as trace loads it), save program.pt2, compare it with eager, save references."""
     require_export("export")
     sizes = verify.batch_sizes(args["batch_sizes"])
@@ -138,7 +138,7 @@ def export(args: Dict[str, Any]) -> Dict[str, Any]:
     validation, _ = data.load_split(module, params, "validation")
     example = trace.example_inputs(module, params)
     batched = is_batched(example, validation)
-    notes: List[str] = []
+    notes: list[str] = []
     if sizes and not batched and probes.chunk_layout(example, validation) == (1, True):
         # One unbatched row (the seed traces so) with batch sizes to serve: the traced graph is checked on batches of
         # validation rows, so the program is exported on such a batch, its batch dimension dynamic. Two rows at least:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ POINTWISE = frozenset(f"aten::{name}{suffix}" for suffix in ("", "_") for name i
     "where"))
 
 # (flag name, getter, setter) of the process-wide fuser settings; a getter of None reads by set-and-restore.
-FLAGS: Tuple[Tuple[str, Optional[str], str], ...] = (
+FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("texpr_fuser_enabled", "_jit_texpr_fuser_enabled", "_jit_set_texpr_fuser_enabled"),
     ("can_fuse_on_cpu", "_jit_can_fuse_on_cpu", "_jit_override_can_fuse_on_cpu"),
     ("te_must_use_llvm_cpu", "_jit_get_te_must_use_llvm_cpu", "_jit_set_te_must_use_llvm_cpu"),
@@ -48,7 +49,7 @@ UNFUSED = {**FUSED, "texpr_fuser_enabled": False, "can_fuse_on_cpu": False}
 FUSED_RUNS = ("auto", "always", "never")
 
 
-def read_flag(getter: Optional[str], setter: str) -> Optional[bool]:
+def read_flag(getter: str | None, setter: str) -> bool | None:
     """A fuser flag's current value; None when this torch build lacks it."""
     if getter is not None and hasattr(torch._C, getter):
         return bool(getattr(torch._C, getter)())
@@ -59,14 +60,14 @@ def read_flag(getter: Optional[str], setter: str) -> Optional[bool]:
     return None
 
 
-def read_flags() -> Dict[str, Any]:
+def read_flags() -> dict[str, Any]:
     """The process's fuser flags as torch reports them (absent ones are null)."""
-    flags: Dict[str, Any] = {name: read_flag(getter, setter) for name, getter, setter in FLAGS}
+    flags: dict[str, Any] = {name: read_flag(getter, setter) for name, getter, setter in FLAGS}
     flags["llvm_enabled"] = bool(torch._C._llvm_enabled()) if hasattr(torch._C, "_llvm_enabled") else None
     return flags
 
 
-def _read(name: str) -> Optional[bool]:
+def _read(name: str) -> bool | None:
     return bool(getattr(torch._C, name)()) if hasattr(torch._C, name) else None
 
 
@@ -77,12 +78,12 @@ BUILD = {"llvm_enabled": _read("_llvm_enabled"), "texpr_fuser_enabled": _read("_
          "te_must_use_llvm_cpu": _read("_jit_get_te_must_use_llvm_cpu")}
 
 
-def build_facts() -> Dict[str, Any]:
+def build_facts() -> dict[str, Any]:
     """BUILD plus whether CUDA is usable here (asked when needed: it initialises CUDA)."""
     return {**BUILD, "cuda_available": bool(torch.cuda.is_available())}
 
 
-def fuses_for(facts: Dict[str, Any], device: str) -> bool:
+def fuses_for(facts: dict[str, Any], device: str) -> bool:
     """Whether a server of this build can run fused TensorExpr kernels on `device`: CUDA where it is usable, the CPU
     only with LLVM (without it the kernels fail to compile unless forced into the interpreter)."""
     if device.startswith("cuda"):
@@ -90,14 +91,14 @@ def fuses_for(facts: Dict[str, Any], device: str) -> bool:
     return bool(facts.get("llvm_enabled"))
 
 
-def build_words(facts: Dict[str, Any], device: str) -> str:
+def build_words(facts: dict[str, Any], device: str) -> str:
     """The build in words, for messages: `torch 2.13.0+cpu (CPU, no LLVM)`."""
     if device.startswith("cuda"):
         return f"torch {torch.__version__} ({'CUDA' if facts.get('cuda_available') else 'no usable CUDA device'})"
     return f"torch {torch.__version__} (CPU, {'LLVM' if facts.get('llvm_enabled') else 'no LLVM'})"
 
 
-def set_flags(values: Dict[str, Any]) -> None:
+def set_flags(values: dict[str, Any]) -> None:
     """Set the fuser flags that this torch build has (null values are left alone)."""
     for name, _, setter in FLAGS:
         if values.get(name) is not None and hasattr(torch._C, setter):
@@ -105,7 +106,7 @@ def set_flags(values: Dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def fuser_flags(values: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+def fuser_flags(values: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Run a block under the given fuser flags and restore the process's own afterwards (the server lives on)."""
     saved = read_flags()
     try:
@@ -131,9 +132,9 @@ def is_group(node: torch._C.Node) -> bool:
     return node.kind().startswith(GROUP_KINDS)
 
 
-def groups(executed: torch._C.Graph) -> List[Dict[str, Any]]:
+def groups(executed: torch._C.Graph) -> list[dict[str, Any]]:
     """Every fusion group with the ops of its subgraph in order (prim:: bookkeeping left out)."""
-    out: List[Dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     for node in graph.walk(executed):
         if not is_group(node):
             continue
@@ -144,20 +145,20 @@ def groups(executed: torch._C.Graph) -> List[Dict[str, Any]]:
     return out
 
 
-def unfused_pointwise(executed: torch._C.Graph) -> List[torch._C.Node]:
+def unfused_pointwise(executed: torch._C.Graph) -> list[torch._C.Node]:
     """Pointwise aten nodes outside every fusion group (fallback paths are separate functions, not walked)."""
     return [n for n in graph.walk(executed) if n.kind() in POINTWISE]
 
 
-def node_key(node: torch._C.Node) -> Tuple[str, ...]:
+def node_key(node: torch._C.Node) -> tuple[str, ...]:
     """A node's identity within its graph (Python wrappers of one node need not be the same object)."""
     return (node.kind(),) + tuple(o.debugName() for o in node.outputs())
 
 
-def chains(nodes: List[torch._C.Node]) -> List[str]:
+def chains(nodes: list[torch._C.Node]) -> list[str]:
     """'producer → consumer' for each unfused pointwise op fed directly by another unfused one."""
     unfused = {node_key(n) for n in nodes}
-    found: List[str] = []
+    found: list[str] = []
     for node in nodes:
         for value in node.inputs():
             if node_key(value.node()) in unfused:
@@ -165,8 +166,8 @@ def chains(nodes: List[torch._C.Node]) -> List[str]:
     return found
 
 
-def run_cases(module: torch.jit.ScriptModule, cases: List[Tuple[str, data.Inputs]],
-              warmup: int) -> List[List[torch.Tensor]]:
+def run_cases(module: torch.jit.ScriptModule, cases: list[tuple[str, data.Inputs]],
+              warmup: int) -> list[list[torch.Tensor]]:
     """Each case's flattened outputs, after warm-up calls so that fused kernels are the ones recorded."""
     outputs = []
     with torch.no_grad():
@@ -177,14 +178,14 @@ def run_cases(module: torch.jit.ScriptModule, cases: List[Tuple[str, data.Inputs
     return outputs
 
 
-def group_words(found: List[Dict[str, Any]]) -> str:
+def group_words(found: list[dict[str, Any]]) -> str:
     """Fusion groups in words, for messages."""
     if not found:
         return "no fusion group"
     return "; ".join(f"{g['kind']}[{', '.join(g['ops'])}]" for g in found)
 
 
-def requirement(require: str, found: List[Dict[str, Any]], links: List[str]) -> Optional[str]:
+def requirement(require: str, found: list[dict[str, Any]], links: list[str]) -> str | None:
     """Why the fusion requirement is not met, or None when it is."""
     if require == "any" and not found:
         return "expected at least one fusion group, found none"
@@ -193,8 +194,8 @@ def requirement(require: str, found: List[Dict[str, Any]], links: List[str]) -> 
     return None
 
 
-def compare_all(fused: List[List[torch.Tensor]], unfused: List[List[torch.Tensor]],
-                names: List[str], atol: float, rtol: float) -> Tuple[float, Optional[str]]:
+def compare_all(fused: list[list[torch.Tensor]], unfused: list[list[torch.Tensor]],
+                names: list[str], atol: float, rtol: float) -> tuple[float, str | None]:
     """(max abs error, first failure in words or None) of fused against unfused outputs."""
     max_abs, failure = 0.0, None
     for name, a, b in zip(names, fused, unfused):
@@ -207,12 +208,12 @@ def compare_all(fused: List[List[torch.Tensor]], unfused: List[List[torch.Tensor
     return max_abs, failure
 
 
-def smallest(cases: List[Tuple[str, data.Inputs]]) -> Tuple[str, data.Inputs]:
+def smallest(cases: list[tuple[str, data.Inputs]]) -> tuple[str, data.Inputs]:
     """The case with the fewest input elements: forming groups costs two calls of it."""
     return min(cases, key=lambda case: sum(t.numel() for t in case[1] if isinstance(t, torch.Tensor)))
 
 
-def on_device(cases: List[Tuple[str, data.Inputs]], device: str) -> List[Tuple[str, data.Inputs]]:
+def on_device(cases: list[tuple[str, data.Inputs]], device: str) -> list[tuple[str, data.Inputs]]:
     """The cases' inputs moved to `device` (a no-op on the CPU)."""
     if device == "cpu":
         return cases
@@ -220,7 +221,7 @@ def on_device(cases: List[Tuple[str, data.Inputs]], device: str) -> List[Tuple[s
 
 
 @protocol.op("fusion")
-def fusion(args: Dict[str, Any]) -> Dict[str, Any]:
+def fusion(args: dict[str, Any]) -> dict[str, Any]:
     """Report the fusion groups of the optimized archive, and check fused against unfused where this build fuses."""
     if args.get("model_path"):
         user_model.load(args["model_path"])  # registers custom ops the archive calls

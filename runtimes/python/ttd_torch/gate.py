@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -17,25 +17,25 @@ SCRIPT_HINT = "or set trace.mode: script so that TorchScript compiles the Python
 class Facts:
     """Everything verify measured about a traced module."""
 
-    cases: List[Dict[str, Any]]
+    cases: list[dict[str, Any]]
     atol: float
     rtol: float
-    example_shape: List[List[int]] = field(default_factory=list)
-    chunk_checks: Dict[str, Any] = field(default_factory=dict)  # {"chunks", "failed", "first_failure"}
-    train_ops: List[str] = field(default_factory=list)
-    repeat: Dict[str, Any] = field(default_factory=dict)  # traced twice on one input: {"case", "passed", ...}
-    nondeterministic_nodes: List[str] = field(default_factory=list)
-    devices: List[Dict[str, Any]] = field(default_factory=list)
+    example_shape: list[list[int]] = field(default_factory=list)
+    chunk_checks: dict[str, Any] = field(default_factory=dict)  # {"chunks", "failed", "first_failure"}
+    train_ops: list[str] = field(default_factory=list)
+    repeat: dict[str, Any] = field(default_factory=dict)  # traced twice on one input: {"case", "passed", ...}
+    nondeterministic_nodes: list[str] = field(default_factory=list)
+    devices: list[dict[str, Any]] = field(default_factory=list)
     target_device: str = "cpu"
-    captures: List[Dict[str, Any]] = field(default_factory=list)
-    accept_captures: List[str] = field(default_factory=list)  # FILE:LINE of captures the spec accepts
-    tracer_warnings: List[Dict[str, Any]] = field(default_factory=list)  # torch's, from the user's files
-    eager_failures: List[str] = field(default_factory=list)  # cases the eager model raised on (train-mode ops only)
+    captures: list[dict[str, Any]] = field(default_factory=list)
+    accept_captures: list[str] = field(default_factory=list)  # FILE:LINE of captures the spec accepts
+    tracer_warnings: list[dict[str, Any]] = field(default_factory=list)  # torch's, from the user's files
+    eager_failures: list[str] = field(default_factory=list)  # cases the eager model raised on (train-mode ops only)
     # batch_sizes []: every case has the example's shapes, so any failing case depends on values, never on size
     example_shaped: bool = False
 
 
-def case_words(case: Dict[str, Any], atol: float, rtol: float) -> str:
+def case_words(case: dict[str, Any], atol: float, rtol: float) -> str:
     """A failed comparison in words: the error, or the measured and allowed error."""
     if case.get("error"):
         return f"case {case['name']}: {short(str(case['error']))}"
@@ -55,21 +55,21 @@ def same_device(device: str, target: str) -> bool:
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
-def differing_devices(facts: Facts) -> List[Dict[str, Any]]:
+def differing_devices(facts: Facts) -> list[dict[str, Any]]:
     """The baked-in devices that differ from the target device."""
     return [d for d in facts.devices if not same_device(str(d["device"]), facts.target_device)]
 
 
-def device_words(devices: List[Dict[str, Any]]) -> str:
+def device_words(devices: list[dict[str, Any]]) -> str:
     """Devices and the ops that use them: 'cpu (aten::zeros)'."""
-    seen: Dict[str, List[str]] = {}
+    seen: dict[str, list[str]] = {}
     for d in devices:
         users = seen.setdefault(str(d["device"]), [])
         users.extend(u for u in d.get("users", []) if u not in users)
     return ", ".join(f"{dev} (used by {', '.join(users) or 'nothing'})" for dev, users in seen.items())
 
 
-def value_failure(facts: Facts) -> Optional[str]:
+def value_failure(facts: Facts) -> str | None:
     """Why outputs differ at the example's own shape (value-dependent divergence), or None."""
     chunks = facts.chunk_checks
     if chunks.get("chunks") and chunks.get("failed"):
@@ -82,17 +82,17 @@ def value_failure(facts: Facts) -> Optional[str]:
     return case_words(failed[0], facts.atol, facts.rtol) if failed else None
 
 
-def accepted(capture: Dict[str, Any], accept: List[str]) -> bool:
+def accepted(capture: dict[str, Any], accept: list[str]) -> bool:
     """True when trace.accept_captures names the capture's file (by its name) and line."""
     return capture_words.where(capture) in accept
 
 
-def causes(facts: Facts) -> List[Dict[str, Any]]:
+def causes(facts: Facts) -> list[dict[str, Any]]:
     """Captures that may explain a divergence: from the inputs, or of unknown origin (records before the analysis)."""
     return [c for c in facts.captures if c.get("source", "unknown") in ("input", "unknown")]
 
 
-def rejected_captures(facts: Facts) -> List[Dict[str, Any]]:
+def rejected_captures(facts: Facts) -> list[dict[str, Any]]:
     """Values the trace froze although they come from the inputs and reach the outputs, not accepted by the spec.
 
     A bool decides a branch, so it always counts (the branch not taken may change nothing on the example, as an
@@ -101,7 +101,7 @@ def rejected_captures(facts: Facts) -> List[Dict[str, Any]]:
             and (c.get("kind") == "bool" or c.get("affects_outputs") is not False)]
 
 
-def divergence(facts: Facts, why: str) -> Tuple[str, str]:
+def divergence(facts: Facts, why: str) -> tuple[str, str]:
     """control_flow_divergence or python_value_capture, from the captures the trace reported."""
     found = causes(facts)
     bools = [c for c in found if c.get("kind") == "bool"]
@@ -123,13 +123,13 @@ def divergence(facts: Facts, why: str) -> Tuple[str, str]:
         f"every probe); use torch.where or tensor ops instead of Python if/while on tensor values, {SCRIPT_HINT}")
 
 
-def constructs(items: List[Dict[str, Any]]) -> str:
+def constructs(items: list[dict[str, Any]]) -> str:
     """The constructs of captures in words, once each: 'a Python if on a tensor, .item() of a tensor'."""
     names = list(dict.fromkeys(str(c.get("construct") or "unknown") for c in items))
     return ", ".join(capture_words.CONSTRUCTS.get(n, capture_words.CONSTRUCTS["unknown"])[0] for n in names)
 
 
-def capture_failure(found: List[Dict[str, Any]]) -> str:
+def capture_failure(found: list[dict[str, Any]]) -> str:
     """The python_value_capture message for values taken from the inputs that no probe showed."""
     listed = "; ".join(capture_words.words(c) + (", and changing it on the example changed the outputs"
                                                   if c.get("affects_outputs") else "") for c in found)
@@ -158,7 +158,7 @@ def shape_failure(facts: Facts) -> str:
             f"{SCRIPT_HINT}")
 
 
-def verdict(facts: Facts) -> Tuple[Optional[str], str, List[str]]:
+def verdict(facts: Facts) -> tuple[str | None, str, list[str]]:
     """(code or None, message, warnings), codes in precedence order."""
     code, message = decide(facts)
     return code, message, gate_warnings(facts, code)
@@ -171,7 +171,7 @@ DEVICE_FIX = ("register such tensors as buffers (they move with .to(device)), us
 
 
 def graph_decision(facts: Facts, train_fix: str = TRAIN_FIX,
-                   device_fix: str = DEVICE_FIX) -> Optional[Tuple[str, str]]:
+                   device_fix: str = DEVICE_FIX) -> tuple[str, str] | None:
     """(code, message) for what the graph itself shows: train_mode_ops, nondeterministic, device_constant; else None."""
     if facts.train_ops:
         eager = (f"; the eager model itself raised on {'; '.join(facts.eager_failures)}" if facts.eager_failures
@@ -193,7 +193,7 @@ def graph_decision(facts: Facts, train_fix: str = TRAIN_FIX,
     return None
 
 
-def decide(facts: Facts) -> Tuple[Optional[str], str]:
+def decide(facts: Facts) -> tuple[str | None, str]:
     """(code or None, message): train_mode_ops, nondeterministic, device_constant, divergence, shape."""
     found = graph_decision(facts)
     if found is not None:
@@ -212,13 +212,13 @@ def decide(facts: Facts) -> Tuple[Optional[str], str]:
                   f"allowed {compare.allowed(facts.atol, facts.rtol)}")
 
 
-def case_names(cases: List[Dict[str, Any]], shown: int = 12) -> str:
+def case_names(cases: list[dict[str, Any]], shown: int = 12) -> str:
     """Case names for a message; past `shown` of them (example-shaped rows), the first ones and a count."""
     names = [c["name"] for c in cases]
     return ", ".join(names) if len(names) <= shown else f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
-def capture_warning(c: Dict[str, Any], facts: Facts) -> str:
+def capture_warning(c: dict[str, Any], facts: Facts) -> str:
     """One capture that did not reject, in words that say why it did not."""
     said = f"the trace froze {capture_words.words(c)}"
     source = c.get("source", "unknown")
@@ -237,10 +237,10 @@ def capture_warning(c: Dict[str, Any], facts: Facts) -> str:
             "it is harmless here, but it is frozen to the example's value in the graph")
 
 
-def gate_warnings(facts: Facts, code: Optional[str]) -> List[str]:
+def gate_warnings(facts: Facts, code: str | None) -> list[str]:
     """One-line warnings: captures that did not reject (only when passed), accept entries that match nothing, torch's
     TracerWarnings from the user's files, same-device constants, repeatable random ops."""
-    out: List[str] = []
+    out: list[str] = []
     for c in facts.captures if code is None else []:
         out.append(capture_warning(c, facts))
     places = {capture_words.where(c) for c in facts.captures}

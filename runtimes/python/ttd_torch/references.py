@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -29,17 +28,17 @@ class RefCase:
     """One case: its name, input tensors and recorded output tensors, in index order."""
 
     name: str
-    inputs: Tuple[torch.Tensor, ...]
-    outputs: List[torch.Tensor]
+    inputs: tuple[torch.Tensor, ...]
+    outputs: list[torch.Tensor]
 
 
-def quoted(names: List[str]) -> str:
+def quoted(names: list[str]) -> str:
     """Tensor names for a message, at most MAX_NAMED of them."""
     shown = ", ".join(repr(n) for n in names[:MAX_NAMED])
     return shown + (f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else "")
 
 
-def classify(name: str) -> Optional[Tuple[str, str, str, int]]:
+def classify(name: str) -> tuple[str, str, str, int] | None:
     """(form, case, role, index) of a tensor name, or None when it fits no accepted form."""
     match = CASE_FORM.fullmatch(name)
     if match:
@@ -50,7 +49,7 @@ def classify(name: str) -> Optional[Tuple[str, str, str, int]]:
     return None
 
 
-def indexed(path: str, case: str, role: str, slots: Dict[int, str], tensors: Dict[str, torch.Tensor]) -> List[torch.Tensor]:
+def indexed(path: str, case: str, role: str, slots: dict[int, str], tensors: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     """The tensors of one case's inputs or outputs in index order; a gap or a missing role is an error."""
     if not slots:
         raise ReferencesInvalid(f"{path}: case {case!r} has no {role} tensor (expected at least {role} index 0); "
@@ -63,7 +62,7 @@ def indexed(path: str, case: str, role: str, slots: Dict[int, str], tensors: Dic
     return [tensors[slots[i]] for i in expected]
 
 
-def case_order(path: str, found: List[str], metadata: Dict[str, str]) -> List[str]:
+def case_order(path: str, found: list[str], metadata: dict[str, str]) -> list[str]:
     """The case names in order: __metadata__.cases when given (it must match the tensors), else first appearance."""
     listed = metadata.get("cases")
     if listed is None:
@@ -77,7 +76,7 @@ def case_order(path: str, found: List[str], metadata: Dict[str, str]) -> List[st
     return names
 
 
-def read(path: str) -> List[RefCase]:
+def read(path: str) -> list[RefCase]:
     """Read a references file in any accepted naming form into cases (raises ReferencesInvalid)."""
     try:
         tensors, metadata = safetensors.load(path)
@@ -95,7 +94,7 @@ def read(path: str) -> List[RefCase]:
     if len(forms) > 1:
         raise ReferencesInvalid(f"{path}: tensor names {quoted(sorted(parsed))} mix the <case>/input/<i> form with "
                                 f"the simple input/output form (expected one form per file); accepted names: {ACCEPTED}")
-    slots: Dict[str, Dict[str, Dict[int, str]]] = {}
+    slots: dict[str, dict[str, dict[int, str]]] = {}
     for name, p in parsed.items():
         assert p is not None
         _, case, role, index = p

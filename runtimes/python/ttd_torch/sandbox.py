@@ -14,7 +14,8 @@ import ctypes
 import json
 import os
 import re
-from typing import Any, Iterable, List, Optional, Set
+from collections.abc import Iterable
+from typing import Any
 
 from .protocol import ProtocolError
 
@@ -30,7 +31,7 @@ CAP_LAST = 63  # cap numbers above the kernel's last one fail with EINVAL, which
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # The request's own directories (set by allow()): a refusal is an operation outside them.
-_allowed: List[str] = []
+_allowed: list[str] = []
 
 
 class SandboxRefused(ProtocolError):
@@ -49,7 +50,7 @@ def enabled() -> bool:
     return os.environ.get("TTD_SANDBOX") == "on"
 
 
-def env_list(name: str) -> List[str]:
+def env_list(name: str) -> list[str]:
     """A JSON list of absolute paths from the environment (empty when unset)."""
     try:
         value = json.loads(os.environ.get(name) or "[]")
@@ -73,11 +74,11 @@ def path_args(value: Any, key: str = "") -> Iterable[str]:
                 yield from path_args(v, str(k))
 
 
-def request_dirs(args: Any, work_roots: List[str], shared: List[str]) -> List[str]:
+def request_dirs(args: Any, work_roots: list[str], shared: list[str]) -> list[str]:
     """The directories a request may see: for each path argument under a work root, the root's entry it lies in (a
     stage's work dir; never the root itself), and each shared directory (the Inductor cache) it names or lies in.
     The same rule as requestDirs in activities/torch-process.ts."""
-    found: Set[str] = set()
+    found: set[str] = set()
     for s in path_args(args):
         for root in work_roots:
             if s.startswith(root + "/"):
@@ -142,7 +143,7 @@ def isolate(args: Any) -> None:
     ro_fds = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in readonly
               if _covered(path, [SCRATCH, *private, *shared, *hidden]) and os.path.isdir(path)]
     # Outermost first; a directory inside one already covered by a fresh tmpfs has vanished with it.
-    covered: List[str] = []
+    covered: list[str] = []
     for path in sorted({SCRATCH, *private, *shared, *hidden}, key=len):
         if path in keep or _covered(path, covered) or not os.path.isdir(path):
             continue
@@ -193,7 +194,7 @@ PATH_NEAR = re.compile(r"(?<![\w.])(/(?:[\w.@+~-]+/?)+)")
 SOURCE_LINE = re.compile(r'File "[^"]*", line \d+')
 
 
-def refusal(text: str, allowed: List[str]) -> Optional[str]:
+def refusal(text: str, allowed: list[str]) -> str | None:
     """What the sandbox refused, judged from an error's text: a network operation, or a file operation on a path
     outside the request's directories (a missing file of its own scratch is not a refusal); None when none shows.
     The same rule as sandboxRefusal in lib/sandbox.ts, plus the scratch check only this side can make."""
@@ -216,7 +217,7 @@ def refusal(text: str, allowed: List[str]) -> Optional[str]:
 def exception_text(exc: BaseException) -> str:
     """An exception's message with those of its causes (torch wraps the OS error in its own)."""
     parts, seen = [], set()
-    cur: Optional[BaseException] = exc
+    cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         parts.append(f"{type(cur).__name__}: {cur}")

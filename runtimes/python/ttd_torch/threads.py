@@ -4,13 +4,12 @@ cores instead of each starting a pool as large as the host (lib/capacity.ts)."""
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 VARIABLE = "TTD_TORCH_THREADS"
 MAX_THREADS = 1024  # as lib/capacity.ts: MAX_CONCURRENCY
 
 
-def configured() -> Optional[int]:
+def configured() -> int | None:
     """The thread count the worker asked for; None when it asked for none or the value is not a count."""
     value = os.environ.get(VARIABLE, "").strip()
     if not value.isdigit():
@@ -19,7 +18,7 @@ def configured() -> Optional[int]:
     return n if 1 <= n <= MAX_THREADS else None
 
 
-def apply() -> Optional[int]:
+def apply() -> int | None:
     """Give this process the configured intra-op and inter-op thread counts; the count set, or None.
 
     Call it in a process that has not yet run a torch op (a forked child, a fresh server), and after anything that needs

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Dict, List, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,7 @@ from . import checkpoint, data, protocol, user_model
 from .protocol import BadRequest
 
 
-def parse_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
+def parse_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The train spec (checked by the contract: positive epochs, batch_size and lr, known optimizer and loss) with
     integers as ints and lr as a float (JSON Schema counts 3.0 as an integer)."""
     return {"epochs": int(spec["epochs"]), "batch_size": int(spec["batch_size"]), "optimizer": spec["optimizer"],
@@ -35,8 +36,8 @@ def loss_function(name: str, module: Any) -> Callable[[Any, torch.Tensor], torch
     return F.mse_loss if name == "mse" else F.cross_entropy
 
 
-def restore(path: str, spec: Dict[str, Any], params: Dict[str, Any], rows: int, model: torch.nn.Module,
-            optimizer: torch.optim.Optimizer) -> Tuple[int, List[float]]:
+def restore(path: str, spec: dict[str, Any], params: dict[str, Any], rows: int, model: torch.nn.Module,
+            optimizer: torch.optim.Optimizer) -> tuple[int, list[float]]:
     """Load a checkpoint into model, optimizer and the global RNG; returns (its epoch, its losses)."""
     state = checkpoint.read(path)
     checkpoint.check_fits(path, state, spec, params, rows)
@@ -52,7 +53,7 @@ def restore(path: str, spec: Dict[str, Any], params: Dict[str, Any], rows: int, 
 
 
 @protocol.op("train")
-def train(args: Dict[str, Any], emit: Callable[[Dict[str, Any]], None]) -> Dict[str, Any]:
+def train(args: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Train the model described by a train request, checkpointing every epoch, and save its state_dict."""
     model_path = args["model_path"]
     params = args["params"]

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from . import archive_limits, compare, data, gate, graph, probes, protocol, safetensors, sandbox, trace, user_model
 from .protocol import ModelError, bad_value
 
-Case = Tuple[str, data.Inputs]
+Case = tuple[str, data.Inputs]
 Graph = Callable[..., Any]  # a traced module, or any graph run the same way (an exported program's module())
 REFERENCES_FORMAT = "ttd-references/1"
 ROW_CASES = 8  # example-shaped validation chunks kept as reference cases when batch_sizes is []
 PROBE_ROW_CASES = 4  # the same, per probe (the chunk checks still cover up to probes.MAX_CHUNKS of each)
 
 
-def build_cases(validation: data.Inputs, example: data.Inputs, batch_sizes: List[int]) -> Tuple[List[Case], List[Case]]:
+def build_cases(validation: data.Inputs, example: data.Inputs, batch_sizes: list[int]) -> tuple[list[Case], list[Case]]:
     """(reference cases, probe cases) for the batch sizes the graph must serve.
 
     With batch sizes: validation, example, batch_<n> for each; probes transform the whole validation batch.
@@ -27,16 +28,16 @@ def build_cases(validation: data.Inputs, example: data.Inputs, batch_sizes: List
     validation_rows_<a>_<b> for a batched one), then the first PROBE_ROW_CASES chunks of each probe.
     """
     if batch_sizes:
-        cases: List[Case] = [("validation", validation), ("example", example)]
+        cases: list[Case] = [("validation", validation), ("example", example)]
         cases += [(f"batch_{n}", data.first_rows(validation, n)) for n in batch_sizes]
         return cases, probes.probe_cases(validation)
     cases = [("example", example)] + probes.example_shaped_cases(example, [("validation", validation)], ROW_CASES)
     return cases, probes.example_shaped_cases(example, probes.probe_cases(validation), PROBE_ROW_CASES)
 
 
-def save_references(path: str, cases: List[Case], outputs: List[List[torch.Tensor]]) -> None:
+def save_references(path: str, cases: list[Case], outputs: list[list[torch.Tensor]]) -> None:
     """Write every case's inputs and reference outputs (docs/protocol.md, section 3)."""
-    tensors: Dict[str, torch.Tensor] = {}
+    tensors: dict[str, torch.Tensor] = {}
     for (name, inputs), outs in zip(cases, outputs):
         for i, t in enumerate(inputs):
             tensors[f"{name}/input/{i}"] = t
@@ -45,20 +46,20 @@ def save_references(path: str, cases: List[Case], outputs: List[List[torch.Tenso
     safetensors.save(path, tensors, {"format": REFERENCES_FORMAT, "cases": ",".join(n for n, _ in cases)})
 
 
-def run_traced(traced: Graph, inputs: data.Inputs) -> List[torch.Tensor]:
+def run_traced(traced: Graph, inputs: data.Inputs) -> list[torch.Tensor]:
     """Run the traced module under no_grad and flatten its outputs."""
     with torch.no_grad():
         return data.flatten(traced(*inputs), "the traced module")
 
 
-def run_eager(model: torch.nn.Module, inputs: data.Inputs, model_path: str, name: str) -> List[torch.Tensor]:
+def run_eager(model: torch.nn.Module, inputs: data.Inputs, model_path: str, name: str) -> list[torch.Tensor]:
     """The eager eval-mode outputs under no_grad (user exceptions become model_error)."""
     with torch.no_grad(), user_model.user_code(model_path, f"forward() in eval mode on case {name}"):
         return [t.detach() for t in data.flatten(model(*inputs), f"forward() on case {name}")]
 
 
-def check(traced: Graph, inputs: data.Inputs, expected: List[torch.Tensor],
-          atol: float, rtol: float) -> Dict[str, Any]:
+def check(traced: Graph, inputs: data.Inputs, expected: list[torch.Tensor],
+          atol: float, rtol: float) -> dict[str, Any]:
     """Compare the traced module's outputs with expected ones; a raising traced module is a mismatch."""
     try:
         return compare.compare(run_traced(traced, inputs), expected, atol, rtol)
@@ -70,7 +71,7 @@ def check(traced: Graph, inputs: data.Inputs, expected: List[torch.Tensor],
 
 
 def chunk_checks(model: torch.nn.Module, traced: Graph, example: data.Inputs,
-                 sources: List[Case], args: Dict[str, Any]) -> Dict[str, Any]:
+                 sources: list[Case], args: dict[str, Any]) -> dict[str, Any]:
     """Traced vs eager on chunks of the sources cut to the example's exact shapes (value-only divergence)."""
     count, failed, first = 0, 0, None
     for name, source in sources:
@@ -89,7 +90,7 @@ def chunk_checks(model: torch.nn.Module, traced: Graph, example: data.Inputs,
     return {"chunks": count, "failed": failed, "first_failure": first}
 
 
-def repeat_check(traced: Graph, case: Case, atol: float, rtol: float) -> Dict[str, Any]:
+def repeat_check(traced: Graph, case: Case, atol: float, rtol: float) -> dict[str, Any]:
     """Run the traced module twice on one case: random ops make the two runs differ."""
     name, inputs = case
     try:
@@ -101,9 +102,9 @@ def repeat_check(traced: Graph, case: Case, atol: float, rtol: float) -> Dict[st
     return {"case": name, "passed": result["passed"], "words": words}
 
 
-def repeat_checks(traced: torch.jit.ScriptModule, cases: List[Case], atol: float, rtol: float) -> Dict[str, Any]:
+def repeat_checks(traced: torch.jit.ScriptModule, cases: list[Case], atol: float, rtol: float) -> dict[str, Any]:
     """repeat_check on each case until two runs differ: one small example-shaped input may draw equal numbers twice."""
-    first: Dict[str, Any] = {}
+    first: dict[str, Any] = {}
     for case in cases:
         result = repeat_check(traced, case, atol, rtol)
         if not result["passed"]:
@@ -117,15 +118,15 @@ def shapes(inputs: data.Inputs) -> str:
     return ", ".join(str(list(t.shape)) for t in inputs)
 
 
-def eager_cases(model: torch.nn.Module, cases: List[Case], probe_list: List[Case], model_path: str,
-                train_ops: List[str]) -> Tuple[List[Case], List[List[torch.Tensor]], List[str], List[str]]:
+def eager_cases(model: torch.nn.Module, cases: list[Case], probe_list: list[Case], model_path: str,
+                train_ops: list[str]) -> tuple[list[Case], list[list[torch.Tensor]], list[str], list[str]]:
     """(cases kept, their eager outputs, warnings, failures): a probe the model itself rejects is skipped with a
     warning; with train-mode ops in the graph any case is (the gate rejects them, and a batch norm in training mode
     raises on one row), and the failure is named for the verdict."""
-    kept: List[Case] = []
-    outputs: List[List[torch.Tensor]] = []
-    skipped: List[str] = []
-    failures: List[str] = []
+    kept: list[Case] = []
+    outputs: list[list[torch.Tensor]] = []
+    skipped: list[str] = []
+    failures: list[str] = []
     for name, inputs in cases + probe_list:
         try:
             outs = run_eager(model, inputs, model_path, name)
@@ -142,12 +143,12 @@ def eager_cases(model: torch.nn.Module, cases: List[Case], probe_list: List[Case
     return kept, outputs, skipped, failures
 
 
-def unique(values: List[str]) -> List[str]:
+def unique(values: list[str]) -> list[str]:
     """Values once each, in first-seen order."""
     return list(dict.fromkeys(values))
 
 
-def batch_sizes(values: List[Any]) -> List[int]:
+def batch_sizes(values: list[Any]) -> list[int]:
     """args.batch_sizes (positive integers by the contract) as ints, each at most once."""
     for i, value in enumerate(values):
         if value in values[:i]:
@@ -156,7 +157,7 @@ def batch_sizes(values: List[Any]) -> List[int]:
 
 
 @protocol.op("verify")
-def verify(args: Dict[str, Any]) -> Dict[str, Any]:
+def verify(args: dict[str, Any]) -> dict[str, Any]:
     """Compare eager and traced outputs on every reference and probe case, judge the trace, save the references."""
     sizes = batch_sizes(args["batch_sizes"])
     module = user_model.load(args["model_path"])
@@ -176,7 +177,7 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
     started = time.perf_counter()
     cases, eager, skipped, failures = eager_cases(model, base, probe_list, args["model_path"], train_ops)
     eager_ms = (time.perf_counter() - started) * 1000  # the reference cases once, eagerly: later stages' time limits
-    results: List[Dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     for (name, inputs), expected in zip(cases, eager):
         results.append({"name": name, **check(traced, inputs, expected, atol, rtol)})
     if example_shaped:

@@ -31,7 +31,7 @@ import stat
 import struct
 import sys
 import time
-from typing import Any, Dict, List, Optional, Set
+from typing import Any
 
 from . import PROTOCOL_VERSION, sandbox, threads
 
@@ -99,7 +99,7 @@ def bind(path: str) -> socket.socket:
     return sock
 
 
-def load_prctl() -> Optional[Any]:
+def load_prctl() -> Any | None:
     """libc's prctl on Linux (looked up once, in the zygote), else None."""
     if not sys.platform.startswith("linux"):
         return None
@@ -110,7 +110,7 @@ def load_prctl() -> Optional[Any]:
 
 
 PR_SET_NAME = 15  # <linux/prctl.h>: the name ps, top and pgrep (without -f) show; 15 bytes at most
-_prctl: Optional[Any] = None  # set once in main()
+_prctl: Any | None = None  # set once in main()
 
 
 def set_process_name(name: str) -> None:
@@ -123,7 +123,7 @@ def set_process_name(name: str) -> None:
         pass
 
 
-def set_parent_death_signal(prctl: Optional[Any], parent_pid: int) -> None:
+def set_parent_death_signal(prctl: Any | None, parent_pid: int) -> None:
     """Linux: SIGKILL this process when the zygote dies (best effort; a no-op elsewhere)."""
     if prctl is None:
         return
@@ -135,7 +135,7 @@ def set_parent_death_signal(prctl: Optional[Any], parent_pid: int) -> None:
         os._exit(1)
 
 
-def thread_count() -> Optional[int]:
+def thread_count() -> int | None:
     """The number of OS threads of this process (Linux), or None where unknown."""
     try:
         return len(os.listdir("/proc/self/task"))
@@ -149,7 +149,7 @@ def block_signals(how: int) -> None:
         signal.pthread_sigmask(how, ZYGOTE_SIGNALS)
 
 
-def read_request(conn: socket.socket) -> Optional[str]:
+def read_request(conn: socket.socket) -> str | None:
     """The first non-blank line from the connection; a final line without newline counts; None at EOF."""
     buf = bytearray()
     while True:
@@ -167,7 +167,7 @@ def read_request(conn: socket.socket) -> Optional[str]:
         buf += chunk
 
 
-def json_line(message: Dict[str, Any]) -> bytes:
+def json_line(message: dict[str, Any]) -> bytes:
     """One protocol line."""
     return (json.dumps(message) + "\n").encode("utf-8")
 
@@ -183,13 +183,13 @@ class Zygote:
         self.protocol_fd = protocol_fd
         self.pid = os.getpid()
         self.prctl = load_prctl()
-        self.children: Set[int] = set()  # every live child: spares and those serving a connection
+        self.children: set[int] = set()  # every live child: spares and those serving a connection
         self.spare_target = spares
-        self.spares: Dict[int, float] = {}  # spares not yet handed a connection: pid -> time.monotonic() at fork
+        self.spares: dict[int, float] = {}  # spares not yet handed a connection: pid -> time.monotonic() at fork
         self.failures = 0  # failed spawns in a row (fork failed, or a spare died young without a connection)
         self.next_spawn = 0.0  # time.monotonic() before which no spare is forked (back-off)
         self.taken_buf = bytearray()
-        self.stopping: Optional[str] = None
+        self.stopping: str | None = None
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -324,7 +324,7 @@ class Zygote:
                 log("dropping the connection")
             conn.close()
 
-    def fork(self, conn: Optional[socket.socket]) -> Optional[int]:
+    def fork(self, conn: socket.socket | None) -> int | None:
         """Fork a child for one accepted connection, or a spare when conn is None; the parent keeps only
         its pid (None when fork failed)."""
         block_signals(signal.SIG_BLOCK)
@@ -384,7 +384,7 @@ class Zygote:
 
         A spare whose setup failed still takes a connection, to answer it with the setup error (as a child
         forked on accept would), instead of dying and leaving connections unanswered in the backlog."""
-        error: Optional[BaseException] = None
+        error: BaseException | None = None
         try:
             self.detach()
         except BaseException as exc:
@@ -579,7 +579,7 @@ def reseed() -> None:
             pass
 
 
-def main(path: str, spares: Optional[int] = None) -> int:
+def main(path: str, spares: int | None = None) -> int:
     """Run the fork server at path with spares children forked ahead (None: DEFAULT_SPARES; 0: fork on
     accept); 0 after stdin EOF or SIGTERM, 2 when it cannot start."""
     try:
@@ -632,7 +632,7 @@ def main(path: str, spares: Optional[int] = None) -> int:
         return 130
 
 
-def cli(argv: Optional[List[str]] = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
     """`python -m ttd_torch.zygote --listen SOCKET [--spares N]`: the fork server with its own options
     (`python -m ttd_torch --listen SOCKET` runs it with the default number of spares)."""
     parser = argparse.ArgumentParser(prog="python -m ttd_torch.zygote",
