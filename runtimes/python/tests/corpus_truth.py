@@ -105,7 +105,7 @@ def differ(a: Any, b: Any) -> str | None:
         return f"{'eager' if raised is a else 'traced'} raised {type(raised).__name__}"
     if len(a) != len(b):
         return f"{len(a)} outputs against {len(b)}"
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if x.shape != y.shape:
             return f"shape {list(x.shape)} against {list(y.shape)}"
         if not torch.allclose(x, y, equal_nan=True, **TOL):

@@ -43,7 +43,7 @@ class ConstantFoldingTest(unittest.TestCase):
         def f(x: torch.Tensor) -> torch.Tensor:
             a, b, c = 7, 11, 2
             d = a + b + c
-            e = a + b + c + 25  # unused: must vanish from the graph
+            e = a + b + c + 25  # noqa: F841 (unused: must vanish from the graph)
             return x + d
 
         traced = trace_quietly(f, torch.tensor([0.0]))

@@ -21,11 +21,11 @@ SLOW_PARAMS = {"step_sleep": 0.05}
 SLOW_SPEC = {"epochs": 6, "batch_size": 8, "optimizer": "adam", "lr": 0.01, "loss": "mse", "seed": 3}
 
 
-def run(out: str, spec: dict[str, Any], model: str = SEED_MODEL, params: dict[str, Any] = {},
+def run(out: str, spec: dict[str, Any], model: str = SEED_MODEL, params: dict[str, Any] | None = None,
         resume: str = "") -> dict[str, Any]:
     """Train in process; returns the result with the progress events under "events"."""
     events: list[dict[str, Any]] = []
-    args = {"model_path": model, "params": params, "train": spec, "out_dir": out, "resume_path": resume or None}
+    args = {"model_path": model, "params": params or {}, "train": spec, "out_dir": out, "resume_path": resume or None}
     return {**train.train(args, events.append), "events": events}
 
 

@@ -64,7 +64,7 @@ class SafetensorsVectorsTest(unittest.TestCase):
                         values = [float(v) for v in got.reshape(-1).tolist()]
                         wanted = [float(expected_value(v)) for v in want["values"]]
                         self.assertEqual(len(values), len(wanted))
-                        for a, b in zip(values, wanted):
+                        for a, b in zip(values, wanted, strict=True):
                             self.assertTrue(a == b or (math.isnan(a) and math.isnan(b)), (want["name"], a, b))
 
     def test_parity_runner_process_rejects_hostile_references_with_the_rule_code(self) -> None:

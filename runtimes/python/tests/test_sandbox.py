@@ -242,9 +242,11 @@ class SandboxedForkServerTest(unittest.TestCase):
         self.assertTrue(response["ok"], response)
         with open(pid_path) as src:
             inner = int(src.read())  # its pid in the sandbox's pid namespace
-        sleepers = lambda: [line for line in subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True,
-                                                            text=True).stdout.splitlines() if "sleep 60" in line
-                            and self.zygote_host_pid() in line.split()[1:2]]
+        def sleepers() -> list[str]:
+            ps = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+            return [line for line in ps.splitlines()
+                    if "sleep 60" in line and self.zygote_host_pid() in line.split()[1:2]]
+
         deadline = time.monotonic() + 10
         while sleepers() and time.monotonic() < deadline:
             time.sleep(0.05)

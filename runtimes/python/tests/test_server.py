@@ -247,8 +247,8 @@ class SeedDeploymentTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as out:
             by_id = responses(serve(pipeline(SEED_MODEL, out, train))[0])
             self.assertTrue(all(r["ok"] for r in by_id.values()), by_id)
-            code = ("import torch; m = torch.jit.load(%r); "
-                    "print(float(m(torch.tensor((1, 1, 1), dtype=torch.float))))" % os.path.join(out, "optimized.pt"))
+            code = (f"import torch; m = torch.jit.load({os.path.join(out, 'optimized.pt')!r}); "
+                    "print(float(m(torch.tensor((1, 1, 1), dtype=torch.float))))")
             with tempfile.TemporaryDirectory() as empty:
                 proc = subprocess.run([PYTHON, "-I", "-c", code], capture_output=True, text=True, cwd=empty)
         self.assertEqual(proc.returncode, 0, proc.stderr)

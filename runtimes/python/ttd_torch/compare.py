@@ -16,7 +16,7 @@ def compare(actual: list[torch.Tensor], expected: list[torch.Tensor], atol: floa
     max_abs = 0.0
     max_rel = 0.0
     passed = True
-    for j, (a, b) in enumerate(zip(actual, expected)):
+    for j, (a, b) in enumerate(zip(actual, expected, strict=True)):
         if a.shape != b.shape or a.dtype != b.dtype:
             return mismatch(f"output {j} is {a.dtype}{list(a.shape)}, expected {b.dtype}{list(b.shape)}")
         if a.numel() == 0:

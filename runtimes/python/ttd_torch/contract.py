@@ -88,7 +88,7 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
@@ -310,7 +310,7 @@ def k_property_names(v: Validator, schema: dict[str, Any], value: Any, path: str
 
 def k_prefix_items(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, (list, tuple)):
-        for i, (sub, item) in enumerate(zip(schema["prefixItems"], value)):
+        for i, (sub, item) in enumerate(zip(schema["prefixItems"], value, strict=False)):
             v.check(sub, item, f"{path}[{i}]", 0)
 
 

@@ -252,7 +252,7 @@ def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     """Exactly equal outputs (NaN equal to NaN), shapes and dtypes included."""
     if len(a) != len(b):
         return False
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if x.shape != y.shape or x.dtype != y.dtype:
             return False
         if not bool(((x == y) | (torch.isnan(x) & torch.isnan(y)) if x.is_floating_point() else (x == y)).all()):

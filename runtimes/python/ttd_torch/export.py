@@ -90,7 +90,7 @@ def judge(program: verify.Graph, model: torch.nn.Module, cases: list[verify.Case
     sources every case has the example's shapes (a static program), so any failing case depends on values."""
     atol, rtol = args["atol"], args["rtol"]
     results = [{"name": name, **verify.check(program, inputs, expected, atol, rtol)}
-               for (name, inputs), expected in zip(cases, eager)]
+               for (name, inputs), expected in zip(cases, eager, strict=True)]
     chunks = verify.chunk_checks(model, program, example, chunk_sources, args)
     repeat = verify.repeat_check(program, cases[0], atol, rtol)
     failed = [r for r in results if not r["passed"]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -198,7 +198,7 @@ def compare_all(fused: list[list[torch.Tensor]], unfused: list[list[torch.Tensor
                 names: list[str], atol: float, rtol: float) -> tuple[float, str | None]:
     """(max abs error, first failure in words or None) of fused against unfused outputs."""
     max_abs, failure = 0.0, None
-    for name, a, b in zip(names, fused, unfused):
+    for name, a, b in zip(names, fused, unfused, strict=True):
         result = compare.compare(a, b, atol, rtol)
         if result["max_abs_error"] is not None:
             max_abs = max(max_abs, result["max_abs_error"])
@@ -234,8 +234,9 @@ def fusion(args: dict[str, Any]) -> dict[str, Any]:
     cases = on_device(optimize.read_cases(args["references_path"]), device)
     shown_case = dict(cases).get("validation") or cases[0][1]
     archive_limits.check(args["optimized_path"], "optimized archive")
-    load: Callable[[], torch.jit.ScriptModule] = \
-        lambda: torch.jit.load(args["optimized_path"], map_location=device).eval()
+    def load() -> torch.jit.ScriptModule:
+        return torch.jit.load(args["optimized_path"], map_location=device).eval()
+
     # On the CPU with LLVM, torch's own flags; elsewhere (CUDA ignores the CPU flags) the interpreter's.
     fused_flags = FUSED_LLVM if real and device == "cpu" else FUSED
     if compared:

@@ -50,10 +50,10 @@ def chunk_layout(example: data.Inputs, source: data.Inputs) -> tuple[int, bool] 
     """(rows per chunk, unbatched) that cut source into the example's shapes, or None when impossible."""
     if len(example) != len(source):
         return None
-    if all(e.dim() == s.dim() and e.dim() > 0 and e.shape[1:] == s.shape[1:] for e, s in zip(example, source)):
+    if all(e.dim() == s.dim() and e.dim() > 0 and e.shape[1:] == s.shape[1:] for e, s in zip(example, source, strict=True)):
         rows = {e.shape[0] for e in example}
         return (rows.pop(), False) if len(rows) == 1 and 0 not in rows else None
-    if all(e.dim() + 1 == s.dim() and e.shape == s.shape[1:] for e, s in zip(example, source)):
+    if all(e.dim() + 1 == s.dim() and e.shape == s.shape[1:] for e, s in zip(example, source, strict=True)):
         return 1, True  # an unbatched example (one row without its batch dimension)
     return None
 

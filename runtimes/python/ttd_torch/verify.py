@@ -38,7 +38,7 @@ def build_cases(validation: data.Inputs, example: data.Inputs, batch_sizes: list
 def save_references(path: str, cases: list[Case], outputs: list[list[torch.Tensor]]) -> None:
     """Write every case's inputs and reference outputs (docs/protocol.md, section 3)."""
     tensors: dict[str, torch.Tensor] = {}
-    for (name, inputs), outs in zip(cases, outputs):
+    for (name, inputs), outs in zip(cases, outputs, strict=True):
         for i, t in enumerate(inputs):
             tensors[f"{name}/input/{i}"] = t
         for j, t in enumerate(outs):
@@ -178,7 +178,7 @@ def verify(args: dict[str, Any]) -> dict[str, Any]:
     cases, eager, skipped, failures = eager_cases(model, base, probe_list, args["model_path"], train_ops)
     eager_ms = (time.perf_counter() - started) * 1000  # the reference cases once, eagerly: later stages' time limits
     results: list[dict[str, Any]] = []
-    for (name, inputs), expected in zip(cases, eager):
+    for (name, inputs), expected in zip(cases, eager, strict=True):
         results.append({"name": name, **check(traced, inputs, expected, atol, rtol)})
     if example_shaped:
         # Whole batches are only cut into example-shaped chunks; the graph never runs on them whole.
