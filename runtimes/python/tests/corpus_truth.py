@@ -77,13 +77,18 @@ def with_outlier(inputs: data.Inputs) -> data.Inputs:
 def cases(example: data.Inputs, validation: data.Inputs) -> tuple[list[Case], list[Case]]:
     """(cases at the example's shape, cases at other batch sizes)."""
     rows = example[0].shape[0]
-    chunks = [(f"rows_{i}", tuple(t[i:i + rows] for t in validation))
-              for i in range(0, validation[0].shape[0] - rows + 1, rows)][:6]
+    chunks = [
+        (f"rows_{i}", tuple(t[i : i + rows] for t in validation))
+        for i in range(0, validation[0].shape[0] - rows + 1, rows)
+    ][:6]
     same: list[Case] = [("example", example), ("example_outlier", with_outlier(example))] + chunks
-    same += [(f"{name}_{label}", transformed(inputs, fn)) for label, inputs in chunks[:2] for name, fn in TRANSFORMS.items()]
+    same += [
+        (f"{name}_{label}", transformed(inputs, fn)) for label, inputs in chunks[:2] for name, fn in TRANSFORMS.items()
+    ]
     other: list[Case] = [(f"first_{n}", tuple(t[:n] for t in validation)) for n in (1, 7) if n != rows]
-    other += [("validation", validation)] + [(f"validation_{name}", transformed(validation, fn))
-                                             for name, fn in TRANSFORMS.items()]
+    other += [("validation", validation)] + [
+        (f"validation_{name}", transformed(validation, fn)) for name, fn in TRANSFORMS.items()
+    ]
     return same, other
 
 
@@ -161,9 +166,18 @@ def gate(path: str, out_dir: str) -> dict[str, Any]:
     torch.save(model.state_dict(), weights)
     base = {"model_path": path, "params": {}, "out_dir": out_dir, "weights_path": weights}
     traced = server.dispatch("trace", {**base, "mode": "trace"}, NOOP)
-    verified = server.dispatch("verify", {**base, **TOL, "batch_sizes": [1, 7], "traced_path": traced["traced_path"],
-                                          "captures": traced["captures"],
-                                          "tracer_warnings": traced["tracer_warnings"]}, NOOP)
+    verified = server.dispatch(
+        "verify",
+        {
+            **base,
+            **TOL,
+            "batch_sizes": [1, 7],
+            "traced_path": traced["traced_path"],
+            "captures": traced["captures"],
+            "tracer_warnings": traced["tracer_warnings"],
+        },
+        NOOP,
+    )
     return {"trace": traced, "verify": verified}
 
 
@@ -179,7 +193,9 @@ def main() -> None:
             os.makedirs(out)
             got = gate(path, out)["verify"]["code"]
             evidence = "; ".join(f"{k}: {v}" for k, v in found.items() if v) or "eager = traced on every case"
-            rows.append((name, code or "healthy", "yes" if consistent(code, found) else "NO", got or "passed", evidence))
+            rows.append(
+                (name, code or "healthy", "yes" if consistent(code, found) else "NO", got or "passed", evidence)
+            )
             key = code or "healthy"
             total, caught = counts.get(key, (0, 0))
             counts[key] = (total + 1, caught + (got == code))

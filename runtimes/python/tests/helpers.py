@@ -20,8 +20,9 @@ def serve(requests: list[dict[str, Any]], timeout: float = 120) -> tuple[list[di
     """Run `python -m ttd_torch` on request lines; returns (parsed stdout lines, stderr, exit code)."""
     lines = "".join(json.dumps({"v": 1, **r}) + "\n" for r in requests)
     env = {**os.environ, "PYTHONPATH": PYTHON_DIR}
-    proc = subprocess.run([PYTHON, "-m", "ttd_torch"], input=lines, capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd="/")
+    proc = subprocess.run(
+        [PYTHON, "-m", "ttd_torch"], input=lines, capture_output=True, text=True, env=env, timeout=timeout, cwd="/"
+    )
     return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr, proc.returncode
 
 

@@ -56,8 +56,9 @@ class ArchiveTest(unittest.TestCase):
         with open(script, "w", encoding="utf-8") as f:
             f.write(SCRIPT)
         ours, plain = os.path.join(home, "ours.pt"), os.path.join(home, "plain.pt")
-        subprocess.run([PYTHON, script, ours, plain], check=True, cwd=home, timeout=120,
-                       env={**os.environ, "PYTHONPATH": home})
+        subprocess.run(
+            [PYTHON, script, ours, plain], check=True, cwd=home, timeout=120, env={**os.environ, "PYTHONPATH": home}
+        )
         with open(ours, "rb") as a, open(plain, "rb") as b:
             return a.read(), b.read()
 
@@ -92,7 +93,9 @@ class ArchiveTest(unittest.TestCase):
             self.assertFalse([n for n in names if n.endswith(".debug_pkl")])
             self.assertTrue(any(n.endswith("/data.pkl") for n in names))
             for info in z.infolist():
-                self.assertEqual((info.header_offset + 30 + len(info.filename) + len(info.extra)) % 64, 0, info.filename)
+                self.assertEqual(
+                    (info.header_offset + 30 + len(info.filename) + len(info.extra)) % 64, 0, info.filename
+                )
         self.assertFalse(os.path.exists(path + ".partial"))
         with torch.no_grad():
             self.assertTrue(torch.equal(torch.jit.load(path)(x), m(x)))

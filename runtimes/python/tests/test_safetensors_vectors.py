@@ -20,8 +20,10 @@ GENERATOR = os.path.join(VECTORS, "generate.py")
 with open(os.path.join(VECTORS, "manifest.json"), encoding="utf-8") as _src:
     MANIFEST = json.load(_src)
 
-READERS = {"ttd_parity_runner.read_safetensors": ttd_parity_runner.read_safetensors,
-           "ttd_torch.safetensors.load": safetensors.load}
+READERS = {
+    "ttd_parity_runner.read_safetensors": ttd_parity_runner.read_safetensors,
+    "ttd_torch.safetensors.load": safetensors.load,
+}
 
 
 def expected_value(value):
@@ -72,14 +74,21 @@ class SafetensorsVectorsTest(unittest.TestCase):
         vector = os.path.join(VECTORS, "invalid-size-begin-equals-end.safetensors")
         with tempfile.TemporaryDirectory() as tmp:
             torch.jit.trace(torch.nn.Linear(2, 2).eval(), torch.zeros(1, 2)).save(os.path.join(tmp, "model.pt"))
-            proc = subprocess.run([PYTHON, "-I", RUNNER, "--model", "model.pt", "--references", vector,
-                                   "--out", "out.safetensors"], capture_output=True, text=True, cwd=tmp, timeout=120)
+            proc = subprocess.run(
+                [PYTHON, "-I", RUNNER, "--model", "model.pt", "--references", vector, "--out", "out.safetensors"],
+                capture_output=True,
+                text=True,
+                cwd=tmp,
+                timeout=120,
+            )
             self.assertFalse(os.path.exists(os.path.join(tmp, "out.safetensors")))
         self.assertEqual(proc.returncode, 1, proc.stderr[-2000:])
         error = json.loads(proc.stdout.strip().splitlines()[-1])["error"]
         self.assertEqual(error["stage"], "read")
-        self.assertIn("spanning 0 bytes; dtype F32 and shape [1024] need 4096 (st_tensor_size_mismatch)",
-                      error["message"])
+        self.assertIn(
+            "spanning 0 bytes; dtype F32 and shape [1024] need 4096 (st_tensor_size_mismatch)", error["message"]
+        )
+
 
 if __name__ == "__main__":
     unittest.main()

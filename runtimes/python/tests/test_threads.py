@@ -30,8 +30,13 @@ POOLS = re.compile(r"pools: intra (\d+) inter (\d+) omp (\S+)")
 def fresh_default() -> int:
     """Intra-op threads of a fresh process of this Python, told nothing."""
     env = {k: v for k, v in os.environ.items() if k not in ("TTD_TORCH_THREADS", "OMP_NUM_THREADS")}
-    out = subprocess.run([PYTHON, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True, text=True,
-                         env=env, check=True)
+    out = subprocess.run(
+        [PYTHON, "-c", "import torch; print(torch.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return int(out.stdout)
 
 
@@ -89,13 +94,23 @@ class ThreadsTest(unittest.TestCase):
     def test_stdio_server_takes_the_configured_pool_sizes_for_every_request(self) -> None:
         n = self.wanted
         with mock.patch.dict(os.environ, {"TTD_TORCH_THREADS": str(n), "PYTHONPATH": PYTHON_DIR}):
-            messages, stderr, code = serve([train_request(self.model, self.out("s"), request_id=f"s{i}") for i in range(2)])
+            messages, stderr, code = serve(
+                [train_request(self.model, self.out("s"), request_id=f"s{i}") for i in range(2)]
+            )
         self.assertEqual(code, 0, stderr)
         got = responses(messages)
         self.assertEqual([pools(got[f"s{i}"])[:2] for i in range(2)], [(n, n), (n, n)])
 
     def test_values_that_are_not_a_count_are_ignored(self) -> None:
-        for value, expected in (("3", 3), (" 4 ", 4), ("0", None), ("-1", None), ("two", None), ("2000", None), ("", None)):
+        for value, expected in (
+            ("3", 3),
+            (" 4 ", 4),
+            ("0", None),
+            ("-1", None),
+            ("two", None),
+            ("2000", None),
+            ("", None),
+        ):
             with mock.patch.dict(os.environ, {"TTD_TORCH_THREADS": value}):
                 self.assertEqual(threads.configured(), expected, value)
 

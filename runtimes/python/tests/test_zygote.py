@@ -115,11 +115,16 @@ def write_model(directory: str, name: str, source: str) -> str:
     return path
 
 
-def train_request(model: str, out: str, params: dict[str, Any] | None = None, request_id: str = "train"
-                  ) -> dict[str, Any]:
+def train_request(
+    model: str, out: str, params: dict[str, Any] | None = None, request_id: str = "train"
+) -> dict[str, Any]:
     """A train request line (as a dict) for a model file."""
-    return {"v": 1, "id": request_id, "op": "train",
-            "args": {"model_path": model, "params": params or {}, "train": TRAIN, "out_dir": out}}
+    return {
+        "v": 1,
+        "id": request_id,
+        "op": "train",
+        "args": {"model_path": model, "params": params or {}, "train": TRAIN, "out_dir": out},
+    }
 
 
 HELLO = {"v": 1, "id": "hello", "op": "hello", "args": {}}
@@ -187,7 +192,7 @@ def open_sockets(pid: int) -> set[int]:
         except FileNotFoundError:
             continue
         if target.startswith("socket:["):
-            inodes.add(int(target[len("socket:["):-1]))
+            inodes.add(int(target[len("socket:[") : -1]))
     return inodes
 
 
@@ -250,8 +255,14 @@ class Zygote:
         command = [PYTHON, "-m", "ttd_torch", "--listen", path]
         if spares is not None:
             command = [PYTHON, "-m", "ttd_torch.zygote", "--listen", path, "--spares", str(spares)]
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     cwd="/", env={**os.environ, "PYTHONPATH": PYTHON_DIR})
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            cwd="/",
+            env={**os.environ, "PYTHONPATH": PYTHON_DIR},
+        )
         self.ready: dict[str, Any] | None = self.read_ready() if wait_ready else None
 
     def read_ready(self) -> dict[str, Any]:
@@ -276,9 +287,13 @@ class Zygote:
         def settled() -> bool:
             nonlocal found
             found = self.children()
-            return (len(found) == count and not found & served
-                    and all(int((proc_stat(pid) or [0, 0, 0])[2]) == pid and stdin_target(pid) == os.devnull
-                            for pid in found))
+            return (
+                len(found) == count
+                and not found & served
+                and all(
+                    int((proc_stat(pid) or [0, 0, 0])[2]) == pid and stdin_target(pid) == os.devnull for pid in found
+                )
+            )
 
         assert wait_until(settled, timeout), f"children {sorted(found)}, served {sorted(served)}: {self.logs()}"
         return found
@@ -333,8 +348,16 @@ class ForkServerTest(unittest.TestCase):
 
     def test_ready_line(self) -> None:
         ready = self.zygote.ready
-        self.assertEqual(ready, {"v": 1, "ready": True, "pid": self.zygote.proc.pid,
-                                 "torch_version": torch.__version__, "python_version": platform.python_version()})
+        self.assertEqual(
+            ready,
+            {
+                "v": 1,
+                "ready": True,
+                "pid": self.zygote.proc.pid,
+                "torch_version": torch.__version__,
+                "python_version": platform.python_version(),
+            },
+        )
         mode = os.stat(self.zygote.path).st_mode
         self.assertTrue(stat.S_ISSOCK(mode))
         self.assertEqual(stat.S_IMODE(mode), 0o600)
@@ -347,8 +370,10 @@ class ForkServerTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, lines)  # one response, then the child closes the connection
         self.assertEqual(lines[0]["id"], "hello")
         self.assertTrue(lines[0]["ok"], lines)
-        self.assertEqual(lines[0]["result"], {"protocol": 1, "torch_version": torch.__version__,
-                                              "python_version": platform.python_version()})
+        self.assertEqual(
+            lines[0]["result"],
+            {"protocol": 1, "torch_version": torch.__version__, "python_version": platform.python_version()},
+        )
 
     def start_blocking(self, name: str, spawn: bool = False) -> tuple[Any, dict[str, Any], dict[str, Any]]:
         """Send a train request whose model blocks in build_model (after writing its pids) until told to go."""
@@ -407,8 +432,15 @@ class ForkServerTest(unittest.TestCase):
         self.assertEqual((result["status"], result["epochs_completed"]), ("ok", 1))
         self.assertEqual([e["event"] for e in events], ["progress"])
         self.assertEqual(events[0]["id"], "train")
-        self.assertEqual(events[0]["data"], {"epoch": 1, "epochs": 1, "loss": result["losses"][0],
-                                             "checkpoint_path": os.path.join(out, "checkpoint-1.pt")})
+        self.assertEqual(
+            events[0]["data"],
+            {
+                "epoch": 1,
+                "epochs": 1,
+                "loss": result["losses"][0],
+                "checkpoint_path": os.path.join(out, "checkpoint-1.pt"),
+            },
+        )
         self.assertTrue(os.path.isfile(os.path.join(out, "weights.pt")))
         # a forked child starts from the same RNG and thread state as a fresh process: same losses
         with tempfile.TemporaryDirectory() as fresh:
@@ -447,8 +479,11 @@ class ForkServerTest(unittest.TestCase):
             seeds = src.read().split()
         self.assertEqual(len(set(seeds)), 2, seeds)  # each child draws a fresh torch seed, as a new process does
         # the check works: in one stdio server process the same two requests do leak
-        error = responses(serve([train_request(leaky, out, request_id="leaky"),
-                                 train_request(checking, out, request_id="checking")])[0])["checking"]["error"]
+        error = responses(
+            serve([train_request(leaky, out, request_id="leaky"), train_request(checking, out, request_id="checking")])[
+                0
+            ]
+        )["checking"]["error"]
         self.assertEqual(error["code"], "model_error")
         for leak in ("builtins.ttd_leak_marker", "sys.modules[ttd_leak_marker]", "modules ['ttd_user_model_0']"):
             self.assertIn(leak, error["message"])
@@ -600,8 +635,9 @@ class SparesTest(SocketDirTest):
         self.assertTrue(wait_until(lambda: not alive(victim)))
         now = self.zygote.wait_for_spares(2, {victim})
         replacement = (now - spares).pop()
-        self.assertEqual([int(f) for f in proc_stat(replacement)[1:4]],
-                         [self.zygote.proc.pid, replacement, replacement])
+        self.assertEqual(
+            [int(f) for f in proc_stat(replacement)[1:4]], [self.zygote.proc.pid, replacement, replacement]
+        )
         self.assertIn(f"spare (before any connection) {victim} was killed by signal 9", self.zygote.logs())
         served = {self.hello() for _ in range(3)}
         self.assertEqual(len(served), 3)
@@ -645,8 +681,10 @@ class NoSparesTest(SocketDirTest):
             try:
                 self.assertNotEqual(first.child["pid"], second.child["pid"])
                 for conn in (first, second):
-                    self.assertEqual([int(f) for f in proc_stat(conn.child["pid"])[1:4]],
-                                     [zygote.proc.pid, conn.child["pid"], conn.child["pid"]])
+                    self.assertEqual(
+                        [int(f) for f in proc_stat(conn.child["pid"])[1:4]],
+                        [zygote.proc.pid, conn.child["pid"], conn.child["pid"]],
+                    )
                     lines = conn.ask(HELLO)
                     self.assertTrue(lines[-1]["ok"], lines)
             finally:
@@ -691,8 +729,11 @@ class LifecycleTest(SocketDirTest):
     def start_blocked_request(self, zygote: Zygote) -> tuple[Connection, dict[str, int]]:
         """A connection whose child sits in build_model with a `sleep 60` in its process group."""
         model = write_model(self.dir, "blocking.py", BLOCKING_MODEL)
-        params = {"pids_path": os.path.join(self.dir, "pids.json"), "go_path": os.path.join(self.dir, "go"),
-                  "spawn": True}
+        params = {
+            "pids_path": os.path.join(self.dir, "pids.json"),
+            "go_path": os.path.join(self.dir, "go"),
+            "spawn": True,
+        }
         conn = zygote.connect()
         conn.send(train_request(model, self.dir, params))
         self.assertTrue(wait_until(lambda: os.path.exists(params["pids_path"])))

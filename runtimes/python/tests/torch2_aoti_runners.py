@@ -50,8 +50,10 @@ class Net(torch.nn.Module):
 
 def cases() -> list[tuple[str, list[torch.Tensor]]]:
     g = torch.Generator().manual_seed(1)
-    return [("validation", [torch.randn(5, 4, generator=g), torch.randn(5, 3, generator=g)]),
-            ("batch_1", [torch.randn(1, 4, generator=g), torch.randn(1, 3, generator=g)])]
+    return [
+        ("validation", [torch.randn(5, 4, generator=g), torch.randn(5, 3, generator=g)]),
+        ("batch_1", [torch.randn(1, 4, generator=g), torch.randn(1, 3, generator=g)]),
+    ]
 
 
 def flat(value) -> list[torch.Tensor]:
@@ -74,8 +76,7 @@ def run_runner(work: str, runtime: str, runner: str, model: str, *flags: str) ->
     else:
         command = [runner, *args]
     started = time.perf_counter()
-    proc = subprocess.run(command, cwd=cwd, env={**BARE_ENV, "HOME": cwd}, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(command, cwd=cwd, env={**BARE_ENV, "HOME": cwd}, capture_output=True, text=True, timeout=300)
     seconds = time.perf_counter() - started
     lines = proc.stdout.strip().splitlines()
     summary = json.loads(lines[-1]) if lines else {}
@@ -107,11 +108,17 @@ class AotiRunnersTest(unittest.TestCase):
                     tensors[f"{name}/input/{i}"] = t
                 for j, t in enumerate(flat(net(*inputs))):
                     tensors[f"{name}/output/{j}"] = t
-        safetensors.save(os.path.join(cls.work, "references.safetensors"), tensors,
-                         {"format": "ttd-references/1", "cases": ",".join(n for n, _ in all_cases)})
+        safetensors.save(
+            os.path.join(cls.work, "references.safetensors"),
+            tensors,
+            {"format": "ttd-references/1", "cases": ",".join(n for n, _ in all_cases)},
+        )
         cls.expected = {k: v for k, v in tensors.items() if "/output/" in k}
-        print(f"\naoti: export+aoti_compile_and_package {compile_s:.1f} s "
-              f"(TORCHINDUCTOR_CACHE_DIR={os.environ['TORCHINDUCTOR_CACHE_DIR']})", file=sys.stderr)
+        print(
+            f"\naoti: export+aoti_compile_and_package {compile_s:.1f} s "
+            f"(TORCHINDUCTOR_CACHE_DIR={os.environ['TORCHINDUCTOR_CACHE_DIR']})",
+            file=sys.stderr,
+        )
 
     @classmethod
     def tearDownClass(cls) -> None:
@@ -150,8 +157,11 @@ class AotiRunnersTest(unittest.TestCase):
         self.assertEqual((ts_py_summary["format"], ts_cc_summary["format"]), ("torchscript", "torchscript"))
         self.assert_matches_eager(ts_py_out)
         self.assert_matches_eager(ts_cc_out)
-        print(f"\naoti: runner process seconds (load+2 cases): python aoti {py_s:.2f}, torchscript {ts_py_s:.2f}; "
-              f"libtorch-2.13 aoti {cc_s:.2f}, torchscript {ts_cc_s:.2f}", file=sys.stderr)
+        print(
+            f"\naoti: runner process seconds (load+2 cases): python aoti {py_s:.2f}, torchscript {ts_py_s:.2f}; "
+            f"libtorch-2.13 aoti {cc_s:.2f}, torchscript {ts_cc_s:.2f}",
+            file=sys.stderr,
+        )
 
     def test_fuser_with_aoti_is_an_args_error_in_both_runners(self) -> None:
         pt2 = os.path.join(self.work, "model.pt2")
@@ -171,12 +181,15 @@ class AotiRunnersTest(unittest.TestCase):
     def test_a_case_the_package_cannot_take_is_a_run_error_without_backtrace_in_both_runners(self) -> None:
         work = tempfile.mkdtemp(dir=self.work, prefix="wrong-")
         shutil.copy(os.path.join(self.work, "model.pt2"), os.path.join(work, "model.pt2"))
-        safetensors.save(os.path.join(work, "references.safetensors"),
-                         {"c/input/0": torch.zeros(2, 7), "c/input/1": torch.zeros(2, 3)},
-                         {"format": "ttd-references/1", "cases": "c"})
+        safetensors.save(
+            os.path.join(work, "references.safetensors"),
+            {"c/input/0": torch.zeros(2, 7), "c/input/1": torch.zeros(2, 3)},
+            {"format": "ttd-references/1", "cases": "c"},
+        )
         for runtime, runner in (("python", ""), ("libtorch", RUNNER_213)):
-            code, summary, stderr, _, _ = run_runner(work, runtime, runner, os.path.join(work, "model.pt2"),
-                                                     "--format", "aoti")
+            code, summary, stderr, _, _ = run_runner(
+                work, runtime, runner, os.path.join(work, "model.pt2"), "--format", "aoti"
+            )
             self.assertEqual(code, 1, f"{runtime}: {summary} {stderr[-500:]}")
             self.assertEqual(summary["error"]["stage"], "run", summary)
             self.assertIn("mat1 and mat2 shapes cannot be multiplied", summary["error"]["message"])

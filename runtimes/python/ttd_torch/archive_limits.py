@@ -28,6 +28,7 @@ RATIO_FLOOR_BYTES = 1 * MIB
 
 class Limits(NamedTuple):
     """The most an archive may hold: declared expanded bytes, entries, and expanded bytes per byte of file."""
+
     max_bytes: int
     max_entries: int
     max_ratio: float
@@ -56,9 +57,11 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
 def limits(env: Mapping[str, str] | None = None) -> Limits:
     """The limits from TTD_MAX_ARCHIVE_MB, TTD_MAX_ARCHIVE_ENTRIES and TTD_MAX_ARCHIVE_RATIO (defaults when unset)."""
     env = os.environ if env is None else env
-    return Limits(max_bytes=int(_positive(env, "TTD_MAX_ARCHIVE_MB", DEFAULT_MAX_MB) * MIB),
-                  max_entries=int(_positive(env, "TTD_MAX_ARCHIVE_ENTRIES", DEFAULT_MAX_ENTRIES)),
-                  max_ratio=_positive(env, "TTD_MAX_ARCHIVE_RATIO", DEFAULT_MAX_RATIO))
+    return Limits(
+        max_bytes=int(_positive(env, "TTD_MAX_ARCHIVE_MB", DEFAULT_MAX_MB) * MIB),
+        max_entries=int(_positive(env, "TTD_MAX_ARCHIVE_ENTRIES", DEFAULT_MAX_ENTRIES)),
+        max_ratio=_positive(env, "TTD_MAX_ARCHIVE_RATIO", DEFAULT_MAX_RATIO),
+    )
 
 
 def check(path: str, what: str = "archive", bounds: Limits | None = None) -> None:
@@ -73,12 +76,17 @@ def check(path: str, what: str = "archive", bounds: Limits | None = None) -> Non
         return
     count = len(entries)
     if count > bounds.max_entries:
-        raise ArchiveTooLarge(f"{what} {path!r} has {count} entries; the limit is {bounds.max_entries} "
-                              "(TTD_MAX_ARCHIVE_ENTRIES)")
+        raise ArchiveTooLarge(
+            f"{what} {path!r} has {count} entries; the limit is {bounds.max_entries} (TTD_MAX_ARCHIVE_ENTRIES)"
+        )
     expanded = sum(e.file_size for e in entries)
     if expanded > bounds.max_bytes:
-        raise ArchiveTooLarge(f"{what} {path!r} ({size} bytes) expands to {expanded} bytes; the limit is "
-                              f"{bounds.max_bytes} bytes ({bounds.max_bytes // MIB} MiB, TTD_MAX_ARCHIVE_MB)")
+        raise ArchiveTooLarge(
+            f"{what} {path!r} ({size} bytes) expands to {expanded} bytes; the limit is "
+            f"{bounds.max_bytes} bytes ({bounds.max_bytes // MIB} MiB, TTD_MAX_ARCHIVE_MB)"
+        )
     if expanded > RATIO_FLOOR_BYTES and expanded > bounds.max_ratio * max(size, 1):
-        raise ArchiveTooLarge(f"{what} {path!r} ({size} bytes) expands to {expanded} bytes, {expanded / max(size, 1):.0f} "
-                              f"times its size; the limit is {bounds.max_ratio:g} times (TTD_MAX_ARCHIVE_RATIO)")
+        raise ArchiveTooLarge(
+            f"{what} {path!r} ({size} bytes) expands to {expanded} bytes, {expanded / max(size, 1):.0f} "
+            f"times its size; the limit is {bounds.max_ratio:g} times (TTD_MAX_ARCHIVE_RATIO)"
+        )

@@ -40,7 +40,7 @@ def is_user_file(filename: str, model_path: str) -> bool:
 
 
 def capture_kind(message: str) -> str | None:
-    """"bool" or "number" for a tensor-to-Python-value warning, else None."""
+    """ "bool" or "number" for a tensor-to-Python-value warning, else None."""
     text = message.lower()
     for fragment, kind in KIND_BY_FRAGMENT:
         if fragment in text:
@@ -55,8 +55,12 @@ def captures(records: list[warnings.WarningMessage], model_path: str) -> list[di
         kind = capture_kind(str(record.message))
         if kind is None or not is_tracer_warning(record) or not is_user_file(record.filename, model_path):
             continue
-        entry = {"kind": kind, "message": " ".join(str(record.message).split()),
-                 "filename": record.filename, "lineno": record.lineno}
+        entry = {
+            "kind": kind,
+            "message": " ".join(str(record.message).split()),
+            "filename": record.filename,
+            "lineno": record.lineno,
+        }
         if entry not in out:
             out.append(entry)
     return out
@@ -68,8 +72,7 @@ def tracer_warnings(records: list[warnings.WarningMessage], model_path: str) -> 
     for record in records:
         if not is_tracer_warning(record) or not is_user_file(record.filename, model_path):
             continue
-        entry = {"message": " ".join(str(record.message).split()), "filename": record.filename,
-                 "lineno": record.lineno}
+        entry = {"message": " ".join(str(record.message).split()), "filename": record.filename, "lineno": record.lineno}
         if entry not in out:
             out.append(entry)
     return out
@@ -88,41 +91,64 @@ def describe(items: list[dict[str, Any]]) -> str:
 
 # construct -> (what it is, in words; the fix for it). One entry per construct dependence.py reports.
 CONSTRUCTS: dict[str, tuple] = {
-    "if": ("a Python if on a tensor",
-           "compute both branches and choose with torch.where(condition, a, b) (or clamp, or a mask), so that the "
-           "choice stays in the graph"),
-    "while": ("a Python while loop on a tensor",
-              "a loop whose count depends on tensor values cannot be traced: use trace.mode: script, or a fixed "
-              "number of steps with torch.where choosing per step"),
-    "assert": ("an assert on a tensor",
-               "a trace drops the check and keeps only the example's outcome: validate inputs before calling the "
-               "model"),
-    "bool": ("bool() of a tensor (or and/or/not on tensors)",
-             "keep the condition a tensor (torch.logical_and, torch.where) instead of a Python bool"),
-    "float": ("float() of a tensor",
-              "keep it a tensor: use the 0-dim tensor in the arithmetic (e.g. y / x.abs().max() instead of "
-              "y / float(x.abs().max()))"),
-    "int": ("int() of a tensor",
-            "keep it a tensor (e.g. .long()) and use tensor ops; for a size use x.shape[0] or x.size(0) directly"),
-    "item": (".item() of a tensor",
-             "use the 0-dim tensor itself in the arithmetic (e.g. x - x.mean() instead of x - x.mean().item())"),
-    "tolist": (".tolist() of a tensor",
-               "keep the values in a tensor and use tensor ops (indexing, torch.gather, torch.where) instead of a "
-               "Python list"),
-    "numpy": (".numpy() of a tensor",
-              "compute with torch ops instead of NumPy: what comes back through torch.from_numpy is a constant "
-              "in the trace"),
-    "data": (".data of a tensor",
-             "use the tensor itself (or .detach() to stop gradients): the trace records .data as a constant "
-             "holding the example's values"),
-    "tensor": ("torch.tensor() of tensors",
-               "use torch.stack or torch.cat of the tensors: torch.tensor copies their values into a constant"),
-    "index": ("a Python list, tuple or range indexed by a tensor",
-              "keep the table in a tensor (a buffer) and index it with the tensor (table[idx], "
-              "torch.index_select or torch.gather)"),
+    "if": (
+        "a Python if on a tensor",
+        "compute both branches and choose with torch.where(condition, a, b) (or clamp, or a mask), so that the "
+        "choice stays in the graph",
+    ),
+    "while": (
+        "a Python while loop on a tensor",
+        "a loop whose count depends on tensor values cannot be traced: use trace.mode: script, or a fixed "
+        "number of steps with torch.where choosing per step",
+    ),
+    "assert": (
+        "an assert on a tensor",
+        "a trace drops the check and keeps only the example's outcome: validate inputs before calling the model",
+    ),
+    "bool": (
+        "bool() of a tensor (or and/or/not on tensors)",
+        "keep the condition a tensor (torch.logical_and, torch.where) instead of a Python bool",
+    ),
+    "float": (
+        "float() of a tensor",
+        "keep it a tensor: use the 0-dim tensor in the arithmetic (e.g. y / x.abs().max() instead of "
+        "y / float(x.abs().max()))",
+    ),
+    "int": (
+        "int() of a tensor",
+        "keep it a tensor (e.g. .long()) and use tensor ops; for a size use x.shape[0] or x.size(0) directly",
+    ),
+    "item": (
+        ".item() of a tensor",
+        "use the 0-dim tensor itself in the arithmetic (e.g. x - x.mean() instead of x - x.mean().item())",
+    ),
+    "tolist": (
+        ".tolist() of a tensor",
+        "keep the values in a tensor and use tensor ops (indexing, torch.gather, torch.where) instead of a Python list",
+    ),
+    "numpy": (
+        ".numpy() of a tensor",
+        "compute with torch ops instead of NumPy: what comes back through torch.from_numpy is a constant in the trace",
+    ),
+    "data": (
+        ".data of a tensor",
+        "use the tensor itself (or .detach() to stop gradients): the trace records .data as a constant "
+        "holding the example's values",
+    ),
+    "tensor": (
+        "torch.tensor() of tensors",
+        "use torch.stack or torch.cat of the tensors: torch.tensor copies their values into a constant",
+    ),
+    "index": (
+        "a Python list, tuple or range indexed by a tensor",
+        "keep the table in a tensor (a buffer) and index it with the tensor (table[idx], "
+        "torch.index_select or torch.gather)",
+    ),
     "len": ("len() of a tensor", "use x.shape[0] or x.size(0), which stay symbolic in a trace"),
-    "iter": ("iteration over a tensor",
-             "use batched tensor ops: the trace unrolls the loop to the example's row count"),
+    "iter": (
+        "iteration over a tensor",
+        "use batched tensor ops: the trace unrolls the loop to the example's row count",
+    ),
     "unknown": ("a tensor turned into a Python value", "keep the value a tensor and use tensor ops"),
 }
 SOURCE_WORDS = {
@@ -137,8 +163,14 @@ SOURCE_WORDS = {
 def construct_of_warning(message: str, kind: str) -> str:
     """The construct a TracerWarning names: len, int, float, bool or tolist (unknown otherwise)."""
     text = message.lower()
-    for fragment, construct in (("len", "len"), ("python integer", "int"), ("python index", "index"),
-                                ("python float", "float"), ("python list", "tolist"), ("numpy", "numpy")):
+    for fragment, construct in (
+        ("len", "len"),
+        ("python integer", "int"),
+        ("python index", "index"),
+        ("python float", "float"),
+        ("python list", "tolist"),
+        ("numpy", "numpy"),
+    ):
         if fragment in text:
             return construct
     return "bool" if kind == "bool" else "unknown"
@@ -153,16 +185,36 @@ def merge(sites: Sequence[Any] | None, warned: list[dict[str, Any]]) -> list[dic
     lines = set()
     for site in sites or []:
         lines.add((os.path.realpath(site.filename), site.lineno))
-        text = next((w["message"] for w in warned if (os.path.realpath(w["filename"]), w["lineno"]) ==
-                     (os.path.realpath(site.filename), site.lineno)), None)
-        out.append({"kind": site.kind, "construct": site.construct, "source": site.source,
-                    "affects_outputs": site.affects_outputs, "filename": site.filename, "lineno": site.lineno,
-                    "message": text or f"{CONSTRUCTS[site.construct][0]}, {SOURCE_WORDS[site.source]}"})
+        text = next(
+            (
+                w["message"]
+                for w in warned
+                if (os.path.realpath(w["filename"]), w["lineno"]) == (os.path.realpath(site.filename), site.lineno)
+            ),
+            None,
+        )
+        out.append(
+            {
+                "kind": site.kind,
+                "construct": site.construct,
+                "source": site.source,
+                "affects_outputs": site.affects_outputs,
+                "filename": site.filename,
+                "lineno": site.lineno,
+                "message": text or f"{CONSTRUCTS[site.construct][0]}, {SOURCE_WORDS[site.source]}",
+            }
+        )
     for w in warned:
         if (os.path.realpath(w["filename"]), w["lineno"]) in lines:
             continue
-        out.append({**w, "construct": construct_of_warning(w["message"], w["kind"]),
-                    "source": "unknown" if sites is None else "shape", "affects_outputs": None})
+        out.append(
+            {
+                **w,
+                "construct": construct_of_warning(w["message"], w["kind"]),
+                "source": "unknown" if sites is None else "shape",
+                "affects_outputs": None,
+            }
+        )
     return out
 
 
@@ -178,5 +230,7 @@ def fixes(items: list[dict[str, Any]]) -> str:
     seen: dict[str, list[str]] = {}
     for c in items:
         seen.setdefault(str(c.get("construct") or "unknown"), []).append(where(c))
-    return "; ".join(f"at {', '.join(places)}: {CONSTRUCTS.get(construct, CONSTRUCTS['unknown'])[1]}"
-                     for construct, places in seen.items())
+    return "; ".join(
+        f"at {', '.join(places)}: {CONSTRUCTS.get(construct, CONSTRUCTS['unknown'])[1]}"
+        for construct, places in seen.items()
+    )

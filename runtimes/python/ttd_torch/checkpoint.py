@@ -25,13 +25,16 @@ def path_for(out_dir: str, epoch: int) -> str:
 
 def shuffle_generator(seed: int, epoch: int) -> torch.Generator:
     """The shuffle generator of an epoch, seeded from (seed, epoch) only, so a resumed run shuffles alike."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2 ** 64)
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64)
 
 
 def map_dict(value: dict[Any, Any], fn: Callable[[Any], Any]) -> dict[Any, Any]:
     """A dict (or OrderedDict, keeping a state_dict's _metadata) with fn applied to every value."""
-    out = OrderedDict((k, fn(v)) for k, v in value.items()) if isinstance(value, OrderedDict) else \
-        {k: fn(v) for k, v in value.items()}
+    out = (
+        OrderedDict((k, fn(v)) for k, v in value.items())
+        if isinstance(value, OrderedDict)
+        else {k: fn(v) for k, v in value.items()}
+    )
     if hasattr(value, "_metadata"):  # a state_dict's per-module versions
         out._metadata = value._metadata  # type: ignore[attr-defined]
     return out
@@ -82,20 +85,27 @@ def read(path: str) -> dict[str, Any]:
         # Tensors and plain values only (torch 1.13 and 2.x both have weights_only): never unpickle what the store holds.
         state = decode(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as exc:
-        raise BadRequest(f"args.resume_path = {path!r} cannot be read as a checkpoint ({type(exc).__name__}: "
-                         f"{exc}); expected a checkpoint-<epoch>.pt written by train, or omit resume_path") from exc
+        raise BadRequest(
+            f"args.resume_path = {path!r} cannot be read as a checkpoint ({type(exc).__name__}: "
+            f"{exc}); expected a checkpoint-<epoch>.pt written by train, or omit resume_path"
+        ) from exc
     missing = [key for key in KEYS if not isinstance(state, dict) or key not in state]
     if missing:
-        raise BadRequest(f"args.resume_path = {path!r} lacks {missing}; expected a checkpoint-<epoch>.pt written "
-                         "by train, or omit resume_path")
+        raise BadRequest(
+            f"args.resume_path = {path!r} lacks {missing}; expected a checkpoint-<epoch>.pt written "
+            "by train, or omit resume_path"
+        )
     return state
 
 
 def differing_fields(state: dict[str, Any], spec: dict[str, Any], params: dict[str, Any], rows: int) -> list[str]:
     """The names of what differs between a checkpoint and this request, each with both values."""
     made = state["train"]
-    out = [f"train.{key} (checkpoint {made.get(key)!r}, request {spec[key]!r})"
-           for key in MATCHED_FIELDS if made.get(key) != spec[key]]
+    out = [
+        f"train.{key} (checkpoint {made.get(key)!r}, request {spec[key]!r})"
+        for key in MATCHED_FIELDS
+        if made.get(key) != spec[key]
+    ]
     if state["params"] != params:
         out.append(f"params (checkpoint {state['params']!r}, request {params!r})")
     if state["rows"] != rows:
@@ -107,8 +117,12 @@ def check_fits(path: str, state: dict[str, Any], spec: dict[str, Any], params: d
     """Raise bad_request unless the checkpoint was made by the same training as this request."""
     differing = differing_fields(state, spec, params, rows)
     if differing:
-        raise BadRequest(f"args.resume_path = {path!r} was made with a different training: {'; '.join(differing)}; "
-                         "expected the same train spec (epochs may differ) and params, or omit resume_path")
+        raise BadRequest(
+            f"args.resume_path = {path!r} was made with a different training: {'; '.join(differing)}; "
+            "expected the same train spec (epochs may differ) and params, or omit resume_path"
+        )
     if not 1 <= state["epoch"] <= spec["epochs"]:
-        raise BadRequest(f"args.resume_path = {path!r} is at epoch {state['epoch']}; expected 1..train.epochs "
-                         f"({spec['epochs']}); raise train.epochs or omit resume_path")
+        raise BadRequest(
+            f"args.resume_path = {path!r} is at epoch {state['epoch']}; expected 1..train.epochs "
+            f"({spec['epochs']}); raise train.epochs or omit resume_path"
+        )

@@ -19,11 +19,17 @@ FORMAT = "ttd-contract/1"
 PARTS = ("args", "result")
 ANNOTATIONS = frozenset(("$schema", "$id", "description", "title", "default", "examples"))
 CONTAINERS = frozenset(("$defs", "definitions"))  # hold schemas reached through $ref only
-TYPES = {"object": "an object", "array": "an array", "string": "a string", "number": "a number",
-         "integer": "an integer", "boolean": "a boolean", "null": "null"}
+TYPES = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "a boolean",
+    "null": "null",
+}
 MAX_REF_DEPTH = 64  # $ref hops without consuming input: deeper means a schema that refers to itself in a loop
 Schema = Any  # a dict, or True/False (boolean schemas: zod emits "items": false for tuples)
-
 
 
 def supported(schema: Any, where: str) -> None:
@@ -32,8 +38,11 @@ def supported(schema: Any, where: str) -> None:
         raise SchemaError(f"schema at {where} is a {type(schema).__name__}; expected an object or a boolean")
     unknown = [k for k in schema if k not in KEYWORDS and k not in ANNOTATIONS and k not in CONTAINERS]
     if unknown:
-        raise SchemaError(f"keywords {unknown} (at {where}) are outside the supported JSON Schema subset; "
-                          "teach ttd_torch/contract.py what they mean")
+        raise SchemaError(
+            f"keywords {unknown} (at {where}) are outside the supported JSON Schema subset; "
+            "teach ttd_torch/contract.py what they mean"
+        )
+
 
 class SchemaError(Exception):
     """The schema itself is outside the supported subset (an unknown keyword, a bad $ref): our bug, never the caller's."""
@@ -48,7 +57,11 @@ class Invalid(Exception):
 
     def message(self) -> str:
         """`args.<path> = <value>; expected <what>` (or `... is missing; ...`): protocol's one form."""
-        return missing_words(self.path, self.expected) if self.absent else value_words(self.path, self.value, self.expected)
+        return (
+            missing_words(self.path, self.expected)
+            if self.absent
+            else value_words(self.path, self.value, self.expected)
+        )
 
 
 def validate(schema: Schema, value: Any, path: str = "args", root: Schema | None = None) -> None:
@@ -113,7 +126,7 @@ class Validator:
     def resolve(self, ref: Any) -> Schema:
         """The schema a local $ref ("#", "#/$defs/X", "#/definitions/X", any JSON pointer into root) names."""
         if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
-            raise SchemaError(f"$ref {ref!r} is not a local reference (expected \"#\" or \"#/...\")")
+            raise SchemaError(f'$ref {ref!r} is not a local reference (expected "#" or "#/...")')
         node = self.root
         for part in ref[2:].split("/") if ref != "#" else []:
             part = part.replace("~1", "/").replace("~0", "~")
@@ -162,7 +175,7 @@ class Validator:
         words = TYPES[name]
         if name in ("number", "integer"):
             for key, op in (("minimum", ">="), ("exclusiveMinimum", ">")):
-                if key in schema and abs(schema[key]) < 2 ** 53 - 1:  # zod's safe-integer bounds say nothing
+                if key in schema and abs(schema[key]) < 2**53 - 1:  # zod's safe-integer bounds say nothing
                     words += f" {op} {number_words(schema[key])}"
         return words
 
@@ -250,20 +263,24 @@ def numeric(value: Any) -> bool:
 
 def bound(key: str, op: str, holds: Callable[[Any, Any], bool]) -> Check:
     """A numeric bound keyword: minimum, maximum, exclusiveMinimum, exclusiveMaximum."""
+
     def check(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
         limit = schema[key]
         if numeric(value) and not holds(value, limit):
             kind = "an integer" if "integer" in (v.types(schema) or []) else "a number"
             raise Invalid(path, value, f"{kind} {op} {number_words(limit)}")
+
     return check
 
 
 def length(key: str, words: Callable[[int], str], holds: Callable[[int, int], bool], of: str) -> Check:
     """A size keyword: minLength/maxLength (strings), minItems/maxItems (arrays)."""
+
     def check(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
         applies = isinstance(value, str) if of == "string" else isinstance(value, (list, tuple))
         if applies and not holds(len(value), schema[key]):
             raise Invalid(path, value, words(schema[key]))
+
     return check
 
 
@@ -378,7 +395,10 @@ def noop(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int)
 
 
 KEYWORDS: dict[str, Check] = {
-    "type": noop, "$ref": noop, "enum": k_enum, "const": k_const,
+    "type": noop,
+    "$ref": noop,
+    "enum": k_enum,
+    "const": k_const,
     "minimum": bound("minimum", ">=", lambda x, n: x >= n),
     "maximum": bound("maximum", "<=", lambda x, n: x <= n),
     "exclusiveMinimum": bound("exclusiveMinimum", ">", lambda x, n: x > n),
@@ -387,15 +407,40 @@ KEYWORDS: dict[str, Check] = {
     "maxLength": length("maxLength", lambda n: f"a string of at most {n} characters", lambda a, n: a <= n, "string"),
     "minItems": length("minItems", lambda n: f"an array of at least {n} items", lambda a, n: a >= n, "array"),
     "maxItems": length("maxItems", lambda n: f"an array of at most {n} items", lambda a, n: a <= n, "array"),
-    "pattern": k_pattern, "required": k_required, "properties": k_properties,
-    "additionalProperties": k_additional, "propertyNames": k_property_names,
-    "prefixItems": k_prefix_items, "items": k_items,
-    "anyOf": k_any_of, "oneOf": k_one_of, "allOf": k_all_of,
+    "pattern": k_pattern,
+    "required": k_required,
+    "properties": k_properties,
+    "additionalProperties": k_additional,
+    "propertyNames": k_property_names,
+    "prefixItems": k_prefix_items,
+    "items": k_items,
+    "anyOf": k_any_of,
+    "oneOf": k_one_of,
+    "allOf": k_all_of,
 }
 # Sizes and discriminating values before the contents, so a message names the outermost problem first.
-ORDER = ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-         "pattern", "minItems", "maxItems", "properties", "required", "additionalProperties", "propertyNames",
-         "prefixItems", "items", "allOf", "anyOf", "oneOf")
+ORDER = (
+    "enum",
+    "const",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "properties",
+    "required",
+    "additionalProperties",
+    "propertyNames",
+    "prefixItems",
+    "items",
+    "allOf",
+    "anyOf",
+    "oneOf",
+)
 
 
 def is_count(x: Any) -> bool:
@@ -427,7 +472,7 @@ class Contract:
 def parse(document: Any, path: str) -> Contract:
     """A contract from contract.json's content; every schema is walked once, so an unknown keyword fails here."""
     if not isinstance(document, dict) or document.get("format") != FORMAT or not isinstance(document.get("ops"), dict):
-        raise SchemaError(f"{path} is not a {FORMAT} document (expected {{\"format\": \"{FORMAT}\", \"ops\": {{...}}}})")
+        raise SchemaError(f'{path} is not a {FORMAT} document (expected {{"format": "{FORMAT}", "ops": {{...}}}})')
     for op, entry in document["ops"].items():
         if not isinstance(entry, dict) or set(entry) - set(PARTS):
             raise SchemaError(f"{path}: ops.{op} must be an object with keys from {list(PARTS)}")
@@ -482,8 +527,9 @@ def op_schema(op: str, part: str, path: str | None = None) -> Schema:
         raise contract_failure(exc) from exc
     schema = found.schema(op, part)
     if schema is None:
-        raise ProtocolError("internal", f"op {op!r} has no {part} schema in {found.path}; add it to lib/contract.ts "
-                                        "and run make setup")
+        raise ProtocolError(
+            "internal", f"op {op!r} has no {part} schema in {found.path}; add it to lib/contract.ts and run make setup"
+        )
     return schema
 
 
@@ -504,7 +550,9 @@ def check_result(op: str, result: Any, path: str | None = None) -> None:
     try:
         validate(schema, result, "result")
     except Invalid as exc:
-        raise ProtocolError("internal", f"op {op!r} returned a result that breaks the contract: {exc.message()}") from None
+        raise ProtocolError(
+            "internal", f"op {op!r} returned a result that breaks the contract: {exc.message()}"
+        ) from None
     except SchemaError as exc:
         raise contract_failure(exc) from exc
 

@@ -17,8 +17,10 @@ def as_inputs(value: Any, origin: str) -> Inputs:
     """Normalize a tensor or a tuple/list of tensors into a tuple of tensors."""
     items = (value,) if isinstance(value, torch.Tensor) else value
     if not isinstance(items, (tuple, list)) or not items or not all(isinstance(t, torch.Tensor) for t in items):
-        raise ModelError(f"{origin} returned inputs of type {type(value).__name__}; "
-                         "expected a tensor or a non-empty tuple of tensors")
+        raise ModelError(
+            f"{origin} returned inputs of type {type(value).__name__}; "
+            "expected a tensor or a non-empty tuple of tensors"
+        )
     return tuple(items)
 
 
@@ -34,8 +36,10 @@ def load_split(module: ModuleType, params: dict[str, Any], split: str) -> tuple[
         raise ModelError(f"{where} returned targets of type {type(targets).__name__}; expected a tensor")
     rows = {t.shape[0] if t.dim() else None for t in inputs + (targets,)}
     if len(rows) != 1 or None in rows or 0 in rows:
-        raise ModelError(f"{where} returned row counts {sorted(map(str, rows))}; "
-                         "expected inputs and targets with the same non-zero first dimension")
+        raise ModelError(
+            f"{where} returned row counts {sorted(map(str, rows))}; "
+            "expected inputs and targets with the same non-zero first dimension"
+        )
     return inputs, targets
 
 
@@ -43,8 +47,9 @@ def build(module: ModuleType, params: dict[str, Any]) -> torch.nn.Module:
     """Call build_model(params) and check it returns a torch.nn.Module."""
     model = user_model.call(module, "build_model", params)
     if not isinstance(model, torch.nn.Module):
-        raise ModelError(f"build_model(params) in {module.__file__} returned {type(model).__name__}; "
-                         "expected a torch.nn.Module")
+        raise ModelError(
+            f"build_model(params) in {module.__file__} returned {type(model).__name__}; expected a torch.nn.Module"
+        )
     return model
 
 

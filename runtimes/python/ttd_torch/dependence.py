@@ -182,8 +182,9 @@ class Tracker(TorchFunctionMode):
             return construct, kind, False
         if name == ".data":
             return "data", "number", False
-        if (name == "tensor" or name == "as_tensor" and args and isinstance(args[0], (list, tuple))) \
-                and self.label(args) > CONSTANT:
+        if (name == "tensor" or name == "as_tensor" and args and isinstance(args[0], (list, tuple))) and self.label(
+            args
+        ) > CONSTANT:
             return "tensor", "number", False  # torch.tensor([t, ...]) copies values: a constant in the trace
         if name == "unbind":
             return "iter", "number", True
@@ -202,8 +203,11 @@ class Tracker(TorchFunctionMode):
                 out = perturbed(out, self.variant)
         self.mark(out, level)  # constants too: a tensor with no label was made where the mode could not see
         if level > CONSTANT:
-            if name.endswith("_") and not name.startswith("__") or name in ("__setitem__", "__iadd__", "__isub__",
-                                                                           "__imul__", "__itruediv__"):
+            if (
+                name.endswith("_")
+                and not name.startswith("__")
+                or name in ("__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__")
+            ):
                 self.mark(args[0] if args else None, level)  # in place: the written tensor now holds derived values
             if "out" in kwargs:
                 self.mark(kwargs["out"], level)
@@ -260,8 +264,13 @@ def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return True
 
 
-def run(model: torch.nn.Module, example: data.Inputs, model_path: str,
-        perturb: tuple[str, int, str] | None = None, variant: int = 0) -> tuple[list[Site], list[torch.Tensor]]:
+def run(
+    model: torch.nn.Module,
+    example: data.Inputs,
+    model_path: str,
+    perturb: tuple[str, int, str] | None = None,
+    variant: int = 0,
+) -> tuple[list[Site], list[torch.Tensor]]:
     """forward() once on a copy of the example under a Tracker; (sites, detached outputs)."""
     inputs = tuple(t.clone() for t in example)  # forward() may write into its inputs
     if not mode_sees_indexing():
@@ -294,9 +303,11 @@ def analyse(model: torch.nn.Module, example: data.Inputs, model_path: str) -> li
         model.load_state_dict(saved)  # forward() may update buffers (a batch norm in training mode): undo the runs
 
 
-def changed_values(model: torch.nn.Module, example: data.Inputs, model_path: str,
-                   saved: dict[str, torch.Tensor]) -> list[Site]:
+def changed_values(
+    model: torch.nn.Module, example: data.Inputs, model_path: str, saved: dict[str, torch.Tensor]
+) -> list[Site]:
     """analyse() with the model's state restored before every run."""
+
     def fresh(perturb: tuple[str, int, str] | None = None, variant: int = 0) -> tuple[list[Site], list[torch.Tensor]]:
         model.load_state_dict(saved)
         return run(model, example, model_path, perturb, variant)

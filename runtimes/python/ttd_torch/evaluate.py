@@ -23,9 +23,11 @@ def load_archive(name: str, path: str) -> torch.jit.ScriptModule:
     try:
         return torch.jit.load(path, map_location="cpu").eval()
     except Exception as exc:
-        raise ModelError(f"artifact {name!r} ({path}) failed to load: {one_line(exc)}; expected a TorchScript "
-                         "archive (torch.jit.save) whose custom operators, if any, the model file registers",
-                         traceback_tail(exc)) from exc
+        raise ModelError(
+            f"artifact {name!r} ({path}) failed to load: {one_line(exc)}; expected a TorchScript "
+            "archive (torch.jit.save) whose custom operators, if any, the model file registers",
+            traceback_tail(exc),
+        ) from exc
 
 
 def stacked(outputs: list[Any]) -> Any:
@@ -44,35 +46,48 @@ def run_archive(module: torch.jit.ScriptModule, inputs: data.Inputs, rows: tuple
         size, unbatched = rows
         if unbatched:
             return stacked([module(*(t[i] for t in inputs)) for i in range(inputs[0].shape[0])])
-        return torch.cat([module(*(t[i:i + size] for t in inputs)) for i in range(0, inputs[0].shape[0], size)])
+        return torch.cat([module(*(t[i : i + size] for t in inputs)) for i in range(0, inputs[0].shape[0], size)])
 
 
-def validation_loss(name: str, path: str, inputs: data.Inputs, targets: torch.Tensor,
-                    criterion: Callable[[Any, torch.Tensor], torch.Tensor],
-                    rows: tuple[int, bool] | None = None) -> dict[str, Any]:
+def validation_loss(
+    name: str,
+    path: str,
+    inputs: data.Inputs,
+    targets: torch.Tensor,
+    criterion: Callable[[Any, torch.Tensor], torch.Tensor],
+    rows: tuple[int, bool] | None = None,
+) -> dict[str, Any]:
     """Run one archive on the validation inputs (eval, no_grad) and measure its loss."""
     module = load_archive(name, path)
     try:
         outputs = run_archive(module, inputs, rows)
     except Exception as exc:
         sandbox.raise_if_refused(exc)
-        raise ModelError(f"artifact {name!r} ({path}) failed to run on the validation inputs "
-                         f"({[list(t.shape) for t in inputs]}{'' if rows is None else ', in example-shaped chunks'}): "
-                         f"{one_line(exc)}; expected it to accept the rows of dataset(params, 'validation') "
-                         f"{'as one batch' if rows is None else 'in chunks of the example shape'}",
-                         traceback_tail(exc)) from exc
+        raise ModelError(
+            f"artifact {name!r} ({path}) failed to run on the validation inputs "
+            f"({[list(t.shape) for t in inputs]}{'' if rows is None else ', in example-shaped chunks'}): "
+            f"{one_line(exc)}; expected it to accept the rows of dataset(params, 'validation') "
+            f"{'as one batch' if rows is None else 'in chunks of the example shape'}",
+            traceback_tail(exc),
+        ) from exc
     try:
         with torch.no_grad():
             value = float(criterion(outputs, targets))
     except Exception as exc:
-        raise ModelError(f"loss of artifact {name!r} ({path}) on the validation targets raised {one_line(exc)}; "
-                         "expected outputs the loss accepts (define loss(outputs, targets) in the model file "
-                         "for outputs that are not a single tensor)", traceback_tail(exc)) from exc
+        raise ModelError(
+            f"loss of artifact {name!r} ({path}) on the validation targets raised {one_line(exc)}; "
+            "expected outputs the loss accepts (define loss(outputs, targets) in the model file "
+            "for outputs that are not a single tensor)",
+            traceback_tail(exc),
+        ) from exc
     if math.isfinite(value):
         return {"name": name, "validation_loss": value, "message": None}
-    return {"name": name, "validation_loss": None,
-            "message": f"artifact {name!r}: validation loss is {value}; expected a finite number (the archive "
-                       "produces NaN or infinite outputs, or the loss overflows)"}
+    return {
+        "name": name,
+        "validation_loss": None,
+        "message": f"artifact {name!r}: validation loss is {value}; expected a finite number (the archive "
+        "produces NaN or infinite outputs, or the loss overflows)",
+    }
 
 
 def check_names(artifacts: list[dict[str, str]]) -> None:
@@ -101,4 +116,3 @@ def evaluate(args: dict[str, Any]) -> dict[str, Any]:
     for artifact in args["artifacts"]:
         results.append(validation_loss(artifact["name"], artifact["path"], inputs, targets, criterion, rows))
     return {"results": results, "rows": int(targets.shape[0])}
-

@@ -124,8 +124,17 @@ def reason(exc: BaseException) -> str:
     """torch's message, first lines only (its debugging advice left out), on one line."""
     kept = []
     for line in str(exc).splitlines():
-        if line.startswith(("For more information", "For extended logs", "If you suspect", "For more debugging",
-                            "For C++ stack trace", "The error above occurred", "consider using")):
+        if line.startswith(
+            (
+                "For more information",
+                "For extended logs",
+                "If you suspect",
+                "For more debugging",
+                "For C++ stack trace",
+                "The error above occurred",
+                "consider using",
+            )
+        ):
             continue
         kept.append(line.strip())
     text = " ".join(" ".join(kept).split())
@@ -137,8 +146,7 @@ def names(errors: list[BaseException]) -> list[str]:
     return [cls.__name__ for err in errors for cls in type(err).__mro__]
 
 
-def classify(exc: BaseException, model_path: str, batch_words: str,
-             sites: GuardSites | None = None) -> tuple[str, str]:
+def classify(exc: BaseException, model_path: str, batch_words: str, sites: GuardSites | None = None) -> tuple[str, str]:
     """(code, message) for an exception torch.export raised on the user's model."""
     errors = chain(exc)
     kinds = names(errors)
@@ -151,7 +159,8 @@ def classify(exc: BaseException, model_path: str, batch_words: str,
             f"torch.export cannot export the model {where}: Python control flow or a Python value depends on a "
             f"tensor's values ({what}); an exported graph holds no Python branches (expected conditions on shapes "
             "only); write the branch as tensor ops: torch.where(cond, a, b) to choose values, or "
-            "torch.cond(pred, true_fn, false_fn, (x,)) for two sub-graphs, and keep float(t) / t.item() as tensors")
+            "torch.cond(pred, true_fn, false_fn, (x,)) for two sub-graphs, and keep float(t) / t.item() as tensors"
+        )
     if "ConstraintViolationError" in kinds or "Constraints violated" in text or "specialized" in text:
         site = site or (sites.specialising() if sites else None)
         where = f"at {site.words()}" if site else f"in {model_path} (torch named no line)"
@@ -159,8 +168,10 @@ def classify(exc: BaseException, model_path: str, batch_words: str,
             f"torch.export cannot keep the batch dimension dynamic {where}: the code fixes it to a constant or "
             f"breaks its range ({what}), but the program must serve {batch_words} (expected the batch size to stay "
             "symbolic); use x.shape[0] (e.g. x.view(x.shape[0], -1)) instead of a fixed size, len(x) or int(x.size(0)), "
-            "or set trace.batch_sizes: [] to export the example's shape only")
+            "or set trace.batch_sizes: [] to export the example's shape only"
+        )
     where = f" at {site.words()}" if site else ""
     return "unsupported_construct", (
         f"torch.export cannot export the model in {model_path}{where}: {what} (expected code torch.export can "
-        f"capture); rewrite the construct named above, see {EXPORT_DOCS}")
+        f"capture); rewrite the construct named above, see {EXPORT_DOCS}"
+    )

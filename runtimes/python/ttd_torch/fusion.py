@@ -21,15 +21,91 @@ WARMUP_CALLS = 3  # the profiling executor fuses from call num_profiled_runs + 1
 GROUP_KINDS = ("prim::TensorExprGroup", "prim::FusionGroup", "prim::CudaFusionGroup")
 
 # The pointwise (elementwise) aten ops: the only place this list lives. In-place variants end in "_".
-POINTWISE = frozenset(f"aten::{name}{suffix}" for suffix in ("", "_") for name in (
-    "abs", "acos", "add", "addcdiv", "addcmul", "asin", "atan", "atan2", "bitwise_and", "bitwise_not",
-    "bitwise_or", "bitwise_xor", "ceil", "clamp", "clamp_max", "clamp_min", "cos", "cosh", "div", "elu", "eq",
-    "erf", "erfc", "exp", "expm1", "floor", "fmod", "frac", "ge", "gelu", "gt", "hardshrink", "hardsigmoid",
-    "hardswish", "hardtanh", "le", "leaky_relu", "lerp", "lgamma", "log", "log10", "log1p", "log2", "logical_and",
-    "logical_not", "logical_or", "logical_xor", "lt", "masked_fill", "maximum", "minimum", "mish", "mul", "ne",
-    "neg", "pow", "reciprocal", "relu", "relu6", "remainder", "round", "rsqrt", "rsub", "selu", "sigmoid", "sign",
-    "silu", "sin", "sinh", "softplus", "sqrt", "square", "sub", "tan", "tanh", "threshold", "trunc", "type_as",
-    "where"))
+POINTWISE = frozenset(
+    f"aten::{name}{suffix}"
+    for suffix in ("", "_")
+    for name in (
+        "abs",
+        "acos",
+        "add",
+        "addcdiv",
+        "addcmul",
+        "asin",
+        "atan",
+        "atan2",
+        "bitwise_and",
+        "bitwise_not",
+        "bitwise_or",
+        "bitwise_xor",
+        "ceil",
+        "clamp",
+        "clamp_max",
+        "clamp_min",
+        "cos",
+        "cosh",
+        "div",
+        "elu",
+        "eq",
+        "erf",
+        "erfc",
+        "exp",
+        "expm1",
+        "floor",
+        "fmod",
+        "frac",
+        "ge",
+        "gelu",
+        "gt",
+        "hardshrink",
+        "hardsigmoid",
+        "hardswish",
+        "hardtanh",
+        "le",
+        "leaky_relu",
+        "lerp",
+        "lgamma",
+        "log",
+        "log10",
+        "log1p",
+        "log2",
+        "logical_and",
+        "logical_not",
+        "logical_or",
+        "logical_xor",
+        "lt",
+        "masked_fill",
+        "maximum",
+        "minimum",
+        "mish",
+        "mul",
+        "ne",
+        "neg",
+        "pow",
+        "reciprocal",
+        "relu",
+        "relu6",
+        "remainder",
+        "round",
+        "rsqrt",
+        "rsub",
+        "selu",
+        "sigmoid",
+        "sign",
+        "silu",
+        "sin",
+        "sinh",
+        "softplus",
+        "sqrt",
+        "square",
+        "sub",
+        "tan",
+        "tanh",
+        "threshold",
+        "trunc",
+        "type_as",
+        "where",
+    )
+)
 
 # (flag name, getter, setter) of the process-wide fuser settings; a getter of None reads by set-and-restore.
 FLAGS: tuple[tuple[str, str | None, str], ...] = (
@@ -41,8 +117,14 @@ FLAGS: tuple[tuple[str, str | None, str], ...] = (
     ("graph_executor_optimize", "_get_graph_executor_optimize", "_set_graph_executor_optimize"),
 )
 # NNC's interpreter: fuses on any CPU build (slowly); the only way to see groups on a build without LLVM.
-FUSED = {"texpr_fuser_enabled": True, "can_fuse_on_cpu": True, "te_must_use_llvm_cpu": False,
-         "profiling_executor": True, "profiling_mode": True, "graph_executor_optimize": True}
+FUSED = {
+    "texpr_fuser_enabled": True,
+    "can_fuse_on_cpu": True,
+    "te_must_use_llvm_cpu": False,
+    "profiling_executor": True,
+    "profiling_mode": True,
+    "graph_executor_optimize": True,
+}
 # The CPU fuser switched on as a deployment on a build with LLVM would: torch's own LLVM requirement kept.
 FUSED_LLVM = {**FUSED, "te_must_use_llvm_cpu": True}
 UNFUSED = {**FUSED, "texpr_fuser_enabled": False, "can_fuse_on_cpu": False}
@@ -73,9 +155,13 @@ def _read(name: str) -> bool | None:
 
 # This build's own fuser configuration, read when the torch side starts, before any op changes a flag (the fork
 # server restores its flags after each op, so later reads agree): what a server of this build runs with.
-BUILD = {"llvm_enabled": _read("_llvm_enabled"), "texpr_fuser_enabled": _read("_jit_texpr_fuser_enabled"),
-         "can_fuse_on_cpu": _read("_jit_can_fuse_on_cpu"), "can_fuse_on_gpu": _read("_jit_can_fuse_on_gpu"),
-         "te_must_use_llvm_cpu": _read("_jit_get_te_must_use_llvm_cpu")}
+BUILD = {
+    "llvm_enabled": _read("_llvm_enabled"),
+    "texpr_fuser_enabled": _read("_jit_texpr_fuser_enabled"),
+    "can_fuse_on_cpu": _read("_jit_can_fuse_on_cpu"),
+    "can_fuse_on_gpu": _read("_jit_can_fuse_on_gpu"),
+    "te_must_use_llvm_cpu": _read("_jit_get_te_must_use_llvm_cpu"),
+}
 
 
 def build_facts() -> dict[str, Any]:
@@ -120,8 +206,9 @@ def executed_graph(module: torch.jit.ScriptModule, inputs: data.Inputs) -> torch
     """The optimized graph the executor really ran for forward(*inputs), on torch 1.13 and 2.x."""
     with torch.no_grad():
         module(*inputs)
-        last = getattr(torch.jit, "last_executed_optimized_graph", None) or \
-            getattr(torch._C, "_last_executed_optimized_graph", None)
+        last = getattr(torch.jit, "last_executed_optimized_graph", None) or getattr(
+            torch._C, "_last_executed_optimized_graph", None
+        )
         if last is not None:
             return last()
         return module.graph_for(*inputs)
@@ -166,8 +253,9 @@ def chains(nodes: list[torch._C.Node]) -> list[str]:
     return found
 
 
-def run_cases(module: torch.jit.ScriptModule, cases: list[tuple[str, data.Inputs]],
-              warmup: int) -> list[list[torch.Tensor]]:
+def run_cases(
+    module: torch.jit.ScriptModule, cases: list[tuple[str, data.Inputs]], warmup: int
+) -> list[list[torch.Tensor]]:
     """Each case's flattened outputs, after warm-up calls so that fused kernels are the ones recorded."""
     outputs = []
     with torch.no_grad():
@@ -194,8 +282,9 @@ def requirement(require: str, found: list[dict[str, Any]], links: list[str]) -> 
     return None
 
 
-def compare_all(fused: list[list[torch.Tensor]], unfused: list[list[torch.Tensor]],
-                names: list[str], atol: float, rtol: float) -> tuple[float, str | None]:
+def compare_all(
+    fused: list[list[torch.Tensor]], unfused: list[list[torch.Tensor]], names: list[str], atol: float, rtol: float
+) -> tuple[float, str | None]:
     """(max abs error, first failure in words or None) of fused against unfused outputs."""
     max_abs, failure = 0.0, None
     for name, a, b in zip(names, fused, unfused, strict=True):
@@ -203,8 +292,11 @@ def compare_all(fused: list[list[torch.Tensor]], unfused: list[list[torch.Tensor
         if result["max_abs_error"] is not None:
             max_abs = max(max_abs, result["max_abs_error"])
         if not result["passed"] and failure is None:
-            failure = (f"case {name}: {result['error']}" if result["error"] else
-                       f"case {name}: max abs error {result['max_abs_error']:g}, allowed {compare.allowed(atol, rtol)}")
+            failure = (
+                f"case {name}: {result['error']}"
+                if result["error"]
+                else f"case {name}: max abs error {result['max_abs_error']:g}, allowed {compare.allowed(atol, rtol)}"
+            )
     return max_abs, failure
 
 
@@ -234,6 +326,7 @@ def fusion(args: dict[str, Any]) -> dict[str, Any]:
     cases = on_device(optimize.read_cases(args["references_path"]), device)
     shown_case = dict(cases).get("validation") or cases[0][1]
     archive_limits.check(args["optimized_path"], "optimized archive")
+
     def load() -> torch.jit.ScriptModule:
         return torch.jit.load(args["optimized_path"], map_location=device).eval()
 
@@ -271,28 +364,58 @@ def fusion(args: dict[str, Any]) -> dict[str, Any]:
     missing = requirement(args["require"], found, chains(loose))
     summary = f"fused: {group_words(found)}; left unfused: {', '.join(unfused) or 'no pointwise op'}"
     if divergence:
-        code, message = "fused_divergence", (
-            f"fused and unfused outputs differ ({divergence}; expected agreement within tolerance); {summary}; "
-            "inspect ir-fused.txt, or deploy without the fuser")
+        code, message = (
+            "fused_divergence",
+            (
+                f"fused and unfused outputs differ ({divergence}; expected agreement within tolerance); {summary}; "
+                "inspect ir-fused.txt, or deploy without the fuser"
+            ),
+        )
     elif args["require"] != "none" and not real and fused_runs != "always":
-        code, message = "fusion_unavailable", (
-            f"fusion.require {args['require']}, but {build} cannot fuse on {device}: its servers run every group "
-            "unfused; serve on a build that fuses (CUDA, or a CPU build with LLVM), or set fusion.require none")
+        code, message = (
+            "fusion_unavailable",
+            (
+                f"fusion.require {args['require']}, but {build} cannot fuse on {device}: its servers run every group "
+                "unfused; serve on a build that fuses (CUDA, or a CPU build with LLVM), or set fusion.require none"
+            ),
+        )
     elif missing:
-        code, message = "fusion_required_missing", (
-            f"fusion.require {args['require']}: {missing}; {summary}; keep pointwise ops adjacent on floating "
-            "tensors of fixed rank, or relax fusion.require")
+        code, message = (
+            "fusion_required_missing",
+            (
+                f"fusion.require {args['require']}: {missing}; {summary}; keep pointwise ops adjacent on floating "
+                "tensors of fixed rank, or relax fusion.require"
+            ),
+        )
     elif compared:
         how = "" if real else f"; forced through NNC's interpreter (fusion.fused_runs always): {build} never fuses"
-        code, message = None, (f"{summary}; fused agrees with unfused on {len(cases)} cases "
-                               f"(max abs error {max_abs:.2e}){how}")
+        code, message = (
+            None,
+            (f"{summary}; fused agrees with unfused on {len(cases)} cases (max abs error {max_abs:.2e}){how}"),
+        )
     elif real:
         code, message = None, f"{summary}; fused runs not checked (fusion.fused_runs never)"
     else:
-        code, message = None, (
-            f"{summary} (formed on case {shown}); {build} runs these groups unfused: its servers never fuse on "
-            f"{device}, so fused against unfused is checked only on builds that fuse (CUDA, or a CPU build with LLVM)")
-    return {"passed": code is None, "code": code, "message": message, "groups": found, "unfused_pointwise": unfused,
-            "max_abs_error": compare.json_float(max_abs) if max_abs is not None else None, "flags": flags,
-            "torch_version": torch.__version__, "graph_path": graph_path, "require": args["require"],
-            "build": facts, "fuses": real, "compared": compared, "device": device}
+        code, message = (
+            None,
+            (
+                f"{summary} (formed on case {shown}); {build} runs these groups unfused: its servers never fuse on "
+                f"{device}, so fused against unfused is checked only on builds that fuse (CUDA, or a CPU build with LLVM)"
+            ),
+        )
+    return {
+        "passed": code is None,
+        "code": code,
+        "message": message,
+        "groups": found,
+        "unfused_pointwise": unfused,
+        "max_abs_error": compare.json_float(max_abs) if max_abs is not None else None,
+        "flags": flags,
+        "torch_version": torch.__version__,
+        "graph_path": graph_path,
+        "require": args["require"],
+        "build": facts,
+        "fuses": real,
+        "compared": compared,
+        "device": device,
+    }

@@ -39,8 +39,10 @@ def case_words(case: dict[str, Any], atol: float, rtol: float) -> str:
     """A failed comparison in words: the error, or the measured and allowed error."""
     if case.get("error"):
         return f"case {case['name']}: {short(str(case['error']))}"
-    return (f"case {case['name']}: max abs error {case['max_abs_error']:g}, max rel error "
-            f"{case['max_rel_error']:g}; allowed {compare.allowed(atol, rtol)}")
+    return (
+        f"case {case['name']}: max abs error {case['max_abs_error']:g}, max rel error "
+        f"{case['max_rel_error']:g}; allowed {compare.allowed(atol, rtol)}"
+    )
 
 
 def short(text: str, limit: int = 240) -> str:
@@ -78,7 +80,9 @@ def value_failure(facts: Facts) -> str | None:
         return None
     # No example-shaped chunks could be cut (every failing case that is not a batch_<n> case counts), or
     # every case is example-shaped (every failing case counts: shape_specialization cannot apply).
-    failed = [c for c in facts.cases if not c["passed"] and (facts.example_shaped or not c["name"].startswith("batch_"))]
+    failed = [
+        c for c in facts.cases if not c["passed"] and (facts.example_shaped or not c["name"].startswith("batch_"))
+    ]
     return case_words(failed[0], facts.atol, facts.rtol) if failed else None
 
 
@@ -97,8 +101,13 @@ def rejected_captures(facts: Facts) -> list[dict[str, Any]]:
 
     A bool decides a branch, so it always counts (the branch not taken may change nothing on the example, as an
     outlier guard does); a number counts unless changing it on the example left every output unchanged."""
-    return [c for c in facts.captures if c.get("source") == "input" and not accepted(c, facts.accept_captures)
-            and (c.get("kind") == "bool" or c.get("affects_outputs") is not False)]
+    return [
+        c
+        for c in facts.captures
+        if c.get("source") == "input"
+        and not accepted(c, facts.accept_captures)
+        and (c.get("kind") == "bool" or c.get("affects_outputs") is not False)
+    ]
 
 
 def divergence(facts: Facts, why: str) -> tuple[str, str]:
@@ -111,16 +120,19 @@ def divergence(facts: Facts, why: str) -> tuple[str, str]:
             f"traced and eager outputs differ on inputs other than the example ({why}); the model turned a "
             f"tensor into a Python number at {capture_words.describe(numbers)} ({constructs(numbers)}), which the "
             "trace froze as the example's value (expected no value captured from a tensor); "
-            f"{capture_words.fixes(numbers)}; {SCRIPT_HINT}")
+            f"{capture_words.fixes(numbers)}; {SCRIPT_HINT}"
+        )
     if bools or numbers:
         return "control_flow_divergence", (
             f"traced and eager outputs differ on inputs that take other paths ({why}); a Python condition on a "
             f"tensor at {capture_words.describe(bools + numbers)} ({constructs(bools + numbers)}) was recorded as "
             f"the branch the example took (expected identical outputs on every probe); "
-            f"{capture_words.fixes(bools + numbers)}; {SCRIPT_HINT}")
+            f"{capture_words.fixes(bools + numbers)}; {SCRIPT_HINT}"
+        )
     return "control_flow_divergence", (
         f"traced and eager outputs differ on inputs that take other paths ({why}) (expected identical outputs on "
-        f"every probe); use torch.where or tensor ops instead of Python if/while on tensor values, {SCRIPT_HINT}")
+        f"every probe); use torch.where or tensor ops instead of Python if/while on tensor values, {SCRIPT_HINT}"
+    )
 
 
 def constructs(items: list[dict[str, Any]]) -> str:
@@ -131,14 +143,19 @@ def constructs(items: list[dict[str, Any]]) -> str:
 
 def capture_failure(found: list[dict[str, Any]]) -> str:
     """The python_value_capture message for values taken from the inputs that no probe showed."""
-    listed = "; ".join(capture_words.words(c) + (", and changing it on the example changed the outputs"
-                                                  if c.get("affects_outputs") else "") for c in found)
+    listed = "; ".join(
+        capture_words.words(c)
+        + (", and changing it on the example changed the outputs" if c.get("affects_outputs") else "")
+        for c in found
+    )
     places = ", ".join(f"'{capture_words.where(c)}'" for c in found)
-    return (f"the trace froze Python values taken from tensors computed from the inputs: {listed}; no probe took "
-            "another path, but any input that would gets the example's branch or value from the traced graph "
-            "(expected no Python value from an input-dependent tensor in a traced forward()); "
-            f"{capture_words.fixes(found)}; if freezing it is safe, list {places} in trace.accept_captures, "
-            f"{SCRIPT_HINT}")
+    return (
+        f"the trace froze Python values taken from tensors computed from the inputs: {listed}; no probe took "
+        "another path, but any input that would gets the example's branch or value from the traced graph "
+        "(expected no Python value from an input-dependent tensor in a traced forward()); "
+        f"{capture_words.fixes(found)}; if freezing it is safe, list {places} in trace.accept_captures, "
+        f"{SCRIPT_HINT}"
+    )
 
 
 def shape_failure(facts: Facts) -> str:
@@ -151,11 +168,13 @@ def shape_failure(facts: Facts) -> str:
     if sized:
         hint += f" ({capture_words.fixes(sized[:3])})"
     shape = " ".join(str(s) for s in facts.example_shape) or "?"
-    return (f"the traced graph fails or disagrees at another batch size ({case_words(case, facts.atol, facts.rtol)})"
-            f"; it agrees at the example's shape {shape}{hint} (expected the same outputs at every batch size): "
-            "the trace froze the batch size (a loop over range(x.size(0)) is unrolled, len(x) or a hard-coded "
-            "view(4, -1) become constants); use batched tensor ops with x.shape[0] or view(x.shape[0], -1), "
-            f"{SCRIPT_HINT}")
+    return (
+        f"the traced graph fails or disagrees at another batch size ({case_words(case, facts.atol, facts.rtol)})"
+        f"; it agrees at the example's shape {shape}{hint} (expected the same outputs at every batch size): "
+        "the trace froze the batch size (a loop over range(x.size(0)) is unrolled, len(x) or a hard-coded "
+        "view(4, -1) become constants); use batched tensor ops with x.shape[0] or view(x.shape[0], -1), "
+        f"{SCRIPT_HINT}"
+    )
 
 
 def verdict(facts: Facts) -> tuple[str | None, str, list[str]]:
@@ -164,32 +183,37 @@ def verdict(facts: Facts) -> tuple[str | None, str, list[str]]:
     return code, message, gate_warnings(facts, code)
 
 
-TRAIN_FIX = ("call model.eval() before tracing, and pass training=self.training to F.dropout/F.batch_norm in "
-             "forward()")
-DEVICE_FIX = ("register such tensors as buffers (they move with .to(device)), use trace.mode: script with "
-              "device=x.device, or trace on the target device")
+TRAIN_FIX = "call model.eval() before tracing, and pass training=self.training to F.dropout/F.batch_norm in forward()"
+DEVICE_FIX = (
+    "register such tensors as buffers (they move with .to(device)), use trace.mode: script with "
+    "device=x.device, or trace on the target device"
+)
 
 
-def graph_decision(facts: Facts, train_fix: str = TRAIN_FIX,
-                   device_fix: str = DEVICE_FIX) -> tuple[str, str] | None:
+def graph_decision(facts: Facts, train_fix: str = TRAIN_FIX, device_fix: str = DEVICE_FIX) -> tuple[str, str] | None:
     """(code, message) for what the graph itself shows: train_mode_ops, nondeterministic, device_constant; else None."""
     if facts.train_ops:
-        eager = (f"; the eager model itself raised on {'; '.join(facts.eager_failures)}" if facts.eager_failures
-                 else "")
-        return "train_mode_ops", (f"the traced graph keeps {', '.join(facts.train_ops)} in training mode "
-                                  f"(expected no train-mode ops){eager}; {train_fix}")
+        eager = f"; the eager model itself raised on {'; '.join(facts.eager_failures)}" if facts.eager_failures else ""
+        return "train_mode_ops", (
+            f"the traced graph keeps {', '.join(facts.train_ops)} in training mode "
+            f"(expected no train-mode ops){eager}; {train_fix}"
+        )
     if facts.repeat and not facts.repeat.get("passed", True):
         nodes = ", ".join(facts.nondeterministic_nodes) or "none that TorchScript marks"
-        return "nondeterministic", (f"two runs of the traced module on case {facts.repeat['case']} differ "
-                                    f"({facts.repeat['words']}; expected identical outputs); random ops in the "
-                                    f"graph: {nodes}; draw random numbers only when self.training, or remove them "
-                                    "from forward()")
+        return "nondeterministic", (
+            f"two runs of the traced module on case {facts.repeat['case']} differ "
+            f"({facts.repeat['words']}; expected identical outputs); random ops in the "
+            f"graph: {nodes}; draw random numbers only when self.training, or remove them "
+            "from forward()"
+        )
     differing = differing_devices(facts)
     if differing:
-        return "device_constant", (f"the traced graph bakes device {device_words(differing)} into constants but "
-                                   f"target_device is {facts.target_device} (expected no device other than the "
-                                   "target; a trace records every factory call's device, x.new_zeros and torch.zeros_like "
-                                   f"included); {device_fix}")
+        return "device_constant", (
+            f"the traced graph bakes device {device_words(differing)} into constants but "
+            f"target_device is {facts.target_device} (expected no device other than the "
+            "target; a trace records every factory call's device, x.new_zeros and torch.zeros_like "
+            f"included); {device_fix}"
+        )
     return None
 
 
@@ -207,9 +231,11 @@ def decide(facts: Facts) -> tuple[str | None, str]:
     if any(not c["passed"] for c in facts.cases):
         return "shape_specialization", shape_failure(facts)
     worst = max((c["max_abs_error"] or 0.0) for c in facts.cases) if facts.cases else 0.0
-    return None, (f"traced and eager agree on {len(facts.cases)} cases ({case_names(facts.cases)})"
-                  f" and {facts.chunk_checks.get('chunks', 0)} example-shaped chunks; max abs error {worst:.2e}, "
-                  f"allowed {compare.allowed(facts.atol, facts.rtol)}")
+    return None, (
+        f"traced and eager agree on {len(facts.cases)} cases ({case_names(facts.cases)})"
+        f" and {facts.chunk_checks.get('chunks', 0)} example-shaped chunks; max abs error {worst:.2e}, "
+        f"allowed {compare.allowed(facts.atol, facts.rtol)}"
+    )
 
 
 def case_names(cases: list[dict[str, Any]], shown: int = 12) -> str:
@@ -225,16 +251,22 @@ def capture_warning(c: dict[str, Any], facts: Facts) -> str:
     if source == "input" and accepted(c, facts.accept_captures):
         return f"{said}; accepted by trace.accept_captures, so every input gets the example's branch or value"
     if source == "input":
-        return (f"{said}; changing its value on the example left every output unchanged, so it is harmless here, "
-                "but it is frozen to the example's value in the graph")
+        return (
+            f"{said}; changing its value on the example left every output unchanged, so it is harmless here, "
+            "but it is frozen to the example's value in the graph"
+        )
     if source in ("parameter", "constant"):
         return f"{said}; it does not depend on the inputs, so freezing it is safe while the weights stay as traced"
     if source == "shape":
-        return (f"{said}; it is frozen to the example's shape, and the trace.batch_sizes cases check the sizes "
-                "the graph must serve")
-    return (f"the trace captured a tensor as a Python {'boolean' if c.get('kind') == 'bool' else 'number'} at "
-            f"{capture_words.where(c)} ({short(str(c.get('message', '')), 90)}); no probe's outputs depend on it, so "
-            "it is harmless here, but it is frozen to the example's value in the graph")
+        return (
+            f"{said}; it is frozen to the example's shape, and the trace.batch_sizes cases check the sizes "
+            "the graph must serve"
+        )
+    return (
+        f"the trace captured a tensor as a Python {'boolean' if c.get('kind') == 'bool' else 'number'} at "
+        f"{capture_words.where(c)} ({short(str(c.get('message', '')), 90)}); no probe's outputs depend on it, so "
+        "it is harmless here, but it is frozen to the example's value in the graph"
+    )
 
 
 def gate_warnings(facts: Facts, code: str | None) -> list[str]:
@@ -246,15 +278,21 @@ def gate_warnings(facts: Facts, code: str | None) -> list[str]:
     places = {capture_words.where(c) for c in facts.captures}
     for entry in facts.accept_captures:
         if entry not in places:
-            out.append(f"trace.accept_captures lists '{entry}' but the trace took no Python value from a tensor "
-                       "there; remove the entry")
+            out.append(
+                f"trace.accept_captures lists '{entry}' but the trace took no Python value from a tensor "
+                "there; remove the entry"
+            )
     for w in facts.tracer_warnings:
         out.append(f"torch warned while tracing at {capture_words.where(w)}: {short(str(w.get('message', '')), 160)}")
     same = [d for d in facts.devices if same_device(str(d["device"]), facts.target_device)]
     if same:
-        out.append(f"the traced graph bakes device {device_words(same)} into constants; it matches target_device "
-                   f"{facts.target_device}, but the artifact will not run on another device")
+        out.append(
+            f"the traced graph bakes device {device_words(same)} into constants; it matches target_device "
+            f"{facts.target_device}, but the artifact will not run on another device"
+        )
     if facts.nondeterministic_nodes and facts.repeat.get("passed", True):
-        out.append(f"the graph holds ops TorchScript marks nondeterministic ({', '.join(facts.nondeterministic_nodes)})"
-                   " but two runs gave identical outputs")
+        out.append(
+            f"the graph holds ops TorchScript marks nondeterministic ({', '.join(facts.nondeterministic_nodes)})"
+            " but two runs gave identical outputs"
+        )
     return out

@@ -8,10 +8,14 @@ import torch
 
 # op kind -> index of its boolean "train"/"training" input
 TRAIN_FLAG_INDEX: dict[str, int] = {
-    "aten::dropout": 2, "aten::dropout_": 2,
-    "aten::feature_dropout": 2, "aten::feature_dropout_": 2,
-    "aten::alpha_dropout": 2, "aten::alpha_dropout_": 2,
-    "aten::feature_alpha_dropout": 2, "aten::feature_alpha_dropout_": 2,
+    "aten::dropout": 2,
+    "aten::dropout_": 2,
+    "aten::feature_dropout": 2,
+    "aten::feature_dropout_": 2,
+    "aten::alpha_dropout": 2,
+    "aten::alpha_dropout_": 2,
+    "aten::feature_alpha_dropout": 2,
+    "aten::feature_alpha_dropout_": 2,
     "aten::batch_norm": 5,
     "aten::instance_norm": 5,  # use_input_stats; see train_mode_ops
 }

@@ -34,8 +34,14 @@ def write_text(path: str, text: str) -> None:
         out.write(text)
 
 
-def compare_cases(candidate: torch.jit.ScriptModule, traced: torch.jit.ScriptModule, cases: list[tuple[str, data.Inputs]],
-                  atol: float, rtol: float, what: str) -> tuple[float, str | None]:
+def compare_cases(
+    candidate: torch.jit.ScriptModule,
+    traced: torch.jit.ScriptModule,
+    cases: list[tuple[str, data.Inputs]],
+    atol: float,
+    rtol: float,
+    what: str,
+) -> tuple[float, str | None]:
     """(max abs error, first failure in words or None) of candidate against traced on every case."""
     max_abs = 0.0
     failure = None
@@ -48,9 +54,12 @@ def compare_cases(candidate: torch.jit.ScriptModule, traced: torch.jit.ScriptMod
         if result["max_abs_error"] is not None:
             max_abs = max(max_abs, result["max_abs_error"])
         if not result["passed"] and failure is None:
-            failure = (f"{what}, case {name}: {result['error']}" if result["error"] else
-                       f"{what}, case {name}: max abs error {result['max_abs_error']:g}; "
-                       f"allowed {compare.allowed(atol, rtol)}")
+            failure = (
+                f"{what}, case {name}: {result['error']}"
+                if result["error"]
+                else f"{what}, case {name}: max abs error {result['max_abs_error']:g}; "
+                f"allowed {compare.allowed(atol, rtol)}"
+            )
     return max_abs, failure
 
 
@@ -88,22 +97,37 @@ def optimize(args: dict[str, Any]) -> dict[str, Any]:
     if method == "optimize_for_inference":
         inference, inference_path = for_inference(paths["optimized.pt"], out_dir)
         inference_nodes = graph.count_nodes(inference.inlined_graph)
-        inference_abs, inference_failure = compare_cases(inference, traced, cases, atol, rtol,
-                                                         "the optimize_for_inference module")
+        inference_abs, inference_failure = compare_cases(
+            inference, traced, cases, atol, rtol, "the optimize_for_inference module"
+        )
         failure = failure or inference_failure
     before = graph.count_nodes(traced.inlined_graph)
     after = graph.count_nodes(frozen.inlined_graph)
-    summary = (f"torch.jit.freeze: {sum(before.values())} → {sum(after.values())} nodes; "
-               f"optimized agrees with traced (max abs error {max_abs:.2e})")
+    summary = (
+        f"torch.jit.freeze: {sum(before.values())} → {sum(after.values())} nodes; "
+        f"optimized agrees with traced (max abs error {max_abs:.2e})"
+    )
     if inference_nodes is not None:
-        summary += (f"; optimize_for_inference (in memory, not saved): {sum(inference_nodes.values())} nodes, "
-                    f"agrees with traced (max abs error {inference_abs:.2e})")
-    return {"optimized_path": paths["optimized.pt"], "ir_before_path": paths["ir-before.txt"],
-            "ir_after_path": paths["ir-after.txt"], "nodes_before": before, "nodes_after": after,
-            "node_total_before": sum(before.values()), "node_total_after": sum(after.values()),
-            "max_abs_error": compare.json_float(max_abs), "passed": failure is None,
-            "code": None if failure is None else "optimized_divergence",
-            "message": (f"{failure} (expected agreement with the traced module); inspect ir-after.txt"
-                        if failure else summary),
-            "method": method, "nodes_for_inference": inference_nodes, "ir_for_inference_path": inference_path,
-            "max_abs_error_for_inference": None if inference_abs is None else compare.json_float(inference_abs)}
+        summary += (
+            f"; optimize_for_inference (in memory, not saved): {sum(inference_nodes.values())} nodes, "
+            f"agrees with traced (max abs error {inference_abs:.2e})"
+        )
+    return {
+        "optimized_path": paths["optimized.pt"],
+        "ir_before_path": paths["ir-before.txt"],
+        "ir_after_path": paths["ir-after.txt"],
+        "nodes_before": before,
+        "nodes_after": after,
+        "node_total_before": sum(before.values()),
+        "node_total_after": sum(after.values()),
+        "max_abs_error": compare.json_float(max_abs),
+        "passed": failure is None,
+        "code": None if failure is None else "optimized_divergence",
+        "message": (
+            f"{failure} (expected agreement with the traced module); inspect ir-after.txt" if failure else summary
+        ),
+        "method": method,
+        "nodes_for_inference": inference_nodes,
+        "ir_for_inference_path": inference_path,
+        "max_abs_error_for_inference": None if inference_abs is None else compare.json_float(inference_abs),
+    }

@@ -50,7 +50,9 @@ def chunk_layout(example: data.Inputs, source: data.Inputs) -> tuple[int, bool] 
     """(rows per chunk, unbatched) that cut source into the example's shapes, or None when impossible."""
     if len(example) != len(source):
         return None
-    if all(e.dim() == s.dim() and e.dim() > 0 and e.shape[1:] == s.shape[1:] for e, s in zip(example, source, strict=True)):
+    if all(
+        e.dim() == s.dim() and e.dim() > 0 and e.shape[1:] == s.shape[1:] for e, s in zip(example, source, strict=True)
+    ):
         rows = {e.shape[0] for e in example}
         return (rows.pop(), False) if len(rows) == 1 and 0 not in rows else None
     if all(e.dim() + 1 == s.dim() and e.shape == s.shape[1:] for e, s in zip(example, source, strict=True)):
@@ -58,8 +60,7 @@ def chunk_layout(example: data.Inputs, source: data.Inputs) -> tuple[int, bool] 
     return None
 
 
-def example_shaped(example: data.Inputs, source: data.Inputs,
-                   limit: int = MAX_CHUNKS) -> list[tuple[str, data.Inputs]]:
+def example_shaped(example: data.Inputs, source: data.Inputs, limit: int = MAX_CHUNKS) -> list[tuple[str, data.Inputs]]:
     """(label, chunk) pairs of source with exactly the example's shapes (at most limit); [] when none fit."""
     layout = chunk_layout(example, source)
     if layout is None:
@@ -68,7 +69,7 @@ def example_shaped(example: data.Inputs, source: data.Inputs,
     total = source[0].shape[0]
     chunks: list[tuple[str, data.Inputs]] = []
     for start in range(0, total - rows + 1, rows):
-        chunk = tuple(t[start:start + rows] for t in source)
+        chunk = tuple(t[start : start + rows] for t in source)
         label = f"row {start}" if rows == 1 else f"rows {start}-{start + rows - 1}"
         chunks.append((label, tuple(t[0] for t in chunk) if unbatched else chunk))
         if len(chunks) == limit:
@@ -83,5 +84,8 @@ def case_name(source: str, label: str) -> str:
 
 def example_shaped_cases(example: data.Inputs, sources: list[Case], limit: int) -> list[Case]:
     """The first `limit` example-shaped chunks of each source, as named cases."""
-    return [(case_name(name, label), chunk) for name, source in sources
-            for label, chunk in example_shaped(example, source, limit)]
+    return [
+        (case_name(name, label), chunk)
+        for name, source in sources
+        for label, chunk in example_shaped(example, source, limit)
+    ]

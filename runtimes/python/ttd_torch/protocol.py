@@ -79,8 +79,14 @@ def missing(path: str, expected: str) -> BadRequest:
 
 
 # The JSON Schema words for Python types, so that hand-written and contract checks read alike.
-TYPE_WORDS = {str: "a string", float: "a number", int: "an integer", bool: "a boolean", dict: "an object",
-              list: "an array"}
+TYPE_WORDS = {
+    str: "a string",
+    float: "a number",
+    int: "an integer",
+    bool: "a boolean",
+    dict: "an object",
+    list: "an array",
+}
 
 
 def require(args: Mapping[str, Any], key: str, kind: type, where: str = "args") -> Any:
@@ -106,17 +112,21 @@ def op(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dic
     """Register the decorated function as the handler of op `name` (returned unchanged); a function of
     `(args)` alone is adapted to `(args, emit)`. Its args arrive checked against contract.json, with the
     contract's defaults filled in and the generic path/directory/device checks passed (docs/protocol.md)."""
+
     def register(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         if name in OPS:
             raise RuntimeError(f"op {name!r} is registered twice ({OPS[name].__module__} and {fn.__module__})")
         if len(inspect.signature(fn).parameters) >= 2:
             OPS[name] = fn
         else:
+
             @functools.wraps(fn)
             def without_emit(args: dict[str, Any], emit: Emit) -> dict[str, Any]:
                 return fn(args)
+
             OPS[name] = without_emit
         return fn
+
     return register
 
 
@@ -144,5 +154,11 @@ class Writer:
 
     def failure(self, request_id: str, error: ProtocolError) -> None:
         """Write a failure response."""
-        self.line({"v": PROTOCOL_VERSION, "id": request_id, "ok": False,
-                   "error": {"code": error.code, "message": error.message, "traceback": error.tb}})
+        self.line(
+            {
+                "v": PROTOCOL_VERSION,
+                "id": request_id,
+                "ok": False,
+                "error": {"code": error.code, "message": error.message, "traceback": error.tb},
+            }
+        )

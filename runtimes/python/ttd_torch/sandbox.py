@@ -82,7 +82,7 @@ def request_dirs(args: Any, work_roots: list[str], shared: list[str]) -> list[st
     for s in path_args(args):
         for root in work_roots:
             if s.startswith(root + "/"):
-                entry = s[len(root) + 1:].split("/")[0]
+                entry = s[len(root) + 1 :].split("/")[0]
                 if entry not in ("", ".", ".."):
                     found.add(os.path.join(root, entry))
         for d in shared:
@@ -140,8 +140,11 @@ def isolate(args: Any) -> None:
     # The read-only paths (the torch environment, the ttd package) under the scratch, when the checkout lies in /tmp:
     # the fresh scratch would hide them, so they are bound again from what this process sees now. A bind keeps its
     # source's read-only flag (and bwrap's mounts are locked read-only in this user namespace): they stay read-only.
-    ro_fds = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in readonly
-              if _covered(path, [SCRATCH, *private, *shared, *hidden]) and os.path.isdir(path)]
+    ro_fds = [
+        (path, os.open(path, os.O_PATH | os.O_DIRECTORY))
+        for path in readonly
+        if _covered(path, [SCRATCH, *private, *shared, *hidden]) and os.path.isdir(path)
+    ]
     # Outermost first; a directory inside one already covered by a fresh tmpfs has vanished with it.
     covered: list[str] = []
     for path in sorted({SCRATCH, *private, *shared, *hidden}, key=len):
@@ -151,13 +154,15 @@ def isolate(args: Any) -> None:
         covered.append(path)
     for path, fd in ro_fds:
         os.makedirs(path, exist_ok=True)
-        _check(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None),
-               f"binding {path}")
+        _check(
+            libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None), f"binding {path}"
+        )
         os.close(fd)
     for path, fd in fds:
         os.makedirs(path, exist_ok=True)
-        _check(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None),
-               f"binding {path}")
+        _check(
+            libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None), f"binding {path}"
+        )
         os.close(fd)
     _new_user_and_mount_namespace(libc)
     drop_capabilities(libc)
@@ -188,8 +193,10 @@ def not_dumpable() -> None:
 
 
 FS_REFUSAL = re.compile(r"(No such file or directory|Permission denied|Read-only file system|Operation not permitted)")
-NET_REFUSAL = re.compile(r"(Network is unreachable|Temporary failure in name resolution|Name or service not known|"
-                         r"Connection refused|Address family not supported)")
+NET_REFUSAL = re.compile(
+    r"(Network is unreachable|Temporary failure in name resolution|Name or service not known|"
+    r"Connection refused|Address family not supported)"
+)
 PATH_NEAR = re.compile(r"(?<![\w.])(/(?:[\w.@+~-]+/?)+)")
 SOURCE_LINE = re.compile(r'File "[^"]*", line \d+')
 
@@ -202,13 +209,17 @@ def refusal(text: str, allowed: list[str]) -> str | None:
     if net:
         return f"a network operation ({net.group(1)}): the sandbox has no network"
     for m in FS_REFUSAL.finditer(text):
-        near = SOURCE_LINE.sub("", text[max(0, m.start() - 300):m.end() + 300])
+        near = SOURCE_LINE.sub("", text[max(0, m.start() - 300) : m.end() + 300])
         for p in PATH_NEAR.finditer(near):
             path = p.group(1).rstrip("/.") or "/"
             if _covered(path, allowed):
                 continue
-            if (m.group(1) == "No such file or directory" and _covered(path, [SCRATCH])
-                    and not _covered(path, env_list("TTD_SANDBOX_READONLY")) and os.path.isdir(os.path.dirname(path))):
+            if (
+                m.group(1) == "No such file or directory"
+                and _covered(path, [SCRATCH])
+                and not _covered(path, env_list("TTD_SANDBOX_READONLY"))
+                and os.path.isdir(os.path.dirname(path))
+            ):
                 continue  # its own scratch: a file it did not create (not the read-only paths a checkout in /tmp puts there)
             return f"access to '{path}' ({m.group(1)}), outside the request's work directory"
     return None
@@ -237,5 +248,7 @@ def raise_if_refused(exc: BaseException) -> None:
     if what is None:
         return
     first = " ".join(text.strip().splitlines()[-1:])[:300]
-    raise SandboxRefused(f"the sandbox refused {what}: {first}; model files and foreign archives run without network "
-                         "or credentials and see the host read-only, except their own work directory (docs/trust.md)")
+    raise SandboxRefused(
+        f"the sandbox refused {what}: {first}; model files and foreign archives run without network "
+        "or credentials and see the host read-only, except their own work directory (docs/trust.md)"
+    )

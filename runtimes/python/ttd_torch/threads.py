@@ -28,6 +28,7 @@ def apply() -> int | None:
     if n is None:
         return None
     import torch
+
     torch.set_num_threads(n)
     try:
         torch.set_num_interop_threads(n)

@@ -47,8 +47,12 @@ def is_tooling_noise(record: warnings.WarningMessage) -> bool:
 
 def warning_record(record: warnings.WarningMessage) -> dict[str, Any]:
     """A warning as the protocol reports it."""
-    return {"category": record.category.__name__, "message": str(record.message),
-            "filename": record.filename, "lineno": record.lineno}
+    return {
+        "category": record.category.__name__,
+        "message": str(record.message),
+        "filename": record.filename,
+        "lineno": record.lineno,
+    }
 
 
 def script(model: torch.nn.Module, model_path: str) -> torch.jit.ScriptModule:
@@ -58,9 +62,12 @@ def script(model: torch.nn.Module, model_path: str) -> torch.jit.ScriptModule:
     except Exception as exc:  # the frontend raises NotSupportedError, RuntimeError and others
         sandbox.raise_if_refused(exc)
         reason = " ".join(str(exc).split())[:800]
-        raise ModelError(f"the model in {model_path} cannot be scripted: {type(exc).__name__}: {reason}; "
-                         "expected TorchScript-compatible code: fix the construct named above, "
-                         "or use trace.mode: trace", user_model.user_traceback(exc)) from exc
+        raise ModelError(
+            f"the model in {model_path} cannot be scripted: {type(exc).__name__}: {reason}; "
+            "expected TorchScript-compatible code: fix the construct named above, "
+            "or use trace.mode: trace",
+            user_model.user_traceback(exc),
+        ) from exc
 
 
 MAX_REPORTED = 20  # warnings and captures reported per trace
@@ -72,8 +79,9 @@ def bounded(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "message": str(record["message"])[:MAX_MESSAGE]}
 
 
-def value_sites(model: torch.nn.Module, example: data.Inputs,
-                model_path: str) -> tuple[list[dependence.Site] | None, list[dict[str, Any]]]:
+def value_sites(
+    model: torch.nn.Module, example: data.Inputs, model_path: str
+) -> tuple[list[dependence.Site] | None, list[dict[str, Any]]]:
     """(capture sites, notes): where forward() takes Python values from tensors (dependence.py); sites None and a
     note when the analysis cannot run (then the gate falls back to torch's warnings and the probes)."""
     with warnings.catch_warnings(record=True), torch.no_grad():
@@ -82,9 +90,15 @@ def value_sites(model: torch.nn.Module, example: data.Inputs,
             return dependence.analyse(model, example, model_path), []
         except (Exception, SystemExit) as exc:  # forward() or torch failed under the mode; tracing reports it again
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:MAX_MESSAGE]
-            return None, [{"category": "ValueDependence", "filename": model_path, "lineno": 0,
-                           "message": f"the value-dependence analysis could not run forward() ({reason}); captures "
-                                      "are judged from torch's warnings and the probes only"}]
+            return None, [
+                {
+                    "category": "ValueDependence",
+                    "filename": model_path,
+                    "lineno": 0,
+                    "message": f"the value-dependence analysis could not run forward() ({reason}); captures "
+                    "are judged from torch's warnings and the probes only",
+                }
+            ]
 
 
 @protocol.op("trace")
@@ -110,7 +124,13 @@ def trace(args: dict[str, Any]) -> dict[str, Any]:
     traced_path = os.path.join(args["out_dir"], "traced.pt")
     archive.save(traced, traced_path)
     nodes = graph.count_nodes(traced.inlined_graph)
-    return {"traced_path": traced_path, "example_shapes": [list(t.shape) for t in example],
-            "nodes": nodes, "node_total": sum(nodes.values()), "warnings": reported, "mode": mode,
-            "captures": [bounded(c) for c in found][:MAX_REPORTED],
-            "tracer_warnings": [bounded(w) for w in captures.tracer_warnings(kept, args["model_path"])][:MAX_REPORTED]}
+    return {
+        "traced_path": traced_path,
+        "example_shapes": [list(t.shape) for t in example],
+        "nodes": nodes,
+        "node_total": sum(nodes.values()),
+        "warnings": reported,
+        "mode": mode,
+        "captures": [bounded(c) for c in found][:MAX_REPORTED],
+        "tracer_warnings": [bounded(w) for w in captures.tracer_warnings(kept, args["model_path"])][:MAX_REPORTED],
+    }

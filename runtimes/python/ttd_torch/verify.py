@@ -58,8 +58,7 @@ def run_eager(model: torch.nn.Module, inputs: data.Inputs, model_path: str, name
         return [t.detach() for t in data.flatten(model(*inputs), f"forward() on case {name}")]
 
 
-def check(traced: Graph, inputs: data.Inputs, expected: list[torch.Tensor],
-          atol: float, rtol: float) -> dict[str, Any]:
+def check(traced: Graph, inputs: data.Inputs, expected: list[torch.Tensor], atol: float, rtol: float) -> dict[str, Any]:
     """Compare the traced module's outputs with expected ones; a raising traced module is a mismatch."""
     try:
         return compare.compare(run_traced(traced, inputs), expected, atol, rtol)
@@ -70,8 +69,9 @@ def check(traced: Graph, inputs: data.Inputs, expected: list[torch.Tensor],
         return compare.mismatch(f"the traced module raised {type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
 
 
-def chunk_checks(model: torch.nn.Module, traced: Graph, example: data.Inputs,
-                 sources: list[Case], args: dict[str, Any]) -> dict[str, Any]:
+def chunk_checks(
+    model: torch.nn.Module, traced: Graph, example: data.Inputs, sources: list[Case], args: dict[str, Any]
+) -> dict[str, Any]:
     """Traced vs eager on chunks of the sources cut to the example's exact shapes (value-only divergence)."""
     count, failed, first = 0, 0, None
     for name, source in sources:
@@ -85,8 +85,9 @@ def chunk_checks(model: torch.nn.Module, traced: Graph, example: data.Inputs,
             if not result["passed"]:
                 failed += 1
                 if first is None:
-                    first = gate.case_words({**result, "name": f"{name} {label}, at the example's shape"},
-                                            args["atol"], args["rtol"])
+                    first = gate.case_words(
+                        {**result, "name": f"{name} {label}, at the example's shape"}, args["atol"], args["rtol"]
+                    )
     return {"chunks": count, "failed": failed, "first_failure": first}
 
 
@@ -118,8 +119,9 @@ def shapes(inputs: data.Inputs) -> str:
     return ", ".join(str(list(t.shape)) for t in inputs)
 
 
-def eager_cases(model: torch.nn.Module, cases: list[Case], probe_list: list[Case], model_path: str,
-                train_ops: list[str]) -> tuple[list[Case], list[list[torch.Tensor]], list[str], list[str]]:
+def eager_cases(
+    model: torch.nn.Module, cases: list[Case], probe_list: list[Case], model_path: str, train_ops: list[str]
+) -> tuple[list[Case], list[list[torch.Tensor]], list[str], list[str]]:
     """(cases kept, their eager outputs, warnings, failures): a probe the model itself rejects is skipped with a
     warning; with train-mode ops in the graph any case is (the gate rejects them, and a batch norm in training mode
     raises on one row), and the failure is named for the verdict."""
@@ -152,7 +154,9 @@ def batch_sizes(values: list[Any]) -> list[int]:
     """args.batch_sizes (positive integers by the contract) as ints, each at most once."""
     for i, value in enumerate(values):
         if value in values[:i]:
-            raise bad_value(f"args.batch_sizes[{i}]", value, f"a value not already in args.batch_sizes (got {values!r})")
+            raise bad_value(
+                f"args.batch_sizes[{i}]", value, f"a value not already in args.batch_sizes (got {values!r})"
+            )
     return [int(v) for v in values]  # JSON Schema counts 7.0 as an integer
 
 
@@ -184,9 +188,11 @@ def verify(args: dict[str, Any]) -> dict[str, Any]:
         # Whole batches are only cut into example-shaped chunks; the graph never runs on them whole.
         sources = [("validation", validation)] + probes.probe_cases(validation)
         if len(base) == 1:
-            skipped.append(f"trace.batch_sizes is [] but no validation rows fit the example's shapes "
-                           f"({shapes(example)}; validation inputs {shapes(validation)}), so only the example "
-                           "itself was compared; give example_inputs() one validation row's shapes")
+            skipped.append(
+                f"trace.batch_sizes is [] but no validation rows fit the example's shapes "
+                f"({shapes(example)}; validation inputs {shapes(validation)}), so only the example "
+                "itself was compared; give example_inputs() one validation row's shapes"
+            )
     else:
         sources = [c for c in cases if c[0] == "validation" or c[0].startswith("probe_")]
     chunks = chunk_checks(model, traced, example, sources, args)
@@ -195,21 +201,40 @@ def verify(args: dict[str, Any]) -> dict[str, Any]:
     else:
         repeat = repeat_check(traced, base[0], atol, rtol)
     devices = graph.device_constants(inlined)
-    facts = gate.Facts(cases=results, atol=atol, rtol=rtol, example_shape=[list(t.shape) for t in example],
-                       chunk_checks=chunks, train_ops=train_ops, repeat=repeat,
-                       nondeterministic_nodes=graph.nondeterministic_nodes(inlined), devices=devices,
-                       target_device=args["target_device"], captures=args["captures"],
-                       accept_captures=args["accept_captures"], tracer_warnings=args["tracer_warnings"],
-                       eager_failures=failures, example_shaped=example_shaped)
+    facts = gate.Facts(
+        cases=results,
+        atol=atol,
+        rtol=rtol,
+        example_shape=[list(t.shape) for t in example],
+        chunk_checks=chunks,
+        train_ops=train_ops,
+        repeat=repeat,
+        nondeterministic_nodes=graph.nondeterministic_nodes(inlined),
+        devices=devices,
+        target_device=args["target_device"],
+        captures=args["captures"],
+        accept_captures=args["accept_captures"],
+        tracer_warnings=args["tracer_warnings"],
+        eager_failures=failures,
+        example_shaped=example_shaped,
+    )
     code, message, warnings = gate.verdict(facts)
     references_path = os.path.join(args["out_dir"], "references.safetensors")
     save_references(references_path, cases, eager)
     for r in results:
         r["max_abs_error"] = compare.json_float(r["max_abs_error"])
         r["max_rel_error"] = compare.json_float(r["max_rel_error"])
-    return {"passed": code is None, "code": code, "message": message, "cases": results,
-            "train_mode_ops": facts.train_ops, "references_path": references_path,
-            "warnings": skipped + warnings, "devices": unique([str(d["device"]) for d in devices]),
-            "nondeterministic_nodes": facts.nondeterministic_nodes,
-            "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]},
-            "tracer_warnings": args["tracer_warnings"], "eager_ms": round(eager_ms, 3)}
+    return {
+        "passed": code is None,
+        "code": code,
+        "message": message,
+        "cases": results,
+        "train_mode_ops": facts.train_ops,
+        "references_path": references_path,
+        "warnings": skipped + warnings,
+        "devices": unique([str(d["device"]) for d in devices]),
+        "nondeterministic_nodes": facts.nondeterministic_nodes,
+        "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]},
+        "tracer_warnings": args["tracer_warnings"],
+        "eager_ms": round(eager_ms, 3),
+    }

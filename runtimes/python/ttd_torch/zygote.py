@@ -158,7 +158,7 @@ def read_request(conn: socket.socket) -> str | None:
             if end < 0:
                 break
             line = bytes(buf[:end])
-            del buf[:end + 1]
+            del buf[: end + 1]
             if line.strip():
                 return line.decode("utf-8", "replace")
         chunk = conn.recv(65536)
@@ -201,8 +201,10 @@ class Zygote:
             self.selector.register(0, selectors.EVENT_READ)
         except (OSError, ValueError) as exc:
             self.close()
-            raise SetupError("stdin cannot be watched (it is closed, a regular file or /dev/null?); --listen "
-                             f"expects a pipe on stdin that the parent closes to stop the server ({exc})") from exc
+            raise SetupError(
+                "stdin cannot be watched (it is closed, a regular file or /dev/null?); --listen "
+                f"expects a pipe on stdin that the parent closes to stop the server ({exc})"
+            ) from exc
         if spares:
             self.sock.setblocking(True)  # the spares block in accept(); the zygote itself never accepts
             self.selector.register(self.taken_r, selectors.EVENT_READ)
@@ -238,8 +240,10 @@ class Zygote:
                     else:
                         self.drain_wakeup()
             self.reap()
-            log(f"stopping ({self.stopping}); killing {len(self.children)} live child(ren), "
-                f"{len(self.spares)} of them spare(s)")
+            log(
+                f"stopping ({self.stopping}); killing {len(self.children)} live child(ren), "
+                f"{len(self.spares)} of them spare(s)"
+            )
         finally:
             self.shutdown()
         return 0
@@ -281,7 +285,7 @@ class Zygote:
             pass
         while len(self.taken_buf) >= PID.size:
             (pid,) = PID.unpack_from(self.taken_buf)
-            del self.taken_buf[:PID.size]
+            del self.taken_buf[: PID.size]
             if self.spares.pop(pid, None) is not None:
                 self.failures = 0  # a spare got as far as a connection: spawning works
                 self.next_spawn = 0.0
@@ -477,9 +481,20 @@ class Zygote:
 def setup_failed(conn: socket.socket, exc: BaseException) -> int:
     """A child that cannot serve: an internal error on the connection (best effort), exit code 1."""
     try:
-        conn.sendall(json_line({"v": PROTOCOL_VERSION, "id": "", "ok": False, "error": {
-            "code": "internal", "message": f"fork server child setup failed: {type(exc).__name__}: {exc}",
-            "traceback": ""}}))
+        conn.sendall(
+            json_line(
+                {
+                    "v": PROTOCOL_VERSION,
+                    "id": "",
+                    "ok": False,
+                    "error": {
+                        "code": "internal",
+                        "message": f"fork server child setup failed: {type(exc).__name__}: {exc}",
+                        "traceback": "",
+                    },
+                }
+            )
+        )
     except BaseException:
         pass
     log(f"child setup failed: {type(exc).__name__}: {exc}")
@@ -493,6 +508,7 @@ def serve_connection(conn: socket.socket) -> int:
         conn.setblocking(True)
         from .protocol import Writer
         from .server import handle
+
         writer = Writer(os.dup(conn.fileno()))
         writer.line({"v": PROTOCOL_VERSION, "child": True, "pid": os.getpid()})
     except BaseException as exc:
@@ -533,6 +549,7 @@ def isolated(line: str, writer: Any) -> bool:
         return True
     except (sandbox.IsolationFailed, OSError) as exc:
         from .protocol import ProtocolError
+
         request_id = request.get("id") if isinstance(request.get("id"), str) else ""
         writer.failure(request_id, ProtocolError("internal", f"cannot isolate the request in the sandbox: {exc}"))
         log(f"isolation failed: {type(exc).__name__}: {exc} at {traceback_line(exc)}")
@@ -570,6 +587,7 @@ def reseed() -> None:
     generator from the OS at start-up, numpy seeds its global RandomState at import; forked children would
     otherwise all share the zygote's (Python's random reseeds itself after fork)."""
     import torch
+
     torch.default_generator.seed()
     numpy = sys.modules.get("numpy")
     if numpy is not None:
@@ -593,10 +611,13 @@ def main(path: str, spares: int | None = None) -> int:
         import torch  # noqa: F401  (imports only: no torch op may run before fork)
 
         from . import contract, server  # noqa: F401  (imports every module of the package: the ops register)
+
         try:
             if contract.load() is None:  # parsed once here, inherited by every child
-                log(f"warning: {contract.default_path()} missing (run make setup); each request will fail with an "
-                    "internal error")
+                log(
+                    f"warning: {contract.default_path()} missing (run make setup); each request will fail with an "
+                    "internal error"
+                )
         except contract.SchemaError as exc:
             log(f"warning: {exc}; each request will fail with an internal error")
         protocol_fd = os.dup(1)
@@ -619,9 +640,18 @@ def main(path: str, spares: int | None = None) -> int:
         gc.freeze()  # children do not touch (copy) the zygote's objects when they collect garbage
     zygote.fill_spares()  # so that the first connection after the ready line finds a spare
     try:
-        os.write(protocol_fd, json_line({"v": PROTOCOL_VERSION, "ready": True, "pid": os.getpid(),
-                                         "torch_version": torch.__version__,
-                                         "python_version": platform.python_version()}))
+        os.write(
+            protocol_fd,
+            json_line(
+                {
+                    "v": PROTOCOL_VERSION,
+                    "ready": True,
+                    "pid": os.getpid(),
+                    "torch_version": torch.__version__,
+                    "python_version": platform.python_version(),
+                }
+            ),
+        )
     except OSError as exc:  # nobody reads our stdout: there is no parent to serve
         log(f"cannot write the ready line ({exc}); exiting")
         zygote.shutdown()
@@ -635,12 +665,18 @@ def main(path: str, spares: int | None = None) -> int:
 def cli(argv: list[str] | None = None) -> int:
     """`python -m ttd_torch.zygote --listen SOCKET [--spares N]`: the fork server with its own options
     (`python -m ttd_torch --listen SOCKET` runs it with the default number of spares)."""
-    parser = argparse.ArgumentParser(prog="python -m ttd_torch.zygote",
-                                     description="The fork server of ttd's torch stages (docs/protocol.md).")
+    parser = argparse.ArgumentParser(
+        prog="python -m ttd_torch.zygote", description="The fork server of ttd's torch stages (docs/protocol.md)."
+    )
     parser.add_argument("--listen", metavar="SOCKET", required=True, help="the Unix socket path to serve")
-    parser.add_argument("--spares", metavar="N", type=int, default=DEFAULT_SPARES,
-                        help=f"children forked ahead, waiting for a connection (default {DEFAULT_SPARES}; "
-                             "0: fork when a connection comes)")
+    parser.add_argument(
+        "--spares",
+        metavar="N",
+        type=int,
+        default=DEFAULT_SPARES,
+        help=f"children forked ahead, waiting for a connection (default {DEFAULT_SPARES}; "
+        "0: fork when a connection comes)",
+    )
     args = parser.parse_args(argv)
     return main(args.listen, args.spares)
 
