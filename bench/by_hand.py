@@ -3,8 +3,9 @@
 Trains exactly as examples/seed-mlp/pipeline.yaml says (10 epochs, batch 1, Adam 0.001, seed 0), switches to
 eval, traces, checks the trace against eager on the same kinds of probe ttd uses (validation rows, the example,
 batch sizes 1 and 7, sign flip, scaling by 10 and 0.1, zeros, shuffled rows) and twice on one input, freezes and
-checks the frozen graph, runs it with the TensorExpr fuser on and checks again where the build fuses (LLVM), then saves the frozen archive
-and a references file for the deploy-side runners. One process, torch imported once. Usage: by_hand.py OUT_DIR
+checks the frozen graph, runs it with the TensorExpr fuser on and checks again where the build fuses (LLVM), then
+saves the frozen archive and a references file for the deploy-side runners. One process, torch imported once.
+Usage: by_hand.py OUT_DIR
 """
 
 import importlib.util
@@ -35,7 +36,7 @@ def load_seed():
 
 
 def train(mod, out_dir: str) -> torch.nn.Module:
-    """Train as examples/seed-mlp/pipeline.yaml says (10 epochs, batch 1, Adam 0.001, seed 0), a checkpoint per epoch."""
+    """Train as examples/seed-mlp/pipeline.yaml says (10 epochs, batch 1, Adam 0.001, seed 0), checkpoint per epoch."""
     torch.manual_seed(0)
     model = mod.build_model({})
     x, y = mod.dataset({}, "train")

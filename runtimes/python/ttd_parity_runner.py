@@ -1,4 +1,4 @@
-"""ttd parity runner (Python): load a TorchScript archive or AOTInductor package, run the reference inputs, write the outputs.
+"""ttd parity runner (Python): load a TorchScript archive or AOTInductor package, run reference inputs, write outputs.
 
 Standalone by design (standard library + torch only; run as `python -I` in an empty directory).
 Usage: ttd_parity_runner.py --model A.pt --references R.safetensors --out O.safetensors [--threads N]

@@ -1,4 +1,5 @@
-"""Archive expansion limits (issue 14): a zip bomb that is a working TorchScript archive is refused before torch loads it.
+"""Archive expansion limits (issue 14): a zip bomb that is a working TorchScript archive is refused before torch loads
+it.
 
 The bomb comes from test/fixtures/foreign/make_zip_bomb.py, run as a separate process (torch only, not ttd): a 64 MiB
 buffer of zeros, deflated to about 64 KiB, which torch.jit.load would allocate in full.

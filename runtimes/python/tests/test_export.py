@@ -2,7 +2,8 @@
 
 On torch 2.x: export verdicts on the seed MLP and on models with each export failure, then one AOTInductor compile of
 the seed's program, shared by the compile tests (a compile takes 15 s warm, minutes cold). On torch 1.13 (no
-torch.export) both ops must refuse cleanly with bad_request naming the torch version; that is all this file checks there.
+torch.export) both ops must refuse cleanly with bad_request naming the torch version; that is all this file checks
+there.
 """
 
 import contextlib
@@ -117,7 +118,7 @@ class ExportTestCase(unittest.TestCase):
 
 
 class RefusalTest(ExportTestCase):
-    """Both ops on a torch without torch.export: bad_request naming the torch version (on torch 2.x, as if it were 1.13)."""
+    """Both ops on a torch without torch.export: bad_request naming the torch version (on torch 2.x, as if 1.13)."""
 
     def test_export_and_compile_refuse_on_a_torch_without_torch_export(self) -> None:
         path = self.write("seed.py", SEED_BATCHED)

@@ -98,7 +98,10 @@ def dataset(params, split):
 
 class RefusalRuleTest(unittest.TestCase):
     def test_a_host_path_outside_the_request_dirs_is_a_refusal(self) -> None:
-        text = "RuntimeError: unable to open file </tmp/ttd-test-x/host.txt> in read-write mode: No such file or directory (2)"
+        text = (
+            "RuntimeError: unable to open file </tmp/ttd-test-x/host.txt> in read-write mode: "
+            "No such file or directory (2)"
+        )
         self.assertEqual(
             sandbox.refusal(text, ["/tmp/ttd-work-1/ttd-stage-2"]),
             "access to '/tmp/ttd-test-x/host.txt' (No such file or directory), outside the request's work directory",

@@ -1,4 +1,4 @@
-"""The verify_artifact stage: a TorchScript archive made elsewhere (R torch, any producer) against its recorded references."""
+"""The verify_artifact stage: a TorchScript archive made elsewhere (R torch, any producer) against its references."""
 
 from __future__ import annotations
 

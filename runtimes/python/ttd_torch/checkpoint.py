@@ -82,7 +82,7 @@ def read(path: str) -> dict[str, Any]:
     """Load a checkpoint file (tensors and plain values only) and check it has every key."""
     archive_limits.check(path, "checkpoint")
     try:
-        # Tensors and plain values only (torch 1.13 and 2.x both have weights_only): never unpickle what the store holds.
+        # Tensors and plain values only (torch 1.13 and 2.x both have weights_only): never unpickle what the store has.
         state = decode(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as exc:
         raise BadRequest(

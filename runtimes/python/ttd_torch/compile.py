@@ -89,7 +89,7 @@ def cache_counters(before: dict[str, int]) -> dict[str, int]:
 
 
 def op_names(program: Any) -> list[str]:
-    """The aten op names in the exported graph (relu, addmm, native_layer_norm), longest first, to split kernel names."""
+    """The aten op names in the exported graph (relu, addmm, native_layer_norm), longest first, to split kernels."""
     names = {
         str(n.target).split(".")[1]
         for n in program.graph.nodes

@@ -45,7 +45,7 @@ def supported(schema: Any, where: str) -> None:
 
 
 class SchemaError(Exception):
-    """The schema itself is outside the supported subset (an unknown keyword, a bad $ref): our bug, never the caller's."""
+    """The schema is outside the supported subset (an unknown keyword, a bad $ref): our bug, never the caller's."""
 
 
 class Invalid(Exception):

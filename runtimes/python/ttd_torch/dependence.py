@@ -89,7 +89,7 @@ def condition_construct(filename: str, lineno: int) -> str:
 
 
 def perturbed(value: Any, variant: int) -> Any:
-    """Another value of the same type: numbers moved (and their sign flipped on one variant), tensors and lists alike."""
+    """Another value of the same type: numbers moved (their sign flipped on one variant), tensors and lists alike."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):

@@ -111,8 +111,9 @@ def judge(
             chunks,
             "nondeterministic",
             (
-                f"two runs of the exported program on case {repeat['case']} differ ({repeat['words']}; expected identical "
-                "outputs); draw random numbers only when self.training, or remove them from forward()"
+                f"two runs of the exported program on case {repeat['case']} differ ({repeat['words']}; "
+                "expected identical outputs); draw random numbers only when self.training, or remove them from "
+                "forward()"
             ),
         )
     at_example = [r for r in failed if not chunk_sources or r["name"] == "example"]
@@ -123,9 +124,10 @@ def judge(
             chunks,
             "control_flow_divergence",
             (
-                f"the exported program and eager differ on inputs of the example's own shape ({value_failed}; expected "
-                "identical outputs on every probe): export froze a value computed in Python (a module attribute, a "
-                "global, a Python number) or a path as a constant; compute it from tensors inside forward()"
+                f"the exported program and eager differ on inputs of the example's own shape ({value_failed}; "
+                "expected identical outputs on every probe): export froze a value computed in Python (a module "
+                "attribute, a global, a Python number) or a path as a constant; compute it from tensors inside "
+                "forward()"
             ),
         )
     if failed:
@@ -134,9 +136,10 @@ def judge(
             chunks,
             "dynamic_shape_violation",
             (
-                f"the exported program fails or disagrees at another batch size ({gate.case_words(failed[0], atol, rtol)}) "
-                "while it agrees at the example's shape (expected the same outputs at every batch size in its range); "
-                "use x.shape[0] instead of fixed sizes, or set trace.batch_sizes: []"
+                "the exported program fails or disagrees at another batch size "
+                f"({gate.case_words(failed[0], atol, rtol)}) while it agrees at the example's shape (expected the "
+                "same outputs at every batch size in its range); use x.shape[0] instead of fixed sizes, or set "
+                "trace.batch_sizes: []"
             ),
         )
     worst = max((r["max_abs_error"] or 0.0) for r in results) if results else 0.0
@@ -145,8 +148,8 @@ def judge(
         chunks,
         None,
         (
-            f"the exported program and eager agree on {len(results)} cases and {chunks['chunks']} example-shaped chunks; "
-            f"max abs error {worst:.2e}, allowed {compare.allowed(atol, rtol)}"
+            f"the exported program and eager agree on {len(results)} cases and {chunks['chunks']} example-shaped "
+            f"chunks; max abs error {worst:.2e}, allowed {compare.allowed(atol, rtol)}"
         ),
     )
 

@@ -1,4 +1,4 @@
-"""Why torch.export refused a model: the code, the user's file and line, and the fix, from the exception and torch's logs."""
+"""Why torch.export refused a model: the code, the user's file and line, and the fix, from the exception and logs."""
 
 from __future__ import annotations
 
@@ -167,8 +167,8 @@ def classify(exc: BaseException, model_path: str, batch_words: str, sites: Guard
         return "dynamic_shape_violation", (
             f"torch.export cannot keep the batch dimension dynamic {where}: the code fixes it to a constant or "
             f"breaks its range ({what}), but the program must serve {batch_words} (expected the batch size to stay "
-            "symbolic); use x.shape[0] (e.g. x.view(x.shape[0], -1)) instead of a fixed size, len(x) or int(x.size(0)), "
-            "or set trace.batch_sizes: [] to export the example's shape only"
+            "symbolic); use x.shape[0] (e.g. x.view(x.shape[0], -1)) instead of a fixed size, len(x) or "
+            "int(x.size(0)), or set trace.batch_sizes: [] to export the example's shape only"
         )
     where = f" at {site.words()}" if site else ""
     return "unsupported_construct", (

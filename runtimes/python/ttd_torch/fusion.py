@@ -400,7 +400,8 @@ def fusion(args: dict[str, Any]) -> dict[str, Any]:
             None,
             (
                 f"{summary} (formed on case {shown}); {build} runs these groups unfused: its servers never fuse on "
-                f"{device}, so fused against unfused is checked only on builds that fuse (CUDA, or a CPU build with LLVM)"
+                f"{device}, so fused against unfused is checked only on builds that fuse (CUDA, or a CPU build with "
+                "LLVM)"
             ),
         )
     return {

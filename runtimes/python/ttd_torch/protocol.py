@@ -56,7 +56,7 @@ MAX_VALUE_CHARS = 200  # of a value quoted in a message
 
 
 def value_words(path: str, value: Any, expected: str) -> str:
-    """The one form of an argument error, for hand-written and contract checks: `args.<path> = <value>; expected <what>`."""
+    """The one form of an argument error, hand-written or from the contract: `args.<path> = <value>; expected <what>`"""
     shown = repr(value)
     if len(shown) > MAX_VALUE_CHARS:
         shown = shown[:MAX_VALUE_CHARS] + " …"

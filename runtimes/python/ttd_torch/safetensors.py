@@ -1,4 +1,4 @@
-"""A minimal safetensors writer, and the reader of docs/trust-safetensors.md (docs/protocol.md, section 3); no pickle anywhere."""
+"""A minimal safetensors writer and the reader of docs/trust-safetensors.md (docs/protocol.md, section 3); no pickle."""
 
 from __future__ import annotations
 

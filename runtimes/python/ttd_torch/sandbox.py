@@ -220,7 +220,7 @@ def refusal(text: str, allowed: list[str]) -> str | None:
                 and not _covered(path, env_list("TTD_SANDBOX_READONLY"))
                 and os.path.isdir(os.path.dirname(path))
             ):
-                continue  # its own scratch: a file it did not create (not the read-only paths a checkout in /tmp puts there)
+                continue  # its own scratch: a file it did not create (not the read-only paths a checkout in /tmp adds)
             return f"access to '{path}' ({m.group(1)}), outside the request's work directory"
     return None
 
