@@ -401,7 +401,7 @@ def run_cases(module, cases, warmup):
 
 def main(argv=None):
     """Parse arguments, run the parity check, print one JSON line; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--references", required=True)
     parser.add_argument("--out", required=True)

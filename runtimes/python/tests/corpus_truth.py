@@ -21,10 +21,9 @@ import torch
 
 from ttd_torch import data, server, trace, user_model
 
-from .helpers import REPO
+from .helpers import REPO, TOL, jit_trace
 
 CORPUS = os.path.join(REPO, "test", "fixtures", "tracer-corpus")
-TOL = {"atol": 1e-5, "rtol": 1e-4}
 Case = tuple[str, data.Inputs]
 NOOP = lambda data: None  # noqa: E731 - progress events are not under test
 
@@ -123,7 +122,7 @@ def truth(path: str) -> dict[str, Any]:
     model, example, validation = load(path)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, example, check_trace=False)
+        traced = jit_trace(model, example, check_trace=False)
     same, other = cases(example, validation)
 
     def first(found: list[Case]) -> str | None:

@@ -16,7 +16,7 @@ import torch
 
 from ttd_torch import archive
 
-from .helpers import PYTHON, PYTHON_DIR
+from .helpers import PYTHON, PYTHON_DIR, jit_trace
 
 # Trace a fixed model, then save it once with archive.save and once with plain torch.jit.save.
 SCRIPT = textwrap.dedent("""
@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent("""
         return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Dropout(0.2),
                                    torch.nn.Linear(8, 1)).eval()
 
-    traced = torch.jit.trace(build(), torch.randn(4, 3))
+    traced = jit_trace(build(), torch.randn(4, 3))
     archive.save(traced, sys.argv[1])
     torch.jit.save(traced, sys.argv[2])
 """)
@@ -69,7 +69,7 @@ class ArchiveTest(unittest.TestCase):
         self.assertEqual(ours_a, ours_b)
 
     def test_same_bytes_from_any_call_stack(self) -> None:
-        traced = torch.jit.trace(model(), torch.randn(4, 3))
+        traced = jit_trace(model(), torch.randn(4, 3))
         paths = [os.path.join(self.dir, f"{i}.pt") for i in range(2)]
         archive.save(traced, paths[0])
 
@@ -87,7 +87,7 @@ class ArchiveTest(unittest.TestCase):
         m = model()
         x = torch.randn(5, 3)
         path = os.path.join(self.dir, "frozen.pt")
-        archive.save(torch.jit.freeze(torch.jit.trace(m, x)), path)
+        archive.save(torch.jit.freeze(jit_trace(m, x)), path)
         with zipfile.ZipFile(path) as z:
             names = [i.filename for i in z.infolist()]
             self.assertFalse([n for n in names if n.endswith(".debug_pkl")])

@@ -15,13 +15,12 @@ import torch
 
 from ttd_torch import references, safetensors, server
 
-from .helpers import PYTHON, REPO, responses, serve
+from .helpers import PYTHON, REPO, TOL, jit_trace, responses, serve
 from .test_server import run_parity
 
 MAKER = os.path.join(REPO, "test", "fixtures", "foreign", "make_python_artifact.py")
 CPP_MAKER = os.path.join(REPO, "build", "libtorch", "ttd-make-foreign-artifact")
 LIBTORCH_RUNNER = os.path.join(REPO, "build", "libtorch", "ttd-libtorch-runner")
-TOL = {"atol": 1e-5, "rtol": 1e-4}
 NOOP = lambda data: None  # noqa: E731 - verify_artifact emits no events
 
 
@@ -174,7 +173,7 @@ class ForeignArtifactTest(unittest.TestCase):
         def zeros_cpu(x: torch.Tensor) -> torch.Tensor:
             return x + torch.zeros(3, device="cpu")
 
-        traced = torch.jit.trace(zeros_cpu, (torch.randn(2, 3),), check_trace=False)
+        traced = jit_trace(zeros_cpu, (torch.randn(2, 3),), check_trace=False)
         path = os.path.join(self.out_dir(), "model.pt")
         traced.save(path)
         x = torch.randn(4, 3)
@@ -189,7 +188,7 @@ class ForeignArtifactTest(unittest.TestCase):
         def noisy(x: torch.Tensor) -> torch.Tensor:
             return x + torch.randn_like(x)
 
-        traced = torch.jit.trace(noisy, (torch.randn(2, 3),), check_trace=False)
+        traced = jit_trace(noisy, (torch.randn(2, 3),), check_trace=False)
         path = os.path.join(self.out_dir(), "model.pt")
         traced.save(path)
         x = torch.randn(4, 3)

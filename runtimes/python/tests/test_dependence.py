@@ -19,6 +19,8 @@ def sites(model: nn.Module, *inputs: torch.Tensor):
 class Buffered(nn.Module):
     """Writes an input-derived value into a buffer, then reads it back as a Python number."""
 
+    slot: torch.Tensor  # a buffer (register_buffer), which nn.Module's attribute typing cannot see
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("slot", torch.zeros(2))

@@ -20,10 +20,9 @@ import torch
 from ttd_torch import data, export, server, user_model
 from ttd_torch.protocol import BadRequest
 
-from .helpers import REPO, SEED_MODEL
+from .helpers import REPO, SEED_MODEL, TOL
 
 HAS_EXPORT = export.torch_version_tuple() >= export.MIN_TORCH
-TOL = {"atol": 1e-5, "rtol": 1e-4}
 CACHE_DIR = os.path.join(REPO, "test-output", "inductor-cache")  # kept between runs: the second run compiles warm
 NOOP = lambda data: None  # noqa: E731 - progress events are not under test here
 

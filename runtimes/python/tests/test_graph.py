@@ -8,12 +8,14 @@ from torch import nn
 
 from ttd_torch import graph
 
+from .helpers import jit_trace
+
 
 def trace_quietly(fn, *inputs):
     """Trace without the check pass and with warnings silenced (they are not under test here)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.jit.trace(fn, inputs, check_trace=False)
+        return jit_trace(fn, inputs, check_trace=False)
 
 
 class TrainModeOpsTest(unittest.TestCase):

@@ -124,6 +124,7 @@ class KillAndResumeTest(unittest.TestCase):
                 cwd="/",
                 env={**os.environ, "PYTHONPATH": PYTHON_DIR},
             )
+            assert proc.stdin is not None and proc.stdout is not None  # both PIPE
             try:
                 proc.stdin.write(json.dumps(request) + "\n")
                 proc.stdin.flush()

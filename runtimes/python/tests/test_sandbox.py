@@ -202,8 +202,10 @@ class SandboxedZygote:
         self.stderr = tempfile.TemporaryFile()
         command = bwrap_command(work_root, socket_dir, [PYTHON, "-m", "ttd_torch", "--listen", self.path], env)
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
-        readable, _, _ = select.select([self.proc.stdout], [], [], TIMEOUT)
-        line = self.proc.stdout.readline() if readable else b""
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both PIPE
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        readable, _, _ = select.select([self.stdout], [], [], TIMEOUT)
+        line = self.stdout.readline() if readable else b""
         assert line, f"the sandboxed zygote sent no ready line: {self.logs()}"
 
     def ask(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -228,13 +230,13 @@ class SandboxedZygote:
         return self.stderr.read().decode(errors="replace")
 
     def close(self) -> None:
-        self.proc.stdin.close()
+        self.stdin.close()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.proc.stdout.close()
+        self.stdout.close()
         self.stderr.close()
 
 

@@ -11,9 +11,8 @@ import torch
 
 from ttd_torch import safetensors
 
-from .helpers import FIXTURES, PYTHON, RUNNER, SEED_MODEL, responses, serve
+from .helpers import FIXTURES, PYTHON, RUNNER, SEED_MODEL, TOL, responses, serve
 
-TOL = {"atol": 1e-5, "rtol": 1e-4}
 PROBES = ["probe_neg", "probe_scale10", "probe_scale01", "probe_zeros", "probe_shuffle"]
 CASES = ["validation", "example", "batch_1", "batch_7"] + PROBES
 TRAIN = {"epochs": 1, "batch_size": 8, "optimizer": "adam", "lr": 0.001, "loss": "mse", "seed": 0}

@@ -154,6 +154,13 @@ def proc_stat(pid: int) -> list[str] | None:
         return None
 
 
+def live_stat(pid: int) -> list[str]:
+    """proc_stat of a process the test expects to be alive."""
+    fields = proc_stat(pid)
+    assert fields is not None, f"process {pid} is gone"
+    return fields
+
+
 def stdin_target(pid: int) -> str | None:
     """What a process's fd 0 points to, or None when it is gone."""
     try:
@@ -214,8 +221,9 @@ class Connection:
         self.sock.settimeout(TIMEOUT)
         self.sock.connect(path)
         self.stream = self.sock.makefile("rb")
-        self.child = self.read()
-        assert self.child is not None, "connection closed before the child line"
+        child = self.read()
+        assert child is not None, "connection closed before the child line"
+        self.child: dict[str, Any] = child
 
     def read(self) -> dict[str, Any] | None:
         """The next line as JSON, or None at EOF."""
@@ -263,12 +271,14 @@ class Zygote:
             cwd="/",
             env={**os.environ, "PYTHONPATH": PYTHON_DIR},
         )
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both PIPE
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.ready: dict[str, Any] | None = self.read_ready() if wait_ready else None
 
     def read_ready(self) -> dict[str, Any]:
-        readable, _, _ = select.select([self.proc.stdout], [], [], TIMEOUT)
+        readable, _, _ = select.select([self.stdout], [], [], TIMEOUT)
         assert readable, f"no ready line in {TIMEOUT} s: {self.logs()}"
-        line = self.proc.stdout.readline()
+        line = self.stdout.readline()
         assert line, f"zygote exited before its ready line: {self.logs()}"
         return json.loads(line)
 
@@ -304,19 +314,19 @@ class Zygote:
 
     def close_stdin(self, timeout: float = 10) -> int:
         """Close stdin (as when the orchestrator exits) and wait for the exit code."""
-        self.proc.stdin.close()
+        self.stdin.close()
         return self.proc.wait(timeout)
 
     def cleanup(self) -> None:
-        if not self.proc.stdin.closed:
-            self.proc.stdin.close()
+        if not self.stdin.closed:
+            self.stdin.close()
         if self.proc.poll() is None:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.proc.stdout.close()
+        self.stdout.close()
         self.stderr.close()
 
 
@@ -585,9 +595,9 @@ class SparesTest(SocketDirTest):
         spares = self.zygote.wait_for_spares(2, set())
         listener = socket_inode(self.path)
         self.assertIsNotNone(listener)
-        stdout_pipe = f"pipe:[{os.fstat(self.zygote.proc.stdout.fileno()).st_ino}]"  # the ready line's pipe
+        stdout_pipe = f"pipe:[{os.fstat(self.zygote.stdout.fileno()).st_ino}]"  # the ready line's pipe
         for pid in spares:
-            ppid, pgrp, session = (int(field) for field in proc_stat(pid)[1:4])
+            ppid, pgrp, session = (int(field) for field in live_stat(pid)[1:4])
             self.assertEqual((ppid, pgrp, session), (self.zygote.proc.pid, pid, pid))
             files = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
             self.assertNotIn(stdout_pipe, files)
@@ -636,7 +646,7 @@ class SparesTest(SocketDirTest):
         now = self.zygote.wait_for_spares(2, {victim})
         replacement = (now - spares).pop()
         self.assertEqual(
-            [int(f) for f in proc_stat(replacement)[1:4]], [self.zygote.proc.pid, replacement, replacement]
+            [int(f) for f in live_stat(replacement)[1:4]], [self.zygote.proc.pid, replacement, replacement]
         )
         self.assertIn(f"spare (before any connection) {victim} was killed by signal 9", self.zygote.logs())
         served = {self.hello() for _ in range(3)}
@@ -682,7 +692,7 @@ class NoSparesTest(SocketDirTest):
                 self.assertNotEqual(first.child["pid"], second.child["pid"])
                 for conn in (first, second):
                     self.assertEqual(
-                        [int(f) for f in proc_stat(conn.child["pid"])[1:4]],
+                        [int(f) for f in live_stat(conn.child["pid"])[1:4]],
                         [zygote.proc.pid, conn.child["pid"], conn.child["pid"]],
                     )
                     lines = conn.ask(HELLO)
@@ -746,7 +756,7 @@ class LifecycleTest(SocketDirTest):
         self.assertTrue(wait_until(lambda: not alive(pids["sleeper"])))  # the whole process group was killed
         self.assertFalse(os.path.exists(self.path))
         self.assertEqual(conn.rest(), [])
-        self.assertEqual(zygote.proc.stdout.read(), b"")  # nothing after the ready line
+        self.assertEqual(zygote.stdout.read(), b"")  # nothing after the ready line
         conn.close()
 
     def test_stdin_eof_kills_children_and_removes_the_socket(self) -> None:
@@ -784,7 +794,7 @@ class LifecycleTest(SocketDirTest):
         self.assertEqual(zygote.proc.wait(TIMEOUT), 2)
         self.assertIn(self.path, zygote.logs())
         self.assertIn("not a socket", zygote.logs())
-        self.assertEqual(zygote.proc.stdout.read(), b"")
+        self.assertEqual(zygote.stdout.read(), b"")
         with open(self.path) as src:
             self.assertEqual(src.read(), "precious")
 

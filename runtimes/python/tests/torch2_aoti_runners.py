@@ -19,7 +19,7 @@ import tempfile
 import time
 import unittest
 
-from tests.helpers import REPO, RUNNER
+from tests.helpers import REPO, RUNNER, jit_trace
 
 CACHE_DIR = os.path.join(REPO, "test-output", "inductor-cache")
 # Set before torch._inductor is imported: repeated runs reuse the compiled kernels.
@@ -99,7 +99,7 @@ class AotiRunnersTest(unittest.TestCase):
         program = torch.export.export(net, example, dynamic_shapes={"x": {0: batch}, "y": {0: batch}})
         torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(cls.work, "model.pt2"))
         compile_s = time.perf_counter() - started
-        traced = torch.jit.trace(net, example, check_trace=False)
+        traced = jit_trace(net, example, check_trace=False)
         traced.save(os.path.join(cls.work, "model.pt"))
         tensors: dict[str, torch.Tensor] = {}
         with torch.no_grad():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -116,7 +116,8 @@ def trace(args: dict[str, Any]) -> dict[str, Any]:
             traced = script(model, args["model_path"])
         else:
             with user_model.user_code(args["model_path"], "forward() while tracing"):
-                traced = torch.jit.trace(model, example, check_trace=False)
+                # A traced nn.Module is a ScriptModule; torch's inferred type also lists an internal tuple.
+                traced = cast(torch.jit.ScriptModule, torch.jit.trace(model, example, check_trace=False))
     kept = [w for w in caught if not is_tooling_noise(w)]
     # Bounded: results travel through workflow history, which carries short summaries only.
     reported: list[dict[str, Any]] = [bounded(w) for w in notes + [warning_record(w) for w in kept]][:MAX_REPORTED]

@@ -530,7 +530,8 @@ def serve_connection(conn: socket.socket) -> int:
     finally:
         for stream in (sys.stderr, sys.__stdout__):
             try:
-                stream.flush()
+                if stream is not None:  # sys.__stdout__ is None without a stdout
+                    stream.flush()
             except (OSError, ValueError, AttributeError):
                 pass
     return 0
