@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent("""
         return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Dropout(0.2),
                                    torch.nn.Linear(8, 1)).eval()
 
-    traced = jit_trace(build(), torch.randn(4, 3))
+    traced = torch.jit.trace(build(), torch.randn(4, 3))
     archive.save(traced, sys.argv[1])
     torch.jit.save(traced, sys.argv[2])
 """)
