@@ -48,12 +48,13 @@ export function environmentDigest(config: Config): Promise<string> {
 }
 
 /** Starts the torch fork server and works out the environment digest in the background, so that the first stage
- * does not wait for `import torch`. A failure is left for that stage to report. */
-export function prestartTorch(config: Config): void {
+ * does not wait for `import torch`. A failure is left for that stage to report. `aoti`: whether AOTInductor packages
+ * may reach Python parity here (a worker: yes; a run: if its spec asks for them), so that Inductor's ISA probes are
+ * made ahead, once per host and environment; a TorchScript-only run never needs them. */
+export function prestartTorch(config: Config, opts: { aoti: boolean } = { aoti: true }): void {
   environmentDigest(config).catch(() => undefined);
-  // Ready by the time an AOTInductor package reaches parity; made once per host and environment.
   const env = config.environments.find((e) => e.name === config.environment);
-  if (env && canExport(env)) isaProbes(config).catch(() => undefined);
+  if (opts.aoti && env && canExport(env)) isaProbes(config).catch(() => undefined);
 }
 
 async function computeEnvironment(config: Config): Promise<string> {

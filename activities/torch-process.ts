@@ -48,6 +48,8 @@ export interface TorchRequestOptions {
   signal?: AbortSignal;
   /** The stage process's memory cap in MiB (activities/memory-cap.ts); none when absent. */
   maxRssMb?: number;
+  /** The request's intra-op threads (lib/capacity.ts, stageThreads); the configured count when absent. */
+  threads?: number;
 }
 
 /** Sends one request to the torch environment and waits for its response. */
@@ -137,15 +139,25 @@ async function forkServer(config: Config): Promise<ForkServer | { crashed: Torch
 // The environment of every torch process: the sandbox's allowlist (never the worker's credentials), the package on
 // PYTHONPATH, each stage's thread count, and what the fork server's children need to isolate each request
 // (runtimes/python/ttd_torch/sandbox.py).
-function torchEnv(config: Config, isolation: Record<string, string> = {}): Record<string, string> {
+function torchEnv(config: Config, isolation: Record<string, string> = {}, threads = config.torchThreads): Record<string, string> {
   return sandboxEnv({
     PYTHONPATH: config.pythonPackageDir,
     PYTHONUNBUFFERED: '1',
     PYTHONDONTWRITEBYTECODE: '1',
-    ...threadEnv(config.torchThreads),
+    ...threadEnv(threads),
+    ...spinEnv(),
     ...archiveLimitsEnv(config.archiveLimits),
     ...(config.sandbox === 'on' ? { TTD_SANDBOX: 'on', ...isolation } : {}),
   });
+}
+
+/** How long an idle OpenMP thread of a torch stage spins before it sleeps (libgomp's GOMP_SPINCOUNT), unless the
+ * worker's environment chooses (OMP_WAIT_POLICY or GOMP_SPINCOUNT, passed on as they are). libgomp's default spins
+ * about 300k times: with two intra-op threads on 2 cores and one g++ beside them (a compile stage, Inductor's probes,
+ * another developer's build) a ResNet-18 verify went from 1.4 s to 30 s, as each thread spun away the time slice the
+ * other one needed. Spinning 10k times cost nothing measurable alone (1.40 s against 1.38 s) and ended that (5-6 s). */
+export function spinEnv(from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return from.OMP_WAIT_POLICY !== undefined || from.GOMP_SPINCOUNT !== undefined ? {} : { GOMP_SPINCOUNT: '10000' };
 }
 
 /** The variables that give a torch process `threads` intra-op threads: ours (ttd_torch/threads.py sets them in each
@@ -331,7 +343,9 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
     };
     opts.signal?.addEventListener('abort', kill, { once: true });
     socket.on('error', (err) => (connectError = err.message));
-    socket.on('connect', () => socket.write(`${JSON.stringify({ v: PROTOCOL_VERSION, id, op, args })}\n`));
+    // `threads`: the child sizes its pools by it (ttd_torch/zygote.py); the server's environment has the configured count.
+    const request = { v: PROTOCOL_VERSION, id, op, args, ...(opts.threads !== undefined ? { threads: opts.threads } : {}) };
+    socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     createInterface({ input: socket }).on('line', (line) => {
       let parsed;
       try {
@@ -415,7 +429,7 @@ async function runInFreshProcess(
   const id = randomUUID();
   // The request's own directories (its work dir, a compile's cache) are all it may write.
   const readWrite = requestDirs(args, [workRoot()], [inductorDir(config)]);
-  const env = torchEnv(config);
+  const env = torchEnv(config, {}, opts.threads);
   const [command, commandArgs] = torchCommand(config, ['-m', 'ttd_torch'], readWrite, env);
   // Own process group, so cancellation ends every process the model file started (in the sandbox: bwrap, whose
   // death kills the sandbox).

@@ -1,10 +1,11 @@
 // What every torch stage does around its request: a scratch dir, blobs in, heartbeats, blobs out, errors mapped.
 import { constants, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { stageThreads } from '../lib/capacity';
 import { forEnvironment, type Config } from '../lib/config';
 import {
   TorchOps,
@@ -220,6 +221,7 @@ export async function torchOp(
   const started = performance.now();
   try {
     const request = runTorchRequest(deps.config, op, args, {
+      threads: stageThreads(deps.config, availableParallelism(), torchStagesRunning()),
       signal: AbortSignal.any([ctx.cancellationSignal, stopRequest.signal]),
       onEvent: (event, data) => {
         if (typeof data.loss === 'number') losses.push(data.loss);

@@ -83,7 +83,9 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   const runId = workflowIdFor(spec.name, loaded.specDigest, trigger, opts.commit, Boolean(opts.force));
 
   installQuietRuntime();
-  if (!opts.detach) prestartTorch(config); // import torch while the server, the store and the workflow start
+  // Import torch while the server, the store and the workflow start; Inductor's ISA probes only for AOTInductor packages.
+  const aoti = spec.formats.includes('aoti');
+  if (!opts.detach) prestartTorch(config, { aoti });
   let server;
   try {
     // A detached run leaves the work to running workers, so it needs a server that outlives this process.
@@ -126,7 +128,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       printJsonOr(json, { runId, status: 'running', attached }, `${runId} running${attached ? ' (attached to an earlier start)' : ''}`);
       return;
     }
-    const workers = await createWorkers({ connection: temporal.native, config, store, queues });
+    const workers = await createWorkers({ connection: temporal.native, config, store, queues, aoti });
     const interrupts = followInterrupts(handle, runId, log);
     let ended: RunResult | RunEnd;
     try {

@@ -32,6 +32,21 @@ export function capacityFrom(env: NodeJS.ProcessEnv, cores: number, concurrency?
   return { concurrency: n, torchThreads: count(env, 'TTD_TORCH_THREADS', MAX_CONCURRENCY) ?? threadsPerStage(cores, n) };
 }
 
+/** Whether `TTD_TORCH_THREADS` fixes the threads of every torch stage (else a stage takes its share of the cores left
+ * by the stages running beside it: `stageThreads`). */
+export function torchThreadsFixed(env: NodeJS.ProcessEnv): boolean {
+  return count(env, 'TTD_TORCH_THREADS', MAX_CONCURRENCY) !== undefined;
+}
+
+/** Threads for a torch stage starting now, with `running` torch stages of this worker in flight (itself included): the
+ * configured count when fixed, else an equal share of the host's cores among those running, and never fewer than the
+ * configured share. A stage alone on an idle worker gets every core, as the same work by hand would; under full load
+ * each gets `cores / concurrency`, as before. */
+export function stageThreads(capacity: Capacity & { torchThreadsFixed?: boolean }, cores: number, running: number): number {
+  if (capacity.torchThreadsFixed) return capacity.torchThreads;
+  return Math.min(MAX_CONCURRENCY, Math.max(capacity.torchThreads, Math.floor(cores / Math.max(1, running))));
+}
+
 /** `--concurrency N`: a whole number from 1 to MAX_CONCURRENCY. */
 export function concurrencyArgument(value: string): number {
   const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { availableParallelism, userInfo } from 'node:os';
 import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
-import { capacityFrom } from './capacity';
+import { capacityFrom, torchThreadsFixed } from './capacity';
 import { declaredLabel, declaredPython, parseDeclaredId } from './declared-environments';
 import { knownEnvironments, type TorchEnv } from './environments';
 import { ErrorCode, TtdError } from './errors';
@@ -82,6 +82,9 @@ export interface Config {
   concurrency: number;
   /** Intra-op threads of each torch stage (TTD_TORCH_THREADS; default the host's cores shared among `concurrency`). */
   torchThreads: number;
+  /** Whether TTD_TORCH_THREADS set `torchThreads`; if not, a stage takes the cores that the stages beside it leave
+   * (lib/capacity.ts, stageThreads), `torchThreads` at least. */
+  torchThreadsFixed?: boolean;
 }
 
 /** Reads the configuration from `env` (process.env by default). */
@@ -130,13 +133,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bwrap: env.TTD_BWRAP || '/usr/bin/bwrap',
     runtimeLoadAllowanceMs: nonNegative(env, 'TTD_RUNTIME_LOAD_ALLOWANCE_S', TIME_LIMITS.runtimeLoadMs / 1000) * 1000,
     ...capacityFrom(env, availableParallelism()),
+    torchThreadsFixed: torchThreadsFixed(env),
   };
 }
 
 /** The configuration of a worker told to run `concurrency` torch activities at once (`--concurrency`): threads per
  * stage follow unless TTD_TORCH_THREADS sets them. */
 export function withConcurrency(config: Config, concurrency: number, env: NodeJS.ProcessEnv = process.env): Config {
-  return { ...config, ...capacityFrom(env, availableParallelism(), concurrency) };
+  return { ...config, ...capacityFrom(env, availableParallelism(), concurrency), torchThreadsFixed: torchThreadsFixed(env) };
 }
 
 /** The configuration with `python` and `libtorchRunner` of the named environment (the configured one when none is

@@ -26,7 +26,7 @@ const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx
 const ETC_FILES = ['ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'alternatives', 'localtime', 'passwd', 'group', 'nsswitch.conf'];
 
 // Variables passed on from the worker when set: thread counts, devices, Inductor's knobs and compilers.
-const PASSED_ON = /^(OMP_NUM_THREADS|MKL_NUM_THREADS|OPENBLAS_NUM_THREADS|CUDA_VISIBLE_DEVICES|CC|CXX|TORCHINDUCTOR_[A-Z0-9_]+)$/;
+const PASSED_ON = /^(OMP_NUM_THREADS|OMP_WAIT_POLICY|GOMP_SPINCOUNT|MKL_NUM_THREADS|OPENBLAS_NUM_THREADS|CUDA_VISIBLE_DEVICES|CC|CXX|TORCHINDUCTOR_[A-Z0-9_]+)$/;
 
 /** The whole environment of a torch process or runner: a fixed base, `extra`, and the allowlisted worker variables.
  * Nothing else of the worker's environment (credentials, TTD_*, AWS_*, …) reaches code we did not write. */

@@ -62,6 +62,8 @@ export async function createWorkers(opts: {
   /** The queues to serve (lib/queues.ts): the store's control queue, one pool's torch queue (`config` is then that
    * pool's environment), or both. */
   queues: Partial<Record<QueueKind, string>>;
+  /** Whether AOTInductor packages may reach this torch worker's parity (prestartTorch); a long-lived worker: yes. */
+  aoti?: boolean;
 }): Promise<Worker[]> {
   const { connection, config, store } = opts;
   const workers: Worker[] = [];
@@ -79,7 +81,7 @@ export async function createWorkers(opts: {
     );
   }
   if (opts.queues.torch) {
-    prestartTorch(config);
+    prestartTorch(config, { aoti: opts.aoti ?? true });
     workers.push(
       await Worker.create({
         connection,

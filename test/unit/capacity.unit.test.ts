@@ -8,8 +8,11 @@ import {
   defaultConcurrency,
   MAX_CONCURRENCY,
   STAGES_PER_CORE,
+  stageThreads,
   threadsPerStage,
+  torchThreadsFixed,
 } from '../../lib/capacity';
+import { spinEnv } from '../../activities/torch-process';
 import { loadConfig, withConcurrency } from '../../lib/config';
 import { ErrorCode, TtdError } from '../../lib/errors';
 
@@ -80,5 +83,28 @@ describe('worker capacity', () => {
       );
       expect(err.details).toEqual({ flag: '--concurrency', value });
     }
+  });
+});
+
+describe('threads of a torch stage starting now', () => {
+  it('gives a stage alone every core, and stages side by side an equal share, never less than the configured one', () => {
+    const capacity = capacityFrom({}, 8); // 8 stages at once, 1 thread each
+    expect([1, 2, 3, 4, 8, 20].map((running) => stageThreads(capacity, 8, running))).toEqual([8, 4, 2, 2, 1, 1]);
+    expect(stageThreads(capacity, 8, 0)).toBe(8); // outside a work dir: as if alone
+    expect(stageThreads(capacityFrom({ TTD_WORKER_CONCURRENCY: '2' }, 8), 8, 8)).toBe(4);
+  });
+
+  it('keeps TTD_TORCH_THREADS when the operator set it, alone or not', () => {
+    const env = { TTD_TORCH_THREADS: '3' };
+    const capacity = { ...capacityFrom(env, 8), torchThreadsFixed: torchThreadsFixed(env) };
+    expect([1, 4, 16].map((running) => stageThreads(capacity, 8, running))).toEqual([3, 3, 3]);
+    expect(torchThreadsFixed({})).toBe(false);
+    expect(() => torchThreadsFixed({ TTD_TORCH_THREADS: 'two' })).toThrow(/TTD_TORCH_THREADS='two'/); // as loadConfig says
+  });
+
+  it("bounds OpenMP's spinning unless the worker's environment chooses", () => {
+    expect(spinEnv({})).toEqual({ GOMP_SPINCOUNT: '10000' });
+    expect(spinEnv({ OMP_WAIT_POLICY: 'ACTIVE' })).toEqual({});
+    expect(spinEnv({ GOMP_SPINCOUNT: '300000' })).toEqual({});
   });
 });

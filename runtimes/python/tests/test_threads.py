@@ -65,7 +65,9 @@ class ThreadsTest(unittest.TestCase):
     def out(self, name: str) -> str:
         return tempfile.mkdtemp(dir=self.tmp.name, prefix=name)
 
-    def zygote_pools(self, value: str | None, requests: int) -> list:
+    def zygote_pools(self, value: str | None, requests: int, asked: object = None) -> list:
+        """The pools of `requests` requests to a zygote with TTD_TORCH_THREADS=value, each asking for `asked` threads
+        in its envelope (none when None)."""
         env = {"TTD_TORCH_THREADS": value} if value is not None else {}
         clean = {k: v for k, v in os.environ.items() if k not in ("TTD_TORCH_THREADS", "OMP_NUM_THREADS")}
         with mock.patch.dict(os.environ, {**clean, **env}, clear=True):
@@ -75,7 +77,10 @@ class ThreadsTest(unittest.TestCase):
             for i in range(requests):  # the first from a spare forked ahead, the later ones from its replacements
                 conn = zygote.connect()
                 try:
-                    found.append(pools(conn.ask(train_request(self.model, self.out("z"), request_id=f"r{i}"))[-1]))
+                    request = train_request(self.model, self.out("z"), request_id=f"r{i}")
+                    if asked is not None:
+                        request["threads"] = asked
+                    found.append(pools(conn.ask(request)[-1]))
                 finally:
                     conn.close()
             return found
@@ -90,6 +95,15 @@ class ThreadsTest(unittest.TestCase):
         intra, _, _ = self.zygote_pools(None, 1)[0]
         self.assertEqual(intra, self.default)
         self.assertNotEqual(intra, self.wanted)
+
+    def test_a_request_asking_for_threads_gets_them_whatever_the_server_was_told(self) -> None:
+        # The worker sizes each stage by the stages running beside it (lib/capacity.ts, stageThreads).
+        n = self.wanted
+        self.assertEqual(self.zygote_pools("1", 2, asked=n), [(n, n, "None")] * 2)
+
+    def test_a_request_asking_for_something_that_is_not_a_count_gets_the_configured_pools(self) -> None:
+        for asked in (0, -1, "2", True, 2.5, 5000):
+            self.assertEqual(self.zygote_pools("1", 1, asked=asked), [(1, 1, "None")], asked)
 
     def test_stdio_server_takes_the_configured_pool_sizes_for_every_request(self) -> None:
         n = self.wanted

@@ -18,13 +18,21 @@ def configured() -> int | None:
     return n if 1 <= n <= MAX_THREADS else None
 
 
-def apply() -> int | None:
-    """Give this process the configured intra-op and inter-op thread counts; the count set, or None.
+def requested(value: object) -> int | None:
+    """A request envelope's `threads` (docs/protocol.md): a count from 1 to MAX_THREADS, else None (bools are not)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_THREADS:
+        return value
+    return None
+
+
+def apply(count: int | None = None) -> int | None:
+    """Give this process `count` intra-op and inter-op threads (a request's own count), else the configured ones; the
+    count set, or None.
 
     Call it in a process that has not yet run a torch op (a forked child, a fresh server), and after anything that needs
     the process to have one thread (the sandbox's unshare): torch starts the intra-op pool's threads here. The inter-op
     pool can be sized only once per process; a second call leaves it as it is."""
-    n = configured()
+    n = count if count is not None else configured()
     if n is None:
         return None
     import torch

@@ -520,7 +520,7 @@ def serve_connection(conn: socket.socket) -> int:
             if sandbox.enabled() and not isolated(line, writer):
                 return 1
             # Only now: sizing the pools starts their threads, and isolation needs a process of one thread.
-            threads.apply()
+            threads.apply(request_threads(line))
             handle(line, writer)
             # Answered: what is left is exiting, which can take a moment after the worker has started the next stage.
             set_process_name("ttd-done")
@@ -563,6 +563,16 @@ def traceback_line(exc: BaseException) -> str:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+
+
+def request_threads(line: str) -> int | None:
+    """The intra-op threads a request asks for (its envelope's `threads`: the worker sizes each stage by the stages
+    running beside it); None when it names none, and the configured count applies."""
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return None
+    return threads.requested(request.get("threads")) if isinstance(request, dict) else None
 
 
 def request_op(line: str) -> str:
