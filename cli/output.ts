@@ -1,7 +1,7 @@
 // Printing for every command: human text or one JSON object, and one way to report errors. Everything a command
 // prints goes through writeOut or writeErr, which let no terminal control through but our own colours.
 import { TtdError } from '../lib/errors';
-import { terminalJson, terminalLine, terminalText } from '../lib/terminal';
+import { terminalJson, terminalLine, terminalText } from '../render/terminal';
 
 /** Whether stderr progress may use colour (NO_COLOR respected, terminals only). */
 export const useColor = process.stderr.isTTY && !process.env.NO_COLOR;
@@ -72,7 +72,7 @@ export function clip(line: string, width: number): string {
   return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }
 
-export { sci } from '../lib/format';
+export { sci } from '../render/format';
 
 /** Indents every line of a message after the first, so that no line of it can pass for output of its own. */
 export function indentLater(message: string): string {

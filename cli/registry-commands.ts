@@ -13,7 +13,7 @@ import { fuserShown } from '../lib/results';
 import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/records';
 import { FORMATS, type Format } from '../lib/spec';
 import { getBlobToFile } from '../lib/store';
-import { terminalLine } from '../lib/terminal';
+import { terminalLine } from '../render/terminal';
 import { failWith, gateLines, printJson, printJsonOr, sci, table, writeOut } from './output';
 
 function fusionLines(fusion: LegacyReports['fusion']): string[] {

@@ -12,7 +12,7 @@ import { withClient } from './temporal';
 
 /** How long `ttd status` waits for a run's progress query. */
 const QUERY_DEADLINE_MS = 5_000;
-import { terminalLine } from '../lib/terminal';
+import { terminalLine } from '../render/terminal';
 
 /** What `ttd status` reports while a run is going, or the finished result. */
 export type RunStatusView =

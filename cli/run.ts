@@ -25,7 +25,7 @@ import { prestartTorch } from '../activities/step-cache';
 import { stagePhase, trainingBeat } from './progress';
 import { progressView, type ProgressView } from './progress-view';
 import { connectTemporal } from './temporal';
-import { terminalLine } from '../lib/terminal';
+import { terminalLine } from '../render/terminal';
 
 const POLL_MS = 300;
 /** How long the first Ctrl-C waits before it cancels the run: a second one within it leaves the run running. */

@@ -5,7 +5,7 @@ import { cronArgument, intervalArgument } from '../lib/arguments';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { queuesForRun } from '../lib/queues';
 import { loadSpec, storeRunSource, runEnvironmentId, withEnvironment } from '../lib/spec';
-import { terminalLine } from '../lib/terminal';
+import { terminalLine } from '../render/terminal';
 import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';
 import { failWith, printJson, printJsonOr, table, writeOut } from './output';
 import { preflight } from './preflight';

@@ -1,5 +1,5 @@
 // `ttd ui [--port N] [--host H] [--allow-host NAME]...`: a small read-only dashboard of the registry, the audit log
-// and recent runs. Plain node:http: a handful of GET routes rendering server-side HTML (lib/ui-html.ts); nothing is
+// and recent runs. Plain node:http: a handful of GET routes rendering server-side HTML (render/ui-html.ts); nothing is
 // ever written. It answers only requests addressed to it (lib/allowed-hosts.ts) and sends a strict CSP.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
@@ -9,11 +9,11 @@ import { auditReader } from '../lib/keys';
 import { loadConfig, openStore, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { listModels, readModel } from '../lib/registry';
-import { DASHBOARD_POLICY } from '../lib/html';
-import { renderReport } from '../lib/report-html';
+import { DASHBOARD_POLICY } from '../render/html';
+import { renderReport } from '../render/report-html';
 import { readVersionRecord, type VersionRecord } from '../lib/records';
 import type { ObjectStore } from '../lib/store';
-import { auditPage, errorPage, modelPage, modelsPage, runsPage, type ModelSummary, type VersionRow } from '../lib/ui-html';
+import { auditPage, errorPage, modelPage, modelsPage, runsPage, type ModelSummary, type VersionRow } from '../render/ui-html';
 import { failWith, writeErr, writeOut } from './output';
 import { reportForRun, reportFromStore } from './report-data';
 import { withOptionalClient } from './report-commands';

@@ -1,5 +1,5 @@
 // What a run report shows, gathered from a run's workflow history or a version's stored records.
-// The HTML is rendered from this by lib/report-html.ts; nothing here reads a file or a server.
+// The HTML is rendered from this by render/report-html.ts; nothing here reads a file or a server.
 import type { FusionGroup } from './contract';
 import type { GateResult, ParityRuntimeReport } from './results';
 

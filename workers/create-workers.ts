@@ -7,7 +7,7 @@ import { stopForkServers } from '../activities/torch-process';
 import { prestartTorch } from '../activities/step-cache';
 import type { Config } from '../lib/config';
 import type { ObjectStore } from '../lib/store';
-import { terminalJson, terminalText } from '../lib/terminal';
+import { terminalJson, terminalText } from '../render/terminal';
 import { flushTelemetry, runtimeMetrics, tracedWorkflows, workerTelemetryOptions } from './telemetry';
 
 /** The queues a process can serve. */
@@ -27,7 +27,7 @@ export function installQuietRuntime(): void {
     // runtime down under us, and `ttd run` died with 'Channel has been shut down').
     shutdownSignals: [],
     logger: new DefaultLogger(level, (entry) =>
-      // Messages can quote a model file's errors: escaped, as everything that reaches a terminal (lib/terminal.ts).
+      // Messages can quote a model file's errors: escaped, as everything that reaches a terminal (render/terminal.ts).
       process.stderr.write(
         `${entry.level} ${terminalText(entry.message)}${entry.meta ? ` ${terminalJson(JSON.stringify(entry.meta))}` : ''}\n`,
       ),

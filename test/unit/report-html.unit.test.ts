@@ -1,11 +1,11 @@
 // The run report and dashboard pages, rendered from hand-built data: sections, escaping, empty states, no network loads.
 import { describe, expect, it } from 'vitest';
 import type { AuditRecord, TrailVerdict } from '../../lib/audit';
-import { esc } from '../../lib/html';
+import { esc } from '../../render/html';
 import { histogramLabels, type ReportData } from '../../lib/report';
-import { renderReport } from '../../lib/report-html';
+import { renderReport } from '../../render/report-html';
 import type { ParityRuntimeReport } from '../../lib/results';
-import { auditPage, errorPage, layout, modelPage, modelsPage, runsPage, type ModelDetail } from '../../lib/ui-html';
+import { auditPage, errorPage, layout, modelPage, modelsPage, runsPage, type ModelDetail } from '../../render/ui-html';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const TEMPORAL_URL = 'http://localhost:8233/namespaces/default/workflows/ttd-seed-mlp-1/run-1/history';

@@ -1,7 +1,7 @@
 // The run report as one self-contained HTML page: inline CSS and SVG, no scripts, nothing loaded from the network.
 // Every string from the data is escaped; gate messages and IR come from users' files.
-import { histogramLabels, type ReportData, type StageTiming } from './report';
-import { fuserShown, type GateResult, type ParityOutputReport, type ParityRuntimeReport } from './results';
+import { histogramLabels, type ReportData, type StageTiming } from '../lib/report';
+import { fuserShown, type GateResult, type ParityOutputReport, type ParityRuntimeReport } from '../lib/results';
 import { Tone, badge, esc, htmlDocument, ms, num, orDash, sci, statusBadge, table, time } from './html';
 
 /** Renders a run report as a whole HTML document. */
