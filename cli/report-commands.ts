@@ -7,7 +7,7 @@ import { loadConfig, openStore, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { renderReport } from '../render/report-html';
 import { terminalLine } from '../render/terminal';
-import { ensureServer } from '../workers/dev-server';
+import { ensureServer } from '../temporal/dev-server';
 import { failWith, printJson, writeOut, writeErr } from './output';
 import { reportForRun } from './report-data';
 import { connectTemporal } from './temporal';

@@ -11,11 +11,11 @@ import {
 import { loadConfig, openStore, withConcurrency } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec';
-import { queuesForRun } from '../lib/queues';
+import { queuesForRun } from '../temporal/queues';
 import { assertWritable } from '../lib/store-identity';
 import { exitCodeFor, fuserShown, type RunResult } from '../lib/results';
 import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
-import { ensureServer } from '../workers/dev-server';
+import { ensureServer } from '../temporal/dev-server';
 import { requireServer } from './temporal';
 import { PIPELINE_WORKFLOW, progressQuery, type PipelineInput, type PipelineProgress } from '../workflows/definitions';
 import type { pipelineWorkflow } from '../workflows/pipeline';

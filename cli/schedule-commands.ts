@@ -3,7 +3,7 @@ import { ScheduleNotFoundError, type Client, type ScheduleOverlapPolicy } from '
 import { loadConfig, openStore } from '../lib/config';
 import { cronArgument, intervalArgument } from '../lib/arguments';
 import { ErrorCode, TtdError } from '../lib/errors';
-import { queuesForRun } from '../lib/queues';
+import { queuesForRun } from '../temporal/queues';
 import { loadSpec, storeRunSource, runEnvironmentId, withEnvironment } from '../lib/spec';
 import { terminalLine } from '../render/terminal';
 import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';

@@ -2,12 +2,12 @@
 import { stopForkServers } from '../activities/torch-process';
 import { concurrencyArgument } from '../lib/capacity';
 import { forEnvironment, loadConfig, openStore, serverAddress, withConcurrency, type Config } from '../lib/config';
-import { usesTls } from '../lib/temporal-profile';
+import { usesTls } from '../temporal/profile';
 import { refusal } from './connection-refusal';
-import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } from '../lib/queues';
+import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } from '../temporal/queues';
 import { createWorkers, installQuietRuntime, QueueKind } from '../workers/create-workers';
 import { checkMetricsPort, flushTelemetry, useTelemetry, workerTelemetry } from '../workers/telemetry';
-import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../workers/dev-server';
+import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../temporal/dev-server';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { failWith, printJsonOr, writeErr } from './output';
 import { connectTemporal, requireServer } from './temporal';

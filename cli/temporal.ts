@@ -3,10 +3,10 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig, serverAddress, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
-import { temporalConnectOptions, usesTls } from '../lib/temporal-profile';
+import { temporalConnectOptions, usesTls } from '../temporal/profile';
 import { refusal } from './connection-refusal';
 import { installQuietRuntime } from '../workers/create-workers';
-import { listening } from '../workers/dev-server';
+import { listening } from '../temporal/dev-server';
 
 /** How long a server that should already run may take to answer (issue 15: an unreachable server fails within 10 s). */
 const CONNECT_DEADLINE_MS = 10_000;

@@ -93,7 +93,7 @@ elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock
 fi
 
 # 4. The TypeScript build (incremental: quick when nothing changed).
-if [ ! -f dist/.stamp ] || [ -n "$(find cli lib render activities workflows workers tsconfig.json package.json -newer dist/.stamp -print -quit 2>/dev/null)" ]; then
+if [ ! -f dist/.stamp ] || [ -n "$(find cli lib render temporal activities workflows workers tsconfig.json package.json -newer dist/.stamp -print -quit 2>/dev/null)" ]; then
   say "building TypeScript (tsc)"
   npx tsc -p tsconfig.json
   node infra/bundle-workflows.js

@@ -10,7 +10,7 @@ import { ErrorCode, TtdError } from './errors';
 import { FsObjectStore } from './fs-store';
 import { parseS3Url, S3ObjectStore } from './s3-store';
 import type { ObjectStore } from './store';
-import { loadTemporalProfile, type TemporalProfile } from './temporal-profile';
+import { loadTemporalProfile, type TemporalProfile } from '../temporal/profile';
 import { TIME_LIMITS } from './time-limits';
 
 /** Everything a ttd process reads from its environment. */
@@ -18,7 +18,7 @@ export interface Config {
   home: string;
   store: string;
   python: string;
-  /** The server ttd connects to (a Temporal CLI profile and TEMPORAL_* variables: lib/temporal-profile.ts). */
+  /** The server ttd connects to (a Temporal CLI profile and TEMPORAL_* variables: temporal/profile.ts). */
   temporal: TemporalProfile;
   /** The profile's address (TEMPORAL_ADDRESS or `address` of the profile); undefined means the embedded server. */
   temporalAddress: string | undefined;
@@ -29,7 +29,7 @@ export interface Config {
   temporalUi: string | undefined;
   temporalBinary: string;
   /** TTD_QUEUE_PREFIX: task queues are then `<prefix>-control` and `<prefix>-torch`, as before pools; unset, they are
-   * named after the store's identity and the torch pool (lib/queues.ts). */
+   * named after the store's identity and the torch pool (temporal/queues.ts). */
   queuePrefix: string | undefined;
   repoRoot: string;
   pythonPackageDir: string;

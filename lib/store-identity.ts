@@ -1,5 +1,5 @@
 // A store's identity: a random id written once into the store (`ttd-store.json`) by its first writer, create-only.
-// Task queues are named after it (lib/queues.ts), so a worker of one store never takes a task of a run of another.
+// Task queues are named after it (temporal/queues.ts), so a worker of one store never takes a task of a run of another.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorCode, TtdError } from './errors';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort, repoRoot } from './helpers';
 import { S3ObjectStore } from '../lib/s3-store';
-import { listening } from '../workers/dev-server';
+import { listening } from '../temporal/dev-server';
 
 /** An access key of an IAM user moto made. */
 export interface AccessKey {

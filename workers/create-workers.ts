@@ -59,7 +59,7 @@ export async function createWorkers(opts: {
   connection: NativeConnection;
   config: Config;
   store: ObjectStore;
-  /** The queues to serve (lib/queues.ts): the store's control queue, one pool's torch queue (`config` is then that
+  /** The queues to serve (temporal/queues.ts): the store's control queue, one pool's torch queue (`config` is then that
    * pool's environment), or both. */
   queues: Partial<Record<QueueKind, string>>;
   /** Whether AOTInductor packages may reach this torch worker's parity (prestartTorch); a long-lived worker: yes. */

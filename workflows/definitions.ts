@@ -23,7 +23,7 @@ export interface PipelineInput {
   actor: string;
   trigger: 'manual' | 'ci' | 'schedule';
   commit: string | null;
-  /** The run's task queues: its store's control queue and the torch queue of its pool (lib/queues.ts). */
+  /** The run's task queues: its store's control queue and the torch queue of its pool (temporal/queues.ts). */
   queues: { control: string; torch: string };
   /** Where the run's store is (TTD_STORE, no credentials), for messages that say which workers it waits for; absent
    * in runs started before store identity. */

@@ -5,7 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../../lib/results';
-import { listening } from '../../workers/dev-server';
+import { listening } from '../../temporal/dev-server';
 import { freePort, quickSeedSpec, runTtd, seedDir, tempDir, writeSpec } from '../helpers';
 
 describe('many runs, one home', () => {

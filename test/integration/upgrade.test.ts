@@ -9,7 +9,7 @@ import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeCon
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createControlActivities } from '../../activities';
 import { loadConfig, openStore } from '../../lib/config';
-import { controlQueue, queueNaming } from '../../lib/queues';
+import { controlQueue, queueNaming } from '../../temporal/queues';
 import type { RunResult } from '../../lib/results';
 import { fixtureModels, freePort, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';

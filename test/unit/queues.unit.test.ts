@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createTorchActivities, TORCH_ACTIVITY_TYPES } from '../../activities';
 import { loadConfig } from '../../lib/config';
 import { FsObjectStore } from '../../lib/fs-store';
-import { queueNaming, queuesForRun, runQueues } from '../../lib/queues';
+import { queueNaming, queuesForRun, runQueues } from '../../temporal/queues';
 import { formatIssues, validateSpec } from '../../lib/spec';
 import { readIdentity, STORE_IDENTITY_KEY, storeIdentity } from '../../lib/store-identity';
 import { workerCommandFor } from '../../cli/queue-health';
