@@ -12,7 +12,7 @@ const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13
  * TtdError naming the unknown environment, or the missing python, torch or libtorch runner and how to install it.
  * `servedHere`: this process serves the run's torch stages itself, so a `device: cuda` spec needs CUDA here (a
  * detached run waits for a worker of its pool wherever that runs). */
-export async function preflight(config: Config, spec: Spec, opts: { servedHere?: boolean } = {}): Promise<Config> {
+export async function preflight<C extends Config>(config: C, spec: Spec, opts: { servedHere?: boolean } = {}): Promise<C> {
   const name = environmentName(spec);
   const field = typeof spec.environment === 'object' ? 'environment.base' : 'environment';
   const chosen = await chooseEnvironment(config.environments, name);

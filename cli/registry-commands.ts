@@ -1,7 +1,8 @@
 // `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { loadConfig, openStore } from '../lib/config';
+import { openStore } from '../lib/config';
+import { loadTemporalConfig } from '../temporal/config';
 import { anchoredModels } from '../lib/anchors';
 import { assertBacked, auditedModels, readAudit, verifyTrail } from '../lib/audit';
 import { ErrorCode, TtdError } from '../lib/errors';
@@ -29,7 +30,7 @@ function fusionLines(fusion: LegacyReports['fusion']): string[] {
 export async function showCommand(ref: string, opts: { json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const store = openStore(loadConfig());
+    const store = openStore(loadTemporalConfig());
     const { state, version } = await resolveRef(store, parseRef(ref));
     const record = await readVersionRecord(store, version.record);
     const manifest = await readManifest(store, record.manifest);
@@ -108,7 +109,7 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
       throw new TtdError(ErrorCode.argumentInvalid, `--format must be one of ${FORMATS.join(', ')} (got '${format}')`);
     }
     const dest = checkPullDestination(opts.output, Boolean(opts.force));
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const store = openStore(config);
     const parsed = parseRef(ref);
     const { state, version } = await resolveRef(store, parsed);
@@ -174,7 +175,7 @@ function checkPullDestination(output: string, force: boolean): string {
 export async function modelsCommand(opts: { json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const store = openStore(loadConfig());
+    const store = openStore(loadTemporalConfig());
     const models = [];
     for (const name of await listModels(store)) {
       const found = await readModel(store, name);
@@ -214,7 +215,7 @@ export async function modelsCommand(opts: { json?: boolean }): Promise<void> {
 export async function promoteCommand(ref: string, opts: { alias: string; json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const store = openStore(config);
     const parsed = parseRef(ref);
     if (parsed.version === undefined) throw new TtdError(ErrorCode.badReference, `ttd promote needs MODEL:VERSION (got '${ref}')`);
@@ -255,7 +256,7 @@ export async function promoteCommand(ref: string, opts: { alias: string; json?: 
 export async function rollbackCommand(model: string, opts: { alias: string; json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const store = openStore(config);
     const { state } = await resolveRef(store, parseRef(model));
     const current = state.aliases[opts.alias];
@@ -288,7 +289,7 @@ export async function rollbackCommand(model: string, opts: { alias: string; json
 export async function auditLogCommand(model: string, opts: { json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const store = openStore(loadConfig());
+    const store = openStore(loadTemporalConfig());
     const records = await readAudit(store, assertName('model', model));
     if (json) return printJson({ model, records });
     if (!records.length) return void writeOut(`no audit records for '${model}'\n`);
@@ -339,7 +340,7 @@ export async function auditVerifyCommand(
 ): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const store = openStore(config);
     const trust = {
       ...auditReader(config.keysDir, { publicKey: opts.publicKey, anchorsDir: opts.anchors }),

@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { optionalTsToDate, type Timestamp } from '@temporalio/common/lib/time';
-import type { Config } from '../lib/config';
+import type { TemporalConfig } from '../temporal/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { listModels, readModel, resolveRef } from '../lib/registry';
 import type { ReportData, StageTiming } from '../lib/report';
@@ -26,7 +26,7 @@ const decode = <T>(payloads: Payloads): T | undefined => {
 const iso = (ts: Timestamp | null | undefined) => optionalTsToDate(ts)?.toISOString() ?? null;
 
 /** The Temporal UI's page of a run, when the UI's address is known. */
-export function temporalUrlFor(config: Config, runId: string): string | null {
+export function temporalUrlFor(config: TemporalConfig, runId: string): string | null {
   return config.temporalUi
     ? `${config.temporalUi}/namespaces/${encodeURIComponent(config.temporalNamespace)}/workflows/${encodeURIComponent(runId)}`
     : null;
@@ -45,7 +45,7 @@ const STAGE_OF: Record<string, string> = {
 export async function reportFromHistory(
   client: Client,
   store: ObjectStore,
-  config: Config,
+  config: TemporalConfig,
   runId: string,
 ): Promise<ReportData | undefined> {
   const handle = client.workflow.getHandle(runId);
@@ -182,7 +182,7 @@ async function legacyParts(
 }
 
 /** A version's report from the store alone: its version record and manifest. */
-export async function reportFromStore(store: ObjectStore, config: Config, model: string, version: number): Promise<ReportData> {
+export async function reportFromStore(store: ObjectStore, config: TemporalConfig, model: string, version: number): Promise<ReportData> {
   const { state, version: v } = await resolveRef(store, { model, version });
   const record = await readVersionRecord(store, v.record);
   const manifest = await readManifest(store, record.manifest);
@@ -223,7 +223,7 @@ export async function versionOfRun(store: ObjectStore, runId: string): Promise<{
 }
 
 /** A run's report: from Temporal when it knows the run, else from the store if the run registered a version. */
-export async function reportForRun(client: Client | undefined, store: ObjectStore, config: Config, runId: string): Promise<ReportData> {
+export async function reportForRun(client: Client | undefined, store: ObjectStore, config: TemporalConfig, runId: string): Promise<ReportData> {
   const fromHistory = client ? await reportFromHistory(client, store, config, runId) : undefined;
   if (fromHistory) return fromHistory;
   const version = await versionOfRun(store, runId);

@@ -8,7 +8,8 @@ import {
   WorkflowFailedError,
   type Client,
 } from '@temporalio/client';
-import { loadConfig, openStore, withConcurrency } from '../lib/config';
+import { openStore, withConcurrency } from '../lib/config';
+import { loadTemporalConfig } from '../temporal/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec';
 import { queuesForRun } from '../temporal/queues';
@@ -68,7 +69,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     }
     // Its in-process workers serve this one run, whose torch stages go one after another: all the cores to each (unless
     // TTD_WORKER_CONCURRENCY says otherwise). Decided before the fork server starts: its children keep these threads.
-    const base = process.env.TTD_WORKER_CONCURRENCY ? loadConfig() : withConcurrency(loadConfig(), 1);
+    const base = process.env.TTD_WORKER_CONCURRENCY ? loadTemporalConfig() : withConcurrency(loadTemporalConfig(), 1);
     const read = loadSpec(specPath, base.archiveLimits);
     config = await preflight(base, read.spec, { servedHere: !opts.detach }); // the run's torch environment
     loaded = withEnvironment(read, config.environment);

@@ -6,7 +6,8 @@ import type { Client } from '@temporalio/client';
 import { allowedHostArgument, hostAllowed, hostOf, isLoopback } from '../lib/allowed-hosts';
 import { readAudit, verifyTrail } from '../lib/audit';
 import { auditReader } from '../lib/keys';
-import { loadConfig, openStore, type Config } from '../lib/config';
+import { openStore } from '../lib/config';
+import { loadTemporalConfig, type TemporalConfig } from '../temporal/config';
 import { ErrorCode, TtdError } from '../lib/errors';
 import { listModels, readModel } from '../lib/registry';
 import { DASHBOARD_POLICY } from '../render/html';
@@ -24,7 +25,7 @@ const RUNS_SHOWN = 50;
 
 /** What the dashboard reads: the store always, Temporal when it is reachable (recent runs, run reports). */
 export interface UiSources {
-  config: Config;
+  config: TemporalConfig;
   store: ObjectStore;
   client: Client | undefined;
 }
@@ -201,7 +202,7 @@ export async function uiCommand(opts: { port?: string; host?: string; allowHost?
     }
     const host = opts.host ?? '127.0.0.1';
     const allowed = (opts.allowHost ?? []).map(allowedHostArgument);
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const store = openStore(config);
     await withOptionalClient(config, async (client) => {
       let server: Server;

@@ -4,7 +4,7 @@ import { lock, lockSync } from 'proper-lockfile';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ErrorCode, TtdError } from '../lib/errors';
-import type { Config } from '../lib/config';
+import type { TemporalConfig } from './config';
 import { describeEnd, startProcess, type ProcessResult } from '../lib/subprocess';
 
 const START_TIMEOUT_MS = 60_000;
@@ -20,7 +20,7 @@ export interface ServerHandle {
  * (SQLite under $TTD_HOME). The embedded server belongs to no single run: every `ttd run` of the home holds a lease on
  * it ($TTD_HOME/server-leases/PID), taken and given back under a lock, and the last run to give its lease back stops
  * it. A server `ttd server start` started is never stopped by a run. */
-export async function ensureServer(config: Config): Promise<ServerHandle> {
+export async function ensureServer(config: TemporalConfig): Promise<ServerHandle> {
   if (config.temporalAddress) return { address: config.temporalAddress, startedHere: false, stop: async () => undefined };
   const address = `127.0.0.1:${config.temporalPort}`;
   if (!(await listening(config.temporalPort))) assertBinary(config); // before anything is written to the home
@@ -52,13 +52,13 @@ export async function ensureServer(config: Config): Promise<ServerHandle> {
 const LEASES = 'server-leases';
 const EMBEDDED_MARK = 'server.embedded';
 
-function leaseFile(config: Config, pid: number): string {
+function leaseFile(config: TemporalConfig, pid: number): string {
   return join(config.home, LEASES, String(pid));
 }
 
 /** Gives this process's lease back and drops those of processes that are gone; true when no lease is left and the
  * server is the embedded one (started by a run, not by `ttd server start`), which the caller then stops. */
-function lastLease(config: Config): boolean {
+function lastLease(config: TemporalConfig): boolean {
   rmSync(leaseFile(config, process.pid), { force: true });
   const dir = join(config.home, LEASES);
   const alive = readdirSync(dir).filter((name) => {
@@ -69,7 +69,7 @@ function lastLease(config: Config): boolean {
   return alive.length === 0 && existsSync(join(config.home, EMBEDDED_MARK));
 }
 
-function releaseLeaseSync(config: Config): void {
+function releaseLeaseSync(config: TemporalConfig): void {
   try {
     const release = lockSync(config.home, { lockfilePath: join(config.home, 'server.lock') });
     try {
@@ -95,7 +95,7 @@ function isAlive(pid: number): boolean {
 
 /** Runs `fn` holding the home's server lock ($TTD_HOME/server.lock), so that runs starting together start one server
  * and a run stopping it never races one taking a lease. */
-async function withServerLock<T>(config: Config, fn: () => Promise<T>): Promise<T> {
+async function withServerLock<T>(config: TemporalConfig, fn: () => Promise<T>): Promise<T> {
   mkdirSync(config.home, { recursive: true });
   const release = await lock(config.home, {
     lockfilePath: join(config.home, 'server.lock'),
@@ -110,7 +110,7 @@ async function withServerLock<T>(config: Config, fn: () => Promise<T>): Promise<
 
 /** The dev server's arguments: SQLite under $TTD_HOME, loopback only, updates enabled. The background server
  * (`ttd server start`) serves the Temporal UI on port + 1000, which reports link to; the embedded one is headless. */
-function devServerArgs(config: Config, opts: { ui: boolean } = { ui: false }): string[] {
+function devServerArgs(config: TemporalConfig, opts: { ui: boolean } = { ui: false }): string[] {
   const port = config.temporalPort;
   return [
     'server',
@@ -133,7 +133,7 @@ function devServerArgs(config: Config, opts: { ui: boolean } = { ui: false }): s
   ];
 }
 
-function assertBinary(config: Config): void {
+function assertBinary(config: TemporalConfig): void {
   if (!existsSync(config.temporalBinary)) {
     throw new TtdError(
       ErrorCode.temporalMissing,
@@ -143,12 +143,12 @@ function assertBinary(config: Config): void {
 }
 
 /** Where `ttd server start` keeps its pid and log. */
-export function serverFiles(config: Config): { pid: string; log: string; db: string } {
+export function serverFiles(config: TemporalConfig): { pid: string; log: string; db: string } {
   return { pid: join(config.home, 'server.pid'), log: join(config.home, 'server.log'), db: join(config.home, 'temporal.db') };
 }
 
 /** The pid in the pid file, if that process is alive. */
-export function runningServerPid(config: Config): number | null {
+export function runningServerPid(config: TemporalConfig): number | null {
   const { pid } = serverFiles(config);
   if (!existsSync(pid)) return null;
   const n = Number(readFileSync(pid, 'utf8').trim());
@@ -162,7 +162,7 @@ export function runningServerPid(config: Config): number | null {
 
 /** `ttd server start`: the dev server as a background process; returns once it listens. */
 export async function startBackgroundServer(
-  config: Config,
+  config: TemporalConfig,
   opts: { embedded?: boolean } = {},
 ): Promise<{ pid: number; address: string; already: boolean }> {
   const address = `127.0.0.1:${config.temporalPort}`;
@@ -236,7 +236,7 @@ function readLogFrom(path: string, offset: number): string {
 }
 
 /** `ttd server stop`: SIGTERM, wait for exit (SIGKILL after 15 s), remove the pid file. */
-export async function stopBackgroundServer(config: Config): Promise<{ pid: number | null }> {
+export async function stopBackgroundServer(config: TemporalConfig): Promise<{ pid: number | null }> {
   const pid = runningServerPid(config);
   const files = serverFiles(config);
   if (pid !== null) {

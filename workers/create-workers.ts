@@ -5,7 +5,7 @@ import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Wo
 import { createControlActivities, createTorchActivities } from '../activities';
 import { stopForkServers } from '../activities/torch-process';
 import { prestartTorch } from '../activities/step-cache';
-import type { Config } from '../lib/config';
+import type { TemporalConfig } from '../temporal/config';
 import type { ObjectStore } from '../lib/store';
 import { terminalJson, terminalText } from '../render/terminal';
 import { flushTelemetry, runtimeMetrics, tracedWorkflows, workerTelemetryOptions } from './telemetry';
@@ -57,7 +57,7 @@ function workflowCode(): { workflowBundle: { codePath: string } } | { workflowsP
 /** Creates one worker per given queue on an open connection. */
 export async function createWorkers(opts: {
   connection: NativeConnection;
-  config: Config;
+  config: TemporalConfig;
   store: ObjectStore;
   /** The queues to serve (temporal/queues.ts): the store's control queue, one pool's torch queue (`config` is then that
    * pool's environment), or both. */
