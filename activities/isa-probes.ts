@@ -6,8 +6,8 @@ import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../lib/config';
-import { sandboxEnv } from '../lib/sandbox';
-import { runProcess } from '../lib/subprocess';
+import { sandboxEnv } from '../lib/environments/sandbox';
+import { runProcess } from '../lib/environments/subprocess';
 
 const ISA_PROBE = 'from torch._inductor import cpu_vec_isa; cpu_vec_isa.valid_vec_isa_list()';
 const isaProbeDirs = new Map<string, Promise<string | undefined>>();

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { archiveLimitsEnv } from '../lib/archive-limits';
+import { archiveLimitsEnv } from '../lib/limits/archive-limits';
 import type { Config } from '../lib/config';
-import { bwrapArgs, probeSandbox, readOnlyBinds, sandboxEnv, SANDBOX_SCRATCH, type SandboxMounts } from '../lib/sandbox';
-import { startProcess, type StartedProcess, type StderrTail } from '../lib/subprocess';
+import { bwrapArgs, probeSandbox, readOnlyBinds, sandboxEnv, SANDBOX_SCRATCH, type SandboxMounts } from '../lib/environments/sandbox';
+import { startProcess, type StartedProcess, type StderrTail } from '../lib/environments/subprocess';
 import { capMemory, type MemoryExceeded, type MemoryWatch } from './memory-cap';
 
 const PROTOCOL_VERSION = 1;
@@ -48,7 +48,7 @@ export interface TorchRequestOptions {
   signal?: AbortSignal;
   /** The stage process's memory cap in MiB (activities/memory-cap.ts); none when absent. */
   maxRssMb?: number;
-  /** The request's intra-op threads (lib/capacity.ts, stageThreads); the configured count when absent. */
+  /** The request's intra-op threads (lib/limits/capacity.ts, stageThreads); the configured count when absent. */
   threads?: number;
 }
 

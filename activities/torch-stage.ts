@@ -5,7 +5,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { stageThreads } from '../lib/capacity';
+import { stageThreads } from '../lib/limits/capacity';
 import { forEnvironment, type Config } from '../lib/config';
 import {
   TorchOps,
@@ -16,12 +16,12 @@ import {
   type TorchOpName,
   type TorchStage,
   type WorkerDirs,
-} from '../lib/contract';
-import { DigestStream } from '../lib/digest';
-import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
-import { GateCode, NonRetryable } from '../lib/gate-codes';
-import { redact, redactDeep } from '../lib/redact';
-import { seconds, stageLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
+} from '../lib/contract/ops';
+import { DigestStream } from '../lib/store/digest';
+import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store/store';
+import { GateCode, NonRetryable } from '../lib/contract/gate-codes';
+import { redact, redactDeep } from '../lib/environments/redact';
+import { seconds, stageLimit, type LimitBasis, type TimeLimit } from '../lib/limits/time-limits';
 import { runTorchRequest, workRoot } from './torch-process';
 
 /** What torch activities are built with. */
@@ -258,7 +258,7 @@ export async function torchOp(
     }
     if (hookFailed) throw hookFailed.error;
     if (!outcome) throw new Error(`the torch request '${op}' ended without an outcome`);
-    // Whatever the torch side says leaves this stage without the worker's secrets (lib/redact.ts).
+    // Whatever the torch side says leaves this stage without the worker's secrets (lib/environments/redact.ts).
     if (outcome.kind === 'ok') {
       if (outcome.ms !== undefined) addTorchWork(outcome.ms);
       return redactDeep(outcome.result);
@@ -365,7 +365,7 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
         const issue = parsed.error.issues[0];
         throw ApplicationFailure.create({
           type: GateCode.internal,
-          message: `the torch op '${stage.op}' broke its contract (lib/contract.ts): result.${issue?.path.join('.')}: ${issue?.message}`,
+          message: `the torch op '${stage.op}' broke its contract (lib/contract/ops.ts): result.${issue?.path.join('.')}: ${issue?.message}`,
           nonRetryable: true,
         });
       }

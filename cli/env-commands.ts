@@ -1,7 +1,7 @@
 // `ttd env list`: the torch environments of this checkout, probed: which are installed, their torch and libtorch.
 import { loadTemporalConfig } from '../temporal/config';
-import { describeEnvironment } from '../lib/environments';
-import { probeSandbox } from '../lib/sandbox';
+import { describeEnvironment } from '../lib/environments/environments';
+import { probeSandbox } from '../lib/environments/sandbox';
 import { failWith, printJsonOr, table } from './output';
 
 /** `ttd env list [--json]`: prints `{"environments": [{name, python, torch_version, libtorch_version, device, …}]}`. */

@@ -1,6 +1,6 @@
 // Printing for every command: human text or one JSON object, and one way to report errors. Everything a command
 // prints goes through writeOut or writeErr, which let no terminal control through but our own colours.
-import { TtdError } from '../lib/errors';
+import { TtdError } from '../lib/contract/errors';
 import { terminalJson, terminalLine, terminalText } from '../render/terminal';
 
 /** Whether stderr progress may use colour (NO_COLOR respected, terminals only). */

@@ -1,10 +1,10 @@
 // Checks the torch environment before anything starts, so a missing piece is named, not discovered mid-run.
 import { existsSync } from 'node:fs';
 import { forEnvironment, type Config } from '../lib/config';
-import { canExport, chooseEnvironment, cpuFusionBuild, hasCuda, probeEnvironment, runtimeMismatch, type TorchEnv } from '../lib/environments';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { probeSandbox } from '../lib/sandbox';
-import { environmentName, parseTarget, type Spec } from '../lib/spec';
+import { canExport, chooseEnvironment, cpuFusionBuild, hasCuda, probeEnvironment, runtimeMismatch, type TorchEnv } from '../lib/environments/environments';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { probeSandbox } from '../lib/environments/sandbox';
+import { environmentName, parseTarget, type Spec } from '../lib/spec/spec';
 
 const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
 

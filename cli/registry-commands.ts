@@ -3,17 +3,17 @@ import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { openStore } from '../lib/config';
 import { loadTemporalConfig } from '../temporal/config';
-import { anchoredModels } from '../lib/anchors';
-import { assertBacked, auditedModels, readAudit, verifyTrail } from '../lib/audit';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { auditReader, auditWriter } from '../lib/keys';
-import { assertName } from '../lib/names';
-import { recordAliasMove } from '../lib/promotion';
-import { listModels, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry';
-import { fuserShown } from '../lib/results';
-import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/records';
-import { FORMATS, type Format } from '../lib/spec';
-import { getBlobToFile } from '../lib/store';
+import { anchoredModels } from '../lib/registry/anchors';
+import { assertBacked, auditedModels, readAudit, verifyTrail } from '../lib/registry/audit';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { auditReader, auditWriter } from '../lib/registry/keys';
+import { assertName } from '../lib/registry/names';
+import { recordAliasMove } from '../lib/registry/promotion';
+import { listModels, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry/registry';
+import { fuserShown } from '../lib/contract/results';
+import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/registry/records';
+import { FORMATS, type Format } from '../lib/spec/spec';
+import { getBlobToFile } from '../lib/store/store';
 import { terminalLine } from '../render/terminal';
 import { failWith, gateLines, printJson, printJsonOr, sci, table, writeOut } from './output';
 
@@ -53,7 +53,7 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       gates: record.gates,
       formats: formatsOf(manifest),
       reports: { ...reports, parity: record.parity },
-      // Each build stage's output as the stage returned it (lib/contract.ts); absent for versions stored before them.
+      // Each build stage's output as the stage returned it (lib/contract/ops.ts); absent for versions stored before them.
       ...(manifest.format === 'ttd-manifest/2' ? { stages: manifest.stages } : {}),
       // The declared environment it was built in, with every package its requirements resolved to.
       ...(manifest.format === 'ttd-manifest/2' && manifest.environment ? { environment: manifest.environment } : {}),

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { openStore } from '../lib/config';
 import { loadTemporalConfig, type TemporalConfig } from '../temporal/config';
-import { ErrorCode, TtdError } from '../lib/errors';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { renderReport } from '../render/report-html';
 import { terminalLine } from '../render/terminal';
 import { ensureServer } from '../temporal/dev-server';

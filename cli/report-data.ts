@@ -6,15 +6,15 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { optionalTsToDate, type Timestamp } from '@temporalio/common/lib/time';
 import type { TemporalConfig } from '../temporal/config';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { listModels, readModel, resolveRef } from '../lib/registry';
-import type { ReportData, StageTiming } from '../lib/report';
-import { ParityResult, RunResult } from '../lib/results';
-import { TorchStages } from '../lib/contract';
-import { readManifest, readVersionRecord, StageOutputs, type Manifest } from '../lib/records';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { listModels, readModel, resolveRef } from '../lib/registry/registry';
+import type { ReportData, StageTiming } from '../lib/parity/report';
+import { ParityResult, RunResult } from '../lib/contract/results';
+import { TorchStages } from '../lib/contract/ops';
+import { readManifest, readVersionRecord, StageOutputs, type Manifest } from '../lib/registry/records';
 import type { ControlActivities, StageRun, TorchActivities } from '../activities';
-import { getBlob, type ObjectStore } from '../lib/store';
-import type { Spec } from '../lib/spec';
+import { getBlob, type ObjectStore } from '../lib/store/store';
+import type { Spec } from '../lib/spec/spec';
 
 const EventType = temporal.api.enums.v1.EventType;
 type Payloads = temporal.api.common.v1.IPayloads | null | undefined;
@@ -35,7 +35,7 @@ export function temporalUrlFor(config: TemporalConfig, runId: string): string | 
 // The activities whose results a report reads, by their registered names (a rename fails to compile here).
 type ActivityName = keyof TorchActivities | keyof ControlActivities;
 const activity = <K extends ActivityName>(name: K): K => name;
-/** Which build stage (lib/records.ts: StageOutputs) each torch activity's output is: the op it declares. */
+/** Which build stage (lib/registry/records.ts: StageOutputs) each torch activity's output is: the op it declares. */
 const STAGE_OF: Record<string, string> = {
   [activity('train')]: 'train',
   ...Object.fromEntries(Object.entries(TorchStages).map(([name, stage]) => [name, stage.op])),

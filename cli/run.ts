@@ -10,11 +10,11 @@ import {
 } from '@temporalio/client';
 import { openStore, withConcurrency } from '../lib/config';
 import { loadTemporalConfig } from '../temporal/config';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec/spec';
 import { queuesForRun } from '../temporal/queues';
-import { assertWritable } from '../lib/store-identity';
-import { exitCodeFor, fuserShown, type RunResult } from '../lib/results';
+import { assertWritable } from '../lib/store/store-identity';
+import { exitCodeFor, fuserShown, type RunResult } from '../lib/contract/results';
 import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
 import { ensureServer } from '../temporal/dev-server';
 import { requireServer } from './temporal';

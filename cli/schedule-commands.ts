@@ -2,10 +2,10 @@
 import { ScheduleNotFoundError, type Client, type ScheduleOverlapPolicy } from '@temporalio/client';
 import { openStore } from '../lib/config';
 import { loadTemporalConfig } from '../temporal/config';
-import { cronArgument, intervalArgument } from '../lib/arguments';
-import { ErrorCode, TtdError } from '../lib/errors';
+import { cronArgument, intervalArgument } from '../lib/spec/arguments';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { queuesForRun } from '../temporal/queues';
-import { loadSpec, storeRunSource, runEnvironmentId, withEnvironment } from '../lib/spec';
+import { loadSpec, storeRunSource, runEnvironmentId, withEnvironment } from '../lib/spec/spec';
 import { terminalLine } from '../render/terminal';
 import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';
 import { failWith, printJson, printJsonOr, table, writeOut } from './output';

@@ -1,6 +1,6 @@
 // `ttd server start|stop|status` and `ttd worker`: the processes an operator runs beside `ttd run`.
 import { stopForkServers } from '../activities/torch-process';
-import { concurrencyArgument } from '../lib/capacity';
+import { concurrencyArgument } from '../lib/limits/capacity';
 import { forEnvironment, openStore, withConcurrency } from '../lib/config';
 import { loadTemporalConfig, serverAddress, type TemporalConfig } from '../temporal/config';
 import { usesTls } from '../temporal/profile';
@@ -9,7 +9,7 @@ import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } fro
 import { createWorkers, installQuietRuntime, QueueKind } from '../workers/create-workers';
 import { checkMetricsPort, flushTelemetry, useTelemetry, workerTelemetry } from '../workers/telemetry';
 import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../temporal/dev-server';
-import { ErrorCode, TtdError } from '../lib/errors';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { failWith, printJsonOr, writeErr } from './output';
 import { connectTemporal, requireServer } from './temporal';
 

@@ -2,7 +2,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadTemporalConfig, serverAddress, type TemporalConfig } from '../temporal/config';
-import { ErrorCode, TtdError } from '../lib/errors';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { temporalConnectOptions, usesTls } from '../temporal/profile';
 import { refusal } from './connection-refusal';
 import { installQuietRuntime } from '../workers/create-workers';

@@ -2,15 +2,15 @@
 import { existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { availableParallelism, userInfo } from 'node:os';
-import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
-import { capacityFrom, torchThreadsFixed } from './capacity';
-import { declaredLabel, declaredPython, parseDeclaredId } from './declared-environments';
-import { knownEnvironments, type TorchEnv } from './environments';
-import { ErrorCode, TtdError } from './errors';
-import { FsObjectStore } from './fs-store';
-import { parseS3Url, S3ObjectStore } from './s3-store';
-import type { ObjectStore } from './store';
-import { TIME_LIMITS } from './time-limits';
+import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './limits/archive-limits';
+import { capacityFrom, torchThreadsFixed } from './limits/capacity';
+import { declaredLabel, declaredPython, parseDeclaredId } from './environments/declared-environments';
+import { knownEnvironments, type TorchEnv } from './environments/environments';
+import { ErrorCode, TtdError } from './contract/errors';
+import { FsObjectStore } from './store/fs-store';
+import { parseS3Url, S3ObjectStore } from './store/s3-store';
+import type { ObjectStore } from './store/store';
+import { TIME_LIMITS } from './limits/time-limits';
 
 /** Everything a ttd process reads from its environment but the Temporal connection (temporal/config.ts adds it). */
 export interface Config {
@@ -40,7 +40,7 @@ export interface Config {
   archiveLimits: ArchiveLimits;
   /** The train stage keeps this many of its latest per-epoch checkpoints in the store (TTD_CHECKPOINTS_KEPT, default 3). */
   checkpointsKept: number;
-  /** The torch environments this checkout knows of, newest first (lib/environments.ts). `python` and
+  /** The torch environments this checkout knows of, newest first (lib/environments/environments.ts). `python` and
    * `libtorchRunner` above are those of the environment a run without one uses (runs started before environments). */
   environments: TorchEnv[];
   /** The environment `python` and `libtorchRunner` belong to (a declared one is shown as `<base>+<12 hex>`). */
@@ -67,15 +67,15 @@ export interface Config {
   /** The bubblewrap binary (TTD_BWRAP, default /usr/bin/bwrap). */
   bwrap: string;
   /** What a parity runtime gets to start and load an artifact before its cases count (TTD_RUNTIME_LOAD_ALLOWANCE_S,
-   * default 120): a host with slow storage or a cold page cache raises it (lib/time-limits.ts). */
+   * default 120): a host with slow storage or a cold page cache raises it (lib/limits/time-limits.ts). */
   runtimeLoadAllowanceMs: number;
   /** Torch activities one worker process runs at once (`ttd worker --concurrency`, TTD_WORKER_CONCURRENCY; default
-   * from the host's cores, lib/capacity.ts). */
+   * from the host's cores, lib/limits/capacity.ts). */
   concurrency: number;
   /** Intra-op threads of each torch stage (TTD_TORCH_THREADS; default the host's cores shared among `concurrency`). */
   torchThreads: number;
   /** Whether TTD_TORCH_THREADS set `torchThreads`; if not, a stage takes the cores that the stages beside it leave
-   * (lib/capacity.ts, stageThreads), `torchThreads` at least. */
+   * (lib/limits/capacity.ts, stageThreads), `torchThreads` at least. */
   torchThreadsFixed?: boolean;
 }
 

@@ -1,7 +1,7 @@
 // The run report as one self-contained HTML page: inline CSS and SVG, no scripts, nothing loaded from the network.
 // Every string from the data is escaped; gate messages and IR come from users' files.
-import { histogramLabels, type ReportData, type StageTiming } from '../lib/report';
-import { fuserShown, type GateResult, type ParityOutputReport, type ParityRuntimeReport } from '../lib/results';
+import { histogramLabels, type ReportData, type StageTiming } from '../lib/parity/report';
+import { fuserShown, type GateResult, type ParityOutputReport, type ParityRuntimeReport } from '../lib/contract/results';
 import { Tone, badge, esc, htmlDocument, ms, num, orDash, sci, statusBadge, table, time } from './html';
 
 /** Renders a run report as a whole HTML document. */
@@ -224,7 +224,7 @@ function gatesSection(gates: GateResult[]): string {
 
 // ---- stage outputs ----
 
-// Every build stage's output as the stage returned it (lib/contract.ts), so that a stage without a section of its own
+// Every build stage's output as the stage returned it (lib/contract/ops.ts), so that a stage without a section of its own
 // (a new one, say) is still shown: its scalar facts, the size of its lists and maps, and the files it stored.
 function stagesSection(stages: Record<string, Record<string, unknown>>): string {
   const names = Object.keys(stages);

@@ -1,6 +1,6 @@
 // Pages of the read-only dashboard (`ttd ui`): plain data in, a self-contained HTML document out.
 // No scripts and nothing loaded from elsewhere; every string from the registry or Temporal is escaped.
-import type { AuditRecord, TrailVerdict } from '../lib/audit';
+import type { AuditRecord, TrailVerdict } from '../lib/registry/audit';
 import { Tone, badge, esc, htmlDocument, link, orDash, shortDigest, statusBadge, table, time } from './html';
 
 /** One model in the models list. */

@@ -3,9 +3,9 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { lock, lockSync } from 'proper-lockfile';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { ErrorCode, TtdError } from '../lib/errors';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
 import type { TemporalConfig } from './config';
-import { describeEnd, startProcess, type ProcessResult } from '../lib/subprocess';
+import { describeEnd, startProcess, type ProcessResult } from '../lib/environments/subprocess';
 
 const START_TIMEOUT_MS = 60_000;
 

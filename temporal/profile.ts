@@ -10,7 +10,7 @@ import {
   type ConfigDataSource,
 } from '@temporalio/envconfig';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
-import { ErrorCode, TtdError } from '../lib/errors';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
 
 /** The settings a profile can give, as messages name them. */
 export type TemporalSetting =

@@ -1,9 +1,9 @@
 // Task queue names: one control queue per store and one torch queue per store, torch environment and device (a
 // pool), so that a worker serves only runs of its own store, and a run's torch stages reach only workers of its pool.
-import { hasCuda, probeEnvironment, type TorchEnv } from '../lib/environments';
-import { ErrorCode, TtdError } from '../lib/errors';
-import type { ObjectStore } from '../lib/store';
-import { storeIdentity } from '../lib/store-identity';
+import { hasCuda, probeEnvironment, type TorchEnv } from '../lib/environments/environments';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import type { ObjectStore } from '../lib/store/store';
+import { storeIdentity } from '../lib/store/store-identity';
 
 /** The devices a pool can have. */
 export const Device = { cpu: 'cpu', cuda: 'cuda' } as const;

@@ -6,7 +6,7 @@ import { createControlActivities, createTorchActivities } from '../activities';
 import { stopForkServers } from '../activities/torch-process';
 import { prestartTorch } from '../activities/step-cache';
 import type { TemporalConfig } from '../temporal/config';
-import type { ObjectStore } from '../lib/store';
+import type { ObjectStore } from '../lib/store/store';
 import { terminalJson, terminalText } from '../render/terminal';
 import { flushTelemetry, runtimeMetrics, tracedWorkflows, workerTelemetryOptions } from './telemetry';
 
@@ -46,7 +46,7 @@ function workflowCode(): { workflowBundle: { codePath: string } } | { workflowsP
   const entry = require.resolve('../workflows');
   // Only a bundle at least as new as every compiled file it was made from (a plain `tsc` does not rebuild it).
   const sources = [dirname(entry), join(__dirname, '..', 'lib')].flatMap((dir) =>
-    readdirSync(dir)
+    readdirSync(dir, { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.js'))
       .map((f) => statSync(join(dir, f)).mtimeMs),
   );
@@ -89,7 +89,7 @@ export async function createWorkers(opts: {
         taskQueue: opts.queues.torch,
         activities: createTorchActivities({ config, store }),
         ...workerTelemetryOptions({ bundled: true }),
-        maxConcurrentActivityTaskExecutions: config.concurrency, // lib/capacity.ts
+        maxConcurrentActivityTaskExecutions: config.concurrency, // lib/limits/capacity.ts
         // Progress (epoch, loss) must reach the server quickly enough for `ttd run` to show it.
         defaultHeartbeatThrottleInterval: '1 second',
         maxHeartbeatThrottleInterval: '1 second',

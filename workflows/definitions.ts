@@ -1,9 +1,9 @@
 // What the pipeline workflow is called with, what it answers, and how its activities are called: the names the CLI
 // and the workers import, so that nothing looks the workflow up by a string of its own.
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import { NON_RETRYABLE_TYPES } from '../lib/gate-codes';
-import type { DeclaredEnvironment } from '../lib/declared-environments';
-import type { Spec } from '../lib/spec';
+import { NON_RETRYABLE_TYPES } from '../lib/contract/gate-codes';
+import type { DeclaredEnvironment } from '../lib/environments/declared-environments';
+import type { Spec } from '../lib/spec/spec';
 
 /** The workflow type name, for listing runs and for schedules. */
 export const PIPELINE_WORKFLOW = 'pipelineWorkflow';
@@ -30,7 +30,7 @@ export interface PipelineInput {
   store?: string;
   /** `ttd run --no-cache`: every torch stage does its work even when an earlier run had the same inputs. */
   noCache?: boolean;
-  /** The torch environment every torch stage runs in (lib/environments.ts); absent in runs started before there
+  /** The torch environment every torch stage runs in (lib/environments/environments.ts); absent in runs started before there
    * were several, which ran in the worker's configured one. */
   environment?: string;
   /** The spec's declared environment (`environment: { base, requirements }`) with its requirement lines; `environment`

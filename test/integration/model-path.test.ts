@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { digestBytes } from '../../lib/digest';
+import { digestBytes } from '../../lib/store/digest';
 import { runTtd, seedDir, tempDir, testEnv } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 

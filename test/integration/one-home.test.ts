@@ -4,7 +4,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { listening } from '../../temporal/dev-server';
 import { freePort, quickSeedSpec, runTtd, seedDir, tempDir, writeSpec } from '../helpers';
 

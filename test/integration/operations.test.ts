@@ -3,10 +3,10 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../lib/audit';
-import { FsObjectStore } from '../../lib/fs-store';
-import { readModel } from '../../lib/registry';
-import type { RunResult } from '../../lib/results';
+import { verifyChain } from '../../lib/registry/audit';
+import { FsObjectStore } from '../../lib/store/fs-store';
+import { readModel } from '../../lib/registry/registry';
+import type { RunResult } from '../../lib/contract/results';
 import { fixtureModels, freePort, quickSeedSpec, seedDir, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
 

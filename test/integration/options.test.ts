@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec, type TtdRun } from '../helpers';
 
 const optionFixtures = join(repoRoot, 'test', 'fixtures', 'options');

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { freePort, runTtd, seedDir, tempDir, type TtdRun } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 

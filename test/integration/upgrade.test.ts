@@ -11,7 +11,7 @@ import { createControlActivities } from '../../activities';
 import { openStore } from '../../lib/config';
 import { loadTemporalConfig } from '../../temporal/config';
 import { controlQueue, queueNaming } from '../../temporal/queues';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { fixtureModels, freePort, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
 import { TIMER_BEFORE_TRAIN } from '../fixtures/workflows/timer-before-train';

@@ -17,9 +17,9 @@ import {
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ControlActivities, StageRun, TorchActivities } from '../../activities';
-import { GateCode, type Gate } from '../../lib/gate-codes';
-import type { ParityResult, RunResult } from '../../lib/results';
-import { SpecSchema } from '../../lib/spec';
+import { GateCode, type Gate } from '../../lib/contract/gate-codes';
+import type { ParityResult, RunResult } from '../../lib/contract/results';
+import { SpecSchema } from '../../lib/spec/spec';
 import type { pipelineWorkflow } from '../../workflows/pipeline';
 import { approveUpdate, PIPELINE_WORKFLOW, progressQuery, type PipelineInput, type PipelineProgress } from '../../workflows/definitions';
 

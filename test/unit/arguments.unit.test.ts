@@ -3,10 +3,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cronArgument, intervalArgument, positiveIntegerArgument } from '../../lib/arguments';
+import { cronArgument, intervalArgument, positiveIntegerArgument } from '../../lib/spec/arguments';
 import { loadTemporalConfig } from '../../temporal/config';
-import { TtdError } from '../../lib/errors';
-import { loadSpec } from '../../lib/spec';
+import { TtdError } from '../../lib/contract/errors';
+import { loadSpec } from '../../lib/spec/spec';
 import { tempDir } from '../helpers';
 
 function thrown(fn: () => unknown): TtdError {

@@ -1,10 +1,10 @@
 // The run report and dashboard pages, rendered from hand-built data: sections, escaping, empty states, no network loads.
 import { describe, expect, it } from 'vitest';
-import type { AuditRecord, TrailVerdict } from '../../lib/audit';
+import type { AuditRecord, TrailVerdict } from '../../lib/registry/audit';
 import { esc } from '../../render/html';
-import { histogramLabels, type ReportData } from '../../lib/report';
+import { histogramLabels, type ReportData } from '../../lib/parity/report';
 import { renderReport } from '../../render/report-html';
-import type { ParityRuntimeReport } from '../../lib/results';
+import type { ParityRuntimeReport } from '../../lib/contract/results';
 import { auditPage, errorPage, layout, modelPage, modelsPage, runsPage, type ModelDetail } from '../../render/ui-html';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;

@@ -520,7 +520,7 @@ def required(path: str | None = None) -> Contract:
 
 def op_schema(op: str, part: str, path: str | None = None) -> Schema:
     """The op's args or result schema; an internal error when the contract lacks it (the op is ours, its schema
-    belongs in lib/contract.ts)."""
+    belongs in lib/contract/ops.ts)."""
     try:
         found = required(path)
     except SchemaError as exc:
@@ -528,7 +528,8 @@ def op_schema(op: str, part: str, path: str | None = None) -> Schema:
     schema = found.schema(op, part)
     if schema is None:
         raise ProtocolError(
-            "internal", f"op {op!r} has no {part} schema in {found.path}; add it to lib/contract.ts and run make setup"
+            "internal",
+            f"op {op!r} has no {part} schema in {found.path}; add it to lib/contract/ops.ts and run make setup",
         )
     return schema
 

@@ -1,11 +1,11 @@
 """The torch side of the sandbox (docs/trust.md): each request of the fork server sees only its own directories,
 and an operation the sandbox refused ends the request with the code sandbox_refused.
 
-The TypeScript side starts this process under bubblewrap (lib/sandbox.ts) with TTD_SANDBOX=on and three lists of
-directories that all requests of a fork server share: TTD_SANDBOX_PRIVATE (the work root), of which a request sees
-only the entries its path arguments lie in (its own work dir); TTD_SANDBOX_SHARED (the Inductor cache), which a
-request sees only when a path argument names it (compile); TTD_SANDBOX_HIDDEN (the server's socket), which no
-request sees.
+The TypeScript side starts this process under bubblewrap (lib/environments/sandbox.ts) with TTD_SANDBOX=on and
+three lists of directories that all requests of a fork server share: TTD_SANDBOX_PRIVATE (the work root), of which a
+request sees only the entries its path arguments lie in (its own work dir); TTD_SANDBOX_SHARED (the Inductor cache),
+which a request sees only when a path argument names it (compile); TTD_SANDBOX_HIDDEN (the server's socket), which
+no request sees.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ SOURCE_LINE = re.compile(r'File "[^"]*", line \d+')
 def refusal(text: str, allowed: list[str]) -> str | None:
     """What the sandbox refused, judged from an error's text: a network operation, or a file operation on a path
     outside the request's directories (a missing file of its own scratch is not a refusal); None when none shows.
-    The same rule as sandboxRefusal in lib/sandbox.ts, plus the scratch check only this side can make."""
+    The same rule as sandboxRefusal in lib/environments/sandbox.ts, plus the scratch check only this side can make."""
     net = NET_REFUSAL.search(text)
     if net:
         return f"a network operation ({net.group(1)}): the sandbox has no network"

@@ -2,7 +2,7 @@
 // Only the central directory is read, never inflated. The torch side checks the same limits before every load
 // (runtimes/python/ttd_torch/archive_limits.py); docs/trust-limits.md says what they promise.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { ErrorCode, TtdError } from './errors';
+import { ErrorCode, TtdError } from '../contract/errors';
 
 const MIB = 1024 * 1024;
 

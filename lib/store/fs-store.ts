@@ -5,7 +5,7 @@ import { link, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } fro
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DigestStream, digestHex } from './digest';
-import { PreconditionFailedError } from './errors';
+import { PreconditionFailedError } from '../contract/errors';
 import type { ObjectStore, PutCondition, StoredObject, StoredStream } from './store';
 
 const LOCK_WAIT_MS = 10_000;

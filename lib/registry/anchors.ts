@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { canonicalJson } from './digest';
-import { ErrorCode, TtdError } from './errors';
+import { canonicalJson } from '../store/digest';
+import { ErrorCode, TtdError } from '../contract/errors';
 import type { AuditSigner } from './keys';
 import { assertName } from './names';
 

@@ -16,7 +16,7 @@ import {
 import { basename, dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ErrorCode, TtdError } from './errors';
+import { ErrorCode, TtdError } from '../contract/errors';
 
 /** Upper bounds on the files a spec names (README, "The pipeline spec"). */
 export const INPUT_FILE_LIMITS = {

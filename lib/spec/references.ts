@@ -1,7 +1,7 @@
 // Foreign references at the boundary: a safetensors file whose tensor names we understand, checked before a run starts.
 import { readFileSync } from 'node:fs';
-import { ErrorCode, TtdError } from './errors';
-import { parseSafetensors } from './safetensors';
+import { ErrorCode, TtdError } from '../contract/errors';
+import { parseSafetensors } from '../parity/safetensors';
 
 /** Names a references file may use: `<case>/input/<i>` and `<case>/output/<j>`, or `input`/`output`, or `input.<i>`/`output.<j>`. */
 const NAME_FORMS = [/^[a-z0-9_]+\/(input|output)\/(0|[1-9]\d*)$/, /^(input|output)$/, /^(input|output)\.(0|[1-9]\d*)$/];

@@ -7,7 +7,7 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { z } from 'zod';
 import { DigestStream, digestBytes, digestFile, digestHex } from './digest';
-import { DigestMismatchError, ErrorCode, TtdError } from './errors';
+import { DigestMismatchError, ErrorCode, TtdError } from '../contract/errors';
 
 /** An object read from a store, with the tag a compare-and-swap write must name. */
 export interface StoredObject {

@@ -3,8 +3,8 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { digestBytes } from './digest';
-import { ErrorCode, TtdError } from './errors';
+import { digestBytes } from '../store/digest';
+import { ErrorCode, TtdError } from '../contract/errors';
 
 /** The files of a keys directory. */
 export const KeyFile = {

@@ -1,5 +1,5 @@
 // Command-line values checked at the boundary: each error names the flag, the value and what was expected.
-import { ErrorCode, TtdError } from './errors';
+import { ErrorCode, TtdError } from '../contract/errors';
 
 /** A flag that takes a count (`--limit 20`): a whole number of at least 1. */
 export function positiveIntegerArgument(flag: string, value: string): number {

@@ -14,7 +14,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ErrorCode, PreconditionFailedError, TtdError } from './errors';
+import { ErrorCode, PreconditionFailedError, TtdError } from '../contract/errors';
 import type { ObjectStore, PutCondition, StoredObject, StoredStream } from './store';
 
 // Files above this go up in parts (lib-storage); below it one conditional PutObject.

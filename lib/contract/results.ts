@@ -48,13 +48,13 @@ export const ParityRuntimeReport = z.object({
   ms: z.number(),
   message: z.string(),
   /** Each compared output (`<case>/output/<j>`): its verdict, errors and element count; with many, only the first
-   * REPORTED_IN_HISTORY (failures first), the whole list being the JSON blob `outputs_digest` (lib/history-limits.ts). */
+   * REPORTED_IN_HISTORY (failures first), the whole list being the JSON blob `outputs_digest` (lib/limits/history-limits.ts). */
   outputs: z.array(ParityOutputReport).optional(),
   /** How many outputs were compared, when `outputs` lists only some of them. */
   outputs_total: z.number().optional(),
   /** The store blob (JSON) of every output's report, when `outputs` lists only some of them. */
   outputs_digest: z.string().optional(),
-  /** Counts of |a − b| over every compared element, in the bins of HISTOGRAM_EDGES (lib/report.ts). */
+  /** Counts of |a − b| over every compared element, in the bins of HISTOGRAM_EDGES (lib/parity/report.ts). */
   histogram: z.array(z.number()).optional(),
 });
 export type ParityRuntimeReport = z.infer<typeof ParityRuntimeReport>;

@@ -1,13 +1,13 @@
 // The audit trail: one create-only record per promotion, hash-chained per model and signed by the workers' key.
 import { z } from 'zod';
 import { anchorMessage, readAnchor, writeAnchor, type Anchor } from './anchors';
-import { canonicalJson, digestBytes } from './digest';
-import { DigestMismatchError, ErrorCode, PreconditionFailedError, TtdError } from './errors';
+import { canonicalJson, digestBytes } from '../store/digest';
+import { DigestMismatchError, ErrorCode, PreconditionFailedError, TtdError } from '../contract/errors';
 import type { AuditSigner, AuditVerifier } from './keys';
 import { assertName } from './names';
 import { readModel, registryKey, type ModelState } from './registry';
-import { parseStored, verifyBlob } from './store';
-import type { ObjectStore } from './store';
+import { parseStored, verifyBlob } from '../store/store';
+import type { ObjectStore } from '../store/store';
 
 /** What a record says happened; `prev` and `hash` are added by appendAudit. */
 export const AuditEntry = z.object({

@@ -2,10 +2,10 @@
 // was built, and each stage's result as the stage returned it) and the version record (who, what was checked).
 // Records written by earlier versions of ttd still read.
 import { z } from 'zod';
-import { stageOutputSchema, TorchOps, type StageOutputOf, type TorchOpName } from './contract';
-import { GateResult, ParityRuntimeReport } from './results';
-import { FORMATS, type Format } from './spec';
-import { getBlob, putBlob, type ObjectStore } from './store';
+import { stageOutputSchema, TorchOps, type StageOutputOf, type TorchOpName } from '../contract/ops';
+import { GateResult, ParityRuntimeReport } from '../contract/results';
+import { FORMATS, type Format } from '../spec/spec';
+import { getBlob, putBlob, type ObjectStore } from '../store/store';
 
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
 
@@ -13,7 +13,7 @@ const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
 export const ArtifactFiles = z.object({ artifact: digest, references: digest }).catchall(digest);
 export type ArtifactFiles = z.infer<typeof ArtifactFiles>;
 
-/** Each build stage's output, unchanged (lib/contract.ts), by op name: the trained, traced, verified, optimized and
+/** Each build stage's output, unchanged (lib/contract/ops.ts), by op name: the trained, traced, verified, optimized and
  * fused model, or a foreign archive's verification. Every op but hello and evaluate is a build stage. */
 type BuildOp = Exclude<TorchOpName, 'hello' | 'evaluate'>;
 const BUILD_OPS = (Object.keys(TorchOps) as TorchOpName[]).filter((op): op is BuildOp => op !== 'hello' && op !== 'evaluate');

@@ -2,7 +2,7 @@
 // Task queues are named after it (temporal/queues.ts), so a worker of one store never takes a task of a run of another.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ErrorCode, TtdError } from './errors';
+import { ErrorCode, TtdError } from '../contract/errors';
 import { parseStored, type ObjectStore } from './store';
 
 /** The key of the identity object, at the store's root. */

@@ -1,7 +1,7 @@
 // What a run report shows, gathered from a run's workflow history or a version's stored records.
 // The HTML is rendered from this by render/report-html.ts; nothing here reads a file or a server.
-import type { FusionGroup } from './contract';
-import type { GateResult, ParityRuntimeReport } from './results';
+import type { FusionGroup } from '../contract/ops';
+import type { GateResult, ParityRuntimeReport } from '../contract/results';
 
 /** Edges of the parity error histogram: bin 0 counts exact zeros, bin i (1..) counts |a − b| in
  * [EDGES[i-1], EDGES[i]), and the last bin everything at or above 1. Fixed, so runs compare. */

@@ -5,14 +5,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { checkArchiveLimits, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
-import { canonicalJson, digestBytes } from './digest';
-import { ErrorCode, TtdError } from './errors';
+import { checkArchiveLimits, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from '../limits/archive-limits';
+import { canonicalJson, digestBytes } from '../store/digest';
+import { ErrorCode, TtdError } from '../contract/errors';
 import { checkInputFile, copyInputFile, readInputFile } from './input-files';
-import { NAME_RE } from './names';
+import { NAME_RE } from '../registry/names';
 import { checkReferences } from './references';
-import { putBlob, putBlobFile, type ObjectStore } from './store';
-import { declaredId, readRequirementsFile, requirementProblem, type DeclaredEnvironment } from './declared-environments';
+import { putBlob, putBlobFile, type ObjectStore } from '../store/store';
+import { declaredId, readRequirementsFile, requirementProblem, type DeclaredEnvironment } from '../environments/declared-environments';
 
 /** The spec's upper bounds (README, "The pipeline spec"): far above real use, below what breaks a run. */
 export const SPEC_LIMITS = {
@@ -187,7 +187,7 @@ const ENVIRONMENT_NAME = z.string({ error: ENVIRONMENT_EXPECTED }).regex(NAME_RE
 const REQUIREMENT_EXPECTED = 'environment.requirements entries must be requirements such as transformers==5.25.0';
 
 /** `environment: { base, requirements }`: packages beside a base environment's torch, built by the worker with uv
- * (lib/declared-environments.ts). `requirements` is a list, or a requirements file beside the spec. */
+ * (lib/environments/declared-environments.ts). `requirements` is a list, or a requirements file beside the spec. */
 const DeclaredEnvironmentSchema = z.strictObject({
   base: z
     .string({ error: 'environment.base must be the name of a torch environment, such as torch-2.13 (ttd env list)' })
@@ -267,7 +267,7 @@ export const SpecSchema = z
       fusion: FusionSchema.default(FusionSchema.parse({})),
       parity: ParitySchema.default(ParitySchema.parse({})),
       promote: PromoteSchema.default(PromoteSchema.parse({})),
-      // Every time limit derives from the eager time of the reference cases (lib/time-limits.ts); a slow host or a model
+      // Every time limit derives from the eager time of the reference cases (lib/limits/time-limits.ts); a slow host or a model
       // whose runtime is much slower than eager raises them. Optional, so that older specs keep their digest.
       time_limits: TimeLimitsSchema.optional(),
     },
@@ -411,7 +411,7 @@ export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAUL
   const declared = declaredEnvironment(spec, abs);
   // A requirements file's lines count, not its name: a changed file is another spec (CI run ids, stored spec digests).
   const specDigest = digestBytes(canonicalJson(declared ? { ...spec, environment: { ...(spec.environment as object), requirements: declared.requirements } } : spec));
-  // Every file is checked (a regular file of its kind and size, lib/input-files.ts) before anything reads it whole.
+  // Every file is checked (a regular file of its kind and size, lib/spec/input-files.ts) before anything reads it whole.
   const referencesPath = spec.references === undefined ? undefined : checkInputFile(abs, 'references', spec.references).path;
   if (spec.artifact !== undefined) {
     const artifact = checkInputFile(abs, 'artifact', spec.artifact);

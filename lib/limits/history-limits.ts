@@ -1,7 +1,7 @@
 // What a stage reports per case or per output travels in workflow history: with many reference cases it would pass
 // Temporal's payload limit (2 MiB; a run of 5000 cases failed there). Long lists are cut to their first few, failures
 // first, and kept whole as a JSON blob in the store, which the history names by digest.
-import { putBlob, type ObjectStore } from './store';
+import { putBlob, type ObjectStore } from '../store/store';
 
 /** The most entries of a per-case or per-output list that history carries. */
 export const REPORTED_IN_HISTORY = 32;

@@ -1,8 +1,8 @@
 // The model registry: immutable versions named by content, and aliases moved by compare-and-swap.
 import { z } from 'zod';
-import { ErrorCode, PreconditionFailedError, TtdError } from './errors';
+import { ErrorCode, PreconditionFailedError, TtdError } from '../contract/errors';
 import { assertName } from './names';
-import { parseStored, type ObjectStore } from './store';
+import { parseStored, type ObjectStore } from '../store/store';
 
 const VersionSchema = z.object({
   version: z.number().int().positive(),
@@ -144,7 +144,7 @@ function pointAlias(
 }
 
 /** Registers the artifact (reusing the version of an equal digest) and moves the alias; retried on a lost race.
- * It writes no audit record: promotions go through lib/promotion.ts, which records the move before making it. */
+ * It writes no audit record: promotions go through lib/registry/promotion.ts, which records the move before making it. */
 export async function registerAndPromote(store: ObjectStore, req: PromoteRequest): Promise<PromoteOutcome> {
   assertName('alias', req.alias);
   return updateModel<PromoteOutcome>(store, req.model, (state) => {
@@ -157,7 +157,7 @@ export async function registerAndPromote(store: ObjectStore, req: PromoteRequest
   });
 }
 
-/** An alias move as an audit record states it (lib/audit.ts): the record's number and the alias's new target. */
+/** An alias move as an audit record states it (lib/registry/audit.ts): the record's number and the alias's new target. */
 export interface RecordedMove {
   seq: number;
   version: number;

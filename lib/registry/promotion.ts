@@ -3,7 +3,7 @@
 // so a retry after a failure anywhere rolls the promotion forward (docs/trust-audit.md: the exact sequence).
 import { ALIAS_ACTIONS, appendAudit, latestAliasRecord, readAudit, type AppendOptions, type AuditEntry, type AuditRecord } from './audit';
 import { applyAliasMoves, readModel, registerVersion } from './registry';
-import type { ObjectStore } from './store';
+import type { ObjectStore } from '../store/store';
 
 /** An alias move to record and apply: the audit entry's fields but the version numbers, which come from the
  * registry (the version) and the chain (the version the alias held before). */

@@ -47,7 +47,7 @@ export const GateCode = {
   // parity
   toleranceExceeded: 'tolerance_exceeded',
   runtimeLoadFailed: 'runtime_load_failed',
-  /** A runtime ran past its limit (lib/time-limits.ts: a load allowance plus a multiple of the eager time). */
+  /** A runtime ran past its limit (lib/limits/time-limits.ts: a load allowance plus a multiple of the eager time). */
   runtimeTimeout: 'runtime_timeout',
   shapeMismatch: 'shape_mismatch',
   nonFiniteOutput: 'non_finite_output',
@@ -78,7 +78,7 @@ export const GateCode = {
   // limits (docs/trust-limits.md): a zip archive that expands past TTD_MAX_ARCHIVE_*, a stage past its memory cap
   archiveTooLarge: 'archive_too_large',
   memoryLimit: 'memory_limit',
-  /** A torch stage ran past its limit (lib/time-limits.ts), derived from the eager time of the reference cases. */
+  /** A torch stage ran past its limit (lib/limits/time-limits.ts), derived from the eager time of the reference cases. */
   stageTimeout: 'stage_timeout',
   internal: 'internal',
 } as const;

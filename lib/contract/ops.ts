@@ -3,7 +3,7 @@
 // as JSON Schema into runtimes/python/ttd_torch/contract.json (infra/gen-contract.js, at build time).
 import { z } from 'zod';
 import { GATE_CODES } from './gate-codes';
-import type { LimitBasis } from './time-limits';
+import type { LimitBasis } from '../limits/time-limits';
 
 // Paths are absolute scratch paths on the worker; the torch side checks that they exist.
 const path = z.string().min(1);
@@ -441,7 +441,7 @@ export interface OptimizeInput extends ModelFileInput {
   atol: number;
   rtol: number;
   method: OptimizeMethod;
-  /** What its time limit scales with (lib/time-limits.ts); not part of the step cache's key. */
+  /** What its time limit scales with (lib/limits/time-limits.ts); not part of the step cache's key. */
   limits?: LimitBasis;
 }
 
@@ -456,7 +456,7 @@ export interface FusionInput extends ModelFileInput {
   fusedRuns?: FusedRuns;
   /** Where the artifact is served (trace.target_device): a CUDA target fuses where this worker has CUDA. */
   targetDevice?: string;
-  /** What its time limit scales with (lib/time-limits.ts); not part of the step cache's key. */
+  /** What its time limit scales with (lib/limits/time-limits.ts); not part of the step cache's key. */
   limits?: LimitBasis;
 }
 

@@ -1,5 +1,5 @@
 // Registry names (models, aliases): validated everywhere they come in, so no key can escape its folder.
-import { ErrorCode, TtdError } from './errors';
+import { ErrorCode, TtdError } from '../contract/errors';
 
 /** Model and alias names: lower-case, no slashes, no '..', no control characters. */
 export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;

@@ -1,6 +1,6 @@
 // How much torch work one worker process takes on at once, and how many threads each torch stage gets, from the
 // host's cores: enough stages to keep every core busy while others wait on I/O, never more threads than cores.
-import { ErrorCode, TtdError } from './errors';
+import { ErrorCode, TtdError } from '../contract/errors';
 
 /** Concurrent torch activities per core by default. Measured with 20 seed pipelines at once on 2 cores
  * (bench/capacity.mjs; docs/benchmarks.md): one per core came within 1.07-1.11x of the CPU-bound limit, two per core

@@ -4,8 +4,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { canonicalJson, digestBytes, digestHex } from './digest';
-import { ErrorCode, TtdError } from './errors';
+import { canonicalJson, digestBytes, digestHex } from '../store/digest';
+import { ErrorCode, TtdError } from '../contract/errors';
 import { runProcess } from './subprocess';
 
 /** What a spec declares: the base environment's name and the requirement lines (a file's lines for the file form). */
