@@ -1,5 +1,5 @@
 // Activity factories: the worker builds them with their dependencies; workflows import only their types.
-import { TorchStages, type DeclaredOutput, type StageInputOf } from '../lib/contract/ops';
+import { TorchStages, type DeclaredOutput, type StageInputOf } from '../lib/contract/stages';
 import type { Config } from '../lib/config';
 import { ApplicationFailure } from '@temporalio/activity';
 import { ErrorCode, TtdError } from '../lib/contract/errors';

@@ -9,14 +9,12 @@ import { stageThreads } from '../lib/limits/capacity';
 import { forEnvironment, type Config } from '../lib/config';
 import {
   TorchOps,
-  type ModelFileInput,
   type OpResult,
   type PathKeys,
   type StageOutput,
   type TorchOpName,
-  type TorchStage,
-  type WorkerDirs,
 } from '../lib/contract/ops';
+import type { ModelFileInput, TorchStage, WorkerDirs } from '../lib/contract/stages';
 import { DigestStream } from '../lib/store/digest';
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store/store';
 import { GateCode, NonRetryable } from '../lib/contract/gate-codes';

@@ -5,7 +5,8 @@ import { Context } from '@temporalio/activity';
 import { checkpointIndexKey, latestCheckpoint, storeCheckpoint } from '../lib/store/checkpoints';
 import type { Spec } from '../lib/spec/spec';
 import { blobKey } from '../lib/store/store';
-import type { ModelFileInput, StageOutput } from '../lib/contract/ops';
+import type { StageOutput } from '../lib/contract/ops';
+import type { ModelFileInput } from '../lib/contract/stages';
 import { runTorchStage, withWorkFile, type TorchDeps } from './torch-stage';
 
 /** Input of the train stage: the model file by digest and the spec's params and train section. */

@@ -10,7 +10,7 @@ import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { listModels, readModel, resolveRef } from '../lib/registry/registry';
 import type { ReportData, StageTiming } from '../lib/parity/report';
 import { ParityResult, RunResult } from '../lib/contract/results';
-import { TorchStages } from '../lib/contract/ops';
+import { TorchStages } from '../lib/contract/stages';
 import { readManifest, readVersionRecord, StageOutputs, type Manifest } from '../lib/registry/records';
 import type { ControlActivities, StageRun, TorchActivities } from '../activities';
 import { getBlob, type ObjectStore } from '../lib/store/store';
