@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { archiveLimitsEnv } from '../lib/limits/archive-limits';
-import type { Config } from '../lib/config';
-import { bwrapArgs, probeSandbox, readOnlyBinds, sandboxEnv, SANDBOX_SCRATCH, type SandboxMounts } from '../lib/environments/sandbox';
-import { startProcess, type StartedProcess, type StderrTail } from '../lib/environments/subprocess';
-import { capMemory, type MemoryExceeded, type MemoryWatch } from './memory-cap';
+import { archiveLimitsEnv } from '../../lib/limits/archive-limits';
+import type { Config } from '../../lib/config';
+import { bwrapArgs, probeSandbox, readOnlyBinds, sandboxEnv, SANDBOX_SCRATCH, type SandboxMounts } from '../../lib/environments/sandbox';
+import { startProcess, type StartedProcess, type StderrTail } from '../../lib/environments/subprocess';
+import { capMemory, type MemoryExceeded, type MemoryWatch } from '../memory-cap';
 
 const PROTOCOL_VERSION = 1;
 const STDERR_TAIL_LINES = 20;
