@@ -185,7 +185,8 @@ def bwrap_command(work_root: str, socket_dir: str, command: list[str], env: dict
 
 
 class SandboxedZygote:
-    """`python -m ttd_torch --listen` under bwrap with TTD_SANDBOX=on, as activities/torch-process/ starts it."""
+    """`python -m ttd_torch --listen` under bwrap with TTD_SANDBOX=on, as activities/torch-process/fork-server.ts
+    starts it."""
 
     def __init__(self, work_root: str, socket_dir: str) -> None:
         self.path = os.path.join(socket_dir, "server.sock")

@@ -5,8 +5,8 @@ each record into a buffer of the size the central directory declares, so a small
 (a zip bomb) costs gigabytes. Its central directory is read here, without inflating anything, and an archive with
 too many entries, too many declared bytes, or bytes that expand too far beyond its size is refused.
 
-The limits come from the worker (activities/torch-process/ passes them in the environment), the same numbers the
-TypeScript side checks foreign archives against before upload (lib/limits/archive-limits.ts).
+The limits come from the worker (activities/torch-process/command.ts passes them in the environment), the same
+numbers the TypeScript side checks foreign archives against before upload (lib/limits/archive-limits.ts).
 """
 
 from __future__ import annotations

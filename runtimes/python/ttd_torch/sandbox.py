@@ -77,7 +77,7 @@ def path_args(value: Any, key: str = "") -> Iterable[str]:
 def request_dirs(args: Any, work_roots: list[str], shared: list[str]) -> list[str]:
     """The directories a request may see: for each path argument under a work root, the root's entry it lies in (a
     stage's work dir; never the root itself), and each shared directory (the Inductor cache) it names or lies in.
-    The same rule as requestDirs in activities/torch-process/."""
+    The same rule as requestDirs in activities/torch-process/command.ts."""
     found: set[str] = set()
     for s in path_args(args):
         for root in work_roots:

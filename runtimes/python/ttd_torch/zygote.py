@@ -439,7 +439,7 @@ class Zygote:
                 log(f"{what} {pid} was killed by signal {os.WTERMSIG(status)}")
             elif os.WIFEXITED(status):
                 # Every child's end is said (exit 0 too): a request whose child ended without answering is reported
-                # with this status (activities/torch-process/ reads it).
+                # with this status (activities/torch-process/fork-server.ts reads it).
                 log(f"{what} {pid} exited {os.WEXITSTATUS(status)}")
             if born is not None and self.stopping is None:
                 if time.monotonic() - born < SPARE_HEALTHY_S:
