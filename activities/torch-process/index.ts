@@ -9,7 +9,7 @@ import { forkServer, runOnForkServer } from './fork-server';
 import { runInFreshProcess } from './fresh-process';
 
 export type { TorchOutcome, TorchRequestOptions } from './envelope';
-export { configPythons, requestDirs, spinEnv, threadEnv, workRoot } from './command';
+export { configPythons, requestDirs, spinEnv, workRoot } from './command';
 export { stopForkServers, torchEnvironment, type TorchEnvironment } from './fork-server';
 
 /** Sends one request to the torch environment and waits for its response. */
