@@ -12,7 +12,7 @@ import type { ReportData, StageTiming } from '../lib/parity/report';
 import { ParityResult, RunResult } from '../lib/contract/results';
 import { TorchStages } from '../lib/contract/stages';
 import { readManifest, readVersionRecord, StageOutputs, type Manifest } from '../lib/registry/records';
-import type { ControlActivities, StageRun, TorchActivities } from '../activities';
+import type { ControlActivities, StageRun, TorchActivities } from '../workers';
 import { getBlob, type ObjectStore } from '../lib/store/store';
 import type { Spec } from '../lib/spec/spec';
 

@@ -15,14 +15,13 @@ import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../
 import { queuesForRun } from '../temporal/queues';
 import { assertWritable } from '../lib/store/store-identity';
 import { exitCodeFor, fuserShown, type RunResult } from '../lib/contract/results';
-import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
+import { createWorkers, installQuietRuntime, prestartTorch, runWorkersUntil } from '../workers';
 import { ensureServer } from '../temporal/dev-server';
 import { requireServer } from './temporal';
 import { PIPELINE_WORKFLOW, progressQuery, type PipelineInput, type PipelineProgress } from '../workflows/definitions';
 import type { pipelineWorkflow } from '../workflows/pipeline';
 import { failWith, gateLines, paint, printJson, printJsonOr, sci, table, writeOut, writeErr } from './output';
 import { preflight } from './preflight';
-import { prestartTorch } from '../activities/step-cache';
 import { stagePhase, trainingBeat } from './progress';
 import { progressView, type ProgressView } from './progress-view';
 import { connectTemporal } from './temporal';

@@ -1,13 +1,20 @@
 // `ttd server start|stop|status` and `ttd worker`: the processes an operator runs beside `ttd run`.
-import { stopForkServers } from '../activities/torch-process';
 import { concurrencyArgument } from '../lib/limits/capacity';
 import { forEnvironment, openStore, withConcurrency } from '../lib/config';
 import { loadTemporalConfig, serverAddress, type TemporalConfig } from '../temporal/config';
 import { usesTls } from '../temporal/profile';
 import { refusal } from './connection-refusal';
 import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } from '../temporal/queues';
-import { createWorkers, installQuietRuntime, QueueKind } from '../workers/create-workers';
-import { checkMetricsPort, flushTelemetry, useTelemetry, workerTelemetry } from '../workers/telemetry';
+import {
+  checkMetricsPort,
+  createWorkers,
+  flushTelemetry,
+  installQuietRuntime,
+  QueueKind,
+  stopForkServers,
+  useTelemetry,
+  workerTelemetry,
+} from '../workers';
 import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../temporal/dev-server';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { failWith, printJsonOr, writeErr } from './output';
