@@ -28,7 +28,7 @@ describe('the S3 policies of docs/deploy, on moto enforcing IAM', () => {
   let promoted: RunResult;
 
   /** The environment of one party: its own home, the store, and the access key of the IAM user it is. */
-  const as = (user: string, extra: Record<string, string | undefined> = {}) => ({
+  const as = (user: string, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> => ({
     ...testEnv(tempDir(), inject('temporalAddress')),
     TTD_QUEUE_PREFIX: undefined, // queues named after the store's identity, which the first writer creates
     AWS_ENDPOINT_URL: moto.env.AWS_ENDPOINT_URL,
@@ -67,7 +67,7 @@ describe('the S3 policies of docs/deploy, on moto enforcing IAM', () => {
     promoted = JSON.parse(run.stdout);
     expect(promoted.status).toBe('promoted');
     expect(promoted.training).toEqual({ attempts: 1, resumedFromEpoch: 0 }); // no store write was refused and retried
-    workerKeys = join(env.TTD_HOME, 'keys');
+    workerKeys = join(env.TTD_HOME!, 'keys');
     const keys = (await bucket()).map((line) => line.split(' ')[0]);
     expect(keys).toContain(`${PREFIX}/ttd-store.json`);
     expect(keys).toContain(`${PREFIX}/audit/${MODEL}/00000001.json`);

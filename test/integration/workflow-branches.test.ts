@@ -164,6 +164,9 @@ const promoting = (): Activities => ({
   currentAlias: async () => null,
   keepVersion: async () => ({ version: 4 }),
   recordAudit: async () => ({ seq: 12 }),
+  // These branches build TorchScript only: a run that exported or compiled here would fail loudly.
+  exportProgram: async () => Promise.reject(new Error('no branch test here exports a program')),
+  compilePackage: async () => Promise.reject(new Error('no branch test here compiles a package')),
 });
 
 /** One call of a fake activity: its name and input. */
