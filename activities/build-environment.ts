@@ -3,7 +3,12 @@
 import { existsSync } from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { forEnvironment, type Config } from '../lib/config';
-import { buildEnvironment, declaredDigest, type BuiltEnvironment, type DeclaredEnvironment } from '../lib/environments/declared-environments';
+import {
+  buildEnvironment,
+  declaredDigest,
+  type BuiltEnvironment,
+  type DeclaredEnvironment,
+} from '../lib/environments/declared-environments';
 import { digestHex } from '../lib/store/digest';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { NonRetryable } from '../lib/contract/gate-codes';

@@ -7,13 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { stageThreads } from '../lib/limits/capacity';
 import { forEnvironment, type Config } from '../lib/config';
-import {
-  TorchOps,
-  type OpResult,
-  type PathKeys,
-  type StageOutput,
-  type TorchOpName,
-} from '../lib/contract/ops';
+import { TorchOps, type OpResult, type PathKeys, type StageOutput, type TorchOpName } from '../lib/contract/ops';
 import type { ModelFileInput, TorchStage, WorkerDirs } from '../lib/contract/stages';
 import { DigestStream } from '../lib/store/digest';
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store/store';

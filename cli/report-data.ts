@@ -4,6 +4,8 @@ import { temporal } from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+// The SDK's own protobuf-timestamp conversion (Long seconds and nanos), which its public packages do not export.
+// eslint-disable-next-line @typescript-eslint/no-restricted-imports
 import { optionalTsToDate, type Timestamp } from '@temporalio/common/lib/time';
 import type { TemporalConfig } from '../temporal/config';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
@@ -223,7 +225,12 @@ export async function versionOfRun(store: ObjectStore, runId: string): Promise<{
 }
 
 /** A run's report: from Temporal when it knows the run, else from the store if the run registered a version. */
-export async function reportForRun(client: Client | undefined, store: ObjectStore, config: TemporalConfig, runId: string): Promise<ReportData> {
+export async function reportForRun(
+  client: Client | undefined,
+  store: ObjectStore,
+  config: TemporalConfig,
+  runId: string,
+): Promise<ReportData> {
   const fromHistory = client ? await reportFromHistory(client, store, config, runId) : undefined;
   if (fromHistory) return fromHistory;
   const version = await versionOfRun(store, runId);

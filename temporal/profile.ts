@@ -9,7 +9,7 @@ import {
   type ClientConfigProfile,
   type ConfigDataSource,
 } from '@temporalio/envconfig';
-import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
+import type { TLSConfig } from '@temporalio/client';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 
 /** The settings a profile can give, as messages name them. */

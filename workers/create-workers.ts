@@ -1,7 +1,7 @@
 // Builds the workers of both task queues with their activities; used by `ttd run` and the worker entry points.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, makeTelemetryFilterString, type NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createControlActivities, createTorchActivities } from '../activities';
 import { stopForkServers } from '../activities/torch-process';
 import { prestartTorch } from '../activities/step-cache';

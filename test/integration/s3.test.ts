@@ -2,7 +2,7 @@
 // writes under contention, a tamper-evident trail that `ttd audit verify` checks, and an endpoint outage.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Connection, Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { appendAudit, auditKey, type AuditEntry } from '../../lib/registry/audit';
@@ -11,7 +11,7 @@ import { auditWriter } from '../../lib/registry/keys';
 import { recordAliasMove } from '../../lib/registry/promotion';
 import { readModel } from '../../lib/registry/registry';
 import type { RunResult } from '../../lib/contract/results';
-import { S3ObjectStore } from '../../lib/store/s3-store';
+import type { S3ObjectStore } from '../../lib/store/s3-store';
 import { putBlob } from '../../lib/store/store';
 import { quickSeedSpec, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 import { startMoto, type Moto } from '../moto';

@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../lib/store/fs-store';
-import { legacyReports, readManifest, readVersionRecord, RecordInvalidError, writeManifest, type ManifestV2 } from '../../lib/registry/records';
+import {
+  legacyReports,
+  readManifest,
+  readVersionRecord,
+  RecordInvalidError,
+  writeManifest,
+  type ManifestV2,
+} from '../../lib/registry/records';
 import { putBlob } from '../../lib/store/store';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;

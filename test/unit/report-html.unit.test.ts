@@ -440,7 +440,15 @@ describe('dashboard pages', () => {
   });
 
   it('the audit page shows an intact chain with its records and compact checks', () => {
-    const html = auditPage('seed-mlp', RECORDS, { model: 'seed-mlp', records: 2, problem: null, problems: [], signed: 0, unsigned: 2, anchor: null });
+    const html = auditPage('seed-mlp', RECORDS, {
+      model: 'seed-mlp',
+      records: 2,
+      problem: null,
+      problems: [],
+      signed: 0,
+      unsigned: 2,
+      anchor: null,
+    });
     expect(part(html, 'audit-verdict')).toContain('chain intact (2 records)');
     expect(part(html, 'audit-verdict')).toContain('banner ok');
     const row = part(html, 'audit-2');
@@ -456,7 +464,11 @@ describe('dashboard pages', () => {
     const verdict: TrailVerdict = {
       model: 'seed-mlp',
       records: 2,
-      problem: { key: 'audit/seed-mlp/00000002.json', reason: 'edited: its content does not hash to its recorded hash', code: 'audit_broken' },
+      problem: {
+        key: 'audit/seed-mlp/00000002.json',
+        reason: 'edited: its content does not hash to its recorded hash',
+        code: 'audit_broken',
+      },
       problems: [],
       signed: 0,
       unsigned: 2,
