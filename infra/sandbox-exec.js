@@ -8,7 +8,7 @@ const { existsSync, statSync } = require('node:fs');
 const { dirname, isAbsolute, resolve } = require('node:path');
 
 function main() {
-  const { bwrapArgs, sandboxEnv } = require(resolve(__dirname, '..', 'dist', 'lib', 'sandbox'));
+  const { bwrapArgs, sandboxEnv } = require(resolve(__dirname, '..', 'dist', 'lib', 'environments', 'sandbox'));
   const argv = process.argv.slice(2);
   const pythons = [];
   const readOnly = [];

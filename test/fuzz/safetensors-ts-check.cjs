@@ -2,7 +2,7 @@
 // with one JSON line, the verdict of lib/parity/safetensors.ts (built into dist/ by `make setup`).
 'use strict';
 const { join } = require('node:path');
-const { parseSafetensors, SafetensorsError } = require(join(__dirname, '..', '..', 'dist', 'lib', 'safetensors.js'));
+const { parseSafetensors, SafetensorsError } = require(join(__dirname, '..', '..', 'dist', 'lib', 'parity', 'safetensors.js'));
 
 function verdict(bytes) {
   try {
