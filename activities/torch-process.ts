@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { archiveLimitsEnv } from '../lib/archive-limits';
+import { GateCode } from '../lib/gate-codes';
 import type { Config } from '../lib/config';
 import { bwrapArgs, probeSandbox, readOnlyBinds, sandboxEnv, SANDBOX_SCRATCH, type SandboxMounts } from '../lib/sandbox';
 import { startProcess, type StartedProcess, type StderrTail } from '../lib/subprocess';
@@ -40,7 +41,7 @@ export type TorchOutcome =
       /** Set when the stage was killed for passing TTD_TORCH_STAGE_MAX_RSS_MB. */
       memoryExceeded?: MemoryExceeded;
     }
-  | { kind: 'sandbox_unavailable'; reason: string };
+  | { kind: typeof GateCode.sandboxUnavailable; reason: string };
 
 /** Options of one request: progress events, cancellation, extra environment. */
 export interface TorchRequestOptions {
@@ -62,7 +63,7 @@ export async function runTorchRequest(
   opts = { maxRssMb: config.torchStageMaxRssMb, ...opts };
   if (config.sandbox === 'on') {
     const probe = await probeSandbox(config.bwrap);
-    if (!probe.ok) return { kind: 'sandbox_unavailable', reason: probe.reason };
+    if (!probe.ok) return { kind: GateCode.sandboxUnavailable, reason: probe.reason };
   }
   if (config.torchProcess === 'fresh') return runInFreshProcess(config, op, args, opts);
   const server = await forkServer(config);

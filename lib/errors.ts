@@ -6,6 +6,14 @@ import { codesWith, codeView, type CodeWith } from './contract/codes';
 export const ErrorCode = codeView(codesWith('error'));
 export type ErrorCode = CodeWith<'error'>;
 
+/** The codes of how a run that `ttd run` followed ended without a result, and `internal` for an error that is not a
+ * TtdError (our bug): a view of the catalog, the codes whose uses include `cli`. */
+export const CliCode = codeView(codesWith('cli'));
+export type CliCode = CodeWith<'cli'>;
+
+/** What --json prints as `error.code`: a TtdError's code or one of the CLI's own. */
+export type JsonErrorCode = ErrorCode | CliCode;
+
 /** A failure with a code and an actionable message; the CLI prints both and exits 2. */
 export class TtdError extends Error {
   constructor(

@@ -310,12 +310,26 @@ export function codesWith<U extends CodeUse>(use: U): CodeWith<U>[] {
   return ALL_CODES.filter((c) => (CODES[c].uses as readonly CodeUse[]).includes(use)) as CodeWith<U>[];
 }
 
-/** A view of the catalog as constants, `{ nonFiniteLoss: 'non_finite_loss', ... }`, for the codes a filter keeps. */
-export function codeView<C extends Code>(codes: readonly C[]): { readonly [K in C as CamelCode<K>]: K } {
-  return Object.fromEntries(codes.map((c) => [c.replace(/_([a-z0-9])/g, (_, ch: string) => ch.toUpperCase()), c])) as never;
+/** A view of the catalog as constants, `{ nonFiniteLoss: 'non_finite_loss', ... }`, for the codes a filter keeps; a
+ * prefix that every one of them shares may be left out of the keys (`st_file_too_short` → `fileTooShort`). */
+export function codeView<C extends Code, P extends string = ''>(
+  codes: readonly C[],
+  prefix?: P,
+): { readonly [K in C as CamelCode<K extends `${P}${infer R}` ? R : K>]: K } {
+  const key = (c: string) =>
+    (prefix && c.startsWith(prefix) ? c.slice(prefix.length) : c).replace(/_([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
+  return Object.fromEntries(codes.map((c) => [key(c), c])) as never;
 }
 
 /** Whether a string is a catalogued code. */
 export function isCode(value: unknown): value is Code {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(CODES, value);
+}
+
+/** The failure type that a torch error code ends its stage with, and whether Temporal may retry it: the catalog's `as`,
+ * or the code itself; `torch_internal` (retried) for a code the catalog does not list for the torch side. */
+export function torchFailure(code: string): { type: Code; retryable: boolean } {
+  const entry: CodeEntry | undefined = isCode(code) && CODES[code].uses.some((u) => u === 'torch') ? CODES[code] : undefined;
+  const type = (entry ? (entry.as ?? code) : 'torch_internal') as Code;
+  return { type, retryable: CODES[type].retryable };
 }
