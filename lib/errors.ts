@@ -1,4 +1,5 @@
 // Errors a user can cause: each carries a machine-readable code and names the thing, the value and what was expected.
+import type { DetailsOf } from './contract/code-details';
 import { codesWith, codeView, type CodeWith } from './contract/codes';
 
 /** The codes callers branch on; printed as `error.code` in --json output. A view of the catalog
@@ -15,13 +16,18 @@ export type CliCode = CodeWith<'cli'>;
 export type JsonErrorCode = ErrorCode | CliCode;
 
 /** A failure with a code and an actionable message; the CLI prints both and exits 2. */
-export class TtdError extends Error {
+export class TtdError<C extends ErrorCode = ErrorCode> extends Error {
+  /** What a caller may read besides the message, typed per code (lib/contract/code-details.ts). */
+  readonly details: DetailsOf<C>;
+
   constructor(
-    readonly code: ErrorCode,
+    readonly code: C,
     message: string,
-    readonly details: Record<string, unknown> = {},
+    // Required where the code's details have a required field, optional elsewhere.
+    ...[details]: {} extends DetailsOf<C> ? [details?: DetailsOf<C>] : [details: DetailsOf<C>]
   ) {
     super(message);
+    this.details = details ?? ({} as DetailsOf<C>);
     this.name = 'TtdError';
   }
 }
