@@ -55,12 +55,16 @@ const USE_WORDS: Record<CodeUse, string> = {
   safetensors: 'safetensors rule',
 };
 
+// A verdict that is also a TtdError's code (a foreign artifact checked when the spec is read) exits 2 as that.
+const exitWords = (e: CodeEntry) =>
+  e.exit === null ? '—' : e.kind === 'verdict' && e.uses.includes('error') ? `${e.exit} (2 as error.code)` : String(e.exit);
+
 /** docs/codes.md: the catalog as a table. */
 export function codesTable(): string {
   const rows = ALL_CODES.map((code) => {
     const e: CodeEntry = CODES[code];
     const meaning = e.doc.replace(/\|/g, '\\|');
-    return `| \`${code}\` | ${KIND_WORDS[e.kind]} | ${e.uses.map((u) => USE_WORDS[u]).join(', ')} | ${e.retryable ? 'yes' : 'no'} | ${e.exit ?? '—'} | ${meaning} |`;
+    return `| \`${code}\` | ${KIND_WORDS[e.kind]} | ${e.uses.map((u) => USE_WORDS[u]).join(', ')} | ${e.retryable ? 'yes' : 'no'} | ${exitWords(e)} | ${meaning} |`;
   });
   return `${[
     '# Codes',
