@@ -9,6 +9,7 @@ import { auditReader } from '../lib/registry/keys';
 import { openStore } from '../lib/config';
 import { loadTemporalConfig, type TemporalConfig } from '../temporal/config';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { GateCode } from '../lib/contract/gate-codes';
 import { listModels, readModel } from '../lib/registry/registry';
 import { DASHBOARD_POLICY } from '../render/html';
 import { renderReport } from '../render/report-html';
@@ -81,7 +82,7 @@ export function uiHandler(
             .map(([alias]) => alias);
           const status = aliases.length
             ? aliases.join(', ')
-            : f.kept === 'not_better_than_production'
+            : f.kept === GateCode.notBetterThanProduction
               ? 'kept (not better than production)'
               : 'registered';
           versions.push({

@@ -1,23 +1,9 @@
-// The torch protocol's envelope as this side reads it (docs/protocol.md): the version, one JSON line per event or
-// response, and how a request ended; the same for the fork server and a fresh process.
+// The torch protocol's envelope as this side reads it (lib/contract/protocol.ts declares its lines): how a request
+// ended, and what a response line means to the caller; the same for the fork server and a fresh process.
 import { constants as osConstants } from 'node:os';
-import { z } from 'zod';
+import type { ResponseLine } from '../../lib/contract/protocol';
+import type { GateCode } from '../../lib/contract/gate-codes';
 import type { MemoryExceeded } from '../memory-cap';
-
-/** The protocol version every request and response carries (`v`); ttd_torch/__init__.py has the same. */
-export const PROTOCOL_VERSION = 1;
-
-/** One line a torch process writes: an event, or the response to request `id`. */
-export const LineSchema = z.object({
-  v: z.literal(PROTOCOL_VERSION),
-  id: z.string(),
-  event: z.string().optional(),
-  data: z.record(z.string(), z.unknown()).optional(),
-  ok: z.boolean().optional(),
-  ms: z.number().optional(),
-  result: z.record(z.string(), z.unknown()).optional(),
-  error: z.object({ code: z.string(), message: z.string(), traceback: z.string().optional() }).optional(),
-});
 
 /** How a torch request ended: a result, an error reported by the server, or a process that died. */
 export type TorchOutcome =
@@ -32,7 +18,7 @@ export type TorchOutcome =
       /** Set when the stage was killed for passing TTD_TORCH_STAGE_MAX_RSS_MB. */
       memoryExceeded?: MemoryExceeded;
     }
-  | { kind: 'sandbox_unavailable'; reason: string };
+  | { kind: typeof GateCode.sandboxUnavailable; reason: string };
 
 /** Options of one request: progress events, cancellation, extra environment. */
 export interface TorchRequestOptions {
@@ -48,7 +34,7 @@ export interface TorchRequestOptions {
 export const STDERR_TAIL_LINES = 20;
 
 // An event goes to the caller; a response becomes the outcome.
-export function toOutcome(msg: z.infer<typeof LineSchema>, opts: TorchRequestOptions): TorchOutcome | undefined {
+export function toOutcome(msg: ResponseLine, opts: TorchRequestOptions): TorchOutcome | undefined {
   if (msg.event !== undefined) opts.onEvent?.(msg.event, msg.data ?? {});
   else if (msg.ok === true) return { kind: 'ok', result: msg.result ?? {}, ...(msg.ms !== undefined ? { ms: msg.ms } : {}) };
   else if (msg.ok === false && msg.error)

@@ -11,15 +11,8 @@ import { readOnlyBinds } from '../../lib/environments/sandbox';
 import { startProcess, type StartedProcess, type StderrTail } from '../../lib/environments/subprocess';
 import { capMemory, type MemoryWatch } from '../memory-cap';
 import { inductorDir, removeDir, serverDirs, torchCommand, torchEnv, torchMounts, workRoot } from './command';
-import {
-  LineSchema,
-  PROTOCOL_VERSION,
-  signalName,
-  STDERR_TAIL_LINES,
-  toOutcome,
-  type TorchOutcome,
-  type TorchRequestOptions,
-} from './envelope';
+import { PROTOCOL_VERSION, ResponseLine, type RequestLine } from '../../lib/contract/protocol';
+import { signalName, STDERR_TAIL_LINES, toOutcome, type TorchOutcome, type TorchRequestOptions } from './envelope';
 
 /** What the fork server said when it was ready: its pid and the torch it imported. */
 export interface TorchEnvironment {
@@ -224,7 +217,7 @@ export function runOnForkServer(
     opts.signal?.addEventListener('abort', kill, { once: true });
     socket.on('error', (err) => (connectError = err.message));
     // `threads`: the child sizes its pools by it (ttd_torch/zygote.py); the server's environment has the configured count.
-    const request = { v: PROTOCOL_VERSION, id, op, args, ...(opts.threads !== undefined ? { threads: opts.threads } : {}) };
+    const request: RequestLine = { v: PROTOCOL_VERSION, id, op, args, ...(opts.threads !== undefined ? { threads: opts.threads } : {}) };
     socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     createInterface({ input: socket }).on('line', (line) => {
       let parsed;
@@ -241,7 +234,7 @@ export function runOnForkServer(
         if (opts.maxRssMb !== undefined && hostPid !== undefined) memory = capMemory(hostPid, opts.maxRssMb, kill);
         return;
       }
-      const msg = LineSchema.safeParse(parsed);
+      const msg = ResponseLine.safeParse(parsed);
       if (!msg.success || msg.data.id !== id) {
         server.stderr.push(`[protocol] unexpected line from a torch request: ${line.slice(0, 200)}`);
         return;

@@ -6,15 +6,8 @@ import type { Config } from '../../lib/config';
 import { startProcess } from '../../lib/environments/subprocess';
 import { capMemory } from '../memory-cap';
 import { inductorDir, requestDirs, torchCommand, torchEnv, workRoot } from './command';
-import {
-  LineSchema,
-  PROTOCOL_VERSION,
-  signalName,
-  STDERR_TAIL_LINES,
-  toOutcome,
-  type TorchOutcome,
-  type TorchRequestOptions,
-} from './envelope';
+import { PROTOCOL_VERSION, ResponseLine, type RequestLine } from '../../lib/contract/protocol';
+import { signalName, STDERR_TAIL_LINES, toOutcome, type TorchOutcome, type TorchRequestOptions } from './envelope';
 
 /** Sends one request to a fresh torch process and waits for its response. */
 export async function runInFreshProcess(
@@ -44,7 +37,7 @@ export async function runInFreshProcess(
   createInterface({ input: proc.stdout! }).on('line', (line) => {
     let parsed;
     try {
-      parsed = LineSchema.safeParse(JSON.parse(line));
+      parsed = ResponseLine.safeParse(JSON.parse(line));
     } catch {
       parsed = undefined;
     }
@@ -56,7 +49,8 @@ export async function runInFreshProcess(
     if (outcome) stdin.end();
   });
   stdin.on('error', () => undefined); // the process may exit before reading; the exit code tells
-  stdin.write(`${JSON.stringify({ v: PROTOCOL_VERSION, id, op, args })}\n`);
+  const request: RequestLine = { v: PROTOCOL_VERSION, id, op, args };
+  stdin.write(`${JSON.stringify(request)}\n`);
 
   const end = await proc.result;
   memory?.stop();

@@ -3,6 +3,7 @@
 // The envelope (envelope.ts), the command line (command.ts) and the two ways (fork-server.ts, fresh-process.ts) are
 // its parts; what other modules use is exported here.
 import type { Config } from '../../lib/config';
+import { GateCode } from '../../lib/contract/gate-codes';
 import { probeSandbox } from '../../lib/environments/sandbox';
 import type { TorchOutcome, TorchRequestOptions } from './envelope';
 import { forkServer, runOnForkServer } from './fork-server';
@@ -22,7 +23,7 @@ export async function runTorchRequest(
   opts = { maxRssMb: config.torchStageMaxRssMb, ...opts };
   if (config.sandbox === 'on') {
     const probe = await probeSandbox(config.bwrap);
-    if (!probe.ok) return { kind: 'sandbox_unavailable', reason: probe.reason };
+    if (!probe.ok) return { kind: GateCode.sandboxUnavailable, reason: probe.reason };
   }
   if (config.torchProcess === 'fresh') return runInFreshProcess(config, op, args, opts);
   const server = await forkServer(config);

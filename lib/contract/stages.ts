@@ -6,6 +6,7 @@ import type {
   Capture,
   FusedRuns,
   FusionRequire,
+  Loss,
   OpArgs,
   OpResult,
   OptimizeMethod,
@@ -104,7 +105,7 @@ export interface VerifyArtifactInput {
 /** Input of the evaluate stage: archives by name and digest, and the model file that has the data. */
 export interface EvaluateInput extends ModelFileInput {
   params: Record<string, unknown>;
-  loss: 'mse' | 'cross_entropy';
+  loss: Loss;
   /** The spec's trace.batch_sizes: [] means the archives serve only the example's shape. */
   batchSizes?: number[];
   artifacts: { name: string; digest: string }[];
