@@ -1,0 +1,36 @@
+// Counts each integration file's CPU time, its own process and every process it starts (torch stages, workers, dev
+// servers), in a cpuacct cgroup of its own, into test-output/cpu/: the test summary prints it beside the file's wall
+// time, which says whether a slow file computes or waits. Where cgroup v1's cpuacct is not writable, nothing is counted.
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { repoRoot } from './helpers';
+
+const CPUACCT = '/sys/fs/cgroup/cpuacct';
+const group = join(CPUACCT, `ttd-vitest-${process.pid}`);
+let counting = false;
+
+beforeAll(() => {
+  try {
+    mkdirSync(group, { recursive: true });
+    writeFileSync(join(group, 'cgroup.procs'), String(process.pid));
+    counting = true;
+  } catch {
+    counting = false; // no cgroup v1 cpuacct here, or not ours to write
+  }
+});
+
+afterAll((file) => {
+  if (!counting) return;
+  const nanoseconds = Number(readFileSync(join(group, 'cpuacct.usage'), 'utf8'));
+  const name = relative(repoRoot, (file as { filepath?: string }).filepath ?? 'unknown');
+  const dir = join(repoRoot, 'test-output', 'cpu');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name.replaceAll('/', '__')}.json`), JSON.stringify({ file: name, cpuSeconds: nanoseconds / 1e9 }));
+  try {
+    writeFileSync(join(CPUACCT, 'cgroup.procs'), String(process.pid));
+    rmdirSync(group); // refused while a process the file left behind is still in it; the group then stays
+  } catch {
+    /* left for its last process */
+  }
+});
