@@ -1,11 +1,17 @@
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
+// Integration files at once. One file at a time kept about half a core busy (docs/benchmarks.md): most of a file's
+// time is waiting on Temporal, on torch processes and servers starting. Files are race-free with each other: own
+// homes, stores, task queues, ports and TMPDIRs, and process checks scoped to their own workers. TTD_TEST_FORKS=1
+// runs them one at a time again.
+const forks = Number(process.env.TTD_TEST_FORKS ?? 3);
+
 // Two projects. `unit`: no Temporal server, no torch; files in parallel on worker threads (seconds). `integration`:
-// one real Temporal dev server (global setup) and real torch processes; files one at a time, each in a fresh process:
-// two files at once raced before (see `git log --grep race`), and one file's torch work already fills our 2 cores.
-// vitest 3 sizes each pool once for all projects, so the split is by pool: threads for unit, forks (one) for
-// integration. The unit project runs first (groupOrder), so integration tests never share the cores with it.
+// one real Temporal dev server (global setup) and real torch processes; each file in a fresh process, `forks` files at
+// once, with timeouts that allow for the files beside it and the torch side (make test runs it alongside). vitest 3
+// sizes each pool once for all projects, so the split is by pool: threads for unit, forks for integration. The unit
+// project runs first (groupOrder).
 export default defineConfig({
   test: {
     testTimeout: 180_000,
@@ -13,7 +19,7 @@ export default defineConfig({
     reporters: ['default'],
     poolOptions: {
       threads: { maxThreads: Math.max(2, availableParallelism()), minThreads: 1 },
-      forks: { maxForks: 1, minForks: 1 },
+      forks: { maxForks: forks, minForks: 1 },
     },
     projects: [
       {
@@ -33,7 +39,10 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           pool: 'forks',
           globalSetup: ['test/global-setup.ts'],
+          setupFiles: ['test/cpu-accounting.ts'],
           sequence: { groupOrder: 1 },
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
         },
       },
     ],
