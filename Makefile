@@ -11,14 +11,11 @@ setup:
 demo: setup
 	@bash examples/seed-mlp/demo.sh
 
-# The whole suite: the torch side (unittest) on both torch environments, the libtorch runners' smoke test and the
-# safetensors readers' differential fuzz (bounded by TTD_FUZZ_SECONDS, default 30), side by side
-# (infra/test-torch-side.sh), then vitest (unit and integration, on a real Temporal dev server and real torch).
+# The whole suite (infra/test-suite.sh): vitest (unit, then integration on a real Temporal dev server and real torch)
+# and beside it the torch side (infra/test-torch-side.sh): the unittests on both torch environments, the libtorch
+# runners' smoke test and the safetensors readers' differential fuzz (bounded by TTD_FUZZ_SECONDS, default 30).
 test: setup
-	@bash infra/test-torch-side.sh
-	@echo "== orchestrator (vitest)"
-	@npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json
-	@node infra/test-summary.mjs test-output/vitest.json test-output/python.log test-output/python-2.13.log
+	@bash infra/test-suite.sh
 
 # One part at a time (README, "Tests and benchmarks"). The unit project: no Temporal server, no torch, in parallel.
 test-unit: setup
