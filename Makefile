@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 RUNS ?= 5
 CAPACITY_ROUNDS ?= 1
-.PHONY: setup demo test test-unit test-integration test-torch-side test-python bench corpus clean
+.PHONY: setup demo test test-unit test-integration test-torch-side test-python lint-python lint-cpp lint-runtimes format-runtimes bench corpus clean
 
 setup:
 	@bash infra/setup.sh
@@ -11,17 +11,21 @@ setup:
 demo: setup
 	@bash examples/seed-mlp/demo.sh
 
-# The whole suite (infra/test-suite.sh): vitest (unit, then integration on a real Temporal dev server and real torch)
-# and beside it the torch side (infra/test-torch-side.sh): the unittests on both torch environments, the libtorch
-# runners' smoke test and the safetensors readers' differential fuzz (bounded by TTD_FUZZ_SECONDS, default 30).
+# The whole suite: the runtimes' linters (ruff, pyright, clang-format; seconds, so a finding fails before the long
+# parts), then (infra/test-suite.sh) vitest (unit, then integration on a real Temporal dev server and real torch) and
+# beside it the torch side (infra/test-torch-side.sh): the unittests on both torch environments, the libtorch runners'
+# smoke test and the safetensors readers' differential fuzz (bounded by TTD_FUZZ_SECONDS, default 30).
 test: setup
+	@echo "== runtimes' linters (ruff, pyright, clang-format)"
+	@bash infra/lint-python.sh
+	@bash infra/lint-cpp.sh
 	@bash infra/test-suite.sh
 
 # One part at a time (README, "Tests and benchmarks"). The unit project: no Temporal server, no torch, in parallel.
 test-unit: setup
 	@npx vitest run --project unit
 
-# The integration project: one real Temporal dev server, real torch, files one at a time.
+# The integration project: one real Temporal dev server, real torch, three files at a time (TTD_TEST_FORKS).
 test-integration: setup
 	@npx vitest run --project integration
 
@@ -32,6 +36,23 @@ test-torch-side: setup
 # One Python test (or module, or class) on one torch environment: make test-python T=tests.test_contract TORCH=1.13
 test-python: setup
 	@bash infra/test-python.sh $(T)
+
+# The torch side's linters: ruff check, ruff format --check (every Python file, ruff.toml) and pyright
+# (runtimes/python on torch 2.13, pyrightconfig.json).
+lint-python: setup
+	@bash infra/lint-python.sh
+
+# The C++ runner's linter: clang-format --dry-run --Werror (runtimes/libtorch/.clang-format).
+lint-cpp: setup
+	@bash infra/lint-cpp.sh
+
+lint-runtimes: lint-python lint-cpp
+
+# What the runtimes' linters can fix themselves: ruff's fixes and formatting, clang-format in place.
+format-runtimes: setup
+	@.venv/bin/ruff check --fix --quiet . || true
+	@.venv/bin/ruff format .
+	@find runtimes/libtorch -name '*.cpp' -o -name '*.hpp' | xargs .venv/bin/clang-format -i
 
 bench: setup
 	@node bench/seed-pipeline.mjs $(RUNS)

@@ -10,13 +10,13 @@ on every case, and writes the references the deploy-side runners read (aoti-refe
 Inductor's cache is TORCHINDUCTOR_CACHE_DIR (the caller sets it). One process, torch imported once.
 Prints {"compile_ms"} (the aoti_compile_and_package call alone). Usage: by_hand_aoti.py OUT_DIR [--torchscript]
 """
+
 import os
 import sys
 import time
 
 import torch
 import torch._inductor
-
 from by_hand import check, load_seed, safetensors, torchscript, train
 
 
@@ -26,9 +26,17 @@ def aoti(mod, model: torch.nn.Module, out_dir: str) -> float:
     vx, _ = mod.dataset({}, "validation")
     example = (vx[:7],)  # the seed's example is one unbatched row: export needs a batch (ttd does the same)
     batch = torch.export.Dim("batch", min=1, max=len(vx))
-    cases = {"validation": vx, "example": example[0], "batch_1": vx[:1], "batch_7": vx[:7], "neg": -vx,
-             "scale10": vx * 10, "scale01": vx * 0.1, "zeros": torch.zeros_like(vx),
-             "shuffle": vx[torch.randperm(len(vx), generator=torch.Generator().manual_seed(1))]}
+    cases = {
+        "validation": vx,
+        "example": example[0],
+        "batch_1": vx[:1],
+        "batch_7": vx[:7],
+        "neg": -vx,
+        "scale10": vx * 10,
+        "scale01": vx * 0.1,
+        "zeros": torch.zeros_like(vx),
+        "shuffle": vx[torch.randperm(len(vx), generator=torch.Generator().manual_seed(1))],
+    }
     with torch.no_grad():
         eager = {k: model(v) for k, v in cases.items()}
     program = torch.export.export(model, example, dynamic_shapes=({0: batch},), strict=False)
@@ -37,7 +45,7 @@ def aoti(mod, model: torch.nn.Module, out_dir: str) -> float:
     loaded = torch.export.load(program_path)
     exported = loaded.module()
     chunk_sources = ("validation", "neg", "scale10", "scale01", "zeros", "shuffle")
-    chunks = [(f"{k} rows {i}", cases[k][i:i + 7]) for k in chunk_sources for i in range(0, len(vx) - 6, 7)]
+    chunks = [(f"{k} rows {i}", cases[k][i : i + 7]) for k in chunk_sources for i in range(0, len(vx) - 6, 7)]
     with torch.no_grad():
         for k, v in cases.items():
             check(f"export {k}", exported(v), eager[k])
@@ -55,8 +63,11 @@ def aoti(mod, model: torch.nn.Module, out_dir: str) -> float:
     for k, v in cases.items():
         tensors[f"{k}/input/0"] = v
         tensors[f"{k}/output/0"] = eager[k]
-    safetensors.save(os.path.join(out_dir, "aoti-references.safetensors"), tensors,
-                     {"format": "ttd-references/1", "cases": ",".join(cases)})
+    safetensors.save(
+        os.path.join(out_dir, "aoti-references.safetensors"),
+        tensors,
+        {"format": "ttd-references/1", "cases": ",".join(cases)},
+    )
     return compile_ms
 
 

@@ -10,12 +10,13 @@ deploy-side runners read. One process, torch imported once; numbers the real wor
 Prints one JSON line: {"ms": {stage: ms}, "params": N, "sizes": {file: bytes}}.
 Usage: by_hand_corpus.py MODEL.py OUT_DIR PARAMS_JSON TRAIN_JSON FORMATS (comma-separated) [ATOL RTOL]
 """
+
 import importlib.util
 import json
 import os
 import sys
 import time
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "runtimes", "python"))
 from ttd_torch import safetensors  # noqa: E402  (only to write the references the runners read)
 
-Inputs = Tuple[torch.Tensor, ...]
-ms: Dict[str, float] = {}
+Inputs = tuple[torch.Tensor, ...]
+ms: dict[str, float] = {}
 
 
 class timed:
@@ -40,7 +41,7 @@ class timed:
         ms[self.name] = ms.get(self.name, 0.0) + (time.perf_counter() - self.t0) * 1000
 
 
-def as_tuple(x: Any) -> Tuple[torch.Tensor, ...]:
+def as_tuple(x: Any) -> tuple[torch.Tensor, ...]:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
@@ -58,12 +59,14 @@ def load(path: str):
     return mod
 
 
-def train(mod, params: Dict[str, Any], spec: Dict[str, Any], out_dir: str) -> torch.nn.Module:
+def train(mod, params: dict[str, Any], spec: dict[str, Any], out_dir: str) -> torch.nn.Module:
     torch.manual_seed(int(spec["seed"]))
     model = mod.build_model(params)
     x, y = mod.dataset(params, "train")
     x = as_tuple(x)
-    opt = (torch.optim.Adam if spec["optimizer"] == "adam" else torch.optim.SGD)(model.parameters(), lr=float(spec["lr"]))
+    opt = (torch.optim.Adam if spec["optimizer"] == "adam" else torch.optim.SGD)(
+        model.parameters(), lr=float(spec["lr"])
+    )
     criterion = getattr(mod, "loss", None) or (F.mse_loss if spec["loss"] == "mse" else F.cross_entropy)
     gen = torch.Generator().manual_seed(int(spec["seed"]))
     model.train()
@@ -73,27 +76,37 @@ def train(mod, params: Dict[str, Any], spec: Dict[str, Any], out_dir: str) -> to
             loss = criterion(model(*(t.index_select(0, index) for t in x)), y.index_select(0, index))
             loss.backward()
             opt.step()
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch},
-                   os.path.join(out_dir, "checkpoint.pt"))
+        torch.save(
+            {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch},
+            os.path.join(out_dir, "checkpoint.pt"),
+        )
     return model.eval()
 
 
-def cases(mod, params: Dict[str, Any]) -> Dict[str, Inputs]:
+def cases(mod, params: dict[str, Any]) -> dict[str, Inputs]:
     vx, _ = mod.dataset(params, "validation")
     vx = as_tuple(vx)
     example = as_tuple(mod.example_inputs(params)) if hasattr(mod, "example_inputs") else tuple(t[:4] for t in vx)
-    out = {"validation": vx, "example": example, "batch_1": tuple(t[:1] for t in vx),
-           "batch_7": tuple(t[:7] for t in vx)}
+    out = {
+        "validation": vx,
+        "example": example,
+        "batch_1": tuple(t[:1] for t in vx),
+        "batch_7": tuple(t[:7] for t in vx),
+    }
     if any(t.is_floating_point() for t in vx):
-        for name, fn in (("neg", lambda t: -t), ("scale10", lambda t: t * 10), ("scale01", lambda t: t * 0.1),
-                         ("zeros", torch.zeros_like)):
+        for name, fn in (
+            ("neg", lambda t: -t),
+            ("scale10", lambda t: t * 10),
+            ("scale01", lambda t: t * 0.1),
+            ("zeros", torch.zeros_like),
+        ):
             out[name] = tuple(fn(t) if t.is_floating_point() else t for t in vx)
         perm = torch.randperm(len(vx[0]), generator=torch.Generator().manual_seed(1))
         out["shuffle"] = tuple(t[perm] for t in vx)
     return out
 
 
-def save_references(path: str, all_cases: Dict[str, Inputs], eager: Dict[str, Any]) -> None:
+def save_references(path: str, all_cases: dict[str, Inputs], eager: dict[str, Any]) -> None:
     tensors = {}
     for k, v in all_cases.items():
         for i, t in enumerate(v):
@@ -120,6 +133,7 @@ def torchscript(model, all_cases, eager, out_dir, atol, rtol) -> None:
 
 def aoti(model, all_cases, eager, out_dir, atol, rtol) -> None:
     import torch._inductor
+
     example = all_cases["example"]
     rows = max(len(v[0]) for v in all_cases.values())
     batch = torch.export.Dim("batch", min=1, max=max(rows, 1024))
@@ -132,8 +146,9 @@ def aoti(model, all_cases, eager, out_dir, atol, rtol) -> None:
             for k, v in all_cases.items():
                 check(f"export {k}", exported(*v), eager[k], atol, rtol)
     with timed("compile"):
-        package = torch._inductor.aoti_compile_and_package(torch.export.load(path),
-                                                           package_path=os.path.join(out_dir, "model.pt2"))
+        package = torch._inductor.aoti_compile_and_package(
+            torch.export.load(path), package_path=os.path.join(out_dir, "model.pt2")
+        )
         runner = torch._inductor.aoti_load_package(package)
         with torch.no_grad():
             for k, v in all_cases.items():
@@ -142,8 +157,9 @@ def aoti(model, all_cases, eager, out_dir, atol, rtol) -> None:
         save_references(os.path.join(out_dir, "aoti-references.safetensors"), all_cases, eager)
 
 
-def main(model_path: str, out_dir: str, params: Dict[str, Any], spec: Dict[str, Any], formats: str,
-         atol: float, rtol: float) -> None:
+def main(
+    model_path: str, out_dir: str, params: dict[str, Any], spec: dict[str, Any], formats: str, atol: float, rtol: float
+) -> None:
     with timed("load"):
         mod = load(model_path)
     with timed("train"):
@@ -155,13 +171,30 @@ def main(model_path: str, out_dir: str, params: Dict[str, Any], spec: Dict[str, 
         aoti(model, all_cases, eager, out_dir, atol, rtol)
     if "torchscript" in formats:
         torchscript(model, all_cases, eager, out_dir, atol, rtol)
-    sizes = {f: os.path.getsize(os.path.join(out_dir, f)) for f in ("model.pt", "model.pt2", "checkpoint.pt")
-             if os.path.exists(os.path.join(out_dir, f))}
-    print(json.dumps({"ms": {k: round(v, 1) for k, v in ms.items()},
-                      "params": sum(p.numel() for p in model.parameters()), "sizes": sizes}))
+    sizes = {
+        f: os.path.getsize(os.path.join(out_dir, f))
+        for f in ("model.pt", "model.pt2", "checkpoint.pt")
+        if os.path.exists(os.path.join(out_dir, f))
+    }
+    print(
+        json.dumps(
+            {
+                "ms": {k: round(v, 1) for k, v in ms.items()},
+                "params": sum(p.numel() for p in model.parameters()),
+                "sizes": sizes,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    main(a[0], a[1], json.loads(a[2]), json.loads(a[3]), a[4], float(a[5]) if len(a) > 5 else 1e-4,
-         float(a[6]) if len(a) > 6 else 1e-3)
+    main(
+        a[0],
+        a[1],
+        json.loads(a[2]),
+        json.loads(a[3]),
+        a[4],
+        float(a[5]) if len(a) > 5 else 1e-4,
+        float(a[6]) if len(a) > 6 else 1e-3,
+    )

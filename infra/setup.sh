@@ -48,6 +48,18 @@ if [ ! -x .venv/bin/uv ] || [ "$(.venv/bin/uv --version 2>/dev/null | cut -d' ' 
   .venv/bin/uv --version >/dev/null # fail setup here, not in the first run that declares an environment
 fi
 
+# 2b''. The torch side's and the C++ runner's linters (make lint-python, make lint-cpp), pinned so that a new release
+# never turns a green tree red: ruff (lint and format) and clang-format (a PyPI wheel carrying the LLVM binary).
+RUFF_VERSION=0.17.5
+CLANG_FORMAT_VERSION=23.1.3
+if [ "$(.venv/bin/ruff --version 2>/dev/null | cut -d' ' -f2)" != "${RUFF_VERSION}" ] \
+  || [ "$(.venv/bin/clang-format --version 2>/dev/null | sed -n 's/.*clang-format version \([^ ]*\).*/\1/p')" != "${CLANG_FORMAT_VERSION}" ]; then
+  say "installing ruff==${RUFF_VERSION} and clang-format==${CLANG_FORMAT_VERSION} into .venv (linters)"
+  .venv/bin/pip install -q --disable-pip-version-check "ruff==${RUFF_VERSION}" "clang-format==${CLANG_FORMAT_VERSION}" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  .venv/bin/ruff --version >/dev/null
+  .venv/bin/clang-format --version >/dev/null
+fi
+
 # 2c. The torch-2.13 environment: a project virtualenv with PyTorch 2.13 (CPU). Pinned: the machine keeps this wheel on
 # disk; an unpinned torch would pull a CUDA build of several GB. numpy: torch.export warns without it.
 TORCH_VERSION=2.13.0

@@ -11,8 +11,12 @@ SPLITS = {"train": (1000, 1), "validation": (200, 2)}  # rows, data seed
 def build_model(params: Dict[str, Any]) -> nn.Module:
     """Linear(3, 8) relu dropout Linear(8, 16) relu dropout Linear(16, 1), as in the seed."""
     return nn.Sequential(
-        nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.2),
-        nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(3, 8),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.Linear(8, 16),
+        nn.ReLU(),
+        nn.Dropout(0.2),
         nn.Linear(16, 1),
     )
 

@@ -1,4 +1,4 @@
-"""ttd parity runner (Python): load a TorchScript archive or AOTInductor package, run the reference inputs, write the outputs.
+"""ttd parity runner (Python): load a TorchScript archive or AOTInductor package, run reference inputs, write outputs.
 
 Standalone by design (standard library + torch only; run as `python -I` in an empty directory).
 Usage: ttd_parity_runner.py --model A.pt --references R.safetensors --out O.safetensors [--threads N]
@@ -14,9 +14,18 @@ import traceback
 
 import torch
 
-DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-          "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-          "U8": torch.uint8, "BOOL": torch.bool}
+DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 NAMES = {v: k for k, v in DTYPES.items()}
 WARMUP_CALLS = 3
 
@@ -142,6 +151,7 @@ def _show(value):
 def parse_safetensors(raw, where="safetensors"):
     """Validate a whole file's bytes; returns ([(name, dtype, shape, begin, end)] in header order,
     metadata, data start). Raises SafetensorsError naming the first rule broken."""
+
     def fail(code, message):
         raise SafetensorsError(where, code, message)
 
@@ -151,22 +161,28 @@ def parse_safetensors(raw, where="safetensors"):
     if size > MAX_HEADER_BYTES:
         fail("st_header_too_large", f"header length {size} exceeds the limit of {MAX_HEADER_BYTES} bytes")
     if 8 + size > len(raw):
-        fail("st_header_out_of_bounds", f"header length {size} runs past the end of the file "
-                                        f"({len(raw) - 8} bytes follow the length field)")
-    header = bytes(raw[8:8 + size])
+        fail(
+            "st_header_out_of_bounds",
+            f"header length {size} runs past the end of the file ({len(raw) - 8} bytes follow the length field)",
+        )
+    header = bytes(raw[8 : 8 + size])
     try:
         text = header.decode("utf-8")
     except UnicodeDecodeError as exc:
         fail("st_header_not_utf8", f"header is not UTF-8 (byte {exc.start} of the header)")
     body = text.rstrip(" ")
     if not body.startswith("{") or not body.endswith("}"):
-        fail("st_header_framing", "header must begin with '{' and end with '}' followed only by spaces "
-                                  f"(got {text[:1]!r} ... {body[-1:]!r})")
+        fail(
+            "st_header_framing",
+            "header must begin with '{' and end with '}' followed only by spaces "
+            f"(got {text[:1]!r} ... {body[-1:]!r})",
+        )
     if _nesting_too_deep(header):
         fail("st_header_too_deep", f"header nests deeper than {MAX_DEPTH} levels of objects and arrays")
     try:
-        doc = json.loads(body, object_pairs_hook=_Object, parse_float=_json_float, parse_int=_json_int,
-                         parse_constant=_json_constant)
+        doc = json.loads(
+            body, object_pairs_hook=_Object, parse_float=_json_float, parse_int=_json_int, parse_constant=_json_constant
+        )
         _check_strings(doc)
     except (ValueError, OverflowError) as exc:
         fail("st_header_not_json", f"header is not valid JSON: {exc}")
@@ -190,8 +206,10 @@ def parse_safetensors(raw, where="safetensors"):
             fail("st_tensor_name_empty", "a tensor has an empty name")
         label = f"tensor {name!r}"
         if not _is_object(info) or sorted(k for k, _ in info) != sorted(ENTRY_KEYS):
-            fail("st_tensor_entry_invalid",
-                 f"{label} must be an object with exactly dtype, shape and data_offsets (got {_show(info)})")
+            fail(
+                "st_tensor_entry_invalid",
+                f"{label} must be an object with exactly dtype, shape and data_offsets (got {_show(info)})",
+            )
         fields = dict(info)
         dtype, shape, offsets = fields["dtype"], fields["shape"], fields["data_offsets"]
         if not isinstance(dtype, str) or dtype not in ITEMSIZE:
@@ -203,26 +221,38 @@ def parse_safetensors(raw, where="safetensors"):
             strides *= max(dim, 1)
         if strides > MAX_INT:
             fail("st_tensor_shape", f"{label} has shape {_show(shape)} whose size exceeds 2^53-1")
-        if not _is_array(offsets) or len(offsets) != 2 or not all(_is_int(o) for o in offsets) \
-                or offsets[0] > offsets[1]:
-            fail("st_tensor_offsets", f"{label} has data_offsets {_show(offsets)}; "
-                                      "expected [begin, end], integers from 0 to 2^53-1 with begin <= end")
+        if (
+            not _is_array(offsets)
+            or len(offsets) != 2
+            or not all(_is_int(o) for o in offsets)
+            or offsets[0] > offsets[1]
+        ):
+            fail(
+                "st_tensor_offsets",
+                f"{label} has data_offsets {_show(offsets)}; "
+                "expected [begin, end], integers from 0 to 2^53-1 with begin <= end",
+            )
         begin, end = offsets
         numel = 1
         for dim in shape:
             numel *= dim
         need = numel * ITEMSIZE[dtype]
         if end - begin != need:
-            fail("st_tensor_size_mismatch", f"{label} has data_offsets [{begin}, {end}] spanning {end - begin} bytes; "
-                                            f"dtype {dtype} and shape {shape} need {need}")
+            fail(
+                "st_tensor_size_mismatch",
+                f"{label} has data_offsets [{begin}, {end}] spanning {end - begin} bytes; "
+                f"dtype {dtype} and shape {shape} need {need}",
+            )
         entries.append((name, dtype, [int(d) for d in shape], begin, end))
 
     position = 0
     for name, _, _, begin, end in sorted(entries, key=lambda e: (e[3], e[4])):
         if begin != position:
             what = "leaves a gap" if begin > position else "overlaps the tensor before it"
-            fail("st_tensors_not_contiguous", f"tensor {name!r} begins at {begin} but the previous tensor ends at "
-                                              f"{position}: it {what}")
+            fail(
+                "st_tensors_not_contiguous",
+                f"tensor {name!r} begins at {begin} but the previous tensor ends at {position}: it {what}",
+            )
         position = end
     data_len = len(raw) - 8 - size
     if position > data_len:
@@ -242,7 +272,7 @@ def tensors_from_bytes(raw, where="safetensors"):
         if begin == end:  # no elements (the rules guarantee it): nothing to copy, nothing uninitialised
             tensors[name] = torch.zeros(shape, dtype=DTYPES[dtype])
         else:
-            flat = torch.frombuffer(bytearray(raw[start + begin:start + end]), dtype=DTYPES[dtype])
+            flat = torch.frombuffer(bytearray(raw[start + begin : start + end]), dtype=DTYPES[dtype])
             tensors[name] = flat.reshape(shape)
     return tensors, metadata
 
@@ -259,8 +289,11 @@ def write_safetensors(path, tensors, metadata):
     for name, tensor in tensors.items():
         flat = tensor.detach().cpu().contiguous().reshape(-1)
         blob = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
-        header[name] = {"dtype": NAMES[tensor.dtype], "shape": list(tensor.shape),
-                        "data_offsets": [offset, offset + len(blob)]}
+        header[name] = {
+            "dtype": NAMES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + len(blob)],
+        }
         blobs.append(blob)
         offset += len(blob)
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -288,10 +321,14 @@ def _flag(name):
 
 def fusion_build_facts():
     """This build's own fuser configuration, read before any flag changes: what a server of this build runs."""
-    return {"llvm_enabled": _flag("_llvm_enabled"), "texpr_fuser_enabled": _flag("_jit_texpr_fuser_enabled"),
-            "can_fuse_on_cpu": _flag("_jit_can_fuse_on_cpu"), "can_fuse_on_gpu": _flag("_jit_can_fuse_on_gpu"),
-            "te_must_use_llvm_cpu": _flag("_jit_get_te_must_use_llvm_cpu"),
-            "cuda_available": bool(torch.cuda.is_available())}
+    return {
+        "llvm_enabled": _flag("_llvm_enabled"),
+        "texpr_fuser_enabled": _flag("_jit_texpr_fuser_enabled"),
+        "can_fuse_on_cpu": _flag("_jit_can_fuse_on_cpu"),
+        "can_fuse_on_gpu": _flag("_jit_can_fuse_on_gpu"),
+        "te_must_use_llvm_cpu": _flag("_jit_get_te_must_use_llvm_cpu"),
+        "cuda_available": bool(torch.cuda.is_available()),
+    }
 
 
 def enable_fuser(mode):
@@ -340,8 +377,10 @@ def load_aoti(path):
     try:
         from torch._inductor import aoti_load_package
     except ImportError as exc:
-        raise RuntimeError(f"this runner's torch {torch.__version__} has no AOTInductor "
-                           "(torch._inductor.aoti_load_package); --format aoti needs torch 2.x") from exc
+        raise RuntimeError(
+            f"this runner's torch {torch.__version__} has no AOTInductor "
+            "(torch._inductor.aoti_load_package); --format aoti needs torch 2.x"
+        ) from exc
     return aoti_load_package(path)
 
 
@@ -362,7 +401,7 @@ def run_cases(module, cases, warmup):
 
 def main(argv=None):
     """Parse arguments, run the parity check, print one JSON line; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--references", required=True)
     parser.add_argument("--out", required=True)
@@ -384,22 +423,39 @@ def main(argv=None):
     build = fusion_build_facts()
     # A server warms up on production traffic, and fused kernels appear from the profiling executor's second call;
     # where no fuser can act, a warm-up changes nothing and is skipped.
-    warmup = args.format == "torchscript" and (fuser or bool(
-        build["texpr_fuser_enabled"] and build["can_fuse_on_cpu"] and build["llvm_enabled"]))
+    warmup = args.format == "torchscript" and (
+        fuser or bool(build["texpr_fuser_enabled"] and build["can_fuse_on_cpu"] and build["llvm_enabled"])
+    )
     if fuser:
         enable_fuser(mode)
     try:
         module = stage("load", LOADERS[args.format], args.model)
         cases = stage("read", read_cases, args.references)
         outputs = stage("run", run_cases, module, cases, warmup)
-        stage("write", write_safetensors, args.out, outputs,
-              {"format": "ttd-outputs/1", "cases": ",".join(name for name, _ in cases)})
+        stage(
+            "write",
+            write_safetensors,
+            args.out,
+            outputs,
+            {"format": "ttd-outputs/1", "cases": ",".join(name for name, _ in cases)},
+        )
     except Failure as failure:
         print(json.dumps({"error": {"stage": failure.stage, "message": str(failure)}}), flush=True)
         return 1
-    print(json.dumps({"runtime": "python", "format": args.format, "torch_version": torch.__version__,
-                      "threads": args.threads,
-                      "flags": {"fuser": fuser, "mode": mode}, "fusion": build, "cases": len(cases)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "runtime": "python",
+                "format": args.format,
+                "torch_version": torch.__version__,
+                "threads": args.threads,
+                "flags": {"fuser": fuser, "mode": mode},
+                "fusion": build,
+                "cases": len(cases),
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

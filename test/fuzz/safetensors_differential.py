@@ -48,8 +48,12 @@ def python_verdict(data):
     for name, t in tensors.items():
         flat = t.contiguous().reshape(-1)
         raw = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
-        out[name] = {"dtype": ttd_parity_runner.NAMES[t.dtype], "shape": list(t.shape), "hex": raw.hex(),
-                     "numel": flat.numel()}
+        out[name] = {
+            "dtype": ttd_parity_runner.NAMES[t.dtype],
+            "shape": list(t.shape),
+            "hex": raw.hex(),
+            "numel": flat.numel(),
+        }
     return {"ok": True, "tensors": out, "metadata": metadata}
 
 
@@ -65,10 +69,16 @@ def summary(v, fields):
 
 def test_one_input(data):
     py, cpp, ts = python_verdict(data), CPP(data), TS(data)
-    if not (summary(py, ("dtype", "shape", "hex")) == summary(cpp, ("dtype", "shape", "hex"))
-            and summary(py, ("dtype", "shape", "numel")) == summary(ts, ("dtype", "shape", "numel"))):
-        raise AssertionError("the readers disagree:\n" + "\n".join(
-            f"  {who}: {json.dumps(v)[:600]}" for who, v in (("python", py), ("c++", cpp), ("typescript", ts))))
+    if not (
+        summary(py, ("dtype", "shape", "hex")) == summary(cpp, ("dtype", "shape", "hex"))
+        and summary(py, ("dtype", "shape", "numel")) == summary(ts, ("dtype", "shape", "numel"))
+    ):
+        raise AssertionError(
+            "the readers disagree:\n"
+            + "\n".join(
+                f"  {who}: {json.dumps(v)[:600]}" for who, v in (("python", py), ("c++", cpp), ("typescript", ts))
+            )
+        )
 
 
 if __name__ == "__main__":

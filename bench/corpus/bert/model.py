@@ -27,10 +27,16 @@ class Classifier(nn.Module):
 def build_model(params: Dict[str, Any]) -> nn.Module:
     """BERT at the sizes params give; eager attention, as a TorchScript trace needs no SDPA mask shortcuts."""
     hidden = int(params.get("hidden", 256))
-    config = BertConfig(vocab_size=int(params.get("vocab", 30522)), hidden_size=hidden,
-                        num_hidden_layers=int(params.get("layers", 4)), num_attention_heads=int(params.get("heads", 4)),
-                        intermediate_size=hidden * 4, max_position_embeddings=max(64, int(params.get("seq", 32))),
-                        num_labels=int(params.get("classes", 2)), attn_implementation="eager")
+    config = BertConfig(
+        vocab_size=int(params.get("vocab", 30522)),
+        hidden_size=hidden,
+        num_hidden_layers=int(params.get("layers", 4)),
+        num_attention_heads=int(params.get("heads", 4)),
+        intermediate_size=hidden * 4,
+        max_position_embeddings=max(64, int(params.get("seq", 32))),
+        num_labels=int(params.get("classes", 2)),
+        attn_implementation="eager",
+    )
     return Classifier(config)
 
 

@@ -32,15 +32,23 @@ class Recommender(nn.Module):
 
 def build_model(params: Dict[str, Any]) -> nn.Module:
     """The recommender at the sizes params give."""
-    return Recommender(int(params.get("dense", 13)), int(params.get("tables", 8)),
-                       int(params.get("table_rows", 10000)), int(params.get("dim", 16)))
+    return Recommender(
+        int(params.get("dense", 13)),
+        int(params.get("tables", 8)),
+        int(params.get("table_rows", 10000)),
+        int(params.get("dim", 16)),
+    )
 
 
 def dataset(params: Dict[str, Any], split: str) -> Tuple[Tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Dense features, ids (rows x tables x bag); the click target depends on feature 0 and the first table's ids."""
     rows = int(params.get("rows", 512))
     rows = rows if split == "train" else max(8, rows // 4)
-    tables, table_rows, bag = int(params.get("tables", 8)), int(params.get("table_rows", 10000)), int(params.get("bag", 4))
+    tables, table_rows, bag = (
+        int(params.get("tables", 8)),
+        int(params.get("table_rows", 10000)),
+        int(params.get("bag", 4)),
+    )
     gen = torch.Generator().manual_seed(1 if split == "train" else 2)
     dense = torch.randn(rows, int(params.get("dense", 13)), generator=gen)
     ids = torch.randint(0, table_rows, (rows, tables, bag), generator=gen)

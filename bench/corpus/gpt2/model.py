@@ -27,9 +27,14 @@ class Decoder(nn.Module):
 
 def build_model(params: Dict[str, Any]) -> nn.Module:
     """GPT-2 at the sizes params give; eager attention (its causal mask is a buffer-free triangle per call)."""
-    config = GPT2Config(vocab_size=int(params.get("vocab", 50257)), n_positions=max(64, int(params.get("seq", 32))),
-                        n_embd=int(params.get("hidden", 256)), n_layer=int(params.get("layers", 4)),
-                        n_head=int(params.get("heads", 4)), attn_implementation="eager")
+    config = GPT2Config(
+        vocab_size=int(params.get("vocab", 50257)),
+        n_positions=max(64, int(params.get("seq", 32))),
+        n_embd=int(params.get("hidden", 256)),
+        n_layer=int(params.get("layers", 4)),
+        n_head=int(params.get("heads", 4)),
+        attn_implementation="eager",
+    )
     return Decoder(config)
 
 

@@ -16,8 +16,10 @@ SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 
 
 def conv_bn(inp: int, out: int, kernel: int, stride: int, groups: int = 1, relu: bool = True) -> List[nn.Module]:
     """conv (no bias), batch norm, and ReLU6 unless it is the linear bottleneck."""
-    layers: List[nn.Module] = [nn.Conv2d(inp, out, kernel, stride, kernel // 2, groups=groups, bias=False),
-                               nn.BatchNorm2d(out)]
+    layers: List[nn.Module] = [
+        nn.Conv2d(inp, out, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(out),
+    ]
     return layers + [nn.ReLU6(inplace=True)] if relu else layers
 
 

@@ -18,16 +18,24 @@ class TwoHeads(nn.Module):
 
     def __init__(self, features: int, categories: int, classes: int) -> None:
         super().__init__()
-        self.image = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                                   nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.image = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
         self.tabular = nn.Sequential(nn.Linear(features, 16), nn.ReLU())
         self.category = nn.Embedding(categories, 8)
         self.trunk = nn.Sequential(nn.Linear(40, 32), nn.ReLU())
         self.classify = nn.Linear(32, classes)
         self.regress = nn.Linear(32, 1)
 
-    def forward(self, image: torch.Tensor, tabular: torch.Tensor,
-                category: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, image: torch.Tensor, tabular: torch.Tensor, category: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(torch.cat([self.image(image), self.tabular(tabular), self.category(category)], dim=1))
         return self.classify(h), self.regress(h)
 

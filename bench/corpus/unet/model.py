@@ -13,8 +13,14 @@ from torch import nn
 
 def block(inp: int, out: int) -> nn.Sequential:
     """(conv3x3 bn relu) x 2."""
-    return nn.Sequential(nn.Conv2d(inp, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                         nn.Conv2d(out, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(inp, out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out, out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out),
+        nn.ReLU(inplace=True),
+    )
 
 
 class UNet(nn.Module):
@@ -22,8 +28,8 @@ class UNet(nn.Module):
 
     def __init__(self, base: int, depth: int) -> None:
         super().__init__()
-        widths = [base * 2 ** i for i in range(depth + 1)]
-        self.down = nn.ModuleList(block(i, o) for i, o in zip([1] + widths[:depth - 1], widths[:depth]))
+        widths = [base * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList(block(i, o) for i, o in zip([1] + widths[: depth - 1], widths[:depth], strict=True))
         self.pool = nn.MaxPool2d(2)
         self.bottleneck = block(widths[depth - 1], widths[depth])
         self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, 2) for i in reversed(range(depth)))
@@ -37,7 +43,7 @@ class UNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(x)
-        for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
             x = merge(torch.cat([up(x), skip], dim=1))
         return self.out(x)
 

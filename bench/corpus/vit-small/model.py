@@ -63,8 +63,14 @@ class ViT(nn.Module):
 
 def build_model(params: Dict[str, Any]) -> nn.Module:
     """The ViT at the sizes params give."""
-    return ViT(int(params.get("size", 32)), int(params.get("patch", 4)), int(params.get("dim", 160)),
-               int(params.get("depth", 4)), int(params.get("heads", 4)), int(params.get("classes", 10)))
+    return ViT(
+        int(params.get("size", 32)),
+        int(params.get("patch", 4)),
+        int(params.get("dim", 160)),
+        int(params.get("depth", 4)),
+        int(params.get("heads", 4)),
+        int(params.get("classes", 10)),
+    )
 
 
 def dataset(params: Dict[str, Any], split: str) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -21,8 +21,7 @@ int parse_threads(const std::string& s) {
     bad("--threads: expected a positive integer, got '" + s + "'");
   errno = 0;
   const long v = std::strtol(s.c_str(), nullptr, 10);
-  if (errno != 0 || v < 1 || v > 4096)
-    bad("--threads: expected a positive integer up to 4096, got '" + s + "'");
+  if (errno != 0 || v < 1 || v > 4096) bad("--threads: expected a positive integer up to 4096, got '" + s + "'");
   return static_cast<int>(v);
 }
 

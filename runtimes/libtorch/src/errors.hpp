@@ -19,8 +19,7 @@ inline std::string without_backtrace(const std::string& message) {
 
 class StageError : public std::runtime_error {
  public:
-  StageError(std::string stage, const std::string& message)
-      : std::runtime_error(message), stage_(std::move(stage)) {}
+  StageError(std::string stage, const std::string& message) : std::runtime_error(message), stage_(std::move(stage)) {}
   const std::string& stage() const { return stage_; }
 
  private:

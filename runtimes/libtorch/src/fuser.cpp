@@ -1,9 +1,9 @@
 #include "fuser.hpp"
 
-#include <torch/cuda.h>
 #include <torch/csrc/jit/passes/tensorexpr_fuser.h>
 #include <torch/csrc/jit/tensorexpr/codegen.h>
 #include <torch/csrc/jit/tensorexpr/kernel.h>
+#include <torch/cuda.h>
 
 // These live in torch/csrc/jit/codegen/fuser/interface.h upstream (and in torch 2.x's wheel); Debian's
 // libtorch-dev 1.13 ships no such header but exports the symbols, so declare them there.

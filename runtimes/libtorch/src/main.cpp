@@ -6,8 +6,8 @@
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
-#include <nlohmann/json.hpp>
 #include <torch/version.h>
+#include <nlohmann/json.hpp>
 
 #include "args.hpp"
 #include "errors.hpp"
@@ -73,13 +73,11 @@ int run(const std::vector<std::string>& argv) {
     }
   }
 
-  const std::unique_ptr<ttd::Model> model = args.format == "aoti"
-                                                ? ttd::load_aoti(args.model, kTorchVersion)
-                                                : ttd::load_torchscript(args.model);
+  const std::unique_ptr<ttd::Model> model =
+      args.format == "aoti" ? ttd::load_aoti(args.model, kTorchVersion) : ttd::load_torchscript(args.model);
   const std::vector<ttd::Case> cases = ttd::read_references(args.references);
   const auto outputs = ttd::run_cases(*model, cases, may_fuse && args.format == "torchscript" ? 3 : 0);
-  ttd::write_outputs(args.out, outputs,
-                     {{"runtime", "libtorch"}, {"torch_version", kTorchVersion}});
+  ttd::write_outputs(args.out, outputs, {{"runtime", "libtorch"}, {"torch_version", kTorchVersion}});
 
   nlohmann::json j = {{"runtime", "libtorch"},
                       {"format", args.format},

@@ -46,8 +46,7 @@ std::unique_ptr<Model> load_torchscript(const std::string& path) {
   }
 }
 
-void flatten_outputs(const c10::IValue& value, const std::string& where,
-                     std::vector<at::Tensor>* out) {
+void flatten_outputs(const c10::IValue& value, const std::string& where, std::vector<at::Tensor>* out) {
   if (value.isTensor()) {
     out->push_back(value.toTensor());
   } else if (value.isTuple()) {

@@ -31,8 +31,7 @@ std::vector<CaseOutputs> run_cases(Model& model, const std::vector<Case>& cases,
 
 // Flattens a Tensor or a (nested) Tuple/List of tensors, in order. Throws std::runtime_error
 // naming the offending element for any other value.
-void flatten_outputs(const c10::IValue& value, const std::string& where,
-                     std::vector<at::Tensor>* out);
+void flatten_outputs(const c10::IValue& value, const std::string& where, std::vector<at::Tensor>* out);
 
 // Throws StageError("load", ...) naming the file when it cannot be opened.
 void require_readable(const std::string& path, const std::string& what);

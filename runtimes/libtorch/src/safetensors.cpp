@@ -27,15 +27,12 @@ struct DTypeInfo {
 };
 
 constexpr DTypeInfo kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
-    {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
-    {DType::I16, "I16", 2}, {DType::I8, "I8", 1},   {DType::U8, "U8", 1},
-    {DType::BOOL, "BOOL", 1},
+    {DType::F64, "F64", 8}, {DType::F32, "F32", 4},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
+    {DType::I64, "I64", 8}, {DType::I32, "I32", 4},   {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
+    {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
 };
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw FormatError(path + ": " + what);
-}
+[[noreturn]] void fail(const std::string& path, const std::string& what) { throw FormatError(path + ": " + what); }
 
 [[noreturn]] void reject(const std::string& where, const std::string& code, const std::string& what) {
   throw FormatError(code, where + ": " + what + " (" + code + ")");
@@ -54,11 +51,22 @@ bool valid_utf8(const uint8_t* p, std::size_t n) {
     const uint8_t b = p[i];
     std::size_t len;
     uint8_t lo = 0x80, hi = 0xBF;
-    if (b < 0x80) { ++i; continue; }
-    if (b >= 0xC2 && b <= 0xDF) len = 2;
-    else if (b >= 0xE0 && b <= 0xEF) { len = 3; if (b == 0xE0) lo = 0xA0; if (b == 0xED) hi = 0x9F; }
-    else if (b >= 0xF0 && b <= 0xF4) { len = 4; if (b == 0xF0) lo = 0x90; if (b == 0xF4) hi = 0x8F; }
-    else return false;
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    if (b >= 0xC2 && b <= 0xDF)
+      len = 2;
+    else if (b >= 0xE0 && b <= 0xEF) {
+      len = 3;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      len = 4;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else
+      return false;
     if (n - i < len) return false;
     if (p[i + 1] < lo || p[i + 1] > hi) return false;
     for (std::size_t k = 2; k < len; ++k)
@@ -75,9 +83,12 @@ bool nesting_too_deep(const uint8_t* p, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     const uint8_t b = p[i];
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (b == '\\') escaped = true;
-      else if (b == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (b == '\\')
+        escaped = true;
+      else if (b == '"')
+        in_string = false;
     } else if (b == '"') {
       in_string = true;
     } else if (b == '{' || b == '[') {
@@ -163,8 +174,10 @@ class TreeBuilder : public nlohmann::json_sax<nlohmann::json> {
     return n;
   }
   bool add(Node n) {
-    if (stack_.empty()) root = std::move(n);
-    else stack_.back().items.push_back(std::move(n));
+    if (stack_.empty())
+      root = std::move(n);
+    else
+      stack_.back().items.push_back(std::move(n));
     return true;
   }
   bool close() {
@@ -212,7 +225,8 @@ std::string show(const Node& n) {
 }
 
 std::string quote(const std::string& name) {
-  const std::string s = nlohmann::json(name.substr(0, 80)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string s =
+      nlohmann::json(name.substr(0, 80)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return "'" + s.substr(1, s.size() - 2) + "'";
 }
 
@@ -270,15 +284,17 @@ File parse(std::vector<uint8_t> buffer, const std::string& where) {
   file.buffer = std::move(buffer);
   const std::size_t size = file.buffer.size();
   if (size < 8)
-    reject(where, "st_file_too_short", "file is " + std::to_string(size) + " bytes; expected at least 8 (the header length)");
+    reject(where, "st_file_too_short",
+           "file is " + std::to_string(size) + " bytes; expected at least 8 (the header length)");
   const uint64_t header_len = read_u64_le(file.buffer.data());
   if (header_len > kMaxHeaderBytes)
-    reject(where, "st_header_too_large", "header length " + std::to_string(header_len) + " exceeds the limit of " +
-                                             std::to_string(kMaxHeaderBytes) + " bytes");
+    reject(where, "st_header_too_large",
+           "header length " + std::to_string(header_len) + " exceeds the limit of " + std::to_string(kMaxHeaderBytes) +
+               " bytes");
   if (header_len > size - 8)
-    reject(where, "st_header_out_of_bounds", "header length " + std::to_string(header_len) +
-                                                 " runs past the end of the file (" + std::to_string(size - 8) +
-                                                 " bytes follow the length field)");
+    reject(where, "st_header_out_of_bounds",
+           "header length " + std::to_string(header_len) + " runs past the end of the file (" +
+               std::to_string(size - 8) + " bytes follow the length field)");
   const uint8_t* header = file.buffer.data() + 8;
   if (!valid_utf8(header, header_len)) reject(where, "st_header_not_utf8", "header is not UTF-8");
   std::size_t body_len = header_len;
@@ -286,7 +302,8 @@ File parse(std::vector<uint8_t> buffer, const std::string& where) {
   if (body_len == 0 || header[0] != '{' || header[body_len - 1] != '}')
     reject(where, "st_header_framing", "header must begin with '{' and end with '}' followed only by spaces");
   if (nesting_too_deep(header, header_len))
-    reject(where, "st_header_too_deep", "header nests deeper than " + std::to_string(kMaxDepth) + " levels of objects and arrays");
+    reject(where, "st_header_too_deep",
+           "header nests deeper than " + std::to_string(kMaxDepth) + " levels of objects and arrays");
   TreeBuilder tree;
   const char* text = reinterpret_cast<const char*>(header);
   // A NUL byte is never valid JSON, but nlohmann's lexer takes it for the end of the input (found by the fuzzer).
@@ -336,8 +353,8 @@ File parse(std::vector<uint8_t> buffer, const std::string& where) {
     TensorView t;
     t.name = name;
     if (dtype.kind != Node::Kind::string || !parse_dtype(dtype.str, &t.dtype))
-      reject(where, "st_tensor_dtype", label + " has dtype " + show(dtype) +
-                                           "; expected one of F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL");
+      reject(where, "st_tensor_dtype",
+             label + " has dtype " + show(dtype) + "; expected one of F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL");
     if (shape.kind != Node::Kind::array || !all_ints(shape))
       reject(where, "st_tensor_shape", label + " has shape " + show(shape) + "; expected integers from 0 to 2^53-1");
     // Each dim <= 2^53-1 and the running product stays <= 2^53-1, so nothing here overflows 64 bits.
@@ -345,15 +362,18 @@ File parse(std::vector<uint8_t> buffer, const std::string& where) {
     bool too_big = false;
     for (const Node& d : shape.items) {
       const uint64_t dim = std::max<uint64_t>(d.value, 1);
-      if (strides > kMaxInt / dim) too_big = true;
-      else strides *= dim;
+      if (strides > kMaxInt / dim)
+        too_big = true;
+      else
+        strides *= dim;
       t.shape.push_back(static_cast<int64_t>(d.value));
     }
     if (too_big) reject(where, "st_tensor_shape", label + " has shape " + show(shape) + " whose size exceeds 2^53-1");
     if (offsets.kind != Node::Kind::array || offsets.items.size() != 2 || !all_ints(offsets) ||
         offsets.items[0].value > offsets.items[1].value)
-      reject(where, "st_tensor_offsets", label + " has data_offsets " + show(offsets) +
-                                             "; expected [begin, end], integers from 0 to 2^53-1 with begin <= end");
+      reject(where, "st_tensor_offsets",
+             label + " has data_offsets " + show(offsets) +
+                 "; expected [begin, end], integers from 0 to 2^53-1 with begin <= end");
     const uint64_t begin = offsets.items[0].value, end = offsets.items[1].value;
     uint64_t numel = 1;
     for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);  // <= strides <= 2^53-1
@@ -387,11 +407,11 @@ File parse(std::vector<uint8_t> buffer, const std::string& where) {
   }
   const uint64_t data_len = size - 8 - header_len;
   if (position > data_len)
-    reject(where, "st_data_truncated", "tensors need " + std::to_string(position) + " bytes of data but the file has " +
-                                           std::to_string(data_len));
+    reject(where, "st_data_truncated",
+           "tensors need " + std::to_string(position) + " bytes of data but the file has " + std::to_string(data_len));
   if (position < data_len)
-    reject(where, "st_data_trailing", std::to_string(data_len - position) +
-                                          " bytes follow the last tensor; the data section must end there");
+    reject(where, "st_data_trailing",
+           std::to_string(data_len - position) + " bytes follow the last tensor; the data section must end there");
   const uint8_t* data = file.buffer.data() + 8 + header_len;
   for (Entry& e : entries) {
     e.view.data = data + e.begin;
@@ -418,11 +438,9 @@ void write_file(const std::string& path, const std::map<std::string, std::string
       numel *= static_cast<uint64_t>(d);
     }
     if (numel * dtype_size(t.dtype) != t.nbytes)
-      fail(path, "tensor '" + t.name + "': " + std::to_string(t.nbytes) +
-                     " bytes do not match its dtype and shape");
-    header[t.name] = {{"dtype", dtype_name(t.dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.nbytes}}};
+      fail(path, "tensor '" + t.name + "': " + std::to_string(t.nbytes) + " bytes do not match its dtype and shape");
+    header[t.name] = {
+        {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
     offset += t.nbytes;
   }
   std::string text = header.dump();

@@ -9,8 +9,8 @@
 #include <map>
 #include <stdexcept>
 #include <string>
-#include <vector>
 #include <utility>
+#include <vector>
 
 namespace safetensors {
 
@@ -20,8 +20,7 @@ namespace safetensors {
 class FormatError : public std::runtime_error {
  public:
   explicit FormatError(const std::string& message) : std::runtime_error(message) {}
-  FormatError(std::string code, const std::string& message)
-      : std::runtime_error(message), code_(std::move(code)) {}
+  FormatError(std::string code, const std::string& message) : std::runtime_error(message), code_(std::move(code)) {}
   const std::string& code() const { return code_; }
 
  private:

@@ -14,16 +14,26 @@ namespace {
 at::ScalarType to_scalar_type(safetensors::DType d) {
   using safetensors::DType;
   switch (d) {
-    case DType::F64: return at::kDouble;
-    case DType::F32: return at::kFloat;
-    case DType::F16: return at::kHalf;
-    case DType::BF16: return at::kBFloat16;
-    case DType::I64: return at::kLong;
-    case DType::I32: return at::kInt;
-    case DType::I16: return at::kShort;
-    case DType::I8: return at::kChar;
-    case DType::U8: return at::kByte;
-    case DType::BOOL: return at::kBool;
+    case DType::F64:
+      return at::kDouble;
+    case DType::F32:
+      return at::kFloat;
+    case DType::F16:
+      return at::kHalf;
+    case DType::BF16:
+      return at::kBFloat16;
+    case DType::I64:
+      return at::kLong;
+    case DType::I32:
+      return at::kInt;
+    case DType::I16:
+      return at::kShort;
+    case DType::I8:
+      return at::kChar;
+    case DType::U8:
+      return at::kByte;
+    case DType::BOOL:
+      return at::kBool;
   }
   return at::kFloat;
 }
@@ -31,17 +41,38 @@ at::ScalarType to_scalar_type(safetensors::DType d) {
 bool from_scalar_type(at::ScalarType s, safetensors::DType* out) {
   using safetensors::DType;
   switch (s) {
-    case at::kDouble: *out = DType::F64; return true;
-    case at::kFloat: *out = DType::F32; return true;
-    case at::kHalf: *out = DType::F16; return true;
-    case at::kBFloat16: *out = DType::BF16; return true;
-    case at::kLong: *out = DType::I64; return true;
-    case at::kInt: *out = DType::I32; return true;
-    case at::kShort: *out = DType::I16; return true;
-    case at::kChar: *out = DType::I8; return true;
-    case at::kByte: *out = DType::U8; return true;
-    case at::kBool: *out = DType::BOOL; return true;
-    default: return false;
+    case at::kDouble:
+      *out = DType::F64;
+      return true;
+    case at::kFloat:
+      *out = DType::F32;
+      return true;
+    case at::kHalf:
+      *out = DType::F16;
+      return true;
+    case at::kBFloat16:
+      *out = DType::BF16;
+      return true;
+    case at::kLong:
+      *out = DType::I64;
+      return true;
+    case at::kInt:
+      *out = DType::I32;
+      return true;
+    case at::kShort:
+      *out = DType::I16;
+      return true;
+    case at::kChar:
+      *out = DType::I8;
+      return true;
+    case at::kByte:
+      *out = DType::U8;
+      return true;
+    case at::kBool:
+      *out = DType::BOOL;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -94,8 +125,7 @@ std::vector<Case> read_references(const std::string& path) {
     for (const auto& t : file.tensors) {
       if (t.name.rfind(prefix, 0) != 0) continue;
       const std::string idx = t.name.substr(prefix.size());
-      if (idx.empty() || idx.find_first_not_of("0123456789") != std::string::npos ||
-          (idx.size() > 1 && idx[0] == '0'))
+      if (idx.empty() || idx.find_first_not_of("0123456789") != std::string::npos || (idx.size() > 1 && idx[0] == '0'))
         throw bad("tensor '" + t.name + "': expected '" + prefix + "<index>'");
       ++count;
     }
@@ -105,8 +135,8 @@ std::vector<Case> read_references(const std::string& path) {
     for (std::size_t i = 0; i < count; ++i) {
       const auto* v = file.find(prefix + std::to_string(i));
       if (!v)
-        throw bad("case '" + name + "' has " + std::to_string(count) + " inputs but no tensor '" +
-                  prefix + std::to_string(i) + "' (indices must be 0.." + std::to_string(count - 1) + ")");
+        throw bad("case '" + name + "' has " + std::to_string(count) + " inputs but no tensor '" + prefix +
+                  std::to_string(i) + "' (indices must be 0.." + std::to_string(count - 1) + ")");
       c.inputs.push_back(to_tensor(*v));
     }
     cases.push_back(std::move(c));

@@ -1,10 +1,10 @@
 """Smoke test helpers: `prepare DIR` traces a model and writes references;
 `check DIR OUTPUTS` compares a runner's outputs with torch's own."""
+
 import sys
 
-import torch
-
 import st_util
+import torch
 
 
 class Net(torch.nn.Module):
@@ -50,8 +50,7 @@ def prepare(dirpath):
             a, (b, c) = net(*inputs)
             for j, t in enumerate([a, b, c]):
                 tensors[f"{name}/output/{j}"] = t
-    st_util.write(f"{dirpath}/refs.safetensors", tensors,
-                  {"format": "ttd-references/1", "cases": ",".join(cases())})
+    st_util.write(f"{dirpath}/refs.safetensors", tensors, {"format": "ttd-references/1", "cases": ",".join(cases())})
 
 
 def check(dirpath, outputs_path):

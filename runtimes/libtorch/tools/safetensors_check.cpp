@@ -33,7 +33,8 @@ nlohmann::json verdict(std::vector<uint8_t> bytes, const std::string& where) {
     const safetensors::File file = safetensors::parse(std::move(bytes), where);
     nlohmann::json tensors = nlohmann::json::object();
     for (const auto& t : file.tensors)
-      tensors[t.name] = {{"dtype", safetensors::dtype_name(t.dtype)}, {"shape", t.shape}, {"hex", hex(t.data, t.nbytes)}};
+      tensors[t.name] = {
+          {"dtype", safetensors::dtype_name(t.dtype)}, {"shape", t.shape}, {"hex", hex(t.data, t.nbytes)}};
     return {{"ok", true}, {"tensors", tensors}, {"metadata", file.metadata}};
   } catch (const safetensors::FormatError& e) {
     return {{"ok", false}, {"code", e.code()}, {"message", e.what()}};
@@ -65,15 +66,19 @@ int check_vectors(const std::string& dir) {
             continue;
           }
           if (safetensors::dtype_name(t->dtype) != w.at("dtype").get<std::string>() ||
-              t->shape != w.at("shape").get<std::vector<int64_t>>() || hex(t->data, t->nbytes) != w.at("hex").get<std::string>())
+              t->shape != w.at("shape").get<std::vector<int64_t>>() ||
+              hex(t->data, t->nbytes) != w.at("hex").get<std::string>())
             problem += " tensor " + w.at("name").dump() + " differs";
         }
         if (file.metadata != v.at("metadata").get<std::map<std::string, std::string>>()) problem += " metadata differs";
       }
     } catch (const safetensors::FormatError& e) {
-      if (v.at("valid").get<bool>()) problem = std::string("rejected: ") + e.what();
-      else if (e.code() != v.at("code").get<std::string>()) problem = std::string("wrong rule: ") + e.what();
-      else if (std::string(e.what()).rfind(path + ": ", 0) != 0) problem = std::string("message lacks the path: ") + e.what();
+      if (v.at("valid").get<bool>())
+        problem = std::string("rejected: ") + e.what();
+      else if (e.code() != v.at("code").get<std::string>())
+        problem = std::string("wrong rule: ") + e.what();
+      else if (std::string(e.what()).rfind(path + ": ", 0) != 0)
+        problem = std::string("message lacks the path: ") + e.what();
     }
     if (problem.empty()) {
       ++passed;

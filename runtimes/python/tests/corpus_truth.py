@@ -14,21 +14,21 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from ttd_torch import data, server, trace, user_model
 
-from .helpers import REPO
+from .helpers import REPO, TOL, jit_trace
 
 CORPUS = os.path.join(REPO, "test", "fixtures", "tracer-corpus")
-TOL = {"atol": 1e-5, "rtol": 1e-4}
-Case = Tuple[str, data.Inputs]
+Case = tuple[str, data.Inputs]
 NOOP = lambda data: None  # noqa: E731 - progress events are not under test
 
 # Transformations of floating inputs that take other paths than typical data: sign, scale, outliers, zeros.
-TRANSFORMS: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+TRANSFORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "neg": lambda t: -t,
     "x10": lambda t: t * 10,
     "x0.1": lambda t: t * 0.1,
@@ -38,18 +38,18 @@ TRANSFORMS: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def corpus_files() -> List[str]:
+def corpus_files() -> list[str]:
     """Every corpus model file, sorted."""
     return sorted(os.path.join(CORPUS, f) for f in os.listdir(CORPUS) if f.endswith(".py"))
 
 
-def expected_code(path: str) -> Optional[str]:
+def expected_code(path: str) -> str | None:
     """The code a file's name promises (None: healthy)."""
     prefix = os.path.basename(path).split("-", 1)[0]
     return None if prefix == "healthy" else prefix
 
 
-def load(path: str) -> Tuple[torch.nn.Module, data.Inputs, data.Inputs]:
+def load(path: str) -> tuple[torch.nn.Module, data.Inputs, data.Inputs]:
     """(model in eval mode with seed-0 initial weights, example, validation inputs)."""
     module = user_model.load(path)
     torch.manual_seed(0)
@@ -73,16 +73,21 @@ def with_outlier(inputs: data.Inputs) -> data.Inputs:
     return tuple(out)
 
 
-def cases(example: data.Inputs, validation: data.Inputs) -> Tuple[List[Case], List[Case]]:
+def cases(example: data.Inputs, validation: data.Inputs) -> tuple[list[Case], list[Case]]:
     """(cases at the example's shape, cases at other batch sizes)."""
     rows = example[0].shape[0]
-    chunks = [(f"rows_{i}", tuple(t[i:i + rows] for t in validation))
-              for i in range(0, validation[0].shape[0] - rows + 1, rows)][:6]
-    same: List[Case] = [("example", example), ("example_outlier", with_outlier(example))] + chunks
-    same += [(f"{name}_{label}", transformed(inputs, fn)) for label, inputs in chunks[:2] for name, fn in TRANSFORMS.items()]
-    other: List[Case] = [(f"first_{n}", tuple(t[:n] for t in validation)) for n in (1, 7) if n != rows]
-    other += [("validation", validation)] + [(f"validation_{name}", transformed(validation, fn))
-                                             for name, fn in TRANSFORMS.items()]
+    chunks = [
+        (f"rows_{i}", tuple(t[i : i + rows] for t in validation))
+        for i in range(0, validation[0].shape[0] - rows + 1, rows)
+    ][:6]
+    same: list[Case] = [("example", example), ("example_outlier", with_outlier(example))] + chunks
+    same += [
+        (f"{name}_{label}", transformed(inputs, fn)) for label, inputs in chunks[:2] for name, fn in TRANSFORMS.items()
+    ]
+    other: list[Case] = [(f"first_{n}", tuple(t[:n] for t in validation)) for n in (1, 7) if n != rows]
+    other += [("validation", validation)] + [
+        (f"validation_{name}", transformed(validation, fn)) for name, fn in TRANSFORMS.items()
+    ]
     return same, other
 
 
@@ -95,7 +100,7 @@ def outputs(fn: Callable[..., Any], inputs: data.Inputs) -> Any:
         return exc
 
 
-def differ(a: Any, b: Any) -> Optional[str]:
+def differ(a: Any, b: Any) -> str | None:
     """Why two outputs differ (None when they agree within the gate's default tolerances)."""
     if isinstance(a, Exception) or isinstance(b, Exception):
         if isinstance(a, Exception) and isinstance(b, Exception):
@@ -104,7 +109,7 @@ def differ(a: Any, b: Any) -> Optional[str]:
         return f"{'eager' if raised is a else 'traced'} raised {type(raised).__name__}"
     if len(a) != len(b):
         return f"{len(a)} outputs against {len(b)}"
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if x.shape != y.shape:
             return f"shape {list(x.shape)} against {list(y.shape)}"
         if not torch.allclose(x, y, equal_nan=True, **TOL):
@@ -112,15 +117,15 @@ def differ(a: Any, b: Any) -> Optional[str]:
     return None
 
 
-def truth(path: str) -> Dict[str, Any]:
+def truth(path: str) -> dict[str, Any]:
     """What goes wrong with the traced module, measured: value, shape, random, batch (each a reason or None)."""
     model, example, validation = load(path)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, example, check_trace=False)
+        traced = jit_trace(model, example, check_trace=False)
     same, other = cases(example, validation)
 
-    def first(found: List[Case]) -> Optional[str]:
+    def first(found: list[Case]) -> str | None:
         for name, inputs in found:
             why = differ(outputs(model, inputs), outputs(traced, inputs))
             if why:
@@ -138,7 +143,7 @@ def truth(path: str) -> Dict[str, Any]:
     return {"value": first(same), "shape": first(other), "random": random and f"two runs: {random}", "batch": batch}
 
 
-def consistent(code: Optional[str], found: Dict[str, Any]) -> bool:
+def consistent(code: str | None, found: dict[str, Any]) -> bool:
     """Whether measured ground truth fits the expected code."""
     if code is None:
         return not any(found.values())
@@ -153,16 +158,25 @@ def consistent(code: Optional[str], found: Dict[str, Any]) -> bool:
     return False
 
 
-def gate(path: str, out_dir: str) -> Dict[str, Any]:
+def gate(path: str, out_dir: str) -> dict[str, Any]:
     """ttd's trace and verify ops on the model with its seed-0 initial weights: (trace result, verify result)."""
     model, _, _ = load(path)
     weights = os.path.join(out_dir, "weights.pt")
     torch.save(model.state_dict(), weights)
     base = {"model_path": path, "params": {}, "out_dir": out_dir, "weights_path": weights}
     traced = server.dispatch("trace", {**base, "mode": "trace"}, NOOP)
-    verified = server.dispatch("verify", {**base, **TOL, "batch_sizes": [1, 7], "traced_path": traced["traced_path"],
-                                          "captures": traced["captures"],
-                                          "tracer_warnings": traced["tracer_warnings"]}, NOOP)
+    verified = server.dispatch(
+        "verify",
+        {
+            **base,
+            **TOL,
+            "batch_sizes": [1, 7],
+            "traced_path": traced["traced_path"],
+            "captures": traced["captures"],
+            "tracer_warnings": traced["tracer_warnings"],
+        },
+        NOOP,
+    )
     return {"trace": traced, "verify": verified}
 
 
@@ -178,7 +192,9 @@ def main() -> None:
             os.makedirs(out)
             got = gate(path, out)["verify"]["code"]
             evidence = "; ".join(f"{k}: {v}" for k, v in found.items() if v) or "eager = traced on every case"
-            rows.append((name, code or "healthy", "yes" if consistent(code, found) else "NO", got or "passed", evidence))
+            rows.append(
+                (name, code or "healthy", "yes" if consistent(code, found) else "NO", got or "passed", evidence)
+            )
             key = code or "healthy"
             total, caught = counts.get(key, (0, 0))
             counts[key] = (total + 1, caught + (got == code))

@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List, Tuple
+from collections.abc import Callable
+from typing import Any, TypedDict, cast
+
+import torch
 
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(PYTHON_DIR))
@@ -16,15 +19,33 @@ RUNNER = os.path.join(PYTHON_DIR, "ttd_parity_runner.py")
 PYTHON = sys.executable  # run the tests with /usr/bin/python3 (the interpreter that has torch)
 
 
-def serve(requests: List[Dict[str, Any]], timeout: float = 120) -> Tuple[List[Dict[str, Any]], str, int]:
+class Tolerance(TypedDict):
+    """atol and rtol, as request arguments and as torch.allclose's keywords."""
+
+    atol: float
+    rtol: float
+
+
+TOL: Tolerance = {"atol": 1e-5, "rtol": 1e-4}
+
+
+def jit_trace(fn: torch.nn.Module | Callable[..., Any], example: Any, **kwargs: Any) -> torch.jit.ScriptModule:
+    """torch.jit.trace, typed as what the tests use: torch's inferred return type also lists the (graph, stack) tuple
+    of an internal path that trace never takes. A traced function is a ScriptFunction, with the same graph,
+    inlined_graph, save and call."""
+    return cast(torch.jit.ScriptModule, torch.jit.trace(fn, example, **kwargs))
+
+
+def serve(requests: list[dict[str, Any]], timeout: float = 120) -> tuple[list[dict[str, Any]], str, int]:
     """Run `python -m ttd_torch` on request lines; returns (parsed stdout lines, stderr, exit code)."""
     lines = "".join(json.dumps({"v": 1, **r}) + "\n" for r in requests)
     env = {**os.environ, "PYTHONPATH": PYTHON_DIR}
-    proc = subprocess.run([PYTHON, "-m", "ttd_torch"], input=lines, capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd="/")
+    proc = subprocess.run(
+        [PYTHON, "-m", "ttd_torch"], input=lines, capture_output=True, text=True, env=env, timeout=timeout, cwd="/"
+    )
     return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr, proc.returncode
 
 
-def responses(messages: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+def responses(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The response (not event) lines by request id."""
     return {m["id"]: m for m in messages if "ok" in m}

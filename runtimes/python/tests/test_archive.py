@@ -16,7 +16,7 @@ import torch
 
 from ttd_torch import archive
 
-from .helpers import PYTHON, PYTHON_DIR
+from .helpers import PYTHON, PYTHON_DIR, jit_trace
 
 # Trace a fixed model, then save it once with archive.save and once with plain torch.jit.save.
 SCRIPT = textwrap.dedent("""
@@ -56,8 +56,9 @@ class ArchiveTest(unittest.TestCase):
         with open(script, "w", encoding="utf-8") as f:
             f.write(SCRIPT)
         ours, plain = os.path.join(home, "ours.pt"), os.path.join(home, "plain.pt")
-        subprocess.run([PYTHON, script, ours, plain], check=True, cwd=home, timeout=120,
-                       env={**os.environ, "PYTHONPATH": home})
+        subprocess.run(
+            [PYTHON, script, ours, plain], check=True, cwd=home, timeout=120, env={**os.environ, "PYTHONPATH": home}
+        )
         with open(ours, "rb") as a, open(plain, "rb") as b:
             return a.read(), b.read()
 
@@ -68,7 +69,7 @@ class ArchiveTest(unittest.TestCase):
         self.assertEqual(ours_a, ours_b)
 
     def test_same_bytes_from_any_call_stack(self) -> None:
-        traced = torch.jit.trace(model(), torch.randn(4, 3))
+        traced = jit_trace(model(), torch.randn(4, 3))
         paths = [os.path.join(self.dir, f"{i}.pt") for i in range(2)]
         archive.save(traced, paths[0])
 
@@ -86,13 +87,15 @@ class ArchiveTest(unittest.TestCase):
         m = model()
         x = torch.randn(5, 3)
         path = os.path.join(self.dir, "frozen.pt")
-        archive.save(torch.jit.freeze(torch.jit.trace(m, x)), path)
+        archive.save(torch.jit.freeze(jit_trace(m, x)), path)
         with zipfile.ZipFile(path) as z:
             names = [i.filename for i in z.infolist()]
             self.assertFalse([n for n in names if n.endswith(".debug_pkl")])
             self.assertTrue(any(n.endswith("/data.pkl") for n in names))
             for info in z.infolist():
-                self.assertEqual((info.header_offset + 30 + len(info.filename) + len(info.extra)) % 64, 0, info.filename)
+                self.assertEqual(
+                    (info.header_offset + 30 + len(info.filename) + len(info.extra)) % 64, 0, info.filename
+                )
         self.assertFalse(os.path.exists(path + ".partial"))
         with torch.no_grad():
             self.assertTrue(torch.equal(torch.jit.load(path)(x), m(x)))

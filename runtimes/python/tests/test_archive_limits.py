@@ -1,4 +1,5 @@
-"""Archive expansion limits (issue 14): a zip bomb that is a working TorchScript archive is refused before torch loads it.
+"""Archive expansion limits (issue 14): a zip bomb that is a working TorchScript archive is refused before torch loads
+it.
 
 The bomb comes from test/fixtures/foreign/make_zip_bomb.py, run as a separate process (torch only, not ttd): a 64 MiB
 buffer of zeros, deflated to about 64 KiB, which torch.jit.load would allocate in full.
@@ -24,8 +25,9 @@ NOOP = lambda data: None  # noqa: E731
 
 
 def make_bomb(out_dir: str, mb: int) -> str:
-    proc = subprocess.run([PYTHON, "-I", BOMB_MAKER, out_dir, str(mb)], capture_output=True, text=True, timeout=120,
-                          cwd="/")
+    proc = subprocess.run(
+        [PYTHON, "-I", BOMB_MAKER, out_dir, str(mb)], capture_output=True, text=True, timeout=120, cwd="/"
+    )
     if proc.returncode != 0:
         raise AssertionError(f"{BOMB_MAKER} exited {proc.returncode}: {proc.stderr}")
     return os.path.join(out_dir, "model.pt")
@@ -61,9 +63,11 @@ class ArchiveLimitsTest(unittest.TestCase):
         archive_limits.check(stored, "archive", Limits(max_bytes=4 * MIB, max_entries=65536, max_ratio=100))
         with self.assertRaises(ArchiveTooLarge) as caught:
             archive_limits.check(stored, "traced archive", Limits(max_bytes=MIB, max_entries=65536, max_ratio=1e9))
-        self.assertRegex(caught.exception.message,
-                         r"^traced archive '.*stored\.pt' \(\d+ bytes\) expands to \d+ bytes; the limit is 1048576 "
-                         r"bytes \(1 MiB, TTD_MAX_ARCHIVE_MB\)$")
+        self.assertRegex(
+            caught.exception.message,
+            r"^traced archive '.*stored\.pt' \(\d+ bytes\) expands to \d+ bytes; the limit is 1048576 "
+            r"bytes \(1 MiB, TTD_MAX_ARCHIVE_MB\)$",
+        )
 
     def test_an_archive_with_too_many_entries_is_refused(self) -> None:
         many = os.path.join(self.tmp.name, "many.zip")
@@ -76,8 +80,12 @@ class ArchiveLimitsTest(unittest.TestCase):
 
     def test_limits_come_from_the_environment_the_worker_sets(self) -> None:
         self.assertEqual(archive_limits.limits({}), Limits(4096 * MIB, 65536, 100))
-        self.assertEqual(archive_limits.limits({"TTD_MAX_ARCHIVE_MB": "0.5", "TTD_MAX_ARCHIVE_ENTRIES": "7",
-                                                "TTD_MAX_ARCHIVE_RATIO": "3"}), Limits(MIB // 2, 7, 3.0))
+        self.assertEqual(
+            archive_limits.limits(
+                {"TTD_MAX_ARCHIVE_MB": "0.5", "TTD_MAX_ARCHIVE_ENTRIES": "7", "TTD_MAX_ARCHIVE_RATIO": "3"}
+            ),
+            Limits(MIB // 2, 7, 3.0),
+        )
         with self.assertRaises(ProtocolError) as caught:
             archive_limits.limits({"TTD_MAX_ARCHIVE_MB": "lots"})
         self.assertEqual(caught.exception.code, "bad_request")
@@ -86,8 +94,11 @@ class ArchiveLimitsTest(unittest.TestCase):
     def test_verify_artifact_rejects_the_bomb_at_the_trace_gate_before_loading_it(self) -> None:
         out = tempfile.mkdtemp(dir=self.tmp.name)
         refs = os.path.join(os.path.dirname(self.bomb), "refs.safetensors")
-        result = server.dispatch("verify_artifact", {"artifact_path": self.bomb, "references_path": refs,
-                                                     "out_dir": out, "atol": 1e-5, "rtol": 1e-4}, NOOP)
+        result = server.dispatch(
+            "verify_artifact",
+            {"artifact_path": self.bomb, "references_path": refs, "out_dir": out, "atol": 1e-5, "rtol": 1e-4},
+            NOOP,
+        )
         self.assertFalse(result["passed"])
         self.assertEqual(result["code"], "archive_too_large")
         self.assertIn("the limit is 100 times (TTD_MAX_ARCHIVE_RATIO)", result["message"])

@@ -9,19 +9,18 @@ import os
 import subprocess
 import tempfile
 import unittest
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
 from ttd_torch import references, safetensors, server
 
-from .helpers import PYTHON, REPO, responses, serve
+from .helpers import PYTHON, REPO, TOL, jit_trace, responses, serve
 from .test_server import run_parity
 
 MAKER = os.path.join(REPO, "test", "fixtures", "foreign", "make_python_artifact.py")
 CPP_MAKER = os.path.join(REPO, "build", "libtorch", "ttd-make-foreign-artifact")
 LIBTORCH_RUNNER = os.path.join(REPO, "build", "libtorch", "ttd-libtorch-runner")
-TOL = {"atol": 1e-5, "rtol": 1e-4}
 NOOP = lambda data: None  # noqa: E731 - verify_artifact emits no events
 
 
@@ -50,16 +49,21 @@ class ForeignArtifactTest(unittest.TestCase):
         """A fresh out_dir for one call."""
         return tempfile.mkdtemp(dir=self.tmp.name)
 
-    def write_refs(self, tensors: Dict[str, torch.Tensor], metadata: Any = None) -> str:
+    def write_refs(self, tensors: dict[str, torch.Tensor], metadata: Any = None) -> str:
         """A references file with the given names."""
         path = os.path.join(self.out_dir(), "refs.safetensors")
         safetensors.save(path, tensors, metadata)
         return path
 
-    def verify(self, refs: str, artifact: str = "", **extra: Any) -> Dict[str, Any]:
+    def verify(self, refs: str, artifact: str = "", **extra: Any) -> dict[str, Any]:
         """verify_artifact through the server's handler."""
-        args = {"artifact_path": artifact or os.path.join(self.good, "model.pt"), "references_path": refs,
-                "out_dir": self.out_dir(), **TOL, **extra}
+        args = {
+            "artifact_path": artifact or os.path.join(self.good, "model.pt"),
+            "references_path": refs,
+            "out_dir": self.out_dir(),
+            **TOL,
+            **extra,
+        }
         return server.dispatch("verify_artifact", args, NOOP)
 
     def test_simple_names_pass_and_write_canonical_references(self) -> None:
@@ -168,7 +172,8 @@ class ForeignArtifactTest(unittest.TestCase):
     def test_device_constant_against_cuda_target(self) -> None:
         def zeros_cpu(x: torch.Tensor) -> torch.Tensor:
             return x + torch.zeros(3, device="cpu")
-        traced = torch.jit.trace(zeros_cpu, (torch.randn(2, 3),), check_trace=False)
+
+        traced = jit_trace(zeros_cpu, (torch.randn(2, 3),), check_trace=False)
         path = os.path.join(self.out_dir(), "model.pt")
         traced.save(path)
         x = torch.randn(4, 3)
@@ -182,7 +187,8 @@ class ForeignArtifactTest(unittest.TestCase):
     def test_nondeterministic_archive(self) -> None:
         def noisy(x: torch.Tensor) -> torch.Tensor:
             return x + torch.randn_like(x)
-        traced = torch.jit.trace(noisy, (torch.randn(2, 3),), check_trace=False)
+
+        traced = jit_trace(noisy, (torch.randn(2, 3),), check_trace=False)
         path = os.path.join(self.out_dir(), "model.pt")
         traced.save(path)
         x = torch.randn(4, 3)
@@ -191,10 +197,18 @@ class ForeignArtifactTest(unittest.TestCase):
 
     def test_server_op(self) -> None:
         out = self.out_dir()
-        args = {"artifact_path": os.path.join(self.good, "model.pt"),
-                "references_path": os.path.join(self.good, "refs.safetensors"), "out_dir": out, **TOL}
-        messages, stderr, rc = serve([{"id": "a", "op": "verify_artifact", "args": args},
-                                      {"id": "b", "op": "verify_artifact", "args": {**args, "atol": -1}}])
+        args = {
+            "artifact_path": os.path.join(self.good, "model.pt"),
+            "references_path": os.path.join(self.good, "refs.safetensors"),
+            "out_dir": out,
+            **TOL,
+        }
+        messages, stderr, rc = serve(
+            [
+                {"id": "a", "op": "verify_artifact", "args": args},
+                {"id": "b", "op": "verify_artifact", "args": {**args, "atol": -1}},
+            ]
+        )
         self.assertEqual(rc, 0, stderr)
         by_id = responses(messages)
         self.assertTrue(by_id["a"]["ok"], by_id["a"])
@@ -212,8 +226,10 @@ class ReferencesFormsTest(unittest.TestCase):
             self.assertIsNone(references.classify(name), name)
 
 
-@unittest.skipUnless(os.access(CPP_MAKER, os.X_OK) and os.access(LIBTORCH_RUNNER, os.X_OK),
-                     "build/libtorch not built (cmake -S runtimes/libtorch -B build/libtorch)")
+@unittest.skipUnless(
+    os.access(CPP_MAKER, os.X_OK) and os.access(LIBTORCH_RUNNER, os.X_OK),
+    "build/libtorch not built (cmake -S runtimes/libtorch -B build/libtorch)",
+)
 class LibtorchArtifactTest(unittest.TestCase):
     def test_cpp_artifact_verifies_and_the_runner_reproduces_it(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -221,15 +237,33 @@ class LibtorchArtifactTest(unittest.TestCase):
             self.assertEqual(made.returncode, 0, made.stderr)
             out = os.path.join(tmp, "out")
             os.mkdir(out)
-            result = server.dispatch("verify_artifact", {"artifact_path": os.path.join(tmp, "model.pt"),
-                                                         "references_path": os.path.join(tmp, "refs.safetensors"),
-                                                         "out_dir": out, **TOL}, NOOP)
+            result = server.dispatch(
+                "verify_artifact",
+                {
+                    "artifact_path": os.path.join(tmp, "model.pt"),
+                    "references_path": os.path.join(tmp, "refs.safetensors"),
+                    "out_dir": out,
+                    **TOL,
+                },
+                NOOP,
+            )
             self.assertTrue(result["passed"], result)
             self.assertEqual([c["name"] for c in result["cases"]], ["batch", "one_row", "unbatched"])
             outputs = os.path.join(tmp, "outputs.safetensors")
-            run = subprocess.run([LIBTORCH_RUNNER, "--model", os.path.join(tmp, "model.pt"), "--references",
-                                  result["references_path"], "--out", outputs], capture_output=True, text=True,
-                                 timeout=120)
+            run = subprocess.run(
+                [
+                    LIBTORCH_RUNNER,
+                    "--model",
+                    os.path.join(tmp, "model.pt"),
+                    "--references",
+                    result["references_path"],
+                    "--out",
+                    outputs,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
             got, _ = safetensors.load(outputs)
             want, _ = safetensors.load(result["references_path"])

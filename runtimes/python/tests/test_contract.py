@@ -5,7 +5,7 @@ import json
 import os
 import tempfile
 import unittest
-from typing import Any, Dict, List
+from typing import Any
 from unittest import mock
 
 from ttd_torch import contract, server
@@ -22,13 +22,23 @@ POSITIVE_INT = {"type": "integer", "exclusiveMinimum": 0, "maximum": 90071992547
 #   code: z.string().nullable(), target: z.object({device: z.string().regex(/^cpu|cuda$/)}).nullable(),
 #   batch_sizes: z.array(z.int().positive()), params: z.record(z.string(), z.unknown()), tol: z.number().min(0)})
 OBJECT = {
-    "$schema": SCHEMA_URI, "type": "object",
+    "$schema": SCHEMA_URI,
+    "type": "object",
     "properties": {
         "name": {"type": "string", "minLength": 1},
         "mode": {"type": "string", "enum": ["trace", "script"]},
         "code": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-        "target": {"anyOf": [{"type": "object", "properties": {"device": {"type": "string", "pattern": "^(cpu|cuda)$"}},
-                              "required": ["device"], "additionalProperties": False}, {"type": "null"}]},
+        "target": {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "properties": {"device": {"type": "string", "pattern": "^(cpu|cuda)$"}},
+                    "required": ["device"],
+                    "additionalProperties": False,
+                },
+                {"type": "null"},
+            ]
+        },
         "batch_sizes": {"minItems": 0, "type": "array", "items": POSITIVE_INT},
         "params": {"type": "object", "propertyNames": {"type": "string"}, "additionalProperties": {}},
         "tol": {"type": "number", "minimum": 0, "description": "atol"},
@@ -36,24 +46,49 @@ OBJECT = {
     "required": ["name", "code", "target", "batch_sizes", "params", "tol"],
     "additionalProperties": False,
 }
-GOOD = {"name": "seed", "code": None, "target": {"device": "cpu"}, "batch_sizes": [], "params": {"k": [1]},
-        "tol": 0}
+GOOD = {"name": "seed", "code": None, "target": {"device": "cpu"}, "batch_sizes": [], "params": {"k": [1]}, "tol": 0}
 
 # A recursive schema through $defs, as zod emits for a getter that refers to its own schema.
-TREE = {"$schema": SCHEMA_URI, "$ref": "#/$defs/__schema0",
-        "$defs": {"__schema0": {"type": "object", "properties": {
-            "name": {"type": "string"},
-            "children": {"type": "array", "items": {"$ref": "#/$defs/__schema0"}}},
-            "required": ["name"], "additionalProperties": False}}}
+TREE = {
+    "$schema": SCHEMA_URI,
+    "$ref": "#/$defs/__schema0",
+    "$defs": {
+        "__schema0": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "children": {"type": "array", "items": {"$ref": "#/$defs/__schema0"}},
+            },
+            "required": ["name"],
+            "additionalProperties": False,
+        }
+    },
+}
 
 # z.discriminatedUnion("status", [...]) and z.tuple([z.string(), z.number()])
-RESULT = {"oneOf": [
-    {"type": "object", "properties": {"status": {"type": "string", "const": "ok"}, "weights_path": {"type": "string"}},
-     "required": ["status", "weights_path"], "additionalProperties": False},
-    {"type": "object", "properties": {"status": {"type": "string", "const": "rejected"}, "code": {"type": "string"}},
-     "required": ["status", "code"], "additionalProperties": False}]}
-TUPLE = {"type": "array", "prefixItems": [{"type": "string"}, {"type": "number"}], "items": False,
-         "minItems": 2, "maxItems": 2}
+RESULT = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"status": {"type": "string", "const": "ok"}, "weights_path": {"type": "string"}},
+            "required": ["status", "weights_path"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {"status": {"type": "string", "const": "rejected"}, "code": {"type": "string"}},
+            "required": ["status", "code"],
+            "additionalProperties": False,
+        },
+    ]
+}
+TUPLE = {
+    "type": "array",
+    "prefixItems": [{"type": "string"}, {"type": "number"}],
+    "items": False,
+    "minItems": 2,
+    "maxItems": 2,
+}
 
 
 def message(schema: Any, value: Any, path: str = "args") -> str:
@@ -65,7 +100,7 @@ def message(schema: Any, value: Any, path: str = "args") -> str:
     raise AssertionError(f"{value!r} passed {schema!r}")
 
 
-def with_(**changes: Any) -> Dict[str, Any]:
+def with_(**changes: Any) -> dict[str, Any]:
     """GOOD with some fields replaced."""
     return {**GOOD, **changes}
 
@@ -78,9 +113,11 @@ class ValidatorTest(unittest.TestCase):
         self.assertEqual(message(OBJECT, without), "args.name is missing; expected a string")
 
     def test_additional_properties_false_names_the_unknown_key(self) -> None:
-        self.assertEqual(message(OBJECT, with_(nmae="x")),
-                         "args.nmae = 'x'; expected no such key (the keys allowed in args: name, mode, code, "
-                         "target, batch_sizes, params, tol)")
+        self.assertEqual(
+            message(OBJECT, with_(nmae="x")),
+            "args.nmae = 'x'; expected no such key (the keys allowed in args: name, mode, code, "
+            "target, batch_sizes, params, tol)",
+        )
 
     def test_an_enum_lists_its_options(self) -> None:
         self.assertEqual(message(OBJECT, with_(mode="jit")), "args.mode = 'jit'; expected one of ['trace', 'script']")
@@ -91,16 +128,24 @@ class ValidatorTest(unittest.TestCase):
         self.assertEqual(message(OBJECT, with_(target=[])), "args.target = []; expected an object or null")
 
     def test_a_nested_object_reports_the_inner_path(self) -> None:
-        self.assertEqual(message(OBJECT, with_(target={"device": "tpu"})),
-                         "args.target.device = 'tpu'; expected a string matching /^(cpu|cuda)$/")
+        self.assertEqual(
+            message(OBJECT, with_(target={"device": "tpu"})),
+            "args.target.device = 'tpu'; expected a string matching /^(cpu|cuda)$/",
+        )
         self.assertEqual(message(OBJECT, with_(target={})), "args.target.device is missing; expected a string")
 
     def test_an_array_of_positive_ints_may_be_empty(self) -> None:
         validate(OBJECT, with_(batch_sizes=[]))
         validate(OBJECT, with_(batch_sizes=[1, 3.0]))  # 3.0 is an integer in JSON Schema
-        self.assertEqual(message(OBJECT, with_(batch_sizes=[1, -3])), "args.batch_sizes[1] = -3; expected an integer > 0")
-        self.assertEqual(message(OBJECT, with_(batch_sizes=[True])), "args.batch_sizes[0] = True; expected an integer > 0")
-        self.assertEqual(message(OBJECT, with_(batch_sizes=[1.5])), "args.batch_sizes[0] = 1.5; expected an integer > 0")
+        self.assertEqual(
+            message(OBJECT, with_(batch_sizes=[1, -3])), "args.batch_sizes[1] = -3; expected an integer > 0"
+        )
+        self.assertEqual(
+            message(OBJECT, with_(batch_sizes=[True])), "args.batch_sizes[0] = True; expected an integer > 0"
+        )
+        self.assertEqual(
+            message(OBJECT, with_(batch_sizes=[1.5])), "args.batch_sizes[0] = 1.5; expected an integer > 0"
+        )
         self.assertEqual(message(OBJECT, with_(batch_sizes=7)), "args.batch_sizes = 7; expected an array")
 
     def test_numbers_exclude_booleans_and_non_finite_floats(self) -> None:
@@ -114,17 +159,19 @@ class ValidatorTest(unittest.TestCase):
 
     def test_a_ref_resolves_in_defs_and_may_recurse(self) -> None:
         validate(TREE, {"name": "a", "children": [{"name": "b", "children": []}]})
-        self.assertEqual(message(TREE, {"name": "a", "children": [{"name": "b", "children": [{"name": 3}]}]}),
-                         "args.children[0].children[0].name = 3; expected a string")
+        self.assertEqual(
+            message(TREE, {"name": "a", "children": [{"name": "b", "children": [{"name": 3}]}]}),
+            "args.children[0].children[0].name = 3; expected a string",
+        )
         definitions = {"definitions": {"n": {"type": "integer"}}, "$ref": "#/definitions/n"}
         self.assertEqual(message(definitions, "x", "result"), "result = 'x'; expected an integer")
 
     def test_a_discriminated_union_reports_the_branch_its_discriminator_picks(self) -> None:
         validate(RESULT, {"status": "ok", "weights_path": "/w.pt"}, "result")
-        self.assertEqual(message(RESULT, {"status": "rejected"}, "result"),
-                         "result.code is missing; expected a string")
-        self.assertEqual(message(RESULT, {"status": "lost"}, "result"),
-                         "result.status = 'lost'; expected 'ok' or 'rejected'")
+        self.assertEqual(message(RESULT, {"status": "rejected"}, "result"), "result.code is missing; expected a string")
+        self.assertEqual(
+            message(RESULT, {"status": "lost"}, "result"), "result.status = 'lost'; expected 'ok' or 'rejected'"
+        )
         both = {"oneOf": [{"type": "number"}, {"type": "integer"}]}
         self.assertIn("exactly one", message(both, 1))
 
@@ -139,8 +186,11 @@ class ValidatorTest(unittest.TestCase):
         self.assertEqual(message(schema, 1), "args = 1; expected a number < 1")
 
     def test_an_unknown_keyword_raises_instead_of_passing(self) -> None:
-        for schema in ({"type": "string", "format": "email"}, {"not": {}},
-                       {"type": "object", "properties": {"a": {"type": "string", "contentEncoding": "base64"}}}):
+        for schema in (
+            {"type": "string", "format": "email"},
+            {"not": {}},
+            {"type": "object", "properties": {"a": {"type": "string", "contentEncoding": "base64"}}},
+        ):
             with self.subTest(schema=schema):
                 with self.assertRaises(SchemaError):
                     contract.check_schema(schema)
@@ -149,34 +199,59 @@ class ValidatorTest(unittest.TestCase):
         self.assertIn("format", str(caught.exception))
 
     def test_malformed_schemas_raise(self) -> None:
-        for schema in ({"type": "text"}, {"$ref": "http://example.com/s.json"}, {"$ref": "#/$defs/none"},
-                       {"minItems": -1}, {"required": "a"}, {"pattern": "("}, {"anyOf": []}):
+        for schema in (
+            {"type": "text"},
+            {"$ref": "http://example.com/s.json"},
+            {"$ref": "#/$defs/none"},
+            {"minItems": -1},
+            {"required": "a"},
+            {"pattern": "("},
+            {"anyOf": []},
+        ):
             with self.subTest(schema=schema), self.assertRaises(SchemaError):
                 contract.check_schema(schema)
 
 
-HELLO_CONTRACT = {"format": contract.FORMAT, "ops": {
-    "hello": {"args": {"$schema": SCHEMA_URI, "type": "object", "properties": {}, "additionalProperties": False},
-              # torch_version can never match: every hello result breaks this contract
-              "result": {"type": "object", "properties": {"torch_version": {"type": "string", "pattern": "^never$"}},
-                         "required": ["torch_version"]}},
-    "verify": {"args": {"type": "object", "properties": {"batch_sizes": {"type": "array", "items": POSITIVE_INT}},
-                        "required": ["batch_sizes"]}},
-}}
-REQUESTS = [{"id": "bad_args", "op": "hello", "args": {"x": 1}},
-            {"id": "bad_result", "op": "hello", "args": {}},
-            {"id": "verify", "op": "verify", "args": {"batch_sizes": [1, -3]}},
-            {"id": "uncovered", "op": "optimize", "args": {}}]
+HELLO_CONTRACT = {
+    "format": contract.FORMAT,
+    "ops": {
+        "hello": {
+            "args": {"$schema": SCHEMA_URI, "type": "object", "properties": {}, "additionalProperties": False},
+            # torch_version can never match: every hello result breaks this contract
+            "result": {
+                "type": "object",
+                "properties": {"torch_version": {"type": "string", "pattern": "^never$"}},
+                "required": ["torch_version"],
+            },
+        },
+        "verify": {
+            "args": {
+                "type": "object",
+                "properties": {"batch_sizes": {"type": "array", "items": POSITIVE_INT}},
+                "required": ["batch_sizes"],
+            }
+        },
+    },
+}
+REQUESTS = [
+    {"id": "bad_args", "op": "hello", "args": {"x": 1}},
+    {"id": "bad_result", "op": "hello", "args": {}},
+    {"id": "verify", "op": "verify", "args": {"batch_sizes": [1, -3]}},
+    {"id": "uncovered", "op": "optimize", "args": {}},
+]
 
 
-def assert_checked(test: unittest.TestCase, by_id: Dict[str, Dict[str, Any]]) -> None:
+def assert_checked(test: unittest.TestCase, by_id: dict[str, dict[str, Any]]) -> None:
     """The REQUESTS' responses under HELLO_CONTRACT."""
     test.assertEqual(by_id["bad_args"]["error"]["code"], "bad_request")
-    test.assertEqual(by_id["bad_args"]["error"]["message"],
-                     "args.x = 1; expected no such key (the keys allowed in args: none)")
+    test.assertEqual(
+        by_id["bad_args"]["error"]["message"], "args.x = 1; expected no such key (the keys allowed in args: none)"
+    )
     test.assertEqual(by_id["bad_result"]["error"]["code"], "internal")
-    test.assertIn("op 'hello' returned a result that breaks the contract: result.torch_version = ",
-                  by_id["bad_result"]["error"]["message"])
+    test.assertIn(
+        "op 'hello' returned a result that breaks the contract: result.torch_version = ",
+        by_id["bad_result"]["error"]["message"],
+    )
     test.assertIn("expected a string matching /^never$/", by_id["bad_result"]["error"]["message"])
     test.assertEqual(by_id["verify"]["error"]["message"], "args.batch_sizes[1] = -3; expected an integer > 0")
     # optimize is not in this contract: it does not run unchecked
@@ -204,14 +279,19 @@ class ContractFileTest(unittest.TestCase):
                 check()
             self.assertEqual(caught.exception.code, "internal")
             self.assertEqual(caught.exception.message, f"contract.json missing; run make setup (looked for {none})")
-        with mock.patch.dict(os.environ, {contract.CONTRACT_ENV: none}), self.assertRaises(server.ProtocolError) as caught:
+        with (
+            mock.patch.dict(os.environ, {contract.CONTRACT_ENV: none}),
+            self.assertRaises(server.ProtocolError) as caught,
+        ):
             server.dispatch("hello", {}, lambda data: None)
         self.assertIn("contract.json missing; run make setup", caught.exception.message)
 
     def test_a_contract_of_another_format_or_with_unknown_keywords_is_an_internal_error(self) -> None:
-        for document in ({"format": "ttd-contract/2", "ops": {}},
-                         {"format": contract.FORMAT, "ops": {"hello": {"args": {"type": "object", "not": {}}}}},
-                         {"format": contract.FORMAT, "ops": {"hello": {"argz": {}}}}):
+        for document in (
+            {"format": "ttd-contract/2", "ops": {}},
+            {"format": contract.FORMAT, "ops": {"hello": {"args": {"type": "object", "not": {}}}}},
+            {"format": contract.FORMAT, "ops": {"hello": {"argz": {}}}},
+        ):
             with self.subTest(document=document):
                 contract._loaded.clear()
                 with open(self.path, "w") as dst:
@@ -252,7 +332,7 @@ class ForkServerContractTest(SocketDirTest):
             zygote = Zygote(self.path, spares=0)
         try:
             os.remove(path)  # the zygote read it before forking: its children still check it
-            lines: List[Dict[str, Any]] = []
+            lines: list[dict[str, Any]] = []
             for request in REQUESTS:
                 conn = zygote.connect()
                 try:

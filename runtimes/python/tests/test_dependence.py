@@ -19,6 +19,8 @@ def sites(model: nn.Module, *inputs: torch.Tensor):
 class Buffered(nn.Module):
     """Writes an input-derived value into a buffer, then reads it back as a Python number."""
 
+    slot: torch.Tensor  # a buffer (register_buffer), which nn.Module's attribute typing cannot see
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("slot", torch.zeros(2))
@@ -79,8 +81,9 @@ class DependenceTest(unittest.TestCase):
     def test_a_value_written_into_a_buffer_keeps_the_input_label_or_is_unknown(self) -> None:
         # torch 1.13's mode does not see slot[0] on a plain tensor: its origin is unknown there, never "constant".
         found = sites(Buffered(), torch.randn(3))
-        self.assertEqual(found, [("item", "input", True)] if dependence.mode_sees_indexing() else
-                         [("item", "unknown", None)])
+        self.assertEqual(
+            found, [("item", "input", True)] if dependence.mode_sees_indexing() else [("item", "unknown", None)]
+        )
 
     def test_an_element_read_by_an_integer_index_keeps_the_input_label(self) -> None:
         self.assertEqual(sites(FirstElement(), torch.randn(3)), [("if", "input", None)])
@@ -122,8 +125,9 @@ class CaptureVerdictTest(unittest.TestCase):
     base = {"message": "m", "filename": "/x/model.py", "lineno": 22, "kind": "number", "construct": "item"}
 
     def verdict(self, accept=(), **capture):
-        facts = gate.Facts(cases=[], atol=1e-5, rtol=1e-4, captures=[{**self.base, **capture}],
-                           accept_captures=list(accept))
+        facts = gate.Facts(
+            cases=[], atol=1e-5, rtol=1e-4, captures=[{**self.base, **capture}], accept_captures=list(accept)
+        )
         return gate.verdict(facts)
 
     def test_a_number_from_the_inputs_rejects_only_when_it_reaches_the_outputs(self) -> None:
@@ -143,8 +147,11 @@ class CaptureVerdictTest(unittest.TestCase):
         self.assertIn("accepted by trace.accept_captures", warnings[0])
 
     def test_parameter_constant_and_shape_captures_only_warn_each_in_its_own_words(self) -> None:
-        words = {"parameter": "computed from parameters and buffers only", "constant": "computed from constants only",
-                 "shape": "frozen to the example's shape"}
+        words = {
+            "parameter": "computed from parameters and buffers only",
+            "constant": "computed from constants only",
+            "shape": "frozen to the example's shape",
+        }
         for source, text in words.items():
             with self.subTest(source=source):
                 code, _, warnings = self.verdict(source=source, kind="bool")

@@ -21,18 +21,31 @@ class NaNHead(torch.nn.Module):
 def trained_archive(out: str, epochs: int, request_id: str) -> list:
     """Train and trace the seed MLP for some epochs into out (two request lines)."""
     return [
-        {"id": f"train{request_id}", "op": "train",
-         "args": {"model_path": SEED_MODEL, "params": {}, "train": {**TRAIN, "epochs": epochs}, "out_dir": out}},
-        {"id": f"trace{request_id}", "op": "trace",
-         "args": {"model_path": SEED_MODEL, "params": {}, "weights_path": os.path.join(out, "weights.pt"),
-                  "out_dir": out}},
+        {
+            "id": f"train{request_id}",
+            "op": "train",
+            "args": {"model_path": SEED_MODEL, "params": {}, "train": {**TRAIN, "epochs": epochs}, "out_dir": out},
+        },
+        {
+            "id": f"trace{request_id}",
+            "op": "trace",
+            "args": {
+                "model_path": SEED_MODEL,
+                "params": {},
+                "weights_path": os.path.join(out, "weights.pt"),
+                "out_dir": out,
+            },
+        },
     ]
 
 
 def evaluate(request_id: str, artifacts: list, loss: str = "mse") -> dict:
     """An evaluate request line."""
-    return {"id": request_id, "op": "evaluate",
-            "args": {"model_path": SEED_MODEL, "params": {}, "loss": loss, "artifacts": artifacts}}
+    return {
+        "id": request_id,
+        "op": "evaluate",
+        "args": {"model_path": SEED_MODEL, "params": {}, "loss": loss, "artifacts": artifacts},
+    }
 
 
 class EvaluateTest(unittest.TestCase):
@@ -49,13 +62,19 @@ class EvaluateTest(unittest.TestCase):
         with open(junk, "wb") as dst:
             dst.write(b"not an archive")
         cls.one_path, cls.ten_path = os.path.join(one, "traced.pt"), os.path.join(ten, "traced.pt")
-        requests = trained_archive(one, 1, "1") + trained_archive(ten, 10, "10") + [
-            evaluate("eval", [{"name": "one-epoch", "path": cls.one_path}, {"name": "ten-epochs", "path": cls.ten_path}]),
-            evaluate("nan", [{"name": "nan-head", "path": nan_path}]),
-            evaluate("junk", [{"name": "ten-epochs", "path": cls.ten_path}, {"name": "broken", "path": junk}]),
-            evaluate("dupe", [{"name": "a", "path": cls.one_path}, {"name": "a", "path": cls.ten_path}]),
-            evaluate("loss", [{"name": "a", "path": cls.one_path}], loss="hinge"),
-        ]
+        requests = (
+            trained_archive(one, 1, "1")
+            + trained_archive(ten, 10, "10")
+            + [
+                evaluate(
+                    "eval", [{"name": "one-epoch", "path": cls.one_path}, {"name": "ten-epochs", "path": cls.ten_path}]
+                ),
+                evaluate("nan", [{"name": "nan-head", "path": nan_path}]),
+                evaluate("junk", [{"name": "ten-epochs", "path": cls.ten_path}, {"name": "broken", "path": junk}]),
+                evaluate("dupe", [{"name": "a", "path": cls.one_path}, {"name": "a", "path": cls.ten_path}]),
+                evaluate("loss", [{"name": "a", "path": cls.one_path}], loss="hinge"),
+            ]
+        )
         cls.messages, cls.stderr, cls.rc = serve(requests)
         cls.by_id = responses(cls.messages)
 

@@ -2,7 +2,8 @@
 
 On torch 2.x: export verdicts on the seed MLP and on models with each export failure, then one AOTInductor compile of
 the seed's program, shared by the compile tests (a compile takes 15 s warm, minutes cold). On torch 1.13 (no
-torch.export) both ops must refuse cleanly with bad_request naming the torch version; that is all this file checks there.
+torch.export) both ops must refuse cleanly with bad_request naming the torch version; that is all this file checks
+there.
 """
 
 import contextlib
@@ -11,7 +12,7 @@ import tempfile
 import textwrap
 import time
 import unittest
-from typing import Any, Dict, List
+from typing import Any
 from unittest import mock
 
 import torch
@@ -19,10 +20,9 @@ import torch
 from ttd_torch import data, export, server, user_model
 from ttd_torch.protocol import BadRequest
 
-from .helpers import REPO, SEED_MODEL
+from .helpers import REPO, SEED_MODEL, TOL
 
 HAS_EXPORT = export.torch_version_tuple() >= export.MIN_TORCH
-TOL = {"atol": 1e-5, "rtol": 1e-4}
 CACHE_DIR = os.path.join(REPO, "test-output", "inductor-cache")  # kept between runs: the second run compiles warm
 NOOP = lambda data: None  # noqa: E731 - progress events are not under test here
 
@@ -61,9 +61,12 @@ def example_inputs(params):
     return (dataset(params, "validation")[0][:4],)
 """
 
-VIEW = BRANCH.replace("""        if x.sum() > 0:
+VIEW = BRANCH.replace(
+    """        if x.sum() > 0:
             return self.linear(x)
-        return self.linear(x) * 0.5""", """        return self.linear(x.view(4, -1))""")
+        return self.linear(x) * 0.5""",
+    """        return self.linear(x.view(4, -1))""",
+)
 
 
 def line_of(source: str, text: str) -> int:
@@ -96,15 +99,25 @@ class ExportTestCase(unittest.TestCase):
         return path
 
     @classmethod
-    def run_export(cls, path: str, batch_sizes: List[int]) -> Dict[str, Any]:
+    def run_export(cls, path: str, batch_sizes: list[int]) -> dict[str, Any]:
         """The export op on a model file written by write()."""
         out = tempfile.mkdtemp(dir=cls.tmp.name)
-        return server.dispatch("export", {"model_path": path, "params": {}, "weights_path": path + ".weights.pt",
-                                          "batch_sizes": batch_sizes, **TOL, "out_dir": out}, NOOP)
+        return server.dispatch(
+            "export",
+            {
+                "model_path": path,
+                "params": {},
+                "weights_path": path + ".weights.pt",
+                "batch_sizes": batch_sizes,
+                **TOL,
+                "out_dir": out,
+            },
+            NOOP,
+        )
 
 
 class RefusalTest(ExportTestCase):
-    """Both ops on a torch without torch.export: bad_request naming the torch version (on torch 2.x, as if it were 1.13)."""
+    """Both ops on a torch without torch.export: bad_request naming the torch version (on torch 2.x, as if 1.13)."""
 
     def test_export_and_compile_refuse_on_a_torch_without_torch_export(self) -> None:
         path = self.write("seed.py", SEED_BATCHED)
@@ -113,14 +126,27 @@ class RefusalTest(ExportTestCase):
                 stack.enter_context(mock.patch.object(export, "torch_version_tuple", return_value=(1, 13)))
             with self.assertRaises(BadRequest) as caught:
                 self.run_export(path, [1, 7])
-            self.assertEqual(caught.exception.message,
-                             f"op 'export' needs torch >= 2.1 (torch.export); this environment has torch "
-                             f"{torch.__version__}; run the torch worker with a torch 2.x environment (TTD_PYTHON)")
+            self.assertEqual(
+                caught.exception.message,
+                f"op 'export' needs torch >= 2.1 (torch.export); this environment has torch "
+                f"{torch.__version__}; run the torch worker with a torch 2.x environment (TTD_PYTHON)",
+            )
             with self.assertRaises(BadRequest) as caught:
-                server.dispatch("compile", {"program_path": path, "references_path": path, **TOL,
-                                            "cache_dir": self.tmp.name, "out_dir": self.tmp.name}, NOOP)
-            self.assertIn(f"op 'compile' needs torch >= 2.1 (torch.export); this environment has torch "
-                          f"{torch.__version__}", caught.exception.message)
+                server.dispatch(
+                    "compile",
+                    {
+                        "program_path": path,
+                        "references_path": path,
+                        **TOL,
+                        "cache_dir": self.tmp.name,
+                        "out_dir": self.tmp.name,
+                    },
+                    NOOP,
+                )
+            self.assertIn(
+                f"op 'compile' needs torch >= 2.1 (torch.export); this environment has torch {torch.__version__}",
+                caught.exception.message,
+            )
 
 
 # On torch 1.13 the torch 2.x classes below derive from object, so unittest collects only RefusalTest there: the file
@@ -183,14 +209,21 @@ class ExportTest(Torch2Case):
         self.assertTrue(result["passed"], result["message"])
         self.assertEqual(result["example_shapes"], [[7, 3]])
         self.assertEqual([(d["input"], d["dim"]) for d in result["dynamic_dims"]], [(0, 0)])
-        self.assertTrue(any("exported on the first 7 validation rows" in w for w in result["warnings"]), result["warnings"])
+        self.assertTrue(
+            any("exported on the first 7 validation rows" in w for w in result["warnings"]), result["warnings"]
+        )
 
     def test_an_example_that_is_no_row_of_the_inputs_is_a_dynamic_shape_violation_naming_example_inputs(self) -> None:
-        path = self.write("seed-odd-example.py", SEED_BATCHED.replace('dataset(params, "validation")[0][:4]', "torch.ones(5)"))
+        path = self.write(
+            "seed-odd-example.py", SEED_BATCHED.replace('dataset(params, "validation")[0][:4]', "torch.ones(5)")
+        )
         result = self.run_export(path, [1, 7])
         self.assertEqual(result["code"], "dynamic_shape_violation")
-        self.assertIn(f"example_inputs() in {path} gives shapes [5] without the batch dimension of the validation "
-                      "inputs ([200, 3])", result["message"])
+        self.assertIn(
+            f"example_inputs() in {path} gives shapes [5] without the batch dimension of the validation "
+            "inputs ([200, 3])",
+            result["message"],
+        )
         self.assertIn("trace.batch_sizes is [1, 7]", result["message"])
 
 
@@ -203,7 +236,7 @@ def SEED_MODEL_COPY(case: ExportTestCase) -> str:  # noqa: N802 - reads as the c
 class CompileTest(Torch2Case):
     """One AOTInductor compile of the seed's exported program, shared by every test of the class."""
 
-    result: Dict[str, Any]
+    result: dict[str, Any]
     seconds: float
 
     @classmethod
@@ -214,20 +247,31 @@ class CompileTest(Torch2Case):
         os.makedirs(CACHE_DIR, exist_ok=True)
         out = tempfile.mkdtemp(dir=cls.tmp.name)
         started = time.perf_counter()
-        cls.result = server.dispatch("compile", {"program_path": exported["program_path"],
-                                                 "references_path": exported["references_path"], **TOL,
-                                                 "cache_dir": CACHE_DIR, "out_dir": out}, NOOP)
+        cls.result = server.dispatch(
+            "compile",
+            {
+                "program_path": exported["program_path"],
+                "references_path": exported["references_path"],
+                **TOL,
+                "cache_dir": CACHE_DIR,
+                "out_dir": out,
+            },
+            NOOP,
+        )
         cls.seconds = time.perf_counter() - started
-        print(f"\ncompile: {cls.seconds:.1f} s, compile_ms {cls.result['compile_ms']:.0f}, cache_hit "
-              f"{cls.result['cache_hit']}, counters {cls.result['cache_counters']}, kernels {cls.result['kernels']}")
+        print(
+            f"\ncompile: {cls.seconds:.1f} s, compile_ms {cls.result['compile_ms']:.0f}, cache_hit "
+            f"{cls.result['cache_hit']}, counters {cls.result['cache_counters']}, kernels {cls.result['kernels']}"
+        )
 
     def test_the_seed_package_agrees_with_eager_on_every_reference_case(self) -> None:
         self.assertTrue(self.result["passed"], self.result["message"])
         self.assertIsNone(self.result["code"])
         self.assertGreater(len(self.result["cases"]), 4)
         self.assertTrue(all(c["passed"] for c in self.result["cases"]))
-        self.assertIn(f"the AOTInductor package agrees with eager on {len(self.result['cases'])} cases",
-                      self.result["message"])
+        self.assertIn(
+            f"the AOTInductor package agrees with eager on {len(self.result['cases'])} cases", self.result["message"]
+        )
         self.assertTrue(os.path.isfile(self.result["package_path"]))
 
     def test_the_kernels_are_named_with_the_ops_they_fused(self) -> None:

@@ -9,21 +9,20 @@ import os
 import tempfile
 import textwrap
 import unittest
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
 from ttd_torch import captures, fusion, gate, server, trace, user_model
 from ttd_torch.protocol import ProtocolError
 
-from .helpers import FIXTURES, SEED_MODEL
+from .helpers import FIXTURES, SEED_MODEL, TOL
 from .test_server import run_parity
 
-TOL = {"atol": 1e-5, "rtol": 1e-4}
 TRAIN = {"epochs": 2, "batch_size": 32, "optimizer": "adam", "lr": 0.001, "loss": "mse", "seed": 0}
 
 # fixture file -> expected verify code (None: passes)
-EXPECTED: Dict[str, Any] = {
+EXPECTED: dict[str, Any] = {
     "control_flow_divergence-if-sum.py": "control_flow_divergence",
     "control_flow_divergence-submodule-mean.py": "control_flow_divergence",
     "control_flow_divergence-while-norm.py": "control_flow_divergence",
@@ -57,39 +56,78 @@ def model_path(name: str) -> str:
     return name if os.path.isabs(name) else os.path.join(FIXTURES, name)
 
 
-def run_pipeline(name: str, out: str, mode: str = "trace") -> Dict[str, Any]:
+def run_pipeline(name: str, out: str, mode: str = "trace") -> dict[str, Any]:
     """train → trace → verify for one model file; returns the stage results."""
     path = model_path(name)
     base = {"model_path": path, "params": {}, "out_dir": out}
     train = server.dispatch("train", {**base, "train": TRAIN}, NOOP)
     traced = server.dispatch("trace", {**base, "weights_path": train["weights_path"], "mode": mode}, NOOP)
-    verify = server.dispatch("verify", {**base, **TOL, "weights_path": train["weights_path"], "batch_sizes": [1, 7],
-                                        "traced_path": traced["traced_path"], "captures": traced["captures"]}, NOOP)
+    verify = server.dispatch(
+        "verify",
+        {
+            **base,
+            **TOL,
+            "weights_path": train["weights_path"],
+            "batch_sizes": [1, 7],
+            "traced_path": traced["traced_path"],
+            "captures": traced["captures"],
+        },
+        NOOP,
+    )
     return {"train": train, "trace": traced, "verify": verify, "out": out, "path": path}
 
 
-def verify_again(run: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
+def verify_again(run: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """Verify an already traced model again with other arguments."""
-    return server.dispatch("verify", {"model_path": run["path"], "params": {}, "out_dir": run["out"], **TOL,
-                                      "weights_path": run["train"]["weights_path"], "batch_sizes": [1, 7],
-                                      "traced_path": run["trace"]["traced_path"], "captures": run["trace"]["captures"],
-                                      **extra}, NOOP)
+    return server.dispatch(
+        "verify",
+        {
+            "model_path": run["path"],
+            "params": {},
+            "out_dir": run["out"],
+            **TOL,
+            "weights_path": run["train"]["weights_path"],
+            "batch_sizes": [1, 7],
+            "traced_path": run["trace"]["traced_path"],
+            "captures": run["trace"]["captures"],
+            **extra,
+        },
+        NOOP,
+    )
 
 
-def optimize_and_fuse(run: Dict[str, Any], require: str = "none", fused_runs: str = "always") -> Dict[str, Any]:
+def optimize_and_fuse(run: dict[str, Any], require: str = "none", fused_runs: str = "always") -> dict[str, Any]:
     """optimize (with optimize_for_inference) then fusion on a verified run (fused runs forced through NNC's
     interpreter by default: these builds have no LLVM, and the checks below are of fused outputs)."""
     refs = run["verify"]["references_path"]
-    optimized = server.dispatch("optimize", {"traced_path": run["trace"]["traced_path"], "references_path": refs,
-                                             "out_dir": run["out"], "method": "optimize_for_inference", **TOL}, NOOP)
-    fused = server.dispatch("fusion", {"optimized_path": optimized["optimized_path"], "references_path": refs,
-                                       "out_dir": run["out"], "require": require, "fused_runs": fused_runs, **TOL},
-                            NOOP)
+    optimized = server.dispatch(
+        "optimize",
+        {
+            "traced_path": run["trace"]["traced_path"],
+            "references_path": refs,
+            "out_dir": run["out"],
+            "method": "optimize_for_inference",
+            **TOL,
+        },
+        NOOP,
+    )
+    fused = server.dispatch(
+        "fusion",
+        {
+            "optimized_path": optimized["optimized_path"],
+            "references_path": refs,
+            "out_dir": run["out"],
+            "require": require,
+            "fused_runs": fused_runs,
+            **TOL,
+        },
+        NOOP,
+    )
     return {"optimize": optimized, "fusion": fused}
 
 
 class FixtureGateTest(unittest.TestCase):
-    runs: Dict[str, Dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -118,25 +156,30 @@ class FixtureGateTest(unittest.TestCase):
                 self.assertIn(code or "pass", head)
 
     def test_messages_name_cause_and_fix(self) -> None:
-        hints = {"control_flow_divergence": ("Python boolean", "trace.mode: script", "probe"),
-                 "python_value_capture": ("Python", "trace.mode: script"),
-                 "shape_specialization": ("batch", "x.shape[0]", "range(x.size(0))"),
-                 "train_mode_ops": ("training mode", "model.eval()"),
-                 "nondeterministic": ("two runs", "self.training")}
+        hints = {
+            "control_flow_divergence": ("Python boolean", "trace.mode: script", "probe"),
+            "python_value_capture": ("Python", "trace.mode: script"),
+            "shape_specialization": ("batch", "x.shape[0]", "range(x.size(0))"),
+            "train_mode_ops": ("training mode", "model.eval()"),
+            "nondeterministic": ("two runs", "self.training"),
+        }
         # The construct found at the capture's line, and the fix for that construct.
-        constructs = {"python_value_capture-float-scale.py": ("float() of a tensor", "y / x.abs().max()"),
-                      "python_value_capture-item-offset.py": (".item() of a tensor", "x - x.mean() instead of"),
-                      "python_value_capture-outlier-guard.py": ("a Python if on a tensor", "no probe took another path"),
-                      "control_flow_divergence-if-sum.py": ("a Python if on a tensor", "torch.where"),
-                      "control_flow_divergence-while-norm.py": ("a Python while loop on a tensor", "fixed number")}
+        constructs = {
+            "python_value_capture-float-scale.py": ("float() of a tensor", "y / x.abs().max()"),
+            "python_value_capture-item-offset.py": (".item() of a tensor", "x - x.mean() instead of"),
+            "python_value_capture-outlier-guard.py": ("a Python if on a tensor", "no probe took another path"),
+            "control_flow_divergence-if-sum.py": ("a Python if on a tensor", "torch.where"),
+            "control_flow_divergence-while-norm.py": ("a Python while loop on a tensor", "fixed number"),
+        }
         for name, code in EXPECTED.items():
             for hint in hints.get(code, ()) + constructs.get(name, ()):
                 with self.subTest(fixture=name, hint=hint):
                     self.assertIn(hint, self.runs[name]["verify"]["message"])
 
     def test_captures_come_from_the_user_file_only(self) -> None:
-        self.assertEqual([c["kind"] for c in self.runs["control_flow_divergence-if-sum.py"]["trace"]["captures"]],
-                         ["bool"])
+        self.assertEqual(
+            [c["kind"] for c in self.runs["control_flow_divergence-if-sum.py"]["trace"]["captures"]], ["bool"]
+        )
         capture = self.runs["python_value_capture-float-scale.py"]["trace"]["captures"][0]
         self.assertEqual((capture["kind"], capture["lineno"]), ("number", 20))
         gru = self.runs["healthy-gru.py"]["trace"]
@@ -152,8 +195,9 @@ class FixtureGateTest(unittest.TestCase):
         verify = run["verify"]
         self.assertTrue(all(c["passed"] for c in verify["cases"]), verify["cases"])  # no probe reaches 100
         self.assertEqual(verify["example_shape_checks"]["failed"], 0)
-        self.assertIn("outlier-guard.py:21 (Python boolean): a Python if on a tensor, computed from the inputs",
-                      verify["message"])
+        self.assertIn(
+            "outlier-guard.py:21 (Python boolean): a Python if on a tensor, computed from the inputs", verify["message"]
+        )
         self.assertIn("torch.where", verify["message"])
         self.assertIn("'python_value_capture-outlier-guard.py:21' in trace.accept_captures", verify["message"])
         [capture] = run["trace"]["captures"]
@@ -171,8 +215,10 @@ class FixtureGateTest(unittest.TestCase):
         run = self.runs["python_value_capture-outlier-guard.py"]
         verify = verify_again(run, accept_captures=["python_value_capture-outlier-guard.py:21", "model.py:3"])
         self.assertIsNone(verify["code"], verify["message"])
-        self.assertTrue(any("accepted by trace.accept_captures" in w and "outlier-guard.py:21" in w
-                            for w in verify["warnings"]), verify["warnings"])
+        self.assertTrue(
+            any("accepted by trace.accept_captures" in w and "outlier-guard.py:21" in w for w in verify["warnings"]),
+            verify["warnings"],
+        )
         self.assertTrue(any("'model.py:3' but the trace took no Python value" in w for w in verify["warnings"]))
         other = verify_again(run, accept_captures=["python_value_capture-outlier-guard.py:22"])
         self.assertEqual(other["code"], "python_value_capture")
@@ -188,8 +234,20 @@ class FixtureGateTest(unittest.TestCase):
     def test_probes_are_cases_and_references(self) -> None:
         verify = self.runs["healthy-convnet.py"]["verify"]
         names = [c["name"] for c in verify["cases"]]
-        self.assertEqual(names, ["validation", "example", "batch_1", "batch_7", "probe_neg", "probe_scale10",
-                                 "probe_scale01", "probe_zeros", "probe_shuffle"])
+        self.assertEqual(
+            names,
+            [
+                "validation",
+                "example",
+                "batch_1",
+                "batch_7",
+                "probe_neg",
+                "probe_scale10",
+                "probe_scale01",
+                "probe_zeros",
+                "probe_shuffle",
+            ],
+        )
         self.assertGreater(verify["example_shape_checks"]["chunks"], 0)
 
     def test_nondeterministic_nodes_are_reported(self) -> None:
@@ -258,8 +316,13 @@ class FixtureGateTest(unittest.TestCase):
         # What a server of this build that switched CPU fusion on would meet: the fused kernels cannot compile.
         run = self.runs["fusion-seed-f.py"]
         optimized = optimize_and_fuse(run)["optimize"]["optimized_path"]
-        proc = run_parity(optimized, run["verify"]["references_path"], os.path.join(run["out"], "fused.safetensors"),
-                          "--fusion", "fused")
+        proc = run_parity(
+            optimized,
+            run["verify"]["references_path"],
+            os.path.join(run["out"], "fused.safetensors"),
+            "--fusion",
+            "fused",
+        )
         self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
         error = json.loads(proc.stdout)["error"]
         self.assertEqual(error["stage"], "run")
@@ -321,11 +384,15 @@ class VerdictTest(unittest.TestCase):
         return gate.Facts(**{"cases": [self.ok], "atol": 1e-5, "rtol": 1e-4, **kw})
 
     def test_precedence(self) -> None:
-        everything = dict(cases=[self.ok, self.bad], train_ops=["aten::dropout"],
-                          repeat={"case": "validation", "passed": False, "words": "max abs error 1"},
-                          devices=[{"device": "cpu", "users": ["aten::zeros"]}], target_device="cuda",
-                          chunk_checks={"chunks": 4, "failed": 1, "first_failure": "x"},
-                          captures=[{"kind": "number", "message": "m", "filename": "m.py", "lineno": 3}])
+        everything = dict(
+            cases=[self.ok, self.bad],
+            train_ops=["aten::dropout"],
+            repeat={"case": "validation", "passed": False, "words": "max abs error 1"},
+            devices=[{"device": "cpu", "users": ["aten::zeros"]}],
+            target_device="cuda",
+            chunk_checks={"chunks": 4, "failed": 1, "first_failure": "x"},
+            captures=[{"kind": "number", "message": "m", "filename": "m.py", "lineno": 3}],
+        )
         order = ["train_mode_ops", "nondeterministic", "device_constant", "python_value_capture"]
         drop = ["train_ops", "repeat", "devices"]
         for i, code in enumerate(order):
@@ -337,14 +404,19 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(gate.verdict(facts)[0], "shape_specialization")
 
     def test_bool_capture_means_control_flow(self) -> None:
-        caps = [{"kind": "bool", "message": "m", "filename": "m.py", "lineno": 3},
-                {"kind": "number", "message": "n", "filename": "m.py", "lineno": 4}]
+        caps = [
+            {"kind": "bool", "message": "m", "filename": "m.py", "lineno": 3},
+            {"kind": "number", "message": "n", "filename": "m.py", "lineno": 4},
+        ]
         facts = self.facts(chunk_checks={"chunks": 4, "failed": 1, "first_failure": "x"}, captures=caps)
         self.assertEqual(gate.verdict(facts)[0], "control_flow_divergence")
 
     def test_same_device_and_harmless_capture_only_warn(self) -> None:
-        facts = self.facts(devices=[{"device": "cuda:0", "users": ["aten::zeros"]}], target_device="cuda",
-                           captures=[{"kind": "number", "message": "m", "filename": "m.py", "lineno": 3}])
+        facts = self.facts(
+            devices=[{"device": "cuda:0", "users": ["aten::zeros"]}],
+            target_device="cuda",
+            captures=[{"kind": "number", "message": "m", "filename": "m.py", "lineno": 3}],
+        )
         code, _, warnings = gate.verdict(facts)
         self.assertIsNone(code)
         self.assertEqual(len(warnings), 2)
@@ -353,7 +425,9 @@ class VerdictTest(unittest.TestCase):
         scripted = torch.jit.script(relu_chain)
         links = fusion.chains(fusion.unfused_pointwise(scripted.graph))
         self.assertEqual(links, ["aten::mul → aten::relu", "aten::relu → aten::add"])
-        self.assertIn("pointwise", fusion.requirement("pointwise-chains", [], links))
+        unmet = fusion.requirement("pointwise-chains", [], links)
+        assert unmet is not None
+        self.assertIn("pointwise", unmet)
         self.assertIsNone(fusion.requirement("none", [], links))
 
     def test_capture_kinds_and_user_files(self) -> None:

@@ -8,12 +8,14 @@ from torch import nn
 
 from ttd_torch import graph
 
+from .helpers import jit_trace
+
 
 def trace_quietly(fn, *inputs):
     """Trace without the check pass and with warnings silenced (they are not under test here)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.jit.trace(fn, inputs, check_trace=False)
+        return jit_trace(fn, inputs, check_trace=False)
 
 
 class TrainModeOpsTest(unittest.TestCase):
@@ -43,7 +45,7 @@ class ConstantFoldingTest(unittest.TestCase):
         def f(x: torch.Tensor) -> torch.Tensor:
             a, b, c = 7, 11, 2
             d = a + b + c
-            e = a + b + c + 25  # unused: must vanish from the graph
+            e = a + b + c + 25  # noqa: F841 (unused: must vanish from the graph)
             return x + d
 
         traced = trace_quietly(f, torch.tensor([0.0]))

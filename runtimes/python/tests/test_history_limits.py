@@ -32,9 +32,17 @@ class ManyCasesTest(unittest.TestCase):
             refs = os.path.join(tmp, "many.safetensors")
             safetensors.save(refs, tensors)
             out = tempfile.mkdtemp(dir=tmp)
-            result = server.dispatch("verify_artifact", {"artifact_path": os.path.join(tmp, "model.pt"),
-                                                         "references_path": refs, "out_dir": out,
-                                                         "atol": 1e-5, "rtol": 1e-4}, NOOP)
+            result = server.dispatch(
+                "verify_artifact",
+                {
+                    "artifact_path": os.path.join(tmp, "model.pt"),
+                    "references_path": refs,
+                    "out_dir": out,
+                    "atol": 1e-5,
+                    "rtol": 1e-4,
+                },
+                NOOP,
+            )
             self.assertEqual((result["passed"], result["code"]), (False, "reference_mismatch"))
             self.assertEqual(result["case_count"], CASES)
             self.assertEqual(len(result["cases"]), CASES_REPORTED)

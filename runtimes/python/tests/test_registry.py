@@ -4,7 +4,7 @@ paths, directories and devices (in process, against the committed contract.json)
 import os
 import tempfile
 import unittest
-from typing import Any, Dict
+from typing import Any
 
 from ttd_torch import contract, protocol, semantic_checks, server
 from ttd_torch.protocol import ProtocolError
@@ -14,7 +14,7 @@ from .helpers import SEED_MODEL
 NOOP = lambda data: None  # noqa: E731
 
 
-def refusal(op: str, args: Dict[str, Any]) -> ProtocolError:
+def refusal(op: str, args: dict[str, Any]) -> ProtocolError:
     """The error server.dispatch raises for a request that must not reach its op (fails the test otherwise)."""
     try:
         server.dispatch(op, args, NOOP)
@@ -32,8 +32,9 @@ class RegistryTest(unittest.TestCase):
     def test_a_handler_of_args_alone_is_adapted_and_a_second_registration_is_refused(self) -> None:
         name = "test_registry_op"
         try:
+
             @protocol.op(name)
-            def echo(args: Dict[str, Any]) -> Dict[str, Any]:
+            def echo(args: dict[str, Any]) -> dict[str, Any]:
                 """Return args."""
                 return args
 
@@ -48,14 +49,17 @@ class RegistryTest(unittest.TestCase):
     def test_an_unknown_op_is_a_bad_request_naming_the_registered_ones(self) -> None:
         exc = refusal("nope", {})
         self.assertEqual(exc.code, "bad_request")
-        self.assertIn("request.op = 'nope'; expected one of ['compile', 'evaluate', 'export', 'fusion', 'hello'", exc.message)
+        self.assertIn(
+            "request.op = 'nope'; expected one of ['compile', 'evaluate', 'export', 'fusion', 'hello'", exc.message
+        )
 
 
 class DefaultsTest(unittest.TestCase):
     def test_absent_arguments_get_the_contract_defaults_as_fresh_copies(self) -> None:
         first = contract.with_defaults("verify", {"atol": 0})
-        self.assertEqual(first, {"atol": 0, "captures": [], "accept_captures": [], "tracer_warnings": [],
-                                 "target_device": "cpu"})
+        self.assertEqual(
+            first, {"atol": 0, "captures": [], "accept_captures": [], "tracer_warnings": [], "target_device": "cpu"}
+        )
         first["captures"].append("x")
         self.assertEqual(contract.with_defaults("verify", {})["captures"], [])
         self.assertEqual(contract.with_defaults("verify", {"target_device": "cuda"})["target_device"], "cuda")
@@ -68,31 +72,49 @@ class PathRuleTest(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = self.tmp.name
         self.evaluate = {"model_path": SEED_MODEL, "params": {}, "artifacts": [{"name": "a", "path": SEED_MODEL}]}
-        self.artifact = {"artifact_path": SEED_MODEL, "references_path": SEED_MODEL, "atol": 0, "rtol": 0,
-                         "out_dir": self.dir}
+        self.artifact = {
+            "artifact_path": SEED_MODEL,
+            "references_path": SEED_MODEL,
+            "atol": 0,
+            "rtol": 0,
+            "out_dir": self.dir,
+        }
 
     def tearDown(self) -> None:
         self.tmp.cleanup()
 
-    def assert_refused(self, op: str, args: Dict[str, Any], message: str) -> None:
+    def assert_refused(self, op: str, args: dict[str, Any], message: str) -> None:
         exc = refusal(op, args)
         self.assertEqual((exc.code, exc.message), ("bad_request", message))
 
     def test_a_path_argument_must_be_absolute_and_an_existing_file_at_any_depth(self) -> None:
-        self.assert_refused("evaluate", {**self.evaluate, "model_path": "model.py"},
-                            "args.model_path = 'model.py'; expected an absolute path")
-        self.assert_refused("evaluate", {**self.evaluate, "model_path": self.dir},
-                            f"args.model_path = {self.dir!r}; expected an existing file")
+        self.assert_refused(
+            "evaluate",
+            {**self.evaluate, "model_path": "model.py"},
+            "args.model_path = 'model.py'; expected an absolute path",
+        )
+        self.assert_refused(
+            "evaluate",
+            {**self.evaluate, "model_path": self.dir},
+            f"args.model_path = {self.dir!r}; expected an existing file",
+        )
         missing = os.path.join(self.dir, "none.pt")
         artifacts = [{"name": "a", "path": SEED_MODEL}, {"name": "b", "path": missing}]
-        self.assert_refused("evaluate", {**self.evaluate, "artifacts": artifacts},
-                            f"args.artifacts[1].path = {missing!r}; expected an existing file")
+        self.assert_refused(
+            "evaluate",
+            {**self.evaluate, "artifacts": artifacts},
+            f"args.artifacts[1].path = {missing!r}; expected an existing file",
+        )
 
     def test_a_dir_argument_must_be_an_existing_directory(self) -> None:
-        self.assert_refused("verify_artifact", {**self.artifact, "out_dir": SEED_MODEL},
-                            f"args.out_dir = {SEED_MODEL!r}; expected an existing directory")
-        self.assert_refused("verify_artifact", {**self.artifact, "out_dir": "out"},
-                            "args.out_dir = 'out'; expected an absolute path")
+        self.assert_refused(
+            "verify_artifact",
+            {**self.artifact, "out_dir": SEED_MODEL},
+            f"args.out_dir = {SEED_MODEL!r}; expected an existing directory",
+        )
+        self.assert_refused(
+            "verify_artifact", {**self.artifact, "out_dir": "out"}, "args.out_dir = 'out'; expected an absolute path"
+        )
 
     def test_a_device_argument_must_be_a_device_torch_accepts(self) -> None:
         exc = refusal("verify_artifact", {**self.artifact, "target_device": "tpu"})
@@ -105,14 +127,30 @@ class PathRuleTest(unittest.TestCase):
         semantic_checks.walk(contract.Validator(schema), schema, args, "args")  # raises nothing
 
     def test_the_contract_is_checked_before_paths(self) -> None:
-        self.assert_refused("evaluate", {**self.evaluate, "model_path": "", "artifacts": []},
-                            "args.model_path = ''; expected a string of at least 1 characters")
+        self.assert_refused(
+            "evaluate",
+            {**self.evaluate, "model_path": "", "artifacts": []},
+            "args.model_path = ''; expected a string of at least 1 characters",
+        )
 
     def test_names_say_what_a_string_is(self) -> None:
-        kinds = {key: semantic_checks.kind_of(key) for key in
-                 ("path", "model_path", "out_dir", "cache_dir", "device", "target_device", "mode", "paths")}
-        self.assertEqual(kinds, {"path": "file", "model_path": "file", "out_dir": "dir", "cache_dir": "dir",
-                                 "device": "device", "target_device": "device", "mode": None, "paths": None})
+        kinds = {
+            key: semantic_checks.kind_of(key)
+            for key in ("path", "model_path", "out_dir", "cache_dir", "device", "target_device", "mode", "paths")
+        }
+        self.assertEqual(
+            kinds,
+            {
+                "path": "file",
+                "model_path": "file",
+                "out_dir": "dir",
+                "cache_dir": "dir",
+                "device": "device",
+                "target_device": "device",
+                "mode": None,
+                "paths": None,
+            },
+        )
 
 
 if __name__ == "__main__":

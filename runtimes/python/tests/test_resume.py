@@ -6,7 +6,7 @@ import signal
 import subprocess
 import tempfile
 import unittest
-from typing import Any, Dict, List
+from typing import Any
 
 import torch
 
@@ -21,11 +21,12 @@ SLOW_PARAMS = {"step_sleep": 0.05}
 SLOW_SPEC = {"epochs": 6, "batch_size": 8, "optimizer": "adam", "lr": 0.01, "loss": "mse", "seed": 3}
 
 
-def run(out: str, spec: Dict[str, Any], model: str = SEED_MODEL, params: Dict[str, Any] = {},
-        resume: str = "") -> Dict[str, Any]:
+def run(
+    out: str, spec: dict[str, Any], model: str = SEED_MODEL, params: dict[str, Any] | None = None, resume: str = ""
+) -> dict[str, Any]:
     """Train in process; returns the result with the progress events under "events"."""
-    events: List[Dict[str, Any]] = []
-    args = {"model_path": model, "params": params, "train": spec, "out_dir": out, "resume_path": resume or None}
+    events: list[dict[str, Any]] = []
+    args = {"model_path": model, "params": params or {}, "train": spec, "out_dir": out, "resume_path": resume or None}
     return {**train.train(args, events.append), "events": events}
 
 
@@ -103,13 +104,27 @@ class ResumeTest(unittest.TestCase):
 class KillAndResumeTest(unittest.TestCase):
     def test_sigkill_mid_training_then_resume_matches_an_uninterrupted_run(self) -> None:
         """Kill the worker after epoch 2's event (slow-mlp: ~0.4 s an epoch), resume from its checkpoint."""
-        with tempfile.TemporaryDirectory() as killed, tempfile.TemporaryDirectory() as resumed, \
-                tempfile.TemporaryDirectory() as straight:
-            request = {"v": 1, "id": "t", "op": "train", "args": {"model_path": SLOW, "params": SLOW_PARAMS,
-                                                                   "train": SLOW_SPEC, "out_dir": killed}}
-            proc = subprocess.Popen([PYTHON, "-m", "ttd_torch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True, cwd="/",
-                                    env={**os.environ, "PYTHONPATH": PYTHON_DIR})
+        with (
+            tempfile.TemporaryDirectory() as killed,
+            tempfile.TemporaryDirectory() as resumed,
+            tempfile.TemporaryDirectory() as straight,
+        ):
+            request = {
+                "v": 1,
+                "id": "t",
+                "op": "train",
+                "args": {"model_path": SLOW, "params": SLOW_PARAMS, "train": SLOW_SPEC, "out_dir": killed},
+            }
+            proc = subprocess.Popen(
+                [PYTHON, "-m", "ttd_torch"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                cwd="/",
+                env={**os.environ, "PYTHONPATH": PYTHON_DIR},
+            )
+            assert proc.stdin is not None and proc.stdout is not None  # both PIPE
             try:
                 proc.stdin.write(json.dumps(request) + "\n")
                 proc.stdin.flush()
@@ -125,14 +140,17 @@ class KillAndResumeTest(unittest.TestCase):
                 proc.stdin.close()
             left = sorted(os.listdir(killed))
             self.assertEqual(len(left), 1, left)  # one checkpoint, no weights; normally checkpoint-2.pt
-            epoch = int(left[0][len("checkpoint-"):-len(".pt")])
+            epoch = int(left[0][len("checkpoint-") : -len(".pt")])
             self.assertGreaterEqual(epoch, 2)
-            again = {**request, "args": {**request["args"], "out_dir": resumed,
-                                         "resume_path": os.path.join(killed, left[0])}}
+            again = {
+                **request,
+                "args": {**request["args"], "out_dir": resumed, "resume_path": os.path.join(killed, left[0])},
+            }
             messages, stderr, _ = serve([{k: v for k, v in again.items() if k != "v"}])
             result = responses(messages)["t"]["result"]
-            self.assertEqual((result["status"], result["resumed_from_epoch"], result["epochs_completed"]),
-                             ("ok", epoch, 6))
+            self.assertEqual(
+                (result["status"], result["resumed_from_epoch"], result["epochs_completed"]), ("ok", epoch, 6)
+            )
             self.assertEqual(result["losses"][:2], [e["loss"] for e in events[:2]])
             whole = run(straight, SLOW_SPEC, SLOW, SLOW_PARAMS)
             self.assertEqual(result["losses"], whole["losses"])

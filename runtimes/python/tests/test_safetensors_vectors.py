@@ -12,21 +12,24 @@ import unittest
 import torch
 
 import ttd_parity_runner
+from tests.helpers import PYTHON, REPO, RUNNER, jit_trace
 from ttd_torch import safetensors
-
-from tests.helpers import PYTHON, REPO, RUNNER
 
 VECTORS = os.path.join(REPO, "test", "vectors", "safetensors")
 GENERATOR = os.path.join(VECTORS, "generate.py")
 with open(os.path.join(VECTORS, "manifest.json"), encoding="utf-8") as _src:
     MANIFEST = json.load(_src)
 
-READERS = {"ttd_parity_runner.read_safetensors": ttd_parity_runner.read_safetensors,
-           "ttd_torch.safetensors.load": safetensors.load}
+READERS = {
+    "ttd_parity_runner.read_safetensors": ttd_parity_runner.read_safetensors,
+    "ttd_torch.safetensors.load": safetensors.load,
+}
 
 
-def expected_value(value):
-    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(value, value)
+def expected_value(value: float | str) -> float:
+    """A value of the manifest as a number: JSON has no NaN or infinities, so the manifest spells them."""
+    special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+    return special[value] if isinstance(value, str) else float(value)
 
 
 class SafetensorsVectorsTest(unittest.TestCase):
@@ -63,24 +66,31 @@ class SafetensorsVectorsTest(unittest.TestCase):
                         raw = got.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if got.numel() else b""
                         self.assertEqual(raw.hex(), want["hex"], want["name"])
                         values = [float(v) for v in got.reshape(-1).tolist()]
-                        wanted = [float(expected_value(v)) for v in want["values"]]
+                        wanted = [expected_value(v) for v in want["values"]]
                         self.assertEqual(len(values), len(wanted))
-                        for a, b in zip(values, wanted):
+                        for a, b in zip(values, wanted, strict=True):
                             self.assertTrue(a == b or (math.isnan(a) and math.isnan(b)), (want["name"], a, b))
 
     def test_parity_runner_process_rejects_hostile_references_with_the_rule_code(self) -> None:
         # begin == end with 1024 elements: this runner once answered with 4 KB of uninitialised memory.
         vector = os.path.join(VECTORS, "invalid-size-begin-equals-end.safetensors")
         with tempfile.TemporaryDirectory() as tmp:
-            torch.jit.trace(torch.nn.Linear(2, 2).eval(), torch.zeros(1, 2)).save(os.path.join(tmp, "model.pt"))
-            proc = subprocess.run([PYTHON, "-I", RUNNER, "--model", "model.pt", "--references", vector,
-                                   "--out", "out.safetensors"], capture_output=True, text=True, cwd=tmp, timeout=120)
+            jit_trace(torch.nn.Linear(2, 2).eval(), torch.zeros(1, 2)).save(os.path.join(tmp, "model.pt"))
+            proc = subprocess.run(
+                [PYTHON, "-I", RUNNER, "--model", "model.pt", "--references", vector, "--out", "out.safetensors"],
+                capture_output=True,
+                text=True,
+                cwd=tmp,
+                timeout=120,
+            )
             self.assertFalse(os.path.exists(os.path.join(tmp, "out.safetensors")))
         self.assertEqual(proc.returncode, 1, proc.stderr[-2000:])
         error = json.loads(proc.stdout.strip().splitlines()[-1])["error"]
         self.assertEqual(error["stage"], "read")
-        self.assertIn("spanning 0 bytes; dtype F32 and shape [1024] need 4096 (st_tensor_size_mismatch)",
-                      error["message"])
+        self.assertIn(
+            "spanning 0 bytes; dtype F32 and shape [1024] need 4096 (st_tensor_size_mismatch)", error["message"]
+        )
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import select
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
 import unittest
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from ttd_torch import sandbox
 
@@ -98,16 +98,24 @@ def dataset(params, split):
 
 class RefusalRuleTest(unittest.TestCase):
     def test_a_host_path_outside_the_request_dirs_is_a_refusal(self) -> None:
-        text = "RuntimeError: unable to open file </tmp/ttd-test-x/host.txt> in read-write mode: No such file or directory (2)"
-        self.assertEqual(sandbox.refusal(text, ["/tmp/ttd-work-1/ttd-stage-2"]),
-                         "access to '/tmp/ttd-test-x/host.txt' (No such file or directory), outside the request's "
-                         "work directory")
+        text = (
+            "RuntimeError: unable to open file </tmp/ttd-test-x/host.txt> in read-write mode: "
+            "No such file or directory (2)"
+        )
+        self.assertEqual(
+            sandbox.refusal(text, ["/tmp/ttd-work-1/ttd-stage-2"]),
+            "access to '/tmp/ttd-test-x/host.txt' (No such file or directory), outside the request's work directory",
+        )
 
     def test_a_read_only_system_path_and_the_network_are_refusals(self) -> None:
-        self.assertIn("'/usr/lib/python3/x.py' (Read-only file system)",
-                      sandbox.refusal("OSError: [Errno 30] Read-only file system: '/usr/lib/python3/x.py'", []) or "")
-        self.assertEqual(sandbox.refusal("OSError: [Errno 101] Network is unreachable", []),
-                         "a network operation (Network is unreachable): the sandbox has no network")
+        self.assertIn(
+            "'/usr/lib/python3/x.py' (Read-only file system)",
+            sandbox.refusal("OSError: [Errno 30] Read-only file system: '/usr/lib/python3/x.py'", []) or "",
+        )
+        self.assertEqual(
+            sandbox.refusal("OSError: [Errno 101] Network is unreachable", []),
+            "a network operation (Network is unreachable): the sandbox has no network",
+        )
 
     def test_a_missing_file_of_the_request_or_of_its_scratch_is_not_a_refusal(self) -> None:
         own = "FileNotFoundError: [Errno 2] No such file or directory: '/tmp/ttd-work-1/ttd-stage-2/data.csv'"
@@ -117,9 +125,17 @@ class RefusalRuleTest(unittest.TestCase):
         self.assertIsNone(sandbox.refusal("ValueError: bad layer size", []))
 
     def test_request_dirs_follows_path_arguments_only_never_params_or_the_work_root_itself(self) -> None:
-        args = {"model_path": "/w/ttd-stage-1/m.py", "out_dir": "/w/ttd-stage-1", "cache_dir": "/c",
-                "artifacts": [{"name": "a", "path": "/w/ttd-stage-3/a.pt"}], "params": {"data_dir": "/w/ttd-stage-2"},
-                "other_dir": "/w", "note": "/w/ttd-stage-4", "escape_path": "/w/../etc", "x_path": "/wx/y"}
+        args = {
+            "model_path": "/w/ttd-stage-1/m.py",
+            "out_dir": "/w/ttd-stage-1",
+            "cache_dir": "/c",
+            "artifacts": [{"name": "a", "path": "/w/ttd-stage-3/a.pt"}],
+            "params": {"data_dir": "/w/ttd-stage-2"},
+            "other_dir": "/w",
+            "note": "/w/ttd-stage-4",
+            "escape_path": "/w/../etc",
+            "x_path": "/wx/y",
+        }
         self.assertEqual(sandbox.request_dirs(args, ["/w"], ["/c"]), ["/c", "/w/ttd-stage-1", "/w/ttd-stage-3"])
 
 
@@ -128,15 +144,41 @@ class RefusalRuleTest(unittest.TestCase):
 READ_ONLY = sorted({os.path.realpath(p) for p in (PYTHON_DIR, sys.prefix, sys.base_prefix)} - {"/usr", "/"})
 
 
-def bwrap_command(work_root: str, socket_dir: str, command: List[str], env: Dict[str, str]) -> List[str]:
+def bwrap_command(work_root: str, socket_dir: str, command: list[str], env: dict[str, str]) -> list[str]:
     """A sandbox like the one lib/sandbox.ts builds, reduced to what this test needs: the host read-only, a tmpfs on
     /tmp, the work root and socket dir read-write, no capabilities, a cleared environment, not uid 0."""
-    args = [BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--uid", str(os.getuid() or 1000), "--gid", str(os.getgid() or 1000), "--clearenv",
-            "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-            # After the tmpfs: a checkout under /tmp (CI clones there) would be hidden by it otherwise.
-            *[arg for path in READ_ONLY for arg in ("--ro-bind", path, path)],
-            "--bind", work_root, work_root, "--bind", socket_dir, socket_dir, "--chdir", "/tmp"]
+    args = [
+        BWRAP,
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        str(os.getuid() or 1000),
+        "--gid",
+        str(os.getgid() or 1000),
+        "--clearenv",
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        # After the tmpfs: a checkout under /tmp (CI clones there) would be hidden by it otherwise.
+        *[arg for path in READ_ONLY for arg in ("--ro-bind", path, path)],
+        "--bind",
+        work_root,
+        work_root,
+        "--bind",
+        socket_dir,
+        socket_dir,
+        "--chdir",
+        "/tmp",
+    ]
     for name, value in env.items():
         args += ["--setenv", name, value]
     return args + ["--as-pid-1", *command]
@@ -147,24 +189,33 @@ class SandboxedZygote:
 
     def __init__(self, work_root: str, socket_dir: str) -> None:
         self.path = os.path.join(socket_dir, "server.sock")
-        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": PYTHON_DIR, "PYTHONDONTWRITEBYTECODE": "1",
-               "TTD_SANDBOX": "on", "TTD_SANDBOX_PRIVATE": json.dumps([work_root]),
-               "TTD_SANDBOX_HIDDEN": json.dumps([socket_dir]), "TTD_SANDBOX_READONLY": json.dumps(READ_ONLY)}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": "/tmp",
+            "PYTHONPATH": PYTHON_DIR,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TTD_SANDBOX": "on",
+            "TTD_SANDBOX_PRIVATE": json.dumps([work_root]),
+            "TTD_SANDBOX_HIDDEN": json.dumps([socket_dir]),
+            "TTD_SANDBOX_READONLY": json.dumps(READ_ONLY),
+        }
         self.stderr = tempfile.TemporaryFile()
         command = bwrap_command(work_root, socket_dir, [PYTHON, "-m", "ttd_torch", "--listen", self.path], env)
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
-        readable, _, _ = select.select([self.proc.stdout], [], [], TIMEOUT)
-        line = self.proc.stdout.readline() if readable else b""
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both PIPE
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        readable, _, _ = select.select([self.stdout], [], [], TIMEOUT)
+        line = self.stdout.readline() if readable else b""
         assert line, f"the sandboxed zygote sent no ready line: {self.logs()}"
 
-    def ask(self, request: Dict[str, Any]) -> Dict[str, Any]:
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one request on a connection of its own; its response line."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(TIMEOUT)
         sock.connect(self.path)
         stream = sock.makefile("rb")
         sock.sendall((json.dumps({"v": 1, **request}) + "\n").encode())
-        response: Optional[Dict[str, Any]] = None
+        response: dict[str, Any] | None = None
         for line in stream:
             message = json.loads(line)
             if "ok" in message:
@@ -179,19 +230,21 @@ class SandboxedZygote:
         return self.stderr.read().decode(errors="replace")
 
     def close(self) -> None:
-        self.proc.stdin.close()
+        self.stdin.close()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.proc.stdout.close()
+        self.stdout.close()
         self.stderr.close()
 
 
 class SandboxedForkServerTest(unittest.TestCase):
     def setUp(self) -> None:
-        self.base = tempfile.mkdtemp(prefix="ttd-sandbox-test-", dir="/var/tmp")  # outside /tmp: not hidden by its tmpfs
+        self.base = tempfile.mkdtemp(
+            prefix="ttd-sandbox-test-", dir="/var/tmp"
+        )  # outside /tmp: not hidden by its tmpfs
         self.work_root = os.path.join(self.base, "work")
         self.socket_dir = os.path.join(self.base, "sock")
         os.makedirs(self.work_root)
@@ -211,16 +264,29 @@ class SandboxedForkServerTest(unittest.TestCase):
         self.zygote.close()
         shutil.rmtree(self.base, ignore_errors=True)
 
-    def train(self, source: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    def train(self, source: str, params: dict[str, Any]) -> dict[str, Any]:
         model = os.path.join(self.mine, "model.py")
         with open(model, "w") as dst:
             dst.write(textwrap.dedent(source))
-        return self.zygote.ask({"id": "t", "op": "train", "args": {
-            "model_path": model, "params": params, "train": TRAIN, "out_dir": self.mine}})
+        return self.zygote.ask(
+            {
+                "id": "t",
+                "op": "train",
+                "args": {"model_path": model, "params": params, "train": TRAIN, "out_dir": self.mine},
+            }
+        )
 
     def test_a_request_sees_only_its_own_work_dir_and_cannot_undo_the_mounts_that_hide_the_rest(self) -> None:
-        response = self.train(PROBING_MODEL, {"root": self.work_root, "sibling": self.sibling, "out": self.mine,
-                                              "socket": self.zygote.path, "host_file": self.host_file})
+        response = self.train(
+            PROBING_MODEL,
+            {
+                "root": self.work_root,
+                "sibling": self.sibling,
+                "out": self.mine,
+                "socket": self.zygote.path,
+                "host_file": self.host_file,
+            },
+        )
         self.assertTrue(response["ok"], response)
         with open(os.path.join(self.mine, "seen.json")) as src:
             seen = json.load(src)
@@ -242,9 +308,13 @@ class SandboxedForkServerTest(unittest.TestCase):
         self.assertTrue(response["ok"], response)
         with open(pid_path) as src:
             inner = int(src.read())  # its pid in the sandbox's pid namespace
-        sleepers = lambda: [line for line in subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True,
-                                                            text=True).stdout.splitlines() if "sleep 60" in line
-                            and self.zygote_host_pid() in line.split()[1:2]]
+
+        def sleepers() -> list[str]:
+            ps = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+            return [
+                line for line in ps.splitlines() if "sleep 60" in line and self.zygote_host_pid() in line.split()[1:2]
+            ]
+
         deadline = time.monotonic() + 10
         while sleepers() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -259,8 +329,10 @@ class SandboxedForkServerTest(unittest.TestCase):
         response = self.train(REFUSED_MODEL, {"attempt": "write_package", "package": PYTHON_DIR, "out": self.mine})
         self.assertFalse(response["ok"])
         self.assertEqual(response["error"]["code"], "sandbox_refused")
-        self.assertIn(f"the sandbox refused access to '{PYTHON_DIR}/planted.py' (Read-only file system)",
-                      response["error"]["message"])
+        self.assertIn(
+            f"the sandbox refused access to '{PYTHON_DIR}/planted.py' (Read-only file system)",
+            response["error"]["message"],
+        )
         self.assertFalse(os.path.exists(os.path.join(PYTHON_DIR, "planted.py")))
 
     def test_a_network_connection_ends_the_request_with_sandbox_refused(self) -> None:

@@ -11,9 +11,8 @@ import torch
 
 from ttd_torch import safetensors
 
-from .helpers import FIXTURES, PYTHON, RUNNER, SEED_MODEL, responses, serve
+from .helpers import FIXTURES, PYTHON, RUNNER, SEED_MODEL, TOL, responses, serve
 
-TOL = {"atol": 1e-5, "rtol": 1e-4}
 PROBES = ["probe_neg", "probe_scale10", "probe_scale01", "probe_zeros", "probe_shuffle"]
 CASES = ["validation", "example", "batch_1", "batch_7"] + PROBES
 TRAIN = {"epochs": 1, "batch_size": 8, "optimizer": "adam", "lr": 0.001, "loss": "mse", "seed": 0}
@@ -22,18 +21,35 @@ TRAIN = {"epochs": 1, "batch_size": 8, "optimizer": "adam", "lr": 0.001, "loss":
 def pipeline(model: str, out: str, train: dict = TRAIN, optimize_model: bool = False) -> list:
     """The request lines of a whole pipeline for one model file."""
     weights, traced = os.path.join(out, "weights.pt"), os.path.join(out, "traced.pt")
-    optimize_args = {"traced_path": traced, "references_path": os.path.join(out, "references.safetensors"),
-                     "out_dir": out, **TOL}
+    optimize_args = {
+        "traced_path": traced,
+        "references_path": os.path.join(out, "references.safetensors"),
+        "out_dir": out,
+        **TOL,
+    }
     if optimize_model:
         optimize_args["model_path"] = model
     return [
         {"id": "hello", "op": "hello", "args": {}},
         {"id": "train", "op": "train", "args": {"model_path": model, "params": {}, "train": train, "out_dir": out}},
-        {"id": "trace", "op": "trace", "args": {"model_path": model, "params": {}, "weights_path": weights,
-                                                "out_dir": out}},
-        {"id": "verify", "op": "verify", "args": {"model_path": model, "params": {}, "weights_path": weights,
-                                                  "traced_path": traced, "batch_sizes": [1, 7], "out_dir": out,
-                                                  **TOL}},
+        {
+            "id": "trace",
+            "op": "trace",
+            "args": {"model_path": model, "params": {}, "weights_path": weights, "out_dir": out},
+        },
+        {
+            "id": "verify",
+            "op": "verify",
+            "args": {
+                "model_path": model,
+                "params": {},
+                "weights_path": weights,
+                "traced_path": traced,
+                "batch_sizes": [1, 7],
+                "out_dir": out,
+                **TOL,
+            },
+        },
         {"id": "optimize", "op": "optimize", "args": optimize_args},
     ]
 
@@ -41,8 +57,13 @@ def pipeline(model: str, out: str, train: dict = TRAIN, optimize_model: bool = F
 def run_parity(model: str, refs: str, out: str, *flags: str) -> subprocess.CompletedProcess:
     """Run the parity runner as deployed: python -I, from an empty directory."""
     with tempfile.TemporaryDirectory() as empty:
-        return subprocess.run([PYTHON, "-I", RUNNER, "--model", model, "--references", refs, "--out", out, *flags],
-                              capture_output=True, text=True, cwd=empty, timeout=120)
+        return subprocess.run(
+            [PYTHON, "-I", RUNNER, "--model", model, "--references", refs, "--out", out, *flags],
+            capture_output=True,
+            text=True,
+            cwd=empty,
+            timeout=120,
+        )
 
 
 class SeedPipelineTest(unittest.TestCase):
@@ -64,8 +85,9 @@ class SeedPipelineTest(unittest.TestCase):
 
     def test_exit_and_line_order(self) -> None:
         self.assertEqual(self.rc, 0, self.stderr)
-        self.assertEqual([m["id"] for m in self.messages if "ok" in m],
-                         ["hello", "train", "trace", "verify", "optimize"])
+        self.assertEqual(
+            [m["id"] for m in self.messages if "ok" in m], ["hello", "train", "trace", "verify", "optimize"]
+        )
 
     def test_hello(self) -> None:
         result = self.result("hello")
@@ -78,8 +100,10 @@ class SeedPipelineTest(unittest.TestCase):
         self.assertEqual((result["epochs_completed"], result["rows"], len(result["losses"])), (1, 1000, 1))
         events = [m for m in self.messages if m.get("event") == "progress"]
         checkpoint_path = os.path.join(self.out, "checkpoint-1.pt")
-        self.assertEqual(events[0]["data"], {"epoch": 1, "epochs": 1, "loss": result["losses"][0],
-                                             "checkpoint_path": checkpoint_path})
+        self.assertEqual(
+            events[0]["data"],
+            {"epoch": 1, "epochs": 1, "loss": result["losses"][0], "checkpoint_path": checkpoint_path},
+        )
         self.assertEqual((result["resumed_from_epoch"], result["checkpoint_path"]), (0, checkpoint_path))
         self.assertTrue(os.path.isfile(checkpoint_path))
 
@@ -117,8 +141,9 @@ class SeedPipelineTest(unittest.TestCase):
         self.assertLess(result["node_total_after"], result["node_total_before"])
         with open(result["ir_after_path"]) as src:
             self.assertIn("aten::linear", src.read())
-        self.assertEqual((result["method"], result["nodes_for_inference"], result["ir_for_inference_path"]),
-                         ("freeze", None, None))
+        self.assertEqual(
+            (result["method"], result["nodes_for_inference"], result["ir_for_inference_path"]), ("freeze", None, None)
+        )
 
     def test_parity_runner_matches_references(self) -> None:
         refs = os.path.join(self.out, "references.safetensors")
@@ -142,8 +167,11 @@ class SeedPipelineTest(unittest.TestCase):
                 self.assertEqual(sorted(got), sorted(k for k in expected if "/output/" in k))
 
     def test_parity_runner_reports_load_failure(self) -> None:
-        proc = run_parity(os.path.join(self.out, "missing.pt"), os.path.join(self.out, "references.safetensors"),
-                          os.path.join(self.out, "never.safetensors"))
+        proc = run_parity(
+            os.path.join(self.out, "missing.pt"),
+            os.path.join(self.out, "references.safetensors"),
+            os.path.join(self.out, "never.safetensors"),
+        )
         self.assertNotEqual(proc.returncode, 0)
         self.assertEqual(json.loads(proc.stdout)["error"]["stage"], "load")
 
@@ -204,11 +232,29 @@ class ModelErrorTest(unittest.TestCase):
             self.assertIn(text, stderr)
 
     def test_bad_requests(self) -> None:
-        messages, _, rc = serve([{"id": "x", "op": "nope", "args": {}},
-                                 {"id": "y", "op": "train", "args": {"model_path": "relative.py", "params": {}, "out_dir": "/tmp",
-                                                                       "train": {"epochs": 1, "batch_size": 1, "optimizer": "adam",
-                                                                                 "lr": 0.1, "loss": "mse", "seed": 0}}},
-                                 {"id": "z", "op": "fusion", "args": {"atol": 0, "rtol": 0}}])
+        messages, _, rc = serve(
+            [
+                {"id": "x", "op": "nope", "args": {}},
+                {
+                    "id": "y",
+                    "op": "train",
+                    "args": {
+                        "model_path": "relative.py",
+                        "params": {},
+                        "out_dir": "/tmp",
+                        "train": {
+                            "epochs": 1,
+                            "batch_size": 1,
+                            "optimizer": "adam",
+                            "lr": 0.1,
+                            "loss": "mse",
+                            "seed": 0,
+                        },
+                    },
+                },
+                {"id": "z", "op": "fusion", "args": {"atol": 0, "rtol": 0}},
+            ]
+        )
         by_id = responses(messages)
         self.assertEqual(by_id["z"]["error"]["code"], "bad_request")
         self.assertIn("optimized_path", by_id["z"]["error"]["message"])
@@ -228,8 +274,11 @@ class CustomOpTest(unittest.TestCase):
             self.assertEqual(by_id["trace"]["result"]["nodes"].get("ttdfixture::scale"), 1)
             self.assertTrue(by_id["verify"]["result"]["passed"])
             self.assertTrue(by_id["optimize"]["result"]["passed"])
-            proc = run_parity(os.path.join(out, "optimized.pt"), os.path.join(out, "references.safetensors"),
-                              os.path.join(out, "outputs.safetensors"))
+            proc = run_parity(
+                os.path.join(out, "optimized.pt"),
+                os.path.join(out, "references.safetensors"),
+                os.path.join(out, "outputs.safetensors"),
+            )
         self.assertNotEqual(proc.returncode, 0)
         error = json.loads(proc.stdout)["error"]
         self.assertEqual(error["stage"], "load")
@@ -247,8 +296,10 @@ class SeedDeploymentTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as out:
             by_id = responses(serve(pipeline(SEED_MODEL, out, train))[0])
             self.assertTrue(all(r["ok"] for r in by_id.values()), by_id)
-            code = ("import torch; m = torch.jit.load(%r); "
-                    "print(float(m(torch.tensor((1, 1, 1), dtype=torch.float))))" % os.path.join(out, "optimized.pt"))
+            code = (
+                f"import torch; m = torch.jit.load({os.path.join(out, 'optimized.pt')!r}); "
+                "print(float(m(torch.tensor((1, 1, 1), dtype=torch.float))))"
+            )
             with tempfile.TemporaryDirectory() as empty:
                 proc = subprocess.run([PYTHON, "-I", "-c", code], capture_output=True, text=True, cwd=empty)
         self.assertEqual(proc.returncode, 0, proc.stderr)

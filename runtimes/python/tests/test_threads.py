@@ -8,7 +8,6 @@ import re
 import subprocess
 import tempfile
 import unittest
-from typing import Dict, Optional, Tuple
 from unittest import mock
 
 from ttd_torch import threads
@@ -31,12 +30,17 @@ POOLS = re.compile(r"pools: intra (\d+) inter (\d+) omp (\S+)")
 def fresh_default() -> int:
     """Intra-op threads of a fresh process of this Python, told nothing."""
     env = {k: v for k, v in os.environ.items() if k not in ("TTD_TORCH_THREADS", "OMP_NUM_THREADS")}
-    out = subprocess.run([PYTHON, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True, text=True,
-                         env=env, check=True)
+    out = subprocess.run(
+        [PYTHON, "-c", "import torch; print(torch.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return int(out.stdout)
 
 
-def pools(response: Dict[str, object]) -> Tuple[int, int, str]:
+def pools(response: dict[str, object]) -> tuple[int, int, str]:
     """The pool sizes a THREADS_MODEL request reported in its error."""
     assert response.get("ok") is False, response
     match = POOLS.search(str(response["error"]))
@@ -61,7 +65,7 @@ class ThreadsTest(unittest.TestCase):
     def out(self, name: str) -> str:
         return tempfile.mkdtemp(dir=self.tmp.name, prefix=name)
 
-    def zygote_pools(self, value: Optional[str], requests: int, asked: object = None) -> list:
+    def zygote_pools(self, value: str | None, requests: int, asked: object = None) -> list:
         """The pools of `requests` requests to a zygote with TTD_TORCH_THREADS=value, each asking for `asked` threads
         in its envelope (none when None)."""
         env = {"TTD_TORCH_THREADS": value} if value is not None else {}
@@ -104,13 +108,23 @@ class ThreadsTest(unittest.TestCase):
     def test_stdio_server_takes_the_configured_pool_sizes_for_every_request(self) -> None:
         n = self.wanted
         with mock.patch.dict(os.environ, {"TTD_TORCH_THREADS": str(n), "PYTHONPATH": PYTHON_DIR}):
-            messages, stderr, code = serve([train_request(self.model, self.out("s"), request_id=f"s{i}") for i in range(2)])
+            messages, stderr, code = serve(
+                [train_request(self.model, self.out("s"), request_id=f"s{i}") for i in range(2)]
+            )
         self.assertEqual(code, 0, stderr)
         got = responses(messages)
         self.assertEqual([pools(got[f"s{i}"])[:2] for i in range(2)], [(n, n), (n, n)])
 
     def test_values_that_are_not_a_count_are_ignored(self) -> None:
-        for value, expected in (("3", 3), (" 4 ", 4), ("0", None), ("-1", None), ("two", None), ("2000", None), ("", None)):
+        for value, expected in (
+            ("3", 3),
+            (" 4 ", 4),
+            ("0", None),
+            ("-1", None),
+            ("two", None),
+            ("2000", None),
+            ("", None),
+        ):
             with mock.patch.dict(os.environ, {"TTD_TORCH_THREADS": value}):
                 self.assertEqual(threads.configured(), expected, value)
 

@@ -8,7 +8,7 @@ pass every healthy model. Runs on whichever torch runs the tests (make test runs
 import os
 import tempfile
 import unittest
-from typing import Any, Dict
+from typing import Any
 
 from . import corpus_truth
 
@@ -30,7 +30,7 @@ ADVICE = {
 
 
 class TracerCorpusTest(unittest.TestCase):
-    runs: Dict[str, Dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -49,15 +49,21 @@ class TracerCorpusTest(unittest.TestCase):
         codes = [corpus_truth.expected_code(r["path"]) for r in self.runs.values()]
         self.assertGreaterEqual(len(codes), MIN_MODELS)
         self.assertGreaterEqual(codes.count(None), 10)
-        for code in ("python_value_capture", "control_flow_divergence", "shape_specialization", "train_mode_ops",
-                     "nondeterministic"):
+        for code in (
+            "python_value_capture",
+            "control_flow_divergence",
+            "shape_specialization",
+            "train_mode_ops",
+            "nondeterministic",
+        ):
             self.assertIn(code, codes)
 
     def test_ground_truth_measured_eager_against_traced_fits_each_expected_outcome(self) -> None:
         for name, run in self.runs.items():
             with self.subTest(model=name):
-                self.assertTrue(corpus_truth.consistent(corpus_truth.expected_code(run["path"]), run["truth"]),
-                                run["truth"])
+                self.assertTrue(
+                    corpus_truth.consistent(corpus_truth.expected_code(run["path"]), run["truth"]), run["truth"]
+                )
 
     def test_the_trace_gate_gives_each_model_its_code_and_passes_every_healthy_one(self) -> None:
         for name, run in self.runs.items():
@@ -76,19 +82,29 @@ class TracerCorpusTest(unittest.TestCase):
                     self.assertNotIn("instead of Python if/while", message)  # the advice fits the cause
 
     def test_captures_that_do_not_depend_on_the_inputs_are_warnings_worded_by_their_source(self) -> None:
-        expected = {"healthy-parameter-float": "computed from parameters and buffers only",
-                    "healthy-constant-item": "computed from constants only",
-                    "healthy-monitor-float": "changing its value on the example left every output unchanged"}
+        expected = {
+            "healthy-parameter-float": "computed from parameters and buffers only",
+            "healthy-constant-item": "computed from constants only",
+            "healthy-monitor-float": "changing its value on the example left every output unchanged",
+        }
         for name, words in expected.items():
             with self.subTest(model=name):
-                self.assertTrue(any(words in w for w in self.runs[name]["verify"]["warnings"]),
-                                self.runs[name]["verify"]["warnings"])
+                self.assertTrue(
+                    any(words in w for w in self.runs[name]["verify"]["warnings"]),
+                    self.runs[name]["verify"]["warnings"],
+                )
 
     def test_torchs_tracer_warnings_from_the_model_file_are_in_the_verify_result(self) -> None:
         verify = self.runs["python_value_capture-tolist-weights"]["verify"]
-        self.assertTrue(any("Python list" in w["message"] for w in verify["tracer_warnings"]), verify["tracer_warnings"])
-        self.assertTrue(any(w.startswith("torch warned while tracing at python_value_capture-tolist-weights.py:")
-                            for w in verify["warnings"]))
+        self.assertTrue(
+            any("Python list" in w["message"] for w in verify["tracer_warnings"]), verify["tracer_warnings"]
+        )
+        self.assertTrue(
+            any(
+                w.startswith("torch warned while tracing at python_value_capture-tolist-weights.py:")
+                for w in verify["warnings"]
+            )
+        )
         self.assertEqual(self.runs["healthy-lstm"]["verify"]["tracer_warnings"], [])  # rnn.py's are torch's own
 
 

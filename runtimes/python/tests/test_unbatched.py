@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import textwrap
 import unittest
-from typing import Any, Dict, List
+from typing import Any
 
 import torch
 
@@ -22,11 +22,15 @@ from .helpers import REPO, SEED_MODEL
 from .test_gates import NOOP, TOL, TRAIN, optimize_and_fuse
 from .test_server import run_parity
 
-LIBTORCH_RUNNER = os.environ.get("TTD_LIBTORCH_RUNNER") or os.path.join(REPO, "build", "libtorch",
-                                                                        "ttd-libtorch-runner")
+LIBTORCH_RUNNER = os.environ.get("TTD_LIBTORCH_RUNNER") or os.path.join(
+    REPO, "build", "libtorch", "ttd-libtorch-runner"
+)
 PROBES = ["probe_neg", "probe_scale10", "probe_scale01", "probe_zeros", "probe_shuffle"]
-ROW_CASES = (["example"] + [f"validation_row_{i}" for i in range(verify.ROW_CASES)]
-             + [f"{p}_row_{i}" for p in PROBES for i in range(verify.PROBE_ROW_CASES)])
+ROW_CASES = (
+    ["example"]
+    + [f"validation_row_{i}" for i in range(verify.ROW_CASES)]
+    + [f"{p}_row_{i}" for p in PROBES for i in range(verify.PROBE_ROW_CASES)]
+)
 
 # A seed-like MLP whose traced graph serves one row [3] only: for a 1-D x it reshapes to (1, 3) and back, and
 # the trace records those constant shapes (x.dim() is a Python int, so no warning). Eager serves batches too,
@@ -69,7 +73,7 @@ def example_inputs(params):
 '''
 
 # variant -> (tail of forward, expected code with target_device cpu, with cuda)
-VARIANTS: Dict[str, Any] = {
+VARIANTS: dict[str, Any] = {
     "pass": ("return self.l2(h)", None),
     "if": ("y = self.l2(h)\nif x.sum() > 0:\n    return y\nreturn -y", "control_flow_divergence"),
     "float": ("return self.l2(h) / float(x.abs().max())", "python_value_capture"),
@@ -88,34 +92,54 @@ def write_model(directory: str, variant: str) -> str:
     return path
 
 
-def pipeline(path: str, out: str, batch_sizes: List[int]) -> Dict[str, Any]:
+def pipeline(path: str, out: str, batch_sizes: list[int]) -> dict[str, Any]:
     """train → trace → verify for one model file with the given batch sizes."""
     base = {"model_path": path, "params": {}, "out_dir": out}
     train = server.dispatch("train", {**base, "train": TRAIN}, NOOP)
     traced = server.dispatch("trace", {**base, "weights_path": train["weights_path"]}, NOOP)
-    result = server.dispatch("verify", {**base, **TOL, "weights_path": train["weights_path"],
-                                        "batch_sizes": batch_sizes, "traced_path": traced["traced_path"],
-                                        "captures": traced["captures"]}, NOOP)
+    result = server.dispatch(
+        "verify",
+        {
+            **base,
+            **TOL,
+            "weights_path": train["weights_path"],
+            "batch_sizes": batch_sizes,
+            "traced_path": traced["traced_path"],
+            "captures": traced["captures"],
+        },
+        NOOP,
+    )
     return {"train": train, "trace": traced, "verify": result, "out": out, "path": path}
 
 
-def reverify(run: Dict[str, Any], batch_sizes: List[int], **extra: Any) -> Dict[str, Any]:
+def reverify(run: dict[str, Any], batch_sizes: list[int], **extra: Any) -> dict[str, Any]:
     """verify an already traced run again with other batch sizes or a target device (in its own out_dir)."""
     out = tempfile.mkdtemp(dir=run["out"])  # the run's own references stay as they are
-    return server.dispatch("verify", {"model_path": run["path"], "params": {}, "out_dir": out, **TOL,
-                                      "weights_path": run["train"]["weights_path"], "batch_sizes": batch_sizes,
-                                      "traced_path": run["trace"]["traced_path"], "captures": run["trace"]["captures"],
-                                      **extra}, NOOP)
+    return server.dispatch(
+        "verify",
+        {
+            "model_path": run["path"],
+            "params": {},
+            "out_dir": out,
+            **TOL,
+            "weights_path": run["train"]["weights_path"],
+            "batch_sizes": batch_sizes,
+            "traced_path": run["trace"]["traced_path"],
+            "captures": run["trace"]["captures"],
+            **extra,
+        },
+        NOOP,
+    )
 
 
-def reference_shapes(path: str) -> Dict[str, List[int]]:
+def reference_shapes(path: str) -> dict[str, list[int]]:
     """Every input tensor's shape in a references file."""
     tensors, _ = safetensors.load(path)
     return {name: list(t.shape) for name, t in tensors.items() if "/input/" in name}
 
 
 class UnbatchedGateTest(unittest.TestCase):
-    runs: Dict[str, Dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -135,9 +159,17 @@ class UnbatchedGateTest(unittest.TestCase):
     def test_evaluate_runs_a_graph_traced_on_one_row_row_by_row(self) -> None:
         # The traced RowNet reshapes its input to one row: a whole validation batch would not fit its first layer.
         run = self.runs["pass"]
-        result = server.dispatch("evaluate", {"model_path": run["path"], "params": {}, "loss": "mse", "batch_sizes": [],
-                                              "artifacts": [{"name": "candidate", "path": run["trace"]["traced_path"]}]},
-                                 NOOP)
+        result = server.dispatch(
+            "evaluate",
+            {
+                "model_path": run["path"],
+                "params": {},
+                "loss": "mse",
+                "batch_sizes": [],
+                "artifacts": [{"name": "candidate", "path": run["trace"]["traced_path"]}],
+            },
+            NOOP,
+        )
         self.assertEqual(result["rows"], 100)
         loss = result["results"][0]["validation_loss"]
         self.assertIsNotNone(loss, result)
@@ -197,14 +229,19 @@ class UnbatchedGateTest(unittest.TestCase):
                 self.assertEqual(json.loads(proc.stdout)["cases"], len(ROW_CASES))
                 self.assert_outputs_match(refs, outputs)
 
-    @unittest.skipUnless(os.access(LIBTORCH_RUNNER, os.X_OK),
-                         "build/libtorch not built (cmake -S runtimes/libtorch -B build/libtorch)")
+    @unittest.skipUnless(
+        os.access(LIBTORCH_RUNNER, os.X_OK), "build/libtorch not built (cmake -S runtimes/libtorch -B build/libtorch)"
+    )
     def test_libtorch_runner_reproduces_the_row_references(self) -> None:
         run = self.runs["pass"]
         refs = run["verify"]["references_path"]
         outputs = os.path.join(run["out"], "libtorch-outputs.safetensors")
-        proc = subprocess.run([LIBTORCH_RUNNER, "--model", run["trace"]["traced_path"], "--references", refs,
-                               "--out", outputs], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [LIBTORCH_RUNNER, "--model", run["trace"]["traced_path"], "--references", refs, "--out", outputs],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertEqual(json.loads(proc.stdout)["cases"], len(ROW_CASES))
         self.assert_outputs_match(refs, outputs)
@@ -257,15 +294,24 @@ class CaseRulesTest(unittest.TestCase):
         self.assertEqual(verify.batch_sizes([]), [])
         self.assertEqual(verify.batch_sizes([1, 7.0]), [1, 7])
         with tempfile.TemporaryDirectory() as out:
-            args = {"model_path": SEED_MODEL, "params": {}, "weights_path": SEED_MODEL, "traced_path": SEED_MODEL,
-                    "out_dir": out, **TOL}
+            args = {
+                "model_path": SEED_MODEL,
+                "params": {},
+                "weights_path": SEED_MODEL,
+                "traced_path": SEED_MODEL,
+                "out_dir": out,
+                **TOL,
+            }
             # positive integers: the contract; once each: verify itself, before it loads anything
-            for bad, message in (([1, -3], "args.batch_sizes[1] = -3; expected an integer > 0"),
-                                 ([2, 2], "args.batch_sizes[1] = 2; expected a value not already in"),
-                                 ([True], "args.batch_sizes[0] = True; expected an integer > 0")):
+            for bad, message in (
+                ([1, -3], "args.batch_sizes[1] = -3; expected an integer > 0"),
+                ([2, 2], "args.batch_sizes[1] = 2; expected a value not already in"),
+                ([True], "args.batch_sizes[0] = True; expected an integer > 0"),
+            ):
                 with self.subTest(batch_sizes=bad), self.assertRaises(BadRequest) as caught:
                     server.dispatch("verify", {**args, "batch_sizes": bad}, NOOP)
                 self.assertIn(message, caught.exception.message)
+
 
 if __name__ == "__main__":
     unittest.main()

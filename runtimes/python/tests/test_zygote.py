@@ -14,7 +14,7 @@ import tempfile
 import textwrap
 import time
 import unittest
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any
 
 import torch
 
@@ -115,11 +115,16 @@ def write_model(directory: str, name: str, source: str) -> str:
     return path
 
 
-def train_request(model: str, out: str, params: Optional[Dict[str, Any]] = None, request_id: str = "train"
-                  ) -> Dict[str, Any]:
+def train_request(
+    model: str, out: str, params: dict[str, Any] | None = None, request_id: str = "train"
+) -> dict[str, Any]:
     """A train request line (as a dict) for a model file."""
-    return {"v": 1, "id": request_id, "op": "train",
-            "args": {"model_path": model, "params": params or {}, "train": TRAIN, "out_dir": out}}
+    return {
+        "v": 1,
+        "id": request_id,
+        "op": "train",
+        "args": {"model_path": model, "params": params or {}, "train": TRAIN, "out_dir": out},
+    }
 
 
 HELLO = {"v": 1, "id": "hello", "op": "hello", "args": {}}
@@ -140,7 +145,7 @@ def alive(pid: int) -> bool:
         return True
 
 
-def proc_stat(pid: int) -> Optional[List[str]]:
+def proc_stat(pid: int) -> list[str] | None:
     """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, session, ...), or None."""
     try:
         with open(f"/proc/{pid}/stat") as src:
@@ -149,7 +154,14 @@ def proc_stat(pid: int) -> Optional[List[str]]:
         return None
 
 
-def stdin_target(pid: int) -> Optional[str]:
+def live_stat(pid: int) -> list[str]:
+    """proc_stat of a process the test expects to be alive."""
+    fields = proc_stat(pid)
+    assert fields is not None, f"process {pid} is gone"
+    return fields
+
+
+def stdin_target(pid: int) -> str | None:
     """What a process's fd 0 points to, or None when it is gone."""
     try:
         return os.readlink(f"/proc/{pid}/fd/0")
@@ -157,7 +169,7 @@ def stdin_target(pid: int) -> Optional[str]:
         return None
 
 
-def live_children(pid: int) -> Set[int]:
+def live_children(pid: int) -> set[int]:
     """The pids of pid's children that are neither zombies nor gone (from /proc/*/stat)."""
     found = set()
     for entry in os.listdir("/proc"):
@@ -168,7 +180,7 @@ def live_children(pid: int) -> Set[int]:
     return found
 
 
-def socket_inode(path: str) -> Optional[int]:
+def socket_inode(path: str) -> int | None:
     """The kernel inode of the listening Unix socket bound at path (from /proc/net/unix), or None."""
     with open("/proc/net/unix") as src:
         for line in src.readlines()[1:]:
@@ -178,7 +190,7 @@ def socket_inode(path: str) -> Optional[int]:
     return None
 
 
-def open_sockets(pid: int) -> Set[int]:
+def open_sockets(pid: int) -> set[int]:
     """The inodes of the sockets that pid has open."""
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -187,7 +199,7 @@ def open_sockets(pid: int) -> Set[int]:
         except FileNotFoundError:
             continue
         if target.startswith("socket:["):
-            inodes.add(int(target[len("socket:["):-1]))
+            inodes.add(int(target[len("socket:[") : -1]))
     return inodes
 
 
@@ -209,18 +221,19 @@ class Connection:
         self.sock.settimeout(TIMEOUT)
         self.sock.connect(path)
         self.stream = self.sock.makefile("rb")
-        self.child = self.read()
-        assert self.child is not None, "connection closed before the child line"
+        child = self.read()
+        assert child is not None, "connection closed before the child line"
+        self.child: dict[str, Any] = child
 
-    def read(self) -> Optional[Dict[str, Any]]:
+    def read(self) -> dict[str, Any] | None:
         """The next line as JSON, or None at EOF."""
         line = self.stream.readline()
         return json.loads(line) if line else None
 
-    def send(self, request: Dict[str, Any]) -> None:
+    def send(self, request: dict[str, Any]) -> None:
         self.sock.sendall((json.dumps(request) + "\n").encode())
 
-    def rest(self) -> List[Dict[str, Any]]:
+    def rest(self) -> list[dict[str, Any]]:
         """Every line until the child closes the connection."""
         lines = []
         while True:
@@ -229,7 +242,7 @@ class Connection:
                 return lines
             lines.append(message)
 
-    def ask(self, request: Dict[str, Any]) -> List[Dict[str, Any]]:
+    def ask(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         """Send one request; all lines after the child line."""
         self.send(request)
         return self.rest()
@@ -242,7 +255,7 @@ class Connection:
 class Zygote:
     """A `python -m ttd_torch --listen` process with stdin held open, its stderr in a file."""
 
-    def __init__(self, path: str, wait_ready: bool = True, spares: Optional[int] = None) -> None:
+    def __init__(self, path: str, wait_ready: bool = True, spares: int | None = None) -> None:
         """As `python -m ttd_torch --listen path` (the default number of spares), or with spares given as
         `python -m ttd_torch.zygote --listen path --spares N`."""
         self.path = path
@@ -250,35 +263,47 @@ class Zygote:
         command = [PYTHON, "-m", "ttd_torch", "--listen", path]
         if spares is not None:
             command = [PYTHON, "-m", "ttd_torch.zygote", "--listen", path, "--spares", str(spares)]
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     cwd="/", env={**os.environ, "PYTHONPATH": PYTHON_DIR})
-        self.ready: Optional[Dict[str, Any]] = self.read_ready() if wait_ready else None
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            cwd="/",
+            env={**os.environ, "PYTHONPATH": PYTHON_DIR},
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both PIPE
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        self.ready: dict[str, Any] | None = self.read_ready() if wait_ready else None
 
-    def read_ready(self) -> Dict[str, Any]:
-        readable, _, _ = select.select([self.proc.stdout], [], [], TIMEOUT)
+    def read_ready(self) -> dict[str, Any]:
+        readable, _, _ = select.select([self.stdout], [], [], TIMEOUT)
         assert readable, f"no ready line in {TIMEOUT} s: {self.logs()}"
-        line = self.proc.stdout.readline()
+        line = self.stdout.readline()
         assert line, f"zygote exited before its ready line: {self.logs()}"
         return json.loads(line)
 
     def connect(self) -> Connection:
         return Connection(self.path)
 
-    def children(self) -> Set[int]:
+    def children(self) -> set[int]:
         return live_children(self.proc.pid)
 
-    def wait_for_spares(self, count: int, served: Set[int], timeout: float = 10.0) -> Set[int]:
+    def wait_for_spares(self, count: int, served: set[int], timeout: float = 10.0) -> set[int]:
         """Wait until exactly count children live, each done with its setup (past setsid() and with stdin on
         /dev/null, which detach() sets after closing the zygote's fds), none of them one that was handed a
         connection (in served): the spares; returns them (fails the wait with an AssertionError)."""
-        found: Set[int] = set()
+        found: set[int] = set()
 
         def settled() -> bool:
             nonlocal found
             found = self.children()
-            return (len(found) == count and not found & served
-                    and all(int((proc_stat(pid) or [0, 0, 0])[2]) == pid and stdin_target(pid) == os.devnull
-                            for pid in found))
+            return (
+                len(found) == count
+                and not found & served
+                and all(
+                    int((proc_stat(pid) or [0, 0, 0])[2]) == pid and stdin_target(pid) == os.devnull for pid in found
+                )
+            )
 
         assert wait_until(settled, timeout), f"children {sorted(found)}, served {sorted(served)}: {self.logs()}"
         return found
@@ -289,19 +314,19 @@ class Zygote:
 
     def close_stdin(self, timeout: float = 10) -> int:
         """Close stdin (as when the orchestrator exits) and wait for the exit code."""
-        self.proc.stdin.close()
+        self.stdin.close()
         return self.proc.wait(timeout)
 
     def cleanup(self) -> None:
-        if not self.proc.stdin.closed:
-            self.proc.stdin.close()
+        if not self.stdin.closed:
+            self.stdin.close()
         if self.proc.poll() is None:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.proc.stdout.close()
+        self.stdout.close()
         self.stderr.close()
 
 
@@ -324,7 +349,7 @@ class ForkServerTest(unittest.TestCase):
         os.mkdir(path)
         return path
 
-    def hello(self) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    def hello(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         conn = self.zygote.connect()
         try:
             return conn.child, conn.ask(HELLO)
@@ -333,8 +358,16 @@ class ForkServerTest(unittest.TestCase):
 
     def test_ready_line(self) -> None:
         ready = self.zygote.ready
-        self.assertEqual(ready, {"v": 1, "ready": True, "pid": self.zygote.proc.pid,
-                                 "torch_version": torch.__version__, "python_version": platform.python_version()})
+        self.assertEqual(
+            ready,
+            {
+                "v": 1,
+                "ready": True,
+                "pid": self.zygote.proc.pid,
+                "torch_version": torch.__version__,
+                "python_version": platform.python_version(),
+            },
+        )
         mode = os.stat(self.zygote.path).st_mode
         self.assertTrue(stat.S_ISSOCK(mode))
         self.assertEqual(stat.S_IMODE(mode), 0o600)
@@ -347,14 +380,16 @@ class ForkServerTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, lines)  # one response, then the child closes the connection
         self.assertEqual(lines[0]["id"], "hello")
         self.assertTrue(lines[0]["ok"], lines)
-        self.assertEqual(lines[0]["result"], {"protocol": 1, "torch_version": torch.__version__,
-                                              "python_version": platform.python_version()})
+        self.assertEqual(
+            lines[0]["result"],
+            {"protocol": 1, "torch_version": torch.__version__, "python_version": platform.python_version()},
+        )
 
-    def start_blocking(self, name: str, spawn: bool = False) -> Tuple[Any, Dict[str, Any], Dict[str, Any]]:
+    def start_blocking(self, name: str, spawn: bool = False) -> tuple[Any, dict[str, Any], dict[str, Any]]:
         """Send a train request whose model blocks in build_model (after writing its pids) until told to go."""
         out = self.out_dir(name)
         model = write_model(out, "blocking.py", BLOCKING_MODEL)
-        params: Dict[str, Any] = {"pids_path": os.path.join(out, "pids.json"), "go_path": os.path.join(out, "go")}
+        params: dict[str, Any] = {"pids_path": os.path.join(out, "pids.json"), "go_path": os.path.join(out, "go")}
         if spawn:
             params["spawn"] = True
         conn = self.zygote.connect()
@@ -407,8 +442,15 @@ class ForkServerTest(unittest.TestCase):
         self.assertEqual((result["status"], result["epochs_completed"]), ("ok", 1))
         self.assertEqual([e["event"] for e in events], ["progress"])
         self.assertEqual(events[0]["id"], "train")
-        self.assertEqual(events[0]["data"], {"epoch": 1, "epochs": 1, "loss": result["losses"][0],
-                                             "checkpoint_path": os.path.join(out, "checkpoint-1.pt")})
+        self.assertEqual(
+            events[0]["data"],
+            {
+                "epoch": 1,
+                "epochs": 1,
+                "loss": result["losses"][0],
+                "checkpoint_path": os.path.join(out, "checkpoint-1.pt"),
+            },
+        )
         self.assertTrue(os.path.isfile(os.path.join(out, "weights.pt")))
         # a forked child starts from the same RNG and thread state as a fresh process: same losses
         with tempfile.TemporaryDirectory() as fresh:
@@ -447,8 +489,11 @@ class ForkServerTest(unittest.TestCase):
             seeds = src.read().split()
         self.assertEqual(len(set(seeds)), 2, seeds)  # each child draws a fresh torch seed, as a new process does
         # the check works: in one stdio server process the same two requests do leak
-        error = responses(serve([train_request(leaky, out, request_id="leaky"),
-                                 train_request(checking, out, request_id="checking")])[0])["checking"]["error"]
+        error = responses(
+            serve([train_request(leaky, out, request_id="leaky"), train_request(checking, out, request_id="checking")])[
+                0
+            ]
+        )["checking"]["error"]
         self.assertEqual(error["code"], "model_error")
         for leak in ("builtins.ttd_leak_marker", "sys.modules[ttd_leak_marker]", "modules ['ttd_user_model_0']"):
             self.assertIn(leak, error["message"])
@@ -486,7 +531,7 @@ class ForkServerTest(unittest.TestCase):
         self.assertTrue(self.hello()[1][-1]["ok"])
 
 
-def hello_burst(path: str, count: int) -> List[List[Dict[str, Any]]]:
+def hello_burst(path: str, count: int) -> list[list[dict[str, Any]]]:
     """count connections made at once, each with a hello written right away (as the orchestrator does),
     then every connection's lines read to EOF: the child line first."""
     socks = []
@@ -550,9 +595,9 @@ class SparesTest(SocketDirTest):
         spares = self.zygote.wait_for_spares(2, set())
         listener = socket_inode(self.path)
         self.assertIsNotNone(listener)
-        stdout_pipe = f"pipe:[{os.fstat(self.zygote.proc.stdout.fileno()).st_ino}]"  # the ready line's pipe
+        stdout_pipe = f"pipe:[{os.fstat(self.zygote.stdout.fileno()).st_ino}]"  # the ready line's pipe
         for pid in spares:
-            ppid, pgrp, session = (int(field) for field in proc_stat(pid)[1:4])
+            ppid, pgrp, session = (int(field) for field in live_stat(pid)[1:4])
             self.assertEqual((ppid, pgrp, session), (self.zygote.proc.pid, pid, pid))
             files = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
             self.assertNotIn(stdout_pipe, files)
@@ -600,8 +645,9 @@ class SparesTest(SocketDirTest):
         self.assertTrue(wait_until(lambda: not alive(victim)))
         now = self.zygote.wait_for_spares(2, {victim})
         replacement = (now - spares).pop()
-        self.assertEqual([int(f) for f in proc_stat(replacement)[1:4]],
-                         [self.zygote.proc.pid, replacement, replacement])
+        self.assertEqual(
+            [int(f) for f in live_stat(replacement)[1:4]], [self.zygote.proc.pid, replacement, replacement]
+        )
         self.assertIn(f"spare (before any connection) {victim} was killed by signal 9", self.zygote.logs())
         served = {self.hello() for _ in range(3)}
         self.assertEqual(len(served), 3)
@@ -609,7 +655,7 @@ class SparesTest(SocketDirTest):
         self.assertEqual(self.zygote.proc.poll(), None)
 
     def test_spares_that_keep_dying_are_replaced_with_back_off(self) -> None:
-        killed: Set[int] = set()
+        killed: set[int] = set()
         started = time.monotonic()
         while len(killed) < 6:  # every spare dies young, as when a spare's setup keeps crashing
             self.assertLess(time.monotonic() - started, 30, self.zygote.logs())
@@ -645,8 +691,10 @@ class NoSparesTest(SocketDirTest):
             try:
                 self.assertNotEqual(first.child["pid"], second.child["pid"])
                 for conn in (first, second):
-                    self.assertEqual([int(f) for f in proc_stat(conn.child["pid"])[1:4]],
-                                     [zygote.proc.pid, conn.child["pid"], conn.child["pid"]])
+                    self.assertEqual(
+                        [int(f) for f in live_stat(conn.child["pid"])[1:4]],
+                        [zygote.proc.pid, conn.child["pid"], conn.child["pid"]],
+                    )
                     lines = conn.ask(HELLO)
                     self.assertTrue(lines[-1]["ok"], lines)
             finally:
@@ -676,7 +724,7 @@ class LifecycleTest(SocketDirTest):
 
     def setUp(self) -> None:
         super().setUp()
-        self.zygotes: List[Zygote] = []
+        self.zygotes: list[Zygote] = []
 
     def tearDown(self) -> None:
         for zygote in self.zygotes:
@@ -688,24 +736,27 @@ class LifecycleTest(SocketDirTest):
         self.zygotes.append(zygote)
         return zygote
 
-    def start_blocked_request(self, zygote: Zygote) -> Tuple[Connection, Dict[str, int]]:
+    def start_blocked_request(self, zygote: Zygote) -> tuple[Connection, dict[str, int]]:
         """A connection whose child sits in build_model with a `sleep 60` in its process group."""
         model = write_model(self.dir, "blocking.py", BLOCKING_MODEL)
-        params = {"pids_path": os.path.join(self.dir, "pids.json"), "go_path": os.path.join(self.dir, "go"),
-                  "spawn": True}
+        params = {
+            "pids_path": os.path.join(self.dir, "pids.json"),
+            "go_path": os.path.join(self.dir, "go"),
+            "spawn": True,
+        }
         conn = zygote.connect()
         conn.send(train_request(model, self.dir, params))
         self.assertTrue(wait_until(lambda: os.path.exists(params["pids_path"])))
         with open(params["pids_path"]) as src:
             return conn, json.load(src)
 
-    def assert_stopped_cleanly(self, zygote: Zygote, rc: int, conn: Connection, pids: Dict[str, int]) -> None:
+    def assert_stopped_cleanly(self, zygote: Zygote, rc: int, conn: Connection, pids: dict[str, int]) -> None:
         self.assertEqual(rc, 0, zygote.logs())
         self.assertFalse(alive(pids["child"]))  # reaped by the zygote before it exited
         self.assertTrue(wait_until(lambda: not alive(pids["sleeper"])))  # the whole process group was killed
         self.assertFalse(os.path.exists(self.path))
         self.assertEqual(conn.rest(), [])
-        self.assertEqual(zygote.proc.stdout.read(), b"")  # nothing after the ready line
+        self.assertEqual(zygote.stdout.read(), b"")  # nothing after the ready line
         conn.close()
 
     def test_stdin_eof_kills_children_and_removes_the_socket(self) -> None:
@@ -743,7 +794,7 @@ class LifecycleTest(SocketDirTest):
         self.assertEqual(zygote.proc.wait(TIMEOUT), 2)
         self.assertIn(self.path, zygote.logs())
         self.assertIn("not a socket", zygote.logs())
-        self.assertEqual(zygote.proc.stdout.read(), b"")
+        self.assertEqual(zygote.stdout.read(), b"")
         with open(self.path) as src:
             self.assertEqual(src.read(), "precious")
 

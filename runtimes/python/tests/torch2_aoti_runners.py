@@ -18,9 +18,8 @@ import sys
 import tempfile
 import time
 import unittest
-from typing import Dict, List, Tuple
 
-from tests.helpers import REPO, RUNNER
+from tests.helpers import REPO, RUNNER, jit_trace
 
 CACHE_DIR = os.path.join(REPO, "test-output", "inductor-cache")
 # Set before torch._inductor is imported: repeated runs reuse the compiled kernels.
@@ -49,19 +48,21 @@ class Net(torch.nn.Module):
         return torch.relu(h) + y, (torch.sigmoid(h) * 2.0, h.sum(dim=1))
 
 
-def cases() -> List[Tuple[str, List[torch.Tensor]]]:
+def cases() -> list[tuple[str, list[torch.Tensor]]]:
     g = torch.Generator().manual_seed(1)
-    return [("validation", [torch.randn(5, 4, generator=g), torch.randn(5, 3, generator=g)]),
-            ("batch_1", [torch.randn(1, 4, generator=g), torch.randn(1, 3, generator=g)])]
+    return [
+        ("validation", [torch.randn(5, 4, generator=g), torch.randn(5, 3, generator=g)]),
+        ("batch_1", [torch.randn(1, 4, generator=g), torch.randn(1, 3, generator=g)]),
+    ]
 
 
-def flat(value) -> List[torch.Tensor]:
+def flat(value) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
     return [t for item in value for t in flat(item)]
 
 
-def run_runner(work: str, runtime: str, runner: str, model: str, *flags: str) -> Tuple[int, Dict, str, str, float]:
+def run_runner(work: str, runtime: str, runner: str, model: str, *flags: str) -> tuple[int, dict, str, str, float]:
     """Run a runner as check-parity does: an empty directory, a bare environment, relative paths.
     Returns (exit code, parsed stdout line, stderr, outputs path, seconds)."""
     cwd = tempfile.mkdtemp(dir=work, prefix=f"{runtime}-")
@@ -75,8 +76,7 @@ def run_runner(work: str, runtime: str, runner: str, model: str, *flags: str) ->
     else:
         command = [runner, *args]
     started = time.perf_counter()
-    proc = subprocess.run(command, cwd=cwd, env={**BARE_ENV, "HOME": cwd}, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(command, cwd=cwd, env={**BARE_ENV, "HOME": cwd}, capture_output=True, text=True, timeout=300)
     seconds = time.perf_counter() - started
     lines = proc.stdout.strip().splitlines()
     summary = json.loads(lines[-1]) if lines else {}
@@ -85,7 +85,7 @@ def run_runner(work: str, runtime: str, runner: str, model: str, *flags: str) ->
 
 class AotiRunnersTest(unittest.TestCase):
     work: str
-    expected: Dict[str, torch.Tensor]
+    expected: dict[str, torch.Tensor]
 
     @classmethod
     def setUpClass(cls) -> None:
@@ -99,33 +99,39 @@ class AotiRunnersTest(unittest.TestCase):
         program = torch.export.export(net, example, dynamic_shapes={"x": {0: batch}, "y": {0: batch}})
         torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(cls.work, "model.pt2"))
         compile_s = time.perf_counter() - started
-        traced = torch.jit.trace(net, example, check_trace=False)
+        traced = jit_trace(net, example, check_trace=False)
         traced.save(os.path.join(cls.work, "model.pt"))
-        tensors: Dict[str, torch.Tensor] = {}
+        tensors: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for name, inputs in all_cases:
                 for i, t in enumerate(inputs):
                     tensors[f"{name}/input/{i}"] = t
                 for j, t in enumerate(flat(net(*inputs))):
                     tensors[f"{name}/output/{j}"] = t
-        safetensors.save(os.path.join(cls.work, "references.safetensors"), tensors,
-                         {"format": "ttd-references/1", "cases": ",".join(n for n, _ in all_cases)})
+        safetensors.save(
+            os.path.join(cls.work, "references.safetensors"),
+            tensors,
+            {"format": "ttd-references/1", "cases": ",".join(n for n, _ in all_cases)},
+        )
         cls.expected = {k: v for k, v in tensors.items() if "/output/" in k}
-        print(f"\naoti: export+aoti_compile_and_package {compile_s:.1f} s "
-              f"(TORCHINDUCTOR_CACHE_DIR={os.environ['TORCHINDUCTOR_CACHE_DIR']})", file=sys.stderr)
+        print(
+            f"\naoti: export+aoti_compile_and_package {compile_s:.1f} s "
+            f"(TORCHINDUCTOR_CACHE_DIR={os.environ['TORCHINDUCTOR_CACHE_DIR']})",
+            file=sys.stderr,
+        )
 
     @classmethod
     def tearDownClass(cls) -> None:
         shutil.rmtree(cls.work, ignore_errors=True)
 
-    def run_ok(self, runtime: str, runner: str, model: str, *flags: str) -> Tuple[Dict[str, torch.Tensor], Dict, float]:
+    def run_ok(self, runtime: str, runner: str, model: str, *flags: str) -> tuple[dict[str, torch.Tensor], dict, float]:
         code, summary, stderr, out, seconds = run_runner(self.work, runtime, runner, model, *flags)
         self.assertEqual(code, 0, f"{runtime} runner failed: {summary} {stderr[-2000:]}")
         got, meta = safetensors.load(out)
         self.assertEqual(meta.get("format"), "ttd-outputs/1")
         return got, summary, seconds
 
-    def assert_matches_eager(self, got: Dict[str, torch.Tensor]) -> None:
+    def assert_matches_eager(self, got: dict[str, torch.Tensor]) -> None:
         self.assertEqual(sorted(got), sorted(self.expected))
         for name, want in self.expected.items():
             self.assertEqual((got[name].dtype, tuple(got[name].shape)), (want.dtype, tuple(want.shape)), name)
@@ -151,8 +157,11 @@ class AotiRunnersTest(unittest.TestCase):
         self.assertEqual((ts_py_summary["format"], ts_cc_summary["format"]), ("torchscript", "torchscript"))
         self.assert_matches_eager(ts_py_out)
         self.assert_matches_eager(ts_cc_out)
-        print(f"\naoti: runner process seconds (load+2 cases): python aoti {py_s:.2f}, torchscript {ts_py_s:.2f}; "
-              f"libtorch-2.13 aoti {cc_s:.2f}, torchscript {ts_cc_s:.2f}", file=sys.stderr)
+        print(
+            f"\naoti: runner process seconds (load+2 cases): python aoti {py_s:.2f}, torchscript {ts_py_s:.2f}; "
+            f"libtorch-2.13 aoti {cc_s:.2f}, torchscript {ts_cc_s:.2f}",
+            file=sys.stderr,
+        )
 
     def test_fuser_with_aoti_is_an_args_error_in_both_runners(self) -> None:
         pt2 = os.path.join(self.work, "model.pt2")
@@ -172,12 +181,15 @@ class AotiRunnersTest(unittest.TestCase):
     def test_a_case_the_package_cannot_take_is_a_run_error_without_backtrace_in_both_runners(self) -> None:
         work = tempfile.mkdtemp(dir=self.work, prefix="wrong-")
         shutil.copy(os.path.join(self.work, "model.pt2"), os.path.join(work, "model.pt2"))
-        safetensors.save(os.path.join(work, "references.safetensors"),
-                         {"c/input/0": torch.zeros(2, 7), "c/input/1": torch.zeros(2, 3)},
-                         {"format": "ttd-references/1", "cases": "c"})
+        safetensors.save(
+            os.path.join(work, "references.safetensors"),
+            {"c/input/0": torch.zeros(2, 7), "c/input/1": torch.zeros(2, 3)},
+            {"format": "ttd-references/1", "cases": "c"},
+        )
         for runtime, runner in (("python", ""), ("libtorch", RUNNER_213)):
-            code, summary, stderr, _, _ = run_runner(work, runtime, runner, os.path.join(work, "model.pt2"),
-                                                     "--format", "aoti")
+            code, summary, stderr, _, _ = run_runner(
+                work, runtime, runner, os.path.join(work, "model.pt2"), "--format", "aoti"
+            )
             self.assertEqual(code, 1, f"{runtime}: {summary} {stderr[-500:]}")
             self.assertEqual(summary["error"]["stage"], "run", summary)
             self.assertIn("mat1 and mat2 shapes cannot be multiplied", summary["error"]["message"])

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import zipfile
-from typing import Mapping, NamedTuple, Optional
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from .protocol import ProtocolError
 
@@ -27,6 +28,7 @@ RATIO_FLOOR_BYTES = 1 * MIB
 
 class Limits(NamedTuple):
     """The most an archive may hold: declared expanded bytes, entries, and expanded bytes per byte of file."""
+
     max_bytes: int
     max_entries: int
     max_ratio: float
@@ -52,15 +54,17 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def limits(env: Optional[Mapping[str, str]] = None) -> Limits:
+def limits(env: Mapping[str, str] | None = None) -> Limits:
     """The limits from TTD_MAX_ARCHIVE_MB, TTD_MAX_ARCHIVE_ENTRIES and TTD_MAX_ARCHIVE_RATIO (defaults when unset)."""
     env = os.environ if env is None else env
-    return Limits(max_bytes=int(_positive(env, "TTD_MAX_ARCHIVE_MB", DEFAULT_MAX_MB) * MIB),
-                  max_entries=int(_positive(env, "TTD_MAX_ARCHIVE_ENTRIES", DEFAULT_MAX_ENTRIES)),
-                  max_ratio=_positive(env, "TTD_MAX_ARCHIVE_RATIO", DEFAULT_MAX_RATIO))
+    return Limits(
+        max_bytes=int(_positive(env, "TTD_MAX_ARCHIVE_MB", DEFAULT_MAX_MB) * MIB),
+        max_entries=int(_positive(env, "TTD_MAX_ARCHIVE_ENTRIES", DEFAULT_MAX_ENTRIES)),
+        max_ratio=_positive(env, "TTD_MAX_ARCHIVE_RATIO", DEFAULT_MAX_RATIO),
+    )
 
 
-def check(path: str, what: str = "archive", bounds: Optional[Limits] = None) -> None:
+def check(path: str, what: str = "archive", bounds: Limits | None = None) -> None:
     """Raise ArchiveTooLarge when the zip at path exceeds a limit; a file that is not a zip is left to torch's loader
     (which refuses it with its own message)."""
     bounds = bounds or limits()
@@ -72,12 +76,17 @@ def check(path: str, what: str = "archive", bounds: Optional[Limits] = None) -> 
         return
     count = len(entries)
     if count > bounds.max_entries:
-        raise ArchiveTooLarge(f"{what} {path!r} has {count} entries; the limit is {bounds.max_entries} "
-                              "(TTD_MAX_ARCHIVE_ENTRIES)")
+        raise ArchiveTooLarge(
+            f"{what} {path!r} has {count} entries; the limit is {bounds.max_entries} (TTD_MAX_ARCHIVE_ENTRIES)"
+        )
     expanded = sum(e.file_size for e in entries)
     if expanded > bounds.max_bytes:
-        raise ArchiveTooLarge(f"{what} {path!r} ({size} bytes) expands to {expanded} bytes; the limit is "
-                              f"{bounds.max_bytes} bytes ({bounds.max_bytes // MIB} MiB, TTD_MAX_ARCHIVE_MB)")
+        raise ArchiveTooLarge(
+            f"{what} {path!r} ({size} bytes) expands to {expanded} bytes; the limit is "
+            f"{bounds.max_bytes} bytes ({bounds.max_bytes // MIB} MiB, TTD_MAX_ARCHIVE_MB)"
+        )
     if expanded > RATIO_FLOOR_BYTES and expanded > bounds.max_ratio * max(size, 1):
-        raise ArchiveTooLarge(f"{what} {path!r} ({size} bytes) expands to {expanded} bytes, {expanded / max(size, 1):.0f} "
-                              f"times its size; the limit is {bounds.max_ratio:g} times (TTD_MAX_ARCHIVE_RATIO)")
+        raise ArchiveTooLarge(
+            f"{what} {path!r} ({size} bytes) expands to {expanded} bytes, {expanded / max(size, 1):.0f} "
+            f"times its size; the limit is {bounds.max_ratio:g} times (TTD_MAX_ARCHIVE_RATIO)"
+        )

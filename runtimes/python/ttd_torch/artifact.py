@@ -1,23 +1,29 @@
-"""The verify_artifact stage: a TorchScript archive made elsewhere (R torch, any producer) against its recorded references."""
+"""The verify_artifact stage: a TorchScript archive made elsewhere (R torch, any producer) against its references."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 
 from . import archive_limits, compare, gate, graph, protocol, references, verify
 from .protocol import ModelError
 
-TRAIN_FIX = ("call model$eval() before jit_trace in R (or .eval() before torch.jit.trace in Python), then trace, "
-             "save and record the references again")
-DEVICE_FIX = ("trace on the target device (in R: model$to(device = ...) and the example input on it before "
-              "jit_trace), or build such tensors on x's device in forward()")
-MISMATCH_FIX = ("the references were probably computed in train mode (call model$eval() / .eval() before computing "
-                "them), with another model or weights than the one traced, or in another dtype; record the outputs "
-                "with the same eval-mode model right after tracing it")
+TRAIN_FIX = (
+    "call model$eval() before jit_trace in R (or .eval() before torch.jit.trace in Python), then trace, "
+    "save and record the references again"
+)
+DEVICE_FIX = (
+    "trace on the target device (in R: model$to(device = ...) and the example input on it before "
+    "jit_trace), or build such tensors on x's device in forward()"
+)
+MISMATCH_FIX = (
+    "the references were probably computed in train mode (call model$eval() / .eval() before computing "
+    "them), with another model or weights than the one traced, or in another dtype; record the outputs "
+    "with the same eval-mode model right after tracing it"
+)
 
 
 # The most case reports the result carries (it travels in workflow history); cases.json holds them all.
@@ -25,20 +31,31 @@ CASES_REPORTED = 32
 NAMES_IN_MESSAGE = 5
 
 
-def empty_result(code: str, message: str, references_path: Optional[str] = None,
-                 cases: int = 0) -> Dict[str, Any]:
+def empty_result(code: str, message: str, references_path: str | None = None, cases: int = 0) -> dict[str, Any]:
     """A failed result before any case ran (references unreadable or archive unloadable)."""
-    return {"passed": False, "code": code, "message": message, "cases": [], "train_mode_ops": [], "warnings": [],
-            "devices": [], "nondeterministic_nodes": [], "nodes": {}, "node_total": 0,
-            "references_path": references_path, "case_count": cases, "cases_path": None}
+    return {
+        "passed": False,
+        "code": code,
+        "message": message,
+        "cases": [],
+        "train_mode_ops": [],
+        "warnings": [],
+        "devices": [],
+        "nondeterministic_nodes": [],
+        "nodes": {},
+        "node_total": 0,
+        "references_path": references_path,
+        "case_count": cases,
+        "cases_path": None,
+    }
 
 
-def reported(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def reported(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The case reports the result carries: failures first, at most CASES_REPORTED."""
     return ([r for r in results if not r["passed"]] + [r for r in results if r["passed"]])[:CASES_REPORTED]
 
 
-def case_names(results: List[Dict[str, Any]]) -> str:
+def case_names(results: list[dict[str, Any]]) -> str:
     """The first few case names, and how many more."""
     names = ", ".join(c["name"] for c in results[:NAMES_IN_MESSAGE])
     more = len(results) - NAMES_IN_MESSAGE
@@ -59,7 +76,7 @@ def load_archive(path: str) -> torch.jit.ScriptModule:
     return module.eval()
 
 
-def check_case(module: torch.jit.ScriptModule, case: references.RefCase, atol: float, rtol: float) -> Dict[str, Any]:
+def check_case(module: torch.jit.ScriptModule, case: references.RefCase, atol: float, rtol: float) -> dict[str, Any]:
     """Run one case and compare with its recorded outputs (an archive that raises or returns no tensors fails)."""
     try:
         return {"name": case.name, **verify.check(module, case.inputs, case.outputs, atol, rtol)}
@@ -67,16 +84,18 @@ def check_case(module: torch.jit.ScriptModule, case: references.RefCase, atol: f
         return {"name": case.name, **compare.mismatch(exc.message)}
 
 
-def mismatch_message(results: List[Dict[str, Any]], atol: float, rtol: float) -> Optional[str]:
+def mismatch_message(results: list[dict[str, Any]], atol: float, rtol: float) -> str | None:
     """The reference_mismatch message for the first failing case, or None when every case agrees."""
     failed = [r for r in results if not r["passed"]]
     if not failed:
         return None
-    return (f"the archive does not reproduce the outputs recorded with it in {len(failed)} of {len(results)} cases "
-            f"({gate.case_words(failed[0], atol, rtol)}; expected every case within tolerance); {MISMATCH_FIX}")
+    return (
+        f"the archive does not reproduce the outputs recorded with it in {len(failed)} of {len(results)} cases "
+        f"({gate.case_words(failed[0], atol, rtol)}; expected every case within tolerance); {MISMATCH_FIX}"
+    )
 
 
-def decision(facts: gate.Facts) -> Tuple[Optional[str], str]:
+def decision(facts: gate.Facts) -> tuple[str | None, str]:
     """(code or None, message): the graph findings first, then reference_mismatch."""
     found = gate.graph_decision(facts, TRAIN_FIX, DEVICE_FIX)
     if found is not None:
@@ -85,13 +104,15 @@ def decision(facts: gate.Facts) -> Tuple[Optional[str], str]:
     if why is not None:
         return "reference_mismatch", why
     worst = max((c["max_abs_error"] or 0.0) for c in facts.cases)
-    return None, (f"the archive reproduces its references on {len(facts.cases)} cases "
-                  f"({case_names(facts.cases)}); max abs error {worst:.2e}, "
-                  f"allowed {compare.allowed(facts.atol, facts.rtol)}")
+    return None, (
+        f"the archive reproduces its references on {len(facts.cases)} cases "
+        f"({case_names(facts.cases)}); max abs error {worst:.2e}, "
+        f"allowed {compare.allowed(facts.atol, facts.rtol)}"
+    )
 
 
 @protocol.op("verify_artifact")
-def verify_artifact(args: Dict[str, Any]) -> Dict[str, Any]:
+def verify_artifact(args: dict[str, Any]) -> dict[str, Any]:
     """Verify a foreign TorchScript archive against its recorded references and write canonical references."""
     atol, rtol = args["atol"], args["rtol"]
     try:
@@ -105,17 +126,27 @@ def verify_artifact(args: Dict[str, Any]) -> Dict[str, Any]:
     except archive_limits.ArchiveTooLarge as exc:  # a zip bomb is a finding about the archive: rejected, not retried
         return empty_result("archive_too_large", exc.message, references_path, len(cases))
     except ValueError as exc:
-        return empty_result("artifact_invalid", f"{args['artifact_path']} is not a loadable TorchScript archive "
-                            f"({exc}); expected a file saved by jit_save in R or torch.jit.save in Python",
-                            references_path, len(cases))
+        return empty_result(
+            "artifact_invalid",
+            f"{args['artifact_path']} is not a loadable TorchScript archive "
+            f"({exc}); expected a file saved by jit_save in R or torch.jit.save in Python",
+            references_path,
+            len(cases),
+        )
     torch.manual_seed(0)
     results = [check_case(module, c, atol, rtol) for c in cases]
     inlined = module.inlined_graph
     devices = graph.device_constants(inlined)
-    facts = gate.Facts(cases=results, atol=atol, rtol=rtol, train_ops=graph.train_mode_ops(inlined),
-                       repeat=verify.repeat_check(module, (cases[0].name, cases[0].inputs), atol, rtol),
-                       nondeterministic_nodes=graph.nondeterministic_nodes(inlined), devices=devices,
-                       target_device=args["target_device"])
+    facts = gate.Facts(
+        cases=results,
+        atol=atol,
+        rtol=rtol,
+        train_ops=graph.train_mode_ops(inlined),
+        repeat=verify.repeat_check(module, (cases[0].name, cases[0].inputs), atol, rtol),
+        nondeterministic_nodes=graph.nondeterministic_nodes(inlined),
+        devices=devices,
+        target_device=args["target_device"],
+    )
     code, message = decision(facts)
     nodes = graph.count_nodes(inlined)
     for r in results:
@@ -124,9 +155,18 @@ def verify_artifact(args: Dict[str, Any]) -> Dict[str, Any]:
     cases_path = os.path.join(args["out_dir"], "cases.json")
     with open(cases_path, "w", encoding="utf-8") as out:
         json.dump(results, out)
-    return {"passed": code is None, "code": code, "message": message, "cases": reported(results),
-            "cases_path": cases_path,
-            "train_mode_ops": facts.train_ops, "warnings": gate.gate_warnings(facts, code),
-            "devices": verify.unique([str(d["device"]) for d in devices]),
-            "nondeterministic_nodes": facts.nondeterministic_nodes, "nodes": nodes,
-            "node_total": sum(nodes.values()), "references_path": references_path, "case_count": len(cases)}
+    return {
+        "passed": code is None,
+        "code": code,
+        "message": message,
+        "cases": reported(results),
+        "cases_path": cases_path,
+        "train_mode_ops": facts.train_ops,
+        "warnings": gate.gate_warnings(facts, code),
+        "devices": verify.unique([str(d["device"]) for d in devices]),
+        "nondeterministic_nodes": facts.nondeterministic_nodes,
+        "nodes": nodes,
+        "node_total": sum(nodes.values()),
+        "references_path": references_path,
+        "case_count": len(cases),
+    }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -24,13 +25,16 @@ def path_for(out_dir: str, epoch: int) -> str:
 
 def shuffle_generator(seed: int, epoch: int) -> torch.Generator:
     """The shuffle generator of an epoch, seeded from (seed, epoch) only, so a resumed run shuffles alike."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2 ** 64)
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64)
 
 
-def map_dict(value: Dict[Any, Any], fn: Callable[[Any], Any]) -> Dict[Any, Any]:
+def map_dict(value: dict[Any, Any], fn: Callable[[Any], Any]) -> dict[Any, Any]:
     """A dict (or OrderedDict, keeping a state_dict's _metadata) with fn applied to every value."""
-    out = OrderedDict((k, fn(v)) for k, v in value.items()) if isinstance(value, OrderedDict) else \
-        {k: fn(v) for k, v in value.items()}
+    out = (
+        OrderedDict((k, fn(v)) for k, v in value.items())
+        if isinstance(value, OrderedDict)
+        else {k: fn(v) for k, v in value.items()}
+    )
     if hasattr(value, "_metadata"):  # a state_dict's per-module versions
         out._metadata = value._metadata  # type: ignore[attr-defined]
     return out
@@ -62,7 +66,7 @@ def decode(value: Any) -> Any:
     return value
 
 
-def save(out_dir: str, state: Dict[str, Any]) -> str:
+def save(out_dir: str, state: dict[str, Any]) -> str:
     """Write the checkpoint of state["epoch"] atomically, then remove the previous epoch's; returns its path."""
     path = path_for(out_dir, state["epoch"])
     partial = os.path.join(out_dir, f".checkpoint-{state['epoch']}.pt.partial")
@@ -74,27 +78,34 @@ def save(out_dir: str, state: Dict[str, Any]) -> str:
     return path
 
 
-def read(path: str) -> Dict[str, Any]:
+def read(path: str) -> dict[str, Any]:
     """Load a checkpoint file (tensors and plain values only) and check it has every key."""
     archive_limits.check(path, "checkpoint")
     try:
-        # Tensors and plain values only (torch 1.13 and 2.x both have weights_only): never unpickle what the store holds.
+        # Tensors and plain values only (torch 1.13 and 2.x both have weights_only): never unpickle what the store has.
         state = decode(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as exc:
-        raise BadRequest(f"args.resume_path = {path!r} cannot be read as a checkpoint ({type(exc).__name__}: "
-                         f"{exc}); expected a checkpoint-<epoch>.pt written by train, or omit resume_path") from exc
+        raise BadRequest(
+            f"args.resume_path = {path!r} cannot be read as a checkpoint ({type(exc).__name__}: "
+            f"{exc}); expected a checkpoint-<epoch>.pt written by train, or omit resume_path"
+        ) from exc
     missing = [key for key in KEYS if not isinstance(state, dict) or key not in state]
     if missing:
-        raise BadRequest(f"args.resume_path = {path!r} lacks {missing}; expected a checkpoint-<epoch>.pt written "
-                         "by train, or omit resume_path")
+        raise BadRequest(
+            f"args.resume_path = {path!r} lacks {missing}; expected a checkpoint-<epoch>.pt written "
+            "by train, or omit resume_path"
+        )
     return state
 
 
-def differing_fields(state: Dict[str, Any], spec: Dict[str, Any], params: Dict[str, Any], rows: int) -> List[str]:
+def differing_fields(state: dict[str, Any], spec: dict[str, Any], params: dict[str, Any], rows: int) -> list[str]:
     """The names of what differs between a checkpoint and this request, each with both values."""
     made = state["train"]
-    out = [f"train.{key} (checkpoint {made.get(key)!r}, request {spec[key]!r})"
-           for key in MATCHED_FIELDS if made.get(key) != spec[key]]
+    out = [
+        f"train.{key} (checkpoint {made.get(key)!r}, request {spec[key]!r})"
+        for key in MATCHED_FIELDS
+        if made.get(key) != spec[key]
+    ]
     if state["params"] != params:
         out.append(f"params (checkpoint {state['params']!r}, request {params!r})")
     if state["rows"] != rows:
@@ -102,12 +113,16 @@ def differing_fields(state: Dict[str, Any], spec: Dict[str, Any], params: Dict[s
     return out
 
 
-def check_fits(path: str, state: Dict[str, Any], spec: Dict[str, Any], params: Dict[str, Any], rows: int) -> None:
+def check_fits(path: str, state: dict[str, Any], spec: dict[str, Any], params: dict[str, Any], rows: int) -> None:
     """Raise bad_request unless the checkpoint was made by the same training as this request."""
     differing = differing_fields(state, spec, params, rows)
     if differing:
-        raise BadRequest(f"args.resume_path = {path!r} was made with a different training: {'; '.join(differing)}; "
-                         "expected the same train spec (epochs may differ) and params, or omit resume_path")
+        raise BadRequest(
+            f"args.resume_path = {path!r} was made with a different training: {'; '.join(differing)}; "
+            "expected the same train spec (epochs may differ) and params, or omit resume_path"
+        )
     if not 1 <= state["epoch"] <= spec["epochs"]:
-        raise BadRequest(f"args.resume_path = {path!r} is at epoch {state['epoch']}; expected 1..train.epochs "
-                         f"({spec['epochs']}); raise train.epochs or omit resume_path")
+        raise BadRequest(
+            f"args.resume_path = {path!r} is at epoch {state['epoch']}; expected 1..train.epochs "
+            f"({spec['epochs']}); raise train.epochs or omit resume_path"
+        )

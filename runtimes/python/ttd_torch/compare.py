@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 
 TINY = torch.finfo(torch.float64).tiny
 
 
-def compare(actual: List[torch.Tensor], expected: List[torch.Tensor], atol: float, rtol: float) -> Dict[str, Any]:
+def compare(actual: list[torch.Tensor], expected: list[torch.Tensor], atol: float, rtol: float) -> dict[str, Any]:
     """Compare two output lists; returns max_abs_error, max_rel_error, passed, error (None or why)."""
     if len(actual) != len(expected):
         return mismatch(f"{len(actual)} outputs, expected {len(expected)}")
     max_abs = 0.0
     max_rel = 0.0
     passed = True
-    for j, (a, b) in enumerate(zip(actual, expected)):
+    for j, (a, b) in enumerate(zip(actual, expected, strict=True)):
         if a.shape != b.shape or a.dtype != b.dtype:
             return mismatch(f"output {j} is {a.dtype}{list(a.shape)}, expected {b.dtype}{list(b.shape)}")
         if a.numel() == 0:
@@ -36,7 +36,7 @@ def compare(actual: List[torch.Tensor], expected: List[torch.Tensor], atol: floa
     return {"max_abs_error": max_abs, "max_rel_error": max_rel, "passed": passed, "error": None}
 
 
-def mismatch(error: str) -> Dict[str, Any]:
+def mismatch(error: str) -> dict[str, Any]:
     """A failed comparison without error measures."""
     return {"max_abs_error": None, "max_rel_error": None, "passed": False, "error": error}
 
@@ -46,7 +46,7 @@ def allowed(atol: float, rtol: float) -> str:
     return f"atol {atol:g} + rtol {rtol:g} * |reference|"
 
 
-def json_float(value: Optional[float]) -> Optional[float]:
+def json_float(value: float | None) -> float | None:
     """A float for JSON: None for NaN/infinite values, which JSON cannot hold."""
     if value is None or value != value or value in (float("inf"), float("-inf")):
         return None

@@ -7,7 +7,8 @@ import os
 import re
 import time
 import zipfile
-from typing import Any, Dict, Iterator, List, Set, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -54,6 +55,7 @@ def precompiled_headers(cache_dir: str) -> Iterator[None]:
 def cache_dir_env(cache_dir: str) -> Iterator[None]:
     """TORCHINDUCTOR_CACHE_DIR for this call (Inductor's own helper where it has one)."""
     from torch._inductor.runtime import cache_dir_utils
+
     temporary = getattr(cache_dir_utils, "temporary_cache_dir", None)
     if temporary is not None:
         with temporary(cache_dir):
@@ -70,43 +72,47 @@ def cache_dir_env(cache_dir: str) -> Iterator[None]:
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
 
 
-def shared_objects(cache_dir: str) -> Set[str]:
+def shared_objects(cache_dir: str) -> set[str]:
     """Every shared object under the cache directory (Inductor builds one per compiled helper, kernel or wrapper)."""
-    found: Set[str] = set()
+    found: set[str] = set()
     for root, _, files in os.walk(cache_dir):
         found.update(os.path.join(root, f) for f in files if f.endswith(".so"))
     return found
 
 
-def cache_counters(before: Dict[str, int]) -> Dict[str, int]:
+def cache_counters(before: dict[str, int]) -> dict[str, int]:
     """The increase of Inductor's cache counters (fxgraph_cache_*, async_compile_cache_*, …) during the call."""
     from torch._dynamo.utils import counters
+
     now = {k: int(v) for k, v in counters["inductor"].items() if "cache" in k}
     return {k: v - before.get(k, 0) for k, v in sorted(now.items()) if v - before.get(k, 0)}
 
 
-def op_names(program: Any) -> List[str]:
-    """The aten op names in the exported graph (relu, addmm, native_layer_norm), longest first, to split kernel names."""
-    names = {str(n.target).split(".")[1] for n in program.graph.nodes
-             if n.op == "call_function" and str(n.target).startswith("aten.") and str(n.target).count(".") >= 1}
+def op_names(program: Any) -> list[str]:
+    """The aten op names in the exported graph (relu, addmm, native_layer_norm), longest first, to split kernels."""
+    names = {
+        str(n.target).split(".")[1]
+        for n in program.graph.nodes
+        if n.op == "call_function" and str(n.target).startswith("aten.") and str(n.target).count(".") >= 1
+    }
     return sorted(names, key=len, reverse=True)
 
 
-def split_ops(words: str, known: List[str]) -> List[str]:
+def split_ops(words: str, known: list[str]) -> list[str]:
     """A kernel name's op part (`relu_native_layer_norm`) as ops, matching the graph's op names first, else by `_`."""
-    ops: List[str] = []
+    ops: list[str] = []
     rest = words.strip("_")
     while rest:
         match = next((k for k in known if rest == k or rest.startswith(k + "_")), None)
         token = match or rest.split("_", 1)[0]
         ops.append(token)
-        rest = rest[len(token):].lstrip("_")
+        rest = rest[len(token) :].lstrip("_")
     return ops
 
 
-def kernels(package_path: str, known: List[str]) -> List[Dict[str, Any]]:
+def kernels(package_path: str, known: list[str]) -> list[dict[str, Any]]:
     """The generated kernels in the package's C++ sources, each with the ops its name says it fused, in index order."""
-    found: Dict[str, Tuple[int, str]] = {}
+    found: dict[str, tuple[int, str]] = {}
     with zipfile.ZipFile(package_path) as package:
         for name in package.namelist():
             if name.endswith(KERNEL_SOURCES):
@@ -114,8 +120,10 @@ def kernels(package_path: str, known: List[str]) -> List[Dict[str, Any]]:
                 for match in KERNEL.finditer(source):
                     found.setdefault(match.group(0), (int(match.group(2)), match.group(1)))
     ordered = sorted(found.items(), key=lambda item: (item[1][0], item[0]))
-    return [{"name": full, "ops": split_ops(re.sub(r"^(cpp|triton_\w+?)_fused", "", prefix), known)}
-            for full, (_, prefix) in ordered]
+    return [
+        {"name": full, "ops": split_ops(re.sub(r"^(cpp|triton_\w+?)_fused", "", prefix), known)}
+        for full, (_, prefix) in ordered
+    ]
 
 
 def first_lines(exc: BaseException) -> str:
@@ -124,14 +132,27 @@ def first_lines(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(lines)[:800]}"
 
 
-def failed(message: str, compile_ms: float, counters: Dict[str, int]) -> Dict[str, Any]:
+def failed(message: str, compile_ms: float, counters: dict[str, int]) -> dict[str, Any]:
     """The compile_failed result: nothing packaged, nothing compared."""
-    return {"passed": False, "code": "compile_failed", "message": message, "package_path": None, "kernels": [],
-            "kernel_count": 0, "compile_ms": round(compile_ms, 3), "cache_hit": False, "cache_counters": counters,
-            "cases": [], "max_abs_error": None, "package_bytes": 0, "warnings": [], "torch_version": torch.__version__}
+    return {
+        "passed": False,
+        "code": "compile_failed",
+        "message": message,
+        "package_path": None,
+        "kernels": [],
+        "kernel_count": 0,
+        "compile_ms": round(compile_ms, 3),
+        "cache_hit": False,
+        "cache_counters": counters,
+        "cases": [],
+        "max_abs_error": None,
+        "package_bytes": 0,
+        "warnings": [],
+        "torch_version": torch.__version__,
+    }
 
 
-def run_cases(runner: Any, cases: List[references.RefCase], atol: float, rtol: float) -> List[Dict[str, Any]]:
+def run_cases(runner: Any, cases: list[references.RefCase], atol: float, rtol: float) -> list[dict[str, Any]]:
     """Each reference case through the loaded package, compared with its recorded (eager) outputs."""
     results = []
     for case in cases:
@@ -147,13 +168,14 @@ def run_cases(runner: Any, cases: List[references.RefCase], atol: float, rtol: f
 
 
 @protocol.op("compile")
-def compile_package(args: Dict[str, Any]) -> Dict[str, Any]:
+def compile_package(args: dict[str, Any]) -> dict[str, Any]:
     """aoti_compile_and_package the exported program into model.pt2, then run it on every reference case."""
     export.require_export("compile")
     if args.get("model_path"):
         user_model.load(args["model_path"])  # custom operators the program calls register on import
     import torch._inductor  # not at module level: the fork server's zygote must not start Inductor
     from torch._dynamo.utils import counters
+
     atol, rtol = args["atol"], args["rtol"]
     archive_limits.check(args["program_path"], "exported program")
     program = torch.export.load(args["program_path"])
@@ -167,9 +189,12 @@ def compile_package(args: Dict[str, Any]) -> Dict[str, Any]:
             torch._inductor.aoti_compile_and_package(program, package_path=package_path)
     except Exception as exc:  # Inductor raises BackendCompilerFailed, CppCompileError, LoweringException, …
         sandbox.raise_if_refused(exc)
-        return failed(f"AOTInductor could not compile the exported program {args['program_path']}: "
-                      f"{first_lines(exc)} (expected a program Inductor lowers; the ops involved are named above)",
-                      (time.perf_counter() - started) * 1000, cache_counters(before_counts))
+        return failed(
+            f"AOTInductor could not compile the exported program {args['program_path']}: "
+            f"{first_lines(exc)} (expected a program Inductor lowers; the ops involved are named above)",
+            (time.perf_counter() - started) * 1000,
+            cache_counters(before_counts),
+        )
     compile_ms = (time.perf_counter() - started) * 1000
     built = shared_objects(cache_dir) - before_objects
     found = kernels(package_path, op_names(program))
@@ -182,21 +207,44 @@ def compile_package(args: Dict[str, Any]) -> Dict[str, Any]:
     bad = [r for r in results if not r["passed"]]
     worst = max((r["max_abs_error"] or 0.0) for r in results) if results else 0.0
     if bad:
-        code, message = "compiled_divergence", (
-            f"the AOTInductor package and eager differ ({gate.case_words(bad[0], atol, rtol)}; {len(bad)} of "
-            f"{len(results)} cases fail; expected every reference case within tolerance); the kernels involved: "
-            f"{', '.join(k['name'] for k in found) or 'none generated'}")
+        code, message = (
+            "compiled_divergence",
+            (
+                f"the AOTInductor package and eager differ ({gate.case_words(bad[0], atol, rtol)}; {len(bad)} of "
+                f"{len(results)} cases fail; expected every reference case within tolerance); the kernels involved: "
+                f"{', '.join(k['name'] for k in found) or 'none generated'}"
+            ),
+        )
     else:
-        code, message = None, (f"the AOTInductor package agrees with eager on {len(results)} cases; max abs error "
-                               f"{worst:.2e}, allowed {compare.allowed(atol, rtol)}; {len(found)} kernels generated")
+        code, message = (
+            None,
+            (
+                f"the AOTInductor package agrees with eager on {len(results)} cases; max abs error "
+                f"{worst:.2e}, allowed {compare.allowed(atol, rtol)}; {len(found)} kernels generated"
+            ),
+        )
     for r in results:
         r["max_abs_error"] = compare.json_float(r["max_abs_error"])
         r["max_rel_error"] = compare.json_float(r["max_rel_error"])
     own = {os.path.dirname(p) for p in built if p.endswith((".wrapper.so", ".kernel.so"))}
     helpers = [p for p in built if os.path.dirname(p) not in own]
-    return {"passed": code is None, "code": code, "message": message, "package_path": package_path, "kernels": found,
-            "kernel_count": len(found), "compile_ms": round(compile_ms, 3), "cache_hit": not helpers,
-            "cache_counters": {**cache_counters(before_counts), "built_shared_objects": len(built),
-                               "built_helper_objects": len(helpers)},
-            "cases": results, "max_abs_error": compare.json_float(worst), "package_bytes": os.path.getsize(package_path),
-            "warnings": [], "torch_version": torch.__version__}
+    return {
+        "passed": code is None,
+        "code": code,
+        "message": message,
+        "package_path": package_path,
+        "kernels": found,
+        "kernel_count": len(found),
+        "compile_ms": round(compile_ms, 3),
+        "cache_hit": not helpers,
+        "cache_counters": {
+            **cache_counters(before_counts),
+            "built_shared_objects": len(built),
+            "built_helper_objects": len(helpers),
+        },
+        "cases": results,
+        "max_abs_error": compare.json_float(worst),
+        "package_bytes": os.path.getsize(package_path),
+        "warnings": [],
+        "torch_version": torch.__version__,
+    }

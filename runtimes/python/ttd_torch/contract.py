@@ -8,7 +8,8 @@ import json
 import math
 import os
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .protocol import BadRequest, ProtocolError, missing_words, value_words
 
@@ -18,11 +19,17 @@ FORMAT = "ttd-contract/1"
 PARTS = ("args", "result")
 ANNOTATIONS = frozenset(("$schema", "$id", "description", "title", "default", "examples"))
 CONTAINERS = frozenset(("$defs", "definitions"))  # hold schemas reached through $ref only
-TYPES = {"object": "an object", "array": "an array", "string": "a string", "number": "a number",
-         "integer": "an integer", "boolean": "a boolean", "null": "null"}
+TYPES = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "a boolean",
+    "null": "null",
+}
 MAX_REF_DEPTH = 64  # $ref hops without consuming input: deeper means a schema that refers to itself in a loop
 Schema = Any  # a dict, or True/False (boolean schemas: zod emits "items": false for tuples)
-
 
 
 def supported(schema: Any, where: str) -> None:
@@ -31,11 +38,14 @@ def supported(schema: Any, where: str) -> None:
         raise SchemaError(f"schema at {where} is a {type(schema).__name__}; expected an object or a boolean")
     unknown = [k for k in schema if k not in KEYWORDS and k not in ANNOTATIONS and k not in CONTAINERS]
     if unknown:
-        raise SchemaError(f"keywords {unknown} (at {where}) are outside the supported JSON Schema subset; "
-                          "teach ttd_torch/contract.py what they mean")
+        raise SchemaError(
+            f"keywords {unknown} (at {where}) are outside the supported JSON Schema subset; "
+            "teach ttd_torch/contract.py what they mean"
+        )
+
 
 class SchemaError(Exception):
-    """The schema itself is outside the supported subset (an unknown keyword, a bad $ref): our bug, never the caller's."""
+    """The schema is outside the supported subset (an unknown keyword, a bad $ref): our bug, never the caller's."""
 
 
 class Invalid(Exception):
@@ -47,10 +57,14 @@ class Invalid(Exception):
 
     def message(self) -> str:
         """`args.<path> = <value>; expected <what>` (or `... is missing; ...`): protocol's one form."""
-        return missing_words(self.path, self.expected) if self.absent else value_words(self.path, self.value, self.expected)
+        return (
+            missing_words(self.path, self.expected)
+            if self.absent
+            else value_words(self.path, self.value, self.expected)
+        )
 
 
-def validate(schema: Schema, value: Any, path: str = "args", root: Optional[Schema] = None) -> None:
+def validate(schema: Schema, value: Any, path: str = "args", root: Schema | None = None) -> None:
     """Raise Invalid when value breaks schema (refs resolve within root, default schema); SchemaError on an
     unsupported schema."""
     Validator(schema if root is None else root).check(schema, value, path, 0)
@@ -87,7 +101,7 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
@@ -112,7 +126,7 @@ class Validator:
     def resolve(self, ref: Any) -> Schema:
         """The schema a local $ref ("#", "#/$defs/X", "#/definitions/X", any JSON pointer into root) names."""
         if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
-            raise SchemaError(f"$ref {ref!r} is not a local reference (expected \"#\" or \"#/...\")")
+            raise SchemaError(f'$ref {ref!r} is not a local reference (expected "#" or "#/...")')
         node = self.root
         for part in ref[2:].split("/") if ref != "#" else []:
             part = part.replace("~1", "/").replace("~0", "~")
@@ -124,7 +138,7 @@ class Validator:
                 raise SchemaError(f"$ref {ref!r} does not resolve (no {part!r})")
         return node
 
-    def types(self, schema: Dict[str, Any]) -> Optional[List[str]]:
+    def types(self, schema: dict[str, Any]) -> list[str] | None:
         """The schema's type keyword as a list, or None."""
         kind = schema.get("type")
         if kind is None:
@@ -156,12 +170,12 @@ class Validator:
                 return " or ".join(self.describe(s, depth + 1) for s in schema[key])
         return "a value"
 
-    def bounded(self, schema: Dict[str, Any], name: str) -> str:
+    def bounded(self, schema: dict[str, Any], name: str) -> str:
         """A type's words with its numeric bounds: "an integer > 0", "a number >= 0"."""
         words = TYPES[name]
         if name in ("number", "integer"):
             for key, op in (("minimum", ">="), ("exclusiveMinimum", ">")):
-                if key in schema and abs(schema[key]) < 2 ** 53 - 1:  # zod's safe-integer bounds say nothing
+                if key in schema and abs(schema[key]) < 2**53 - 1:  # zod's safe-integer bounds say nothing
                     words += f" {op} {number_words(schema[key])}"
         return words
 
@@ -213,7 +227,7 @@ class Validator:
                 self.walk(schema[key], f"{where}/{key}")
 
 
-def compiled(pattern: Any) -> "re.Pattern[str]":
+def compiled(pattern: Any) -> re.Pattern[str]:
     """A pattern keyword compiled (cached); zod's patterns are ECMAScript, which Python's re reads for the
     common subset; one it cannot read is a SchemaError, never a silent pass."""
     if not isinstance(pattern, str):
@@ -227,17 +241,17 @@ def compiled(pattern: Any) -> "re.Pattern[str]":
     return found
 
 
-PATTERNS: Dict[str, "re.Pattern[str]"] = {}
+PATTERNS: dict[str, re.Pattern[str]] = {}
 
-Check = Callable[[Validator, Dict[str, Any], Any, str, int], None]
+Check = Callable[[Validator, dict[str, Any], Any, str, int], None]
 
 
-def k_enum(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_enum(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if not any(json_equal(value, option) for option in schema["enum"]):
         raise Invalid(path, value, f"one of {list(schema['enum'])!r}", "const")
 
 
-def k_const(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_const(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if not json_equal(value, schema["const"]):
         raise Invalid(path, value, repr(schema["const"]), "const")
 
@@ -249,29 +263,33 @@ def numeric(value: Any) -> bool:
 
 def bound(key: str, op: str, holds: Callable[[Any, Any], bool]) -> Check:
     """A numeric bound keyword: minimum, maximum, exclusiveMinimum, exclusiveMaximum."""
-    def check(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+
+    def check(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
         limit = schema[key]
         if numeric(value) and not holds(value, limit):
             kind = "an integer" if "integer" in (v.types(schema) or []) else "a number"
             raise Invalid(path, value, f"{kind} {op} {number_words(limit)}")
+
     return check
 
 
 def length(key: str, words: Callable[[int], str], holds: Callable[[int, int], bool], of: str) -> Check:
     """A size keyword: minLength/maxLength (strings), minItems/maxItems (arrays)."""
-    def check(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+
+    def check(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
         applies = isinstance(value, str) if of == "string" else isinstance(value, (list, tuple))
         if applies and not holds(len(value), schema[key]):
             raise Invalid(path, value, words(schema[key]))
+
     return check
 
 
-def k_pattern(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_pattern(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, str) and not compiled(schema["pattern"]).search(value):
         raise Invalid(path, value, f"a string matching /{schema['pattern']}/")
 
 
-def k_required(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_required(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if not isinstance(value, dict):
         return
     props = schema.get("properties") or {}
@@ -280,14 +298,14 @@ def k_required(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops
             raise Invalid(key_path(path, key), None, v.describe(props.get(key, True)), "missing", absent=True)
 
 
-def k_properties(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_properties(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, dict):
         for key, sub in schema["properties"].items():
             if key in value:
                 v.check(sub, value[key], key_path(path, key), 0)
 
 
-def k_additional(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_additional(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if not isinstance(value, dict):
         return
     known = schema.get("properties") or {}
@@ -301,19 +319,19 @@ def k_additional(v: Validator, schema: Dict[str, Any], value: Any, path: str, ho
         v.check(extra, value[key], key_path(path, key), 0)
 
 
-def k_property_names(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_property_names(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, dict):
         for key in value:
             v.check(schema["propertyNames"], key, f"{path} key {key!r}", 0)
 
 
-def k_prefix_items(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_prefix_items(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, (list, tuple)):
-        for i, (sub, item) in enumerate(zip(schema["prefixItems"], value)):
+        for i, (sub, item) in enumerate(zip(schema["prefixItems"], value, strict=False)):
             v.check(sub, item, f"{path}[{i}]", 0)
 
 
-def k_items(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_items(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     if isinstance(value, (list, tuple)):
         start = len(schema.get("prefixItems") or [])
         for i in range(start, len(value)):
@@ -322,7 +340,7 @@ def k_items(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: i
             v.check(schema["items"], value[i], f"{path}[{i}]", 0)
 
 
-def alternatives(v: Validator, schemas: List[Schema], value: Any, path: str, hops: int) -> Tuple[int, List[Invalid]]:
+def alternatives(v: Validator, schemas: list[Schema], value: Any, path: str, hops: int) -> tuple[int, list[Invalid]]:
     """(how many alternatives value fits, the failures of the others)."""
     fits, failures = 0, []
     for sub in schemas:
@@ -339,7 +357,7 @@ def depth(exc: Invalid) -> int:
     return exc.path.count(".") + exc.path.count("[") + exc.path.count(" key ")
 
 
-def closest(v: Validator, schemas: List[Schema], failures: List[Invalid], value: Any, path: str) -> Invalid:
+def closest(v: Validator, schemas: list[Schema], failures: list[Invalid], value: Any, path: str) -> Invalid:
     """The failure to report when no alternative fits: the one that got deepest into the value (past a
     discriminator that matched, not one that did not); alternatives failing alike are named together."""
     score = lambda e: (depth(e), e.kind not in ("const", "type"))  # noqa: E731
@@ -353,13 +371,13 @@ def closest(v: Validator, schemas: List[Schema], failures: List[Invalid], value:
     return Invalid(first.path, first.value, " or ".join(dict.fromkeys(e.expected for e in best)), first.kind)
 
 
-def k_any_of(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_any_of(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     fits, failures = alternatives(v, schema["anyOf"], value, path, hops)
     if not fits:
         raise closest(v, schema["anyOf"], failures, value, path)
 
 
-def k_one_of(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_one_of(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     fits, failures = alternatives(v, schema["oneOf"], value, path, hops)
     if not fits:
         raise closest(v, schema["oneOf"], failures, value, path)
@@ -367,17 +385,20 @@ def k_one_of(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: 
         raise Invalid(path, value, f"a value that fits exactly one of the oneOf alternatives (it fits {fits})")
 
 
-def k_all_of(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def k_all_of(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     for sub in schema["allOf"]:
         v.check(sub, value, path, hops)
 
 
-def noop(v: Validator, schema: Dict[str, Any], value: Any, path: str, hops: int) -> None:
+def noop(v: Validator, schema: dict[str, Any], value: Any, path: str, hops: int) -> None:
     """type and $ref are checked before the other keywords."""
 
 
-KEYWORDS: Dict[str, Check] = {
-    "type": noop, "$ref": noop, "enum": k_enum, "const": k_const,
+KEYWORDS: dict[str, Check] = {
+    "type": noop,
+    "$ref": noop,
+    "enum": k_enum,
+    "const": k_const,
     "minimum": bound("minimum", ">=", lambda x, n: x >= n),
     "maximum": bound("maximum", "<=", lambda x, n: x <= n),
     "exclusiveMinimum": bound("exclusiveMinimum", ">", lambda x, n: x > n),
@@ -386,15 +407,40 @@ KEYWORDS: Dict[str, Check] = {
     "maxLength": length("maxLength", lambda n: f"a string of at most {n} characters", lambda a, n: a <= n, "string"),
     "minItems": length("minItems", lambda n: f"an array of at least {n} items", lambda a, n: a >= n, "array"),
     "maxItems": length("maxItems", lambda n: f"an array of at most {n} items", lambda a, n: a <= n, "array"),
-    "pattern": k_pattern, "required": k_required, "properties": k_properties,
-    "additionalProperties": k_additional, "propertyNames": k_property_names,
-    "prefixItems": k_prefix_items, "items": k_items,
-    "anyOf": k_any_of, "oneOf": k_one_of, "allOf": k_all_of,
+    "pattern": k_pattern,
+    "required": k_required,
+    "properties": k_properties,
+    "additionalProperties": k_additional,
+    "propertyNames": k_property_names,
+    "prefixItems": k_prefix_items,
+    "items": k_items,
+    "anyOf": k_any_of,
+    "oneOf": k_one_of,
+    "allOf": k_all_of,
 }
 # Sizes and discriminating values before the contents, so a message names the outermost problem first.
-ORDER = ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-         "pattern", "minItems", "maxItems", "properties", "required", "additionalProperties", "propertyNames",
-         "prefixItems", "items", "allOf", "anyOf", "oneOf")
+ORDER = (
+    "enum",
+    "const",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "properties",
+    "required",
+    "additionalProperties",
+    "propertyNames",
+    "prefixItems",
+    "items",
+    "allOf",
+    "anyOf",
+    "oneOf",
+)
 
 
 def is_count(x: Any) -> bool:
@@ -403,7 +449,7 @@ def is_count(x: Any) -> bool:
 
 
 # What the keywords that hold no schema must hold (checked once, when the contract is read).
-SHAPES: Dict[str, Callable[[Any], bool]] = {
+SHAPES: dict[str, Callable[[Any], bool]] = {
     "required": lambda x: isinstance(x, list) and all(isinstance(k, str) for k in x),
     "enum": lambda x: isinstance(x, list) and len(x) > 0,
     **{k: numeric for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")},
@@ -417,7 +463,7 @@ class Contract:
     def __init__(self, ops: Mapping[str, Mapping[str, Schema]], path: str) -> None:
         self.ops, self.path = ops, path
 
-    def schema(self, op: str, part: str) -> Optional[Schema]:
+    def schema(self, op: str, part: str) -> Schema | None:
         """The op's args or result schema, or None when the contract does not cover it."""
         entry = self.ops.get(op)
         return None if entry is None else entry.get(part)
@@ -426,7 +472,7 @@ class Contract:
 def parse(document: Any, path: str) -> Contract:
     """A contract from contract.json's content; every schema is walked once, so an unknown keyword fails here."""
     if not isinstance(document, dict) or document.get("format") != FORMAT or not isinstance(document.get("ops"), dict):
-        raise SchemaError(f"{path} is not a {FORMAT} document (expected {{\"format\": \"{FORMAT}\", \"ops\": {{...}}}})")
+        raise SchemaError(f'{path} is not a {FORMAT} document (expected {{"format": "{FORMAT}", "ops": {{...}}}})')
     for op, entry in document["ops"].items():
         if not isinstance(entry, dict) or set(entry) - set(PARTS):
             raise SchemaError(f"{path}: ops.{op} must be an object with keys from {list(PARTS)}")
@@ -435,7 +481,7 @@ def parse(document: Any, path: str) -> Contract:
     return Contract(document["ops"], path)
 
 
-_loaded: Dict[str, Optional[Contract]] = {}
+_loaded: dict[str, Contract | None] = {}
 
 
 def default_path() -> str:
@@ -443,7 +489,7 @@ def default_path() -> str:
     return os.environ.get(CONTRACT_ENV) or CONTRACT_PATH
 
 
-def load(path: Optional[str] = None) -> Optional[Contract]:
+def load(path: str | None = None) -> Contract | None:
     """The contract at path (default_path()), read once per process; None when the file does not exist
     (every request then fails: see required())."""
     path = path or default_path()
@@ -464,7 +510,7 @@ def contract_failure(exc: SchemaError) -> ProtocolError:
     return ProtocolError("internal", f"the op contract is unusable: {exc}")
 
 
-def required(path: Optional[str] = None) -> Contract:
+def required(path: str | None = None) -> Contract:
     """The contract, or an internal error when its file is missing: no op runs unchecked."""
     found = load(path)
     if found is None:
@@ -472,7 +518,7 @@ def required(path: Optional[str] = None) -> Contract:
     return found
 
 
-def op_schema(op: str, part: str, path: Optional[str] = None) -> Schema:
+def op_schema(op: str, part: str, path: str | None = None) -> Schema:
     """The op's args or result schema; an internal error when the contract lacks it (the op is ours, its schema
     belongs in lib/contract.ts)."""
     try:
@@ -481,12 +527,13 @@ def op_schema(op: str, part: str, path: Optional[str] = None) -> Schema:
         raise contract_failure(exc) from exc
     schema = found.schema(op, part)
     if schema is None:
-        raise ProtocolError("internal", f"op {op!r} has no {part} schema in {found.path}; add it to lib/contract.ts "
-                                        "and run make setup")
+        raise ProtocolError(
+            "internal", f"op {op!r} has no {part} schema in {found.path}; add it to lib/contract.ts and run make setup"
+        )
     return schema
 
 
-def check_args(op: str, args: Any, path: Optional[str] = None) -> None:
+def check_args(op: str, args: Any, path: str | None = None) -> None:
     """Raise BadRequest (args.<path> = <value>; expected ...) when args break the op's args schema."""
     schema = op_schema(op, "args", path)
     try:
@@ -497,18 +544,20 @@ def check_args(op: str, args: Any, path: Optional[str] = None) -> None:
         raise contract_failure(exc) from exc
 
 
-def check_result(op: str, result: Any, path: Optional[str] = None) -> None:
+def check_result(op: str, result: Any, path: str | None = None) -> None:
     """Raise an internal ProtocolError naming the op and the path when a result breaks the op's result schema."""
     schema = op_schema(op, "result", path)
     try:
         validate(schema, result, "result")
     except Invalid as exc:
-        raise ProtocolError("internal", f"op {op!r} returned a result that breaks the contract: {exc.message()}") from None
+        raise ProtocolError(
+            "internal", f"op {op!r} returned a result that breaks the contract: {exc.message()}"
+        ) from None
     except SchemaError as exc:
         raise contract_failure(exc) from exc
 
 
-def with_defaults(op: str, args: Dict[str, Any], path: Optional[str] = None) -> Dict[str, Any]:
+def with_defaults(op: str, args: dict[str, Any], path: str | None = None) -> dict[str, Any]:
     """args (already checked) with each absent top-level argument that has a `default` in the op's args schema
     filled in (a fresh copy of it, so no request shares a mutable default)."""
     schema = op_schema(op, "args", path)

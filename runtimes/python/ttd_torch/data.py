@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import torch
 
 from . import user_model
 from .protocol import ModelError
 
-Inputs = Tuple[torch.Tensor, ...]
+Inputs = tuple[torch.Tensor, ...]
 
 
 def as_inputs(value: Any, origin: str) -> Inputs:
     """Normalize a tensor or a tuple/list of tensors into a tuple of tensors."""
     items = (value,) if isinstance(value, torch.Tensor) else value
     if not isinstance(items, (tuple, list)) or not items or not all(isinstance(t, torch.Tensor) for t in items):
-        raise ModelError(f"{origin} returned inputs of type {type(value).__name__}; "
-                         "expected a tensor or a non-empty tuple of tensors")
+        raise ModelError(
+            f"{origin} returned inputs of type {type(value).__name__}; "
+            "expected a tensor or a non-empty tuple of tensors"
+        )
     return tuple(items)
 
 
-def load_split(module: ModuleType, params: Dict[str, Any], split: str) -> Tuple[Inputs, torch.Tensor]:
+def load_split(module: ModuleType, params: dict[str, Any], split: str) -> tuple[Inputs, torch.Tensor]:
     """Call dataset(params, split) and check it returns (inputs, targets) with matching row counts."""
     where = f"dataset(params, {split!r}) in {module.__file__}"
     value = user_model.call(module, "dataset", params, split)
@@ -34,17 +36,20 @@ def load_split(module: ModuleType, params: Dict[str, Any], split: str) -> Tuple[
         raise ModelError(f"{where} returned targets of type {type(targets).__name__}; expected a tensor")
     rows = {t.shape[0] if t.dim() else None for t in inputs + (targets,)}
     if len(rows) != 1 or None in rows or 0 in rows:
-        raise ModelError(f"{where} returned row counts {sorted(map(str, rows))}; "
-                         "expected inputs and targets with the same non-zero first dimension")
+        raise ModelError(
+            f"{where} returned row counts {sorted(map(str, rows))}; "
+            "expected inputs and targets with the same non-zero first dimension"
+        )
     return inputs, targets
 
 
-def build(module: ModuleType, params: Dict[str, Any]) -> torch.nn.Module:
+def build(module: ModuleType, params: dict[str, Any]) -> torch.nn.Module:
     """Call build_model(params) and check it returns a torch.nn.Module."""
     model = user_model.call(module, "build_model", params)
     if not isinstance(model, torch.nn.Module):
-        raise ModelError(f"build_model(params) in {module.__file__} returned {type(model).__name__}; "
-                         "expected a torch.nn.Module")
+        raise ModelError(
+            f"build_model(params) in {module.__file__} returned {type(model).__name__}; expected a torch.nn.Module"
+        )
     return model
 
 
@@ -59,12 +64,12 @@ def first_rows(inputs: Inputs, n: int) -> Inputs:
     return take(inputs, torch.arange(n) % count)
 
 
-def flatten(value: Any, origin: str) -> List[torch.Tensor]:
+def flatten(value: Any, origin: str) -> list[torch.Tensor]:
     """Flatten a tensor or nested tuple/list of tensors into a list, in order."""
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, (tuple, list)):
-        out: List[torch.Tensor] = []
+        out: list[torch.Tensor] = []
         for item in value:
             out.extend(flatten(item, origin))
         return out

@@ -15,8 +15,9 @@ import linecache
 import os
 import sys
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -32,7 +33,7 @@ TORCH_DIR = os.path.dirname(os.path.realpath(torch.__file__))
 # Tensor.__iter__, handle_torch_function); any other torch frame means torch itself took the value.
 DISPATCH_FILES = {os.path.join(TORCH_DIR, "overrides.py"), os.path.join(TORCH_DIR, "_tensor.py")}
 # Tensor methods that give Python values -> (kind, construct); kind None: from the tensor's dtype.
-CONVERSIONS: Dict[str, Tuple[Optional[str], str]] = {
+CONVERSIONS: dict[str, tuple[str | None, str]] = {
     "__bool__": ("bool", "bool"),
     "__float__": ("number", "float"),
     "__int__": ("number", "int"),
@@ -57,10 +58,10 @@ class Site:
     construct: str  # if, while, assert, bool, float, int, index, item, tolist, numpy, data, tensor, len, iter
     kind: str  # bool (decides a branch) or number (any other value)
     level: int  # the highest label of the tensors it was taken from
-    affects_outputs: Optional[bool] = None  # numbers from the inputs: did changing the value move the outputs?
+    affects_outputs: bool | None = None  # numbers from the inputs: did changing the value move the outputs?
 
     @property
-    def key(self) -> Tuple[str, int, str]:
+    def key(self) -> tuple[str, int, str]:
         """Where and what: a site is perturbed and reported by this key."""
         return self.filename, self.lineno, self.construct
 
@@ -88,7 +89,7 @@ def condition_construct(filename: str, lineno: int) -> str:
 
 
 def perturbed(value: Any, variant: int) -> Any:
-    """Another value of the same type: numbers moved (and their sign flipped on one variant), tensors and lists alike."""
+    """Another value of the same type: numbers moved (their sign flipped on one variant), tensors and lists alike."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -107,13 +108,13 @@ def perturbed(value: Any, variant: int) -> Any:
 class Tracker(TorchFunctionMode):
     """Labels tensors by what they are computed from and records where user code takes Python values from them."""
 
-    def __init__(self, model_path: str, perturb: Optional[Tuple[str, int, str]] = None, variant: int = 0) -> None:
+    def __init__(self, model_path: str, perturb: tuple[str, int, str] | None = None, variant: int = 0) -> None:
         super().__init__()
         self.model_path = model_path
         self.perturb = perturb
         self.variant = variant
-        self.labels: Dict[int, Tuple[Any, int]] = {}  # id(tensor) -> (weak reference, label)
-        self.sites: Dict[Tuple[str, int, str], Site] = {}
+        self.labels: dict[int, tuple[Any, int]] = {}  # id(tensor) -> (weak reference, label)
+        self.sites: dict[tuple[str, int, str], Site] = {}
 
     def label(self, value: Any, depth: int = 0) -> int:
         """The highest label among the tensors in value (nested in lists, tuples and dicts)."""
@@ -141,7 +142,7 @@ class Tracker(TorchFunctionMode):
             for v in value:
                 self.mark(v, level, depth + 1)
 
-    def call_site(self, iteration: bool = False) -> Optional[Tuple[str, int]]:
+    def call_site(self, iteration: bool = False) -> tuple[str, int] | None:
         """(file, line) of the user code that asked for the value; None when torch's own code did (or, for
         iteration, when unbind was not called by Tensor.__iter__)."""
         frame = sys._getframe(3)  # past this method, record() and __torch_function__
@@ -155,7 +156,7 @@ class Tracker(TorchFunctionMode):
             return None
         return frame.f_code.co_filename, frame.f_lineno
 
-    def record(self, construct: str, kind: str, level: int, iteration: bool = False) -> Optional[Site]:
+    def record(self, construct: str, kind: str, level: int, iteration: bool = False) -> Site | None:
         """Note a capture at the calling user line (the highest label seen there wins); None outside user code."""
         where = self.call_site(iteration)
         if where is None:
@@ -171,7 +172,7 @@ class Tracker(TorchFunctionMode):
         site.level = max(site.level, level)
         return site
 
-    def conversion(self, name: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Optional[Tuple[str, str, bool]]:
+    def conversion(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str, bool] | None:
         """(construct, kind, iteration) when this call turns a tensor into a Python value (or a constant tensor)."""
         if name in CONVERSIONS:
             kind, construct = CONVERSIONS[name]
@@ -181,8 +182,9 @@ class Tracker(TorchFunctionMode):
             return construct, kind, False
         if name == ".data":
             return "data", "number", False
-        if (name == "tensor" or name == "as_tensor" and args and isinstance(args[0], (list, tuple))) \
-                and self.label(args) > CONSTANT:
+        if (name == "tensor" or name == "as_tensor" and args and isinstance(args[0], (list, tuple))) and self.label(
+            args
+        ) > CONSTANT:
             return "tensor", "number", False  # torch.tensor([t, ...]) copies values: a constant in the trace
         if name == "unbind":
             return "iter", "number", True
@@ -201,8 +203,11 @@ class Tracker(TorchFunctionMode):
                 out = perturbed(out, self.variant)
         self.mark(out, level)  # constants too: a tensor with no label was made where the mode could not see
         if level > CONSTANT:
-            if name.endswith("_") and not name.startswith("__") or name in ("__setitem__", "__iadd__", "__isub__",
-                                                                           "__imul__", "__itruediv__"):
+            if (
+                name.endswith("_")
+                and not name.startswith("__")
+                or name in ("__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__")
+            ):
                 self.mark(args[0] if args else None, level)  # in place: the written tensor now holds derived values
             if "out" in kwargs:
                 self.mark(kwargs["out"], level)
@@ -214,14 +219,14 @@ class _Seen(TorchFunctionMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.names: List[str] = []
+        self.names: list[str] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         self.names.append(func_name(func))
         return func(*args, **(kwargs or {}))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mode_sees_indexing() -> bool:
     """Whether t[0] = v and t[0] reach a TorchFunctionMode (torch 2.x); torch 1.13 takes integer indices and
     every assignment past it."""
@@ -237,7 +242,7 @@ class Marked(torch.Tensor):
     """An input, on torches whose mode does not see every indexing (1.13: t[0], t[idx] and t[i] = v never reach
     it): indexing such a tensor dispatches here, so what it reads and writes keeps the input label."""
 
-    tracker: Optional["Tracker"] = None  # the run in progress
+    tracker: Tracker | None = None  # the run in progress
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -247,11 +252,11 @@ class Marked(torch.Tensor):
         return out
 
 
-def same(a: List[torch.Tensor], b: List[torch.Tensor]) -> bool:
+def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     """Exactly equal outputs (NaN equal to NaN), shapes and dtypes included."""
     if len(a) != len(b):
         return False
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if x.shape != y.shape or x.dtype != y.dtype:
             return False
         if not bool(((x == y) | (torch.isnan(x) & torch.isnan(y)) if x.is_floating_point() else (x == y)).all()):
@@ -259,8 +264,13 @@ def same(a: List[torch.Tensor], b: List[torch.Tensor]) -> bool:
     return True
 
 
-def run(model: torch.nn.Module, example: data.Inputs, model_path: str,
-        perturb: Optional[Tuple[str, int, str]] = None, variant: int = 0) -> Tuple[List[Site], List[torch.Tensor]]:
+def run(
+    model: torch.nn.Module,
+    example: data.Inputs,
+    model_path: str,
+    perturb: tuple[str, int, str] | None = None,
+    variant: int = 0,
+) -> tuple[list[Site], list[torch.Tensor]]:
     """forward() once on a copy of the example under a Tracker; (sites, detached outputs)."""
     inputs = tuple(t.clone() for t in example)  # forward() may write into its inputs
     if not mode_sees_indexing():
@@ -281,7 +291,7 @@ def run(model: torch.nn.Module, example: data.Inputs, model_path: str,
     return list(tracker.sites.values()), outputs
 
 
-def analyse(model: torch.nn.Module, example: data.Inputs, model_path: str) -> List[Site]:
+def analyse(model: torch.nn.Module, example: data.Inputs, model_path: str) -> list[Site]:
     """Every capture site on the example, with affects_outputs set for numbers taken from input-dependent tensors.
 
     Raises whatever forward() raises; the caller decides what a failed analysis means.
@@ -293,10 +303,12 @@ def analyse(model: torch.nn.Module, example: data.Inputs, model_path: str) -> Li
         model.load_state_dict(saved)  # forward() may update buffers (a batch norm in training mode): undo the runs
 
 
-def changed_values(model: torch.nn.Module, example: data.Inputs, model_path: str,
-                   saved: Dict[str, torch.Tensor]) -> List[Site]:
+def changed_values(
+    model: torch.nn.Module, example: data.Inputs, model_path: str, saved: dict[str, torch.Tensor]
+) -> list[Site]:
     """analyse() with the model's state restored before every run."""
-    def fresh(perturb: Optional[Tuple[str, int, str]] = None, variant: int = 0) -> Tuple[List[Site], List[torch.Tensor]]:
+
+    def fresh(perturb: tuple[str, int, str] | None = None, variant: int = 0) -> tuple[list[Site], list[torch.Tensor]]:
         model.load_state_dict(saved)
         return run(model, example, model_path, perturb, variant)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -22,19 +23,21 @@ def load_archive(name: str, path: str) -> torch.jit.ScriptModule:
     try:
         return torch.jit.load(path, map_location="cpu").eval()
     except Exception as exc:
-        raise ModelError(f"artifact {name!r} ({path}) failed to load: {one_line(exc)}; expected a TorchScript "
-                         "archive (torch.jit.save) whose custom operators, if any, the model file registers",
-                         traceback_tail(exc)) from exc
+        raise ModelError(
+            f"artifact {name!r} ({path}) failed to load: {one_line(exc)}; expected a TorchScript "
+            "archive (torch.jit.save) whose custom operators, if any, the model file registers",
+            traceback_tail(exc),
+        ) from exc
 
 
-def stacked(outputs: List[Any]) -> Any:
+def stacked(outputs: list[Any]) -> Any:
     """Per-row outputs (tensors, or tuples/lists of tensors) stacked into one batch of the same structure."""
     if isinstance(outputs[0], (tuple, list)):
         return type(outputs[0])(torch.stack([o[i] for o in outputs]) for i in range(len(outputs[0])))
     return torch.stack(outputs)
 
 
-def run_archive(module: torch.jit.ScriptModule, inputs: data.Inputs, rows: Optional[Tuple[int, bool]]) -> Any:
+def run_archive(module: torch.jit.ScriptModule, inputs: data.Inputs, rows: tuple[int, bool] | None) -> Any:
     """The archive's outputs on the validation inputs: as one batch, or, for a graph checked only at its example's
     shape (trace.batch_sizes: []), in chunks of that shape (`rows` per chunk, each row unbatched or not)."""
     with torch.no_grad():
@@ -43,38 +46,51 @@ def run_archive(module: torch.jit.ScriptModule, inputs: data.Inputs, rows: Optio
         size, unbatched = rows
         if unbatched:
             return stacked([module(*(t[i] for t in inputs)) for i in range(inputs[0].shape[0])])
-        return torch.cat([module(*(t[i:i + size] for t in inputs)) for i in range(0, inputs[0].shape[0], size)])
+        return torch.cat([module(*(t[i : i + size] for t in inputs)) for i in range(0, inputs[0].shape[0], size)])
 
 
-def validation_loss(name: str, path: str, inputs: data.Inputs, targets: torch.Tensor,
-                    criterion: Callable[[Any, torch.Tensor], torch.Tensor],
-                    rows: Optional[Tuple[int, bool]] = None) -> Dict[str, Any]:
+def validation_loss(
+    name: str,
+    path: str,
+    inputs: data.Inputs,
+    targets: torch.Tensor,
+    criterion: Callable[[Any, torch.Tensor], torch.Tensor],
+    rows: tuple[int, bool] | None = None,
+) -> dict[str, Any]:
     """Run one archive on the validation inputs (eval, no_grad) and measure its loss."""
     module = load_archive(name, path)
     try:
         outputs = run_archive(module, inputs, rows)
     except Exception as exc:
         sandbox.raise_if_refused(exc)
-        raise ModelError(f"artifact {name!r} ({path}) failed to run on the validation inputs "
-                         f"({[list(t.shape) for t in inputs]}{'' if rows is None else ', in example-shaped chunks'}): "
-                         f"{one_line(exc)}; expected it to accept the rows of dataset(params, 'validation') "
-                         f"{'as one batch' if rows is None else 'in chunks of the example shape'}",
-                         traceback_tail(exc)) from exc
+        raise ModelError(
+            f"artifact {name!r} ({path}) failed to run on the validation inputs "
+            f"({[list(t.shape) for t in inputs]}{'' if rows is None else ', in example-shaped chunks'}): "
+            f"{one_line(exc)}; expected it to accept the rows of dataset(params, 'validation') "
+            f"{'as one batch' if rows is None else 'in chunks of the example shape'}",
+            traceback_tail(exc),
+        ) from exc
     try:
         with torch.no_grad():
             value = float(criterion(outputs, targets))
     except Exception as exc:
-        raise ModelError(f"loss of artifact {name!r} ({path}) on the validation targets raised {one_line(exc)}; "
-                         "expected outputs the loss accepts (define loss(outputs, targets) in the model file "
-                         "for outputs that are not a single tensor)", traceback_tail(exc)) from exc
+        raise ModelError(
+            f"loss of artifact {name!r} ({path}) on the validation targets raised {one_line(exc)}; "
+            "expected outputs the loss accepts (define loss(outputs, targets) in the model file "
+            "for outputs that are not a single tensor)",
+            traceback_tail(exc),
+        ) from exc
     if math.isfinite(value):
         return {"name": name, "validation_loss": value, "message": None}
-    return {"name": name, "validation_loss": None,
-            "message": f"artifact {name!r}: validation loss is {value}; expected a finite number (the archive "
-                       "produces NaN or infinite outputs, or the loss overflows)"}
+    return {
+        "name": name,
+        "validation_loss": None,
+        "message": f"artifact {name!r}: validation loss is {value}; expected a finite number (the archive "
+        "produces NaN or infinite outputs, or the loss overflows)",
+    }
 
 
-def check_names(artifacts: List[Dict[str, str]]) -> None:
+def check_names(artifacts: list[dict[str, str]]) -> None:
     """Raise bad_request when two artifacts share a name (the results are told apart by name)."""
     for i, item in enumerate(artifacts):
         if item["name"] in (a["name"] for a in artifacts[:i]):
@@ -82,7 +98,7 @@ def check_names(artifacts: List[Dict[str, str]]) -> None:
 
 
 @protocol.op("evaluate")
-def evaluate(args: Dict[str, Any]) -> Dict[str, Any]:
+def evaluate(args: dict[str, Any]) -> dict[str, Any]:
     """The validation loss of each artifact, with the model file's dataset and loss (else the named loss)."""
     check_names(args["artifacts"])
     module = user_model.load(args["model_path"])  # also registers custom operators the archives call
@@ -96,8 +112,7 @@ def evaluate(args: Dict[str, Any]) -> Dict[str, Any]:
         if rows is not None and not rows[1]:
             whole = inputs[0].shape[0] - inputs[0].shape[0] % rows[0]
             inputs, targets = tuple(t[:whole] for t in inputs), targets[:whole]
-    results: List[Dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     for artifact in args["artifacts"]:
         results.append(validation_loss(artifact["name"], artifact["path"], inputs, targets, criterion, rows))
     return {"results": results, "rows": int(targets.shape[0])}
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -17,7 +17,7 @@ REFERENCES_FILE = "references.safetensors"
 MIN_TORCH = (2, 1)  # torch.export.export and torch.export.save/load
 
 
-def torch_version_tuple() -> Tuple[int, int]:
+def torch_version_tuple() -> tuple[int, int]:
     """(major, minor) of the running torch."""
     major, minor = torch.__version__.split(".")[:2]
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
@@ -26,8 +26,10 @@ def torch_version_tuple() -> Tuple[int, int]:
 def require_export(op: str) -> None:
     """bad_request unless this torch has torch.export (2.1 and later)."""
     if torch_version_tuple() < MIN_TORCH or not callable(getattr(getattr(torch, "export", None), "export", None)):
-        raise BadRequest(f"op {op!r} needs torch >= 2.1 (torch.export); this environment has torch "
-                         f"{torch.__version__}; run the torch worker with a torch 2.x environment (TTD_PYTHON)")
+        raise BadRequest(
+            f"op {op!r} needs torch >= 2.1 (torch.export); this environment has torch "
+            f"{torch.__version__}; run the torch worker with a torch 2.x environment (TTD_PYTHON)"
+        )
 
 
 def is_batched(example: data.Inputs, validation: data.Inputs) -> bool:
@@ -36,22 +38,22 @@ def is_batched(example: data.Inputs, validation: data.Inputs) -> bool:
     return layout is not None and not layout[1]
 
 
-def batch_range(sizes: List[int], example: data.Inputs, validation: data.Inputs) -> Tuple[int, int]:
+def batch_range(sizes: list[int], example: data.Inputs, validation: data.Inputs) -> tuple[int, int]:
     """(min, max) batch size the program must serve: the batch sizes, the example's rows and the validation batch."""
     served = sizes + [int(example[0].shape[0]), int(validation[0].shape[0])]
     return min(served), max(served)
 
 
-def dynamic_shapes(example: data.Inputs, low: int, high: int) -> Tuple[Dict[int, Any], ...]:
+def dynamic_shapes(example: data.Inputs, low: int, high: int) -> tuple[dict[int, Any], ...]:
     """Dim 0 of every input as one shared dynamic batch dimension."""
     batch = torch.export.Dim("batch", min=low, max=high)
     return tuple({0: batch} for _ in example)
 
 
-def program_dims(program: Any) -> List[Dict[str, Any]]:
+def program_dims(program: Any) -> list[dict[str, Any]]:
     """The dynamic dims of the exported program's user inputs, with the range torch recorded for each."""
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
-    dims: List[Dict[str, Any]] = []
+    dims: list[dict[str, Any]] = []
     for i, name in enumerate(program.graph_signature.user_inputs):
         value = placeholders[name].meta.get("val") if name in placeholders else None
         for j, size in enumerate(getattr(value, "shape", ())):
@@ -62,9 +64,9 @@ def program_dims(program: Any) -> List[Dict[str, Any]]:
     return dims
 
 
-def node_counts(program: Any) -> Dict[str, int]:
+def node_counts(program: Any) -> dict[str, int]:
     """call_function nodes of the exported graph by target (aten.linear.default)."""
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     for node in program.graph.nodes:
         if node.op == "call_function":
             key = str(node.target)
@@ -72,61 +74,109 @@ def node_counts(program: Any) -> Dict[str, int]:
     return counts
 
 
-def warning_words(records: List[warnings.WarningMessage]) -> List[str]:
+def warning_words(records: list[warnings.WarningMessage]) -> list[str]:
     """Warnings raised while exporting from the user's files and others that are not torch's notices about our calls."""
     stdlib = os.path.dirname(os.__file__)
     kept = [w for w in records if not trace.is_tooling_noise(w) and not os.path.abspath(w.filename).startswith(stdlib)]
-    return [f"{w.category.__name__} at {w.filename}:{w.lineno}: {str(w.message)[:trace.MAX_MESSAGE]}"
-            for w in kept][:trace.MAX_REPORTED]
+    return [f"{w.category.__name__} at {w.filename}:{w.lineno}: {str(w.message)[: trace.MAX_MESSAGE]}" for w in kept][
+        : trace.MAX_REPORTED
+    ]
 
 
-def judge(program: verify.Graph, model: torch.nn.Module, cases: List[verify.Case], eager: List[List[torch.Tensor]],
-          example: data.Inputs, chunk_sources: List[verify.Case], args: Dict[str, Any]) -> Tuple[
-              List[Dict[str, Any]], Dict[str, Any], Optional[str], str]:
+def judge(
+    program: verify.Graph,
+    model: torch.nn.Module,
+    cases: list[verify.Case],
+    eager: list[list[torch.Tensor]],
+    example: data.Inputs,
+    chunk_sources: list[verify.Case],
+    args: dict[str, Any],
+) -> tuple[list[dict[str, Any]], dict[str, Any], str | None, str]:
     """The probe comparison verify does for a trace, on any callable graph: (cases, chunk checks, code, message).
 
     Codes: nondeterministic (two runs differ), control_flow_divergence (outputs differ at the example's own shape:
     the graph froze a value or a path), dynamic_shape_violation (only other batch sizes differ). With no chunk
     sources every case has the example's shapes (a static program), so any failing case depends on values."""
     atol, rtol = args["atol"], args["rtol"]
-    results = [{"name": name, **verify.check(program, inputs, expected, atol, rtol)}
-               for (name, inputs), expected in zip(cases, eager)]
+    results = [
+        {"name": name, **verify.check(program, inputs, expected, atol, rtol)}
+        for (name, inputs), expected in zip(cases, eager, strict=True)
+    ]
     chunks = verify.chunk_checks(model, program, example, chunk_sources, args)
     repeat = verify.repeat_check(program, cases[0], atol, rtol)
     failed = [r for r in results if not r["passed"]]
     if not repeat["passed"]:
-        return results, chunks, "nondeterministic", (
-            f"two runs of the exported program on case {repeat['case']} differ ({repeat['words']}; expected identical "
-            "outputs); draw random numbers only when self.training, or remove them from forward()")
+        return (
+            results,
+            chunks,
+            "nondeterministic",
+            (
+                f"two runs of the exported program on case {repeat['case']} differ ({repeat['words']}; "
+                "expected identical outputs); draw random numbers only when self.training, or remove them from "
+                "forward()"
+            ),
+        )
     at_example = [r for r in failed if not chunk_sources or r["name"] == "example"]
     value_failed = chunks["first_failure"] or (gate.case_words(at_example[0], atol, rtol) if at_example else None)
     if value_failed:
-        return results, chunks, "control_flow_divergence", (
-            f"the exported program and eager differ on inputs of the example's own shape ({value_failed}; expected "
-            "identical outputs on every probe): export froze a value computed in Python (a module attribute, a "
-            "global, a Python number) or a path as a constant; compute it from tensors inside forward()")
+        return (
+            results,
+            chunks,
+            "control_flow_divergence",
+            (
+                f"the exported program and eager differ on inputs of the example's own shape ({value_failed}; "
+                "expected identical outputs on every probe): export froze a value computed in Python (a module "
+                "attribute, a global, a Python number) or a path as a constant; compute it from tensors inside "
+                "forward()"
+            ),
+        )
     if failed:
-        return results, chunks, "dynamic_shape_violation", (
-            f"the exported program fails or disagrees at another batch size ({gate.case_words(failed[0], atol, rtol)}) "
-            "while it agrees at the example's shape (expected the same outputs at every batch size in its range); "
-            "use x.shape[0] instead of fixed sizes, or set trace.batch_sizes: []")
+        return (
+            results,
+            chunks,
+            "dynamic_shape_violation",
+            (
+                "the exported program fails or disagrees at another batch size "
+                f"({gate.case_words(failed[0], atol, rtol)}) while it agrees at the example's shape (expected the "
+                "same outputs at every batch size in its range); use x.shape[0] instead of fixed sizes, or set "
+                "trace.batch_sizes: []"
+            ),
+        )
     worst = max((r["max_abs_error"] or 0.0) for r in results) if results else 0.0
-    return results, chunks, None, (
-        f"the exported program and eager agree on {len(results)} cases and {chunks['chunks']} example-shaped chunks; "
-        f"max abs error {worst:.2e}, allowed {compare.allowed(atol, rtol)}")
+    return (
+        results,
+        chunks,
+        None,
+        (
+            f"the exported program and eager agree on {len(results)} cases and {chunks['chunks']} example-shaped "
+            f"chunks; max abs error {worst:.2e}, allowed {compare.allowed(atol, rtol)}"
+        ),
+    )
 
 
-def refusal(code: str, message: str, example: data.Inputs, dims: List[Dict[str, Any]],
-            warned: List[str]) -> Dict[str, Any]:
+def refusal(
+    code: str, message: str, example: data.Inputs, dims: list[dict[str, Any]], warned: list[str]
+) -> dict[str, Any]:
     """The result when no program exists to compare (export refused the model)."""
-    return {"passed": False, "code": code, "message": message, "program_path": None, "references_path": None,
-            "cases": [], "example_shapes": [list(t.shape) for t in example], "dynamic_dims": dims, "nodes": {},
-            "node_total": 0, "warnings": warned, "example_shape_checks": {"chunks": 0, "failed": 0},
-            "torch_version": torch.__version__}
+    return {
+        "passed": False,
+        "code": code,
+        "message": message,
+        "program_path": None,
+        "references_path": None,
+        "cases": [],
+        "example_shapes": [list(t.shape) for t in example],
+        "dynamic_dims": dims,
+        "nodes": {},
+        "node_total": 0,
+        "warnings": warned,
+        "example_shape_checks": {"chunks": 0, "failed": 0},
+        "torch_version": torch.__version__,
+    }
 
 
 @protocol.op("export")
-def export(args: Dict[str, Any]) -> Dict[str, Any]:
+def export(args: dict[str, Any]) -> dict[str, Any]:
     """torch.export the trained model (as trace loads it), save program.pt2, compare it with eager, save references."""
     require_export("export")
     sizes = verify.batch_sizes(args["batch_sizes"])
@@ -138,22 +188,31 @@ def export(args: Dict[str, Any]) -> Dict[str, Any]:
     validation, _ = data.load_split(module, params, "validation")
     example = trace.example_inputs(module, params)
     batched = is_batched(example, validation)
-    notes: List[str] = []
+    notes: list[str] = []
     if sizes and not batched and probes.chunk_layout(example, validation) == (1, True):
         # One unbatched row (the seed traces so) with batch sizes to serve: the traced graph is checked on batches of
         # validation rows, so the program is exported on such a batch, its batch dimension dynamic. Two rows at least:
         # torch.export specialises a dimension of size 1.
         rows = min(int(validation[0].shape[0]), max(2, max(sizes)))
-        notes.append(f"example_inputs() gives one unbatched row {verify.shapes(example)}; exported on the first {rows} "
-                     f"validation rows with the batch dimension dynamic, as trace.batch_sizes {sizes} asks")
+        notes.append(
+            f"example_inputs() gives one unbatched row {verify.shapes(example)}; exported on the first {rows} "
+            f"validation rows with the batch dimension dynamic, as trace.batch_sizes {sizes} asks"
+        )
         example, batched = tuple(t[:rows] for t in validation), True
     if sizes and not batched:
-        return refusal("dynamic_shape_violation", (
-            f"example_inputs() in {path} gives shapes {verify.shapes(example)} without the batch dimension of the "
-            f"validation inputs ({verify.shapes(validation)}), so torch.export has no batch dimension to keep "
-            f"dynamic, but trace.batch_sizes is {sizes} (expected a batched example when batch sizes are given); "
-            "return a batch of rows from example_inputs() (e.g. the first 4 validation rows), or set "
-            "trace.batch_sizes: [] to export the example's shape only"), example, [], [])
+        return refusal(
+            "dynamic_shape_violation",
+            (
+                f"example_inputs() in {path} gives shapes {verify.shapes(example)} without the batch dimension of the "
+                f"validation inputs ({verify.shapes(validation)}), so torch.export has no batch dimension to keep "
+                f"dynamic, but trace.batch_sizes is {sizes} (expected a batched example when batch sizes are given); "
+                "return a batch of rows from example_inputs() (e.g. the first 4 validation rows), or set "
+                "trace.batch_sizes: [] to export the example's shape only"
+            ),
+            example,
+            [],
+            [],
+        )
     low, high = batch_range(sizes, example, validation) if sizes else (0, 0)
     dynamic = low < high  # one size only (or none): the example's shapes are all the program serves
     shapes_arg = dynamic_shapes(example, low, high) if dynamic else None
@@ -170,7 +229,9 @@ def export(args: Dict[str, Any]) -> Dict[str, Any]:
     # After export: eager may fail where the program refuses (x.view(4, -1) at batch 7), and export says it better.
     base, probe_list = verify.build_cases(validation, example, sizes if dynamic else [])
     started = time.perf_counter()
-    cases, eager, skipped, _ = verify.eager_cases(model, base, probe_list, path, [])  # a forward() that raises: model_error
+    cases, eager, skipped, _ = verify.eager_cases(
+        model, base, probe_list, path, []
+    )  # a forward() that raises: model_error
     eager_ms = (time.perf_counter() - started) * 1000  # the reference cases once, eagerly: later stages' time limits
     program_path = os.path.join(args["out_dir"], PROGRAM_FILE)
     torch.export.save(program, program_path)
@@ -183,9 +244,19 @@ def export(args: Dict[str, Any]) -> Dict[str, Any]:
         r["max_abs_error"] = compare.json_float(r["max_abs_error"])
         r["max_rel_error"] = compare.json_float(r["max_rel_error"])
     nodes = node_counts(program)
-    return {"passed": code is None, "code": code, "message": message, "program_path": program_path,
-            "references_path": references_path, "cases": results, "example_shapes": [list(t.shape) for t in example],
-            "dynamic_dims": program_dims(program), "nodes": nodes, "node_total": sum(nodes.values()),
-            "warnings": notes + skipped + warning_words(list(caught)),
-            "example_shape_checks": {"chunks": chunks["chunks"], "failed": chunks["failed"]},
-            "torch_version": torch.__version__, "eager_ms": round(eager_ms, 3)}
+    return {
+        "passed": code is None,
+        "code": code,
+        "message": message,
+        "program_path": program_path,
+        "references_path": references_path,
+        "cases": results,
+        "example_shapes": [list(t.shape) for t in example],
+        "dynamic_dims": program_dims(program),
+        "nodes": nodes,
+        "node_total": sum(nodes.values()),
+        "warnings": notes + skipped + warning_words(list(caught)),
+        "example_shape_checks": {"chunks": chunks["chunks"], "failed": chunks["failed"]},
+        "torch_version": torch.__version__,
+        "eager_ms": round(eager_ms, 3),
+    }

@@ -1,4 +1,4 @@
-"""Why torch.export refused a model: the code, the user's file and line, and the fix, from the exception and torch's logs."""
+"""Why torch.export refused a model: the code, the user's file and line, and the fix, from the exception and logs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
 
 # torch.export decides a dimension's fate here: "eval Eq(s77, 4) [guard added]", "set_replacement s77 = 4".
 SHAPES_LOGGER = "torch.fx.experimental.symbolic_shapes"
@@ -35,7 +35,7 @@ class GuardSites(logging.Handler):
     def __init__(self, model_path: str) -> None:
         super().__init__(logging.INFO)
         self.model_path = model_path
-        self.sites: List[Tuple[str, Site]] = []  # (torch's log message, the user's line then)
+        self.sites: list[tuple[str, Site]] = []  # (torch's log message, the user's line then)
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -50,7 +50,7 @@ class GuardSites(logging.Handler):
         if site is not None:
             self.sites.append((message, site))
 
-    def specialising(self) -> Optional[Site]:
+    def specialising(self) -> Site | None:
         """The line where a dimension became a constant (set_replacement to a number), else the last guarded line."""
         fixed = [s for m, s in self.sites if re.match(r"set_replacement \S+ = -?\d+\b", m)]
         if fixed:
@@ -87,17 +87,17 @@ def is_user_file(filename: str, model_path: str) -> bool:
     return filename == model_path or os.path.dirname(os.path.abspath(filename)) == os.path.dirname(model_path)
 
 
-def chain(exc: BaseException) -> List[BaseException]:
+def chain(exc: BaseException) -> list[BaseException]:
     """The exception and its causes/contexts, outermost first."""
-    seen: List[BaseException] = []
-    current: Optional[BaseException] = exc
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
     while current is not None and current not in seen:
         seen.append(current)
         current = current.__cause__ or current.__context__
     return seen
 
 
-def traceback_site(errors: List[BaseException], model_path: str) -> Optional[Site]:
+def traceback_site(errors: list[BaseException], model_path: str) -> Site | None:
     """The innermost frame in the user's files of any exception in the chain."""
     for err in errors:
         tb, found = err.__traceback__, None
@@ -110,7 +110,7 @@ def traceback_site(errors: List[BaseException], model_path: str) -> Optional[Sit
     return None
 
 
-def text_site(errors: List[BaseException], model_path: str) -> Optional[Site]:
+def text_site(errors: list[BaseException], model_path: str) -> Site | None:
     """A `File "<model file>", line N` that torch quotes in its message ("The following call raised this error")."""
     pattern = re.compile(r'File "([^"]+)", line (\d+)')
     for err in errors:
@@ -124,21 +124,29 @@ def reason(exc: BaseException) -> str:
     """torch's message, first lines only (its debugging advice left out), on one line."""
     kept = []
     for line in str(exc).splitlines():
-        if line.startswith(("For more information", "For extended logs", "If you suspect", "For more debugging",
-                            "For C++ stack trace", "The error above occurred", "consider using")):
+        if line.startswith(
+            (
+                "For more information",
+                "For extended logs",
+                "If you suspect",
+                "For more debugging",
+                "For C++ stack trace",
+                "The error above occurred",
+                "consider using",
+            )
+        ):
             continue
         kept.append(line.strip())
     text = " ".join(" ".join(kept).split())
     return text if len(text) <= MAX_REASON else text[:MAX_REASON].rstrip() + " …"
 
 
-def names(errors: List[BaseException]) -> List[str]:
+def names(errors: list[BaseException]) -> list[str]:
     """The class names in the chain and their bases (GuardOnDataDependentSymNode, ConstraintViolationError, …)."""
     return [cls.__name__ for err in errors for cls in type(err).__mro__]
 
 
-def classify(exc: BaseException, model_path: str, batch_words: str,
-             sites: Optional[GuardSites] = None) -> Tuple[str, str]:
+def classify(exc: BaseException, model_path: str, batch_words: str, sites: GuardSites | None = None) -> tuple[str, str]:
     """(code, message) for an exception torch.export raised on the user's model."""
     errors = chain(exc)
     kinds = names(errors)
@@ -151,16 +159,19 @@ def classify(exc: BaseException, model_path: str, batch_words: str,
             f"torch.export cannot export the model {where}: Python control flow or a Python value depends on a "
             f"tensor's values ({what}); an exported graph holds no Python branches (expected conditions on shapes "
             "only); write the branch as tensor ops: torch.where(cond, a, b) to choose values, or "
-            "torch.cond(pred, true_fn, false_fn, (x,)) for two sub-graphs, and keep float(t) / t.item() as tensors")
+            "torch.cond(pred, true_fn, false_fn, (x,)) for two sub-graphs, and keep float(t) / t.item() as tensors"
+        )
     if "ConstraintViolationError" in kinds or "Constraints violated" in text or "specialized" in text:
         site = site or (sites.specialising() if sites else None)
         where = f"at {site.words()}" if site else f"in {model_path} (torch named no line)"
         return "dynamic_shape_violation", (
             f"torch.export cannot keep the batch dimension dynamic {where}: the code fixes it to a constant or "
             f"breaks its range ({what}), but the program must serve {batch_words} (expected the batch size to stay "
-            "symbolic); use x.shape[0] (e.g. x.view(x.shape[0], -1)) instead of a fixed size, len(x) or int(x.size(0)), "
-            "or set trace.batch_sizes: [] to export the example's shape only")
+            "symbolic); use x.shape[0] (e.g. x.view(x.shape[0], -1)) instead of a fixed size, len(x) or "
+            "int(x.size(0)), or set trace.batch_sizes: [] to export the example's shape only"
+        )
     where = f" at {site.words()}" if site else ""
     return "unsupported_construct", (
         f"torch.export cannot export the model in {model_path}{where}: {what} (expected code torch.export can "
-        f"capture); rewrite the construct named above, see {EXPORT_DOCS}")
+        f"capture); rewrite the construct named above, see {EXPORT_DOCS}"
+    )

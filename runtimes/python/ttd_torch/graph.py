@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List
+from collections.abc import Iterator
 
 import torch
 
 # op kind -> index of its boolean "train"/"training" input
-TRAIN_FLAG_INDEX: Dict[str, int] = {
-    "aten::dropout": 2, "aten::dropout_": 2,
-    "aten::feature_dropout": 2, "aten::feature_dropout_": 2,
-    "aten::alpha_dropout": 2, "aten::alpha_dropout_": 2,
-    "aten::feature_alpha_dropout": 2, "aten::feature_alpha_dropout_": 2,
+TRAIN_FLAG_INDEX: dict[str, int] = {
+    "aten::dropout": 2,
+    "aten::dropout_": 2,
+    "aten::feature_dropout": 2,
+    "aten::feature_dropout_": 2,
+    "aten::alpha_dropout": 2,
+    "aten::alpha_dropout_": 2,
+    "aten::feature_alpha_dropout": 2,
+    "aten::feature_alpha_dropout_": 2,
     "aten::batch_norm": 5,
     "aten::instance_norm": 5,  # use_input_stats; see train_mode_ops
 }
@@ -27,9 +31,9 @@ def walk(graph: torch._C.Graph) -> Iterator[torch._C.Node]:
             stack.extend(list(block.nodes())[::-1])
 
 
-def count_nodes(graph: torch._C.Graph) -> Dict[str, int]:
+def count_nodes(graph: torch._C.Graph) -> dict[str, int]:
     """Count node kinds in a graph (sorted by kind)."""
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     for node in walk(graph):
         counts[node.kind()] = counts.get(node.kind(), 0) + 1
     return dict(sorted(counts.items()))
@@ -45,9 +49,9 @@ def constant_value(value: torch._C.Value) -> object:
         return None
 
 
-def train_mode_ops(graph: torch._C.Graph) -> List[str]:
+def train_mode_ops(graph: torch._C.Graph) -> list[str]:
     """List (once each, in graph order) the dropout/norm ops whose train flag is a constant True."""
-    found: List[str] = []
+    found: list[str] = []
     for node in walk(graph):
         index = TRAIN_FLAG_INDEX.get(node.kind())
         if index is None:
@@ -66,9 +70,9 @@ def train_mode_ops(graph: torch._C.Graph) -> List[str]:
     return found
 
 
-def device_constants(graph: torch._C.Graph) -> List[Dict[str, object]]:
+def device_constants(graph: torch._C.Graph) -> list[dict[str, object]]:
     """Devices baked into a graph: Device-typed constants and aten::device("...") calls, with their users."""
-    found: List[Dict[str, object]] = []
+    found: list[dict[str, object]] = []
     for node in walk(graph):
         device = None
         if node.kind() == "prim::Constant" and node.output().type().kind() == "DeviceObjType":
@@ -84,9 +88,9 @@ def device_constants(graph: torch._C.Graph) -> List[Dict[str, object]]:
     return found
 
 
-def nondeterministic_nodes(graph: torch._C.Graph) -> List[str]:
+def nondeterministic_nodes(graph: torch._C.Graph) -> list[str]:
     """Node kinds (once each, in graph order) that TorchScript marks nondeterministic, where the API exists."""
-    found: List[str] = []
+    found: list[str] = []
     for node in walk(graph):
         check = getattr(node, "isNondeterministic", None)
         if check is None:

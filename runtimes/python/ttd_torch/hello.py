@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
@@ -11,7 +11,10 @@ from . import PROTOCOL_VERSION, protocol
 
 
 @protocol.op("hello")
-def hello(args: Dict[str, Any]) -> Dict[str, Any]:
+def hello(args: dict[str, Any]) -> dict[str, Any]:
     """Report the protocol, torch and Python versions."""
-    return {"protocol": PROTOCOL_VERSION, "torch_version": torch.__version__,
-            "python_version": platform.python_version()}
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+    }

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 
 from . import archive, archive_limits, compare, data, graph, protocol, safetensors, sandbox, user_model
 
 
-def read_cases(path: str) -> List[Tuple[str, data.Inputs]]:
+def read_cases(path: str) -> list[tuple[str, data.Inputs]]:
     """Each case's inputs from a references file, in the listed order."""
     tensors, metadata = safetensors.load(path)
     cases = []
@@ -22,7 +22,7 @@ def read_cases(path: str) -> List[Tuple[str, data.Inputs]]:
     return cases
 
 
-def run(module: torch.jit.ScriptModule, inputs: data.Inputs, what: str) -> List[torch.Tensor]:
+def run(module: torch.jit.ScriptModule, inputs: data.Inputs, what: str) -> list[torch.Tensor]:
     """Run a TorchScript module under no_grad and flatten its outputs."""
     with torch.no_grad():
         return data.flatten(module(*inputs), what)
@@ -34,8 +34,14 @@ def write_text(path: str, text: str) -> None:
         out.write(text)
 
 
-def compare_cases(candidate: torch.jit.ScriptModule, traced: torch.jit.ScriptModule, cases: List[Tuple[str, data.Inputs]],
-                  atol: float, rtol: float, what: str) -> Tuple[float, Optional[str]]:
+def compare_cases(
+    candidate: torch.jit.ScriptModule,
+    traced: torch.jit.ScriptModule,
+    cases: list[tuple[str, data.Inputs]],
+    atol: float,
+    rtol: float,
+    what: str,
+) -> tuple[float, str | None]:
     """(max abs error, first failure in words or None) of candidate against traced on every case."""
     max_abs = 0.0
     failure = None
@@ -48,13 +54,16 @@ def compare_cases(candidate: torch.jit.ScriptModule, traced: torch.jit.ScriptMod
         if result["max_abs_error"] is not None:
             max_abs = max(max_abs, result["max_abs_error"])
         if not result["passed"] and failure is None:
-            failure = (f"{what}, case {name}: {result['error']}" if result["error"] else
-                       f"{what}, case {name}: max abs error {result['max_abs_error']:g}; "
-                       f"allowed {compare.allowed(atol, rtol)}")
+            failure = (
+                f"{what}, case {name}: {result['error']}"
+                if result["error"]
+                else f"{what}, case {name}: max abs error {result['max_abs_error']:g}; "
+                f"allowed {compare.allowed(atol, rtol)}"
+            )
     return max_abs, failure
 
 
-def for_inference(frozen_path: str, out_dir: str) -> Tuple[torch.jit.ScriptModule, str]:
+def for_inference(frozen_path: str, out_dir: str) -> tuple[torch.jit.ScriptModule, str]:
     """torch.jit.optimize_for_inference of a fresh load of the frozen module, in memory only (never saved)."""
     module = torch.jit.optimize_for_inference(torch.jit.load(frozen_path, map_location="cpu").eval())
     path = os.path.join(out_dir, "ir-for-inference.txt")
@@ -63,7 +72,7 @@ def for_inference(frozen_path: str, out_dir: str) -> Tuple[torch.jit.ScriptModul
 
 
 @protocol.op("optimize")
-def optimize(args: Dict[str, Any]) -> Dict[str, Any]:
+def optimize(args: dict[str, Any]) -> dict[str, Any]:
     """Freeze traced.pt into optimized.pt, dump the IR before/after, and compare on the references."""
     if args.get("model_path"):
         # Importing the model file registers any custom operators the traced graph calls.
@@ -82,28 +91,43 @@ def optimize(args: Dict[str, Any]) -> Dict[str, Any]:
     # Compare the saved artifact, as deployed, not the in-memory frozen module.
     optimized = torch.jit.load(paths["optimized.pt"], map_location="cpu")
     max_abs, failure = compare_cases(optimized, traced, cases, atol, rtol, "the optimized module")
-    inference_nodes: Optional[Dict[str, int]] = None
-    inference_path: Optional[str] = None
-    inference_abs: Optional[float] = None
+    inference_nodes: dict[str, int] | None = None
+    inference_path: str | None = None
+    inference_abs: float | None = None
     if method == "optimize_for_inference":
         inference, inference_path = for_inference(paths["optimized.pt"], out_dir)
         inference_nodes = graph.count_nodes(inference.inlined_graph)
-        inference_abs, inference_failure = compare_cases(inference, traced, cases, atol, rtol,
-                                                         "the optimize_for_inference module")
+        inference_abs, inference_failure = compare_cases(
+            inference, traced, cases, atol, rtol, "the optimize_for_inference module"
+        )
         failure = failure or inference_failure
     before = graph.count_nodes(traced.inlined_graph)
     after = graph.count_nodes(frozen.inlined_graph)
-    summary = (f"torch.jit.freeze: {sum(before.values())} → {sum(after.values())} nodes; "
-               f"optimized agrees with traced (max abs error {max_abs:.2e})")
+    summary = (
+        f"torch.jit.freeze: {sum(before.values())} → {sum(after.values())} nodes; "
+        f"optimized agrees with traced (max abs error {max_abs:.2e})"
+    )
     if inference_nodes is not None:
-        summary += (f"; optimize_for_inference (in memory, not saved): {sum(inference_nodes.values())} nodes, "
-                    f"agrees with traced (max abs error {inference_abs:.2e})")
-    return {"optimized_path": paths["optimized.pt"], "ir_before_path": paths["ir-before.txt"],
-            "ir_after_path": paths["ir-after.txt"], "nodes_before": before, "nodes_after": after,
-            "node_total_before": sum(before.values()), "node_total_after": sum(after.values()),
-            "max_abs_error": compare.json_float(max_abs), "passed": failure is None,
-            "code": None if failure is None else "optimized_divergence",
-            "message": (f"{failure} (expected agreement with the traced module); inspect ir-after.txt"
-                        if failure else summary),
-            "method": method, "nodes_for_inference": inference_nodes, "ir_for_inference_path": inference_path,
-            "max_abs_error_for_inference": None if inference_abs is None else compare.json_float(inference_abs)}
+        summary += (
+            f"; optimize_for_inference (in memory, not saved): {sum(inference_nodes.values())} nodes, "
+            f"agrees with traced (max abs error {inference_abs:.2e})"
+        )
+    return {
+        "optimized_path": paths["optimized.pt"],
+        "ir_before_path": paths["ir-before.txt"],
+        "ir_after_path": paths["ir-after.txt"],
+        "nodes_before": before,
+        "nodes_after": after,
+        "node_total_before": sum(before.values()),
+        "node_total_after": sum(after.values()),
+        "max_abs_error": compare.json_float(max_abs),
+        "passed": failure is None,
+        "code": None if failure is None else "optimized_divergence",
+        "message": (
+            f"{failure} (expected agreement with the traced module); inspect ir-after.txt" if failure else summary
+        ),
+        "method": method,
+        "nodes_for_inference": inference_nodes,
+        "ir_for_inference_path": inference_path,
+        "max_abs_error_for_inference": None if inference_abs is None else compare.json_float(inference_abs),
+    }

@@ -8,7 +8,8 @@ import json
 import math
 import os
 import traceback
-from typing import Any, Callable, Dict, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from . import PROTOCOL_VERSION
 
@@ -45,7 +46,7 @@ def traceback_tail(exc: BaseException, lines: int = TRACEBACK_LINES) -> str:
     return "\n".join(text.rstrip("\n").split("\n")[-lines:])
 
 
-def finite_or_none(value: float) -> Optional[float]:
+def finite_or_none(value: float) -> float | None:
     """A float for JSON, or None when it is NaN or infinite (JSON has no such numbers)."""
     value = float(value)
     return value if math.isfinite(value) else None
@@ -55,7 +56,7 @@ MAX_VALUE_CHARS = 200  # of a value quoted in a message
 
 
 def value_words(path: str, value: Any, expected: str) -> str:
-    """The one form of an argument error, for hand-written and contract checks: `args.<path> = <value>; expected <what>`."""
+    """The one form of an argument error, hand-written or from the contract: `args.<path> = <value>; expected <what>`"""
     shown = repr(value)
     if len(shown) > MAX_VALUE_CHARS:
         shown = shown[:MAX_VALUE_CHARS] + " …"
@@ -78,8 +79,14 @@ def missing(path: str, expected: str) -> BadRequest:
 
 
 # The JSON Schema words for Python types, so that hand-written and contract checks read alike.
-TYPE_WORDS = {str: "a string", float: "a number", int: "an integer", bool: "a boolean", dict: "an object",
-              list: "an array"}
+TYPE_WORDS = {
+    str: "a string",
+    float: "a number",
+    int: "an integer",
+    bool: "a boolean",
+    dict: "an object",
+    list: "an array",
+}
 
 
 def require(args: Mapping[str, Any], key: str, kind: type, where: str = "args") -> Any:
@@ -95,27 +102,31 @@ def require(args: Mapping[str, Any], key: str, kind: type, where: str = "args") 
     return value
 
 
-Emit = Callable[[Dict[str, Any]], None]  # sends one progress event of the running request
-Handler = Callable[[Dict[str, Any], Emit], Dict[str, Any]]  # (args, emit) -> result
+Emit = Callable[[dict[str, Any]], None]  # sends one progress event of the running request
+Handler = Callable[[dict[str, Any], Emit], dict[str, Any]]  # (args, emit) -> result
 
-OPS: Dict[str, Handler] = {}  # op name -> handler; filled by @op as the server imports the package's modules
+OPS: dict[str, Handler] = {}  # op name -> handler; filled by @op as the server imports the package's modules
 
 
-def op(name: str) -> Callable[[Callable[..., Dict[str, Any]]], Callable[..., Dict[str, Any]]]:
+def op(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
     """Register the decorated function as the handler of op `name` (returned unchanged); a function of
     `(args)` alone is adapted to `(args, emit)`. Its args arrive checked against contract.json, with the
     contract's defaults filled in and the generic path/directory/device checks passed (docs/protocol.md)."""
-    def register(fn: Callable[..., Dict[str, Any]]) -> Callable[..., Dict[str, Any]]:
+
+    def register(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         if name in OPS:
             raise RuntimeError(f"op {name!r} is registered twice ({OPS[name].__module__} and {fn.__module__})")
         if len(inspect.signature(fn).parameters) >= 2:
             OPS[name] = fn
         else:
+
             @functools.wraps(fn)
-            def without_emit(args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+            def without_emit(args: dict[str, Any], emit: Emit) -> dict[str, Any]:
                 return fn(args)
+
             OPS[name] = without_emit
         return fn
+
     return register
 
 
@@ -125,23 +136,29 @@ class Writer:
     def __init__(self, fd: int) -> None:
         self.stream = os.fdopen(fd, "w", encoding="utf-8")
 
-    def line(self, message: Dict[str, Any]) -> None:
+    def line(self, message: dict[str, Any]) -> None:
         """Write one JSON message as a line."""
         self.stream.write(json.dumps(message, allow_nan=False) + "\n")
         self.stream.flush()
 
-    def event(self, request_id: str, data: Dict[str, Any]) -> None:
+    def event(self, request_id: str, data: dict[str, Any]) -> None:
         """Write a progress event for a request."""
         self.line({"v": PROTOCOL_VERSION, "id": request_id, "event": "progress", "data": data})
 
-    def success(self, request_id: str, result: Dict[str, Any], ms: Optional[float] = None) -> None:
+    def success(self, request_id: str, result: dict[str, Any], ms: float | None = None) -> None:
         """Write a success response; `ms` is the time the op itself took (the torch work), when measured."""
-        line: Dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result}
+        line: dict[str, Any] = {"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result}
         if ms is not None:
             line["ms"] = round(ms, 3)
         self.line(line)
 
     def failure(self, request_id: str, error: ProtocolError) -> None:
         """Write a failure response."""
-        self.line({"v": PROTOCOL_VERSION, "id": request_id, "ok": False,
-                   "error": {"code": error.code, "message": error.message, "traceback": error.tb}})
+        self.line(
+            {
+                "v": PROTOCOL_VERSION,
+                "id": request_id,
+                "ok": False,
+                "error": {"code": error.code, "message": error.message, "traceback": error.tb},
+            }
+        )

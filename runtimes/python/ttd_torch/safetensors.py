@@ -1,23 +1,30 @@
-"""A minimal safetensors writer, and the reader of docs/trust-safetensors.md (docs/protocol.md, section 3); no pickle anywhere."""
+"""A minimal safetensors writer and the reader of docs/trust-safetensors.md (docs/protocol.md, section 3); no pickle."""
 
 from __future__ import annotations
 
 import json
 import struct
 import sys
-from typing import Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
 
 import torch
 
 # The parity runner must stay one standalone file, so the one Python reader (docs/trust-safetensors.md) lives there.
 from ttd_parity_runner import SafetensorsError, parse_safetensors, read_safetensors  # noqa: F401 (re-exported)
 
-DTYPES: Dict[str, torch.dtype] = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U8": torch.uint8, "BOOL": torch.bool,
+DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
 }
-NAMES: Dict[torch.dtype, str] = {dtype: name for name, dtype in DTYPES.items()}
+NAMES: dict[torch.dtype, str] = {dtype: name for name, dtype in DTYPES.items()}
 
 
 def tensor_bytes(tensor: torch.Tensor) -> bytes:
@@ -31,9 +38,9 @@ def tensor_bytes(tensor: torch.Tensor) -> bytes:
     return flat.view(torch.uint8).numpy().tobytes()
 
 
-def save(path: str, tensors: Mapping[str, torch.Tensor], metadata: Optional[Mapping[str, str]] = None) -> None:
+def save(path: str, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
     """Write named tensors and string metadata to a safetensors file."""
-    header: Dict[str, object] = {}
+    header: dict[str, object] = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blobs = []
@@ -42,8 +49,11 @@ def save(path: str, tensors: Mapping[str, torch.Tensor], metadata: Optional[Mapp
         if tensor.dtype not in NAMES:
             raise ValueError(f"tensor {name!r} has dtype {tensor.dtype}; expected one of {sorted(DTYPES)}")
         data = tensor_bytes(tensor)
-        header[name] = {"dtype": NAMES[tensor.dtype], "shape": list(tensor.shape),
-                        "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": NAMES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         blobs.append(data)
         offset += len(data)
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -55,6 +65,6 @@ def save(path: str, tensors: Mapping[str, torch.Tensor], metadata: Optional[Mapp
             out.write(data)
 
 
-def load(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+def load(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file into (tensors by name, metadata); raises SafetensorsError naming the rule broken."""
     return read_safetensors(path)

@@ -14,7 +14,8 @@ import ctypes
 import json
 import os
 import re
-from typing import Any, Iterable, List, Optional, Set
+from collections.abc import Iterable
+from typing import Any
 
 from .protocol import ProtocolError
 
@@ -30,7 +31,7 @@ CAP_LAST = 63  # cap numbers above the kernel's last one fail with EINVAL, which
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # The request's own directories (set by allow()): a refusal is an operation outside them.
-_allowed: List[str] = []
+_allowed: list[str] = []
 
 
 class SandboxRefused(ProtocolError):
@@ -49,7 +50,7 @@ def enabled() -> bool:
     return os.environ.get("TTD_SANDBOX") == "on"
 
 
-def env_list(name: str) -> List[str]:
+def env_list(name: str) -> list[str]:
     """A JSON list of absolute paths from the environment (empty when unset)."""
     try:
         value = json.loads(os.environ.get(name) or "[]")
@@ -73,15 +74,15 @@ def path_args(value: Any, key: str = "") -> Iterable[str]:
                 yield from path_args(v, str(k))
 
 
-def request_dirs(args: Any, work_roots: List[str], shared: List[str]) -> List[str]:
+def request_dirs(args: Any, work_roots: list[str], shared: list[str]) -> list[str]:
     """The directories a request may see: for each path argument under a work root, the root's entry it lies in (a
     stage's work dir; never the root itself), and each shared directory (the Inductor cache) it names or lies in.
     The same rule as requestDirs in activities/torch-process.ts."""
-    found: Set[str] = set()
+    found: set[str] = set()
     for s in path_args(args):
         for root in work_roots:
             if s.startswith(root + "/"):
-                entry = s[len(root) + 1:].split("/")[0]
+                entry = s[len(root) + 1 :].split("/")[0]
                 if entry not in ("", ".", ".."):
                     found.add(os.path.join(root, entry))
         for d in shared:
@@ -139,10 +140,13 @@ def isolate(args: Any) -> None:
     # The read-only paths (the torch environment, the ttd package) under the scratch, when the checkout lies in /tmp:
     # the fresh scratch would hide them, so they are bound again from what this process sees now. A bind keeps its
     # source's read-only flag (and bwrap's mounts are locked read-only in this user namespace): they stay read-only.
-    ro_fds = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in readonly
-              if _covered(path, [SCRATCH, *private, *shared, *hidden]) and os.path.isdir(path)]
+    ro_fds = [
+        (path, os.open(path, os.O_PATH | os.O_DIRECTORY))
+        for path in readonly
+        if _covered(path, [SCRATCH, *private, *shared, *hidden]) and os.path.isdir(path)
+    ]
     # Outermost first; a directory inside one already covered by a fresh tmpfs has vanished with it.
-    covered: List[str] = []
+    covered: list[str] = []
     for path in sorted({SCRATCH, *private, *shared, *hidden}, key=len):
         if path in keep or _covered(path, covered) or not os.path.isdir(path):
             continue
@@ -150,13 +154,15 @@ def isolate(args: Any) -> None:
         covered.append(path)
     for path, fd in ro_fds:
         os.makedirs(path, exist_ok=True)
-        _check(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None),
-               f"binding {path}")
+        _check(
+            libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None), f"binding {path}"
+        )
         os.close(fd)
     for path, fd in fds:
         os.makedirs(path, exist_ok=True)
-        _check(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None),
-               f"binding {path}")
+        _check(
+            libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None), f"binding {path}"
+        )
         os.close(fd)
     _new_user_and_mount_namespace(libc)
     drop_capabilities(libc)
@@ -187,13 +193,15 @@ def not_dumpable() -> None:
 
 
 FS_REFUSAL = re.compile(r"(No such file or directory|Permission denied|Read-only file system|Operation not permitted)")
-NET_REFUSAL = re.compile(r"(Network is unreachable|Temporary failure in name resolution|Name or service not known|"
-                         r"Connection refused|Address family not supported)")
+NET_REFUSAL = re.compile(
+    r"(Network is unreachable|Temporary failure in name resolution|Name or service not known|"
+    r"Connection refused|Address family not supported)"
+)
 PATH_NEAR = re.compile(r"(?<![\w.])(/(?:[\w.@+~-]+/?)+)")
 SOURCE_LINE = re.compile(r'File "[^"]*", line \d+')
 
 
-def refusal(text: str, allowed: List[str]) -> Optional[str]:
+def refusal(text: str, allowed: list[str]) -> str | None:
     """What the sandbox refused, judged from an error's text: a network operation, or a file operation on a path
     outside the request's directories (a missing file of its own scratch is not a refusal); None when none shows.
     The same rule as sandboxRefusal in lib/sandbox.ts, plus the scratch check only this side can make."""
@@ -201,14 +209,18 @@ def refusal(text: str, allowed: List[str]) -> Optional[str]:
     if net:
         return f"a network operation ({net.group(1)}): the sandbox has no network"
     for m in FS_REFUSAL.finditer(text):
-        near = SOURCE_LINE.sub("", text[max(0, m.start() - 300):m.end() + 300])
+        near = SOURCE_LINE.sub("", text[max(0, m.start() - 300) : m.end() + 300])
         for p in PATH_NEAR.finditer(near):
             path = p.group(1).rstrip("/.") or "/"
             if _covered(path, allowed):
                 continue
-            if (m.group(1) == "No such file or directory" and _covered(path, [SCRATCH])
-                    and not _covered(path, env_list("TTD_SANDBOX_READONLY")) and os.path.isdir(os.path.dirname(path))):
-                continue  # its own scratch: a file it did not create (not the read-only paths a checkout in /tmp puts there)
+            if (
+                m.group(1) == "No such file or directory"
+                and _covered(path, [SCRATCH])
+                and not _covered(path, env_list("TTD_SANDBOX_READONLY"))
+                and os.path.isdir(os.path.dirname(path))
+            ):
+                continue  # its own scratch: a file it did not create (not the read-only paths a checkout in /tmp adds)
             return f"access to '{path}' ({m.group(1)}), outside the request's work directory"
     return None
 
@@ -216,7 +228,7 @@ def refusal(text: str, allowed: List[str]) -> Optional[str]:
 def exception_text(exc: BaseException) -> str:
     """An exception's message with those of its causes (torch wraps the OS error in its own)."""
     parts, seen = [], set()
-    cur: Optional[BaseException] = exc
+    cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         parts.append(f"{type(cur).__name__}: {cur}")
@@ -236,5 +248,7 @@ def raise_if_refused(exc: BaseException) -> None:
     if what is None:
         return
     first = " ".join(text.strip().splitlines()[-1:])[:300]
-    raise SandboxRefused(f"the sandbox refused {what}: {first}; model files and foreign archives run without network "
-                         "or credentials and see the host read-only, except their own work directory (docs/trust.md)")
+    raise SandboxRefused(
+        f"the sandbox refused {what}: {first}; model files and foreign archives run without network "
+        "or credentials and see the host read-only, except their own work directory (docs/trust.md)"
+    )

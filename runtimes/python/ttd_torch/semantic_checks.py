@@ -4,7 +4,7 @@ directories that must exist, devices torch must accept (docs/protocol.md, sectio
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+from typing import Any
 
 import torch
 
@@ -12,7 +12,7 @@ from .contract import Invalid, Schema, SchemaError, Validator, contract_failure,
 from .protocol import bad_value
 
 
-def kind_of(key: str) -> Optional[str]:
+def kind_of(key: str) -> str | None:
     """What a contract-declared argument's name says its string value is: "file" (`path`, `*_path`), "dir"
     (`*_dir`), "device" (`device`, `*_device`), or None."""
     if key == "path" or key.endswith("_path"):
@@ -76,7 +76,7 @@ def walk(validator: Validator, schema: Schema, value: Any, path: str) -> None:
             walk(validator, sub, item, f"{path}[{i}]")
 
 
-def check_args(op: str, args: Dict[str, Any], contract_path: Optional[str] = None) -> None:
+def check_args(op: str, args: dict[str, Any], contract_path: str | None = None) -> None:
     """Raise bad_request for the first argument of op (already checked against its schema) that names a file, a
     directory or a device that is not one."""
     schema = op_schema(op, "args", contract_path)

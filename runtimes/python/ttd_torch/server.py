@@ -8,7 +8,7 @@ import os
 import pkgutil
 import sys
 import time
-from typing import Any, Dict, TextIO
+from typing import Any, TextIO
 
 from . import PROTOCOL_VERSION, contract, sandbox, semantic_checks, threads
 from .protocol import OPS, BadRequest, Emit, ProtocolError, Writer, require, traceback_tail
@@ -27,7 +27,7 @@ def import_ops() -> None:
 import_ops()
 
 
-def dispatch(op: str, args: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+def dispatch(op: str, args: dict[str, Any], emit: Emit) -> dict[str, Any]:
     """Run one op in this process, as a request would: its contract schema, its defaults, the generic checks of
     paths, directories and devices, the handler, then its result schema (docs/protocol.md, section 1)."""
     handler = OPS.get(op)

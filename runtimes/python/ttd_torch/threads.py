@@ -4,13 +4,12 @@ cores instead of each starting a pool as large as the host (lib/capacity.ts)."""
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 VARIABLE = "TTD_TORCH_THREADS"
 MAX_THREADS = 1024  # as lib/capacity.ts: MAX_CONCURRENCY
 
 
-def configured() -> Optional[int]:
+def configured() -> int | None:
     """The thread count the worker asked for; None when it asked for none or the value is not a count."""
     value = os.environ.get(VARIABLE, "").strip()
     if not value.isdigit():
@@ -19,14 +18,14 @@ def configured() -> Optional[int]:
     return n if 1 <= n <= MAX_THREADS else None
 
 
-def requested(value: object) -> Optional[int]:
+def requested(value: object) -> int | None:
     """A request envelope's `threads` (docs/protocol.md): a count from 1 to MAX_THREADS, else None (bools are not)."""
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_THREADS:
         return value
     return None
 
 
-def apply(count: Optional[int] = None) -> Optional[int]:
+def apply(count: int | None = None) -> int | None:
     """Give this process `count` intra-op and inter-op threads (a request's own count), else the configured ones; the
     count set, or None.
 
@@ -37,6 +36,7 @@ def apply(count: Optional[int] = None) -> Optional[int]:
     if n is None:
         return None
     import torch
+
     torch.set_num_threads(n)
     try:
         torch.set_num_interop_threads(n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from types import ModuleType
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, cast
 
 import torch
 
@@ -17,7 +17,7 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE_ROWS = 4
 
 
-def load_trained(module: ModuleType, params: Dict[str, Any], weights_path: str) -> torch.nn.Module:
+def load_trained(module: ModuleType, params: dict[str, Any], weights_path: str) -> torch.nn.Module:
     """Build the model, load the trained weights and switch to eval mode."""
     torch.manual_seed(0)  # initial weights are overwritten; the seed only makes construction side effects repeatable
     model = data.build(module, params)
@@ -29,7 +29,7 @@ def load_trained(module: ModuleType, params: Dict[str, Any], weights_path: str) 
     return model.eval()
 
 
-def example_inputs(module: ModuleType, params: Dict[str, Any]) -> data.Inputs:
+def example_inputs(module: ModuleType, params: dict[str, Any]) -> data.Inputs:
     """The model file's example_inputs(params), else the first validation rows."""
     if user_model.optional(module, "example_inputs") is not None:
         value = user_model.call(module, "example_inputs", params)
@@ -45,10 +45,14 @@ def is_tooling_noise(record: warnings.WarningMessage) -> bool:
     return deprecation and os.path.abspath(record.filename).startswith((TORCH_DIR, PACKAGE_DIR))
 
 
-def warning_record(record: warnings.WarningMessage) -> Dict[str, Any]:
+def warning_record(record: warnings.WarningMessage) -> dict[str, Any]:
     """A warning as the protocol reports it."""
-    return {"category": record.category.__name__, "message": str(record.message),
-            "filename": record.filename, "lineno": record.lineno}
+    return {
+        "category": record.category.__name__,
+        "message": str(record.message),
+        "filename": record.filename,
+        "lineno": record.lineno,
+    }
 
 
 def script(model: torch.nn.Module, model_path: str) -> torch.jit.ScriptModule:
@@ -58,22 +62,26 @@ def script(model: torch.nn.Module, model_path: str) -> torch.jit.ScriptModule:
     except Exception as exc:  # the frontend raises NotSupportedError, RuntimeError and others
         sandbox.raise_if_refused(exc)
         reason = " ".join(str(exc).split())[:800]
-        raise ModelError(f"the model in {model_path} cannot be scripted: {type(exc).__name__}: {reason}; "
-                         "expected TorchScript-compatible code: fix the construct named above, "
-                         "or use trace.mode: trace", user_model.user_traceback(exc)) from exc
+        raise ModelError(
+            f"the model in {model_path} cannot be scripted: {type(exc).__name__}: {reason}; "
+            "expected TorchScript-compatible code: fix the construct named above, "
+            "or use trace.mode: trace",
+            user_model.user_traceback(exc),
+        ) from exc
 
 
 MAX_REPORTED = 20  # warnings and captures reported per trace
 MAX_MESSAGE = 500  # characters of each one's message
 
 
-def bounded(record: Dict[str, Any]) -> Dict[str, Any]:
+def bounded(record: dict[str, Any]) -> dict[str, Any]:
     """A warning or capture record with its message cut to MAX_MESSAGE characters."""
     return {**record, "message": str(record["message"])[:MAX_MESSAGE]}
 
 
-def value_sites(model: torch.nn.Module, example: data.Inputs,
-                model_path: str) -> Tuple[Optional[List[dependence.Site]], List[Dict[str, Any]]]:
+def value_sites(
+    model: torch.nn.Module, example: data.Inputs, model_path: str
+) -> tuple[list[dependence.Site] | None, list[dict[str, Any]]]:
     """(capture sites, notes): where forward() takes Python values from tensors (dependence.py); sites None and a
     note when the analysis cannot run (then the gate falls back to torch's warnings and the probes)."""
     with warnings.catch_warnings(record=True), torch.no_grad():
@@ -82,13 +90,19 @@ def value_sites(model: torch.nn.Module, example: data.Inputs,
             return dependence.analyse(model, example, model_path), []
         except (Exception, SystemExit) as exc:  # forward() or torch failed under the mode; tracing reports it again
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:MAX_MESSAGE]
-            return None, [{"category": "ValueDependence", "filename": model_path, "lineno": 0,
-                           "message": f"the value-dependence analysis could not run forward() ({reason}); captures "
-                                      "are judged from torch's warnings and the probes only"}]
+            return None, [
+                {
+                    "category": "ValueDependence",
+                    "filename": model_path,
+                    "lineno": 0,
+                    "message": f"the value-dependence analysis could not run forward() ({reason}); captures "
+                    "are judged from torch's warnings and the probes only",
+                }
+            ]
 
 
 @protocol.op("trace")
-def trace(args: Dict[str, Any]) -> Dict[str, Any]:
+def trace(args: dict[str, Any]) -> dict[str, Any]:
     """Trace (or script) the trained model in eval mode and save traced.pt."""
     module = user_model.load(args["model_path"])
     params = args["params"]
@@ -102,15 +116,22 @@ def trace(args: Dict[str, Any]) -> Dict[str, Any]:
             traced = script(model, args["model_path"])
         else:
             with user_model.user_code(args["model_path"], "forward() while tracing"):
-                traced = torch.jit.trace(model, example, check_trace=False)
+                # A traced nn.Module is a ScriptModule; torch's inferred type also lists an internal tuple.
+                traced = cast(torch.jit.ScriptModule, torch.jit.trace(model, example, check_trace=False))
     kept = [w for w in caught if not is_tooling_noise(w)]
     # Bounded: results travel through workflow history, which carries short summaries only.
-    reported: List[Dict[str, Any]] = [bounded(w) for w in notes + [warning_record(w) for w in kept]][:MAX_REPORTED]
+    reported: list[dict[str, Any]] = [bounded(w) for w in notes + [warning_record(w) for w in kept]][:MAX_REPORTED]
     found = captures.merge(sites, captures.captures(kept, args["model_path"]))
     traced_path = os.path.join(args["out_dir"], "traced.pt")
     archive.save(traced, traced_path)
     nodes = graph.count_nodes(traced.inlined_graph)
-    return {"traced_path": traced_path, "example_shapes": [list(t.shape) for t in example],
-            "nodes": nodes, "node_total": sum(nodes.values()), "warnings": reported, "mode": mode,
-            "captures": [bounded(c) for c in found][:MAX_REPORTED],
-            "tracer_warnings": [bounded(w) for w in captures.tracer_warnings(kept, args["model_path"])][:MAX_REPORTED]}
+    return {
+        "traced_path": traced_path,
+        "example_shapes": [list(t.shape) for t in example],
+        "nodes": nodes,
+        "node_total": sum(nodes.values()),
+        "warnings": reported,
+        "mode": mode,
+        "captures": [bounded(c) for c in found][:MAX_REPORTED],
+        "tracer_warnings": [bounded(w) for w in captures.tracer_warnings(kept, args["model_path"])][:MAX_REPORTED],
+    }

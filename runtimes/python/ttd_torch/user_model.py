@@ -7,8 +7,9 @@ import importlib.util
 import itertools
 import os
 import sys
+from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 from . import sandbox
 from .protocol import ModelError, traceback_tail
@@ -57,7 +58,7 @@ def load(path: str) -> ModuleType:
     return module
 
 
-def optional(module: ModuleType, name: str) -> Optional[Callable[..., Any]]:
+def optional(module: ModuleType, name: str) -> Callable[..., Any] | None:
     """The model file's optional function by name, or None."""
     fn = getattr(module, name, None)
     return fn if callable(fn) else None

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from . import archive_limits, compare, data, gate, graph, probes, protocol, safetensors, sandbox, trace, user_model
 from .protocol import ModelError, bad_value
 
-Case = Tuple[str, data.Inputs]
+Case = tuple[str, data.Inputs]
 Graph = Callable[..., Any]  # a traced module, or any graph run the same way (an exported program's module())
 REFERENCES_FORMAT = "ttd-references/1"
 ROW_CASES = 8  # example-shaped validation chunks kept as reference cases when batch_sizes is []
 PROBE_ROW_CASES = 4  # the same, per probe (the chunk checks still cover up to probes.MAX_CHUNKS of each)
 
 
-def build_cases(validation: data.Inputs, example: data.Inputs, batch_sizes: List[int]) -> Tuple[List[Case], List[Case]]:
+def build_cases(validation: data.Inputs, example: data.Inputs, batch_sizes: list[int]) -> tuple[list[Case], list[Case]]:
     """(reference cases, probe cases) for the batch sizes the graph must serve.
 
     With batch sizes: validation, example, batch_<n> for each; probes transform the whole validation batch.
@@ -27,17 +28,17 @@ def build_cases(validation: data.Inputs, example: data.Inputs, batch_sizes: List
     validation_rows_<a>_<b> for a batched one), then the first PROBE_ROW_CASES chunks of each probe.
     """
     if batch_sizes:
-        cases: List[Case] = [("validation", validation), ("example", example)]
+        cases: list[Case] = [("validation", validation), ("example", example)]
         cases += [(f"batch_{n}", data.first_rows(validation, n)) for n in batch_sizes]
         return cases, probes.probe_cases(validation)
     cases = [("example", example)] + probes.example_shaped_cases(example, [("validation", validation)], ROW_CASES)
     return cases, probes.example_shaped_cases(example, probes.probe_cases(validation), PROBE_ROW_CASES)
 
 
-def save_references(path: str, cases: List[Case], outputs: List[List[torch.Tensor]]) -> None:
+def save_references(path: str, cases: list[Case], outputs: list[list[torch.Tensor]]) -> None:
     """Write every case's inputs and reference outputs (docs/protocol.md, section 3)."""
-    tensors: Dict[str, torch.Tensor] = {}
-    for (name, inputs), outs in zip(cases, outputs):
+    tensors: dict[str, torch.Tensor] = {}
+    for (name, inputs), outs in zip(cases, outputs, strict=True):
         for i, t in enumerate(inputs):
             tensors[f"{name}/input/{i}"] = t
         for j, t in enumerate(outs):
@@ -45,20 +46,19 @@ def save_references(path: str, cases: List[Case], outputs: List[List[torch.Tenso
     safetensors.save(path, tensors, {"format": REFERENCES_FORMAT, "cases": ",".join(n for n, _ in cases)})
 
 
-def run_traced(traced: Graph, inputs: data.Inputs) -> List[torch.Tensor]:
+def run_traced(traced: Graph, inputs: data.Inputs) -> list[torch.Tensor]:
     """Run the traced module under no_grad and flatten its outputs."""
     with torch.no_grad():
         return data.flatten(traced(*inputs), "the traced module")
 
 
-def run_eager(model: torch.nn.Module, inputs: data.Inputs, model_path: str, name: str) -> List[torch.Tensor]:
+def run_eager(model: torch.nn.Module, inputs: data.Inputs, model_path: str, name: str) -> list[torch.Tensor]:
     """The eager eval-mode outputs under no_grad (user exceptions become model_error)."""
     with torch.no_grad(), user_model.user_code(model_path, f"forward() in eval mode on case {name}"):
         return [t.detach() for t in data.flatten(model(*inputs), f"forward() on case {name}")]
 
 
-def check(traced: Graph, inputs: data.Inputs, expected: List[torch.Tensor],
-          atol: float, rtol: float) -> Dict[str, Any]:
+def check(traced: Graph, inputs: data.Inputs, expected: list[torch.Tensor], atol: float, rtol: float) -> dict[str, Any]:
     """Compare the traced module's outputs with expected ones; a raising traced module is a mismatch."""
     try:
         return compare.compare(run_traced(traced, inputs), expected, atol, rtol)
@@ -69,8 +69,9 @@ def check(traced: Graph, inputs: data.Inputs, expected: List[torch.Tensor],
         return compare.mismatch(f"the traced module raised {type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
 
 
-def chunk_checks(model: torch.nn.Module, traced: Graph, example: data.Inputs,
-                 sources: List[Case], args: Dict[str, Any]) -> Dict[str, Any]:
+def chunk_checks(
+    model: torch.nn.Module, traced: Graph, example: data.Inputs, sources: list[Case], args: dict[str, Any]
+) -> dict[str, Any]:
     """Traced vs eager on chunks of the sources cut to the example's exact shapes (value-only divergence)."""
     count, failed, first = 0, 0, None
     for name, source in sources:
@@ -84,12 +85,13 @@ def chunk_checks(model: torch.nn.Module, traced: Graph, example: data.Inputs,
             if not result["passed"]:
                 failed += 1
                 if first is None:
-                    first = gate.case_words({**result, "name": f"{name} {label}, at the example's shape"},
-                                            args["atol"], args["rtol"])
+                    first = gate.case_words(
+                        {**result, "name": f"{name} {label}, at the example's shape"}, args["atol"], args["rtol"]
+                    )
     return {"chunks": count, "failed": failed, "first_failure": first}
 
 
-def repeat_check(traced: Graph, case: Case, atol: float, rtol: float) -> Dict[str, Any]:
+def repeat_check(traced: Graph, case: Case, atol: float, rtol: float) -> dict[str, Any]:
     """Run the traced module twice on one case: random ops make the two runs differ."""
     name, inputs = case
     try:
@@ -101,9 +103,9 @@ def repeat_check(traced: Graph, case: Case, atol: float, rtol: float) -> Dict[st
     return {"case": name, "passed": result["passed"], "words": words}
 
 
-def repeat_checks(traced: torch.jit.ScriptModule, cases: List[Case], atol: float, rtol: float) -> Dict[str, Any]:
+def repeat_checks(traced: torch.jit.ScriptModule, cases: list[Case], atol: float, rtol: float) -> dict[str, Any]:
     """repeat_check on each case until two runs differ: one small example-shaped input may draw equal numbers twice."""
-    first: Dict[str, Any] = {}
+    first: dict[str, Any] = {}
     for case in cases:
         result = repeat_check(traced, case, atol, rtol)
         if not result["passed"]:
@@ -117,15 +119,16 @@ def shapes(inputs: data.Inputs) -> str:
     return ", ".join(str(list(t.shape)) for t in inputs)
 
 
-def eager_cases(model: torch.nn.Module, cases: List[Case], probe_list: List[Case], model_path: str,
-                train_ops: List[str]) -> Tuple[List[Case], List[List[torch.Tensor]], List[str], List[str]]:
+def eager_cases(
+    model: torch.nn.Module, cases: list[Case], probe_list: list[Case], model_path: str, train_ops: list[str]
+) -> tuple[list[Case], list[list[torch.Tensor]], list[str], list[str]]:
     """(cases kept, their eager outputs, warnings, failures): a probe the model itself rejects is skipped with a
     warning; with train-mode ops in the graph any case is (the gate rejects them, and a batch norm in training mode
     raises on one row), and the failure is named for the verdict."""
-    kept: List[Case] = []
-    outputs: List[List[torch.Tensor]] = []
-    skipped: List[str] = []
-    failures: List[str] = []
+    kept: list[Case] = []
+    outputs: list[list[torch.Tensor]] = []
+    skipped: list[str] = []
+    failures: list[str] = []
     for name, inputs in cases + probe_list:
         try:
             outs = run_eager(model, inputs, model_path, name)
@@ -142,21 +145,23 @@ def eager_cases(model: torch.nn.Module, cases: List[Case], probe_list: List[Case
     return kept, outputs, skipped, failures
 
 
-def unique(values: List[str]) -> List[str]:
+def unique(values: list[str]) -> list[str]:
     """Values once each, in first-seen order."""
     return list(dict.fromkeys(values))
 
 
-def batch_sizes(values: List[Any]) -> List[int]:
+def batch_sizes(values: list[Any]) -> list[int]:
     """args.batch_sizes (positive integers by the contract) as ints, each at most once."""
     for i, value in enumerate(values):
         if value in values[:i]:
-            raise bad_value(f"args.batch_sizes[{i}]", value, f"a value not already in args.batch_sizes (got {values!r})")
+            raise bad_value(
+                f"args.batch_sizes[{i}]", value, f"a value not already in args.batch_sizes (got {values!r})"
+            )
     return [int(v) for v in values]  # JSON Schema counts 7.0 as an integer
 
 
 @protocol.op("verify")
-def verify(args: Dict[str, Any]) -> Dict[str, Any]:
+def verify(args: dict[str, Any]) -> dict[str, Any]:
     """Compare eager and traced outputs on every reference and probe case, judge the trace, save the references."""
     sizes = batch_sizes(args["batch_sizes"])
     module = user_model.load(args["model_path"])
@@ -176,16 +181,18 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
     started = time.perf_counter()
     cases, eager, skipped, failures = eager_cases(model, base, probe_list, args["model_path"], train_ops)
     eager_ms = (time.perf_counter() - started) * 1000  # the reference cases once, eagerly: later stages' time limits
-    results: List[Dict[str, Any]] = []
-    for (name, inputs), expected in zip(cases, eager):
+    results: list[dict[str, Any]] = []
+    for (name, inputs), expected in zip(cases, eager, strict=True):
         results.append({"name": name, **check(traced, inputs, expected, atol, rtol)})
     if example_shaped:
         # Whole batches are only cut into example-shaped chunks; the graph never runs on them whole.
         sources = [("validation", validation)] + probes.probe_cases(validation)
         if len(base) == 1:
-            skipped.append(f"trace.batch_sizes is [] but no validation rows fit the example's shapes "
-                           f"({shapes(example)}; validation inputs {shapes(validation)}), so only the example "
-                           "itself was compared; give example_inputs() one validation row's shapes")
+            skipped.append(
+                f"trace.batch_sizes is [] but no validation rows fit the example's shapes "
+                f"({shapes(example)}; validation inputs {shapes(validation)}), so only the example "
+                "itself was compared; give example_inputs() one validation row's shapes"
+            )
     else:
         sources = [c for c in cases if c[0] == "validation" or c[0].startswith("probe_")]
     chunks = chunk_checks(model, traced, example, sources, args)
@@ -194,21 +201,40 @@ def verify(args: Dict[str, Any]) -> Dict[str, Any]:
     else:
         repeat = repeat_check(traced, base[0], atol, rtol)
     devices = graph.device_constants(inlined)
-    facts = gate.Facts(cases=results, atol=atol, rtol=rtol, example_shape=[list(t.shape) for t in example],
-                       chunk_checks=chunks, train_ops=train_ops, repeat=repeat,
-                       nondeterministic_nodes=graph.nondeterministic_nodes(inlined), devices=devices,
-                       target_device=args["target_device"], captures=args["captures"],
-                       accept_captures=args["accept_captures"], tracer_warnings=args["tracer_warnings"],
-                       eager_failures=failures, example_shaped=example_shaped)
+    facts = gate.Facts(
+        cases=results,
+        atol=atol,
+        rtol=rtol,
+        example_shape=[list(t.shape) for t in example],
+        chunk_checks=chunks,
+        train_ops=train_ops,
+        repeat=repeat,
+        nondeterministic_nodes=graph.nondeterministic_nodes(inlined),
+        devices=devices,
+        target_device=args["target_device"],
+        captures=args["captures"],
+        accept_captures=args["accept_captures"],
+        tracer_warnings=args["tracer_warnings"],
+        eager_failures=failures,
+        example_shaped=example_shaped,
+    )
     code, message, warnings = gate.verdict(facts)
     references_path = os.path.join(args["out_dir"], "references.safetensors")
     save_references(references_path, cases, eager)
     for r in results:
         r["max_abs_error"] = compare.json_float(r["max_abs_error"])
         r["max_rel_error"] = compare.json_float(r["max_rel_error"])
-    return {"passed": code is None, "code": code, "message": message, "cases": results,
-            "train_mode_ops": facts.train_ops, "references_path": references_path,
-            "warnings": skipped + warnings, "devices": unique([str(d["device"]) for d in devices]),
-            "nondeterministic_nodes": facts.nondeterministic_nodes,
-            "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]},
-            "tracer_warnings": args["tracer_warnings"], "eager_ms": round(eager_ms, 3)}
+    return {
+        "passed": code is None,
+        "code": code,
+        "message": message,
+        "cases": results,
+        "train_mode_ops": facts.train_ops,
+        "references_path": references_path,
+        "warnings": skipped + warnings,
+        "devices": unique([str(d["device"]) for d in devices]),
+        "nondeterministic_nodes": facts.nondeterministic_nodes,
+        "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]},
+        "tracer_warnings": args["tracer_warnings"],
+        "eager_ms": round(eager_ms, 3),
+    }

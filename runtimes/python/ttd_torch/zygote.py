@@ -31,7 +31,7 @@ import stat
 import struct
 import sys
 import time
-from typing import Any, Dict, List, Optional, Set
+from typing import Any
 
 from . import PROTOCOL_VERSION, sandbox, threads
 
@@ -99,7 +99,7 @@ def bind(path: str) -> socket.socket:
     return sock
 
 
-def load_prctl() -> Optional[Any]:
+def load_prctl() -> Any | None:
     """libc's prctl on Linux (looked up once, in the zygote), else None."""
     if not sys.platform.startswith("linux"):
         return None
@@ -110,7 +110,7 @@ def load_prctl() -> Optional[Any]:
 
 
 PR_SET_NAME = 15  # <linux/prctl.h>: the name ps, top and pgrep (without -f) show; 15 bytes at most
-_prctl: Optional[Any] = None  # set once in main()
+_prctl: Any | None = None  # set once in main()
 
 
 def set_process_name(name: str) -> None:
@@ -123,7 +123,7 @@ def set_process_name(name: str) -> None:
         pass
 
 
-def set_parent_death_signal(prctl: Optional[Any], parent_pid: int) -> None:
+def set_parent_death_signal(prctl: Any | None, parent_pid: int) -> None:
     """Linux: SIGKILL this process when the zygote dies (best effort; a no-op elsewhere)."""
     if prctl is None:
         return
@@ -135,7 +135,7 @@ def set_parent_death_signal(prctl: Optional[Any], parent_pid: int) -> None:
         os._exit(1)
 
 
-def thread_count() -> Optional[int]:
+def thread_count() -> int | None:
     """The number of OS threads of this process (Linux), or None where unknown."""
     try:
         return len(os.listdir("/proc/self/task"))
@@ -149,7 +149,7 @@ def block_signals(how: int) -> None:
         signal.pthread_sigmask(how, ZYGOTE_SIGNALS)
 
 
-def read_request(conn: socket.socket) -> Optional[str]:
+def read_request(conn: socket.socket) -> str | None:
     """The first non-blank line from the connection; a final line without newline counts; None at EOF."""
     buf = bytearray()
     while True:
@@ -158,7 +158,7 @@ def read_request(conn: socket.socket) -> Optional[str]:
             if end < 0:
                 break
             line = bytes(buf[:end])
-            del buf[:end + 1]
+            del buf[: end + 1]
             if line.strip():
                 return line.decode("utf-8", "replace")
         chunk = conn.recv(65536)
@@ -167,7 +167,7 @@ def read_request(conn: socket.socket) -> Optional[str]:
         buf += chunk
 
 
-def json_line(message: Dict[str, Any]) -> bytes:
+def json_line(message: dict[str, Any]) -> bytes:
     """One protocol line."""
     return (json.dumps(message) + "\n").encode("utf-8")
 
@@ -183,13 +183,13 @@ class Zygote:
         self.protocol_fd = protocol_fd
         self.pid = os.getpid()
         self.prctl = load_prctl()
-        self.children: Set[int] = set()  # every live child: spares and those serving a connection
+        self.children: set[int] = set()  # every live child: spares and those serving a connection
         self.spare_target = spares
-        self.spares: Dict[int, float] = {}  # spares not yet handed a connection: pid -> time.monotonic() at fork
+        self.spares: dict[int, float] = {}  # spares not yet handed a connection: pid -> time.monotonic() at fork
         self.failures = 0  # failed spawns in a row (fork failed, or a spare died young without a connection)
         self.next_spawn = 0.0  # time.monotonic() before which no spare is forked (back-off)
         self.taken_buf = bytearray()
-        self.stopping: Optional[str] = None
+        self.stopping: str | None = None
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -201,8 +201,10 @@ class Zygote:
             self.selector.register(0, selectors.EVENT_READ)
         except (OSError, ValueError) as exc:
             self.close()
-            raise SetupError("stdin cannot be watched (it is closed, a regular file or /dev/null?); --listen "
-                             f"expects a pipe on stdin that the parent closes to stop the server ({exc})") from exc
+            raise SetupError(
+                "stdin cannot be watched (it is closed, a regular file or /dev/null?); --listen "
+                f"expects a pipe on stdin that the parent closes to stop the server ({exc})"
+            ) from exc
         if spares:
             self.sock.setblocking(True)  # the spares block in accept(); the zygote itself never accepts
             self.selector.register(self.taken_r, selectors.EVENT_READ)
@@ -238,8 +240,10 @@ class Zygote:
                     else:
                         self.drain_wakeup()
             self.reap()
-            log(f"stopping ({self.stopping}); killing {len(self.children)} live child(ren), "
-                f"{len(self.spares)} of them spare(s)")
+            log(
+                f"stopping ({self.stopping}); killing {len(self.children)} live child(ren), "
+                f"{len(self.spares)} of them spare(s)"
+            )
         finally:
             self.shutdown()
         return 0
@@ -281,7 +285,7 @@ class Zygote:
             pass
         while len(self.taken_buf) >= PID.size:
             (pid,) = PID.unpack_from(self.taken_buf)
-            del self.taken_buf[:PID.size]
+            del self.taken_buf[: PID.size]
             if self.spares.pop(pid, None) is not None:
                 self.failures = 0  # a spare got as far as a connection: spawning works
                 self.next_spawn = 0.0
@@ -324,7 +328,7 @@ class Zygote:
                 log("dropping the connection")
             conn.close()
 
-    def fork(self, conn: Optional[socket.socket]) -> Optional[int]:
+    def fork(self, conn: socket.socket | None) -> int | None:
         """Fork a child for one accepted connection, or a spare when conn is None; the parent keeps only
         its pid (None when fork failed)."""
         block_signals(signal.SIG_BLOCK)
@@ -384,7 +388,7 @@ class Zygote:
 
         A spare whose setup failed still takes a connection, to answer it with the setup error (as a child
         forked on accept would), instead of dying and leaving connections unanswered in the backlog."""
-        error: Optional[BaseException] = None
+        error: BaseException | None = None
         try:
             self.detach()
         except BaseException as exc:
@@ -477,9 +481,20 @@ class Zygote:
 def setup_failed(conn: socket.socket, exc: BaseException) -> int:
     """A child that cannot serve: an internal error on the connection (best effort), exit code 1."""
     try:
-        conn.sendall(json_line({"v": PROTOCOL_VERSION, "id": "", "ok": False, "error": {
-            "code": "internal", "message": f"fork server child setup failed: {type(exc).__name__}: {exc}",
-            "traceback": ""}}))
+        conn.sendall(
+            json_line(
+                {
+                    "v": PROTOCOL_VERSION,
+                    "id": "",
+                    "ok": False,
+                    "error": {
+                        "code": "internal",
+                        "message": f"fork server child setup failed: {type(exc).__name__}: {exc}",
+                        "traceback": "",
+                    },
+                }
+            )
+        )
     except BaseException:
         pass
     log(f"child setup failed: {type(exc).__name__}: {exc}")
@@ -493,6 +508,7 @@ def serve_connection(conn: socket.socket) -> int:
         conn.setblocking(True)
         from .protocol import Writer
         from .server import handle
+
         writer = Writer(os.dup(conn.fileno()))
         writer.line({"v": PROTOCOL_VERSION, "child": True, "pid": os.getpid()})
     except BaseException as exc:
@@ -514,7 +530,8 @@ def serve_connection(conn: socket.socket) -> int:
     finally:
         for stream in (sys.stderr, sys.__stdout__):
             try:
-                stream.flush()
+                if stream is not None:  # sys.__stdout__ is None without a stdout
+                    stream.flush()
             except (OSError, ValueError, AttributeError):
                 pass
     return 0
@@ -533,6 +550,7 @@ def isolated(line: str, writer: Any) -> bool:
         return True
     except (sandbox.IsolationFailed, OSError) as exc:
         from .protocol import ProtocolError
+
         request_id = request.get("id") if isinstance(request.get("id"), str) else ""
         writer.failure(request_id, ProtocolError("internal", f"cannot isolate the request in the sandbox: {exc}"))
         log(f"isolation failed: {type(exc).__name__}: {exc} at {traceback_line(exc)}")
@@ -547,7 +565,7 @@ def traceback_line(exc: BaseException) -> str:
     return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
 
 
-def request_threads(line: str) -> Optional[int]:
+def request_threads(line: str) -> int | None:
     """The intra-op threads a request asks for (its envelope's `threads`: the worker sizes each stage by the stages
     running beside it); None when it names none, and the configured count applies."""
     try:
@@ -580,6 +598,7 @@ def reseed() -> None:
     generator from the OS at start-up, numpy seeds its global RandomState at import; forked children would
     otherwise all share the zygote's (Python's random reseeds itself after fork)."""
     import torch
+
     torch.default_generator.seed()
     numpy = sys.modules.get("numpy")
     if numpy is not None:
@@ -589,7 +608,7 @@ def reseed() -> None:
             pass
 
 
-def main(path: str, spares: Optional[int] = None) -> int:
+def main(path: str, spares: int | None = None) -> int:
     """Run the fork server at path with spares children forked ahead (None: DEFAULT_SPARES; 0: fork on
     accept); 0 after stdin EOF or SIGTERM, 2 when it cannot start."""
     try:
@@ -603,10 +622,13 @@ def main(path: str, spares: Optional[int] = None) -> int:
         import torch  # noqa: F401  (imports only: no torch op may run before fork)
 
         from . import contract, server  # noqa: F401  (imports every module of the package: the ops register)
+
         try:
             if contract.load() is None:  # parsed once here, inherited by every child
-                log(f"warning: {contract.default_path()} missing (run make setup); each request will fail with an "
-                    "internal error")
+                log(
+                    f"warning: {contract.default_path()} missing (run make setup); each request will fail with an "
+                    "internal error"
+                )
         except contract.SchemaError as exc:
             log(f"warning: {exc}; each request will fail with an internal error")
         protocol_fd = os.dup(1)
@@ -629,9 +651,18 @@ def main(path: str, spares: Optional[int] = None) -> int:
         gc.freeze()  # children do not touch (copy) the zygote's objects when they collect garbage
     zygote.fill_spares()  # so that the first connection after the ready line finds a spare
     try:
-        os.write(protocol_fd, json_line({"v": PROTOCOL_VERSION, "ready": True, "pid": os.getpid(),
-                                         "torch_version": torch.__version__,
-                                         "python_version": platform.python_version()}))
+        os.write(
+            protocol_fd,
+            json_line(
+                {
+                    "v": PROTOCOL_VERSION,
+                    "ready": True,
+                    "pid": os.getpid(),
+                    "torch_version": torch.__version__,
+                    "python_version": platform.python_version(),
+                }
+            ),
+        )
     except OSError as exc:  # nobody reads our stdout: there is no parent to serve
         log(f"cannot write the ready line ({exc}); exiting")
         zygote.shutdown()
@@ -642,15 +673,21 @@ def main(path: str, spares: Optional[int] = None) -> int:
         return 130
 
 
-def cli(argv: Optional[List[str]] = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
     """`python -m ttd_torch.zygote --listen SOCKET [--spares N]`: the fork server with its own options
     (`python -m ttd_torch --listen SOCKET` runs it with the default number of spares)."""
-    parser = argparse.ArgumentParser(prog="python -m ttd_torch.zygote",
-                                     description="The fork server of ttd's torch stages (docs/protocol.md).")
+    parser = argparse.ArgumentParser(
+        prog="python -m ttd_torch.zygote", description="The fork server of ttd's torch stages (docs/protocol.md)."
+    )
     parser.add_argument("--listen", metavar="SOCKET", required=True, help="the Unix socket path to serve")
-    parser.add_argument("--spares", metavar="N", type=int, default=DEFAULT_SPARES,
-                        help=f"children forked ahead, waiting for a connection (default {DEFAULT_SPARES}; "
-                             "0: fork when a connection comes)")
+    parser.add_argument(
+        "--spares",
+        metavar="N",
+        type=int,
+        default=DEFAULT_SPARES,
+        help=f"children forked ahead, waiting for a connection (default {DEFAULT_SPARES}; "
+        "0: fork when a connection comes)",
+    )
     args = parser.parse_args(argv)
     return main(args.listen, args.spares)
 
