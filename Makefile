@@ -25,9 +25,10 @@ test: setup
 test-unit: setup
 	@npx vitest run --project unit
 
-# The integration project: one real Temporal dev server, real torch, three files at a time (TTD_TEST_FORKS).
+# The integration projects: one real Temporal dev server, real torch, three files at a time (TTD_TEST_FORKS), then
+# the files that assert wall-clock bounds one after another.
 test-integration: setup
-	@npx vitest run --project integration
+	@npx vitest run --project integration --project integration-alone
 
 # The torch side's unittests on both torch environments, the libtorch smoke test and the fuzz run, without vitest.
 test-torch-side: setup

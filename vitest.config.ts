@@ -7,11 +7,22 @@ import { defineConfig } from 'vitest/config';
 // runs them one at a time again.
 const forks = Number(process.env.TTD_TEST_FORKS ?? 3);
 
-// Two projects. `unit`: no Temporal server, no torch; files in parallel on worker threads (seconds). `integration`:
+// Files that assert wall-clock bounds ("refused at once", under 10 s; an environment found in under 5 s): they run
+// after the others, one after another in one process, so the suite's own load does not decide them.
+const alone = [
+  'test/integration/temporal-connection.test.ts',
+  'test/integration/cli-arguments.test.ts',
+  'test/integration/store-identity.test.ts',
+  'test/integration/store-damage.test.ts',
+  'test/integration/declared-environment.test.ts',
+];
+
+// Three projects. `unit`: no Temporal server, no torch; files in parallel on worker threads (seconds). `integration`:
 // one real Temporal dev server (global setup) and real torch processes; each file in a fresh process, `forks` files at
-// once, with timeouts that allow for the files beside it and the torch side (make test runs it alongside). vitest 3
-// sizes each pool once for all projects, so the split is by pool: threads for unit, forks for integration. The unit
-// project runs first (groupOrder).
+// once, with timeouts that allow for the files beside it and the torch side (make test runs it alongside).
+// `integration-alone`: the files above, after the others (groupOrder), in one fork. vitest 3 sizes each pool once for
+// all projects (a project's own maxForks is not honoured), so the split is by pool and by singleFork: threads for
+// unit, forks for integration, one fork for the files that must be alone. The unit project runs first.
 export default defineConfig({
   test: {
     testTimeout: 180_000,
@@ -37,10 +48,25 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          exclude: alone,
           pool: 'forks',
           globalSetup: ['test/global-setup.ts'],
           setupFiles: ['test/cpu-accounting.ts'],
           sequence: { groupOrder: 1 },
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration-alone',
+          include: alone,
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+          globalSetup: ['test/global-setup.ts'],
+          setupFiles: ['test/cpu-accounting.ts'],
+          sequence: { groupOrder: 2 },
           testTimeout: 300_000,
           hookTimeout: 300_000,
         },

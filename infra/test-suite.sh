@@ -6,6 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p test-output
+rm -rf test-output/cpu # this run's CPU times only (test/cpu-accounting.ts)
 bash infra/test-torch-side.sh >test-output/torch-side.out 2>&1 &
 torch=$!
 echo "== orchestrator (vitest), the torch side beside it (test-output/torch-side.out)"

@@ -10,11 +10,13 @@ import { repoRoot } from './helpers';
 const CPUACCT = join('/sys/fs/cgroup/cpuacct', cpuacctPath());
 const group = join(CPUACCT, `ttd-vitest-${process.pid}`);
 let counting = false;
+let before = 0; // what the group had counted before this file: files that run alone share one process
 
 beforeAll(() => {
   try {
     mkdirSync(group, { recursive: true });
     writeFileSync(join(group, 'cgroup.procs'), String(process.pid));
+    before = usage();
     counting = true;
   } catch {
     counting = false; // no cgroup v1 cpuacct here, or not ours to write
@@ -23,7 +25,7 @@ beforeAll(() => {
 
 afterAll((file) => {
   if (!counting) return;
-  const nanoseconds = Number(readFileSync(join(group, 'cpuacct.usage'), 'utf8'));
+  const nanoseconds = usage() - before;
   const name = relative(repoRoot, (file as { filepath?: string }).filepath ?? 'unknown');
   const dir = join(repoRoot, 'test-output', 'cpu');
   mkdirSync(dir, { recursive: true });
@@ -35,6 +37,11 @@ afterAll((file) => {
     /* left for its last process */
   }
 });
+
+// The CPU time the file's group has counted, in nanoseconds.
+function usage(): number {
+  return Number(readFileSync(join(group, 'cpuacct.usage'), 'utf8'));
+}
 
 // This process's cpuacct cgroup, from /proc/self/cgroup ('/' where there is none).
 function cpuacctPath(): string {

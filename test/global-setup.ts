@@ -1,5 +1,4 @@
 // Starts one real Temporal dev server (the project's own temporal binary) for the whole suite.
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TestProject } from 'vitest/node';
@@ -7,7 +6,6 @@ import type { TestProject } from 'vitest/node';
 let env: TestWorkflowEnvironment | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
-  rmSync(join(__dirname, '..', 'test-output', 'cpu'), { recursive: true, force: true }); // this run's CPU times only
   env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: join(__dirname, '..', '.venv', 'bin', 'temporal') },
