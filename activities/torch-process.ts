@@ -6,26 +6,15 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import { archiveLimitsEnv } from '../lib/archive-limits';
+import { PROTOCOL_VERSION, ResponseLine, type RequestLine } from '../lib/contract/protocol';
+import { GateCode } from '../lib/gate-codes';
 import type { Config } from '../lib/config';
 import { bwrapArgs, probeSandbox, readOnlyBinds, sandboxEnv, SANDBOX_SCRATCH, type SandboxMounts } from '../lib/sandbox';
 import { startProcess, type StartedProcess, type StderrTail } from '../lib/subprocess';
 import { capMemory, type MemoryExceeded, type MemoryWatch } from './memory-cap';
 
-const PROTOCOL_VERSION = 1;
 const STDERR_TAIL_LINES = 20;
-
-const LineSchema = z.object({
-  v: z.literal(PROTOCOL_VERSION),
-  id: z.string(),
-  event: z.string().optional(),
-  data: z.record(z.string(), z.unknown()).optional(),
-  ok: z.boolean().optional(),
-  ms: z.number().optional(),
-  result: z.record(z.string(), z.unknown()).optional(),
-  error: z.object({ code: z.string(), message: z.string(), traceback: z.string().optional() }).optional(),
-});
 
 /** How a torch request ended: a result, an error reported by the server, or a process that died. */
 export type TorchOutcome =
@@ -40,7 +29,7 @@ export type TorchOutcome =
       /** Set when the stage was killed for passing TTD_TORCH_STAGE_MAX_RSS_MB. */
       memoryExceeded?: MemoryExceeded;
     }
-  | { kind: 'sandbox_unavailable'; reason: string };
+  | { kind: typeof GateCode.sandboxUnavailable; reason: string };
 
 /** Options of one request: progress events, cancellation, extra environment. */
 export interface TorchRequestOptions {
@@ -62,7 +51,7 @@ export async function runTorchRequest(
   opts = { maxRssMb: config.torchStageMaxRssMb, ...opts };
   if (config.sandbox === 'on') {
     const probe = await probeSandbox(config.bwrap);
-    if (!probe.ok) return { kind: 'sandbox_unavailable', reason: probe.reason };
+    if (!probe.ok) return { kind: GateCode.sandboxUnavailable, reason: probe.reason };
   }
   if (config.torchProcess === 'fresh') return runInFreshProcess(config, op, args, opts);
   const server = await forkServer(config);
@@ -344,7 +333,7 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
     opts.signal?.addEventListener('abort', kill, { once: true });
     socket.on('error', (err) => (connectError = err.message));
     // `threads`: the child sizes its pools by it (ttd_torch/zygote.py); the server's environment has the configured count.
-    const request = { v: PROTOCOL_VERSION, id, op, args, ...(opts.threads !== undefined ? { threads: opts.threads } : {}) };
+    const request: RequestLine = { v: PROTOCOL_VERSION, id, op, args, ...(opts.threads !== undefined ? { threads: opts.threads } : {}) };
     socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     createInterface({ input: socket }).on('line', (line) => {
       let parsed;
@@ -361,7 +350,7 @@ function runOnForkServer(server: ForkServer, op: string, args: Record<string, un
         if (opts.maxRssMb !== undefined && hostPid !== undefined) memory = capMemory(hostPid, opts.maxRssMb, kill);
         return;
       }
-      const msg = LineSchema.safeParse(parsed);
+      const msg = ResponseLine.safeParse(parsed);
       if (!msg.success || msg.data.id !== id) {
         server.stderr.push(`[protocol] unexpected line from a torch request: ${line.slice(0, 200)}`);
         return;
@@ -411,7 +400,7 @@ function signalName(n: number): string {
 }
 
 // An event goes to the caller; a response becomes the outcome.
-function toOutcome(msg: z.infer<typeof LineSchema>, opts: TorchRequestOptions): TorchOutcome | undefined {
+function toOutcome(msg: ResponseLine, opts: TorchRequestOptions): TorchOutcome | undefined {
   if (msg.event !== undefined) opts.onEvent?.(msg.event, msg.data ?? {});
   else if (msg.ok === true) return { kind: 'ok', result: msg.result ?? {}, ...(msg.ms !== undefined ? { ms: msg.ms } : {}) };
   else if (msg.ok === false && msg.error)
@@ -447,7 +436,7 @@ async function runInFreshProcess(
   createInterface({ input: proc.stdout! }).on('line', (line) => {
     let parsed;
     try {
-      parsed = LineSchema.safeParse(JSON.parse(line));
+      parsed = ResponseLine.safeParse(JSON.parse(line));
     } catch {
       parsed = undefined;
     }
@@ -459,7 +448,8 @@ async function runInFreshProcess(
     if (outcome) stdin.end();
   });
   stdin.on('error', () => undefined); // the process may exit before reading; the exit code tells
-  stdin.write(`${JSON.stringify({ v: PROTOCOL_VERSION, id, op, args })}\n`);
+  const request: RequestLine = { v: PROTOCOL_VERSION, id, op, args };
+  stdin.write(`${JSON.stringify(request)}\n`);
 
   const end = await proc.result;
   memory?.stop();

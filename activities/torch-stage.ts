@@ -19,6 +19,7 @@ import {
 } from '../lib/contract';
 import { DigestStream } from '../lib/digest';
 import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
+import { torchFailure } from '../lib/contract/codes';
 import { GateCode, NonRetryable } from '../lib/gate-codes';
 import { redact, redactDeep } from '../lib/redact';
 import { seconds, stageLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
@@ -182,14 +183,6 @@ function refusedFile(path: string, dir: string, why: string): ApplicationFailure
 /** A stage whose process crashes runs at most this often (issue 15: retried at most once). */
 const MODEL_CRASH_ATTEMPTS = 2;
 
-// The torch side's error codes that end a stage for good (the same input fails the same way again), by failure type.
-const TORCH_ERROR_TYPES: Record<string, NonRetryable> = {
-  model_error: NonRetryable.modelError,
-  bad_request: NonRetryable.badInput,
-  archive_too_large: NonRetryable.archiveTooLarge,
-  sandbox_refused: NonRetryable.sandboxRefused,
-};
-
 /** Runs a torch op with heartbeats and cancellation; returns its result or throws the right failure.
  * `displayPaths` maps scratch paths to what the user knows them as (their model file), for messages. */
 export async function torchOp(
@@ -263,7 +256,7 @@ export async function torchOp(
       if (outcome.ms !== undefined) addTorchWork(outcome.ms);
       return redactDeep(outcome.result);
     }
-    if (outcome.kind === 'sandbox_unavailable') {
+    if (outcome.kind === GateCode.sandboxUnavailable) {
       throw ApplicationFailure.create({
         type: NonRetryable.sandboxUnavailable,
         message: `cannot run '${op}' in the sandbox: ${outcome.reason}; set TTD_SANDBOX=off to run model code without it (only for code you trust)`,
@@ -272,11 +265,12 @@ export async function torchOp(
     }
     if (outcome.kind === 'error') {
       const shown = (text: string) => Object.entries(displayPaths).reduce((t, [from, to]) => t.split(from).join(to), text);
-      const type: string | undefined = TORCH_ERROR_TYPES[outcome.code];
+      // The catalog says which failure type each torch error code becomes, and whether it is retried.
+      const failure = torchFailure(outcome.code);
       throw ApplicationFailure.create({
-        type: type ?? 'torch_internal',
+        type: failure.type,
         message: redact(shown(`${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`)),
-        nonRetryable: type !== undefined,
+        nonRetryable: !failure.retryable,
       });
     }
     // In the sandbox a Python that cannot start is bwrap's complaint: `bwrap: execvp PYTHON: No such file or directory`.

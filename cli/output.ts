@@ -1,6 +1,6 @@
 // Printing for every command: human text or one JSON object, and one way to report errors. Everything a command
 // prints goes through writeOut or writeErr, which let no terminal control through but our own colours.
-import { TtdError } from '../lib/errors';
+import { CliCode, TtdError, type JsonErrorCode } from '../lib/errors';
 import { terminalJson, terminalLine, terminalText } from '../lib/terminal';
 
 /** Whether stderr progress may use colour (NO_COLOR respected, terminals only). */
@@ -81,7 +81,7 @@ export function indentLater(message: string): string {
 
 /** Reports an error the way every command does: message on stderr (or JSON), exit code 2. */
 export function failWith(err: unknown, json: boolean): never {
-  const code = err instanceof TtdError ? err.code : 'internal';
+  const code: JsonErrorCode = err instanceof TtdError ? err.code : CliCode.internal;
   const message = err instanceof Error ? err.message : String(err);
   if (json) printJson({ status: 'failed', error: { code, message } });
   writeErr(`ttd: ${indentLater(message)}${err instanceof TtdError ? ` [${code}]` : ''}\n`);

@@ -46,8 +46,8 @@ export async function preflight(config: Config, spec: Spec, opts: { servedHere?:
   const env = forEnvironment(config, chosen.name)!;
   const where = `python '${env.python}'${chosen.name === 'custom' ? ' (TTD_PYTHON)' : ` of environment '${chosen.name}'`}`;
   const probe = await probeEnvironment(chosen);
-  if (probe === 'python_missing') throw new TtdError(ErrorCode.pythonMissing, `${where} cannot be run; ${SETUP}`);
-  if (probe === 'torch_missing') {
+  if (probe === ErrorCode.pythonMissing) throw new TtdError(ErrorCode.pythonMissing, `${where} cannot be run; ${SETUP}`);
+  if (probe === ErrorCode.torchMissing) {
     throw new TtdError(ErrorCode.torchMissing, `${where} has no torch module; ${SETUP}, or set TTD_PYTHON to an interpreter with torch`);
   }
   if (spec.device === 'cuda' && opts.servedHere && !(await hasCuda(chosen))) {

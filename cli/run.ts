@@ -9,7 +9,7 @@ import {
   type Client,
 } from '@temporalio/client';
 import { loadConfig, openStore, withConcurrency } from '../lib/config';
-import { ErrorCode, TtdError } from '../lib/errors';
+import { CliCode, ErrorCode, TtdError } from '../lib/errors';
 import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec';
 import { queuesForRun } from '../lib/queues';
 import { assertWritable } from '../lib/store-identity';
@@ -165,17 +165,17 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
 export interface RunEnd {
   runId: string;
   status: 'cancelled' | 'running' | 'failed';
-  error: { code: string; message: string };
+  error: { code: CliCode; message: string };
 }
 
 /** A run's workflow that closed without a RunResult: cancelled, terminated, timed out, or failed. */
 function runEnd(err: unknown, runId: string): RunEnd {
   if (err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure)
-    return { runId, status: 'cancelled', error: { code: 'run_cancelled', message: `run ${runId} was cancelled` } };
+    return { runId, status: 'cancelled', error: { code: CliCode.runCancelled, message: `run ${runId} was cancelled` } };
   if (err instanceof WorkflowFailedError && err.cause instanceof TerminatedFailure)
-    return { runId, status: 'cancelled', error: { code: 'run_terminated', message: `run ${runId} was terminated` } };
+    return { runId, status: 'cancelled', error: { code: CliCode.runTerminated, message: `run ${runId} was terminated` } };
   const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
-  return { runId, status: 'failed', error: { code: 'run_failed', message: `run ${runId} ended without a result: ${message}` } };
+  return { runId, status: 'failed', error: { code: CliCode.runFailed, message: `run ${runId} ended without a result: ${message}` } };
 }
 
 /** Ctrl-C and SIGTERM while `ttd run` follows its run. Ctrl-C cancels the run after a grace period (its torch processes
@@ -226,7 +226,7 @@ function followInterrupts(
       runId,
       status: 'running',
       error: {
-        code: 'run_detached',
+        code: CliCode.runDetached,
         message: asked
           ? `stopped waiting for ${runId}; its cancellation was asked for and ends when a worker serves it (ttd worker); follow it with 'ttd wait ${runId}'`
           : `left ${runId} running, detached: it goes on when a worker serves it (ttd worker); follow it with 'ttd wait ${runId}', or stop it with 'ttd cancel ${runId}'`,

@@ -8,6 +8,7 @@ import { readAudit, verifyTrail } from '../lib/audit';
 import { auditReader } from '../lib/keys';
 import { loadConfig, openStore, type Config } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/errors';
+import { GateCode } from '../lib/gate-codes';
 import { listModels, readModel } from '../lib/registry';
 import { DASHBOARD_POLICY } from '../lib/html';
 import { renderReport } from '../lib/report-html';
@@ -80,7 +81,7 @@ export function uiHandler(
             .map(([alias]) => alias);
           const status = aliases.length
             ? aliases.join(', ')
-            : f.kept === 'not_better_than_production'
+            : f.kept === GateCode.notBetterThanProduction
               ? 'kept (not better than production)'
               : 'registered';
           versions.push({

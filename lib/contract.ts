@@ -2,6 +2,7 @@
 // The TypeScript side parses every result with these schemas; the torch side checks the same schemas, generated
 // as JSON Schema into runtimes/python/ttd_torch/contract.json (infra/gen-contract.js, at build time).
 import { z } from 'zod';
+import { protocolJsonSchema } from './contract/protocol';
 import { GATE_CODES } from './gate-codes';
 import type { LimitBasis } from './time-limits';
 
@@ -17,13 +18,18 @@ const gateCode = z.enum(GATE_CODES);
 /** A gate's verdict, as every gated op reports it. */
 const verdict = { passed: z.boolean(), code: gateCode.nullable(), message: z.string() };
 
+/** The losses the train op knows (runtimes/python/ttd_torch/train.py), for the spec, the ops and the stages. */
+export const LOSSES = ['mse', 'cross_entropy'] as const;
+export const Loss = z.enum(LOSSES);
+export type Loss = z.infer<typeof Loss>;
+
 /** The spec's train section as the train op takes it. */
 export const TrainSection = z.strictObject({
   epochs: z.number().int().positive(),
   batch_size: z.number().int().positive(),
   optimizer: z.enum(['adam', 'sgd']),
   lr: z.number().positive(),
-  loss: z.enum(['mse', 'cross_entropy']),
+  loss: Loss,
   seed: z.number().int().min(0),
 });
 
@@ -308,7 +314,7 @@ export const TorchOps = {
     args: z.strictObject({
       model_path: path,
       params,
-      loss: z.enum(['mse', 'cross_entropy']).default('mse'),
+      loss: Loss.default('mse'),
       // trace.batch_sizes: with [], the archives are run only at the example's shape (row by row when unbatched).
       batch_sizes: z.array(z.number().int().positive()).optional(),
       artifacts: z.array(z.strictObject({ name: z.string().min(1), path })).min(1),
@@ -336,7 +342,11 @@ export const TrainEvent = z.object({
 });
 
 /** The whole contract as JSON Schema, for the torch side (written to runtimes/python/ttd_torch/contract.json). */
-export function contractJsonSchema(): { format: string; ops: Record<string, { args: unknown; result: unknown }> } {
+export function contractJsonSchema(): {
+  format: string;
+  protocol: ReturnType<typeof protocolJsonSchema>;
+  ops: Record<string, { args: unknown; result: unknown }>;
+} {
   const ops: Record<string, { args: unknown; result: unknown }> = {};
   for (const [name, op] of Object.entries(TorchOps)) {
     // `input` for args (optional fields stay optional), `output` for results (what the torch side must send).
@@ -345,7 +355,7 @@ export function contractJsonSchema(): { format: string; ops: Record<string, { ar
       result: z.toJSONSchema(op.result, { io: 'output', unrepresentable: 'throw' }),
     };
   }
-  return { format: 'ttd-contract/1', ops };
+  return { format: 'ttd-contract/1', protocol: protocolJsonSchema(), ops };
 }
 
 // A result object without its scratch paths, with the digests of the files its stage stored.
@@ -472,7 +482,7 @@ export interface VerifyArtifactInput {
 /** Input of the evaluate stage: archives by name and digest, and the model file that has the data. */
 export interface EvaluateInput extends ModelFileInput {
   params: Record<string, unknown>;
-  loss: 'mse' | 'cross_entropy';
+  loss: Loss;
   /** The spec's trace.batch_sizes: [] means the archives serve only the example's shape. */
   batchSizes?: number[];
   artifacts: { name: string; digest: string }[];

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { ErrorCode } from './errors';
 import { runProcess } from './subprocess';
 
 /** One torch environment, as configured (nothing is probed). */
@@ -51,11 +52,11 @@ export function knownEnvironments(repoRoot: string, env: NodeJS.ProcessEnv = pro
 const TORCH_PROBE = "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('torch') else 3)";
 
 /** Whether an environment's Python runs and has torch: `ok`, or why not. */
-export async function probeEnvironment(e: TorchEnv): Promise<'ok' | 'python_missing' | 'torch_missing'> {
-  if (e.python.includes('/') && !existsSync(e.python)) return 'python_missing';
+export async function probeEnvironment(e: TorchEnv): Promise<'ok' | typeof ErrorCode.pythonMissing | typeof ErrorCode.torchMissing> {
+  if (e.python.includes('/') && !existsSync(e.python)) return ErrorCode.pythonMissing;
   const probe = await runProcess(e.python, ['-c', TORCH_PROBE], { stdout: 'ignore', stderr: 'ignore' });
-  if (probe.spawnError) return 'python_missing';
-  return probe.exitCode === 0 ? 'ok' : 'torch_missing';
+  if (probe.spawnError) return ErrorCode.pythonMissing;
+  return probe.exitCode === 0 ? 'ok' : ErrorCode.torchMissing;
 }
 
 /** The environment a run uses: the one it names, else the newest installed, that is, whose Python has torch and whose
@@ -108,7 +109,8 @@ export type EnvironmentFacts = z.infer<typeof EnvironmentFacts>;
 /** Probes an environment for `ttd env list`: its torch version (importing torch), its runner's libtorch version. */
 export async function describeEnvironment(e: TorchEnv): Promise<EnvironmentFacts> {
   const base = { name: e.name, python: e.python, device: e.device, libtorch_runner: e.libtorchRunner };
-  if ((await probeEnvironment(e)) !== 'ok') return { ...base, torch_version: null, libtorch_version: null, installed: false, cpu_fusion: null };
+  if ((await probeEnvironment(e)) !== 'ok')
+    return { ...base, torch_version: null, libtorch_version: null, installed: false, cpu_fusion: null };
   const run = await runProcess(e.python, ['-c', TORCH_FACTS], { stderr: 'ignore', timeoutMs: 60_000 });
   let torch: string | null = null;
   let llvm: boolean | null = null;

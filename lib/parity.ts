@@ -1,4 +1,5 @@
 // Compares a runtime's outputs with the eager references: shapes and dtypes exactly, values within atol/rtol.
+import { GateCode } from './gate-codes';
 import { HISTOGRAM_EDGES, histogramBin } from './report';
 import type { SafetensorsFile } from './safetensors';
 
@@ -6,7 +7,7 @@ import type { SafetensorsFile } from './safetensors';
 export interface OutputComparison {
   name: string;
   passed: boolean;
-  code: 'tolerance_exceeded' | 'shape_mismatch' | 'non_finite_output' | null;
+  code: typeof GateCode.toleranceExceeded | typeof GateCode.shapeMismatch | typeof GateCode.nonFiniteOutput | null;
   max_abs_error: number;
   max_rel_error: number;
   message: string;
@@ -45,7 +46,7 @@ export function compareOutputs(
       outputs.push({
         name,
         passed: false,
-        code: 'shape_mismatch',
+        code: GateCode.shapeMismatch,
         max_abs_error: NaN,
         max_rel_error: NaN,
         message: `${runtime}: output '${name}' is missing`,
@@ -57,7 +58,7 @@ export function compareOutputs(
       outputs.push({
         name,
         passed: false,
-        code: 'shape_mismatch',
+        code: GateCode.shapeMismatch,
         max_abs_error: NaN,
         max_rel_error: NaN,
         message: `${runtime}: output '${name}' is ${got.dtype}${JSON.stringify(got.shape)}, expected ${expected.dtype}${JSON.stringify(expected.shape)}`,
@@ -88,7 +89,7 @@ export function compareOutputs(
       outputs.push({
         name,
         passed: false,
-        code: 'non_finite_output',
+        code: GateCode.nonFiniteOutput,
         max_abs_error: maxAbs,
         max_rel_error: maxRel,
         message: `${runtime}: output '${name}' has NaN or Inf where the reference is finite`,
@@ -98,7 +99,7 @@ export function compareOutputs(
       outputs.push({
         name,
         passed: false,
-        code: 'tolerance_exceeded',
+        code: GateCode.toleranceExceeded,
         max_abs_error: maxAbs,
         max_rel_error: maxRel,
         message: `${runtime}: output '${name}' differs by up to ${maxAbs.toExponential(3)} (relative ${maxRel.toExponential(3)}), allowed atol ${atol} + rtol ${rtol}·|reference|`,
@@ -120,7 +121,7 @@ export function compareOutputs(
   const finite = outputs.filter((o) => Number.isFinite(o.max_abs_error));
   return {
     passed: outputs.length > 0 && !failed,
-    code: failed?.code ?? (outputs.length === 0 ? 'shape_mismatch' : null),
+    code: failed?.code ?? (outputs.length === 0 ? GateCode.shapeMismatch : null),
     message:
       failed?.message ??
       (outputs.length === 0 ? `${runtime}: the references hold no outputs to compare` : `${runtime}: ${outputs.length} outputs agree`),

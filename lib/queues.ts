@@ -76,8 +76,8 @@ export async function workerEnvironments(envs: TorchEnv[], name: string | undefi
     const probe = await probeEnvironment(e);
     if (probe !== 'ok') {
       throw new TtdError(
-        probe === 'python_missing' ? ErrorCode.pythonMissing : ErrorCode.torchMissing,
-        `--env '${name}': python '${e.python}' ${probe === 'python_missing' ? 'cannot be run' : 'has no torch module'}; make setup installs the environments of this checkout`,
+        probe,
+        `--env '${name}': python '${e.python}' ${probe === ErrorCode.pythonMissing ? 'cannot be run' : 'has no torch module'}; make setup installs the environments of this checkout`,
       );
     }
     chosen = [e];

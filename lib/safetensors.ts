@@ -1,32 +1,15 @@
 // A safetensors reader: references and runtime outputs are compared here, never unpickled.
 import { readFile } from 'node:fs/promises';
+import { codesWith, codeView, type CodeWith } from './contract/codes';
 
 /** Bytes per element of each dtype we read. */
 const DTYPE_SIZE = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 } as const;
 export type Dtype = keyof typeof DTYPE_SIZE;
 
-/** The rules of docs/trust-safetensors.md, in the order they are checked; the codes are the Python and C++ readers' too. */
-export const SafetensorsRule = {
-  fileTooShort: 'st_file_too_short',
-  headerTooLarge: 'st_header_too_large',
-  headerOutOfBounds: 'st_header_out_of_bounds',
-  headerNotUtf8: 'st_header_not_utf8',
-  headerFraming: 'st_header_framing',
-  headerTooDeep: 'st_header_too_deep',
-  headerNotJson: 'st_header_not_json',
-  headerDuplicateKey: 'st_header_duplicate_key',
-  metadataInvalid: 'st_metadata_invalid',
-  tensorNameEmpty: 'st_tensor_name_empty',
-  tensorEntryInvalid: 'st_tensor_entry_invalid',
-  tensorDtype: 'st_tensor_dtype',
-  tensorShape: 'st_tensor_shape',
-  tensorOffsets: 'st_tensor_offsets',
-  tensorSizeMismatch: 'st_tensor_size_mismatch',
-  tensorsNotContiguous: 'st_tensors_not_contiguous',
-  dataTruncated: 'st_data_truncated',
-  dataTrailing: 'st_data_trailing',
-} as const;
-export type SafetensorsRule = (typeof SafetensorsRule)[keyof typeof SafetensorsRule];
+/** The rules of docs/trust-safetensors.md, in the order they are checked; the codes are the Python and C++ readers' too.
+ * A view of the catalog (lib/contract/codes.ts): the codes whose uses include `safetensors`. */
+export const SafetensorsRule = codeView(codesWith('safetensors'), 'st_');
+export type SafetensorsRule = CodeWith<'safetensors'>;
 
 /** A file that breaks a rule: `code` names the rule, the message the file, the value and what was expected. */
 export class SafetensorsError extends Error {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { LOSSES } from './contract';
 import { checkArchiveLimits, DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
 import { canonicalJson, digestBytes } from './digest';
 import { ErrorCode, TtdError } from './errors';
@@ -59,7 +60,7 @@ const TrainSchema = z.strictObject({
   batch_size: positiveInt('train.batch_size', SPEC_LIMITS.trainBatchSize).default(32),
   optimizer: z.enum(['adam', 'sgd'], { error: 'train.optimizer must be one of adam, sgd' }).default('adam'),
   lr: positive('train.lr').default(0.001),
-  loss: z.enum(['mse', 'cross_entropy'], { error: 'train.loss must be one of mse, cross_entropy' }).default('mse'),
+  loss: z.enum(LOSSES, { error: `train.loss must be one of ${LOSSES.join(', ')}` }).default('mse'),
   // Integers beyond 2^53 - 1 do not survive JSON: the torch side would seed with another number.
   seed: z.number({ error: SEED_EXPECTED }).int({ error: SEED_EXPECTED }).min(0, { error: SEED_EXPECTED }).default(0),
 });

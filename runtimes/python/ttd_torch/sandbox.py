@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from . import codes
 from .protocol import ProtocolError
 
 SCRATCH = "/tmp"  # the sandbox's private tmpfs
@@ -38,7 +39,7 @@ class SandboxRefused(ProtocolError):
     """The sandbox refused an operation of the model's code (a host file, the network)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("sandbox_refused", message)
+        super().__init__(codes.SANDBOX_REFUSED, message)
 
 
 class IsolationFailed(Exception):
