@@ -258,10 +258,12 @@ async function main() {
         runs.push(await viaTtd(server.address, model, formats, { store }));
         console.error(`  ttd on ${store}: ${verdict(model, runs.at(-1).result).text} in ${s(runs.at(-1).ms)}`);
       }
-      // A model that needs streaming runs once more at CI's sizes: what its worker's peak RSS does with the model's size.
-      if (model.needs === 'streaming' && !opts.reduced) runs.push({ ...(await viaTtd(server.address, model, formats, { reduced: true })), sizeCheck: true });
+      // A model that needs streaming runs once more on each store at CI's sizes: what the worker's peak RSS does with the
+      // model's size.
+      if (model.needs === 'streaming' && !opts.reduced)
+        for (const store of stores) runs.push({ ...(await viaTtd(server.address, model, formats, { store, reduced: true })), sizeCheck: true });
       const hand2 = !first && !opts['no-hand'] ? await byHand(model, formats) : hand;
-      rows.push({ model, ttd: runs[0], runs, hand: hand2 ?? {}, load: loadavg()[1] });
+      rows.push({ model, ttd: runs[0], runs, hand: hand2 ?? {}, load: loadavg()[1], at: new Date().toISOString() });
       console.error(`  by hand ${hand2?.failed ? 'failed' : s(hand2?.ms)}`);
       if (opts.raw) writeFileSync(opts.raw, JSON.stringify(rows));
     }
@@ -290,15 +292,15 @@ function largeReport(rows) {
   const torchVersion = sh(python, ['-c', 'import torch; print(torch.__version__)']).stdout.trim();
   const storeName = (run) => (run.store === 's3' ? 'S3 (moto)' : 'filesystem');
   const L = [LARGE_MARK, '## The > 1 GB model on the filesystem store and on S3', ''];
-  L.push(`Written by \`CORPUS_LARGE=1 make corpus ONLY=${rows.map((r) => r.model.dir).join(',')}\` on ${new Date().toISOString().slice(0, 16)} UTC:`);
+  L.push(`Written by \`CORPUS_LARGE=1 make corpus ONLY=${rows.map((r) => r.model.dir).join(',')}\` on ${(rows.at(-1).at ?? new Date().toISOString()).slice(0, 16)} UTC:`);
   L.push(`${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; torch ${torchVersion}.`);
   L.push('Each ttd run: `ttd run --json` in a fresh home (step cache and Inductor cache empty), on the filesystem store of');
-  L.push('that home, and on S3: a `moto_server` of its own on loopback (it keeps every object in memory), `TTD_STORE=s3://');
-  L.push(`${S3_BUCKET}/${S3_PREFIX}\`. By hand (bench/by_hand_corpus.py and the deploy-side loads) ran once: no store is part of its work.`);
+  L.push('that home, and on S3: a `moto_server` of its own on loopback (objects over 5 MiB spill to its temporary files),');
+  L.push(`\`TTD_STORE=s3://${S3_BUCKET}/${S3_PREFIX}\`. By hand (bench/by_hand_corpus.py and the deploy-side loads) ran once: no store is part of its work.`);
   L.push('Peak RSS, each its own peak: **worker**, the `ttd run` process, which hosts the control and torch workers (every');
   L.push('blob it stores or hands a stage passes through it, streamed); **torch side**, everything under it at one time (the');
-  L.push('fork server, stages, sandboxed runtimes); **S3 server**, moto. The same model at CI\'s sizes ran once more on the');
-  L.push("filesystem store: what the worker's peak does when the weights grow a thousandfold.");
+  L.push('fork server, stages, sandboxed runtimes); **S3 server**, moto. The same model at CI\'s sizes ran once more on each');
+  L.push("store: what the worker's peak does when the weights grow a thousandfold.");
   L.push('');
   L.push('| model | parameters | store | verdict (expected) | TorchScript | AOTInductor | ttd | by hand | ratio | peak RSS: worker | torch side | S3 server | by hand | load (5 min) |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
@@ -309,6 +311,15 @@ function largeReport(rows) {
       const full = !run.sizeCheck;
       const params = countParams(model, run.reduced ? { ...spec.params, ...model.reduced } : spec.params);
       L.push(`| ${model.dir}${!run.reduced ? '' : ` (CI's sizes: ${JSON.stringify(model.reduced).replace(/"/g, '')})`} | ${(params / 1e6).toFixed(2)} M | ${storeName(run)} | ${v.ok ? '✓' : '✗'} ${v.text}${v.ok ? '' : ` (expected ${v.expected})`} | ${mb(run.sizes.torchscript)} | ${mb(run.sizes.aoti)} | ${s(run.ms)} | ${full && !hand.failed ? s(hand.ms) : '—'} | ${full && hand.ms ? `${(run.ms / hand.ms).toFixed(2)}×` : '—'} | ${Math.round(run.peaks.workerMb)} MiB | ${Math.round(run.peaks.torchMb)} MiB | ${run.peaks.storeServerMb ? `${Math.round(run.peaks.storeServerMb)} MiB` : '—'} | ${full && hand.peakMb ? `${Math.round(hand.peakMb)} MiB` : '—'} | ${load.toFixed(1)} |`);
+    }
+  }
+  for (const { model, runs } of rows) {
+    for (const run of runs.filter((r) => !r.sizeCheck)) {
+      const small = runs.find((r) => r.sizeCheck && r.store === run.store);
+      if (!small) continue;
+      const grew = run.peaks.workerMb - small.peaks.workerMb;
+      const weights = ((run.sizes.torchscript ?? 0) - (small.sizes.torchscript ?? 0)) / 2 ** 20;
+      L.push('', `${model.dir} on ${storeName(run)}: the worker's peak RSS ${Math.round(run.peaks.workerMb)} MiB, against ${Math.round(small.peaks.workerMb)} MiB at CI's sizes: ${grew >= 0 ? '+' : ''}${Math.round(grew)} MiB for ${Math.round(weights)} MiB more weights (${(grew / weights).toFixed(2)} MiB per MiB).`);
     }
   }
   for (const { model, hand, runs } of rows) {
