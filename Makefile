@@ -70,7 +70,8 @@ bench: setup
 
 # The real-model corpus (bench/corpus/, a benchmark, never part of make test): each model through ttd and by hand,
 # interleaved; writes docs/real-models.md. REDUCED=1: CI's small sizes, printed instead; CORPUS_LARGE=1 adds the > 1 GB
-# model; ONLY=a,b picks models.
+# model (on the filesystem store and on S3 through a moto_server of its own, and again at CI's sizes: a section of its
+# own, with the worker's peak RSS); ONLY=a,b picks models.
 corpus: setup
 	@node bench/corpus.mjs $(if $(REDUCED),--reduced) $(if $(ONLY),--only $(ONLY))
 

@@ -4,14 +4,12 @@
 // Usage: node bench/blob-stream.mjs [SIZE_MIB] [RUNS] [BASELINE_CHECKOUT]   (default 1024 MiB, 3 runs, no baseline)
 // The baseline needs its dist/ built (make setup there). moto is started afresh for every operation pair, so the
 // blobs it holds in memory never add up; its own memory is not counted.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { median, root, sh } from './common.mjs';
+import { median, root, sh, startMoto } from './common.mjs';
 
 const MiB = 1024 * 1024;
 const sizeMiB = Number(process.argv[2] ?? 1024);
@@ -19,32 +17,6 @@ const runs = Number(process.argv[3] ?? 3);
 const baseline = process.argv[4];
 const checkouts = baseline ? { before: baseline, after: root } : { after: root };
 const scratch = mkdtempSync(join(tmpdir(), 'ttd-bench-blob-'));
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-
-async function startMoto() {
-  const port = await freePort();
-  const child = spawn(join(root, '.venv', 'bin', 'moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-  const endpoint = `http://127.0.0.1:${port}`;
-  const env = { AWS_ENDPOINT_URL: endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench' };
-  const mk = `import boto3; boto3.client('s3', endpoint_url='${endpoint}', region_name='us-east-1', aws_access_key_id='b', aws_secret_access_key='b').create_bucket(Bucket='models')`;
-  for (let i = 0; ; i++) {
-    try {
-      sh(join(root, '.venv', 'bin', 'python'), ['-c', mk]);
-      break;
-    } catch (err) {
-      if (i > 100) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return { env, stop: () => new Promise((r) => (child.once('exit', r), child.kill('SIGTERM'))) };
-}
 
 // One operation of one checkout's store, in a fresh process. The baseline's SDK checks a response's CRC, which fails
 // on moto's multipart objects; AWS_RESPONSE_CHECKSUM_VALIDATION=when_required (the SDK's own switch) lets it read them.

@@ -1,6 +1,7 @@
 // Helpers the benchmarks share: subprocesses, medians, a Temporal dev server of their own, the env of a `ttd` command.
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,6 +31,35 @@ export async function startServer() {
   const server = spawn(join(root, '.venv', 'bin', 'temporal'), ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(port + 1000), '--headless', '--log-level', 'error', '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 3000));
   return { address: `127.0.0.1:${port}`, pid: server.pid, stop: () => server.kill('SIGTERM') };
+}
+
+/** A free TCP port on loopback. */
+export const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+/** moto_server (S3 on loopback, everything in memory) on a free port with a bucket `models`; the env that points ttd
+ * and the AWS SDK at it, its pid (to measure it), and a stop function. */
+export async function startMoto() {
+  const port = await freePort();
+  const child = spawn(join(root, '.venv', 'bin', 'moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  const endpoint = `http://127.0.0.1:${port}`;
+  const env = { AWS_ENDPOINT_URL: endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench' };
+  const mk = `import boto3; boto3.client('s3', endpoint_url='${endpoint}', region_name='us-east-1', aws_access_key_id='b', aws_secret_access_key='b').create_bucket(Bucket='models')`;
+  for (let i = 0; ; i++) {
+    try {
+      sh(join(root, '.venv', 'bin', 'python'), ['-c', mk]);
+      break;
+    } catch (err) {
+      if (i > 100) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { env, pid: child.pid, stop: () => new Promise((r) => (child.once('exit', r), child.kill('SIGTERM'))) };
 }
 
 /** The environment of a `ttd` command: its home, the server, task queues of its own; `extra` on top. */
