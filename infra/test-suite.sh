@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # make test after make setup: the torch side (infra/test-torch-side.sh: both torch environments' unittests, the
-# libtorch smoke test, the fuzz run) in the background while vitest runs its two projects, since vitest's files spend
-# much of their time waiting on servers and processes; then the torch side's summary, and the suite's closing lines
-# (infra/test-summary.mjs). Fails if either part failed.
+# libtorch smoke test, the fuzz run), then vitest's projects (or both at once with TTD_TEST_SIDE_BY_SIDE=1, since
+# vitest's files spend much of their time waiting on servers and processes); then the torch side's summary, and the
+# suite's closing lines (infra/test-summary.mjs). Fails if either part failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p test-output
 rm -rf test-output/cpu # this run's CPU times only (test/cpu-accounting.ts)
-bash infra/test-torch-side.sh >test-output/torch-side.out 2>&1 &
-torch=$!
-echo "== orchestrator (vitest), the torch side beside it (test-output/torch-side.out)"
+# TTD_TEST_SIDE_BY_SIDE=1: the torch side beside vitest. Off by default until a clean-clone run has shown it green: under
+# load the two parts together ran hook budgets out, and the torch side once reported an error not seen alone.
+if [ "${TTD_TEST_SIDE_BY_SIDE:-0}" = 1 ]; then
+  bash infra/test-torch-side.sh >test-output/torch-side.out 2>&1 &
+  torch=$!
+  echo "== orchestrator (vitest), the torch side beside it (test-output/torch-side.out)"
+else
+  echo "== torch side (python unittest on both torch environments, libtorch smoke test, safetensors fuzz)"
+  torch=""
+  torch_rc=0
+  bash infra/test-torch-side.sh >test-output/torch-side.out 2>&1 || torch_rc=$?
+  echo "== orchestrator (vitest)"
+fi
 vitest=0
 npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json || vitest=$?
 side=0
-wait "$torch" || side=$?
+if [ -n "$torch" ]; then wait "$torch" || side=$?; else side=$torch_rc; fi
 cat test-output/torch-side.out
 summary=0
 node infra/test-summary.mjs test-output/vitest.json test-output/python.log test-output/python-2.13.log || summary=$?
