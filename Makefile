@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 RUNS ?= 5
 CAPACITY_ROUNDS ?= 1
-.PHONY: setup demo test test-unit test-integration test-torch-side test-python lint-python lint-cpp lint-runtimes format-runtimes bench corpus clean
+.PHONY: setup demo test test-unit test-integration test-torch-side test-python lint lint-python lint-cpp lint-runtimes format-runtimes bench corpus clean
 
 setup:
 	@bash infra/setup.sh
@@ -11,26 +11,27 @@ setup:
 demo: setup
 	@bash examples/seed-mlp/demo.sh
 
-# The whole suite: the runtimes' linters (ruff, pyright, clang-format; seconds, so a finding fails before the long
-# parts), the torch side (unittest) on both torch environments, the libtorch runners' smoke test and the safetensors
-# readers' differential fuzz (bounded by TTD_FUZZ_SECONDS, default 30), side by side (infra/test-torch-side.sh), then
-# vitest (unit and integration, on a real Temporal dev server and real torch).
+# The whole suite: the TypeScript side's checks (tsc over sources and tests, ESLint) and the runtimes' linters (ruff,
+# pyright, clang-format; so a finding fails before the long parts), then (infra/test-suite.sh) vitest (unit, then
+# integration on a real Temporal dev server and real torch) and beside it the torch side (infra/test-torch-side.sh):
+# the unittests on both torch environments, the libtorch runners' smoke test and the safetensors readers' differential
+# fuzz (bounded by TTD_FUZZ_SECONDS, default 30).
 test: setup
+	@echo "== TypeScript's checks (tsc, ESLint)"
+	@bash infra/lint-ts.sh
 	@echo "== runtimes' linters (ruff, pyright, clang-format)"
 	@bash infra/lint-python.sh
 	@bash infra/lint-cpp.sh
-	@bash infra/test-torch-side.sh
-	@echo "== orchestrator (vitest)"
-	@npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json
-	@node infra/test-summary.mjs test-output/vitest.json test-output/python.log test-output/python-2.13.log
+	@bash infra/test-suite.sh
 
 # One part at a time (README, "Tests and benchmarks"). The unit project: no Temporal server, no torch, in parallel.
 test-unit: setup
 	@npx vitest run --project unit
 
-# The integration project: one real Temporal dev server, real torch, files one at a time.
+# The integration projects: one real Temporal dev server, real torch, two files at a time (TTD_TEST_FORKS), then
+# the files that assert wall-clock bounds one after another.
 test-integration: setup
-	@npx vitest run --project integration
+	@npx vitest run --project integration --project integration-alone
 
 # The torch side's unittests on both torch environments, the libtorch smoke test and the fuzz run, without vitest.
 test-torch-side: setup
@@ -39,6 +40,11 @@ test-torch-side: setup
 # One Python test (or module, or class) on one torch environment: make test-python T=tests.test_contract TORCH=1.13
 test-python: setup
 	@bash infra/test-python.sh $(T)
+
+# The TypeScript side's checks: tsc over the sources, the tests and vitest.config.ts (tsconfig.check.json), then ESLint
+# (eslint.config.mjs: typescript-eslint with types, no-floating-promises, type-only imports, no cycles, the rooms).
+lint: setup
+	@bash infra/lint-ts.sh
 
 # The torch side's linters: ruff check, ruff format --check (every Python file, ruff.toml) and pyright
 # (runtimes/python on torch 2.13, pyrightconfig.json).

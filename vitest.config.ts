@@ -1,11 +1,29 @@
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
-// Two projects. `unit`: no Temporal server, no torch; files in parallel on worker threads (seconds). `integration`:
-// one real Temporal dev server (global setup) and real torch processes; files one at a time, each in a fresh process:
-// two files at once raced before (see `git log --grep race`), and one file's torch work already fills our 2 cores.
-// vitest 3 sizes each pool once for all projects, so the split is by pool: threads for unit, forks (one) for
-// integration. The unit project runs first (groupOrder), so integration tests never share the cores with it.
+// Integration files at once. One file at a time kept about half a core busy (docs/benchmarks.md): most of a file's
+// time is waiting on Temporal, on torch processes and servers starting. Files are race-free with each other: own
+// homes, stores, task queues, ports and TMPDIRs, and process checks scoped to their own workers. Two, not more: with
+// three beside the torch side and other sessions (load average 25), hook budgets ran out. TTD_TEST_FORKS=1 runs them
+// one at a time again.
+const forks = Number(process.env.TTD_TEST_FORKS ?? 2);
+
+// Files that assert wall-clock bounds ("refused at once", under 10 s; an environment found in under 5 s): they run
+// after the others, one after another in one process, so the suite's own load does not decide them.
+const alone = [
+  'test/integration/temporal-connection.test.ts',
+  'test/integration/cli-arguments.test.ts',
+  'test/integration/store-identity.test.ts',
+  'test/integration/store-damage.test.ts',
+  'test/integration/declared-environment.test.ts',
+];
+
+// Three projects. `unit`: no Temporal server, no torch; files in parallel on worker threads (seconds). `integration`:
+// one real Temporal dev server (global setup) and real torch processes; each file in a fresh process, `forks` files at
+// once, with timeouts that allow for the files beside it and the torch side (make test runs it alongside).
+// `integration-alone`: the files above, after the others (groupOrder), in one fork. vitest 3 sizes each pool once for
+// all projects (a project's own maxForks is not honoured), so the split is by pool and by singleFork: threads for
+// unit, forks for integration, one fork for the files that must be alone. The unit project runs first.
 export default defineConfig({
   test: {
     testTimeout: 180_000,
@@ -13,7 +31,7 @@ export default defineConfig({
     reporters: ['default'],
     poolOptions: {
       threads: { maxThreads: Math.max(2, availableParallelism()), minThreads: 1 },
-      forks: { maxForks: 1, minForks: 1 },
+      forks: { maxForks: forks, minForks: 1 },
     },
     projects: [
       {
@@ -31,9 +49,27 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          exclude: alone,
           pool: 'forks',
           globalSetup: ['test/global-setup.ts'],
+          setupFiles: ['test/cpu-accounting.ts'],
           sequence: { groupOrder: 1 },
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration-alone',
+          include: alone,
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+          globalSetup: ['test/global-setup.ts'],
+          setupFiles: ['test/cpu-accounting.ts'],
+          sequence: { groupOrder: 2 },
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
         },
       },
     ],

@@ -1,12 +1,17 @@
-// The environment stage: builds a spec's declared environment (lib/declared-environments.ts) on this worker, or finds
+// The environment stage: builds a spec's declared environment (lib/environments/declared-environments.ts) on this worker, or finds
 // it built; every later torch stage makes sure of it too, since a pool's stages may run on another host.
 import { existsSync } from 'node:fs';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { forEnvironment, type Config } from '../lib/config';
-import { buildEnvironment, declaredDigest, type BuiltEnvironment, type DeclaredEnvironment } from '../lib/declared-environments';
-import { digestHex } from '../lib/digest';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { NonRetryable } from '../lib/gate-codes';
+import {
+  buildEnvironment,
+  declaredDigest,
+  type BuiltEnvironment,
+  type DeclaredEnvironment,
+} from '../lib/environments/declared-environments';
+import { digestHex } from '../lib/store/digest';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { NonRetryable } from '../lib/contract/gate-codes';
 import type { StageRun } from './step-cache';
 
 /** Input of the environment stage: the declaration (the run's environment id is derived from it). */

@@ -4,19 +4,19 @@ import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
-import { runtimeMismatch, type TorchEnv } from '../lib/environments';
-import { reportedInHistory } from '../lib/history-limits';
-import { compareOutputs } from '../lib/parity';
-import type { ParityResult, ParityRuntimeReport } from '../lib/results';
-import { readSafetensors } from '../lib/safetensors';
-import { parseTarget, type Format, type ParityTarget, type RuntimeName } from '../lib/spec';
-import { GateCode, NonRetryable } from '../lib/gate-codes';
-import { redact } from '../lib/redact';
-import { bwrapArgs, probeSandbox, sandboxEnv, sandboxRefusal } from '../lib/sandbox';
-import { describeEnd, runProcess, type ProcessResult } from '../lib/subprocess';
+import { runtimeMismatch, type TorchEnv } from '../lib/environments/environments';
+import { reportedInHistory } from '../lib/limits/history-limits';
+import { compareOutputs } from '../lib/parity/parity';
+import type { ParityResult, ParityRuntimeReport } from '../lib/contract/results';
+import { readSafetensors } from '../lib/parity/safetensors';
+import { parseTarget, type Format, type ParityTarget, type RuntimeName } from '../lib/spec/spec';
+import { GateCode, NonRetryable } from '../lib/contract/gate-codes';
+import { redact } from '../lib/environments/redact';
+import { bwrapArgs, probeSandbox, sandboxEnv, sandboxRefusal } from '../lib/environments/sandbox';
+import { describeEnd, runProcess, type ProcessResult } from '../lib/environments/subprocess';
 import { configPythons } from './torch-process';
-import { runtimeLimit, seconds, type LimitBasis, type TimeLimit } from '../lib/time-limits';
-import type { FusedRuns, FusionBuild } from '../lib/contract';
+import { runtimeLimit, seconds, type LimitBasis, type TimeLimit } from '../lib/limits/time-limits';
+import type { FusedRuns, FusionBuild } from '../lib/contract/ops';
 import { isaProbes } from './isa-probes';
 import { addTorchWork, copyWrittenFile, materialize, stageConfig, torchStagesRunning, withWorkDir, type TorchDeps } from './torch-stage';
 
@@ -33,11 +33,11 @@ export interface ParityInput {
   rtol: number;
   /** The spec's fusion.fused_runs (auto when absent): whether a fused run follows each serving run. */
   fusedRuns?: FusedRuns;
-  /** What each runtime run's time limit scales with (lib/time-limits.ts). */
+  /** What each runtime run's time limit scales with (lib/limits/time-limits.ts). */
   limits?: LimitBasis;
 }
 
-/** The parity gate's verdict and one line per runtime and executor mode (lib/results.ts: ParityResult). */
+/** The parity gate's verdict and one line per runtime and executor mode (lib/contract/results.ts: ParityResult). */
 export type ParityOutput = ParityResult;
 
 const RUNNER_THREADS = 1;
@@ -100,7 +100,7 @@ export function parityActivity(deps: TorchDeps) {
       // Each target runs as its servers do (its build's own fuser flags); a fused run follows only where that build
       // fuses on the CPU (LLVM) or the spec asks for it (fusion.fused_runs), once the serving run has said what the
       // build is. The targets are independent fresh processes of one thread each: side by side, as many as this
-      // stage's share of the cores (lib/capacity.ts), or of the cores no other torch stage of this worker uses now.
+      // stage's share of the cores (lib/limits/capacity.ts), or of the cores no other torch stage of this worker uses now.
       const fusedRuns: FusedRuns = format === 'torchscript' ? (input.fusedRuns ?? 'auto') : 'never';
       const bytes = (await stat(files[model])).size;
       const started = performance.now();
@@ -282,7 +282,7 @@ async function runRunner(
 const RUNNER_STDERR_LINES = 40;
 
 // The runner sees an empty cwd and a bare environment; its stdout carries the JSON summary. In the sandbox
-// (lib/sandbox.ts) it sees the host read-only, only its environment's torch and its binary, and writes only cwd.
+// (lib/environments/sandbox.ts) it sees the host read-only, only its environment's torch and its binary, and writes only cwd.
 function exec(
   deps: TorchDeps,
   runtime: RuntimeName,

@@ -1,10 +1,10 @@
 // Activity factories: the worker builds them with their dependencies; workflows import only their types.
-import { TorchStages, type DeclaredOutput, type StageInputOf } from '../lib/contract';
+import { TorchStages, type DeclaredOutput, type StageInputOf } from '../lib/contract/stages';
 import type { Config } from '../lib/config';
 import { ApplicationFailure } from '@temporalio/activity';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { NonRetryable } from '../lib/gate-codes';
-import type { ObjectStore } from '../lib/store';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { NonRetryable } from '../lib/contract/gate-codes';
+import type { ObjectStore } from '../lib/store/store';
 import { environmentActivity } from './build-environment';
 import { parityActivity } from './check-parity';
 import { promoteActivity } from './promote-model';
@@ -14,7 +14,7 @@ import { storeActivity } from './store-artifact';
 import { runTorchStage } from './torch-stage';
 import { trainActivity } from './train-model';
 
-/** One activity per declared torch stage (lib/contract.ts: TorchStages), named by its key. */
+/** One activity per declared torch stage (lib/contract/ops.ts: TorchStages), named by its key. */
 type DeclaredActivities = {
   [A in keyof TorchStages]: (input: StageInputOf<A> & CacheOption) => Promise<StageRun<DeclaredOutput<A>>>;
 };

@@ -8,8 +8,8 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../lib/config';
-import { sandboxEnv } from '../lib/sandbox';
-import { runProcess } from '../lib/subprocess';
+import { sandboxEnv } from '../lib/environments/sandbox';
+import { runProcess } from '../lib/environments/subprocess';
 
 // The ISAs the probes pass, then the ISAs the CPU claims (x86: its cpuinfo flags, what Inductor reads before probing):
 // equal lists mean that every base probe passed, so trusting the claim (config.cpp.vec_isa_ok) picks what probing

@@ -1,11 +1,11 @@
-// The promote stage: registers the version, appends the signed audit record, then moves the alias (lib/promotion.ts).
-import { auditWriter } from '../lib/keys';
-import { recordAliasMove } from '../lib/promotion';
-import type { GateResult } from '../lib/results';
-import { writeVersionRecord, type VersionRecord } from '../lib/records';
-import type { ObjectStore } from '../lib/store';
+// The promote stage: registers the version, appends the signed audit record, then moves the alias (lib/registry/promotion.ts).
+import { auditWriter } from '../lib/registry/keys';
+import { recordAliasMove } from '../lib/registry/promotion';
+import type { GateResult } from '../lib/contract/results';
+import { writeVersionRecord, type VersionRecord } from '../lib/registry/records';
+import type { ObjectStore } from '../lib/store/store';
 
-/** What a version record states (lib/records.ts: VersionRecord), as the workflow gives it. */
+/** What a version record states (lib/registry/records.ts: VersionRecord), as the workflow gives it. */
 export interface VersionFacts {
   model: string;
   artifactDigest: string;

@@ -1,9 +1,9 @@
 // Control-queue activities around promotion: the alias's current version, keeping a version unpromoted, audit records.
-import { appendAudit, type AuditEntry } from '../lib/audit';
-import { auditWriter } from '../lib/keys';
-import { readModel, registerVersion } from '../lib/registry';
-import type { ObjectStore } from '../lib/store';
-import { writeVersionRecord } from '../lib/records';
+import { appendAudit, type AuditEntry } from '../lib/registry/audit';
+import { auditWriter } from '../lib/registry/keys';
+import { readModel, registerVersion } from '../lib/registry/registry';
+import type { ObjectStore } from '../lib/store/store';
+import { writeVersionRecord } from '../lib/registry/records';
 import { versionRecord, type VersionFacts } from './promote-model';
 
 /** The version an alias points at now, or null when the model or alias does not exist yet. */

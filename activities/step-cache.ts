@@ -6,20 +6,20 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { canonicalJson, digestBytes, digestFile, digestHex } from '../lib/digest';
-import { ErrorCode, type TtdError } from '../lib/errors';
-import { blobKey, type ObjectStore } from '../lib/store';
+import { canonicalJson, digestBytes, digestFile, digestHex } from '../lib/store/digest';
+import { ErrorCode, type TtdError } from '../lib/contract/errors';
+import { blobKey, type ObjectStore } from '../lib/store/store';
 import { forEnvironment, type Config } from '../lib/config';
-import { stepCacheKey } from '../lib/keys';
-import { canExport } from '../lib/environments';
+import { stepCacheKey } from '../lib/registry/keys';
+import { canExport } from '../lib/environments/environments';
 import { isaProbes } from './isa-probes';
-import type { DeclaredEnvironment } from '../lib/declared-environments';
+import type { DeclaredEnvironment } from '../lib/environments/declared-environments';
 import { ensureDeclared } from './build-environment';
 import { runTorchRequest, torchEnvironment } from './torch-process';
 import { torchWorkMs } from './torch-stage';
 
 /** What every torch stage's input may carry besides its own fields: `ttd run --no-cache`, and the torch environment
- * the run uses (lib/environments.ts; the worker's configured one when absent). */
+ * the run uses (lib/environments/environments.ts; the worker's configured one when absent). */
 export interface CacheOption {
   noCache?: boolean;
   environment?: string;
@@ -27,7 +27,7 @@ export interface CacheOption {
   declared?: DeclaredEnvironment;
 }
 
-// 2: stage outputs are the contract's results (lib/contract.ts); 3: each entry carries a MAC (unsigned entries miss).
+// 2: stage outputs are the contract's results (lib/contract/ops.ts); 3: each entry carries a MAC (unsigned entries miss).
 const FORMAT = 'ttd-step-cache/3';
 const DIGEST_IN_TEXT = /sha256:[0-9a-f]{64}/g;
 

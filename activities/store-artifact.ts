@@ -1,10 +1,10 @@
 // The store stage: checks every file of the run is in the store under its digest and writes the manifest.
 import { ApplicationFailure } from '@temporalio/activity';
-import { DigestMismatchError } from '../lib/errors';
-import { NonRetryable } from '../lib/gate-codes';
-import { writeManifest, type ArtifactFiles, type EnvironmentRecord, type StageOutputs } from '../lib/records';
-import type { Format } from '../lib/spec';
-import { verifyBlob, type ObjectStore } from '../lib/store';
+import { DigestMismatchError } from '../lib/contract/errors';
+import { NonRetryable } from '../lib/contract/gate-codes';
+import { writeManifest, type ArtifactFiles, type EnvironmentRecord, type StageOutputs } from '../lib/registry/records';
+import type { Format } from '../lib/spec/spec';
+import { verifyBlob, type ObjectStore } from '../lib/store/store';
 
 /** Input of the store stage: the files and every build stage's output. */
 export interface StoreInput {

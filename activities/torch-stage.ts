@@ -5,23 +5,16 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { stageThreads } from '../lib/capacity';
+import { stageThreads } from '../lib/limits/capacity';
 import { forEnvironment, type Config } from '../lib/config';
-import {
-  TorchOps,
-  type ModelFileInput,
-  type OpResult,
-  type PathKeys,
-  type StageOutput,
-  type TorchOpName,
-  type TorchStage,
-  type WorkerDirs,
-} from '../lib/contract';
-import { DigestStream } from '../lib/digest';
-import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store';
-import { GateCode, NonRetryable } from '../lib/gate-codes';
-import { redact, redactDeep } from '../lib/redact';
-import { seconds, stageLimit, type LimitBasis, type TimeLimit } from '../lib/time-limits';
+import { TorchOps, type OpResult, type PathKeys, type StageOutput, type TorchOpName } from '../lib/contract/ops';
+import type { ModelFileInput, TorchStage, WorkerDirs } from '../lib/contract/stages';
+import { DigestStream } from '../lib/store/digest';
+import { getBlobToFile, putBlobFile, type ObjectStore } from '../lib/store/store';
+import { torchFailure } from '../lib/contract/codes';
+import { GateCode, NonRetryable } from '../lib/contract/gate-codes';
+import { redact, redactDeep } from '../lib/environments/redact';
+import { seconds, stageLimit, type LimitBasis, type TimeLimit } from '../lib/limits/time-limits';
 import { runTorchRequest, workRoot } from './torch-process';
 
 /** What torch activities are built with. */
@@ -182,14 +175,6 @@ function refusedFile(path: string, dir: string, why: string): ApplicationFailure
 /** A stage whose process crashes runs at most this often (issue 15: retried at most once). */
 const MODEL_CRASH_ATTEMPTS = 2;
 
-// The torch side's error codes that end a stage for good (the same input fails the same way again), by failure type.
-const TORCH_ERROR_TYPES: Record<string, NonRetryable> = {
-  model_error: NonRetryable.modelError,
-  bad_request: NonRetryable.badInput,
-  archive_too_large: NonRetryable.archiveTooLarge,
-  sandbox_refused: NonRetryable.sandboxRefused,
-};
-
 /** Runs a torch op with heartbeats and cancellation; returns its result or throws the right failure.
  * `displayPaths` maps scratch paths to what the user knows them as (their model file), for messages. */
 export async function torchOp(
@@ -258,12 +243,12 @@ export async function torchOp(
     }
     if (hookFailed) throw hookFailed.error;
     if (!outcome) throw new Error(`the torch request '${op}' ended without an outcome`);
-    // Whatever the torch side says leaves this stage without the worker's secrets (lib/redact.ts).
+    // Whatever the torch side says leaves this stage without the worker's secrets (lib/environments/redact.ts).
     if (outcome.kind === 'ok') {
       if (outcome.ms !== undefined) addTorchWork(outcome.ms);
       return redactDeep(outcome.result);
     }
-    if (outcome.kind === 'sandbox_unavailable') {
+    if (outcome.kind === GateCode.sandboxUnavailable) {
       throw ApplicationFailure.create({
         type: NonRetryable.sandboxUnavailable,
         message: `cannot run '${op}' in the sandbox: ${outcome.reason}; set TTD_SANDBOX=off to run model code without it (only for code you trust)`,
@@ -272,11 +257,12 @@ export async function torchOp(
     }
     if (outcome.kind === 'error') {
       const shown = (text: string) => Object.entries(displayPaths).reduce((t, [from, to]) => t.split(from).join(to), text);
-      const type: string | undefined = TORCH_ERROR_TYPES[outcome.code];
+      // The catalog says which failure type each torch error code becomes, and whether it is retried.
+      const failure = torchFailure(outcome.code);
       throw ApplicationFailure.create({
-        type: type ?? 'torch_internal',
+        type: failure.type,
         message: redact(shown(`${outcome.message}${outcome.traceback ? `\n${outcome.traceback}` : ''}`)),
-        nonRetryable: type !== undefined,
+        nonRetryable: !failure.retryable,
       });
     }
     // In the sandbox a Python that cannot start is bwrap's complaint: `bwrap: execvp PYTHON: No such file or directory`.
@@ -365,7 +351,7 @@ export function runTorchStage<K extends TorchOpName, I, S extends PathKeys<OpRes
         const issue = parsed.error.issues[0];
         throw ApplicationFailure.create({
           type: GateCode.internal,
-          message: `the torch op '${stage.op}' broke its contract (lib/contract.ts): result.${issue?.path.join('.')}: ${issue?.message}`,
+          message: `the torch op '${stage.op}' broke its contract (lib/contract/ops.ts): result.${issue?.path.join('.')}: ${issue?.message}`,
           nonRetryable: true,
         });
       }

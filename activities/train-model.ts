@@ -1,11 +1,12 @@
 // The train stage: runs the model file's training in the torch environment and stores the weights; a retry after a
 // crashed worker resumes from the newest checkpoint its run stored. Only the latest TTD_CHECKPOINTS_KEPT per-epoch
-// checkpoints stay in the store: older ones are deleted as training goes (lib/checkpoints.ts).
+// checkpoints stay in the store: older ones are deleted as training goes (lib/store/checkpoints.ts).
 import { Context } from '@temporalio/activity';
-import { checkpointIndexKey, latestCheckpoint, storeCheckpoint } from '../lib/checkpoints';
-import type { Spec } from '../lib/spec';
-import { blobKey } from '../lib/store';
-import type { ModelFileInput, StageOutput } from '../lib/contract';
+import { checkpointIndexKey, latestCheckpoint, storeCheckpoint } from '../lib/store/checkpoints';
+import type { Spec } from '../lib/spec/spec';
+import { blobKey } from '../lib/store/store';
+import type { StageOutput } from '../lib/contract/ops';
+import type { ModelFileInput } from '../lib/contract/stages';
 import { runTorchStage, withWorkFile, type TorchDeps } from './torch-stage';
 
 /** Input of the train stage: the model file by digest and the spec's params and train section. */

@@ -22,7 +22,10 @@ export function corpusSpec(model) {
 }
 
 /** Writes the model's spec into `dir` (its model file by absolute path) with the reduced params when `reduced`,
- * only `formats` when given, and `environment` replaced when given; returns its path. */
+ * only `formats` when given, and `environment` replaced when given; returns its path.
+ * @param {{ dir: string, reduced?: Record<string, unknown> }} model
+ * @param {string} dir
+ * @param {{ reduced?: boolean, formats?: string[], environment?: unknown }} [opts] */
 export function writeCorpusSpec(model, dir, { reduced = false, formats, environment } = {}) {
   const spec = corpusSpec(model);
   spec.model = join(corpusDir, model.dir, 'model.py');

@@ -1,7 +1,7 @@
 // Why a Temporal server refused a connection, when it did: credentials, a client certificate, the server's own
 // certificate, or TLS against a plaintext server. These never heal by retrying, so they fail at once.
-import { ErrorCode, TtdError } from '../lib/errors';
-import { usesTls, type TemporalProfile } from '../lib/temporal-profile';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { usesTls, type TemporalProfile } from '../temporal/profile';
 
 // gRPC status codes (the client's ServiceError carries them in `cause.code`).
 const UNAUTHENTICATED = 16;

@@ -1,14 +1,14 @@
 // `ttd env list`: the torch environments of this checkout, probed: which are installed, their torch and libtorch.
-import { loadConfig } from '../lib/config';
-import { describeEnvironment } from '../lib/environments';
-import { probeSandbox } from '../lib/sandbox';
+import { loadTemporalConfig } from '../temporal/config';
+import { describeEnvironment } from '../lib/environments/environments';
+import { probeSandbox } from '../lib/environments/sandbox';
 import { failWith, printJsonOr, table } from './output';
 
 /** `ttd env list [--json]`: prints `{"environments": [{name, python, torch_version, libtorch_version, device, …}]}`. */
 export async function envListCommand(opts: { json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const environments = await Promise.all(config.environments.map(describeEnvironment));
     // The default for a spec without `environment`: the newest installed (the list is newest first).
     const fallback = environments.find((e) => e.installed)?.name ?? null;

@@ -1,6 +1,6 @@
 // The `ttd` command line: parse, call, print. No business logic lives here.
 import { Command } from 'commander';
-import { ErrorCode } from '../lib/errors';
+import { ErrorCode } from '../lib/contract/errors';
 import { failWith, indentLater, printJson, writeErr, writeOut } from './output';
 import {
   auditLogCommand,

@@ -1,7 +1,7 @@
 // Printing for every command: human text or one JSON object, and one way to report errors. Everything a command
 // prints goes through writeOut or writeErr, which let no terminal control through but our own colours.
-import { TtdError } from '../lib/errors';
-import { terminalJson, terminalLine, terminalText } from '../lib/terminal';
+import { CliCode, TtdError, type JsonErrorCode } from '../lib/contract/errors';
+import { terminalJson, terminalLine, terminalText } from '../render/terminal';
 
 /** Whether stderr progress may use colour (NO_COLOR respected, terminals only). */
 export const useColor = process.stderr.isTTY && !process.env.NO_COLOR;
@@ -72,7 +72,7 @@ export function clip(line: string, width: number): string {
   return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }
 
-export { sci } from '../lib/format';
+export { sci } from '../render/format';
 
 /** Indents every line of a message after the first, so that no line of it can pass for output of its own. */
 export function indentLater(message: string): string {
@@ -81,7 +81,7 @@ export function indentLater(message: string): string {
 
 /** Reports an error the way every command does: message on stderr (or JSON), exit code 2. */
 export function failWith(err: unknown, json: boolean): never {
-  const code = err instanceof TtdError ? err.code : 'internal';
+  const code: JsonErrorCode = err instanceof TtdError ? err.code : CliCode.internal;
   const message = err instanceof Error ? err.message : String(err);
   if (json) printJson({ status: 'failed', error: { code, message } });
   writeErr(`ttd: ${indentLater(message)}${err instanceof TtdError ? ` [${code}]` : ''}\n`);

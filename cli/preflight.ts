@@ -1,10 +1,10 @@
 // Checks the torch environment before anything starts, so a missing piece is named, not discovered mid-run.
 import { existsSync } from 'node:fs';
 import { forEnvironment, type Config } from '../lib/config';
-import { canExport, chooseEnvironment, cpuFusionBuild, hasCuda, probeEnvironment, runtimeMismatch, type TorchEnv } from '../lib/environments';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { probeSandbox } from '../lib/sandbox';
-import { environmentName, parseTarget, type Spec } from '../lib/spec';
+import { canExport, chooseEnvironment, cpuFusionBuild, hasCuda, probeEnvironment, runtimeMismatch, type TorchEnv } from '../lib/environments/environments';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { probeSandbox } from '../lib/environments/sandbox';
+import { environmentName, parseTarget, type Spec } from '../lib/spec/spec';
 
 const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
 
@@ -12,7 +12,7 @@ const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13
  * TtdError naming the unknown environment, or the missing python, torch or libtorch runner and how to install it.
  * `servedHere`: this process serves the run's torch stages itself, so a `device: cuda` spec needs CUDA here (a
  * detached run waits for a worker of its pool wherever that runs). */
-export async function preflight(config: Config, spec: Spec, opts: { servedHere?: boolean } = {}): Promise<Config> {
+export async function preflight<C extends Config>(config: C, spec: Spec, opts: { servedHere?: boolean } = {}): Promise<C> {
   const name = environmentName(spec);
   const field = typeof spec.environment === 'object' ? 'environment.base' : 'environment';
   const chosen = await chooseEnvironment(config.environments, name);
@@ -46,8 +46,8 @@ export async function preflight(config: Config, spec: Spec, opts: { servedHere?:
   const env = forEnvironment(config, chosen.name)!;
   const where = `python '${env.python}'${chosen.name === 'custom' ? ' (TTD_PYTHON)' : ` of environment '${chosen.name}'`}`;
   const probe = await probeEnvironment(chosen);
-  if (probe === 'python_missing') throw new TtdError(ErrorCode.pythonMissing, `${where} cannot be run; ${SETUP}`);
-  if (probe === 'torch_missing') {
+  if (probe === ErrorCode.pythonMissing) throw new TtdError(ErrorCode.pythonMissing, `${where} cannot be run; ${SETUP}`);
+  if (probe === ErrorCode.torchMissing) {
     throw new TtdError(ErrorCode.torchMissing, `${where} has no torch module; ${SETUP}, or set TTD_PYTHON to an interpreter with torch`);
   }
   if (spec.device === 'cuda' && opts.servedHere && !(await hasCuda(chosen))) {

@@ -1,7 +1,7 @@
 // How `ttd run` shows a run moving: on a terminal, stage lines and a progress bar for training epochs
 // (cli-progress); elsewhere, plain lines. Everything goes to stderr: stdout is for the result (and --json).
 import { SingleBar } from 'cli-progress';
-import { terminalLine } from '../lib/terminal';
+import { terminalLine } from '../render/terminal';
 import { paint } from './output';
 
 /** What a watcher reports as the workflow moves. */

@@ -3,7 +3,7 @@
 import { temporal } from '@temporalio/proto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
-import { TORCH_ACTIVITY_TYPES } from '../activities';
+import { TORCH_ACTIVITY_TYPES } from '../workers';
 import type { PipelineInput } from '../workflows/definitions';
 
 /** A task has waited this long for a worker, and no worker has polled its queue for as long: the queue is idle. */
@@ -95,7 +95,7 @@ async function runInput(client: Client, runId: string): Promise<PipelineInput | 
 /** The command that starts a worker for one of the run's queues. */
 export function workerCommandFor(input: PipelineInput, kind: 'control' | 'torch'): string {
   const prefix = input.queues.control.replace(/-control$/, '');
-  // Queues named after the store (lib/queues.ts), or by TTD_QUEUE_PREFIX (and every run started before pools).
+  // Queues named after the store (temporal/queues.ts), or by TTD_QUEUE_PREFIX (and every run started before pools).
   const named = /^ttd-[0-9a-f]{16}$/.test(prefix) && input.queues.torch.startsWith(`${prefix}-torch-`);
   const where = input.store ? `TTD_STORE=${input.store} ` : '';
   const env = named ? where : `${where}TTD_QUEUE_PREFIX=${prefix} `;

@@ -1,19 +1,20 @@
 // `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { loadConfig, openStore } from '../lib/config';
-import { anchoredModels } from '../lib/anchors';
-import { assertBacked, auditedModels, readAudit, verifyTrail } from '../lib/audit';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { auditReader, auditWriter } from '../lib/keys';
-import { assertName } from '../lib/names';
-import { recordAliasMove } from '../lib/promotion';
-import { listModels, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry';
-import { fuserShown } from '../lib/results';
-import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/records';
-import { FORMATS, type Format } from '../lib/spec';
-import { getBlobToFile } from '../lib/store';
-import { terminalLine } from '../lib/terminal';
+import { openStore } from '../lib/config';
+import { loadTemporalConfig } from '../temporal/config';
+import { anchoredModels } from '../lib/registry/anchors';
+import { assertBacked, auditedModels, readAudit, verifyTrail } from '../lib/registry/audit';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { auditReader, auditWriter } from '../lib/registry/keys';
+import { assertName } from '../lib/registry/names';
+import { recordAliasMove } from '../lib/registry/promotion';
+import { listModels, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry/registry';
+import { fuserShown } from '../lib/contract/results';
+import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/registry/records';
+import { FORMATS, type Format } from '../lib/spec/spec';
+import { getBlobToFile } from '../lib/store/store';
+import { terminalLine } from '../render/terminal';
 import { failWith, gateLines, printJson, printJsonOr, sci, table, writeOut } from './output';
 
 function fusionLines(fusion: LegacyReports['fusion']): string[] {
@@ -29,7 +30,7 @@ function fusionLines(fusion: LegacyReports['fusion']): string[] {
 export async function showCommand(ref: string, opts: { json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const store = openStore(loadConfig());
+    const store = openStore(loadTemporalConfig());
     const { state, version } = await resolveRef(store, parseRef(ref));
     const record = await readVersionRecord(store, version.record);
     const manifest = await readManifest(store, record.manifest);
@@ -52,7 +53,7 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       gates: record.gates,
       formats: formatsOf(manifest),
       reports: { ...reports, parity: record.parity },
-      // Each build stage's output as the stage returned it (lib/contract.ts); absent for versions stored before them.
+      // Each build stage's output as the stage returned it (lib/contract/ops.ts); absent for versions stored before them.
       ...(manifest.format === 'ttd-manifest/2' ? { stages: manifest.stages } : {}),
       // The declared environment it was built in, with every package its requirements resolved to.
       ...(manifest.format === 'ttd-manifest/2' && manifest.environment ? { environment: manifest.environment } : {}),
@@ -108,7 +109,7 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
       throw new TtdError(ErrorCode.argumentInvalid, `--format must be one of ${FORMATS.join(', ')} (got '${format}')`);
     }
     const dest = checkPullDestination(opts.output, Boolean(opts.force));
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const store = openStore(config);
     const parsed = parseRef(ref);
     const { state, version } = await resolveRef(store, parsed);
@@ -174,7 +175,7 @@ function checkPullDestination(output: string, force: boolean): string {
 export async function modelsCommand(opts: { json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const store = openStore(loadConfig());
+    const store = openStore(loadTemporalConfig());
     const models = [];
     for (const name of await listModels(store)) {
       const found = await readModel(store, name);
@@ -214,7 +215,7 @@ export async function modelsCommand(opts: { json?: boolean }): Promise<void> {
 export async function promoteCommand(ref: string, opts: { alias: string; json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const store = openStore(config);
     const parsed = parseRef(ref);
     if (parsed.version === undefined) throw new TtdError(ErrorCode.badReference, `ttd promote needs MODEL:VERSION (got '${ref}')`);
@@ -255,7 +256,7 @@ export async function promoteCommand(ref: string, opts: { alias: string; json?: 
 export async function rollbackCommand(model: string, opts: { alias: string; json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const store = openStore(config);
     const { state } = await resolveRef(store, parseRef(model));
     const current = state.aliases[opts.alias];
@@ -288,7 +289,7 @@ export async function rollbackCommand(model: string, opts: { alias: string; json
 export async function auditLogCommand(model: string, opts: { json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const store = openStore(loadConfig());
+    const store = openStore(loadTemporalConfig());
     const records = await readAudit(store, assertName('model', model));
     if (json) return printJson({ model, records });
     if (!records.length) return void writeOut(`no audit records for '${model}'\n`);
@@ -339,7 +340,7 @@ export async function auditVerifyCommand(
 ): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const store = openStore(config);
     const trust = {
       ...auditReader(config.keysDir, { publicKey: opts.publicKey, anchorsDir: opts.anchors }),

@@ -3,18 +3,19 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
-import { loadConfig, openStore, type Config } from '../lib/config';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { renderReport } from '../lib/report-html';
-import { terminalLine } from '../lib/terminal';
-import { ensureServer } from '../workers/dev-server';
+import { openStore } from '../lib/config';
+import { loadTemporalConfig, type TemporalConfig } from '../temporal/config';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { renderReport } from '../render/report-html';
+import { terminalLine } from '../render/terminal';
+import { ensureServer } from '../temporal/dev-server';
 import { failWith, printJson, writeOut, writeErr } from './output';
 import { reportForRun } from './report-data';
 import { connectTemporal } from './temporal';
 
 /** Runs `fn` with a Temporal client when a server is reachable (starting the embedded one over $TTD_HOME's
  * SQLite if none runs), else without one: reports of registered versions come from the store alone. */
-export async function withOptionalClient<T>(config: Config, fn: (client: Client | undefined) => Promise<T>): Promise<T> {
+export async function withOptionalClient<T>(config: TemporalConfig, fn: (client: Client | undefined) => Promise<T>): Promise<T> {
   let server;
   let temporal;
   try {
@@ -37,7 +38,7 @@ export async function withOptionalClient<T>(config: Config, fn: (client: Client 
 export async function reportCommand(runId: string, opts: { output?: string; json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const out = opts.output ? resolve(opts.output) : undefined;
     if (out && !existsSync(dirname(out))) {
       throw new TtdError(

@@ -4,17 +4,19 @@ import { temporal } from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+// The SDK's own protobuf-timestamp conversion (Long seconds and nanos), which its public packages do not export.
+// eslint-disable-next-line @typescript-eslint/no-restricted-imports
 import { optionalTsToDate, type Timestamp } from '@temporalio/common/lib/time';
-import type { Config } from '../lib/config';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { listModels, readModel, resolveRef } from '../lib/registry';
-import type { ReportData, StageTiming } from '../lib/report';
-import { ParityResult, RunResult } from '../lib/results';
-import { TorchStages } from '../lib/contract';
-import { readManifest, readVersionRecord, StageOutputs, type Manifest } from '../lib/records';
-import type { ControlActivities, StageRun, TorchActivities } from '../activities';
-import { getBlob, type ObjectStore } from '../lib/store';
-import type { Spec } from '../lib/spec';
+import type { TemporalConfig } from '../temporal/config';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { listModels, readModel, resolveRef } from '../lib/registry/registry';
+import type { ReportData, StageTiming } from '../lib/parity/report';
+import { ParityResult, RunResult } from '../lib/contract/results';
+import { TorchStages } from '../lib/contract/stages';
+import { readManifest, readVersionRecord, StageOutputs, type Manifest } from '../lib/registry/records';
+import type { ControlActivities, StageRun, TorchActivities } from '../workers';
+import { getBlob, type ObjectStore } from '../lib/store/store';
+import type { Spec } from '../lib/spec/spec';
 
 const EventType = temporal.api.enums.v1.EventType;
 type Payloads = temporal.api.common.v1.IPayloads | null | undefined;
@@ -26,7 +28,7 @@ const decode = <T>(payloads: Payloads): T | undefined => {
 const iso = (ts: Timestamp | null | undefined) => optionalTsToDate(ts)?.toISOString() ?? null;
 
 /** The Temporal UI's page of a run, when the UI's address is known. */
-export function temporalUrlFor(config: Config, runId: string): string | null {
+export function temporalUrlFor(config: TemporalConfig, runId: string): string | null {
   return config.temporalUi
     ? `${config.temporalUi}/namespaces/${encodeURIComponent(config.temporalNamespace)}/workflows/${encodeURIComponent(runId)}`
     : null;
@@ -35,7 +37,7 @@ export function temporalUrlFor(config: Config, runId: string): string | null {
 // The activities whose results a report reads, by their registered names (a rename fails to compile here).
 type ActivityName = keyof TorchActivities | keyof ControlActivities;
 const activity = <K extends ActivityName>(name: K): K => name;
-/** Which build stage (lib/records.ts: StageOutputs) each torch activity's output is: the op it declares. */
+/** Which build stage (lib/registry/records.ts: StageOutputs) each torch activity's output is: the op it declares. */
 const STAGE_OF: Record<string, string> = {
   [activity('train')]: 'train',
   ...Object.fromEntries(Object.entries(TorchStages).map(([name, stage]) => [name, stage.op])),
@@ -45,7 +47,7 @@ const STAGE_OF: Record<string, string> = {
 export async function reportFromHistory(
   client: Client,
   store: ObjectStore,
-  config: Config,
+  config: TemporalConfig,
   runId: string,
 ): Promise<ReportData | undefined> {
   const handle = client.workflow.getHandle(runId);
@@ -182,7 +184,7 @@ async function legacyParts(
 }
 
 /** A version's report from the store alone: its version record and manifest. */
-export async function reportFromStore(store: ObjectStore, config: Config, model: string, version: number): Promise<ReportData> {
+export async function reportFromStore(store: ObjectStore, config: TemporalConfig, model: string, version: number): Promise<ReportData> {
   const { state, version: v } = await resolveRef(store, { model, version });
   const record = await readVersionRecord(store, v.record);
   const manifest = await readManifest(store, record.manifest);
@@ -223,7 +225,12 @@ export async function versionOfRun(store: ObjectStore, runId: string): Promise<{
 }
 
 /** A run's report: from Temporal when it knows the run, else from the store if the run registered a version. */
-export async function reportForRun(client: Client | undefined, store: ObjectStore, config: Config, runId: string): Promise<ReportData> {
+export async function reportForRun(
+  client: Client | undefined,
+  store: ObjectStore,
+  config: TemporalConfig,
+  runId: string,
+): Promise<ReportData> {
   const fromHistory = client ? await reportFromHistory(client, store, config, runId) : undefined;
   if (fromHistory) return fromHistory;
   const version = await versionOfRun(store, runId);

@@ -1,8 +1,8 @@
 // `ttd status`, `wait`, `cancel`, `runs` and `approve`: ask Temporal about runs; no business logic here.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { positiveIntegerArgument } from '../lib/arguments';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { exitCodeFor, type RunResult } from '../lib/results';
+import { positiveIntegerArgument } from '../lib/spec/arguments';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { exitCodeFor, type RunResult } from '../lib/contract/results';
 import { approveUpdate, PIPELINE_WORKFLOW, progressQuery, type ApprovalDecision } from '../workflows/definitions';
 import { failWith, printJson, printJsonOr, table, writeOut } from './output';
 import { trainingBeat } from './progress';
@@ -12,7 +12,7 @@ import { withClient } from './temporal';
 
 /** How long `ttd status` waits for a run's progress query. */
 const QUERY_DEADLINE_MS = 5_000;
-import { terminalLine } from '../lib/terminal';
+import { terminalLine } from '../render/terminal';
 
 /** What `ttd status` reports while a run is going, or the finished result. */
 export type RunStatusView =

@@ -8,24 +8,24 @@ import {
   WorkflowFailedError,
   type Client,
 } from '@temporalio/client';
-import { loadConfig, openStore, withConcurrency } from '../lib/config';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec';
-import { queuesForRun } from '../lib/queues';
-import { assertWritable } from '../lib/store-identity';
-import { exitCodeFor, fuserShown, type RunResult } from '../lib/results';
-import { createWorkers, installQuietRuntime, runWorkersUntil } from '../workers/create-workers';
-import { ensureServer } from '../workers/dev-server';
+import { openStore, withConcurrency } from '../lib/config';
+import { loadTemporalConfig } from '../temporal/config';
+import { CliCode, ErrorCode, TtdError } from '../lib/contract/errors';
+import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec/spec';
+import { queuesForRun } from '../temporal/queues';
+import { assertWritable } from '../lib/store/store-identity';
+import { exitCodeFor, fuserShown, type RunResult } from '../lib/contract/results';
+import { createWorkers, installQuietRuntime, prestartTorch, runWorkersUntil } from '../workers';
+import { ensureServer } from '../temporal/dev-server';
 import { requireServer } from './temporal';
 import { PIPELINE_WORKFLOW, progressQuery, type PipelineInput, type PipelineProgress } from '../workflows/definitions';
 import type { pipelineWorkflow } from '../workflows/pipeline';
 import { failWith, gateLines, paint, printJson, printJsonOr, sci, table, writeOut, writeErr } from './output';
 import { preflight } from './preflight';
-import { prestartTorch } from '../activities/step-cache';
 import { stagePhase, trainingBeat } from './progress';
 import { progressView, type ProgressView } from './progress-view';
 import { connectTemporal } from './temporal';
-import { terminalLine } from '../lib/terminal';
+import { terminalLine } from '../render/terminal';
 
 const POLL_MS = 300;
 /** How long the first Ctrl-C waits before it cancels the run: a second one within it leaves the run running. */
@@ -68,7 +68,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     }
     // Its in-process workers serve this one run, whose torch stages go one after another: all the cores to each (unless
     // TTD_WORKER_CONCURRENCY says otherwise). Decided before the fork server starts: its children keep these threads.
-    const base = process.env.TTD_WORKER_CONCURRENCY ? loadConfig() : withConcurrency(loadConfig(), 1);
+    const base = process.env.TTD_WORKER_CONCURRENCY ? loadTemporalConfig() : withConcurrency(loadTemporalConfig(), 1);
     const read = loadSpec(specPath, base.archiveLimits);
     config = await preflight(base, read.spec, { servedHere: !opts.detach }); // the run's torch environment
     loaded = withEnvironment(read, config.environment);
@@ -165,17 +165,17 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
 export interface RunEnd {
   runId: string;
   status: 'cancelled' | 'running' | 'failed';
-  error: { code: string; message: string };
+  error: { code: CliCode; message: string };
 }
 
 /** A run's workflow that closed without a RunResult: cancelled, terminated, timed out, or failed. */
 function runEnd(err: unknown, runId: string): RunEnd {
   if (err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure)
-    return { runId, status: 'cancelled', error: { code: 'run_cancelled', message: `run ${runId} was cancelled` } };
+    return { runId, status: 'cancelled', error: { code: CliCode.runCancelled, message: `run ${runId} was cancelled` } };
   if (err instanceof WorkflowFailedError && err.cause instanceof TerminatedFailure)
-    return { runId, status: 'cancelled', error: { code: 'run_terminated', message: `run ${runId} was terminated` } };
+    return { runId, status: 'cancelled', error: { code: CliCode.runTerminated, message: `run ${runId} was terminated` } };
   const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
-  return { runId, status: 'failed', error: { code: 'run_failed', message: `run ${runId} ended without a result: ${message}` } };
+  return { runId, status: 'failed', error: { code: CliCode.runFailed, message: `run ${runId} ended without a result: ${message}` } };
 }
 
 /** Ctrl-C and SIGTERM while `ttd run` follows its run. Ctrl-C cancels the run after a grace period (its torch processes
@@ -226,7 +226,7 @@ function followInterrupts(
       runId,
       status: 'running',
       error: {
-        code: 'run_detached',
+        code: CliCode.runDetached,
         message: asked
           ? `stopped waiting for ${runId}; its cancellation was asked for and ends when a worker serves it (ttd worker); follow it with 'ttd wait ${runId}'`
           : `left ${runId} running, detached: it goes on when a worker serves it (ttd worker); follow it with 'ttd wait ${runId}', or stop it with 'ttd cancel ${runId}'`,

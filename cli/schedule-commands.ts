@@ -1,11 +1,12 @@
 // `ttd schedule ...`: scheduled retraining on Temporal Schedules. Runs it starts carry trigger `schedule`.
 import { ScheduleNotFoundError, type Client, type ScheduleOverlapPolicy } from '@temporalio/client';
-import { loadConfig, openStore } from '../lib/config';
-import { cronArgument, intervalArgument } from '../lib/arguments';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { queuesForRun } from '../lib/queues';
-import { loadSpec, storeRunSource, runEnvironmentId, withEnvironment } from '../lib/spec';
-import { terminalLine } from '../lib/terminal';
+import { openStore } from '../lib/config';
+import { loadTemporalConfig } from '../temporal/config';
+import { cronArgument, intervalArgument } from '../lib/spec/arguments';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { queuesForRun } from '../temporal/queues';
+import { loadSpec, storeRunSource, runEnvironmentId, withEnvironment } from '../lib/spec/spec';
+import { terminalLine } from '../render/terminal';
 import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';
 import { failWith, printJson, printJsonOr, table, writeOut } from './output';
 import { preflight } from './preflight';
@@ -53,7 +54,7 @@ export async function scheduleCreateCommand(
     const when = opts.cron
       ? { cronExpressions: [cronArgument('--cron', opts.cron)] }
       : { intervals: [{ every: intervalArgument('--every', opts.every!) }] };
-    const base = loadConfig();
+    const base = loadTemporalConfig();
     const read = loadSpec(specPath, base.archiveLimits);
     const config = await preflight(base, read.spec); // the schedule's torch environment
     const loaded = withEnvironment(read, config.environment);

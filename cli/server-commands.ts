@@ -1,21 +1,29 @@
 // `ttd server start|stop|status` and `ttd worker`: the processes an operator runs beside `ttd run`.
-import { stopForkServers } from '../activities/torch-process';
-import { concurrencyArgument } from '../lib/capacity';
-import { forEnvironment, loadConfig, openStore, serverAddress, withConcurrency, type Config } from '../lib/config';
-import { usesTls } from '../lib/temporal-profile';
+import { concurrencyArgument } from '../lib/limits/capacity';
+import { forEnvironment, openStore, withConcurrency } from '../lib/config';
+import { loadTemporalConfig, serverAddress, type TemporalConfig } from '../temporal/config';
+import { usesTls } from '../temporal/profile';
 import { refusal } from './connection-refusal';
-import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } from '../lib/queues';
-import { createWorkers, installQuietRuntime, QueueKind } from '../workers/create-workers';
-import { checkMetricsPort, flushTelemetry, useTelemetry, workerTelemetry } from '../workers/telemetry';
-import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../workers/dev-server';
-import { ErrorCode, TtdError } from '../lib/errors';
+import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } from '../temporal/queues';
+import {
+  checkMetricsPort,
+  createWorkers,
+  flushTelemetry,
+  installQuietRuntime,
+  QueueKind,
+  stopForkServers,
+  useTelemetry,
+  workerTelemetry,
+} from '../workers';
+import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../temporal/dev-server';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { failWith, printJsonOr, writeErr } from './output';
 import { connectTemporal, requireServer } from './temporal';
 
 /** `ttd server start`: returns once the server answers. */
 export async function serverStartCommand(opts: { json?: boolean }): Promise<void> {
   try {
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const s = await startBackgroundServer(config);
     const temporal = await connectTemporal(config, s.address, { startedHere: !s.already }); // answers, not just listens
     await temporal.close();
@@ -32,7 +40,7 @@ export async function serverStartCommand(opts: { json?: boolean }): Promise<void
 /** `ttd server stop`. */
 export async function serverStopCommand(opts: { json?: boolean }): Promise<void> {
   try {
-    const { pid } = await stopBackgroundServer(loadConfig());
+    const { pid } = await stopBackgroundServer(loadTemporalConfig());
     printJsonOr(
       Boolean(opts.json),
       { status: 'stopped', pid },
@@ -49,7 +57,7 @@ export async function serverStopCommand(opts: { json?: boolean }): Promise<void>
  * namespace_not_found, config_invalid), exit 2. */
 export async function serverStatusCommand(opts: { json?: boolean }): Promise<void> {
   try {
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     if (config.temporalAddress !== undefined) return await remoteServerStatus(config, Boolean(opts.json));
     const pid = runningServerPid(config);
     const up = await listening(config.temporalPort);
@@ -65,7 +73,7 @@ export async function serverStatusCommand(opts: { json?: boolean }): Promise<voi
 }
 
 // A server this process did not start: reachable with the configured credentials, and the namespace there.
-async function remoteServerStatus(config: Config, json: boolean): Promise<void> {
+async function remoteServerStatus(config: TemporalConfig, json: boolean): Promise<void> {
   const address = serverAddress(config);
   const temporal = await connectTemporal(config, address);
   try {
@@ -123,7 +131,7 @@ export async function workerCommand(opts: {
         '--env and --device choose a torch pool, and --queue control serves none; drop them, or use --queue torch',
       );
     }
-    const loaded = loadConfig();
+    const loaded = loadTemporalConfig();
     // Per pool: each torch queue this process serves runs up to this many at once (docs/deploy-capacity.md).
     const config = opts.concurrency === undefined ? loaded : withConcurrency(loaded, concurrencyArgument(opts.concurrency));
     // Telemetry is part of the SDK runtime, which is installed once per process: chosen before anything connects.

@@ -1,12 +1,12 @@
 // Connecting to Temporal: the client and worker connections for one CLI process, retried while a server starts.
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { loadConfig, serverAddress, type Config } from '../lib/config';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { temporalConnectOptions, usesTls } from '../lib/temporal-profile';
+import { loadTemporalConfig, serverAddress, type TemporalConfig } from '../temporal/config';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { temporalConnectOptions, usesTls } from '../temporal/profile';
 import { refusal } from './connection-refusal';
-import { installQuietRuntime } from '../workers/create-workers';
-import { listening } from '../workers/dev-server';
+import { installQuietRuntime } from '../workers';
+import { listening } from '../temporal/dev-server';
 
 /** How long a server that should already run may take to answer (issue 15: an unreachable server fails within 10 s). */
 const CONNECT_DEADLINE_MS = 10_000;
@@ -18,7 +18,7 @@ const STARTED_HERE_DEADLINE_MS = 60_000;
  * the address and how to start one. Credentials or TLS the server refuses fail at once (server_auth_failed), as does a
  * certificate file that is missing (config_invalid). */
 export async function connectTemporal(
-  config: Config,
+  config: TemporalConfig,
   address: string,
   opts: { startedHere?: boolean } = {},
 ): Promise<{ client: Client; native: NativeConnection; serverVersion: string; close(): Promise<void> }> {
@@ -100,7 +100,7 @@ function errorText(err: unknown): string {
 }
 
 /** The server commands other than `ttd run` talk to: the profile's address, or the embedded one if it listens. */
-export async function requireServer(config: Config): Promise<{ address: string; startedHere: false; stop(): Promise<void> }> {
+export async function requireServer(config: TemporalConfig): Promise<{ address: string; startedHere: false; stop(): Promise<void> }> {
   const address = serverAddress(config);
   if (!config.temporalAddress && !(await listening(config.temporalPort))) {
     throw new TtdError(
@@ -112,8 +112,8 @@ export async function requireServer(config: Config): Promise<{ address: string; 
 }
 
 /** Connects to the server for a command that only needs a client. */
-export async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+export async function withClient<T>(fn: (client: Client, config: TemporalConfig) => Promise<T>): Promise<T> {
+  const config = loadTemporalConfig();
   const server = await requireServer(config);
   const temporal = await connectTemporal(config, server.address);
   try {

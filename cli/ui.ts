@@ -1,19 +1,21 @@
 // `ttd ui [--port N] [--host H] [--allow-host NAME]...`: a small read-only dashboard of the registry, the audit log
-// and recent runs. Plain node:http: a handful of GET routes rendering server-side HTML (lib/ui-html.ts); nothing is
+// and recent runs. Plain node:http: a handful of GET routes rendering server-side HTML (render/ui-html.ts); nothing is
 // ever written. It answers only requests addressed to it (lib/allowed-hosts.ts) and sends a strict CSP.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
 import { allowedHostArgument, hostAllowed, hostOf, isLoopback } from '../lib/allowed-hosts';
-import { readAudit, verifyTrail } from '../lib/audit';
-import { auditReader } from '../lib/keys';
-import { loadConfig, openStore, type Config } from '../lib/config';
-import { ErrorCode, TtdError } from '../lib/errors';
-import { listModels, readModel } from '../lib/registry';
-import { DASHBOARD_POLICY } from '../lib/html';
-import { renderReport } from '../lib/report-html';
-import { readVersionRecord, type VersionRecord } from '../lib/records';
-import type { ObjectStore } from '../lib/store';
-import { auditPage, errorPage, modelPage, modelsPage, runsPage, type ModelSummary, type VersionRow } from '../lib/ui-html';
+import { readAudit, verifyTrail } from '../lib/registry/audit';
+import { auditReader } from '../lib/registry/keys';
+import { openStore } from '../lib/config';
+import { loadTemporalConfig, type TemporalConfig } from '../temporal/config';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
+import { GateCode } from '../lib/contract/gate-codes';
+import { listModels, readModel } from '../lib/registry/registry';
+import { DASHBOARD_POLICY } from '../render/html';
+import { renderReport } from '../render/report-html';
+import { readVersionRecord, type VersionRecord } from '../lib/registry/records';
+import type { ObjectStore } from '../lib/store/store';
+import { auditPage, errorPage, modelPage, modelsPage, runsPage, type ModelSummary, type VersionRow } from '../render/ui-html';
 import { failWith, writeErr, writeOut } from './output';
 import { reportForRun, reportFromStore } from './report-data';
 import { withOptionalClient } from './report-commands';
@@ -24,7 +26,7 @@ const RUNS_SHOWN = 50;
 
 /** What the dashboard reads: the store always, Temporal when it is reachable (recent runs, run reports). */
 export interface UiSources {
-  config: Config;
+  config: TemporalConfig;
   store: ObjectStore;
   client: Client | undefined;
 }
@@ -80,7 +82,7 @@ export function uiHandler(
             .map(([alias]) => alias);
           const status = aliases.length
             ? aliases.join(', ')
-            : f.kept === 'not_better_than_production'
+            : f.kept === GateCode.notBetterThanProduction
               ? 'kept (not better than production)'
               : 'registered';
           versions.push({
@@ -201,7 +203,7 @@ export async function uiCommand(opts: { port?: string; host?: string; allowHost?
     }
     const host = opts.host ?? '127.0.0.1';
     const allowed = (opts.allowHost ?? []).map(allowedHostArgument);
-    const config = loadConfig();
+    const config = loadTemporalConfig();
     const store = openStore(config);
     await withOptionalClient(config, async (client) => {
       let server: Server;

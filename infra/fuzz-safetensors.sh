@@ -12,7 +12,7 @@ out=test-output/fuzz-safetensors
 py=.fuzz/bin/python
 fail() { echo "FAIL: $*" >&2; exit 1; }
 "$py" -c 'import atheris' 2>/dev/null || fail "$py with atheris is missing; make setup creates it"
-[ -f dist/lib/safetensors.js ] || fail "dist/lib/safetensors.js is missing; make setup builds it"
+[ -f dist/lib/parity/safetensors.js ] || fail "dist/lib/parity/safetensors.js is missing; make setup builds it"
 
 # The C++ reader with sanitizers: an out-of-bounds read is a finding even when the verdict agrees.
 checker=build/fuzz/ttd-safetensors-check

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs one command in ttd's sandbox, as the parity stage runs its runners (lib/sandbox.ts): for the libtorch smoke test
+// Runs one command in ttd's sandbox, as the parity stage runs its runners (lib/environments/sandbox.ts): for the libtorch smoke test
 // under the sandbox, and for trying by hand what a model or an archive may do there.
 // Usage: node infra/sandbox-exec.js [--python PY]... [--ro PATH]... -- COMMAND [ARGS...]
 // The command writes only its working directory and the directories of the absolute paths among its arguments.
@@ -8,7 +8,7 @@ const { existsSync, statSync } = require('node:fs');
 const { dirname, isAbsolute, resolve } = require('node:path');
 
 function main() {
-  const { bwrapArgs, sandboxEnv } = require(resolve(__dirname, '..', 'dist', 'lib', 'sandbox'));
+  const { bwrapArgs, sandboxEnv } = require(resolve(__dirname, '..', 'dist', 'lib', 'environments', 'sandbox'));
   const argv = process.argv.slice(2);
   const pythons = [];
   const readOnly = [];

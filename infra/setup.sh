@@ -93,8 +93,13 @@ elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock
 fi
 
 # 4. The TypeScript build (incremental: quick when nothing changed).
-if [ ! -f dist/.stamp ] || [ -n "$(find cli lib activities workflows workers tsconfig.json package.json -newer dist/.stamp -print -quit 2>/dev/null)" ]; then
+if [ ! -f dist/.stamp ] || [ -n "$(find cli lib render temporal activities workflows workers tsconfig.json package.json -newer dist/.stamp -print -quit 2>/dev/null)" ]; then
   say "building TypeScript (tsc)"
+  # A compiled file whose source is gone (moved or deleted) goes first: dist/x.js left behind would shadow a new x/.
+  [ -d dist ] && find dist -mindepth 2 -name '*.js' | while read -r js; do
+    src="${js#dist/}"
+    [ -f "${src%.js}.ts" ] || rm -f "$js" "$js.map"
+  done
   npx tsc -p tsconfig.json
   node infra/bundle-workflows.js
   node infra/gen-contract.js

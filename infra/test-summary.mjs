@@ -1,16 +1,25 @@
 // Prints the suite's closing lines from vitest's JSON report and the Python unittest logs (one per torch environment):
-// the slowest vitest files and the sum of file durations per folder (where the suite's time goes, to keep it fast),
-// then 'Tests: N passed, N failed'.
-import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+// the slowest vitest files (with the CPU time each integration file used, where test/cpu-accounting.ts could count it:
+// far less CPU than wall time means the file mostly waits) and the sum of file durations per folder (where the suite's
+// time goes, to keep it fast), then 'Tests: N passed, N failed'.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 
 const [vitestJson, ...pythonLogs] = process.argv.slice(2);
 const v = JSON.parse(readFileSync(vitestJson, 'utf8'));
 const files = v.testResults
   .map((f) => ({ name: relative(process.cwd(), f.name), start: f.startTime, end: f.endTime, seconds: (f.endTime - f.startTime) / 1000 }))
   .sort((a, b) => b.seconds - a.seconds);
-console.log('Slowest test files:');
-for (const f of files.slice(0, 8)) console.log(`  ${f.seconds.toFixed(1).padStart(7)} s  ${f.name}`);
+const cpuDir = join('test-output', 'cpu');
+const cpu = new Map(
+  (existsSync(cpuDir) ? readdirSync(cpuDir) : []).map((f) => {
+    const { file, cpuSeconds } = JSON.parse(readFileSync(join(cpuDir, f), 'utf8'));
+    return [file, cpuSeconds];
+  }),
+);
+const cpuOf = (name) => (cpu.has(name) ? `  ${cpu.get(name).toFixed(0).padStart(4)} CPU-s` : '');
+console.log(`Slowest test files:${cpu.size ? ' (wall time, then the CPU time of the file and every process it started)' : ''}`);
+for (const f of files.slice(0, 12)) console.log(`  ${f.seconds.toFixed(1).padStart(7)} s${cpuOf(f.name)}  ${f.name}`);
 // Per folder: the sum of its files' durations, and the wall time from its first file's start to its last file's end.
 const folders = new Map();
 for (const f of files) {
@@ -20,6 +29,7 @@ for (const f of files) {
 }
 const perFolder = [...folders].map(([folder, t]) => `${folder} ${t.sum.toFixed(0)} s (wall ${((t.end - t.start) / 1000).toFixed(0)} s)`);
 console.log(`Sum of file durations: ${perFolder.join(', ')}`);
+if (cpu.size) console.log(`CPU time of ${cpu.size} integration files: ${[...cpu.values()].reduce((a, b) => a + b, 0).toFixed(0)} CPU-s`);
 let passed = v.numPassedTests;
 let failed = v.numFailedTests;
 for (const log of pythonLogs) {

@@ -1,7 +1,7 @@
 // Which Host headers the dashboard answers: a defence against DNS rebinding, where a page on another site points
 // its own name at 127.0.0.1 and reads the dashboard as if it were same-origin. That page's requests carry its name.
 import { isIP } from 'node:net';
-import { ErrorCode, TtdError } from './errors';
+import { ErrorCode, TtdError } from './contract/errors';
 
 /** A DNS name: labels of letters, digits and hyphens, separated by dots. */
 const HOST_NAME_RE = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;

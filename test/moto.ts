@@ -3,8 +3,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort, repoRoot } from './helpers';
-import { S3ObjectStore } from '../lib/s3-store';
-import { listening } from '../workers/dev-server';
+import { S3ObjectStore } from '../lib/store/s3-store';
+import { listening } from '../temporal/dev-server';
 
 /** An access key of an IAM user moto made. */
 export interface AccessKey {

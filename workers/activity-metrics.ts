@@ -2,7 +2,7 @@
 // endpoint beside the SDK's own: how long each attempt waited in its task queue, and how long it ran.
 import { Context } from '@temporalio/activity';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
-import { ActivityMetric, METRIC_BUCKETS } from '../lib/metrics';
+import { ActivityMetric, METRIC_BUCKETS } from '../lib/contract/metrics';
 
 export { METRIC_BUCKETS };
 

@@ -1,13 +1,13 @@
 // Builds the workers of both task queues with their activities; used by `ttd run` and the worker entry points.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, makeTelemetryFilterString, type NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createControlActivities, createTorchActivities } from '../activities';
 import { stopForkServers } from '../activities/torch-process';
 import { prestartTorch } from '../activities/step-cache';
-import type { Config } from '../lib/config';
-import type { ObjectStore } from '../lib/store';
-import { terminalJson, terminalText } from '../lib/terminal';
+import type { TemporalConfig } from '../temporal/config';
+import type { ObjectStore } from '../lib/store/store';
+import { terminalJson, terminalText } from '../render/terminal';
 import { flushTelemetry, runtimeMetrics, tracedWorkflows, workerTelemetryOptions } from './telemetry';
 
 /** The queues a process can serve. */
@@ -27,7 +27,7 @@ export function installQuietRuntime(): void {
     // runtime down under us, and `ttd run` died with 'Channel has been shut down').
     shutdownSignals: [],
     logger: new DefaultLogger(level, (entry) =>
-      // Messages can quote a model file's errors: escaped, as everything that reaches a terminal (lib/terminal.ts).
+      // Messages can quote a model file's errors: escaped, as everything that reaches a terminal (render/terminal.ts).
       process.stderr.write(
         `${entry.level} ${terminalText(entry.message)}${entry.meta ? ` ${terminalJson(JSON.stringify(entry.meta))}` : ''}\n`,
       ),
@@ -46,7 +46,7 @@ function workflowCode(): { workflowBundle: { codePath: string } } | { workflowsP
   const entry = require.resolve('../workflows');
   // Only a bundle at least as new as every compiled file it was made from (a plain `tsc` does not rebuild it).
   const sources = [dirname(entry), join(__dirname, '..', 'lib')].flatMap((dir) =>
-    readdirSync(dir)
+    readdirSync(dir, { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.js'))
       .map((f) => statSync(join(dir, f)).mtimeMs),
   );
@@ -57,9 +57,9 @@ function workflowCode(): { workflowBundle: { codePath: string } } | { workflowsP
 /** Creates one worker per given queue on an open connection. */
 export async function createWorkers(opts: {
   connection: NativeConnection;
-  config: Config;
+  config: TemporalConfig;
   store: ObjectStore;
-  /** The queues to serve (lib/queues.ts): the store's control queue, one pool's torch queue (`config` is then that
+  /** The queues to serve (temporal/queues.ts): the store's control queue, one pool's torch queue (`config` is then that
    * pool's environment), or both. */
   queues: Partial<Record<QueueKind, string>>;
   /** Whether AOTInductor packages may reach this torch worker's parity (prestartTorch); a long-lived worker: yes. */
@@ -89,7 +89,7 @@ export async function createWorkers(opts: {
         taskQueue: opts.queues.torch,
         activities: createTorchActivities({ config, store }),
         ...workerTelemetryOptions({ bundled: true }),
-        maxConcurrentActivityTaskExecutions: config.concurrency, // lib/capacity.ts
+        maxConcurrentActivityTaskExecutions: config.concurrency, // lib/limits/capacity.ts
         // Progress (epoch, loss) must reach the server quickly enough for `ttd run` to show it.
         defaultHeartbeatThrottleInterval: '1 second',
         maxHeartbeatThrottleInterval: '1 second',

@@ -13,7 +13,7 @@ import {
   OpenTelemetryActivityOutboundInterceptor,
 } from '@temporalio/interceptors-opentelemetry';
 import type { MetricsExporterConfig, WorkerOptions } from '@temporalio/worker';
-import { ErrorCode, TtdError } from '../lib/errors';
+import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { ActivityMetricsInterceptor, METRIC_BUCKETS } from './activity-metrics';
 
 /** What a process exports: a Prometheus endpoint (host and port) and whether it traces. */

@@ -1,9 +1,9 @@
 // Building a version: train, then per format, trace → verify → optimize → fusion (TorchScript) and export → compile
 // (AOTInductor), for a model file; or verify for a foreign archive. Every gate here runs before anything is registered.
-import { Gate } from '../lib/gate-codes';
-import type { ArtifactFiles, StageOutputs } from '../lib/records';
-import type { Format } from '../lib/spec';
-import type { LimitBasis } from '../lib/time-limits';
+import { Gate } from '../lib/contract/gate-codes';
+import type { ArtifactFiles, StageOutputs } from '../lib/registry/records';
+import type { Format } from '../lib/spec/spec';
+import type { LimitBasis } from '../lib/limits/time-limits';
 import type { PipelineInput } from './definitions';
 import type { Run } from './run-state';
 

@@ -1,9 +1,9 @@
 // What the pipeline workflow is called with, what it answers, and how its activities are called: the names the CLI
 // and the workers import, so that nothing looks the workflow up by a string of its own.
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import { NON_RETRYABLE_TYPES } from '../lib/gate-codes';
-import type { DeclaredEnvironment } from '../lib/declared-environments';
-import type { Spec } from '../lib/spec';
+import { NON_RETRYABLE_TYPES } from '../lib/contract/gate-codes';
+import type { DeclaredEnvironment } from '../lib/environments/declared-environments';
+import type { Spec } from '../lib/spec/spec';
 
 /** The workflow type name, for listing runs and for schedules. */
 export const PIPELINE_WORKFLOW = 'pipelineWorkflow';
@@ -23,14 +23,14 @@ export interface PipelineInput {
   actor: string;
   trigger: 'manual' | 'ci' | 'schedule';
   commit: string | null;
-  /** The run's task queues: its store's control queue and the torch queue of its pool (lib/queues.ts). */
+  /** The run's task queues: its store's control queue and the torch queue of its pool (temporal/queues.ts). */
   queues: { control: string; torch: string };
   /** Where the run's store is (TTD_STORE, no credentials), for messages that say which workers it waits for; absent
    * in runs started before store identity. */
   store?: string;
   /** `ttd run --no-cache`: every torch stage does its work even when an earlier run had the same inputs. */
   noCache?: boolean;
-  /** The torch environment every torch stage runs in (lib/environments.ts); absent in runs started before there
+  /** The torch environment every torch stage runs in (lib/environments/environments.ts); absent in runs started before there
    * were several, which ran in the worker's configured one. */
   environment?: string;
   /** The spec's declared environment (`environment: { base, requirements }`) with its requirement lines; `environment`

@@ -2,7 +2,7 @@
 // envelope). A run started before an upgrade has such results in its history: replaying it, and finishing it on
 // upgraded workers, needs them read as today's StageRun. Deterministic and pure; remove once no such run can be open.
 import type { StageRun } from '../activities';
-import type { Spec } from '../lib/spec';
+import type { Spec } from '../lib/spec/spec';
 
 type Legacy = Record<string, unknown>;
 

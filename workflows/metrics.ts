@@ -1,8 +1,8 @@
 // ttd's workflow metrics through the SDK's workflow metric meter: emitted as a run moves, skipped while it replays,
 // so a replayed run is never counted twice. Without a metrics exporter in the worker they cost nothing.
 import { metricMeter } from '@temporalio/workflow';
-import { WorkflowMetric } from '../lib/metrics';
-import type { GateResult, RunResult } from '../lib/results';
+import { WorkflowMetric } from '../lib/contract/metrics';
+import type { GateResult, RunResult } from '../lib/contract/results';
 
 /** How a stage ended, as a label. */
 export type StageOutcome = 'ok' | 'cached' | 'failed';

@@ -1,12 +1,12 @@
 // The pipeline workflow: train → trace → verify → optimize → fusion → store → parity → promote, or, for a foreign
 // artifact, verify → store → parity → promote. Orchestration only; each part lives in its own module.
 import { setHandler } from '@temporalio/workflow';
-import { Gate } from '../lib/gate-codes';
-import type { RunResult } from '../lib/results';
-import type { DeclaredEnvironment } from '../lib/declared-environments';
+import { Gate } from '../lib/contract/gate-codes';
+import type { RunResult } from '../lib/contract/results';
+import type { DeclaredEnvironment } from '../lib/environments/declared-environments';
 import type { EnvironmentOutput } from '../activities';
 import { buildFromModel, limitBasis, verifyForeign, type Built, type FormatArtifact } from './build';
-import type { Format } from '../lib/spec';
+import type { Format } from '../lib/spec/spec';
 import { progressQuery, type PipelineInput } from './definitions';
 import { acceptApprovals, awaitApproval, compareWithProduction, mergeParity, promote, versionFacts } from './promotion';
 import { runFinished } from './metrics';

@@ -1,8 +1,8 @@
 // Promotion: compare with production (keep a candidate that is not better), wait for approval, move the alias.
 import { condition, setHandler } from '@temporalio/workflow';
 import type { StoreOutput, VersionFacts } from '../activities';
-import { Gate, GateCode } from '../lib/gate-codes';
-import type { GateResult, ParityResult, RunResult } from '../lib/results';
+import { Gate, GateCode } from '../lib/contract/gate-codes';
+import type { GateResult, ParityResult, RunResult } from '../lib/contract/results';
 import { approveUpdate, type ApprovalDecision } from './definitions';
 import type { Run } from './run-state';
 

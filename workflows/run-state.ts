@@ -1,9 +1,9 @@
 // One run's state inside the workflow: its activities, progress, gates and timings, and the few ways a stage ends.
 import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ControlActivities, StageRun, TorchActivities } from '../activities';
-import { failureCode, GateCode, type Gate } from '../lib/gate-codes';
-import type { DeclaredEnvironment } from '../lib/declared-environments';
-import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/results';
+import { failureCode, GateCode, NonRetryable, type Gate } from '../lib/contract/gate-codes';
+import type { DeclaredEnvironment } from '../lib/environments/declared-environments';
+import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/contract/results';
 import { storeStage, torchStage, type PipelineInput, type PipelineProgress } from './definitions';
 import { asStageRun } from './legacy-results';
 import { gateRecorded, stageEnded } from './metrics';
@@ -155,4 +155,4 @@ export class Run {
 
 /** A failure for a run that has neither a model file nor a foreign artifact. */
 export const noSource = () =>
-  ApplicationFailure.create({ type: 'bad_input', message: 'a run needs a model file or a foreign artifact', nonRetryable: true });
+  ApplicationFailure.create({ type: NonRetryable.badInput, message: 'a run needs a model file or a foreign artifact', nonRetryable: true });

@@ -1,8 +1,8 @@
 // The fuzzer's TypeScript side: reads inputs from stdin (4-byte little-endian length, then the bytes) and answers each
-// with one JSON line, the verdict of lib/safetensors.ts (built into dist/ by `make setup`).
+// with one JSON line, the verdict of lib/parity/safetensors.ts (built into dist/ by `make setup`).
 'use strict';
 const { join } = require('node:path');
-const { parseSafetensors, SafetensorsError } = require(join(__dirname, '..', '..', 'dist', 'lib', 'safetensors.js'));
+const { parseSafetensors, SafetensorsError } = require(join(__dirname, '..', '..', 'dist', 'lib', 'parity', 'safetensors.js'));
 
 function verdict(bytes) {
   try {

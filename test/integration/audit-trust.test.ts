@@ -4,9 +4,9 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { auditKey, recordHash, type AuditRecord } from '../../lib/audit';
-import { KeyFile } from '../../lib/keys';
-import type { RunResult } from '../../lib/results';
+import { auditKey, recordHash, type AuditRecord } from '../../lib/registry/audit';
+import { KeyFile } from '../../lib/registry/keys';
+import type { RunResult } from '../../lib/contract/results';
 import { quickSeedSpec, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 
 describe('audit trail and promotion against a store writer', () => {

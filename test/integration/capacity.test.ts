@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { MAX_CONCURRENCY, threadsPerStage } from '../../lib/capacity';
+import { MAX_CONCURRENCY, threadsPerStage } from '../../lib/limits/capacity';
 import { quickSeedSpec, runTtd, tempDir, testEnv, writeSpec } from '../helpers';
 import { startWorker, type WorkerProcess } from '../hosts';
 

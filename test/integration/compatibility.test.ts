@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ParityRuntimeReport, RunResult } from '../../lib/results';
+import type { ParityRuntimeReport, RunResult } from '../../lib/contract/results';
 import { fixtureModels, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 
 const ENVS = ['torch-2.13', 'torch-1.13'] as const;

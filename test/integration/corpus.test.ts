@@ -4,7 +4,7 @@
 // built from PyPI; declared-environment.test.ts promotes a BERT that way.
 import { describe, expect, inject, it } from 'vitest';
 import { corpusModels, writeCorpusSpec } from '../../bench/corpus-lib.mjs';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { runTtd, tempDir, testEnv } from '../helpers';
 
 interface CorpusModel {

@@ -1,7 +1,7 @@
 // Crashes, proven by killing things: a torch worker SIGKILLed mid-training, and the server restarted mid-run.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { checkpointBlobs, fixtureModels, freePort, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
 

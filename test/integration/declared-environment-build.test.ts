@@ -1,10 +1,10 @@
-// Building declared environments directly (lib/declared-environments.ts), with real uv and the real index: a package
+// Building declared environments directly (lib/environments/declared-environments.ts), with real uv and the real index: a package
 // that depends on torch gets the base's torch, never the index's; two builders of one environment at once end with
 // one complete environment; a build that fails leaves nothing in the cache.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildEnvironment, declaredDigest, type BuildOptions } from '../../lib/declared-environments';
+import { buildEnvironment, declaredDigest, type BuildOptions } from '../../lib/environments/declared-environments';
 import { repoRoot, tempDir } from '../helpers';
 
 const basePython = join(repoRoot, '.torch', 'torch-2.13', 'bin', 'python');

@@ -6,8 +6,8 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { declaredDigest } from '../../lib/declared-environments';
-import type { RunResult } from '../../lib/results';
+import { declaredDigest } from '../../lib/environments/declared-environments';
+import type { RunResult } from '../../lib/contract/results';
 import { startWorker } from '../hosts';
 import { freePort, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 

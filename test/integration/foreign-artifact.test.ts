@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { repoRoot, runTtd, tempDir, testEnv } from '../helpers';
 
 const makePython = join(repoRoot, 'test', 'fixtures', 'foreign', 'make_python_artifact.py');

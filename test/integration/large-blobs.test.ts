@@ -11,10 +11,10 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestFile, digestHex } from '../../lib/digest';
-import { FsObjectStore } from '../../lib/fs-store';
-import { PreconditionFailedError } from '../../lib/errors';
-import { blobKey, getBlobToFile, putBlobFile } from '../../lib/store';
+import { digestFile, digestHex } from '../../lib/store/digest';
+import { FsObjectStore } from '../../lib/store/fs-store';
+import { PreconditionFailedError } from '../../lib/contract/errors';
+import { blobKey, getBlobToFile, putBlobFile } from '../../lib/store/store';
 import { repoRoot, tempDir } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 

@@ -5,10 +5,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { describe, expect, inject, it } from 'vitest';
-import { checkpointIndexKey, latestCheckpoint, readCheckpointIndex, storeCheckpoint } from '../../lib/checkpoints';
-import type { RunResult } from '../../lib/results';
-import { S3ObjectStore } from '../../lib/s3-store';
-import { blobKey } from '../../lib/store';
+import { checkpointIndexKey, latestCheckpoint, readCheckpointIndex, storeCheckpoint } from '../../lib/store/checkpoints';
+import type { RunResult } from '../../lib/contract/results';
+import { S3ObjectStore } from '../../lib/store/s3-store';
+import { blobKey } from '../../lib/store/store';
 import { checkpointBlobs, fixtureModels, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 import { startMoto } from '../moto';
 

@@ -5,9 +5,9 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { digestBytes } from '../../lib/digest';
+import { digestBytes } from '../../lib/store/digest';
 import { runTtd, seedDir, tempDir, testEnv } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 

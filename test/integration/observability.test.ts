@@ -4,7 +4,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { fixtureModels, freePort, quickSeedSpec, runTtd, seedDir, tempDir, writeSpec } from '../helpers';
 import { startWorker } from '../hosts';
 import { startOps, type Ops } from '../operations';

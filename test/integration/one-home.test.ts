@@ -4,8 +4,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
-import { listening } from '../../workers/dev-server';
+import type { RunResult } from '../../lib/contract/results';
+import { listening } from '../../temporal/dev-server';
 import { freePort, quickSeedSpec, runTtd, seedDir, tempDir, writeSpec } from '../helpers';
 
 describe('many runs, one home', () => {

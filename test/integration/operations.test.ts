@@ -1,18 +1,21 @@
 // Durable operations with the server and workers as separate processes: detached runs, CI triggers,
 // approval, promotion, rollback, comparison, schedules, cancellation and concurrency.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChain } from '../../lib/audit';
-import { FsObjectStore } from '../../lib/fs-store';
-import { readModel } from '../../lib/registry';
-import type { RunResult } from '../../lib/results';
+import { verifyChain } from '../../lib/registry/audit';
+import { FsObjectStore } from '../../lib/store/fs-store';
+import { readModel } from '../../lib/registry/registry';
+import type { RunResult } from '../../lib/contract/results';
 import { fixtureModels, freePort, quickSeedSpec, seedDir, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
 
-/** Processes serving a torch request: fork-server children name themselves `ttd:<op>`; a fresh stdio server
- * (TTD_TORCH_PROCESS=fresh) is `python3 -m ttd_torch` with no arguments. Idle fork servers and spares are not. */
-function torchProcesses(): string[] {
+/** Processes serving a torch request for this file's worker alone (other files and other suites on the host run
+ * their own): fork-server children name themselves `ttd:<op>` and keep their server's command line, whose socket lies
+ * under the worker's own TMPDIR (`marker`), even once orphaned by a dying server; a fresh stdio server
+ * (TTD_TORCH_PROCESS=fresh) is `python3 -m ttd_torch` with no arguments, under the worker (`workerPid`). */
+function torchProcesses(marker: string, workerPid: number): string[] {
   const pgrep = (args: string[]) => {
     try {
       return execFileSync('pgrep', args, { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
@@ -20,12 +23,33 @@ function torchProcesses(): string[] {
       return []; // pgrep exits 1 when nothing matches
     }
   };
-  return [...pgrep(['-l', '^ttd:']), ...pgrep(['-af', 'python3 -m ttd_torch$'])];
+  const cmdline = (pid: string) => readOrEmpty(`/proc/${pid}/cmdline`).replaceAll('\0', ' ');
+  const underWorker = (pid: string): boolean => {
+    for (let p = pid, depth = 0; p !== '0' && p !== '1' && depth < 64; depth++) {
+      if (p === String(workerPid)) return true;
+      p = /PPid:\s+(\d+)/.exec(readOrEmpty(`/proc/${p}/status`))?.[1] ?? '0';
+    }
+    return false;
+  };
+  const named = pgrep(['-l', '^ttd:']).filter((line) => cmdline(line.split(' ')[0]).includes(marker) || underWorker(line.split(' ')[0]));
+  const fresh = pgrep(['-af', 'python3 -m ttd_torch$']).filter((line) => underWorker(line.split(' ')[0]));
+  return [...named, ...fresh];
+}
+
+// A /proc file's text, or '' once its process has gone.
+function readOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 describe('operations', () => {
   const home = tempDir();
+  const tmp = tempDir('ttd-ops-tmp-'); // the worker's TMPDIR: its fork servers' sockets, which name their children
   let ops: Ops;
+  let workerPid: number;
   const spec = (name: string, extra: Record<string, unknown> = {}) =>
     writeSpec(tempDir(), quickSeedSpec(name, extra), join(seedDir, 'model.py'));
   const detach = async (specPath: string, args: string[] = []) => {
@@ -44,7 +68,8 @@ describe('operations', () => {
 
   beforeAll(async () => {
     ops = await startOps(home, await freePort(), 'ops');
-    await ops.worker();
+    ops.env.TMPDIR = tmp;
+    workerPid = (await ops.worker()).pid!;
   });
   afterAll(async () => ops?.stopAll());
 
@@ -236,15 +261,15 @@ describe('operations', () => {
     const { runId } = await detach(slow);
     await pollStatus(ops, runId, (v) => (v.progress?.epoch ?? 0) >= 1);
     // The training runs in a fork-server child named for its op: the check below can see it.
-    expect(torchProcesses().some((p) => p.includes('ttd:train'))).toBe(true);
+    expect(torchProcesses(tmp, workerPid).some((p) => p.includes('ttd:train'))).toBe(true);
     expect((await ops.ttd(['cancel', runId])).code).toBe(0);
     const view = await pollStatus(ops, runId, (v) => v.status === 'cancelled', 30_000);
     expect(view.status).toBe('cancelled');
     // The torch process group ends with the activity: no training process is left behind.
-    let left = torchProcesses();
+    let left = torchProcesses(tmp, workerPid);
     for (let i = 0; i < 20 && left.length; i++) {
       await new Promise((r) => setTimeout(r, 250));
-      left = torchProcesses();
+      left = torchProcesses(tmp, workerPid);
     }
     expect(left).toEqual([]);
   });

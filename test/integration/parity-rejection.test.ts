@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { fixtureModels, quickSeedSpec, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 
 describe('parity', () => {

@@ -5,9 +5,9 @@
 import { cpSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 
@@ -28,7 +28,7 @@ describe('the S3 policies of docs/deploy, on moto enforcing IAM', () => {
   let promoted: RunResult;
 
   /** The environment of one party: its own home, the store, and the access key of the IAM user it is. */
-  const as = (user: string, extra: Record<string, string | undefined> = {}) => ({
+  const as = (user: string, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> => ({
     ...testEnv(tempDir(), inject('temporalAddress')),
     TTD_QUEUE_PREFIX: undefined, // queues named after the store's identity, which the first writer creates
     AWS_ENDPOINT_URL: moto.env.AWS_ENDPOINT_URL,
@@ -67,7 +67,7 @@ describe('the S3 policies of docs/deploy, on moto enforcing IAM', () => {
     promoted = JSON.parse(run.stdout);
     expect(promoted.status).toBe('promoted');
     expect(promoted.training).toEqual({ attempts: 1, resumedFromEpoch: 0 }); // no store write was refused and retried
-    workerKeys = join(env.TTD_HOME, 'keys');
+    workerKeys = join(env.TTD_HOME!, 'keys');
     const keys = (await bucket()).map((line) => line.split(' ')[0]);
     expect(keys).toContain(`${PREFIX}/ttd-store.json`);
     expect(keys).toContain(`${PREFIX}/audit/${MODEL}/00000001.json`);

@@ -2,17 +2,17 @@
 // writes under contention, a tamper-evident trail that `ttd audit verify` checks, and an endpoint outage.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Connection, Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { appendAudit, auditKey, type AuditEntry } from '../../lib/audit';
-import { PreconditionFailedError } from '../../lib/errors';
-import { auditWriter } from '../../lib/keys';
-import { recordAliasMove } from '../../lib/promotion';
-import { readModel } from '../../lib/registry';
-import type { RunResult } from '../../lib/results';
-import { S3ObjectStore } from '../../lib/s3-store';
-import { putBlob } from '../../lib/store';
+import { appendAudit, auditKey, type AuditEntry } from '../../lib/registry/audit';
+import { PreconditionFailedError } from '../../lib/contract/errors';
+import { auditWriter } from '../../lib/registry/keys';
+import { recordAliasMove } from '../../lib/registry/promotion';
+import { readModel } from '../../lib/registry/registry';
+import type { RunResult } from '../../lib/contract/results';
+import type { S3ObjectStore } from '../../lib/store/s3-store';
+import { putBlob } from '../../lib/store/store';
 import { quickSeedSpec, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 import { startProxy } from '../tcp-proxy';

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { describe, expect, inject, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { fixtureModels, quickSeedSpec, repoRoot, runTtd, tempDir, testEnv, writeSpec } from '../helpers';
 
 const makeHostile = join(repoRoot, 'test', 'fixtures', 'foreign', 'make_hostile_artifact.py');

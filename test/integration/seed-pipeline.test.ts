@@ -6,13 +6,20 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
-import { freePort, runTtd, seedDir, tempDir, type TtdRun } from '../helpers';
+import type { RunResult } from '../../lib/contract/results';
+import { freePort, repoRoot, runTtd, seedDir, tempDir, type TtdRun } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 
 describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend) => {
   const home = tempDir();
-  const env: Record<string, string | undefined> = { TTD_HOME: home, TEMPORAL_ADDRESS: undefined, TTD_QUEUE_PREFIX: `ttd-seed-${backend}` };
+  const env: Record<string, string | undefined> = {
+    TTD_HOME: home,
+    TEMPORAL_ADDRESS: undefined,
+    TTD_QUEUE_PREFIX: `ttd-seed-${backend}`,
+    // The suite's one Inductor cache (as testEnv gives), not a cold one per home: the second store's run compiles the
+    // same AOTInductor package as the first's.
+    TTD_INDUCTOR_CACHE: join(repoRoot, 'test-output', 'inductor-cache'),
+  };
   let run: TtdRun;
   let result: RunResult;
   let moto: Moto | undefined;

@@ -4,8 +4,8 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { hasCuda, knownEnvironments } from '../../lib/environments';
-import type { RunResult } from '../../lib/results';
+import { hasCuda, knownEnvironments } from '../../lib/environments/environments';
+import type { RunResult } from '../../lib/contract/results';
 import { quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 import { startWorker, type WorkerProcess } from '../hosts';
 

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec, type TtdRun } from '../helpers';
 
 /** Retitles the terminal, clears the line, moves up, clears it and prints a green verdict; then a C1 CSI and a

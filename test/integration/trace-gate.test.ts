@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import type { RunResult } from '../../lib/results';
+import type { RunResult } from '../../lib/contract/results';
 import { fixtureModels, runTtd, tempDir, testEnv, writeSpec } from '../helpers';
 
 const quick = { train: { epochs: 2, batch_size: 32 } };

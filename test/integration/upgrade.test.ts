@@ -8,9 +8,10 @@ import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createControlActivities } from '../../activities';
-import { loadConfig, openStore } from '../../lib/config';
-import { controlQueue, queueNaming } from '../../lib/queues';
-import type { RunResult } from '../../lib/results';
+import { openStore } from '../../lib/config';
+import { loadTemporalConfig } from '../../temporal/config';
+import { controlQueue, queueNaming } from '../../temporal/queues';
+import type { RunResult } from '../../lib/contract/results';
 import { fixtureModels, freePort, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
 import { TIMER_BEFORE_TRAIN } from '../fixtures/workflows/timer-before-train';
@@ -50,7 +51,7 @@ beforeAll(() => {
 /** A control worker of the upgraded code, in this process: the changed workflow (bundled from its source) and the
  * real control activities on the home's store. Its identity marks the workflow tasks it served in the histories. */
 async function upgradedControlWorker(ops: Ops, workflow: Changed) {
-  const config = loadConfig({ ...process.env, ...ops.env } as NodeJS.ProcessEnv);
+  const config = loadTemporalConfig({ ...process.env, ...ops.env } as NodeJS.ProcessEnv);
   const store = openStore(config);
   const connection = await NativeConnection.connect({ address: `127.0.0.1:${ops.env.TTD_TEMPORAL_PORT}` });
   const worker = await Worker.create({

@@ -17,9 +17,9 @@ import {
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ControlActivities, StageRun, TorchActivities } from '../../activities';
-import { GateCode, type Gate } from '../../lib/gate-codes';
-import type { ParityResult, RunResult } from '../../lib/results';
-import { SpecSchema } from '../../lib/spec';
+import { GateCode, type Gate } from '../../lib/contract/gate-codes';
+import type { ParityResult, RunResult } from '../../lib/contract/results';
+import { SpecSchema } from '../../lib/spec/spec';
 import type { pipelineWorkflow } from '../../workflows/pipeline';
 import { approveUpdate, PIPELINE_WORKFLOW, progressQuery, type PipelineInput, type PipelineProgress } from '../../workflows/definitions';
 
@@ -164,6 +164,9 @@ const promoting = (): Activities => ({
   currentAlias: async () => null,
   keepVersion: async () => ({ version: 4 }),
   recordAudit: async () => ({ seq: 12 }),
+  // These branches build TorchScript only: a run that exported or compiled here would fail loudly.
+  exportProgram: async () => Promise.reject(new Error('no branch test here exports a program')),
+  compilePackage: async () => Promise.reject(new Error('no branch test here compiles a package')),
 });
 
 /** One call of a fake activity: its name and input. */

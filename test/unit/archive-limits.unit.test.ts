@@ -1,10 +1,10 @@
-// The central-directory reader of lib/archive-limits.ts on zips written by Python's zipfile (plain and zip64), and on
+// The central-directory reader of lib/limits/archive-limits.ts on zips written by Python's zipfile (plain and zip64), and on
 // files that are not zips or lie about their entries. No torch: the integration tests load real archives.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { archiveFootprint, checkArchiveLimits, DEFAULT_ARCHIVE_LIMITS } from '../../lib/archive-limits';
+import { archiveFootprint, checkArchiveLimits, DEFAULT_ARCHIVE_LIMITS } from '../../lib/limits/archive-limits';
 import { tempDir } from '../helpers';
 
 /** Writes a zip with Python's zipfile: `entries` deflated entries of `bytes` zeros each. */

@@ -3,10 +3,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cronArgument, intervalArgument, positiveIntegerArgument } from '../../lib/arguments';
-import { loadConfig } from '../../lib/config';
-import { TtdError } from '../../lib/errors';
-import { loadSpec } from '../../lib/spec';
+import { cronArgument, intervalArgument, positiveIntegerArgument } from '../../lib/spec/arguments';
+import { loadTemporalConfig } from '../../temporal/config';
+import { TtdError } from '../../lib/contract/errors';
+import { loadSpec } from '../../lib/spec/spec';
 import { tempDir } from '../helpers';
 
 function thrown(fn: () => unknown): TtdError {
@@ -49,10 +49,10 @@ describe('arguments', () => {
   });
 
   it('TTD_TEMPORAL_PORT must be a whole number from 1 to 65535, and sets the UI link beside it', () => {
-    expect(loadConfig({ TTD_TEMPORAL_PORT: '7300' })).toMatchObject({ temporalPort: 7300, temporalUi: 'http://127.0.0.1:8300' });
-    expect(loadConfig({}).temporalPort).toBe(7233);
+    expect(loadTemporalConfig({ TTD_TEMPORAL_PORT: '7300' })).toMatchObject({ temporalPort: 7300, temporalUi: 'http://127.0.0.1:8300' });
+    expect(loadTemporalConfig({}).temporalPort).toBe(7233);
     for (const bad of ['abc', '0', '70000', '-1', '72.5']) {
-      const err = thrown(() => loadConfig({ TTD_TEMPORAL_PORT: bad }));
+      const err = thrown(() => loadTemporalConfig({ TTD_TEMPORAL_PORT: bad }));
       expect(err.code).toBe('config_invalid');
       expect(err.message).toBe(`TTD_TEMPORAL_PORT='${bad}'; expected a port, a whole number from 1 to 65535`);
     }

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { anchoredModels } from '../../lib/anchors';
+import { anchoredModels } from '../../lib/registry/anchors';
 import {
   appendAudit,
   assertBacked,
@@ -15,13 +15,13 @@ import {
   type AuditEntry,
   type AuditRecord,
   type TrustOptions,
-} from '../../lib/audit';
-import { ErrorCode } from '../../lib/errors';
-import { FsObjectStore } from '../../lib/fs-store';
-import { auditReader, auditSigner, auditWriter, KeyFile, verifierFromFile } from '../../lib/keys';
-import { recordAliasMove, type AliasMoveRequest } from '../../lib/promotion';
-import { readModel, registryKey } from '../../lib/registry';
-import { putBlob } from '../../lib/store';
+} from '../../lib/registry/audit';
+import { ErrorCode } from '../../lib/contract/errors';
+import { FsObjectStore } from '../../lib/store/fs-store';
+import { auditReader, auditSigner, auditWriter, KeyFile, verifierFromFile } from '../../lib/registry/keys';
+import { recordAliasMove, type AliasMoveRequest } from '../../lib/registry/promotion';
+import { readModel, registryKey } from '../../lib/registry/registry';
+import { putBlob } from '../../lib/store/store';
 import { tempDir } from '../helpers';
 
 /** A store with `n` signed promotions of model 'm' to 'production', each of a new artifact. */

@@ -11,10 +11,10 @@ import {
   stageThreads,
   threadsPerStage,
   torchThreadsFixed,
-} from '../../lib/capacity';
+} from '../../lib/limits/capacity';
 import { spinEnv } from '../../activities/torch-process';
 import { loadConfig, withConcurrency } from '../../lib/config';
-import { ErrorCode, TtdError } from '../../lib/errors';
+import { ErrorCode, TtdError } from '../../lib/contract/errors';
 
 const caught = (fn: () => unknown): TtdError => {
   try {

@@ -1,11 +1,11 @@
-// The torch ops' contract: one definition (lib/contract.ts), the JSON Schema the torch side checks generated from it.
+// The torch ops' contract: one definition (lib/contract/ops.ts), the JSON Schema the torch side checks generated from it.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { contractJsonSchema, stageOutputSchema, TorchOps } from '../../lib/contract';
+import { contractJsonSchema, stageOutputSchema, TorchOps } from '../../lib/contract/ops';
 
 describe('the torch contract', () => {
-  it('the committed runtimes/python/ttd_torch/contract.json is what lib/contract.ts generates (run make setup after a change)', () => {
+  it('the committed runtimes/python/ttd_torch/contract.json is what lib/contract/ops.ts generates (run make setup after a change)', () => {
     const committed = JSON.parse(readFileSync(join(__dirname, '..', '..', 'runtimes', 'python', 'ttd_torch', 'contract.json'), 'utf8'));
     expect(committed).toEqual(JSON.parse(JSON.stringify(contractJsonSchema())));
   });

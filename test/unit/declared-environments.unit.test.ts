@@ -5,11 +5,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { canonicalJson, digestBytes } from '../../lib/digest';
-import { declaredDigest, declaredId, parseDeclaredId, requirementProblem, uvFailure } from '../../lib/declared-environments';
-import { formatIssues, loadSpec, runEnvironmentId, validateSpec } from '../../lib/spec';
+import { canonicalJson, digestBytes } from '../../lib/store/digest';
+import { declaredDigest, declaredId, parseDeclaredId, requirementProblem, uvFailure } from '../../lib/environments/declared-environments';
+import { formatIssues, loadSpec, runEnvironmentId, validateSpec } from '../../lib/spec/spec';
 import { forEnvironment, loadConfig } from '../../lib/config';
-import { torchRelease } from '../../lib/environments';
+import { torchRelease } from '../../lib/environments/environments';
 import { tempDir } from '../helpers';
 
 const BERT = { base: 'torch-2.13', requirements: ['transformers==5.25.0'] };

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync,
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkInputFile, copyInputFile, INPUT_FILE_LIMITS, readInputFile } from '../../lib/input-files';
+import { checkInputFile, copyInputFile, INPUT_FILE_LIMITS, readInputFile } from '../../lib/spec/input-files';
 import { tempDir } from '../helpers';
 
 const ZIP_HEAD = Buffer.from([0x50, 0x4b, 0x03, 0x04, 0, 0, 0, 0]);

@@ -2,9 +2,9 @@
 // page's one stylesheet by the hash of its exact text, and allowing nothing else.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { DASHBOARD_POLICY, PAGE_POLICY } from '../../lib/html';
-import { renderReport } from '../../lib/report-html';
-import { errorPage, modelsPage, runsPage } from '../../lib/ui-html';
+import { DASHBOARD_POLICY, PAGE_POLICY } from '../../render/html';
+import { renderReport } from '../../render/report-html';
+import { errorPage, modelsPage, runsPage } from '../../render/ui-html';
 
 const pages = {
   models: modelsPage([]),

@@ -1,7 +1,7 @@
 // Output comparison and the safetensors reader, on hand-built files.
 import { describe, expect, it } from 'vitest';
-import { compareOutputs } from '../../lib/parity';
-import { parseSafetensors, type SafetensorsFile } from '../../lib/safetensors';
+import { compareOutputs } from '../../lib/parity/parity';
+import { parseSafetensors, type SafetensorsFile } from '../../lib/parity/safetensors';
 
 /** Builds a safetensors file of F32 tensors (the format is small enough to write in a test). */
 function build(tensors: Record<string, { shape: number[]; values: number[] }>, metadata: Record<string, string> = {}): Buffer {

@@ -1,6 +1,6 @@
 // The progress display of `ttd run`: plain lines off a terminal, a cli-progress bar of epochs on one.
 import { describe, expect, it } from 'vitest';
-import { BarView, PlainView } from '../../cli/progress-view';
+import { BarView, PlainView, type ProgressView } from '../../cli/progress-view';
 
 /** A stand-in for a terminal's stderr: records what is written, answers what cli-progress asks. */
 function fakeTerminal() {
@@ -21,7 +21,7 @@ function fakeTerminal() {
 describe('progress views', () => {
   it('writes one plain line per stage start, epoch and stage end', () => {
     const lines: string[] = [];
-    const view = new PlainView({ write: (s: string) => lines.push(s) });
+    const view: ProgressView = new PlainView({ write: (s: string) => lines.push(s) });
     view.stageStarted('train', 10);
     view.epoch(1, 10, 2.36321);
     view.stageDone('train', 5400, false);

@@ -1,11 +1,18 @@
-// Stored records read through one schema each (lib/records.ts), including those written by earlier versions of ttd.
+// Stored records read through one schema each (lib/registry/records.ts), including those written by earlier versions of ttd.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FsObjectStore } from '../../lib/fs-store';
-import { legacyReports, readManifest, readVersionRecord, RecordInvalidError, writeManifest, type ManifestV2 } from '../../lib/records';
-import { putBlob } from '../../lib/store';
+import { FsObjectStore } from '../../lib/store/fs-store';
+import {
+  legacyReports,
+  readManifest,
+  readVersionRecord,
+  RecordInvalidError,
+  writeManifest,
+  type ManifestV2,
+} from '../../lib/registry/records';
+import { putBlob } from '../../lib/store/store';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 const store = () => new FsObjectStore(mkdtempSync(join(tmpdir(), 'ttd-records-')));

@@ -1,6 +1,6 @@
-// Redaction of the worker's secrets (lib/redact.ts), on explicit environments (no process.env).
+// Redaction of the worker's secrets (lib/environments/redact.ts), on explicit environments (no process.env).
 import { describe, expect, it } from 'vitest';
-import { redact, redactDeep, secretValues } from '../../lib/redact';
+import { redact, redactDeep, secretValues } from '../../lib/environments/redact';
 
 const env = {
   AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',

@@ -2,10 +2,10 @@
 import { readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { appendAudit, auditKey, verifyChain, type AuditEntry } from '../../lib/audit';
-import { FsObjectStore } from '../../lib/fs-store';
-import { parseRef, readModel, registerAndPromote, resolveRef } from '../../lib/registry';
-import { getBlob, putBlob } from '../../lib/store';
+import { appendAudit, auditKey, verifyChain, type AuditEntry } from '../../lib/registry/audit';
+import { FsObjectStore } from '../../lib/store/fs-store';
+import { parseRef, readModel, registerAndPromote, resolveRef } from '../../lib/registry/registry';
+import { getBlob, putBlob } from '../../lib/store/store';
 import { tempDir } from '../helpers';
 
 const digest = (n: number) => `sha256:${String(n).padStart(64, '0')}`;

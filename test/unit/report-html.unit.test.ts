@@ -1,11 +1,11 @@
 // The run report and dashboard pages, rendered from hand-built data: sections, escaping, empty states, no network loads.
 import { describe, expect, it } from 'vitest';
-import type { AuditRecord, TrailVerdict } from '../../lib/audit';
-import { esc } from '../../lib/html';
-import { histogramLabels, type ReportData } from '../../lib/report';
-import { renderReport } from '../../lib/report-html';
-import type { ParityRuntimeReport } from '../../lib/results';
-import { auditPage, errorPage, layout, modelPage, modelsPage, runsPage, type ModelDetail } from '../../lib/ui-html';
+import type { AuditRecord, TrailVerdict } from '../../lib/registry/audit';
+import { esc } from '../../render/html';
+import { histogramLabels, type ReportData } from '../../lib/parity/report';
+import { renderReport } from '../../render/report-html';
+import type { ParityRuntimeReport } from '../../lib/contract/results';
+import { auditPage, errorPage, layout, modelPage, modelsPage, runsPage, type ModelDetail } from '../../render/ui-html';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const TEMPORAL_URL = 'http://localhost:8233/namespaces/default/workflows/ttd-seed-mlp-1/run-1/history';
@@ -371,7 +371,7 @@ const RECORDS: AuditRecord[] = [
 describe('dashboard pages', () => {
   it('every page has the nav and loads nothing', () => {
     const detail: ModelDetail = { name: 'm', versions: [], aliases: {}, aliasHistory: [] };
-    const verdict: TrailVerdict = { model: 'm', records: 0, problem: null };
+    const verdict: TrailVerdict = { model: 'm', records: 0, problem: null, problems: [], signed: 0, unsigned: 0, anchor: null };
     for (const html of [
       modelsPage([]),
       modelPage(detail),
@@ -440,7 +440,15 @@ describe('dashboard pages', () => {
   });
 
   it('the audit page shows an intact chain with its records and compact checks', () => {
-    const html = auditPage('seed-mlp', RECORDS, { model: 'seed-mlp', records: 2, problem: null });
+    const html = auditPage('seed-mlp', RECORDS, {
+      model: 'seed-mlp',
+      records: 2,
+      problem: null,
+      problems: [],
+      signed: 0,
+      unsigned: 2,
+      anchor: null,
+    });
     expect(part(html, 'audit-verdict')).toContain('chain intact (2 records)');
     expect(part(html, 'audit-verdict')).toContain('banner ok');
     const row = part(html, 'audit-2');
@@ -456,7 +464,15 @@ describe('dashboard pages', () => {
     const verdict: TrailVerdict = {
       model: 'seed-mlp',
       records: 2,
-      problem: { key: 'audit/seed-mlp/00000002.json', reason: 'edited: its content does not hash to its recorded hash' },
+      problem: {
+        key: 'audit/seed-mlp/00000002.json',
+        reason: 'edited: its content does not hash to its recorded hash',
+        code: 'audit_broken',
+      },
+      problems: [],
+      signed: 0,
+      unsigned: 2,
+      anchor: null,
     };
     const banner = part(auditPage('seed-mlp', RECORDS, verdict), 'audit-verdict');
     expect(banner).toContain('banner bad');

@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkReferences } from '../../lib/references';
-import { parseSafetensors, readSafetensors, SafetensorsError } from '../../lib/safetensors';
+import { checkReferences } from '../../lib/spec/references';
+import { parseSafetensors, readSafetensors, SafetensorsError } from '../../lib/parity/safetensors';
 
 const DIR = join(__dirname, '..', 'vectors', 'safetensors');
 

@@ -1,9 +1,9 @@
-// The sandbox's pure parts (lib/sandbox.ts, requestDirs): its environment, its bwrap arguments, what counts as a
+// The sandbox's pure parts (lib/environments/sandbox.ts, requestDirs): its environment, its bwrap arguments, what counts as a
 // refusal, which directories a request names. The sandbox itself is tested with real processes in
 // test/integration/sandbox.test.ts and runtimes/python/tests/test_sandbox.py.
 import { describe, expect, it } from 'vitest';
 import { requestDirs } from '../../activities/torch-process';
-import { bwrapArgs, pythonRoots, sandboxEnv, sandboxRefusal } from '../../lib/sandbox';
+import { bwrapArgs, pythonRoots, sandboxEnv, sandboxRefusal } from '../../lib/environments/sandbox';
 
 describe('sandbox', () => {
   it('sandboxEnv passes on only the allowlist: no credentials, no TTD_*, whatever the worker has', () => {

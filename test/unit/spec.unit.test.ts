@@ -1,7 +1,7 @@
 // The spec schema: defaults, and messages that name the field, the expectation and the value.
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { formatIssues, SPEC_LIMITS, validateSpec } from '../../lib/spec';
+import { formatIssues, SPEC_LIMITS, validateSpec } from '../../lib/spec/spec';
 
 describe('spec', () => {
   it('a minimal spec gets every documented default', () => {

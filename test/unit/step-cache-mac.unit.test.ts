@@ -3,9 +3,9 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { entryMac, lookupEntry, recordEntry } from '../../activities/step-cache';
-import { FsObjectStore } from '../../lib/fs-store';
-import { stepCacheKey } from '../../lib/keys';
-import { putBlob } from '../../lib/store';
+import { FsObjectStore } from '../../lib/store/fs-store';
+import { stepCacheKey } from '../../lib/registry/keys';
+import { putBlob } from '../../lib/store/store';
 import { tempDir } from '../helpers';
 
 const KEY = 'cache/verify/aaaa.json';

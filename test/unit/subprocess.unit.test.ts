@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { describeEnd, runProcess, startProcess, StderrTail } from '../../lib/subprocess';
+import { describeEnd, runProcess, startProcess, StderrTail } from '../../lib/environments/subprocess';
 
 /** Whether a pid is a live process (a zombie waiting for its reaper counts as gone). */
 function alive(pid: number): boolean {

@@ -1,6 +1,6 @@
 // The worker's telemetry settings from flags and environment: what is on, where, and the refusals with their codes.
 import { describe, expect, it } from 'vitest';
-import { TtdError } from '../../lib/errors';
+import { TtdError } from '../../lib/contract/errors';
 import { otelFromEnv, workerTelemetry } from '../../workers/telemetry';
 
 const refusal = (fn: () => unknown): { code: string; message: string } => {

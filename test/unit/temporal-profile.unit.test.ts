@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadTemporalProfile, temporalConnectOptions } from '../../lib/temporal-profile';
+import { loadTemporalProfile, temporalConnectOptions } from '../../temporal/profile';
 import { tempDir } from '../helpers';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';

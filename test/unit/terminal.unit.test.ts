@@ -2,14 +2,14 @@
 // tables, gate messages, JSON and HTML; only our own colours pass the sinks, and only while colour is on.
 import { describe, expect, it } from 'vitest';
 import { forTerminal, gateLines, table } from '../../cli/output';
-import { esc } from '../../lib/html';
-import { errorPage } from '../../lib/ui-html';
-import { escapeCharacter, terminalJson, terminalLine, terminalText } from '../../lib/terminal';
+import { esc } from '../../render/html';
+import { errorPage } from '../../render/ui-html';
+import { escapeCharacter, terminalJson, terminalLine, terminalText } from '../../render/terminal';
 
 /** What a hostile model file's error said in the attack of issue 14: a new title, a cleared line, a fake verdict. */
 const ATTACK = '\x1b]0;pwned\x07\x1b[2K\r\x1b[1A\x1b[2K\x1b[32mALL GATES PASSED\x1b[0m\u009b2K\u202egnirts';
 
-/** Every character lib/terminal.ts promises to escape. */
+/** Every character render/terminal.ts promises to escape. */
 const UNSAFE = [
   ...Array.from({ length: 0x20 }, (_, i) => String.fromCharCode(i)),
   '\x7f',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { fuserShown } from '../../lib/results';
-import { runtimeLimit, stageLimit, TIME_LIMITS } from '../../lib/time-limits';
+import { fuserShown } from '../../lib/contract/results';
+import { runtimeLimit, stageLimit, TIME_LIMITS } from '../../lib/limits/time-limits';
 
 describe('time limits', () => {
   it('a runtime limit grows with the eager time of the reference cases and the artifact size, and names both', () => {

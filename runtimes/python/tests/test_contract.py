@@ -8,6 +8,7 @@ import unittest
 from typing import Any
 from unittest import mock
 
+import ttd_torch
 from ttd_torch import contract, server
 from ttd_torch.contract import Invalid, SchemaError, validate
 from ttd_torch.protocol import Writer
@@ -321,6 +322,34 @@ class ContractFileTest(unittest.TestCase):
             messages, stderr, rc = serve(REQUESTS)
         self.assertEqual(rc, 0, stderr)
         assert_checked(self, responses(messages))
+
+
+class EnvelopeTest(unittest.TestCase):
+    """The envelope (lib/contract/protocol.ts) reaches the torch side through contract.json: its version, and the
+    schemas of the lines each side writes."""
+
+    def setUp(self) -> None:
+        with open(contract.CONTRACT_PATH, encoding="utf-8") as src:
+            self.protocol = json.load(src)["protocol"]
+
+    def test_the_protocol_version_is_the_contracts(self) -> None:
+        self.assertEqual(ttd_torch.PROTOCOL_VERSION, self.protocol["version"])
+
+    def test_every_line_the_server_writes_fits_the_response_schema(self) -> None:
+        requests = [
+            {"id": "a", "op": "hello", "args": {}},
+            {"id": "b", "op": "nope", "args": {}},
+            {"id": "c", "op": "hello", "args": {"extra": 1}},
+        ]
+        for request in requests:
+            validate(self.protocol["request"], {"v": ttd_torch.PROTOCOL_VERSION, **request}, "request")
+        messages, stderr, rc = serve(requests)
+        self.assertEqual(rc, 0, stderr)
+        self.assertEqual([m["ok"] for m in messages], [True, False, False])
+        for message in messages:
+            validate(self.protocol["response"], message, "line")
+        with self.assertRaises(Invalid):
+            validate(self.protocol["response"], {**messages[0], "v": 2}, "line")
 
 
 class ForkServerContractTest(SocketDirTest):

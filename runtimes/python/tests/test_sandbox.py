@@ -145,8 +145,8 @@ READ_ONLY = sorted({os.path.realpath(p) for p in (PYTHON_DIR, sys.prefix, sys.ba
 
 
 def bwrap_command(work_root: str, socket_dir: str, command: list[str], env: dict[str, str]) -> list[str]:
-    """A sandbox like the one lib/sandbox.ts builds, reduced to what this test needs: the host read-only, a tmpfs on
-    /tmp, the work root and socket dir read-write, no capabilities, a cleared environment, not uid 0."""
+    """A sandbox like the one lib/environments/sandbox.ts builds, reduced to what this test needs: the host read-only,
+    a tmpfs on /tmp, the work root and socket dir read-write, no capabilities, a cleared environment, not uid 0."""
     args = [
         BWRAP,
         "--unshare-all",
@@ -185,7 +185,8 @@ def bwrap_command(work_root: str, socket_dir: str, command: list[str], env: dict
 
 
 class SandboxedZygote:
-    """`python -m ttd_torch --listen` under bwrap with TTD_SANDBOX=on, as activities/torch-process.ts starts it."""
+    """`python -m ttd_torch --listen` under bwrap with TTD_SANDBOX=on, as activities/torch-process/fork-server.ts
+    starts it."""
 
     def __init__(self, work_root: str, socket_dir: str) -> None:
         self.path = os.path.join(socket_dir, "server.sock")

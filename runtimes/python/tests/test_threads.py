@@ -97,7 +97,7 @@ class ThreadsTest(unittest.TestCase):
         self.assertNotEqual(intra, self.wanted)
 
     def test_a_request_asking_for_threads_gets_them_whatever_the_server_was_told(self) -> None:
-        # The worker sizes each stage by the stages running beside it (lib/capacity.ts, stageThreads).
+        # The worker sizes each stage by the stages running beside it (lib/limits/capacity.ts, stageThreads).
         n = self.wanted
         self.assertEqual(self.zygote_pools("1", 2, asked=n), [(n, n, "None")] * 2)
 

@@ -5,8 +5,8 @@ each record into a buffer of the size the central directory declares, so a small
 (a zip bomb) costs gigabytes. Its central directory is read here, without inflating anything, and an archive with
 too many entries, too many declared bytes, or bytes that expand too far beyond its size is refused.
 
-The limits come from the worker (activities/torch-process.ts passes them in the environment), the same numbers the
-TypeScript side checks foreign archives against before upload (lib/archive-limits.ts).
+The limits come from the worker (activities/torch-process/command.ts passes them in the environment), the same
+numbers the TypeScript side checks foreign archives against before upload (lib/limits/archive-limits.ts).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from . import codes
 from .protocol import ProtocolError
 
 MIB = 1024 * 1024
@@ -38,7 +39,7 @@ class ArchiveTooLarge(ProtocolError):
     """An archive past a limit: refused before torch reads it (code archive_too_large, not retried)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("archive_too_large", message)
+        super().__init__(codes.ARCHIVE_TOO_LARGE, message)
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:
@@ -50,7 +51,7 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if not value > 0 or value == float("inf"):
-        raise ProtocolError("bad_request", f"{name}={raw!r}; expected a positive number")
+        raise ProtocolError(codes.BAD_REQUEST, f"{name}={raw!r}; expected a positive number")
     return value
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from . import archive_limits, compare, gate, graph, protocol, references, verify
+from . import archive_limits, codes, compare, gate, graph, protocol, references, verify
 from .protocol import ModelError
 
 TRAIN_FIX = (
@@ -102,7 +102,7 @@ def decision(facts: gate.Facts) -> tuple[str | None, str]:
         return found
     why = mismatch_message(facts.cases, facts.atol, facts.rtol)
     if why is not None:
-        return "reference_mismatch", why
+        return codes.REFERENCE_MISMATCH, why
     worst = max((c["max_abs_error"] or 0.0) for c in facts.cases)
     return None, (
         f"the archive reproduces its references on {len(facts.cases)} cases "
@@ -118,16 +118,16 @@ def verify_artifact(args: dict[str, Any]) -> dict[str, Any]:
     try:
         cases = references.read(args["references_path"])
     except references.ReferencesInvalid as exc:
-        return empty_result("references_invalid", str(exc))
+        return empty_result(codes.REFERENCES_INVALID, str(exc))
     references_path = os.path.join(args["out_dir"], "references.safetensors")
     verify.save_references(references_path, [(c.name, c.inputs) for c in cases], [c.outputs for c in cases])
     try:
         module = load_archive(args["artifact_path"])
     except archive_limits.ArchiveTooLarge as exc:  # a zip bomb is a finding about the archive: rejected, not retried
-        return empty_result("archive_too_large", exc.message, references_path, len(cases))
+        return empty_result(codes.ARCHIVE_TOO_LARGE, exc.message, references_path, len(cases))
     except ValueError as exc:
         return empty_result(
-            "artifact_invalid",
+            codes.ARTIFACT_INVALID,
             f"{args['artifact_path']} is not a loadable TorchScript archive "
             f"({exc}); expected a file saved by jit_save in R or torch.jit.save in Python",
             references_path,

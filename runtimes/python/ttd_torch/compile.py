@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from . import archive_limits, compare, data, export, gate, protocol, references, sandbox, user_model
+from . import archive_limits, codes, compare, data, export, gate, protocol, references, sandbox, user_model
 from .protocol import BadRequest
 
 PACKAGE_FILE = "model.pt2"
@@ -136,7 +136,7 @@ def failed(message: str, compile_ms: float, counters: dict[str, int]) -> dict[st
     """The compile_failed result: nothing packaged, nothing compared."""
     return {
         "passed": False,
-        "code": "compile_failed",
+        "code": codes.COMPILE_FAILED,
         "message": message,
         "package_path": None,
         "kernels": [],
@@ -208,7 +208,7 @@ def compile_package(args: dict[str, Any]) -> dict[str, Any]:
     worst = max((r["max_abs_error"] or 0.0) for r in results) if results else 0.0
     if bad:
         code, message = (
-            "compiled_divergence",
+            codes.COMPILED_DIVERGENCE,
             (
                 f"the AOTInductor package and eager differ ({gate.case_words(bad[0], atol, rtol)}; {len(bad)} of "
                 f"{len(results)} cases fail; expected every reference case within tolerance); the kernels involved: "

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import codes
 from .protocol import BadRequest, ProtocolError, missing_words, value_words
 
 CONTRACT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "contract.json")
@@ -507,20 +508,22 @@ def load(path: str | None = None) -> Contract | None:
 
 def contract_failure(exc: SchemaError) -> ProtocolError:
     """A contract that cannot be used is our bug: an internal error."""
-    return ProtocolError("internal", f"the op contract is unusable: {exc}")
+    return ProtocolError(codes.INTERNAL, f"the op contract is unusable: {exc}")
 
 
 def required(path: str | None = None) -> Contract:
     """The contract, or an internal error when its file is missing: no op runs unchecked."""
     found = load(path)
     if found is None:
-        raise ProtocolError("internal", f"contract.json missing; run make setup (looked for {path or default_path()})")
+        raise ProtocolError(
+            codes.INTERNAL, f"contract.json missing; run make setup (looked for {path or default_path()})"
+        )
     return found
 
 
 def op_schema(op: str, part: str, path: str | None = None) -> Schema:
     """The op's args or result schema; an internal error when the contract lacks it (the op is ours, its schema
-    belongs in lib/contract.ts)."""
+    belongs in lib/contract/ops.ts)."""
     try:
         found = required(path)
     except SchemaError as exc:
@@ -528,7 +531,8 @@ def op_schema(op: str, part: str, path: str | None = None) -> Schema:
     schema = found.schema(op, part)
     if schema is None:
         raise ProtocolError(
-            "internal", f"op {op!r} has no {part} schema in {found.path}; add it to lib/contract.ts and run make setup"
+            codes.INTERNAL,
+            f"op {op!r} has no {part} schema in {found.path}; add it to lib/contract/ops.ts and run make setup",
         )
     return schema
 
@@ -551,7 +555,7 @@ def check_result(op: str, result: Any, path: str | None = None) -> None:
         validate(schema, result, "result")
     except Invalid as exc:
         raise ProtocolError(
-            "internal", f"op {op!r} returned a result that breaks the contract: {exc.message()}"
+            codes.INTERNAL, f"op {op!r} returned a result that breaks the contract: {exc.message()}"
         ) from None
     except SchemaError as exc:
         raise contract_failure(exc) from exc

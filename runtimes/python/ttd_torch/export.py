@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from . import compare, data, export_failures, gate, probes, protocol, sandbox, trace, user_model, verify
+from . import codes, compare, data, export_failures, gate, probes, protocol, sandbox, trace, user_model, verify
 from .protocol import BadRequest
 
 PROGRAM_FILE = "program.pt2"
@@ -109,7 +109,7 @@ def judge(
         return (
             results,
             chunks,
-            "nondeterministic",
+            codes.NONDETERMINISTIC,
             (
                 f"two runs of the exported program on case {repeat['case']} differ ({repeat['words']}; "
                 "expected identical outputs); draw random numbers only when self.training, or remove them from "
@@ -122,7 +122,7 @@ def judge(
         return (
             results,
             chunks,
-            "control_flow_divergence",
+            codes.CONTROL_FLOW_DIVERGENCE,
             (
                 f"the exported program and eager differ on inputs of the example's own shape ({value_failed}; "
                 "expected identical outputs on every probe): export froze a value computed in Python (a module "
@@ -134,7 +134,7 @@ def judge(
         return (
             results,
             chunks,
-            "dynamic_shape_violation",
+            codes.DYNAMIC_SHAPE_VIOLATION,
             (
                 "the exported program fails or disagrees at another batch size "
                 f"({gate.case_words(failed[0], atol, rtol)}) while it agrees at the example's shape (expected the "
@@ -201,7 +201,7 @@ def export(args: dict[str, Any]) -> dict[str, Any]:
         example, batched = tuple(t[:rows] for t in validation), True
     if sizes and not batched:
         return refusal(
-            "dynamic_shape_violation",
+            codes.DYNAMIC_SHAPE_VIOLATION,
             (
                 f"example_inputs() in {path} gives shapes {verify.shapes(example)} without the batch dimension of the "
                 f"validation inputs ({verify.shapes(validation)}), so torch.export has no batch dimension to keep "

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from . import codes
+
 # torch.export decides a dimension's fate here: "eval Eq(s77, 4) [guard added]", "set_replacement s77 = 4".
 SHAPES_LOGGER = "torch.fx.experimental.symbolic_shapes"
 EXPORT_DOCS = "https://pytorch.org/docs/stable/export.html (Limitations; ExportDB lists each supported construct)"
@@ -155,7 +157,7 @@ def classify(exc: BaseException, model_path: str, batch_words: str, sites: Guard
     what = f"{type(exc).__name__}: {reason(exc)}"
     if "GuardOnDataDependentSymNode" in kinds or "data-dependent" in text or "data dependent" in text:
         where = f"at {site.words()}" if site else f"in {model_path} (torch named no line)"
-        return "data_dependent_control_flow", (
+        return codes.DATA_DEPENDENT_CONTROL_FLOW, (
             f"torch.export cannot export the model {where}: Python control flow or a Python value depends on a "
             f"tensor's values ({what}); an exported graph holds no Python branches (expected conditions on shapes "
             "only); write the branch as tensor ops: torch.where(cond, a, b) to choose values, or "
@@ -164,14 +166,14 @@ def classify(exc: BaseException, model_path: str, batch_words: str, sites: Guard
     if "ConstraintViolationError" in kinds or "Constraints violated" in text or "specialized" in text:
         site = site or (sites.specialising() if sites else None)
         where = f"at {site.words()}" if site else f"in {model_path} (torch named no line)"
-        return "dynamic_shape_violation", (
+        return codes.DYNAMIC_SHAPE_VIOLATION, (
             f"torch.export cannot keep the batch dimension dynamic {where}: the code fixes it to a constant or "
             f"breaks its range ({what}), but the program must serve {batch_words} (expected the batch size to stay "
             "symbolic); use x.shape[0] (e.g. x.view(x.shape[0], -1)) instead of a fixed size, len(x) or "
             "int(x.size(0)), or set trace.batch_sizes: [] to export the example's shape only"
         )
     where = f" at {site.words()}" if site else ""
-    return "unsupported_construct", (
+    return codes.UNSUPPORTED_CONSTRUCT, (
         f"torch.export cannot export the model in {model_path}{where}: {what} (expected code torch.export can "
         f"capture); rewrite the construct named above, see {EXPORT_DOCS}"
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from . import archive_limits, compare, data, graph, optimize, protocol, user_model
+from . import archive_limits, codes, compare, data, graph, optimize, protocol, user_model
 
 WARMUP_CALLS = 3  # the profiling executor fuses from call num_profiled_runs + 1; three calls are enough
 GROUP_KINDS = ("prim::TensorExprGroup", "prim::FusionGroup", "prim::CudaFusionGroup")
@@ -365,7 +365,7 @@ def fusion(args: dict[str, Any]) -> dict[str, Any]:
     summary = f"fused: {group_words(found)}; left unfused: {', '.join(unfused) or 'no pointwise op'}"
     if divergence:
         code, message = (
-            "fused_divergence",
+            codes.FUSED_DIVERGENCE,
             (
                 f"fused and unfused outputs differ ({divergence}; expected agreement within tolerance); {summary}; "
                 "inspect ir-fused.txt, or deploy without the fuser"
@@ -373,7 +373,7 @@ def fusion(args: dict[str, Any]) -> dict[str, Any]:
         )
     elif args["require"] != "none" and not real and fused_runs != "always":
         code, message = (
-            "fusion_unavailable",
+            codes.FUSION_UNAVAILABLE,
             (
                 f"fusion.require {args['require']}, but {build} cannot fuse on {device}: its servers run every group "
                 "unfused; serve on a build that fuses (CUDA, or a CPU build with LLVM), or set fusion.require none"
@@ -381,7 +381,7 @@ def fusion(args: dict[str, Any]) -> dict[str, Any]:
         )
     elif missing:
         code, message = (
-            "fusion_required_missing",
+            codes.FUSION_REQUIRED_MISSING,
             (
                 f"fusion.require {args['require']}: {missing}; {summary}; keep pointwise ops adjacent on floating "
                 "tensors of fixed rank, or relax fusion.require"

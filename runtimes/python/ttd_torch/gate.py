@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from . import captures as capture_words
-from . import compare
+from . import codes, compare
 
 SCRIPT_HINT = "or set trace.mode: script so that TorchScript compiles the Python logic instead of recording one run"
 
@@ -116,20 +116,20 @@ def divergence(facts: Facts, why: str) -> tuple[str, str]:
     bools = [c for c in found if c.get("kind") == "bool"]
     numbers = [c for c in found if c.get("kind") == "number"]
     if numbers and not bools:
-        return "python_value_capture", (
+        return codes.PYTHON_VALUE_CAPTURE, (
             f"traced and eager outputs differ on inputs other than the example ({why}); the model turned a "
             f"tensor into a Python number at {capture_words.describe(numbers)} ({constructs(numbers)}), which the "
             "trace froze as the example's value (expected no value captured from a tensor); "
             f"{capture_words.fixes(numbers)}; {SCRIPT_HINT}"
         )
     if bools or numbers:
-        return "control_flow_divergence", (
+        return codes.CONTROL_FLOW_DIVERGENCE, (
             f"traced and eager outputs differ on inputs that take other paths ({why}); a Python condition on a "
             f"tensor at {capture_words.describe(bools + numbers)} ({constructs(bools + numbers)}) was recorded as "
             f"the branch the example took (expected identical outputs on every probe); "
             f"{capture_words.fixes(bools + numbers)}; {SCRIPT_HINT}"
         )
-    return "control_flow_divergence", (
+    return codes.CONTROL_FLOW_DIVERGENCE, (
         f"traced and eager outputs differ on inputs that take other paths ({why}) (expected identical outputs on "
         f"every probe); use torch.where or tensor ops instead of Python if/while on tensor values, {SCRIPT_HINT}"
     )
@@ -194,13 +194,13 @@ def graph_decision(facts: Facts, train_fix: str = TRAIN_FIX, device_fix: str = D
     """(code, message) for what the graph itself shows: train_mode_ops, nondeterministic, device_constant; else None."""
     if facts.train_ops:
         eager = f"; the eager model itself raised on {'; '.join(facts.eager_failures)}" if facts.eager_failures else ""
-        return "train_mode_ops", (
+        return codes.TRAIN_MODE_OPS, (
             f"the traced graph keeps {', '.join(facts.train_ops)} in training mode "
             f"(expected no train-mode ops){eager}; {train_fix}"
         )
     if facts.repeat and not facts.repeat.get("passed", True):
         nodes = ", ".join(facts.nondeterministic_nodes) or "none that TorchScript marks"
-        return "nondeterministic", (
+        return codes.NONDETERMINISTIC, (
             f"two runs of the traced module on case {facts.repeat['case']} differ "
             f"({facts.repeat['words']}; expected identical outputs); random ops in the "
             f"graph: {nodes}; draw random numbers only when self.training, or remove them "
@@ -208,7 +208,7 @@ def graph_decision(facts: Facts, train_fix: str = TRAIN_FIX, device_fix: str = D
         )
     differing = differing_devices(facts)
     if differing:
-        return "device_constant", (
+        return codes.DEVICE_CONSTANT, (
             f"the traced graph bakes device {device_words(differing)} into constants but "
             f"target_device is {facts.target_device} (expected no device other than the "
             "target; a trace records every factory call's device, x.new_zeros and torch.zeros_like "
@@ -227,9 +227,9 @@ def decide(facts: Facts) -> tuple[str | None, str]:
         return divergence(facts, why)
     frozen = rejected_captures(facts)
     if frozen:
-        return "python_value_capture", capture_failure(frozen)
+        return codes.PYTHON_VALUE_CAPTURE, capture_failure(frozen)
     if any(not c["passed"] for c in facts.cases):
-        return "shape_specialization", shape_failure(facts)
+        return codes.SHAPE_SPECIALIZATION, shape_failure(facts)
     worst = max((c["max_abs_error"] or 0.0) for c in facts.cases) if facts.cases else 0.0
     return None, (
         f"traced and eager agree on {len(facts.cases)} cases ({case_names(facts.cases)})"

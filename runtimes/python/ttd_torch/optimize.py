@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from . import archive, archive_limits, compare, data, graph, protocol, safetensors, sandbox, user_model
+from . import archive, archive_limits, codes, compare, data, graph, protocol, safetensors, sandbox, user_model
 
 
 def read_cases(path: str) -> list[tuple[str, data.Inputs]]:
@@ -122,7 +122,7 @@ def optimize(args: dict[str, Any]) -> dict[str, Any]:
         "node_total_after": sum(after.values()),
         "max_abs_error": compare.json_float(max_abs),
         "passed": failure is None,
-        "code": None if failure is None else "optimized_divergence",
+        "code": None if failure is None else codes.OPTIMIZED_DIVERGENCE,
         "message": (
             f"{failure} (expected agreement with the traced module); inspect ir-after.txt" if failure else summary
         ),

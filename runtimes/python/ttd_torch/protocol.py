@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import PROTOCOL_VERSION
+from . import PROTOCOL_VERSION, codes
 
 TRACEBACK_LINES = 15
 
@@ -30,14 +30,14 @@ class BadRequest(ProtocolError):
     """The request did not fit the protocol."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("bad_request", message)
+        super().__init__(codes.BAD_REQUEST, message)
 
 
 class ModelError(ProtocolError):
     """The user's model file failed to import, lacks a function, or raised."""
 
     def __init__(self, message: str, tb: str = "") -> None:
-        super().__init__("model_error", message, tb)
+        super().__init__(codes.MODEL_ERROR, message, tb)
 
 
 def traceback_tail(exc: BaseException, lines: int = TRACEBACK_LINES) -> str:

@@ -1,11 +1,11 @@
 """The torch side of the sandbox (docs/trust.md): each request of the fork server sees only its own directories,
 and an operation the sandbox refused ends the request with the code sandbox_refused.
 
-The TypeScript side starts this process under bubblewrap (lib/sandbox.ts) with TTD_SANDBOX=on and three lists of
-directories that all requests of a fork server share: TTD_SANDBOX_PRIVATE (the work root), of which a request sees
-only the entries its path arguments lie in (its own work dir); TTD_SANDBOX_SHARED (the Inductor cache), which a
-request sees only when a path argument names it (compile); TTD_SANDBOX_HIDDEN (the server's socket), which no
-request sees.
+The TypeScript side starts this process under bubblewrap (lib/environments/sandbox.ts) with TTD_SANDBOX=on and
+three lists of directories that all requests of a fork server share: TTD_SANDBOX_PRIVATE (the work root), of which a
+request sees only the entries its path arguments lie in (its own work dir); TTD_SANDBOX_SHARED (the Inductor cache),
+which a request sees only when a path argument names it (compile); TTD_SANDBOX_HIDDEN (the server's socket), which
+no request sees.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from . import codes
 from .protocol import ProtocolError
 
 SCRATCH = "/tmp"  # the sandbox's private tmpfs
@@ -38,7 +39,7 @@ class SandboxRefused(ProtocolError):
     """The sandbox refused an operation of the model's code (a host file, the network)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("sandbox_refused", message)
+        super().__init__(codes.SANDBOX_REFUSED, message)
 
 
 class IsolationFailed(Exception):
@@ -77,7 +78,7 @@ def path_args(value: Any, key: str = "") -> Iterable[str]:
 def request_dirs(args: Any, work_roots: list[str], shared: list[str]) -> list[str]:
     """The directories a request may see: for each path argument under a work root, the root's entry it lies in (a
     stage's work dir; never the root itself), and each shared directory (the Inductor cache) it names or lies in.
-    The same rule as requestDirs in activities/torch-process.ts."""
+    The same rule as requestDirs in activities/torch-process/command.ts."""
     found: set[str] = set()
     for s in path_args(args):
         for root in work_roots:
@@ -204,7 +205,7 @@ SOURCE_LINE = re.compile(r'File "[^"]*", line \d+')
 def refusal(text: str, allowed: list[str]) -> str | None:
     """What the sandbox refused, judged from an error's text: a network operation, or a file operation on a path
     outside the request's directories (a missing file of its own scratch is not a refusal); None when none shows.
-    The same rule as sandboxRefusal in lib/sandbox.ts, plus the scratch check only this side can make."""
+    The same rule as sandboxRefusal in lib/environments/sandbox.ts, plus the scratch check only this side can make."""
     net = NET_REFUSAL.search(text)
     if net:
         return f"a network operation ({net.group(1)}): the sandbox has no network"

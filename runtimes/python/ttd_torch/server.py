@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from . import PROTOCOL_VERSION, contract, sandbox, semantic_checks, threads
+from . import PROTOCOL_VERSION, codes, contract, sandbox, semantic_checks, threads
 from .protocol import OPS, BadRequest, Emit, ProtocolError, Writer, require, traceback_tail
 
 NOT_OPS = frozenset(("__main__", "server", "zygote", "sandbox"))  # the entry points: importing them registers nothing
@@ -72,7 +72,7 @@ def handle(line: str, writer: Writer) -> None:
         except sandbox.SandboxRefused as refused:
             writer.failure(request_id, refused)
             return
-        writer.failure(request_id, ProtocolError("internal", f"{type(exc).__name__}: {exc}", traceback_tail(exc)))
+        writer.failure(request_id, ProtocolError(codes.INTERNAL, f"{type(exc).__name__}: {exc}", traceback_tail(exc)))
 
 
 def main(stdin: TextIO = sys.stdin) -> int:

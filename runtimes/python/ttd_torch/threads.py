@@ -1,12 +1,12 @@
 """Threads of a torch request: the worker sets TTD_TORCH_THREADS so that the stages it runs at once share the host's
-cores instead of each starting a pool as large as the host (lib/capacity.ts)."""
+cores instead of each starting a pool as large as the host (lib/limits/capacity.ts)."""
 
 from __future__ import annotations
 
 import os
 
 VARIABLE = "TTD_TORCH_THREADS"
-MAX_THREADS = 1024  # as lib/capacity.ts: MAX_CONCURRENCY
+MAX_THREADS = 1024  # as lib/limits/capacity.ts: MAX_CONCURRENCY
 
 
 def configured() -> int | None:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, data, protocol, user_model
+from . import checkpoint, codes, data, protocol, user_model
 from .protocol import BadRequest
 
 
@@ -100,7 +100,7 @@ def train(args: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[
             if not math.isfinite(value):
                 return {
                     "status": "rejected",
-                    "code": "non_finite_loss",
+                    "code": codes.NON_FINITE_LOSS,
                     "message": (
                         f"loss became {value} at epoch {epoch}, step {step}; check the learning rate "
                         f"(train.lr = {spec['lr']:g}) and the data"

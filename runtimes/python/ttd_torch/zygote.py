@@ -33,7 +33,7 @@ import sys
 import time
 from typing import Any
 
-from . import PROTOCOL_VERSION, sandbox, threads
+from . import PROTOCOL_VERSION, codes, sandbox, threads
 
 BACKLOG = 128
 REAP_INTERVAL_S = 1.0  # the select timeout: children are reaped at least this often, SIGCHLD or not
@@ -439,7 +439,7 @@ class Zygote:
                 log(f"{what} {pid} was killed by signal {os.WTERMSIG(status)}")
             elif os.WIFEXITED(status):
                 # Every child's end is said (exit 0 too): a request whose child ended without answering is reported
-                # with this status (activities/torch-process.ts reads it).
+                # with this status (activities/torch-process/fork-server.ts reads it).
                 log(f"{what} {pid} exited {os.WEXITSTATUS(status)}")
             if born is not None and self.stopping is None:
                 if time.monotonic() - born < SPARE_HEALTHY_S:
@@ -488,7 +488,7 @@ def setup_failed(conn: socket.socket, exc: BaseException) -> int:
                     "id": "",
                     "ok": False,
                     "error": {
-                        "code": "internal",
+                        "code": codes.INTERNAL,
                         "message": f"fork server child setup failed: {type(exc).__name__}: {exc}",
                         "traceback": "",
                     },
@@ -552,7 +552,7 @@ def isolated(line: str, writer: Any) -> bool:
         from .protocol import ProtocolError
 
         request_id = request.get("id") if isinstance(request.get("id"), str) else ""
-        writer.failure(request_id, ProtocolError("internal", f"cannot isolate the request in the sandbox: {exc}"))
+        writer.failure(request_id, ProtocolError(codes.INTERNAL, f"cannot isolate the request in the sandbox: {exc}"))
         log(f"isolation failed: {type(exc).__name__}: {exc} at {traceback_line(exc)}")
         return False
 

@@ -1,0 +1,133 @@
+// Compares a runtime's outputs with the eager references: shapes and dtypes exactly, values within atol/rtol.
+import { GateCode } from '../contract/gate-codes';
+import { HISTOGRAM_EDGES, histogramBin } from './report';
+import type { SafetensorsFile } from './safetensors';
+
+/** The comparison of one output tensor. */
+export interface OutputComparison {
+  name: string;
+  passed: boolean;
+  code: typeof GateCode.toleranceExceeded | typeof GateCode.shapeMismatch | typeof GateCode.nonFiniteOutput | null;
+  max_abs_error: number;
+  max_rel_error: number;
+  message: string;
+  /** Elements compared (0 when shapes differ or the output is missing). */
+  elements: number;
+}
+
+/** The comparison of a whole outputs file against the references. */
+export interface ParityComparison {
+  passed: boolean;
+  code: OutputComparison['code'];
+  message: string;
+  max_abs_error: number;
+  max_rel_error: number;
+  outputs: OutputComparison[];
+  /** Counts of |a − b| over every compared element, in the bins of HISTOGRAM_EDGES. */
+  histogram: number[];
+}
+
+const TINY = 1e-12;
+
+/** Compares every `<case>/output/<j>` of the references with the same name in `actual`. */
+export function compareOutputs(
+  references: SafetensorsFile,
+  actual: SafetensorsFile,
+  atol: number,
+  rtol: number,
+  runtime: string,
+): ParityComparison {
+  const outputs: OutputComparison[] = [];
+  const histogram: number[] = new Array(HISTOGRAM_EDGES.length + 2).fill(0);
+  for (const [name, expected] of references.tensors) {
+    if (!name.includes('/output/')) continue;
+    const got = actual.tensors.get(name);
+    if (!got) {
+      outputs.push({
+        name,
+        passed: false,
+        code: GateCode.shapeMismatch,
+        max_abs_error: NaN,
+        max_rel_error: NaN,
+        message: `${runtime}: output '${name}' is missing`,
+        elements: 0,
+      });
+      continue;
+    }
+    if (got.dtype !== expected.dtype || JSON.stringify(got.shape) !== JSON.stringify(expected.shape)) {
+      outputs.push({
+        name,
+        passed: false,
+        code: GateCode.shapeMismatch,
+        max_abs_error: NaN,
+        max_rel_error: NaN,
+        message: `${runtime}: output '${name}' is ${got.dtype}${JSON.stringify(got.shape)}, expected ${expected.dtype}${JSON.stringify(expected.shape)}`,
+        elements: 0,
+      });
+      continue;
+    }
+    let maxAbs = 0;
+    let maxRel = 0;
+    let worstExcess = -Infinity;
+    let nonFinite = false;
+    for (let i = 0; i < expected.values.length; i++) {
+      const a = got.values[i];
+      const b = expected.values[i];
+      if (!Number.isFinite(a)) {
+        const mismatch = Number.isFinite(b) || !Object.is(a, b);
+        if (mismatch) nonFinite = true;
+        histogram[mismatch ? histogram.length - 1 : 0]++;
+        continue;
+      }
+      const abs = Math.abs(a - b);
+      histogram[histogramBin(abs)]++;
+      maxAbs = Math.max(maxAbs, abs);
+      maxRel = Math.max(maxRel, abs / Math.max(Math.abs(b), TINY));
+      worstExcess = Math.max(worstExcess, abs - (atol + rtol * Math.abs(b)));
+    }
+    if (nonFinite) {
+      outputs.push({
+        name,
+        passed: false,
+        code: GateCode.nonFiniteOutput,
+        max_abs_error: maxAbs,
+        max_rel_error: maxRel,
+        message: `${runtime}: output '${name}' has NaN or Inf where the reference is finite`,
+        elements: expected.values.length,
+      });
+    } else if (worstExcess > 0) {
+      outputs.push({
+        name,
+        passed: false,
+        code: GateCode.toleranceExceeded,
+        max_abs_error: maxAbs,
+        max_rel_error: maxRel,
+        message: `${runtime}: output '${name}' differs by up to ${maxAbs.toExponential(3)} (relative ${maxRel.toExponential(3)}), allowed atol ${atol} + rtol ${rtol}·|reference|`,
+        elements: expected.values.length,
+      });
+    } else {
+      outputs.push({
+        name,
+        passed: true,
+        code: null,
+        max_abs_error: maxAbs,
+        max_rel_error: maxRel,
+        message: 'ok',
+        elements: expected.values.length,
+      });
+    }
+  }
+  const failed = outputs.find((o) => !o.passed);
+  const finite = outputs.filter((o) => Number.isFinite(o.max_abs_error));
+  return {
+    passed: outputs.length > 0 && !failed,
+    code: failed?.code ?? (outputs.length === 0 ? GateCode.shapeMismatch : null),
+    message:
+      failed?.message ??
+      (outputs.length === 0 ? `${runtime}: the references hold no outputs to compare` : `${runtime}: ${outputs.length} outputs agree`),
+    max_abs_error: Math.max(0, ...finite.map((o) => o.max_abs_error)),
+    max_rel_error: Math.max(0, ...finite.map((o) => o.max_rel_error)),
+    outputs,
+    histogram,
+  };
+}
