@@ -13,9 +13,9 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { treeRssMb } from '../dist/activities/memory-cap.js';
-import { FsObjectStore } from '../dist/lib/fs-store.js';
-import { S3ObjectStore } from '../dist/lib/s3-store.js';
-import { blobKey } from '../dist/lib/store.js';
+import { FsObjectStore } from '../dist/lib/store/fs-store.js';
+import { S3ObjectStore } from '../dist/lib/store/s3-store.js';
+import { blobKey } from '../dist/lib/store/store.js';
 import { root, sh, startMoto, startServer, ttdBin, ttdEnv } from './common.mjs';
 import { corpusModels, corpusSpec, transformersRun, writeCorpusSpec } from './corpus-lib.mjs';
 
