@@ -240,8 +240,8 @@ async function runRunner(
       // timed as no server is.
       const probes = await isaProbes(deps.config);
       if (probes) {
-        await cp(probes, join(cwd, 'inductor-cache'), { recursive: true });
-        extraEnv = { TORCHINDUCTOR_CACHE_DIR: join(cwd, 'inductor-cache') };
+        await cp(probes.dir, join(cwd, 'inductor-cache'), { recursive: true });
+        extraEnv = { ...probes.env, TORCHINDUCTOR_CACHE_DIR: join(cwd, 'inductor-cache') };
       }
     }
     if (runtime === 'python') {

@@ -146,7 +146,7 @@ function report(m) {
   const hits = (xs) => [...new Set(xs.map((x) => String(x.report.cache_hit)))].join('/');
   const compileRow = (name, hand, ttd) =>
     lines.push(
-      `| ${name} | ${hand ? ms(med(hand, (x) => x.compileMs)) : '—'} | ${ms(med(ttd, (x) => x.result.timings.compile))} | ${ttd[0].result.torchTimings?.compile === undefined ? '— (skipped)' : ms(med(ttd, (x) => x.result.torchTimings.compile))} | ${ms(med(ttd, (x) => x.report.compile_ms))} | ${hits(ttd)} | ${[...new Set(ttd.map((x) => x.report.kernel_count))].join('/')} |`,
+      `| ${name} | ${hand ? ms(med(hand, (x) => x.compileMs)) : '—'} | ${ms(med(ttd, (x) => x.result.timings.compile))} | ${ttd.every((x) => x.result.torchTimings?.compile === undefined) ? '— (skipped)' : ms(med(ttd.filter((x) => x.result.torchTimings?.compile !== undefined), (x) => x.result.torchTimings.compile))} | ${ms(med(ttd, (x) => x.report.compile_ms))} | ${hits(ttd)} | ${[...new Set(ttd.map((x) => x.report.kernel_count))].join('/')} |`,
     );
   compileRow('cold', m.handCold, m.ttdCold);
   compileRow('warm', m.handWarm, m.ttdWarm);
