@@ -5,6 +5,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { runtimeMismatch, type TorchEnv } from '../lib/environments/environments';
+import { coreShare } from '../lib/limits/capacity';
 import { reportedInHistory } from '../lib/limits/history-limits';
 import { compareOutputs } from '../lib/parity/parity';
 import type { ParityResult, ParityRuntimeReport } from '../lib/contract/results';
@@ -104,7 +105,7 @@ export function parityActivity(deps: TorchDeps) {
       const fusedRuns: FusedRuns = format === 'torchscript' ? (input.fusedRuns ?? 'auto') : 'never';
       const bytes = (await stat(files[model])).size;
       const started = performance.now();
-      const share = Math.max(deps.config.torchThreads, Math.floor(availableParallelism() / torchStagesRunning()));
+      const share = coreShare(deps.config, availableParallelism(), torchStagesRunning());
       const runOne = async ({ runtime, deps: target }: (typeof targets)[number], mode: FusionMode): Promise<ParityRuntimeReport> => {
         const { environment } = target.config;
         const about = { format, environment };

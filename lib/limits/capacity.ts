@@ -43,7 +43,12 @@ export function torchThreadsFixed(env: NodeJS.ProcessEnv): boolean {
  * configured share. A stage alone on an idle worker gets every core, as the same work by hand would; under full load
  * each gets `cores / concurrency`, as before. */
 export function stageThreads(capacity: Capacity & { torchThreadsFixed?: boolean }, cores: number, running: number): number {
-  if (capacity.torchThreadsFixed) return capacity.torchThreads;
+  return capacity.torchThreadsFixed ? capacity.torchThreads : coreShare(capacity, cores, running);
+}
+
+/** The cores `running` torch stages of this worker (the caller's included) leave each one, never fewer than the
+ * configured threads per stage: a stage's threads, and how many one-thread parity runtimes a parity stage runs at once. */
+export function coreShare(capacity: Capacity, cores: number, running: number): number {
   return Math.min(MAX_CONCURRENCY, Math.max(capacity.torchThreads, Math.floor(cores / Math.max(1, running))));
 }
 
