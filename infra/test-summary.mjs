@@ -39,5 +39,24 @@ for (const log of pythonLogs) {
   passed += ran - pyFailed;
   failed += pyFailed;
 }
+// The failed tests by name, with the first line of each one's error, last: CI shows only the tail of what ran.
+const failures = [];
+for (const f of v.testResults) {
+  const name = relative(process.cwd(), f.name);
+  for (const t of f.assertionResults ?? []) {
+    if (t.status !== 'failed') continue;
+    const first = String(t.failureMessages?.[0] ?? '').split('\n').find((l) => l.trim()) ?? '';
+    failures.push(`  ${name} > ${t.fullName}: ${first.slice(0, 300)}`);
+  }
+  // A file that failed before any test ran (an import error, a hook's timeout) has no failed assertion to name.
+  if (f.status === 'failed' && !(f.assertionResults ?? []).some((t) => t.status === 'failed')) {
+    failures.push(`  ${name}: ${String(f.message ?? '').split('\n').find((l) => l.trim())?.slice(0, 300) ?? 'failed'}`);
+  }
+}
+for (const log of pythonLogs) {
+  const py = readFileSync(log, 'utf8');
+  for (const m of py.matchAll(/^(FAIL|ERROR): (.+)$/gm)) failures.push(`  ${log}: ${m[1]} ${m[2]}`);
+}
+if (failures.length) console.log(`Failed:\n${failures.join('\n')}`);
 console.log(`Tests: ${passed} passed, ${failed} failed`);
 process.exit(failed > 0 || v.success === false ? 1 : 0);
