@@ -78,10 +78,10 @@ describe('worker capacity', () => {
     expect(await pools({ TTD_TORCH_THREADS: '3', TTD_TORCH_PROCESS: 'fresh' })).toBe('3 3 3');
     // `ttd run` serves its one run: all the cores to each stage. Told how many stages at once, a stage that runs alone
     // still gets every core (the share, cores / concurrency, is the least a stage gets beside others: coreShare in
-    // lib/limits/capacity.ts), and OMP_NUM_THREADS in the stage says the same as torch.
+    // lib/limits/capacity.ts); the worker's OMP_NUM_THREADS stays that share, torch's pools are what the stage got.
     const cores = availableParallelism();
     expect(await pools({})).toBe(`${cores} ${cores} ${cores}`);
-    expect(await pools({ TTD_WORKER_CONCURRENCY: String(2 * cores) })).toBe(`${cores} ${cores} ${cores}`);
+    expect(await pools({ TTD_WORKER_CONCURRENCY: String(2 * cores) })).toBe(`${cores} ${cores} 1`);
   }, 180_000);
 
   it('a worker runs as many torch stages at once as --concurrency says, and no more', async () => {

@@ -37,9 +37,6 @@ def apply(count: int | None = None) -> int | None:
         return None
     import torch
 
-    # What this process's OpenMP uses, said where the processes it starts (and a model that reads it) look: the worker's
-    # variable holds its static share, a request's own count may be more.
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
     torch.set_num_threads(n)
     try:
         torch.set_num_interop_threads(n)
