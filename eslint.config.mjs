@@ -27,8 +27,9 @@ const zones = Object.entries(MAY_IMPORT).flatMap(([room, allowed]) =>
 zones.push({
   target: './cli',
   from: './workers',
-  except: ['./index.ts'],
-  message: 'cli/ reaches workers/ (and the activities they serve) through workers/index.ts only.',
+  // runtime.ts: the SDK's runtime alone, for commands that connect but serve nothing (they load no activities).
+  except: ['./index.ts', './runtime.ts'],
+  message: 'cli/ reaches workers/ (and the activities they serve) through workers/index.ts only (workers/runtime.ts: the runtime alone).',
 });
 
 // Imports of the Temporal SDK each room may make; `@temporalio/<package>/lib/...` is the SDK's inside, nowhere.

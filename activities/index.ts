@@ -34,9 +34,9 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
   };
 }
 
-/** The activity types of the torch queue (the keys of createTorchActivities): `ttd status` tells by them which queue
- * a run's pending activity waits on. */
-export const TORCH_ACTIVITY_TYPES: readonly string[] = ['buildEnvironment', 'train', ...Object.keys(TorchStages), 'checkParity'];
+// The activity types of the torch queue, declared with the stages (lib/contract/stages.ts) so that `ttd status` knows
+// them without loading the activities.
+export { TORCH_ACTIVITY_TYPES } from '../lib/contract/stages';
 
 /** Activities of the control queue: store and registry; `keysDir` holds the key that signs audit records. */
 export function createControlActivities(deps: { store: ObjectStore; keysDir: string }) {

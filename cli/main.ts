@@ -2,28 +2,21 @@
 import { Command } from 'commander';
 import { ErrorCode } from '../lib/contract/errors';
 import { failWith, indentLater, printJson, writeErr, writeOut } from './output';
-import {
-  auditLogCommand,
-  auditVerifyCommand,
-  modelsCommand,
-  promoteCommand,
-  pullCommand,
-  rollbackCommand,
-  showCommand,
-} from './registry-commands';
-import { approveCommand, cancelCommand, runsCommand, statusCommand, waitCommand } from './run-commands';
-import { runCommand } from './run';
-import {
-  scheduleActionCommand,
-  scheduleBackfillCommand,
-  scheduleCreateCommand,
-  scheduleDescribeCommand,
-  scheduleListCommand,
-} from './schedule-commands';
-import { reportCommand } from './report-commands';
-import { uiCommand } from './ui';
-import { envListCommand } from './env-commands';
-import { serverStartCommand, serverStatusCommand, serverStopCommand, workerCommand } from './server-commands';
+
+// Each command's module loads when that command runs, so that `ttd --help`, a usage error or a registry command does
+// not load the Temporal SDK, the workers and their activities (about 0.6 CPU-s of every command's start).
+const registry = () => import('./registry-commands.js');
+const runs = () => import('./run-commands.js');
+const schedules = () => import('./schedule-commands.js');
+const servers = () => import('./server-commands.js');
+
+/** The action named `name` of the module `load` imports, loaded when commander calls it. */
+function lazy<M, K extends keyof M>(load: () => Promise<M>, name: K): (...args: unknown[]) => Promise<void> {
+  return async (...args) => {
+    const action = (await load())[name] as (...a: unknown[]) => unknown;
+    await action(...args);
+  };
+}
 
 /** Whether the command line asks for JSON: then every outcome, a usage error included, is one JSON object on stdout. */
 const JSON_WANTED = process.argv.slice(2).includes('--json');
@@ -54,14 +47,14 @@ async function main(): Promise<void> {
     .option('--force', 'with --trigger ci: start a new run even if this commit and spec already ran')
     .option('--no-cache', 'do every torch stage again, even when an earlier run had the same inputs')
     .description('run a pipeline: train, trace, verify, optimize, fusion, store, check parity, promote')
-    .action(runCommand);
+    .action(lazy(() => import('./run.js'), 'runCommand'));
   program
     .command('report')
     .argument('<run>', 'a run id (ttd runs lists them)')
     .option('-o, --output <file>', 'write the HTML report here (default: stdout)')
     .option('--json', 'print the report data as JSON (with -o: a summary of what was written)')
     .description('one self-contained HTML report of a run: loss curve, gates, IR, fusion, parity, timings')
-    .action(reportCommand);
+    .action(lazy(() => import('./report-commands.js'), 'reportCommand'));
   program
     .command('ui')
     .option('--port <n>', 'port to listen on', '8780')
@@ -72,27 +65,27 @@ async function main(): Promise<void> {
       (name: string, names: string[] = []) => [...names, name],
     )
     .description('a read-only dashboard: models, versions, aliases, audit log, runs and reports')
-    .action(uiCommand);
+    .action(lazy(() => import('./ui.js'), 'uiCommand'));
   program
     .command('status')
     .argument('<run>')
     .option('--json', 'print JSON')
     .description('where a run is, or how it ended')
-    .action(statusCommand);
+    .action(lazy(runs, 'statusCommand'));
   program
     .command('wait')
     .argument('<run>')
     .option('--json', 'print JSON')
     .description('wait for a run to end; exits like ttd run')
-    .action(waitCommand);
-  program.command('cancel').argument('<run>').option('--json', 'print JSON').description('cancel a running run').action(cancelCommand);
+    .action(lazy(runs, 'waitCommand'));
+  program.command('cancel').argument('<run>').option('--json', 'print JSON').description('cancel a running run').action(lazy(runs, 'cancelCommand'));
   program
     .command('runs')
     .option('--model <name>', 'only runs of this model')
     .option('--limit <n>', 'at most this many', '50')
     .option('--json', 'print JSON')
     .description('recent runs')
-    .action(runsCommand);
+    .action(lazy(runs, 'runsCommand'));
   program
     .command('approve')
     .argument('<run>')
@@ -101,14 +94,14 @@ async function main(): Promise<void> {
     .option('--reason <text>', 'why')
     .option('--json', 'print JSON')
     .description('answer a run waiting for approval')
-    .action(approveCommand);
+    .action(lazy(runs, 'approveCommand'));
 
   program
     .command('show')
     .argument('<ref>', ref)
     .option('--json', 'print JSON')
     .description('show a version: digest, aliases, gates and stage reports')
-    .action(showCommand);
+    .action(lazy(registry, 'showCommand'));
   program
     .command('pull')
     .argument('<ref>', ref)
@@ -117,22 +110,22 @@ async function main(): Promise<void> {
     .option('--force', 'overwrite FILE if it exists')
     .option('--json', 'print JSON')
     .description('write a version’s artifact in one of its formats after checking its digest')
-    .action(pullCommand);
-  program.command('models').option('--json', 'print JSON').description('list registered models').action(modelsCommand);
+    .action(lazy(registry, 'pullCommand'));
+  program.command('models').option('--json', 'print JSON').description('list registered models').action(lazy(registry, 'modelsCommand'));
   program
     .command('promote')
     .argument('<ref>', 'MODEL:VERSION')
     .requiredOption('--alias <alias>', 'the alias to move')
     .option('--json', 'print JSON')
     .description('point an alias at a version whose gates all passed')
-    .action(promoteCommand);
+    .action(lazy(registry, 'promoteCommand'));
   program
     .command('rollback')
     .argument('<model>')
     .requiredOption('--alias <alias>', 'the alias to move back')
     .option('--json', 'print JSON')
     .description('move an alias back to the version it held before')
-    .action(rollbackCommand);
+    .action(lazy(registry, 'rollbackCommand'));
   const audit = program.command('audit').description('the audit trail');
   audit
     .command('verify')
@@ -142,29 +135,29 @@ async function main(): Promise<void> {
     .option('--require-signed', 'count an unsigned record as a problem')
     .option('--json', 'print JSON')
     .description('recompute every hash chain, check signatures, anchors, every blob and the registry; exit 1 names the first problem')
-    .action(auditVerifyCommand);
+    .action(lazy(registry, 'auditVerifyCommand'));
   audit
     .command('log')
     .argument('<model>')
     .option('--json', 'print JSON')
     .description('every alias move, approval, rejection and rollback')
-    .action(auditLogCommand);
+    .action(lazy(registry, 'auditLogCommand'));
 
   const env = program.command('env').description('torch environments');
   env
     .command('list')
     .option('--json', 'print JSON')
     .description('the torch environments of this checkout and which are installed')
-    .action(envListCommand);
+    .action(lazy(() => import('./env-commands.js'), 'envListCommand'));
 
   const server = program.command('server').description('the embedded Temporal dev server as a background process');
   server
     .command('start')
     .option('--json', 'print JSON')
     .description('start it (SQLite under $TTD_HOME); returns once it answers')
-    .action(serverStartCommand);
-  server.command('stop').option('--json', 'print JSON').description('stop it').action(serverStopCommand);
-  server.command('status').option('--json', 'print JSON').description('is it running').action(serverStatusCommand);
+    .action(lazy(servers, 'serverStartCommand'));
+  server.command('stop').option('--json', 'print JSON').description('stop it').action(lazy(servers, 'serverStopCommand'));
+  server.command('status').option('--json', 'print JSON').description('is it running').action(lazy(servers, 'serverStatusCommand'));
   program
     .command('worker')
     .option('--queue <queue>', 'control or torch (default: both)')
@@ -175,7 +168,7 @@ async function main(): Promise<void> {
     .option('--device <device>', 'the pool device: cpu (default) or cuda')
     .option('--concurrency <n>', 'torch activities at once (default: 1 per core; TTD_WORKER_CONCURRENCY)')
     .description("serve this store's task queues until SIGINT or SIGTERM")
-    .action(workerCommand);
+    .action(lazy(servers, 'workerCommand'));
 
   const schedule = program.command('schedule').description('scheduled retraining (Temporal Schedules)');
   schedule
@@ -187,9 +180,9 @@ async function main(): Promise<void> {
     .option('--overlap <policy>', 'skip, buffer-one, buffer-all, cancel-other or allow-all', 'skip')
     .option('--json', 'print JSON')
     .description('retrain SPEC on a schedule')
-    .action(scheduleCreateCommand);
-  schedule.command('list').option('--json', 'print JSON').description('all schedules').action(scheduleListCommand);
-  schedule.command('describe').argument('<id>').option('--json', 'print JSON').description('one schedule').action(scheduleDescribeCommand);
+    .action(lazy(schedules, 'scheduleCreateCommand'));
+  schedule.command('list').option('--json', 'print JSON').description('all schedules').action(lazy(schedules, 'scheduleListCommand'));
+  schedule.command('describe').argument('<id>').option('--json', 'print JSON').description('one schedule').action(lazy(schedules, 'scheduleDescribeCommand'));
   for (const action of ['pause', 'unpause', 'trigger', 'delete'] as const) {
     schedule
       .command(action)
@@ -197,7 +190,10 @@ async function main(): Promise<void> {
       .option('--json', 'print JSON')
       .option('--note <text>', 'why')
       .description(`${action} a schedule`)
-      .action(scheduleActionCommand(action));
+      .action(async (...args: unknown[]) => {
+        const { scheduleActionCommand } = await schedules();
+        await (scheduleActionCommand(action) as (...a: unknown[]) => unknown)(...args);
+      });
   }
   schedule
     .command('backfill')
@@ -207,7 +203,7 @@ async function main(): Promise<void> {
     .option('--overlap <policy>', 'overlap policy for the backfilled runs', 'allow-all')
     .option('--json', 'print JSON')
     .description('run the schedule for past times')
-    .action(scheduleBackfillCommand);
+    .action(lazy(schedules, 'scheduleBackfillCommand'));
 
   await program.parseAsync(process.argv);
 }

@@ -3,7 +3,7 @@
 import { temporal } from '@temporalio/proto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
-import { TORCH_ACTIVITY_TYPES } from '../workers';
+import { TORCH_ACTIVITY_TYPES } from '../lib/contract/stages';
 import type { PipelineInput } from '../workflows/definitions';
 
 /** A task has waited this long for a worker, and no worker has polled its queue for as long: the queue is idle. */

@@ -15,7 +15,7 @@ import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../
 import { queuesForRun } from '../temporal/queues';
 import { assertWritable } from '../lib/store/store-identity';
 import { exitCodeFor, fuserShown, type RunResult } from '../lib/contract/results';
-import { createWorkers, installQuietRuntime, prestartTorch, runWorkersUntil } from '../workers';
+import { installQuietRuntime } from '../workers/runtime';
 import { ensureServer } from '../temporal/dev-server';
 import { requireServer } from './temporal';
 import { PIPELINE_WORKFLOW, progressQuery, type PipelineInput, type PipelineProgress } from '../workflows/definitions';
@@ -83,9 +83,12 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   const runId = workflowIdFor(spec.name, loaded.specDigest, trigger, opts.commit, Boolean(opts.force));
 
   installQuietRuntime();
-  // Import torch while the server, the store and the workflow start; Inductor's ISA probes only for AOTInductor packages.
+  // The workers and their activities only where this process serves the run (`ttd status` and the others that import
+  // this module do not load them). Import torch while the server, the store and the workflow start; Inductor's ISA
+  // probes only for AOTInductor packages.
+  const served = opts.detach ? undefined : await import('../workers/index.js');
   const aoti = spec.formats.includes('aoti');
-  if (!opts.detach) prestartTorch(config, { aoti });
+  served?.prestartTorch(config, { aoti });
   let server;
   try {
     // A detached run leaves the work to running workers, so it needs a server that outlives this process.
@@ -124,10 +127,11 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     };
     const { handle, attached } = await startOrAttach(temporal.client, input);
     log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
-    if (opts.detach) {
+    if (!served) {
       printJsonOr(json, { runId, status: 'running', attached }, `${runId} running${attached ? ' (attached to an earlier start)' : ''}`);
       return;
     }
+    const { createWorkers, runWorkersUntil } = served;
     const workers = await createWorkers({ connection: temporal.native, config, store, queues, aoti });
     const interrupts = followInterrupts(handle, runId, log);
     let ended: RunResult | RunEnd;

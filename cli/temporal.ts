@@ -5,7 +5,7 @@ import { loadTemporalConfig, serverAddress, type TemporalConfig } from '../tempo
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { temporalConnectOptions, usesTls } from '../temporal/profile';
 import { refusal } from './connection-refusal';
-import { installQuietRuntime } from '../workers';
+import { installQuietRuntime } from '../workers/runtime';
 import { listening } from '../temporal/dev-server';
 
 /** How long a server that should already run may take to answer (issue 15: an unreachable server fails within 10 s). */

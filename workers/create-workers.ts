@@ -1,43 +1,17 @@
 // Builds the workers of both task queues with their activities; used by `ttd run` and the worker entry points.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DefaultLogger, makeTelemetryFilterString, type NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { type NativeConnection, Worker } from '@temporalio/worker';
 import { createControlActivities, createTorchActivities } from '../activities';
 import { stopForkServers } from '../activities/torch-process';
 import { prestartTorch } from '../activities/step-cache';
 import type { TemporalConfig } from '../temporal/config';
 import type { ObjectStore } from '../lib/store/store';
-import { terminalJson, terminalText } from '../render/terminal';
-import { flushTelemetry, runtimeMetrics, tracedWorkflows, workerTelemetryOptions } from './telemetry';
+import { flushTelemetry, tracedWorkflows, workerTelemetryOptions } from './telemetry';
 
 /** The queues a process can serve. */
 export const QueueKind = { control: 'control', torch: 'torch' } as const;
 export type QueueKind = (typeof QueueKind)[keyof typeof QueueKind];
-
-let runtimeInstalled = false;
-
-/** Sends the SDK's logging, the native core's included, to stderr at ERROR (DEBUG with TTD_LOG_LEVEL=debug):
- * the core would otherwise print warnings on stdout, where `--json` promises exactly one JSON object. */
-export function installQuietRuntime(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  const level = process.env.TTD_LOG_LEVEL === 'debug' ? 'DEBUG' : 'ERROR';
-  Runtime.install({
-    // Signals are ours: `ttd run` cancels its run on Ctrl-C, `ttd worker` drains (the SDK's default would shut the
-    // runtime down under us, and `ttd run` died with 'Channel has been shut down').
-    shutdownSignals: [],
-    logger: new DefaultLogger(level, (entry) =>
-      // Messages can quote a model file's errors: escaped, as everything that reaches a terminal (render/terminal.ts).
-      process.stderr.write(
-        `${entry.level} ${terminalText(entry.message)}${entry.meta ? ` ${terminalJson(JSON.stringify(entry.meta))}` : ''}\n`,
-      ),
-    ),
-    telemetryOptions: {
-      logging: { filter: makeTelemetryFilterString({ core: level, other: level }), forward: {} },
-      ...runtimeMetrics(), // Prometheus, when `ttd worker --metrics-port` asked for it (workers/telemetry.ts)
-    },
-  });
-}
 
 /** The prebuilt bundle from `make setup` when it is there (saves a webpack run per process), else the sources; with
  * tracing on, the bundle built with the OpenTelemetry workflow interceptors. */

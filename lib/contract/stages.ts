@@ -242,3 +242,7 @@ export type StageInputOf<A extends keyof TorchStages> = Parameters<TorchStages[A
 type StoredOf<A extends keyof TorchStages> = TorchStages[A] extends { store?: readonly (infer S extends string)[] } ? S : never;
 /** The output a declared stage returns. */
 export type DeclaredOutput<A extends keyof TorchStages> = StageOutput<TorchStages[A]['op'], StoredOf<A>>;
+
+/** The activity types of the torch queue (the keys of createTorchActivities in activities/index.ts): `ttd status` tells
+ * by them which queue a run's pending activity waits on. */
+export const TORCH_ACTIVITY_TYPES: readonly string[] = ['buildEnvironment', 'train', ...Object.keys(TorchStages), 'checkParity'];
