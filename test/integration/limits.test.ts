@@ -26,6 +26,27 @@ async function history(runId: string) {
   }
 }
 
+// Appended to the seed's model file: each training batch sleeps 30 ms (32 batches an epoch), eval runs as before.
+const SLOW_EPOCHS = `
+import time as _time
+_seed_build_model = build_model
+
+
+class _SlowEpochs(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        if self.training:
+            _time.sleep(0.03)
+        return self.inner(x)
+
+
+def build_model(params):
+    return _SlowEpochs(_seed_build_model(params))
+`;
+
 describe('limits', () => {
   it('a 1 MB foreign archive that expands to 1 GB is refused before upload with archive_too_large', async () => {
     const dir = tempDir();
@@ -91,6 +112,11 @@ describe('limits', () => {
   );
 
   it('a run of 8 epochs leaves only the last TTD_CHECKPOINTS_KEPT checkpoints in the store, not one per epoch', async () => {
+    // The seed's model, about a second per epoch: train replaces an epoch's checkpoint file with the next one's, so a
+    // worker that has not stored one before the next is written (the seed's epochs take milliseconds; under load the
+    // worker lags) stores the newer one instead, and a run would store fewer than one per epoch.
+    const model = join(tempDir(), 'slow-epochs.py');
+    writeFileSync(model, `${readFileSync(join(seedDir, 'model.py'), 'utf8')}\n${SLOW_EPOCHS}`);
     const spec = (name: string) =>
       writeSpec(
         tempDir(),
@@ -98,7 +124,7 @@ describe('limits', () => {
           train: { epochs: 8, batch_size: 32, optimizer: 'adam', lr: 0.01, loss: 'mse', seed: 0 },
           parity: { runtimes: ['python'] },
         }),
-        join(seedDir, 'model.py'),
+        model,
       );
     // Without retention (the audit's finding): one checkpoint per epoch, never deleted.
     const unbounded = tempDir();
