@@ -4,10 +4,10 @@ import { defineConfig } from 'vitest/config';
 // Integration files at once. One file at a time kept about half a core busy (docs/benchmarks.md): most of a file's
 // time is waiting on Temporal, on torch processes and servers starting. Files are race-free with each other: own
 // homes, stores, task queues, ports and TMPDIRs, and process checks scoped to their own workers. Two, not more: with
-// three beside the torch side and other sessions (load average 25), hook budgets ran out. The default stays one at a
-// time until a clean-clone run has shown two green (on a loaded host two at a time measured 0.97x one at a time:
-// the suite is CPU-bound there); TTD_TEST_FORKS=2 runs two.
-const forks = Number(process.env.TTD_TEST_FORKS ?? 1);
+// three beside the torch side and other sessions (load average 25), hook budgets ran out. On a quiet 2-core host a
+// clean clone's suite took 36.3 min one at a time (about one core busy), 27.7 min two at once with the torch side
+// beside (2026-12-04); TTD_TEST_FORKS=1 runs one at a time.
+const forks = Number(process.env.TTD_TEST_FORKS ?? 2);
 
 // Files that assert wall-clock bounds ("refused at once", under 10 s; an environment found in under 5 s): they run
 // after the others, one after another in one process, so the suite's own load does not decide them.
