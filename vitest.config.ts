@@ -10,7 +10,9 @@ import { defineConfig } from 'vitest/config';
 const forks = Number(process.env.TTD_TEST_FORKS ?? 2);
 
 // Files that assert wall-clock bounds ("refused at once", under 10 s; an environment found in under 5 s): they run
-// after the others, one after another in one process, so the suite's own load does not decide them.
+// after the others (and after the torch side, which ends well before), two at once as the others, so that the suite's
+// own load does not decide them. One after another they kept a core idle for about 4 minutes; the bounds, all
+// seconds where the tests take one or two, allow one file beside.
 const alone = [
   'test/integration/temporal-connection.test.ts',
   'test/integration/cli-arguments.test.ts',
@@ -22,9 +24,9 @@ const alone = [
 // Three projects. `unit`: no Temporal server, no torch; files in parallel on worker threads (seconds). `integration`:
 // one real Temporal dev server (global setup) and real torch processes; each file in a fresh process, `forks` files at
 // once, with timeouts that allow for the files beside it and the torch side (make test runs it alongside).
-// `integration-alone`: the files above, after the others (groupOrder), in one fork. vitest 3 sizes each pool once for
-// all projects (a project's own maxForks is not honoured), so the split is by pool and by singleFork: threads for
-// unit, forks for integration, one fork for the files that must be alone. The unit project runs first.
+// `integration-alone`: the files above, after the others (groupOrder). vitest 3 sizes each pool once for all projects
+// (a project's own maxForks is not honoured): threads for unit, forks for both integration projects. The unit project
+// runs first.
 export default defineConfig({
   test: {
     testTimeout: 180_000,
@@ -65,7 +67,6 @@ export default defineConfig({
           name: 'integration-alone',
           include: alone,
           pool: 'forks',
-          poolOptions: { forks: { singleFork: true } },
           globalSetup: ['test/global-setup.ts'],
           setupFiles: ['test/cpu-accounting.ts'],
           sequence: { groupOrder: 2 },
