@@ -69,14 +69,33 @@ export function quickSeedSpec(name: string, extra: Record<string, unknown> = {})
   };
 }
 
-/** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
+/** A TCP port nobody listens on right now, with port + 1000 free too (a dev server's UI port), both below the kernel's
+ * ephemeral range: a port the kernel hands out (listen(0)) is one that the outgoing connections of the files running
+ * beside can take before the server binds it (a run once failed with server_conflict so). */
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 1_000 - 10_000));
+    if ((await bindable(port)) && (await bindable(port + 1_000))) return port;
+  }
+  throw new Error(`no free port with port + 1000 free between 10000 and ${low}`);
+}
+
+// The first port of the kernel's ephemeral range (32768 where /proc does not say).
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return low > 12_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
     const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolvePromise(address.port) : reject(new Error('no port'))));
-    });
+    server.once('error', () => resolvePromise(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolvePromise(true)));
   });
 }
 
