@@ -1,8 +1,8 @@
 // The one entry of workers/ for cli/: the workers of both task queues and their telemetry, and what the CLI needs of
-// the activities they serve (warming torch up, stopping fork servers, the torch activity types).
+// the activities they serve (warming torch up, stopping fork servers, their types).
 export { createWorkers, QueueKind, runWorkersUntil } from './create-workers';
 export { installQuietRuntime } from './runtime';
 export { checkMetricsPort, flushTelemetry, useTelemetry, workerTelemetry } from './telemetry';
-export { TORCH_ACTIVITY_TYPES, type ControlActivities, type StageRun, type TorchActivities } from '../activities';
+export { type ControlActivities, type StageRun, type TorchActivities } from '../activities';
 export { prestartTorch } from '../activities/step-cache';
 export { stopForkServers } from '../activities/torch-process';

@@ -43,6 +43,9 @@ function verdictIn<const U extends readonly CodeUse[]>(doc: string, uses: U) {
   return { kind: 'verdict', uses, retryable: false, exit: 1, doc } as const;
 }
 
+/** The uses of a failure that is also a gate's code and a `--json` error's. */
+const EVERYWHERE = ['gate', 'failure', 'error'] as const;
+
 /** A stage's failure type, which becomes its gate's code: the run ends `failed` (exit 2). */
 function failure<const K extends CodeKind, const R extends boolean>(
   kind: K,
@@ -137,7 +140,7 @@ export const CODES = {
   ]),
 
   // ---- stage failures (the run ends `failed`, exit 2): the failure's type becomes its gate's code
-  sandbox_unavailable: failure('user', false, 'TTD_SANDBOX=on but bubblewrap cannot run here', ['gate', 'failure', 'error']),
+  sandbox_unavailable: failure('user', false, 'TTD_SANDBOX=on but bubblewrap cannot run here', EVERYWHERE),
   model_error: failure('user', false, "the user's model file failed to import, lacks a function, or raised", ['gate', 'failure', 'torch']),
   bad_input: failure('user', false, "a stage's input does not fit what its op accepts (the torch side's bad_request)"),
   environment_missing: failure('user', false, 'the torch environment cannot start or has no torch'),
@@ -145,29 +148,26 @@ export const CODES = {
     'user',
     false,
     "a declared environment cannot be built: a requirement that would replace the base's torch, or that cannot be resolved or installed (the package named)",
-    ['gate', 'failure', 'error'],
+    EVERYWHERE,
   ),
-  index_unreachable: failure('user', false, 'the package index a declared environment resolves against cannot be reached', [
-    'gate',
-    'failure',
-    'error',
-  ]),
+  index_unreachable: failure('user', false, 'the package index a declared environment resolves against cannot be reached', EVERYWHERE),
   runtime_mismatch: failure(
     'user',
     false,
     "a libtorch runner built against another torch than its environment's Python: refused before parity",
-    ['gate', 'failure', 'error'],
+    EVERYWHERE,
   ),
-  digest_mismatch: failure('user', false, 'bytes read from the store do not hash to the digest they were stored under; never used', [
-    'gate',
-    'failure',
-    'error',
-  ]),
+  digest_mismatch: failure(
+    'user',
+    false,
+    'bytes read from the store do not hash to the digest they were stored under; never used',
+    EVERYWHERE,
+  ),
   store_damaged: failure(
     'user',
     false,
     'an object in the store (a registry state, an audit record) is not what ttd wrote there: named, never retried',
-    ['gate', 'failure', 'error'],
+    EVERYWHERE,
   ),
   torch_internal: failure('internal', true, 'the torch side reported an internal error (our bug, or its host): retried by Temporal'),
   model_crashed: failure(
