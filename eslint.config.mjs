@@ -87,6 +87,26 @@ export default tseslint.config(
   },
   // Tests read the CLI's --json documents and OTLP payloads as they come.
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
+  // Integration tests and their helpers never wait on a child synchronously: a fork whose event loop is blocked past
+  // vitest's fixed 60 s worker RPC timeout loses its results and fails the suite (test/helpers.ts `command`, `mustRun`).
+  {
+    files: ['test/integration/**/*.ts', 'test/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [SDK_INTERNAL],
+          paths: [
+            {
+              name: 'node:child_process',
+              importNames: ['execSync', 'execFileSync', 'spawnSync'],
+              message: 'use command() or mustRun() of test/helpers.ts: a blocked event loop past 60 s loses the file its results.',
+            },
+          ],
+        },
+      ],
+    },
+  },
   { files: ['lib/**/*.ts', 'render/**/*.ts'], rules: { '@typescript-eslint/no-restricted-imports': restricted(temporalOnly()) } },
   { files: ['temporal/**/*.ts'], rules: { '@typescript-eslint/no-restricted-imports': restricted(temporalOnly('client', 'envconfig')) } },
   { files: ['activities/**/*.ts'], rules: { '@typescript-eslint/no-restricted-imports': restricted(temporalOnly('activity')) } },

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
+import { execa } from 'execa';
 import { stringify } from 'yaml';
 
 export const repoRoot = resolve(__dirname, '..');
@@ -32,6 +33,41 @@ export function runTtd(args: string[], env: Record<string, string | undefined>):
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
   });
+}
+
+/** What `command` needs beyond its arguments. `env` replaces the environment unless `extendEnv` is set. */
+export interface CommandOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  extendEnv?: boolean;
+  input?: string;
+  timeout?: number;
+}
+
+/** Runs a program without blocking this process, and resolves with its exit code and output whatever the code.
+ *
+ * Tests never wait on a child synchronously (spawnSync, execFileSync): a fork that blocks its event loop for longer
+ * than vitest's fixed 60 s worker RPC timeout loses its results ("Timeout calling onTaskUpdate", an unhandled error
+ * that fails the suite), which a torch import or a whole `ttd run` does on a loaded host. ESLint refuses the sync forms
+ * in test/. */
+export async function command(file: string, args: string[], options: CommandOptions = {}): Promise<TtdRun> {
+  const r = await execa(file, args, {
+    cwd: options.cwd,
+    env: options.env,
+    extendEnv: options.extendEnv ?? options.env === undefined,
+    input: options.input,
+    timeout: options.timeout,
+    reject: false,
+    stripFinalNewline: false,
+  });
+  return { code: r.exitCode ?? null, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `command` that must succeed: rejects with the program's stderr when it exits non-zero; resolves with its stdout. */
+export async function mustRun(file: string, args: string[], options: CommandOptions = {}): Promise<string> {
+  const r = await command(file, args, options);
+  if (r.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
 }
 
 /** A fresh directory for TTD_HOME and spec files. */

@@ -1,4 +1,5 @@
 // Worker hosts for tests: `ttd worker` processes, each with the environment of its own host (home, store, keys).
+// eslint-disable-next-line @typescript-eslint/no-restricted-imports -- pgrep answers at once
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from './helpers';

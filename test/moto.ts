@@ -1,8 +1,8 @@
 // A real S3 endpoint for tests: moto_server (S3 wire protocol) on a loopback port, never an in-process fake.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
-import { freePort, repoRoot } from './helpers';
+import { freePort, mustRun, repoRoot } from './helpers';
 import { S3ObjectStore } from '../lib/store/s3-store';
 import { listening } from '../temporal/dev-server';
 
@@ -80,10 +80,7 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
   await launch();
   const keys: Record<string, AccessKey> = options.iam
     ? JSON.parse(
-        execFileSync(join(repoRoot, '.venv', 'bin', 'python'), ['-c', MAKE_USERS], {
-          input: JSON.stringify({ endpoint, users }),
-          encoding: 'utf8',
-        }),
+        await mustRun(join(repoRoot, '.venv', 'bin', 'python'), ['-c', MAKE_USERS], { input: JSON.stringify({ endpoint, users }) }),
       )
     : {};
   const admin = keys[ADMIN];

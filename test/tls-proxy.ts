@@ -1,6 +1,7 @@
 // Debian's nginx as a gRPC TLS front for the suite's Temporal server: one endpoint that demands a client certificate
 // signed by a test CA (mutual TLS), one that demands `authorization: Bearer KEY` (an API key), both on loopback.
 import { spawn, type ChildProcess } from 'node:child_process';
+// eslint-disable-next-line @typescript-eslint/no-restricted-imports -- openssl makes a key in milliseconds
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';

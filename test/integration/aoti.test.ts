@@ -1,10 +1,9 @@
 // torch.export and AOTInductor beside TorchScript: the seed promoted in both formats, each checked in the Python and the
 // libtorch runtime of torch 2.13; the package pulled and run in a bare Python; export's gate on a data-dependent branch.
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/contract/results';
-import { fixtureModels, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
+import { fixtureModels, mustRun, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 
 const python213 = join(repoRoot, '.torch', 'torch-2.13', 'bin', 'python');
 
@@ -71,7 +70,7 @@ describe('AOTInductor packages beside TorchScript (torch-2.13)', () => {
     expect(JSON.parse(pull.stdout)).toMatchObject({ format: 'aoti', digest: shown.formats.aoti.digest });
     const script = `import torch, torch._inductor as i; m = i.aoti_load_package(${JSON.stringify(out)}); print(float(m(torch.ones(2, 3))[0][0]))`;
     const answer = Number(
-      execFileSync(python213, ['-I', '-c', script], { cwd: tempDir(), env: { PATH: '/usr/bin:/bin' }, encoding: 'utf8' })
+      (await mustRun(python213, ['-I', '-c', script], { cwd: tempDir(), env: { PATH: '/usr/bin:/bin' } }))
         .trim()
         .split('\n')
         .pop(),

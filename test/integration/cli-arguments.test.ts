@@ -1,10 +1,9 @@
 // Arguments a user gets wrong, through the real bin/ttd: exit 2, one JSON object naming the flag, variable or file
 // with the value and what was expected, and nothing written or left behind.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { repoRoot, runTtd, seedDir, tempDir, testEnv, type TtdRun } from '../helpers';
+import { command, repoRoot, runTtd, seedDir, tempDir, testEnv, type TtdRun } from '../helpers';
 import { startMoto } from '../moto';
 
 const address = () => inject('temporalAddress');
@@ -106,7 +105,7 @@ describe('cli arguments', () => {
     expect(readdirSync(home)).toEqual([]);
   });
 
-  it('a torch fork server leaves no /tmp/ttd-torch-* directory behind, stopped or not when its worker exits', () => {
+  it('a torch fork server leaves no /tmp/ttd-torch-* directory behind, stopped or not when its worker exits', async () => {
     // A worker that exits with its server running (as `ttd run` does), and one that stops it first.
     for (const stop of [false, true]) {
       const tmp = tempDir('ttd-tmpdir-');
@@ -121,13 +120,12 @@ describe('cli arguments', () => {
           if (${stop}) { await torch.stopForkServers(); await new Promise((r) => setTimeout(r, 6000)); }
           process.exit(0);
         })().catch((err) => { console.error(err); process.exit(1); });`;
-      const child = spawnSync(process.execPath, ['-e', script], {
+      const child = await command(process.execPath, ['-e', script], {
         cwd: repoRoot,
         env: { ...process.env, TMPDIR: tmp },
-        encoding: 'utf8',
         timeout: 120_000,
       });
-      expect(child.status, child.stderr).toBe(0);
+      expect(child.code, child.stderr).toBe(0);
       expect(readdirSync(tmp).filter((d) => d.startsWith('ttd-torch-'))).toEqual([]);
     }
   });

@@ -1,11 +1,10 @@
 // Foreign artifacts (the seed's R case): a TorchScript archive and its references, made by another program,
 // verified, checked in both runtimes and promoted without training or tracing.
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/contract/results';
-import { repoRoot, runTtd, tempDir, testEnv } from '../helpers';
+import { command, mustRun, repoRoot, runTtd, tempDir, testEnv } from '../helpers';
 
 const makePython = join(repoRoot, 'test', 'fixtures', 'foreign', 'make_python_artifact.py');
 const makeCpp = join(repoRoot, 'build', 'libtorch', 'ttd-make-foreign-artifact');
@@ -23,7 +22,7 @@ describe('foreign artifacts', () => {
 
   it('an archive and references made by a separate Python process are verified and promoted without training', async () => {
     const dir = tempDir();
-    execFileSync('/usr/bin/python3', [makePython, dir]);
+    await mustRun('/usr/bin/python3', [makePython, dir]);
     const run = await runTtd(['run', foreignSpec(dir, 'from-python'), '--json'], env());
     expect(run.code, run.stderr).toBe(0);
     const result: RunResult = JSON.parse(run.stdout);
@@ -37,7 +36,7 @@ describe('foreign artifacts', () => {
     // The exact bytes the user made are what is promoted.
     const pulled = join(tempDir(), 'pulled.pt');
     expect((await runTtd(['pull', 'from-python@production', '-o', pulled], env())).code).toBe(0);
-    expect(execFileSync('cmp', [pulled, join(dir, 'model.pt')]).length).toBe(0);
+    expect((await command('cmp', [pulled, join(dir, 'model.pt')])).code).toBe(0);
     const shown = JSON.parse((await runTtd(['show', 'from-python@production', '--json'], env())).stdout);
     expect(shown.reports.trace.mode).toBe('foreign');
     expect(shown.reports.training).toBeUndefined();
@@ -46,7 +45,7 @@ describe('foreign artifacts', () => {
 
   it('an archive made by a small libtorch C++ program is verified and promoted, given as model:', async () => {
     const dir = tempDir();
-    execFileSync(makeCpp, [dir]);
+    await mustRun(makeCpp, [dir]);
     const run = await runTtd(['run', foreignSpec(dir, 'from-cpp', 'model'), '--json'], env());
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout).status).toBe('promoted');
@@ -54,7 +53,7 @@ describe('foreign artifacts', () => {
 
   it('an archive traced in train mode is rejected at the trace gate, telling an R user to call model$eval()', async () => {
     const dir = tempDir();
-    execFileSync('/usr/bin/python3', [makePython, dir, '--train-mode']);
+    await mustRun('/usr/bin/python3', [makePython, dir, '--train-mode']);
     const run = await runTtd(['run', foreignSpec(dir, 'train-mode'), '--json'], env());
     expect(run.code, run.stderr).toBe(1);
     const result: RunResult = JSON.parse(run.stdout);
@@ -67,8 +66,8 @@ describe('foreign artifacts', () => {
   it('references that the archive does not reproduce are rejected with the numbers', async () => {
     const a = tempDir();
     const b = tempDir();
-    execFileSync('/usr/bin/python3', [makePython, a]);
-    execFileSync(makeCpp, [b]);
+    await mustRun('/usr/bin/python3', [makePython, a]);
+    await mustRun(makeCpp, [b]);
     copyFileSync(join(b, 'refs.safetensors'), join(a, 'refs.safetensors')); // another model's references
     const run = await runTtd(['run', foreignSpec(a, 'mismatch'), '--json'], env());
     const result: RunResult = JSON.parse(run.stdout);
@@ -80,7 +79,7 @@ describe('foreign artifacts', () => {
 
   it('references with names we do not understand are bad input: exit 2 before anything starts', async () => {
     const dir = tempDir();
-    execFileSync('/usr/bin/python3', [makePython, dir]);
+    await mustRun('/usr/bin/python3', [makePython, dir]);
     // A valid safetensors file whose one tensor is called 'weights'.
     const header = Buffer.from(JSON.stringify({ weights: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }));
     const len = Buffer.alloc(8);
@@ -96,7 +95,7 @@ describe('foreign artifacts', () => {
 
   it('a spec with both model and artifact, or an artifact without references, names the problem', async () => {
     const dir = tempDir();
-    execFileSync('/usr/bin/python3', [makePython, dir]);
+    await mustRun('/usr/bin/python3', [makePython, dir]);
     writeFileSync(join(dir, 'both.yaml'), 'name: both\nmodel: ./model.py\nartifact: ./model.pt\nreferences: ./refs.safetensors\n');
     const both = await runTtd(['run', join(dir, 'both.yaml')], env());
     expect(both.code).toBe(2);

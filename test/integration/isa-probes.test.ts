@@ -1,13 +1,12 @@
 // Inductor's ISA probes, made once per host for the AOTInductor Python parity runner: where the probes pass every ISA
 // the CPU claims, a runner given the cache and TORCHINDUCTOR_VEC_ISA_OK=1 finds the same ISA list with fewer probes
 // loaded in child Pythons (the base probe of each ISA), which is what the variable saves; real torch 2.13, no fakes.
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isaProbes } from '../../activities/isa-probes';
 import { forEnvironment, loadConfig } from '../../lib/config';
-import { tempDir } from '../helpers';
+import { mustRun, tempDir } from '../helpers';
 
 // The ISA list a runner finds, and how many child Pythons it started to find it.
 const RUNNER_VIEW = [
@@ -31,19 +30,18 @@ describe('ISA probes', () => {
     expect(probes).toBeDefined();
     const verdict = JSON.parse(readFileSync(join(probes!.dir, 'isa-verdict.json'), 'utf8')) as { probed: string[]; claimed: string[] };
     expect(verdict.probed.length).toBeGreaterThan(0);
-    const runner = (env: Record<string, string>) =>
+    const runner = async (env: Record<string, string>) =>
       JSON.parse(
-        execFileSync(config.python, ['-I', '-c', RUNNER_VIEW], {
+        await mustRun(config.python, ['-I', '-c', RUNNER_VIEW], {
           env: { PATH: '/usr/bin:/bin', HOME: home, TMPDIR: home, TORCHINDUCTOR_CACHE_DIR: probes!.dir, ...env },
-          encoding: 'utf8',
         }),
       ) as { isas: string[]; children: number };
-    const probing = runner({});
+    const probing = await runner({});
     expect(probing.isas).toEqual(verdict.probed);
     if (JSON.stringify(verdict.probed) === JSON.stringify(verdict.claimed)) {
       expect(probes!.env).toEqual({ TORCHINDUCTOR_VEC_ISA_OK: '1' });
       expect(probing.children).toBeGreaterThan(0); // what the variable saves
-      const trusting = runner(probes!.env);
+      const trusting = await runner(probes!.env);
       expect(trusting.isas).toEqual(verdict.probed);
       expect(trusting.children).toBeLessThanOrEqual(probing.children - verdict.probed.length);
     } else {

@@ -1,6 +1,5 @@
 // Limits with clear errors (issue 14, item 7; docs/trust-limits.md): each test performs an attack from the audit and
 // shows it refused with its code, a message naming the thing, the value and the limit, and nothing left behind.
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -9,7 +8,7 @@ import { checkpointIndexKey, latestCheckpoint, readCheckpointIndex, storeCheckpo
 import type { RunResult } from '../../lib/contract/results';
 import { S3ObjectStore } from '../../lib/store/s3-store';
 import { blobKey } from '../../lib/store/store';
-import { checkpointBlobs, fixtureModels, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
+import { checkpointBlobs, mustRun, fixtureModels, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 import { startMoto } from '../moto';
 
 const address = () => inject('temporalAddress');
@@ -50,7 +49,7 @@ def build_model(params):
 describe('limits', () => {
   it('a 1 MB foreign archive that expands to 1 GB is refused before upload with archive_too_large', async () => {
     const dir = tempDir();
-    const made = JSON.parse(execFileSync('/usr/bin/python3', ['-I', makeBomb, dir, '1024'], { encoding: 'utf8' }));
+    const made = JSON.parse(await mustRun('/usr/bin/python3', ['-I', makeBomb, dir, '1024']));
     expect(made.bytes).toBeLessThan(2 ** 21); // the attack: about 1 MB on disk ...
     expect(made.expanded).toBeGreaterThan(2 ** 30); // ... 1 GB expanded, in a record torch allocates in full
     writeFileSync(join(dir, 'pipeline.yaml'), 'name: bomb\nartifact: ./model.pt\nreferences: ./refs.safetensors\n');
@@ -66,7 +65,7 @@ describe('limits', () => {
 
   it('the absolute cap refuses an archive given as model:, naming the limit in MiB', async () => {
     const dir = tempDir();
-    const made = JSON.parse(execFileSync('/usr/bin/python3', ['-I', makeBomb, dir, '8'], { encoding: 'utf8' }));
+    const made = JSON.parse(await mustRun('/usr/bin/python3', ['-I', makeBomb, dir, '8']));
     writeFileSync(join(dir, 'pipeline.yaml'), 'name: bomb\nmodel: ./model.pt\nreferences: ./refs.safetensors\n');
     const home = tempDir();
     const env = { ...testEnv(home, address()), TTD_MAX_ARCHIVE_MB: '4', TTD_MAX_ARCHIVE_RATIO: '100000' };
@@ -144,7 +143,7 @@ describe('limits', () => {
 
   it('a foreign artifact with 5000 reference cases is promoted with every payload small and no activity retried', async () => {
     const dir = tempDir();
-    execFileSync('/usr/bin/python3', ['-I', makeManyCases, dir, '5000']);
+    await mustRun('/usr/bin/python3', ['-I', makeManyCases, dir, '5000']);
     writeFileSync(join(dir, 'pipeline.yaml'), 'name: many-cases\nartifact: ./model.pt\nreferences: ./refs.safetensors\n');
     const home = tempDir();
     const run = await runTtd(['run', join(dir, 'pipeline.yaml'), '--json'], testEnv(home, address()));

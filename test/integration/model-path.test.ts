@@ -1,6 +1,7 @@
 // `model:` names something that is not a model file: a directory, a FIFO, a device, a socket, a link to a secret or to
 // /proc, a file of another kind or one too large. The real CLI refuses each before anything is read whole or stored,
 // with model_invalid (model_file_not_found when missing) and the path; the shared S3 store (moto) is left as it was.
+// eslint-disable-next-line @typescript-eslint/no-restricted-imports -- mkfifo answers at once
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';

@@ -1,5 +1,6 @@
 // Durable operations with the server and workers as separate processes: detached runs, CI triggers,
 // approval, promotion, rollback, comparison, schedules, cancellation and concurrency.
+// eslint-disable-next-line @typescript-eslint/no-restricted-imports -- pgrep answers at once
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -2,11 +2,11 @@
 // shell, and its unit file is written where it says and started as systemd would start it. Against real components:
 // the suite's Temporal server behind nginx demanding a client certificate of a test CA, S3 on moto, torch 1.13.
 // What the rehearsal changes is listed at the top of docs/deploy.md; this test is what makes that list true.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freePort, quickSeedSpec, repoRoot, seedDir, tempDir, writeSpec } from '../helpers';
+import { command, freePort, quickSeedSpec, repoRoot, seedDir, tempDir, writeSpec } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 import { startTlsProxy, type TlsProxy } from '../tls-proxy';
 
@@ -39,7 +39,7 @@ describe('the runbook (docs/deploy.md), rehearsed', () => {
   });
   afterAll(async () => {
     // Whatever the outcome, the unit is stopped (a failed step would leave the worker running).
-    spawnSync(process.execPath, [join(repoRoot, 'test', 'systemctl-standin.mjs'), 'stop', UNIT], {
+    await command(process.execPath, [join(repoRoot, 'test', 'systemctl-standin.mjs'), 'stop', UNIT], {
       env: { ...process.env, SYSTEMCTL_UNIT_DIR: unitDir, SYSTEMCTL_STATE_DIR: stateDir },
     });
     await moto?.stop();

@@ -1,10 +1,9 @@
 // Hostile references files (docs/trust-safetensors.md): a file that breaks a safetensors rule is bad input, rejected
 // with the rule's code before anything is stored or started.
-import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { repoRoot, runTtd, tempDir, testEnv } from '../helpers';
+import { mustRun, repoRoot, runTtd, tempDir, testEnv } from '../helpers';
 
 const makePython = join(repoRoot, 'test', 'fixtures', 'foreign', 'make_python_artifact.py');
 
@@ -19,7 +18,7 @@ function file(header: object, data: Buffer): Buffer {
 /** Runs `ttd run` on a real traced archive with these references; returns the run and its TTD_HOME. */
 async function runWithReferences(refs: Buffer) {
   const dir = tempDir();
-  execFileSync('/usr/bin/python3', [makePython, dir]);
+  await mustRun('/usr/bin/python3', [makePython, dir]);
   writeFileSync(join(dir, 'refs.safetensors'), refs);
   writeFileSync(join(dir, 'pipeline.yaml'), 'name: hostile-refs\nartifact: ./model.pt\nreferences: ./refs.safetensors\n');
   const home = tempDir();

@@ -1,24 +1,23 @@
 // The sandbox of code we did not write (docs/trust.md): a foreign archive that writes or reads a host file while it is
 // verified is rejected with sandbox_refused and the file is untouched; a model file that raises the worker's secret
 // puts it in neither the run's result, its workflow history nor its report; without bwrap a run fails clearly.
-import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/contract/results';
-import { fixtureModels, quickSeedSpec, repoRoot, runTtd, tempDir, testEnv, writeSpec } from '../helpers';
+import { fixtureModels, mustRun, quickSeedSpec, repoRoot, runTtd, tempDir, testEnv, writeSpec } from '../helpers';
 
 const makeHostile = join(repoRoot, 'test', 'fixtures', 'foreign', 'make_hostile_artifact.py');
 const HOST_TEXT = `host file of the sandbox test ${randomUUID()}\n`;
 
 /** A host file outside any work dir, and a hostile archive (with its references and spec) aimed at it. */
-function hostileRun(mode: '--write' | '--read', name: string): { spec: string; hostFile: string } {
+async function hostileRun(mode: '--write' | '--read', name: string): Promise<{ spec: string; hostFile: string }> {
   const hostFile = join(tempDir('ttd-host-'), 'host.txt');
   writeFileSync(hostFile, HOST_TEXT);
   const dir = tempDir();
-  execFileSync('/usr/bin/python3', [makeHostile, dir, mode, hostFile]);
+  await mustRun('/usr/bin/python3', [makeHostile, dir, mode, hostFile]);
   const spec = join(dir, 'pipeline.yaml');
   writeFileSync(spec, `name: ${name}\nartifact: ./model.pt\nreferences: ./refs.safetensors\n`);
   return { spec, hostFile };
@@ -39,7 +38,7 @@ describe('sandbox', () => {
 
   for (const process of ['server', 'fresh'] as const) {
     it(`a foreign archive that maps a host file shared and fills it is rejected with sandbox_refused and the file is unchanged (TTD_TORCH_PROCESS=${process})`, async () => {
-      const { spec, hostFile } = hostileRun('--write', `hostile-write-${process}`);
+      const { spec, hostFile } = await hostileRun('--write', `hostile-write-${process}`);
       const run = await runTtd(['run', spec, '--json'], env({ TTD_TORCH_PROCESS: process }));
       expect(run.code, run.stderr).toBe(1);
       const result: RunResult = JSON.parse(run.stdout);
@@ -59,7 +58,7 @@ describe('sandbox', () => {
   }
 
   it('a foreign archive that reads a host file is rejected with sandbox_refused, and the file reaches nothing', async () => {
-    const { spec, hostFile } = hostileRun('--read', 'hostile-read');
+    const { spec, hostFile } = await hostileRun('--read', 'hostile-read');
     const run = await runTtd(['run', spec, '--json'], env());
     expect(run.code, run.stderr).toBe(1);
     const result: RunResult = JSON.parse(run.stdout);

@@ -1,13 +1,12 @@
 // The seed end to end through `ttd run` with the embedded dev server: promoted, pulled, deployed without ttd;
 // once on the filesystem store and once on S3 (moto on loopback), the same code with another TTD_STORE.
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResult } from '../../lib/contract/results';
-import { freePort, repoRoot, runTtd, seedDir, tempDir, type TtdRun } from '../helpers';
+import { command, freePort, repoRoot, runTtd, seedDir, tempDir, type TtdRun } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 
 describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend) => {
@@ -82,12 +81,12 @@ describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend)
     expect(pulled.code, pulled.stderr).toBe(0);
     const bytes = readFileSync(join(deploy, 'model.pt'));
     expect(`sha256:${createHash('sha256').update(bytes).digest('hex')}`).toBe(result.digest);
-    const py = spawnSync(
+    const py = await command(
       '/usr/bin/python3',
       ['-I', '-c', 'import torch; m = torch.jit.load("model.pt"); print(m(torch.tensor((1.0, 1.0, 1.0))).item())'],
-      { cwd: deploy, env: { PATH: '/usr/bin:/bin' }, encoding: 'utf8' },
+      { cwd: deploy, env: { PATH: '/usr/bin:/bin' } },
     );
-    expect(py.status, py.stderr).toBe(0);
+    expect(py.code, py.stderr).toBe(0);
     const y = Number(py.stdout.trim());
     expect(y).toBeGreaterThan(-2.1);
     expect(y).toBeLessThan(-1.1);

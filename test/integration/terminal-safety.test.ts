@@ -2,12 +2,12 @@
 // escape sequences (a new window title, a cleared line, a fake "ALL GATES PASSED"), and an actor, approver and reason
 // carrying them into the audit log. What reaches stdout and stderr holds no control character but newline; --json
 // stays exact JSON that parses back to the very strings.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/contract/results';
-import { quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec, type TtdRun } from '../helpers';
+import { command as runCommand, quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec, type TtdRun } from '../helpers';
 
 /** Retitles the terminal, clears the line, moves up, clears it and prints a green verdict; then a C1 CSI and a
  * right-to-left override. */
@@ -72,14 +72,13 @@ describe('untrusted text on a terminal', () => {
     expect(r.stdout).toContain('\\u009b2K\\u202egnirts'); // and ours for C1 and bidi, which JSON.stringify leaves raw
   });
 
-  it('on a real terminal, in colour, no title, cursor or line escape of the model file reaches it', () => {
+  it('on a real terminal, in colour, no title, cursor or line escape of the model file reaches it', async () => {
     const command = `${process.execPath} ${join(repoRoot, 'bin', 'ttd')} run ${hostileSpec('hostile-tty')} --no-cache`;
-    const r = spawnSync('script', ['-qfec', command, '/dev/null'], {
+    const r = await runCommand('script', ['-qfec', command, '/dev/null'], {
       env: { ...process.env, ...env, NO_COLOR: undefined, COLUMNS: '200' },
-      encoding: 'utf8',
       timeout: 170_000,
     });
-    expect(r.status).toBe(2);
+    expect(r.code).toBe(2);
     expect(r.stdout).not.toContain('\x1b]'); // no operating-system command: the title stays
     expect(r.stdout).not.toMatch(/[\u0080-\u009f\u202a-\u202e\u2066-\u2069]/);
     expect(r.stdout).not.toContain('\x1b[1A'); // no cursor up: nothing printed earlier is overwritten

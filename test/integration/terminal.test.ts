@@ -1,10 +1,9 @@
 // `ttd run` on a real terminal (a pseudo-terminal from util-linux `script`): stage lines and a cli-progress bar of
 // epochs with the loss; NO_COLOR drops colour; the same run off a terminal prints plain lines.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { launchChromium, quickSeedSpec, repoRoot, screenshotDir, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
+import { command as runCommand, launchChromium, quickSeedSpec, repoRoot, screenshotDir, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 
 /** What a terminal shows after `raw`: line by line, `\r` and cursor-to-column-1 restart the line, clear-to-end
  * drops the rest; SGR colours become spans, every other escape is dropped. Enough for our own output. */
@@ -34,14 +33,13 @@ const COLOUR = /\x1b\[(?:3\d|1|2)m/; // the colours and weights our output uses 
 
 /** Runs `ttd run SPEC --no-cache` inside a pseudo-terminal and returns everything the terminal received. Without the
  * step cache, every run trains and shows its epochs (a cached train stage shows none). */
-function onTerminal(spec: string, env: Record<string, string | undefined>): string {
+async function onTerminal(spec: string, env: Record<string, string | undefined>): Promise<string> {
   const command = `${process.execPath} ${join(repoRoot, 'bin', 'ttd')} run ${spec} --no-cache`;
-  const r = spawnSync('script', ['-qfec', command, '/dev/null'], {
+  const r = await runCommand('script', ['-qfec', command, '/dev/null'], {
     env: { ...process.env, COLUMNS: '120', ...env },
-    encoding: 'utf8',
     timeout: 170_000,
   });
-  expect(r.status, r.stderr).toBe(0);
+  expect(r.code, r.stderr).toBe(0);
   return r.stdout;
 }
 
@@ -52,7 +50,7 @@ describe('ttd run on a terminal', () => {
     writeSpec(tempDir(), quickSeedSpec(name, { train: { epochs: 4, batch_size: 1, lr: 0.001, seed: 0 } }), join(seedDir, 'model.py'));
 
   it('draws a bar of epochs with the current loss, then one line per finished stage, in colour', async () => {
-    const out = onTerminal(spec('tty-colour'), { ...base, NO_COLOR: undefined });
+    const out = await onTerminal(spec('tty-colour'), { ...base, NO_COLOR: undefined });
     expect(out).toMatch(/train\s+[█░]+ [1-4]\/4 epochs {2}loss \d+\.\d{4}/);
     for (const stage of ['train', 'trace', 'verify', 'optimize', 'fusion', 'store', 'parity', 'promote']) {
       expect(out).toMatch(new RegExp(`✓\\S* ${stage}\\s+\\d+\\.\\ds`));
@@ -80,7 +78,7 @@ describe('ttd run on a terminal', () => {
   });
 
   it('respects NO_COLOR on a terminal and prints plain lines off one', async () => {
-    const out = onTerminal(spec('tty-plain'), { ...base, NO_COLOR: '1' });
+    const out = await onTerminal(spec('tty-plain'), { ...base, NO_COLOR: '1' });
     expect(out).toMatch(/[1-4]\/4 epochs/);
     expect(out).not.toMatch(COLOUR);
 
