@@ -28,7 +28,7 @@ test: setup
 test-unit: setup
 	@npx vitest run --project unit
 
-# The integration projects: one real Temporal dev server, real torch, one file at a time (TTD_TEST_FORKS=2: two), then
+# The integration projects: one real Temporal dev server, real torch, two files at once (TTD_TEST_FORKS=1: one), then
 # the files that assert wall-clock bounds one after another.
 test-integration: setup
 	@npx vitest run --project integration --project integration-alone

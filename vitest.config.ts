@@ -6,10 +6,12 @@ import { defineConfig } from 'vitest/config';
 // homes, stores, task queues, ports and TMPDIRs, and process checks scoped to their own workers. Two, not more: with
 // three beside the torch side and other sessions (load average 25), hook budgets ran out. On a quiet 2-core host a
 // clean clone's suite took 36.3 min one at a time (about one core busy), 27.7 min two at once with the torch side
-// beside (2026-12-04), 21-23 min with this session's other changes; but one of those runs lost a file's results to
-// vitest's fixed 60 s worker RPC timeout ("Timeout calling onTaskUpdate") and failed, so one at a time stays the
-// default until that is understood; TTD_TEST_FORKS=2 runs two.
-const forks = Number(process.env.TTD_TEST_FORKS ?? 1);
+// beside (2026-12-04), 21-23 min with the other changes of that day. One of those runs failed on vitest's fixed 60 s
+// worker RPC timeout ("Timeout calling onTaskUpdate"): a test that blocked its fork's event loop (a spawnSync of a whole
+// `ttd run`, slower than 60 s on the loaded host) right after the fork sent an update; reproduced with a 65 s
+// spawnSync, and gone now that tests never wait synchronously (test/helpers.ts `command`; ESLint refuses the sync
+// forms). TTD_TEST_FORKS=1 runs one at a time.
+const forks = Number(process.env.TTD_TEST_FORKS ?? 2);
 
 // Files that assert wall-clock bounds ("refused at once", under 10 s; an environment found in under 5 s): they run
 // after the others (and after the torch side, which ends well before), two at once as the others, so that the suite's

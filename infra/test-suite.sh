@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # make test after make setup: the torch side (infra/test-torch-side.sh: both torch environments' unittests, the
 # libtorch smoke test, the fuzz run) beside vitest's projects, whose files spend much of their time waiting on servers
-# and processes (TTD_TEST_SIDE_BY_SIDE=1; by default the torch side first); then the torch side's summary, and the
+# and processes (TTD_TEST_SIDE_BY_SIDE=0 runs the torch side first); then the torch side's summary, and the
 # suite's closing lines (infra/test-summary.mjs). Fails if either part failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p test-output
 rm -rf test-output/cpu # this run's CPU times only (test/cpu-accounting.ts)
-# TTD_TEST_SIDE_BY_SIDE=1: the torch side beside vitest (with TTD_TEST_FORKS=2, 21-23 min against 36 on a quiet 2-core
-# host), not yet the default: one such run failed on vitest's 60 s worker RPC timeout (README, Tests and benchmarks).
-if [ "${TTD_TEST_SIDE_BY_SIDE:-0}" = 1 ]; then
+# The torch side beside vitest by default (TTD_TEST_SIDE_BY_SIDE=0: first): with two integration files at once, 21-23 min
+# against 36 one part after the other on a quiet 2-core host (README, Tests and benchmarks).
+if [ "${TTD_TEST_SIDE_BY_SIDE:-1}" = 1 ]; then
   bash infra/test-torch-side.sh >test-output/torch-side.out 2>&1 &
   torch=$!
   echo "== orchestrator (vitest), the torch side beside it (test-output/torch-side.out)"
