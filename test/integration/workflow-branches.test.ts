@@ -112,6 +112,35 @@ const out = {
     files: { references: digest('8') },
     ...o,
   }),
+  export: (o: Partial<Torch<'exportProgram'>> = {}): Torch<'exportProgram'> => ({
+    ...passed,
+    files: { program: digest('f'), references: digest('e') },
+    cases: [],
+    example_shapes: [[4, 8]],
+    dynamic_dims: [],
+    nodes: { 'aten.linear.default': 2 },
+    node_total: 5,
+    warnings: [],
+    example_shape_checks: { chunks: 2, failed: 0 },
+    torch_version: '2.13.0',
+    eager_ms: 3,
+    ...o,
+  }),
+  compile: (o: Partial<Torch<'compilePackage'>> = {}): Torch<'compilePackage'> => ({
+    ...passed,
+    files: { package: digest('c') },
+    kernels: [],
+    kernel_count: 3,
+    compile_ms: 10,
+    cache_hit: false,
+    cache_counters: {},
+    cases: [],
+    max_abs_error: 0,
+    package_bytes: 1024,
+    warnings: [],
+    torch_version: '2.13.0',
+    ...o,
+  }),
   evaluate: (losses: Record<string, number | null>): Torch<'evaluate'> => ({
     results: Object.entries(losses).map(([name, validation_loss]) => ({ name, validation_loss, message: null })),
     rows: 16,
@@ -164,9 +193,8 @@ const promoting = (): Activities => ({
   currentAlias: async () => null,
   keepVersion: async () => ({ version: 4 }),
   recordAudit: async () => ({ seq: 12 }),
-  // These branches build TorchScript only: a run that exported or compiled here would fail loudly.
-  exportProgram: async () => Promise.reject(new Error('no branch test here exports a program')),
-  compilePackage: async () => Promise.reject(new Error('no branch test here compiles a package')),
+  exportProgram: async () => ran(out.export()),
+  compilePackage: async () => ran(out.compile()),
 });
 
 /** One call of a fake activity: its name and input. */
@@ -406,6 +434,59 @@ describe('pipeline workflow branches', () => {
     expect(ending(result)).toEqual(endsWith('rejected', 'parity', 'tolerance_exceeded'));
     expect(result.parity?.[0]).toMatchObject({ runtime: 'python', passed: false, code: 'tolerance_exceeded' });
     expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity']);
+  });
+
+  it('an AOTInductor-only run exports, compiles, stores the package and checks it in every runtime, with no TorchScript stage', async () => {
+    const { result, names, input } = await run({}, { formats: ['aoti'] });
+    expect(result.status).toBe('promoted');
+    expect(result.digest).toBe(digest('c'));
+    expect(result.gates.map((g) => [g.gate, g.passed])).toEqual([
+      ['training', true],
+      ['export', true],
+      ['compile', true],
+      ['parity', true],
+      ['promotion', true],
+    ]);
+    expect(names()).toEqual(['train', 'exportProgram', 'compilePackage', ...AFTER_BUILD]);
+    expect(input('compilePackage')).toMatchObject({ programDigest: digest('f'), referencesDigest: digest('e') });
+    expect(input('storeArtifact')).toMatchObject({
+      files: { artifact: digest('c'), aoti: digest('c'), program: digest('f'), aotiReferences: digest('e') },
+      formats: { aoti: { digest: digest('c'), references: digest('e') } },
+    });
+    expect(input('checkParity')).toMatchObject({ artifactDigest: digest('c'), referencesDigest: digest('e'), format: 'aoti' });
+  });
+
+  it('both formats: the TorchScript stages, then export and compile, then parity once per format', async () => {
+    const { result, names, calls } = await run({}, { formats: ['torchscript', 'aoti'] });
+    expect(result.status).toBe('promoted');
+    expect(result.digest).toBe(digest('4')); // the first format's artifact is the version's
+    expect(names()).toEqual([...BUILD, 'exportProgram', 'compilePackage', 'storeArtifact', 'checkParity', 'checkParity', 'promoteModel']);
+    const parity = calls.filter((c) => c.name === 'checkParity').map((c) => [c.input.artifactDigest, c.input.format]);
+    expect(parity).toEqual([
+      [digest('4'), undefined],
+      [digest('c'), 'aoti'],
+    ]);
+    expect(Object.keys(result.timings)).toEqual(expect.arrayContaining(['export', 'compile', 'parity', 'parity_aoti']));
+  });
+
+  it('export gate rejects a model torch.export cannot capture, before compile, and nothing is stored', async () => {
+    const refused = failed(GateCode.dataDependentControlFlow, 'torch.export met control flow that depends on tensor values');
+    const { result, names } = await run(
+      { exportProgram: async () => ran(out.export({ ...refused, files: {} as Torch<'exportProgram'>['files'] })) },
+      { formats: ['aoti'] },
+    );
+    expect(ending(result)).toEqual(endsWith('rejected', 'export', 'data_dependent_control_flow'));
+    expect(lastGate(result).message).toBe('torch.export met control flow that depends on tensor values');
+    expect(names()).toEqual(['train', 'exportProgram']);
+  });
+
+  it('compile gate rejects a package that differs from eager, before anything is stored', async () => {
+    const { result, names } = await run(
+      { compilePackage: async () => ran(out.compile(failed(GateCode.compiledDivergence))) },
+      { formats: ['torchscript', 'aoti'] },
+    );
+    expect(ending(result)).toEqual(endsWith('rejected', 'compile', 'compiled_divergence'));
+    expect(names()).toEqual([...BUILD, 'exportProgram', 'compilePackage']);
   });
 
   it('a foreign artifact that verifies is promoted without training or tracing', async () => {
