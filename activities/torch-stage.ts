@@ -122,9 +122,10 @@ export async function storeFiles(store: ObjectStore, dir: string, files: Record<
 }
 
 /** Stores one file that code in the sandbox may have written: only a regular file directly in the work dir, copied
- * first (copyWrittenFile), so a symlink planted there cannot make us upload a host file. */
+ * first (copyWrittenFile), so a symlink planted there cannot make us upload a host file. The private copy is what the
+ * store takes (a rename on the filesystem store), so a large artifact is written once more, not twice. */
 export async function storeWorkFile(store: ObjectStore, dir: string, path: string): Promise<string> {
-  return withWorkFile(dir, path, (copy, digest) => putBlobFile(store, copy, digest));
+  return withWorkFile(dir, path, (copy, digest) => putBlobFile(store, copy, digest, true));
 }
 
 /** Calls `fn` with a private copy of a file the torch side wrote directly in `dir` (copied without following a link)

@@ -33,7 +33,8 @@ async function writeIndex(store: ObjectStore, key: string, checkpoints: Checkpoi
 }
 
 /** Stores an epoch's checkpoint file as a blob and deletes the oldest beyond `keep`; returns its digest and what is kept.
- * `known`: the file's sha256 when the caller hashed it as it wrote it (putBlobFile). */
+ * `known`: the file's sha256 when the caller hashed it as it wrote it, in a private copy the store may take
+ * (putBlobFile's `owned`). */
 export async function storeCheckpoint(
   store: ObjectStore,
   key: string,
@@ -46,7 +47,7 @@ export async function storeCheckpoint(
   const before = (await readCheckpointIndex(store, key)).filter((e) => e.digest !== digest);
   const all = [...before, { epoch, digest }];
   await writeIndex(store, key, all); // first: a blob the index does not name would never be deleted
-  await putBlobFile(store, path, digest);
+  await putBlobFile(store, path, digest, known !== undefined);
   const kept = all.slice(-keep);
   const dropped = all.slice(0, all.length - kept.length);
   if (dropped.length) {

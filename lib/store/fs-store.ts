@@ -76,6 +76,18 @@ export class FsObjectStore implements ObjectStore {
     return this.commit(key, tmp, digestHex(hash.digest()), condition);
   }
 
+  // A rename into the store's temp directory, then the same commit as putFile; on another filesystem, putFile's copy.
+  async adoptFile(key: string, path: string, etag: string, condition: PutCondition = {}): Promise<{ etag: string }> {
+    const tmp = await this.tempFile(key);
+    try {
+      await rename(path, tmp);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EXDEV') return this.putFile(key, path, condition);
+      throw err;
+    }
+    return this.commit(key, tmp, etag, condition);
+  }
+
   async delete(key: string): Promise<void> {
     await rm(this.path(key), { force: true });
   }

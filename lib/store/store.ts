@@ -41,6 +41,10 @@ export interface ObjectStore {
   put(key: string, body: Buffer, condition?: PutCondition): Promise<{ etag: string }>;
   /** Writes a local file's bytes, streamed (large artifacts); same conditions as put. */
   putFile(key: string, path: string, condition?: PutCondition): Promise<{ etag: string }>;
+  /** Where a store can take a file in place of copying it (the filesystem store: a rename on the same filesystem):
+   * like putFile, but `path` may be gone afterwards. Only for a private file the caller wrote, hashed as it wrote it
+   * (`etag`: that sha256 in hex), which nothing else can write. */
+  adoptFile?(key: string, path: string, etag: string, condition?: PutCondition): Promise<{ etag: string }>;
   /** Keys under a prefix, sorted. */
   list(prefix: string): Promise<string[]>;
   /** Removes an object; a missing one is success. Only checkpoints past their retention are deleted. */
@@ -54,11 +58,15 @@ export function blobKey(digest: string): string {
 
 /** Stores a local file by its sha256 (create-only; an existing blob with that digest is success). `known`: the file's
  * sha256 when the caller hashed the bytes as it wrote them (a large artifact is then read once less); never a digest
- * taken from anyone else. */
-export async function putBlobFile(store: ObjectStore, path: string, known?: string): Promise<string> {
+ * taken from anyone else. `owned`: the file is the caller's private copy, which the store may take instead of copying
+ * (ObjectStore.adoptFile: one write of the artifact less); it may be gone afterwards. */
+export async function putBlobFile(store: ObjectStore, path: string, known?: string, owned = false): Promise<string> {
   const digest = known ?? (await digestFile(path));
   const { size } = await stat(path);
-  await createBlob(store, digest, size, (key, condition) => store.putFile(key, path, condition));
+  const adopt = owned && known !== undefined ? store.adoptFile?.bind(store) : undefined;
+  await createBlob(store, digest, size, (key, condition) =>
+    adopt ? adopt(key, path, digestHex(digest), condition) : store.putFile(key, path, condition),
+  );
   return digest;
 }
 

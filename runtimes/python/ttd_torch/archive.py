@@ -15,6 +15,7 @@ import io
 import os
 import struct
 import zipfile
+from typing import IO
 
 import torch
 
@@ -26,19 +27,21 @@ PAD_FIELD = 0x4246  # the extra-field id torch's own writer pads with ("FB")
 
 
 def save(module: torch.jit.ScriptModule, path: str) -> None:
-    """Save `module` at `path` without debug records (atomically: a partial file never appears at `path`)."""
+    """Save `module` at `path` without debug records (atomically: a partial file never appears at `path`). The
+    stripped records go straight to the file: a model's weights are held in memory once (torch's own buffer), not
+    copied twice more on the way."""
     buffer = io.BytesIO()
     torch.jit.save(module, buffer)
     partial = f"{path}.partial"
     with open(partial, "wb") as out:
-        out.write(strip_debug(buffer.getvalue()))
+        write_stripped(buffer, out)
     os.replace(partial, path)
 
 
-def strip_debug(archive: bytes) -> bytes:
-    """The archive's bytes without its debug records, laid out deterministically."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(archive)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+def write_stripped(archive: IO[bytes], out: IO[bytes]) -> None:
+    """Writes the archive read from `archive` to `out` (at its start) without its debug records, laid out
+    deterministically."""
+    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
         for info in src.infolist():
             if info.filename.endswith(DEBUG_SUFFIX) or info.filename.endswith(PER_PROCESS):
                 continue
@@ -48,7 +51,6 @@ def strip_debug(archive: bytes) -> bytes:
             entry.external_attr = 0o644 << 16
             entry.extra = padding(out.tell(), info.filename)
             dst.writestr(entry, data)
-    return out.getvalue()
 
 
 def padding(offset: int, name: str) -> bytes:
