@@ -34,9 +34,22 @@ def write_text(path: str, text: str) -> None:
         out.write(text)
 
 
+class TracedOutputs:
+    """The traced module's outputs per case, each run once however many candidates are compared with them."""
+
+    def __init__(self, traced: torch.jit.ScriptModule) -> None:
+        self.traced = traced
+        self.outputs: dict[str, list[torch.Tensor]] = {}
+
+    def of(self, name: str, inputs: data.Inputs) -> list[torch.Tensor]:
+        if name not in self.outputs:
+            self.outputs[name] = run(self.traced, inputs, "the traced module")
+        return self.outputs[name]
+
+
 def compare_cases(
     candidate: torch.jit.ScriptModule,
-    traced: torch.jit.ScriptModule,
+    traced: TracedOutputs,
     cases: list[tuple[str, data.Inputs]],
     atol: float,
     rtol: float,
@@ -47,7 +60,7 @@ def compare_cases(
     failure = None
     for name, inputs in cases:
         try:
-            result = compare.compare(run(candidate, inputs, what), run(traced, inputs, "the traced module"), atol, rtol)
+            result = compare.compare(run(candidate, inputs, what), traced.of(name, inputs), atol, rtol)
         except Exception as exc:  # a failing optimized graph is a finding of this stage
             sandbox.raise_if_refused(exc)
             result = compare.mismatch(f"raised {type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
@@ -90,7 +103,8 @@ def optimize(args: dict[str, Any]) -> dict[str, Any]:
     cases = read_cases(args["references_path"])
     # Compare the saved artifact, as deployed, not the in-memory frozen module.
     optimized = torch.jit.load(paths["optimized.pt"], map_location="cpu")
-    max_abs, failure = compare_cases(optimized, traced, cases, atol, rtol, "the optimized module")
+    traced_outputs = TracedOutputs(traced)
+    max_abs, failure = compare_cases(optimized, traced_outputs, cases, atol, rtol, "the optimized module")
     inference_nodes: dict[str, int] | None = None
     inference_path: str | None = None
     inference_abs: float | None = None
@@ -98,7 +112,7 @@ def optimize(args: dict[str, Any]) -> dict[str, Any]:
         inference, inference_path = for_inference(paths["optimized.pt"], out_dir)
         inference_nodes = graph.count_nodes(inference.inlined_graph)
         inference_abs, inference_failure = compare_cases(
-            inference, traced, cases, atol, rtol, "the optimize_for_inference module"
+            inference, traced_outputs, cases, atol, rtol, "the optimize_for_inference module"
         )
         failure = failure or inference_failure
     before = graph.count_nodes(traced.inlined_graph)
