@@ -3,10 +3,11 @@
 Reads the model file and the spec's train section (given as JSON), then: trains (the spec's epochs, batch size,
 optimizer, lr, loss or the file's own loss, seed; a checkpoint per epoch), switches to eval, and per format:
 torchscript: traces, compares the trace with eager on the cases ttd uses (validation rows, the example, batch sizes 1
-and 7, and for floating inputs the probes: sign flip, x10, x0.1, zeros, shuffled rows) and twice on one input, freezes
-and compares again, saves model.pt; aoti: torch.export with the batch dimension dynamic, compares on the same cases,
-aoti_compile_and_package, loads the package and compares again, saves model.pt2. Writes the references the
-deploy-side runners read. One process, torch imported once; numbers the real work, no shortcuts.
+and 7, and for floating inputs the probes: sign flip, x10, x0.1, zeros, shuffled rows), on chunks of validation and
+of each probe cut to the example's shape (up to 64 each, as ttd's verify and export stages), and twice on one input,
+freezes and compares again, saves model.pt; aoti: torch.export with the batch dimension dynamic, compares on the same
+cases and chunks, aoti_compile_and_package, loads the package and compares again, saves model.pt2. Writes the
+references the deploy-side runners read. One process, torch imported once; numbers the real work, no shortcuts.
 Prints one JSON line: {"ms": {stage: ms}, "params": N, "sizes": {file: bytes}}.
 Usage: by_hand_corpus.py MODEL.py OUT_DIR PARAMS_JSON TRAIN_JSON FORMATS (comma-separated) [ATOL RTOL]
 """
@@ -22,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "runtimes", "python"))
-from ttd_torch import safetensors  # noqa: E402  (only to write the references the runners read)
+# safetensors only to write the references the runners read; probes only to cut the same example-shaped chunks ttd cuts
+from ttd_torch import probes, safetensors  # noqa: E402
 
 Inputs = tuple[torch.Tensor, ...]
 ms: dict[str, float] = {}
@@ -106,6 +108,20 @@ def cases(mod, params: dict[str, Any]) -> dict[str, Inputs]:
     return out
 
 
+CHUNK_SOURCES = ("validation", "neg", "scale10", "scale01", "zeros", "shuffle")
+
+
+def chunk_cases(all_cases: dict[str, Inputs]) -> dict[str, Inputs]:
+    """Validation and each probe cut into chunks of the example's shape, up to probes.MAX_CHUNKS each, as ttd's verify
+    and export stages compare them (its value-only divergence check)."""
+    return {
+        f"{source} {label}": chunk
+        for source in CHUNK_SOURCES
+        if source in all_cases
+        for label, chunk in probes.example_shaped(all_cases["example"], all_cases[source])
+    }
+
+
 def save_references(path: str, all_cases: dict[str, Inputs], eager: dict[str, Any]) -> None:
     tensors = {}
     for k, v in all_cases.items():
@@ -116,11 +132,13 @@ def save_references(path: str, all_cases: dict[str, Inputs], eager: dict[str, An
     safetensors.save(path, tensors, {"format": "ttd-references/1", "cases": ",".join(all_cases)})
 
 
-def torchscript(model, all_cases, eager, out_dir, atol, rtol) -> None:
+def torchscript(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol) -> None:
     with timed("trace"), torch.no_grad():
         traced = torch.jit.trace(model, all_cases["example"])
         for k, v in all_cases.items():
             check(f"trace {k}", traced(*v), eager[k], atol, rtol)
+        for k, v in chunks.items():
+            check(f"trace {k}", traced(*v), eager_chunks[k], atol, rtol)
         check("determinism", traced(*all_cases["validation"]), traced(*all_cases["validation"]), 0, 0)
     with timed("optimize"), torch.no_grad():
         frozen = torch.jit.freeze(traced)
@@ -131,7 +149,7 @@ def torchscript(model, all_cases, eager, out_dir, atol, rtol) -> None:
         save_references(os.path.join(out_dir, "references.safetensors"), all_cases, eager)
 
 
-def aoti(model, all_cases, eager, out_dir, atol, rtol) -> None:
+def aoti(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol) -> None:
     import torch._inductor
 
     example = all_cases["example"]
@@ -145,6 +163,8 @@ def aoti(model, all_cases, eager, out_dir, atol, rtol) -> None:
         with torch.no_grad():
             for k, v in all_cases.items():
                 check(f"export {k}", exported(*v), eager[k], atol, rtol)
+            for k, v in chunks.items():
+                check(f"export {k}", exported(*v), eager_chunks[k], atol, rtol)
     with timed("compile"):
         package = torch._inductor.aoti_compile_and_package(
             torch.export.load(path), package_path=os.path.join(out_dir, "model.pt2")
@@ -167,10 +187,12 @@ def main(
     with timed("trace"), torch.no_grad():  # the eager references every check compares with
         all_cases = cases(mod, params)
         eager = {k: model(*v) for k, v in all_cases.items()}
+        chunks = chunk_cases(all_cases)
+        eager_chunks = {k: model(*v) for k, v in chunks.items()}
     if "aoti" in formats:  # first, as by_hand_aoti.py: nothing here may change process-wide flags before it
-        aoti(model, all_cases, eager, out_dir, atol, rtol)
+        aoti(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol)
     if "torchscript" in formats:
-        torchscript(model, all_cases, eager, out_dir, atol, rtol)
+        torchscript(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol)
     sizes = {
         f: os.path.getsize(os.path.join(out_dir, f))
         for f in ("model.pt", "model.pt2", "checkpoint.pt")
