@@ -17,7 +17,7 @@ import { FsObjectStore } from '../dist/lib/store/fs-store.js';
 import { S3ObjectStore } from '../dist/lib/store/s3-store.js';
 import { blobKey } from '../dist/lib/store/store.js';
 import { root, sh, startMoto, startServer, ttdBin, ttdEnv } from './common.mjs';
-import { corpusModels, corpusSpec, transformersRun, writeCorpusSpec } from './corpus-lib.mjs';
+import { corpusModels, corpusSpec, transformersPython, transformersRun, writeCorpusSpec } from './corpus-lib.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -144,12 +144,20 @@ function deployByHand(dir, format) {
   return ms;
 }
 
+// The Python by hand for a model that needs transformers: torch-2.13's own torch with transformers beside it
+// (bench/corpus/transformers-env.sh, made here when missing). ttd builds its declared environment in the run's home,
+// which is gone by then; before, a fresh checkout's by-hand ran such a model without transformers and failed.
+function transformersForHand() {
+  sh('bash', [join(root, 'bench', 'corpus', 'transformers-env.sh')]);
+  return transformersPython;
+}
+
 // One model by hand: by_hand_corpus.py (its stage times), then the deploy-side loads.
 async function byHand(model, formats) {
   const spec = corpusSpec(model);
   const params = opts.reduced ? { ...spec.params, ...model.reduced } : spec.params;
   const dir = scratch('hand');
-  const py = model.needs === 'transformers' ? (transformersRun().env.TTD_PYTHON ?? python) : python;
+  const py = model.needs === 'transformers' ? transformersForHand() : python;
   const args = [join(root, 'bench', 'by_hand_corpus.py'), join(root, 'bench', 'corpus', model.dir, 'model.py'), dir,
     JSON.stringify(params), JSON.stringify(spec.train), formats.join(','), String(spec.parity.atol), String(spec.parity.rtol)];
   // Cold, as ttd's fresh home: Inductor's cache and its precompiled headers (which it keeps under $TMPDIR whatever the
