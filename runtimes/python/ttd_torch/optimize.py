@@ -35,16 +35,22 @@ def write_text(path: str, text: str) -> None:
 
 
 class TracedOutputs:
-    """The traced module's outputs per case, each run once however many candidates are compared with them."""
+    """The traced module's outputs per case, run once however many candidates are compared with them; kept only when
+    another candidate follows (`keep`), so that a single comparison holds one case's outputs at a time, as before."""
 
-    def __init__(self, traced: torch.jit.ScriptModule) -> None:
+    def __init__(self, traced: torch.jit.ScriptModule, keep: bool) -> None:
         self.traced = traced
+        self.keep = keep
         self.outputs: dict[str, list[torch.Tensor]] = {}
 
     def of(self, name: str, inputs: data.Inputs) -> list[torch.Tensor]:
-        if name not in self.outputs:
-            self.outputs[name] = run(self.traced, inputs, "the traced module")
-        return self.outputs[name]
+        """The traced module's outputs on case `name`."""
+        if name in self.outputs:
+            return self.outputs[name]
+        outputs = run(self.traced, inputs, "the traced module")
+        if self.keep:
+            self.outputs[name] = outputs
+        return outputs
 
 
 def compare_cases(
@@ -103,7 +109,7 @@ def optimize(args: dict[str, Any]) -> dict[str, Any]:
     cases = read_cases(args["references_path"])
     # Compare the saved artifact, as deployed, not the in-memory frozen module.
     optimized = torch.jit.load(paths["optimized.pt"], map_location="cpu")
-    traced_outputs = TracedOutputs(traced)
+    traced_outputs = TracedOutputs(traced, keep=method == "optimize_for_inference")
     max_abs, failure = compare_cases(optimized, traced_outputs, cases, atol, rtol, "the optimized module")
     inference_nodes: dict[str, int] | None = None
     inference_path: str | None = None
