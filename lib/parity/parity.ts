@@ -28,6 +28,8 @@ export interface ParityComparison {
 }
 
 const TINY = 1e-12;
+/** Elements decoded and compared at a time. */
+const CHUNK = 1 << 20;
 
 /** Compares every `<case>/output/<j>` of the references with the same name in `actual`. */
 export function compareOutputs(
@@ -39,6 +41,8 @@ export function compareOutputs(
 ): ParityComparison {
   const outputs: OutputComparison[] = [];
   const histogram: number[] = new Array(HISTOGRAM_EDGES.length + 2).fill(0);
+  const gotChunk = new Float64Array(CHUNK);
+  const expectedChunk = new Float64Array(CHUNK);
   for (const [name, expected] of references.tensors) {
     if (!name.includes('/output/')) continue;
     const got = actual.tensors.get(name);
@@ -70,20 +74,33 @@ export function compareOutputs(
     let maxRel = 0;
     let worstExcess = -Infinity;
     let nonFinite = false;
-    for (let i = 0; i < expected.values.length; i++) {
-      const a = got.values[i];
-      const b = expected.values[i];
-      if (!Number.isFinite(a)) {
-        const mismatch = Number.isFinite(b) || !Object.is(a, b);
-        if (mismatch) nonFinite = true;
-        histogram[mismatch ? histogram.length - 1 : 0]++;
-        continue;
+    let finiteForNonFinite = false;
+    // A chunk at a time: a runtime's logits can be hundreds of MB, never decoded whole.
+    for (let start = 0; start < expected.count; start += CHUNK) {
+      const n = Math.min(CHUNK, expected.count - start);
+      got.read(start, n, gotChunk);
+      expected.read(start, n, expectedChunk);
+      for (let i = 0; i < n; i++) {
+        const a = gotChunk[i];
+        const b = expectedChunk[i];
+        if (!Number.isFinite(a) || !Number.isFinite(b)) {
+          // Like torch.isclose (and compare.py): a non-finite value only matches an identical one.
+          if (Object.is(a, b)) histogram[0]++;
+          else {
+            if (Number.isFinite(a)) finiteForNonFinite = true;
+            else nonFinite = true;
+            histogram[histogram.length - 1]++;
+          }
+          continue;
+        }
+        const abs = Math.abs(a - b);
+        histogram[histogramBin(abs)]++;
+        if (abs > maxAbs) maxAbs = abs;
+        const rel = abs / Math.max(Math.abs(b), TINY);
+        if (rel > maxRel) maxRel = rel;
+        const excess = abs - (atol + rtol * Math.abs(b));
+        if (excess > worstExcess) worstExcess = excess;
       }
-      const abs = Math.abs(a - b);
-      histogram[histogramBin(abs)]++;
-      maxAbs = Math.max(maxAbs, abs);
-      maxRel = Math.max(maxRel, abs / Math.max(Math.abs(b), TINY));
-      worstExcess = Math.max(worstExcess, abs - (atol + rtol * Math.abs(b)));
     }
     if (nonFinite) {
       outputs.push({
@@ -93,7 +110,17 @@ export function compareOutputs(
         max_abs_error: maxAbs,
         max_rel_error: maxRel,
         message: `${runtime}: output '${name}' has NaN or Inf where the reference is finite`,
-        elements: expected.values.length,
+        elements: expected.count,
+      });
+    } else if (finiteForNonFinite) {
+      outputs.push({
+        name,
+        passed: false,
+        code: GateCode.toleranceExceeded,
+        max_abs_error: maxAbs,
+        max_rel_error: maxRel,
+        message: `${runtime}: output '${name}' is finite where the reference is NaN or Inf; expected the same non-finite value`,
+        elements: expected.count,
       });
     } else if (worstExcess > 0) {
       outputs.push({
@@ -103,7 +130,7 @@ export function compareOutputs(
         max_abs_error: maxAbs,
         max_rel_error: maxRel,
         message: `${runtime}: output '${name}' differs by up to ${maxAbs.toExponential(3)} (relative ${maxRel.toExponential(3)}), allowed atol ${atol} + rtol ${rtol}·|reference|`,
-        elements: expected.values.length,
+        elements: expected.count,
       });
     } else {
       outputs.push({
@@ -113,7 +140,7 @@ export function compareOutputs(
         max_abs_error: maxAbs,
         max_rel_error: maxRel,
         message: 'ok',
-        elements: expected.values.length,
+        elements: expected.count,
       });
     }
   }

@@ -14,14 +14,33 @@ export function histogramLabels(): string[] {
   return ['0', `<${fmt(e[0])}`, ...e.slice(1).map((hi, i) => `${fmt(e[i])}–${fmt(hi)}`), `≥${fmt(e[e.length - 1])}`];
 }
 
-/** Which bin of HISTOGRAM_EDGES an absolute error falls in (non-finite: the last bin). */
+/** Which bin of HISTOGRAM_EDGES an absolute error falls in (non-finite: the last bin). Called once per compared
+ * element (hundreds of millions for a language model's logits): the bin of the error's binary exponent, from a table,
+ * and one comparison for the octave that holds an edge (no two edges are within a factor of 2). */
 export function histogramBin(absError: number): number {
+  if (absError === 0) return 0;
+  exponentView[0] = absError;
+  const bin = BIN_OF_EXPONENT[(exponentBits[HIGH_WORD] >>> 20) & 0x7ff];
+  return bin <= HISTOGRAM_EDGES.length && absError >= HISTOGRAM_EDGES[bin - 1] ? bin + 1 : bin;
+}
+
+/** The bin of an error by edge search: what histogramBin computes (tests check the two agree). */
+export function histogramBinBySearch(absError: number): number {
   if (absError === 0) return 0;
   if (!Number.isFinite(absError)) return HISTOGRAM_EDGES.length + 1;
   let i = 0;
   while (i < HISTOGRAM_EDGES.length && absError >= HISTOGRAM_EDGES[i]) i++;
   return i + 1;
 }
+
+const exponentView = new Float64Array(1);
+const exponentBits = new Uint32Array(exponentView.buffer);
+// The word of a float64 that holds its sign and exponent: the second on a little-endian host.
+const HIGH_WORD = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+// The bin of 2^(e - 1023) for each biased exponent e: subnormals (e = 0) fall in bin 1, infinities and NaN (2047) last.
+const BIN_OF_EXPONENT = Uint8Array.from({ length: 2048 }, (_, e) =>
+  e === 0 ? 1 : e === 2047 ? HISTOGRAM_EDGES.length + 1 : histogramBinBySearch(2 ** (e - 1023)),
+);
 
 /** One stage's duration; `cached` when its outputs were reused from an earlier identical run. */
 export interface StageTiming {

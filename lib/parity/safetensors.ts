@@ -1,10 +1,12 @@
 // A safetensors reader: references and runtime outputs are compared here, never unpickled.
 import { readFile } from 'node:fs/promises';
+import { endianness } from 'node:os';
 import { codesWith, codeView, type CodeWith } from '../contract/codes';
 
 /** Bytes per element of each dtype we read. */
 const DTYPE_SIZE = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 } as const;
 export type Dtype = keyof typeof DTYPE_SIZE;
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 /** The rules of docs/trust-safetensors.md, in the order they are checked; the codes are the Python and C++ readers' too.
  * A view of the catalog (lib/contract/codes.ts): the codes whose uses include `safetensors`. */
@@ -28,11 +30,34 @@ const MAX_DEPTH = 3;
 const MAX_INT = BigInt(Number.MAX_SAFE_INTEGER);
 const ENTRY_KEYS = ['data_offsets', 'dtype', 'shape'];
 
-/** One tensor: dtype, shape and its values as float64 (ints and bools included). */
-export interface Tensor {
-  dtype: Dtype;
-  shape: number[];
-  values: Float64Array;
+/** One tensor: dtype, shape and its little-endian bytes, decoded to float64 (ints and bools included) on demand: a
+ * chunk at a time with `read` (a runtime's logits can be hundreds of MB), or whole with `values`. */
+export class Tensor {
+  /** Elements in the tensor (the product of its shape). */
+  readonly count: number;
+
+  constructor(
+    readonly dtype: Dtype,
+    readonly shape: number[],
+    private readonly bytes: Buffer,
+  ) {
+    this.count = bytes.length / DTYPE_SIZE[dtype];
+  }
+
+  /** Every value as float64, decoded afresh on each call (for large tensors, `read` a chunk at a time). */
+  get values(): Float64Array {
+    const out = new Float64Array(this.count);
+    this.read(0, this.count, out);
+    return out;
+  }
+
+  /** Decodes the values [start, start + n) into out[0, n). */
+  read(start: number, n: number, out: Float64Array): void {
+    if (start < 0 || n < 0 || start + n > this.count || n > out.length) {
+      throw new RangeError(`read(${start}, ${n}) of a tensor of ${this.count} elements into ${out.length}`);
+    }
+    decodeInto(this.dtype, this.bytes.subarray(start * DTYPE_SIZE[this.dtype], (start + n) * DTYPE_SIZE[this.dtype]), n, out);
+  }
 }
 
 /** A whole file: tensors by name (in header order) and the string metadata. */
@@ -167,10 +192,7 @@ export function parseSafetensors(buf: Buffer, where = 'safetensors'): Safetensor
     fail(SafetensorsRule.dataTrailing, `${data.length - position} bytes follow the last tensor; the data section must end there`);
 
   const tensors = new Map<string, Tensor>();
-  for (const e of entries) {
-    const count = e.shape.reduce((a, b) => a * b, 1);
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, values: decode(e.dtype, data.subarray(e.begin, e.end), count) });
-  }
+  for (const e of entries) tensors.set(e.name, new Tensor(e.dtype, e.shape, data.subarray(e.begin, e.end)));
   return { tensors, metadata };
 }
 
@@ -284,43 +306,67 @@ function quote(s: string): string {
   return `'${JSON.stringify(s.slice(0, 80)).slice(1, -1)}'`;
 }
 
-function decode(dtype: Dtype, bytes: Buffer, count: number): Float64Array {
-  const out = new Float64Array(count);
-  for (let i = 0; i < count; i++) {
-    switch (dtype) {
-      case 'F64':
-        out[i] = bytes.readDoubleLE(i * 8);
-        break;
-      case 'F32':
-        out[i] = bytes.readFloatLE(i * 4);
-        break;
-      case 'F16':
-        out[i] = half(bytes.readUInt16LE(i * 2));
-        break;
-      case 'BF16':
-        out[i] = bfloat(bytes.readUInt16LE(i * 2));
-        break;
-      case 'I64':
-        out[i] = Number(bytes.readBigInt64LE(i * 8));
-        break;
-      case 'I32':
-        out[i] = bytes.readInt32LE(i * 4);
-        break;
-      case 'I16':
-        out[i] = bytes.readInt16LE(i * 2);
-        break;
-      case 'I8':
-        out[i] = bytes.readInt8(i);
-        break;
-      case 'U8':
-        out[i] = bytes.readUInt8(i);
-        break;
-      case 'BOOL':
-        out[i] = bytes.readUInt8(i) ? 1 : 0;
-        break;
+// The values of `bytes` (n elements of dtype, little-endian) into out[0, n), through typed-array views: whole chunks
+// converted natively rather than an element at a time. Views need aligned offsets; unaligned bytes are copied first.
+function decodeInto(dtype: Dtype, bytes: Buffer, n: number, out: Float64Array): void {
+  if (!LITTLE_ENDIAN) throw new Error('safetensors data is little-endian; this reader needs a little-endian host');
+  const size = DTYPE_SIZE[dtype];
+  const aligned = (bytes.byteOffset % size === 0 ? bytes : Uint8Array.prototype.slice.call(bytes)) as Uint8Array;
+  const { buffer, byteOffset } = aligned;
+  switch (dtype) {
+    case 'F64':
+      out.set(new Float64Array(buffer, byteOffset, n));
+      break;
+    case 'F32':
+      out.set(new Float32Array(buffer, byteOffset, n));
+      break;
+    case 'I32':
+      out.set(new Int32Array(buffer, byteOffset, n));
+      break;
+    case 'I16':
+      out.set(new Int16Array(buffer, byteOffset, n));
+      break;
+    case 'I8':
+      out.set(new Int8Array(buffer, byteOffset, n));
+      break;
+    case 'U8':
+      out.set(new Uint8Array(buffer, byteOffset, n));
+      break;
+    case 'BOOL': {
+      const v = new Uint8Array(buffer, byteOffset, n);
+      for (let i = 0; i < n; i++) out[i] = v[i] ? 1 : 0;
+      break;
+    }
+    case 'I64': {
+      const v = new BigInt64Array(buffer, byteOffset, n);
+      for (let i = 0; i < n; i++) out[i] = Number(v[i]);
+      break;
+    }
+    case 'F16': {
+      const v = new Uint16Array(buffer, byteOffset, n);
+      const table = halfTable();
+      for (let i = 0; i < n; i++) out[i] = table[v[i]];
+      break;
+    }
+    case 'BF16': {
+      // A bfloat16 is the top half of a float32: widened in a scratch array, then converted as F32.
+      const v = new Uint16Array(buffer, byteOffset, n);
+      const wide = new Uint32Array(n);
+      for (let i = 0; i < n; i++) wide[i] = v[i] << 16;
+      out.set(new Float32Array(wide.buffer, 0, n));
+      break;
     }
   }
-  return out;
+}
+
+// Every float16 bit pattern's value, built on first use (512 KiB).
+let halves: Float64Array | undefined;
+function halfTable(): Float64Array {
+  if (!halves) {
+    halves = new Float64Array(65536);
+    for (let bits = 0; bits < 65536; bits++) halves[bits] = half(bits);
+  }
+  return halves;
 }
 
 function half(bits: number): number {
@@ -330,10 +376,4 @@ function half(bits: number): number {
   if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
   if (exp === 31) return frac ? NaN : sign * Infinity;
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
-}
-
-function bfloat(bits: number): number {
-  const buf = Buffer.alloc(4);
-  buf.writeUInt32LE((bits << 16) >>> 0);
-  return buf.readFloatLE(0);
 }
