@@ -1,5 +1,5 @@
 // The parity stage: the artifact loads and agrees in every target runtime, each a fresh process without our code.
-import { cp, copyFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { cp, copyFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { coreShare } from '../lib/limits/capacity';
 import { reportedInHistory } from '../lib/limits/history-limits';
 import { compareOutputs } from '../lib/parity/parity';
 import type { ParityResult, ParityRuntimeReport } from '../lib/contract/results';
-import { readSafetensors } from '../lib/parity/safetensors';
+import { encodeSafetensors, parseSafetensors, readSafetensors } from '../lib/parity/safetensors';
 import { parseTarget, type Format, type ParityTarget, type RuntimeName } from '../lib/spec/spec';
 import { GateCode, NonRetryable } from '../lib/contract/gate-codes';
 import { redact } from '../lib/environments/redact';
@@ -19,7 +19,7 @@ import { configPythons } from './torch-process';
 import { runtimeLimit, seconds, type LimitBasis, type TimeLimit } from '../lib/limits/time-limits';
 import type { FusedRuns, FusionBuild } from '../lib/contract/ops';
 import { isaProbes } from './isa-probes';
-import { addTorchWork, copyWrittenFile, materialize, stageConfig, torchStagesRunning, withWorkDir, type TorchDeps } from './torch-stage';
+import { addTorchWork, materialize, readWrittenFile, stageConfig, torchStagesRunning, withWorkDir, type TorchDeps } from './torch-stage';
 
 /** Input of the parity stage. */
 export interface ParityInput {
@@ -98,6 +98,16 @@ export function parityActivity(deps: TorchDeps) {
         'references.safetensors': input.referencesDigest,
       });
       const references = await readSafetensors(files['references.safetensors']);
+      // The runtimes need the inputs only: the outputs (a language model's logits, hundreds of MB) are compared here,
+      // never copied into each runtime's directory nor read there.
+      const inputsPath = join(dir, 'inputs.safetensors');
+      await writeFile(
+        inputsPath,
+        encodeSafetensors(
+          [...references.tensors].filter(([name]) => !name.includes('/output/')),
+          references.metadata,
+        ),
+      );
       // Each target runs as its servers do (its build's own fuser flags); a fused run follows only where that build
       // fuses on the CPU (LLVM) or the spec asks for it (fusion.fused_runs), once the serving run has said what the
       // build is. The targets are independent fresh processes of one thread each: side by side, as many as this
@@ -114,13 +124,7 @@ export function parityActivity(deps: TorchDeps) {
         // Made in one environment, checked in another: the message names both.
         const made = environment === producer.environment ? '' : ` made with ${producer.environment}`;
         const limit = runtimeLimit(input.limits ?? {}, bytes, mode === 'interpreter', deps.config.runtimeLoadAllowanceMs);
-        const run = await runRunner(
-          target,
-          runtime,
-          { model: files[model], name: model, references: files['references.safetensors'], format },
-          mode,
-          limit,
-        );
+        const run = await runRunner(target, runtime, { model: files[model], name: model, references: inputsPath, format }, mode, limit);
         if (!run.ok) {
           const code = run.refused ? GateCode.sandboxRefused : run.timedOut ? GateCode.runtimeTimeout : GateCode.runtimeLoadFailed;
           return {
@@ -141,7 +145,13 @@ export function parityActivity(deps: TorchDeps) {
                 : `${runtime} of ${environment}${shownMode} could not load or run the ${format} artifact${made}: ${run.error}`,
           } satisfies ParityRuntimeReport;
         }
-        const cmp = compareOutputs(references, await readSafetensors(run.outPath), input.atol, input.rtol, runtime);
+        const cmp = compareOutputs(
+          references,
+          parseSafetensors(run.outputs, `${runtime}'s outputs.safetensors`),
+          input.atol,
+          input.rtol,
+          runtime,
+        );
         const outputs = await reportedInHistory(
           deps.store,
           cmp.outputs.map((o) => ({
@@ -203,13 +213,14 @@ function mismatchOnce(e: TorchEnv): Promise<string | undefined> {
 
 type RunnerSummary = { torch_version?: string; threads?: number; fusion?: FusionBuild };
 type RunnerRun =
-  | { ok: true; ms: number; outPath: string; summary: RunnerSummary }
+  | { ok: true; ms: number; outputs: Buffer; summary: RunnerSummary }
   | { ok: false; ms: number; error: string; refused?: string; timedOut?: boolean };
 
 // Each run gets an empty directory and a bare environment: the runtime cannot see our code or the model file.
 async function runRunner(
   deps: TorchDeps,
   runtime: RuntimeName,
+  /** references: the cases' inputs (a references file without its outputs). */
   files: { model: string; name: string; references: string; format: Format },
   mode: FusionMode,
   limit: TimeLimit,
@@ -272,9 +283,9 @@ async function runRunner(
       const error = redact(`${err.stage ? `[${err.stage}] ` : ''}${detail}`).slice(0, 600);
       return { ok: false, ms, error, ...(refused ? { refused: redact(refused) } : {}), ...(res.timedOut ? { timedOut: true } : {}) };
     }
-    const outPath = `${files.model}.${runtime}-${mode}.outputs.safetensors`;
-    await copyWrittenFile(join(cwd, 'outputs.safetensors'), outPath, cwd);
-    return { ok: true, ms, outPath, summary: summary as RunnerSummary };
+    // Read where the runtime wrote them (the checks of copyWrittenFile, no copy): compared once, then dropped.
+    const outputs = await readWrittenFile(join(cwd, 'outputs.safetensors'), cwd);
+    return { ok: true, ms, outputs, summary: summary as RunnerSummary };
   } finally {
     await rm(cwd, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 // What every torch stage does around its request: a scratch dir, blobs in, heartbeats, blobs out, errors mapped.
 import { constants, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -146,6 +146,28 @@ export async function withWorkFile<T>(dir: string, path: string, fn: (copy: stri
  * link, and returns the sha256 of the bytes copied (hashed on the way); a symlink or anything but a regular file is
  * refused (sandbox_refused). */
 export async function copyWrittenFile(path: string, dest: string, dir: string): Promise<string> {
+  const handle = await openWrittenFile(path, dir);
+  try {
+    const hash = new DigestStream();
+    await pipeline(handle.createReadStream({ autoClose: false }), hash, createWriteStream(dest));
+    return hash.digest();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The bytes of a file that code in the sandbox wrote directly in `dir`, read in place with the same checks as
+ * copyWrittenFile (a regular file, never through a link): for what is only read once, such as a runtime's outputs. */
+export async function readWrittenFile(path: string, dir: string): Promise<Buffer> {
+  const handle = await openWrittenFile(path, dir);
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function openWrittenFile(path: string, dir: string): Promise<FileHandle> {
   let handle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -153,14 +175,11 @@ export async function copyWrittenFile(path: string, dest: string, dir: string): 
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw refusedFile(path, dir, 'it is a symbolic link');
     throw err;
   }
-  try {
-    if (!(await handle.stat()).isFile()) throw refusedFile(path, dir, 'it is not a regular file');
-    const hash = new DigestStream();
-    await pipeline(handle.createReadStream({ autoClose: false }), hash, createWriteStream(dest));
-    return hash.digest();
-  } finally {
+  if (!(await handle.stat()).isFile()) {
     await handle.close();
+    throw refusedFile(path, dir, 'it is not a regular file');
   }
+  return handle;
 }
 
 function refusedFile(path: string, dir: string, why: string): ApplicationFailure {

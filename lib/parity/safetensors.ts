@@ -39,7 +39,8 @@ export class Tensor {
   constructor(
     readonly dtype: Dtype,
     readonly shape: number[],
-    private readonly bytes: Buffer,
+    /** The values as stored: little-endian, contiguous. */
+    readonly bytes: Buffer,
   ) {
     this.count = bytes.length / DTYPE_SIZE[dtype];
   }
@@ -194,6 +195,22 @@ export function parseSafetensors(buf: Buffer, where = 'safetensors'): Safetensor
   const tensors = new Map<string, Tensor>();
   for (const e of entries) tensors.set(e.name, new Tensor(e.dtype, e.shape, data.subarray(e.begin, e.end)));
   return { tensors, metadata };
+}
+
+/** A safetensors file of `tensors` (in this order) and `metadata`, its data section aligned to 8 bytes as the Python
+ * writer aligns it (the header padded with spaces). */
+export function encodeSafetensors(tensors: [string, Tensor][], metadata: Record<string, string>): Buffer {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
+    offset += t.bytes.length;
+  }
+  const json = JSON.stringify(header);
+  const text = Buffer.from(json + ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(text.length));
+  return Buffer.concat([length, text, ...tensors.map(([, t]) => t.bytes)]);
 }
 
 /** Reads and parses a safetensors file. */

@@ -8,6 +8,8 @@ See docs/protocol.md, sections 2 and 3.
 
 import argparse
 import json
+import mmap
+import os
 import struct
 import sys
 import traceback
@@ -262,25 +264,28 @@ def parse_safetensors(raw, where="safetensors"):
     return entries, metadata, 8 + size
 
 
-def tensors_from_bytes(raw, where="safetensors"):
-    """A whole file's bytes as ({name: tensor} in header order, metadata); raises SafetensorsError."""
+def read_safetensors(path, wanted=None):
+    """Read a safetensors file into ({name: tensor}, metadata); never unpickles. The whole file is checked (its header
+    and its size); with `wanted` (a predicate on names) only those tensors' bytes are read, each once, straight into
+    its tensor's memory (a references file's outputs can be hundreds of MB that a runtime never needs)."""
     if sys.byteorder != "little":
         raise RuntimeError("safetensors data is little-endian; this reader needs a little-endian host")
-    entries, metadata, start = parse_safetensors(raw, where)
-    tensors = {}
-    for name, dtype, shape, begin, end in entries:
-        if begin == end:  # no elements (the rules guarantee it): nothing to copy, nothing uninitialised
-            tensors[name] = torch.zeros(shape, dtype=DTYPES[dtype])
-        else:
-            flat = torch.frombuffer(bytearray(raw[start + begin : start + end]), dtype=DTYPES[dtype])
-            tensors[name] = flat.reshape(shape)
-    return tensors, metadata
-
-
-def read_safetensors(path):
-    """Read a safetensors file into ({name: tensor}, metadata); never unpickles."""
     with open(path, "rb") as src:
-        return tensors_from_bytes(src.read(), path)
+        if os.fstat(src.fileno()).st_size == 0:  # mmap cannot map an empty file
+            parse_safetensors(b"", path)  # raises: the rules reject it with their own message
+        with mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            entries, metadata, start = parse_safetensors(view, path)  # reads the header's pages only
+        tensors = {}
+        for name, dtype, shape, begin, end in entries:
+            if wanted is not None and not wanted(name):
+                continue
+            buf = bytearray(end - begin)
+            src.seek(start + begin)
+            if src.readinto(buf) != len(buf):
+                raise SafetensorsError(path, "st_data_truncated", f"tensor {name!r}: the file ended while it was read")
+            tensor = torch.frombuffer(buf, dtype=DTYPES[dtype]) if buf else torch.zeros(0, dtype=DTYPES[dtype])
+            tensors[name] = tensor.reshape(shape)
+    return tensors, metadata
 
 
 def write_safetensors(path, tensors, metadata):
@@ -344,7 +349,7 @@ def enable_fuser(mode):
 
 def read_cases(path):
     """[(case, [inputs])] from a references file, in the order its metadata lists."""
-    tensors, metadata = read_safetensors(path)
+    tensors, metadata = read_safetensors(path, lambda name: "/input/" in name)
     cases = []
     for name in filter(None, metadata.get("cases", "").split(",")):
         inputs = []

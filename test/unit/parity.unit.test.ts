@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { compareOutputs } from '../../lib/parity/parity';
 import { HISTOGRAM_EDGES, histogramBin, histogramBinBySearch } from '../../lib/parity/report';
-import { parseSafetensors, type SafetensorsFile } from '../../lib/parity/safetensors';
+import { encodeSafetensors, parseSafetensors, type SafetensorsFile } from '../../lib/parity/safetensors';
 
 /** Builds a safetensors file of F32 tensors (the format is small enough to write in a test). */
 function build(tensors: Record<string, { shape: number[]; values: number[] }>, metadata: Record<string, string> = {}): Buffer {
@@ -132,6 +132,21 @@ describe('safetensors decoding', () => {
       const out = new Float64Array(8).fill(99);
       t.read(1, values.length - 1, out);
       expect([...out.subarray(0, values.length - 1)]).toEqual(values.slice(1));
+    }
+  });
+
+  it('a subset of a file encodes to a file the reader takes back, its data section aligned to 8 bytes', () => {
+    const f = parseSafetensors(raw(tensors, 3));
+    const kept = [...f.tensors].filter(([name]) => name !== 'f64');
+    const buf = encodeSafetensors(kept, { cases: 'validation' });
+    expect(Number(buf.readBigUInt64LE(0)) % 8).toBe(0);
+    const back = parseSafetensors(buf);
+    expect(back.metadata).toEqual({ cases: 'validation' });
+    expect([...back.tensors.keys()]).toEqual(kept.map(([name]) => name));
+    for (const [name, t] of kept) {
+      expect(back.tensors.get(name)!.dtype).toBe(t.dtype);
+      expect(back.tensors.get(name)!.shape).toEqual(t.shape);
+      expect([...back.tensors.get(name)!.values]).toEqual([...t.values]);
     }
   });
 

@@ -40,6 +40,22 @@ class SafetensorsTest(unittest.TestCase):
             self.assertEqual(loaded[name].shape, tensor.shape, name)
             self.assertTrue(torch.equal(loaded[name], tensor), name)
 
+    def test_wanted_reads_only_those_tensors_and_still_checks_the_whole_file(self) -> None:
+        tensors = {"a/input/0": torch.randn(3), "a/output/0": torch.randn(1000, 7), "b/input/0": torch.arange(4)}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "t.safetensors")
+            safetensors.save(path, tensors, {"cases": "a,b"})
+            loaded, metadata = safetensors.load(path, lambda name: "/input/" in name)
+            self.assertEqual(metadata, {"cases": "a,b"})
+            self.assertEqual(list(loaded), ["a/input/0", "b/input/0"])
+            for name, tensor in loaded.items():
+                self.assertTrue(torch.equal(tensor, tensors[name]), name)
+            with open(path, "ab") as out:  # a byte past the last tensor, which no wanted tensor reads
+                out.write(b"\0")
+            with self.assertRaises(safetensors.SafetensorsError) as caught:
+                safetensors.load(path, lambda name: name == "a/input/0")
+            self.assertEqual(caught.exception.code, "st_data_trailing")
+
     def test_rejects_unknown_dtype(self) -> None:
         with tempfile.TemporaryDirectory() as tmp, self.assertRaises(ValueError):
             safetensors.save(os.path.join(tmp, "c.safetensors"), {"c": torch.zeros(2, dtype=torch.complex64)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -65,6 +65,7 @@ def save(path: str, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
             out.write(data)
 
 
-def load(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file into (tensors by name, metadata); raises SafetensorsError naming the rule broken."""
-    return read_safetensors(path)
+def load(path: str, wanted: Callable[[str], bool] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file into (tensors by name, metadata); raises SafetensorsError naming the rule broken. With
+    `wanted`, only the tensors whose names it accepts are read (the whole file is still checked)."""
+    return read_safetensors(path, wanted)
