@@ -42,7 +42,11 @@ const isaProbeDirs = new Map<string, Promise<IsaProbes | undefined>>();
  * code (no model runs there), beside (not inside) the compile stage's cache that model code may write; undefined
  * where it cannot be made (the runner then compiles them itself, as before). */
 export function isaProbes(config: Config): Promise<IsaProbes | undefined> {
-  const dir = join(config.inductorCache, `${config.environment}.isa-probes`);
+  // A declared environment runs its base's torch: the base's probes are its own (made ahead by prestartTorch for the
+  // worker's environment), never compiled again at its first AOTInductor parity (10 s of a GPT-2 run's stage).
+  const environment = config.baseEnvironment ?? config.environment;
+  const python = config.basePython ?? config.python;
+  const dir = join(config.inductorCache, `${environment}.isa-probes`);
   let made = isaProbeDirs.get(dir);
   if (!made) {
     made = (async () => {
@@ -52,7 +56,7 @@ export function isaProbes(config: Config): Promise<IsaProbes | undefined> {
       // At the lowest CPU priority: a run's first stages (train, trace, verify) run meanwhile, and about 12 CPU-seconds
       // of g++ beside torch's intra-op threads made them four to six times slower on 2 cores (oversubscribed threads
       // spin); niced, it takes the cycles they leave.
-      const res = await runProcess('nice', ['-n', '19', config.python, '-I', '-c', ISA_PROBE], {
+      const res = await runProcess('nice', ['-n', '19', python, '-I', '-c', ISA_PROBE], {
         env: sandboxEnv({ TORCHINDUCTOR_CACHE_DIR: temp, TMPDIR: tmpdir(), HOME: temp }),
         extendEnv: false,
         timeoutMs: 300_000,

@@ -48,6 +48,8 @@ export interface Config {
   /** A declared environment's base Python: its site-packages (torch among them) are the declared one's too, so the
    * sandbox binds it beside `python`. Absent for installed environments. */
   basePython?: string;
+  /** A declared environment's base (its name): the torch, and so Inductor's ISA probes, are the base's. */
+  baseEnvironment?: string;
   /** Where declared environments are built, one folder per digest of base and requirements (TTD_ENV_CACHE, default
    * $TTD_HOME/envs): shared by the host's workers. */
   envCache: string;
@@ -142,12 +144,13 @@ export function forEnvironment<C extends Config>(config: C, name: string | undef
         ...base,
         python: declaredPython(config.envCache, declared.hex),
         basePython: base.python,
+        baseEnvironment: base.environment,
         environment: declaredLabel(declared.base, declared.hex),
       }
     );
   }
   const e = config.environments.find((x) => x.name === name);
-  const { basePython: _installed, ...rest } = config;
+  const { basePython: _installed, baseEnvironment: _base, ...rest } = config;
   return e && ({ ...rest, python: e.python, libtorchRunner: e.libtorchRunner, environment: e.name } as C);
 }
 

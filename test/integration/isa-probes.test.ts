@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isaProbes } from '../../activities/isa-probes';
 import { forEnvironment, loadConfig } from '../../lib/config';
+import { declaredId } from '../../lib/environments/declared-environments';
 import { mustRun, tempDir } from '../helpers';
 
 // The ISA list a runner finds, and how many child Pythons it started to find it.
@@ -47,5 +48,10 @@ describe('ISA probes', () => {
     } else {
       expect(probes!.env).toEqual({});
     }
+    // A declared environment over this base runs the base's torch: it takes the base's probes as they are (its own
+    // Python, never built here, is not asked to make them again).
+    const declared = forEnvironment(config, declaredId({ base: 'torch-2.13', requirements: ['transformers==5.25.0'] }))!;
+    expect(declared.environment).not.toBe(config.environment);
+    expect(await isaProbes(declared)).toEqual(probes);
   }, 600_000);
 });

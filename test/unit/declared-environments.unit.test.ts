@@ -102,11 +102,13 @@ describe('declared environments', () => {
     const declared = forEnvironment(config, declaredId(BERT))!;
     expect(declared.python).toBe(`/srv/envs/${hex}/venv/bin/python`);
     expect(declared.basePython).toBe(base.python);
+    expect(declared.baseEnvironment).toBe('torch-2.13');
     expect(declared.libtorchRunner).toBe(base.libtorchRunner);
     expect(declared.environment).toBe(`torch-2.13+${hex.slice(0, 12)}`);
     expect(forEnvironment(config, `torch-9+${hex}`)).toBeUndefined();
     // Back to an installed environment: no base Python left over.
     expect(forEnvironment(declared, 'torch-1.13')!.basePython).toBeUndefined();
+    expect(forEnvironment(declared, 'torch-1.13')!.baseEnvironment).toBeUndefined();
   });
 
   it("uv's failures become codes: another torch is environment_invalid naming the package, a dead index is index_unreachable", () => {
