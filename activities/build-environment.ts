@@ -6,6 +6,7 @@ import { forEnvironment, type Config } from '../lib/config';
 import {
   buildEnvironment,
   declaredDigest,
+  declaredId,
   type BuiltEnvironment,
   type DeclaredEnvironment,
 } from '../lib/environments/declared-environments';
@@ -13,6 +14,7 @@ import { digestHex } from '../lib/store/digest';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { NonRetryable } from '../lib/contract/gate-codes';
 import type { StageRun } from './step-cache';
+import { torchEnvironment } from './torch-process';
 
 /** Input of the environment stage: the declaration (the run's environment id is derived from it). */
 export interface EnvironmentInput {
@@ -47,6 +49,10 @@ export function environmentActivity(deps: { config: Config }) {
       installed: built.installed,
       reused: built.cached,
     };
+    // The environment's fork server starts now, beside the workflow's next steps: the train stage finds its torch
+    // (and its preloaded requirements) imported. A failure to start is left for that stage to report.
+    const environment = forEnvironment(deps.config, input.environment ?? declaredId(input.declared));
+    if (environment && environment.torchProcess === 'server') torchEnvironment(environment).catch(() => undefined);
     return { output, cached: built.cached, torchMs: built.cached ? null : Math.round(performance.now() - started) };
   };
 }

@@ -5,7 +5,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { canonicalJson, digestBytes, digestFile, digestHex } from '../lib/store/digest';
 import { ErrorCode, type TtdError } from '../lib/contract/errors';
 import { blobKey, type ObjectStore } from '../lib/store/store';
@@ -13,7 +13,7 @@ import { forEnvironment, type Config } from '../lib/config';
 import { stepCacheKey } from '../lib/registry/keys';
 import { canExport } from '../lib/environments/environments';
 import { isaProbes } from './isa-probes';
-import type { DeclaredEnvironment } from '../lib/environments/declared-environments';
+import { builtRecordOf, type DeclaredEnvironment } from '../lib/environments/declared-environments';
 import { ensureDeclared } from './build-environment';
 import { runTorchRequest, torchEnvironment } from './torch-process';
 import { torchWorkMs } from './torch-stage';
@@ -71,17 +71,8 @@ async function computeEnvironment(config: Config): Promise<string> {
   const runner = existsSync(config.libtorchRunner) ? await digestFile(config.libtorchRunner) : null;
   // A declared environment's packages as this host resolved them: unpinned requirements may resolve differently on
   // another host or later, under the same directory name.
-  const declared = config.basePython ? await declaredPackages(config.python) : undefined;
+  const declared = config.basePython ? (builtRecordOf(config.python)?.resolved ?? null) : undefined;
   return digestBytes(canonicalJson({ interpreter: config.python, versions, sources, libtorchRunner: runner, ...(declared ? { declared } : {}) }));
-}
-
-// The resolved packages recorded beside a declared environment's virtualenv (<cache>/<hex>/venv/bin/python).
-async function declaredPackages(python: string): Promise<string[] | null> {
-  try {
-    return (JSON.parse(await readFile(join(dirname(dirname(dirname(python))), 'env.json'), 'utf8')) as { resolved: string[] }).resolved;
-  } catch {
-    return null;
-  }
 }
 
 /** A torch stage's output with how it was obtained: reused from an earlier identical stage (`cached`), or worked out,

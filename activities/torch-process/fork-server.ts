@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../../lib/config';
+import { builtRecordOf, requirementName } from '../../lib/environments/declared-environments';
 import { readOnlyBinds } from '../../lib/environments/sandbox';
 import { startProcess, type StartedProcess, type StderrTail } from '../../lib/environments/subprocess';
 import { capMemory, type MemoryWatch } from '../memory-cap';
@@ -70,6 +71,14 @@ export async function forkServer(config: Config): Promise<ForkServer | { crashed
   return s;
 }
 
+/** What the zygote imports once for all its children (docs/protocol.md, "Preloading"): a declared environment's
+ * requirements, which a model file imports in every stage (transformers and its modeling code: 1.6 s a stage). */
+export function preloadEnv(config: Config): Record<string, string> {
+  const requirements = config.basePython ? builtRecordOf(config.python)?.requirements : undefined;
+  if (!requirements?.length) return {};
+  return { TTD_TORCH_PRELOAD: JSON.stringify({ distributions: requirements.map(requirementName) }) };
+}
+
 function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
   const dir = mkdtempSync(join(tmpdir(), 'ttd-torch-'));
   serverDirs.add(dir);
@@ -84,6 +93,7 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
     TTD_SANDBOX_HIDDEN: JSON.stringify([dir]),
     // Bound again read-only in each child when its fresh /tmp would hide them (a checkout under /tmp, as CI's).
     TTD_SANDBOX_READONLY: JSON.stringify(readOnlyBinds(torchMounts(config)).map(([, target]) => target)),
+    ...preloadEnv(config),
   });
   const [command, commandArgs] = torchCommand(config, ['-m', 'ttd_torch', '--listen', socketPath], [dir, work, cache], env);
   const proc = startProcess(command, commandArgs, {

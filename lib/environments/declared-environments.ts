@@ -3,7 +3,7 @@
 // under TTD_ENV_CACHE by the digest of base and requirements, built in a temporary directory and renamed into place.
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { canonicalJson, digestBytes, digestHex } from '../store/digest';
 import { ErrorCode, TtdError } from '../contract/errors';
 import { runProcess } from './subprocess';
@@ -127,6 +127,17 @@ export interface BuildOptions {
   /** Each phase, for heartbeats and progress. */
   onProgress?: (phase: string) => void;
   signal?: AbortSignal;
+}
+
+/** The record of the declared environment whose Python is `python` (<cache>/<hex>/venv/bin/python, the record beside
+ * the venv); undefined for another Python or an unreadable record. */
+export function builtRecordOf(python: string): BuiltEnvironment | undefined {
+  try {
+    const parsed = JSON.parse(readFileSync(join(dirname(dirname(dirname(python))), 'env.json'), 'utf8')) as BuiltEnvironment;
+    return parsed.format === 'ttd-env/1' && Array.isArray(parsed.requirements) && Array.isArray(parsed.resolved) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The built environment of a declaration, read from the cache; undefined when it is not built (or is damaged). */

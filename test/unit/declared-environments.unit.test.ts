@@ -1,7 +1,7 @@
 // Declared environments in the spec: the two forms, what a requirement line may hold, the digest that names the
 // environment, and uv's failures read as codes. No uv and no network here (test/integration/declared-environment.test.ts
 // builds real ones).
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -10,6 +10,7 @@ import { declaredDigest, declaredId, parseDeclaredId, requirementProblem, uvFail
 import { formatIssues, loadSpec, runEnvironmentId, validateSpec } from '../../lib/spec/spec';
 import { forEnvironment, loadConfig } from '../../lib/config';
 import { torchRelease } from '../../lib/environments/environments';
+import { preloadEnv } from '../../activities/torch-process/fork-server';
 import { tempDir } from '../helpers';
 
 const BERT = { base: 'torch-2.13', requirements: ['transformers==5.25.0'] };
@@ -50,7 +51,9 @@ describe('declared environments', () => {
   it('a requirements file beside the spec gives the same environment as the same list, and its lines make the digest', () => {
     const hash = `--hash=sha256:${'ab'.repeat(32)}`;
     const file = `# pinned for the BERT classifier\ntransformers==5.25.0 \\\n    ${hash}\n\n`;
-    const loaded = loadSpec(specFile({ environment: { base: 'torch-2.13', requirements: 'requirements.txt' } }, { 'requirements.txt': file }));
+    const loaded = loadSpec(
+      specFile({ environment: { base: 'torch-2.13', requirements: 'requirements.txt' } }, { 'requirements.txt': file }),
+    );
     expect(loaded.declared).toEqual({ base: 'torch-2.13', requirements: [`transformers==5.25.0 ${hash}`] });
     const other = loadSpec(
       specFile({ environment: { base: 'torch-2.13', requirements: 'requirements.txt' } }, { 'requirements.txt': 'transformers==5.24.0\n' }),
@@ -86,11 +89,15 @@ describe('declared environments', () => {
       if (!r.ok) expect(formatIssues(r.issues)).toMatch(why);
     }
     const twice = validateSpec({ name: 'm', environment: { base: 'torch-2.13', requirements: ['six', 'six'] } });
-    expect(!twice.ok && formatIssues(twice.issues)).toContain('environment.requirements must list each requirement once; "six" appears more than once');
+    expect(!twice.ok && formatIssues(twice.issues)).toContain(
+      'environment.requirements must list each requirement once; "six" appears more than once',
+    );
     const none = validateSpec({ name: 'm', environment: { base: 'torch-2.13', requirements: [] } });
     expect(!none.ok && formatIssues(none.issues)).toContain('environment.requirements must name at least one requirement');
     const noBase = validateSpec({ name: 'm', environment: { requirements: ['six'] } });
-    expect(!noBase.ok && formatIssues(noBase.issues)).toContain('or { base: torch-2.13, requirements: [transformers==5.25.0] } (got {"requirements":["six"]})');
+    expect(!noBase.ok && formatIssues(noBase.issues)).toContain(
+      'or { base: torch-2.13, requirements: [transformers==5.25.0] } (got {"requirements":["six"]})',
+    );
     const extra = validateSpec({ name: 'm', environment: { ...BERT, index: 'x' } });
     expect(!extra.ok && formatIssues(extra.issues)).toContain("unknown field(s) 'index'");
   });
@@ -109,6 +116,28 @@ describe('declared environments', () => {
     // Back to an installed environment: no base Python left over.
     expect(forEnvironment(declared, 'torch-1.13')!.basePython).toBeUndefined();
     expect(forEnvironment(declared, 'torch-1.13')!.baseEnvironment).toBeUndefined();
+  });
+
+  it("a declared environment's fork server preloads its requirements (their names, as PEP 503 normalizes them); an installed one preloads nothing", () => {
+    const cache = tempDir();
+    const config = loadConfig({ TTD_HOME: tempDir(), TTD_ENV_CACHE: cache });
+    const d = { base: 'torch-2.13', requirements: ['Transformers==5.25.0', 'sentence_piece>=0.2 --hash=sha256:00'] };
+    const declared = forEnvironment(config, declaredId(d))!;
+    expect(preloadEnv(declared)).toEqual({}); // not built yet: no record to read
+    const hex = declaredDigest(d).slice('sha256:'.length);
+    mkdirSync(join(cache, hex), { recursive: true });
+    const record = {
+      format: 'ttd-env/1',
+      base: d.base,
+      requirements: d.requirements,
+      digest: declaredDigest(d),
+      torch_version: '2.13.0',
+      resolved: [],
+      installed: [],
+    };
+    writeFileSync(join(cache, hex, 'env.json'), JSON.stringify(record));
+    expect(JSON.parse(preloadEnv(declared).TTD_TORCH_PRELOAD)).toEqual({ distributions: ['transformers', 'sentence-piece'] });
+    expect(preloadEnv(forEnvironment(config, 'torch-2.13')!)).toEqual({});
   });
 
   it("uv's failures become codes: another torch is environment_invalid naming the package, a dead index is index_unreachable", () => {
@@ -138,7 +167,7 @@ describe('declared environments', () => {
     const missing = uvFailure(
       BERT,
       '2.13.0+cpu',
-      "error: No solution found when resolving dependencies\n  cause: Because there is no version of transformers==99.0 and you require transformers==99.0, we can conclude that your requirements are unsatisfiable.",
+      'error: No solution found when resolving dependencies\n  cause: Because there is no version of transformers==99.0 and you require transformers==99.0, we can conclude that your requirements are unsatisfiable.',
       'resolve',
     );
     expect(missing.code).toBe('environment_invalid');

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from ttd_torch import zygote as zygote_module
+
 from .helpers import PYTHON, PYTHON_DIR, SEED_MODEL, responses, serve
 from .test_server import TRAIN
 
@@ -255,7 +257,9 @@ class Connection:
 class Zygote:
     """A `python -m ttd_torch --listen` process with stdin held open, its stderr in a file."""
 
-    def __init__(self, path: str, wait_ready: bool = True, spares: int | None = None) -> None:
+    def __init__(
+        self, path: str, wait_ready: bool = True, spares: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
         """As `python -m ttd_torch --listen path` (the default number of spares), or with spares given as
         `python -m ttd_torch.zygote --listen path --spares N`."""
         self.path = path
@@ -269,7 +273,7 @@ class Zygote:
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             cwd="/",
-            env={**os.environ, "PYTHONPATH": PYTHON_DIR},
+            env={**os.environ, "PYTHONPATH": PYTHON_DIR, **(env or {})},
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None  # both PIPE
         self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
@@ -567,6 +571,59 @@ class SocketDirTest(unittest.TestCase):
 
     def tearDown(self) -> None:
         self.tmp.cleanup()
+
+
+class PreloadTest(SocketDirTest):
+    """TTD_TORCH_PRELOAD: modules the zygote imports once for all its children."""
+
+    def modules(self) -> str:
+        """A directory of modules: one that records each import's pid, one that starts a thread at import."""
+        path = os.path.join(self.dir, "modules")
+        os.mkdir(path)
+        with open(os.path.join(path, "ttd_preload_marker.py"), "w", encoding="utf-8") as out:
+            record = os.path.join(self.dir, "imports")
+            out.write(f"import os\nwith open({record!r}, 'a') as f:\n    f.write(f'{{os.getpid()}}\\n')\n")
+        with open(os.path.join(path, "ttd_preload_thread.py"), "w", encoding="utf-8") as out:
+            out.write("import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
+        return path
+
+    def start(self, preload: dict[str, Any]) -> Zygote:
+        env = {"PYTHONPATH": f"{PYTHON_DIR}:{self.modules()}", "TTD_TORCH_PRELOAD": json.dumps(preload)}
+        zygote = Zygote(self.path, env=env)
+        self.addCleanup(zygote.cleanup)
+        return zygote
+
+    def hello(self, zygote: Zygote) -> dict[str, Any]:
+        conn = zygote.connect()
+        try:
+            return conn.ask(HELLO)[-1]
+        finally:
+            conn.close()
+
+    def test_preloaded_modules_are_imported_once_by_the_zygote_and_a_missing_one_is_skipped(self) -> None:
+        zygote = self.start({"modules": ["ttd_preload_marker", "ttd_no_such_module"]})
+        for _ in range(3):
+            self.assertTrue(self.hello(zygote)["ok"], zygote.logs())
+        with open(os.path.join(self.dir, "imports"), encoding="utf-8") as src:
+            self.assertEqual(src.read().split(), [str(zygote.proc.pid)])
+        self.assertIn("preloading ttd_no_such_module failed (ModuleNotFoundError", zygote.logs())
+
+    def test_a_module_that_starts_a_thread_makes_the_zygote_start_again_without_preloading(self) -> None:
+        zygote = self.start({"modules": ["ttd_preload_thread", "ttd_preload_marker"]})
+        self.assertEqual(zygote.ready and zygote.ready["pid"], zygote.proc.pid)
+        self.assertTrue(self.hello(zygote)["ok"], zygote.logs())
+        self.assertIn(
+            "preloading ttd_preload_thread started 1 thread(s); starting again without preloading", zygote.logs()
+        )
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "imports")))  # the rest was never preloaded
+
+    def test_distributions_stand_for_their_public_top_level_modules(self) -> None:
+        modules = zygote_module.preload_modules(json.dumps({"modules": ["json"], "distributions": ["Torch"]}))
+        self.assertEqual(modules[0], "json")
+        self.assertIn("torch", modules)
+        self.assertFalse([m for m in modules if m.startswith("_")])
+        self.assertEqual(zygote_module.preload_modules("not json"), [])
+        self.assertEqual(zygote_module.preload_modules(json.dumps({"distributions": ["no-such-dist"]})), [])
 
 
 class SparesTest(SocketDirTest):

@@ -21,9 +21,11 @@ import argparse
 import ctypes
 import errno
 import gc
+import importlib
 import json
 import os
 import platform
+import re
 import selectors
 import signal
 import socket
@@ -608,6 +610,56 @@ def reseed() -> None:
             pass
 
 
+def preload_modules(spec: str) -> list[str]:
+    """The modules TTD_TORCH_PRELOAD names (docs/protocol.md, "Preloading"): a JSON object whose `modules` are imported
+    as named and whose `distributions` (installed package names, such as a declared environment's requirements) stand
+    for their top-level modules. Unknown distributions and private modules (a leading underscore) are left out."""
+    try:
+        wanted = json.loads(spec)
+    except ValueError:
+        log(f"warning: TTD_TORCH_PRELOAD is not JSON ({spec[:80]!r}); nothing preloaded")
+        return []
+    if not isinstance(wanted, dict):
+        return []
+    modules = [m for m in wanted.get("modules", []) if isinstance(m, str)]
+    distributions = {canonical(d) for d in wanted.get("distributions", []) if isinstance(d, str)}
+    if distributions:
+        import importlib.metadata
+
+        for module, owners in sorted(importlib.metadata.packages_distributions().items()):
+            if not module.startswith("_") and distributions & {canonical(o) for o in owners}:
+                modules.append(module)
+    return modules
+
+
+def canonical(name: str) -> str:
+    """A distribution name as packaging compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def preload(spec: str | None) -> None:
+    """Import the modules TTD_TORCH_PRELOAD names, once, so that no child imports them again (a transformers model's
+    every stage paid 1.6 s for it). A module that fails to import is skipped; one that starts a thread would make
+    forking unsafe, so the zygote then starts afresh without preloading (re-executing itself)."""
+    if not spec:
+        return
+    before = thread_count()
+    for module in preload_modules(spec):
+        started = time.monotonic()
+        try:
+            importlib.import_module(module)
+        except BaseException as exc:  # noqa: BLE001 (a package's import may raise anything, SystemExit included)
+            log(f"warning: preloading {module} failed ({type(exc).__name__}: {exc}); its importers pay for it")
+            continue
+        after = thread_count()
+        if before is not None and after is not None and after > before:
+            log(f"preloading {module} started {after - before} thread(s); starting again without preloading")
+            env = {k: v for k, v in os.environ.items() if k != "TTD_TORCH_PRELOAD"}
+            sys.stderr.flush()
+            os.execve(sys.executable, sys.orig_argv, env)
+        log(f"preloaded {module} in {time.monotonic() - started:.2f} s")
+
+
 def main(path: str, spares: int | None = None) -> int:
     """Run the fork server at path with spares children forked ahead (None: DEFAULT_SPARES; 0: fork on
     accept); 0 after stdin EOF or SIGTERM, 2 when it cannot start."""
@@ -622,6 +674,8 @@ def main(path: str, spares: int | None = None) -> int:
         import torch  # noqa: F401  (imports only: no torch op may run before fork)
 
         from . import contract, server  # noqa: F401  (imports every module of the package: the ops register)
+
+        preload(os.environ.get("TTD_TORCH_PRELOAD"))
 
         try:
             if contract.load() is None:  # parsed once here, inherited by every child
