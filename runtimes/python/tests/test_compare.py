@@ -23,9 +23,10 @@ class ChunkedCompareTest(unittest.TestCase):
             result["max_rel_error"], 0.5 / abs(float(self.expected[-1, -1])), delta=1e-3 * result["max_rel_error"]
         )
 
-    def test_equal_outputs_pass_with_zero_error(self) -> None:
+    def test_equal_outputs_pass_with_zero_error_nan_and_infinities_at_the_same_places_included(self) -> None:
         self.actual[3, 2] = self.expected[3, 2] = float("inf")
         self.actual[-2, 0] = self.expected[-2, 0] = float("-inf")
+        self.actual[5, 1] = self.expected[5, 1] = float("nan")
         result = compare.compare([self.actual], [self.expected], 0.0, 0.0)
         self.assertEqual((result["passed"], result["max_abs_error"], result["max_rel_error"]), (True, 0.0, 0.0))
 

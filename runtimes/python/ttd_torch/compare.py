@@ -42,7 +42,8 @@ def measure(a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float) -> tuple
     same = (a64 == b64) | (torch.isnan(a64) & torch.isnan(b64))
     diff = torch.where(same, torch.zeros_like(a64), (a64 - b64).abs())
     diff = torch.nan_to_num(diff, nan=float("inf"), posinf=float("inf"))
-    rel = diff / b64.abs().clamp_min(TINY)
+    # Equal values have no relative error either (a NaN in both was 0 / NaN, an infinite relative error).
+    rel = torch.where(same, torch.zeros_like(diff), diff / b64.abs().clamp_min(TINY))
     max_rel = float(torch.nan_to_num(rel, nan=float("inf"), posinf=float("inf")).max())
     # Like torch.isclose: a non-finite value only matches an identical one.
     close = same | (torch.isfinite(a64) & torch.isfinite(b64) & (diff <= atol + rtol * b64.abs()))
