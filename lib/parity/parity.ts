@@ -102,47 +102,20 @@ export function compareOutputs(
         if (excess > worstExcess) worstExcess = excess;
       }
     }
-    if (nonFinite) {
-      outputs.push({
-        name,
-        passed: false,
-        code: GateCode.nonFiniteOutput,
-        max_abs_error: maxAbs,
-        max_rel_error: maxRel,
-        message: `${runtime}: output '${name}' has NaN or Inf where the reference is finite`,
-        elements: expected.count,
-      });
-    } else if (finiteForNonFinite) {
-      outputs.push({
-        name,
-        passed: false,
-        code: GateCode.toleranceExceeded,
-        max_abs_error: maxAbs,
-        max_rel_error: maxRel,
-        message: `${runtime}: output '${name}' is finite where the reference is NaN or Inf; expected the same non-finite value`,
-        elements: expected.count,
-      });
-    } else if (worstExcess > 0) {
-      outputs.push({
-        name,
-        passed: false,
-        code: GateCode.toleranceExceeded,
-        max_abs_error: maxAbs,
-        max_rel_error: maxRel,
-        message: `${runtime}: output '${name}' differs by up to ${maxAbs.toExponential(3)} (relative ${maxRel.toExponential(3)}), allowed atol ${atol} + rtol ${rtol}·|reference|`,
-        elements: expected.count,
-      });
-    } else {
-      outputs.push({
-        name,
-        passed: true,
-        code: null,
-        max_abs_error: maxAbs,
-        max_rel_error: maxRel,
-        message: 'ok',
-        elements: expected.count,
-      });
-    }
+    const [code, message]: [OutputComparison['code'], string] = nonFinite
+      ? [GateCode.nonFiniteOutput, `${runtime}: output '${name}' has NaN or Inf where the reference is finite`]
+      : finiteForNonFinite
+        ? [
+            GateCode.toleranceExceeded,
+            `${runtime}: output '${name}' is finite where the reference is NaN or Inf; expected the same non-finite value`,
+          ]
+        : worstExcess > 0
+          ? [
+              GateCode.toleranceExceeded,
+              `${runtime}: output '${name}' differs by up to ${maxAbs.toExponential(3)} (relative ${maxRel.toExponential(3)}), allowed atol ${atol} + rtol ${rtol}·|reference|`,
+            ]
+          : [null, 'ok'];
+    outputs.push({ name, passed: code === null, code, max_abs_error: maxAbs, max_rel_error: maxRel, message, elements: expected.count });
   }
   const failed = outputs.find((o) => !o.passed);
   const finite = outputs.filter((o) => Number.isFinite(o.max_abs_error));

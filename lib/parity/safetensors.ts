@@ -7,6 +7,15 @@ import { codesWith, codeView, type CodeWith } from '../contract/codes';
 const DTYPE_SIZE = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 } as const;
 export type Dtype = keyof typeof DTYPE_SIZE;
 const LITTLE_ENDIAN = endianness() === 'LE';
+// The dtypes a typed array reads as they are stored, converted to float64 by `set`.
+const VIEWS: Partial<Record<Dtype, new (buffer: ArrayBufferLike, byteOffset: number, length: number) => ArrayLike<number>>> = {
+  F64: Float64Array,
+  F32: Float32Array,
+  I32: Int32Array,
+  I16: Int16Array,
+  I8: Int8Array,
+  U8: Uint8Array,
+};
 
 /** The rules of docs/trust-safetensors.md, in the order they are checked; the codes are the Python and C++ readers' too.
  * A view of the catalog (lib/contract/codes.ts): the codes whose uses include `safetensors`. */
@@ -330,25 +339,12 @@ function decodeInto(dtype: Dtype, bytes: Buffer, n: number, out: Float64Array): 
   const size = DTYPE_SIZE[dtype];
   const aligned = (bytes.byteOffset % size === 0 ? bytes : Uint8Array.prototype.slice.call(bytes)) as Uint8Array;
   const { buffer, byteOffset } = aligned;
+  const View = VIEWS[dtype];
+  if (View) {
+    out.set(new View(buffer, byteOffset, n));
+    return;
+  }
   switch (dtype) {
-    case 'F64':
-      out.set(new Float64Array(buffer, byteOffset, n));
-      break;
-    case 'F32':
-      out.set(new Float32Array(buffer, byteOffset, n));
-      break;
-    case 'I32':
-      out.set(new Int32Array(buffer, byteOffset, n));
-      break;
-    case 'I16':
-      out.set(new Int16Array(buffer, byteOffset, n));
-      break;
-    case 'I8':
-      out.set(new Int8Array(buffer, byteOffset, n));
-      break;
-    case 'U8':
-      out.set(new Uint8Array(buffer, byteOffset, n));
-      break;
     case 'BOOL': {
       const v = new Uint8Array(buffer, byteOffset, n);
       for (let i = 0; i < n; i++) out[i] = v[i] ? 1 : 0;
