@@ -264,6 +264,25 @@ def parse_safetensors(raw, where="safetensors"):
     return entries, metadata, 8 + size
 
 
+def tensors_from_bytes(raw, where="safetensors"):
+    """A whole file's bytes as ({name: tensor} in header order, metadata); raises SafetensorsError."""
+    if sys.byteorder != "little":
+        raise RuntimeError("safetensors data is little-endian; this reader needs a little-endian host")
+    entries, metadata, start = parse_safetensors(raw, where)
+    tensors = {
+        name: _tensor(dtype, shape, bytearray(raw[start + begin : start + end]))
+        for name, dtype, shape, begin, end in entries
+    }
+    return tensors, metadata
+
+
+def _tensor(dtype, shape, buf):
+    """A tensor over buf (its bytes, little-endian); an empty one has no buffer to view."""
+    if not buf:  # no elements (the rules guarantee it): nothing to copy, nothing uninitialised
+        return torch.zeros(shape, dtype=DTYPES[dtype])
+    return torch.frombuffer(buf, dtype=DTYPES[dtype]).reshape(shape)
+
+
 def read_safetensors(path, wanted=None):
     """Read a safetensors file into ({name: tensor}, metadata); never unpickles. The whole file is checked (its header
     and its size); with `wanted` (a predicate on names) only those tensors' bytes are read, each once, straight into
@@ -283,8 +302,7 @@ def read_safetensors(path, wanted=None):
             src.seek(start + begin)
             if src.readinto(buf) != len(buf):
                 raise SafetensorsError(path, "st_data_truncated", f"tensor {name!r}: the file ended while it was read")
-            tensor = torch.frombuffer(buf, dtype=DTYPES[dtype]) if buf else torch.zeros(0, dtype=DTYPES[dtype])
-            tensors[name] = tensor.reshape(shape)
+            tensors[name] = _tensor(dtype, shape, buf)
     return tensors, metadata
 
 
