@@ -1,6 +1,9 @@
 // The environment stage: builds a spec's declared environment (lib/environments/declared-environments.ts) on this worker, or finds
 // it built; every later torch stage makes sure of it too, since a pool's stages may run on another host.
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { forEnvironment, type Config } from '../lib/config';
 import {
@@ -11,6 +14,7 @@ import {
   type DeclaredEnvironment,
 } from '../lib/environments/declared-environments';
 import { digestHex } from '../lib/store/digest';
+import { getBlobToFile, type ObjectStore } from '../lib/store/store';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { NonRetryable } from '../lib/contract/gate-codes';
 import type { StageRun } from './step-cache';
@@ -19,6 +23,9 @@ import { torchEnvironment } from './torch-process';
 /** Input of the environment stage: the declaration (the run's environment id is derived from it). */
 export interface EnvironmentInput {
   declared: DeclaredEnvironment;
+  /** The run's model file: the environment's fork server, started here, preloads what it imports from the declared
+   * requirements (absent in runs started before this field, and for foreign artifacts). */
+  modelFileDigest?: string;
   environment?: string;
   noCache?: boolean;
 }
@@ -37,7 +44,7 @@ export interface EnvironmentOutput {
 }
 
 /** Builds the environment stage's activity. */
-export function environmentActivity(deps: { config: Config }) {
+export function environmentActivity(deps: { config: Config; store: ObjectStore }) {
   return async function buildDeclaredEnvironment(input: EnvironmentInput): Promise<StageRun<EnvironmentOutput>> {
     const started = performance.now();
     const built = await ensureDeclared(deps.config, input.declared);
@@ -50,11 +57,30 @@ export function environmentActivity(deps: { config: Config }) {
       reused: built.cached,
     };
     // The environment's fork server starts now, beside the workflow's next steps: the train stage finds its torch
-    // (and its preloaded requirements) imported. A failure to start is left for that stage to report.
+    // and the requirements its model file imports already imported. A failure to start is left for that stage.
     const environment = forEnvironment(deps.config, input.environment ?? declaredId(input.declared));
-    if (environment && environment.torchProcess === 'server') torchEnvironment(environment).catch(() => undefined);
+    if (environment && environment.torchProcess === 'server') void prestartServer(deps.store, environment, input.modelFileDigest);
     return { output, cached: built.cached, torchMs: built.cached ? null : Math.round(performance.now() - started) };
   };
+}
+
+// Starts an environment's fork server with its model file as a hint (a private copy, removed once the server has it).
+async function prestartServer(store: ObjectStore, config: Config, modelFileDigest: string | undefined): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'ttd-hint-'));
+  try {
+    const path = join(dir, 'model.py');
+    const modelFile = modelFileDigest
+      ? await getBlobToFile(store, modelFileDigest, path).then(
+          () => path,
+          () => undefined,
+        )
+      : undefined;
+    await torchEnvironment(config, { modelFile });
+  } catch {
+    // the first stage that needs the server reports why it cannot start
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 const building = new Map<string, Promise<BuiltEnvironment & { cached: boolean }>>();

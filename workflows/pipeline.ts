@@ -30,7 +30,10 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
         runId: run.runId,
         specDigest: input.specDigest,
         // A declared environment is stored with what its requirements resolved to.
-        spec: environment && typeof spec.environment === 'object' ? { ...spec, environment: { ...spec.environment, resolved: environment.resolved } } : spec,
+        spec:
+          environment && typeof spec.environment === 'object'
+            ? { ...spec, environment: { ...spec.environment, resolved: environment.resolved } }
+            : spec,
         ...(environment ? { environment } : {}),
         files: built.files,
         stages: built.stages,
@@ -72,7 +75,10 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
 
 // A declared environment, built (or found built) on a worker of the run's pool before anything trains in it.
 async function buildEnvironment(run: Run, declared: DeclaredEnvironment): Promise<EnvironmentOutput> {
-  const env = await run.torchStage('environment', Gate.environment, () => run.torch.buildEnvironment({ ...run.torchOptions, declared }));
+  const { modelFileDigest } = run.input;
+  const env = await run.torchStage('environment', Gate.environment, () =>
+    run.torch.buildEnvironment({ ...run.torchOptions, declared, ...(modelFileDigest ? { modelFileDigest } : {}) }),
+  );
   const torch = `torch ${env.torch_version} of ${env.base}, shared`;
   const packages = (n: number) => `${n} package${n === 1 ? '' : 's'}`;
   run.pass(

@@ -1,6 +1,6 @@
 // The worker's long-lived fork server per torch environment (`python -m ttd_torch --listen SOCKET`): torch imported
 // once, every request in a forked child of its own, restarted when it dies or grows past TTD_TORCH_MAX_RSS_MB.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,8 +41,8 @@ const READY_TIMEOUT_MS = 60_000;
 const servers = new Map<string, Promise<ForkServer | { crashed: TorchOutcome }>>();
 
 /** The torch environment this worker's fork server runs (starting it if needed); undefined if it cannot start. */
-export async function torchEnvironment(config: Config): Promise<TorchEnvironment | undefined> {
-  const server = await forkServer(config);
+export async function torchEnvironment(config: Config, hints: ServerHints = {}): Promise<TorchEnvironment | undefined> {
+  const server = await forkServer(config, hints);
   return 'crashed' in server ? undefined : server.env;
 }
 
@@ -54,7 +54,7 @@ export async function stopForkServers(): Promise<void> {
 }
 
 /** This worker's fork server for the environment of `config`, started (or restarted) when needed. */
-export async function forkServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
+export async function forkServer(config: Config, hints: ServerHints = {}): Promise<ForkServer | { crashed: TorchOutcome }> {
   const key = `${config.python}\0${config.pythonPackageDir}\0${config.sandbox}`;
   const existing = servers.get(key);
   if (existing) {
@@ -62,9 +62,9 @@ export async function forkServer(config: Config): Promise<ForkServer | { crashed
     if (!('crashed' in s) && !s.exited && rssMb(s.env.pid) <= config.torchMaxRssMb) return s;
     if (!('crashed' in s)) retire(s);
     if (servers.get(key) === existing) servers.delete(key);
-    else return forkServer(config); // another request restarted it meanwhile
+    else return forkServer(config, hints); // another request restarted it meanwhile
   }
-  const starting = startServer(config);
+  const starting = startServer(config, hints);
   servers.set(key, starting);
   const s = await starting;
   if ('crashed' in s) servers.delete(key); // not cached: the next request tries again (and reports again)
@@ -73,15 +73,32 @@ export async function forkServer(config: Config): Promise<ForkServer | { crashed
 
 /** What the zygote imports once for all its children (docs/protocol.md, "Preloading"): a declared environment's
  * requirements, which a model file imports in every stage (transformers and its modeling code: 1.6 s a stage). */
-export function preloadEnv(config: Config): Record<string, string> {
+export function preloadEnv(config: Config, importsOf?: string): Record<string, string> {
   const requirements = config.basePython ? builtRecordOf(config.python)?.requirements : undefined;
   if (!requirements?.length) return {};
-  return { TTD_TORCH_PRELOAD: JSON.stringify({ distributions: requirements.map(requirementName) }) };
+  const preload = { distributions: requirements.map(requirementName), ...(importsOf ? { imports_of: importsOf } : {}) };
+  return { TTD_TORCH_PRELOAD: JSON.stringify(preload) };
 }
 
-function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutcome }> {
+/** What a fork server may be told when it starts: a model file whose imports from the environment's declared
+ * requirements it preloads too (read, never run: docs/protocol.md, "Preloading"). */
+export interface ServerHints {
+  modelFile?: string;
+}
+
+function startServer(config: Config, hints: ServerHints): Promise<ForkServer | { crashed: TorchOutcome }> {
   const dir = mkdtempSync(join(tmpdir(), 'ttd-torch-'));
   serverDirs.add(dir);
+  // The zygote reads the hint in its own directory (which its children never see), a copy of the model file.
+  let importsOf: string | undefined;
+  if (hints.modelFile && config.basePython) {
+    importsOf = join(dir, 'model-imports.py');
+    try {
+      copyFileSync(hints.modelFile, importsOf);
+    } catch {
+      importsOf = undefined; // a hint only: the server starts without it
+    }
+  }
   const socketPath = join(dir, 'server.sock');
   const work = workRoot();
   const cache = inductorDir(config);
@@ -93,7 +110,7 @@ function startServer(config: Config): Promise<ForkServer | { crashed: TorchOutco
     TTD_SANDBOX_HIDDEN: JSON.stringify([dir]),
     // Bound again read-only in each child when its fresh /tmp would hide them (a checkout under /tmp, as CI's).
     TTD_SANDBOX_READONLY: JSON.stringify(readOnlyBinds(torchMounts(config)).map(([, target]) => target)),
-    ...preloadEnv(config),
+    ...preloadEnv(config, importsOf),
   });
   const [command, commandArgs] = torchCommand(config, ['-m', 'ttd_torch', '--listen', socketPath], [dir, work, cache], env);
   const proc = startProcess(command, commandArgs, {

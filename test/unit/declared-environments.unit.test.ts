@@ -137,7 +137,11 @@ describe('declared environments', () => {
     };
     writeFileSync(join(cache, hex, 'env.json'), JSON.stringify(record));
     expect(JSON.parse(preloadEnv(declared).TTD_TORCH_PRELOAD)).toEqual({ distributions: ['transformers', 'sentence-piece'] });
-    expect(preloadEnv(forEnvironment(config, 'torch-2.13')!)).toEqual({});
+    expect(JSON.parse(preloadEnv(declared, '/srv/hint/model-imports.py').TTD_TORCH_PRELOAD)).toEqual({
+      distributions: ['transformers', 'sentence-piece'],
+      imports_of: '/srv/hint/model-imports.py',
+    });
+    expect(preloadEnv(forEnvironment(config, 'torch-2.13')!, '/srv/hint/model-imports.py')).toEqual({});
   });
 
   it("uv's failures become codes: another torch is environment_invalid naming the package, a dead index is index_unreachable", () => {

@@ -618,12 +618,41 @@ class PreloadTest(SocketDirTest):
         self.assertFalse(os.path.exists(os.path.join(self.dir, "imports")))  # the rest was never preloaded
 
     def test_distributions_stand_for_their_public_top_level_modules(self) -> None:
-        modules = zygote_module.preload_modules(json.dumps({"modules": ["json"], "distributions": ["Torch"]}))
-        self.assertEqual(modules[0], "json")
-        self.assertIn("torch", modules)
-        self.assertFalse([m for m in modules if m.startswith("_")])
+        targets = zygote_module.preload_modules(json.dumps({"modules": ["json"], "distributions": ["Torch"]}))
+        self.assertEqual(targets[0], ("json", None))
+        self.assertIn(("torch", None), targets)
+        self.assertFalse([m for m, _ in targets if m.startswith("_")])
         self.assertEqual(zygote_module.preload_modules("not json"), [])
         self.assertEqual(zygote_module.preload_modules(json.dumps({"distributions": ["no-such-dist"]})), [])
+
+    def test_a_model_files_imports_from_those_distributions_are_hints_read_without_running_it(self) -> None:
+        model = os.path.join(self.dir, "model.py")
+        marker = os.path.join(self.dir, "ran")
+        with open(model, "w", encoding="utf-8") as out:
+            out.write(
+                f"open({marker!r}, 'w').close()\n"
+                "import json, torch.nn\n"
+                "from torch.nn import functional as F, Linear\n"
+                "from torch.fx import *\n"
+                "from . import sibling\n"
+                "from os import system\n"
+                "def build_model(params):\n"
+                "    from torch.utils import data\n"
+            )
+        spec = {"distributions": ["torch"], "imports_of": model}
+        hinted = [t for t in zygote_module.preload_modules(json.dumps(spec)) if t[1] is not None or "." in t[0]]
+        self.assertEqual(
+            hinted,
+            [("torch.nn", None), ("torch.nn", "functional"), ("torch.nn", "Linear"), ("torch.fx", None)]
+            + [("torch.utils", "data")],
+        )
+        self.assertFalse(os.path.exists(marker))  # parsed, never run
+        # Without distributions there is nothing to hint from; an unreadable or unparsable file gives no hints.
+        self.assertEqual(zygote_module.preload_modules(json.dumps({"imports_of": model})), [])
+        with open(model, "w", encoding="utf-8") as out:
+            out.write("def broken(:\n")
+        self.assertEqual(zygote_module.imported_names(model), [])
+        self.assertEqual(zygote_module.imported_names(os.path.join(self.dir, "missing.py")), [])
 
 
 class SparesTest(SocketDirTest):

@@ -610,10 +610,13 @@ def reseed() -> None:
             pass
 
 
-def preload_modules(spec: str) -> list[str]:
-    """The modules TTD_TORCH_PRELOAD names (docs/protocol.md, "Preloading"): a JSON object whose `modules` are imported
-    as named and whose `distributions` (installed package names, such as a declared environment's requirements) stand
-    for their top-level modules. Unknown distributions and private modules (a leading underscore) are left out."""
+def preload_modules(spec: str) -> list[tuple[str, str | None]]:
+    """What TTD_TORCH_PRELOAD names (docs/protocol.md, "Preloading"), as (module, attribute or None) in import order: a
+    JSON object whose `modules` are imported as named, whose `distributions` (installed package names, such as a
+    declared environment's requirements) stand for their top-level modules, and whose `imports_of` names a model file
+    whose import statements, read without running it, add what it imports from those distributions' modules (`from
+    transformers import GPT2LMHeadModel` loads transformers' modeling code on that attribute). Unknown distributions,
+    private modules (a leading underscore) and imports from anything but those distributions are left out."""
     try:
         wanted = json.loads(spec)
     except ValueError:
@@ -621,15 +624,48 @@ def preload_modules(spec: str) -> list[str]:
         return []
     if not isinstance(wanted, dict):
         return []
-    modules = [m for m in wanted.get("modules", []) if isinstance(m, str)]
+    targets: list[tuple[str, str | None]] = [(m, None) for m in wanted.get("modules", []) if isinstance(m, str)]
     distributions = {canonical(d) for d in wanted.get("distributions", []) if isinstance(d, str)}
+    roots: set[str] = set()
     if distributions:
         import importlib.metadata
 
         for module, owners in sorted(importlib.metadata.packages_distributions().items()):
             if not module.startswith("_") and distributions & {canonical(o) for o in owners}:
-                modules.append(module)
-    return modules
+                roots.add(module)
+                targets.append((module, None))
+    source = wanted.get("imports_of")
+    if isinstance(source, str) and roots:
+        hinted = [(m, name) for m, name in imported_names(source) if m.split(".")[0] in roots]
+        targets += list(dict.fromkeys(hinted))[:MAX_HINTS]
+    return targets
+
+
+MAX_HINT_BYTES = 1 << 20  # a model file larger than this gives no hints
+MAX_HINTS = 64  # imports taken from one model file, at most (the fork server is shared by every run of its environment)
+
+
+def imported_names(path: str) -> list[tuple[str, str | None]]:
+    """(module, name or None) for each absolute import statement of a Python file, parsed, never run; [] when it cannot
+    be read or parsed."""
+    import ast
+
+    try:
+        with open(path, "rb") as src:
+            text = src.read(MAX_HINT_BYTES + 1)
+        if len(text) > MAX_HINT_BYTES:
+            raise ValueError(f"larger than {MAX_HINT_BYTES} bytes")
+        tree = ast.parse(text)
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        log(f"warning: no import hints from {path} ({type(exc).__name__}: {exc})")
+        return []
+    found: list[tuple[str, str | None]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found += [(node.module, None if alias.name == "*" else alias.name) for alias in node.names]
+    return found
 
 
 def canonical(name: str) -> str:
@@ -638,26 +674,31 @@ def canonical(name: str) -> str:
 
 
 def preload(spec: str | None) -> None:
-    """Import the modules TTD_TORCH_PRELOAD names, once, so that no child imports them again (a transformers model's
-    every stage paid 1.6 s for it). A module that fails to import is skipped; one that starts a thread would make
-    forking unsafe, so the zygote then starts afresh without preloading (re-executing itself)."""
+    """Import what TTD_TORCH_PRELOAD names, once, so that no child imports it again (a transformers model's every stage
+    paid 1.6 s for it). What fails to import is skipped; an import that starts a thread would make forking unsafe, so
+    the zygote then starts afresh without preloading (re-executing itself)."""
     if not spec:
         return
     before = thread_count()
-    for module in preload_modules(spec):
+    for module, attribute in preload_modules(spec):
+        what = f"{module}.{attribute}" if attribute else module
         started = time.monotonic()
         try:
-            importlib.import_module(module)
+            loaded = importlib.import_module(module)
+            if attribute:
+                getattr(loaded, attribute)  # a lazy package (transformers) imports the attribute's module now
         except BaseException as exc:  # noqa: BLE001 (a package's import may raise anything, SystemExit included)
-            log(f"warning: preloading {module} failed ({type(exc).__name__}: {exc}); its importers pay for it")
+            log(f"warning: preloading {what} failed ({type(exc).__name__}: {exc}); its importers pay for it")
             continue
         after = thread_count()
         if before is not None and after is not None and after > before:
-            log(f"preloading {module} started {after - before} thread(s); starting again without preloading")
+            log(f"preloading {what} started {after - before} thread(s); starting again without preloading")
             env = {k: v for k, v in os.environ.items() if k != "TTD_TORCH_PRELOAD"}
             sys.stderr.flush()
             os.execve(sys.executable, sys.orig_argv, env)
-        log(f"preloaded {module} in {time.monotonic() - started:.2f} s")
+        elapsed = time.monotonic() - started
+        if elapsed >= 0.01:
+            log(f"preloaded {what} in {elapsed:.2f} s")
 
 
 def main(path: str, spares: int | None = None) -> int:
