@@ -11,7 +11,8 @@ import { promoteActivity } from './promote-model';
 import { registryRecordActivities } from './registry-records';
 import { withStepCache, type CacheOption, type StageRun } from './step-cache';
 import { storeActivity } from './store-artifact';
-import { runTorchStage } from './torch-stage';
+import { runTorchStage, stageConfig } from './torch-stage';
+import { isaProbes } from './isa-probes';
 import { trainActivity } from './train-model';
 
 /** One activity per declared torch stage (lib/contract/ops.ts: TorchStages), named by its key. */
@@ -26,6 +27,13 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
   const declared = Object.fromEntries(
     Object.entries(TorchStages).map(([name, stage]) => [name, withStepCache(deps, stage.op, runTorchStage(deps, stage as never))]),
   ) as unknown as DeclaredActivities;
+  // Inductor's ISA probes (for the AOTInductor Python parity runner) are made beside the compile stage, whose g++
+  // leaves a core idle, once per host and environment, unless a long-lived worker made them ahead (prestartTorch).
+  const compile = declared.compilePackage;
+  declared.compilePackage = (input) => {
+    isaProbes(stageConfig(deps.config, input.environment)).catch(() => undefined);
+    return compile(input);
+  };
   return {
     buildEnvironment: environmentActivity(deps),
     train: withStepCache(deps, 'train', trainActivity(deps)),

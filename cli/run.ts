@@ -84,11 +84,11 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
 
   installQuietRuntime();
   // The workers and their activities only where this process serves the run (`ttd status` and the others that import
-  // this module do not load them). Import torch while the server, the store and the workflow start; Inductor's ISA
-  // probes only for AOTInductor packages.
+  // this module do not load them). Import torch while the server, the store and the workflow start. Inductor's ISA
+  // probes are not made ahead here: about 12 CPU-seconds of g++ beside the first stages made ResNet-18's trace and
+  // verify twice as long on 2 cores; the compile stage starts them beside its own g++, which leaves a core idle.
   const served = opts.detach ? undefined : await import('../workers/index.js');
-  const aoti = spec.formats.includes('aoti');
-  served?.prestartTorch(config, { aoti });
+  served?.prestartTorch(config, { aoti: false });
   let server;
   try {
     // A detached run leaves the work to running workers, so it needs a server that outlives this process.
@@ -132,7 +132,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       return;
     }
     const { createWorkers, runWorkersUntil } = served;
-    const workers = await createWorkers({ connection: temporal.native, config, store, queues, aoti });
+    const workers = await createWorkers({ connection: temporal.native, config, store, queues, aoti: false });
     const interrupts = followInterrupts(handle, runId, log);
     let ended: RunResult | RunEnd;
     try {
