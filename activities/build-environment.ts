@@ -1,9 +1,6 @@
 // The environment stage: builds a spec's declared environment (lib/environments/declared-environments.ts) on this worker, or finds
 // it built; every later torch stage makes sure of it too, since a pool's stages may run on another host.
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { forEnvironment, type Config } from '../lib/config';
 import {
@@ -14,7 +11,7 @@ import {
   type DeclaredEnvironment,
 } from '../lib/environments/declared-environments';
 import { digestHex } from '../lib/store/digest';
-import { getBlobToFile, type ObjectStore } from '../lib/store/store';
+import { getBlob, type ObjectStore } from '../lib/store/store';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { NonRetryable } from '../lib/contract/gate-codes';
 import type { StageRun } from './step-cache';
@@ -64,22 +61,13 @@ export function environmentActivity(deps: { config: Config; store: ObjectStore }
   };
 }
 
-// Starts an environment's fork server with its model file as a hint (a private copy, removed once the server has it).
+// Starts an environment's fork server with its model file as a hint (the file is small: read whole, verified).
 async function prestartServer(store: ObjectStore, config: Config, modelFileDigest: string | undefined): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'ttd-hint-'));
   try {
-    const path = join(dir, 'model.py');
-    const modelFile = modelFileDigest
-      ? await getBlobToFile(store, modelFileDigest, path).then(
-          () => path,
-          () => undefined,
-        )
-      : undefined;
-    await torchEnvironment(config, { modelFile });
+    const modelSource = modelFileDigest ? await getBlob(store, modelFileDigest).catch(() => undefined) : undefined;
+    await torchEnvironment(config, { modelSource });
   } catch {
     // the first stage that needs the server reports why it cannot start
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
 }
 

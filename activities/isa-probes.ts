@@ -42,8 +42,8 @@ const isaProbeDirs = new Map<string, Promise<IsaProbes | undefined>>();
  * code (no model runs there), beside (not inside) the compile stage's cache that model code may write; undefined
  * where it cannot be made (the runner then compiles them itself, as before). */
 export function isaProbes(config: Config): Promise<IsaProbes | undefined> {
-  // A declared environment runs its base's torch: the base's probes are its own (made ahead by prestartTorch for the
-  // worker's environment), never compiled again at its first AOTInductor parity (10 s of a GPT-2 run's stage).
+  // A declared environment runs its base's torch: the base's probes are its own, never compiled again at its first
+  // AOTInductor parity (10 s of a GPT-2 run's stage).
   const environment = config.baseEnvironment ?? config.environment;
   const python = config.basePython ?? config.python;
   const dir = join(config.inductorCache, `${environment}.isa-probes`);

@@ -1,6 +1,6 @@
 // The worker's long-lived fork server per torch environment (`python -m ttd_torch --listen SOCKET`): torch imported
 // once, every request in a forked child of its own, restarted when it dies or grows past TTD_TORCH_MAX_RSS_MB.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,22 +83,15 @@ export function preloadEnv(config: Config, importsOf?: string): Record<string, s
 /** What a fork server may be told when it starts: a model file whose imports from the environment's declared
  * requirements it preloads too (read, never run: docs/protocol.md, "Preloading"). */
 export interface ServerHints {
-  modelFile?: string;
+  modelSource?: Buffer;
 }
 
 function startServer(config: Config, hints: ServerHints): Promise<ForkServer | { crashed: TorchOutcome }> {
   const dir = mkdtempSync(join(tmpdir(), 'ttd-torch-'));
   serverDirs.add(dir);
-  // The zygote reads the hint in its own directory (which its children never see), a copy of the model file.
-  let importsOf: string | undefined;
-  if (hints.modelFile && config.basePython) {
-    importsOf = join(dir, 'model-imports.py');
-    try {
-      copyFileSync(hints.modelFile, importsOf);
-    } catch {
-      importsOf = undefined; // a hint only: the server starts without it
-    }
-  }
+  // The zygote reads the hint in its own directory (which its children never see).
+  const importsOf = hints.modelSource && config.basePython ? join(dir, 'model-imports.py') : undefined;
+  if (importsOf) writeFileSync(importsOf, hints.modelSource!);
   const socketPath = join(dir, 'server.sock');
   const work = workRoot();
   const cache = inductorDir(config);
