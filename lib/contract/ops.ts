@@ -79,6 +79,28 @@ export const CaseReport = z.strictObject({
 });
 export type CaseReport = z.infer<typeof CaseReport>;
 
+/** The first operator whose output leaves the tolerance, when a graph and eager disagree on numbers: where the
+ * artifact's graph keeps it, and a few of both sides' values at its worst element (null where it was not found). */
+export const Divergence = z.strictObject({
+  /** The case whose inputs showed it. */
+  case: z.string(),
+  /** The graph's name for the operator's output: an FX node (`linear_1`), a TorchScript value (`input.5`), an ONNX node. */
+  node: z.string(),
+  /** Its operator: `aten.linear.default`, `aten::linear`, `Gemm`. */
+  op: z.string(),
+  /** The module it belongs to, as a path from the model (`layer1.0.bn1`); '' for the model itself; null when unknown. */
+  module: z.string().nullable(),
+  /** The user's FILE:LINE where the graph keeps it; null when the graph keeps none in the user's files. */
+  location: z.string().nullable(),
+  max_abs_error: error,
+  /** Up to 8 values around the worst element, flattened: eager's, and the artifact's (null: not finite). */
+  eager: z.array(z.number().nullable()).max(8),
+  artifact: z.array(z.number().nullable()).max(8),
+  /** Operators compared before it that agreed. */
+  compared: count,
+});
+export type Divergence = z.infer<typeof Divergence>;
+
 /** A fusion group found in the fused graph and the ops inside it. */
 export const FusionGroup = z.strictObject({ kind: z.string(), ops: z.array(z.string()) });
 export type FusionGroup = z.infer<typeof FusionGroup>;
@@ -170,6 +192,8 @@ export const TorchOps = {
       tracer_warnings: z.array(TracerWarning).optional(),
       /** The reference cases run once eagerly, in ms: what later stages' and runtimes' time limits scale with. */
       eager_ms: z.number().min(0).optional(),
+      /** The first operator out of tolerance, when the verdict failed on numbers and it was found. */
+      divergence: Divergence.nullable().optional(),
     }),
   },
   optimize: {
@@ -280,6 +304,8 @@ export const TorchOps = {
       torch_version: z.string(),
       /** The reference cases run once eagerly, in ms (absent when export refused the model). */
       eager_ms: z.number().min(0).optional(),
+      /** The first operator out of tolerance, when the verdict failed on numbers and it was found. */
+      divergence: Divergence.nullable().optional(),
     }),
   },
   compile: {
@@ -307,6 +333,8 @@ export const TorchOps = {
       package_bytes: count,
       warnings: z.array(z.string()),
       torch_version: z.string(),
+      /** The first operator out of tolerance, when the verdict failed on numbers and it was found. */
+      divergence: Divergence.nullable().optional(),
     }),
   },
   evaluate: {
