@@ -2,7 +2,7 @@
 import { cp, copyFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { runtimeMismatch, type TorchEnv } from '../lib/environments/environments';
 import { coreShare } from '../lib/limits/capacity';
@@ -55,12 +55,39 @@ function fusedMode(build: FusionBuild | undefined, fusedRuns: FusedRuns): Fusion
   return fusedRuns === 'always' ? 'interpreter' : undefined;
 }
 
+/** A runtime that runs ONNX models: ONNX Runtime in a Python without torch, and onnxruntime-node in Node. */
+type OnnxRuntime = 'onnxruntime' | 'onnxruntime-node';
+/** Any runtime a parity run starts. */
+type AnyRuntime = RuntimeName | OnnxRuntime;
+/** ONNX Runtime's graph optimisation levels: all off and all on play the part of fuser off and on. */
+type GraphOptimization = 'disabled' | 'all';
+const GRAPH_OPTIMIZATIONS: GraphOptimization[] = ['disabled', 'all'];
+
+// The ONNX runtimes, refused up front where make setup has not made them (the same input fails the same way again).
+function onnxTargets(deps: TorchDeps): { runtime: AnyRuntime; deps: TorchDeps }[] {
+  const { onnx } = deps.config;
+  const missing = [
+    [onnx.python, "ONNX Runtime's Python"],
+    [join(dirname(onnx.nodeRunner), 'node_modules', 'onnxruntime-node'), 'onnxruntime-node'],
+  ].filter(([path]) => !existsSync(path));
+  if (missing.length) {
+    throw ApplicationFailure.create({
+      type: NonRetryable.environmentMissing,
+      message: `the ONNX runtimes are not installed: ${missing.map(([path, what]) => `${what} ('${path}')`).join(', ')} does not exist; make setup installs them (TTD_ONNX_PYTHON names another Python with onnxruntime and numpy)`,
+      nonRetryable: true,
+    });
+  }
+  return (['onnxruntime', 'onnxruntime-node'] as const).map((runtime) => ({ runtime, deps }));
+}
+
 /** Builds the parity activity. */
 export function parityActivity(deps: TorchDeps) {
   return async function checkParity(input: ParityInput): Promise<ParityOutput> {
     const producer = stageConfig(deps.config, input.environment);
-    // Each target runs in its own environment: the run's, or the one it names (`libtorch@torch-1.13`).
-    const targets = input.runtimes.map((target) => {
+    // Each target runs in its own environment: the run's, or the one it names (`libtorch@torch-1.13`). An ONNX model
+    // runs in the ONNX runtimes, each where no torch exists, whatever torch runtimes the spec names.
+    const onnxFormat = input.format === 'onnx';
+    const targets: { runtime: AnyRuntime; deps: TorchDeps }[] = onnxFormat ? onnxTargets(deps) : input.runtimes.map((target) => {
       const { runtime, environment } = parseTarget(target);
       const config = environment === undefined ? producer : stageConfig(deps.config, environment);
       if (runtime === 'libtorch' && !existsSync(config.libtorchRunner)) {
@@ -92,7 +119,7 @@ export function parityActivity(deps: TorchDeps) {
     }
     return withWorkDir(async (dir) => {
       const format: Format = input.format ?? 'torchscript';
-      const model = format === 'aoti' ? 'model.pt2' : 'model.pt';
+      const model = format === 'aoti' ? 'model.pt2' : format === 'onnx' ? 'model.onnx' : 'model.pt';
       const files = await materialize(deps.store, dir, {
         [model]: input.artifactDigest,
         'references.safetensors': input.referencesDigest,
@@ -116,15 +143,27 @@ export function parityActivity(deps: TorchDeps) {
       const bytes = (await stat(files[model])).size;
       const started = performance.now();
       const share = coreShare(deps.config, availableParallelism(), torchStagesRunning());
-      const runOne = async ({ runtime, deps: target }: (typeof targets)[number], mode: FusionMode): Promise<ParityRuntimeReport> => {
+      const runOne = async (
+        { runtime, deps: target }: (typeof targets)[number],
+        mode: FusionMode,
+        level?: GraphOptimization,
+      ): Promise<ParityRuntimeReport> => {
         const { environment } = target.config;
-        const about = { format, environment };
-        const flags = { fuser: mode !== 'serving', mode };
-        const shownMode = mode === 'serving' ? '' : mode === 'fused' ? ' (fuser on)' : " (fuser on, NNC's interpreter)";
+        // An ONNX runtime has no torch environment: it is named alone.
+        const about = level ? { format } : { format, environment };
+        const who = level ? runtime : `${runtime} of ${environment}`;
+        const flags = level ? { fuser: false, graph_optimization: level } : { fuser: mode !== 'serving', mode };
+        const shownMode = level
+          ? ` (graph optimisation ${level === 'all' ? 'all on' : 'off'})`
+          : mode === 'serving'
+            ? ''
+            : mode === 'fused'
+              ? ' (fuser on)'
+              : " (fuser on, NNC's interpreter)";
         // Made in one environment, checked in another: the message names both.
         const made = environment === producer.environment ? '' : ` made with ${producer.environment}`;
         const limit = runtimeLimit(input.limits ?? {}, bytes, mode === 'interpreter', deps.config.runtimeLoadAllowanceMs);
-        const run = await runRunner(target, runtime, { model: files[model], name: model, references: inputsPath, format }, mode, limit);
+        const run = await runRunner(target, runtime, { model: files[model], name: model, references: inputsPath, format }, mode, limit, level);
         if (!run.ok) {
           const code = run.refused ? GateCode.sandboxRefused : run.timedOut ? GateCode.runtimeTimeout : GateCode.runtimeLoadFailed;
           return {
@@ -139,10 +178,10 @@ export function parityActivity(deps: TorchDeps) {
             threads: RUNNER_THREADS,
             ms: run.ms,
             message: run.refused
-              ? `${runtime} of ${environment}${shownMode}: the sandbox refused ${run.refused} while the ${format} artifact${made} ran: ${run.error}`
+              ? `${who}${shownMode}: the sandbox refused ${run.refused} while the ${format} artifact${made} ran: ${run.error}`
               : run.timedOut
-                ? `${runtime} of ${environment}${shownMode} did not finish the ${format} artifact${made} within its limit of ${seconds(limit.ms)} (${limit.basis}); expected it to load and run every reference case within it: raise time_limits.scale in the spec if this runtime really needs longer`
-                : `${runtime} of ${environment}${shownMode} could not load or run the ${format} artifact${made}: ${run.error}`,
+                ? `${who}${shownMode} did not finish the ${format} artifact${made} within its limit of ${seconds(limit.ms)} (${limit.basis}); expected it to load and run every reference case within it: raise time_limits.scale in the spec if this runtime really needs longer`
+                : `${who}${shownMode} could not load or run the ${format} artifact${made}: ${run.error}`,
           } satisfies ParityRuntimeReport;
         }
         const cmp = compareOutputs(
@@ -173,6 +212,8 @@ export function parityActivity(deps: TorchDeps) {
           flags,
           ...(run.summary.fusion ? { fusion: run.summary.fusion } : {}),
           torch_version: run.summary.torch_version ?? null,
+          ...(run.summary.onnxruntime_version ? { onnxruntime_version: run.summary.onnxruntime_version } : {}),
+          ...(run.summary.execution_provider ? { execution_provider: run.summary.execution_provider } : {}),
           threads: run.summary.threads ?? RUNNER_THREADS,
           ms: run.ms,
           message: `${cmp.message}${shownMode}`,
@@ -183,6 +224,8 @@ export function parityActivity(deps: TorchDeps) {
       };
       const reports = (
         await mapLimit(targets, Math.max(1, Math.min(targets.length, share)), async (target) => {
+          // ONNX Runtime as its servers run it, with its graph optimisations off and all on.
+          if (onnxFormat) return mapLimit(GRAPH_OPTIMIZATIONS, 1, (level) => runOne(target, 'serving', level));
           const serving = await runOne(target, 'serving');
           const fused = serving.passed ? fusedMode(serving.fusion, fusedRuns) : undefined;
           return fused ? [serving, await runOne(target, fused)] : [serving];
@@ -211,7 +254,13 @@ function mismatchOnce(e: TorchEnv): Promise<string | undefined> {
   return found;
 }
 
-type RunnerSummary = { torch_version?: string; threads?: number; fusion?: FusionBuild };
+type RunnerSummary = {
+  torch_version?: string;
+  threads?: number;
+  fusion?: FusionBuild;
+  onnxruntime_version?: string;
+  execution_provider?: string;
+};
 type RunnerRun =
   | { ok: true; ms: number; outputs: Buffer; summary: RunnerSummary }
   | { ok: false; ms: number; error: string; refused?: string; timedOut?: boolean };
@@ -219,11 +268,12 @@ type RunnerRun =
 // Each run gets an empty directory and a bare environment: the runtime cannot see our code or the model file.
 async function runRunner(
   deps: TorchDeps,
-  runtime: RuntimeName,
+  runtime: AnyRuntime,
   /** references: the cases' inputs (a references file without its outputs). */
   files: { model: string; name: string; references: string; format: Format },
   mode: FusionMode,
   limit: TimeLimit,
+  level?: GraphOptimization,
 ): Promise<RunnerRun> {
   const cwd = await mkdtemp(join(tmpdir(), `ttd-${runtime}-`));
   try {
@@ -244,6 +294,7 @@ async function runRunner(
     // Older runners know only --fuser (the interpreter); a serving run passes nothing, as before.
     if (mode === 'interpreter') args.push('--fuser');
     else if (mode === 'fused') args.push('--fusion', 'fused');
+    if (level) args.push('--graph-optimization', level);
     let command: string;
     let extraEnv: Record<string, string> = {};
     if (runtime === 'python' && files.format === 'aoti') {
@@ -260,6 +311,15 @@ async function runRunner(
       await copyFile(deps.config.parityRunnerPy, join(cwd, 'runner.py'));
       command = deps.config.python;
       args.unshift('-I', 'runner.py');
+    } else if (runtime === 'onnxruntime') {
+      // The ONNX runner reads safetensors with the torch runner's reader (importable without torch), copied beside it.
+      await copyFile(deps.config.onnx.runnerPy, join(cwd, 'runner.py'));
+      await copyFile(deps.config.parityRunnerPy, join(cwd, 'ttd_parity_runner.py'));
+      command = deps.config.onnx.python;
+      args.unshift('-I', 'runner.py');
+    } else if (runtime === 'onnxruntime-node') {
+      command = process.execPath;
+      args.unshift(deps.config.onnx.nodeRunner);
     } else {
       command = deps.config.libtorchRunner;
     }
@@ -297,7 +357,7 @@ const RUNNER_STDERR_LINES = 40;
 // (lib/environments/sandbox.ts) it sees the host read-only, only its environment's torch and its binary, and writes only cwd.
 function exec(
   deps: TorchDeps,
-  runtime: RuntimeName,
+  runtime: AnyRuntime,
   command: string,
   args: string[],
   cwd: string,
@@ -311,7 +371,7 @@ function exec(
       ? [
           config.bwrap,
           [
-            ...bwrapArgs({ pythons: configPythons(config), readOnly: runtime === 'python' ? [] : [command], readWrite: [cwd], cwd }, env),
+            ...bwrapArgs({ pythons: sandboxPythons(config, runtime), readOnly: sandboxReadOnly(config, runtime, command), readWrite: [cwd], cwd }, env),
             command,
             ...args,
           ],
@@ -324,6 +384,18 @@ function exec(
     timeoutMs,
     stderrTailLines: RUNNER_STDERR_LINES,
   });
+}
+
+// The Pythons a runtime's sandbox binds: the torch environments', or ONNX Runtime's own (no torch in it).
+function sandboxPythons(config: TorchDeps['config'], runtime: AnyRuntime): string[] {
+  return runtime === 'onnxruntime' ? [config.onnx.python] : runtime === 'onnxruntime-node' ? [] : configPythons(config);
+}
+
+// The further read-only paths: a binary runner, or Node and the ONNX runner's folder (its node_modules).
+function sandboxReadOnly(config: TorchDeps['config'], runtime: AnyRuntime, command: string): string[] {
+  if (runtime === 'python' || runtime === 'onnxruntime') return [];
+  if (runtime === 'onnxruntime-node') return [command, dirname(config.onnx.nodeRunner)];
+  return [command];
 }
 
 /** Maps `items` through `fn` with at most `limit` at a time; results keep the items' order. */

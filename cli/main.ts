@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     .command('pull')
     .argument('<ref>', ref)
     .requiredOption('-o, --output <file>', 'where to write the artifact')
-    .option('--format <format>', 'torchscript (an archive) or aoti (an AOTInductor package, .pt2)', 'torchscript')
+    .option('--format <format>', 'torchscript (an archive), aoti (an AOTInductor package, .pt2) or onnx (an ONNX model, .onnx)', 'torchscript')
     .option('--force', 'overwrite FILE if it exists')
     .option('--json', 'print JSON')
     .description('write a version’s artifact in one of its formats after checking its digest')

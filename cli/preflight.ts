@@ -28,11 +28,16 @@ export async function preflight<C extends Config>(config: C, spec: Spec, opts: {
       `environment.requirements needs uv to build the environment, but '${config.uv}' does not exist; make setup installs it (PyPI uv into .venv), or set TTD_UV`,
     );
   }
-  if (spec.formats.includes('aoti') && !canExport(chosen)) {
-    throw new TtdError(
-      ErrorCode.specInvalid,
-      `formats: aoti needs torch 2.x (torch.export and AOTInductor), but environment '${chosen.name}' has torch ${chosen.torch}; set environment: ${config.environments.find(canExport)?.name ?? 'a torch 2.x environment'}, or formats: [torchscript]`,
-    );
+  for (const [format, needs] of [
+    ['aoti', 'torch.export and AOTInductor'],
+    ['onnx', "torch.export and torch.onnx's dynamo exporter"],
+  ] as const) {
+    if (spec.formats.includes(format) && !canExport(chosen)) {
+      throw new TtdError(
+        ErrorCode.specInvalid,
+        `formats: ${format} needs torch 2.x (${needs}), but environment '${chosen.name}' has torch ${chosen.torch}; set environment: ${config.environments.find(canExport)?.name ?? 'a torch 2.x environment'}, or formats: [torchscript]`,
+      );
+    }
   }
   if (config.sandbox === 'on') {
     const sandbox = await probeSandbox(config.bwrap);

@@ -10,7 +10,7 @@ import { auditReader, auditWriter } from '../lib/registry/keys';
 import { assertName } from '../lib/registry/names';
 import { recordAliasMove } from '../lib/registry/promotion';
 import { listModels, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry/registry';
-import { fuserShown } from '../lib/contract/results';
+import { fuserShown, runtimeVersion } from '../lib/contract/results';
 import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/registry/records';
 import { FORMATS, type Format } from '../lib/spec/spec';
 import { getBlobToFile } from '../lib/store/store';
@@ -87,7 +87,7 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
           p.environment ?? '—',
           fuserShown(p),
           sci(p.max_abs_error),
-          p.torch_version ?? '—',
+          runtimeVersion(p) ?? '—',
           p.passed ? 'agrees' : 'FAILED',
         ]),
       ]),

@@ -27,6 +27,9 @@ export interface Config {
   pythonPackageDir: string;
   parityRunnerPy: string;
   libtorchRunner: string;
+  /** The ONNX Runtime parity runners: a Python with onnxruntime and numpy and no torch (TTD_ONNX_PYTHON, default
+   * .onnxruntime/bin/python, made by make setup), its runner, and the Node runner (onnxruntime-node) in its own folder. */
+  onnx: { python: string; runnerPy: string; nodeRunner: string };
   actor: string;
   /** How torch stages run (TTD_TORCH_PROCESS): `server`, a long-lived fork server per worker that imported torch
    * once (the default), or `fresh`, a new Python per stage. */
@@ -100,6 +103,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pythonPackageDir: join(repoRoot, 'runtimes', 'python'),
     parityRunnerPy: join(repoRoot, 'runtimes', 'python', 'ttd_parity_runner.py'),
     libtorchRunner: legacy.libtorchRunner,
+    onnx: {
+      python: env.TTD_ONNX_PYTHON || join(repoRoot, '.onnxruntime', 'bin', 'python'),
+      runnerPy: join(repoRoot, 'runtimes', 'python', 'ttd_onnx_runner.py'),
+      nodeRunner: join(repoRoot, 'runtimes', 'onnx-node', 'runner.mjs'),
+    },
     actor: actor(env.TTD_ACTOR) ?? safeUser(),
     torchProcess: oneOf(env, 'TTD_TORCH_PROCESS', ['server', 'fresh'] as const),
     torchMaxRssMb: positive(env, 'TTD_TORCH_MAX_RSS_MB', 4096),

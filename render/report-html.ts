@@ -1,7 +1,7 @@
 // The run report as one self-contained HTML page: inline CSS and SVG, no scripts, nothing loaded from the network.
 // Every string from the data is escaped; gate messages and IR come from users' files.
 import { histogramLabels, type ReportData, type StageTiming } from '../lib/parity/report';
-import { fuserShown, type GateResult, type ParityOutputReport, type ParityRuntimeReport } from '../lib/contract/results';
+import { fuserShown, runtimeVersion, type GateResult, type ParityOutputReport, type ParityRuntimeReport } from '../lib/contract/results';
 import { Tone, badge, esc, htmlDocument, ms, num, orDash, sci, statusBadge, table, time } from './html';
 
 /** Renders a run report as a whole HTML document. */
@@ -335,7 +335,8 @@ function runtimeKey(r: ParityRuntimeReport, all: ParityRuntimeReport[]): string 
   const format = r.format && r.format !== 'torchscript' ? `${r.format}-` : '';
   const envs = new Set(all.map((x) => x.environment));
   const env = envs.size > 1 && r.environment ? `@${r.environment}` : '';
-  return `${format}${r.runtime}${env}-fuser-${r.flags?.fuser ? 'on' : 'off'}`;
+  const mode = r.flags?.graph_optimization ? `graph-opt-${r.flags.graph_optimization}` : `fuser-${r.flags?.fuser ? 'on' : 'off'}`;
+  return `${format}${r.runtime}${env}-${mode}`;
 }
 
 function paritySection(parity: ReportData['parity']): string {
@@ -354,7 +355,7 @@ function paritySection(parity: ReportData['parity']): string {
       fuserShown(r),
       esc(sci(r.max_abs_error)),
       esc(sci(r.max_rel_error)),
-      orDash(r.torch_version),
+      orDash(runtimeVersion(r)),
       orDash(r.threads),
       esc(isFiniteNumber(r.ms) ? Math.round(r.ms) : '—'),
       r.passed ? badge('agrees', Tone.ok) : `${badge('FAILED', Tone.bad)} <code>${orDash(r.code)}</code>`,

@@ -1,5 +1,5 @@
-// Building a version: train, then per format, trace → verify → optimize → fusion (TorchScript) and export → compile
-// (AOTInductor), for a model file; or verify for a foreign archive. Every gate here runs before anything is registered.
+// Building a version: train, then per format, trace → verify → optimize → fusion (TorchScript), export → compile
+// (AOTInductor) and onnx (ONNX), for a model file; or verify for a foreign archive. Every gate here runs before anything is registered.
 import { Gate } from '../lib/contract/gate-codes';
 import type { ArtifactFiles, StageOutputs } from '../lib/registry/records';
 import type { Format } from '../lib/spec/spec';
@@ -53,7 +53,8 @@ export async function buildFromModel(run: Run, model: ModelFile): Promise<Built>
   const formats: Format[] = spec.formats ?? ['torchscript'];
   const parts: [Format, Part][] = [];
   for (const format of formats) {
-    parts.push([format, format === 'torchscript' ? await torchScript(run, model, weightsDigest) : await aoti(run, model, weightsDigest)]);
+    const build = format === 'torchscript' ? torchScript : format === 'aoti' ? aoti : onnx;
+    parts.push([format, await build(run, model, weightsDigest)]);
   }
   const [, primary] = parts[0];
   return {
@@ -163,6 +164,26 @@ async function aoti(run: Run, model: ModelFile, weightsDigest: string): Promise<
     eagerMs: exported.eager_ms,
     files: { aoti: pkg, program, aotiReferences: references },
     stages: { export: exported, compile: compiled },
+  };
+}
+
+// ONNX: torch.export with the batch dimension dynamic, translated by torch.onnx, checked by the ONNX checker and in ONNX
+// Runtime against eager on the reference and probe cases.
+async function onnx(run: Run, model: ModelFile, weightsDigest: string): Promise<Part> {
+  const { spec, torch, torchOptions } = run;
+  const { atol, rtol } = spec.parity;
+  const exported = await run.torchStage('onnx', Gate.onnx, () =>
+    torch.exportOnnx({ ...torchOptions, ...model, params: spec.params, weightsDigest, batchSizes: spec.trace.batch_sizes, atol, rtol }),
+  );
+  run.judge(Gate.onnx, exported);
+  // A passed verdict always stored both.
+  const file = exported.files.onnx!;
+  const references = exported.files.references!;
+  return {
+    artifact: { digest: file, references },
+    eagerMs: exported.eager_ms,
+    files: { onnx: file, onnxReferences: references },
+    stages: { onnx: exported },
   };
 }
 

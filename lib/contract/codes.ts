@@ -125,6 +125,8 @@ export const CODES = {
   unsupported_construct: verdict('export: torch.export cannot capture a construct of the model'),
   compile_failed: verdict('compile: AOTInductor could not compile the exported program'),
   compiled_divergence: verdict('compile: the AOTInductor package differs from eager'),
+  onnx_export_failed: verdict('onnx: torch.onnx could not export the model to ONNX, or the ONNX checker or ONNX Runtime refused the file'),
+  onnx_divergence: verdict('onnx: the ONNX model computes something else than eager in ONNX Runtime (the first diverging node is named)'),
   tolerance_exceeded: verdict("parity: a runtime's outputs differ from eager beyond parity.atol/rtol"),
   runtime_load_failed: verdict('parity: a target runtime could not load or run the artifact'),
   runtime_timeout: verdict('parity: a runtime ran past its limit (a load allowance plus a multiple of the eager time, lib/limits/time-limits.ts)'),

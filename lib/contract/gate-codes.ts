@@ -12,6 +12,8 @@ export const Gate = {
   fusion: 'fusion',
   export: 'export',
   compile: 'compile',
+  /** The ONNX export (torch.onnx from the torch.export program), checked in ONNX Runtime against eager. */
+  onnx: 'onnx',
   parity: 'parity',
   promotion: 'promotion',
 } as const;

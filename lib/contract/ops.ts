@@ -337,6 +337,41 @@ export const TorchOps = {
       divergence: Divergence.nullable().optional(),
     }),
   },
+  onnx: {
+    args: z.strictObject({
+      model_path: path,
+      params,
+      weights_path: path,
+      // trace.batch_sizes, as for export: the batch dimension is exported dynamic over them.
+      batch_sizes: z.array(z.number().int().positive()),
+      atol: tolerance,
+      rtol: tolerance,
+      out_dir: path,
+    }),
+    result: z.strictObject({
+      ...verdict,
+      // null when no ONNX model was made (export refused the model, or the exporter or the checker failed).
+      onnx_path: path.nullable(),
+      references_path: path.nullable(),
+      cases: z.array(CaseReport),
+      example_shapes: z.array(z.array(count)),
+      /** The default domain's opset of the ONNX model. */
+      opset: count.nullable(),
+      /** ONNX nodes by op type. */
+      nodes: nodeCounts,
+      node_total: count,
+      warnings: z.array(z.string()),
+      torch_version: z.string(),
+      onnx_version: z.string().nullable(),
+      onnxruntime_version: z.string().nullable(),
+      /** torch.onnx's translation, saving and the ONNX checker, in ms. */
+      export_ms: z.number().min(0),
+      eager_ms: z.number().min(0).optional(),
+      example_shape_checks: z.strictObject({ chunks: count, failed: count }).optional(),
+      /** The first ONNX node out of tolerance, when the verdict failed on numbers and it was found. */
+      divergence: Divergence.nullable().optional(),
+    }),
+  },
   evaluate: {
     args: z.strictObject({
       model_path: path,

@@ -30,7 +30,8 @@ export type ParityOutputReport = z.infer<typeof ParityOutputReport>;
 
 /** One runtime × executor-mode line of the parity report. */
 export const ParityRuntimeReport = z.object({
-  runtime: z.enum(['python', 'libtorch']),
+  /** python and libtorch run TorchScript and AOTInductor; onnxruntime (a Python without torch) and onnxruntime-node run ONNX. */
+  runtime: z.enum(['python', 'libtorch', 'onnxruntime', 'onnxruntime-node']),
   /** The artifact's format (torchscript or aoti) and the torch environment whose runtime ran it; absent before formats. */
   format: z.string().optional(),
   environment: z.string().optional(),
@@ -40,7 +41,15 @@ export const ParityRuntimeReport = z.object({
   max_rel_error: error,
   /** fuser: the run switched a fuser on; mode (absent before builds were told apart, when fuser meant the interpreter):
    * serving (the build's own flags), fused (the CPU fuser, with LLVM) or interpreter (NNC's, forced). */
-  flags: z.object({ fuser: z.boolean(), mode: z.enum(['serving', 'fused', 'interpreter']).optional() }),
+  flags: z.object({
+    fuser: z.boolean(),
+    mode: z.enum(['serving', 'fused', 'interpreter']).optional(),
+    /** ONNX Runtime's graph optimisation level (all off, or all on): its counterpart of fuser off and on. */
+    graph_optimization: z.enum(['disabled', 'all']).optional(),
+  }),
+  /** ONNX Runtime's version and execution provider (ONNX runtimes only). */
+  onnxruntime_version: z.string().optional(),
+  execution_provider: z.string().optional(),
   /** The runtime build's own fuser configuration, as it reported it (absent from older runners and failed runs). */
   fusion: z.record(z.string(), z.boolean().nullable()).optional(),
   torch_version: z.string().nullable(),
@@ -62,10 +71,17 @@ export type ParityRuntimeReport = z.infer<typeof ParityRuntimeReport>;
 /** A runtime run's fuser in one word for tables: `off`/`on` for a serving run (on: its build fuses by default), `on` for
  * a fused run, `interpreter` for NNC's interpreter (forced; older records' `fuser: true` meant this). */
 export function fuserShown(r: Pick<ParityRuntimeReport, 'flags' | 'fusion'>): string {
+  // ONNX Runtime has no fuser: its graph optimisation level stands in the column.
+  if (r.flags?.graph_optimization) return `graph opt ${r.flags.graph_optimization === 'all' ? 'all' : 'off'}`;
   const mode = r.flags?.mode ?? (r.flags?.fuser ? 'interpreter' : 'serving');
   if (mode === 'interpreter') return 'interpreter';
   if (mode === 'fused') return 'on';
   return r.fusion?.llvm_enabled && r.fusion?.can_fuse_on_cpu && r.fusion?.texpr_fuser_enabled ? 'on' : 'off';
+}
+
+/** The version a parity line ran under: its torch, or ONNX Runtime's for an ONNX runtime. */
+export function runtimeVersion(r: Pick<ParityRuntimeReport, 'torch_version' | 'onnxruntime_version'>): string | null {
+  return r.torch_version ?? (r.onnxruntime_version ? `onnxruntime ${r.onnxruntime_version}` : null);
 }
 
 /** The parity stage's result: the gate's verdict and one line per runtime and executor mode. */

@@ -129,6 +129,15 @@ export interface CompileInput extends ModelFileInput {
   rtol: number;
 }
 
+/** Input of the onnx stage: torch.export of the trained model, translated to ONNX, checked in ONNX Runtime. */
+export interface OnnxInput extends ModelFileInput {
+  params: Record<string, unknown>;
+  weightsDigest: string;
+  batchSizes: number[];
+  atol: number;
+  rtol: number;
+}
+
 /** Every declared torch stage, by activity name (the train stage has its own activity: it checkpoints as it goes). */
 export const TorchStages = {
   trace: declare({
@@ -222,6 +231,20 @@ export const TorchStages = {
       out_dir: dir,
     }),
     store: ['package_path'],
+  }),
+  exportOnnx: declare({
+    op: 'onnx',
+    fetch: (i: OnnxInput) => ({ 'weights.pt': i.weightsDigest }),
+    args: (i, f, dir) => ({
+      model_path: f.model,
+      params: i.params,
+      weights_path: f['weights.pt'],
+      batch_sizes: i.batchSizes,
+      ...tolerances(i),
+      out_dir: dir,
+    }),
+    // Both null when no ONNX model was made.
+    store: ['onnx_path', 'references_path'],
   }),
   evaluate: declare({
     op: 'evaluate',

@@ -110,8 +110,9 @@ const FusionSchema = z.strictObject({
     .optional(),
 });
 
-/** The deployable formats a run can produce: a TorchScript archive, and an AOTInductor package (torch.export). */
-export const FORMATS = ['torchscript', 'aoti'] as const;
+/** The deployable formats a run can produce: a TorchScript archive, an AOTInductor package (torch.export), and an ONNX
+ * model (torch.onnx from the torch.export program, run by ONNX Runtime where no torch exists). */
+export const FORMATS = ['torchscript', 'aoti', 'onnx'] as const;
 export type Format = (typeof FORMATS)[number];
 
 export const RUNTIMES = ['python', 'libtorch'] as const;
@@ -280,7 +281,7 @@ export const SpecSchema = z
         code: 'custom',
         path: ['formats'],
         input: spec.formats,
-        message: 'formats: a foreign artifact is a TorchScript archive (formats: [torchscript]); aoti needs a model file to export',
+        message: 'formats: a foreign artifact is a TorchScript archive (formats: [torchscript]); aoti and onnx need a model file to export',
       });
     }
     if (spec.artifact !== undefined && spec.model !== undefined) {

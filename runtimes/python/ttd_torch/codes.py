@@ -66,6 +66,12 @@ COMPILE_FAILED: Final = "compile_failed"
 # verdict: compile: the AOTInductor package differs from eager
 COMPILED_DIVERGENCE: Final = "compiled_divergence"
 
+# verdict: onnx: torch.onnx could not export the model to ONNX, or the ONNX checker or ONNX Runtime refused the file
+ONNX_EXPORT_FAILED: Final = "onnx_export_failed"
+
+# verdict: onnx: the ONNX model computes something else than eager in ONNX Runtime (the first diverging node is named)
+ONNX_DIVERGENCE: Final = "onnx_divergence"
+
 # verdict: parity: a runtime's outputs differ from eager beyond parity.atol/rtol
 TOLERANCE_EXCEEDED: Final = "tolerance_exceeded"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -175,10 +176,52 @@ def refusal(
     }
 
 
-@protocol.op("export")
-def export(args: dict[str, Any]) -> dict[str, Any]:
-    """torch.export the trained model (as trace loads it), save program.pt2, compare it with eager, save references."""
-    require_export("export")
+# aten op of an exported graph (before decompositions) -> index of its boolean "train"/"training" argument
+FX_TRAIN_FLAG_INDEX: dict[str, int] = {
+    "aten.dropout.default": 2,
+    "aten.feature_dropout.default": 2,
+    "aten.alpha_dropout.default": 2,
+    "aten.feature_alpha_dropout.default": 2,
+    "aten.batch_norm.default": 5,
+    "aten.native_dropout.default": 2,
+    "aten.native_batch_norm.default": 5,
+    "aten._native_batch_norm_legit.default": 5,
+    "aten._native_batch_norm_legit_functional.default": 5,
+}
+
+
+def train_mode_ops(program: Any) -> list[str]:
+    """The dropout and batch norm ops of an exported graph whose train flag is True (once each, in graph order)."""
+    found: list[str] = []
+    for node in program.graph.nodes:
+        if node.op != "call_function":
+            continue
+        target = str(node.target)
+        index = FX_TRAIN_FLAG_INDEX.get(target)
+        flag = node.args[index] if index is not None and len(node.args) > index else node.kwargs.get("train")
+        if index is not None and flag is True and target not in found:
+            found.append(target)
+    return found
+
+
+@dataclass
+class Captured:
+    """The trained eval-mode model and its torch.export program, with what both were made from."""
+
+    model: torch.nn.Module
+    path: str
+    example: data.Inputs
+    validation: data.Inputs
+    sizes: list[int]
+    dynamic: bool
+    program: Any
+    notes: list[str]
+    warned: list[str]
+
+
+def capture(args: dict[str, Any]) -> Captured | dict[str, Any]:
+    """torch.export of the trained model (as trace loads it), the batch dimension dynamic over the sizes it must
+    serve: the program, or the refusal result when export refused the model (or it keeps train-mode ops)."""
     sizes = verify.batch_sizes(args["batch_sizes"])
     path = args["model_path"]
     module = user_model.load(path)
@@ -226,11 +269,36 @@ def export(args: dict[str, Any]) -> dict[str, Any]:
             verify.run_eager(model, example, path, "example")  # a forward() that fails by itself: model_error
             code, message = export_failures.classify(exc, path, batch_words, sites)
             return refusal(code, message, example, [], warning_words(list(caught)))
+    warned = warning_words(list(caught))
+    train_ops = train_mode_ops(program)
+    if train_ops:
+        # Checked before any case runs eagerly: a batch norm in training mode raises on one row by itself.
+        return refusal(
+            codes.TRAIN_MODE_OPS,
+            f"the exported graph keeps {', '.join(train_ops)} in training mode (expected no train-mode ops: the "
+            f"model is exported after model.eval(), so forward() hard-wires them); pass training=self.training to "
+            f"F.dropout/F.batch_norm in forward() of {path}",
+            example,
+            program_dims(program),
+            warned,
+        )
+    return Captured(model, path, example, validation, sizes, dynamic, program, notes, warned)
+
+
+@protocol.op("export")
+def export(args: dict[str, Any]) -> dict[str, Any]:
+    """torch.export the trained model (as trace loads it), save program.pt2, compare it with eager, save references."""
+    require_export("export")
+    captured = capture(args)
+    if isinstance(captured, dict):
+        return captured
+    model, example, validation, program = captured.model, captured.example, captured.validation, captured.program
+    dynamic = captured.dynamic
     # After export: eager may fail where the program refuses (x.view(4, -1) at batch 7), and export says it better.
-    base, probe_list = verify.build_cases(validation, example, sizes if dynamic else [])
+    base, probe_list = verify.build_cases(validation, example, captured.sizes if dynamic else [])
     started = time.perf_counter()
     cases, eager, skipped, _ = verify.eager_cases(
-        model, base, probe_list, path, []
+        model, base, probe_list, captured.path, []
     )  # a forward() that raises: model_error
     eager_ms = (time.perf_counter() - started) * 1000  # the reference cases once, eagerly: later stages' time limits
     program_path = os.path.join(args["out_dir"], PROGRAM_FILE)
@@ -255,7 +323,7 @@ def export(args: dict[str, Any]) -> dict[str, Any]:
         "dynamic_dims": program_dims(program),
         "nodes": nodes,
         "node_total": sum(nodes.values()),
-        "warnings": notes + skipped + warning_words(list(caught)),
+        "warnings": captured.notes + skipped + captured.warned,
         "example_shape_checks": {"chunks": chunks["chunks"], "failed": chunks["failed"]},
         "torch_version": torch.__version__,
         "eager_ms": round(eager_ms, 3),
