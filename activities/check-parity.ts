@@ -87,18 +87,20 @@ export function parityActivity(deps: TorchDeps) {
     // Each target runs in its own environment: the run's, or the one it names (`libtorch@torch-1.13`). An ONNX model
     // runs in the ONNX runtimes, each where no torch exists, whatever torch runtimes the spec names.
     const onnxFormat = input.format === 'onnx';
-    const targets: { runtime: AnyRuntime; deps: TorchDeps }[] = onnxFormat ? onnxTargets(deps) : input.runtimes.map((target) => {
-      const { runtime, environment } = parseTarget(target);
-      const config = environment === undefined ? producer : stageConfig(deps.config, environment);
-      if (runtime === 'libtorch' && !existsSync(config.libtorchRunner)) {
-        throw ApplicationFailure.create({
-          type: NonRetryable.environmentMissing,
-          message: `the libtorch runner '${config.libtorchRunner}' of environment '${config.environment}' is not built; make setup builds it`,
-          nonRetryable: true,
+    const targets: { runtime: AnyRuntime; deps: TorchDeps }[] = onnxFormat
+      ? onnxTargets(deps)
+      : input.runtimes.map((target) => {
+          const { runtime, environment } = parseTarget(target);
+          const config = environment === undefined ? producer : stageConfig(deps.config, environment);
+          if (runtime === 'libtorch' && !existsSync(config.libtorchRunner)) {
+            throw ApplicationFailure.create({
+              type: NonRetryable.environmentMissing,
+              message: `the libtorch runner '${config.libtorchRunner}' of environment '${config.environment}' is not built; make setup builds it`,
+              nonRetryable: true,
+            });
+          }
+          return { runtime, deps: { ...deps, config } };
         });
-      }
-      return { runtime, deps: { ...deps, config } };
-    });
     // A runner built against another torch than its Python's is never loaded against the wrong libtorch (checked by
     // ttd run too; again here, where the worker's own TTD_PYTHON and runner are the ones used).
     for (const { runtime, deps: target } of targets) {
@@ -163,7 +165,14 @@ export function parityActivity(deps: TorchDeps) {
         // Made in one environment, checked in another: the message names both.
         const made = environment === producer.environment ? '' : ` made with ${producer.environment}`;
         const limit = runtimeLimit(input.limits ?? {}, bytes, mode === 'interpreter', deps.config.runtimeLoadAllowanceMs);
-        const run = await runRunner(target, runtime, { model: files[model], name: model, references: inputsPath, format }, mode, limit, level);
+        const run = await runRunner(
+          target,
+          runtime,
+          { model: files[model], name: model, references: inputsPath, format },
+          mode,
+          limit,
+          level,
+        );
         if (!run.ok) {
           const code = run.refused ? GateCode.sandboxRefused : run.timedOut ? GateCode.runtimeTimeout : GateCode.runtimeLoadFailed;
           return {
@@ -371,7 +380,10 @@ function exec(
       ? [
           config.bwrap,
           [
-            ...bwrapArgs({ pythons: sandboxPythons(config, runtime), readOnly: sandboxReadOnly(config, runtime, command), readWrite: [cwd], cwd }, env),
+            ...bwrapArgs(
+              { pythons: sandboxPythons(config, runtime), readOnly: sandboxReadOnly(config, runtime, command), readWrite: [cwd], cwd },
+              env,
+            ),
             command,
             ...args,
           ],

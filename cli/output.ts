@@ -2,6 +2,8 @@
 // prints goes through writeOut or writeErr, which let no terminal control through but our own colours.
 import { CliCode, TtdError, type JsonErrorCode } from '../lib/contract/errors';
 import { terminalJson, terminalLine, terminalText } from '../render/terminal';
+import type { GateResult } from '../lib/contract/results';
+import type { Divergence } from '../lib/contract/ops';
 
 /** Whether stderr progress may use colour (NO_COLOR respected, terminals only). */
 export const useColor = process.stderr.isTTY && !process.env.NO_COLOR;
@@ -55,7 +57,7 @@ export function table(rows: string[][], indent = '  '): string {
 }
 
 /** The gates as a table, then every warning, then the full message of a failed gate (it says what to change). */
-export function gateLines(gates: { gate: string; passed: boolean; code: string | null; message: string; warnings?: string[] }[]): string[] {
+export function gateLines(gates: Pick<GateResult, 'gate' | 'passed' | 'code' | 'message' | 'warnings' | 'divergence'>[]): string[] {
   const out = [
     table(gates.map((g) => [g.gate, g.passed ? 'passed' : 'FAILED', g.code ?? '', clip(terminalLine(g.message.split('\n')[0]), 110)])),
   ];
@@ -63,8 +65,21 @@ export function gateLines(gates: { gate: string; passed: boolean; code: string |
   for (const g of gates.filter((x) => !x.passed)) {
     out.push(`${terminalLine(g.gate)} gate: ${terminalLine(g.code)}`);
     out.push(...g.message.split('\n').map((line) => `  ${terminalLine(line)}`));
+    if (g.divergence) out.push(...divergenceLines(g.divergence).map((line) => `  ${terminalLine(line)}`));
   }
   return out;
+}
+
+/** The first diverging operator of a failed gate: where the graph keeps it, and both sides' values at its worst element. */
+export function divergenceLines(d: Divergence): string[] {
+  const values = (v: (number | null)[]) => `[${v.map((x) => (x === null ? 'nan/inf' : Number(x.toPrecision(6)))).join(', ')}]`;
+  const module = d.module ? ` in module '${d.module}'` : '';
+  return [
+    `first diverging operator: ${d.op} (node '${d.node}'${module}) at ${d.location ?? 'no line of the model file'}`,
+    `  on case ${d.case}, after ${d.compared} operators that agree; max abs error ${d.max_abs_error ?? 'nan/inf'}`,
+    `  eager:    ${values(d.eager)}`,
+    `  artifact: ${values(d.artifact)}`,
+  ];
 }
 
 /** Shortens a line for a table cell; the full text is printed elsewhere. */
@@ -88,4 +103,3 @@ export function failWith(err: unknown, json: boolean): never {
   if (!(err instanceof TtdError) && process.env.TTD_LOG_LEVEL === 'debug' && err instanceof Error) writeErr(`${err.stack}\n`);
   process.exit(2);
 }
-

@@ -1,7 +1,15 @@
 // Checks the torch environment before anything starts, so a missing piece is named, not discovered mid-run.
 import { existsSync } from 'node:fs';
 import { forEnvironment, type Config } from '../lib/config';
-import { canExport, chooseEnvironment, cpuFusionBuild, hasCuda, probeEnvironment, runtimeMismatch, type TorchEnv } from '../lib/environments/environments';
+import {
+  canExport,
+  chooseEnvironment,
+  cpuFusionBuild,
+  hasCuda,
+  probeEnvironment,
+  runtimeMismatch,
+  type TorchEnv,
+} from '../lib/environments/environments';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { probeSandbox } from '../lib/environments/sandbox';
 import { environmentName, parseTarget, type Spec } from '../lib/spec/spec';

@@ -197,7 +197,8 @@ export function checkStoreDir(path: string): string {
       }
       throw bad(code === 'ENOTDIR' ? `lies under a file, not a directory` : `cannot be read (${code ?? (err as Error).message})`);
     }
-    if (!st.isDirectory()) throw bad(dir === resolve(path) ? 'is a file, not a directory' : `lies under '${dir}', which is a file, not a directory`);
+    if (!st.isDirectory())
+      throw bad(dir === resolve(path) ? 'is a file, not a directory' : `lies under '${dir}', which is a file, not a directory`);
     const fsType = PSEUDO_FILESYSTEMS[Number(statfsSync(dir).type)];
     if (fsType) throw bad(`lies on ${fsType} ('${dir}'), where files cannot be stored`);
     return resolve(path);

@@ -3,6 +3,7 @@
 import { histogramLabels, type ReportData, type StageTiming } from '../lib/parity/report';
 import { fuserShown, runtimeVersion, type GateResult, type ParityOutputReport, type ParityRuntimeReport } from '../lib/contract/results';
 import { Tone, badge, esc, htmlDocument, ms, num, orDash, sci, statusBadge, table, time } from './html';
+import type { Divergence } from '../lib/contract/ops';
 
 /** Renders a run report as a whole HTML document. */
 export function renderReport(data: ReportData): string {
@@ -209,7 +210,7 @@ function niceTicks(min: number, max: number): { values: number[]; label: (v: num
 
 function gatesSection(gates: GateResult[]): string {
   if (!gates.length) return '<p class="absent">no gate reached a verdict in this run</p>';
-  return table(
+  return `${table(
     ['gate', 'result', 'code', 'message', 'warnings'],
     gates.map((g) => [
       esc(g.gate),
@@ -219,7 +220,27 @@ function gatesSection(gates: GateResult[]): string {
       g.warnings?.length ? `<ul class="warnings">${g.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : '—',
     ]),
     { rowIds: gates.map((g) => `gate-${g.gate}`) },
-  );
+  )}
+${gates.map((g) => (g.divergence ? divergenceBlock(g.gate, g.divergence) : '')).join('')}`;
+}
+
+// The first operator out of tolerance of a failed gate: where the graph keeps it, and both sides' values.
+function divergenceBlock(gate: string, d: Divergence): string {
+  const values = (v: (number | null)[]) => esc(v.map((x) => (x === null ? 'nan/inf' : String(Number(x.toPrecision(6))))).join(', '));
+  return `<div class="divergence" data-testid="divergence-${esc(gate)}">
+<h3>${esc(gate)}: first diverging operator</h3>
+${facts([
+  ['operator', `<code>${esc(d.op)}</code>`],
+  ['node', `<code>${esc(d.node)}</code>`],
+  ['module', d.module ? `<code>${esc(d.module)}</code>` : '—'],
+  ['location', d.location ? `<code>${esc(d.location)}</code>` : '—'],
+  ['case', esc(d.case)],
+  ['agreeing before it', esc(d.compared)],
+  ['max abs error', esc(sci(d.max_abs_error))],
+  ['eager', `<code>${values(d.eager)}</code>`],
+  ['artifact', `<code>${values(d.artifact)}</code>`],
+])}
+</div>`;
 }
 
 // ---- stage outputs ----

@@ -4,6 +4,7 @@ import type { ControlActivities, StageRun, TorchActivities } from '../activities
 import { failureCode, GateCode, NonRetryable, type Gate } from '../lib/contract/gate-codes';
 import type { DeclaredEnvironment } from '../lib/environments/declared-environments';
 import type { GateResult, ParityRuntimeReport, RunResult } from '../lib/contract/results';
+import type { Divergence } from '../lib/contract/ops';
 import { storeStage, torchStage, type PipelineInput, type PipelineProgress } from './definitions';
 import { asStageRun } from './legacy-results';
 import { gateRecorded, stageEnded } from './metrics';
@@ -14,6 +15,7 @@ export interface Verdict {
   code: GateCode | null;
   message: string;
   warnings?: string[];
+  divergence?: Divergence | null;
 }
 
 /** Thrown inside the workflow to end the run with a result (rejected or failed) instead of an error. */
@@ -136,6 +138,7 @@ export class Run {
       code: v.code,
       message: v.message,
       ...(v.warnings?.length ? { warnings: v.warnings } : {}),
+      ...(v.divergence ? { divergence: v.divergence } : {}),
     };
     if (!v.passed) this.reject(entry);
     this.addGate(entry);

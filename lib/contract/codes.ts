@@ -129,7 +129,9 @@ export const CODES = {
   onnx_divergence: verdict('onnx: the ONNX model computes something else than eager in ONNX Runtime (the first diverging node is named)'),
   tolerance_exceeded: verdict("parity: a runtime's outputs differ from eager beyond parity.atol/rtol"),
   runtime_load_failed: verdict('parity: a target runtime could not load or run the artifact'),
-  runtime_timeout: verdict('parity: a runtime ran past its limit (a load allowance plus a multiple of the eager time, lib/limits/time-limits.ts)'),
+  runtime_timeout: verdict(
+    'parity: a runtime ran past its limit (a load allowance plus a multiple of the eager time, lib/limits/time-limits.ts)',
+  ),
   shape_mismatch: verdict("parity: a runtime's output has another shape than eager's, or is missing"),
   non_finite_output: verdict("parity: a runtime's output holds NaN or infinity where eager's does not"),
   not_better_than_production: verdict("promotion: the validation loss is not better than the production version's"),

@@ -2,6 +2,7 @@
 // types, the CLI's readers of workflow history and the stored records share.
 import { z } from 'zod';
 import { GATE_CODES, Gate } from './gate-codes';
+import { Divergence } from './ops';
 
 export { Gate, GateCode } from './gate-codes';
 
@@ -14,6 +15,8 @@ export const GateResult = z.object({
   code: z.enum(GATE_CODES).nullable(),
   message: z.string(),
   warnings: z.array(z.string()).optional(),
+  /** The first operator out of tolerance, when the gate failed on numbers and the stage found it. */
+  divergence: Divergence.optional(),
 });
 export type GateResult = z.infer<typeof GateResult>;
 

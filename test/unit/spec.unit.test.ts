@@ -22,13 +22,13 @@ describe('spec', () => {
     });
   });
 
-  it('formats are torchscript and aoti, each once, and a foreign archive is TorchScript only', () => {
-    expect(validateSpec({ name: 'm', formats: ['torchscript', 'aoti'] }).ok).toBe(true);
-    const unknown = validateSpec({ name: 'm', formats: ['onnx'] });
-    expect(!unknown.ok && formatIssues(unknown.issues)).toContain('formats.0: formats entries must be one of torchscript, aoti (got "onnx")');
+  it('formats are torchscript, aoti and onnx, each once, and a foreign archive is TorchScript only', () => {
+    expect(validateSpec({ name: 'm', formats: ['torchscript', 'aoti', 'onnx'] }).ok).toBe(true);
+    const unknown = validateSpec({ name: 'm', formats: ['tflite'] });
+    expect(!unknown.ok && formatIssues(unknown.issues)).toContain('formats.0: formats entries must be one of torchscript, aoti, onnx (got "tflite")');
     const twice = validateSpec({ name: 'm', formats: ['aoti', 'aoti'] });
     expect(!twice.ok && formatIssues(twice.issues)).toContain('formats must list each format once; "aoti" appears more than once');
-    const foreign = validateSpec({ name: 'm', artifact: 'a.pt', references: 'r.safetensors', formats: ['aoti'] });
+    const foreign = validateSpec({ name: 'm', artifact: 'a.pt', references: 'r.safetensors', formats: ['onnx'] });
     expect(foreign.ok).toBe(false);
     if (foreign.ok) return;
     expect(formatIssues(foreign.issues)).toContain('formats: formats: a foreign artifact is a TorchScript archive');
