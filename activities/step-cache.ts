@@ -63,7 +63,8 @@ async function computeEnvironment(config: Config): Promise<string> {
   const reported = (server ?? (hello?.kind === 'ok' ? hello.result : {})) as Record<string, unknown>;
   // Without knowing the torch it runs on, no entry can be trusted: no digest (and no caching) until it is known.
   if (typeof reported.torch_version !== 'string') throw new Error(`the torch environment '${config.python}' did not start`);
-  const versions = { torch: reported.torch_version, python: reported.python_version ?? null };
+  // The exporters' packages too: the onnx stage's output changes with them as with torch.
+  const versions = { torch: reported.torch_version, python: reported.python_version ?? null, ...(reported.packages ? { packages: reported.packages } : {}) };
   const pkg = join(config.pythonPackageDir, 'ttd_torch');
   const sources: Record<string, string> = {};
   for (const f of (await readdir(pkg)).filter((n) => n.endsWith('.py')).sort()) sources[f] = digestBytes(await readFile(join(pkg, f)));

@@ -20,6 +20,8 @@ export interface TorchEnvironment {
   pid: number;
   torch_version: string;
   python_version: string;
+  /** The exporters' packages beside torch (onnx, onnxscript, onnxruntime), by name; absent from older servers. */
+  packages?: Record<string, string>;
 }
 
 /** One worker process's fork server: `python -m ttd_torch --listen SOCKET`, restarted when it dies or grows. */
@@ -150,7 +152,7 @@ function startServer(config: Config, hints: ServerHints): Promise<ForkServer | {
           socketPath,
           dir,
           sandboxed: config.sandbox === 'on',
-          env: { pid, torch_version: ready.torch_version, python_version: ready.python_version },
+          env: { pid, torch_version: ready.torch_version, python_version: ready.python_version, ...(ready.packages ? { packages: ready.packages } : {}) },
           stderr,
           exited: false,
           inflight: 0,

@@ -131,7 +131,13 @@ export type FusionBuild = z.infer<typeof FusionBuild>;
 export const TorchOps = {
   hello: {
     args: z.strictObject({}),
-    result: z.strictObject({ protocol: z.number().int(), torch_version: z.string(), python_version: z.string() }),
+    result: z.strictObject({
+      protocol: z.number().int(),
+      torch_version: z.string(),
+      python_version: z.string(),
+      /** Versions of the exporters' packages installed beside torch (onnx, onnxscript, onnxruntime); absent from older servers. */
+      packages: z.record(z.string(), z.string()).optional(),
+    }),
   },
   train: {
     args: z.strictObject({ model_path: path, params, train: TrainSection, out_dir: path, resume_path: path.optional() }),

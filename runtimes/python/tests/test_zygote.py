@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ttd_torch import hello
 from ttd_torch import zygote as zygote_module
 
 from .helpers import PYTHON, PYTHON_DIR, SEED_MODEL, responses, serve
@@ -370,6 +371,7 @@ class ForkServerTest(unittest.TestCase):
                 "pid": self.zygote.proc.pid,
                 "torch_version": torch.__version__,
                 "python_version": platform.python_version(),
+                "packages": hello.exporter_versions(),
             },
         )
         mode = os.stat(self.zygote.path).st_mode
@@ -386,7 +388,12 @@ class ForkServerTest(unittest.TestCase):
         self.assertTrue(lines[0]["ok"], lines)
         self.assertEqual(
             lines[0]["result"],
-            {"protocol": 1, "torch_version": torch.__version__, "python_version": platform.python_version()},
+            {
+                "protocol": 1,
+                "torch_version": torch.__version__,
+                "python_version": platform.python_version(),
+                "packages": hello.exporter_versions(),
+            },
         )
 
     def start_blocking(self, name: str, spawn: bool = False) -> tuple[Any, dict[str, Any], dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from importlib import metadata
 from typing import Any
 
 import torch
@@ -17,4 +18,19 @@ def hello(args: dict[str, Any]) -> dict[str, Any]:
         "protocol": PROTOCOL_VERSION,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
+        "packages": exporter_versions(),
     }
+
+
+EXPORTERS = ("onnx", "onnxscript", "onnxruntime")  # what the onnx stage's output depends on beside torch
+
+
+def exporter_versions() -> dict[str, str]:
+    """The installed versions of the exporters' packages (read from their metadata, never imported), by name."""
+    found: dict[str, str] = {}
+    for name in EXPORTERS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found

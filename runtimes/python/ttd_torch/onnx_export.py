@@ -226,6 +226,8 @@ def export_onnx(args: dict[str, Any]) -> dict[str, Any]:
     try:
         with quiet_exporter():
             onnx_program = torch.onnx.export(program, dynamo=True, verbose=False)
+        if onnx_program is None:  # only without dynamo=True (the file is written then)
+            raise RuntimeError("torch.onnx.export returned no ONNX program")
     except Exception as exc:
         sandbox.raise_if_refused(exc)
         return refusal(

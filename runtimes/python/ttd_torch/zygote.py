@@ -745,6 +745,8 @@ def main(path: str, spares: int | None = None) -> int:
     if hasattr(gc, "freeze"):
         gc.freeze()  # children do not touch (copy) the zygote's objects when they collect garbage
     zygote.fill_spares()  # so that the first connection after the ready line finds a spare
+    from .hello import exporter_versions  # torch is imported by now
+
     try:
         os.write(
             protocol_fd,
@@ -755,6 +757,7 @@ def main(path: str, spares: int | None = None) -> int:
                     "pid": os.getpid(),
                     "torch_version": torch.__version__,
                     "python_version": platform.python_version(),
+                    "packages": exporter_versions(),
                 }
             ),
         )
