@@ -141,6 +141,22 @@ const out = {
     torch_version: '2.13.0',
     ...o,
   }),
+  onnx: (o: Partial<Torch<'exportOnnx'>> = {}): Torch<'exportOnnx'> => ({
+    ...passed,
+    files: { onnx: digest('0'), references: digest('e') },
+    cases: [],
+    example_shapes: [[4, 8]],
+    opset: 20,
+    nodes: { Gemm: 2 },
+    node_total: 3,
+    warnings: [],
+    torch_version: '2.13.0',
+    onnx_version: '1.23.2',
+    onnxruntime_version: '1.32.0',
+    export_ms: 5,
+    eager_ms: 3,
+    ...o,
+  }),
   evaluate: (losses: Record<string, number | null>): Torch<'evaluate'> => ({
     results: Object.entries(losses).map(([name, validation_loss]) => ({ name, validation_loss, message: null })),
     rows: 16,
@@ -195,6 +211,7 @@ const promoting = (): Activities => ({
   recordAudit: async () => ({ seq: 12 }),
   exportProgram: async () => ran(out.export()),
   compilePackage: async () => ran(out.compile()),
+  exportOnnx: async () => ran(out.onnx()),
 });
 
 /** One call of a fake activity: its name and input. */
@@ -357,11 +374,7 @@ describe('pipeline workflow branches', () => {
 
   it('a declared environment is built as the first stage, every torch stage carries it, and the version stores what it resolved to', async () => {
     const environment = `torch-2.13+${'e'.repeat(64)}`;
-    const { result, names, input, calls } = await run(
-      {},
-      { environment: { ...DECLARED } },
-      { environment, declaredEnvironment: DECLARED },
-    );
+    const { result, names, input, calls } = await run({}, { environment: { ...DECLARED } }, { environment, declaredEnvironment: DECLARED });
     expect(result.status).toBe('promoted');
     expect(names()).toEqual(['buildEnvironment', ...BUILD, ...AFTER_BUILD]);
     expect(result.gates[0]).toEqual({
@@ -487,6 +500,42 @@ describe('pipeline workflow branches', () => {
     );
     expect(ending(result)).toEqual(endsWith('rejected', 'compile', 'compiled_divergence'));
     expect(names()).toEqual([...BUILD, 'exportProgram', 'compilePackage']);
+  });
+
+  it('an ONNX run exports to ONNX after TorchScript, stores both and checks the ONNX model in its own parity stage', async () => {
+    const { result, names, input, calls } = await run({}, { formats: ['torchscript', 'onnx'] });
+    expect(result.status).toBe('promoted');
+    expect(names()).toEqual([...BUILD, 'exportOnnx', 'storeArtifact', 'checkParity', 'checkParity', 'promoteModel']);
+    expect(input('exportOnnx')).toMatchObject({ weightsDigest: digest('1'), batchSizes: [1, 7] });
+    expect(input('storeArtifact')).toMatchObject({
+      files: { onnx: digest('0'), onnxReferences: digest('e') },
+      formats: { onnx: { digest: digest('0'), references: digest('e') } },
+    });
+    const parity = calls.filter((c) => c.name === 'checkParity').map((c) => c.input.format);
+    expect(parity).toEqual([undefined, 'onnx']);
+    expect(result.gates.map((g) => g.gate)).toContain('onnx');
+    expect(Object.keys(result.timings)).toEqual(expect.arrayContaining(['onnx', 'parity', 'parity_onnx']));
+  });
+
+  it('onnx gate rejects an ONNX model that computes something else, with its first diverging node, before anything is stored', async () => {
+    const divergence = {
+      case: 'validation',
+      node: 'node_atan2',
+      op: 'Where (aten.atan2.default)',
+      module: '',
+      location: 'model.py:22',
+      max_abs_error: 3.14,
+      eager: [3.14],
+      artifact: [0],
+      compared: 4,
+    };
+    const { result, names } = await run(
+      { exportOnnx: async () => ran(out.onnx({ ...failed(GateCode.onnxDivergence), divergence })) },
+      { formats: ['onnx'] },
+    );
+    expect(ending(result)).toEqual(endsWith('rejected', 'onnx', 'onnx_divergence'));
+    expect(lastGate(result).divergence).toEqual(divergence);
+    expect(names()).toEqual(['train', 'exportOnnx']);
   });
 
   it('a foreign artifact that verifies is promoted without training or tracing', async () => {
