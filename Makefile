@@ -67,6 +67,7 @@ bench: setup
 	@node bench/seed-pipeline.mjs $(RUNS)
 	@node bench/capacity.mjs 20 $(CAPACITY_ROUNDS)
 	@node bench/aoti.mjs $(RUNS)
+	@node bench/onnx.mjs $(RUNS)
 
 # The real-model corpus (bench/corpus/, a benchmark, never part of make test): each model through ttd and by hand,
 # interleaved; writes docs/real-models.md. REDUCED=1: CI's small sizes, printed instead; CORPUS_LARGE=1 adds the > 1 GB

@@ -13,7 +13,7 @@ import { GateCode } from '../lib/contract/gate-codes';
 import { listModels, readModel } from '../lib/registry/registry';
 import { DASHBOARD_POLICY } from '../render/html';
 import { renderReport } from '../render/report-html';
-import { readVersionRecord, type VersionRecord } from '../lib/registry/records';
+import { formatsOf, readManifest, readVersionRecord, type VersionRecord } from '../lib/registry/records';
 import type { ObjectStore } from '../lib/store/store';
 import { auditPage, errorPage, modelPage, modelsPage, runsPage, type ModelSummary, type VersionRow } from '../render/ui-html';
 import { failWith, writeErr, writeOut } from './output';
@@ -50,7 +50,7 @@ const SECURITY_HEADERS = {
 } as const;
 
 /** The fields of a version record the versions table shows. */
-type RecordFacts = Pick<VersionRecord, 'actor' | 'trigger' | 'commit' | 'kept'>;
+type RecordFacts = Pick<VersionRecord, 'actor' | 'trigger' | 'commit' | 'kept'> & { formats: string[] };
 
 /** Builds the request handler (exported for tests that serve it on their own port). */
 export function uiHandler(
@@ -61,7 +61,8 @@ export function uiHandler(
   const facts = async (digest: string): Promise<RecordFacts> => {
     let r = records.get(digest);
     if (!r) {
-      r = await readVersionRecord(src.store, digest);
+      const record = await readVersionRecord(src.store, digest);
+      r = { ...record, formats: Object.keys(formatsOf(await readManifest(src.store, record.manifest))) };
       records.set(digest, r);
     }
     return r;
@@ -95,6 +96,7 @@ export function uiHandler(
             trigger: f.trigger,
             commit: f.commit,
             actor: f.actor,
+            formats: f.formats,
           });
         }
         return modelPage({ name, versions, aliases: state.aliases, aliasHistory: [...state.aliasHistory].reverse() });

@@ -23,6 +23,8 @@ export interface VersionRow {
   trigger: string | null;
   commit: string | null;
   actor: string | null;
+  /** The version's formats (torchscript, aoti, onnx), each pulled with `ttd pull --format`. */
+  formats: string[];
 }
 
 /** A model's page: its versions, where its aliases point now, and every alias move. */
@@ -97,11 +99,12 @@ export function modelPage(m: ModelDetail): string {
   const versions = [...m.versions].sort((a, b) => b.version - a.version);
   const versionsHtml = versions.length
     ? table(
-        ['version', 'status', 'digest', 'created', 'trigger', 'commit', 'actor', 'run id', ''],
+        ['version', 'status', 'digest', 'formats', 'created', 'trigger', 'commit', 'actor', 'run id', ''],
         versions.map((v) => [
           `v${esc(v.version)}${v.aliases.map((a) => ` ${badge(a, Tone.info)}`).join('')}`,
           statusBadge(v.status),
           shortDigest(v.digest),
+          v.formats.map((f) => `<code>${esc(f)}</code>`).join(' '),
           time(v.createdAt),
           orDash(v.trigger),
           commitCell(v.commit),

@@ -133,6 +133,52 @@ describe('run report', () => {
     expect(part(html, 'runtime-aoti-python@torch-2.13-fuser-off')).toContain('python · aoti · torch-2.13');
   });
 
+  it('ONNX parity lines are keyed and shown by graph optimisation level and ONNX Runtime version, not a fuser', () => {
+    const onnx = (level: 'disabled' | 'all'): ParityRuntimeReport => ({
+      ...runtime('python', false),
+      runtime: 'onnxruntime-node',
+      format: 'onnx',
+      flags: { fuser: false, graph_optimization: level },
+      torch_version: null,
+      onnxruntime_version: '1.30.0',
+      execution_provider: 'CPUExecutionProvider',
+    });
+    const html = renderReport({ ...fixture(), parity: { atol: 1e-5, rtol: 1e-4, runtimes: [onnx('disabled'), onnx('all')] } });
+    expect(part(html, 'parity-onnx-onnxruntime-node-graph-opt-all')).toContain('graph opt all');
+    expect(part(html, 'parity-onnx-onnxruntime-node-graph-opt-disabled')).toContain('onnxruntime 1.30.0');
+  });
+
+  it('a gate that failed on numbers shows its first diverging operator, escaped, with both sides values', () => {
+    const html = renderReport({
+      ...fixture(),
+      gates: [
+        {
+          gate: 'onnx',
+          passed: false,
+          code: 'onnx_divergence',
+          message: 'the ONNX model and eager differ',
+          divergence: {
+            case: 'validation',
+            node: EVIL,
+            op: 'Where (aten.atan2.default)',
+            module: 'head.0',
+            location: 'model.py:22',
+            max_abs_error: 3.14159,
+            eager: [3.14159, null],
+            artifact: [0, 0],
+            compared: 4,
+          },
+        },
+      ],
+    });
+    const block = part(html, 'divergence-onnx');
+    expect(block).toContain('Where (aten.atan2.default)');
+    expect(block).toContain('model.py:22');
+    expect(block).toContain('head.0');
+    expect(block).toContain('3.14159, nan/inf');
+    expect(block).not.toContain('<script>');
+  });
+
   it('a stage without a section of its own is shown from its output: scalars, list sizes and stored files, escaped', () => {
     const html = renderReport({
       ...fixture(),
@@ -415,6 +461,7 @@ describe('dashboard pages', () => {
         trigger: 'ci',
         commit: 'abcdef0123456789',
         actor: EVIL,
+        formats: v === 2 ? ['torchscript', 'onnx'] : ['torchscript'],
       })),
       aliases: { production: { version: 2, digest: DIGEST, updatedAt: '2025-01-02T03:04:05Z' } },
       aliasHistory: [
@@ -426,6 +473,7 @@ describe('dashboard pages', () => {
     expect(versions.indexOf('version-2')).toBeLessThan(versions.indexOf('version-1'));
     expect(part(html, 'version-report-2')).toContain('href="/models/seed-mlp/versions/2/report"');
     expect(part(html, 'version-2')).toContain(`title="${DIGEST}"`);
+    expect(part(html, 'version-2')).toContain('<code>torchscript</code> <code>onnx</code>');
     expect(part(html, 'version-2')).toContain('href="/runs/ttd%2Frun%202/report"');
     expect(part(html, 'aliases')).toContain('v2');
     expect(part(html, 'alias-history')).toContain('bob');
