@@ -83,6 +83,29 @@ describe('terminal-safe text', () => {
     expect(out.split('\n')).toEqual(['  who                        why', '  alice\\x0aALL GATES PASSED  ok\\x0d\\x1b[2K']);
   });
 
+  it("a failed gate's first diverging operator follows its message, its node and location escaped", () => {
+    const divergence = {
+      case: 'validation',
+      node: ATTACK,
+      op: 'aten::mul',
+      module: 'block.1',
+      location: `model.py:14`,
+      max_abs_error: 0.5,
+      eager: [1, null],
+      artifact: [0.5, 2],
+      compared: 7,
+    };
+    const lines = gateLines([{ gate: 'trace', passed: false, code: 'control_flow_divergence', message: 'differs', divergence }]);
+    const text = lines.join('\n');
+    expect(text).not.toMatch(ACTS);
+    expect(lines.slice(3)).toEqual([
+      `  first diverging operator: aten::mul (node '${terminalLine(ATTACK)}' in module 'block.1') at model.py:14`,
+      '    on case validation, after 7 operators that agree; max abs error 0.5',
+      '    eager:    [1, nan/inf]',
+      '    artifact: [0.5, 2]',
+    ]);
+  });
+
   it('gate lines escape the table cell, warnings and the code, and keep a failed message in indented lines', () => {
     const lines = gateLines([
       { gate: 'training', passed: false, code: 'model_error', message: `ValueError: ${ATTACK}\nsecond`, warnings: ['w\nALL GATES PASSED'] },
