@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: installs only what is missing and says what it installs.
 # Debian packages (torch, libtorch, cmake, g++), a project-local virtualenv with the Temporal CLI, atheris (.fuzz),
-# node_modules, the TypeScript build and the libtorch runner.
+# node_modules, the TypeScript build, the libtorch runner, and ONNX Runtime without torch (.onnxruntime, onnxruntime-node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,6 +77,15 @@ if [ ! -x .torch/torch-2.13/bin/python ] || ! .torch/torch-2.13/bin/python -c "i
   .torch/torch-2.13/bin/python -c "import torch, numpy" # fail setup here, not in the first run
 fi
 
+# 2c'. The ONNX exporter beside it (formats: [onnx]): onnx, onnxscript (torch.onnx's dynamo exporter) and onnxruntime
+# (the onnx stage checks the model against eager). Pinned, as torch is.
+ONNX_PACKAGES=(onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0)
+if ! .torch/torch-2.13/bin/python -c "import onnx, onnxscript, onnxruntime" 2>/dev/null; then
+  say "installing ${ONNX_PACKAGES[*]} into .torch/torch-2.13 (the onnx stage)"
+  .torch/torch-2.13/bin/pip install -q --disable-pip-version-check "${ONNX_PACKAGES[@]}" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  .torch/torch-2.13/bin/python -c "import onnx, onnxscript, onnxruntime"
+fi
+
 
 # 6. The libtorch runner again, against torch 2.13's wheel (AOTInductor packages), when that environment
 # exists. Its own build directory and stamp; the RPATH points at the wheel's torch/lib.
@@ -87,6 +96,28 @@ if [ -x "$torch213" ] && { [ ! -x build/libtorch-2.13/ttd-libtorch-runner ] || [
   cmake -S runtimes/libtorch -B build/libtorch-2.13 -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch213_prefix" >/dev/null
   cmake --build build/libtorch-2.13 -j 2 >/dev/null
   touch build/libtorch-2.13/.stamp
+fi
+}
+
+lane_onnx() {
+# 2e. The ONNX models' parity runtimes, where no torch exists: a virtualenv with only onnxruntime and numpy (over
+# /usr/bin/python3 without its site packages, so Debian's torch stays out of sight), and onnxruntime-node in
+# runtimes/onnx-node's own node_modules. onnxruntime-node's install script downloads GPU binaries and fails here; the
+# CPU ones ship in the package, so it is installed without scripts.
+ORT_PACKAGES=(onnxruntime==1.32.0 numpy==2.4.6)
+if [ ! -x .onnxruntime/bin/python ] || ! .onnxruntime/bin/python -c "import onnxruntime, numpy" 2>/dev/null; then
+  say "creating .onnxruntime with ${ORT_PACKAGES[*]} (ONNX Runtime's parity runtime, without torch)"
+  /usr/bin/python3 -m venv .onnxruntime
+  .onnxruntime/bin/pip install -q --disable-pip-version-check "${ORT_PACKAGES[@]}" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  .onnxruntime/bin/python -c "import onnxruntime, numpy"
+  if .onnxruntime/bin/python -c "import torch" 2>/dev/null; then
+    say ".onnxruntime can import torch; it must not (the runtime ONNX exists for has none)"
+    exit 1
+  fi
+fi
+if [ ! -d runtimes/onnx-node/node_modules/onnxruntime-node ] || [ runtimes/onnx-node/package-lock.json -nt runtimes/onnx-node/node_modules/.package-lock.json ]; then
+  say "installing onnxruntime-node into runtimes/onnx-node (npm ci --ignore-scripts)"
+  (cd runtimes/onnx-node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 }
 
@@ -142,7 +173,7 @@ fi
 }
 
 pids=()
-lanes=(lane_venv lane_torch lane_fuzz lane_node lane_libtorch)
+lanes=(lane_venv lane_torch lane_onnx lane_fuzz lane_node lane_libtorch)
 for lane in "${lanes[@]}"; do
   ( set -euo pipefail; "$lane" ) &
   pids+=($!)

@@ -1,6 +1,7 @@
 """ttd parity runner (Python): load a TorchScript archive or AOTInductor package, run reference inputs, write outputs.
 
-Standalone by design (standard library + torch only; run as `python -I` in an empty directory).
+Standalone by design (standard library + torch only; run as `python -I` in an empty directory). Its safetensors reader
+also serves ttd_onnx_runner.py, in an environment without torch: the module imports there, and only the reader is used.
 Usage: ttd_parity_runner.py --model A.pt --references R.safetensors --out O.safetensors [--threads N]
                             [--fusion serving|fused|interpreter] [--fuser] [--format torchscript|aoti]
 See docs/protocol.md, sections 2 and 3.
@@ -13,21 +14,32 @@ import os
 import struct
 import sys
 import traceback
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+else:
+    try:
+        import torch
+    except ImportError:  # ONNX Runtime's environment has no torch: ttd_onnx_runner.py uses this module's reader alone
+        torch = None
 
-DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
+DTYPES = (
+    {
+        "F64": torch.float64,
+        "F32": torch.float32,
+        "F16": torch.float16,
+        "BF16": torch.bfloat16,
+        "I64": torch.int64,
+        "I32": torch.int32,
+        "I16": torch.int16,
+        "I8": torch.int8,
+        "U8": torch.uint8,
+        "BOOL": torch.bool,
+    }
+    if torch is not None
+    else {}
+)
 NAMES = {v: k for k, v in DTYPES.items()}
 WARMUP_CALLS = 3
 
