@@ -141,11 +141,13 @@ async function main() {
         out: { type: 'string' },
         threads: { type: 'string', default: '1' },
         'graph-optimization': { type: 'string', default: 'all' },
+        format: { type: 'string', default: 'onnx' },
       },
     }));
     for (const required of ['model', 'references', 'out']) if (!opts[required]) throw new Error(`--${required} is required`);
     if (!['disabled', 'all'].includes(opts['graph-optimization']))
       throw new Error(`--graph-optimization must be disabled or all (got '${opts['graph-optimization']}')`);
+    if (opts.format !== 'onnx') throw new Error(`--format must be onnx (got '${opts.format}')`);
     if (!/^[1-9][0-9]*$/.test(opts.threads)) throw new Error(`--threads must be a positive integer (got '${opts.threads}')`);
   } catch (err) {
     process.stderr.write(`ttd onnx-node runner: ${err.message}\n`);

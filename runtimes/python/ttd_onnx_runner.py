@@ -51,6 +51,13 @@ class Failure(Exception):
         self.stage = stage
 
 
+class Arguments(argparse.ArgumentParser):
+    """argparse whose errors are a Failure at stage args (one JSON line, exit 2) instead of usage text alone."""
+
+    def error(self, message):
+        raise Failure("args", message)
+
+
 def stage(name, fn, *args):
     """Run fn, labelling any exception with the stage name."""
     try:
@@ -127,18 +134,19 @@ def write_safetensors(path, tensors, metadata):
 
 def main(argv=None):
     """Parse arguments, run the cases, print one JSON line; returns the exit status."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser = Arguments(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--references", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--graph-optimization", choices=sorted(LEVELS), default="all")
+    parser.add_argument("--format", choices=["onnx"], default="onnx")  # what the worker tells every runner
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        if exit_.code:
-            print(json.dumps({"error": {"stage": "args", "message": "bad arguments (see stderr)"}}), flush=True)
-        raise
+    except Failure as failure:
+        print(f"ttd_onnx_runner: {failure}", file=sys.stderr)
+        print(json.dumps({"error": {"stage": failure.stage, "message": str(failure)}}), flush=True)
+        return 2
     try:
         session = stage("load", load, args.model, args.graph_optimization, args.threads)
         cases = stage("read", read_cases, args.references)
