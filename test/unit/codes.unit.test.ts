@@ -64,7 +64,11 @@ const TS_LITERAL = /['"]([a-z][a-z0-9_]*)['"](?!\s*:)/g;
 // Literals that spell a code's name but are not codes: each with why. The test fails when one of them disappears,
 // so the list cannot outlive its reason.
 const NOT_CODES: { file: string; code: string; why: string }[] = [
-  { file: 'lib/registry/audit.ts', code: 'approval_rejected', why: "an audit record's action (docs/trust-audit.md), named like the gate code" },
+  {
+    file: 'lib/registry/audit.ts',
+    code: 'approval_rejected',
+    why: "an audit record's action (docs/trust-audit.md), named like the gate code",
+  },
   { file: 'lib/registry/audit.ts', code: 'approval_timeout', why: "an audit record's action, named like the gate code" },
   { file: 'activities/registry-records.ts', code: 'approval_rejected', why: "an audit record's action" },
   { file: 'activities/registry-records.ts', code: 'approval_timeout', why: "an audit record's action" },
@@ -153,7 +157,11 @@ export function runnerFindings(files: { file: string; text: string }[]): { found
     for (const { use, patterns } of RUNNER_CONTEXTS) {
       for (const s of spelled(file, code, patterns)) {
         // A multi-line item pattern sees other strings too: only a runner step or an st_ code counts there.
-        if (use === 'runner' && /^\s*"/.test(code.split('\n')[s.line - 1]) && !(isCode(s.code) && (CODES[s.code].uses as readonly CodeUse[]).includes('runner')))
+        if (
+          use === 'runner' &&
+          /^\s*"/.test(code.split('\n')[s.line - 1]) &&
+          !(isCode(s.code) && (CODES[s.code].uses as readonly CodeUse[]).includes('runner'))
+        )
           continue;
         found.push(s);
         if (!isCode(s.code) || !(CODES[s.code].uses as readonly CodeUse[]).includes(use)) wrong.push(s);
@@ -226,8 +234,12 @@ describe('the code catalog', () => {
     expect(shown(torchSideFindings(sources(files)))).toEqual([]);
   });
 
-  it('the parity runners (Python and C++) name only catalogued steps and safetensors rules', () => {
-    const files = [...tracked('runtimes/libtorch/*.cpp', 'runtimes/libtorch/*.hpp'), 'runtimes/python/ttd_parity_runner.py'];
+  it("the parity runners (Python, ONNX Runtime's and C++) name only catalogued steps and safetensors rules", () => {
+    const files = [
+      ...tracked('runtimes/libtorch/*.cpp', 'runtimes/libtorch/*.hpp'),
+      'runtimes/python/ttd_parity_runner.py',
+      'runtimes/python/ttd_onnx_runner.py',
+    ];
     const { found, wrong } = runnerFindings(sources(files));
     expect(shown(wrong)).toEqual([]);
     // The scan sees every step and every rule of both runners (a pattern that stopped matching would pass vacuously).
