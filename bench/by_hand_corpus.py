@@ -6,8 +6,10 @@ torchscript: traces, compares the trace with eager on the cases ttd uses (valida
 and 7, and for floating inputs the probes: sign flip, x10, x0.1, zeros, shuffled rows), on chunks of validation and
 of each probe cut to the example's shape (up to 64 each, as ttd's verify and export stages), and twice on one input,
 freezes and compares again, saves model.pt; aoti: torch.export with the batch dimension dynamic, compares on the same
-cases and chunks, aoti_compile_and_package, loads the package and compares again, saves model.pt2. Writes the
-references the deploy-side runners read. One process, torch imported once; numbers the real work, no shortcuts.
+cases and chunks, aoti_compile_and_package, loads the package and compares again, saves model.pt2; onnx: torch.export
+as for aoti, torch.onnx.export (dynamo), the ONNX checker, ONNX Runtime (graph optimisations off) compared on the same
+cases and chunks, saves model.onnx. Writes the references the deploy-side runners read. One process, torch imported
+once; numbers the real work, no shortcuts.
 Prints one JSON line: {"ms": {stage: ms}, "params": N, "sizes": {file: bytes}}.
 Usage: by_hand_corpus.py MODEL.py OUT_DIR PARAMS_JSON TRAIN_JSON FORMATS (comma-separated) [ATOL RTOL]
 """
@@ -177,6 +179,43 @@ def aoti(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol) -> 
         save_references(os.path.join(out_dir, "aoti-references.safetensors"), all_cases, eager)
 
 
+def onnx(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol) -> None:
+    import contextlib
+    import io
+
+    import numpy as np
+    import onnx as onnx_lib
+    import onnxruntime as ort
+
+    example = all_cases["example"]
+    rows = max(len(v[0]) for v in all_cases.values())
+    batch = torch.export.Dim("batch", min=1, max=max(rows, 1024))
+    with timed("onnx"):
+        program = torch.export.export(model, example, dynamic_shapes=tuple({0: batch} for _ in example), strict=False)
+        with contextlib.redirect_stdout(io.StringIO()):
+            onnx_program = torch.onnx.export(program, dynamo=True)
+        path = os.path.join(out_dir, "model.onnx")
+        onnx_program.save(path, external_data=False)
+        onnx_lib.checker.check_model(path, full_check=True)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+
+        def run(inputs):
+            return tuple(
+                torch.from_numpy(np.asarray(o))
+                for o in session.run(None, dict(zip(names, (t.numpy() for t in inputs), strict=True)))
+            )
+
+        for k, v in all_cases.items():
+            check(f"onnx {k}", run(v), eager[k], atol, rtol)
+        for k, v in chunks.items():
+            check(f"onnx {k}", run(v), eager_chunks[k], atol, rtol)
+    with timed("store"):
+        save_references(os.path.join(out_dir, "onnx-references.safetensors"), all_cases, eager)
+
+
 def main(
     model_path: str, out_dir: str, params: dict[str, Any], spec: dict[str, Any], formats: str, atol: float, rtol: float
 ) -> None:
@@ -193,9 +232,11 @@ def main(
         aoti(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol)
     if "torchscript" in formats:
         torchscript(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol)
+    if "onnx" in formats:
+        onnx(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol)
     sizes = {
         f: os.path.getsize(os.path.join(out_dir, f))
-        for f in ("model.pt", "model.pt2", "checkpoint.pt")
+        for f in ("model.pt", "model.pt2", "model.onnx", "checkpoint.pt")
         if os.path.exists(os.path.join(out_dir, f))
     }
     print(

@@ -4,7 +4,7 @@
 // equivalent, the peak resident memory of ttd's process tree, and the verdicts against bench/corpus/corpus.json. A model
 // that lists `stores` in corpus.json runs through ttd on each (fs: the home's; s3: a moto_server of its own); one that
 // needs streaming also at CI's sizes, and has a section of its own (peak RSS of the worker, the torch side, moto).
-// Usage: node bench/corpus.mjs [--reduced] [--only a,b] [--formats torchscript[,aoti]] [--stores fs[,s3]] [--out FILE]
+// Usage: node bench/corpus.mjs [--reduced] [--only a,b] [--formats torchscript[,aoti][,onnx]] [--stores fs[,s3]] [--out FILE]
 //        [--no-hand] [--raw RAW.json] (the measurements, rewritten after each model) [--from RAW.json] (table them, run nothing)
 // (`make corpus` runs it with the full sizes; `make corpus REDUCED=1` with CI's sizes.)
 import { spawn } from 'node:child_process';
@@ -127,8 +127,10 @@ async function viaTtd(address, model, formats, { store = 'fs', reduced = opts.re
   }
 }
 
-// The deploy-side loads by hand, each in an empty directory: a fresh `python -I` and the libtorch runner per format.
+// The deploy-side loads by hand, each in an empty directory: a fresh `python -I` and the libtorch runner per format; for
+// ONNX, ONNX Runtime in its Python without torch and onnxruntime-node, graph optimisations off and all on, as ttd's parity.
 function deployByHand(dir, format) {
+  if (format === 'onnx') return deployOnnxByHand(dir);
   const [model, refs, flags] =
     format === 'aoti' ? ['model.pt2', 'aoti-references.safetensors', ['--format', 'aoti']] : ['model.pt', 'references.safetensors', []];
   const where = scratch('deploy');
@@ -139,6 +141,23 @@ function deployByHand(dir, format) {
   const t0 = performance.now();
   sh(python, ['-I', 'runner.py', ...args], { cwd: where });
   sh(libtorchRunner, args, { cwd: where });
+  const ms = performance.now() - t0;
+  remove(where);
+  return ms;
+}
+
+function deployOnnxByHand(dir) {
+  const where = scratch('deploy');
+  copyFileSync(join(dir, 'model.onnx'), join(where, 'model.onnx'));
+  copyFileSync(join(dir, 'onnx-references.safetensors'), join(where, 'references.safetensors'));
+  copyFileSync(join(root, 'runtimes', 'python', 'ttd_onnx_runner.py'), join(where, 'runner.py'));
+  copyFileSync(join(root, 'runtimes', 'python', 'ttd_parity_runner.py'), join(where, 'ttd_parity_runner.py'));
+  const args = ['--model', 'model.onnx', '--references', 'references.safetensors', '--out', 'out.safetensors', '--threads', '1'];
+  const t0 = performance.now();
+  for (const level of ['disabled', 'all']) {
+    sh(join(root, '.onnxruntime', 'bin', 'python'), ['-I', 'runner.py', ...args, '--graph-optimization', level], { cwd: where });
+    sh(process.execPath, [join(root, 'runtimes', 'onnx-node', 'runner.mjs'), ...args, '--graph-optimization', level], { cwd: where });
+  }
   const ms = performance.now() - t0;
   remove(where);
   return ms;
@@ -170,10 +189,12 @@ async function byHand(model, formats) {
   }
   const out = JSON.parse(r.stdout.trim().split('\n').pop());
   const stages = { ...out.ms };
-  if (formats.includes('torchscript')) stages.parity = deployByHand(dir, 'torchscript');
-  if (formats.includes('aoti')) stages.parity_aoti = deployByHand(dir, 'aoti');
+  // Named as ttd names its parity stages: `parity` for the first format, `parity_<format>` after it.
+  const parity = formats.map((f, i) => [i === 0 ? 'parity' : `parity_${f}`, deployByHand(dir, f)]);
+  Object.assign(stages, Object.fromEntries(parity));
   remove(dir);
-  return { ms: r.ms + (stages.parity ?? 0) + (stages.parity_aoti ?? 0), peakMb: r.peakMb, stages, params: out.params, sizes: out.sizes };
+  const deployMs = parity.reduce((a, [, ms]) => a + ms, 0);
+  return { ms: r.ms + deployMs, peakMb: r.peakMb, stages, params: out.params, sizes: out.sizes };
 }
 
 // ttd's stages against the by-hand work they stand for (verify: the trace's checks, which by hand run in "trace").
@@ -185,8 +206,10 @@ const PAIRS = [
   ['export', ['export'], ['export']],
   ['compile', ['compile'], ['compile']],
   ['store', ['store'], ['store']],
-  ['parity (TorchScript)', ['parity'], ['parity']],
+  ['onnx', ['onnx'], ['onnx']],
+  ['parity (the first format)', ['parity'], ['parity']],
   ['parity (AOTInductor)', ['parity_aoti'], ['parity_aoti']],
+  ['parity (ONNX)', ['parity_onnx'], ['parity_onnx']],
 ];
 const s = (ms) => (ms === undefined ? '—' : `${(ms / 1000).toFixed(1)} s`);
 const mb = (bytes) =>
@@ -209,15 +232,16 @@ function report(rows) {
   L.push(`${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; torch ${torchVersion}.`);
   L.push('Each model (bench/corpus/) ran once through `ttd run --json` (fresh home, step cache empty, Inductor cache');
   L.push('empty) and once by hand (bench/by_hand_corpus.py: the same training, trace, checks, freeze, export, AOTInductor');
-  L.push('compile and checks, then each artifact loaded and run in a fresh `python -I` and the libtorch runner), one after');
+  L.push('compile, ONNX export and checks, then each artifact loaded and run in a fresh `python -I` and the libtorch runner,');
+  L.push('an ONNX model in ONNX Runtime without torch and in onnxruntime-node, graph optimisations off and on), one after');
   L.push('the other. Peak RSS: the resident memory of the whole process tree (workers, fork server, stages, runtimes),');
   L.push('sampled every 200 ms; pages shared between processes count once per process.');
   L.push('');
-  L.push('| model | parameters | verdict (expected) | TorchScript | AOTInductor | ttd | by hand | ratio | peak RSS ttd / by hand | load (5 min) |');
-  L.push('|---|---|---|---|---|---|---|---|---|---|');
+  L.push('| model | parameters | verdict (expected) | TorchScript | AOTInductor | ONNX | ttd | by hand | ratio | peak RSS ttd / by hand | load (5 min) |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const { model, ttd, hand, load } of rows) {
     const v = verdict(model, ttd.result);
-    L.push(`| ${model.dir} | ${hand.params ? `${(hand.params / 1e6).toFixed(2)} M` : '—'} | ${v.ok ? '✓' : '✗'} ${v.text}${v.ok ? '' : ` (expected ${v.expected})`} | ${mb(ttd.sizes.torchscript)} | ${mb(ttd.sizes.aoti)} | ${s(ttd.ms)} | ${hand.failed ? 'failed' : s(hand.ms)} | ${hand.ms ? `${(ttd.ms / hand.ms).toFixed(2)}×` : '—'} | ${Math.round(ttd.peakMb)} / ${hand.peakMb ? Math.round(hand.peakMb) : '—'} MiB | ${load === undefined ? '—' : load.toFixed(1)} |`);
+    L.push(`| ${model.dir} | ${hand.params ? `${(hand.params / 1e6).toFixed(2)} M` : '—'} | ${v.ok ? '✓' : '✗'} ${v.text}${v.ok ? '' : ` (expected ${v.expected})`} | ${mb(ttd.sizes.torchscript)} | ${mb(ttd.sizes.aoti)} | ${mb(ttd.sizes.onnx)} | ${s(ttd.ms)} | ${hand.failed ? 'failed' : s(hand.ms)} | ${hand.ms ? `${(ttd.ms / hand.ms).toFixed(2)}×` : '—'} | ${Math.round(ttd.peakMb)} / ${hand.peakMb ? Math.round(hand.peakMb) : '—'} MiB | ${load === undefined ? '—' : load.toFixed(1)} |`);
   }
   L.push('');
   L.push('Load: the host\'s 5-minute load average when the model\'s runs ended (other work beside them slows both sides).');

@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv=.corpus/transformers
 base=.torch/torch-2.13
-[ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import transformers, torch' 2>/dev/null && exit 0
+# onnx too: the base got the ONNX exporter after some of these were made, and the links then add what is missing.
+[ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import transformers, torch, onnx, onnxscript, onnxruntime' 2>/dev/null && exit 0
 interpreter=$("$base/bin/python" -c 'import sys; print(sys.base_prefix)')/bin/python3
 "$interpreter" -m venv --without-pip "$venv"  # pip and setuptools come with the links: one copy of each
 site=$("$base/bin/python" -c 'import site; print(site.getsitepackages()[0])')
