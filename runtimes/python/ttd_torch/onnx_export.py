@@ -59,7 +59,7 @@ def quiet_exporter() -> Iterator[None]:
 class OrtGraph:
     """An ONNX Runtime session called like a module: torch tensors in, a tuple of torch tensors out."""
 
-    def __init__(self, path: str, level: str = "disabled", threads: int = 1) -> None:
+    def __init__(self, path: str, level: str = "disabled", threads: int | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -68,7 +68,8 @@ class OrtGraph:
             if level == "disabled"
             else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         )
-        options.intra_op_num_threads = threads
+        # The stage's own share of the cores (the worker sizes torch's threads per stage), as its eager runs get.
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
@@ -244,7 +245,8 @@ def export_onnx(args: dict[str, Any]) -> dict[str, Any]:
     try:
         with quiet_exporter():
             onnx_program.save(onnx_path, external_data=False)
-        onnx.checker.check_model(onnx_path, full_check=True)
+        onnx_model = onnx.load(onnx_path)  # once: checked here, read for its facts below
+        onnx.checker.check_model(onnx_model, full_check=True)
     except Exception as exc:
         sandbox.raise_if_refused(exc)
         reason = " ".join(str(exc).split())[:MAX_REASON]
@@ -259,7 +261,6 @@ def export_onnx(args: dict[str, Any]) -> dict[str, Any]:
             captured.warned,
         )
     export_ms = (time.perf_counter() - started) * 1000
-    onnx_model = onnx.load(onnx_path)
     dynamic = captured.dynamic
     base, probe_list = verify.build_cases(validation, example, captured.sizes if dynamic else [])
     started = time.perf_counter()
