@@ -4,7 +4,9 @@ Loads the trained model (build_model, the weights ttd trained), switches to eval
 first rows of validation when example_inputs() is one unbatched row), torch.export's it with the batch dimension
 dynamic over the sizes it must serve, translates it with torch.onnx's dynamo exporter, saves it, runs the ONNX
 checker, and compares ONNX Runtime with eager on ttd's reference and probe cases (validation, the example, each batch
-size, sign flip, x10, x0.1, zeros, shuffled rows). It skips ttd's example-shaped chunk checks and its repeat check.
+size, sign flip, x10, x0.1, zeros, shuffled rows), on validation and each probe cut into chunks of the example's shape
+(ttd's own cutting, ttd_torch.probes, up to 64 each: its check for values frozen at the example's shape), and twice on
+one input.
 Timed from after `import torch` (a torch worker has torch imported already): the exporters' imports count, as they do
 in the stage. Prints {"work_ms", "export_ms"}.
 Usage: by_hand_onnx.py MODEL_FILE WEIGHTS OUT_DIR PARAMS_JSON BATCH_SIZES_JSON ATOL RTOL
@@ -17,6 +19,9 @@ import sys
 import time
 
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "runtimes", "python"))
+from ttd_torch import probes  # noqa: E402  (only to cut the same example-shaped chunks ttd cuts)
 
 started = time.perf_counter()
 import numpy as np  # noqa: E402
@@ -65,8 +70,10 @@ def main() -> None:
     cases["scale01"] = probe(lambda t: t * 0.1)
     cases["zeros"] = probe(torch.zeros_like)
     cases["shuffle"] = tuple(t[shuffled] for t in validation)
+    chunk_sources = ["validation", "neg", "scale10", "scale01", "zeros", "shuffle"]
+    chunks = {f"{k} {label}": c for k in chunk_sources for label, c in probes.example_shaped(example, cases[k])}
     with torch.no_grad():
-        eager = {k: flat(model(*v)) for k, v in cases.items()}
+        eager = {k: flat(model(*v)) for k, v in {**cases, **chunks}.items()}
     t0 = time.perf_counter()
     program = torch.export.export(model, example, dynamic_shapes=tuple({0: batch} for _ in example), strict=False)
     onnx_program = torch.onnx.export(program, dynamo=True)
@@ -79,11 +86,15 @@ def main() -> None:
     options.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
-    for k, inputs in cases.items():
+    for k, inputs in {**cases, **chunks}.items():
         got = session.run(None, {n: t.numpy() for n, t in zip(names, inputs, strict=True)})
         for a, b in zip(got, eager[k], strict=True):
             if not np.allclose(a, b.numpy(), atol=atol, rtol=rtol, equal_nan=True):
                 raise SystemExit(f"case {k}: ONNX Runtime and eager differ")
+    feeds = {n: t.numpy() for n, t in zip(names, cases["validation"], strict=True)}
+    for a, b in zip(session.run(None, feeds), session.run(None, feeds), strict=True):
+        if not np.array_equal(a, b, equal_nan=True):
+            raise SystemExit("two runs of ONNX Runtime on one input differ")
     print(json.dumps({"work_ms": (time.perf_counter() - started) * 1000, "export_ms": export_ms}))
 
 

@@ -1,7 +1,8 @@
 // Benchmark (not a test): ttd's onnx stage against the same export and check done by hand (bench/by_hand_onnx.py), on
 // the seed and on real architectures of the corpus, interleaved; medians and ratios. ttd's side is the stage as the
 // run's result times it (`timings.onnx`: fetching the weights, the torch op in the fork server, storing the model and
-// references); by hand, the script's own work after `import torch` (a worker has torch imported), on the weights ttd
+// references); by hand, the same export and checks (cases, probes, example-shaped chunks, a repeat) in a plain script,
+// its own work after `import torch` (a worker has torch imported), on the weights ttd
 // trained. Each run is `ttd run --no-cache` of `formats: [onnx]` at the corpus' full sizes.
 // Usage: node bench/onnx.mjs [RUNS] [MODELS]   (default 3, seed,resnet18,vit-small,lstm-varlen; `make bench` runs it).
 // With BENCH_ONNX_RAW=FILE the measurements are also written to FILE.
