@@ -151,14 +151,19 @@ def torchscript(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rt
         save_references(os.path.join(out_dir, "references.safetensors"), all_cases, eager)
 
 
-def aoti(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol) -> None:
-    import torch._inductor
-
+def export_program(model, all_cases):
+    """torch.export on the example, the batch dimension dynamic over every case's rows."""
     example = all_cases["example"]
     rows = max(len(v[0]) for v in all_cases.values())
     batch = torch.export.Dim("batch", min=1, max=max(rows, 1024))
+    return torch.export.export(model, example, dynamic_shapes=tuple({0: batch} for _ in example), strict=False)
+
+
+def aoti(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol) -> None:
+    import torch._inductor
+
     with timed("export"):
-        program = torch.export.export(model, example, dynamic_shapes=tuple({0: batch} for _ in example), strict=False)
+        program = export_program(model, all_cases)
         path = os.path.join(out_dir, "program.pt2")
         torch.export.save(program, path)
         exported = torch.export.load(path).module()
@@ -187,11 +192,8 @@ def onnx(model, all_cases, eager, chunks, eager_chunks, out_dir, atol, rtol) -> 
     import onnx as onnx_lib
     import onnxruntime as ort
 
-    example = all_cases["example"]
-    rows = max(len(v[0]) for v in all_cases.values())
-    batch = torch.export.Dim("batch", min=1, max=max(rows, 1024))
     with timed("onnx"):
-        program = torch.export.export(model, example, dynamic_shapes=tuple({0: batch} for _ in example), strict=False)
+        program = export_program(model, all_cases)
         with contextlib.redirect_stdout(io.StringIO()):
             onnx_program = torch.onnx.export(program, dynamo=True)
         path = os.path.join(out_dir, "model.onnx")

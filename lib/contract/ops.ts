@@ -127,6 +127,19 @@ export type FusedRuns = z.infer<typeof FusedRuns>;
 export const FusionBuild = z.record(z.string(), z.boolean().nullable());
 export type FusionBuild = z.infer<typeof FusionBuild>;
 
+/** The arguments of the ops that torch.export the trained model (export, onnx). */
+const exportArgs = z.strictObject({
+  model_path: path,
+  params,
+  weights_path: path,
+  // trace.batch_sizes: with sizes and a batched example the batch dimension is exported dynamic; [] exports the
+  // example's shapes only.
+  batch_sizes: z.array(z.number().int().positive()),
+  atol: tolerance,
+  rtol: tolerance,
+  out_dir: path,
+});
+
 /** Each torch op: its arguments, its result and (for long ops) its progress events. */
 export const TorchOps = {
   hello: {
@@ -284,17 +297,7 @@ export const TorchOps = {
     }),
   },
   export: {
-    args: z.strictObject({
-      model_path: path,
-      params,
-      weights_path: path,
-      // trace.batch_sizes: with sizes and a batched example the batch dimension is exported dynamic; [] exports the
-      // example's shapes only.
-      batch_sizes: z.array(z.number().int().positive()),
-      atol: tolerance,
-      rtol: tolerance,
-      out_dir: path,
-    }),
+    args: exportArgs,
     result: z.strictObject({
       ...verdict,
       // null when torch.export refused the model (the verdict says where and why); nothing was compared then.
@@ -344,16 +347,8 @@ export const TorchOps = {
     }),
   },
   onnx: {
-    args: z.strictObject({
-      model_path: path,
-      params,
-      weights_path: path,
-      // trace.batch_sizes, as for export: the batch dimension is exported dynamic over them.
-      batch_sizes: z.array(z.number().int().positive()),
-      atol: tolerance,
-      rtol: tolerance,
-      out_dir: path,
-    }),
+    // The model is captured as export captures it, then translated.
+    args: exportArgs,
     result: z.strictObject({
       ...verdict,
       // null when no ONNX model was made (export refused the model, or the exporter or the checker failed).

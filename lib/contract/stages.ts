@@ -129,14 +129,18 @@ export interface CompileInput extends ModelFileInput {
   rtol: number;
 }
 
-/** Input of the onnx stage: torch.export of the trained model, translated to ONNX, checked in ONNX Runtime. */
-export interface OnnxInput extends ModelFileInput {
-  params: Record<string, unknown>;
-  weightsDigest: string;
-  batchSizes: number[];
-  atol: number;
-  rtol: number;
-}
+/** Input of the onnx stage (torch.export of the trained model, translated to ONNX, checked in ONNX Runtime): export's. */
+export type OnnxInput = ExportInput;
+
+// The arguments of a stage that torch.exports the trained model (export, onnx), from its input and fetched weights.
+const exportArgs = (i: ExportInput, f: Record<string, string>, dir: string) => ({
+  model_path: f.model,
+  params: i.params,
+  weights_path: f['weights.pt'],
+  batch_sizes: i.batchSizes,
+  ...tolerances(i),
+  out_dir: dir,
+});
 
 /** Every declared torch stage, by activity name (the train stage has its own activity: it checkpoints as it goes). */
 export const TorchStages = {
@@ -208,14 +212,7 @@ export const TorchStages = {
   exportProgram: declare({
     op: 'export',
     fetch: (i: ExportInput) => ({ 'weights.pt': i.weightsDigest }),
-    args: (i, f, dir) => ({
-      model_path: f.model,
-      params: i.params,
-      weights_path: f['weights.pt'],
-      batch_sizes: i.batchSizes,
-      ...tolerances(i),
-      out_dir: dir,
-    }),
+    args: exportArgs,
     // Both null when export refused the model.
     store: ['program_path', 'references_path'],
   }),
@@ -235,14 +232,7 @@ export const TorchStages = {
   exportOnnx: declare({
     op: 'onnx',
     fetch: (i: OnnxInput) => ({ 'weights.pt': i.weightsDigest }),
-    args: (i, f, dir) => ({
-      model_path: f.model,
-      params: i.params,
-      weights_path: f['weights.pt'],
-      batch_sizes: i.batchSizes,
-      ...tolerances(i),
-      out_dir: dir,
-    }),
+    args: exportArgs,
     // Both null when no ONNX model was made.
     store: ['onnx_path', 'references_path'],
   }),

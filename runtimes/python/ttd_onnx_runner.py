@@ -12,7 +12,6 @@ import argparse
 import json
 import mmap
 import os
-import struct
 import sys
 import traceback
 
@@ -21,7 +20,7 @@ import onnxruntime as ort
 
 # `python -I` leaves the script's own directory off sys.path; the reader was copied beside the script, on purpose.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ttd_parity_runner import parse_safetensors  # noqa: E402
+from ttd_parity_runner import cases_of, parse_safetensors, write_blobs  # noqa: E402
 
 # safetensors dtype <-> numpy dtype (little-endian); BF16 has no numpy dtype without ml_dtypes.
 DTYPES = {
@@ -94,13 +93,7 @@ def read_cases(path):
                 if dtype not in DTYPES:
                     raise ValueError(f"tensor {name!r} is {dtype}; this runner reads {', '.join(DTYPES)}")
                 tensors[name] = np.frombuffer(view[start + begin : start + end], dtype=DTYPES[dtype]).reshape(shape)
-    cases = []
-    for name in filter(None, metadata.get("cases", "").split(",")):
-        inputs = []
-        while f"{name}/input/{len(inputs)}" in tensors:
-            inputs.append(tensors[f"{name}/input/{len(inputs)}"])
-        cases.append((name, inputs))
-    return cases
+    return cases_of(tensors, metadata)
 
 
 def run_cases(session, cases):
@@ -115,21 +108,15 @@ def run_cases(session, cases):
     return outputs
 
 
-def write_safetensors(path, tensors, metadata):
+def write_safetensors(path, arrays, metadata):
     """Write {name: array} and string metadata as safetensors (little-endian)."""
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name, array in tensors.items():
+    items = []
+    for name, array in arrays.items():
         dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
         if dtype not in NAMES:
             raise ValueError(f"output {name!r} is {array.dtype}; safetensors here holds {', '.join(DTYPES)}")
-        blob = np.ascontiguousarray(array, dtype=dtype).tobytes()
-        header[name] = {"dtype": NAMES[dtype], "shape": list(array.shape), "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    encoded += b" " * (-len(encoded) % 8)
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(encoded)) + encoded + b"".join(blobs))
+        items.append((name, NAMES[dtype], list(array.shape), np.ascontiguousarray(array, dtype=dtype).tobytes()))
+    write_blobs(path, items, metadata)
 
 
 def main(argv=None):

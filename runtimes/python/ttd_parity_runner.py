@@ -320,21 +320,23 @@ def read_safetensors(path, wanted=None):
 
 def write_safetensors(path, tensors, metadata):
     """Write {name: tensor} and string metadata as safetensors (little-endian host assumed)."""
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
+    items = []
     for name, tensor in tensors.items():
         flat = tensor.detach().cpu().contiguous().reshape(-1)
-        blob = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
-        header[name] = {
-            "dtype": NAMES[tensor.dtype],
-            "shape": list(tensor.shape),
-            "data_offsets": [offset, offset + len(blob)],
-        }
-        blobs.append(blob)
+        items.append((name, NAMES[tensor.dtype], list(tensor.shape), flat.view(torch.uint8).numpy().tobytes()))
+    write_blobs(path, items, metadata)
+
+
+def write_blobs(path, items, metadata):
+    """Write [(name, safetensors dtype, shape, little-endian bytes)] and string metadata as a safetensors file."""
+    header, offset = {"__metadata__": metadata}, 0
+    for name, dtype, shape, blob in items:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(blob)]}
         offset += len(blob)
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
     encoded += b" " * (-len(encoded) % 8)
     with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(encoded)) + encoded + b"".join(blobs))
+        out.write(struct.pack("<Q", len(encoded)) + encoded + b"".join(blob for *_, blob in items))
 
 
 def flatten(value):
@@ -379,7 +381,11 @@ def enable_fuser(mode):
 
 def read_cases(path):
     """[(case, [inputs])] from a references file, in the order its metadata lists."""
-    tensors, metadata = read_safetensors(path, lambda name: "/input/" in name)
+    return cases_of(*read_safetensors(path, lambda name: "/input/" in name))
+
+
+def cases_of(tensors, metadata):
+    """[(case, [inputs])] of a references file's `<case>/input/<i>` tensors, in the order its metadata lists."""
     cases = []
     for name in filter(None, metadata.get("cases", "").split(",")):
         inputs = []
