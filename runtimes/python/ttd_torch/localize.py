@@ -4,8 +4,10 @@ recorded on one failing case on both sides, paired, and handed to divergence.fir
 Eager runs once under a TorchFunctionMode (each torch call's outputs, the innermost module and the user's FILE:LINE);
 a TorchScript graph runs once as a copy that also returns a clone of every operator's tensor outputs; an exported
 program runs once through torch.fx.Interpreter. Operators pair by (module, FILE:LINE, op, output index) and their
-occurrence; an operator without a partner pairs with its module's output when it is the last one of that module's run.
-An operator whose value matches any eager value of its shape counts as agreeing, so a wrong pairing never names one."""
+occurrence (without the location where the graph keeps none: a stored TorchScript archive has no Python source, so
+eager's FILE:LINE is shown); an operator without a partner pairs with its module's output when it is the last one of
+that module's run. An operator whose value matches any eager value of its shape counts as agreeing, so a wrong
+pairing never names one."""
 
 from __future__ import annotations
 
@@ -204,7 +206,7 @@ def run_script(traced: Any, inputs: data.Inputs, model_path: str) -> list[Record
             if is_tensor(value):
                 kept.append((named, value, j))
     clones = []
-    for named, value, _ in kept:
+    for _, value, _ in kept:
         copy = graph.create("aten::clone", [value, none])
         copy.output().setType(value.type())
         copy.insertAfter(value.node())
@@ -301,22 +303,31 @@ class EagerValues:
         return None
 
 
+def reduced(key: tuple[str | None, str | None, str, int]) -> tuple[str | None, str | None, str, int]:
+    """The key without its location: a stored TorchScript archive keeps no Python source (archive.py strips it)."""
+    return (key[0], None, key[2], key[3])
+
+
 def steps(graph: list[Record], eager: Eager, atol: float, rtol: float) -> Iterator[divergence.Step]:
-    """Graph records paired with eager's, in graph order (see the module's docstring)."""
+    """Graph records paired with eager's, in graph order (see the module's docstring). Without any location in the
+    graph, pairs form on (module, op, output index) and the location shown is eager's for the partner."""
+    located = any(r.key[1] for r in graph)
+    keyed = (lambda k: k) if located else reduced
     by_key: dict[Any, list[Record]] = {}
     for r in eager.records:
-        by_key.setdefault(r.key, []).append(r)
+        by_key.setdefault(keyed(r.key), []).append(r)
     seen: dict[Any, int] = {}
     calls: dict[str, int] = {}
     values = EagerValues(eager)
     for record, ends in zip(graph, module_ends(graph), strict=True):
-        k = seen.get(record.key, 0)
-        seen[record.key] = k + 1
-        partners = by_key.get(record.key, [])
+        key = keyed(record.key)
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        partners = by_key.get(key, [])
         module, location = record.key[0], record.key[1]
-        partner: torch.Tensor | None = partners[k].value if k < len(partners) else None
-        if partner is not None and not divergence.comparable(partner, record.value):
-            partner = None
+        partner: torch.Tensor | None = None
+        if k < len(partners) and divergence.comparable(partners[k].value, record.value):
+            partner, location = partners[k].value, partners[k].key[1]
         for m in ends:
             call = calls.get(m, 0)
             calls[m] = call + 1
