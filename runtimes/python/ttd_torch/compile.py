@@ -247,4 +247,6 @@ def compile_package(args: dict[str, Any]) -> dict[str, Any]:
         "package_bytes": os.path.getsize(package_path),
         "warnings": [],
         "torch_version": torch.__version__,
+        # An AOTInductor package exposes no intermediate values: on a failure on numbers no operator is named.
+        **({"divergence": None} if code is not None else {}),
     }

@@ -10,12 +10,28 @@ from typing import Any
 
 import torch
 
-from . import codes, compare, data, export_failures, gate, probes, protocol, sandbox, trace, user_model, verify
+from . import (
+    codes,
+    compare,
+    data,
+    divergence,
+    export_failures,
+    gate,
+    localize,
+    probes,
+    protocol,
+    sandbox,
+    trace,
+    user_model,
+    verify,
+)
 from .protocol import BadRequest
 
 PROGRAM_FILE = "program.pt2"
 REFERENCES_FILE = "references.safetensors"
 MIN_TORCH = (2, 1)  # torch.export.export and torch.export.save/load
+# Verdicts on numbers: the program ran and computed other values than eager (not a refusal or random ops).
+NUMERIC_CODES = (codes.CONTROL_FLOW_DIVERGENCE, codes.DYNAMIC_SHAPE_VIOLATION)
 
 
 def torch_version_tuple() -> tuple[int, int]:
@@ -306,6 +322,11 @@ def export(args: dict[str, Any]) -> dict[str, Any]:
     loaded = torch.export.load(program_path).module()  # compare what a runtime loads, not the in-memory program
     sources = [("validation", validation)] + probes.probe_cases(validation) if dynamic else []
     results, chunks, code, message = judge(loaded, model, cases, eager, example, sources, args)
+    found: dict[str, Any] | None = None
+    if code in NUMERIC_CODES:  # searched only after a failure on numbers: passing runs cost nothing more
+        case = verify.failing_case(cases, results, chunks, batch_first=code == codes.DYNAMIC_SHAPE_VIOLATION)
+        found = localize.in_program(program.module(), model, case, args) if case else None
+        message += divergence.words(found)
     references_path = os.path.join(args["out_dir"], REFERENCES_FILE)
     verify.save_references(references_path, cases, eager)
     for r in results:
@@ -327,4 +348,6 @@ def export(args: dict[str, Any]) -> dict[str, Any]:
         "example_shape_checks": {"chunks": chunks["chunks"], "failed": chunks["failed"]},
         "torch_version": torch.__version__,
         "eager_ms": round(eager_ms, 3),
+        # Only on a verdict on numbers: the record, or null when no operator was found.
+        **({"divergence": found} if code in NUMERIC_CODES else {}),
     }

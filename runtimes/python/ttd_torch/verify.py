@@ -9,7 +9,22 @@ from typing import Any
 
 import torch
 
-from . import archive_limits, compare, data, gate, graph, probes, protocol, safetensors, sandbox, trace, user_model
+from . import (
+    archive_limits,
+    codes,
+    compare,
+    data,
+    divergence,
+    gate,
+    graph,
+    localize,
+    probes,
+    protocol,
+    safetensors,
+    sandbox,
+    trace,
+    user_model,
+)
 from .protocol import ModelError, bad_value
 
 Case = tuple[str, data.Inputs]
@@ -72,8 +87,9 @@ def check(traced: Graph, inputs: data.Inputs, expected: list[torch.Tensor], atol
 def chunk_checks(
     model: torch.nn.Module, traced: Graph, example: data.Inputs, sources: list[Case], args: dict[str, Any]
 ) -> dict[str, Any]:
-    """Traced vs eager on chunks of the sources cut to the example's exact shapes (value-only divergence)."""
-    count, failed, first = 0, 0, None
+    """Traced vs eager on chunks of the sources cut to the example's exact shapes (value-only divergence); the first
+    failing chunk's inputs are kept as first_case when the graph computed numbers on it (for the divergence search)."""
+    count, failed, first, first_case = 0, 0, None, None
     for name, source in sources:
         for label, chunk in probes.example_shaped(example, source):
             try:
@@ -88,7 +104,8 @@ def chunk_checks(
                     first = gate.case_words(
                         {**result, "name": f"{name} {label}, at the example's shape"}, args["atol"], args["rtol"]
                     )
-    return {"chunks": count, "failed": failed, "first_failure": first}
+                    first_case = None if result.get("error") else (f"{name} {label}", chunk)
+    return {"chunks": count, "failed": failed, "first_failure": first, "first_case": first_case}
 
 
 def repeat_check(traced: Graph, case: Case, atol: float, rtol: float) -> dict[str, Any]:
@@ -143,6 +160,21 @@ def eager_cases(
         kept.append((name, inputs))
         outputs.append(outs)
     return kept, outputs, skipped, failures
+
+
+# Verdicts on numbers: the graph ran and computed other values than eager (not a refusal, an error or random ops).
+NUMERIC_CODES = (codes.CONTROL_FLOW_DIVERGENCE, codes.PYTHON_VALUE_CAPTURE, codes.SHAPE_SPECIALIZATION)
+
+
+def failing_case(
+    cases: list[Case], results: list[dict[str, Any]], chunks: dict[str, Any], batch_first: bool = False
+) -> Case | None:
+    """The case a failed verdict names and the graph computed numbers on: the first failing example-shaped chunk, else
+    the first failing case (batch_<n> cases first for a shape verdict); None when the graph raised on each."""
+    failed = [case for case, r in zip(cases, results, strict=True) if not r["passed"] and not r.get("error")]
+    if batch_first:
+        return ([c for c in failed if c[0].startswith("batch_")] or failed or [None])[0]
+    return chunks.get("first_case") or (failed[0] if failed else None)
 
 
 def unique(values: list[str]) -> list[str]:
@@ -219,6 +251,11 @@ def verify(args: dict[str, Any]) -> dict[str, Any]:
         example_shaped=example_shaped,
     )
     code, message, warnings = gate.verdict(facts)
+    found: dict[str, Any] | None = None
+    if code in NUMERIC_CODES:  # searched only after a failure on numbers: passing runs cost nothing more
+        case = failing_case(cases, results, chunks, batch_first=code == codes.SHAPE_SPECIALIZATION)
+        found = localize.in_script(traced, model, case, args) if case else None
+        message += divergence.words(found)
     references_path = os.path.join(args["out_dir"], "references.safetensors")
     save_references(references_path, cases, eager)
     for r in results:
@@ -237,4 +274,6 @@ def verify(args: dict[str, Any]) -> dict[str, Any]:
         "example_shape_checks": {"chunks": facts.chunk_checks["chunks"], "failed": facts.chunk_checks["failed"]},
         "tracer_warnings": args["tracer_warnings"],
         "eager_ms": round(eager_ms, 3),
+        # Only on a verdict on numbers: the record, or null when no operator was found.
+        **({"divergence": found} if code in NUMERIC_CODES else {}),
     }
