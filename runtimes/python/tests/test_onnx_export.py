@@ -41,6 +41,15 @@ DIVERGING = BRANCH.replace(
         return h + angle""",
 )
 
+# torch.export (and so the ONNX model) takes the compiling branch; eager takes the other one.
+EXPORT_ONLY = BRANCH.replace(
+    """        if x.sum() > 0:
+            return self.linear(x)
+        return self.linear(x) * 0.5""",
+    """        gain = 3.0 if torch.compiler.is_compiling() else 2.0
+        return self.linear(x) * gain""",
+)
+
 TRAIN_MODE = BRANCH.replace(
     """        if x.sum() > 0:
             return self.linear(x)
@@ -119,6 +128,16 @@ class OnnxExportTest(Torch2Case):
         self.assertGreater(found["compared"], 0)  # the linear and relu before it agree
         self.assertNotEqual(found["eager"], found["artifact"])
         self.assertIn("the first operator out of tolerance is", result["message"])
+
+    def test_a_value_the_export_froze_is_onnx_divergence_named_in_the_exported_program(self) -> None:
+        path = self.write("export-only.py", EXPORT_ONLY)
+        result = self.run_onnx(path, [1, 7])
+        self.assertEqual(result["code"], codes.ONNX_DIVERGENCE, result["message"])
+        self.assertIn("because the exported program it was translated from already does", result["message"])
+        found = result["divergence"]
+        self.assertIsNotNone(found, result["message"])
+        self.assertEqual(found["op"], "aten.mul.Tensor")
+        self.assertEqual(found["location"], f"{path}:{line_of(EXPORT_ONLY, 'return self.linear(x) * gain')}")
 
     def test_a_forward_that_hard_wires_dropout_is_rejected_as_train_mode_ops(self) -> None:
         result = self.run_onnx(self.write("dropout.py", TRAIN_MODE), [1, 7])

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from . import codes, compare, data, divergence, export, gate, probes, protocol, sandbox, verify
+from . import codes, compare, data, divergence, export, gate, localize, probes, protocol, sandbox, verify
 from .protocol import BadRequest
 
 ONNX_FILE = "model.onnx"
@@ -283,9 +283,7 @@ def export_onnx(args: dict[str, Any]) -> dict[str, Any]:
     results, chunks, code, message = export.judge(session, model, cases, eager, example, sources, args)
     found = None
     if code is not None and code != codes.NONDETERMINISTIC:
-        code, message, found = blame(
-            captured, onnx_model, cases, eager, results, sources, args, chunks["first_failure"]
-        )
+        code, message, found = blame(captured, onnx_model, cases, eager, results, chunks, sources, args)
     references_path = os.path.join(args["out_dir"], REFERENCES_FILE)
     verify.save_references(references_path, cases, eager)
     for r in results:
@@ -325,28 +323,31 @@ def blame(
     cases: list[verify.Case],
     eager: list[list[torch.Tensor]],
     results: list[dict[str, Any]],
+    chunks: dict[str, Any],
     sources: list[verify.Case],
     args: dict[str, Any],
-    first_failure: str | None,
 ) -> tuple[str, str, dict[str, Any] | None]:
-    """(onnx_divergence, message, divergence) for an ONNX model that disagrees with eager: the exported program's own
-    finding when it disagrees too (torch.export froze a value or a size), else the first ONNX node out of tolerance."""
+    """(onnx_divergence, message, divergence) for an ONNX model that disagrees with eager: when the exported program
+    disagrees too (torch.export froze a value or a size), its finding and its first operator out of tolerance against
+    eager; else the first ONNX node out of tolerance against the program's op-by-op values."""
     atol, rtol = args["atol"], args["rtol"]
     program = captured.program
     failed = next((r for r in results if not r["passed"]), None)
-    differ = gate.case_words(failed, atol, rtol) if failed else first_failure or "on a probe"
-    case = next((c for c in cases if failed and c[0] == failed["name"]), cases[0])
-    _, _, program_code, program_message = export.judge(
+    differ = gate.case_words(failed, atol, rtol) if failed else chunks["first_failure"] or "on a probe"
+    case = verify.failing_case(cases, results, chunks) or cases[0]
+    program_results, program_chunks, program_code, program_message = export.judge(
         program.module(), captured.model, cases, eager, captured.example, sources, args
     )
     if program_code is not None:
+        program_case = verify.failing_case(cases, program_results, program_chunks) or case
+        found = localize.in_program(program.module(), captured.model, program_case, args)
         return (
             codes.ONNX_DIVERGENCE,
             (
                 f"the ONNX model and eager differ ({differ}) because the exported program it was translated from "
-                f"already does ({program_code}): {program_message}"
+                f"already does ({program_code}): {program_message}{divergence.words(found)}"
             ),
-            None,
+            found,
         )
     found = first_divergence(onnx_model, program, args["out_dir"], case, captured.path, atol, rtol)
     return (
