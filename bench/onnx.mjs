@@ -99,7 +99,7 @@ async function main() {
   const lines = [
     `machine: ${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; torch, onnx, onnxruntime ${torchVersion}; ${runs} runs each, interleaved`,
     '',
-    '| model | by hand (work after import torch) | ttd `timings.onnx` | ratio | export alone, by hand | export alone, ttd |',
+    '| model | by hand (work after import torch) | ttd `timings.onnx` | ratio | by hand: torch.export, translation, save, checker | ttd `export_ms`: translation, save, checker |',
     '|---|---|---|---|---|---|',
   ];
   for (const [name, xs] of Object.entries(m)) {
