@@ -46,6 +46,42 @@ def user_location(stack: str | None, user_file: str, shown_as: str | None = None
     return found
 
 
+def fx_values(
+    gm: torch.fx.GraphModule, inputs: Iterable[Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.fx.Node]]:
+    """Run gm op by op (no grad) on inputs: each call_function node's tensor output by node name, in graph order, and
+    the node itself (its target and meta: nn_module_stack, stack_trace)."""
+    values: dict[str, torch.Tensor] = {}
+    nodes: dict[str, torch.fx.Node] = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, n: torch.fx.Node) -> Any:
+            value = super().run_node(n)
+            if n.op == "call_function" and isinstance(value, torch.Tensor):
+                values[n.name] = value.detach()
+                nodes[n.name] = n
+            return value
+
+    with torch.no_grad():
+        Recorder(gm).run(*inputs)
+    return values, nodes
+
+
+def fx_step(
+    node: torch.fx.Node, eager: torch.Tensor, artifact: torch.Tensor, user_file: str | None, op: str | None = None
+) -> Step:
+    """The Step of an FX node: its module path from nn_module_stack and the user's line from its stack_trace."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return Step(
+        node=node.name,
+        op=op or str(node.target).removeprefix("torch.ops."),
+        module=list(stack.values())[-1][0] if stack else "",
+        location=user_location(node.meta.get("stack_trace"), user_file) if user_file else None,
+        eager=eager,
+        artifact=artifact,
+    )
+
+
 def _values(t: torch.Tensor, center: int) -> list[float | None]:
     """Up to VALUES flat values of t from around index `center`, non-finite ones as None (JSON has no NaN)."""
     flat = t.detach().reshape(-1).to(torch.float64)
