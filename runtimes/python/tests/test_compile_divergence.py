@@ -8,6 +8,7 @@ the compile on torch 2.x only (one compile, shared by the class; a few seconds w
 """
 
 import os
+import shutil
 import tempfile
 import unittest
 from typing import Any
@@ -80,6 +81,26 @@ class FxValuesTest(unittest.TestCase):
             self.assertIsNone(compile_op.first_divergence(object(), case, None, **TIGHT, cache_dir=cache))
 
 
+class ModelLocationTest(unittest.TestCase):
+    """compile.model_location: the user's line in a program exported from another scratch copy of the model file."""
+
+    def test_a_stack_from_another_copy_of_the_model_file_is_named_by_this_copys_path_when_the_line_reads_the_same(
+        self,
+    ) -> None:
+        with tempfile.TemporaryDirectory() as here:
+            path = os.path.join(here, "gelu.py")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(GELU)
+            line = line_of(GELU, "return self.act(h)")
+            stack = (
+                f'File "/scratch/export-1/gelu.py", line {line}, in forward\n    return self.act(h)\n'
+                '  File "/torch/nn/modules/activation.py", line 816, in forward\n    return F.gelu(input)'
+            )
+            self.assertEqual(compile_op.model_location(stack, path), f"{path}:{line}")
+            self.assertIsNone(compile_op.model_location(stack.replace("self.act(h)", "self.other(h)"), path))
+            self.assertIsNone(compile_op.model_location(stack, None))
+
+
 # On torch 1.13 the class below derives from object, so unittest collects only the tests above: nothing is skipped.
 Torch2Case: Any = ExportTestCase if HAS_EXPORT else object
 
@@ -87,16 +108,17 @@ Torch2Case: Any = ExportTestCase if HAS_EXPORT else object
 class CompileDivergenceTest(Torch2Case):
     """One compile of a GELU model under a tolerance tighter than Inductor's arithmetic, shared by the class."""
 
-    path: str
+    path: str  # the compile stage's copy of the model file: the export stage ran another, as the worker does
     exported: dict[str, Any]
     result: dict[str, Any]
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
-        cls.path = cls.write("gelu.py", GELU)
-        cls.exported = cls.run_export(cls.path, [1, 7])
+        cls.exported = cls.run_export(cls.write("gelu.py", GELU), [1, 7])
         assert cls.exported["passed"], cls.exported["message"]
+        cls.path = os.path.join(tempfile.mkdtemp(dir=cls.tmp.name), "gelu.py")
+        shutil.copyfile(os.path.join(cls.tmp.name, "gelu.py"), cls.path)
         os.makedirs(CACHE_DIR, exist_ok=True)
         cls.result = server.dispatch(
             "compile",

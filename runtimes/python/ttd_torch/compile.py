@@ -20,6 +20,7 @@ PACKAGE_FILE = "model.pt2"
 KERNEL = re.compile(r"\b((?:cpp|triton_(?:poi|red|per|tem))_fused_\w*?)_?(\d+)\b")
 KERNEL_SOURCES = (".kernel.cpp", ".wrapper.cpp", ".cpp")
 MAX_REASON_LINES = 6  # of a compile error quoted
+FRAME = re.compile(r'File "([^"]+)", line (\d+), in [^\n]*\n[ \t]*([^\n]*)')
 
 
 @contextlib.contextmanager
@@ -187,6 +188,28 @@ def exposing(gm: torch.fx.GraphModule, names: list[str]) -> tuple[torch.fx.Graph
     return torch.fx.GraphModule(gm, graph), len(own)
 
 
+def model_location(stack: str | None, model_path: str | None) -> str | None:
+    """The user's FILE:LINE of an FX node's stack: divergence.user_location, else the innermost frame in a file of the
+    same name whose quoted line is that line of model_path (the export stage ran the model from its own scratch copy,
+    so the program's stacks name another directory)."""
+    if not stack or not model_path:
+        return None
+    found = divergence.user_location(stack, model_path)
+    if found:
+        return found
+    try:
+        with open(model_path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    name = os.path.basename(model_path)
+    for path, line, text in FRAME.findall(stack):
+        number = int(line)
+        if os.path.basename(path) == name and 0 < number <= len(lines) and lines[number - 1].strip() == text.strip():
+            found = f"{model_path}:{number}"
+    return found
+
+
 def inductor_steps(
     program: Any, case: references.RefCase, model_path: str | None, atol: float, rtol: float
 ) -> list[divergence.Step]:
@@ -203,7 +226,9 @@ def inductor_steps(
     if compare.compare(values[:own], case.outputs, atol, rtol)["passed"]:
         return []
     return [
-        divergence.fx_step(nodes[name], reference[name], value, model_path)
+        divergence.fx_step(
+            nodes[name], reference[name], value, model_location(nodes[name].meta.get("stack_trace"), model_path)
+        )
         for name, value in zip(names, values[own:], strict=True)
     ]
 

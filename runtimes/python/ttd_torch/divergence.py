@@ -67,16 +67,15 @@ def fx_values(
     return values, nodes
 
 
-def fx_step(
-    node: torch.fx.Node, eager: torch.Tensor, artifact: torch.Tensor, user_file: str | None, op: str | None = None
-) -> Step:
-    """The Step of an FX node: its module path from nn_module_stack and the user's line from its stack_trace."""
+def fx_step(node: torch.fx.Node, eager: torch.Tensor, artifact: torch.Tensor, location: str | None) -> Step:
+    """The Step of an FX node: its target as op, its module path from nn_module_stack; the user's FILE:LINE comes from
+    the caller (user_location of node.meta["stack_trace"], where the caller knows the user's file)."""
     stack = node.meta.get("nn_module_stack") or {}
     return Step(
         node=node.name,
-        op=op or str(node.target).removeprefix("torch.ops."),
+        op=str(node.target).removeprefix("torch.ops."),
         module=list(stack.values())[-1][0] if stack else "",
-        location=user_location(node.meta.get("stack_trace"), user_file) if user_file else None,
+        location=location,
         eager=eager,
         artifact=artifact,
     )
