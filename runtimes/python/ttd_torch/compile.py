@@ -287,7 +287,7 @@ def compile_package(args: dict[str, Any]) -> dict[str, Any]:
     worst = max((r["max_abs_error"] or 0.0) for r in results) if results else 0.0
     extra: dict[str, Any] = {}
     if bad:
-        # On the first case that failed on numbers (not one where the package raised), and only now: a pass costs nothing.
+        # Only now, on the first case that failed on numbers (not one where the package raised): a pass pays nothing.
         numeric = next((r["name"] for r in bad if not r["error"]), None)
         failing = next((c for c in cases if c.name == numeric), None)
         extra["divergence"] = (
