@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from . import archive_limits, codes, compare, data, export, gate, protocol, references, sandbox, user_model
+from . import archive_limits, codes, compare, data, divergence, export, gate, protocol, references, sandbox, user_model
 from .protocol import BadRequest
 
 PACKAGE_FILE = "model.pt2"
@@ -20,6 +20,7 @@ PACKAGE_FILE = "model.pt2"
 KERNEL = re.compile(r"\b((?:cpp|triton_(?:poi|red|per|tem))_fused_\w*?)_?(\d+)\b")
 KERNEL_SOURCES = (".kernel.cpp", ".wrapper.cpp", ".cpp")
 MAX_REASON_LINES = 6  # of a compile error quoted
+FRAME = re.compile(r'File "([^"]+)", line (\d+), in [^\n]*\n[ \t]*([^\n]*)')
 
 
 @contextlib.contextmanager
@@ -167,6 +168,84 @@ def run_cases(runner: Any, cases: list[references.RefCase], atol: float, rtol: f
     return results
 
 
+def exposing(gm: torch.fx.GraphModule, names: list[str]) -> tuple[torch.fx.GraphModule, int]:
+    """A copy of gm whose output is a flat tuple of its own outputs followed by the named nodes' values, so that
+    Inductor must materialise each; and how many outputs come first. Unused call_module nodes (export's _guards_fn)
+    are left out: they check the inputs and compute nothing."""
+    from torch.fx.node import map_arg
+
+    graph = torch.fx.Graph()
+    env: dict[torch.fx.Node, torch.fx.Node] = {}
+    outputs: Any = ()
+    for node in gm.graph.nodes:
+        if node.op == "output":
+            outputs = map_arg(node.args[0], lambda n: env[n])
+        elif not (node.op == "call_module" and not node.users):
+            env[node] = graph.node_copy(node, lambda n: env[n])
+    own = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+    by_name = {node.name: copy for node, copy in env.items()}
+    graph.output(tuple(own + [by_name[name] for name in names]))
+    return torch.fx.GraphModule(gm, graph), len(own)
+
+
+def model_location(stack: str | None, model_path: str | None) -> str | None:
+    """The user's FILE:LINE of an FX node's stack: divergence.user_location, else the innermost frame in a file of the
+    same name whose quoted line is that line of model_path (the export stage ran the model from its own scratch copy,
+    so the program's stacks name another directory)."""
+    if not stack or not model_path:
+        return None
+    found = divergence.user_location(stack, model_path)
+    if found:
+        return found
+    try:
+        with open(model_path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    name = os.path.basename(model_path)
+    for path, line, text in FRAME.findall(stack):
+        number = int(line)
+        if os.path.basename(path) == name and 0 < number <= len(lines) and lines[number - 1].strip() == text.strip():
+            found = f"{model_path}:{number}"
+    return found
+
+
+def inductor_steps(
+    program: Any, case: references.RefCase, model_path: str | None, atol: float, rtol: float
+) -> list[divergence.Step]:
+    """Each call_function node's value in the exported program run op by op (it agreed with eager at the export gate)
+    beside its value in an Inductor compile of a copy that outputs them all; [] when that copy's own outputs agree with
+    eager (exposing the values changed what Inductor fused, so they do not show the package's divergence)."""
+    gm = program.module()
+    reference, nodes = divergence.fx_values(gm, case.inputs)
+    names = list(reference)
+    exposed, own = exposing(gm, names)
+    with torch.no_grad():
+        compiled = torch.compile(exposed, backend="inductor", fullgraph=True, dynamic=False)
+        values = list(compiled(*case.inputs))
+    if compare.compare(values[:own], case.outputs, atol, rtol)["passed"]:
+        return []
+    return [
+        divergence.fx_step(
+            nodes[name], reference[name], value, model_location(nodes[name].meta.get("stack_trace"), model_path)
+        )
+        for name, value in zip(names, values[own:], strict=True)
+    ]
+
+
+def first_divergence(
+    program: Any, case: references.RefCase, model_path: str | None, atol: float, rtol: float, cache_dir: str
+) -> dict[str, Any] | None:
+    """The Divergence record of the first operator whose Inductor output leaves the tolerance on `case`, or None (it
+    was not found, or the diagnosis could not run: the verdict stands either way)."""
+    try:
+        with inductor_cache(cache_dir):
+            return divergence.first(case.name, inductor_steps(program, case, model_path, atol, rtol), atol, rtol)
+    except Exception as exc:
+        sandbox.raise_if_refused(exc)
+        return None
+
+
 @protocol.op("compile")
 def compile_package(args: dict[str, Any]) -> dict[str, Any]:
     """aoti_compile_and_package the exported program into model.pt2, then run it on every reference case."""
@@ -206,13 +285,20 @@ def compile_package(args: dict[str, Any]) -> dict[str, Any]:
     results = run_cases(runner, cases, atol, rtol)
     bad = [r for r in results if not r["passed"]]
     worst = max((r["max_abs_error"] or 0.0) for r in results) if results else 0.0
+    extra: dict[str, Any] = {}
     if bad:
+        # Only now, on the first case that failed on numbers (not one where the package raised): a pass pays nothing.
+        numeric = next((r["name"] for r in bad if not r["error"]), None)
+        failing = next((c for c in cases if c.name == numeric), None)
+        extra["divergence"] = (
+            first_divergence(program, failing, args.get("model_path"), atol, rtol, cache_dir) if failing else None
+        )
         code, message = (
             codes.COMPILED_DIVERGENCE,
             (
                 f"the AOTInductor package and eager differ ({gate.case_words(bad[0], atol, rtol)}; {len(bad)} of "
                 f"{len(results)} cases fail; expected every reference case within tolerance); the kernels involved: "
-                f"{', '.join(k['name'] for k in found) or 'none generated'}"
+                f"{', '.join(k['name'] for k in found) or 'none generated'}{divergence.words(extra['divergence'])}"
             ),
         )
     else:
@@ -247,6 +333,5 @@ def compile_package(args: dict[str, Any]) -> dict[str, Any]:
         "package_bytes": os.path.getsize(package_path),
         "warnings": [],
         "torch_version": torch.__version__,
-        # An AOTInductor package exposes no intermediate values: on a failure on numbers no operator is named.
-        **({"divergence": None} if code is not None else {}),
+        **extra,
     }

@@ -46,6 +46,41 @@ def user_location(stack: str | None, user_file: str, shown_as: str | None = None
     return found
 
 
+def fx_values(
+    gm: torch.fx.GraphModule, inputs: Iterable[Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.fx.Node]]:
+    """Run gm op by op (no grad) on inputs: each call_function node's tensor output by node name, in graph order, and
+    the node itself (its target and meta: nn_module_stack, stack_trace)."""
+    values: dict[str, torch.Tensor] = {}
+    nodes: dict[str, torch.fx.Node] = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, n: torch.fx.Node) -> Any:
+            value = super().run_node(n)
+            if n.op == "call_function" and isinstance(value, torch.Tensor):
+                values[n.name] = value.detach()
+                nodes[n.name] = n
+            return value
+
+    with torch.no_grad():
+        Recorder(gm).run(*inputs)
+    return values, nodes
+
+
+def fx_step(node: torch.fx.Node, eager: torch.Tensor, artifact: torch.Tensor, location: str | None) -> Step:
+    """The Step of an FX node: its target as op, its module path from nn_module_stack; the user's FILE:LINE comes from
+    the caller (user_location of node.meta["stack_trace"], where the caller knows the user's file)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return Step(
+        node=node.name,
+        op=str(node.target).removeprefix("torch.ops."),
+        module=list(stack.values())[-1][0] if stack else "",
+        location=location,
+        eager=eager,
+        artifact=artifact,
+    )
+
+
 def _values(t: torch.Tensor, center: int) -> list[float | None]:
     """Up to VALUES flat values of t from around index `center`, non-finite ones as None (JSON has no NaN)."""
     flat = t.detach().reshape(-1).to(torch.float64)
