@@ -150,19 +150,7 @@ def intermediate_steps(
     eagerly, op by op) beside ONNX Runtime's, in the ONNX graph's order."""
     import onnx
 
-    recorded: dict[str, Any] = {}
-    meta: dict[str, torch.fx.Node] = {}
-
-    class Recorder(torch.fx.Interpreter):
-        def run_node(self, n: torch.fx.Node) -> Any:
-            value = super().run_node(n)
-            if n.op == "call_function" and isinstance(value, torch.Tensor):
-                recorded[n.name] = value.detach()
-                meta[n.name] = n
-            return value
-
-    with torch.no_grad():
-        Recorder(graph_module).run(*inputs)
+    recorded, meta = divergence.fx_values(graph_module, inputs)
     known = {v.name: v for v in list(onnx_model.graph.value_info) + list(onnx_model.graph.output)}
     wanted = [out for node in onnx_model.graph.node for out in node.output if out in recorded and out in known]
     existing = {o.name for o in onnx_model.graph.output}
