@@ -113,12 +113,14 @@ export default tseslint.config(
   {
     files: ['workflows/**/*.ts'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': restricted(temporalOnly('workflow'), {
+      '@typescript-eslint/no-restricted-imports': restricted(temporalOnly('workflow', 'common'), {
         // Workflow code runs in Temporal's sandbox, replayed: it takes activities/ and lib/ as types only, and of lib/
-        // values only its plain constants (no imports of their own): the gate codes and the metric names.
-        regex: '^\\.\\./(activities|lib)(/(?!contract/(gate-codes|metrics)$)|$)',
+        // values only its plain constants (no imports of their own): the gate codes, the metric names and the search
+        // attributes. (@temporalio/common is what the workflow package re-exports, and the typed search attribute keys.)
+        regex: '^\\.\\./(activities|lib)(/(?!contract/(gate-codes|metrics|search-attributes)$)|$)',
         allowTypeImports: true,
-        message: 'workflows/ import activities/ and lib/ as types only (import type), but the gate codes and the metric names.',
+        message:
+          'workflows/ import activities/ and lib/ as types only (import type), but the gate codes, the metric names and the search attributes.',
       }),
     },
   },

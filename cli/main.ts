@@ -78,13 +78,22 @@ async function main(): Promise<void> {
     .option('--json', 'print JSON')
     .description('wait for a run to end; exits like ttd run')
     .action(lazy(runs, 'waitCommand'));
-  program.command('cancel').argument('<run>').option('--json', 'print JSON').description('cancel a running run').action(lazy(runs, 'cancelCommand'));
+  program
+    .command('cancel')
+    .argument('<run>')
+    .option('--json', 'print JSON')
+    .description('cancel a running run')
+    .action(lazy(runs, 'cancelCommand'));
   program
     .command('runs')
-    .option('--model <name>', 'only runs of this model')
+    .option('--model <name>', 'only runs of this model (search attribute TtdModel)')
+    .option('--outcome <outcome>', 'only runs that ended so: promoted, rejected, failed, cancelled; or running')
+    .option('--since <when>', 'only runs started since: a time ago (24h, 7d) or a date (2026-12-01)')
+    .option('--commit <sha>', 'only runs of this commit (a prefix finds the full SHA)')
     .option('--limit <n>', 'at most this many', '50')
+    .option('--query', 'print the visibility query instead (for temporal workflow list --query and the Temporal UI)')
     .option('--json', 'print JSON')
-    .description('recent runs')
+    .description('recent runs, newest first, found by their search attributes')
     .action(lazy(runs, 'runsCommand'));
   program
     .command('approve')
@@ -106,7 +115,11 @@ async function main(): Promise<void> {
     .command('pull')
     .argument('<ref>', ref)
     .requiredOption('-o, --output <file>', 'where to write the artifact')
-    .option('--format <format>', 'torchscript (an archive), aoti (an AOTInductor package, .pt2) or onnx (an ONNX model, .onnx)', 'torchscript')
+    .option(
+      '--format <format>',
+      'torchscript (an archive), aoti (an AOTInductor package, .pt2) or onnx (an ONNX model, .onnx)',
+      'torchscript',
+    )
     .option('--force', 'overwrite FILE if it exists')
     .option('--json', 'print JSON')
     .description('write a version’s artifact in one of its formats after checking its digest')
@@ -182,7 +195,12 @@ async function main(): Promise<void> {
     .description('retrain SPEC on a schedule')
     .action(lazy(schedules, 'scheduleCreateCommand'));
   schedule.command('list').option('--json', 'print JSON').description('all schedules').action(lazy(schedules, 'scheduleListCommand'));
-  schedule.command('describe').argument('<id>').option('--json', 'print JSON').description('one schedule').action(lazy(schedules, 'scheduleDescribeCommand'));
+  schedule
+    .command('describe')
+    .argument('<id>')
+    .option('--json', 'print JSON')
+    .description('one schedule')
+    .action(lazy(schedules, 'scheduleDescribeCommand'));
   for (const action of ['pause', 'unpause', 'trigger', 'delete'] as const) {
     schedule
       .command(action)

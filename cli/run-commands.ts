@@ -1,6 +1,9 @@
 // `ttd status`, `wait`, `cancel`, `runs` and `approve`: ask Temporal about runs; no business logic here.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { positiveIntegerArgument } from '../lib/spec/arguments';
+import { choiceArgument, commitArgument, positiveIntegerArgument, sinceArgument } from '../lib/spec/arguments';
+import { assertName } from '../lib/registry/names';
+import { OUTCOMES, SEARCH_ATTRIBUTES as SA } from '../lib/contract/search-attributes';
+import { runsQuery, type RunFilter } from '../temporal/run-queries';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { exitCodeFor, type RunResult } from '../lib/contract/results';
 import { approveUpdate, PIPELINE_WORKFLOW, progressQuery, type ApprovalDecision } from '../workflows/definitions';
@@ -8,7 +11,7 @@ import { failWith, printJson, printJsonOr, table, writeOut } from './output';
 import { trainingBeat } from './progress';
 import { printResult, watch } from './run';
 import { idleQueues, type IdleQueue } from './queue-health';
-import { withClient } from './temporal';
+import { checkSearchAttributes, withClient } from './temporal';
 
 /** How long `ttd status` waits for a run's progress query. */
 const QUERY_DEADLINE_MS = 5_000;
@@ -144,57 +147,109 @@ export interface RunListing {
   trigger: string;
   commit: string | null;
   status: string;
-  /** How a completed run ended (`promoted`, `rejected`, `failed`); null while running or when it ended otherwise. */
-  outcome: RunResult['status'] | null;
+  /** How a completed run ended (`promoted`, `rejected`, `failed`), or `cancelled`; null while running or when it ended
+   * otherwise. */
+  outcome: RunResult['status'] | 'cancelled' | null;
+  /** The version a promoted run created, and the stored artifact's digest, from the run's search attributes; null for
+   * a run that has none (not promoted, not stored, or started before ttd set them). */
+  version: number | null;
+  digest: string | null;
   startedAt: string;
   closedAt: string | null;
 }
 
-/** Recent pipeline runs, newest first. */
-export async function listRuns(client: Client, opts: { model?: string; limit: number }): Promise<RunListing[]> {
+const OUTCOME_VALUES = new Set<string>(OUTCOMES);
+
+/** Pipeline runs that match the filter, newest first: found by the visibility query `query` (temporal/run-queries.ts). */
+export async function listRuns(client: Client, opts: RunFilter & { limit: number }): Promise<RunListing[]> {
   const out: RunListing[] = [];
-  for await (const wf of client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW}'` })) {
-    const model = String(wf.memo?.model ?? wf.workflowId.replace(/-\d{14}-[0-9a-f]{6}$/, ''));
-    if (opts.model && model !== opts.model) continue;
+  const query = runsQuery(PIPELINE_WORKFLOW, opts);
+  for await (const wf of client.workflow.list({ query })) {
+    const sa = wf.searchAttributes ?? {};
+    const first = (name: string) => (sa[name] as unknown[] | undefined)?.[0];
+    const model = String(first(SA.model.name) ?? wf.memo?.model ?? wf.workflowId.replace(/-\d{14}-[0-9a-f]{6}$/, ''));
+    const outcome = first(SA.outcome.name);
+    const version = first(SA.version.name);
+    const digest = first(SA.digest.name);
     out.push({
       runId: wf.workflowId,
       model,
       trigger: String(
-        wf.memo?.trigger ?? (wf.workflowId.includes('-ci-') ? 'ci' : wf.searchAttributes?.TemporalScheduledById ? 'schedule' : 'manual'),
+        first(SA.trigger.name) ??
+          wf.memo?.trigger ??
+          (wf.workflowId.includes('-ci-') ? 'ci' : wf.searchAttributes?.TemporalScheduledById ? 'schedule' : 'manual'),
       ),
-      commit: (wf.memo?.commit as string | null) ?? null,
+      commit: ((first(SA.commit.name) ?? wf.memo?.commit) as string | null | undefined) ?? null,
       status: wf.status.name.toLowerCase(),
-      outcome: null,
+      outcome: typeof outcome === 'string' && OUTCOME_VALUES.has(outcome) ? (outcome as RunListing['outcome']) : null,
+      version: typeof version === 'number' ? version : null,
+      digest: typeof digest === 'string' ? digest : null,
       startedAt: wf.startTime.toISOString(),
       closedAt: wf.closeTime?.toISOString() ?? null,
     });
     if (out.length >= opts.limit) break;
   }
-  // A completed run's result is its last history event: one short read each, side by side.
+  // A completed run started before the search attributes has no TtdOutcome: its result is its last history event, one
+  // short read each, side by side.
   await Promise.all(
     out
-      .filter((r) => r.status === 'completed')
+      .filter((r) => r.status === 'completed' && r.outcome === null)
       .map(async (r) => {
         const result = (await client.workflow
           .getHandle(r.runId)
           .result()
           .catch(() => undefined)) as RunResult | undefined;
         r.outcome = result?.status ?? null;
+        r.version ??= result?.version ?? null;
+        r.digest ??= result?.digest ?? null;
       }),
   );
   return out;
 }
 
-/** `ttd runs [--model NAME] [--json]`: recent runs, newest first. */
-export async function runsCommand(opts: { model?: string; json?: boolean; limit?: string }): Promise<void> {
+/** `ttd runs [--model NAME] [--outcome O] [--since T] [--commit SHA] [--limit N] [--json]`: runs newest first, found
+ * by a visibility query that `--query` prints (the same works in `temporal workflow list --query` and the UI). */
+export async function runsCommand(opts: {
+  model?: string;
+  outcome?: string;
+  since?: string;
+  commit?: string;
+  json?: boolean;
+  limit?: string;
+  query?: boolean;
+}): Promise<void> {
   const json = Boolean(opts.json);
   try {
     const limit = positiveIntegerArgument('--limit', opts.limit ?? '50');
-    const rows = await withClient((client) => listRuns(client, { model: opts.model, limit }));
-    if (json) return printJson({ runs: rows });
+    const filter: RunFilter = {
+      ...(opts.model !== undefined ? { model: assertName('model', opts.model) } : {}),
+      ...(opts.outcome !== undefined ? { outcome: choiceArgument('--outcome', opts.outcome, [...OUTCOMES, 'running'] as const) } : {}),
+      ...(opts.since !== undefined ? { since: sinceArgument('--since', opts.since) } : {}),
+      ...(opts.commit !== undefined ? { commit: commitArgument('--commit', opts.commit) } : {}),
+    };
+    const query = runsQuery(PIPELINE_WORKFLOW, filter);
+    if (opts.query) return void printJsonOr(json, { query }, query);
+    const rows = await withClient(async (client, config) => {
+      if (Object.keys(filter).length) await checkSearchAttributes(client, config); // a query on a missing one fails
+      return listRuns(client, { ...filter, limit });
+    });
+    if (json) return printJson({ runs: rows, query });
     if (!rows.length) return void writeOut('no runs\n');
     writeOut(
-      `${table([['run', 'model', 'trigger', 'status', 'started'], ...rows.map((r) => [r.runId, r.model, r.trigger, r.outcome ?? r.status, r.startedAt])], '')}\n`,
+      `${table(
+        [
+          ['run', 'model', 'trigger', 'status', 'version', 'started'],
+          ...rows.map((r) => [
+            r.runId,
+            r.model,
+            r.trigger,
+            r.outcome ?? r.status,
+            r.version === null ? '' : String(r.version),
+            r.startedAt,
+          ]),
+        ],
+        '',
+      )}\n`,
     );
   } catch (err) {
     failWith(err, json);

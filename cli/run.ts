@@ -20,11 +20,12 @@ import { ensureServer } from '../temporal/dev-server';
 import { requireServer } from './temporal';
 import { PIPELINE_WORKFLOW, progressQuery, type PipelineInput, type PipelineProgress } from '../workflows/definitions';
 import type { pipelineWorkflow } from '../workflows/pipeline';
+import { pipelineStartOptions } from '../workflows/start-options';
 import { failWith, gateLines, paint, printJson, printJsonOr, sci, table, writeOut, writeErr } from './output';
 import { preflight } from './preflight';
 import { stagePhase, trainingBeat } from './progress';
 import { progressView, type ProgressView } from './progress-view';
-import { connectTemporal } from './temporal';
+import { checkSearchAttributes, connectTemporal } from './temporal';
 import { terminalLine } from '../render/terminal';
 
 const POLL_MS = 300;
@@ -105,6 +106,8 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     failWith(err, json);
   }
   try {
+    // A namespace without ttd's search attributes fails here, before anything is stored or started.
+    await checkSearchAttributes(temporal.client, config);
     // Inputs go into the store only once everything else is known to work: bad input leaves nothing behind.
     // The store's control queue and the torch queue of the run's pool: only workers of this store serve them.
     const queues = await queuesForRun(config.queuePrefix, store, config.environment, spec.device);
@@ -267,7 +270,7 @@ async function startOrAttach(client: Client, input: PipelineInput): Promise<{ ha
       workflowId: input.runId!,
       taskQueue: input.queues.control,
       args: [input],
-      memo: { model: input.spec.name, trigger: input.trigger, commit: input.commit },
+      ...pipelineStartOptions(input),
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       workflowIdConflictPolicy: 'USE_EXISTING',
     });

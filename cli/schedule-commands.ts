@@ -1,5 +1,5 @@
 // `ttd schedule ...`: scheduled retraining on Temporal Schedules. Runs it starts carry trigger `schedule`.
-import { ScheduleNotFoundError, type Client, type ScheduleOverlapPolicy } from '@temporalio/client';
+import { ScheduleNotFoundError, type Client, type ScheduleOptionsAction, type ScheduleOverlapPolicy } from '@temporalio/client';
 import { openStore } from '../lib/config';
 import { loadTemporalConfig } from '../temporal/config';
 import { cronArgument, intervalArgument } from '../lib/spec/arguments';
@@ -8,9 +8,10 @@ import { queuesForRun } from '../temporal/queues';
 import { loadSpec, storeRunSource, runEnvironmentId, withEnvironment } from '../lib/spec/spec';
 import { terminalLine } from '../render/terminal';
 import { PIPELINE_WORKFLOW, type PipelineInput } from '../workflows/definitions';
+import { pipelineStartOptions } from '../workflows/start-options';
 import { failWith, printJson, printJsonOr, table, writeOut } from './output';
 import { preflight } from './preflight';
-import { withClient } from './temporal';
+import { checkSearchAttributes, withClient } from './temporal';
 
 const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
   skip: 'SKIP',
@@ -58,7 +59,8 @@ export async function scheduleCreateCommand(
     const read = loadSpec(specPath, base.archiveLimits);
     const config = await preflight(base, read.spec); // the schedule's torch environment
     const loaded = withEnvironment(read, config.environment);
-    await withClient(async (client) => {
+    await withClient(async (client, temporalConfig) => {
+      await checkSearchAttributes(client, temporalConfig);
       const store = openStore(config);
       // The schedule retrains the model file as it is now: its digest is fixed in the schedule's action.
       const queues = await queuesForRun(config.queuePrefix, store, config.environment, loaded.spec.device);
@@ -84,8 +86,10 @@ export async function scheduleCreateCommand(
           workflowId: `${loaded.spec.name}-schedule-${id}`,
           taskQueue: queues.control,
           args: [input],
-          memo: { model: loaded.spec.name, trigger: 'schedule', commit: null },
-        },
+          // The schedule's runs queue behind CI and manual runs, fair by model; the SDK's type leaves `priority` out of a
+          // schedule's action, but its encoder sends it (the workflow also sets it on every activity of such a run).
+          ...pipelineStartOptions(input),
+        } as ScheduleOptionsAction,
         policies: { overlap },
         memo: { model: loaded.spec.name, spec: loaded.specPath },
       });

@@ -18,7 +18,7 @@ import {
 import { listening, runningServerPid, serverFiles, startBackgroundServer, stopBackgroundServer } from '../temporal/dev-server';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { failWith, printJsonOr, writeErr } from './output';
-import { connectTemporal, requireServer } from './temporal';
+import { checkSearchAttributes, connectTemporal, requireServer } from './temporal';
 
 /** `ttd server start`: returns once the server answers. */
 export async function serverStartCommand(opts: { json?: boolean }): Promise<void> {
@@ -157,6 +157,8 @@ export async function workerCommand(opts: {
     const server = await requireServer(config);
     installQuietRuntime();
     const temporal = await connectTemporal(config, server.address);
+    // Its runs upsert ttd's search attributes: a namespace without them would fail every workflow task.
+    if (serve.includes(QueueKind.control)) await checkSearchAttributes(temporal.client, config);
     const control = controlQueue(naming);
     const workers = serve.includes(QueueKind.control)
       ? await createWorkers({ connection: temporal.native, config, store, queues: { control } })

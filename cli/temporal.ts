@@ -7,6 +7,7 @@ import { temporalConnectOptions, usesTls } from '../temporal/profile';
 import { refusal } from './connection-refusal';
 import { installQuietRuntime } from '../workers/runtime';
 import { listening } from '../temporal/dev-server';
+import { ensureSearchAttributes } from '../temporal/search-attributes';
 
 /** How long a server that should already run may take to answer (issue 15: an unreachable server fails within 10 s). */
 const CONNECT_DEADLINE_MS = 10_000;
@@ -121,4 +122,10 @@ export async function withClient<T>(fn: (client: Client, config: TemporalConfig)
   } finally {
     await temporal.close();
   }
+}
+
+/** Checks that the namespace has ttd's search attributes (adding them on the embedded server, which an older ttd may
+ * have started without them); search_attributes_missing on a cluster that lacks them. */
+export function checkSearchAttributes(client: Client, config: TemporalConfig): Promise<void> {
+  return ensureSearchAttributes(client, config.temporalNamespace, { embedded: !config.temporalAddress });
 }

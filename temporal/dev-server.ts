@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import type { TemporalConfig } from './config';
 import { describeEnd, startProcess, type ProcessResult } from '../lib/environments/subprocess';
+import { devServerFeatureArgs } from './search-attributes';
 
 const START_TIMEOUT_MS = 60_000;
 
@@ -130,6 +131,7 @@ function devServerArgs(config: TemporalConfig, opts: { ui: boolean } = { ui: fal
     'frontend.enableUpdateWorkflowExecution=true',
     '--dynamic-config-value',
     'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+    ...devServerFeatureArgs(),
   ];
 }
 

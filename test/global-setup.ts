@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { TestProject } from 'vitest/node';
+import { devServerFeatureArgs } from '../temporal/search-attributes';
 
 let env: TestWorkflowEnvironment | undefined;
 
@@ -10,7 +11,8 @@ export async function setup(project: TestProject): Promise<void> {
     server: {
       executable: { type: 'existing-path', path: join(__dirname, '..', '.venv', 'bin', 'temporal') },
       ip: '127.0.0.1',
-      extraArgs: ['--headless', '--log-level', 'error'],
+      // What the embedded server has: ttd's search attributes, priority and fairness.
+      extraArgs: ['--headless', '--log-level', 'error', ...devServerFeatureArgs()],
     },
   });
   project.provide('temporalAddress', env.address);

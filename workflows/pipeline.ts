@@ -1,6 +1,6 @@
 // The pipeline workflow: train → trace → verify → optimize → fusion → store → parity → promote, or, for a foreign
 // artifact, verify → store → parity → promote. Orchestration only; each part lives in its own module.
-import { setHandler } from '@temporalio/workflow';
+import { isCancellation, setHandler } from '@temporalio/workflow';
 import { Gate } from '../lib/contract/gate-codes';
 import type { RunResult } from '../lib/contract/results';
 import type { DeclaredEnvironment } from '../lib/environments/declared-environments';
@@ -9,7 +9,6 @@ import { buildFromModel, limitBasis, verifyForeign, type Built, type FormatArtif
 import type { Format } from '../lib/spec/spec';
 import { progressQuery, type PipelineInput } from './definitions';
 import { acceptApprovals, awaitApproval, compareWithProduction, mergeParity, promote, versionFacts } from './promotion';
-import { runFinished } from './metrics';
 import { noSource, Run, RunEnded } from './run-state';
 
 export { approveUpdate, progressQuery, PIPELINE_WORKFLOW } from './definitions';
@@ -40,6 +39,7 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
         formats: built.formats,
       }),
     );
+    run.stored(stored.artifactDigest);
 
     // Every format is checked in every target runtime; its parity stage is `parity`, or `parity_<format>` after the first.
     const checks = [];
@@ -66,9 +66,10 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     const facts = () => versionFacts(run, stored, parity, run.gates);
     if (spec.promote.compare && input.modelFileDigest) await compareWithProduction(run, stored, facts);
     const approved = spec.promote.approval === 'required' ? await awaitApproval(run, approval, stored) : null;
-    return runFinished(await promote(run, stored, facts(), approved));
+    return run.finish(await promote(run, stored, facts(), approved));
   } catch (err) {
-    if (err instanceof RunEnded) return runFinished(err.result);
+    if (err instanceof RunEnded) return run.finish(err.result);
+    if (isCancellation(err)) run.cancelled();
     throw err;
   }
 }

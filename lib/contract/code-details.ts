@@ -28,6 +28,7 @@ export const CodeDetails = {
   store_access_denied: bucket,
   store_unreachable: bucket,
   invalid_name: z.strictObject({ kind: z.string(), value: z.string() }),
+  search_attributes_missing: z.strictObject({ namespace: z.string(), missing: z.array(z.string()), mistyped: z.array(z.string()) }),
   argument_invalid: flagValue,
   schedule_error: flagValue,
   config_invalid: z.strictObject({

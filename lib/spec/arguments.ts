@@ -48,3 +48,45 @@ export function cronArgument(flag: string, value: string): string {
   }
   return expr;
 }
+
+const SINCE_RE = /^([1-9]\d*)(m|h|d)$/;
+const DATE_RE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `--since`: how long ago (30m, 24h, 7d) or a date (2026-12-01, UTC midnight) or a time with its zone
+ * (2026-12-01T09:30:00Z); the returned time is the earliest start a run may have. */
+export function sinceArgument(flag: string, value: string, now: Date = new Date()): Date {
+  const v = value.trim();
+  const ago = SINCE_RE.exec(v);
+  if (ago) return new Date(now.getTime() - Number(ago[1]) * UNIT_MS[ago[2] as keyof typeof UNIT_MS]);
+  const at = DATE_RE.test(v) ? new Date(v.length === 10 ? `${v}T00:00:00Z` : v) : undefined;
+  if (!at || Number.isNaN(at.getTime())) {
+    throw new TtdError(
+      ErrorCode.argumentInvalid,
+      `${flag} '${value}' is neither a time ago nor a date; expected a whole number and a unit m, h or d (e.g. ${flag} 24h), ` +
+        `a date (${flag} 2026-12-01) or a time with its zone (${flag} 2026-12-01T09:30:00Z)`,
+      { flag, value },
+    );
+  }
+  return at;
+}
+
+/** A value that must be one of `choices` (`--outcome promoted`). */
+export function choiceArgument<const T extends string>(flag: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new TtdError(ErrorCode.argumentInvalid, `${flag} '${value}' is not one of ${choices.join(', ')}`, { flag, value });
+  }
+  return value as T;
+}
+
+/** A commit id or its prefix, as `ttd run --commit` takes it: letters, digits, '.', '_' and '-', at most 64. */
+export function commitArgument(flag: string, value: string): string {
+  if (!/^[0-9a-zA-Z._-]{1,64}$/.test(value)) {
+    throw new TtdError(
+      ErrorCode.argumentInvalid,
+      `${flag} '${value}' is not a commit id; expected a git SHA or its prefix (letters, digits, '.', '_', '-'; at most 64)`,
+      { flag, value },
+    );
+  }
+  return value;
+}

@@ -220,6 +220,10 @@ SERVER_UNREACHABLE: Final = "server_unreachable"
 # user: the server refused ttd's credentials (API key, client certificate) or ttd refused the server's certificate
 SERVER_AUTH_FAILED: Final = "server_auth_failed"
 
+# user: the namespace lacks ttd's search attributes (TtdModel, TtdOutcome, ...): temporal operator search-attribute
+# create
+SEARCH_ATTRIBUTES_MISSING: Final = "search_attributes_missing"
+
 # user: the Temporal server has no such namespace (TEMPORAL_NAMESPACE, or namespace in the profile)
 NAMESPACE_NOT_FOUND: Final = "namespace_not_found"
 
