@@ -52,6 +52,42 @@ describe('cli arguments', () => {
     expect(readdirSync(home)).toEqual([]);
   });
 
+  it('runs filters name the flag, the value and the form expected; --query prints the visibility query', async () => {
+    const home = tempDir();
+    const env = testEnv(home, address());
+    const cases: [string[], string][] = [
+      [['--outcome', 'won'], "--outcome 'won' is not one of promoted, rejected, failed, cancelled, running"],
+      [['--since', 'yesterday'], "--since 'yesterday' is neither a time ago nor a date"],
+      [['--commit', "x' OR TtdModel!='"], "--commit 'x' OR TtdModel!='' is not a commit id"],
+    ];
+    for (const [args, message] of cases) {
+      const error = failure(await runTtd(['runs', ...args, '--json'], env));
+      expect(error.code).toBe('argument_invalid');
+      expect(error.message).toContain(message);
+    }
+    expect(failure(await runTtd(['runs', '--model', "a' OR 'b", '--json'], env)).code).toBe('invalid_name');
+    const query = await runTtd(['runs', '--model', 'seed-mlp', '--outcome', 'promoted', '--since', '2026-12-01', '--commit', 'ab12', '--query'], env);
+    expect(query.stdout.trim()).toBe(
+      "WorkflowType = 'pipelineWorkflow' AND TtdModel = 'seed-mlp' AND TtdOutcome = 'promoted' AND StartTime >= '2026-12-01T00:00:00.000Z' AND TtdCommit STARTS_WITH 'ab12'",
+    );
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('a namespace without ttd search attributes is refused, naming each and the command that creates it, before anything is written', async () => {
+    const namespace = `bare-${Date.now()}`;
+    const bin = join(repoRoot, '.venv', 'bin', 'temporal');
+    await command(bin, ['operator', 'namespace', 'create', '--address', address(), '-n', namespace]);
+    const home = tempDir();
+    const env = { ...testEnv(home, address()), TEMPORAL_NAMESPACE: namespace };
+    const runs = failure(await runTtd(['runs', '--model', 'seed-mlp', '--json'], env));
+    expect(runs.code).toBe('search_attributes_missing');
+    expect(runs.message).toContain(`namespace '${namespace}' lacks TtdModel (Keyword), TtdTrigger (Keyword)`);
+    expect(runs.message).toContain(`temporal operator search-attribute create --namespace ${namespace} --name TtdOutcome --type Keyword`);
+    const run = failure(await runTtd(['run', join(seedDir, 'pipeline.yaml'), '--detach', '--json'], env));
+    expect(run.code).toBe('search_attributes_missing');
+    expect(readdirSync(home)).toEqual([]);
+  });
+
   it('schedule create names --every or --cron, the value and the form expected, and creates nothing', async () => {
     const home = tempDir();
     const env = testEnv(home, address());

@@ -9,7 +9,7 @@ import { verifyChain } from '../../lib/registry/audit';
 import { FsObjectStore } from '../../lib/store/fs-store';
 import { readModel } from '../../lib/registry/registry';
 import type { RunResult } from '../../lib/contract/results';
-import { fixtureModels, freePort, quickSeedSpec, seedDir, tempDir, writeSpec } from '../helpers';
+import { command, fixtureModels, freePort, quickSeedSpec, repoRoot, seedDir, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
 
 /** Processes serving a torch request for this file's worker alone (other files and other suites on the host run
@@ -136,6 +136,13 @@ describe('operations', () => {
       code: 'approval_rejected',
       message: 'rejected by carol: loss too high; nothing promoted',
     });
+    // Visibility is written a moment after the run closes.
+    let found: unknown[] = [];
+    for (let i = 0; i < 50 && found.length === 0; i++) {
+      found = JSON.parse((await ops.ttd(['runs', '--model', 'declined', '--outcome', 'rejected', '--json'])).stdout).runs;
+      if (!found.length) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(found).toEqual([expect.objectContaining({ runId, outcome: 'rejected', version: null })]);
     const log = JSON.parse((await ops.ttd(['audit', 'log', 'declined', '--json'])).stdout).records;
     expect(log).toEqual([expect.objectContaining({ action: 'approval_rejected', actor: 'carol', reason: 'loss too high', runId })]);
     const late = await ops.ttd(['approve', runId, '--by', 'dave']);
@@ -287,5 +294,35 @@ describe('operations', () => {
     expect(state.aliasHistory).toHaveLength(10);
     state.aliasHistory.forEach((move, i) => expect(move.previousVersion).toBe(i === 0 ? null : state.aliasHistory[i - 1].version));
     expect(await verifyChain(store, 'crowd')).toBeNull();
+
+    // Found by what they are with Temporal's own CLI, and `ttd runs` agrees: exactly these ten runs (visibility is
+    // written a moment after a run closes, hence the wait).
+    const ids = started.map((s) => s.runId).sort();
+    const stock = async (query: string) => {
+      const address = `127.0.0.1:${ops.env.TTD_TEMPORAL_PORT}`;
+      const r = await command(join(repoRoot, '.venv', 'bin', 'temporal'), [
+        'workflow',
+        'list',
+        '--address',
+        address,
+        '--query',
+        query,
+        '-o',
+        'json',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      return ((JSON.parse(r.stdout || '[]') as { execution: { workflowId: string } }[]) ?? []).map((w) => w.execution.workflowId).sort();
+    };
+    let listed: string[] = [];
+    for (let i = 0; i < 50 && listed.length !== ids.length; i++) {
+      listed = await stock('TtdModel="crowd" AND TtdOutcome="promoted"');
+      if (listed.length !== ids.length) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(listed).toEqual(ids);
+    const ours = JSON.parse((await ops.ttd(['runs', '--model', 'crowd', '--outcome', 'promoted', '--json'])).stdout);
+    expect(ours.runs.map((r: { runId: string }) => r.runId).sort()).toEqual(ids);
+    expect(new Set(ours.runs.map((r: { version: number }) => r.version))).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+    expect(await stock('TtdModel="crowd" AND TtdOutcome="rejected"')).toEqual([]);
+    expect(await stock('TtdModel="crowd" AND TtdTrigger="manual" AND TtdFormats="torchscript"')).toEqual(ids);
   }, 600_000);
 });

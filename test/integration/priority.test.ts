@@ -30,7 +30,7 @@ const activities = Object.fromEntries(
     name,
     async (input: unknown) => {
       const info = Context.current().info;
-      const id = info.workflowExecution.workflowId;
+      const id = info.workflowExecution?.workflowId ?? '';
       waits.set(id, [...(waits.get(id) ?? []), Date.now() - info.currentAttemptScheduledTimestampMs]);
       await new Promise((r) => setTimeout(r, ACTIVITY_MS));
       return (fakes[name] as (i: unknown) => Promise<unknown>)(input);
