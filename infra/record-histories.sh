@@ -14,7 +14,9 @@ for name in promoted foreign rejected failed; do
   fi
 done
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-.venv/bin/temporal server start-dev --ip 127.0.0.1 --port "$port" --headless --log-level error >/dev/null 2>&1 &
+# The server has what the embedded one has: ttd's search attributes (a run's workflow upserts them), priority, fairness.
+mapfile -t features < <(node -e 'for (const a of require("./dist/temporal/search-attributes").devServerFeatureArgs()) console.log(a)')
+.venv/bin/temporal server start-dev --ip 127.0.0.1 --port "$port" --headless --log-level error "${features[@]}" >/dev/null 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
 work=$(mktemp -d)
