@@ -230,6 +230,19 @@ describe('operations', () => {
     expect(runId).toMatch(/^scheduled-schedule-nightly/);
     const { result } = await wait(runId);
     expect(result).toMatchObject({ status: 'promoted', trigger: 'schedule', runId });
+    // The schedule's runs queue behind CI and manual ones (priority 4), fair by model.
+    const address = `127.0.0.1:${ops.env.TTD_TEMPORAL_PORT}`;
+    const shown = await command(join(repoRoot, '.venv', 'bin', 'temporal'), [
+      'workflow',
+      'describe',
+      '--address',
+      address,
+      '-w',
+      runId,
+      '-o',
+      'json',
+    ]);
+    expect(JSON.parse(shown.stdout).workflowExecutionInfo.priority).toEqual({ priorityKey: 4, fairnessKey: 'scheduled' });
     const described = JSON.parse((await ops.ttd(['schedule', 'describe', 'nightly', '--json'])).stdout);
     expect(described).toMatchObject({ scheduleId: 'nightly', model: 'scheduled', paused: false, overlap: 'SKIP', intervals: [3600000] });
     expect((await ops.ttd(['schedule', 'pause', 'nightly'])).code).toBe(0);
