@@ -196,16 +196,16 @@ INVALID_NAME: Final = "invalid_name"
 # user: the embedded Temporal server's port is in use by another process (TTD_TEMPORAL_PORT)
 SERVER_CONFLICT: Final = "server_conflict"
 
-# user: TTD_STORE is not a store location ttd can use
+# user: TTD_STORE is not a store location ttd can use: never retried
 STORE_INVALID: Final = "store_invalid"
 
-# user: the store (S3 endpoint) cannot be reached or failed a request
+# user: the store (S3 endpoint) cannot be reached or failed a request: retried by Temporal, then this
 STORE_UNREACHABLE: Final = "store_unreachable"
 
-# user: the store's bucket does not exist
+# user: the store's bucket does not exist: never retried
 STORE_BUCKET_MISSING: Final = "store_bucket_missing"
 
-# user: the store refused ttd's credentials
+# user: the store refused ttd's credentials: never retried
 STORE_ACCESS_DENIED: Final = "store_access_denied"
 
 # user: an audit record that does not verify (missing, out of order, or not chained to the one before)
