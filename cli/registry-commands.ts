@@ -217,8 +217,10 @@ export async function promoteCommand(ref: string, opts: { alias: string; json?: 
   try {
     const config = loadTemporalConfig();
     const store = openStore(config);
+    // Every argument is checked before anything is read or written: a bad alias never leaves a record behind.
     const parsed = parseRef(ref);
     if (parsed.version === undefined) throw new TtdError(ErrorCode.badReference, `ttd promote needs MODEL:VERSION (got '${ref}')`);
+    assertName('alias', opts.alias);
     const { state, version } = await resolveRef(store, parsed);
     const record = await readVersionRecord(store, version.record);
     // The verification gates must all have passed; a comparison that kept the version back may be overruled.
@@ -258,7 +260,9 @@ export async function rollbackCommand(model: string, opts: { alias: string; json
   try {
     const config = loadTemporalConfig();
     const store = openStore(config);
-    const { state } = await resolveRef(store, parseRef(model));
+    const parsed = parseRef(model);
+    assertName('alias', opts.alias); // before anything is written
+    const { state } = await resolveRef(store, parsed);
     const current = state.aliases[opts.alias];
     if (!current) throw new TtdError(ErrorCode.aliasNotFound, `model '${model}' has no alias '${opts.alias}'`);
     const target = previousOf(state, opts.alias);

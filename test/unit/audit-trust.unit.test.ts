@@ -257,6 +257,25 @@ describe('atomic promotion', () => {
     expect((await t.verify()).problems).toEqual([]);
   });
 
+  it('an alias name that escapes its folder is refused before anything is written: no version, no record, no anchor', async () => {
+    const t = await promoted(1);
+    const snapshot = () =>
+      ['registry/m.json', 'audit/m'].map((k) =>
+        statSync(t.file(k)).isDirectory() ? readdirSync(t.file(k)) : readFileSync(t.file(k), 'utf8'),
+      );
+    const before = snapshot();
+    const anchor = readFileSync(join(t.keys, KeyFile.anchors, 'm.json'), 'utf8');
+    for (const alias of ['../../x', 'Prod', '']) {
+      await expect(recordAliasMove(t.store, t.writer, { ...(await request(t.store, 2)), alias })).rejects.toMatchObject({
+        code: ErrorCode.invalidName,
+        message: `alias name ${JSON.stringify(alias)} is invalid: expected [a-z0-9][a-z0-9._-]{0,63} without '..'`,
+      });
+    }
+    expect(snapshot()).toEqual(before);
+    expect(readFileSync(join(t.keys, KeyFile.anchors, 'm.json'), 'utf8')).toBe(anchor);
+    expect((await t.verify()).problems).toEqual([]);
+  });
+
   it('when the alias move fails after the record, production stays, verify and pull say so, and a retry rolls forward', async () => {
     const t = await promoted(1);
     const req = await request(t.store, 2);
