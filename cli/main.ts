@@ -78,7 +78,12 @@ async function main(): Promise<void> {
     .option('--json', 'print JSON')
     .description('wait for a run to end; exits like ttd run')
     .action(lazy(runs, 'waitCommand'));
-  program.command('cancel').argument('<run>').option('--json', 'print JSON').description('cancel a running run').action(lazy(runs, 'cancelCommand'));
+  program
+    .command('cancel')
+    .argument('<run>')
+    .option('--json', 'print JSON')
+    .description('cancel a running run')
+    .action(lazy(runs, 'cancelCommand'));
   program
     .command('runs')
     .option('--model <name>', 'only runs of this model')
@@ -106,7 +111,11 @@ async function main(): Promise<void> {
     .command('pull')
     .argument('<ref>', ref)
     .requiredOption('-o, --output <file>', 'where to write the artifact')
-    .option('--format <format>', 'torchscript (an archive), aoti (an AOTInductor package, .pt2) or onnx (an ONNX model, .onnx)', 'torchscript')
+    .option(
+      '--format <format>',
+      'torchscript (an archive), aoti (an AOTInductor package, .pt2) or onnx (an ONNX model, .onnx)',
+      'torchscript',
+    )
     .option('--force', 'overwrite FILE if it exists')
     .option('--json', 'print JSON')
     .description('write a version’s artifact in one of its formats after checking its digest')
@@ -132,10 +141,16 @@ async function main(): Promise<void> {
     .argument('[model]', 'one model (default: all)')
     .option('--public-key <file>', "the workers' ed25519 public key (default: the one in TTD_KEYS)")
     .option('--anchors <dir>', "the workers' chain anchors (default: TTD_KEYS/anchors)")
+    .option('--retired-keys <dir>', 'the statements of retired signing keys (default: TTD_KEYS/retired)')
     .option('--require-signed', 'count an unsigned record as a problem')
     .option('--json', 'print JSON')
     .description('recompute every hash chain, check signatures, anchors, every blob and the registry; exit 1 names the first problem')
     .action(lazy(registry, 'auditVerifyCommand'));
+  audit
+    .command('rotate-key')
+    .option('--json', 'print JSON')
+    .description('sign new audit records with a new key; records the old key signed still verify, and it signs nothing new')
+    .action(lazy(registry, 'auditRotateKeyCommand'));
   audit
     .command('log')
     .argument('<model>')
@@ -182,7 +197,12 @@ async function main(): Promise<void> {
     .description('retrain SPEC on a schedule')
     .action(lazy(schedules, 'scheduleCreateCommand'));
   schedule.command('list').option('--json', 'print JSON').description('all schedules').action(lazy(schedules, 'scheduleListCommand'));
-  schedule.command('describe').argument('<id>').option('--json', 'print JSON').description('one schedule').action(lazy(schedules, 'scheduleDescribeCommand'));
+  schedule
+    .command('describe')
+    .argument('<id>')
+    .option('--json', 'print JSON')
+    .description('one schedule')
+    .action(lazy(schedules, 'scheduleDescribeCommand'));
   for (const action of ['pause', 'unpause', 'trigger', 'delete'] as const) {
     schedule
       .command(action)

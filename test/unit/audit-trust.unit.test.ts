@@ -1,7 +1,7 @@
 // The audit trail against a store writer (on the real filesystem store, with real ed25519 keys): a consistent rewrite,
 // stripped signatures, truncation, deletion, a registry pointed at an uploaded blob, and promotions whose record
 // append or alias move fails part-way. Each attack is performed and shown to be found.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { anchoredModels } from '../../lib/registry/anchors';
@@ -11,6 +11,7 @@ import {
   auditKey,
   readAudit,
   recordHash,
+  rotateSigningKey,
   verifyTrail,
   type AuditEntry,
   type AuditRecord,
@@ -235,6 +236,66 @@ describe('audit trail against a store writer', () => {
       records.map((r) => [r.seq, r.previousVersion, r.version]),
     );
     expect((await t.verify()).problems).toEqual([]);
+  });
+});
+
+describe('audit key rotation', () => {
+  it('a rotated key signs new records, records the retired key signed still verify, and it cannot sign new ones', async () => {
+    const t = await promoted(2);
+    const leaked = readFileSync(join(t.keys, KeyFile.auditPrivate));
+    const oldId = auditSigner(t.keys, { create: false }).keyId;
+    const rotation = await rotateSigningKey(t.store, t.keys);
+    expect(rotation).toMatchObject({ retiredKeyId: oldId, heads: { m: 2 }, resumed: false });
+    expect(rotation.keyId).not.toBe(oldId);
+    expect(readdirSync(join(t.keys, KeyFile.retired))).toEqual([`${oldId.slice('sha256:'.length)}.json`]); // no private key
+    expect(verifierFromFile(join(t.keys, KeyFile.auditPublic)).keyId).toBe(rotation.keyId);
+    // The next promotion (a worker builds its writer per activity) is signed by the new key.
+    await recordAliasMove(t.store, auditWriter(t.keys, { create: true }), await request(t.store, 3));
+    expect(t.read(3).keyId).toBe(rotation.keyId);
+    const reader = auditReader(t.keys);
+    expect(await t.verify(reader)).toMatchObject({ problems: [], signed: 3, anchor: { seq: 3 } });
+    // An auditor with the public key and a copy of retired/ verifies as well; without retired/ the old records fail.
+    const auditor = auditReader(join(tempDir(), 'none'), {
+      publicKey: join(t.keys, KeyFile.auditPublic),
+      retiredDir: join(t.keys, KeyFile.retired),
+    });
+    expect((await t.verify(auditor)).problems).toEqual([]);
+    const withoutRetired = await t.verify(auditReader(join(tempDir(), 'none'), { publicKey: join(t.keys, KeyFile.auditPublic) }));
+    expect(withoutRetired.problem).toMatchObject({ code: ErrorCode.auditSignatureInvalid, key: auditKey('m', 1) });
+    // Whoever holds the retired private key (it leaked before the rotation) signs record 4: refused.
+    const thief = join(tempDir(), 'thief');
+    mkdirSync(thief);
+    writeFileSync(join(thief, KeyFile.auditPrivate), leaked);
+    await recordAliasMove(t.store, { signer: auditSigner(thief, { create: false }) }, await request(t.store, 4));
+    const stolen = await t.verify(reader);
+    expect(stolen.problem).toMatchObject({ code: ErrorCode.auditSignatureInvalid, key: auditKey('m', 4) });
+    expect(stolen.problem!.reason).toMatch(
+      new RegExp(
+        `^signed by key ${oldId}, retired at .+ when it had signed up to record 2 of model 'm' \\(.+\\): a retired key cannot sign new records$`,
+      ),
+    );
+    // A retirement statement edited to let the key sign further is not trusted at all.
+    const statement = join(t.keys, KeyFile.retired, `${oldId.slice('sha256:'.length)}.json`);
+    const edited = JSON.parse(readFileSync(statement, 'utf8'));
+    writeFileSync(statement, JSON.stringify({ ...edited, heads: { m: 10 } }));
+    expect(() => auditReader(t.keys)).toThrow(
+      expect.objectContaining({
+        code: ErrorCode.auditKeyInvalid,
+        message: expect.stringContaining('its signature does not verify with its successor'),
+      }),
+    );
+  });
+
+  it('a rotation interrupted after the old key was put aside is finished by the next one, and the old key is gone', async () => {
+    const t = await promoted(1);
+    const oldId = auditSigner(t.keys, { create: false }).keyId;
+    mkdirSync(join(t.keys, KeyFile.retired));
+    copyFileSync(join(t.keys, KeyFile.auditPrivate), join(t.keys, KeyFile.retired, `${oldId.slice('sha256:'.length)}.key`));
+    const rotation = await rotateSigningKey(t.store, t.keys);
+    expect(rotation).toMatchObject({ retiredKeyId: oldId, heads: { m: 1 }, resumed: true });
+    expect(auditSigner(t.keys, { create: false }).keyId).toBe(rotation.keyId);
+    expect(readdirSync(join(t.keys, KeyFile.retired))).toEqual([`${oldId.slice('sha256:'.length)}.json`]);
+    expect((await t.verify(auditReader(t.keys))).problems).toEqual([]);
   });
 });
 
