@@ -9,6 +9,7 @@ import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { auditReader, auditWriter } from '../lib/registry/keys';
 import { assertName } from '../lib/registry/names';
 import { recordAliasMove } from '../lib/registry/promotion';
+import { repairRegistry } from '../lib/registry/repair';
 import { listModels, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry/registry';
 import { fuserShown, runtimeVersion } from '../lib/contract/results';
 import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/registry/records';
@@ -221,6 +222,7 @@ export async function promoteCommand(ref: string, opts: { alias: string; json?: 
     const parsed = parseRef(ref);
     if (parsed.version === undefined) throw new TtdError(ErrorCode.badReference, `ttd promote needs MODEL:VERSION (got '${ref}')`);
     assertName('alias', opts.alias);
+    await repairRegistry(store, parsed.model, auditReader(config.keysDir)); // a damaged state, rebuilt from the chain
     const { state, version } = await resolveRef(store, parsed);
     const record = await readVersionRecord(store, version.record);
     // The verification gates must all have passed; a comparison that kept the version back may be overruled.
@@ -262,6 +264,7 @@ export async function rollbackCommand(model: string, opts: { alias: string; json
     const store = openStore(config);
     const parsed = parseRef(model);
     assertName('alias', opts.alias); // before anything is written
+    await repairRegistry(store, parsed.model, auditReader(config.keysDir));
     const { state } = await resolveRef(store, parsed);
     const current = state.aliases[opts.alias];
     if (!current) throw new TtdError(ErrorCode.aliasNotFound, `model '${model}' has no alias '${opts.alias}'`);

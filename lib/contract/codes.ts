@@ -173,6 +173,12 @@ export const CODES = {
     'an object in the store (a registry state, an audit record) is not what ttd wrote there: named, never retried',
     EVERYWHERE,
   ),
+  registry_damaged: failure(
+    'user',
+    false,
+    "a model's registry state is damaged and its audit chain cannot rebuild it (the message says how to repair it)",
+    EVERYWHERE,
+  ),
   torch_internal: failure('internal', true, 'the torch side reported an internal error (our bug, or its host): retried by Temporal'),
   model_crashed: failure(
     'user',

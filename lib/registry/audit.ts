@@ -398,6 +398,16 @@ export function checkRegistry(state: ModelState, records: AuditRecord[]): AuditP
   return problems;
 }
 
+/** A model's chain checked as everything that relies on it checks it: links, signatures and its anchor (when there
+ * is one); `problem` is the first thing wrong, and `records` are those before it. */
+export async function trustedChain(store: ObjectStore, model: string, trust: TrustOptions): Promise<CheckedChain> {
+  const chain = await checkChain(store, model, trust);
+  if (chain.problem) return chain;
+  const anchor = trust.anchorsDir ? readAnchor(trust.anchorsDir, model) : undefined;
+  const [bad] = anchor ? checkAnchor(anchor, chain, model, trust) : [];
+  return bad ? { ...chain, problem: bad } : chain;
+}
+
 /** Throws (with the problem's code) unless the audit trail backs what is about to be served or promoted: the chain
  * verifies (links, signatures, anchor) and, for an alias, the latest record moving it names this version and digest;
  * for a version, a record names it with this digest. */
@@ -411,11 +421,8 @@ export async function assertBacked(
   const refuse = (code: ErrorCode, why: string): never => {
     throw new TtdError(code, `refusing ${what}: ${why}; see \`ttd audit verify ${model}\``, { model, ...target });
   };
-  const chain = await checkChain(store, model, trust);
+  const chain = await trustedChain(store, model, trust);
   if (chain.problem) refuse(chain.problem.code, `its audit trail does not verify at ${chain.problem.key}: ${chain.problem.reason}`);
-  const anchor = trust.anchorsDir ? readAnchor(trust.anchorsDir, model) : undefined;
-  const [bad] = anchor ? checkAnchor(anchor, chain, model, trust) : [];
-  if (bad) refuse(bad.code, `its audit trail does not verify at ${bad.key}: ${bad.reason}`);
   if (target.alias) {
     const latest = latestAliasRecord(chain.records, target.alias);
     if (!latest) refuse(ErrorCode.registryUnbacked, `no audit record moves alias '${target.alias}'`);

@@ -21,7 +21,8 @@ import { ErrorCode } from '../../lib/contract/errors';
 import { FsObjectStore } from '../../lib/store/fs-store';
 import { auditReader, auditSigner, auditWriter, KeyFile, verifierFromFile } from '../../lib/registry/keys';
 import { recordAliasMove, type AliasMoveRequest } from '../../lib/registry/promotion';
-import { readModel, registryKey } from '../../lib/registry/registry';
+import { readModel, registerAndPromote, registryKey } from '../../lib/registry/registry';
+import { repairRegistry } from '../../lib/registry/repair';
 import { putBlob } from '../../lib/store/store';
 import { tempDir } from '../helpers';
 
@@ -296,6 +297,67 @@ describe('audit key rotation', () => {
     expect(auditSigner(t.keys, { create: false }).keyId).toBe(rotation.keyId);
     expect(readdirSync(join(t.keys, KeyFile.retired))).toEqual([`${oldId.slice('sha256:'.length)}.json`]);
     expect((await t.verify(auditReader(t.keys))).problems).toEqual([]);
+  });
+});
+
+describe('a damaged registry state', () => {
+  /** Two promotions to production and one to staging, then registry/m.json cut in half. */
+  async function truncated() {
+    const t = await promoted(2);
+    await recordAliasMove(t.store, t.writer, { ...(await request(t.store, 1, 'staging-run')), alias: 'staging' });
+    const path = t.file(registryKey('m'));
+    const genuine = JSON.parse(readFileSync(path, 'utf8'));
+    const bytes = readFileSync(path);
+    writeFileSync(path, bytes.subarray(0, bytes.length >> 1));
+    await expect(readModel(t.store, 'm')).rejects.toMatchObject({ code: ErrorCode.storeDamaged });
+    return { ...t, path, genuine };
+  }
+
+  it('is rebuilt from the audit chain exactly as it was, and the next promotion goes on from it', async () => {
+    const t = await truncated();
+    expect(await repairRegistry(t.store, 'm', t.reader)).toEqual({ repaired: true });
+    expect((await readModel(t.store, 'm'))!.state).toEqual(t.genuine);
+    expect(await repairRegistry(t.store, 'm', t.reader)).toEqual({ repaired: false });
+    const next = await recordAliasMove(t.store, t.writer, await request(t.store, 3));
+    expect(next).toMatchObject({ version: 3, previousVersion: 2, moved: true });
+    expect((await t.verify()).problems).toEqual([]);
+  });
+
+  it('two promotions repairing it at once write it once, and both go on', async () => {
+    const t = await truncated();
+    const outcomes = await Promise.all([repairRegistry(t.store, 'm', t.reader), repairRegistry(t.store, 'm', t.reader)]);
+    expect(outcomes.filter((o) => o.repaired).length).toBeGreaterThanOrEqual(1);
+    expect((await readModel(t.store, 'm'))!.state).toEqual(t.genuine);
+  });
+
+  it('is refused with registry_damaged, saying how to repair it, when the chain does not verify or names no version', async () => {
+    const t = await truncated();
+    const damagedBytes = readFileSync(t.path);
+    const r = t.read(1);
+    t.write({ ...r, actor: 'mallory' }); // an edit the chain's hash finds
+    await expect(repairRegistry(t.store, 'm', t.reader)).rejects.toMatchObject({
+      code: ErrorCode.registryDamaged,
+      message: expect.stringMatching(
+        /^the registry state of model 'm' \(registry\/m\.json in file:\/\/.+\) is damaged: not JSON \(.+\), and it cannot be rebuilt from the audit trail: the chain does not verify at audit\/m\/00000001\.json \(edited: .+\) \[audit_broken\]; repair the chain first \(ttd audit verify m\), or restore registry\/m\.json from a backup or an earlier version of the bucket$/,
+      ),
+    });
+    expect(readFileSync(t.path)).toEqual(damagedBytes); // nothing written
+    // A model registered without any record (a store from before the audit trail): nothing to rebuild from.
+    const bare = new FsObjectStore(tempDir());
+    await registerAndPromote(bare, {
+      model: 'm',
+      digest: await putBlob(bare, 'a'),
+      record: await putBlob(bare, 'r'),
+      alias: 'production',
+      runId: 'r',
+      actor: 't',
+      at: 'now',
+    });
+    writeFileSync(join(bare.location.slice('file://'.length), 'registry', 'm.json'), '{"model": "m", "vers');
+    await expect(repairRegistry(bare, 'm', {})).rejects.toMatchObject({
+      code: ErrorCode.registryDamaged,
+      message: expect.stringContaining('no audit record names a version of it; restore registry/m.json from a backup'),
+    });
   });
 });
 

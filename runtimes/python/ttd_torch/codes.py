@@ -128,6 +128,9 @@ DIGEST_MISMATCH: Final = "digest_mismatch"
 # user: an object in the store (a registry state, an audit record) is not what ttd wrote there: named, never retried
 STORE_DAMAGED: Final = "store_damaged"
 
+# user: a model's registry state is damaged and its audit chain cannot rebuild it (the message says how to repair it)
+REGISTRY_DAMAGED: Final = "registry_damaged"
+
 # internal: the torch side reported an internal error (our bug, or its host): retried by Temporal
 TORCH_INTERNAL: Final = "torch_internal"
 
