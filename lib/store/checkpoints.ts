@@ -21,7 +21,7 @@
 // here: a checkpoint file (weights, optimizer state, RNG, epoch, losses) is never byte-equal to an artifact or record,
 // so no manifest can name one, and none is searched.
 import { z } from 'zod';
-import { digestFile, digestHex } from './digest';
+import { digestBytes, digestFile, digestHex } from './digest';
 import { blobKey, putBlobFile, type ObjectStore } from './store';
 
 const Entry = z.strictObject({ epoch: z.number().int().nonnegative(), digest: z.string().regex(/^sha256:[0-9a-f]{64}$/) });
@@ -39,8 +39,9 @@ export function checkpointIndexKey(workflowId: string, runId: string): string {
   return `checkpoints/${encodeURIComponent(workflowId)}/${encodeURIComponent(runId)}.json`;
 }
 
-// One name per run (its index key, encoded whole: unambiguous, no '/'), under one folder per blob.
-const runName = (indexKey: string) => encodeURIComponent(indexKey.slice('checkpoints/'.length));
+// One name per run, under one folder per blob: the sha256 of its index key (no '/' and no '%', which S3 signatures and
+// some servers treat differently); a reference holds the index key itself.
+const runName = (indexKey: string) => digestHex(digestBytes(Buffer.from(indexKey)));
 /** The folder of the runs that list a checkpoint blob. */
 export const checkpointRefsPrefix = (digest: string) => `checkpoint-refs/${digestHex(digest)}/`;
 /** The folder of the deletions of a checkpoint blob in progress. */
