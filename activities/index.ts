@@ -2,8 +2,8 @@
 import { TorchStages, type DeclaredOutput, type StageInputOf } from '../lib/contract/stages';
 import type { Config } from '../lib/config';
 import { ApplicationFailure } from '@temporalio/activity';
-import { ErrorCode, TtdError } from '../lib/contract/errors';
-import { NonRetryable } from '../lib/contract/gate-codes';
+import { CODES, isCode, type CodeEntry } from '../lib/contract/codes';
+import { TtdError } from '../lib/contract/errors';
 import type { ObjectStore } from '../lib/store/store';
 import { environmentActivity } from './build-environment';
 import { parityActivity } from './check-parity';
@@ -34,12 +34,12 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
     isaProbes(stageConfig(deps.config, input.environment)).catch(() => undefined);
     return compile(input);
   };
-  return {
+  return failuresWithCodes({
     buildEnvironment: environmentActivity(deps),
     train: withStepCache(deps, 'train', trainActivity(deps)),
     ...declared,
     checkParity: withStepCache(deps, 'parity', parityActivity(deps)),
-  };
+  });
 }
 
 // The activity types of the torch queue, declared with the stages (lib/contract/stages.ts) so that `ttd status` knows
@@ -48,17 +48,19 @@ export { TORCH_ACTIVITY_TYPES } from '../lib/contract/stages';
 
 /** Activities of the control queue: store and registry; `keysDir` holds the key that signs audit records. */
 export function createControlActivities(deps: { store: ObjectStore; keysDir: string }) {
-  return damageIsFinal({
+  return failuresWithCodes({
     storeArtifact: storeActivity(deps),
     promoteModel: promoteActivity(deps),
     ...registryRecordActivities(deps),
   });
 }
 
-/** A damaged object in the store (a registry state or audit record that does not parse) fails the activity at once
- * with its code and the object named, instead of ten retries that read the same bytes (issue 15: 164 s, then
- * "Unexpected end of JSON input"). */
-function damageIsFinal<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+/** A TtdError whose code the catalog lists as a stage failure (lib/contract/codes.ts) leaves the activity as that
+ * failure type, retried only where the catalog says the same input may succeed again: a damaged object, a refused
+ * credential, a missing bucket or bytes that do not match their digest fail at once with their code and the thing
+ * named, instead of ten retries that meet the same answer (issue 15: 164 s, then "Unexpected end of JSON input";
+ * issue 25: store_access_denied retried). Any other error is left to Temporal's retry policy. */
+function failuresWithCodes<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
   return Object.fromEntries(
     Object.entries(activities).map(([name, fn]) => [
       name,
@@ -66,13 +68,24 @@ function damageIsFinal<T extends Record<string, (...args: never[]) => Promise<un
         try {
           return await fn(...args);
         } catch (err) {
-          if (err instanceof TtdError && err.code === ErrorCode.storeDamaged)
-            throw ApplicationFailure.create({ type: NonRetryable.storeDamaged, message: err.message, nonRetryable: true });
-          throw err;
+          throw asFailure(err);
         }
       },
     ]),
   ) as T;
+}
+
+/** The ApplicationFailure a catalogued failure becomes; anything else as it is. */
+export function asFailure(err: unknown): unknown {
+  if (!(err instanceof TtdError) || !isCode(err.code)) return err;
+  const entry: CodeEntry = CODES[err.code];
+  if (!entry.uses.includes('failure')) return err;
+  return ApplicationFailure.create({
+    type: err.code,
+    message: err.message,
+    nonRetryable: !entry.retryable,
+    details: [err.details],
+  });
 }
 
 export type TorchActivities = ReturnType<typeof createTorchActivities>;

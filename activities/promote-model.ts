@@ -1,5 +1,6 @@
 // The promote stage: registers the version, appends the signed audit record, then moves the alias (lib/registry/promotion.ts).
-import { auditWriter } from '../lib/registry/keys';
+import { auditReader, auditWriter } from '../lib/registry/keys';
+import { repairRegistry } from '../lib/registry/repair';
 import { recordAliasMove } from '../lib/registry/promotion';
 import type { GateResult } from '../lib/contract/results';
 import { writeVersionRecord, type VersionRecord } from '../lib/registry/records';
@@ -58,6 +59,8 @@ export interface PromoteOutput {
 /** Builds the promote activity; records are signed with the key in `keysDir` (created on first use). */
 export function promoteActivity(deps: { store: ObjectStore; keysDir: string }) {
   return async function promoteModel(input: PromoteInput): Promise<PromoteOutput> {
+    // A damaged registry state is rebuilt from the audit chain first (or the promotion fails with registry_damaged).
+    await repairRegistry(deps.store, input.model, auditReader(deps.keysDir));
     const recordDigest = await writeVersionRecord(deps.store, versionRecord(input, { approval: input.approval ?? null }));
     // The record first, then the alias: a failure in between is rolled forward by Temporal's retry of this activity.
     const outcome = await recordAliasMove(deps.store, auditWriter(deps.keysDir, { create: true }), {

@@ -1,6 +1,7 @@
 // Control-queue activities around promotion: the alias's current version, keeping a version unpromoted, audit records.
 import { appendAudit, type AuditEntry } from '../lib/registry/audit';
-import { auditWriter } from '../lib/registry/keys';
+import { auditReader, auditWriter } from '../lib/registry/keys';
+import { repairRegistry } from '../lib/registry/repair';
 import { readModel, registerVersion } from '../lib/registry/registry';
 import type { ObjectStore } from '../lib/store/store';
 import { writeVersionRecord } from '../lib/registry/records';
@@ -32,12 +33,15 @@ export function registryRecordActivities(deps: { store: ObjectStore; keysDir: st
   const writer = () => auditWriter(deps.keysDir, { create: true });
   return {
     async currentAlias(input: { model: string; alias: string }): Promise<CurrentAlias | null> {
+      // The first step of a promotion that compares with production: a damaged state is repaired here.
+      await repairRegistry(deps.store, input.model, auditReader(deps.keysDir));
       const found = await readModel(deps.store, input.model);
       const alias = found?.state.aliases[input.alias];
       return alias ? { version: alias.version, digest: alias.digest } : null;
     },
 
     async keepVersion(input: KeepInput): Promise<{ version: number }> {
+      await repairRegistry(deps.store, input.model, auditReader(deps.keysDir));
       const record = await writeVersionRecord(deps.store, versionRecord(input, { kept: input.reason }));
       const at = new Date().toISOString();
       const { version } = await registerVersion(deps.store, {

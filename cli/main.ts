@@ -145,10 +145,16 @@ async function main(): Promise<void> {
     .argument('[model]', 'one model (default: all)')
     .option('--public-key <file>', "the workers' ed25519 public key (default: the one in TTD_KEYS)")
     .option('--anchors <dir>', "the workers' chain anchors (default: TTD_KEYS/anchors)")
+    .option('--retired-keys <dir>', 'the statements of retired signing keys (default: TTD_KEYS/retired)')
     .option('--require-signed', 'count an unsigned record as a problem')
     .option('--json', 'print JSON')
     .description('recompute every hash chain, check signatures, anchors, every blob and the registry; exit 1 names the first problem')
     .action(lazy(registry, 'auditVerifyCommand'));
+  audit
+    .command('rotate-key')
+    .option('--json', 'print JSON')
+    .description('sign new audit records with a new key; records the old key signed still verify, and it signs nothing new')
+    .action(lazy(registry, 'auditRotateKeyCommand'));
   audit
     .command('log')
     .argument('<model>')

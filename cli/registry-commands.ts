@@ -4,11 +4,12 @@ import { dirname, resolve } from 'node:path';
 import { openStore } from '../lib/config';
 import { loadTemporalConfig } from '../temporal/config';
 import { anchoredModels } from '../lib/registry/anchors';
-import { assertBacked, auditedModels, readAudit, verifyTrail } from '../lib/registry/audit';
+import { assertBacked, auditedModels, readAudit, rotateSigningKey, verifyTrail } from '../lib/registry/audit';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { auditReader, auditWriter } from '../lib/registry/keys';
 import { assertName } from '../lib/registry/names';
 import { recordAliasMove } from '../lib/registry/promotion';
+import { repairRegistry } from '../lib/registry/repair';
 import { listModels, parseRef, previousOf, readModel, resolveRef, type ModelVersion } from '../lib/registry/registry';
 import { fuserShown, runtimeVersion } from '../lib/contract/results';
 import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyReports } from '../lib/registry/records';
@@ -217,8 +218,11 @@ export async function promoteCommand(ref: string, opts: { alias: string; json?: 
   try {
     const config = loadTemporalConfig();
     const store = openStore(config);
+    // Every argument is checked before anything is read or written: a bad alias never leaves a record behind.
     const parsed = parseRef(ref);
     if (parsed.version === undefined) throw new TtdError(ErrorCode.badReference, `ttd promote needs MODEL:VERSION (got '${ref}')`);
+    assertName('alias', opts.alias);
+    await repairRegistry(store, parsed.model, auditReader(config.keysDir)); // a damaged state, rebuilt from the chain
     const { state, version } = await resolveRef(store, parsed);
     const record = await readVersionRecord(store, version.record);
     // The verification gates must all have passed; a comparison that kept the version back may be overruled.
@@ -258,7 +262,10 @@ export async function rollbackCommand(model: string, opts: { alias: string; json
   try {
     const config = loadTemporalConfig();
     const store = openStore(config);
-    const { state } = await resolveRef(store, parseRef(model));
+    const parsed = parseRef(model);
+    assertName('alias', opts.alias); // before anything is written
+    await repairRegistry(store, parsed.model, auditReader(config.keysDir));
+    const { state } = await resolveRef(store, parsed);
     const current = state.aliases[opts.alias];
     if (!current) throw new TtdError(ErrorCode.aliasNotFound, `model '${model}' has no alias '${opts.alias}'`);
     const target = previousOf(state, opts.alias);
@@ -336,14 +343,14 @@ function auditEntry(action: 'manual_promote' | 'rollback', model: string, versio
  * chain to its anchor, checks every blob and cross-checks the registry; exit 1 names the first problem of each model. */
 export async function auditVerifyCommand(
   model: string | undefined,
-  opts: { json?: boolean; publicKey?: string; anchors?: string; requireSigned?: boolean },
+  opts: { json?: boolean; publicKey?: string; anchors?: string; retiredKeys?: string; requireSigned?: boolean },
 ): Promise<void> {
   const json = Boolean(opts.json);
   try {
     const config = loadTemporalConfig();
     const store = openStore(config);
     const trust = {
-      ...auditReader(config.keysDir, { publicKey: opts.publicKey, anchorsDir: opts.anchors }),
+      ...auditReader(config.keysDir, { publicKey: opts.publicKey, anchorsDir: opts.anchors, retiredDir: opts.retiredKeys }),
       requireSigned: Boolean(opts.requireSigned),
     };
     // Every model the store or the anchors know of: a chain deleted with its registry entry still has its anchor.
@@ -365,6 +372,7 @@ export async function auditVerifyCommand(
         store: store.location,
         models: verdicts,
         publicKey: trust.verifier ? { keyId: trust.verifier.keyId, source: trust.verifier.source } : null,
+        retiredKeys: (trust.verifier?.retired ?? []).map((k) => ({ keyId: k.keyId, source: k.source, retiredAt: k.retiredAt })),
         anchors: trust.anchorsDir ?? null,
       });
     } else {
@@ -372,7 +380,7 @@ export async function auditVerifyCommand(
         writeOut(
           v.problem
             ? `${v.model}: BROKEN at ${terminalLine(v.problem.key)}: ${terminalLine(v.problem.reason)} [${v.problem.code}]${v.problems.length > 1 ? ` (and ${v.problems.length - 1} more problems; --json lists them)` : ''}\n`
-            : `${v.model}: ${v.records} records, chain intact, every blob matches its digest; ${signatureSummary(v.signed, v.unsigned, trust.verifier?.keyId)}; ${v.anchor ? `anchored at record ${v.anchor.seq}` : 'no anchor'}; registry agrees\n`,
+            : `${v.model}: ${v.records} records, chain intact, every blob matches its digest; ${signatureSummary(v.signed, v.unsigned, trust.verifier?.keyId, trust.verifier?.retired?.length ?? 0)}; ${v.anchor ? `anchored at record ${v.anchor.seq}` : 'no anchor'}; registry agrees\n`,
         );
       }
       if (!verdicts.length) writeOut('no audit records\n');
@@ -383,7 +391,25 @@ export async function auditVerifyCommand(
   }
 }
 
-function signatureSummary(signed: number, unsigned: number, keyId: string | undefined): string {
+/** `ttd audit rotate-key [--json]`: a new audit signing key in TTD_KEYS; the old one retired (docs/trust-audit.md). */
+export async function auditRotateKeyCommand(opts: { json?: boolean }): Promise<void> {
+  const json = Boolean(opts.json);
+  try {
+    const config = loadTemporalConfig();
+    const r = await rotateSigningKey(openStore(config), config.keysDir);
+    const chains = Object.keys(r.heads).length;
+    printJsonOr(
+      json,
+      r,
+      `${r.resumed ? 'finished an interrupted rotation: ' : ''}audit records are now signed by key ${r.keyId}; key ${r.retiredKeyId} is retired (${terminalLine(r.retiredKeyFile)}), its records in ${chains} chain${chains === 1 ? '' : 's'} still verify; copy ${terminalLine(config.keysDir)} (the key files and retired/) to every worker host`,
+    );
+  } catch (err) {
+    failWith(err, json);
+  }
+}
+
+function signatureSummary(signed: number, unsigned: number, keyId: string | undefined, retired: number): string {
   if (signed === 0) return `${unsigned} unsigned (written before records were signed)`;
-  return `${signed} signed by ${keyId}${unsigned ? `, ${unsigned} unsigned before them` : ''}`;
+  const by = retired ? `${keyId} or ${retired === 1 ? 'the key' : `one of the ${retired} keys`} retired before it` : keyId;
+  return `${signed} signed by ${by}${unsigned ? `, ${unsigned} unsigned before them` : ''}`;
 }

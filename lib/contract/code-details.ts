@@ -24,6 +24,7 @@ export const CodeDetails = {
   digest_mismatch: z.strictObject({ expected: z.string(), actual: z.string() }),
   blob_missing: z.strictObject({ digest: z.string() }),
   store_damaged: z.strictObject({ key: z.string() }),
+  registry_damaged: z.strictObject({ key: z.string(), model: z.string() }),
   store_bucket_missing: bucket,
   store_access_denied: bucket,
   store_unreachable: bucket,

@@ -173,6 +173,12 @@ export const CODES = {
     'an object in the store (a registry state, an audit record) is not what ttd wrote there: named, never retried',
     EVERYWHERE,
   ),
+  registry_damaged: failure(
+    'user',
+    false,
+    "a model's registry state is damaged and its audit chain cannot rebuild it (the message says how to repair it)",
+    EVERYWHERE,
+  ),
   torch_internal: failure('internal', true, 'the torch side reported an internal error (our bug, or its host): retried by Temporal'),
   model_crashed: failure(
     'user',
@@ -219,10 +225,16 @@ export const CODES = {
   precondition_failed: userError('a conditional write (create-only or compare-and-swap) lost its race'),
   invalid_name: userError('a model, alias or schedule name outside [a-z0-9][a-z0-9._-]{0,63}'),
   server_conflict: userError("the embedded Temporal server's port is in use by another process (TTD_TEMPORAL_PORT)"),
-  store_invalid: userError('TTD_STORE is not a store location ttd can use'),
-  store_unreachable: userError('the store (S3 endpoint) cannot be reached or failed a request'),
-  store_bucket_missing: userError("the store's bucket does not exist"),
-  store_access_denied: userError("the store refused ttd's credentials"),
+  // Store errors are also stage failures: the final ones end a run's stage at once with their code, never retried.
+  store_invalid: failure('user', false, 'TTD_STORE is not a store location ttd can use: never retried', EVERYWHERE),
+  store_unreachable: failure(
+    'user',
+    true,
+    'the store (S3 endpoint) cannot be reached or failed a request: retried by Temporal, then this',
+    EVERYWHERE,
+  ),
+  store_bucket_missing: failure('user', false, "the store's bucket does not exist: never retried", EVERYWHERE),
+  store_access_denied: failure('user', false, "the store refused ttd's credentials: never retried", EVERYWHERE),
   audit_broken: userError('an audit record that does not verify (missing, out of order, or not chained to the one before)'),
   server_not_running: userError('no Temporal server is running where ttd looks (ttd server start)'),
   server_unreachable: userError('the Temporal server cannot be reached'),

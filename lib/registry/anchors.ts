@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { canonicalJson } from '../store/digest';
 import { ErrorCode, TtdError } from '../contract/errors';
-import type { AuditSigner } from './keys';
+import type { AuditSigner, AuditVerifier } from './keys';
 import { assertName } from './names';
 
 const FORMAT = 'ttd-audit-anchor/1';
@@ -47,6 +47,21 @@ export async function writeAnchor(dir: string, signer: AuditSigner, record: { mo
     keyId: signer.keyId,
     signature: signer.sign(anchorMessage(record)),
   };
+  replaceFile(path, anchor);
+}
+
+/** Signs again with `signer` every anchor of `dir` that `old` signed and that verifies with it (a key rotation): an
+ * anchor that does not verify is left as it is, for `ttd audit verify` to name. */
+export function reSignAnchors(dir: string, old: AuditVerifier, signer: AuditSigner): void {
+  for (const model of anchoredModels(dir)) {
+    const anchor = readAnchor(dir, model);
+    if (!anchor || anchor.keyId !== old.keyId || !old.verify(anchorMessage(anchor), anchor.signature)) continue;
+    const { path: _path, ...content } = anchor;
+    replaceFile(anchorPath(dir, model), { ...content, keyId: signer.keyId, signature: signer.sign(anchorMessage(anchor)) });
+  }
+}
+
+function replaceFile(path: string, anchor: object): void {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}`;
   try {
     writeFileSync(tmp, `${JSON.stringify(anchor, null, 2)}\n`);

@@ -1,9 +1,10 @@
 // The audit trail: one create-only record per promotion, hash-chained per model and signed by the workers' key.
 import { z } from 'zod';
-import { anchorMessage, readAnchor, writeAnchor, type Anchor } from './anchors';
+import { join } from 'node:path';
+import { anchorMessage, readAnchor, reSignAnchors, writeAnchor, type Anchor } from './anchors';
 import { canonicalJson, digestBytes } from '../store/digest';
 import { DigestMismatchError, ErrorCode, PreconditionFailedError, TtdError } from '../contract/errors';
-import type { AuditSigner, AuditVerifier } from './keys';
+import { KeyFile, rotateAuditKey, type AuditSigner, type AuditVerifier, type Rotation } from './keys';
 import { assertName } from './names';
 import { readModel, registryKey, type ModelState } from './registry';
 import { parseStored, verifyBlob } from '../store/store';
@@ -219,14 +220,22 @@ function checkSignature(key: string, record: AuditRecord, signedAt: number | nul
       reason: `signed by key ${record.keyId}, but no public key was given to check it (--public-key FILE, or TTD_KEYS)`,
     };
   }
-  if (record.keyId !== verifier.keyId) {
+  const retired = verifier.retired?.find((k) => k.keyId === record.keyId);
+  if (record.keyId !== verifier.keyId && !retired) {
     return {
       key,
       code: ErrorCode.auditSignatureInvalid,
-      reason: `signed by key ${record.keyId}, expected the trusted key ${verifier.keyId} (${verifier.source})`,
+      reason: `signed by key ${record.keyId}, expected the trusted key ${verifier.keyId} (${verifier.source})${verifier.retired?.length ? ` or a key retired before it (${verifier.retired.map((k) => k.keyId).join(', ')})` : ''}`,
     };
   }
-  if (!verifier.verify(recordMessage(record.hash), record.signature ?? '')) {
+  if (retired && record.seq > (retired.heads[record.model] ?? 0)) {
+    return {
+      key,
+      code: ErrorCode.auditSignatureInvalid,
+      reason: `signed by key ${record.keyId}, retired at ${retired.retiredAt} when it had signed ${retired.heads[record.model] ? `up to record ${retired.heads[record.model]}` : 'no record'} of model '${record.model}' (${retired.source}): a retired key cannot sign new records`,
+    };
+  }
+  if (!(retired ?? verifier).verify(recordMessage(record.hash), record.signature ?? '')) {
     return {
       key,
       code: ErrorCode.auditSignatureInvalid,
@@ -291,7 +300,10 @@ export async function verifyTrail(store: ObjectStore, model: string, opts: Trust
 function checkAnchor(anchor: Anchor, chain: CheckedChain, model: string, opts: TrustOptions): AuditProblem[] {
   const key = `anchor ${anchor.path}`;
   if (opts.verifier) {
-    if (anchor.keyId !== opts.verifier.keyId || !opts.verifier.verify(anchorMessage(anchor), anchor.signature)) {
+    // An anchor a retired key signed (another host's copy, not re-signed at the rotation) counts up to its retirement.
+    const retired = opts.verifier.retired?.find((k) => k.keyId === anchor.keyId && anchor.seq <= (k.heads[model] ?? 0));
+    const signedBy = anchor.keyId === opts.verifier.keyId ? opts.verifier : retired;
+    if (!signedBy || !signedBy.verify(anchorMessage(anchor), anchor.signature)) {
       return [
         { key, code: ErrorCode.auditSignatureInvalid, reason: `the anchor's signature does not verify with key ${opts.verifier.keyId}` },
       ];
@@ -386,6 +398,16 @@ export function checkRegistry(state: ModelState, records: AuditRecord[]): AuditP
   return problems;
 }
 
+/** A model's chain checked as everything that relies on it checks it: links, signatures and its anchor (when there
+ * is one); `problem` is the first thing wrong, and `records` are those before it. */
+export async function trustedChain(store: ObjectStore, model: string, trust: TrustOptions): Promise<CheckedChain> {
+  const chain = await checkChain(store, model, trust);
+  if (chain.problem) return chain;
+  const anchor = trust.anchorsDir ? readAnchor(trust.anchorsDir, model) : undefined;
+  const [bad] = anchor ? checkAnchor(anchor, chain, model, trust) : [];
+  return bad ? { ...chain, problem: bad } : chain;
+}
+
 /** Throws (with the problem's code) unless the audit trail backs what is about to be served or promoted: the chain
  * verifies (links, signatures, anchor) and, for an alias, the latest record moving it names this version and digest;
  * for a version, a record names it with this digest. */
@@ -399,11 +421,8 @@ export async function assertBacked(
   const refuse = (code: ErrorCode, why: string): never => {
     throw new TtdError(code, `refusing ${what}: ${why}; see \`ttd audit verify ${model}\``, { model, ...target });
   };
-  const chain = await checkChain(store, model, trust);
+  const chain = await trustedChain(store, model, trust);
   if (chain.problem) refuse(chain.problem.code, `its audit trail does not verify at ${chain.problem.key}: ${chain.problem.reason}`);
-  const anchor = trust.anchorsDir ? readAnchor(trust.anchorsDir, model) : undefined;
-  const [bad] = anchor ? checkAnchor(anchor, chain, model, trust) : [];
-  if (bad) refuse(bad.code, `its audit trail does not verify at ${bad.key}: ${bad.reason}`);
   if (target.alias) {
     const latest = latestAliasRecord(chain.records, target.alias);
     if (!latest) refuse(ErrorCode.registryUnbacked, `no audit record moves alias '${target.alias}'`);
@@ -424,6 +443,27 @@ export async function assertBacked(
       `audit record ${named.seq} names version ${target.version} as ${named.digest}, not ${target.digest}`,
     );
   }
+}
+
+/** The length of every model's chain: how far a key retired now has signed each. */
+export async function chainHeads(store: ObjectStore): Promise<Record<string, number>> {
+  const heads: Record<string, number> = {};
+  for (const key of await store.list('audit/')) {
+    const [, model, file] = key.split('/');
+    const seq = Number(file?.replace(/\.json$/, ''));
+    if (model && Number.isInteger(seq)) heads[model] = Math.max(heads[model] ?? 0, seq);
+  }
+  return heads;
+}
+
+/** `ttd audit rotate-key`: a new signing key in the keys directory; the old one retired with every chain's length
+ * in the store, and the anchors it signed signed again by the new key (lib/registry/keys.ts: rotateAuditKey). */
+export async function rotateSigningKey(store: ObjectStore, keysDir: string): Promise<Rotation> {
+  return rotateAuditKey(
+    keysDir,
+    () => chainHeads(store),
+    (old, signer) => reSignAnchors(join(keysDir, KeyFile.anchors), old, signer),
+  );
 }
 
 /** Models that have audit records. */

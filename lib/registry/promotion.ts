@@ -2,6 +2,7 @@
 // what the record says. The record is written first, so no alias ever moves without one; every step is idempotent,
 // so a retry after a failure anywhere rolls the promotion forward (docs/trust-audit.md: the exact sequence).
 import { ALIAS_ACTIONS, appendAudit, latestAliasRecord, readAudit, type AppendOptions, type AuditEntry, type AuditRecord } from './audit';
+import { assertName } from './names';
 import { applyAliasMoves, readModel, registerVersion } from './registry';
 import type { ObjectStore } from '../store/store';
 
@@ -28,6 +29,9 @@ export interface AliasMoveOutcome {
  * applies it to the alias. A failure before the record leaves the alias where it was; a failure after it is
  * repaired by calling this again with the same run id (the record is found, not appended twice). */
 export async function recordAliasMove(store: ObjectStore, trust: AppendOptions, req: AliasMoveRequest): Promise<AliasMoveOutcome> {
+  // Names first: a name refused after the record was appended would leave a record of a move that never happens.
+  assertName('model', req.model);
+  assertName('alias', req.alias);
   const { version, created } = await registerVersion(store, {
     model: req.model,
     digest: req.digest,

@@ -55,7 +55,7 @@ export async function readModel(store: ObjectStore, model: string): Promise<{ st
   const damaged = (what: string) =>
     new TtdError(
       ErrorCode.storeDamaged,
-      `the registry state of model '${model}' (${key} in ${store.location}) is damaged: ${what}; restore that object from a backup or an earlier version of the bucket (the audit trail names every alias move: ttd audit log ${model})`,
+      `the registry state of model '${model}' (${key} in ${store.location}) is damaged: ${what}; the next promotion of the model (a run, ttd promote or ttd rollback) rebuilds it from the audit trail, or restore that object from a backup or an earlier version of the bucket (the audit trail names every alias move: ttd audit log ${model})`,
       { key },
     );
   return { state: parseStored(obj.body, StateSchema, damaged), etag: obj.etag };
@@ -117,7 +117,9 @@ function ensureVersion(
 ): { entry: ModelVersion; created: boolean } {
   const found = state.versions.find((v) => v.digest === req.digest);
   if (found) return { entry: found, created: false };
-  const entry = { version: state.versions.length + 1, digest: req.digest, record: req.record, runId: req.runId, createdAt: req.at };
+  // One past the highest: a state rebuilt from the audit chain (lib/registry/repair.ts) may lack a number.
+  const next = state.versions.reduce((max, v) => Math.max(max, v.version), 0) + 1;
+  const entry = { version: next, digest: req.digest, record: req.record, runId: req.runId, createdAt: req.at };
   state.versions.push(entry);
   return { entry, created: true };
 }

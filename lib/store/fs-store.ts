@@ -112,7 +112,9 @@ export class FsObjectStore implements ObjectStore {
         }
       }
     };
-    await walk(this.root);
+    // From the prefix's folder, not the root: listing one blob's references need not walk the whole store.
+    const parts = prefix.split('/').slice(0, -1);
+    await walk(parts.some((p) => p === '..' || p === '') ? this.root : join(this.root, ...parts));
     return out.sort();
   }
 

@@ -1,7 +1,18 @@
 // The audit trail and promotion through `ttd run` on the real Temporal dev server, real torch and the filesystem store,
 // against a store writer who does not hold the workers' keys: each attack is performed and shown to be found, and a
 // promotion whose audit append or alias move fails part-way never leaves production moved without its record.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { auditKey, recordHash, type AuditRecord } from '../../lib/registry/audit';
@@ -205,6 +216,57 @@ describe('audit trail and promotion against a store writer', () => {
     expect(existsSync(file(auditKey('stuck', 2)))).toBe(false);
     expect((await verify('stuck')).code).toBe(0);
     expect((await pull('stuck@production')).code).toBe(0);
+  });
+
+  it('promote refuses a bad alias before writing anything, and a truncated registry is rebuilt by the next promotion', async () => {
+    const records = () => readdirSync(file('audit/trusted')).sort();
+    const registry = file('registry/trusted.json');
+    const before = { records: records(), registry: readFileSync(registry, 'utf8') };
+    const bad = await runTtd(['promote', 'trusted:1', '--alias', '../../x', '--json'], env);
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout).error).toMatchObject({
+      code: 'invalid_name',
+      message: expect.stringContaining('alias name "../../x" is invalid'),
+    });
+    expect({ records: records(), registry: readFileSync(registry, 'utf8') }).toEqual(before);
+    // The registry state cut in half: ttd promote rebuilds it from the chain, then moves the alias.
+    const cut = (text: string) => writeFileSync(registry, text.slice(0, text.length >> 1));
+    cut(before.registry);
+    const shown = await runTtd(['show', 'trusted@production', '--json'], env);
+    expect(JSON.parse(shown.stdout).error).toMatchObject({
+      code: 'store_damaged',
+      message: expect.stringContaining('the next promotion of the model'),
+    });
+    const promoted = await runTtd(['promote', 'trusted:1', '--alias', 'staging', '--json'], env);
+    expect(promoted.code, promoted.stdout).toBe(0);
+    expect(JSON.parse(promoted.stdout)).toMatchObject({ model: 'trusted', alias: 'staging', version: 1, moved: true });
+    const state = JSON.parse(readFileSync(registry, 'utf8'));
+    expect(state).toMatchObject({
+      versions: JSON.parse(before.registry).versions,
+      aliases: { production: { version: 2 }, staging: { version: 1 } },
+    });
+    expect((await verify('trusted')).code).toBe(0);
+    // And a run's promotion repairs it as well.
+    cut(readFileSync(registry, 'utf8'));
+    const r = await run('trusted', 2);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.result).toMatchObject({ status: 'promoted', version: 3 });
+    expect((await verify('trusted')).code).toBe(0);
+  });
+
+  it('ttd audit rotate-key: the next records are signed by the new key, and the old records still verify', async () => {
+    const oldKeyId = read('trusted', 1).keyId;
+    const rotated = await runTtd(['audit', 'rotate-key', '--json'], env);
+    expect(rotated.code, rotated.stdout).toBe(0);
+    const rotation = JSON.parse(rotated.stdout);
+    expect(rotation).toMatchObject({ retiredKeyId: oldKeyId, resumed: false });
+    expect(rotation.heads.trusted).toBeGreaterThanOrEqual(3);
+    const promoted = await runTtd(['promote', 'trusted:2', '--alias', 'staging', '--json'], env);
+    expect(promoted.code, promoted.stdout).toBe(0);
+    expect(read('trusted', rotation.heads.trusted + 1).keyId).toBe(rotation.keyId);
+    const v = await verify('trusted');
+    expect(v.code, v.stdout).toBe(0);
+    expect(v.out.retiredKeys).toEqual([expect.objectContaining({ keyId: oldKeyId })]);
   });
 });
 

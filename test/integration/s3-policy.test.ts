@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../lib/contract/results';
+import { ApplicationFailure } from '@temporalio/activity';
+import { createControlActivities } from '../../activities';
+import { NON_RETRYABLE_TYPES } from '../../lib/contract/gate-codes';
+import { S3ObjectStore } from '../../lib/store/s3-store';
 import { quickSeedSpec, repoRoot, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 
@@ -152,6 +156,31 @@ describe('the S3 policies of docs/deploy, on moto enforcing IAM', () => {
     expect(await bucket()).toEqual(before);
     expect(anchor()).toBe(anchorBefore);
     expect(readdirSync(join(operatorKeys, 'anchors'))).toEqual([`${MODEL}.json`]);
+  });
+
+  it('a control activity whose write is refused fails at once as store_access_denied, marked not to be retried', async () => {
+    // The activity as the worker builds it, on the reader's credentials: the refusal is final, so Temporal must not
+    // retry it (ten attempts that meet the same 403), and the run's gate carries the code.
+    const reader = new S3ObjectStore(BUCKET, PREFIX, {
+      credentials: moto.keys.reader,
+      endpoint: moto.env.AWS_ENDPOINT_URL,
+      forcePathStyle: true,
+      maxAttempts: 1,
+    });
+    const before = await bucket();
+    const activities = createControlActivities({ store: reader, keysDir: tempDir() });
+    const failure = await activities
+      .recordAudit({ action: 'approval_rejected', model: 'denied-model', runId: 'run-denied', actor: 'test', reason: null })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    const { type, nonRetryable, message } = failure as ApplicationFailure;
+    expect({ type, nonRetryable }).toEqual({ type: 'store_access_denied', nonRetryable: true });
+    expect(message).toMatch(/access denied \(writing audit\/denied-model\/00000001\.json\): AccessDenied; check the AWS credentials/);
+    expect(NON_RETRYABLE_TYPES).toContain('store_access_denied');
+    expect(await bucket()).toEqual(before);
   });
 
   it('a key whose user has no policy, and a key moto never issued, are refused every read', async () => {

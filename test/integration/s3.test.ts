@@ -1,6 +1,7 @@
 // The S3 backend on a real S3 wire protocol (moto_server on loopback): the same pipeline, conditional
 // writes under contention, a tamper-evident trail that `ttd audit verify` checks, and an endpoint outage.
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Connection, Client } from '@temporalio/client';
@@ -12,7 +13,9 @@ import { recordAliasMove } from '../../lib/registry/promotion';
 import { readModel } from '../../lib/registry/registry';
 import type { RunResult } from '../../lib/contract/results';
 import type { S3ObjectStore } from '../../lib/store/s3-store';
-import { putBlob } from '../../lib/store/store';
+import { checkpointIndexKey, readCheckpointIndex, storeCheckpoint } from '../../lib/store/checkpoints';
+import { digestBytes } from '../../lib/store/digest';
+import { blobKey, putBlob } from '../../lib/store/store';
 import { quickSeedSpec, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 import { startMoto, type Moto } from '../moto';
 import { startProxy } from '../tcp-proxy';
@@ -47,6 +50,29 @@ describe('S3 store', () => {
     await expect(st.put('k', Buffer.from('4'), { ifMatch: current.etag })).rejects.toBeInstanceOf(PreconditionFailedError);
     expect((await st.get('k'))!.body.toString()).toBe('3');
     expect(await st.list('')).toEqual(['k']);
+  });
+
+  it('runs storing the same checkpoints at once keep every blob an index lists, and delete those nobody lists', async () => {
+    // Deterministic training: every run's epoch k is the same bytes, one blob; runs end at epochs 4, 5 or 6, two kept.
+    const st = store('checkpoints');
+    const file = (epoch: number) => {
+      const path = join(tempDir(), `checkpoint-${epoch}.pt`);
+      writeFileSync(path, `checkpoint of epoch ${epoch}`);
+      return path;
+    };
+    const blob = (epoch: number) => blobKey(digestBytes(Buffer.from(`checkpoint of epoch ${epoch}`)));
+    const runs = Array.from({ length: 8 }, (_, i) => checkpointIndexKey(`wf-${i}`, 'run'));
+    await Promise.all(
+      runs.map(async (key, i) => {
+        for (let epoch = 1; epoch <= 4 + (i % 3); epoch++) await storeCheckpoint(st, key, epoch, file(epoch), 2);
+      }),
+    );
+    for (const key of runs) {
+      for (const e of await readCheckpointIndex(st, key)) expect(await st.head(blobKey(e.digest)), `${key} ${e.epoch}`).toBeDefined();
+    }
+    for (const epoch of [1, 2]) expect(await st.head(blob(epoch)), `epoch ${epoch}`).toBeUndefined();
+    for (const epoch of [3, 4, 5, 6]) expect(await st.head(blob(epoch)), `epoch ${epoch}`).toBeDefined();
+    expect(await keys('checkpoints/checkpoint-deletions/')).toEqual([]);
   });
 
   it('twenty promotions of one model at once lose no alias update, and the chain verifies', async () => {

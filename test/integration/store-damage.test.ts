@@ -1,4 +1,5 @@
-// A damaged store is named, not hung on (issue 15): a truncated registry state, a garbage audit record and a truncated
+// A damaged store is named, not hung on (issue 15): a truncated registry state (rebuilt from the audit chain by the
+// next promotion, issue 25), a garbage audit record and a truncated
 // artifact blob, each met through the real bin/ttd on the suite's Temporal server with the filesystem store. The
 // damaged object is named with what is wrong and what to do; nothing retries ten times over the same bytes; a re-run
 // that produces the same bytes repairs a truncated blob.
@@ -65,29 +66,53 @@ describe('a damaged store', () => {
     }
   });
 
-  it('a truncated registry state fails the promotion at once as store_damaged, naming the file, not after 164 s', async () => {
+  it('a truncated registry state is rebuilt from the audit chain by the next run; where the chain cannot, the run fails at once with registry_damaged', async () => {
     const registry = join(store, 'registry', 'damaged.json');
     const saved = readFileSync(registry);
     truncateSync(registry, Math.floor(saved.length / 2));
+    const cut = readFileSync(registry);
+    const dir = join(store, 'audit', 'damaged');
+    const last = readdirSync(dir).sort().at(-1)!;
+    const record = readFileSync(join(dir, last));
     try {
       const show = await runTtd(['show', 'damaged', '--json'], env);
       expect(show.code).toBe(2);
-      expect(JSON.parse(show.stdout).error).toMatchObject({ code: 'store_damaged' });
+      expect(JSON.parse(show.stdout).error).toMatchObject({
+        code: 'store_damaged',
+        message: expect.stringContaining(
+          'the next promotion of the model (a run, ttd promote or ttd rollback) rebuilds it from the audit trail',
+        ),
+      });
 
+      // A garbage audit record too: the chain cannot back a rebuild, and the run says so at once.
+      writeFileSync(join(dir, last), '{"seq": 1, "garbage');
       const started = Date.now();
-      const run = await runTtd(['run', spec, '--json'], env); // every torch stage cached: it goes straight to promote
+      const refused = await runTtd(['run', spec, '--json'], env); // every torch stage cached: it goes straight to promote
       const seconds = (Date.now() - started) / 1000;
-      expect(run.code, run.stderr).toBe(2);
-      const result: RunResult = JSON.parse(run.stdout);
+      expect(refused.code, refused.stderr).toBe(2);
+      const result: RunResult = JSON.parse(refused.stdout);
       expect(result.status).toBe('failed');
       const gate = result.gates.at(-1)!;
-      expect(gate).toMatchObject({ gate: 'promotion', passed: false, code: 'store_damaged' });
+      expect(gate).toMatchObject({ gate: 'promotion', passed: false, code: 'registry_damaged' });
       expect(gate.message).toContain(
         `the registry state of model 'damaged' (registry/damaged.json in file://${store}) is damaged: not JSON`,
       );
+      expect(gate.message).toContain(
+        `it cannot be rebuilt from the audit trail: the chain does not verify at audit/damaged/${last} (unreadable or malformed record) [audit_broken]; repair the chain first (ttd audit verify damaged), or restore registry/damaged.json from a backup`,
+      );
       expect(seconds).toBeLessThan(60);
+      expect(readFileSync(registry)).toEqual(cut); // left as it was
+
+      // The chain intact again: the next run rebuilds the state as it was, and promotes.
+      writeFileSync(join(dir, last), record);
+      const repaired = await runTtd(['run', spec, '--json'], env);
+      expect(repaired.code, repaired.stderr).toBe(0);
+      expect(JSON.parse(repaired.stdout)).toMatchObject({ status: 'promoted', version: 1 });
+      expect(JSON.parse(readFileSync(registry, 'utf8'))).toEqual(JSON.parse(saved.toString('utf8')));
+      expect((await runTtd(['audit', 'verify', 'damaged', '--json'], env)).code).toBe(0);
     } finally {
       writeFileSync(registry, saved);
+      writeFileSync(join(dir, last), record);
     }
   }, 300_000);
 });

@@ -1,7 +1,7 @@
 // The audit trail against a store writer (on the real filesystem store, with real ed25519 keys): a consistent rewrite,
 // stripped signatures, truncation, deletion, a registry pointed at an uploaded blob, and promotions whose record
 // append or alias move fails part-way. Each attack is performed and shown to be found.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { anchoredModels } from '../../lib/registry/anchors';
@@ -11,6 +11,7 @@ import {
   auditKey,
   readAudit,
   recordHash,
+  rotateSigningKey,
   verifyTrail,
   type AuditEntry,
   type AuditRecord,
@@ -20,7 +21,8 @@ import { ErrorCode } from '../../lib/contract/errors';
 import { FsObjectStore } from '../../lib/store/fs-store';
 import { auditReader, auditSigner, auditWriter, KeyFile, verifierFromFile } from '../../lib/registry/keys';
 import { recordAliasMove, type AliasMoveRequest } from '../../lib/registry/promotion';
-import { readModel, registryKey } from '../../lib/registry/registry';
+import { readModel, registerAndPromote, registryKey } from '../../lib/registry/registry';
+import { repairRegistry } from '../../lib/registry/repair';
 import { putBlob } from '../../lib/store/store';
 import { tempDir } from '../helpers';
 
@@ -238,6 +240,127 @@ describe('audit trail against a store writer', () => {
   });
 });
 
+describe('audit key rotation', () => {
+  it('a rotated key signs new records, records the retired key signed still verify, and it cannot sign new ones', async () => {
+    const t = await promoted(2);
+    const leaked = readFileSync(join(t.keys, KeyFile.auditPrivate));
+    const oldId = auditSigner(t.keys, { create: false }).keyId;
+    const rotation = await rotateSigningKey(t.store, t.keys);
+    expect(rotation).toMatchObject({ retiredKeyId: oldId, heads: { m: 2 }, resumed: false });
+    expect(rotation.keyId).not.toBe(oldId);
+    expect(readdirSync(join(t.keys, KeyFile.retired))).toEqual([`${oldId.slice('sha256:'.length)}.json`]); // no private key
+    expect(verifierFromFile(join(t.keys, KeyFile.auditPublic)).keyId).toBe(rotation.keyId);
+    // The next promotion (a worker builds its writer per activity) is signed by the new key.
+    await recordAliasMove(t.store, auditWriter(t.keys, { create: true }), await request(t.store, 3));
+    expect(t.read(3).keyId).toBe(rotation.keyId);
+    const reader = auditReader(t.keys);
+    expect(await t.verify(reader)).toMatchObject({ problems: [], signed: 3, anchor: { seq: 3 } });
+    // An auditor with the public key and a copy of retired/ verifies as well; without retired/ the old records fail.
+    const auditor = auditReader(join(tempDir(), 'none'), {
+      publicKey: join(t.keys, KeyFile.auditPublic),
+      retiredDir: join(t.keys, KeyFile.retired),
+    });
+    expect((await t.verify(auditor)).problems).toEqual([]);
+    const withoutRetired = await t.verify(auditReader(join(tempDir(), 'none'), { publicKey: join(t.keys, KeyFile.auditPublic) }));
+    expect(withoutRetired.problem).toMatchObject({ code: ErrorCode.auditSignatureInvalid, key: auditKey('m', 1) });
+    // Whoever holds the retired private key (it leaked before the rotation) signs record 4: refused.
+    const thief = join(tempDir(), 'thief');
+    mkdirSync(thief);
+    writeFileSync(join(thief, KeyFile.auditPrivate), leaked);
+    await recordAliasMove(t.store, { signer: auditSigner(thief, { create: false }) }, await request(t.store, 4));
+    const stolen = await t.verify(reader);
+    expect(stolen.problem).toMatchObject({ code: ErrorCode.auditSignatureInvalid, key: auditKey('m', 4) });
+    expect(stolen.problem!.reason).toMatch(
+      new RegExp(
+        `^signed by key ${oldId}, retired at .+ when it had signed up to record 2 of model 'm' \\(.+\\): a retired key cannot sign new records$`,
+      ),
+    );
+    // A retirement statement edited to let the key sign further is not trusted at all.
+    const statement = join(t.keys, KeyFile.retired, `${oldId.slice('sha256:'.length)}.json`);
+    const edited = JSON.parse(readFileSync(statement, 'utf8'));
+    writeFileSync(statement, JSON.stringify({ ...edited, heads: { m: 10 } }));
+    expect(() => auditReader(t.keys)).toThrow(
+      expect.objectContaining({
+        code: ErrorCode.auditKeyInvalid,
+        message: expect.stringContaining('its signature does not verify with its successor'),
+      }),
+    );
+  });
+
+  it('a rotation interrupted after the old key was put aside is finished by the next one, and the old key is gone', async () => {
+    const t = await promoted(1);
+    const oldId = auditSigner(t.keys, { create: false }).keyId;
+    mkdirSync(join(t.keys, KeyFile.retired));
+    copyFileSync(join(t.keys, KeyFile.auditPrivate), join(t.keys, KeyFile.retired, `${oldId.slice('sha256:'.length)}.key`));
+    const rotation = await rotateSigningKey(t.store, t.keys);
+    expect(rotation).toMatchObject({ retiredKeyId: oldId, heads: { m: 1 }, resumed: true });
+    expect(auditSigner(t.keys, { create: false }).keyId).toBe(rotation.keyId);
+    expect(readdirSync(join(t.keys, KeyFile.retired))).toEqual([`${oldId.slice('sha256:'.length)}.json`]);
+    expect((await t.verify(auditReader(t.keys))).problems).toEqual([]);
+  });
+});
+
+describe('a damaged registry state', () => {
+  /** Two promotions to production and one to staging, then registry/m.json cut in half. */
+  async function truncated() {
+    const t = await promoted(2);
+    await recordAliasMove(t.store, t.writer, { ...(await request(t.store, 1, 'staging-run')), alias: 'staging' });
+    const path = t.file(registryKey('m'));
+    const genuine = JSON.parse(readFileSync(path, 'utf8'));
+    const bytes = readFileSync(path);
+    writeFileSync(path, bytes.subarray(0, bytes.length >> 1));
+    await expect(readModel(t.store, 'm')).rejects.toMatchObject({ code: ErrorCode.storeDamaged });
+    return { ...t, path, genuine };
+  }
+
+  it('is rebuilt from the audit chain exactly as it was, and the next promotion goes on from it', async () => {
+    const t = await truncated();
+    expect(await repairRegistry(t.store, 'm', t.reader)).toEqual({ repaired: true });
+    expect((await readModel(t.store, 'm'))!.state).toEqual(t.genuine);
+    expect(await repairRegistry(t.store, 'm', t.reader)).toEqual({ repaired: false });
+    const next = await recordAliasMove(t.store, t.writer, await request(t.store, 3));
+    expect(next).toMatchObject({ version: 3, previousVersion: 2, moved: true });
+    expect((await t.verify()).problems).toEqual([]);
+  });
+
+  it('two promotions repairing it at once write it once, and both go on', async () => {
+    const t = await truncated();
+    const outcomes = await Promise.all([repairRegistry(t.store, 'm', t.reader), repairRegistry(t.store, 'm', t.reader)]);
+    expect(outcomes.filter((o) => o.repaired).length).toBeGreaterThanOrEqual(1);
+    expect((await readModel(t.store, 'm'))!.state).toEqual(t.genuine);
+  });
+
+  it('is refused with registry_damaged, saying how to repair it, when the chain does not verify or names no version', async () => {
+    const t = await truncated();
+    const damagedBytes = readFileSync(t.path);
+    const r = t.read(1);
+    t.write({ ...r, actor: 'mallory' }); // an edit the chain's hash finds
+    await expect(repairRegistry(t.store, 'm', t.reader)).rejects.toMatchObject({
+      code: ErrorCode.registryDamaged,
+      message: expect.stringMatching(
+        /^the registry state of model 'm' \(registry\/m\.json in file:\/\/.+\) is damaged: not JSON \(.+\), and it cannot be rebuilt from the audit trail: the chain does not verify at audit\/m\/00000001\.json \(edited: .+\) \[audit_broken\]; repair the chain first \(ttd audit verify m\), or restore registry\/m\.json from a backup or an earlier version of the bucket$/,
+      ),
+    });
+    expect(readFileSync(t.path)).toEqual(damagedBytes); // nothing written
+    // A model registered without any record (a store from before the audit trail): nothing to rebuild from.
+    const bare = new FsObjectStore(tempDir());
+    await registerAndPromote(bare, {
+      model: 'm',
+      digest: await putBlob(bare, 'a'),
+      record: await putBlob(bare, 'r'),
+      alias: 'production',
+      runId: 'r',
+      actor: 't',
+      at: 'now',
+    });
+    writeFileSync(join(bare.location.slice('file://'.length), 'registry', 'm.json'), '{"model": "m", "vers');
+    await expect(repairRegistry(bare, 'm', {})).rejects.toMatchObject({
+      code: ErrorCode.registryDamaged,
+      message: expect.stringContaining('no audit record names a version of it; restore registry/m.json from a backup'),
+    });
+  });
+});
+
 describe('atomic promotion', () => {
   it('when the audit append fails, the alias does not move; a retry promotes with one record', async () => {
     const t = await promoted(1);
@@ -254,6 +377,25 @@ describe('atomic promotion', () => {
     for (const [f, body] of saved) writeFileSync(join(dir, f), body);
     const done = await recordAliasMove(t.store, t.writer, req);
     expect(done).toMatchObject({ version: 2, previousVersion: 1, moved: true });
+    expect((await t.verify()).problems).toEqual([]);
+  });
+
+  it('an alias name that escapes its folder is refused before anything is written: no version, no record, no anchor', async () => {
+    const t = await promoted(1);
+    const snapshot = () =>
+      ['registry/m.json', 'audit/m'].map((k) =>
+        statSync(t.file(k)).isDirectory() ? readdirSync(t.file(k)) : readFileSync(t.file(k), 'utf8'),
+      );
+    const before = snapshot();
+    const anchor = readFileSync(join(t.keys, KeyFile.anchors, 'm.json'), 'utf8');
+    for (const alias of ['../../x', 'Prod', '']) {
+      await expect(recordAliasMove(t.store, t.writer, { ...(await request(t.store, 2)), alias })).rejects.toMatchObject({
+        code: ErrorCode.invalidName,
+        message: `alias name ${JSON.stringify(alias)} is invalid: expected [a-z0-9][a-z0-9._-]{0,63} without '..'`,
+      });
+    }
+    expect(snapshot()).toEqual(before);
+    expect(readFileSync(join(t.keys, KeyFile.anchors, 'm.json'), 'utf8')).toBe(anchor);
     expect((await t.verify()).problems).toEqual([]);
   });
 

@@ -128,6 +128,9 @@ DIGEST_MISMATCH: Final = "digest_mismatch"
 # user: an object in the store (a registry state, an audit record) is not what ttd wrote there: named, never retried
 STORE_DAMAGED: Final = "store_damaged"
 
+# user: a model's registry state is damaged and its audit chain cannot rebuild it (the message says how to repair it)
+REGISTRY_DAMAGED: Final = "registry_damaged"
+
 # internal: the torch side reported an internal error (our bug, or its host): retried by Temporal
 TORCH_INTERNAL: Final = "torch_internal"
 
@@ -196,16 +199,16 @@ INVALID_NAME: Final = "invalid_name"
 # user: the embedded Temporal server's port is in use by another process (TTD_TEMPORAL_PORT)
 SERVER_CONFLICT: Final = "server_conflict"
 
-# user: TTD_STORE is not a store location ttd can use
+# user: TTD_STORE is not a store location ttd can use: never retried
 STORE_INVALID: Final = "store_invalid"
 
-# user: the store (S3 endpoint) cannot be reached or failed a request
+# user: the store (S3 endpoint) cannot be reached or failed a request: retried by Temporal, then this
 STORE_UNREACHABLE: Final = "store_unreachable"
 
-# user: the store's bucket does not exist
+# user: the store's bucket does not exist: never retried
 STORE_BUCKET_MISSING: Final = "store_bucket_missing"
 
-# user: the store refused ttd's credentials
+# user: the store refused ttd's credentials: never retried
 STORE_ACCESS_DENIED: Final = "store_access_denied"
 
 # user: an audit record that does not verify (missing, out of order, or not chained to the one before)
