@@ -220,6 +220,10 @@ SERVER_UNREACHABLE: Final = "server_unreachable"
 # user: the server refused ttd's credentials (API key, client certificate) or ttd refused the server's certificate
 SERVER_AUTH_FAILED: Final = "server_auth_failed"
 
+# user: the server does not add a worker's queues to its Worker Deployment version (Worker Versioning off, or a server
+# before 1.28)
+WORKER_VERSIONING_UNAVAILABLE: Final = "worker_versioning_unavailable"
+
 # user: the Temporal server has no such namespace (TEMPORAL_NAMESPACE, or namespace in the profile)
 NAMESPACE_NOT_FOUND: Final = "namespace_not_found"
 
