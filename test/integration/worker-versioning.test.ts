@@ -1,6 +1,6 @@
 // Worker Versioning (docs/deploy-upgrades.md), rehearsed: two builds of `ttd worker` serve one store's queues at once;
 // a run started on the old build and waiting for approval finishes there after the new build is made current, while
-// a run started after it takes the new build; neither fails.
+// a run started after it takes the new build; neither fails. The operator's steps are the stock Temporal CLI's.
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
@@ -54,9 +54,10 @@ describe('worker versioning', () => {
   it('a run started on the old build finishes on it while a new run takes the new build, and neither fails', async () => {
     connection = await Connection.connect({ address });
     const client = new Client({ connection });
-    // The first versioned worker of a deployment on a cluster makes its build current (there is none yet).
-    const old = await worker('build-1', /made build build-1 current/);
+    // A run started before any versioned worker is unversioned; the first versioned worker of a deployment on a
+    // cluster makes its build current (there is none yet), and the run moves to it and is pinned there.
     const waiting = await detach('pinned-old', { promote: { approval: 'required' } });
+    const old = await worker('build-1', /made build build-1 current/);
     await until('the old run waiting for approval', async () => {
       const view = JSON.parse(await ttd(['status', waiting, '--json'])) as { status: string };
       return view.status === 'awaiting_approval' ? true : undefined;
