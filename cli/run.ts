@@ -150,8 +150,8 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
         { name: queues.torch, type: QueueType.activity },
       ]);
       const { handle, attached } = await startOrAttach(temporal.client, input, { pinnedTo: version });
-      log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
       interrupts = followInterrupts(handle, runId, log);
+      log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
       return Promise.race([watch(handle).catch((err) => runEnd(err, runId)), interrupts.detached]);
     };
     let ended: RunResult | RunEnd;
