@@ -8,11 +8,13 @@ import {
   WorkflowFailedError,
   type Client,
 } from '@temporalio/client';
+import type { VersioningOverride } from '@temporalio/common';
 import { openStore, withConcurrency } from '../lib/config';
 import { loadTemporalConfig } from '../temporal/config';
 import { CliCode, ErrorCode, TtdError } from '../lib/contract/errors';
 import { loadSpec, runEnvironmentId, storeRunSource, withEnvironment } from '../lib/spec/spec';
-import { queuesForRun } from '../temporal/queues';
+import { queueNaming, queuesForRun } from '../temporal/queues';
+import { awaitVersionQueues, deploymentName, QueueType } from '../temporal/versioning';
 import { assertWritable } from '../lib/store/store-identity';
 import { exitCodeFor, fuserShown, type RunResult } from '../lib/contract/results';
 import { installQuietRuntime } from '../workers/runtime';
@@ -128,25 +130,43 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       store: store.location,
       ...(opts.cache === false ? { noCache: true } : {}),
     };
-    const { handle, attached } = await startOrAttach(temporal.client, input);
-    log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
     if (!served) {
+      const { attached } = await startOrAttach(temporal.client, input);
+      log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
       printJsonOr(json, { runId, status: 'running', attached }, `${runId} running${attached ? ' (attached to an earlier start)' : ''}`);
       return;
     }
-    const { createWorkers, runWorkersUntil } = served;
-    const workers = await createWorkers({ connection: temporal.native, config, store, queues, aoti: false });
-    const interrupts = followInterrupts(handle, runId, log);
+    const { codeBuildId, createWorkers, runWorkersUntil } = served;
+    // Its workers join this build's Worker Deployment version and the run is pinned to it, so that this process serves
+    // its own run with no deployment step, whichever version is current (docs/deploy-upgrades.md).
+    const version = {
+      deploymentName: deploymentName(await queueNaming(config.queuePrefix, store), config.deploymentName),
+      buildId: codeBuildId(config),
+    };
+    const workers = await createWorkers({ connection: temporal.native, config, store, queues, aoti: false, version });
+    let interrupts: ReturnType<typeof followInterrupts> | undefined;
+    const follow = async (): Promise<RunResult | RunEnd> => {
+      // A run can be pinned only to a version whose queues the server has seen polled (about 1 s after the first poll).
+      await awaitVersionQueues(temporal.client, config.temporalNamespace, version, [
+        { name: queues.control, type: QueueType.workflow },
+        { name: queues.control, type: QueueType.activity },
+        { name: queues.torch, type: QueueType.activity },
+      ]);
+      const { handle, attached } = await startOrAttach(temporal.client, input, { pinnedTo: version });
+      interrupts = followInterrupts(handle, runId, log);
+      log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
+      return Promise.race([watch(handle).catch((err) => runEnd(err, runId)), interrupts.detached]);
+    };
     let ended: RunResult | RunEnd;
     try {
-      ended = await runWorkersUntil(workers, Promise.race([watch(handle).catch((err) => runEnd(err, runId)), interrupts.detached]));
+      ended = await runWorkersUntil(workers, follow());
     } finally {
-      interrupts.dispose();
+      interrupts?.dispose();
     }
     if ('error' in ended) {
       // Cancelled (by Ctrl-C, SIGTERM or `ttd cancel`), left running, or ended by something other than a gate.
-      const interrupted = interrupts.signal();
-      const stage = interrupts.stage();
+      const interrupted = interrupts!.signal();
+      const stage = interrupts!.stage();
       const out = { ...ended, ...(stage ? { stage } : {}) };
       if (json) printJson(out);
       writeErr(`ttd: ${ended.error.message}${stage ? ` (it stood at ${stage})` : ''} [${ended.error.code}]\n`);
@@ -255,7 +275,11 @@ function followInterrupts(
 }
 
 /** Starts the run, or attaches to a running or finished one with the same id (an idempotent CI trigger). */
-async function startOrAttach(client: Client, input: PipelineInput): Promise<{ handle: WorkflowHandle; attached: boolean }> {
+async function startOrAttach(
+  client: Client,
+  input: PipelineInput,
+  versioningOverride?: VersioningOverride,
+): Promise<{ handle: WorkflowHandle; attached: boolean }> {
   const existing = client.workflow.getHandle(input.runId!);
   if (
     await existing.describe().then(
@@ -273,6 +297,7 @@ async function startOrAttach(client: Client, input: PipelineInput): Promise<{ ha
       ...pipelineStartOptions(input),
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       workflowIdConflictPolicy: 'USE_EXISTING',
+      ...(versioningOverride ? { versioningOverride } : {}),
     });
     return { handle, attached: false };
   } catch (err) {

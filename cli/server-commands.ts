@@ -5,8 +5,11 @@ import { loadTemporalConfig, serverAddress, type TemporalConfig } from '../tempo
 import { usesTls } from '../temporal/profile';
 import { refusal } from './connection-refusal';
 import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } from '../temporal/queues';
+import { deploymentName, joinDeployment, type WorkerDeploymentVersion } from '../temporal/versioning';
+import type { Client } from '@temporalio/client';
 import {
   checkMetricsPort,
+  codeBuildId,
   createWorkers,
   flushTelemetry,
   installQuietRuntime,
@@ -99,6 +102,33 @@ async function remoteServerStatus(config: TemporalConfig, json: boolean): Promis
   }
 }
 
+/** Joins the worker's deployment (temporal/versioning.ts) and says what that means for new runs; a failure leaves the
+ * worker serving the runs pinned to its build. */
+async function reportJoin(client: Client, config: TemporalConfig, version: WorkerDeploymentVersion, control: string): Promise<void> {
+  const setCurrent = `temporal worker deployment set-current-version --deployment-name ${version.deploymentName} --build-id ${version.buildId}`;
+  try {
+    const joined = await joinDeployment(client, config.temporalNamespace, version, control, {
+      embedded: config.temporalAddress === undefined,
+      identity: `ttd worker ${process.pid}`,
+    });
+    const build = `build ${version.buildId}`;
+    if (joined.outcome === 'current') writeErr(`${build} is current: new runs go to it\n`);
+    else if (joined.outcome === 'made-current')
+      writeErr(
+        `made ${build} current: new runs go to it${joined.previous ? `; runs pinned to build ${joined.previous} stay on it` : ''}\n`,
+      );
+    else
+      writeErr(
+        `${build} is not current (build ${joined.previous} is): it serves the runs pinned to it; ramp it or make it current with '${setCurrent}' (docs/deploy-upgrades.md)\n`,
+      );
+  } catch (err) {
+    const code = err instanceof TtdError ? err.code : ErrorCode.serverUnreachable;
+    writeErr(
+      `ttd: warning: could not make build ${version.buildId} current: ${err instanceof Error ? err.message : String(err)}; it serves the runs pinned to it, and '${setCurrent}' makes it current [${code}]\n`,
+    );
+  }
+}
+
 /** gRPC's NOT_FOUND status. */
 const GRPC_NOT_FOUND = 5;
 
@@ -154,6 +184,8 @@ export async function workerCommand(opts: {
         ? [undefined]
         : (await workerEnvironments(config.environments, opts.env, device)).map((e) => e.name);
     const naming = await queueNaming(config.queuePrefix, store);
+    // The Worker Deployment version every worker of this process joins (docs/deploy-upgrades.md).
+    const version = { deploymentName: deploymentName(naming, config.deploymentName), buildId: codeBuildId(config) };
     const server = await requireServer(config);
     installQuietRuntime();
     const temporal = await connectTemporal(config, server.address);
@@ -161,14 +193,14 @@ export async function workerCommand(opts: {
     if (serve.includes(QueueKind.control)) await checkSearchAttributes(temporal.client, config);
     const control = controlQueue(naming);
     const workers = serve.includes(QueueKind.control)
-      ? await createWorkers({ connection: temporal.native, config, store, queues: { control } })
+      ? await createWorkers({ connection: temporal.native, config, store, queues: { control }, version })
       : [];
     const torchQueues: string[] = [];
     for (const name of environments) {
       const poolConfig = forEnvironment(config, name)!;
       const queue = torchQueue(naming, { environment: poolConfig.environment, device });
       torchQueues.push(queue);
-      workers.push(...(await createWorkers({ connection: temporal.native, config: poolConfig, store, queues: { torch: queue } })));
+      workers.push(...(await createWorkers({ connection: temporal.native, config: poolConfig, store, queues: { torch: queue }, version })));
     }
     const stop = () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown());
     process.once('SIGINT', stop);
@@ -178,12 +210,15 @@ export async function workerCommand(opts: {
       `worker serving ${queues.join(', ')} of store ${store.location} at ${server.address} (pid ${process.pid})` +
         `${torchQueues.length === 0 ? '' : `; ${config.concurrency} torch activities at once${torchQueues.length > 1 ? ' in each pool' : ''}, ${config.torchThreads} thread${config.torchThreads === 1 ? '' : 's'} each`}\n`,
     );
+    writeErr(`worker deployment ${version.deploymentName}, build ${version.buildId}\n`);
     if (telemetry.metrics) writeErr(`metrics at http://${telemetry.metrics.host}:${telemetry.metrics.port}/metrics\n`);
     if (telemetry.otel)
       writeErr(
         `tracing to ${process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || 'http://localhost:4318'}\n`,
       );
-    await Promise.all(workers.map((w) => w.run()));
+    const running = Promise.all(workers.map((w) => w.run()));
+    if (serve.includes(QueueKind.control)) void reportJoin(temporal.client, config, version, control);
+    await running;
     await stopForkServers();
     await flushTelemetry();
     await temporal.close();

@@ -2,6 +2,7 @@
 // Temporal CLI profile and TEMPORAL_* variables, read by @temporalio/envconfig), which lib/ knows nothing of.
 import { loadConfig, type Config } from '../lib/config';
 import { loadTemporalProfile, type TemporalProfile } from './profile';
+import { checkedBuildId, checkedDeploymentName } from './versioning';
 
 /** A ttd process's configuration with the server it connects to. */
 export interface TemporalConfig extends Config {
@@ -12,6 +13,10 @@ export interface TemporalConfig extends Config {
   temporalNamespace: string;
   /** The Temporal UI's base URL for links in reports (TTD_TEMPORAL_UI; the background dev server's UI by default). */
   temporalUi: string | undefined;
+  /** TTD_DEPLOYMENT_NAME: the Worker Deployment workers join; unset, named after the queues (temporal/versioning.ts). */
+  deploymentName: string | undefined;
+  /** TTD_BUILD_ID: the build id workers join it with; unset, derived from the code (temporal/versioning.ts). */
+  buildId: string | undefined;
 }
 
 /** Reads the configuration and the connection profile from `env` (process.env by default). */
@@ -25,6 +30,8 @@ export function loadTemporalConfig(env: NodeJS.ProcessEnv = process.env): Tempor
     temporalNamespace: temporal.namespace,
     temporalUi:
       (env.TTD_TEMPORAL_UI ?? (temporal.address ? '' : `http://127.0.0.1:${config.temporalPort + 1000}`)).replace(/\/+$/, '') || undefined,
+    deploymentName: checkedDeploymentName(env.TTD_DEPLOYMENT_NAME || undefined),
+    buildId: checkedBuildId(env.TTD_BUILD_ID || undefined),
   };
 }
 

@@ -10,6 +10,8 @@ export interface WorkerProcess {
   pid: number;
   /** The "worker serving …" line. */
   serving: string;
+  /** Everything it wrote on stderr so far. */
+  log(): string;
   /** Stops it with SIGTERM and waits for it (nothing when it has already ended). */
   stop(): Promise<void>;
   /** SIGKILLs it and every process under it (its fork server and stage processes): the host is gone. */
@@ -38,6 +40,7 @@ export async function startWorker(env: Record<string, string | undefined>, args:
     child,
     pid: child.pid!,
     serving,
+    log: () => err,
     async stop() {
       if (!alive()) return;
       child.kill('SIGTERM');

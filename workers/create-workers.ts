@@ -1,12 +1,14 @@
 // Builds the workers of both task queues with their activities; used by `ttd run` and the worker entry points.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { WorkerDeploymentVersion } from '@temporalio/common';
 import { type NativeConnection, Worker } from '@temporalio/worker';
 import { createControlActivities, createTorchActivities } from '../activities';
 import { stopForkServers } from '../activities/torch-process';
 import { prestartTorch } from '../activities/step-cache';
 import type { TemporalConfig } from '../temporal/config';
 import type { ObjectStore } from '../lib/store/store';
+import { buildId, codeDigest } from '../temporal/versioning';
 import { flushTelemetry, tracedWorkflows, workerTelemetryOptions } from './telemetry';
 
 /** The queues a process can serve. */
@@ -28,6 +30,14 @@ function workflowCode(): { workflowBundle: { codePath: string } } | { workflowsP
   return { workflowsPath: entry };
 }
 
+/** This code's build id (temporal/versioning.ts): TTD_BUILD_ID, else the package version and the digest of the workflow
+ * code and everything it imports (the sources of workflows/ and lib/ in the checkout), the same on every host of one
+ * build and whether ttd runs compiled or from its sources. */
+export function codeBuildId(config: { repoRoot: string; buildId: string | undefined }): string {
+  const { version } = JSON.parse(readFileSync(join(config.repoRoot, 'package.json'), 'utf8')) as { version: string };
+  return buildId(version, () => codeDigest(config.repoRoot, ['workflows', 'lib'], '.ts'), config.buildId);
+}
+
 /** Creates one worker per given queue on an open connection. */
 export async function createWorkers(opts: {
   connection: NativeConnection;
@@ -38,8 +48,12 @@ export async function createWorkers(opts: {
   queues: Partial<Record<QueueKind, string>>;
   /** Whether AOTInductor packages may reach this torch worker's parity (prestartTorch); a long-lived worker: yes. */
   aoti?: boolean;
+  /** The Worker Deployment version these workers join (docs/deploy-upgrades.md); runs they start are pinned to it. */
+  version: WorkerDeploymentVersion;
 }): Promise<Worker[]> {
   const { connection, config, store } = opts;
+  // PINNED: a run stays on the build that first ran it, unless an operator moves it (docs/deploy-upgrades.md).
+  const workerDeploymentOptions = { version: opts.version, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' } as const;
   const workers: Worker[] = [];
   if (opts.queues.control) {
     const code = workflowCode();
@@ -48,6 +62,7 @@ export async function createWorkers(opts: {
         connection,
         namespace: config.temporalNamespace,
         taskQueue: opts.queues.control,
+        workerDeploymentOptions,
         ...code,
         ...workerTelemetryOptions({ bundled: 'workflowBundle' in code }),
         activities: createControlActivities({ store, keysDir: config.keysDir }),
@@ -61,6 +76,7 @@ export async function createWorkers(opts: {
         connection,
         namespace: config.temporalNamespace,
         taskQueue: opts.queues.torch,
+        workerDeploymentOptions,
         activities: createTorchActivities({ config, store }),
         ...workerTelemetryOptions({ bundled: true }),
         maxConcurrentActivityTaskExecutions: config.concurrency, // lib/limits/capacity.ts

@@ -244,6 +244,9 @@ export const CODES = {
   search_attributes_missing: userError(
     "the namespace lacks ttd's search attributes (TtdModel, TtdOutcome, ...): temporal operator search-attribute create",
   ),
+  worker_versioning_unavailable: userError(
+    "the server does not add a worker's queues to its Worker Deployment version (Worker Versioning off, or a server before 1.28)",
+  ),
   namespace_not_found: userError('the Temporal server has no such namespace (TEMPORAL_NAMESPACE, or namespace in the profile)'),
   run_not_found: userError('no such run on this server, or it is not in the state the command needs'),
   config_invalid: userError('a TTD_* variable, profile setting or worker option holds a value ttd cannot use'),

@@ -1,19 +1,29 @@
-// Upgrading ttd while runs are in flight (docs/deploy-upgrades.md): runs started by today's workers, stopped mid-training,
-// are finished by workers of a changed workflow. The change adds a timer before training, a point every such run has
-// passed: guarded by patched() the runs complete and are promoted once; unguarded, they stop on a nondeterminism error
-// until workers of the guarded code serve them, and then complete.
+// Upgrading ttd while runs are in flight by stopping and starting (docs/deploy-upgrades.md): runs started by today's
+// workers, stopped mid-training, are moved to the build of a changed workflow and finished by its workers. The change
+// adds a timer before training, a point every such run has passed: guarded by patched() the runs complete and are
+// promoted once; unguarded, they stop on a nondeterminism error until moved to a build of the guarded code, and then
+// complete.
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  makeTelemetryFilterString,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type WorkflowBundle,
+} from '@temporalio/worker';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createControlActivities } from '../../activities';
 import { openStore } from '../../lib/config';
 import { loadTemporalConfig } from '../../temporal/config';
 import { controlQueue, queueNaming } from '../../temporal/queues';
 import type { RunResult } from '../../lib/contract/results';
-import { fixtureModels, freePort, tempDir, writeSpec } from '../helpers';
+import { command, fixtureModels, freePort, repoRoot, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
+import { startWorker } from '../hosts';
 import { TIMER_BEFORE_TRAIN } from '../fixtures/workflows/timer-before-train';
 
 // The nondeterminism test makes the SDK log its failing workflow tasks: keep the suite's output readable.
@@ -39,7 +49,10 @@ const bundles = new Map<Changed, Promise<WorkflowBundle>>();
 const bundled = (workflow: Changed) => {
   if (!bundles.has(workflow)) {
     const workflowsPath = join(fixtures, `${workflow}.ts`);
-    bundles.set(workflow, bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('ERROR') }).then(({ code }) => ({ code })));
+    bundles.set(
+      workflow,
+      bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('ERROR') }).then(({ code }) => ({ code })),
+    );
   }
   return bundles.get(workflow)!;
 };
@@ -49,7 +62,8 @@ beforeAll(() => {
 });
 
 /** A control worker of the upgraded code, in this process: the changed workflow (bundled from its source) and the
- * real control activities on the home's store. Its identity marks the workflow tasks it served in the histories. */
+ * real control activities on the home's store, in the build named after the change (the deployment is named after the
+ * queue prefix, as `ttd worker`'s). Its identity marks the workflow tasks it served in the histories. */
 async function upgradedControlWorker(ops: Ops, workflow: Changed) {
   const config = loadTemporalConfig({ ...process.env, ...ops.env } as NodeJS.ProcessEnv);
   const store = openStore(config);
@@ -61,6 +75,11 @@ async function upgradedControlWorker(ops: Ops, workflow: Changed) {
     workflowBundle: await bundled(workflow),
     activities: createControlActivities({ store, keysDir: config.keysDir }),
     identity: workflow,
+    workerDeploymentOptions: {
+      version: { deploymentName: config.queuePrefix!, buildId: workflow },
+      useWorkerVersioning: true,
+      defaultVersioningBehavior: 'PINNED',
+    },
   });
   const running = worker.run();
   return {
@@ -71,6 +90,32 @@ async function upgradedControlWorker(ops: Ops, workflow: Changed) {
     },
   };
 }
+
+/** The stock CLI against the operator's server. */
+const stock = async (ops: Ops, args: string[]) => {
+  const r = await command(join(repoRoot, '.venv', 'bin', 'temporal'), [...args, '--address', `127.0.0.1:${ops.env.TTD_TEMPORAL_PORT}`]);
+  expect(r.code, `temporal ${args.join(' ')}: ${r.stderr}`).toBe(0);
+};
+
+/** The rest of the upgrade to `build` (docs/deploy-upgrades.md): a torch worker of it, the build made current, and the
+ * open runs moved onto it (each was pinned to the build that started it). */
+async function upgradeTo(ops: Ops, build: Changed, runIds: string[]): Promise<void> {
+  const torch = await startWorker({ ...ops.env, TTD_BUILD_ID: build }, ['--queue', 'torch']);
+  torchWorkers.push(torch.stop);
+  const deployment = ['--deployment-name', ops.env.TTD_QUEUE_PREFIX!, '--build-id', build];
+  await stock(ops, ['worker', 'deployment', 'set-current-version', ...deployment, '--yes']);
+  for (const runId of runIds)
+    await stock(ops, [
+      'workflow',
+      'update-options',
+      '--workflow-id',
+      runId,
+      '--versioning-override-behavior',
+      'pinned',
+      ...deployment.map((a) => a.replace(/^--/, '--versioning-override-')),
+    ]);
+}
+const torchWorkers: (() => Promise<void>)[] = [];
 
 async function historyOf(client: Client, runId: string): Promise<HistoryEvent[]> {
   return (await client.workflow.getHandle(runId).fetchHistory()).events ?? [];
@@ -96,6 +141,7 @@ describe('upgrading workers while runs are in flight', () => {
   afterEach(async () => {
     await stopUpgraded?.();
     stopUpgraded = undefined;
+    await Promise.all(torchWorkers.splice(0).map((stop) => stop()));
     await client?.connection.close();
     await ops?.stopAll();
   });
@@ -122,11 +168,12 @@ describe('upgrading workers while runs are in flight', () => {
     await pollStatus(o, inFlight[0], (v) => (v.progress?.epoch ?? 0) >= 2);
     await pollStatus(o, inFlight[1], (v) => (v.progress?.epoch ?? 0) >= 1);
 
-    // The upgrade: every worker of the old code stops, then the new code's workers start.
+    // The upgrade: every worker of the old code stops, the new build's workers start and it is made current, and the
+    // runs in flight (pinned to the old build) are moved onto it.
     old.kill('SIGTERM');
     await new Promise((r) => old.once('exit', r));
     stopUpgraded = (await upgradedControlWorker(o, 'upgrade-patched')).stop;
-    await o.worker('torch');
+    await upgradeTo(o, 'upgrade-patched', inFlight);
     const after = await startRun(o, 'upgrade-after');
 
     for (const [runId, name] of [...inFlight.map((id, i) => [id, names[i]]), [after, 'upgrade-after']]) {
@@ -165,7 +212,7 @@ describe('upgrading workers while runs are in flight', () => {
     await new Promise((r) => old.once('exit', r));
     const unpatched = await upgradedControlWorker(o, 'upgrade-unpatched');
     stopUpgraded = unpatched.stop;
-    await o.worker('torch');
+    await upgradeTo(o, 'upgrade-unpatched', [runId]);
 
     // Training finishes; the next workflow task replays the history through the unguarded code and fails.
     const deadline = Date.now() + 120_000;
@@ -179,9 +226,11 @@ describe('upgrading workers while runs are in flight', () => {
     const status = JSON.parse((await o.ttd(['status', runId, '--json'])).stdout);
     expect(status.status).toBe('running'); // stuck, not lost
 
-    // Fixing forward: the guarded change replaces the unguarded one, and the run completes on its old path.
+    // Fixing forward: a build of the guarded change replaces the unguarded one, the run is moved onto it, and it
+    // completes on its old path.
     await unpatched.stop();
     stopUpgraded = (await upgradedControlWorker(o, 'upgrade-patched')).stop;
+    await upgradeTo(o, 'upgrade-patched', [runId]);
     const waited = await o.ttd(['wait', runId, '--json']);
     expect(waited.code, waited.stderr).toBe(0);
     expect(JSON.parse(waited.stdout).status).toBe('promoted');

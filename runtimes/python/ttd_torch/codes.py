@@ -227,6 +227,10 @@ SERVER_AUTH_FAILED: Final = "server_auth_failed"
 # create
 SEARCH_ATTRIBUTES_MISSING: Final = "search_attributes_missing"
 
+# user: the server does not add a worker's queues to its Worker Deployment version (Worker Versioning off, or a server
+# before 1.28)
+WORKER_VERSIONING_UNAVAILABLE: Final = "worker_versioning_unavailable"
+
 # user: the Temporal server has no such namespace (TEMPORAL_NAMESPACE, or namespace in the profile)
 NAMESPACE_NOT_FOUND: Final = "namespace_not_found"
 
