@@ -143,7 +143,7 @@ describe('bad input', () => {
     const run = await runTtd(['run', spec, '--json'], { ...testEnv(home, address()), TTD_PYTHON: '/nonexistent/python3' });
     expect(run.code).toBe(2);
     expect(JSON.parse(run.stdout).error.code).toBe('python_missing');
-    expect(run.stderr).toContain("python '/nonexistent/python3' (TTD_PYTHON) cannot be run");
+    expect(run.stderr).toContain("TTD_PYTHON='/nonexistent/python3' does not exist; expected the path of a Python interpreter with torch");
     expect(run.stderr).toContain('make setup');
     expect(existsSync(join(home, 'store'))).toBe(false);
   });
