@@ -11,6 +11,7 @@ import { promoteActivity } from './promote-model';
 import { registryRecordActivities } from './registry-records';
 import { withStepCache, type CacheOption, type StageRun } from './step-cache';
 import { storeActivity } from './store-artifact';
+import { allHeartbeating } from './heartbeat';
 import { runTorchStage, stageConfig } from './torch-stage';
 import { isaProbes } from './isa-probes';
 import { trainActivity } from './train-model';
@@ -46,13 +47,16 @@ export function createTorchActivities(deps: { config: Config; store: ObjectStore
 // them without loading the activities.
 export { TORCH_ACTIVITY_TYPES } from '../lib/contract/stages';
 
-/** Activities of the control queue: store and registry; `keysDir` holds the key that signs audit records. */
+/** Activities of the control queue: store and registry; `keysDir` holds the key that signs audit records. Each
+ * heartbeats while it runs (workflows/definitions.ts: storeStage), so a killed host costs its run seconds, not minutes. */
 export function createControlActivities(deps: { store: ObjectStore; keysDir: string }) {
-  return failuresWithCodes({
-    storeArtifact: storeActivity(deps),
-    promoteModel: promoteActivity(deps),
-    ...registryRecordActivities(deps),
-  });
+  return allHeartbeating(
+    failuresWithCodes({
+      storeArtifact: storeActivity(deps),
+      promoteModel: promoteActivity(deps),
+      ...registryRecordActivities(deps),
+    }),
+  );
 }
 
 /** A TtdError whose code the catalog lists as a stage failure (lib/contract/codes.ts) leaves the activity as that

@@ -5,6 +5,7 @@ import { NonRetryable } from '../lib/contract/gate-codes';
 import { writeManifest, type ArtifactFiles, type EnvironmentRecord, type StageOutputs } from '../lib/registry/records';
 import type { Format } from '../lib/spec/spec';
 import { verifyBlob, type ObjectStore } from '../lib/store/store';
+import { beatProgress, resumedProgress } from './heartbeat';
 
 /** Input of the store stage: the files and every build stage's output. */
 export interface StoreInput {
@@ -29,9 +30,14 @@ export interface StoreOutput {
 /** Builds the store activity. */
 export function storeActivity(deps: { store: ObjectStore }) {
   return async function storeArtifact(input: StoreInput): Promise<StoreOutput> {
+    // A retry (its host was killed) skips the blobs the previous attempt verified: blobs are immutable, named by content.
+    const verified = new Set(resumedProgress<{ verified?: string[] }>()?.verified ?? []);
     for (const [role, digest] of Object.entries(input.files)) {
+      if (verified.has(digest)) continue;
       try {
         await verifyBlob(deps.store, digest); // reads (streamed) and re-hashes: what we register is what was produced
+        verified.add(digest);
+        beatProgress({ verified: [...verified] }); // between blobs; the activity's timer beats during each
       } catch (err) {
         if (err instanceof DigestMismatchError) {
           throw ApplicationFailure.create({ type: NonRetryable.digestMismatch, message: `${role}: ${err.message}`, nonRetryable: true });

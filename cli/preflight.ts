@@ -7,6 +7,7 @@ import {
   cpuFusionBuild,
   hasCuda,
   probeEnvironment,
+  pythonProblem,
   runtimeMismatch,
   type TorchEnv,
 } from '../lib/environments/environments';
@@ -57,11 +58,12 @@ export async function preflight<C extends Config>(config: C, spec: Spec, opts: {
     }
   }
   const env = forEnvironment(config, chosen.name)!;
-  const where = `python '${env.python}'${chosen.name === 'custom' ? ' (TTD_PYTHON)' : ` of environment '${chosen.name}'`}`;
-  const probe = await probeEnvironment(chosen);
-  if (probe === ErrorCode.pythonMissing) throw new TtdError(ErrorCode.pythonMissing, `${where} cannot be run; ${SETUP}`);
-  if (probe === ErrorCode.torchMissing) {
-    throw new TtdError(ErrorCode.torchMissing, `${where} has no torch module; ${SETUP}, or set TTD_PYTHON to an interpreter with torch`);
+  const problem = await pythonProblem(chosen);
+  if (problem) {
+    const details = chosen.name === 'custom' ? { setting: 'TTD_PYTHON' } : undefined;
+    const hint =
+      chosen.name === 'custom' ? 'set TTD_PYTHON to such an interpreter, or unset it to use the environments make setup installs' : SETUP;
+    throw new TtdError(problem.code, `${problem.message}; ${hint}`, problem.code === ErrorCode.configInvalid ? details : undefined);
   }
   if (spec.device === 'cuda' && opts.servedHere && !(await hasCuda(chosen))) {
     throw new TtdError(

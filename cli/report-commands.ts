@@ -8,23 +8,30 @@ import { loadTemporalConfig, type TemporalConfig } from '../temporal/config';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { renderReport } from '../render/report-html';
 import { terminalLine } from '../render/terminal';
-import { ensureServer } from '../temporal/dev-server';
+import { ensureServer, hasEmbeddedHistory, listening } from '../temporal/dev-server';
 import { failWith, printJson, writeOut, writeErr } from './output';
 import { reportForRun } from './report-data';
 import { connectTemporal } from './temporal';
 
 /** Runs `fn` with a Temporal client when a server is reachable (starting the embedded one over $TTD_HOME's
- * SQLite if none runs), else without one: reports of registered versions come from the store alone. */
-export async function withOptionalClient<T>(config: TemporalConfig, fn: (client: Client | undefined) => Promise<T>): Promise<T> {
+ * SQLite if none runs and that SQLite exists), else without one: reports of registered versions come from the store
+ * alone. A home where no server ever ran holds no history: nothing is started there and nothing is written. */
+export async function withOptionalClient<T>(
+  config: TemporalConfig,
+  fn: (client: Client | undefined, why?: string) => Promise<T>,
+): Promise<T> {
+  if (!config.temporalAddress && !hasEmbeddedHistory(config) && !(await listening(config.temporalPort)))
+    return fn(undefined, `no Temporal server is configured or running, and none has run in ${config.home}`);
   let server;
   let temporal;
   try {
     server = await ensureServer(config);
     temporal = await connectTemporal(config, server.address);
   } catch (err) {
-    writeErr(`ttd: Temporal is not reachable (${(err as Error).message.split('\n')[0]}); reading the store only\n`);
+    const why = (err as Error).message.split('\n')[0];
+    writeErr(`ttd: Temporal is not reachable (${why}); reading the store only\n`);
     await server?.stop();
-    return fn(undefined);
+    return fn(undefined, `Temporal is not reachable: ${why}`);
   }
   try {
     return await fn(temporal.client);
@@ -47,7 +54,7 @@ export async function reportCommand(runId: string, opts: { output?: string; json
       );
     }
     const store = openStore(config);
-    const data = await withOptionalClient(config, (client) => reportForRun(client, store, config, runId));
+    const data = await withOptionalClient(config, (client, why) => reportForRun(client, store, config, runId, why));
     if (json && !out) return printJson(data);
     const html = renderReport(data);
     if (!out) return void writeOut(html);

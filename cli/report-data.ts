@@ -230,6 +230,8 @@ export async function reportForRun(
   store: ObjectStore,
   config: TemporalConfig,
   runId: string,
+  /** Why there is no client, for the message. */
+  noClient?: string,
 ): Promise<ReportData> {
   const fromHistory = client ? await reportFromHistory(client, store, config, runId) : undefined;
   if (fromHistory) return fromHistory;
@@ -237,7 +239,9 @@ export async function reportForRun(
   if (version) return reportFromStore(store, config, version.model, version.version);
   throw new TtdError(
     ErrorCode.runNotFound,
-    `run '${runId}' is not known to the Temporal server${client ? '' : ' (none reachable)'} and registered no version in the store ${config.store}; expected a run id from 'ttd runs'`,
+    client
+      ? `run '${runId}' is not known to the Temporal server and registered no version in the store ${config.store}; expected a run id from 'ttd runs'`
+      : `run '${runId}' registered no version in the store ${config.store}, and no Temporal server was asked about it (${noClient ?? 'none is reachable'}); expected a run id from 'ttd runs'`,
   );
 }
 

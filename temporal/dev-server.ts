@@ -149,6 +149,12 @@ export function serverFiles(config: TemporalConfig): { pid: string; log: string;
   return { pid: join(config.home, 'server.pid'), log: join(config.home, 'server.log'), db: join(config.home, 'temporal.db') };
 }
 
+/** Whether the embedded server has ever run in this home (its SQLite file exists): the only place a run's history can
+ * be when no Temporal address is configured. */
+export function hasEmbeddedHistory(config: TemporalConfig): boolean {
+  return existsSync(serverFiles(config).db);
+}
+
 /** The pid in the pid file, if that process is alive. */
 export function runningServerPid(config: TemporalConfig): number | null {
   const { pid } = serverFiles(config);

@@ -7,6 +7,9 @@ export interface Proxy {
   port: number;
   down(): Promise<void>;
   up(): Promise<void>;
+  /** From now on nothing passes either way, and nothing fails: every request in flight or to come hangs (a host whose
+   * store I/O stalls, for as long as the test needs). */
+  stall(): void;
 }
 
 /** Forwards 127.0.0.1:<port> to 127.0.0.1:<targetPort>. */
@@ -14,10 +17,19 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
   const port = await freePort();
   const sockets = new Set<Socket>();
   let server: Server | undefined;
+  let stalled = false;
+  const pairs = new Set<[Socket, Socket]>();
   const up = () =>
     new Promise<void>((resolve) => {
       server = createServer((client) => {
+        sockets.add(client);
+        client.on('close', () => sockets.delete(client));
+        client.on('error', () => client.destroy());
+        if (stalled) return; // held open, never answered
         const upstream = connect({ host: '127.0.0.1', port: targetPort });
+        const pair: [Socket, Socket] = [client, upstream];
+        pairs.add(pair);
+        client.on('close', () => pairs.delete(pair));
         for (const s of [client, upstream]) {
           sockets.add(s);
           s.on('close', () => sockets.delete(s));
@@ -31,6 +43,15 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
   return {
     port,
     up,
+    stall() {
+      stalled = true;
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+    },
     async down() {
       await new Promise<void>((resolve) => {
         server?.close(() => resolve());

@@ -63,7 +63,8 @@ export interface ApprovalDecision {
 /** The approval update: `ttd approve RUN --by NAME [--reject --reason TEXT]`. */
 export const approveUpdate = defineUpdate<{ accepted: true; by: string; approve: boolean }, [ApprovalDecision]>('approve');
 
-// Named timeout and retry profiles (STYLE.md): torch stages heartbeat, store stages retry longer.
+// Named timeout and retry profiles (STYLE.md): every stage heartbeats (a killed host is noticed within its heartbeat
+// timeout, then the retry starts on another worker); store stages retry longer.
 export const torchStage = {
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '15 seconds', // a dead torch worker is noticed within 15 s
@@ -71,5 +72,6 @@ export const torchStage = {
 } as const;
 export const storeStage = {
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '15 seconds', // activities/heartbeat.ts: every control activity beats every 2 s while it runs
   retry: { maximumAttempts: 10, initialInterval: '500 milliseconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 } as const;

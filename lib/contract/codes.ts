@@ -145,7 +145,12 @@ export const CODES = {
 
   // ---- stage failures (the run ends `failed`, exit 2): the failure's type becomes its gate's code
   sandbox_unavailable: failure('user', false, 'TTD_SANDBOX=on but bubblewrap cannot run here', EVERYWHERE),
-  model_error: failure('user', false, "the user's model file failed to import, lacks a function, or raised", ['gate', 'failure', 'torch']),
+  model_error: failure(
+    'user',
+    false,
+    "the user's model file failed to import, lacks a function, or raised (KeyboardInterrupt, SystemExit and GeneratorExit included, named with the line that raised them)",
+    ['gate', 'failure', 'torch'],
+  ),
   bad_input: failure('user', false, "a stage's input does not fit what its op accepts (the torch side's bad_request)"),
   environment_missing: failure('user', false, 'the torch environment cannot start or has no torch'),
   environment_invalid: failure(

@@ -1,7 +1,7 @@
 // Torch environments: each a Python with its torch, a libtorch runner built against that torch, and its device.
 // `make setup` installs torch-2.13 (a project virtualenv) and torch-1.13 (Debian's); a run names one, or gets the
 // newest installed. TTD_PYTHON replaces them with one environment of the user's own, named `custom`.
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode } from '../contract/errors';
@@ -48,15 +48,79 @@ export function knownEnvironments(repoRoot: string, env: NodeJS.ProcessEnv = pro
   ];
 }
 
-// find_spec locates torch without importing it (importing costs ~0.6 s).
-const TORCH_PROBE = "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('torch') else 3)";
+// find_spec locates torch without importing it (importing costs ~0.6 s). The marker line tells a Python from a program
+// that merely exits 0 (/bin/true) or echoes its arguments (/bin/echo).
+const PROBE_MARK = 'ttd-python-probe';
+const TORCH_PROBE = `import importlib.util,sys; print('${PROBE_MARK}', 1 if importlib.util.find_spec('torch') else 0)`;
 
-/** Whether an environment's Python runs and has torch: `ok`, or why not. */
-export async function probeEnvironment(e: TorchEnv): Promise<'ok' | typeof ErrorCode.pythonMissing | typeof ErrorCode.torchMissing> {
-  if (e.python.includes('/') && !existsSync(e.python)) return ErrorCode.pythonMissing;
-  const probe = await runProcess(e.python, ['-c', TORCH_PROBE], { stdout: 'ignore', stderr: 'ignore' });
-  if (probe.spawnError) return ErrorCode.pythonMissing;
-  return probe.exitCode === 0 ? 'ok' : ErrorCode.torchMissing;
+/** Why an environment's Python cannot serve torch stages: its code and a message naming the Python (and TTD_PYTHON
+ * when that set it), what it did, and what was expected. */
+export interface PythonProblem {
+  code: typeof ErrorCode.pythonMissing | typeof ErrorCode.torchMissing | typeof ErrorCode.configInvalid;
+  message: string;
+}
+
+/** An environment's Python in words: `TTD_PYTHON='/x'`, or `python '/x' of environment 'torch-2.13'`. */
+export function pythonWords(e: TorchEnv): string {
+  return e.name === 'custom' ? `TTD_PYTHON='${e.python}'` : `python '${e.python}' of environment '${e.name}'`;
+}
+
+const EXPECTED_PYTHON = 'expected the path of a Python interpreter with torch (e.g. .torch/torch-2.13/bin/python)';
+
+/** Whether an environment's Python runs, is a Python, and has torch: null, or what is wrong. */
+export async function pythonProblem(e: TorchEnv): Promise<PythonProblem | null> {
+  const who = pythonWords(e);
+  if (e.python.includes('/')) {
+    if (!existsSync(e.python)) return { code: ErrorCode.pythonMissing, message: `${who} does not exist; ${EXPECTED_PYTHON}` };
+    const st = statSync(e.python);
+    if (st.isDirectory()) return { code: ErrorCode.configInvalid, message: `${who} is a directory; ${EXPECTED_PYTHON}` };
+    if (!st.isFile()) return { code: ErrorCode.configInvalid, message: `${who} is not a regular file; ${EXPECTED_PYTHON}` };
+    try {
+      accessSync(e.python, constants.X_OK);
+    } catch {
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      return { code: ErrorCode.configInvalid, message: `${who} is not executable (mode ${mode}); ${EXPECTED_PYTHON}` };
+    }
+  }
+  const probe = await runProcess(e.python, ['-c', TORCH_PROBE], { stdout: 'pipe', stderr: 'pipe', timeoutMs: 60_000 });
+  if (probe.spawnError) return { code: ErrorCode.pythonMissing, message: `${who} cannot be run (${probe.spawnError}); ${EXPECTED_PYTHON}` };
+  const mark = /^ttd-python-probe ([01])$/m.exec(probe.stdout);
+  if (probe.exitCode === 0 && mark) {
+    return mark[1] === '1'
+      ? null
+      : {
+          code: ErrorCode.torchMissing,
+          message: `${who} has no torch module (it is a Python, but cannot import torch); ${EXPECTED_PYTHON}`,
+        };
+  }
+  const ended = probe.timedOut
+    ? 'did not end within 60 s'
+    : probe.signal
+      ? `was killed by ${probe.signal}`
+      : `exited with status ${probe.exitCode}`;
+  const said = (text: string) => JSON.stringify(redactPrinted(text));
+  const printed = probe.stdout.trim()
+    ? `printed ${said(probe.stdout)}`
+    : probe.stderrTail.trim()
+      ? `printed nothing on stdout and ${said(probe.stderrTail)} on stderr`
+      : 'printed nothing';
+  return {
+    code: ErrorCode.configInvalid,
+    message: `${who} is not a Python interpreter: asked to run a one-line Python probe (-c), it ${ended} and ${printed}; ${EXPECTED_PYTHON}`,
+  };
+}
+
+// What a non-Python printed, shortened to one line a message can hold.
+function redactPrinted(text: string): string {
+  const line = text.trim().replace(/\s+/g, ' ');
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+/** Whether an environment's Python runs and has torch: `ok`, or why not (pythonProblem says it in words). */
+export async function probeEnvironment(
+  e: TorchEnv,
+): Promise<'ok' | typeof ErrorCode.pythonMissing | typeof ErrorCode.torchMissing | typeof ErrorCode.configInvalid> {
+  return (await pythonProblem(e))?.code ?? 'ok';
 }
 
 /** The environment a run uses: the one it names, else the newest installed, that is, whose Python has torch and whose

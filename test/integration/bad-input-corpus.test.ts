@@ -473,6 +473,47 @@ const ENV: Case[] = [
     code: 'python_missing',
     names: ['/nonexistent/python3', 'TTD_PYTHON'],
   },
+  // Programs that are not a Python with torch: named with the variable, the value, what they did and what was expected.
+  {
+    name: 'TTD_PYTHON=/bin/true',
+    env: { TTD_PYTHON: '/bin/true' },
+    code: 'config_invalid',
+    names: [
+      "TTD_PYTHON='/bin/true' is not a Python interpreter",
+      'exited with status 0 and printed nothing',
+      'expected the path of a Python interpreter with torch',
+    ],
+  },
+  {
+    name: 'TTD_PYTHON=/bin/echo',
+    env: { TTD_PYTHON: '/bin/echo' },
+    code: 'config_invalid',
+    names: ["TTD_PYTHON='/bin/echo' is not a Python interpreter", 'printed "-c import', 'with torch'],
+  },
+  {
+    name: 'TTD_PYTHON=/bin/false',
+    env: { TTD_PYTHON: '/bin/false' },
+    code: 'config_invalid',
+    names: ["TTD_PYTHON='/bin/false' is not a Python interpreter", 'exited with status 1'],
+  },
+  {
+    name: 'TTD_PYTHON a shell',
+    env: { TTD_PYTHON: '/bin/sh' },
+    code: 'config_invalid',
+    names: ["TTD_PYTHON='/bin/sh' is not a Python interpreter", 'exited with status 2', 'on stderr'],
+  },
+  {
+    name: 'TTD_PYTHON a file that is not executable',
+    env: { TTD_PYTHON: '/etc/passwd' },
+    code: 'config_invalid',
+    names: ["TTD_PYTHON='/etc/passwd' is not executable (mode 0644)", 'with torch'],
+  },
+  {
+    name: 'TTD_PYTHON a directory',
+    env: { TTD_PYTHON: '/usr/bin' },
+    code: 'config_invalid',
+    names: ["TTD_PYTHON='/usr/bin' is a directory", 'with torch'],
+  },
   {
     name: 'a Temporal binary that does not exist',
     env: { TTD_TEMPORAL_BIN: '/nonexistent/temporal', TTD_TEMPORAL_PORT: '1' },

@@ -63,7 +63,6 @@ describe('bad input', () => {
   it.each([
     ['exit', 'server', /exited with status 3/],
     ['segv', 'server', /was killed by SIGSEGV/],
-    ['interrupt', 'server', /exited with status \d+/],
     ['segv', 'fresh', /was killed by SIGSEGV/], // in the sandbox: bwrap's exit status 139, said as the signal
   ])('a model file that ends its own process (%s, %s process) fails as model_crashed after one retry', async (how, mode, said) => {
     const home = tempDir();
@@ -78,6 +77,28 @@ describe('bad input', () => {
     expect(result.gates[0].message).toMatch(said);
     expect(result.gates[0].message).toContain("the torch process running 'train'");
     expect(result.gates[0].message).toContain('(attempt 2; not retried again)');
+    expect(await registeredModels(env)).toEqual([]);
+  });
+
+  it('a model file that raises KeyboardInterrupt fails as model_error naming it and its line, not as a crash or an interrupt', async () => {
+    const home = tempDir();
+    const dir = tempDir();
+    const spec = writeSpec(
+      dir,
+      quickSeedSpec('keyboard-interrupt', { params: { raise: 'KeyboardInterrupt', where: 'forward' } }),
+      join(fixtureModels, 'raises-not-exception.py'),
+    );
+    const env = testEnv(home, address());
+    const run = await runTtd(['run', spec, '--json'], env);
+    expect(run.code, run.stderr).toBe(2);
+    const result: RunResult = JSON.parse(run.stdout);
+    expect(result.status).toBe('failed');
+    expect(result.gates).toHaveLength(1);
+    expect(result.gates[0]).toMatchObject({ gate: 'training', passed: false, code: 'model_error' });
+    expect(result.gates[0].message).toMatch(
+      /^train failed: the model raised KeyboardInterrupt at \S*raises-not-exception\.py:19 \(in training step 1 of epoch 1 of \S*raises-not-exception\.py\); no SIGINT reached the stage/,
+    );
+    expect(result.gates[0].message).not.toContain('attempt 2'); // the model's error: not retried
     expect(await registeredModels(env)).toEqual([]);
   });
 
@@ -122,7 +143,7 @@ describe('bad input', () => {
     const run = await runTtd(['run', spec, '--json'], { ...testEnv(home, address()), TTD_PYTHON: '/nonexistent/python3' });
     expect(run.code).toBe(2);
     expect(JSON.parse(run.stdout).error.code).toBe('python_missing');
-    expect(run.stderr).toContain("python '/nonexistent/python3' (TTD_PYTHON) cannot be run");
+    expect(run.stderr).toContain("TTD_PYTHON='/nonexistent/python3' does not exist; expected the path of a Python interpreter with torch");
     expect(run.stderr).toContain('make setup');
     expect(existsSync(join(home, 'store'))).toBe(false);
   });
@@ -134,7 +155,9 @@ describe('bad input', () => {
     expect(run.code).toBe(2);
     const { error } = JSON.parse(run.stdout);
     expect(error.code).toBe('spec_invalid');
-    expect(error.message).toContain("environment: 'torch-9.99' is not a torch environment of this checkout; expected one of torch-2.13, torch-1.13");
+    expect(error.message).toContain(
+      "environment: 'torch-9.99' is not a torch environment of this checkout; expected one of torch-2.13, torch-1.13",
+    );
     expect(existsSync(join(home, 'store'))).toBe(false);
   });
 

@@ -3,7 +3,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { command, repoRoot, runTtd, seedDir, tempDir, testEnv, type TtdRun } from '../helpers';
+import { command, freePort, repoRoot, runTtd, seedDir, tempDir, testEnv, type TtdRun } from '../helpers';
 import { startMoto } from '../moto';
 
 const address = () => inject('temporalAddress');
@@ -37,6 +37,33 @@ describe('cli arguments', () => {
     expect(failure(await runTtd(['pull', 'seed-mlp@production', '-o', existing, '--force', '--json'], env)).code).toBe('model_not_found');
     expect(readFileSync(existing, 'utf8')).toBe('keep me');
     expect(readdirSync(dir)).toEqual(['model.pt']);
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('report of an unknown run in a home where no server ever ran answers run_not_found, starting and writing nothing', async () => {
+    const home = tempDir();
+    // No Temporal address: the embedded server's port, where nothing listens.
+    const env = { TTD_HOME: home, TEMPORAL_ADDRESS: undefined, TTD_TEMPORAL_PORT: String(await freePort()) };
+    for (const args of [
+      ['report', 'no-such-run', '--json'],
+      ['report', 'no-such-run', '-o', join(tempDir(), 'r.html'), '--json'],
+    ]) {
+      const error = failure(await runTtd(args, env));
+      expect(error.code).toBe('run_not_found');
+      expect(error.message).toBe(
+        `run 'no-such-run' registered no version in the store file://${home}/store, and no Temporal server was asked about it (no Temporal server is configured or running, and none has run in ${home}); expected a run id from 'ttd runs'`,
+      );
+    }
+    // The other read-only commands refuse the same way: nothing started, nothing written.
+    for (const args of [['runs'], ['status', 'no-such-run'], ['wait', 'no-such-run'], ['cancel', 'no-such-run']])
+      expect(failure(await runTtd([...args, '--json'], env)).code).toBe('server_not_running');
+    for (const args of [
+      ['show', 'm@production'],
+      ['pull', 'm:1', '-o', join(tempDir(), 'm.pt')],
+    ])
+      expect(failure(await runTtd([...args, '--json'], env)).code).toBe('model_not_found');
+    for (const args of [['models'], ['audit', 'log', 'm'], ['audit', 'verify']])
+      expect((await runTtd([...args, '--json'], env)).code).toBe(0);
     expect(readdirSync(home)).toEqual([]);
   });
 
@@ -195,7 +222,9 @@ describe('cli arguments', () => {
     const seconds = (Date.now() - started) / 1000;
     const error = failure(run);
     expect(error.code).toBe('server_unreachable');
-    expect(error.message).toMatch(/^cannot reach the Temporal server at 127\.0\.0\.1:1 \(TEMPORAL_ADDRESS\) within 10 s: .+; start one with 'ttd server start', or point TEMPORAL_ADDRESS at a running server$/);
+    expect(error.message).toMatch(
+      /^cannot reach the Temporal server at 127\.0\.0\.1:1 \(TEMPORAL_ADDRESS\) within 10 s: .+; start one with 'ttd server start', or point TEMPORAL_ADDRESS at a running server$/,
+    );
     expect(seconds).toBeLessThan(20);
     expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
@@ -214,7 +243,9 @@ describe('cli arguments', () => {
       const down = failure(await runTtd(['run', spec, '--json'], { ...env, TTD_S3_MAX_ATTEMPTS: '1' }));
       expect(down.code).toBe('store_unreachable');
       expect(down.message).toMatch(
-        new RegExp(`^TTD_STORE 's3://no-such-bucket/ttd' \\(endpoint '${moto.env.AWS_ENDPOINT_URL}' from AWS_ENDPOINT_URL, bucket 'no-such-bucket'\\) cannot be reached \\(listing ttd-probe/\\): .+; check that the endpoint is up and AWS_ENDPOINT_URL is right$`),
+        new RegExp(
+          `^TTD_STORE 's3://no-such-bucket/ttd' \\(endpoint '${moto.env.AWS_ENDPOINT_URL}' from AWS_ENDPOINT_URL, bucket 'no-such-bucket'\\) cannot be reached \\(listing ttd-probe/\\): .+; check that the endpoint is up and AWS_ENDPOINT_URL is right$`,
+        ),
       );
       expect(readdirSync(home)).toEqual([]);
     } finally {

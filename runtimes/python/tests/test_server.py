@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import textwrap
+import time
 import unittest
 
 import torch
@@ -174,6 +176,98 @@ class SeedPipelineTest(unittest.TestCase):
         )
         self.assertNotEqual(proc.returncode, 0)
         self.assertEqual(json.loads(proc.stdout)["error"]["stage"], "load")
+
+
+class NotAnExceptionTest(unittest.TestCase):
+    """A model that raises KeyboardInterrupt, SystemExit or GeneratorExit: the model's error, named with where it was
+    raised; a real SIGINT to the stage process still ends it."""
+
+    def train(self, model: str, params: dict) -> tuple[dict, dict, int]:
+        with tempfile.TemporaryDirectory() as out:
+            request = {
+                "id": "train",
+                "op": "train",
+                "args": {"model_path": model, "params": params, "train": TRAIN, "out_dir": out},
+            }
+            messages, stderr, rc = serve([request, {"id": "after", "op": "hello", "args": {}}])
+        by_id = responses(messages)
+        self.assertIn("train", by_id, stderr)
+        return by_id["train"], by_id["after"], rc
+
+    def test_each_is_a_model_error_naming_it_and_its_line_and_the_server_keeps_serving(self) -> None:
+        model = os.path.join(FIXTURES, "raises-not-exception.py")
+        cases = [
+            ("KeyboardInterrupt", "build", "the model raised KeyboardInterrupt at", "build_model()", 26),
+            ("KeyboardInterrupt", "forward", "the model raised KeyboardInterrupt at", "training step 1 of epoch 1", 19),
+            ("SystemExit", "forward", "the model raised SystemExit(3) at", "training step 1 of epoch 1", 19),
+            ("GeneratorExit", "build", "the model raised GeneratorExit at", "build_model()", 26),
+        ]
+        for raised, where, start, what, line in cases:
+            with self.subTest(raised=raised, where=where):
+                response, after, rc = self.train(model, {"raise": raised, "where": where})
+                error = response["error"]
+                self.assertEqual(error["code"], "model_error", error)
+                self.assertTrue(error["message"].startswith(f"{start} {model}:{line} (in {what} of {model});"), error)
+                self.assertIn("expected the model's functions to return or raise an Exception", error["message"])
+                self.assertIn(raised, error["traceback"])
+                self.assertTrue(after["ok"])
+                self.assertEqual(rc, 0)
+
+    def test_a_keyboard_interrupt_in_the_module_body_names_the_import(self) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            model = os.path.join(folder, "body.py")
+            with open(model, "w") as dst:
+                dst.write("import torch\n\nraise KeyboardInterrupt\n")
+            response, after, rc = self.train(model, {})
+        error = response["error"]
+        self.assertEqual(error["code"], "model_error")
+        self.assertTrue(
+            error["message"].startswith(f"the model raised KeyboardInterrupt at {model}:3 (in import of {model});"),
+            error,
+        )
+        self.assertIn("no SIGINT reached the stage", error["message"])
+        self.assertTrue(after["ok"])
+        self.assertEqual(rc, 0)
+
+    def test_a_real_sigint_still_interrupts_the_stage_process(self) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            model = os.path.join(folder, "sleeps.py")
+            marker = os.path.join(folder, "sleeping")
+            with open(model, "w") as dst:
+                dst.write(
+                    "import time, torch\n"
+                    "def build_model(params):\n"
+                    f"    open({marker!r}, 'w').close()\n"
+                    "    time.sleep(60)\n"
+                    "def dataset(params, split):\n"
+                    "    return torch.zeros(8, 3), torch.zeros(8, 1)\n"
+                )
+            request = {
+                "v": 1,
+                "id": "train",
+                "op": "train",
+                "args": {"model_path": model, "params": {}, "train": TRAIN, "out_dir": folder},
+            }
+            proc = subprocess.Popen(
+                [PYTHON, "-m", "ttd_torch"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))},
+                cwd="/",
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()
+            deadline = time.monotonic() + 60
+            while not os.path.exists(marker) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=60)
+        self.assertEqual(stdout, "")  # no answer: not reported as the model's error
+        self.assertIn("KeyboardInterrupt", stderr)
+        self.assertEqual(proc.returncode, -signal.SIGINT)
 
 
 class ModelErrorTest(unittest.TestCase):

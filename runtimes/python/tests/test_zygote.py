@@ -523,6 +523,37 @@ class ForkServerTest(unittest.TestCase):
         self.assertTrue(lines[-1]["ok"], lines)
         self.assertEqual(self.zygote.proc.poll(), None)
 
+    def test_a_model_raising_keyboard_interrupt_is_its_error_and_a_sigint_to_the_child_is_an_interrupt(self) -> None:
+        out = self.out_dir("keyboard-interrupt")
+        model = write_model(
+            out,
+            "interrupts.py",
+            "import torch\ndef build_model(params):\n    raise KeyboardInterrupt\n"
+            "def dataset(params, split):\n    return torch.ones(8, 3), torch.ones(8, 1)\n",
+        )
+        conn = self.zygote.connect()
+        try:
+            error = conn.ask(train_request(model, out))[-1]["error"]
+        finally:
+            conn.close()
+        self.assertEqual(error["code"], "model_error")
+        self.assertTrue(
+            error["message"].startswith(
+                f"the model raised KeyboardInterrupt at {model}:3 (in build_model() of {model})"
+            ),
+            error,
+        )
+        # A SIGINT that reaches the stage child mid-request is an interrupt: the child ends without an answer.
+        conn, _, pids = self.start_blocking("sigint")
+        try:
+            os.kill(pids["child"], signal.SIGINT)
+            self.assertEqual(conn.rest(), [])
+        finally:
+            conn.close()
+        self.assertTrue(wait_until(lambda: not alive(pids["child"])))
+        self.assertTrue(self.hello()[1][-1]["ok"])
+        self.assertEqual(self.zygote.proc.poll(), None)
+
     def test_peer_closing_early_or_sending_garbage(self) -> None:
         conn = self.zygote.connect()
         pid = conn.child["pid"]

@@ -103,7 +103,8 @@ SANDBOX_REFUSED: Final = "sandbox_refused"
 # user: TTD_SANDBOX=on but bubblewrap cannot run here
 SANDBOX_UNAVAILABLE: Final = "sandbox_unavailable"
 
-# user: the user's model file failed to import, lacks a function, or raised
+# user: the user's model file failed to import, lacks a function, or raised (KeyboardInterrupt, SystemExit and
+# GeneratorExit included, named with the line that raised them)
 MODEL_ERROR: Final = "model_error"
 
 # user: a stage's input does not fit what its op accepts (the torch side's bad_request)

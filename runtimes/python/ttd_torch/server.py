@@ -10,8 +10,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from . import PROTOCOL_VERSION, codes, contract, sandbox, semantic_checks, threads
-from .protocol import OPS, BadRequest, Emit, ProtocolError, Writer, require, traceback_tail
+from . import PROTOCOL_VERSION, codes, contract, interrupts, sandbox, semantic_checks, threads
+from .protocol import OPS, BadRequest, Emit, ModelError, ProtocolError, Writer, require, traceback_tail
 
 NOT_OPS = frozenset(("__main__", "server", "zygote", "sandbox"))  # the entry points: importing them registers nothing
 
@@ -44,6 +44,8 @@ def dispatch(op: str, args: dict[str, Any], emit: Emit) -> dict[str, Any]:
 def handle(line: str, writer: Writer) -> None:
     """Parse one request line, run it, and write its events and response."""
     request_id = ""
+    model_path: str | None = None
+    interrupts.watch_sigint()
     try:
         try:
             request = json.loads(line)
@@ -60,12 +62,23 @@ def handle(line: str, writer: Writer) -> None:
         if op not in OPS:
             raise BadRequest(f"request.op = {op!r}; expected one of {sorted(OPS)}")
         args = require(request, "args", dict, "request")
+        if isinstance(args.get("model_path"), str):
+            model_path = args["model_path"]
         sandbox.allow(args)
         started = time.perf_counter()
         result = dispatch(op, args, lambda data: writer.event(request_id, data))
         writer.success(request_id, result, (time.perf_counter() - started) * 1000)
     except ProtocolError as exc:
         writer.failure(request_id, exc)
+    except interrupts.NOT_EXCEPTIONS as exc:
+        # Raised by model code that no user_code block wrapped (forward under export, compile, ...): the model's error,
+        # unless a SIGINT really came (then the process ends, as before).
+        if interrupts.is_real_interrupt(exc):
+            raise
+        writer.failure(
+            request_id,
+            ModelError(interrupts.describe(exc, f"the {op_name(line)} request", model_path), traceback_tail(exc)),
+        )
     except Exception as exc:  # our bug: report it and keep serving (unless the sandbox refused what it tried)
         try:
             sandbox.raise_if_refused(exc)
@@ -73,6 +86,15 @@ def handle(line: str, writer: Writer) -> None:
             writer.failure(request_id, refused)
             return
         writer.failure(request_id, ProtocolError(codes.INTERNAL, f"{type(exc).__name__}: {exc}", traceback_tail(exc)))
+
+
+def op_name(line: str) -> str:
+    """The op a request line names, for messages ('?' when it names none)."""
+    try:
+        op = json.loads(line).get("op")
+    except (ValueError, AttributeError):
+        return "?"
+    return op if isinstance(op, str) else "?"
 
 
 def main(stdin: TextIO = sys.stdin) -> int:

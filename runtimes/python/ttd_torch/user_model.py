@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-from . import sandbox
+from . import interrupts, sandbox
 from .protocol import ModelError, traceback_tail
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -27,7 +27,11 @@ def user_code(path: str, what: str) -> Iterator[None]:
         yield
     except ModelError:
         raise
-    except (Exception, SystemExit) as exc:  # SystemExit: a model file calling sys.exit must not end the server
+    except interrupts.NOT_EXCEPTIONS as exc:  # a model file calling sys.exit (or raising these) must not end the server
+        if interrupts.is_real_interrupt(exc):
+            raise  # a SIGINT to this process: it ends as it always has
+        raise ModelError(interrupts.describe(exc, what, path), user_traceback(exc)) from exc
+    except Exception as exc:
         sandbox.raise_if_refused(exc)
         raise ModelError(f"{type(exc).__name__}: {exc} (in {what} of {path})", user_traceback(exc)) from exc
 
