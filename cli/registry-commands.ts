@@ -354,15 +354,16 @@ export async function auditVerifyCommand(
       requireSigned: Boolean(opts.requireSigned),
     };
     // Every model the store or the anchors know of: a chain deleted with its registry entry still has its anchor.
-    const models = model
-      ? [assertName('model', model)]
-      : [
-          ...new Set([
-            ...(await auditedModels(store)),
-            ...(await listModels(store)),
-            ...(trust.anchorsDir ? anchoredModels(trust.anchorsDir) : []),
-          ]),
-        ].sort();
+    const models =
+      model !== undefined // an empty name ('') is a bad name, not 'all models'
+        ? [assertName('model', model)]
+        : [
+            ...new Set([
+              ...(await auditedModels(store)),
+              ...(await listModels(store)),
+              ...(trust.anchorsDir ? anchoredModels(trust.anchorsDir) : []),
+            ]),
+          ].sort();
     const verdicts = [];
     for (const m of models) verdicts.push(await verifyTrail(store, m, trust));
     const ok = verdicts.every((v) => v.problem === null);

@@ -4,7 +4,7 @@
 // was left behind: the home stays empty and the spec's folder holds only what the test wrote.
 // Store damage, interrupts, concurrency and model files that crash live in their own files (crash, interrupts,
 // one-home, bad-input, store-damage tests); this file is the fast, table-driven part.
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { describe, expect, inject, it } from 'vitest';
@@ -14,7 +14,7 @@ interface Case {
   /** What the user got wrong, in words (the test's name). */
   name: string;
   /** The spec, as an object (written as YAML beside a copy of the seed's model file) or as raw file text. */
-  spec?: Record<string, unknown> | { raw: string; file?: string };
+  spec?: Record<string, unknown> | { raw: string | Buffer; file?: string };
   /** The command line; SPEC and DIR stand for the spec's path and its folder. Default: run SPEC. */
   args?: string[];
   env?: Record<string, string>;
@@ -23,6 +23,10 @@ interface Case {
   names: Array<string | RegExp>;
   /** Needs the suite's Temporal server (commands that ask it); default: none is configured and none is needed. */
   server?: boolean;
+  /** Makes more files in the spec's folder before the command runs (they count as the test's own). */
+  setup?: (dir: string) => void;
+  /** A command without --json (ttd ui): the code and the message are read from stderr, and stdout stays empty. */
+  human?: boolean;
 }
 
 const base = (extra: Record<string, unknown> = {}) => quickSeedSpec('corpus', extra);
@@ -299,6 +303,29 @@ const SPEC_FILES: Case[] = [
     names: ["model: file '.'", 'is a directory, not a regular file'],
   },
   { name: 'a model path that is a device', spec: base({ model: '/dev/zero' }), code: 'model_invalid', names: ["'/dev/zero'"] },
+  { name: 'an empty spec path', args: ['run', ''], code: 'spec_not_found', names: ["spec file '' is an empty path"] },
+  {
+    name: 'a spec that is a loop of symbolic links',
+    args: ['run', 'DIR/loop.yaml'],
+    setup: (dir) => {
+      symlinkSync(join(dir, 'loop2.yaml'), join(dir, 'loop.yaml'));
+      symlinkSync(join(dir, 'loop.yaml'), join(dir, 'loop2.yaml'));
+    },
+    code: 'spec_not_found',
+    names: ['loop.yaml', 'is a loop of symbolic links'],
+  },
+  {
+    name: 'a spec that is not UTF-8 (Latin-1)',
+    spec: { raw: Buffer.from('name: caf\xe9\nmodel: ./model.py\n', 'latin1') },
+    code: 'spec_invalid',
+    names: ['pipeline.yaml', 'is not UTF-8 text'],
+  },
+  {
+    name: 'a spec file of 2 MiB',
+    spec: { raw: `name: corpus\n# ${'x'.repeat(2 * 2 ** 20)}\n` },
+    code: 'spec_invalid',
+    names: ['pipeline.yaml', 'is 2097168 bytes; expected a spec of at most 1048576 bytes'],
+  },
   {
     name: 'a model file with the wrong extension',
     spec: base({ model: './pipeline.yaml' }),
@@ -426,6 +453,75 @@ const CLI: Case[] = [
     code: 'spec_invalid',
     names: ["--commit must be a commit id such as a git SHA (got 'not a sha')"],
   },
+  { name: 'status of an empty run id', args: ['status', ''], code: 'argument_invalid', names: ["run id '' is empty"] },
+  { name: 'wait for a run id of spaces', args: ['wait', '  '], code: 'argument_invalid', names: ["run id '  ' is empty"] },
+  { name: 'cancel an empty run id', args: ['cancel', ''], code: 'argument_invalid', names: ["run id '' is empty"] },
+  {
+    name: 'approve an empty run id',
+    args: ['approve', '', '--by', 'alice'],
+    code: 'argument_invalid',
+    names: ["run id '' is empty"],
+  },
+  {
+    name: 'status of a run id past Temporal’s limit',
+    args: ['status', 'r'.repeat(1001)],
+    code: 'argument_invalid',
+    names: ['is 1001 characters long', '1000'],
+  },
+  {
+    name: 'approve --by of 200 characters',
+    args: ['approve', 'some-run', '--by', 'a'.repeat(200)],
+    code: 'argument_invalid',
+    names: ['--by', 'is 200 characters long; expected at most 128'],
+  },
+  {
+    name: 'runs --since a million days ago',
+    args: ['runs', '--since', '1000000d'],
+    code: 'argument_invalid',
+    names: ["--since '1000000d' is before 1970"],
+  },
+  { name: 'audit verify of an empty model name', args: ['audit', 'verify', ''], code: 'invalid_name', names: ['model name ""'] },
+  {
+    name: 'audit verify --public-key of a folder',
+    args: ['audit', 'verify', '--public-key', 'DIR'],
+    code: 'argument_invalid',
+    names: ['--public-key', 'is a directory', 'ed25519 public key'],
+  },
+  {
+    name: 'audit verify --public-key of a device',
+    args: ['audit', 'verify', '--public-key', '/dev/zero'],
+    code: 'argument_invalid',
+    names: ["--public-key '/dev/zero' is not a regular file"],
+  },
+  {
+    name: 'audit verify --public-key empty',
+    args: ['audit', 'verify', '--public-key', ''],
+    code: 'argument_invalid',
+    names: ["--public-key '' is an empty path"],
+  },
+  {
+    name: 'audit verify --anchors of a file',
+    args: ['audit', 'verify', '--anchors', 'SPEC'],
+    code: 'argument_invalid',
+    names: ['--anchors', 'is not a directory'],
+  },
+  {
+    name: 'audit verify --retired-keys of a missing folder',
+    args: ['audit', 'verify', '--retired-keys', 'DIR/retired'],
+    code: 'argument_invalid',
+    names: ['--retired-keys', 'does not exist'],
+  },
+  { name: 'ui --port empty', args: ['ui', '--port', ''], human: true, code: 'port_invalid', names: ["--port ''"] },
+  { name: 'ui --host empty', args: ['ui', '--host', ''], human: true, code: 'argument_invalid', names: ["--host '' is not an address"] },
+  {
+    name: 'ui --host not of this machine',
+    args: ['ui', '--host', '192.0.2.1', '--port', '0'],
+    human: true,
+    code: 'argument_invalid',
+    names: ['cannot listen on 192.0.2.1:0', 'EADDRNOTAVAIL'],
+  },
+  // The suite's Temporal server holds its port: refused before an embedded server (over the home's SQLite) starts.
+  { name: 'ui --port in use', args: ['ui', '--port', 'TPORT'], human: true, code: 'port_invalid', names: ['EADDRINUSE'] },
   { name: 'audit verify of a model name with capitals', args: ['audit', 'verify', 'BAD'], code: 'invalid_name', names: ['"BAD"'] },
   { name: 'an unknown env subcommand', args: ['env', 'remove'], code: 'argument_invalid', names: ["'remove'"] },
 ];
@@ -495,21 +591,31 @@ async function check(c: Case): Promise<void> {
   writeFileSync(join(dir, 'model.py'), '# a stand-in: these runs never get as far as reading it\n');
   const specName = c.spec && 'raw' in c.spec ? String(c.spec.file ?? 'pipeline.yaml') : 'pipeline.yaml';
   const spec = join(dir, specName);
-  if (c.spec && 'raw' in c.spec) writeFileSync(spec, c.spec.raw as string);
+  if (c.spec && 'raw' in c.spec) writeFileSync(spec, c.spec.raw as string | Buffer);
   else writeFileSync(spec, stringify({ ...(c.spec ?? base()), ...(c.spec && 'model' in c.spec ? {} : { model: './model.py' }) }));
   mkdirSync(join(dir, 'sub'));
+  c.setup?.(dir);
   const before = readdirSync(dir).sort();
-  const args = (c.args ?? ['run', 'SPEC']).map((a) => a.replace('SPEC', spec).replace('DIR', dir));
+  const temporalPort = inject('temporalAddress').split(':').pop() as string;
+  const args = (c.args ?? ['run', 'SPEC']).map((a) => a.replace('SPEC', spec).replace('DIR', dir).replace('TPORT', temporalPort));
   const env = { ...testEnv(home, c.server ? inject('temporalAddress') : undefined), TTD_TEMPORAL_PORT: '1', ...c.env };
-  const run = await runTtd(args.includes('--json') ? args : [...args, '--json'], env);
+  const run = await runTtd(c.human || args.includes('--json') ? args : [...args, '--json'], env);
 
   expect(run.code, run.stderr).toBe(2);
-  const out = JSON.parse(run.stdout); // exactly one JSON object: anything else on stdout fails to parse
-  expect(out.status).toBe('failed');
-  expect(out.error.code, out.error.message).toBe(c.code);
+  let message: string;
+  if (c.human) {
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(`[${c.code}]`);
+    message = run.stderr;
+  } else {
+    const out = JSON.parse(run.stdout); // exactly one JSON object: anything else on stdout fails to parse
+    expect(out.status).toBe('failed');
+    expect(out.error.code, out.error.message).toBe(c.code);
+    message = out.error.message;
+  }
   for (const fragment of c.names) {
-    if (typeof fragment === 'string') expect(out.error.message).toContain(fragment);
-    else expect(out.error.message).toMatch(fragment);
+    if (typeof fragment === 'string') expect(message).toContain(fragment);
+    else expect(message).toMatch(fragment);
   }
   expect(run.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/); // no stack trace
   expect(readdirSync(home)).toEqual([]);
