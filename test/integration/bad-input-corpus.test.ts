@@ -5,9 +5,11 @@
 // Store damage, interrupts, concurrency and model files that crash live in their own files (crash, interrupts,
 // one-home, bad-input, store-damage tests); this file is the fast, table-driven part.
 import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { quickSeedSpec, runTtd, tempDir, testEnv } from '../helpers';
 
 interface Case {
@@ -575,6 +577,28 @@ const ENV: Case[] = [
     code: 'temporal_missing',
     names: ['/nonexistent/temporal', 'TTD_TEMPORAL_BIN'],
   },
+  // HTTPPORT: a plain HTTP server (not Temporal) this file starts; named as such, at once rather than after the deadline.
+  {
+    name: 'TTD_TEMPORAL_PORT of an HTTP server, not Temporal',
+    args: ['status', 'some-run'],
+    env: { TTD_TEMPORAL_PORT: 'HTTPPORT' },
+    code: 'server_unreachable',
+    names: [/the server at 127\.0\.0\.1:\d+ answers, but not as Temporal/, 'TTD_TEMPORAL_PORT'],
+  },
+  {
+    name: 'server status with an HTTP server on the port',
+    args: ['server', 'status'],
+    env: { TTD_TEMPORAL_PORT: 'HTTPPORT' },
+    code: 'server_unreachable',
+    names: ['answers, but not as Temporal'],
+  },
+  {
+    name: 'TEMPORAL_ADDRESS of an HTTP server',
+    args: ['runs'],
+    env: { TEMPORAL_ADDRESS: '127.0.0.1:HTTPPORT' },
+    code: 'server_unreachable',
+    names: ['answers, but not as Temporal', 'TEMPORAL_ADDRESS'],
+  },
   {
     name: 'TTD_ACTOR with a newline',
     args: ['promote', 'nobody:1', '--alias', 'production'],
@@ -598,7 +622,11 @@ async function check(c: Case): Promise<void> {
   const before = readdirSync(dir).sort();
   const temporalPort = inject('temporalAddress').split(':').pop() as string;
   const args = (c.args ?? ['run', 'SPEC']).map((a) => a.replace('SPEC', spec).replace('DIR', dir).replace('TPORT', temporalPort));
-  const env = { ...testEnv(home, c.server ? inject('temporalAddress') : undefined), TTD_TEMPORAL_PORT: '1', ...c.env };
+  const env: Record<string, string | undefined> = {
+    ...testEnv(home, c.server ? inject('temporalAddress') : undefined),
+    TTD_TEMPORAL_PORT: '1',
+  };
+  for (const [k, v] of Object.entries(c.env ?? {})) env[k] = v.replace('HTTPPORT', String(httpPort));
   const run = await runTtd(c.human || args.includes('--json') ? args : [...args, '--json'], env);
 
   expect(run.code, run.stderr).toBe(2);
@@ -622,7 +650,17 @@ async function check(c: Case): Promise<void> {
   expect(readdirSync(dir).sort()).toEqual(before);
 }
 
+/** The port of a plain HTTP server: what a user's TTD_TEMPORAL_PORT or TEMPORAL_ADDRESS may point at by mistake. */
+let httpPort = 0;
+let http: Server;
+
 describe('bad-input corpus', () => {
+  beforeAll(async () => {
+    http = createServer((_req, res) => res.end('not temporal\n'));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    httpPort = (http.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => http.close(() => resolve())));
   const all = [...SPECS, ...SPEC_FILES, ...CLI, ...ENV];
   it('holds at least 100 cases', () => expect(all.length).toBeGreaterThanOrEqual(100));
   describe.concurrent.each([
