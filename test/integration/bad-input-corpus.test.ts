@@ -369,6 +369,31 @@ const CLI: Case[] = [
     code: 'output_invalid',
     names: ['does not exist'],
   },
+  { name: 'pull -o empty', args: ['pull', 'x@y', '-o', ''], code: 'output_invalid', names: ["-o '' is an empty path"] },
+  // A rename replaces a device or a link itself: as root, `-o /dev/null --force` would have replaced /dev/null.
+  {
+    name: 'pull -o a device, with --force',
+    args: ['pull', 'x@y', '-o', '/dev/null', '--force'],
+    code: 'output_invalid',
+    names: ["-o '/dev/null' is not a regular file", 'even with --force'],
+  },
+  {
+    name: 'pull -o a symbolic link, with --force',
+    args: ['pull', 'x@y', '-o', 'DIR/link.pt', '--force'],
+    setup: (dir) => symlinkSync(join(dir, 'model.py'), join(dir, 'link.pt')),
+    code: 'output_invalid',
+    names: ['link.pt', 'is a symbolic link'],
+  },
+  {
+    name: 'pull -o a loop of symbolic links',
+    args: ['pull', 'x@y', '-o', 'DIR/loop.pt'],
+    setup: (dir) => {
+      symlinkSync(join(dir, 'loop2.pt'), join(dir, 'loop.pt'));
+      symlinkSync(join(dir, 'loop.pt'), join(dir, 'loop2.pt'));
+    },
+    code: 'output_invalid',
+    names: ['loop.pt', 'ELOOP'],
+  },
   {
     name: 'pull --format tflite',
     args: ['pull', 'x@y', '-o', 'DIR/m.pt', '--format', 'tflite'],
