@@ -624,6 +624,21 @@ const ENV: Case[] = [
     code: 'server_unreachable',
     names: ['answers, but not as Temporal', 'TEMPORAL_ADDRESS'],
   },
+  { name: 'TTD_HOME empty', env: { TTD_HOME: '' }, code: 'config_invalid', names: ['TTD_HOME="" is empty'] },
+  {
+    name: 'TTD_HOME of a file, server start',
+    args: ['server', 'start'],
+    env: { TTD_HOME: 'SPEC' },
+    code: 'config_invalid',
+    names: ['TTD_HOME=', 'pipeline.yaml', 'is a file, not a directory'],
+  },
+  {
+    name: 'TTD_HOME under a file',
+    args: ['models'],
+    env: { TTD_HOME: 'SPEC/home' },
+    code: 'config_invalid',
+    names: ['pipeline.yaml', 'which is a file, not a directory'],
+  },
   {
     name: 'TTD_ACTOR with a newline',
     args: ['promote', 'nobody:1', '--alias', 'production'],
@@ -651,7 +666,7 @@ async function check(c: Case): Promise<void> {
     ...testEnv(home, c.server ? inject('temporalAddress') : undefined),
     TTD_TEMPORAL_PORT: '1',
   };
-  for (const [k, v] of Object.entries(c.env ?? {})) env[k] = v.replace('HTTPPORT', String(httpPort));
+  for (const [k, v] of Object.entries(c.env ?? {})) env[k] = v.replace('HTTPPORT', String(httpPort)).replace('SPEC', spec);
   const run = await runTtd(c.human || args.includes('--json') ? args : [...args, '--json'], env);
 
   expect(run.code, run.stderr).toBe(2);
