@@ -56,6 +56,7 @@ export function workflowIdFor(model: string, specDigest: string, trigger: string
 /** Runs the command; exits with 0 promoted, 1 rejected, 2 failed or bad input. */
 export async function runCommand(specPath: string, opts: RunOptions): Promise<void> {
   const json = Boolean(opts.json);
+  const early = interruptsBeforeStart(json);
   let config, loaded, store;
   try {
     const trigger = opts.trigger ?? 'manual';
@@ -91,12 +92,15 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   const served = opts.detach ? undefined : await import('../workers/index.js');
   served?.prestartTorch(config, { aoti: false });
   let server;
+  early.hold(); // from here a signal waits for the server being started, which is then stopped rather than orphaned
   try {
     // A detached run leaves the work to running workers, so it needs a server that outlives this process.
     server = opts.detach ? await requireServer(config) : await ensureServer(config);
   } catch (err) {
     failWith(err, json);
   }
+  const started = server;
+  await early.check(() => started.stop());
   if (server.startedHere) log(paint.dim(`started the embedded Temporal dev server on ${server.address}`));
   let temporal;
   try {
@@ -105,6 +109,11 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     await server.stop();
     failWith(err, json);
   }
+  const connected = temporal;
+  await early.check(async () => {
+    await connected.close();
+    await started.stop();
+  });
   try {
     // A namespace without ttd's search attributes fails here, before anything is stored or started.
     await checkSearchAttributes(temporal.client, config);
@@ -128,17 +137,26 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       store: store.location,
       ...(opts.cache === false ? { noCache: true } : {}),
     };
+    await early.check(async () => {
+      await connected.close();
+      await started.stop();
+    });
     const { handle, attached } = await startOrAttach(temporal.client, input);
     log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
     if (!served) {
+      early.dispose(); // detached: the run goes on without this process, whatever it is sent now
       printJsonOr(json, { runId, status: 'running', attached }, `${runId} running${attached ? ' (attached to an earlier start)' : ''}`);
       return;
     }
-    const { createWorkers, runWorkersUntil } = served;
-    const workers = await createWorkers({ connection: temporal.native, config, store, queues, aoti: false });
+    // Followed from before its workers are made (seconds): a signal while they load cancels the run as any other does,
+    // and one that came while the run was being started is handed on.
     const interrupts = followInterrupts(handle, runId, log);
+    const late = early.dispose();
+    if (late) process.emit(late, late);
+    const { createWorkers, runWorkersUntil } = served;
     let ended: RunResult | RunEnd;
     try {
+      const workers = await createWorkers({ connection: temporal.native, config, store, queues, aoti: false });
       ended = await runWorkersUntil(workers, Promise.race([watch(handle).catch((err) => runEnd(err, runId)), interrupts.detached]));
     } finally {
       interrupts.dispose();
@@ -166,6 +184,47 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     await temporal.close();
     await server.stop();
   }
+}
+
+/** Ctrl-C and SIGTERM before the run starts. While nothing is started, the command ends at once, as an interrupted run
+ * would (exit 130 or 143; with --json its one object); once it is starting the embedded server (`hold`), the signal
+ * waits for the next `check`, which stops what was started first: a server started here is never left running
+ * without a lease. */
+function interruptsBeforeStart(json: boolean): {
+  hold(): void;
+  check(cleanup: () => Promise<void>): Promise<void>;
+  /** Stops answering; returns the signal that came while holding and was not yet acted on. */
+  dispose(): NodeJS.Signals | undefined;
+} {
+  let pending: NodeJS.Signals | undefined;
+  let holding = false;
+  const exit = (signal: NodeJS.Signals): never => {
+    const message = `interrupted by ${signal} before the run started; nothing was started`;
+    if (json) printJson({ status: 'cancelled', error: { code: CliCode.runCancelled, message } });
+    writeErr(`ttd: ${message} [${CliCode.runCancelled}]\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (pending) return;
+    pending = signal;
+    if (!holding) exit(signal);
+    writeErr(`\n${signal}: stopping once the Temporal server is up…\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    hold: () => void (holding = true),
+    check: async (cleanup) => {
+      if (!pending) return;
+      await cleanup().catch(() => undefined);
+      exit(pending);
+    },
+    dispose: () => {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+      return pending;
+    },
+  };
 }
 
 /** How a followed run ended when it reached no gate verdict: cancelled, left running (detached), or failed. */
