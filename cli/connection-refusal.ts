@@ -1,5 +1,6 @@
 // Why a Temporal server refused a connection, when it did: credentials, a client certificate, the server's own
-// certificate, or TLS against a plaintext server. These never heal by retrying, so they fail at once.
+// certificate, TLS against a plaintext server, or a peer that is not a Temporal server at all. These never heal by
+// retrying, so they fail at once.
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { usesTls, type TemporalProfile } from '../temporal/profile';
 
@@ -70,6 +71,15 @@ export function refusal(err: unknown, profile: TemporalProfile, address: string)
     return new TtdError(
       ErrorCode.configInvalid,
       `${at} does not speak TLS, but TLS is on (${why}) ${detail}; expected the server's TLS endpoint, or TEMPORAL_TLS=false for a plaintext one`,
+      { address },
+    );
+  }
+  // A plaintext HTTP/2 handshake the peer broke off: it speaks something else (HTTP/1, SSH, ...) or only TLS. This never
+  // heals by retrying either: a Temporal server, even one starting, answers gRPC or refuses the connection.
+  if (!usesTls(profile) && /h2 protocol error|http2 error|FRAME_SIZE_ERROR/.test(text)) {
+    return new TtdError(
+      ErrorCode.serverUnreachable,
+      `the server at ${address} answers, but not as Temporal (h2 protocol error${/FRAME_SIZE_ERROR/.test(text) ? ': FRAME_SIZE_ERROR' : ''}): another program (an HTTP server?) holds that port, or the server expects TLS; expected Temporal's gRPC frontend there: point TEMPORAL_ADDRESS (or TTD_TEMPORAL_PORT, for the embedded server) at it, or set TEMPORAL_TLS=true for a TLS one`,
       { address },
     );
   }

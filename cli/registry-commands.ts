@@ -1,5 +1,5 @@
 // `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
-import { statSync } from 'node:fs';
+import { lstatSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { openStore } from '../lib/config';
 import { loadTemporalConfig } from '../temporal/config';
@@ -139,6 +139,15 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
 
 /** Where `-o` points, resolved: never a directory, and an existing file only with --force. Checked before the store is read. */
 function checkPullDestination(output: string, force: boolean): string {
+  if (!output.trim()) {
+    throw new TtdError(
+      ErrorCode.outputInvalid,
+      `-o '${output}' is an empty path; expected the path of the file to write (e.g. -o model.pt)`,
+      {
+        path: output,
+      },
+    );
+  }
   const dest = resolve(output);
   const parent = (() => {
     try {
@@ -154,7 +163,28 @@ function checkPullDestination(output: string, force: boolean): string {
       { path: dest },
     );
   }
-  const stat = statSync(dest, { throwIfNoEntry: false });
+  let stat: Stats | undefined;
+  let link = false;
+  try {
+    // lstat: the file is replaced by a rename, which replaces a link itself (or a device, a FIFO), never what it names.
+    stat = lstatSync(dest, { throwIfNoEntry: false });
+    link = stat?.isSymbolicLink() ?? false;
+    if (link) stat = statSync(dest, { throwIfNoEntry: false }) ?? stat;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new TtdError(
+      ErrorCode.outputInvalid,
+      `-o '${output}' cannot be written (${code === 'ELOOP' ? 'a loop of symbolic links, ELOOP' : (code ?? (err as Error).message)}); expected the path of a file to write`,
+      { path: dest },
+    );
+  }
+  if (stat && !stat.isDirectory() && (link || !stat.isFile())) {
+    throw new TtdError(
+      ErrorCode.outputInvalid,
+      `-o '${output}' is ${link ? 'a symbolic link' : 'not a regular file (a device, FIFO or socket)'}, which pull would replace by a file${force ? ', even with --force' : ''}; expected the path of a regular file to write${link ? ' (give the path it points at)' : ''}`,
+      { path: dest },
+    );
+  }
   if (stat?.isDirectory()) {
     throw new TtdError(
       ErrorCode.outputInvalid,
@@ -354,15 +384,16 @@ export async function auditVerifyCommand(
       requireSigned: Boolean(opts.requireSigned),
     };
     // Every model the store or the anchors know of: a chain deleted with its registry entry still has its anchor.
-    const models = model
-      ? [assertName('model', model)]
-      : [
-          ...new Set([
-            ...(await auditedModels(store)),
-            ...(await listModels(store)),
-            ...(trust.anchorsDir ? anchoredModels(trust.anchorsDir) : []),
-          ]),
-        ].sort();
+    const models =
+      model !== undefined // an empty name ('') is a bad name, not 'all models'
+        ? [assertName('model', model)]
+        : [
+            ...new Set([
+              ...(await auditedModels(store)),
+              ...(await listModels(store)),
+              ...(trust.anchorsDir ? anchoredModels(trust.anchorsDir) : []),
+            ]),
+          ].sort();
     const verdicts = [];
     for (const m of models) verdicts.push(await verifyTrail(store, m, trust));
     const ok = verdicts.every((v) => v.problem === null);

@@ -1,6 +1,13 @@
 // `ttd status`, `wait`, `cancel`, `runs` and `approve`: ask Temporal about runs; no business logic here.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { choiceArgument, commitArgument, positiveIntegerArgument, sinceArgument } from '../lib/spec/arguments';
+import {
+  boundedTextArgument,
+  choiceArgument,
+  commitArgument,
+  positiveIntegerArgument,
+  runIdArgument,
+  sinceArgument,
+} from '../lib/spec/arguments';
 import { assertName } from '../lib/registry/names';
 import { OUTCOMES, SEARCH_ATTRIBUTES as SA } from '../lib/contract/search-attributes';
 import { runsQuery, type RunFilter } from '../temporal/run-queries';
@@ -83,6 +90,7 @@ export async function runView(client: Client, runId: string): Promise<RunStatusV
 export async function statusCommand(runId: string, opts: { json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
+    runIdArgument(runId);
     const view = await withClient((client) => runView(client, runId));
     if (json) return printJson(view);
     if (view.status === 'running' || view.status === 'awaiting_approval') {
@@ -110,6 +118,7 @@ function idleLine(q: IdleQueue): string {
 export async function waitCommand(runId: string, opts: { json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
+    runIdArgument(runId);
     await withClient(async (client) => {
       const { handle } = await describeRun(client, runId);
       await watch(handle).catch(() => undefined);
@@ -128,6 +137,7 @@ export async function waitCommand(runId: string, opts: { json?: boolean }): Prom
 export async function cancelCommand(runId: string, opts: { json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
+    runIdArgument(runId);
     await withClient(async (client) => {
       const { handle, status } = await describeRun(client, runId);
       if (status !== 'RUNNING')
@@ -256,6 +266,10 @@ export async function runsCommand(opts: {
   }
 }
 
+/** The longest approver name (as TTD_ACTOR's) and reason an approval records. */
+const APPROVER_MAX = 128;
+const REASON_MAX = 4096;
+
 /** `ttd approve RUN --by NAME [--reject --reason TEXT]`: answers a run waiting for approval (a Workflow Update). */
 export async function approveCommand(
   runId: string,
@@ -263,7 +277,10 @@ export async function approveCommand(
 ): Promise<void> {
   const json = Boolean(opts.json);
   try {
+    runIdArgument(runId);
     if (!opts.by) throw new TtdError(ErrorCode.approvalRefused, 'ttd approve needs --by NAME: who approves is recorded in the audit trail');
+    boundedTextArgument('--by', opts.by, APPROVER_MAX);
+    if (opts.reason !== undefined) boundedTextArgument('--reason', opts.reason, REASON_MAX);
     const decision: ApprovalDecision = { approve: !opts.reject, by: opts.by, ...(opts.reason ? { reason: opts.reason } : {}) };
     await withClient(async (client) => {
       const { handle, status } = await describeRun(client, runId);

@@ -58,6 +58,7 @@ export function workflowIdFor(model: string, specDigest: string, trigger: string
 /** Runs the command; exits with 0 promoted, 1 rejected, 2 failed or bad input. */
 export async function runCommand(specPath: string, opts: RunOptions): Promise<void> {
   const json = Boolean(opts.json);
+  const early = interruptsBeforeStart(json);
   let config, loaded, store;
   try {
     const trigger = opts.trigger ?? 'manual';
@@ -93,12 +94,15 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
   const served = opts.detach ? undefined : await import('../workers/index.js');
   served?.prestartTorch(config, { aoti: false });
   let server;
+  early.hold(); // from here a signal waits for the server being started, which is then stopped rather than orphaned
   try {
     // A detached run leaves the work to running workers, so it needs a server that outlives this process.
     server = opts.detach ? await requireServer(config) : await ensureServer(config);
   } catch (err) {
     failWith(err, json);
   }
+  const started = server;
+  await early.check(() => started.stop());
   if (server.startedHere) log(paint.dim(`started the embedded Temporal dev server on ${server.address}`));
   let temporal;
   try {
@@ -107,6 +111,11 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     await server.stop();
     failWith(err, json);
   }
+  const connected = temporal;
+  await early.check(async () => {
+    await connected.close();
+    await started.stop();
+  });
   try {
     // A namespace without ttd's search attributes fails here, before anything is stored or started.
     await checkSearchAttributes(temporal.client, config);
@@ -130,9 +139,14 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       store: store.location,
       ...(opts.cache === false ? { noCache: true } : {}),
     };
+    await early.check(async () => {
+      await connected.close();
+      await started.stop();
+    });
     if (!served) {
       const { attached } = await startOrAttach(temporal.client, input);
       log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
+      early.dispose(); // detached: the run goes on without this process, whatever it is sent now
       printJsonOr(json, { runId, status: 'running', attached }, `${runId} running${attached ? ' (attached to an earlier start)' : ''}`);
       return;
     }
@@ -144,6 +158,11 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
       buildId: codeBuildId(config),
     };
     const workers = await createWorkers({ connection: temporal.native, config, store, queues, aoti: false, version });
+    // A signal while the workers loaded (seconds) ends the command before the run starts.
+    await early.check(async () => {
+      await connected.close();
+      await started.stop();
+    });
     let interrupts: ReturnType<typeof followInterrupts> | undefined;
     const follow = async (): Promise<RunResult | RunEnd> => {
       // A run can be pinned only to a version whose queues the server has seen polled (about 1 s after the first poll).
@@ -153,7 +172,10 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
         { name: queues.torch, type: QueueType.activity },
       ]);
       const { handle, attached } = await startOrAttach(temporal.client, input, { pinnedTo: version });
+      // Followed from the moment it starts: a signal that came while it was being started is handed on, and cancels it.
       interrupts = followInterrupts(handle, runId, log);
+      const late = early.dispose();
+      if (late) process.emit(late, late);
       log(`${attached ? 'attached to' : 'run'} ${paint.bold(terminalLine(runId))}: ${spec.name} from ${terminalLine(loaded.specPath)}`);
       return Promise.race([watch(handle).catch((err) => runEnd(err, runId)), interrupts.detached]);
     };
@@ -186,6 +208,47 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     await temporal.close();
     await server.stop();
   }
+}
+
+/** Ctrl-C and SIGTERM before the run starts. While nothing is started, the command ends at once, as an interrupted run
+ * would (exit 130 or 143; with --json its one object); once it is starting the embedded server (`hold`), the signal
+ * waits for the next `check`, which stops what was started first: a server started here is never left running
+ * without a lease. */
+function interruptsBeforeStart(json: boolean): {
+  hold(): void;
+  check(cleanup: () => Promise<void>): Promise<void>;
+  /** Stops answering; returns the signal that came while holding and was not yet acted on. */
+  dispose(): NodeJS.Signals | undefined;
+} {
+  let pending: NodeJS.Signals | undefined;
+  let holding = false;
+  const exit = (signal: NodeJS.Signals): never => {
+    const message = `interrupted by ${signal} before the run started; nothing was started`;
+    if (json) printJson({ status: 'cancelled', error: { code: CliCode.runCancelled, message } });
+    writeErr(`ttd: ${message} [${CliCode.runCancelled}]\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (pending) return;
+    pending = signal;
+    if (!holding) exit(signal);
+    writeErr(`\n${signal}: stopping once the Temporal server is up…\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    hold: () => void (holding = true),
+    check: async (cleanup) => {
+      if (!pending) return;
+      await cleanup().catch(() => undefined);
+      exit(pending);
+    },
+    dispose: () => {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+      return pending;
+    },
+  };
 }
 
 /** How a followed run ended when it reached no gate verdict: cancelled, left running (detached), or failed. */

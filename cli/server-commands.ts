@@ -64,6 +64,8 @@ export async function serverStatusCommand(opts: { json?: boolean }): Promise<voi
     if (config.temporalAddress !== undefined) return await remoteServerStatus(config, Boolean(opts.json));
     const pid = runningServerPid(config);
     const up = await listening(config.temporalPort);
+    // A port held by a process ttd did not start may be another program: it counts as running only if it answers as Temporal.
+    if (up && pid === null) await (await connectTemporal(config, serverAddress(config))).close();
     printJsonOr(
       Boolean(opts.json),
       { status: up ? 'running' : 'stopped', pid, address: serverAddress(config) },

@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadTemporalConfig, serverAddress, type TemporalConfig } from '../temporal/config';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
-import { temporalConnectOptions, usesTls } from '../temporal/profile';
+import { temporalConnectOptions } from '../temporal/profile';
 import { refusal } from './connection-refusal';
 import { installQuietRuntime } from '../workers/runtime';
 import { listening } from '../temporal/dev-server';
@@ -59,14 +59,15 @@ export async function connectTemporal(
   }
   const seconds = Math.round((opts.startedHere ? STARTED_HERE_DEADLINE_MS : CONNECT_DEADLINE_MS) / 1000);
   const source = config.temporal.origin.address ?? 'the embedded server (TTD_TEMPORAL_PORT)';
-  const tlsHint =
-    !usesTls(config.temporal) && /http2 error|FRAME_SIZE_ERROR|h2 protocol/.test(errorText(lastError))
-      ? ' (a server that expects TLS answers plaintext so: set TEMPORAL_TLS=true, or a tls section in the profile)'
-      : '';
+  // Nothing answered at all (a program on that port that is not Temporal, a hung server, packets dropped): say so in words.
+  const silent = /^no answer within \d+ ms$/.test(firstLine(lastError));
   throw new TtdError(
     ErrorCode.serverUnreachable,
-    `cannot reach the Temporal server at ${address} (${source}) within ${seconds} s: ${firstLine(lastError)}${tlsHint}; ` +
-      `start one with 'ttd server start', or point TEMPORAL_ADDRESS at a running server`,
+    `cannot reach the Temporal server at ${address} (${source}) within ${seconds} s: ${
+      silent
+        ? 'no answer to a gRPC call (a program on that port that is not Temporal, a server that hangs, or a firewall dropping packets)'
+        : firstLine(lastError)
+    }; ` + `start one with 'ttd server start', or point TEMPORAL_ADDRESS at a running server`,
     { address },
   );
 }

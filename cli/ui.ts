@@ -196,28 +196,47 @@ export function serveUi(src: UiSources, host: string, port: number, allowed: rea
   });
 }
 
-/** `ttd ui [--port N] [--host H] [--allow-host NAME]...`: serves until interrupted. */
+/** `ttd ui [--port N] [--host H] [--allow-host NAME]...`: serves until interrupted. The port is bound before Temporal is
+ * reached (which may start the embedded server over $TTD_HOME): a port or host it cannot use leaves nothing behind. */
 export async function uiCommand(opts: { port?: string; host?: string; allowHost?: string[] }): Promise<void> {
   try {
     const port = opts.port === undefined ? DEFAULT_PORT : Number(opts.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      throw new TtdError(ErrorCode.portInvalid, `--port ${opts.port}: expected an integer from 0 to 65535`);
+    if (!/^\d{1,5}$/.test(opts.port ?? String(DEFAULT_PORT)) || port > 65535) {
+      throw new TtdError(ErrorCode.portInvalid, `--port '${opts.port}': expected an integer from 0 to 65535`, {
+        flag: '--port',
+        value: opts.port,
+      });
     }
     const host = opts.host ?? '127.0.0.1';
+    if (!host.trim() || host !== host.trim()) {
+      throw new TtdError(
+        ErrorCode.argumentInvalid,
+        `--host '${host}' is not an address; expected an IP address or host name of this machine (e.g. --host 127.0.0.1, or 0.0.0.0 for every interface)`,
+        { flag: '--host', value: host },
+      );
+    }
     const allowed = (opts.allowHost ?? []).map(allowedHostArgument);
     const config = loadTemporalConfig();
     const store = openStore(config);
+    const src: UiSources = { config, store, client: undefined };
+    let server: Server;
+    try {
+      server = await serveUi(src, host, port, allowed);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const hostFault = e.code === 'ENOTFOUND' || e.code === 'EADDRNOTAVAIL' || e.code === 'EAI_AGAIN';
+      const message = `cannot listen on ${host}:${port}: ${e.code ?? e.message}${
+        e.code === 'EADDRINUSE'
+          ? ' (in use; pick another with --port)'
+          : hostFault
+            ? `; expected for --host an address of this machine (e.g. 127.0.0.1, or 0.0.0.0 for every interface)`
+            : ''
+      }`;
+      if (hostFault) throw new TtdError(ErrorCode.argumentInvalid, message, { flag: '--host', value: host });
+      throw new TtdError(ErrorCode.portInvalid, message);
+    }
     await withOptionalClient(config, async (client) => {
-      let server: Server;
-      try {
-        server = await serveUi({ config, store, client }, host, port, allowed);
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        throw new TtdError(
-          ErrorCode.portInvalid,
-          `cannot listen on ${host}:${port}: ${e.code ?? e.message}${e.code === 'EADDRINUSE' ? ' (in use; pick another with --port)' : ''}`,
-        );
-      }
+      src.client = client;
       const addr = server.address();
       const shown = typeof addr === 'object' && addr ? `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}/` : String(addr);
       if (!isLoopback(host)) {

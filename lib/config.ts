@@ -87,7 +87,7 @@ export interface Config {
 /** Reads the configuration from `env` (process.env by default). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const repoRoot = findRepoRoot(__dirname);
-  const home = resolve(env.TTD_HOME ?? '.ttd');
+  const home = homeDir(env.TTD_HOME);
   const temporalPort = port(env, 'TTD_TEMPORAL_PORT', 7233);
   const environments = knownEnvironments(repoRoot, env);
   // What a run that names no environment (started before environments) ran on: TTD_PYTHON, else Debian's torch.
@@ -213,6 +213,36 @@ function findRepoRoot(start: string): string {
     const up = dirname(dir);
     if (up === dir) throw new Error(`cannot find the ttd checkout above ${start}`);
     dir = up;
+  }
+}
+
+/** TTD_HOME, resolved (default ./.ttd): set, it is not empty, and it is a directory or can become one. A file on the
+ * way would otherwise surface as EEXIST or ENOTDIR from whichever write came first; an empty value would be the
+ * current directory. */
+function homeDir(value: string | undefined): string {
+  if (value === undefined) return resolve('.ttd');
+  const fail = (what: string) =>
+    new TtdError(
+      ErrorCode.configInvalid,
+      `TTD_HOME=${JSON.stringify(value.slice(0, 300))} ${what}; expected a directory ttd may write (or TTD_HOME unset, for ./.ttd)`,
+    );
+  if (!value.trim()) throw fail('is empty');
+  const home = resolve(value);
+  for (let dir = home; ; dir = dirname(dir)) {
+    let stat;
+    try {
+      stat = statSync(dir, { throwIfNoEntry: false });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR') continue; // a file further up: found there
+      throw fail(`cannot be used (${code ?? (err as Error).message})`);
+    }
+    if (stat) {
+      if (!stat.isDirectory())
+        throw fail(dir === home ? 'is a file, not a directory' : `lies under '${dir}', which is a file, not a directory`);
+      return home;
+    }
+    if (dirname(dir) === dir) return home;
   }
 }
 

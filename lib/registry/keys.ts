@@ -198,12 +198,41 @@ export function auditWriter(dir: string, opts: { create: boolean }): { signer: A
   return { signer: auditSigner(dir, opts), anchorsDir: join(dir, KeyFile.anchors) };
 }
 
+/** The largest public key file read: a PEM ed25519 public key is 113 bytes. */
+const PUBLIC_KEY_MAX_BYTES = 64 * 1024;
+
+/** Checks a path an auditor gave (`--public-key`, `--anchors`, `--retired-keys`): it exists and is a `kind`, and a key
+ * file is small; an argument_invalid error naming the flag and the path otherwise. */
+function givenPath(flag: string, path: string, kind: 'file' | 'directory'): void {
+  const fail = (what: string) =>
+    new TtdError(
+      ErrorCode.argumentInvalid,
+      `${flag} '${path}' ${what}; expected ${kind === 'file' ? 'an ed25519 public key file (PEM)' : 'a directory'}`,
+      { flag, value: path },
+    );
+  if (!path.trim()) throw fail('is an empty path');
+  let stat;
+  try {
+    stat = statSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw fail(code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read (${code ?? (err as Error).message})`);
+  }
+  if (kind === 'directory' && !stat.isDirectory()) throw fail('is not a directory');
+  if (kind === 'file' && !stat.isFile()) throw fail(stat.isDirectory() ? 'is a directory' : 'is not a regular file');
+  if (kind === 'file' && stat.size > PUBLIC_KEY_MAX_BYTES) throw fail(`is ${stat.size} bytes, not a key`);
+}
+
 /** What a verification can use: the public key (`publicKey` file, else the keys directory's), and the anchors
  * (`anchorsDir`, else the keys directory's when it has them). */
 export function auditReader(
   dir: string,
   opts: { publicKey?: string; anchorsDir?: string; retiredDir?: string } = {},
 ): { verifier?: AuditVerifier; anchorsDir?: string } {
+  // A path given for an auditor's check must be there: a typo would otherwise verify without it, and say ok.
+  if (opts.publicKey !== undefined) givenPath('--public-key', opts.publicKey, 'file');
+  if (opts.anchorsDir !== undefined) givenPath('--anchors', opts.anchorsDir, 'directory');
+  if (opts.retiredDir !== undefined) givenPath('--retired-keys', opts.retiredDir, 'directory');
   const current = opts.publicKey ? verifierFromFile(opts.publicKey) : verifierFromKeysDir(dir);
   const retired = current && retiredKeys(opts.retiredDir ?? join(dir, KeyFile.retired), current);
   const verifier = current && retired?.length ? { ...current, retired } : current;

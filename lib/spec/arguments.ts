@@ -58,8 +58,19 @@ const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 export function sinceArgument(flag: string, value: string, now: Date = new Date()): Date {
   const v = value.trim();
   const ago = SINCE_RE.exec(v);
-  if (ago) return new Date(now.getTime() - Number(ago[1]) * UNIT_MS[ago[2] as keyof typeof UNIT_MS]);
-  const at = DATE_RE.test(v) ? new Date(v.length === 10 ? `${v}T00:00:00Z` : v) : undefined;
+  const at = ago
+    ? new Date(now.getTime() - Number(ago[1]) * UNIT_MS[ago[2] as keyof typeof UNIT_MS])
+    : DATE_RE.test(v)
+      ? new Date(v.length === 10 ? `${v}T00:00:00Z` : v)
+      : undefined;
+  // Temporal's visibility store refuses a time outside 0001-9999 with an error of its own ("Failed to list workflows").
+  if (at && !Number.isNaN(at.getTime()) && (at.getUTCFullYear() < 1970 || at.getUTCFullYear() > 9999)) {
+    throw new TtdError(
+      ErrorCode.argumentInvalid,
+      `${flag} '${value}' is ${at.getUTCFullYear() < 1970 ? 'before 1970' : 'after 9999'}; expected a time from 1970 to 9999 (e.g. ${flag} 7d)`,
+      { flag, value },
+    );
+  }
   if (!at || Number.isNaN(at.getTime())) {
     throw new TtdError(
       ErrorCode.argumentInvalid,
@@ -86,6 +97,36 @@ export function commitArgument(flag: string, value: string): string {
       ErrorCode.argumentInvalid,
       `${flag} '${value}' is not a commit id; expected a git SHA or its prefix (letters, digits, '.', '_', '-'; at most 64)`,
       { flag, value },
+    );
+  }
+  return value;
+}
+
+/** Temporal's default limit on a workflow id's length. */
+const RUN_ID_MAX = 1000;
+
+/** A run id as `ttd status`, `wait`, `cancel` and `approve` take it: what `ttd run` printed, checked before the server is
+ * asked (an empty or overlong one would otherwise come back as the server's own error). */
+export function runIdArgument(value: string): string {
+  const fail = (why: string) =>
+    new TtdError(
+      ErrorCode.argumentInvalid,
+      `run id '${value.slice(0, 120)}${value.length > 120 ? '…' : ''}' ${why}; expected a run id as ttd run printed it (ttd runs lists them)`,
+      { value: value.slice(0, RUN_ID_MAX + 100) },
+    );
+  if (!value.trim()) throw fail('is empty');
+  if (value.length > RUN_ID_MAX) throw fail(`is ${value.length} characters long, past Temporal's limit of ${RUN_ID_MAX}`);
+  return value;
+}
+
+/** Text a person gives that the audit trail records (`ttd approve --by NAME`, `--reason TEXT`): at most `max`
+ * characters, so that an approval stays a small update in the run's history and a short audit record. */
+export function boundedTextArgument(flag: string, value: string, max: number): string {
+  if (value.length > max) {
+    throw new TtdError(
+      ErrorCode.argumentInvalid,
+      `${flag} '${value.slice(0, 60)}…' is ${value.length} characters long; expected at most ${max}`,
+      { flag, value: value.slice(0, max + 100) },
     );
   }
   return value;

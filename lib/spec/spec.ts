@@ -105,9 +105,7 @@ const FusionSchema = z.strictObject({
   // Fused runs (the fusion stage's fused-vs-unfused check, parity's fused runs): auto, only where the build really
   // fuses (CUDA, a CPU build with LLVM); always, also through NNC's interpreter on a CPU build without LLVM (a mode no
   // server runs, about a hundred times slower); never. Optional, so that older specs keep their digest.
-  fused_runs: z
-    .enum(FUSED_RUN_CHOICES, { error: `fusion.fused_runs must be one of ${FUSED_RUN_CHOICES.join(', ')}` })
-    .optional(),
+  fused_runs: z.enum(FUSED_RUN_CHOICES, { error: `fusion.fused_runs must be one of ${FUSED_RUN_CHOICES.join(', ')}` }).optional(),
 });
 
 /** The deployable formats a run can produce: a TorchScript archive, an AOTInductor package (torch.export), and an ONNX
@@ -199,7 +197,8 @@ const DeclaredEnvironmentSchema = z.strictObject({
       uniqueList(
         z.string({ error: REQUIREMENT_EXPECTED }).superRefine((line, ctx) => {
           const problem = requirementProblem(line);
-          if (problem) ctx.addIssue({ code: 'custom', input: line, message: `environment.requirements entry ${JSON.stringify(line)} ${problem}` });
+          if (problem)
+            ctx.addIssue({ code: 'custom', input: line, message: `environment.requirements entry ${JSON.stringify(line)} ${problem}` });
         }),
         'environment.requirements',
         'requirement',
@@ -368,24 +367,63 @@ function nonJsonValues(value: unknown, path: string[]): [string[], unknown][] {
   return [[path, value]];
 }
 
-/** Reads, parses and validates a spec file, and resolves its model file; throws TtdError on bad input (a foreign
- * archive past `archiveLimits` too, before anything is uploaded). */
-export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS): LoadedSpec {
-  const abs = resolve(specPath);
-  const stat = statSync(abs, { throwIfNoEntry: false });
+/** The largest spec file ttd reads: a pipeline is a page of YAML, and a bigger file is some other file given by mistake. */
+export const SPEC_MAX_BYTES = 1 << 20;
+
+/** A spec file's text: a regular UTF-8 file of at most SPEC_MAX_BYTES; anything else a TtdError naming the path. */
+function readSpecText(specPath: string, abs: string): string {
+  const fail = (code: ErrorCode, what: string, expected = 'a pipeline.yaml or .json file') =>
+    new TtdError(code, `spec file '${specPath}' ${what}; expected ${expected}`, { path: abs });
+  if (!specPath.trim()) throw fail(ErrorCode.specNotFound, 'is an empty path', 'the path of a pipeline.yaml or .json file');
+  let stat;
+  try {
+    stat = statSync(abs, { throwIfNoEntry: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw fail(ErrorCode.specNotFound, unreadable(err));
+  }
   if (!stat) {
     throw new TtdError(ErrorCode.specNotFound, `spec file '${specPath}' does not exist (expected a pipeline.yaml or .json file)`, {
       path: abs,
     });
   }
   if (!stat.isFile()) {
-    throw new TtdError(
+    throw fail(
       ErrorCode.specNotFound,
-      `spec file '${specPath}' is ${stat.isDirectory() ? 'a directory' : 'not a regular file'}; expected a pipeline.yaml or .json file${stat.isDirectory() ? ` (e.g. ${join(specPath, 'pipeline.yaml')})` : ''}`,
-      { path: abs },
+      `is ${stat.isDirectory() ? 'a directory' : 'not a regular file'}`,
+      `a pipeline.yaml or .json file${stat.isDirectory() ? ` (e.g. ${join(specPath, 'pipeline.yaml')})` : ''}`,
     );
   }
-  const text = readFileSync(abs, 'utf8');
+  if (stat.size > SPEC_MAX_BYTES) {
+    throw fail(ErrorCode.specInvalid, `is ${stat.size} bytes`, `a spec of at most ${SPEC_MAX_BYTES} bytes (1 MiB): is it the spec?`);
+  }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(abs);
+  } catch (err) {
+    throw fail(ErrorCode.specNotFound, unreadable(err));
+  }
+  if (bytes.length > SPEC_MAX_BYTES) throw fail(ErrorCode.specInvalid, `grew past ${SPEC_MAX_BYTES} bytes while read`);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw fail(ErrorCode.specInvalid, 'is not UTF-8 text', 'a pipeline in YAML or JSON, saved as UTF-8');
+  }
+}
+
+/** Why a path cannot be read, in words, from a file system error. */
+function unreadable(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ELOOP') return 'is a loop of symbolic links (ELOOP)';
+  if (code === 'ENAMETOOLONG') return 'is a path too long for this system (ENAMETOOLONG)';
+  if (code === 'EACCES' || code === 'EPERM') return `cannot be read: permission denied (${code})`;
+  return `cannot be read (${code ?? (err as Error).message})`;
+}
+
+/** Reads, parses and validates a spec file, and resolves its model file; throws TtdError on bad input (a foreign
+ * archive past `archiveLimits` too, before anything is uploaded). */
+export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS): LoadedSpec {
+  const abs = resolve(specPath);
+  const text = readSpecText(specPath, abs);
   let raw: unknown;
   try {
     raw = parseYaml(text); // YAML is a superset of JSON, so one parser reads both
@@ -412,7 +450,9 @@ export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAUL
   const { spec } = result;
   const declared = declaredEnvironment(spec, abs);
   // A requirements file's lines count, not its name: a changed file is another spec (CI run ids, stored spec digests).
-  const specDigest = digestBytes(canonicalJson(declared ? { ...spec, environment: { ...(spec.environment as object), requirements: declared.requirements } } : spec));
+  const specDigest = digestBytes(
+    canonicalJson(declared ? { ...spec, environment: { ...(spec.environment as object), requirements: declared.requirements } } : spec),
+  );
   // Every file is checked (a regular file of its kind and size, lib/spec/input-files.ts) before anything reads it whole.
   const referencesPath = spec.references === undefined ? undefined : checkInputFile(abs, 'references', spec.references).path;
   if (spec.artifact !== undefined) {
@@ -426,7 +466,13 @@ export function loadSpec(specPath: string, archiveLimits: ArchiveLimits = DEFAUL
     }
     checkArchiveLimits('artifact', spec.artifact, artifact.path, archiveLimits);
     checkReferences('references', referencesPath!);
-    return { spec, specPath: abs, specDigest, foreign: { artifactPath: artifact.path, referencesPath: referencesPath! }, ...(declared ? { declared } : {}) };
+    return {
+      spec,
+      specPath: abs,
+      specDigest,
+      foreign: { artifactPath: artifact.path, referencesPath: referencesPath! },
+      ...(declared ? { declared } : {}),
+    };
   }
   const model = checkInputFile(abs, 'model', spec.model!);
   const modelPath = model.path;
@@ -513,4 +559,3 @@ function declaredEnvironment(spec: Spec, specPath: string): DeclaredEnvironment 
     typeof e.requirements === 'string' ? readRequirementsFile(resolve(dirname(specPath), e.requirements), e.requirements) : e.requirements;
   return { base: e.base, requirements };
 }
-

@@ -4,17 +4,19 @@
 // was left behind: the home stays empty and the spec's folder holds only what the test wrote.
 // Store damage, interrupts, concurrency and model files that crash live in their own files (crash, interrupts,
 // one-home, bad-input, store-damage tests); this file is the fast, table-driven part.
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { quickSeedSpec, runTtd, tempDir, testEnv } from '../helpers';
 
 interface Case {
   /** What the user got wrong, in words (the test's name). */
   name: string;
   /** The spec, as an object (written as YAML beside a copy of the seed's model file) or as raw file text. */
-  spec?: Record<string, unknown> | { raw: string; file?: string };
+  spec?: Record<string, unknown> | { raw: string | Buffer; file?: string };
   /** The command line; SPEC and DIR stand for the spec's path and its folder. Default: run SPEC. */
   args?: string[];
   env?: Record<string, string>;
@@ -23,6 +25,10 @@ interface Case {
   names: Array<string | RegExp>;
   /** Needs the suite's Temporal server (commands that ask it); default: none is configured and none is needed. */
   server?: boolean;
+  /** Makes more files in the spec's folder before the command runs (they count as the test's own). */
+  setup?: (dir: string) => void;
+  /** A command without --json (ttd ui): the code and the message are read from stderr, and stdout stays empty. */
+  human?: boolean;
 }
 
 const base = (extra: Record<string, unknown> = {}) => quickSeedSpec('corpus', extra);
@@ -299,6 +305,29 @@ const SPEC_FILES: Case[] = [
     names: ["model: file '.'", 'is a directory, not a regular file'],
   },
   { name: 'a model path that is a device', spec: base({ model: '/dev/zero' }), code: 'model_invalid', names: ["'/dev/zero'"] },
+  { name: 'an empty spec path', args: ['run', ''], code: 'spec_not_found', names: ["spec file '' is an empty path"] },
+  {
+    name: 'a spec that is a loop of symbolic links',
+    args: ['run', 'DIR/loop.yaml'],
+    setup: (dir) => {
+      symlinkSync(join(dir, 'loop2.yaml'), join(dir, 'loop.yaml'));
+      symlinkSync(join(dir, 'loop.yaml'), join(dir, 'loop2.yaml'));
+    },
+    code: 'spec_not_found',
+    names: ['loop.yaml', 'is a loop of symbolic links'],
+  },
+  {
+    name: 'a spec that is not UTF-8 (Latin-1)',
+    spec: { raw: Buffer.from('name: caf\xe9\nmodel: ./model.py\n', 'latin1') },
+    code: 'spec_invalid',
+    names: ['pipeline.yaml', 'is not UTF-8 text'],
+  },
+  {
+    name: 'a spec file of 2 MiB',
+    spec: { raw: `name: corpus\n# ${'x'.repeat(2 * 2 ** 20)}\n` },
+    code: 'spec_invalid',
+    names: ['pipeline.yaml', 'is 2097168 bytes; expected a spec of at most 1048576 bytes'],
+  },
   {
     name: 'a model file with the wrong extension',
     spec: base({ model: './pipeline.yaml' }),
@@ -339,6 +368,31 @@ const CLI: Case[] = [
     args: ['pull', 'x@y', '-o', 'DIR/no/such/model.pt'],
     code: 'output_invalid',
     names: ['does not exist'],
+  },
+  { name: 'pull -o empty', args: ['pull', 'x@y', '-o', ''], code: 'output_invalid', names: ["-o '' is an empty path"] },
+  // A rename replaces a device or a link itself: as root, `-o /dev/null --force` would have replaced /dev/null.
+  {
+    name: 'pull -o a device, with --force',
+    args: ['pull', 'x@y', '-o', '/dev/null', '--force'],
+    code: 'output_invalid',
+    names: ["-o '/dev/null' is not a regular file", 'even with --force'],
+  },
+  {
+    name: 'pull -o a symbolic link, with --force',
+    args: ['pull', 'x@y', '-o', 'DIR/link.pt', '--force'],
+    setup: (dir) => symlinkSync(join(dir, 'model.py'), join(dir, 'link.pt')),
+    code: 'output_invalid',
+    names: ['link.pt', 'is a symbolic link'],
+  },
+  {
+    name: 'pull -o a loop of symbolic links',
+    args: ['pull', 'x@y', '-o', 'DIR/loop.pt'],
+    setup: (dir) => {
+      symlinkSync(join(dir, 'loop2.pt'), join(dir, 'loop.pt'));
+      symlinkSync(join(dir, 'loop.pt'), join(dir, 'loop2.pt'));
+    },
+    code: 'output_invalid',
+    names: ['loop.pt', 'ELOOP'],
   },
   {
     name: 'pull --format tflite',
@@ -426,6 +480,75 @@ const CLI: Case[] = [
     code: 'spec_invalid',
     names: ["--commit must be a commit id such as a git SHA (got 'not a sha')"],
   },
+  { name: 'status of an empty run id', args: ['status', ''], code: 'argument_invalid', names: ["run id '' is empty"] },
+  { name: 'wait for a run id of spaces', args: ['wait', '  '], code: 'argument_invalid', names: ["run id '  ' is empty"] },
+  { name: 'cancel an empty run id', args: ['cancel', ''], code: 'argument_invalid', names: ["run id '' is empty"] },
+  {
+    name: 'approve an empty run id',
+    args: ['approve', '', '--by', 'alice'],
+    code: 'argument_invalid',
+    names: ["run id '' is empty"],
+  },
+  {
+    name: 'status of a run id past Temporal’s limit',
+    args: ['status', 'r'.repeat(1001)],
+    code: 'argument_invalid',
+    names: ['is 1001 characters long', '1000'],
+  },
+  {
+    name: 'approve --by of 200 characters',
+    args: ['approve', 'some-run', '--by', 'a'.repeat(200)],
+    code: 'argument_invalid',
+    names: ['--by', 'is 200 characters long; expected at most 128'],
+  },
+  {
+    name: 'runs --since a million days ago',
+    args: ['runs', '--since', '1000000d'],
+    code: 'argument_invalid',
+    names: ["--since '1000000d' is before 1970"],
+  },
+  { name: 'audit verify of an empty model name', args: ['audit', 'verify', ''], code: 'invalid_name', names: ['model name ""'] },
+  {
+    name: 'audit verify --public-key of a folder',
+    args: ['audit', 'verify', '--public-key', 'DIR'],
+    code: 'argument_invalid',
+    names: ['--public-key', 'is a directory', 'ed25519 public key'],
+  },
+  {
+    name: 'audit verify --public-key of a device',
+    args: ['audit', 'verify', '--public-key', '/dev/zero'],
+    code: 'argument_invalid',
+    names: ["--public-key '/dev/zero' is not a regular file"],
+  },
+  {
+    name: 'audit verify --public-key empty',
+    args: ['audit', 'verify', '--public-key', ''],
+    code: 'argument_invalid',
+    names: ["--public-key '' is an empty path"],
+  },
+  {
+    name: 'audit verify --anchors of a file',
+    args: ['audit', 'verify', '--anchors', 'SPEC'],
+    code: 'argument_invalid',
+    names: ['--anchors', 'is not a directory'],
+  },
+  {
+    name: 'audit verify --retired-keys of a missing folder',
+    args: ['audit', 'verify', '--retired-keys', 'DIR/retired'],
+    code: 'argument_invalid',
+    names: ['--retired-keys', 'does not exist'],
+  },
+  { name: 'ui --port empty', args: ['ui', '--port', ''], human: true, code: 'port_invalid', names: ["--port ''"] },
+  { name: 'ui --host empty', args: ['ui', '--host', ''], human: true, code: 'argument_invalid', names: ["--host '' is not an address"] },
+  {
+    name: 'ui --host not of this machine',
+    args: ['ui', '--host', '192.0.2.1', '--port', '0'],
+    human: true,
+    code: 'argument_invalid',
+    names: ['cannot listen on 192.0.2.1:0', 'EADDRNOTAVAIL'],
+  },
+  // The suite's Temporal server holds its port: refused before an embedded server (over the home's SQLite) starts.
+  { name: 'ui --port in use', args: ['ui', '--port', 'TPORT'], human: true, code: 'port_invalid', names: ['EADDRINUSE'] },
   { name: 'audit verify of a model name with capitals', args: ['audit', 'verify', 'BAD'], code: 'invalid_name', names: ['"BAD"'] },
   { name: 'an unknown env subcommand', args: ['env', 'remove'], code: 'argument_invalid', names: ["'remove'"] },
 ];
@@ -520,6 +643,43 @@ const ENV: Case[] = [
     code: 'temporal_missing',
     names: ['/nonexistent/temporal', 'TTD_TEMPORAL_BIN'],
   },
+  // HTTPPORT: a plain HTTP server (not Temporal) this file starts; named as such, at once rather than after the deadline.
+  {
+    name: 'TTD_TEMPORAL_PORT of an HTTP server, not Temporal',
+    args: ['status', 'some-run'],
+    env: { TTD_TEMPORAL_PORT: 'HTTPPORT' },
+    code: 'server_unreachable',
+    names: [/the server at 127\.0\.0\.1:\d+ answers, but not as Temporal/, 'TTD_TEMPORAL_PORT'],
+  },
+  {
+    name: 'server status with an HTTP server on the port',
+    args: ['server', 'status'],
+    env: { TTD_TEMPORAL_PORT: 'HTTPPORT' },
+    code: 'server_unreachable',
+    names: ['answers, but not as Temporal'],
+  },
+  {
+    name: 'TEMPORAL_ADDRESS of an HTTP server',
+    args: ['runs'],
+    env: { TEMPORAL_ADDRESS: '127.0.0.1:HTTPPORT' },
+    code: 'server_unreachable',
+    names: ['answers, but not as Temporal', 'TEMPORAL_ADDRESS'],
+  },
+  { name: 'TTD_HOME empty', env: { TTD_HOME: '' }, code: 'config_invalid', names: ['TTD_HOME="" is empty'] },
+  {
+    name: 'TTD_HOME of a file, server start',
+    args: ['server', 'start'],
+    env: { TTD_HOME: 'SPEC' },
+    code: 'config_invalid',
+    names: ['TTD_HOME=', 'pipeline.yaml', 'is a file, not a directory'],
+  },
+  {
+    name: 'TTD_HOME under a file',
+    args: ['models'],
+    env: { TTD_HOME: 'SPEC/home' },
+    code: 'config_invalid',
+    names: ['pipeline.yaml', 'which is a file, not a directory'],
+  },
   {
     name: 'TTD_ACTOR with a newline',
     args: ['promote', 'nobody:1', '--alias', 'production'],
@@ -536,28 +696,52 @@ async function check(c: Case): Promise<void> {
   writeFileSync(join(dir, 'model.py'), '# a stand-in: these runs never get as far as reading it\n');
   const specName = c.spec && 'raw' in c.spec ? String(c.spec.file ?? 'pipeline.yaml') : 'pipeline.yaml';
   const spec = join(dir, specName);
-  if (c.spec && 'raw' in c.spec) writeFileSync(spec, c.spec.raw as string);
+  if (c.spec && 'raw' in c.spec) writeFileSync(spec, c.spec.raw as string | Buffer);
   else writeFileSync(spec, stringify({ ...(c.spec ?? base()), ...(c.spec && 'model' in c.spec ? {} : { model: './model.py' }) }));
   mkdirSync(join(dir, 'sub'));
+  c.setup?.(dir);
   const before = readdirSync(dir).sort();
-  const args = (c.args ?? ['run', 'SPEC']).map((a) => a.replace('SPEC', spec).replace('DIR', dir));
-  const env = { ...testEnv(home, c.server ? inject('temporalAddress') : undefined), TTD_TEMPORAL_PORT: '1', ...c.env };
-  const run = await runTtd(args.includes('--json') ? args : [...args, '--json'], env);
+  const temporalPort = inject('temporalAddress').split(':').pop() as string;
+  const args = (c.args ?? ['run', 'SPEC']).map((a) => a.replace('SPEC', spec).replace('DIR', dir).replace('TPORT', temporalPort));
+  const env: Record<string, string | undefined> = {
+    ...testEnv(home, c.server ? inject('temporalAddress') : undefined),
+    TTD_TEMPORAL_PORT: '1',
+  };
+  for (const [k, v] of Object.entries(c.env ?? {})) env[k] = v.replace('HTTPPORT', String(httpPort)).replace('SPEC', spec);
+  const run = await runTtd(c.human || args.includes('--json') ? args : [...args, '--json'], env);
 
   expect(run.code, run.stderr).toBe(2);
-  const out = JSON.parse(run.stdout); // exactly one JSON object: anything else on stdout fails to parse
-  expect(out.status).toBe('failed');
-  expect(out.error.code, out.error.message).toBe(c.code);
+  let message: string;
+  if (c.human) {
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(`[${c.code}]`);
+    message = run.stderr;
+  } else {
+    const out = JSON.parse(run.stdout); // exactly one JSON object: anything else on stdout fails to parse
+    expect(out.status).toBe('failed');
+    expect(out.error.code, out.error.message).toBe(c.code);
+    message = out.error.message;
+  }
   for (const fragment of c.names) {
-    if (typeof fragment === 'string') expect(out.error.message).toContain(fragment);
-    else expect(out.error.message).toMatch(fragment);
+    if (typeof fragment === 'string') expect(message).toContain(fragment);
+    else expect(message).toMatch(fragment);
   }
   expect(run.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/); // no stack trace
   expect(readdirSync(home)).toEqual([]);
   expect(readdirSync(dir).sort()).toEqual(before);
 }
 
+/** The port of a plain HTTP server: what a user's TTD_TEMPORAL_PORT or TEMPORAL_ADDRESS may point at by mistake. */
+let httpPort = 0;
+let http: Server;
+
 describe('bad-input corpus', () => {
+  beforeAll(async () => {
+    http = createServer((_req, res) => res.end('not temporal\n'));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    httpPort = (http.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => http.close(() => resolve())));
   const all = [...SPECS, ...SPEC_FILES, ...CLI, ...ENV];
   it('holds at least 100 cases', () => expect(all.length).toBeGreaterThanOrEqual(100));
   describe.concurrent.each([

@@ -2,10 +2,12 @@
 // exits 130 with one JSON object saying where it stood; SIGTERM does the same at once and exits 143; a second Ctrl-C
 // within the grace period leaves the run running, detached. No stack trace, and the run does not carry on in the next worker.
 import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Connection, Client } from '@temporalio/client';
 import { describe, expect, inject, it } from 'vitest';
-import { fixtureModels, repoRoot, tempDir, testEnv, writeSpec } from '../helpers';
+import { fixtureModels, freePort, quickSeedSpec, repoRoot, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
 
 interface Interrupted {
   code: number | null;
@@ -95,5 +97,41 @@ describe('interrupting ttd run', () => {
     );
     // Nothing cancelled it: it is still open on the server, waiting for a worker.
     expect(await workflowStatus(out.runId, 2_000)).toBe('RUNNING');
+  }, 180_000);
+
+  it('Ctrl-C while ttd run starts the embedded server stops that server, exits 130 and leaves no lease', async () => {
+    const home = tempDir();
+    const port = await freePort();
+    const spec = writeSpec(tempDir(), quickSeedSpec('ctrl-c-early'), join(seedDir, 'model.py'));
+    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ttd'), 'run', spec, '--json'], {
+      cwd: repoRoot,
+      env: { ...process.env, NO_COLOR: '1', ...testEnv(home, undefined), TTD_TEMPORAL_PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // The server's log appears as it starts; it answers only once its namespace is ready, seconds later.
+    const poll = setInterval(() => existsSync(join(home, 'server.log')) && child.kill('SIGINT') && clearInterval(poll), 20);
+    const code = await closed;
+    clearInterval(poll);
+    expect(code, stderr).toBe(130);
+    expect(JSON.parse(stdout)).toEqual({
+      status: 'cancelled',
+      error: { code: 'run_cancelled', message: 'interrupted by SIGINT before the run started; nothing was started' },
+    });
+    expect(stderr).not.toMatch(/\n\s+at /);
+    // Before, the server went on without a lease, holding the port, until some later run of the home ended.
+    const listening = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    expect(listening).toBe(false);
+    expect(readdirSync(join(home, 'server-leases'))).toEqual([]);
   }, 180_000);
 });
