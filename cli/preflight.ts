@@ -7,15 +7,14 @@ import {
   cpuFusionBuild,
   hasCuda,
   probeEnvironment,
-  pythonProblem,
+  pythonRefusal,
   runtimeMismatch,
+  SETUP_HINT,
   type TorchEnv,
 } from '../lib/environments/environments';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { probeSandbox } from '../lib/environments/sandbox';
 import { environmentName, parseTarget, type Spec } from '../lib/spec/spec';
-
-const SETUP = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
 
 /** The run's torch environment (the spec's `environment`, else the newest installed) as a configuration; throws a
  * TtdError naming the unknown environment, or the missing python, torch or libtorch runner and how to install it.
@@ -58,13 +57,8 @@ export async function preflight<C extends Config>(config: C, spec: Spec, opts: {
     }
   }
   const env = forEnvironment(config, chosen.name)!;
-  const problem = await pythonProblem(chosen);
-  if (problem) {
-    const details = chosen.name === 'custom' ? { setting: 'TTD_PYTHON' } : undefined;
-    const hint =
-      chosen.name === 'custom' ? 'set TTD_PYTHON to such an interpreter, or unset it to use the environments make setup installs' : SETUP;
-    throw new TtdError(problem.code, `${problem.message}; ${hint}`, problem.code === ErrorCode.configInvalid ? details : undefined);
-  }
+  const refused = await pythonRefusal(chosen);
+  if (refused) throw refused;
   if (spec.device === 'cuda' && opts.servedHere && !(await hasCuda(chosen))) {
     throw new TtdError(
       ErrorCode.deviceUnavailable,
@@ -112,7 +106,7 @@ export async function preflight<C extends Config>(config: C, spec: Spec, opts: {
     if (runtime === 'python' && host !== chosen && (await probeEnvironment(host)) !== 'ok') {
       throw new TtdError(
         ErrorCode.torchMissing,
-        `parity.runtimes: '${target}' needs environment '${host.name}' (python '${host.python}' with torch); ${SETUP}`,
+        `parity.runtimes: '${target}' needs environment '${host.name}' (python '${host.python}' with torch); ${SETUP_HINT}`,
       );
     }
   }

@@ -4,7 +4,7 @@ import { forEnvironment, openStore, withConcurrency } from '../lib/config';
 import { loadTemporalConfig, serverAddress, type TemporalConfig } from '../temporal/config';
 import { usesTls } from '../temporal/profile';
 import { refusal } from './connection-refusal';
-import { controlQueue, Device, queueNaming, torchQueue, workerEnvironments } from '../temporal/queues';
+import { controlQueue, Device, prefixEnvironment, queueNaming, torchQueue, workerEnvironments } from '../temporal/queues';
 import { deploymentName, joinDeployment, type WorkerDeploymentVersion } from '../temporal/versioning';
 import type { Client } from '@temporalio/client';
 import {
@@ -183,7 +183,7 @@ export async function workerCommand(opts: {
     const environments = !serve.includes(QueueKind.torch)
       ? []
       : config.queuePrefix !== undefined
-        ? [undefined]
+        ? [await prefixEnvironment(config.environments, config.environment)]
         : (await workerEnvironments(config.environments, opts.env, device)).map((e) => e.name);
     const naming = await queueNaming(config.queuePrefix, store);
     // The Worker Deployment version every worker of this process joins (docs/deploy-upgrades.md).

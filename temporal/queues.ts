@@ -1,6 +1,6 @@
 // Task queue names: one control queue per store and one torch queue per store, torch environment and device (a
 // pool), so that a worker serves only runs of its own store, and a run's torch stages reach only workers of its pool.
-import { hasCuda, probeEnvironment, type TorchEnv } from '../lib/environments/environments';
+import { hasCuda, pythonError, pythonProblem, pythonRefusal, SETUP_HINT, type TorchEnv } from '../lib/environments/environments';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import type { ObjectStore } from '../lib/store/store';
 import { storeIdentity } from '../lib/store/store-identity';
@@ -73,21 +73,19 @@ export async function workerEnvironments(envs: TorchEnv[], name: string | undefi
         ErrorCode.argumentInvalid,
         `--env '${name}' is not a torch environment of this checkout; expected one of ${names} (ttd env list)`,
       );
-    const probe = await probeEnvironment(e);
-    if (probe !== 'ok') {
-      throw new TtdError(
-        probe,
-        `--env '${name}': python '${e.python}' ${probe === ErrorCode.pythonMissing ? 'cannot be run' : 'has no torch module'}; make setup installs the environments of this checkout`,
-      );
-    }
+    const refused = await pythonRefusal(e, `--env '${name}': `);
+    if (refused) throw refused;
     chosen = [e];
   } else {
-    const installed = await Promise.all(envs.map(async (e) => ((await probeEnvironment(e)) === 'ok' ? e : undefined)));
-    chosen = installed.filter((e): e is TorchEnv => e !== undefined);
+    // Every installed one. None: with one environment (TTD_PYTHON), the refusal `ttd run` gives; with several, each
+    // one's problem, under the code of the newest (the one `ttd run` would have used).
+    const problems = await Promise.all(envs.map((e) => pythonProblem(e)));
+    chosen = envs.filter((_, i) => problems[i] === null);
     if (!chosen.length) {
+      if (envs.length === 1) throw pythonError(envs[0], problems[0]!);
       throw new TtdError(
-        ErrorCode.torchMissing,
-        `none of this checkout's torch environments (${names}) has torch installed; make setup installs them`,
+        problems[0]!.code,
+        `none of this checkout's torch environments can serve torch stages (${problems.map((p) => p!.message.replace(/; expected .*$/, '')).join('; ')}); expected at least one Python interpreter with torch; ${SETUP_HINT}`,
       );
     }
   }
@@ -100,4 +98,13 @@ export async function workerEnvironments(envs: TorchEnv[], name: string | undefi
     );
   }
   return withCuda;
+}
+
+/** Under TTD_QUEUE_PREFIX, the one environment a worker's torch queue serves (the configured one, as before pools:
+ * undefined, which forEnvironment reads as the configuration itself), once its Python is known to have torch. */
+export async function prefixEnvironment(envs: TorchEnv[], configured: string): Promise<undefined> {
+  const e = envs.find((x) => x.name === configured);
+  const refused = e && (await pythonRefusal(e));
+  if (refused) throw refused;
+  return undefined;
 }

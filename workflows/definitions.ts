@@ -70,8 +70,11 @@ export const torchStage = {
   heartbeatTimeout: '15 seconds', // a dead torch worker is noticed within 15 s
   retry: { maximumAttempts: 5, initialInterval: '1 second', maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 } as const;
+// Store stages: a dead host is the heartbeat's to notice, so start-to-close only bounds a live one, and must fit a
+// multi-GB artifact streamed, re-hashed and copied over a slow link (1 GB at 2 MB/s is about 9 minutes each way); a
+// stalled S3 connection is cut by the store's own idle timeout (TTD_S3_IDLE_TIMEOUT_S) well before it.
 export const storeStage = {
-  startToCloseTimeout: '5 minutes',
+  startToCloseTimeout: '1 hour',
   heartbeatTimeout: '15 seconds', // activities/heartbeat.ts: every control activity beats every 2 s while it runs
   retry: { maximumAttempts: 10, initialInterval: '500 milliseconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 } as const;

@@ -4,7 +4,7 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ErrorCode } from '../contract/errors';
+import { ErrorCode, TtdError } from '../contract/errors';
 import { runProcess } from './subprocess';
 
 /** One torch environment, as configured (nothing is probed). */
@@ -114,6 +114,30 @@ export async function pythonProblem(e: TorchEnv): Promise<PythonProblem | null> 
 function redactPrinted(text: string): string {
   const line = text.trim().replace(/\s+/g, ' ');
   return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+/** How to get the built-in environments' Pythons. */
+export const SETUP_HINT = 'make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)';
+
+/** What to do about an environment's Python that cannot serve torch stages. */
+function pythonHint(e: TorchEnv): string {
+  return e.name === 'custom'
+    ? 'set TTD_PYTHON to such an interpreter, or unset it to use the environments make setup installs'
+    : SETUP_HINT;
+}
+
+/** The error `ttd run` and `ttd worker` refuse with when an environment's Python cannot serve torch stages (its
+ * pythonProblem and what to do about it, config_invalid naming TTD_PYTHON where that set it), or null when it can.
+ * `lead` goes before the message (`--env 'x': `). */
+export async function pythonRefusal(e: TorchEnv, lead = ''): Promise<TtdError | null> {
+  const problem = await pythonProblem(e);
+  return problem && pythonError(e, problem, lead);
+}
+
+/** pythonRefusal's error for a problem already found. */
+export function pythonError(e: TorchEnv, problem: PythonProblem, lead = ''): TtdError {
+  const details = problem.code === ErrorCode.configInvalid && e.name === 'custom' ? { setting: 'TTD_PYTHON' } : undefined;
+  return new TtdError(problem.code, `${lead}${problem.message}; ${pythonHint(e)}`, details);
 }
 
 /** Whether an environment's Python runs and has torch: `ok`, or why not (pythonProblem says it in words). */

@@ -40,6 +40,10 @@ export class S3ObjectStore implements ObjectStore {
       ...(endpoint ? { endpoint, forcePathStyle: process.env.TTD_S3_VIRTUAL_HOSTED !== '1' } : {}),
       // Connection errors are retried with backoff: about 25 s of endpoint outage is ridden out by one call.
       maxAttempts: Number(process.env.TTD_S3_MAX_ATTEMPTS ?? 10),
+      // A connection that stalls (an endpoint that accepts and never answers, a link that stops mid-blob) is cut after
+      // this long without a byte either way, and retried like a refused one: a live host never hangs on it, whatever
+      // the blob's size (a transfer that moves data is never cut).
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: idleTimeoutMs(process.env.TTD_S3_IDLE_TIMEOUT_S) },
       // Every blob read is checked against its sha256 by us (getBlobToFile, verifyBlob). The SDK's own check of a
       // response's CRC mistakes a multipart object's composite checksum (as moto sends it) for a whole-object one.
       responseChecksumValidation: 'WHEN_REQUIRED',
@@ -182,6 +186,19 @@ function bucketMissing(err: unknown): boolean {
 }
 
 /** An S3 failure in words: TTD_STORE, the endpoint, the bucket, what we were doing and what to check. */
+/** TTD_S3_IDLE_TIMEOUT_S (seconds, default 120) in milliseconds; anything but a positive number is config_invalid. */
+export function idleTimeoutMs(value: string | undefined): number {
+  if (value === undefined || value === '') return 120_000;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400)
+    throw new TtdError(
+      ErrorCode.configInvalid,
+      `TTD_S3_IDLE_TIMEOUT_S='${value}'; expected the seconds an S3 connection may stay silent before it is cut and retried, a positive number up to 86400 (default 120)`,
+      { setting: 'TTD_S3_IDLE_TIMEOUT_S' },
+    );
+  return Math.round(seconds * 1000);
+}
+
 function storeError(err: unknown, what: string, location: string, bucket: string, endpoint: string | undefined): TtdError {
   const name = (err as Error)?.name ?? 'Error';
   const code = (err as NodeJS.ErrnoException)?.code;

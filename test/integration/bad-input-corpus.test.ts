@@ -591,6 +591,12 @@ const ENV: Case[] = [
     names: ["TTD_STORE 's3://Bad_Bucket/x'"],
   },
   {
+    name: 'TTD_S3_IDLE_TIMEOUT_S=0',
+    env: { TTD_STORE: 's3://models/corpus', TTD_S3_IDLE_TIMEOUT_S: '0' },
+    code: 'config_invalid',
+    names: ["TTD_S3_IDLE_TIMEOUT_S='0'", 'a positive number up to 86400'],
+  },
+  {
     name: 'TTD_PYTHON that does not exist',
     env: { TTD_PYTHON: '/nonexistent/python3' },
     code: 'python_missing',

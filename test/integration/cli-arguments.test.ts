@@ -93,7 +93,10 @@ describe('cli arguments', () => {
       expect(error.message).toContain(message);
     }
     expect(failure(await runTtd(['runs', '--model', "a' OR 'b", '--json'], env)).code).toBe('invalid_name');
-    const query = await runTtd(['runs', '--model', 'seed-mlp', '--outcome', 'promoted', '--since', '2026-12-01', '--commit', 'ab12', '--query'], env);
+    const query = await runTtd(
+      ['runs', '--model', 'seed-mlp', '--outcome', 'promoted', '--since', '2026-12-01', '--commit', 'ab12', '--query'],
+      env,
+    );
     expect(query.stdout.trim()).toBe(
       "WorkflowType = 'pipelineWorkflow' AND TtdModel = 'seed-mlp' AND TtdOutcome = 'promoted' AND StartTime >= '2026-12-01T00:00:00.000Z' AND TtdCommit STARTS_WITH 'ab12'",
     );
@@ -213,6 +216,41 @@ describe('cli arguments', () => {
       });
     }
     expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('ttd worker refuses a TTD_PYTHON that is not a Python with torch as ttd run does, before it connects or writes', async () => {
+    const noTorch = join(repoRoot, '.venv', 'bin', 'python'); // the tools' virtualenv: a Python without torch
+    const cases = [
+      ['/bin/true', 'config_invalid'],
+      ['/nonexistent/python3', 'python_missing'],
+      [noTorch, 'torch_missing'],
+    ] as const;
+    // The pools (queues named after the store), and the one torch queue of TTD_QUEUE_PREFIX (testEnv sets one).
+    const workers: [string[], Record<string, string>, string][] = [
+      [[], { TTD_QUEUE_PREFIX: '' }, ''],
+      [['--env', 'custom'], { TTD_QUEUE_PREFIX: '' }, "--env 'custom': "],
+      [[], {}, ''],
+    ];
+    // Each Python's commands at once: they only start node and probe.
+    await Promise.all(
+      cases.map(async ([python, code]) => {
+        const home = tempDir();
+        // Nothing listens at port 1: the refusal must come before the worker connects.
+        const env = { ...testEnv(home, '127.0.0.1:1'), TTD_PYTHON: python };
+        const [run, ...refused] = await Promise.all([
+          runTtd(['run', join(seedDir, 'pipeline.yaml'), '--json'], env),
+          ...workers.map(([args, extra]) => runTtd(['worker', ...args], { ...env, ...extra })),
+        ]);
+        const error = failure(run);
+        expect(error.code).toBe(code);
+        expect(error.message).toContain(`TTD_PYTHON='${python}'`);
+        refused.forEach((worker, i) => {
+          expect(worker.code, worker.stderr).toBe(2);
+          expect(worker.stderr.trim()).toBe(`ttd: ${workers[i][2]}${error.message} [${code}]`);
+        });
+        expect(readdirSync(home)).toEqual([]);
+      }),
+    );
   });
 
   it('an unreachable Temporal server fails within about 10 s, naming the address and how to start one', async () => {

@@ -12,7 +12,7 @@ import { auditWriter } from '../../lib/registry/keys';
 import { recordAliasMove } from '../../lib/registry/promotion';
 import { readModel } from '../../lib/registry/registry';
 import type { RunResult } from '../../lib/contract/results';
-import type { S3ObjectStore } from '../../lib/store/s3-store';
+import { S3ObjectStore } from '../../lib/store/s3-store';
 import { checkpointIndexKey, readCheckpointIndex, storeCheckpoint } from '../../lib/store/checkpoints';
 import { digestBytes } from '../../lib/store/digest';
 import { blobKey, putBlob } from '../../lib/store/store';
@@ -184,6 +184,40 @@ describe('S3 store', () => {
       expect(await problem('t-blob')).toEqual({ key: auditKey('m', 2), reason: `blob missing: digest ${digest}` });
     });
   });
+
+  it('a stalled S3 connection is cut after TTD_S3_IDLE_TIMEOUT_S of silence: a live host fails store_unreachable, never hangs', async () => {
+    const proxy = await startProxy(moto.port);
+    const saved = { ...process.env };
+    let st: S3ObjectStore;
+    try {
+      Object.assign(process.env, moto.env, {
+        AWS_ENDPOINT_URL: `http://127.0.0.1:${proxy.port}`,
+        TTD_S3_IDLE_TIMEOUT_S: '1',
+        TTD_S3_MAX_ATTEMPTS: '2',
+      });
+      st = new S3ObjectStore(BUCKET, 'stalled', {
+        credentials: { accessKeyId: moto.env.AWS_ACCESS_KEY_ID!, secretAccessKey: moto.env.AWS_SECRET_ACCESS_KEY! },
+      });
+    } finally {
+      process.env = saved;
+    }
+    try {
+      // A transfer that answers is not cut, however short the timeout.
+      await st.put('k', Buffer.alloc(4 * 2 ** 20, 7));
+      expect((await st.get('k'))!.body.length).toBe(4 * 2 ** 20);
+      proxy.stall(); // the endpoint accepts connections and never answers: without a timeout, a read waits forever
+      const started = Date.now();
+      const error = await st.get('k').then(
+        () => undefined,
+        (err: unknown) => err as { code: string; message: string },
+      );
+      expect(error?.code).toBe('store_unreachable');
+      expect(error?.message).toMatch(/cannot be reached \(reading k\): .*timed out after 1000 ms of inactivity/);
+      expect(Date.now() - started).toBeLessThan(30_000); // two attempts of 1 s silence each, and the SDK's backoff
+    } finally {
+      await proxy.down();
+    }
+  }, 60_000);
 
   it('a run rides out an S3 endpoint that is down for about 20 seconds, and no partial blob is ever stored', async () => {
     const proxy = await startProxy(moto.port);

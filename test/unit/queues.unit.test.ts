@@ -6,12 +6,13 @@ import { describe, expect, it } from 'vitest';
 import { createTorchActivities, TORCH_ACTIVITY_TYPES } from '../../activities';
 import { loadConfig } from '../../lib/config';
 import { FsObjectStore } from '../../lib/store/fs-store';
-import { queueNaming, queuesForRun, runQueues } from '../../temporal/queues';
+import { Device, prefixEnvironment, queueNaming, queuesForRun, runQueues, workerEnvironments } from '../../temporal/queues';
+import type { TorchEnv } from '../../lib/environments/environments';
 import { formatIssues, validateSpec } from '../../lib/spec/spec';
 import { readIdentity, STORE_IDENTITY_KEY, storeIdentity } from '../../lib/store/store-identity';
 import { workerCommandFor } from '../../cli/queue-health';
 import type { PipelineInput } from '../../workflows/definitions';
-import { tempDir } from '../helpers';
+import { repoRoot, tempDir } from '../helpers';
 
 describe('store identity', () => {
   it('twenty first writers at once agree on one id, written once', async () => {
@@ -105,5 +106,49 @@ describe('spec device', () => {
     expect(cuda.ok && cuda.spec.device).toBe('cuda');
     const bad = validateSpec({ name: 'm', device: 'gpu' });
     expect(!bad.ok && formatIssues(bad.issues)).toContain('device: device must be cpu or cuda (got "gpu")');
+  });
+});
+
+describe('worker environments', () => {
+  const env = (name: string, python: string): TorchEnv => ({ name, python, libtorchRunner: '/nonexistent', device: 'cpu' });
+
+  it('a worker with no --env serves the installed environments and skips one whose python is not a Python', async () => {
+    const good = loadConfig({}).environments.find((e) => e.name === 'torch-1.13')!;
+    const chosen = await workerEnvironments([env('broken', '/bin/true'), good], undefined, Device.cpu);
+    expect(chosen.map((e) => e.name)).toEqual(['torch-1.13']);
+  });
+
+  it('a worker none of whose environments can serve is refused with the code of the newest, naming each python and what it did', async () => {
+    const refused = workerEnvironments([env('a', '/bin/true'), env('b', '/nonexistent/python3')], undefined, Device.cpu);
+    await expect(refused).rejects.toMatchObject({
+      code: 'config_invalid',
+      message:
+        "none of this checkout's torch environments can serve torch stages (python '/bin/true' of environment 'a' is not a Python interpreter: asked to run a one-line Python probe (-c), it exited with status 0 and printed nothing; python '/nonexistent/python3' of environment 'b' does not exist); expected at least one Python interpreter with torch; make setup installs torch-2.13 (.torch/torch-2.13) and torch-1.13 (Debian python3-torch for /usr/bin/python3)",
+    });
+  });
+
+  it('--env naming an environment whose python is a directory is config_invalid naming the flag, the python and what was expected', async () => {
+    await expect(workerEnvironments([env('a', '/usr/bin')], 'a', Device.cpu)).rejects.toMatchObject({
+      code: 'config_invalid',
+      message: expect.stringMatching(
+        /^--env 'a': python '\/usr\/bin' of environment 'a' is a directory; expected the path of a Python interpreter with torch/,
+      ),
+    });
+  });
+
+  it('under TTD_QUEUE_PREFIX the configured environment is probed: TTD_PYTHON without torch, or not a Python, is refused', async () => {
+    const noTorch = join(repoRoot, '.venv', 'bin', 'python'); // the tools' virtualenv: a Python without torch
+    const config = loadConfig({ TTD_PYTHON: noTorch });
+    await expect(prefixEnvironment(config.environments, config.environment)).rejects.toMatchObject({
+      code: 'torch_missing',
+      message: expect.stringContaining(`TTD_PYTHON='${noTorch}' has no torch module`),
+    });
+    await expect(prefixEnvironment([env('custom', '/bin/echo')], 'custom')).rejects.toMatchObject({
+      code: 'config_invalid',
+      details: { setting: 'TTD_PYTHON' },
+      message: expect.stringContaining("TTD_PYTHON='/bin/echo' is not a Python interpreter"),
+    });
+    const installed = loadConfig({});
+    await expect(prefixEnvironment(installed.environments, installed.environment)).resolves.toBeUndefined();
   });
 });
