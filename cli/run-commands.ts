@@ -18,7 +18,8 @@ import { failWith, printJson, printJsonOr, table, writeOut } from './output';
 import { trainingBeat } from './progress';
 import { printResult, watch } from './run';
 import { idleQueues, type IdleQueue } from './queue-health';
-import { checkSearchAttributes, withClient } from './temporal';
+import { checkSearchAttributes, serverWatchdog, withClient } from './temporal';
+import { serverAddress } from '../temporal/config';
 
 /** How long `ttd status` waits for a run's progress query. */
 const QUERY_DEADLINE_MS = 5_000;
@@ -119,9 +120,15 @@ export async function waitCommand(runId: string, opts: { json?: boolean }): Prom
   const json = Boolean(opts.json);
   try {
     runIdArgument(runId);
-    await withClient(async (client) => {
+    await withClient(async (client, config) => {
       const { handle } = await describeRun(client, runId);
-      await watch(handle).catch(() => undefined);
+      // A server that goes away while the run is followed is said so within about 20 s, naming it.
+      const watchdog = serverWatchdog(client, serverAddress(config), runId);
+      try {
+        await Promise.race([watch(handle).catch(() => undefined), watchdog.lost]);
+      } finally {
+        watchdog.stop();
+      }
       const view = await runView(client, runId);
       if (json) printJson(view);
       else if ('gates' in view && view.status !== 'cancelled' && view.status !== 'failed') printResult(view as RunResult);

@@ -130,3 +130,50 @@ export async function withClient<T>(fn: (client: Client, config: TemporalConfig)
 export function checkSearchAttributes(client: Client, config: TemporalConfig): Promise<void> {
   return ensureSearchAttributes(client, config.temporalNamespace, { embedded: !config.temporalAddress });
 }
+
+/** How often a command that waits on a run asks whether the server is still there, and how long it goes unanswered
+ * before the command says it lost the server (a server that restarts within it loses nothing: runs are durable). */
+const WATCHDOG_EVERY_MS = 5_000;
+const WATCHDOG_LOST_AFTER_MS = 20_000;
+
+/** While a command waits on a run: rejects with server_unreachable once the server has answered nothing for about
+ * 20 s, instead of the client's own retries running for minutes and ending in an error that names nothing. */
+export function serverWatchdog(client: Client, address: string, runId: string): { lost: Promise<never>; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let lastAnswer = Date.now();
+  const lost = new Promise<never>((_, reject) => {
+    const check = async () => {
+      if (stopped) return;
+      const answered = await client.connection
+        .withDeadline(Date.now() + WATCHDOG_EVERY_MS, () => client.workflowService.getSystemInfo({}))
+        .then(
+          () => true,
+          () => false,
+        );
+      if (stopped) return;
+      if (answered) lastAnswer = Date.now();
+      else if (Date.now() - lastAnswer >= WATCHDOG_LOST_AFTER_MS) {
+        reject(
+          new TtdError(
+            ErrorCode.serverUnreachable,
+            `lost the Temporal server at ${address} while waiting for run '${runId}': no answer for ${Math.round((Date.now() - lastAnswer) / 1000)} s; ` +
+              `the run is durable and goes on when the server is back (ttd server start, or the cluster's own): follow it again with 'ttd wait ${runId}'`,
+            { address },
+          ),
+        );
+        return;
+      }
+      timer = setTimeout(() => void check(), WATCHDOG_EVERY_MS);
+    };
+    timer = setTimeout(() => void check(), WATCHDOG_EVERY_MS);
+  });
+  lost.catch(() => undefined); // read by a race; never an unhandled rejection when nobody is waiting any more
+  return {
+    lost,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -20,13 +20,14 @@ export interface TtdRun {
 }
 
 /** Runs bin/ttd with a clean TTD_HOME and its own task queues, so tests never share workers or stores. */
-export function runTtd(args: string[], env: Record<string, string | undefined>): Promise<TtdRun> {
+export function runTtd(args: string[], env: Record<string, string | undefined>, started?: (pid: number) => void): Promise<TtdRun> {
   return new Promise((resolvePromise) => {
     const child = spawn(process.execPath, [join(repoRoot, 'bin', 'ttd'), ...args], {
       cwd: repoRoot,
       env: { ...process.env, NO_COLOR: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    if (child.pid !== undefined) started?.(child.pid);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
