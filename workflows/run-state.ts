@@ -17,11 +17,8 @@ import type { Divergence } from '../lib/contract/ops';
 import { storeStage, torchStage, type PipelineInput, type PipelineProgress } from './definitions';
 import { asStageRun } from './legacy-results';
 import { gateRecorded, runFinished, stageEnded } from './metrics';
-import { digestAttribute, identityAttributes, outcomeAttributes } from './search-attributes';
+import { digestAttribute, identityAttributes, outcomeAttributes, SEARCH_ATTRIBUTES_PATCH } from './search-attributes';
 import { runPriority } from './start-options';
-
-/** The patch that added search attributes (and their upserts) to runs: a run started before it upserts none. */
-export const SEARCH_ATTRIBUTES_PATCH = 'ttd-search-attributes';
 
 /** A stage's verdict as the torch side and the parity stage report it. */
 export interface Verdict {

@@ -6,6 +6,9 @@ import { SEARCH_ATTRIBUTES as A } from '../lib/contract/search-attributes';
 import type { RunResult } from '../lib/contract/results';
 import type { PipelineInput } from './definitions';
 
+/** The patch that added search attributes (and their upserts) to runs: a run started before it upserts none. */
+export const SEARCH_ATTRIBUTES_PATCH = 'ttd-search-attributes';
+
 const KEY = {
   model: defineSearchAttributeKey(A.model.name, 'KEYWORD'),
   trigger: defineSearchAttributeKey(A.trigger.name, 'KEYWORD'),
