@@ -6,7 +6,7 @@
 // other arguments (and "nodeArgs": Node's own, e.g. --cpu-prof); QUIET=C waits before each round until the rest of the host keeps at most C cores busy; CAP_OUT=FILE
 // also writes the report there; CAP_SPEC=FILE measures that pipeline instead of the seed.
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, realpathSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
@@ -332,7 +332,7 @@ async function round(client, server, cfg) {
     const r = sh(process.execPath, [join(cfg.checkout, 'bin', 'ttd'), 'run', specPath, '--detach', '--json', '--no-cache'], { env: w.env });
     const first = JSON.parse(r.stdout).runId;
     const firstResult = await client.workflow.getHandle(first).result();
-    if (firstResult.status !== 'promoted') throw new Error(`the warm-up run ended ${firstResult.status}`);
+    if (firstResult.status !== 'promoted') throw new Error(`the warm-up run ended ${firstResult.status}: ${JSON.stringify(firstResult).slice(0, 1500)}`);
     const history = await client.workflow.getHandle(first).fetchHistory();
     const startedAttrs = history.events[0].workflowExecutionStartedEventAttributes;
     const taskQueue = startedAttrs.taskQueue.name;
@@ -432,6 +432,23 @@ function buildBaseline(ref) {
   for (const link of ['node_modules', '.venv', '.torch']) symlinkSync(join(root, link), join(dir, link));
   mkdirSync(join(dir, 'build'), { recursive: true });
   for (const link of readdirSync(join(root, 'build'))) symlinkSync(join(root, 'build', link), join(dir, 'build', link));
+  // The libtorch runner's RUNPATH names this checkout's torch (.torch/…/torch/lib), which the baseline's sandbox does
+  // not bind: its copy names the real path of the same libraries instead (bound as its Python's real prefix).
+  const runner = join(root, 'build', 'libtorch-2.13', 'ttd-libtorch-runner');
+  if (existsSync(runner)) {
+    const from = Buffer.from(join(root, '.torch'));
+    const to = Buffer.from(realpathSync(join(root, '.torch')));
+    const bytes = readFileSync(runner);
+    const at = bytes.indexOf(from);
+    if (at >= 0 && to.length <= from.length) {
+      const end = bytes.indexOf(0, at);
+      const tail = bytes.subarray(at + from.length, end);
+      Buffer.concat([to, tail, Buffer.alloc(end - at - to.length - tail.length)]).copy(bytes, at);
+      rmSync(join(dir, 'build', 'libtorch-2.13'));
+      mkdirSync(join(dir, 'build', 'libtorch-2.13'));
+      writeFileSync(join(dir, 'build', 'libtorch-2.13', 'ttd-libtorch-runner'), bytes, { mode: 0o755 });
+    }
+  }
   sh('bash', ['-c', 'npx tsc -p tsconfig.json && node infra/bundle-workflows.js && node infra/gen-contract.js'], { cwd: dir });
   return dir;
 }
