@@ -6,7 +6,19 @@
 // other arguments (and "nodeArgs": Node's own, e.g. --cpu-prof); QUIET=C waits before each round until the rest of the host keeps at most C cores busy; CAP_OUT=FILE
 // also writes the report there; CAP_SPEC=FILE measures that pipeline instead of the seed.
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, realpathSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  realpathSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  rmdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
@@ -332,7 +344,8 @@ async function round(client, server, cfg) {
     const r = sh(process.execPath, [join(cfg.checkout, 'bin', 'ttd'), 'run', specPath, '--detach', '--json', '--no-cache'], { env: w.env });
     const first = JSON.parse(r.stdout).runId;
     const firstResult = await client.workflow.getHandle(first).result();
-    if (firstResult.status !== 'promoted') throw new Error(`the warm-up run ended ${firstResult.status}: ${JSON.stringify(firstResult).slice(0, 1500)}`);
+    if (firstResult.status !== 'promoted')
+      throw new Error(`the warm-up run ended ${firstResult.status}: ${JSON.stringify(firstResult).slice(0, 1500)}`);
     const history = await client.workflow.getHandle(first).fetchHistory();
     const startedAttrs = history.events[0].workflowExecutionStartedEventAttributes;
     const taskQueue = startedAttrs.taskQueue.name;
