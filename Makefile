@@ -66,6 +66,7 @@ format-runtimes: setup
 bench: setup
 	@node bench/seed-pipeline.mjs $(RUNS)
 	@node bench/capacity.mjs 20 $(CAPACITY_ROUNDS)
+	@CAP_SPEC=bench/corpus/small-cnn/pipeline.yaml node bench/capacity.mjs 20 $(CAPACITY_ROUNDS)
 	@node bench/aoti.mjs $(RUNS)
 	@node bench/onnx.mjs $(RUNS)
 

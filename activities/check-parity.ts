@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { runtimeMismatch, type TorchEnv } from '../lib/environments/environments';
 import { coreShare } from '../lib/limits/capacity';
+import { mapLimit } from '../lib/limits/map-limit';
 import { reportedInHistory } from '../lib/limits/history-limits';
 import { compareOutputs } from '../lib/parity/parity';
 import type { ParityResult, ParityRuntimeReport } from '../lib/contract/results';
@@ -19,7 +20,16 @@ import { configPythons } from './torch-process';
 import { runtimeLimit, seconds, type LimitBasis, type TimeLimit } from '../lib/limits/time-limits';
 import type { FusedRuns, FusionBuild } from '../lib/contract/ops';
 import { isaProbes } from './isa-probes';
-import { addTorchWork, materialize, readWrittenFile, stageConfig, torchStagesRunning, withWorkDir, type TorchDeps } from './torch-stage';
+import {
+  addTorchWork,
+  materialize,
+  onTorchStageEnd,
+  readWrittenFile,
+  stageConfig,
+  torchStagesRunning,
+  withWorkDir,
+  type TorchDeps,
+} from './torch-stage';
 
 /** Input of the parity stage. */
 export interface ParityInput {
@@ -140,11 +150,12 @@ export function parityActivity(deps: TorchDeps) {
       // Each target runs as its servers do (its build's own fuser flags); a fused run follows only where that build
       // fuses on the CPU (LLVM) or the spec asks for it (fusion.fused_runs), once the serving run has said what the
       // build is. The targets are independent fresh processes of one thread each: side by side, as many as this
-      // stage's share of the cores (lib/limits/capacity.ts), or of the cores no other torch stage of this worker uses now.
+      // stage's share of the cores (lib/limits/capacity.ts), or of the cores no other torch stage of this worker uses now;
+      // asked again as each target starts and after another stage ends, so the last runs of a busy worker use its cores.
       const fusedRuns: FusedRuns = format === 'torchscript' ? (input.fusedRuns ?? 'auto') : 'never';
       const bytes = (await stat(files[model])).size;
       const started = performance.now();
-      const share = coreShare(deps.config, availableParallelism(), torchStagesRunning());
+      const share = () => Math.min(targets.length, coreShare(deps.config, availableParallelism(), torchStagesRunning()));
       const runOne = async (
         { runtime, deps: target }: (typeof targets)[number],
         mode: FusionMode,
@@ -232,9 +243,9 @@ export function parityActivity(deps: TorchDeps) {
         } satisfies ParityRuntimeReport;
       };
       const reports = (
-        await mapLimit(targets, Math.max(1, Math.min(targets.length, share)), async (target) => {
+        await mapLimit(targets, share, onTorchStageEnd, async (target) => {
           // ONNX Runtime as its servers run it, with its graph optimisations off and all on.
-          if (onnxFormat) return mapLimit(GRAPH_OPTIMIZATIONS, 1, (level) => runOne(target, 'serving', level));
+          if (onnxFormat) return mapLimit(GRAPH_OPTIMIZATIONS, 1, undefined, (level) => runOne(target, 'serving', level));
           const serving = await runOne(target, 'serving');
           const fused = serving.passed ? fusedMode(serving.fusion, fusedRuns) : undefined;
           return fused ? [serving, await runOne(target, fused)] : [serving];
@@ -408,18 +419,4 @@ function sandboxReadOnly(config: TorchDeps['config'], runtime: AnyRuntime, comma
   if (runtime === 'python' || runtime === 'onnxruntime') return [];
   if (runtime === 'onnxruntime-node') return [command, dirname(config.onnx.nodeRunner)];
   return [command];
-}
-
-/** Maps `items` through `fn` with at most `limit` at a time; results keep the items' order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return out;
 }

@@ -51,6 +51,15 @@ export function torchStagesRunning(): number {
   return stagesRunning;
 }
 
+// Called whenever a torch stage of this process ends: a stage that sized its work by the share may widen it.
+const stageEndListeners = new Set<() => void>();
+
+/** Calls `listener` each time a torch stage of this process ends, until the returned function is called. */
+export function onTorchStageEnd(listener: () => void): () => void {
+  stageEndListeners.add(listener);
+  return () => stageEndListeners.delete(listener);
+}
+
 /** A scratch directory for one activity attempt, removed afterwards whatever happens. */
 export async function withWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   stagesRunning++;
@@ -58,6 +67,7 @@ export async function withWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T
     return await inWorkDir(fn);
   } finally {
     stagesRunning--;
+    for (const listener of stageEndListeners) listener();
   }
 }
 

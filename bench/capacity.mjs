@@ -3,10 +3,22 @@
 // Usage: node bench/capacity.mjs [CONCURRENT] [ROUNDS]   (defaults 20 and 1; part of `make bench`)
 // BASELINE=<git ref> adds that commit's worker, built in a temporary folder, interleaved round by round with this one;
 // CAP_CONFIGS='[{"name": "...", "args": ["--concurrency", "8"], "env": {...}}]' adds workers of this checkout with
-// other arguments; QUIET=C waits before each round until the rest of the host keeps at most C cores busy; CAP_OUT=FILE
+// other arguments (and "nodeArgs": Node's own, e.g. --cpu-prof); QUIET=C waits before each round until the rest of the host keeps at most C cores busy; CAP_OUT=FILE
 // also writes the report there; CAP_SPEC=FILE measures that pipeline instead of the seed.
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  realpathSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  rmdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
@@ -27,7 +39,9 @@ const TICKS = Number(sh('getconf', ['CLK_TCK']).stdout.trim()) || 100;
 // is a C++ build of seconds per run and has a bench of its own (bench/aoti.mjs).
 const specDir = mkdtempSync(join(tmpdir(), 'ttd-bench-spec-'));
 // CAP_SPEC=FILE measures that pipeline instead (sizing a team's own models: docs/deploy.md, "Sizing").
-const specPath = process.env.CAP_SPEC ? resolve(process.env.CAP_SPEC) : seedSpec(specDir, ['environment: torch-1.13', 'formats: [torchscript]']);
+const specPath = process.env.CAP_SPEC
+  ? resolve(process.env.CAP_SPEC)
+  : seedSpec(specDir, ['environment: torch-1.13', 'formats: [torchscript]']);
 
 // CPU time of a process and of its reaped children (utime + stime + cutime + cstime), in seconds.
 function cpuSeconds(pid, withChildren = true) {
@@ -75,7 +89,10 @@ function treeCpu(pid) {
 function cpuMeter(pid) {
   const name = `ttd-bench-${process.pid}-${pid}`;
   // cgroup v2 (a child of the unified hierarchy's root; cpu.stat's usage_usec needs no controller), else v1's cpuacct.
-  const v2 = { probe: 'cgroup.controllers', read: (d) => Number(/usage_usec (\d+)/.exec(readFileSync(join(d, 'cpu.stat'), 'utf8'))[1]) / 1e6 };
+  const v2 = {
+    probe: 'cgroup.controllers',
+    read: (d) => Number(/usage_usec (\d+)/.exec(readFileSync(join(d, 'cpu.stat'), 'utf8'))[1]) / 1e6,
+  };
   const candidates = [
     { dir: '/sys/fs/cgroup', ...v2 },
     { dir: '/sys/fs/cgroup/unified', ...v2 },
@@ -92,7 +109,7 @@ function cpuMeter(pid) {
     try {
       writeFileSync(join(dir, 'cgroup.procs'), String(pid));
       c.read(dir);
-      return { method: `cgroup ${c.dir}`, read: () => c.read(dir), close: () => rmdirQuietly(dir) };
+      return { method: `cgroup ${c.dir}`, dir, read: () => c.read(dir), close: () => rmdirQuietly(dir) };
     } catch {
       rmdirQuietly(dir);
     }
@@ -113,6 +130,99 @@ async function rmdirQuietly(dir) {
   process.stderr.write(`could not remove the cgroup ${dir}\n`);
 }
 
+/** Samples how many of the worker's threads want a core (state R: running or waiting for one) every 100 ms, from its
+ * cgroup: the core-seconds the worker would leave idle on a host of its own (∫ max(0, cores − runnable) dt) do not depend
+ * on what else runs on a shared host, unlike the wall time. Also the cgroup's CPU pressure (time some of its threads
+ * waited for a core: the other tenants' share of the wall time). */
+function demandSampler(dir) {
+  const tids = () => {
+    try {
+      return readFileSync(join(dir, 'cgroup.threads'), 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+  const pressure = () => {
+    try {
+      return Number(/some .*total=(\d+)/.exec(readFileSync(join(dir, 'cpu.pressure'), 'utf8'))[1]) / 1e6;
+    } catch {
+      return NaN;
+    }
+  };
+  const p0 = pressure();
+  let samples = 0;
+  let idle = 0; // Σ max(0, cores − runnable) over samples
+  let starved = 0; // samples with fewer runnable threads than cores
+  let last = performance.now();
+  const timer = setInterval(() => {
+    let runnable = 0;
+    for (const tid of tids()) {
+      try {
+        const stat = readFileSync(`/proc/${tid}/stat`, 'utf8');
+        if (stat[stat.lastIndexOf(')') + 2] === 'R') runnable++;
+      } catch {
+        /* gone */
+      }
+    }
+    const now = performance.now();
+    const dt = (now - last) / 1000;
+    last = now;
+    samples++;
+    idle += Math.max(0, cores - runnable) * dt;
+    if (runnable < cores) starved += dt;
+  }, 100);
+  return () => {
+    clearInterval(timer);
+    return { idleCoreS: idle, starvedS: starved, pressureS: pressure() - p0, samples };
+  };
+}
+
+/** From the runs' histories (absolute times): the torch slots' occupancy over the crowd's window, the core-seconds of
+ * slots left empty while torch work was queued, and those left empty with nothing queued (the tail, or every run in
+ * a control step). */
+function slotTimeline(rows, t0, t1, slots) {
+  const torch = rows.filter((x) => x.torch);
+  const edges = [];
+  for (const x of torch) {
+    edges.push([x.scheduledAt, 'q', 1], [x.startedAt, 'q', -1], [x.startedAt, 'r', 1], [x.closedAt, 'r', -1]);
+  }
+  edges.push([t0, 'x', 0], [t1, 'x', 0]);
+  edges.sort((a, b) => a[0] - b[0]);
+  let queued = 0;
+  let running = 0;
+  let prev = t0;
+  let emptyWhileQueued = 0;
+  let emptyNoneQueued = 0;
+  let busy = 0;
+  let tailStart = t1;
+  for (const [t, kind, d] of edges) {
+    const dt = Math.max(0, Math.min(t, t1) - Math.max(prev, t0)) / 1000;
+    const free = Math.max(0, slots - running);
+    busy += Math.min(running, slots) * dt;
+    if (queued > 0) emptyWhileQueued += free * dt;
+    else emptyNoneQueued += free * dt;
+    prev = Math.max(prev, t);
+    if (kind === 'q') queued += d;
+    if (kind === 'r') running += d;
+  }
+  // The tail: from the last moment every slot was busy to the end.
+  const byTime = [...torch].sort((a, b) => a.closedAt - b.closedAt);
+  let full = t0;
+  let r = 0;
+  const ev = torch
+    .flatMap((x) => [
+      [x.startedAt, 1],
+      [x.closedAt, -1],
+    ])
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  for (const [t, d] of ev) {
+    r += d;
+    if (r >= slots) full = t;
+  }
+  tailStart = Math.max(full, byTime.length ? t0 : t1);
+  return { slotBusyS: busy, emptyWhileQueuedS: emptyWhileQueued, emptyNoneQueuedS: emptyNoneQueued, tailS: (t1 - tailStart) / 1000 };
+}
+
 /** Resident memory of a process tree in MiB (each process's VmRSS: pages they share count once per process). */
 function treeRss(pid) {
   const ppid = parents();
@@ -128,9 +238,12 @@ function treeRss(pid) {
 }
 
 /** A worker: `ttd worker` of a checkout (this one, or the baseline's) with extra arguments and environment. */
-async function startWorker(checkout, address, home, args, extraEnv) {
+async function startWorker(checkout, address, home, args, extraEnv, nodeArgs = []) {
   const env = ttdEnv(address, home, extraEnv);
-  const worker = spawn(process.execPath, [join(checkout, 'bin', 'ttd'), 'worker', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const worker = spawn(process.execPath, [...nodeArgs, join(checkout, 'bin', 'ttd'), 'worker', ...args], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const cpu = cpuMeter(worker.pid); // before Node has started anything
   let stderr = '';
   worker.stderr.on('data', (d) => (stderr += d));
@@ -175,13 +288,27 @@ async function waits(client, workflowId) {
   for (const e of history.events) {
     const id = Number(e.eventId);
     const t = ms(e.eventTime);
-    if (e.activityTaskScheduledEventAttributes) scheduled.set(id, { t, type: e.activityTaskScheduledEventAttributes.activityType.name });
+    if (e.activityTaskScheduledEventAttributes)
+      scheduled.set(id, {
+        t,
+        type: e.activityTaskScheduledEventAttributes.activityType.name,
+        queue: e.activityTaskScheduledEventAttributes.taskQueue.name,
+      });
     else if (e.activityTaskStartedEventAttributes) started.set(Number(e.activityTaskStartedEventAttributes.scheduledEventId), t);
     else if (e.activityTaskCompletedEventAttributes || e.activityTaskFailedEventAttributes) {
       const a = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes;
       const s = scheduled.get(Number(a.scheduledEventId));
       const st = started.get(Number(a.scheduledEventId));
-      out.push({ stage: s.type, wait: st - s.t, run: t - st });
+      out.push({
+        stage: s.type,
+        wait: st - s.t,
+        run: t - st,
+        scheduledAt: s.t,
+        startedAt: st,
+        closedAt: t,
+        torch: !s.queue.endsWith('-control'),
+        queue: s.queue,
+      });
     } else if (e.workflowTaskScheduledEventAttributes) wfScheduled = t;
     else if (e.workflowTaskStartedEventAttributes && wfScheduled !== undefined) {
       out.push({ stage: '(workflow task)', wait: t - wfScheduled, run: 0 });
@@ -210,14 +337,15 @@ async function waitForQuiet(quiet, maxMs) {
 async function round(client, server, cfg) {
   const address = server.address;
   const home = mkdtempSync(join(tmpdir(), 'ttd-bench-cap-'));
-  const w = await startWorker(cfg.checkout, address, home, cfg.args, cfg.env);
+  const w = await startWorker(cfg.checkout, address, home, cfg.args, cfg.env, cfg.nodeArgs);
   try {
     // `ttd run --detach` as a user starts a run: it validates the spec and stores the model file; its input is then
     // reused, with fresh run ids, so that the N starts below cost one Node process instead of N.
     const r = sh(process.execPath, [join(cfg.checkout, 'bin', 'ttd'), 'run', specPath, '--detach', '--json', '--no-cache'], { env: w.env });
     const first = JSON.parse(r.stdout).runId;
     const firstResult = await client.workflow.getHandle(first).result();
-    if (firstResult.status !== 'promoted') throw new Error(`the warm-up run ended ${firstResult.status}`);
+    if (firstResult.status !== 'promoted')
+      throw new Error(`the warm-up run ended ${firstResult.status}: ${JSON.stringify(firstResult).slice(0, 1500)}`);
     const history = await client.workflow.getHandle(first).fetchHistory();
     const startedAttrs = history.events[0].workflowExecutionStartedEventAttributes;
     const taskQueue = startedAttrs.taskQueue.name;
@@ -241,12 +369,16 @@ async function round(client, server, cfg) {
     const s1 = treeCpu(server.pid);
     const [busy1, idle1] = hostCpu();
     const self1 = process.cpuUsage();
+    const demand = w.cpu.dir ? demandSampler(w.cpu.dir) : () => undefined;
+    const wall1 = Date.now();
     const t1 = performance.now();
     let peakRss = 0;
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, treeRss(w.worker.pid))), 1000);
     const handles = await Promise.all(Array.from({ length: concurrent }, (_, i) => start(`crowd-${i}`)));
     const results = await Promise.all(handles.map((h) => h.result()));
     const crowdMs = performance.now() - t1;
+    const wall2 = Date.now();
+    const idle = demand();
     clearInterval(sampler);
     const crowdCpu = w.cpu.read() - c1;
     const nodeCpu = cpuSeconds(w.worker.pid, false) - n1;
@@ -259,6 +391,8 @@ async function round(client, server, cfg) {
     const hostIdle = idle2 - idle1;
     const promoted = results.filter((x) => x.status === 'promoted').length;
     const perRun = await Promise.all(handles.map((h) => waits(client, h.workflowId)));
+    const slots = Number(/(\d+) torch activities at once/.exec(w.stderr())?.[1] ?? cores);
+    const timeline = slotTimeline(perRun.flat(), wall1, wall2, slots);
     return {
       name: cfg.name,
       cpuMethod: w.cpu.method,
@@ -274,11 +408,33 @@ async function round(client, server, cfg) {
       peakRss,
       promoted,
       perRun: perRun.flat(),
+      idle,
+      slots,
+      timeline,
+      load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
     };
   } finally {
     await stopWorker(w);
     rmSync(home, { recursive: true, force: true });
   }
+}
+
+/** CAP_SHARES=W: this script, the server and the workers (all started after this) in a cgroup v1 `cpu` group of
+ * weight W (a process group of its own at nice 0 weighs 1024), so that on a shared host the other tenants' load takes
+ * less of the cores. A measuring aid on a busy machine, named in the report; a quiet host needs none. */
+function prioritize() {
+  const shares = process.env.CAP_SHARES;
+  if (!shares) return undefined;
+  const dir = join('/sys/fs/cgroup/cpu', `ttd-bench-${process.pid}`);
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'cpu.shares'), shares);
+  writeFileSync(join(dir, 'cgroup.procs'), String(process.pid));
+  return {
+    close: () => {
+      writeFileSync('/sys/fs/cgroup/cpu/cgroup.procs', String(process.pid));
+      rmdirQuietly(dir);
+    },
+  };
 }
 
 /** A checkout of `ref` in a temporary folder, built as `make setup` step 4 builds this one (the environments and
@@ -289,6 +445,23 @@ function buildBaseline(ref) {
   for (const link of ['node_modules', '.venv', '.torch']) symlinkSync(join(root, link), join(dir, link));
   mkdirSync(join(dir, 'build'), { recursive: true });
   for (const link of readdirSync(join(root, 'build'))) symlinkSync(join(root, 'build', link), join(dir, 'build', link));
+  // The libtorch runner's RUNPATH names this checkout's torch (.torch/…/torch/lib), which the baseline's sandbox does
+  // not bind: its copy names the real path of the same libraries instead (bound as its Python's real prefix).
+  const runner = join(root, 'build', 'libtorch-2.13', 'ttd-libtorch-runner');
+  if (existsSync(runner)) {
+    const from = Buffer.from(join(root, '.torch'));
+    const to = Buffer.from(realpathSync(join(root, '.torch')));
+    const bytes = readFileSync(runner);
+    const at = bytes.indexOf(from);
+    if (at >= 0 && to.length <= from.length) {
+      const end = bytes.indexOf(0, at);
+      const tail = bytes.subarray(at + from.length, end);
+      Buffer.concat([to, tail, Buffer.alloc(end - at - to.length - tail.length)]).copy(bytes, at);
+      rmSync(join(dir, 'build', 'libtorch-2.13'));
+      mkdirSync(join(dir, 'build', 'libtorch-2.13'));
+      writeFileSync(join(dir, 'build', 'libtorch-2.13', 'ttd-libtorch-runner'), bytes, { mode: 0o755 });
+    }
+  }
   sh('bash', ['-c', 'npx tsc -p tsconfig.json && node infra/bundle-workflows.js && node infra/gen-contract.js'], { cwd: dir });
   return dir;
 }
@@ -301,7 +474,7 @@ const pct = (xs, q) => {
 function report(results) {
   const lines = [];
   lines.push(
-    `machine: ${cores} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${concurrent} at once, ${rounds} round(s), configurations interleaved; pipeline ${process.env.CAP_SPEC ?? 'the seed (torch-1.13, torchscript)'}`,
+    `machine: ${cores} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${concurrent} at once, ${rounds} round(s), configurations interleaved; pipeline ${process.env.CAP_SPEC ?? 'the seed (torch-1.13, torchscript)'}${process.env.CAP_SHARES ? `; bench, server and workers in a cpu cgroup of weight ${process.env.CAP_SHARES} (CAP_SHARES)` : ''}`,
   );
   lines.push('');
   lines.push(
@@ -318,6 +491,23 @@ function report(results) {
   }
   lines.push('');
   lines.push(`worker CPU-seconds measured by: ${methods.join('; ')}`);
+  lines.push('');
+  lines.push(
+    'Where the wall time goes (core-seconds of the crowd\'s window; "wanted no core": the worker had fewer runnable threads than cores, sampled every 100 ms from its cgroup, so it does not depend on the rest of the host; "waited for a core": its cgroup\'s CPU pressure, time some of its threads were runnable but not running):',
+  );
+  lines.push(
+    '| worker | load average after | wall × cores | worker CPU-s | 20 × one alone | worker wanted no core (core-s) | of which: fewer runnable than cores (s) | waited for a core (s) | torch slots | slot-s busy | slot-s empty while torch work queued | slot-s empty, none queued | tail: last time every slot was busy → end (s) |',
+  );
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    const wall = r.crowdMs / 1000;
+    const i = r.idle ?? {};
+    const t = r.timeline ?? {};
+    const f = (x, d = 1) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '—');
+    lines.push(
+      `| ${r.name} | ${r.load ?? '—'} | ${f(wall * cores)} | ${f(r.crowdCpu)} | ${f(concurrent * r.oneCpu)} | ${f(i.idleCoreS)} | ${f(i.starvedS)} | ${f(i.pressureS)} | ${r.slots ?? '—'} | ${f(t.slotBusyS)} | ${f(t.emptyWhileQueuedS)} | ${f(t.emptyNoneQueuedS)} | ${f(t.tailS)} |`,
+    );
+  }
   for (const name of [...new Set(results.map((r) => r.name))]) {
     const rows = results.filter((r) => r.name === name).flatMap((r) => r.perRun);
     const stages = [...new Set(rows.map((x) => x.stage))];
@@ -345,6 +535,7 @@ async function main() {
   }
   if (process.env.CAP_CONFIGS)
     configs.push(...JSON.parse(process.env.CAP_CONFIGS).map((c) => ({ checkout: root, env: {}, args: [], ...c })));
+  const priority = prioritize();
   const server = await startServer();
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
@@ -372,6 +563,7 @@ async function main() {
     server.stop();
     rmSync(specDir, { recursive: true, force: true });
     if (baselineDir) rmSync(baselineDir, { recursive: true, force: true });
+    priority?.close();
   }
 }
 
