@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -49,3 +50,8 @@ def serve(requests: list[dict[str, Any]], timeout: float = 120) -> tuple[list[di
 def responses(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The response (not event) lines by request id."""
     return {m["id"]: m for m in messages if "ok" in m}
+
+
+def default_sigint() -> None:
+    """In a child before it runs: SIGINT back to its default, whatever this process inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -13,7 +13,7 @@ import torch
 
 from ttd_torch import safetensors
 
-from .helpers import FIXTURES, PYTHON, RUNNER, SEED_MODEL, TOL, responses, serve
+from .helpers import FIXTURES, PYTHON, RUNNER, SEED_MODEL, TOL, default_sigint, responses, serve
 
 PROBES = ["probe_neg", "probe_scale10", "probe_scale01", "probe_zeros", "probe_shuffle"]
 CASES = ["validation", "example", "batch_1", "batch_7"] + PROBES
@@ -256,6 +256,9 @@ class NotAnExceptionTest(unittest.TestCase):
                 text=True,
                 env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))},
                 cwd="/",
+                # A SIGINT must reach it as Python's default: a suite run in the background (make test runs the
+                # torch side beside vitest) inherits SIGINT ignored, and so would every process it starts.
+                preexec_fn=default_sigint,
             )
             assert proc.stdin is not None
             proc.stdin.write(json.dumps(request) + "\n")

@@ -21,7 +21,7 @@ import torch
 from ttd_torch import hello
 from ttd_torch import zygote as zygote_module
 
-from .helpers import PYTHON, PYTHON_DIR, SEED_MODEL, responses, serve
+from .helpers import PYTHON, PYTHON_DIR, SEED_MODEL, default_sigint, responses, serve
 from .test_server import TRAIN
 
 TIMEOUT = 60  # seconds any single read may take before the test fails instead of hanging
@@ -275,6 +275,9 @@ class Zygote:
             stderr=self.stderr,
             cwd="/",
             env={**os.environ, "PYTHONPATH": PYTHON_DIR, **(env or {})},
+            # A SIGINT must reach it as Python's default: a suite run in the background (make test runs the torch side
+            # beside vitest) inherits SIGINT ignored, and so would every process it starts.
+            preexec_fn=default_sigint,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None  # both PIPE
         self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
