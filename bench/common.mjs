@@ -1,6 +1,7 @@
 // Helpers the benchmarks share: subprocesses, medians, a Temporal dev server of their own, the env of a `ttd` command.
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +29,13 @@ export const secs = (ms) => `${(ms / 1000).toFixed(2)} s`;
 /** An in-memory Temporal dev server on a random port; its address, pid and a stop function. */
 export async function startServer() {
   const port = 7800 + Math.floor(Math.random() * 100);
-  const server = spawn(join(root, '.venv', 'bin', 'temporal'), ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(port + 1000), '--headless', '--log-level', 'error', '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true'], { stdio: 'ignore' });
+  // What the embedded server has: ttd's search attributes (a worker refuses a namespace without them), priority, fairness.
+  const { devServerFeatureArgs } = createRequire(import.meta.url)(join(root, 'dist', 'temporal', 'search-attributes.js'));
+  const server = spawn(
+    join(root, '.venv', 'bin', 'temporal'),
+    ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(port + 1000), '--headless', '--log-level', 'error', '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true', ...devServerFeatureArgs()],
+    { stdio: 'ignore' },
+  );
   await new Promise((r) => setTimeout(r, 3000));
   return { address: `127.0.0.1:${port}`, pid: server.pid, stop: () => server.kill('SIGTERM') };
 }
