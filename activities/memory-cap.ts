@@ -66,31 +66,24 @@ function childrenLists(): boolean {
 
 // `root` and its descendants from the threads' children lists.
 function descendants(root: number): number[] {
-  const out: number[] = [];
-  const todo = [root];
-  const seen = new Set<number>();
-  while (todo.length) {
-    const pid = todo.pop()!;
-    if (seen.has(pid)) continue;
-    seen.add(pid);
-    out.push(pid);
+  return reachable(root, (pid) => {
     let tids: string[];
     try {
       tids = readdirSync(`/proc/${pid}/task`);
     } catch {
-      continue; // ended while we looked
+      return []; // ended while we looked
     }
-    for (const tid of tids) {
-      let children: string;
+    return tids.flatMap((tid) => {
       try {
-        children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
+        return readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8')
+          .split(' ')
+          .filter((c) => c.trim())
+          .map(Number);
       } catch {
-        continue; // the thread ended while we looked
+        return []; // the thread ended while we looked
       }
-      for (const child of children.split(' ')) if (child.trim()) todo.push(Number(child));
-    }
-  }
-  return out;
+    });
+  });
 }
 
 // `root` and its descendants from every process's parent (/proc/N/status PPid).
@@ -111,6 +104,11 @@ function descendantsByScan(root: number): number[] {
       /* the process ended while we looked */
     }
   }
+  return reachable(root, (pid) => children.get(pid) ?? []);
+}
+
+// `root` and every pid reachable from it through `childrenOf`, each once.
+function reachable(root: number, childrenOf: (pid: number) => number[]): number[] {
   const out: number[] = [];
   const todo = [root];
   const seen = new Set<number>();
@@ -119,7 +117,7 @@ function descendantsByScan(root: number): number[] {
     if (seen.has(pid)) continue;
     seen.add(pid);
     out.push(pid);
-    todo.push(...(children.get(pid) ?? []));
+    todo.push(...childrenOf(pid));
   }
   return out;
 }
