@@ -9,6 +9,7 @@ import { environmentActivity } from './build-environment';
 import { parityActivity } from './check-parity';
 import { promoteActivity } from './promote-model';
 import { registryRecordActivities } from './registry-records';
+import { signingActivities, type BuilderInfo } from './sign-version';
 import { withStepCache, type CacheOption, type StageRun } from './step-cache';
 import { storeActivity } from './store-artifact';
 import { allHeartbeating } from './heartbeat';
@@ -49,12 +50,20 @@ export { TORCH_ACTIVITY_TYPES } from '../lib/contract/stages';
 
 /** Activities of the control queue: store and registry; `keysDir` holds the key that signs audit records. Each
  * heartbeats while it runs (workflows/definitions.ts: storeStage), so a killed host costs its run seconds, not minutes. */
-export function createControlActivities(deps: { store: ObjectStore; keysDir: string }) {
+export function createControlActivities(deps: {
+  store: ObjectStore;
+  keysDir: string;
+  /** TTD_SIGNING_KEY: an operator's model signing key; else the keys directory's (lib/registry/signing-key.ts). */
+  signingKey?: string | undefined;
+  /** The workers' build, named as the builder of the provenance they sign. */
+  builder?: BuilderInfo;
+}) {
   return allHeartbeating(
     failuresWithCodes({
       storeArtifact: storeActivity(deps),
       promoteModel: promoteActivity(deps),
       ...registryRecordActivities(deps),
+      ...signingActivities({ store: deps.store, signingKey: { keysDir: deps.keysDir, keyFile: deps.signingKey }, builder: deps.builder }),
     }),
   );
 }
@@ -99,4 +108,5 @@ export type { ParityInput, ParityOutput } from './check-parity';
 export type { StoreInput, StoreOutput } from './store-artifact';
 export type { PromoteInput, PromoteOutput, VersionFacts } from './promote-model';
 export type { StageRun } from './step-cache';
+export type { SignInput, SignOutput, SigningKeyOutput } from './sign-version';
 export type { EnvironmentInput, EnvironmentOutput } from './build-environment';

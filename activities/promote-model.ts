@@ -20,6 +20,8 @@ export interface VersionFacts {
   /** Stage durations up to promotion, and the stages that reused cached outputs. */
   timings?: Record<string, number>;
   cached?: string[];
+  /** The version's model signature and provenance (activities/sign-version.ts), once signed. */
+  signed?: { signature: string; provenance: string; keyId: string };
 }
 
 /** The version record of these facts. */
@@ -36,6 +38,7 @@ export function versionRecord(f: VersionFacts, extra: Pick<VersionRecord, 'appro
     parity: f.parity,
     ...(f.timings ? { timings: f.timings } : {}),
     ...(f.cached ? { cached: f.cached } : {}),
+    ...(f.signed ? { signature: f.signed.signature, provenance: f.signed.provenance, signingKey: f.signed.keyId } : {}),
     ...extra,
   };
 }

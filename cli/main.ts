@@ -9,6 +9,7 @@ const registry = () => import('./registry-commands.js');
 const runs = () => import('./run-commands.js');
 const schedules = () => import('./schedule-commands.js');
 const servers = () => import('./server-commands.js');
+const provenance = () => import('./provenance-commands.js');
 
 /** The action named `name` of the module `load` imports, loaded when commander calls it. */
 function lazy<M, K extends keyof M>(load: () => Promise<M>, name: K): (...args: unknown[]) => Promise<void> {
@@ -114,16 +115,34 @@ async function main(): Promise<void> {
   program
     .command('pull')
     .argument('<ref>', ref)
-    .requiredOption('-o, --output <file>', 'where to write the artifact')
+    .requiredOption('-o, --output <file>', 'where to write the artifact (with --signature: a new or empty directory)')
     .option(
       '--format <format>',
-      'torchscript (an archive), aoti (an AOTInductor package, .pt2) or onnx (an ONNX model, .onnx)',
-      'torchscript',
+      'torchscript (an archive), aoti (an AOTInductor package, .pt2) or onnx (an ONNX model, .onnx) (default: "torchscript")',
     )
+    .option('--signature', 'pull every format and the OpenSSF model signature (model.sig) into the directory -o names')
+    .option('--public-key <file>', 'the model signing public key to check the signature with (default: the one in TTD_KEYS)')
     .option('--force', 'overwrite FILE if it exists')
     .option('--json', 'print JSON')
     .description('write a version’s artifact in one of its formats after checking its digest')
-    .action(lazy(registry, 'pullCommand'));
+    .action((ref: string, opts: { signature?: boolean }) =>
+      opts.signature ? lazy(provenance, 'pullSignedCommand')(ref, opts) : lazy(registry, 'pullCommand')(ref, opts),
+    );
+  program
+    .command('provenance')
+    .argument('<ref>', ref)
+    .option('-o, --output <file>', 'write it to FILE instead of standard output')
+    .option('--statement', 'print the signed in-toto statement instead of its DSSE envelope')
+    .option('--public-key <file>', 'the model signing public key to check it with (default: the one in TTD_KEYS)')
+    .option('--force', 'overwrite FILE if it exists')
+    .option('--json', 'print JSON')
+    .description('a version’s SLSA provenance: an in-toto statement in a DSSE envelope signed by the workers’ key')
+    .action(lazy(provenance, 'provenanceCommand'));
+  program
+    .command('signing-key')
+    .option('--json', 'print JSON')
+    .description('the public key that verifies versions’ model signatures and provenance (PEM)')
+    .action(lazy(provenance, 'signingKeyCommand'));
   program.command('models').option('--json', 'print JSON').description('list registered models').action(lazy(registry, 'modelsCommand'));
   program
     .command('promote')

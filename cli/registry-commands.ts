@@ -138,7 +138,7 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
 }
 
 /** Where `-o` points, resolved: never a directory, and an existing file only with --force. Checked before the store is read. */
-function checkPullDestination(output: string, force: boolean): string {
+export function checkPullDestination(output: string, force: boolean): string {
   if (!output.trim()) {
     throw new TtdError(
       ErrorCode.outputInvalid,

@@ -66,6 +66,9 @@ export interface Config {
   /** The workers' keys (TTD_KEYS, default $TTD_HOME/keys, mode 0700): the audit signing key pair, the step cache's
    * HMAC key and the audit chain anchors. Held outside the store; store writers must not be able to read it. */
   keysDir: string;
+  /** The model signing key (TTD_SIGNING_KEY): an operator's PEM ECDSA private key that signs each version's OpenSSF
+   * signature and provenance; unset, the keys directory's own (created on first use). */
+  signingKey: string | undefined;
   /** Whether model files and foreign archives run in the bubblewrap sandbox (TTD_SANDBOX: `on`, the default, or `off`,
    * which runs them with the worker's file access: for hosts without user namespaces, never for untrusted input). */
   sandbox: 'on' | 'off';
@@ -125,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     indexUrl: env.TTD_INDEX_URL || undefined,
     inductorCache: resolve(env.TTD_INDUCTOR_CACHE ?? join(home, 'cache', 'inductor')),
     keysDir: resolve(env.TTD_KEYS || join(home, 'keys')),
+    signingKey: env.TTD_SIGNING_KEY ? resolve(env.TTD_SIGNING_KEY) : undefined,
     sandbox: oneOf(env, 'TTD_SANDBOX', ['on', 'off'] as const),
     bwrap: env.TTD_BWRAP || '/usr/bin/bwrap',
     runtimeLoadAllowanceMs: nonNegative(env, 'TTD_RUNTIME_LOAD_ALLOWANCE_S', TIME_LIMITS.runtimeLoadMs / 1000) * 1000,

@@ -185,6 +185,8 @@ export const promoting = (): Activities => ({
   currentAlias: async () => null,
   keepVersion: async () => ({ version: 4 }),
   recordAudit: async () => ({ seq: 12 }),
+  checkSigningKey: async () => ({ keyId: 'f'.repeat(64), curve: 'P-256' }),
+  signVersion: async () => ({ signature: digest('5'), provenance: digest('6'), keyId: 'f'.repeat(64) }),
   exportProgram: async () => ran(out.export()),
   compilePackage: async () => ran(out.compile()),
   exportOnnx: async () => ran(out.onnx()),

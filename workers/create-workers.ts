@@ -34,8 +34,12 @@ function workflowCode(): { workflowBundle: { codePath: string } } | { workflowsP
  * code and everything it imports (the sources of workflows/ and lib/ in the checkout), the same on every host of one
  * build and whether ttd runs compiled or from its sources. */
 export function codeBuildId(config: { repoRoot: string; buildId: string | undefined }): string {
-  const { version } = JSON.parse(readFileSync(join(config.repoRoot, 'package.json'), 'utf8')) as { version: string };
-  return buildId(version, () => codeDigest(config.repoRoot, ['workflows', 'lib'], '.ts'), config.buildId);
+  return buildId(packageVersion(config.repoRoot), () => codeDigest(config.repoRoot, ['workflows', 'lib'], '.ts'), config.buildId);
+}
+
+/** ttd's version, from its package.json. */
+function packageVersion(repoRoot: string): string {
+  return (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** Creates one worker per given queue on an open connection. */
@@ -65,7 +69,12 @@ export async function createWorkers(opts: {
         workerDeploymentOptions,
         ...code,
         ...workerTelemetryOptions({ bundled: 'workflowBundle' in code }),
-        activities: createControlActivities({ store, keysDir: config.keysDir }),
+        activities: createControlActivities({
+          store,
+          keysDir: config.keysDir,
+          signingKey: config.signingKey,
+          builder: { deployment: opts.version.deploymentName, buildId: opts.version.buildId, ttdVersion: packageVersion(config.repoRoot) },
+        }),
       }),
     );
   }

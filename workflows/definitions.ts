@@ -78,3 +78,7 @@ export const storeStage = {
   heartbeatTimeout: '15 seconds', // activities/heartbeat.ts: every control activity beats every 2 s while it runs
   retry: { maximumAttempts: 10, initialInterval: '500 milliseconds', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
 } as const;
+
+/** The patch of the signing stages (a key check before training, `sign` before registering): a run started before them
+ * replays without either, and its version has no model signature or provenance. */
+export const SIGNING_PATCH = 'ttd-signing';

@@ -1,13 +1,13 @@
 // The pipeline workflow: train → trace → verify → optimize → fusion → store → parity → promote, or, for a foreign
 // artifact, verify → store → parity → promote. Orchestration only; each part lives in its own module.
-import { isCancellation, setHandler } from '@temporalio/workflow';
+import { isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { Gate } from '../lib/contract/gate-codes';
 import type { RunResult } from '../lib/contract/results';
 import type { DeclaredEnvironment } from '../lib/environments/declared-environments';
 import type { EnvironmentOutput } from '../activities';
 import { buildFromModel, limitBasis, verifyForeign, type Built, type FormatArtifact } from './build';
 import type { Format } from '../lib/spec/spec';
-import { progressQuery, type PipelineInput } from './definitions';
+import { progressQuery, SIGNING_PATCH, type PipelineInput } from './definitions';
 import { acceptApprovals, awaitApproval, compareWithProduction, mergeParity, promote, versionFacts } from './promotion';
 import { noSource, Run, RunEnded } from './run-state';
 
@@ -21,6 +21,9 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
   setHandler(progressQuery, () => run.progress);
   const approval = acceptApprovals(run);
   try {
+    // The key that will sign the version is checked first: a run never trains and then finds it cannot be signed.
+    const signing = patched(SIGNING_PATCH);
+    if (signing) await run.stage('signing_key', Gate.promotion, () => run.control.checkSigningKey());
     const environment = input.declaredEnvironment ? await buildEnvironment(run, input.declaredEnvironment) : undefined;
     const built = await build(run);
     const stored = await run.stage('store', Gate.promotion, () =>
@@ -63,7 +66,17 @@ export async function pipelineWorkflow(input: PipelineInput): Promise<RunResult>
     }
     const parity = mergeParity(checks);
 
-    const facts = () => versionFacts(run, stored, parity, run.gates);
+    // Every gate passed: the version's OpenSSF model signature and SLSA provenance, before it is registered.
+    const signed = signing
+      ? await run.stage('sign', Gate.promotion, () =>
+          run.control.signVersion({
+            ...versionFacts(run, stored, parity, run.gates),
+            modelFile: input.modelFileDigest ? { digest: input.modelFileDigest, path: input.modelFilePath ?? 'model.py' } : null,
+            startedOn: workflowInfo().runStartTime.toISOString(),
+          }),
+        )
+      : undefined;
+    const facts = () => ({ ...versionFacts(run, stored, parity, run.gates), ...(signed ? { signed } : {}) });
     if (spec.promote.compare && input.modelFileDigest) await compareWithProduction(run, stored, facts);
     const approved = spec.promote.approval === 'required' ? await awaitApproval(run, approval, stored) : null;
     return run.finish(await promote(run, stored, facts(), approved));

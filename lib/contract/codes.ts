@@ -267,6 +267,22 @@ export const CODES = {
   audit_key_missing: userError('no audit signing key where the workers keep it (TTD_KEYS)'),
   audit_key_invalid: userError('an audit key that is not an ed25519 key'),
   audit_signature_invalid: userError('an audit record whose signature does not verify'),
+  signing_key_missing: failure(
+    'user',
+    false,
+    'no model signing key where TTD_SIGNING_KEY names one, or none in the keys directory where it cannot be created (checked before training)',
+    EVERYWHERE,
+  ),
+  signing_key_invalid: failure(
+    'user',
+    false,
+    'a model signing key that cannot sign: not an unencrypted ECDSA P-256, P-384 or P-521 private key, unreadable, or not matching its published public key (checked before training)',
+    EVERYWHERE,
+  ),
+  signature_missing: userError('a version registered before ttd signed versions: it has no model signature or provenance'),
+  signature_invalid: userError(
+    "a version's model signature or provenance that does not verify with the public key, or does not name the version's artifacts",
+  ),
   audit_signature_missing: userError('an unsigned audit record after a signed one: every record after a signed one must be signed'),
   audit_unsigned: userError('an unsigned audit record where --require-signed asks for signatures'),
   audit_truncated: userError('the audit chain has fewer records than its anchor says it reached: records were removed from its end'),

@@ -71,9 +71,9 @@ export function ensureKeysDir(dir: string): void {
   chmodSync(dir, 0o700); // mkdir's mode is filtered by the umask
 }
 
-// Writes a file only if it does not exist, atomically (a temp file linked into place): two workers starting at once
-// on one host agree on one key. Returns false when another process wrote it first.
-function createOnce(path: string, content: string, mode: number): boolean {
+/** Writes a file only if it does not exist, atomically (a temp file linked into place): two workers starting at once
+ * on one host agree on one key. Returns false when another process wrote it first. */
+export function createOnce(path: string, content: string, mode: number): boolean {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}`;
   writeFileSync(tmp, content, { mode });
   try {

@@ -111,6 +111,11 @@ export const VersionRecord = z.object({
   approval: z.object({ by: z.string(), reason: z.string().nullable() }).nullable().optional(),
   /** Why a registered version was not promoted (`not_better_than_production`). */
   kept: z.string().optional(),
+  /** The version's OpenSSF model signature (a Sigstore bundle) and SLSA provenance (a DSSE envelope), by blob digest,
+   * and the key that signed them (lib/registry/attestations.ts); absent from versions registered before signing. */
+  signature: digest.optional(),
+  provenance: digest.optional(),
+  signingKey: z.string().optional(),
 });
 export type VersionRecord = z.infer<typeof VersionRecord>;
 
