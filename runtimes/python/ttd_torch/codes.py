@@ -277,6 +277,21 @@ AUDIT_KEY_INVALID: Final = "audit_key_invalid"
 # user: an audit record whose signature does not verify
 AUDIT_SIGNATURE_INVALID: Final = "audit_signature_invalid"
 
+# user: no model signing key where TTD_SIGNING_KEY names one, or none in the keys directory where it cannot be created
+# (checked before training)
+SIGNING_KEY_MISSING: Final = "signing_key_missing"
+
+# user: a model signing key that cannot sign: not an unencrypted ECDSA P-256, P-384 or P-521 private key, unreadable, or
+# not matching its published public key (checked before training)
+SIGNING_KEY_INVALID: Final = "signing_key_invalid"
+
+# user: a version registered before ttd signed versions: it has no model signature or provenance
+SIGNATURE_MISSING: Final = "signature_missing"
+
+# user: a version's model signature or provenance that does not verify with the public key, or does not name the
+# version's artifacts
+SIGNATURE_INVALID: Final = "signature_invalid"
+
 # user: an unsigned audit record after a signed one: every record after a signed one must be signed
 AUDIT_SIGNATURE_MISSING: Final = "audit_signature_missing"
 
