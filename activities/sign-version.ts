@@ -131,7 +131,7 @@ export function signingActivities(deps: { store: ObjectStore; signingKey: Signin
       const signature = await putBlob(deps.store, modelSignatureBundle(input.model, files, signer));
       const provenance = await putBlob(
         deps.store,
-        `${JSON.stringify(signStatement(provenanceStatement(facts), signer, signer.keyId), null, 2)}\n`,
+        `${JSON.stringify(signStatement(provenanceStatement(facts), signer, signer.dsseKeyId), null, 2)}\n`,
       );
       return { signature, provenance, keyId: signer.keyId };
     },

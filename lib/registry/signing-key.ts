@@ -18,10 +18,10 @@ export const SigningKeyFile = {
 } as const;
 
 /** The curves model_signing accepts, and the hash it signs with on each (the Sigstore bundle's rule). */
-const CURVES: Record<string, { name: string; hash: 'sha256' | 'sha384' | 'sha512' }> = {
-  prime256v1: { name: 'P-256', hash: 'sha256' },
-  secp384r1: { name: 'P-384', hash: 'sha384' },
-  secp521r1: { name: 'P-521', hash: 'sha512' },
+const CURVES: Record<string, { name: string; hash: 'sha256' | 'sha384' | 'sha512'; scheme: string }> = {
+  prime256v1: { name: 'P-256', hash: 'sha256', scheme: 'ecdsa-sha2-nistp256' },
+  secp384r1: { name: 'P-384', hash: 'sha384', scheme: 'ecdsa-sha2-nistp384' },
+  secp521r1: { name: 'P-521', hash: 'sha512', scheme: 'ecdsa-sha2-nistp521' },
 };
 
 /** Where the signing key is: an operator's key (TTD_SIGNING_KEY), or the keys directory's, created on first use. */
@@ -38,6 +38,9 @@ export interface ModelSigner {
   readonly publicKeyPem: string;
   /** P-256, P-384 or P-521. */
   readonly curve: string;
+  /** The key id a DSSE envelope names it by: the one securesystemslib (in-toto's library) gives this public key by
+   * default, the sha256 of its canonical JSON, so its `Envelope.verify` matches the signature to the key unaided. */
+  readonly dsseKeyId: string;
   /** Where the key was read from, for messages. */
   readonly source: string;
   /** An ECDSA signature (DER) of `data` with the curve's hash. */
@@ -58,6 +61,14 @@ export function keyHint(publicKey: KeyObject): string {
     .digest('hex');
 }
 
+// securesystemslib's default key id: sha256 of the OLPC canonical JSON of {keytype, scheme, keyval} (keys sorted, no
+// spaces, strings with only backslash and quote escaped).
+function dsseKeyId(pem: string, scheme: string): string {
+  const str = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  const canonical = `{"keytype":"ecdsa","keyval":{"public":${str(pem)}},"scheme":${str(scheme)}}`;
+  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+}
+
 const missing = (path: string, why: string) => new TtdError(ErrorCode.signingKeyMissing, why, { path });
 const invalid = (path: string, why: string) =>
   new TtdError(
@@ -67,7 +78,7 @@ const invalid = (path: string, why: string) =>
   );
 
 // The curve of an EC key, or a TtdError naming what the key is instead.
-function curveOf(key: KeyObject, path: string): { name: string; hash: 'sha256' | 'sha384' | 'sha512' } {
+function curveOf(key: KeyObject, path: string): (typeof CURVES)[string] {
   if (key.asymmetricKeyType !== 'ec') {
     throw invalid(path, `it holds a ${key.asymmetricKeyType} key, which model_signing refuses`);
   }
@@ -164,6 +175,7 @@ export function modelSigner(source: SigningKeySource, opts: { create: boolean })
     keyId: keyHint(publicKey),
     publicKeyPem,
     curve: curve.name,
+    dsseKeyId: dsseKeyId(publicKeyPem, curve.scheme),
     source: path,
     sign: (data) => sign(curve.hash, data, privateKey),
   };

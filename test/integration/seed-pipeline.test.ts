@@ -1,7 +1,7 @@
 // The seed end to end through `ttd run` with the embedded dev server: promoted, pulled, deployed without ttd;
 // once on the filesystem store and once on S3 (moto on loopback), the same code with another TTD_STORE.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,6 +56,7 @@ describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend)
       ['promotion', true, null],
     ]);
     expect(Object.keys(result.timings)).toEqual([
+      'signing_key',
       'train',
       'trace',
       'verify',
@@ -66,6 +67,7 @@ describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend)
       'store',
       'parity',
       'parity_aoti',
+      'sign',
       'promote',
     ]);
   });
@@ -127,6 +129,114 @@ describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend)
       expect(r.max_abs_error).toBeLessThanOrEqual(1e-5);
       expect(r.torch_version).toMatch(/^\d+\.\d+/);
     }
+  });
+
+  // What an auditor does with tools that are not ttd's: the stock OpenSSF model_signing CLI, and securesystemslib
+  // (in-toto's library) for the provenance's DSSE envelope, both from make setup's .verify virtualenv.
+  describe('signed for tools that are not ttd’s', () => {
+    const auditor = tempDir();
+    const pulled = join(auditor, 'pulled');
+    const publicKey = join(auditor, 'ttd-signing.pub');
+    const modelSigning = (dir: string) =>
+      command(join(repoRoot, '.verify', 'bin', 'model_signing'), [
+        'verify',
+        'key',
+        '--signature',
+        join(dir, 'model.sig'),
+        '--public_key',
+        publicKey,
+        dir,
+      ]);
+
+    beforeAll(async () => {
+      const key = await runTtd(['signing-key'], env);
+      expect(key.code, key.stderr).toBe(0);
+      writeFileSync(publicKey, key.stdout); // the public key alone: the auditor has no keys directory
+    });
+
+    it('pulls every format and its OpenSSF signature into an empty directory, which model_signing verify key accepts', async () => {
+      const pull = await runTtd(['pull', 'seed-mlp@production', '--signature', '-o', pulled, '--json'], env);
+      expect(pull.code, pull.stderr).toBe(0);
+      const out = JSON.parse(pull.stdout);
+      expect(readdirSync(pulled).sort()).toEqual(['model.pt', 'model.pt2', 'model.sig']);
+      expect(out.files.map((f: { name: string; format: string }) => [f.name, f.format])).toEqual([
+        ['model.pt', 'torchscript'],
+        ['model.pt2', 'aoti'],
+      ]);
+      expect(out.signature.verified).toBe(true);
+      expect(
+        `sha256:${createHash('sha256')
+          .update(readFileSync(join(pulled, 'model.pt')))
+          .digest('hex')}`,
+      ).toBe(result.digest);
+      const verified = await modelSigning(pulled);
+      expect(verified.code, verified.stderr).toBe(0);
+      expect(verified.stdout).toContain('Verification succeeded');
+    });
+
+    it('model_signing verify refuses the directory after one byte of any artifact changes, one is appended, or a file is added', async () => {
+      const tampered: [string, (dir: string) => void][] = [
+        ...['model.pt', 'model.pt2'].map(
+          (name) =>
+            [
+              `a flipped byte in ${name}`,
+              (dir: string) => {
+                const bytes = readFileSync(join(dir, name));
+                bytes[bytes.length >> 1] ^= 0x01;
+                writeFileSync(join(dir, name), bytes);
+              },
+            ] as [string, (dir: string) => void],
+        ),
+        ['a byte appended to model.pt2', (dir) => appendFileSync(join(dir, 'model.pt2'), Buffer.from([0]))],
+        ['a file added', (dir) => writeFileSync(join(dir, 'extra.py'), 'import os\n')],
+      ];
+      for (const [what, tamper] of tampered) {
+        const copy = join(tempDir(), 'pulled');
+        cpSync(pulled, copy, { recursive: true });
+        tamper(copy);
+        const refused = await modelSigning(copy);
+        expect(refused.code, what).toBe(1);
+        expect(refused.stderr, what).toMatch(/Verification failed.*(Hash mismatch|Extra files)/);
+      }
+    });
+
+    it('prints SLSA provenance whose DSSE signature and subjects verify with securesystemslib, and fail once a field changes', async () => {
+      const envelopeFile = join(auditor, 'provenance.json');
+      const printed = await runTtd(['provenance', 'seed-mlp@production', '-o', envelopeFile], env);
+      expect(printed.code, printed.stderr).toBe(0);
+      const audit = (file: string) =>
+        command(join(repoRoot, '.verify', 'bin', 'python'), [
+          join(repoRoot, 'test', 'fixtures', 'verify', 'verify_provenance.py'),
+          file,
+          publicKey,
+          pulled,
+        ]);
+      const ok = await audit(envelopeFile);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(JSON.parse(ok.stdout).predicateType).toBe('https://slsa.dev/provenance/v1');
+
+      const envelope = JSON.parse(readFileSync(envelopeFile, 'utf8'));
+      const statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8'));
+      const { buildDefinition, runDetails } = statement.predicate;
+      expect(buildDefinition.externalParameters).toMatchObject({ model: 'seed-mlp', trigger: 'manual', commit: null });
+      expect(buildDefinition.externalParameters.spec.digest).toMatch(/^sha256:/);
+      expect(buildDefinition.externalParameters.modelFile.digest).toMatch(/^sha256:/);
+      expect(buildDefinition.internalParameters.environment.torchVersion).toMatch(/^2\.13\.0/);
+      // Every gate's verdict up to signing, as the run recorded it (promotion comes after).
+      expect(buildDefinition.internalParameters.gates.map((g: { gate: string }) => g.gate)).toEqual(
+        result.gates.filter((g) => g.gate !== 'promotion').map((g) => g.gate),
+      );
+      expect(runDetails.metadata.invocationId).toBe(result.runId);
+      expect(runDetails.builder.id).toMatch(/^urn:ttd:worker:\d+@/);
+
+      // A changed field (the commit a CI job would forge), the envelope re-encoded with the old signature: refused.
+      statement.predicate.buildDefinition.externalParameters.commit = 'deadbeef';
+      const forged = join(auditor, 'forged.json');
+      writeFileSync(forged, JSON.stringify({ ...envelope, payload: Buffer.from(JSON.stringify(statement)).toString('base64') }));
+      const refused = await audit(forged);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('VerificationError');
+    });
   });
 
   it('lists the model and keeps an intact audit chain naming the promoted digest', async () => {
