@@ -146,13 +146,15 @@ export function modelSigner(source: SigningKeySource, opts: { create: boolean })
       );
     }
   }
-  const text = (() => {
+  const read = (file: string) => {
     try {
-      return readFileSync(path, 'latin1');
+      return readFileSync(file, 'latin1');
     } catch {
       return '';
     }
-  })();
+  };
+  // What the signer was made from: the key, and the public half published beside it (checked against it below).
+  const text = read(path) + (given ? '' : `\n${read(join(source.keysDir, SigningKeyFile.public))}`);
   const known = signers.get(path);
   if (known && known.text === text) return known.signer;
   const privateKey = readPrivateKey(path);

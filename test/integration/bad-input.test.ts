@@ -133,7 +133,7 @@ describe('bad input', () => {
       },
     ]);
     expect(result.version).toBeNull();
-    expect(Object.keys(result.timings)).toEqual(['train']);
+    expect(Object.keys(result.timings)).toEqual(['signing_key', 'train']);
     expect(await registeredModels(env)).toEqual([]);
   });
 

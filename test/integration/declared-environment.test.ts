@@ -52,11 +52,15 @@ describe('environments declared with the spec', () => {
   it('a transformers model declared through environment.requirements is promoted with Python and libtorch parity in both formats', () => {
     expect(bert.status, JSON.stringify(bert.gates)).toBe('promoted');
     expect(bert.gates[0]).toMatchObject({ gate: 'environment', passed: true });
-    expect(bert.gates[0].message).toMatch(/^built environment sha256:[0-9a-f]{12}: \d+ packages installed beside \d+ of the base \(torch 2\.13\.0\+cpu of torch-2\.13, shared\)$/);
-    // The environment stage runs before training.
-    expect(Object.keys(bert.timings).slice(0, 2)).toEqual(['environment', 'train']);
+    expect(bert.gates[0].message).toMatch(
+      /^built environment sha256:[0-9a-f]{12}: \d+ packages installed beside \d+ of the base \(torch 2\.13\.0\+cpu of torch-2\.13, shared\)$/,
+    );
+    // The environment stage runs before training, after the signing key's check.
+    expect(Object.keys(bert.timings).slice(0, 3)).toEqual(['signing_key', 'environment', 'train']);
     const label = `torch-2.13+${hexOf([TRANSFORMERS]).slice(0, 12)}`;
-    const rows = (bert.parity ?? []).filter((p) => !p.flags.fuser).map((p) => [p.format ?? 'torchscript', p.runtime, p.environment, p.passed]);
+    const rows = (bert.parity ?? [])
+      .filter((p) => !p.flags.fuser)
+      .map((p) => [p.format ?? 'torchscript', p.runtime, p.environment, p.passed]);
     expect(rows.sort()).toEqual([
       ['aoti', 'libtorch', label, true],
       ['aoti', 'python', label, true],
@@ -101,7 +105,10 @@ describe('environments declared with the spec', () => {
     writeFileSync(join(dir, 'requirements.txt'), `six==1.17.0 \\\n    --hash=sha256:${SIX_SHA256}\n`);
     const spec = writeSpec(
       dir,
-      quickSeedSpec('six-hashed', { environment: { base: 'torch-2.13', requirements: 'requirements.txt' }, parity: { runtimes: ['python'] } }),
+      quickSeedSpec('six-hashed', {
+        environment: { base: 'torch-2.13', requirements: 'requirements.txt' },
+        parity: { runtimes: ['python'] },
+      }),
       join(seedDir, 'model.py'),
     );
     const ok = JSON.parse((await runTtd(['run', spec, '--json'], env())).stdout) as RunResult;
@@ -112,7 +119,10 @@ describe('environments declared with the spec', () => {
     writeFileSync(join(bad, 'requirements.txt'), `six==1.17.0 --hash=sha256:${'0'.repeat(64)}\n`);
     const badSpec = writeSpec(
       bad,
-      quickSeedSpec('six-wrong-hash', { environment: { base: 'torch-2.13', requirements: 'requirements.txt' }, parity: { runtimes: ['python'] } }),
+      quickSeedSpec('six-wrong-hash', {
+        environment: { base: 'torch-2.13', requirements: 'requirements.txt' },
+        parity: { runtimes: ['python'] },
+      }),
       join(seedDir, 'model.py'),
     );
     const run = await runTtd(['run', badSpec, '--json'], env());
@@ -127,20 +137,23 @@ describe('environments declared with the spec', () => {
   it.each([
     ['torchvision==0.29.1', 'torchvision', 'torch>=2.14'],
     ['torch>=2.14', 'torch', 'torch>=2.14'],
-  ])('a requirement that would replace the base torch (%s) is environment_invalid naming %s, before training', async (requirement, pkg, wants) => {
-    const dir = tempDir();
-    const spec = writeSpec(dir, bertSpec(`upgrade-${pkg}`, [TRANSFORMERS, requirement], ['torchscript']), BERT_MODEL);
-    const run = await runTtd(['run', spec, '--json'], env());
-    const result = JSON.parse(run.stdout) as RunResult;
-    expect(run.code).toBe(2);
-    expect(result.status).toBe('failed');
-    expect(result.gates.map((g) => [g.gate, g.code])).toEqual([['environment', 'environment_invalid']]);
-    expect(result.gates[0].message).toContain(`'${pkg}' needs ${wants}`);
-    expect(result.gates[0].message).toContain("environment.base 'torch-2.13' has torch 2.13.0+cpu");
-    expect(result.timings.train).toBeUndefined();
-    expect(builds()).not.toContain(hexOf([TRANSFORMERS, requirement]));
-    expect(readdirSync(envCache).some((d) => d.startsWith('.build-'))).toBe(false);
-  });
+  ])(
+    'a requirement that would replace the base torch (%s) is environment_invalid naming %s, before training',
+    async (requirement, pkg, wants) => {
+      const dir = tempDir();
+      const spec = writeSpec(dir, bertSpec(`upgrade-${pkg}`, [TRANSFORMERS, requirement], ['torchscript']), BERT_MODEL);
+      const run = await runTtd(['run', spec, '--json'], env());
+      const result = JSON.parse(run.stdout) as RunResult;
+      expect(run.code).toBe(2);
+      expect(result.status).toBe('failed');
+      expect(result.gates.map((g) => [g.gate, g.code])).toEqual([['environment', 'environment_invalid']]);
+      expect(result.gates[0].message).toContain(`'${pkg}' needs ${wants}`);
+      expect(result.gates[0].message).toContain("environment.base 'torch-2.13' has torch 2.13.0+cpu");
+      expect(result.timings.train).toBeUndefined();
+      expect(builds()).not.toContain(hexOf([TRANSFORMERS, requirement]));
+      expect(readdirSync(envCache).some((d) => d.startsWith('.build-'))).toBe(false);
+    },
+  );
 
   it('an index that cannot be reached is index_unreachable naming its address, before training, leaving nothing built', async () => {
     const port = await freePort(); // nothing listens there: connections are refused
@@ -157,7 +170,7 @@ describe('environments declared with the spec', () => {
     expect(readdirSync(envCache).some((d) => d.startsWith('.build-'))).toBe(false);
   });
 
-  it("a TTD_PYTHON whose libtorch runner was built against another torch is runtime_mismatch naming both, and nothing starts", async () => {
+  it('a TTD_PYTHON whose libtorch runner was built against another torch is runtime_mismatch naming both, and nothing starts', async () => {
     const dir = tempDir();
     const spec = writeSpec(dir, quickSeedSpec('mismatch'), join(seedDir, 'model.py'));
     const python = join(repoRoot, '.torch', 'torch-2.13', 'bin', 'python');

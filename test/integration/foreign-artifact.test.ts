@@ -31,7 +31,7 @@ describe('foreign artifacts', () => {
       ['parity', true],
       ['promotion', true],
     ]);
-    expect(Object.keys(result.timings)).toEqual(['verify', 'store', 'parity', 'promote']);
+    expect(Object.keys(result.timings)).toEqual(['signing_key', 'verify', 'store', 'parity', 'sign', 'promote']);
     expect(result.parity).toHaveLength(2); // python and libtorch as their servers run them: no LLVM, no fused run
     // The exact bytes the user made are what is promoted.
     const pulled = join(tempDir(), 'pulled.pt');

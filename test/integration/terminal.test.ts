@@ -3,7 +3,18 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { command as runCommand, launchChromium, quickSeedSpec, repoRoot, screenshotDir, runTtd, seedDir, tempDir, testEnv, writeSpec } from '../helpers';
+import {
+  command as runCommand,
+  launchChromium,
+  quickSeedSpec,
+  repoRoot,
+  screenshotDir,
+  runTtd,
+  seedDir,
+  tempDir,
+  testEnv,
+  writeSpec,
+} from '../helpers';
 
 /** What a terminal shows after `raw`: line by line, `\r` and cursor-to-column-1 restart the line, clear-to-end
  * drops the rest; SGR colours become spans, every other escape is dropped. Enough for our own output. */
@@ -52,7 +63,7 @@ describe('ttd run on a terminal', () => {
   it('draws a bar of epochs with the current loss, then one line per finished stage, in colour', async () => {
     const out = await onTerminal(spec('tty-colour'), { ...base, NO_COLOR: undefined });
     expect(out).toMatch(/train\s+[█░]+ [1-4]\/4 epochs {2}loss \d+\.\d{4}/);
-    for (const stage of ['train', 'trace', 'verify', 'optimize', 'fusion', 'store', 'parity', 'promote']) {
+    for (const stage of ['signing_key', 'train', 'trace', 'verify', 'optimize', 'fusion', 'store', 'parity', 'sign', 'promote']) {
       expect(out).toMatch(new RegExp(`✓\\S* ${stage}\\s+\\d+\\.\\ds`));
     }
     expect(out).toMatch(COLOUR);

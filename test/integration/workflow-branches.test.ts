@@ -164,7 +164,9 @@ async function progressUntil(handle: WorkflowHandle, done: (p: PipelineProgress)
 }
 
 const BUILD = ['train', 'trace', 'verify', 'optimize', 'checkFusion'];
-const AFTER_BUILD = ['storeArtifact', 'checkParity', 'promoteModel'];
+const AFTER_BUILD = ['storeArtifact', 'checkParity', 'signVersion', 'promoteModel'];
+// Every run that started with the signing patch checks its key before anything else.
+const KEY = 'checkSigningKey';
 
 describe('pipeline workflow branches', () => {
   it('a run whose every gate passes is promoted, calling each stage once in order', async () => {
@@ -180,7 +182,7 @@ describe('pipeline workflow branches', () => {
       ['promotion', true],
     ]);
     expect(lastGate(result).message).toBe("version 4 of 'fake-mlp' is now 'production' (was version 3); audit record 12");
-    expect(names()).toEqual([...BUILD, ...AFTER_BUILD]);
+    expect(names()).toEqual([KEY, ...BUILD, ...AFTER_BUILD]);
     expect(input('storeArtifact')).toMatchObject({ files: { artifact: digest('4'), traced: digest('2'), references: digest('3') } });
     expect(input('promoteModel')).toMatchObject({ alias: 'production', approval: null });
     expect(result.cached).toBeUndefined();
@@ -191,15 +193,17 @@ describe('pipeline workflow branches', () => {
     const environment = `torch-2.13+${'e'.repeat(64)}`;
     const { result, names, input, calls } = await run({}, { environment: { ...DECLARED } }, { environment, declaredEnvironment: DECLARED });
     expect(result.status).toBe('promoted');
-    expect(names()).toEqual(['buildEnvironment', ...BUILD, ...AFTER_BUILD]);
+    expect(names()).toEqual([KEY, 'buildEnvironment', ...BUILD, ...AFTER_BUILD]);
     expect(result.gates[0]).toEqual({
       gate: 'environment',
       passed: true,
       code: null,
       message: `built environment ${digest('e').slice(0, 19)}: 2 packages installed beside 0 of the base (torch 2.13.0+cpu of torch-2.13, shared)`,
     });
-    expect(Object.keys(result.timings)[0]).toBe('environment');
-    for (const c of calls.filter((c) => c.name !== 'storeArtifact' && c.name !== 'promoteModel'))
+    expect(Object.keys(result.timings).slice(0, 2)).toEqual(['signing_key', 'environment']);
+    // Every torch stage (the control queue's activities take no environment).
+    const control = ['storeArtifact', 'promoteModel', 'checkSigningKey', 'signVersion'];
+    for (const c of calls.filter((c) => !control.includes(c.name)))
       expect(c.input, c.name).toMatchObject({ environment, declared: DECLARED });
     expect(input('storeArtifact')).toMatchObject({
       spec: { environment: { ...DECLARED, resolved: ENVIRONMENT.resolved } },
@@ -223,7 +227,7 @@ describe('pipeline workflow branches', () => {
     );
     expect(ending(result)).toEqual(endsWith('failed', 'environment', 'environment_invalid'));
     expect(lastGate(result).message).toBe("environment failed: environment.requirements: 'torchvision' needs torch>=2.14.0");
-    expect(names()).toEqual(['buildEnvironment']);
+    expect(names()).toEqual([KEY, 'buildEnvironment']);
   });
 
   it('training gate rejects a non-finite loss and nothing after training runs', async () => {
@@ -232,20 +236,20 @@ describe('pipeline workflow branches', () => {
     });
     expect(ending(result)).toEqual(endsWith('rejected', 'training', 'non_finite_loss'));
     expect(lastGate(result).message).toBe('loss is nan at epoch 1 step 3');
-    expect(names()).toEqual(['train']);
+    expect(names()).toEqual([KEY, 'train']);
   });
 
   it('trace gate rejects a graph that verify finds diverging in control flow, before optimize', async () => {
     const { result, names } = await run({ verify: async () => ran(out.verify(failed(GateCode.controlFlowDivergence))) });
     expect(ending(result)).toEqual(endsWith('rejected', 'trace', 'control_flow_divergence'));
     expect(lastGate(result).message).toBe('found control_flow_divergence');
-    expect(names()).toEqual(['train', 'trace', 'verify']);
+    expect(names()).toEqual([KEY, 'train', 'trace', 'verify']);
   });
 
   it('optimize gate rejects an optimized graph that diverges, before fusion', async () => {
     const { result, names } = await run({ optimize: async () => ran(out.optimize(failed(GateCode.optimizedDivergence))) });
     expect(ending(result)).toEqual(endsWith('rejected', 'optimize', 'optimized_divergence'));
-    expect(names()).toEqual(['train', 'trace', 'verify', 'optimize']);
+    expect(names()).toEqual([KEY, 'train', 'trace', 'verify', 'optimize']);
   });
 
   it('fusion gate rejects a graph without the required fusion, before anything is stored', async () => {
@@ -254,14 +258,14 @@ describe('pipeline workflow branches', () => {
       { fusion: { require: 'any' } },
     );
     expect(ending(result)).toEqual(endsWith('rejected', 'fusion', 'fusion_required_missing'));
-    expect(names()).toEqual(BUILD);
+    expect(names()).toEqual([KEY, ...BUILD]);
   });
 
   it('parity gate rejects a runtime beyond tolerance: stored, never promoted, parity reported', async () => {
     const { result, names } = await run({ checkParity: async () => ran(out.parity(failed(GateCode.toleranceExceeded))) });
     expect(ending(result)).toEqual(endsWith('rejected', 'parity', 'tolerance_exceeded'));
     expect(result.parity?.[0]).toMatchObject({ runtime: 'python', passed: false, code: 'tolerance_exceeded' });
-    expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity']);
+    expect(names()).toEqual([KEY, ...BUILD, 'storeArtifact', 'checkParity']);
   });
 
   it('an AOTInductor-only run exports, compiles, stores the package and checks it in every runtime, with no TorchScript stage', async () => {
@@ -275,7 +279,7 @@ describe('pipeline workflow branches', () => {
       ['parity', true],
       ['promotion', true],
     ]);
-    expect(names()).toEqual(['train', 'exportProgram', 'compilePackage', ...AFTER_BUILD]);
+    expect(names()).toEqual([KEY, 'train', 'exportProgram', 'compilePackage', ...AFTER_BUILD]);
     expect(input('compilePackage')).toMatchObject({ programDigest: digest('f'), referencesDigest: digest('e') });
     expect(input('storeArtifact')).toMatchObject({
       files: { artifact: digest('c'), aoti: digest('c'), program: digest('f'), aotiReferences: digest('e') },
@@ -288,7 +292,17 @@ describe('pipeline workflow branches', () => {
     const { result, names, calls } = await run({}, { formats: ['torchscript', 'aoti'] });
     expect(result.status).toBe('promoted');
     expect(result.digest).toBe(digest('4')); // the first format's artifact is the version's
-    expect(names()).toEqual([...BUILD, 'exportProgram', 'compilePackage', 'storeArtifact', 'checkParity', 'checkParity', 'promoteModel']);
+    expect(names()).toEqual([
+      KEY,
+      ...BUILD,
+      'exportProgram',
+      'compilePackage',
+      'storeArtifact',
+      'checkParity',
+      'checkParity',
+      'signVersion',
+      'promoteModel',
+    ]);
     const parity = calls.filter((c) => c.name === 'checkParity').map((c) => [c.input.artifactDigest, c.input.format]);
     expect(parity).toEqual([
       [digest('4'), undefined],
@@ -305,7 +319,7 @@ describe('pipeline workflow branches', () => {
     );
     expect(ending(result)).toEqual(endsWith('rejected', 'export', 'data_dependent_control_flow'));
     expect(lastGate(result).message).toBe('torch.export met control flow that depends on tensor values');
-    expect(names()).toEqual(['train', 'exportProgram']);
+    expect(names()).toEqual([KEY, 'train', 'exportProgram']);
   });
 
   it('compile gate rejects a package that differs from eager, before anything is stored', async () => {
@@ -314,13 +328,13 @@ describe('pipeline workflow branches', () => {
       { formats: ['torchscript', 'aoti'] },
     );
     expect(ending(result)).toEqual(endsWith('rejected', 'compile', 'compiled_divergence'));
-    expect(names()).toEqual([...BUILD, 'exportProgram', 'compilePackage']);
+    expect(names()).toEqual([KEY, ...BUILD, 'exportProgram', 'compilePackage']);
   });
 
   it('an ONNX run exports to ONNX after TorchScript, stores both and checks the ONNX model in its own parity stage', async () => {
     const { result, names, input, calls } = await run({}, { formats: ['torchscript', 'onnx'] });
     expect(result.status).toBe('promoted');
-    expect(names()).toEqual([...BUILD, 'exportOnnx', 'storeArtifact', 'checkParity', 'checkParity', 'promoteModel']);
+    expect(names()).toEqual([KEY, ...BUILD, 'exportOnnx', 'storeArtifact', 'checkParity', 'checkParity', 'signVersion', 'promoteModel']);
     expect(input('exportOnnx')).toMatchObject({ weightsDigest: digest('1'), batchSizes: [1, 7] });
     expect(input('storeArtifact')).toMatchObject({
       files: { onnx: digest('0'), onnxReferences: digest('e') },
@@ -350,7 +364,7 @@ describe('pipeline workflow branches', () => {
     );
     expect(ending(result)).toEqual(endsWith('rejected', 'onnx', 'onnx_divergence'));
     expect(lastGate(result).divergence).toEqual(divergence);
-    expect(names()).toEqual(['train', 'exportOnnx']);
+    expect(names()).toEqual([KEY, 'train', 'exportOnnx']);
   });
 
   it('a foreign artifact that verifies is promoted without training or tracing', async () => {
@@ -359,7 +373,7 @@ describe('pipeline workflow branches', () => {
     const { result, names, input } = await run({}, spec, { foreign, modelFileDigest: undefined, modelFilePath: undefined });
     expect(ending(result)).toEqual(endsWith('promoted', 'promotion', null));
     expect(result.digest).toBe(digest('c'));
-    expect(names()).toEqual(['verifyArtifact', ...AFTER_BUILD]);
+    expect(names()).toEqual([KEY, 'verifyArtifact', ...AFTER_BUILD]);
     expect(input('storeArtifact')).toMatchObject({
       files: { artifact: digest('c'), references: digest('8'), sourceReferences: digest('d') },
     });
@@ -375,7 +389,7 @@ describe('pipeline workflow branches', () => {
       modelFilePath: undefined,
     });
     expect(ending(result)).toEqual(endsWith('rejected', 'trace', 'reference_mismatch'));
-    expect(names()).toEqual(['verifyArtifact']);
+    expect(names()).toEqual([KEY, 'verifyArtifact']);
   });
 
   it('a stage that throws a non-retryable model_error fails the run with that code, once, and stops', async () => {
@@ -386,7 +400,7 @@ describe('pipeline workflow branches', () => {
     });
     expect(ending(result)).toEqual(endsWith('failed', 'trace', 'model_error'));
     expect(lastGate(result).message).toBe("trace failed: model.py: name 'foo' is not defined");
-    expect(names()).toEqual(['train', 'trace']);
+    expect(names()).toEqual([KEY, 'train', 'trace']);
   });
 
   it('a stage that throws a failure of an unknown type fails the run with code internal', async () => {
@@ -397,7 +411,7 @@ describe('pipeline workflow branches', () => {
     });
     expect(ending(result)).toEqual(endsWith('failed', 'promotion', 'internal'));
     expect(lastGate(result).message).toBe('store failed: the store is on fire');
-    expect(names()).toEqual([...BUILD, 'storeArtifact']);
+    expect(names()).toEqual([KEY, ...BUILD, 'storeArtifact']);
   });
 
   it('a run without a model file or a foreign artifact fails as bad input', async () => {
@@ -408,7 +422,40 @@ describe('pipeline workflow branches', () => {
       type: 'bad_input',
       message: 'a run needs a model file or a foreign artifact',
     });
-    expect(started.names()).toEqual([]);
+    expect(started.names()).toEqual([KEY]);
+  });
+
+  it('a signing key that cannot sign fails the run at its first stage, with its code, before anything trains', async () => {
+    const { result, names } = await run({
+      checkSigningKey: async () => {
+        throw ApplicationFailure.create({
+          type: 'signing_key_invalid',
+          message: '/keys/k.pem: it holds a ed25519 key',
+          nonRetryable: true,
+        });
+      },
+    });
+    expect(ending(result)).toEqual(endsWith('failed', 'promotion', GateCode.signingKeyInvalid));
+    expect(lastGate(result).message).toContain('signing_key failed: /keys/k.pem: it holds a ed25519 key');
+    expect(names()).toEqual([KEY]);
+  });
+
+  it('the signing stage passes what the provenance states: the version, every gate so far, the model file and the start', async () => {
+    const { input } = await run();
+    expect(input('signVersion')).toMatchObject({
+      model: 'fake-mlp',
+      artifactDigest: digest('4'),
+      modelFile: { digest: digest('b'), path: 'model.py' },
+      startedOn: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
+    expect((input('signVersion')!.gates as { gate: string }[]).map((g) => g.gate)).toEqual([
+      'training',
+      'trace',
+      'optimize',
+      'fusion',
+      'parity',
+    ]);
+    expect(input('promoteModel')).toMatchObject({ signed: { signature: digest('5'), provenance: digest('6') } });
   });
 
   it('a stage served from the step cache is listed in result.cached and has no torch time', async () => {
@@ -436,7 +483,7 @@ describe('pipeline workflow promotion branches', () => {
     expect(lastGate(result).message).toBe(
       "candidate validation_loss 0.300000 is not better than production (version 3) 0.200000 by more than min_improvement 0; kept as version 4, 'production' not moved",
     );
-    expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity', 'currentAlias', 'evaluate', 'keepVersion']);
+    expect(names()).toEqual([KEY, ...BUILD, 'storeArtifact', 'checkParity', 'signVersion', 'currentAlias', 'evaluate', 'keepVersion']);
     expect(input('evaluate')).toMatchObject({
       artifacts: [
         { name: 'candidate', digest: digest('4') },
@@ -455,7 +502,7 @@ describe('pipeline workflow promotion branches', () => {
       compare,
     );
     expect(ending(result)).toEqual(endsWith('promoted', 'promotion', null));
-    expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity', 'currentAlias', 'evaluate', 'promoteModel']);
+    expect(names()).toEqual([KEY, ...BUILD, 'storeArtifact', 'checkParity', 'signVersion', 'currentAlias', 'evaluate', 'promoteModel']);
   });
 
   it('approval: an approved run is promoted with who approved it', async () => {
@@ -470,7 +517,7 @@ describe('pipeline workflow promotion branches', () => {
     expect(ending(result)).toEqual(endsWith('promoted', 'promotion', null));
     expect(result.timings.approval).toBeGreaterThanOrEqual(0);
     expect(input('promoteModel')).toMatchObject({ approval: { by: 'ana', reason: null } });
-    expect(names()).toEqual([...BUILD, ...AFTER_BUILD]);
+    expect(names()).toEqual([KEY, ...BUILD, ...AFTER_BUILD]);
   });
 
   it('approval: a rejected run is recorded in the audit trail and nothing is promoted', async () => {
@@ -488,7 +535,7 @@ describe('pipeline workflow promotion branches', () => {
       reason: 'too slow',
       digest: digest('4'),
     });
-    expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity', 'recordAudit']);
+    expect(names()).toEqual([KEY, ...BUILD, 'storeArtifact', 'checkParity', 'signVersion', 'recordAudit']);
   });
 
   it('approval: a run nobody answers within approval_timeout is rejected and audited', async () => {
@@ -496,7 +543,7 @@ describe('pipeline workflow promotion branches', () => {
     expect(ending(result)).toEqual(endsWith('rejected', 'promotion', 'approval_timeout'));
     expect(lastGate(result).message).toBe('no approval within promote.approval_timeout 300ms; nothing promoted');
     expect(input('recordAudit')).toMatchObject({ action: 'approval_timeout', actor: 'ttd', reason: 'no answer within 300ms' });
-    expect(names()).toEqual([...BUILD, 'storeArtifact', 'checkParity', 'recordAudit']);
+    expect(names()).toEqual([KEY, ...BUILD, 'storeArtifact', 'checkParity', 'signVersion', 'recordAudit']);
   });
 
   it('the approve update is refused while the run is not waiting for approval, and accepted once it is', async () => {
@@ -528,7 +575,10 @@ describe('pipeline workflow while it runs', () => {
       expect(progress).toEqual({
         status: 'running',
         stage: 'trace',
-        completed: [{ stage: 'train', ms: expect.any(Number) }],
+        completed: [
+          { stage: 'signing_key', ms: expect.any(Number) },
+          { stage: 'train', ms: expect.any(Number) },
+        ],
         epochs: 2,
         losses: [0.9, 0.5],
       });
@@ -552,6 +602,6 @@ describe('pipeline workflow while it runs', () => {
     } finally {
       verify.release();
     }
-    expect(names()).toEqual(['train', 'trace', 'verify']);
+    expect(names()).toEqual([KEY, 'train', 'trace', 'verify']);
   });
 });
