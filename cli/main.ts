@@ -140,6 +140,7 @@ async function main(): Promise<void> {
     .action(lazy(provenance, 'provenanceCommand'));
   program
     .command('signing-key')
+    .option('--rotate', 'replace the key by a new one; the old public key is kept in TTD_KEYS/retired-signing/')
     .option('--json', 'print JSON')
     .description('the public key that verifies versions’ model signatures and provenance (PEM)')
     .action(lazy(provenance, 'signingKeyCommand'));

@@ -18,7 +18,7 @@ import {
 import { auditReader } from '../lib/registry/keys';
 import { formatsOf, readManifest, readVersionRecord, type VersionRecord } from '../lib/registry/records';
 import { parseRef, resolveRef } from '../lib/registry/registry';
-import { modelSigner, modelVerifiers, type ModelVerifier } from '../lib/registry/signing-key';
+import { modelSigner, modelVerifiers, rotateModelSigningKey, type ModelVerifier } from '../lib/registry/signing-key';
 import { getBlob, getBlobToFile, type ObjectStore } from '../lib/store/store';
 import { loadTemporalConfig, type TemporalConfig } from '../temporal/config';
 import { terminalLine } from '../render/terminal';
@@ -249,10 +249,25 @@ export async function provenanceCommand(
 
 /** `ttd signing-key [--json]`: the public half of the workers' model signing key, for auditors and serving platforms;
  * created as a worker would where the keys directory has none yet. */
-export async function signingKeyCommand(opts: { json?: boolean }): Promise<void> {
+export async function signingKeyCommand(opts: { json?: boolean; rotate?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
   try {
     const config = loadTemporalConfig();
+    if (opts.rotate) {
+      const r = rotateModelSigningKey({ keysDir: config.keysDir, keyFile: config.signingKey });
+      if (json)
+        return printJson({
+          keyId: r.current.keyId,
+          curve: r.current.curve,
+          retiredKeyId: r.retired.keyId,
+          retiredFile: r.retiredFile,
+          publicKey: r.current.publicKeyPem,
+        });
+      writeErr(
+        `versions are now signed by key ${r.current.keyId.slice(0, 16)}…; key ${r.retired.keyId.slice(0, 16)}… is retired (${terminalLine(r.retiredFile)}), and versions it signed still verify with it; copy ${terminalLine(config.keysDir)} to every worker host, and publish the new public key (below)\n`,
+      );
+      return writeOut(r.current.publicKeyPem);
+    }
     const signer = modelSigner({ keysDir: config.keysDir, keyFile: config.signingKey }, { create: true });
     if (json) return printJson({ keyId: signer.keyId, curve: signer.curve, source: signer.source, publicKey: signer.publicKeyPem });
     writeOut(signer.publicKeyPem);

@@ -3,7 +3,7 @@
 // lives beside the ed25519 audit key in the keys directory, or where TTD_SIGNING_KEY names an operator's own key.
 // Checked before a run trains (docs/trust-provenance.md), so a run never does its work and then cannot be signed.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, TtdError } from '../contract/errors';
 import { createOnce, ensureKeysDir } from './keys';
@@ -244,4 +244,28 @@ export function modelVerifiers(source: SigningKeySource, publicKey?: string): Mo
         .map((f) => modelVerifierFromFile(join(dir, f)))
     : [];
   return [...(current ? [current] : []), ...retired];
+}
+
+/** Replaces the keys directory's model signing key by a new one; the old public key is kept in retired-signing/, so
+ * versions it signed still verify. Each step leaves a usable directory if the process dies after it: the old key
+ * retired (still current), its public file removed (republished from the private key on next use), the new private key
+ * renamed into place, its public half published. Refused for an operator's key (TTD_SIGNING_KEY). */
+export function rotateModelSigningKey(source: SigningKeySource): { retired: ModelSigner; current: ModelSigner; retiredFile: string } {
+  if (source.keyFile) {
+    throw new TtdError(
+      ErrorCode.argumentInvalid,
+      `TTD_SIGNING_KEY names ${source.keyFile}, a key ttd does not manage; rotate it by pointing TTD_SIGNING_KEY at the new key, and keep the old public key in ${join(source.keysDir, SigningKeyFile.retired)}/ so versions it signed still verify`,
+    );
+  }
+  const retired = modelSigner(source, { create: true });
+  const dir = join(source.keysDir, SigningKeyFile.retired);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const retiredFile = join(dir, `${retired.keyId}.pub`);
+  if (!existsSync(retiredFile)) createOnce(retiredFile, retired.publicKeyPem, 0o644);
+  rmSync(join(source.keysDir, SigningKeyFile.public), { force: true });
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const tmp = join(source.keysDir, `${SigningKeyFile.private}.${process.pid}.new`);
+  writeFileSync(tmp, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  renameSync(tmp, join(source.keysDir, SigningKeyFile.private));
+  return { retired, current: modelSigner(source, { create: false }), retiredFile };
 }

@@ -153,9 +153,10 @@ describe('worker metrics and tracing', () => {
       // The SDK runtime's own metrics are on the same endpoint.
       expect(valueOf(samples, 'temporal_workflow_completed_total', { task_queue: control })).toBe(2);
       // The SDK's queue waits are per task queue only (ttd's are per activity type): seven torch activities (train,
-      // trace, verify, optimize, checkFusion, checkParity, and the rejected run's train), two control ones.
+      // trace, verify, optimize, checkFusion, checkParity, and the rejected run's train), five control ones (each run's
+      // checkSigningKey; the promoted run's storeArtifact, signVersion and promoteModel).
       expect(valueOf(samples, 'temporal_activity_schedule_to_start_latency_count', { task_queue: torch })).toBe(7);
-      expect(valueOf(samples, 'temporal_activity_schedule_to_start_latency_count', { task_queue: control })).toBe(2);
+      expect(valueOf(samples, 'temporal_activity_schedule_to_start_latency_count', { task_queue: control })).toBe(5);
     } finally {
       await worker.stop();
     }
@@ -177,7 +178,18 @@ describe('worker metrics and tracing', () => {
     const ranActivities = inTrace.filter((s) => s.name.startsWith('RunActivity:'));
     for (const span of ranActivities) expect(span.attributes.temporalWorkflowId, span.name).toBe(result.runId);
     expect(new Set(ranActivities.map((s) => s.name.slice('RunActivity:'.length)))).toEqual(
-      new Set(['train', 'trace', 'verify', 'optimize', 'checkFusion', 'storeArtifact', 'checkParity', 'promoteModel']),
+      new Set([
+        'checkSigningKey',
+        'train',
+        'trace',
+        'verify',
+        'optimize',
+        'checkFusion',
+        'storeArtifact',
+        'checkParity',
+        'signVersion',
+        'promoteModel',
+      ]),
     );
     // Each activity's span descends from the workflow's span (through the span that scheduled it).
     for (const span of ranActivities) {

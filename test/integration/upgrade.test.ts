@@ -18,6 +18,7 @@ import {
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createControlActivities } from '../../activities';
 import { SEARCH_ATTRIBUTES_PATCH } from '../../workflows/search-attributes';
+import { SIGNING_PATCH } from '../../workflows/definitions';
 import { openStore } from '../../lib/config';
 import { loadTemporalConfig } from '../../temporal/config';
 import { controlQueue, queueNaming } from '../../temporal/queues';
@@ -133,7 +134,7 @@ const patchMarkers = (events: HistoryEvent[]) =>
         .map((p) => Buffer.from(p.data ?? []).toString())
         .join(' '),
     )
-    .filter((id) => !id.includes(SEARCH_ATTRIBUTES_PATCH));
+    .filter((id) => !id.includes(SEARCH_ATTRIBUTES_PATCH) && !id.includes(SIGNING_PATCH));
 const servedBy = (events: HistoryEvent[], identity: string) =>
   events.some((e) => e.workflowTaskStartedEventAttributes?.identity === identity);
 

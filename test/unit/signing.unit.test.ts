@@ -17,7 +17,7 @@ import {
   signStatement,
   type ProvenanceFacts,
 } from '../../lib/registry/attestations';
-import { modelSigner, modelVerifierFromFile, modelVerifiers, SigningKeyFile } from '../../lib/registry/signing-key';
+import { modelSigner, modelVerifierFromFile, modelVerifiers, rotateModelSigningKey, SigningKeyFile } from '../../lib/registry/signing-key';
 import { digestBytes } from '../../lib/store/digest';
 import { tempDir } from '../helpers';
 
@@ -231,5 +231,24 @@ describe('the SLSA provenance', () => {
     expect(!refused.ok && refused.why).toMatch(/signature does not verify/);
     const other = checkProvenance(JSON.stringify(envelope), verifier, [{ name: 'model.pt', digest: digestBytes('x') }]);
     expect(!other.ok && other.why).toMatch(/subjects are not this version's files/);
+  });
+});
+
+describe('rotating the model signing key', () => {
+  it('signs with a new key after, keeps the old public key where verifiers find it, and refuses an operator key', () => {
+    const keysDir = join(tempDir(), 'keys');
+    const old = modelSigner({ keysDir }, { create: true });
+    const bundle = modelSignatureBundle('seed', files, old);
+    const r = rotateModelSigningKey({ keysDir });
+    expect(r.retired.keyId).toBe(old.keyId);
+    expect(r.current.keyId).not.toBe(old.keyId);
+    expect(modelSigner({ keysDir }, { create: false }).keyId).toBe(r.current.keyId);
+    expect(readFileSync(join(keysDir, SigningKeyFile.public), 'utf8')).toBe(r.current.publicKeyPem);
+    const verifiers = modelVerifiers({ keysDir });
+    expect(verifiers.map((v) => v.keyId)).toEqual([r.current.keyId, old.keyId]);
+    expect(checkModelSignature(bundle, verifiers[1], files)).toBeNull();
+    const err = refusal(() => rotateModelSigningKey({ keysDir, keyFile: join(keysDir, SigningKeyFile.private) }));
+    expect(err.code).toBe(ErrorCode.argumentInvalid);
+    expect(err.message).toContain('a key ttd does not manage');
   });
 });
