@@ -60,6 +60,7 @@ describe('cli arguments', () => {
     for (const args of [
       ['show', 'm@production'],
       ['pull', 'm:1', '-o', join(tempDir(), 'm.pt')],
+      ['card', 'm@production'],
     ])
       expect(failure(await runTtd([...args, '--json'], env)).code).toBe('model_not_found');
     for (const args of [['models'], ['audit', 'log', 'm'], ['audit', 'verify']])
