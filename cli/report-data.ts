@@ -212,7 +212,7 @@ export async function reportFromStore(store: ObjectStore, config: TemporalConfig
     ...(manifest.format === 'ttd-manifest/2' ? await stageParts(store, manifest.stages) : await legacyParts(store, manifest)),
     ...(manifest.format === 'ttd-manifest/2' ? { stages: manifest.stages } : {}),
     parity: record.parity ? { atol: record.parity.atol, rtol: record.parity.rtol, runtimes: record.parity.runtimes } : null,
-    card: await loadModelCard(store, state, v, auditReader(config.keysDir)),
+    ...(await cardOfRun(store, config, model, version, v.digest)),
     temporalUrl: temporalUrlFor(config, v.runId),
     source: 'store',
     generatedAt: new Date().toISOString(),
