@@ -349,6 +349,49 @@ describe('model card', () => {
     expect(buildModelCard(sources({ owners: 'x' })).author).toBeNull();
   });
 
+  it('a foreign artifact names its references file as its data, has no training, and backs trace with verify_artifact', () => {
+    const src = sources();
+    const { manifest } = seedVersion();
+    src.manifest = {
+      ...manifest,
+      spec: { name: 'r-seed', artifact: './model.pt', references: './references.safetensors', train: { epochs: 10 } },
+      files: { artifact: d('a'), references: d('b') },
+      formats: { torchscript: { digest: d('a'), references: d('b') } },
+      stages: {
+        verify_artifact: {
+          passed: true,
+          code: null,
+          message: 'ok',
+          cases: cases(4),
+          train_mode_ops: [],
+          warnings: [],
+          devices: [],
+          nondeterministic_nodes: [],
+          nodes: {},
+          node_total: 12,
+          case_count: 4,
+          files: {},
+        },
+      } as ManifestV2['stages'],
+    };
+    src.record = { ...src.record, gates: [src.record.gates[1], src.record.gates[7]] };
+    const card = buildModelCard(src);
+    expect(card.spec).toMatchObject({ model: './model.pt', modelFile: null, foreign: true });
+    expect(card.data).toMatchObject({ source: 'foreign', trainingRows: null });
+    expect(card.data.files).toEqual([{ role: 'foreign_references', formats: ['torchscript'], digest: d('b'), bytes: 20952 }]);
+    expect(card.training).toBeNull();
+    expect(card.metrics).toBeNull();
+    expect(card.gates[0].evidence).toEqual([
+      {
+        stage: 'verify_artifact',
+        facts: { cases: 4, cases_agreeing: 4, max_abs_error: 0, max_rel_error: 0, case_count: 4, node_total: 12, train_mode_ops: 0 },
+      },
+    ]);
+    const md = renderCardMarkdown(card);
+    expect(md).toContain('A foreign artifact: trained elsewhere');
+    expect(md).toContain('No training metrics: nothing was trained.');
+  });
+
   it('no signatures are on a card until the version record carries them', () => {
     expect(buildModelCard(sources()).signatures).toEqual([]);
     expect(renderCardMarkdown(buildModelCard(sources()))).toContain('No signature or provenance is stored with this version.');
