@@ -144,6 +144,14 @@ async function main(): Promise<void> {
     .option('--json', 'print JSON')
     .description('the public key that verifies versions’ model signatures and provenance (PEM)')
     .action(lazy(provenance, 'signingKeyCommand'));
+  program
+    .command('card')
+    .argument('<ref>', ref)
+    .option('--json', 'print the card as JSON (docs/model-card.md names its fields)')
+    .option('-o, --output <file>', 'write the card (Markdown, or JSON with --json) to FILE instead of stdout')
+    .option('--force', 'overwrite FILE if it exists')
+    .description('a version’s model card: what it is, its data, parameters, metrics, every gate with its evidence, parity, approvals')
+    .action(lazy(() => import('./card-commands.js'), 'cardCommand'));
   program.command('models').option('--json', 'print JSON').description('list registered models').action(lazy(registry, 'modelsCommand'));
   program
     .command('promote')

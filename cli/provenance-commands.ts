@@ -23,7 +23,7 @@ import { getBlob, getBlobToFile, type ObjectStore } from '../lib/store/store';
 import { loadTemporalConfig, type TemporalConfig } from '../temporal/config';
 import { terminalLine } from '../render/terminal';
 import { failWith, printJson, writeErr, writeOut } from './output';
-import { checkPullDestination } from './registry-commands';
+import { checkOutputFile } from './output-file';
 
 /** The names `ttd pull --signature` writes into its directory, and nothing else. */
 const PULLED_NAMES = new Set<string>([...Object.values(ARTIFACT_FILE_NAMES), SIGNATURE_FILE]);
@@ -216,7 +216,7 @@ export async function provenanceCommand(
 ): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const dest = opts.output !== undefined ? checkPullDestination(opts.output, Boolean(opts.force)) : undefined;
+    const dest = opts.output !== undefined ? checkOutputFile(opts.output, Boolean(opts.force), { command: 'provenance', example: 'provenance.json' }) : undefined;
     const config = loadTemporalConfig();
     const s = await signedVersion(config, ref);
     const text = (await getBlob(s.store, s.record.provenance)).toString('utf8');

@@ -1,6 +1,4 @@
 // `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
-import { lstatSync, statSync, type Stats } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { openStore } from '../lib/config';
 import { loadTemporalConfig } from '../temporal/config';
 import { anchoredModels } from '../lib/registry/anchors';
@@ -16,6 +14,7 @@ import { formatsOf, legacyReports, readManifest, readVersionRecord, type LegacyR
 import { FORMATS, type Format } from '../lib/spec/spec';
 import { getBlobToFile } from '../lib/store/store';
 import { terminalLine } from '../render/terminal';
+import { checkOutputFile } from './output-file';
 import { failWith, gateLines, printJson, printJsonOr, sci, table, writeOut } from './output';
 
 function fusionLines(fusion: LegacyReports['fusion']): string[] {
@@ -101,6 +100,8 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
   }
 }
 
+const PULL_OUTPUT = { command: 'pull', example: 'model.pt' } as const;
+
 /** `ttd pull REF -o FILE`: writes the artifact only if its bytes match the registered digest. */
 export async function pullCommand(ref: string, opts: { output: string; format?: string; force?: boolean; json?: boolean }): Promise<void> {
   const json = Boolean(opts.json);
@@ -109,7 +110,7 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
     if (!(FORMATS as readonly string[]).includes(format)) {
       throw new TtdError(ErrorCode.argumentInvalid, `--format must be one of ${FORMATS.join(', ')} (got '${format}')`);
     }
-    const dest = checkPullDestination(opts.output, Boolean(opts.force));
+    const dest = checkOutputFile(opts.output, Boolean(opts.force), PULL_OUTPUT);
     const config = loadTemporalConfig();
     const store = openStore(config);
     const parsed = parseRef(ref);
@@ -135,71 +136,6 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
   } catch (err) {
     failWith(err, json);
   }
-}
-
-/** Where `-o` points, resolved: never a directory, and an existing file only with --force. Checked before the store is read. */
-export function checkPullDestination(output: string, force: boolean): string {
-  if (!output.trim()) {
-    throw new TtdError(
-      ErrorCode.outputInvalid,
-      `-o '${output}' is an empty path; expected the path of the file to write (e.g. -o model.pt)`,
-      {
-        path: output,
-      },
-    );
-  }
-  const dest = resolve(output);
-  const parent = (() => {
-    try {
-      return statSync(dirname(dest), { throwIfNoEntry: false });
-    } catch {
-      return undefined; // ENOTDIR: a file on the way
-    }
-  })();
-  if (!parent?.isDirectory()) {
-    throw new TtdError(
-      ErrorCode.outputInvalid,
-      `-o '${output}': the folder '${dirname(dest)}' ${parent ? 'is not a directory' : 'does not exist'}; expected a file path in an existing directory`,
-      { path: dest },
-    );
-  }
-  let stat: Stats | undefined;
-  let link = false;
-  try {
-    // lstat: the file is replaced by a rename, which replaces a link itself (or a device, a FIFO), never what it names.
-    stat = lstatSync(dest, { throwIfNoEntry: false });
-    link = stat?.isSymbolicLink() ?? false;
-    if (link) stat = statSync(dest, { throwIfNoEntry: false }) ?? stat;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new TtdError(
-      ErrorCode.outputInvalid,
-      `-o '${output}' cannot be written (${code === 'ELOOP' ? 'a loop of symbolic links, ELOOP' : (code ?? (err as Error).message)}); expected the path of a file to write`,
-      { path: dest },
-    );
-  }
-  if (stat && !stat.isDirectory() && (link || !stat.isFile())) {
-    throw new TtdError(
-      ErrorCode.outputInvalid,
-      `-o '${output}' is ${link ? 'a symbolic link' : 'not a regular file (a device, FIFO or socket)'}, which pull would replace by a file${force ? ', even with --force' : ''}; expected the path of a regular file to write${link ? ' (give the path it points at)' : ''}`,
-      { path: dest },
-    );
-  }
-  if (stat?.isDirectory()) {
-    throw new TtdError(
-      ErrorCode.outputInvalid,
-      `-o '${output}' is a directory; expected the path of the file to write (e.g. ${output.replace(/\/+$/, '')}/model.pt)`,
-      {
-        path: dest,
-      },
-    );
-  }
-  if (stat && !force) {
-    throw new TtdError(ErrorCode.outputExists, `-o '${output}' already exists; pass --force to overwrite it, or choose another path`, {
-      path: dest,
-    });
-  }
-  return dest;
 }
 
 /** `ttd models [--json]`: every model with its latest version and aliases. */

@@ -16,6 +16,8 @@ import { TorchStages } from '../lib/contract/stages';
 import { readManifest, readVersionRecord, StageOutputs, type Manifest } from '../lib/registry/records';
 import type { ControlActivities, StageRun, TorchActivities } from '../workers';
 import { getBlob, type ObjectStore } from '../lib/store/store';
+import { auditReader } from '../lib/registry/keys';
+import { loadModelCard, type ModelCard } from '../lib/registry/model-card';
 import type { Spec } from '../lib/spec/spec';
 
 const EventType = temporal.api.enums.v1.EventType;
@@ -115,6 +117,7 @@ export async function reportFromHistory(
     ...(await stageParts(store, stages)),
     stages,
     parity: parity ? { atol: spec?.parity.atol ?? null, rtol: spec?.parity.rtol ?? null, runtimes: parity.runtimes } : null,
+    ...(await cardOfRun(store, config, result?.model ?? spec?.name, result?.version ?? null, result?.digest ?? null)),
     temporalUrl: temporalUrlFor(config, runId),
     source: 'temporal',
     generatedAt: new Date().toISOString(),
@@ -209,10 +212,32 @@ export async function reportFromStore(store: ObjectStore, config: TemporalConfig
     ...(manifest.format === 'ttd-manifest/2' ? await stageParts(store, manifest.stages) : await legacyParts(store, manifest)),
     ...(manifest.format === 'ttd-manifest/2' ? { stages: manifest.stages } : {}),
     parity: record.parity ? { atol: record.parity.atol, rtol: record.parity.rtol, runtimes: record.parity.runtimes } : null,
+    ...(await cardOfRun(store, config, model, version, v.digest)),
     temporalUrl: temporalUrlFor(config, v.runId),
     source: 'store',
     generatedAt: new Date().toISOString(),
   };
+}
+
+/** The card of the version a run registered (or promoted again: the same bytes keep their version), for its report;
+ * nothing when it registered none. The version must have the digest the run's result names, so a history cannot make
+ * the report show some other version. A card the store cannot give (a damaged record) is left out rather than failing
+ * the whole report: `ttd card` names the problem. */
+async function cardOfRun(
+  store: ObjectStore,
+  config: TemporalConfig,
+  model: string | undefined,
+  version: number | null,
+  digest: string | null,
+): Promise<{ card?: ModelCard }> {
+  if (!model || version === null || !digest) return {};
+  try {
+    const { state, version: v } = await resolveRef(store, { model, version });
+    if (v.digest !== digest) return {};
+    return { card: await loadModelCard(store, state, v, auditReader(config.keysDir)) };
+  } catch {
+    return {};
+  }
 }
 
 /** The version a run registered, looked up in the registry (for a run Temporal no longer knows). */

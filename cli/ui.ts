@@ -10,12 +10,24 @@ import { openStore } from '../lib/config';
 import { loadTemporalConfig, type TemporalConfig } from '../temporal/config';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { GateCode } from '../lib/contract/gate-codes';
-import { listModels, readModel } from '../lib/registry/registry';
+import { listModels, readModel, resolveRef } from '../lib/registry/registry';
+import { loadModelCard } from '../lib/registry/model-card';
+import { assertName } from '../lib/registry/names';
 import { DASHBOARD_POLICY } from '../render/html';
 import { renderReport } from '../render/report-html';
 import { formatsOf, readManifest, readVersionRecord, type VersionRecord } from '../lib/registry/records';
 import type { ObjectStore } from '../lib/store/store';
-import { auditPage, errorPage, modelPage, modelsPage, runsPage, type ModelSummary, type VersionRow } from '../render/ui-html';
+import {
+  auditPage,
+  cardPage,
+  errorPage,
+  modelPage,
+  modelsPage,
+  paths,
+  runsPage,
+  type ModelSummary,
+  type VersionRow,
+} from '../render/ui-html';
 import { failWith, writeErr, writeOut } from './output';
 import { reportForRun, reportFromStore } from './report-data';
 import { withOptionalClient } from './report-commands';
@@ -104,7 +116,17 @@ export function uiHandler(
     ],
     [
       /^\/models\/([^/]+)\/versions\/(\d+)\/report$/,
-      async ([name, version]) => renderReport(await reportFromStore(src.store, src.config, name, Number(version))),
+      async ([name, version]) =>
+        renderReport(await reportFromStore(src.store, src.config, name, Number(version)), {
+          cardHref: paths.versionCard(name, Number(version)),
+        }),
+    ],
+    [
+      /^\/models\/([^/]+)\/versions\/(\d+)\/card$/,
+      async ([name, version]) => {
+        const { state, version: v } = await resolveRef(src.store, { model: assertName('model', name), version: Number(version) });
+        return cardPage(await loadModelCard(src.store, state, v, auditReader(src.config.keysDir)));
+      },
     ],
     [
       /^\/models\/([^/]+)\/audit$/,
@@ -123,7 +145,13 @@ export function uiHandler(
         return runsPage(runs.map((r) => ({ ...r, status: r.outcome ?? r.status })));
       },
     ],
-    [/^\/runs\/([^/]+)\/report$/, async ([runId]) => renderReport(await reportForRun(src.client, src.store, src.config, runId))],
+    [
+      /^\/runs\/([^/]+)\/report$/,
+      async ([runId]) => {
+        const data = await reportForRun(src.client, src.store, src.config, runId);
+        return renderReport(data, data.card ? { cardHref: paths.versionCard(data.card.model, data.card.version) } : {});
+      },
+    ],
   ];
 
   return (req, res) => {

@@ -2,11 +2,11 @@
 // Every string from the data is escaped; gate messages and IR come from users' files.
 import { histogramLabels, type ReportData, type StageTiming } from '../lib/parity/report';
 import { fuserShown, runtimeVersion, type GateResult, type ParityOutputReport, type ParityRuntimeReport } from '../lib/contract/results';
-import { Tone, badge, esc, htmlDocument, ms, num, orDash, sci, statusBadge, table, time } from './html';
+import { Tone, badge, esc, htmlDocument, link, ms, num, orDash, sci, statusBadge, table, time } from './html';
 import type { Divergence } from '../lib/contract/ops';
 
 /** Renders a run report as a whole HTML document. */
-export function renderReport(data: ReportData): string {
+export function renderReport(data: ReportData, opts: { cardHref?: string } = {}): string {
   const title = `${data.model} · run ${data.runId} · ${data.status}`;
   const body = [
     header(data),
@@ -17,6 +17,7 @@ export function renderReport(data: ReportData): string {
     section('fusion-groups', 'Fusion', fusionSection(data.fusion)),
     section('parity-table', 'Parity', paritySection(data.parity)),
     section('stages', 'Stage outputs', stagesSection(data.stages ?? {})),
+    section('model-card', 'Model card', cardSection(data, opts.cardHref)),
     `<footer class="muted"><p>Generated ${time(data.generatedAt)} ${esc(sourceText(data.source))}.</p></footer>`,
   ].join('\n');
   return htmlDocument(title, body);
@@ -85,6 +86,40 @@ function duration(start: string | null, end: string | null): string {
   return Number.isFinite(d) && d >= 0 ? esc(`${(d / 1000).toFixed(1)} s`) : '—';
 }
 
+// ---- model card ----
+
+/** The card of the run's version in brief: what its author says, its data, who promoted it, and where the whole card is
+ * (the dashboard's card page when served there; `ttd card` always). */
+function cardSection(d: ReportData, href: string | undefined): string {
+  const card = d.card;
+  if (!card)
+    return `<p class="absent">${d.version === null ? 'this run registered no version, so it has no model card' : 'the model card of this version could not be read from the store; ttd card names the problem'}</p>`;
+  const a = card.author;
+  const command = `ttd card ${card.model}:${card.version}`;
+  const concerning = card.audit.records;
+  return `${facts([
+    ['card', `${href ? `${link(href, `the model card of v${esc(card.version)}`, 'card-link')} · ` : ''}<code>${esc(command)}</code>`],
+    ['intended use', a?.intendedUse ? `<pre class="msg">${esc(a.intendedUse)}</pre>` : '<span class="absent">not stated</span>'],
+    [
+      'limitations',
+      a?.limitations.length
+        ? `<ul>${a.limitations.map((l) => `<li><pre class="msg">${esc(l)}</pre></li>`).join('')}</ul>`
+        : '<span class="absent">not stated</span>',
+    ],
+    ['owners', a?.owners.length ? a.owners.map((o) => esc(o)).join(', ') : '<span class="absent">not stated</span>'],
+    [
+      'training data',
+      card.data.source === 'foreign'
+        ? 'trained elsewhere (a foreign artifact)'
+        : `made by the model file's dataset()${card.data.trainingRows === null ? '' : `, ${esc(card.data.trainingRows)} training rows`}`,
+    ],
+    [
+      'approvals and promotions',
+      `${concerning.length ? concerning.map((r) => `${esc(r.seq)}: ${esc(r.action)}${r.alias ? ` <code>${esc(r.alias)}</code>` : ''} by ${esc(r.approvedBy ?? r.actor)}`).join('<br>') : '—'}${card.audit.verified ? '' : ` ${badge('audit chain does not verify', Tone.bad)}`}`,
+    ],
+  ])}`;
+}
+
 // ---- loss curve ----
 
 const CHART = { width: 640, height: 280, left: 64, right: 20, top: 16, bottom: 48 } as const;
@@ -106,7 +141,7 @@ function isFiniteNumber(v: unknown): v is number {
 }
 
 /** A line chart of loss by epoch (1-based); non-finite entries are skipped and the line breaks there. */
-function lossChart(losses: (number | null)[]): string {
+export function lossChart(losses: (number | null)[]): string {
   const points = losses.map((v, i) => ({ epoch: i + 1, v })).filter((p): p is { epoch: number; v: number } => isFiniteNumber(p.v));
   const skipped = losses.map((v, i) => (isFiniteNumber(v) ? 0 : i + 1)).filter((e) => e > 0);
   const skippedNote = skipped.length

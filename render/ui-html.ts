@@ -1,7 +1,9 @@
 // Pages of the read-only dashboard (`ttd ui`): plain data in, a self-contained HTML document out.
 // No scripts and nothing loaded from elsewhere; every string from the registry or Temporal is escaped.
 import type { AuditRecord, TrailVerdict } from '../lib/registry/audit';
+import type { ModelCard } from '../lib/registry/model-card';
 import { Tone, badge, esc, htmlDocument, link, orDash, shortDigest, statusBadge, table, time } from './html';
+import { cardSections } from './model-card-html';
 
 /** One model in the models list. */
 export interface ModelSummary {
@@ -62,6 +64,8 @@ export const paths = {
   audit: (name: string) => `/models/${encodeURIComponent(name)}/audit`,
   versionReport: (name: string, version: number) =>
     `/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(String(version))}/report`,
+  versionCard: (name: string, version: number) =>
+    `/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(String(version))}/card`,
   runReport: (runId: string) => `/runs/${encodeURIComponent(runId)}/report`,
 } as const;
 
@@ -110,7 +114,7 @@ export function modelPage(m: ModelDetail): string {
           commitCell(v.commit),
           orDash(v.actor),
           runLink(v.runId),
-          link(paths.versionReport(m.name, v.version), 'report', `version-report-${v.version}`),
+          `${link(paths.versionReport(m.name, v.version), 'report', `version-report-${v.version}`)} · ${link(paths.versionCard(m.name, v.version), 'card', `version-card-${v.version}`)}`,
         ]),
         { rowIds: versions.map((v) => `version-${v.version}`) },
       )
@@ -155,6 +159,14 @@ ${versionsHtml}
 ${historyHtml}
 </section>`;
   return layout(m.name, body);
+}
+
+/** A version's model card (`ttd card`), with links back to its model and to its report. */
+export function cardPage(card: ModelCard): string {
+  const body = `<h1 data-testid="card-title">Model card: ${esc(card.model)} v${esc(card.version)}</h1>
+<p>${link(paths.model(card.model), `all versions of ${esc(card.model)}`, 'card-model-link')} · ${link(paths.versionReport(card.model, card.version), 'report', 'card-report-link')} · <span class="muted">the same card as Markdown or JSON: <code>ttd card ${esc(card.model)}:${esc(card.version)} [--json]</code></span></p>
+${cardSections(card)}`;
+  return layout(`card · ${card.model} v${card.version}`, body);
 }
 
 /** A model's audit trail and the verdict of checking its hash chain. */

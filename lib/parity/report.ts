@@ -2,6 +2,7 @@
 // The HTML is rendered from this by render/report-html.ts; nothing here reads a file or a server.
 import type { FusionGroup } from '../contract/ops';
 import type { GateResult, ParityRuntimeReport } from '../contract/results';
+import type { ModelCard } from '../registry/model-card';
 
 /** Edges of the parity error histogram: bin 0 counts exact zeros, bin i (1..) counts |a − b| in
  * [EDGES[i-1], EDGES[i]), and the last bin everything at or above 1. Fixed, so runs compare. */
@@ -95,6 +96,9 @@ export interface ReportData {
   parity: { atol: number | null; rtol: number | null; runtimes: ParityRuntimeReport[] } | null;
   /** Every build stage's output as the stage returned it, by op name (absent in reports of older records). */
   stages?: Record<string, Record<string, unknown>>;
+  /** The model card of the version the run registered (`ttd card`); absent when it registered none, or its card could
+   * not be read from the store. */
+  card?: ModelCard;
   /** The run in the Temporal UI, when the server's UI address is known. */
   temporalUrl: string | null;
   /** Where the facts came from: the run's workflow history, or the store's version record and manifest. */

@@ -150,6 +150,47 @@ const TimeLimitsSchema = z.strictObject({
   scale: z.number({ error: SCALE_EXPECTED }).min(1, { error: SCALE_EXPECTED }).max(1000, { error: SCALE_EXPECTED }).default(1),
 });
 
+/** The bounds of the spec's `card:` section: a card is a page people read, and the spec travels in every run's history. */
+export const CARD_LIMITS = { text: 4000, items: 50, item: 1000, owner: 200 } as const;
+
+const cardText = (field: string, max: number, expected: string) => {
+  const message = `${field} must be ${expected}, from 1 to ${max} characters`;
+  return z.string({ error: message }).min(1, { error: message }).max(max, { error: message });
+};
+const OWNER_EXPECTED = 'card.owners must be a list of the people or teams who answer for the model, such as [ml-team@example.com]';
+const LIMITATION_EXPECTED = 'card.limitations must be a string, or a list of strings (one limitation each)';
+
+/** `card:` what the spec's author says of the model, shown on its model card (`ttd card`): what it is for, where it
+ * falls short, and who answers for it. Optional, so that older specs keep their digest. */
+export const CardSchema = z.strictObject(
+  {
+    intended_use: cardText('card.intended_use', CARD_LIMITS.text, 'a string saying what the model is for').optional(),
+    // A string or a list: the lengths are checked after the shape, so that a bad entry is named by its index.
+    limitations: z
+      .union([z.string(), z.array(z.string())], { error: LIMITATION_EXPECTED })
+      .superRefine((value, ctx) => {
+        const problem = (input: string, path: number[], field: string, max: number) => {
+          if (input.length >= 1 && input.length <= max) return;
+          ctx.addIssue({ code: 'custom', path, input, message: `${field} must be a string, from 1 to ${max} characters` });
+        };
+        if (typeof value === 'string') return problem(value, [], 'card.limitations', CARD_LIMITS.text);
+        if (value.length > CARD_LIMITS.items) {
+          ctx.addIssue({
+            code: 'custom',
+            input: `a list of ${value.length} limitations`,
+            message: `card.limitations must list at most ${CARD_LIMITS.items} limitations`,
+          });
+        }
+        value.forEach((item, i) => problem(item, [i], 'card.limitations[]', CARD_LIMITS.item));
+      })
+      .optional(),
+    owners: uniqueList(cardText('card.owners[]', CARD_LIMITS.owner, 'a name or address'), 'card.owners', 'owner', OWNER_EXPECTED)
+      .max(CARD_LIMITS.items, { error: `card.owners must list at most ${CARD_LIMITS.items} owners` })
+      .optional(),
+  },
+  { error: 'card must be a mapping of intended_use, limitations and owners' },
+);
+
 const DURATION_RE = /^\d+(\.\d+)?\s*(ms|s|m|h|d|milliseconds?|seconds?|minutes?|hours?|days?)$/;
 
 const PromoteSchema = z
@@ -271,6 +312,8 @@ export const SpecSchema = z
       // Every time limit derives from the eager time of the reference cases (lib/limits/time-limits.ts); a slow host or a model
       // whose runtime is much slower than eager raises them. Optional, so that older specs keep their digest.
       time_limits: TimeLimitsSchema.optional(),
+      // What the author says of the model for its card (docs/model-card.md). Optional, so that older specs keep their digest.
+      card: CardSchema.optional(),
     },
     { error: 'a spec must be a mapping of fields (name, model, train, trace, …)' },
   )

@@ -1,6 +1,6 @@
 // Arguments a user gets wrong, through the real bin/ttd: exit 2, one JSON object naming the flag, variable or file
 // with the value and what was expected, and nothing written or left behind.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { command, freePort, repoRoot, runTtd, seedDir, tempDir, testEnv, type TtdRun } from '../helpers';
@@ -38,6 +38,22 @@ describe('cli arguments', () => {
     expect(readFileSync(existing, 'utf8')).toBe('keep me');
     expect(readdirSync(dir)).toEqual(['model.pt']);
     expect(readdirSync(home)).toEqual([]);
+
+    // ttd card -o is checked the same way, before the store is read.
+    const card = failure(await runTtd(['card', 'seed-mlp@production', '-o', existing, '--json'], env));
+    expect(card).toEqual({ code: 'output_exists', message: kept.message });
+    const cardFolder = failure(await runTtd(['card', 'seed-mlp@production', '-o', dir, '--force', '--json'], env));
+    expect(cardFolder).toEqual({
+      code: 'output_invalid',
+      message: `-o '${dir}' is a directory; expected the path of the file to write (e.g. ${dir}/card.md)`,
+    });
+    const link = join(dir, 'card.md');
+    symlinkSync(existing, link);
+    const linked = failure(await runTtd(['card', 'seed-mlp@production', '-o', link, '--force', '--json'], env));
+    expect(linked.code).toBe('output_invalid');
+    expect(linked.message).toContain('is a symbolic link, which card would replace by a file, even with --force');
+    expect(readFileSync(existing, 'utf8')).toBe('keep me');
+    expect(readdirSync(home)).toEqual([]);
   });
 
   it('report of an unknown run in a home where no server ever ran answers run_not_found, starting and writing nothing', async () => {
@@ -60,6 +76,7 @@ describe('cli arguments', () => {
     for (const args of [
       ['show', 'm@production'],
       ['pull', 'm:1', '-o', join(tempDir(), 'm.pt')],
+      ['card', 'm@production'],
     ])
       expect(failure(await runTtd([...args, '--json'], env)).code).toBe('model_not_found');
     for (const args of [['models'], ['audit', 'log', 'm'], ['audit', 'verify']])

@@ -20,6 +20,9 @@ import {
   writeSpec,
 } from '../helpers';
 
+const CARD_USE = 'Demos of <b>ttd</b> | not production\n# not a heading';
+const CARD_LIMITATION = '<script>alert(1)</script> | a cell break\n| forged | row |';
+
 describe('report and dashboard in a real browser', () => {
   const home = tempDir();
   const env = testEnv(home, inject('temporalAddress'));
@@ -49,7 +52,11 @@ describe('report and dashboard in a real browser', () => {
     promoted = await run(
       writeSpec(
         tempDir(),
-        quickSeedSpec('dash-seed', { train: { epochs: 3, batch_size: 32, lr: 0.01, seed: 0 } }),
+        quickSeedSpec('dash-seed', {
+          train: { epochs: 3, batch_size: 32, lr: 0.01, seed: 0 },
+          // What its author says, hostile on purpose: the card must show it as text, in a terminal, Markdown and HTML.
+          card: { intended_use: CARD_USE, limitations: [CARD_LIMITATION, 'toy data: 1000 rows'], owners: ['ml-team@example.com'] },
+        }),
         join(seedDir, 'model.py'),
       ),
     );
@@ -127,6 +134,80 @@ describe('report and dashboard in a real browser', () => {
     await expect(page.getByTestId('timings').textContent()).resolves.toContain('parity');
     await shot(page, 'dashboard-version-report');
     expect(problems).toEqual([]); // every page, the report with its SVG charts included, kept to the CSP
+    await page.close();
+  });
+
+  it('ttd card shows the promoted version with every gate and parity row of its record, and its author’s words escaped', async () => {
+    const md = await runTtd(['card', 'dash-seed@production'], env);
+    expect(md.code, md.stderr).toBe(0);
+    const show = JSON.parse((await runTtd(['show', 'dash-seed@production', '--json'], env)).stdout) as {
+      gates: { gate: string }[];
+      reports: { parity: { runtimes: { runtime: string; format?: string }[] } };
+    };
+    const lines = md.stdout.split('\n');
+    const gates = md.stdout.slice(md.stdout.indexOf('## Gates'), md.stdout.indexOf('### Evidence')).split('\n');
+    expect(gates.filter((l) => /^\| `[a-z]+` \| (passed|\*\*FAILED\*\*) \|/.test(l)).map((l) => /`([a-z]+)`/.exec(l)![1])).toEqual(
+      show.gates.map((g) => g.gate),
+    );
+    const parity = md.stdout.slice(md.stdout.indexOf('## Parity'), md.stdout.indexOf('## Approvals')).split('\n');
+    const rows = parity.filter((l) => /^\| `(torchscript|aoti|onnx)` \| `/.test(l));
+    expect(rows).toHaveLength(show.reports.parity.runtimes.length);
+    expect(rows.length).toBe(promoted.parity!.length);
+    show.reports.parity.runtimes.forEach((p, i) =>
+      expect(rows[i]).toMatch(new RegExp(`^\\| \`${p.format ?? 'torchscript'}\` \\| \`${p.runtime}\` \\|.*\\| agrees \\|$`)),
+    );
+    // The author's words are text: no HTML, no heading, no extra table row.
+    expect(md.stdout).toContain('Demos of \\<b\\>ttd\\</b\\> \\| not production # not a heading');
+    expect(md.stdout).toContain('\\<script\\>alert(1)\\</script\\> \\| a cell break \\| forged \\| row \\|');
+    expect(lines.some((l) => l.startsWith('# not a heading') || l.startsWith('| forged'))).toBe(false);
+    expect(md.stdout).toContain(`| 1 |`); // the promotion's audit record
+    expect(md.stdout).toContain(promoted.runId);
+
+    const json = JSON.parse((await runTtd(['card', 'dash-seed:1', '--json'], env)).stdout) as {
+      format: string;
+      gates: { gate: string; evidence: unknown[] }[];
+      parity: { rows: unknown[] };
+      author: { intendedUse: string; limitations: string[] };
+      audit: { verified: boolean; records: { action: string }[] };
+    };
+    expect(json.format).toBe('ttd-model-card/1');
+    expect(json.gates.map((g) => g.gate)).toEqual(show.gates.map((g) => g.gate));
+    for (const g of json.gates.filter((x) => x.gate !== 'promotion')) expect(g.evidence.length, g.gate).toBeGreaterThan(0);
+    expect(json.parity.rows).toHaveLength(promoted.parity!.length);
+    expect(json.author.intendedUse).toBe(CARD_USE); // --json gives the exact string
+    expect(json.author.limitations[0]).toBe(CARD_LIMITATION);
+    expect(json.audit.verified).toBe(true);
+    expect(json.audit.records.map((r) => r.action)).toEqual(['promote']);
+
+    const unknown = await runTtd(['card', 'dash-seed@staging', '--json'], env);
+    expect(unknown.code).toBe(2);
+    expect(JSON.parse(unknown.stdout).error).toEqual({
+      code: 'alias_not_found',
+      message: "model 'dash-seed' has no alias 'staging' (aliases: 'production')",
+    });
+  });
+
+  it('links each version to its card page, which renders the card under the CSP', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const problems = await policyProblems(page);
+    await page.goto(`${base}models/dash-seed`);
+    await page.getByTestId('version-card-1').click();
+    await page.waitForURL(/\/versions\/1\/card$/);
+    await expect(page.getByTestId('card-digest').textContent()).resolves.toBe(promoted.digest!);
+    await expect(page.getByTestId('card-gates').locator('tbody tr').count()).resolves.toBe(promoted.gates.length);
+    await expect(page.getByTestId('card-parity').locator('tbody tr').count()).resolves.toBe(promoted.parity!.length);
+    await expect(page.getByTestId('card-author').textContent()).resolves.toContain('<script>alert(1)</script> | a cell break');
+    await expect(page.getByTestId('card-author').locator('script, b').count()).resolves.toBe(0);
+    await expect(page.getByTestId('card-metrics').locator('circle').count()).resolves.toBe(3);
+    await expect(page.getByTestId('card-audit-verdict').textContent()).resolves.toContain('verifies');
+    await shot(page, 'dashboard-card');
+    // The version's report shows the card in brief and links back to it.
+    await page.getByTestId('card-report-link').click();
+    await page.waitForURL(/\/versions\/1\/report$/);
+    await expect(page.getByTestId('model-card').textContent()).resolves.toContain('ml-team@example.com');
+    await page.getByTestId('card-link').click();
+    await page.waitForURL(/\/versions\/1\/card$/);
+    expect(problems).toEqual([]);
     await page.close();
   });
 

@@ -156,6 +156,17 @@ describe('untrusted text on a terminal', () => {
     expect(show.code, show.stderr).toBe(0);
     expectInert(show);
     expect(show.stdout).toContain('by mallory (manual)');
+
+    // The model card in Markdown: the approver and reason as escaped text on one line, inert on a terminal.
+    const card = await runTtd(['card', 'hostile-audit:1'], env);
+    expect(card.code, card.stderr).toBe(0);
+    expectInert(card);
+    expect(card.stdout).toContain('Approved by eve \\\\x1b\\[2K\\\\u202e: fine ALL GATES PASSED\\\\x1b\\]0;x\\\\x07.');
+    const cardJson = await runTtd(['card', 'hostile-audit:1', '--json'], env);
+    expectInert(cardJson);
+    const parsed = JSON.parse(cardJson.stdout) as { approval: unknown; audit: { records: unknown[] } };
+    expect(parsed.approval).toEqual({ by: approver, reason });
+    expect(parsed.audit.records).toEqual([expect.objectContaining({ actor, approvedBy: approver, reason })]);
   });
 
   it('arguments echoed in errors, by ttd and by commander, are escaped too', async () => {

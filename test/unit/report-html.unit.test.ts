@@ -472,6 +472,7 @@ describe('dashboard pages', () => {
     const versions = part(html, 'versions');
     expect(versions.indexOf('version-2')).toBeLessThan(versions.indexOf('version-1'));
     expect(part(html, 'version-report-2')).toContain('href="/models/seed-mlp/versions/2/report"');
+    expect(part(html, 'version-card-2')).toContain('href="/models/seed-mlp/versions/2/card"');
     expect(part(html, 'version-2')).toContain(`title="${DIGEST}"`);
     expect(part(html, 'version-2')).toContain('<code>torchscript</code> <code>onnx</code>');
     expect(part(html, 'version-2')).toContain('href="/runs/ttd%2Frun%202/report"');

@@ -1,7 +1,7 @@
 // The spec schema: defaults, and messages that name the field, the expectation and the value.
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { formatIssues, SPEC_LIMITS, validateSpec } from '../../lib/spec/spec';
+import { CARD_LIMITS, formatIssues, SPEC_LIMITS, validateSpec } from '../../lib/spec/spec';
 
 describe('spec', () => {
   it('a minimal spec gets every documented default', () => {
@@ -25,7 +25,9 @@ describe('spec', () => {
   it('formats are torchscript, aoti and onnx, each once, and a foreign archive is TorchScript only', () => {
     expect(validateSpec({ name: 'm', formats: ['torchscript', 'aoti', 'onnx'] }).ok).toBe(true);
     const unknown = validateSpec({ name: 'm', formats: ['tflite'] });
-    expect(!unknown.ok && formatIssues(unknown.issues)).toContain('formats.0: formats entries must be one of torchscript, aoti, onnx (got "tflite")');
+    expect(!unknown.ok && formatIssues(unknown.issues)).toContain(
+      'formats.0: formats entries must be one of torchscript, aoti, onnx (got "tflite")',
+    );
     const twice = validateSpec({ name: 'm', formats: ['aoti', 'aoti'] });
     expect(!twice.ok && formatIssues(twice.issues)).toContain('formats must list each format once; "aoti" appears more than once');
     const foreign = validateSpec({ name: 'm', artifact: 'a.pt', references: 'r.safetensors', formats: ['onnx'] });
@@ -47,7 +49,9 @@ describe('spec', () => {
     if (r.ok) return;
     const text = formatIssues(r.issues);
     expect(text).toContain('name: name must match [a-z0-9][a-z0-9._-]{0,63} (got "../x")');
-    expect(text).toContain('parity.runtimes.0: parity.runtimes entries must be one of python, libtorch, optionally @ENVIRONMENT (python@torch-1.13) (got "onnx")');
+    expect(text).toContain(
+      'parity.runtimes.0: parity.runtimes entries must be one of python, libtorch, optionally @ENVIRONMENT (python@torch-1.13) (got "onnx")',
+    );
     expect(text).toContain('trace.batch_sizes.0: trace.batch_sizes[] must be a positive integer no larger than 65536 (got 0)');
     expect(text).toContain("(root): unknown field(s) 'trian'");
   });
@@ -212,5 +216,42 @@ promote: { approval: required, approval_timeout: 0.5h }
   it('a spec without trace.accept_captures keeps no such key, so its digest stays what it was', () => {
     const r = validateSpec({ name: 'm' });
     expect(r.ok && 'accept_captures' in r.spec.trace).toBe(false);
+  });
+
+  it('card: takes intended_use, limitations as a string or a list, and owners; a spec without it keeps no such key', () => {
+    const none = validateSpec({ name: 'm' });
+    expect(none.ok && 'card' in none.spec).toBe(false);
+    const one = validateSpec({ name: 'm', card: { intended_use: 'demo', limitations: 'toy data', owners: ['ml@example.com'] } });
+    expect(one.ok && one.spec.card).toEqual({ intended_use: 'demo', limitations: 'toy data', owners: ['ml@example.com'] });
+    const list = validateSpec({ name: 'm', card: { limitations: ['a | b', '<script>x</script>'] } });
+    expect(list.ok && list.spec.card).toEqual({ limitations: ['a | b', '<script>x</script>'] });
+  });
+
+  it('card: names the field, the value and what was expected for each malformed entry', () => {
+    const bad = (card: unknown) => {
+      const r = validateSpec({ name: 'm', card });
+      return r.ok ? null : formatIssues(r.issues);
+    };
+    expect(bad({ intended_use: 3 })).toBe(
+      'card.intended_use: card.intended_use must be a string saying what the model is for, from 1 to 4000 characters (got 3)',
+    );
+    expect(bad({ intended_use: '' })).toContain(
+      'card.intended_use must be a string saying what the model is for, from 1 to 4000 characters (got "")',
+    );
+    expect(bad({ intended_use: 'x'.repeat(CARD_LIMITS.text + 1) })).toContain('from 1 to 4000 characters (got "xxx');
+    expect(bad({ limitations: 5 })).toBe(
+      'card.limitations: card.limitations must be a string, or a list of strings (one limitation each) (got 5)',
+    );
+    expect(bad({ limitations: [''] })).toBe('card.limitations.0: card.limitations[] must be a string, from 1 to 1000 characters (got "")');
+    expect(bad({ limitations: Array.from({ length: 51 }, (_, i) => `l${i}`) })).toContain(
+      'card.limitations must list at most 50 limitations',
+    );
+    expect(bad({ owners: 'me' })).toBe(
+      'card.owners: card.owners must be a list of the people or teams who answer for the model, such as [ml-team@example.com] (got "me")',
+    );
+    expect(bad({ owners: ['a', 'a'] })).toContain('card.owners must list each owner once; "a" appears more than once');
+    expect(bad({ owners: [7] })).toBe('card.owners.0: card.owners[] must be a name or address, from 1 to 200 characters (got 7)');
+    expect(bad({ owner: ['a'] })).toBe(`card: unknown field(s) 'owner' (got {"owner":["a"]})`);
+    expect(bad('for demos')).toBe('card: card must be a mapping of intended_use, limitations and owners (got "for demos")');
   });
 });
