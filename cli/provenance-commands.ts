@@ -216,7 +216,10 @@ export async function provenanceCommand(
 ): Promise<void> {
   const json = Boolean(opts.json);
   try {
-    const dest = opts.output !== undefined ? checkOutputFile(opts.output, Boolean(opts.force), { command: 'provenance', example: 'provenance.json' }) : undefined;
+    const dest =
+      opts.output !== undefined
+        ? checkOutputFile(opts.output, Boolean(opts.force), { command: 'provenance', example: 'provenance.json' })
+        : undefined;
     const config = loadTemporalConfig();
     const s = await signedVersion(config, ref);
     const text = (await getBlob(s.store, s.record.provenance)).toString('utf8');

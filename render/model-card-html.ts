@@ -183,7 +183,12 @@ ${
 }`;
 
   const signatures = card.signatures.length
-    ? `<ul>${card.signatures.map((s) => `<li>${esc(s.kind)}: <code class="digest">${esc(s.digest)}</code></li>`).join('')}</ul>`
+    ? `<ul>${card.signatures
+        .map(
+          (s) =>
+            `<li>${esc(s.kind)}: <code class="digest">${esc(s.digest)}</code>${s.keyId ? `, key <code class="digest">${esc(s.keyId)}</code>` : ''} (<code>${esc(s.fetch)}</code>)</li>`,
+        )
+        .join('')}</ul>`
     : '<p class="absent">no signature or provenance is stored with this version</p>';
 
   return [

@@ -269,7 +269,9 @@ export function renderCardMarkdown(card: ModelCard): string {
   push('## Signatures');
   push(
     card.signatures.length
-      ? card.signatures.map((s) => `- ${mdText(s.kind)}: ${code(s.digest)}`).join('\n')
+      ? card.signatures
+          .map((s) => `- ${mdText(s.kind)}: ${code(s.digest)}${s.keyId ? `, key ${code(s.keyId)}` : ''} (${code(s.fetch)})`)
+          .join('\n')
       : 'No signature or provenance is stored with this version.',
   );
 

@@ -77,8 +77,13 @@ export interface CardDataFile {
 
 /** A signature or attestation stored with the version (an OpenSSF model signature, SLSA provenance), by store digest. */
 export interface CardSignature {
+  /** `signature` (the OpenSSF model signature, a Sigstore bundle) or `provenance` (SLSA v1, a DSSE envelope). */
   kind: string;
   digest: string;
+  /** The model signing key's id (hex sha256 of its PEM public key, the bundle's hint); null in older records. */
+  keyId: string | null;
+  /** The ttd command that writes it for a verifier that is not ttd's (docs/trust-provenance.md). */
+  fetch: string;
 }
 
 /** The whole card (`ttd card --json`). */
@@ -222,7 +227,7 @@ export function buildModelCard(src: CardSources): ModelCard {
     },
     author: authorOf(spec.card),
     // Filled by the signing and provenance of issue 26 (items 1 and 2) once the version record carries them.
-    signatures: signaturesOf(record),
+    signatures: signaturesOf(record, `${state.model}:${version.version}`),
   };
 }
 
@@ -501,12 +506,12 @@ function authorOf(card: unknown): ModelCard['author'] {
 }
 
 /** Signatures a version record carries (none yet: issue 26 adds `signature` and `provenance` digests to it). */
-function signaturesOf(record: VersionRecord): CardSignature[] {
-  const r = record as VersionRecord & { signature?: unknown; provenance?: unknown };
+function signaturesOf(record: VersionRecord, ref: string): CardSignature[] {
+  const fetch = { signature: `ttd pull ${ref} --signature -o DIR`, provenance: `ttd provenance ${ref}` };
   const out: CardSignature[] = [];
   for (const kind of ['signature', 'provenance'] as const) {
-    const digest = r[kind];
-    if (typeof digest === 'string') out.push({ kind, digest });
+    const digest = record[kind];
+    if (typeof digest === 'string') out.push({ kind, digest, keyId: record.signingKey ?? null, fetch: fetch[kind] });
   }
   return out;
 }
