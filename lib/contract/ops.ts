@@ -163,6 +163,9 @@ export const TorchOps = {
         rows: count,
         resumed_from_epoch: count,
         checkpoint_path: path.nullable(),
+        /** Every package installed in the torch environment that trained it, by name (the provenance's environment);
+         * absent from results cached before it was reported. */
+        packages: z.record(z.string(), z.string()).optional(),
       }),
       z.strictObject({ status: z.literal('rejected'), code: gateCode, message: z.string(), epoch: count, step: count }),
     ]),

@@ -34,3 +34,14 @@ def exporter_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
+
+
+def installed_packages() -> dict[str, str]:
+    """Every distribution installed in this environment, name (lower case) to version, read from metadata: what a
+    version's provenance names as its environment's resolved packages."""
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found.setdefault(str(name).lower(), dist.version)
+    return dict(sorted(found.items()))

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, codes, data, protocol, user_model
+from . import checkpoint, codes, data, hello, protocol, user_model
 from .protocol import BadRequest
 
 
@@ -134,4 +134,5 @@ def train(args: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[
         "rows": rows,
         "resumed_from_epoch": resumed_from,
         "checkpoint_path": checkpoint_path,
+        "packages": hello.installed_packages(),
     }
