@@ -248,7 +248,7 @@ export function provenanceStatement(f: ProvenanceFacts): object {
               ]
             : []),
           { name: 'spec', digest: sha(f.spec.digest) },
-          ...(f.environment.torchVersion
+          ...(f.environment.torchVersion && !('torch' in f.environment.packages)
             ? [{ uri: `pkg:pypi/torch@${encodeURIComponent(f.environment.torchVersion)}`, name: 'torch' }]
             : []),
           ...Object.entries(f.environment.packages).map(([name, version]) => ({

@@ -222,6 +222,14 @@ describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend)
       expect(buildDefinition.externalParameters.spec.digest).toMatch(/^sha256:/);
       expect(buildDefinition.externalParameters.modelFile.digest).toMatch(/^sha256:/);
       expect(buildDefinition.internalParameters.environment.torchVersion).toMatch(/^2\.13\.0/);
+      // Every package of the environment that trained it, as resolved dependencies too.
+      expect(buildDefinition.internalParameters.environment.packages).toMatchObject({
+        torch: expect.stringMatching(/^2\.13\.0/),
+        numpy: expect.any(String),
+      });
+      expect(buildDefinition.resolvedDependencies.map((d: { uri?: string }) => d.uri)).toContain(
+        `pkg:pypi/numpy@${buildDefinition.internalParameters.environment.packages.numpy}`,
+      );
       // Every gate's verdict up to signing, as the run recorded it (promotion comes after).
       expect(buildDefinition.internalParameters.gates.map((g: { gate: string }) => g.gate)).toEqual(
         result.gates.filter((g) => g.gate !== 'promotion').map((g) => g.gate),
