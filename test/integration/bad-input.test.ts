@@ -1,4 +1,5 @@
 // What a user gets wrong: a clear message with a code, the right exit code, and nothing left registered.
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
@@ -146,6 +147,34 @@ describe('bad input', () => {
     expect(run.stderr).toContain("TTD_PYTHON='/nonexistent/python3' does not exist; expected the path of a Python interpreter with torch");
     expect(run.stderr).toContain('make setup');
     expect(existsSync(join(home, 'store'))).toBe(false);
+  });
+
+  it('a signing key that cannot sign is refused by ttd run and ttd worker before anything starts, naming the file', async () => {
+    const home = tempDir();
+    const spec = join(seedDir, 'pipeline.yaml');
+    const ed25519 = join(home, 'ed25519.pem');
+    writeFileSync(ed25519, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+    const refused = await runTtd(['run', spec, '--json'], { ...testEnv(home, address()), TTD_SIGNING_KEY: ed25519 });
+    expect(refused.code).toBe(2);
+    const { error } = JSON.parse(refused.stdout);
+    expect(error.code).toBe('signing_key_invalid');
+    expect(error.message).toContain(`${ed25519}: it holds a ed25519 key, which model_signing refuses`);
+    expect(error.message).toContain('expected an unencrypted PEM ECDSA private key on P-256');
+    expect(existsSync(join(home, 'store'))).toBe(false);
+
+    const missing = join(home, 'nowhere.pem');
+    const none = await runTtd(['run', spec, '--json'], { ...testEnv(home, address()), TTD_SIGNING_KEY: missing });
+    expect(none.code).toBe(2);
+    expect(JSON.parse(none.stdout).error).toMatchObject({
+      code: 'signing_key_missing',
+      message: expect.stringContaining(`TTD_SIGNING_KEY names ${missing}, which does not exist`),
+    });
+    expect(existsSync(join(home, 'store'))).toBe(false);
+    expect(existsSync(missing)).toBe(false);
+
+    const worker = await runTtd(['worker', '--queue', 'control'], { ...testEnv(home, address()), TTD_SIGNING_KEY: ed25519 });
+    expect(worker.code).toBe(2);
+    expect(worker.stderr).toContain('[signing_key_invalid]');
   });
 
   it('an environment the checkout does not know is refused before anything starts, naming the ones it has', async () => {
