@@ -175,8 +175,11 @@ async function main(): Promise<void> {
     .option('--anchors <dir>', "the workers' chain anchors (default: TTD_KEYS/anchors)")
     .option('--retired-keys <dir>', 'the statements of retired signing keys (default: TTD_KEYS/retired)')
     .option('--require-signed', 'count an unsigned record as a problem')
+    .option('--signing-key <file>', "the model signing public key that checks versions' signatures and provenance (default: TTD_KEYS')")
     .option('--json', 'print JSON')
-    .description('recompute every hash chain, check signatures, anchors, every blob and the registry; exit 1 names the first problem')
+    .description(
+      'recompute every hash chain, check signatures, anchors, every blob, the registry and each version’s model signature and provenance; exit 1 names the first problem',
+    )
     .action(lazy(registry, 'auditVerifyCommand'));
   audit
     .command('rotate-key')

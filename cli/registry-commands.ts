@@ -1,4 +1,5 @@
 // `ttd show`, `ttd pull` and `ttd models`: read the registry, print or write, nothing else.
+import { modelVerifiers } from '../lib/registry/signing-key';
 import { openStore } from '../lib/config';
 import { loadTemporalConfig } from '../temporal/config';
 import { anchoredModels } from '../lib/registry/anchors';
@@ -309,7 +310,7 @@ function auditEntry(action: 'manual_promote' | 'rollback', model: string, versio
  * chain to its anchor, checks every blob and cross-checks the registry; exit 1 names the first problem of each model. */
 export async function auditVerifyCommand(
   model: string | undefined,
-  opts: { json?: boolean; publicKey?: string; anchors?: string; retiredKeys?: string; requireSigned?: boolean },
+  opts: { json?: boolean; publicKey?: string; anchors?: string; retiredKeys?: string; requireSigned?: boolean; signingKey?: string },
 ): Promise<void> {
   const json = Boolean(opts.json);
   try {
@@ -318,6 +319,8 @@ export async function auditVerifyCommand(
     const trust = {
       ...auditReader(config.keysDir, { publicKey: opts.publicKey, anchorsDir: opts.anchors, retiredDir: opts.retiredKeys }),
       requireSigned: Boolean(opts.requireSigned),
+      // The model signing public keys: --signing-key alone, else the workers' current and retired ones (TTD_KEYS).
+      modelVerifiers: modelVerifiers({ keysDir: config.keysDir, keyFile: config.signingKey }, opts.signingKey),
     };
     // Every model the store or the anchors know of: a chain deleted with its registry entry still has its anchor.
     const models =
@@ -339,6 +342,7 @@ export async function auditVerifyCommand(
         store: store.location,
         models: verdicts,
         publicKey: trust.verifier ? { keyId: trust.verifier.keyId, source: trust.verifier.source } : null,
+        signingKeys: trust.modelVerifiers.map((k) => ({ keyId: k.keyId, source: k.source })),
         retiredKeys: (trust.verifier?.retired ?? []).map((k) => ({ keyId: k.keyId, source: k.source, retiredAt: k.retiredAt })),
         anchors: trust.anchorsDir ?? null,
       });
@@ -347,7 +351,7 @@ export async function auditVerifyCommand(
         writeOut(
           v.problem
             ? `${v.model}: BROKEN at ${terminalLine(v.problem.key)}: ${terminalLine(v.problem.reason)} [${v.problem.code}]${v.problems.length > 1 ? ` (and ${v.problems.length - 1} more problems; --json lists them)` : ''}\n`
-            : `${v.model}: ${v.records} records, chain intact, every blob matches its digest; ${signatureSummary(v.signed, v.unsigned, trust.verifier?.keyId, trust.verifier?.retired?.length ?? 0)}; ${v.anchor ? `anchored at record ${v.anchor.seq}` : 'no anchor'}; registry agrees\n`,
+            : `${v.model}: ${v.records} records, chain intact, every blob matches its digest; ${signatureSummary(v.signed, v.unsigned, trust.verifier?.keyId, trust.verifier?.retired?.length ?? 0)}; ${v.anchor ? `anchored at record ${v.anchor.seq}` : 'no anchor'}; registry agrees; ${v.attested} version${v.attested === 1 ? '' : 's'} with a model signature and provenance that ${trust.modelVerifiers.length ? 'verify' : 'name their artifacts (no model signing public key here to verify them: --signing-key)'}\n`,
         );
       }
       if (!verdicts.length) writeOut('no audit records\n');

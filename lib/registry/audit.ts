@@ -1,4 +1,6 @@
 // The audit trail: one create-only record per promotion, hash-chained per model and signed by the workers' key.
+import { checkAttestations } from './attestation-check';
+import type { ModelVerifier } from './signing-key';
 import { z } from 'zod';
 import { join } from 'node:path';
 import { anchorMessage, readAnchor, reSignAnchors, writeAnchor, type Anchor } from './anchors';
@@ -266,11 +268,18 @@ export interface TrailVerdict {
   signed: number;
   unsigned: number;
   anchor: { seq: number; hash: string } | null;
+  /** Versions whose model signature and provenance were checked (with the public key, when one was at hand). */
+  attested: number;
 }
 
 /** Verifies a model's chain (links, signatures), holds it to its anchor, checks that every blob its records name
  * exists and matches its digest (unless `blobs: false`), and cross-checks the registry against it. */
-export async function verifyTrail(store: ObjectStore, model: string, opts: TrustOptions & { blobs?: boolean } = {}): Promise<TrailVerdict> {
+export async function verifyTrail(
+  store: ObjectStore,
+  model: string,
+  opts: TrustOptions & { blobs?: boolean; modelVerifiers?: ModelVerifier[] } = {},
+): Promise<TrailVerdict> {
+  let attested = 0;
   const chain = await checkChain(store, model, opts);
   const problems: AuditProblem[] = chain.problem ? [chain.problem] : [];
   const anchor = opts.anchorsDir ? readAnchor(opts.anchorsDir, model) : undefined;
@@ -284,7 +293,15 @@ export async function verifyTrail(store: ObjectStore, model: string, opts: Trust
         code: ErrorCode.auditMissing,
         reason: `model '${model}' is in the registry (${found.state.versions.length} versions) but has no audit records`,
       });
-    } else if (!chain.problem) problems.push(...checkRegistry(found.state, chain.records));
+    } else if (!chain.problem) {
+      problems.push(...checkRegistry(found.state, chain.records));
+      // Each version's model signature and provenance, once the chain that backs its record verifies.
+      if (opts.blobs !== false) {
+        const checked = await checkAttestations(store, found.state, chain.records, opts.modelVerifiers);
+        problems.push(...checked.problems);
+        attested = checked.attested;
+      }
+    }
   }
   return {
     model,
@@ -294,6 +311,7 @@ export async function verifyTrail(store: ObjectStore, model: string, opts: Trust
     signed: chain.signed,
     unsigned: chain.unsigned,
     anchor: anchor ? { seq: anchor.seq, hash: anchor.hash } : null,
+    attested,
   };
 }
 

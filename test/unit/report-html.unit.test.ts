@@ -417,7 +417,7 @@ const RECORDS: AuditRecord[] = [
 describe('dashboard pages', () => {
   it('every page has the nav and loads nothing', () => {
     const detail: ModelDetail = { name: 'm', versions: [], aliases: {}, aliasHistory: [] };
-    const verdict: TrailVerdict = { model: 'm', records: 0, problem: null, problems: [], signed: 0, unsigned: 0, anchor: null };
+    const verdict: TrailVerdict = { model: 'm', records: 0, problem: null, problems: [], signed: 0, unsigned: 0, anchor: null, attested: 0 };
     for (const html of [
       modelsPage([]),
       modelPage(detail),
@@ -497,6 +497,7 @@ describe('dashboard pages', () => {
       signed: 0,
       unsigned: 2,
       anchor: null,
+      attested: 0,
     });
     expect(part(html, 'audit-verdict')).toContain('chain intact (2 records)');
     expect(part(html, 'audit-verdict')).toContain('banner ok');
@@ -522,6 +523,7 @@ describe('dashboard pages', () => {
       signed: 0,
       unsigned: 2,
       anchor: null,
+      attested: 0,
     };
     const banner = part(auditPage('seed-mlp', RECORDS, verdict), 'audit-verdict');
     expect(banner).toContain('banner bad');

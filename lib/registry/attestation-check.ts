@@ -1,0 +1,93 @@
+// What `ttd audit verify` checks of each version's model signature and provenance (./attestations.ts): the version
+// record is the one its registration recorded, both blobs are there and unaltered, both name exactly the version's
+// artifacts, and, where the model signing public key is at hand, both verify with the key the record names.
+import { DigestMismatchError, ErrorCode } from '../contract/errors';
+import { blobKey, getBlob, type ObjectStore } from '../store/store';
+import { artifactFiles, checkModelSignature, checkProvenance, type NamedFile } from './attestations';
+import type { AuditProblem, AuditRecord } from './audit';
+import { formatsOf, readManifest, readVersionRecord } from './records';
+import type { ModelState } from './registry';
+import type { ModelVerifier } from './signing-key';
+
+// A verifier that accepts any signature: the files are still checked where no public key is at hand.
+const unsigned = (keyId: string): ModelVerifier => ({ keyId, source: '(no public key)', verify: () => true });
+
+/** Problems with the versions' signatures and provenance, and how many versions carry both and check. */
+export async function checkAttestations(
+  store: ObjectStore,
+  state: ModelState,
+  records: AuditRecord[],
+  verifiers: ModelVerifier[] | undefined,
+): Promise<{ problems: AuditProblem[]; attested: number }> {
+  const problems: AuditProblem[] = [];
+  let attested = 0;
+  for (const v of state.versions) {
+    const registered = records.find(
+      (r) => r.version === v.version && r.record && (r.action === 'promote' || r.action === 'keep' || r.action === 'manual_promote'),
+    );
+    const key = `registry/${state.model}.json`;
+    if (registered?.record && registered.record !== v.record) {
+      problems.push({
+        key,
+        code: ErrorCode.registryUnbacked,
+        reason: `version ${v.version} points at version record ${v.record}, but audit record ${registered.seq} registered ${registered.record}`,
+      });
+      continue;
+    }
+    let files: NamedFile[];
+    let record;
+    try {
+      record = await readVersionRecord(store, v.record);
+      files = artifactFiles(formatsOf(await readManifest(store, record.manifest)));
+    } catch (err) {
+      problems.push({
+        key,
+        code: ErrorCode.auditBroken,
+        reason: `version ${v.version}: its version record or manifest cannot be read (${(err as Error).message})`,
+      });
+      continue;
+    }
+    if (!record.signature || !record.provenance) continue; // registered before signing
+    const known = verifiers?.find((k) => k.keyId === record.signingKey);
+    if (verifiers?.length && !known) {
+      problems.push({
+        key,
+        code: ErrorCode.signatureInvalid,
+        reason: `version ${v.version} was signed by key ${record.signingKey ?? '(unnamed)'}, none of the model signing public keys here`,
+      });
+      continue;
+    }
+    const verifier = known ?? unsigned(record.signingKey ?? '');
+    let bad = false;
+    for (const [kind, digest] of [
+      ['model signature', record.signature],
+      ['provenance', record.provenance],
+    ] as const) {
+      let text: string;
+      try {
+        text = (await getBlob(store, digest)).toString('utf8');
+      } catch (err) {
+        const why = err instanceof DigestMismatchError ? 'altered' : 'missing';
+        problems.push({
+          key: blobKey(digest),
+          code: ErrorCode.signatureInvalid,
+          reason: `version ${v.version}: its ${kind} blob is ${why}`,
+        });
+        bad = true;
+        continue;
+      }
+      const opened = kind === 'provenance' ? checkProvenance(text, verifier, files) : null;
+      const reason = opened ? (opened.ok ? null : opened.why) : checkModelSignature(text, verifier, files);
+      if (reason) {
+        problems.push({
+          key: blobKey(digest),
+          code: ErrorCode.signatureInvalid,
+          reason: `version ${v.version}: its ${kind} does not verify: ${reason}`,
+        });
+        bad = true;
+      }
+    }
+    if (!bad) attested++;
+  }
+  return { problems, attested };
+}
