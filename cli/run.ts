@@ -76,12 +76,12 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     const base = process.env.TTD_WORKER_CONCURRENCY ? loadTemporalConfig() : withConcurrency(loadTemporalConfig(), 1);
     const read = loadSpec(specPath, base.archiveLimits);
     config = await preflight(base, read.spec, { servedHere: !opts.detach }); // the run's torch environment
-    // This process signs the version it promotes: a signing key that cannot sign is named now, before anything is
-    // uploaded (a detached run's workers check theirs as its first stage).
-    if (!opts.detach) modelSigner({ keysDir: config.keysDir, keyFile: config.signingKey }, { create: true });
     loaded = withEnvironment(read, config.environment);
     store = openStore(config);
     await store.list('ttd-probe/'); // an S3 store that is down, or has no bucket, is named now, before anything starts
+    // This process signs the version it promotes: a signing key that cannot sign is named now, before anything is
+    // uploaded (a detached run's workers check theirs as its first stage). Last of the checks: it may create the key.
+    if (!opts.detach) modelSigner({ keysDir: config.keysDir, keyFile: config.signingKey }, { create: true });
   } catch (err) {
     failWith(err, json);
   }

@@ -370,6 +370,38 @@ const CLI: Case[] = [
     names: ['does not exist'],
   },
   { name: 'pull -o empty', args: ['pull', 'x@y', '-o', ''], code: 'output_invalid', names: ["-o '' is an empty path"] },
+  {
+    name: 'pull --signature -o a file',
+    args: ['pull', 'x@y', '--signature', '-o', 'SPEC'],
+    code: 'output_invalid',
+    names: ['is a file', 'expected a new or empty directory'],
+  },
+  {
+    name: 'pull --signature -o a folder with other files',
+    args: ['pull', 'x@y', '--signature', '-o', 'DIR'],
+    code: 'output_exists',
+    names: ['which ttd pull did not write', 'model_signing verify refuses'],
+  },
+  {
+    name: 'pull --signature with --format',
+    args: ['pull', 'x@y', '--signature', '--format', 'aoti', '-o', 'DIR/pulled'],
+    code: 'argument_invalid',
+    names: ['--format aoti', 'the signature covers them all'],
+  },
+  { name: 'provenance of a model that is not registered', args: ['provenance', 'nobody'], code: 'model_not_found', names: ["'nobody'"] },
+  { name: 'provenance -o a folder', args: ['provenance', 'x@y', '-o', 'DIR'], code: 'output_invalid', names: ['is a directory'] },
+  {
+    name: 'audit verify --signing-key that is not there',
+    args: ['audit', 'verify', '--signing-key', 'DIR/none.pub'],
+    code: 'signing_key_missing',
+    names: ['none.pub'],
+  },
+  {
+    name: 'audit verify --signing-key that is not a key',
+    args: ['audit', 'verify', '--signing-key', 'SPEC'],
+    code: 'signing_key_invalid',
+    names: ['pipeline.yaml', 'not a PEM public key'],
+  },
   // A rename replaces a device or a link itself: as root, `-o /dev/null --force` would have replaced /dev/null.
   {
     name: 'pull -o a device, with --force',
@@ -573,6 +605,19 @@ const ENV: Case[] = [
     env: { TTD_TORCH_PROCESS: 'maybe' },
     code: 'config_invalid',
     names: ["TTD_TORCH_PROCESS='maybe'", 'server, fresh'],
+  },
+  {
+    name: 'TTD_SIGNING_KEY that is not a key (ttd run)',
+    env: { TTD_SIGNING_KEY: 'SPEC' },
+    code: 'signing_key_invalid',
+    names: ['pipeline.yaml', 'not a PEM private key', 'ECDSA private key on P-256'],
+  },
+  {
+    name: 'TTD_SIGNING_KEY that is not a key (ttd signing-key)',
+    args: ['signing-key'],
+    env: { TTD_SIGNING_KEY: 'SPEC' },
+    code: 'signing_key_invalid',
+    names: ['pipeline.yaml'],
   },
   { name: 'TTD_TORCH_MAX_RSS_MB=-1', env: { TTD_TORCH_MAX_RSS_MB: '-1' }, code: 'config_invalid', names: ["TTD_TORCH_MAX_RSS_MB='-1'"] },
   { name: 'TTD_STORE=ftp://', env: { TTD_STORE: 'ftp://host/store' }, code: 'store_invalid', names: ["TTD_STORE 'ftp://host/store'"] },
