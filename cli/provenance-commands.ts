@@ -1,7 +1,18 @@
 // `ttd pull --signature`, `ttd provenance` and `ttd signing-key`: what a version carries for tools that are not ttd's
 // (lib/registry/attestations.ts), written only after it is checked against the version's own digests and, where a
 // public key is at hand, its signature.
-import { existsSync, lstatSync, mkdtempSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { openStore } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
@@ -115,6 +126,7 @@ export async function pullSignedCommand(
 
     // Into a folder beside DIR, then moved into place: a failure leaves DIR as it was.
     const tmp = mkdtempSync(join(dirname(dest), `.${basename(dest)}.ttd-pull-`));
+    chmodSync(tmp, 0o755); // mkdtemp's is 0700: the pulled directory is as readable as any other pull's file
     const written: { name: string; format: string; digest: string; bytes: number }[] = [];
     try {
       for (const f of s.files) written.push({ ...f, bytes: await getBlobToFile(s.store, f.digest, join(tmp, f.name)) });

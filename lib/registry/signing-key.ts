@@ -142,7 +142,7 @@ export function modelSigner(source: SigningKeySource, opts: { create: boolean })
       if (err instanceof TtdError) throw err;
       throw missing(
         path,
-        `no model signing key at ${path}, and it cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        `no model signing key at ${path}, and it cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected the keys directory (TTD_KEYS, ${source.keysDir}) to be a directory this process can write, or TTD_SIGNING_KEY to name a key`,
       );
     }
   }
