@@ -54,6 +54,8 @@ export default tseslint.config(
       '.venv/**',
       '.torch/**',
       '.fuzz/**',
+      '.verify/**',
+      '.onnxruntime/**',
       '.corpus/**',
       '.ttd/**',
       'test-output/**',

@@ -16,7 +16,7 @@ import {
 import { basename, dirname, join, resolve } from 'node:path';
 import { openStore } from '../lib/config';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
-import { assertBacked } from '../lib/registry/audit';
+import { backedVersion } from '../lib/registry/audit';
 import {
   ARTIFACT_FILE_NAMES,
   artifactFiles,
@@ -28,7 +28,6 @@ import {
 } from '../lib/registry/attestations';
 import { auditReader } from '../lib/registry/keys';
 import { formatsOf, readManifest, readVersionRecord, type VersionRecord } from '../lib/registry/records';
-import { parseRef, resolveRef } from '../lib/registry/registry';
 import { modelSigner, modelVerifiers, rotateModelSigningKey, type ModelVerifier } from '../lib/registry/signing-key';
 import { getBlob, getBlobToFile, type ObjectStore } from '../lib/store/store';
 import { loadTemporalConfig, type TemporalConfig } from '../temporal/config';
@@ -51,14 +50,7 @@ interface Signed {
 // version registered before ttd signed versions.
 async function signedVersion(config: TemporalConfig, ref: string): Promise<Signed> {
   const store = openStore(config);
-  const parsed = parseRef(ref);
-  const { state, version } = await resolveRef(store, parsed);
-  await assertBacked(
-    store,
-    state.model,
-    { alias: parsed.alias, version: version.version, digest: version.digest },
-    auditReader(config.keysDir),
-  );
+  const { state, version } = await backedVersion(store, ref, auditReader(config.keysDir));
   const record = await readVersionRecord(store, version.record);
   if (!record.signature || !record.provenance) {
     throw new TtdError(

@@ -3,7 +3,7 @@ import { modelVerifiers } from '../lib/registry/signing-key';
 import { openStore } from '../lib/config';
 import { loadTemporalConfig } from '../temporal/config';
 import { anchoredModels } from '../lib/registry/anchors';
-import { assertBacked, auditedModels, readAudit, rotateSigningKey, verifyTrail } from '../lib/registry/audit';
+import { assertBacked, auditedModels, backedVersion, readAudit, rotateSigningKey, verifyTrail } from '../lib/registry/audit';
 import { ErrorCode, TtdError } from '../lib/contract/errors';
 import { auditReader, auditWriter } from '../lib/registry/keys';
 import { assertName } from '../lib/registry/names';
@@ -114,15 +114,8 @@ export async function pullCommand(ref: string, opts: { output: string; format?: 
     const dest = checkOutputFile(opts.output, Boolean(opts.force), PULL_OUTPUT);
     const config = loadTemporalConfig();
     const store = openStore(config);
-    const parsed = parseRef(ref);
-    const { state, version } = await resolveRef(store, parsed);
-    // Only what the audit trail backs is served: a registry entry a store writer added or moved is refused.
-    await assertBacked(
-      store,
-      state.model,
-      { alias: parsed.alias, version: version.version, digest: version.digest },
-      auditReader(config.keysDir),
-    );
+    // Only what the audit trail backs is served: a registry entry or version record a store writer added or moved is refused.
+    const { state, version } = await backedVersion(store, ref, auditReader(config.keysDir));
     const formats = formatsOf(await readManifest(store, (await readVersionRecord(store, version.record)).manifest));
     const artifact = formats[format as Format];
     if (!artifact) {

@@ -8,7 +8,7 @@ import { canonicalJson, digestBytes } from '../store/digest';
 import { DigestMismatchError, ErrorCode, PreconditionFailedError, TtdError } from '../contract/errors';
 import { KeyFile, rotateAuditKey, type AuditSigner, type AuditVerifier, type Rotation } from './keys';
 import { assertName } from './names';
-import { readModel, registryKey, type ModelState } from './registry';
+import { parseRef, readModel, registryKey, resolveRef, type ModelState, type ModelVersion } from './registry';
 import { parseStored, verifyBlob } from '../store/store';
 import type { ObjectStore } from '../store/store';
 
@@ -432,7 +432,7 @@ export async function trustedChain(store: ObjectStore, model: string, trust: Tru
 export async function assertBacked(
   store: ObjectStore,
   model: string,
-  target: { alias?: string; version: number; digest: string },
+  target: { alias?: string; version: number; digest: string; record?: string },
   trust: TrustOptions,
 ): Promise<void> {
   const what = target.alias ? `'${model}@${target.alias}' (version ${target.version})` : `'${model}:${target.version}'`;
@@ -441,6 +441,15 @@ export async function assertBacked(
   };
   const chain = await trustedChain(store, model, trust);
   if (chain.problem) refuse(chain.problem.code, `its audit trail does not verify at ${chain.problem.key}: ${chain.problem.reason}`);
+  // The version record the registry points at (its manifest names every format's artifact, its signature and
+  // provenance) must be the one its registration recorded: a store writer cannot swap in a record of their own.
+  const registered = chain.records.find((r) => VERSION_ACTIONS.includes(r.action) && r.version === target.version && r.record);
+  if (target.record && registered?.record && registered.record !== target.record) {
+    refuse(
+      ErrorCode.registryUnbacked,
+      `audit record ${registered.seq} registered version ${target.version} with version record ${registered.record}, but the registry points at ${target.record}`,
+    );
+  }
   if (target.alias) {
     const latest = latestAliasRecord(chain.records, target.alias);
     if (!latest) refuse(ErrorCode.registryUnbacked, `no audit record moves alias '${target.alias}'`);
@@ -461,6 +470,24 @@ export async function assertBacked(
       `audit record ${named.seq} names version ${target.version} as ${named.digest}, not ${target.digest}`,
     );
   }
+}
+
+/** The version a reference names (`MODEL`, `MODEL@ALIAS`, `MODEL:VERSION`), once the audit trail backs it and the
+ * version record it points at (what `ttd pull`, `--signature` and `ttd provenance` serve from). */
+export async function backedVersion(
+  store: ObjectStore,
+  ref: string,
+  trust: TrustOptions,
+): Promise<{ state: ModelState; version: ModelVersion }> {
+  const parsed = parseRef(ref);
+  const { state, version } = await resolveRef(store, parsed);
+  await assertBacked(
+    store,
+    state.model,
+    { alias: parsed.alias, version: version.version, digest: version.digest, record: version.record },
+    trust,
+  );
+  return { state, version };
 }
 
 /** The length of every model's chain: how far a key retired now has signed each. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { promoteActivity, type VersionFacts } from '../../activities/promote-model';
 import { signingActivities } from '../../activities/sign-version';
-import { verifyTrail } from '../../lib/registry/audit';
+import { backedVersion, verifyTrail } from '../../lib/registry/audit';
 import { auditReader } from '../../lib/registry/keys';
 import { writeManifest } from '../../lib/registry/records';
 import { readModel, registryKey } from '../../lib/registry/registry';
@@ -100,6 +100,12 @@ describe('audit verify of model signatures and provenance', () => {
     const state = JSON.parse(readFileSync(key, 'utf8'));
     state.versions[0].record = state.versions[1].record;
     writeFileSync(key, JSON.stringify(state));
+    // ttd pull, --signature and ttd provenance refuse it before reading the record.
+    await expect(backedVersion(s.store, 'm:1', auditReader(s.keys))).rejects.toMatchObject({
+      code: 'registry_unbacked',
+      message: expect.stringContaining('audit record 1 registered version 1 with version record'),
+    });
+    await expect(backedVersion(s.store, 'm@production', auditReader(s.keys))).resolves.toMatchObject({ version: { version: 2 } });
     const verdict = await s.verify();
     expect(verdict.problems).toContainEqual(
       expect.objectContaining({
