@@ -1,5 +1,5 @@
 // `ttd run SPEC [--json]`: validates the spec, starts one pipeline run and serves it with in-process workers.
-import { modelSigner } from '../lib/registry/signing-key';
+import { checkSigningKey } from '../lib/registry/signing-key';
 import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import {
@@ -80,8 +80,9 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     store = openStore(config);
     await store.list('ttd-probe/'); // an S3 store that is down, or has no bucket, is named now, before anything starts
     // This process signs the version it promotes: a signing key that cannot sign is named now, before anything is
-    // uploaded (a detached run's workers check theirs as its first stage). Last of the checks: it may create the key.
-    if (!opts.detach) modelSigner({ keysDir: config.keysDir, keyFile: config.signingKey }, { create: true });
+    // uploaded (a detached run's workers check theirs as its first stage). Nothing is written: the key is created when
+    // the run's first stage checks it, once the run has started.
+    if (!opts.detach) checkSigningKey({ keysDir: config.keysDir, keyFile: config.signingKey });
   } catch (err) {
     failWith(err, json);
   }

@@ -3,8 +3,19 @@
 // lives beside the ed25519 audit key in the keys directory, or where TTD_SIGNING_KEY names an operator's own key.
 // Checked before a run trains (docs/trust-provenance.md), so a run never does its work and then cannot be signed.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ErrorCode, TtdError } from '../contract/errors';
 import { createOnce, ensureKeysDir } from './keys';
 
@@ -268,4 +279,30 @@ export function rotateModelSigningKey(source: SigningKeySource): { retired: Mode
   writeFileSync(tmp, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
   renameSync(tmp, join(source.keysDir, SigningKeyFile.private));
   return { retired, current: modelSigner(source, { create: false }), retiredFile };
+}
+
+/** Checks, writing nothing, that a worker here could sign: the key there is usable, or the keys directory could hold a
+ * new one (its nearest existing folder is a writable directory). For commands that may still refuse after it and must
+ * then leave nothing behind (`ttd run`); the worker creates the key when it first signs. */
+export function checkSigningKey(source: SigningKeySource): void {
+  const path = source.keyFile ?? join(source.keysDir, SigningKeyFile.private);
+  if (source.keyFile || existsSync(path)) {
+    modelSigner(source, { create: false });
+    return;
+  }
+  let dir = source.keysDir;
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  let why: string | null = null;
+  try {
+    if (!statSync(dir).isDirectory()) why = `${dir} is not a directory`;
+    else accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    why = `${dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+  }
+  if (why) {
+    throw missing(
+      path,
+      `no model signing key at ${path}, and it cannot be created: ${why}; expected the keys directory (TTD_KEYS, ${source.keysDir}) to be a directory this process can write, or TTD_SIGNING_KEY to name a key`,
+    );
+  }
 }

@@ -17,7 +17,14 @@ import {
   signStatement,
   type ProvenanceFacts,
 } from '../../lib/registry/attestations';
-import { modelSigner, modelVerifierFromFile, modelVerifiers, rotateModelSigningKey, SigningKeyFile } from '../../lib/registry/signing-key';
+import {
+  checkSigningKey,
+  modelSigner,
+  modelVerifierFromFile,
+  modelVerifiers,
+  rotateModelSigningKey,
+  SigningKeyFile,
+} from '../../lib/registry/signing-key';
 import { digestBytes } from '../../lib/store/digest';
 import { tempDir } from '../helpers';
 
@@ -250,5 +257,21 @@ describe('rotating the model signing key', () => {
     const err = refusal(() => rotateModelSigningKey({ keysDir, keyFile: join(keysDir, SigningKeyFile.private) }));
     expect(err.code).toBe(ErrorCode.argumentInvalid);
     expect(err.message).toContain('a key ttd does not manage');
+  });
+});
+
+describe('checking the signing key without writing (ttd run)', () => {
+  it('creates nothing where no key is yet, refuses a keys directory under a file, and checks a key that is there', () => {
+    const root = tempDir();
+    const keysDir = join(root, 'home', 'keys');
+    checkSigningKey({ keysDir });
+    expect(existsSync(join(root, 'home'))).toBe(false);
+    writeFileSync(join(root, 'file'), '');
+    const under = refusal(() => checkSigningKey({ keysDir: join(root, 'file', 'keys') }));
+    expect(under.code).toBe(ErrorCode.signingKeyMissing);
+    expect(under.message).toContain(`${join(root, 'file')} is not a directory`);
+    modelSigner({ keysDir }, { create: true });
+    writeFileSync(join(keysDir, SigningKeyFile.private), 'junk\n');
+    expect(refusal(() => checkSigningKey({ keysDir })).code).toBe(ErrorCode.signingKeyInvalid);
   });
 });
