@@ -1,5 +1,5 @@
 // `ttd server start|stop|status` and `ttd worker`: the processes an operator runs beside `ttd run`.
-import { modelSigner } from '../lib/registry/signing-key';
+import { checkSigningKey } from '../lib/registry/signing-key';
 import { concurrencyArgument } from '../lib/limits/capacity';
 import { forEnvironment, openStore, withConcurrency } from '../lib/config';
 import { loadTemporalConfig, serverAddress, type TemporalConfig } from '../temporal/config';
@@ -179,8 +179,9 @@ export async function workerCommand(opts: {
     }
     const store = openStore(config);
     const serve = opts.queue ? [opts.queue as QueueKind] : [QueueKind.control, QueueKind.torch];
-    // The control queue signs every version it registers: a key that cannot sign keeps the worker from starting.
-    if (serve.includes(QueueKind.control)) modelSigner({ keysDir: config.keysDir, keyFile: config.signingKey }, { create: true });
+    // The control queue signs every version it registers: a key that cannot sign keeps the worker from starting (checked
+    // without writing: a worker refused for another reason leaves nothing; the first run's check creates the key).
+    if (serve.includes(QueueKind.control)) checkSigningKey({ keysDir: config.keysDir, keyFile: config.signingKey });
     const device = (opts.device ?? Device.cpu) as Device;
     // With TTD_QUEUE_PREFIX, the one torch queue and the configured environment, as before pools.
     const environments = !serve.includes(QueueKind.torch)

@@ -104,7 +104,12 @@ describe('limits', () => {
       expect(measured).toBeLessThan(4096); // killed well before the model's 4 GiB
       // One attempt: the same input would grow the same way again.
       const events = (await history(result.runId)).events ?? [];
-      const attempts = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+      const train = new Set(
+        events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'train').map((e) => String(e.eventId)),
+      );
+      const attempts = events
+        .filter((e) => train.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId)))
+        .map((e) => e.activityTaskStartedEventAttributes!.attempt);
       expect(attempts).toEqual([1]);
       console.log(`memory cap (${torchProcess}): killed at ${measured} MiB (cap 1024), run took ${seconds.toFixed(1)} s`);
     },
