@@ -5,9 +5,10 @@ import { fuserShown, runtimeVersion, type GateResult, type ParityRuntimeReport }
 import type { CaseReport } from '../contract/ops';
 import { CardSchema } from '../spec/spec';
 import { blobKey, type ObjectStore } from '../store/store';
-import { trustedChain, type AuditProblem, type AuditRecord, type TrustOptions } from './audit';
+import { trustedChain, VERSION_ACTIONS, type AuditProblem, type AuditRecord, type TrustOptions } from './audit';
+import { ErrorCode } from '../contract/errors';
 import { formatsOf, legacyReports, readManifest, readVersionRecord, type Manifest, type VersionRecord } from './records';
-import type { ModelState, ModelVersion } from './registry';
+import { registryKey, type ModelState, type ModelVersion } from './registry';
 
 /** The card's format tag: a reader checks it before trusting the shape. */
 export const CARD_FORMAT = 'ttd-model-card/1';
@@ -146,7 +147,21 @@ export interface CardSources {
 export async function loadModelCard(store: ObjectStore, state: ModelState, version: ModelVersion, trust: TrustOptions): Promise<ModelCard> {
   const record = await readVersionRecord(store, version.record);
   const manifest = await readManifest(store, record.manifest);
-  const chain = await trustedChain(store, state.model, trust);
+  const checked = await trustedChain(store, state.model, trust);
+  // The card is only as good as the version record it reads: one that is not the record the version's registration
+  // recorded (a store writer's) is said, as the chain's problem.
+  const registered = checked.records.find((r) => VERSION_ACTIONS.includes(r.action) && r.version === version.version && r.record);
+  const chain =
+    !checked.problem && registered?.record && registered.record !== version.record
+      ? {
+          ...checked,
+          problem: {
+            key: registryKey(state.model),
+            code: ErrorCode.registryUnbacked,
+            reason: `version ${version.version} points at version record ${version.record}, but audit record ${registered.seq} registered ${registered.record}: this card is built from a record the audit trail does not back`,
+          },
+        }
+      : checked;
   const sizes: Record<string, number | null> = {};
   for (const digest of sizedDigests(manifest)) sizes[digest] = (await store.head(blobKey(digest)))?.size ?? null;
   return buildModelCard({ state, version, record, manifest, chain, sizes });

@@ -7,6 +7,7 @@ import { promoteActivity, type VersionFacts } from '../../activities/promote-mod
 import { signingActivities } from '../../activities/sign-version';
 import { backedVersion, verifyTrail } from '../../lib/registry/audit';
 import { auditReader } from '../../lib/registry/keys';
+import { loadModelCard } from '../../lib/registry/model-card';
 import { writeManifest } from '../../lib/registry/records';
 import { readModel, registryKey } from '../../lib/registry/registry';
 import { modelSigner, modelVerifiers } from '../../lib/registry/signing-key';
@@ -106,6 +107,10 @@ describe('audit verify of model signatures and provenance', () => {
       message: expect.stringContaining('audit record 1 registered version 1 with version record'),
     });
     await expect(backedVersion(s.store, 'm@production', auditReader(s.keys))).resolves.toMatchObject({ version: { version: 2 } });
+    // The card says its record is not the one the audit trail backs.
+    const found = (await readModel(s.store, 'm'))!.state;
+    const card = await loadModelCard(s.store, found, found.versions[0], auditReader(s.keys));
+    expect(card.audit).toMatchObject({ verified: false, problem: { code: 'registry_unbacked' } });
     const verdict = await s.verify();
     expect(verdict.problems).toContainEqual(
       expect.objectContaining({
