@@ -60,6 +60,11 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
       ...(manifest.format === 'ttd-manifest/2' && manifest.environment ? { environment: manifest.environment } : {}),
       // The spec as the version stored it (a declared environment's `resolved` list included).
       spec: manifest.spec,
+      // Its OpenSSF model signature and SLSA provenance (blob digests) and the key that signed them; null before signing.
+      signed:
+        record.signature && record.provenance
+          ? { signature: record.signature, provenance: record.provenance, keyId: record.signingKey ?? null }
+          : null,
       versions: state.versions.map((v) => ({ version: v.version, digest: v.digest, createdAt: v.createdAt, runId: v.runId })),
       allAliases: state.aliases,
       aliasHistory: state.aliasHistory,
@@ -75,6 +80,9 @@ export async function showCommand(ref: string, opts: { json?: boolean }): Promis
             `  environment ${terminalLine(manifest.environment.base)} + ${manifest.environment.installed.length} packages (${terminalLine(manifest.environment.digest)}): ${manifest.environment.resolved.map(terminalLine).join(' ')}`,
           ]
         : []),
+      record.signature
+        ? `  signed   by key ${terminalLine(record.signingKey?.slice(0, 16) ?? '?')}… (ttd pull ${terminalLine(state.model)}:${version.version} --signature, ttd provenance)`
+        : '  signed   no: registered before ttd signed versions',
       `  created  ${terminalLine(version.createdAt)} by ${terminalLine(record.actor)} (${terminalLine(record.trigger)}${record.commit ? ` ${terminalLine(record.commit)}` : ''}), run ${terminalLine(version.runId)}`,
       'gates',
       ...gateLines(record.gates),

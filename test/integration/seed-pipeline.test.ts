@@ -164,6 +164,12 @@ describe.each([['file'], ['s3']])('the seed pipeline on the %s store', (backend)
         ['model.pt2', 'aoti'],
       ]);
       expect(out.signature.verified).toBe(true);
+      const shown = JSON.parse((await runTtd(['show', 'seed-mlp@production', '--json'], env)).stdout);
+      expect(shown.signed).toEqual({
+        signature: out.signature.digest,
+        provenance: expect.stringMatching(/^sha256:/),
+        keyId: out.signature.keyId,
+      });
       expect(
         `sha256:${createHash('sha256')
           .update(readFileSync(join(pulled, 'model.pt')))
