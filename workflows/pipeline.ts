@@ -1,5 +1,6 @@
-// The pipeline workflow: train → trace → verify → optimize → fusion → store → parity → promote, or, for a foreign
-// artifact, verify → store → parity → promote. Orchestration only; each part lives in its own module.
+// The pipeline workflow: signing_key → train → trace → verify → optimize → fusion → store → parity → sign → promote,
+// or, for a foreign artifact, signing_key → verify → store → parity → sign → promote. Orchestration only; each part
+// lives in its own module.
 import { isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { Gate } from '../lib/contract/gate-codes';
 import type { RunResult } from '../lib/contract/results';
