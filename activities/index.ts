@@ -63,7 +63,7 @@ export function createControlActivities(deps: {
       storeArtifact: storeActivity(deps),
       promoteModel: promoteActivity(deps),
       ...registryRecordActivities(deps),
-      ...signingActivities({ store: deps.store, signingKey: { keysDir: deps.keysDir, keyFile: deps.signingKey }, builder: deps.builder }),
+      ...signingActivities({ store: deps.store, keys: deps, builder: deps.builder }),
     }),
   );
 }

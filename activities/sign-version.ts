@@ -68,22 +68,21 @@ function environmentOf(manifest: Manifest): ProvenanceFacts['environment'] {
 }
 
 /** Builds the signing activities of the control queue. */
-export function signingActivities(deps: { store: ObjectStore; signingKey: SigningKeySource; builder?: BuilderInfo }) {
+export function signingActivities(deps: { store: ObjectStore; keys: SigningKeySource; builder?: BuilderInfo }) {
   return {
     /** The first thing a run does: a key that is missing or cannot sign fails the run before it trains. */
     async checkSigningKey(): Promise<SigningKeyOutput> {
-      const signer = modelSigner(deps.signingKey, { create: true });
+      const signer = modelSigner(deps.keys, { create: true });
       return { keyId: signer.keyId, curve: signer.curve };
     },
 
     /** Signs a version whose every gate passed: the OpenSSF model signature and the SLSA provenance, stored as blobs. */
     async signVersion(input: SignInput): Promise<SignOutput> {
-      const signer = modelSigner(deps.signingKey, { create: true });
+      const signer = modelSigner(deps.keys, { create: true });
       const manifest = await readManifest(deps.store, input.manifestDigest);
       const files = artifactFiles(formatsOf(manifest));
       const spec = record(manifest.spec);
       const promote = record(spec.promote);
-      const foreign = manifest.files.artifact === manifest.artifact.digest && !input.modelFile;
       const facts: ProvenanceFacts = {
         model: input.model,
         files,
@@ -94,7 +93,8 @@ export function signingActivities(deps: { store: ObjectStore; signingKey: Signin
           environment: typeof spec.environment === 'string' ? spec.environment : null,
         },
         modelFile: input.modelFile,
-        foreign: foreign ? { artifact: manifest.files.artifact, references: manifest.files.references } : null,
+        // A version with no model file was given as a foreign archive and its references.
+        foreign: !input.modelFile ? { artifact: manifest.files.artifact, references: manifest.files.references } : null,
         params: spec.params ?? {},
         trigger: input.trigger,
         commit: input.commit,

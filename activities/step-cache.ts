@@ -64,7 +64,11 @@ async function computeEnvironment(config: Config): Promise<string> {
   // Without knowing the torch it runs on, no entry can be trusted: no digest (and no caching) until it is known.
   if (typeof reported.torch_version !== 'string') throw new Error(`the torch environment '${config.python}' did not start`);
   // The exporters' packages too: the onnx stage's output changes with them as with torch.
-  const versions = { torch: reported.torch_version, python: reported.python_version ?? null, ...(reported.packages ? { packages: reported.packages } : {}) };
+  const versions = {
+    torch: reported.torch_version,
+    python: reported.python_version ?? null,
+    ...(reported.packages ? { packages: reported.packages } : {}),
+  };
   const pkg = join(config.pythonPackageDir, 'ttd_torch');
   const sources: Record<string, string> = {};
   for (const f of (await readdir(pkg)).filter((n) => n.endsWith('.py')).sort()) sources[f] = digestBytes(await readFile(join(pkg, f)));
@@ -73,7 +77,9 @@ async function computeEnvironment(config: Config): Promise<string> {
   // A declared environment's packages as this host resolved them: unpinned requirements may resolve differently on
   // another host or later, under the same directory name.
   const declared = config.basePython ? (builtRecordOf(config.python)?.resolved ?? null) : undefined;
-  return digestBytes(canonicalJson({ interpreter: config.python, versions, sources, libtorchRunner: runner, ...(declared ? { declared } : {}) }));
+  return digestBytes(
+    canonicalJson({ interpreter: config.python, versions, sources, libtorchRunner: runner, ...(declared ? { declared } : {}) }),
+  );
 }
 
 /** A torch stage's output with how it was obtained: reused from an earlier identical stage (`cached`), or worked out,

@@ -23,7 +23,6 @@ import {
   checkModelSignature,
   checkProvenance,
   SIGNATURE_FILE,
-  type NamedFile,
   type Statement,
 } from '../lib/registry/attestations';
 import { auditReader } from '../lib/registry/keys';
@@ -43,7 +42,7 @@ interface Signed {
   model: string;
   version: number;
   record: VersionRecord & { signature: string; provenance: string };
-  files: (NamedFile & { format: string })[];
+  files: ReturnType<typeof artifactFiles>;
 }
 
 // The version a ref names, backed by the audit chain, with its signature and provenance; signature_missing for a
@@ -59,17 +58,13 @@ async function signedVersion(config: TemporalConfig, ref: string): Promise<Signe
       { model: state.model, version: version.version },
     );
   }
-  const formats = formatsOf(await readManifest(store, record.manifest));
-  const files = artifactFiles(formats).map((f) => ({
-    ...f,
-    format: Object.entries(ARTIFACT_FILE_NAMES).find(([, name]) => name === f.name)![0],
-  }));
+  const files = artifactFiles(formatsOf(await readManifest(store, record.manifest)));
   return { store, model: state.model, version: version.version, record: record as Signed['record'], files };
 }
 
 // The public key that signed a version: the one its record names among those here, or none when none is here.
 function verifierFor(config: TemporalConfig, s: Signed, publicKey: string | undefined): ModelVerifier | undefined {
-  const known = modelVerifiers({ keysDir: config.keysDir, keyFile: config.signingKey }, publicKey);
+  const known = modelVerifiers(config, publicKey);
   if (!known.length) return undefined;
   const keyId = s.record.signingKey;
   const match = keyId ? known.find((v) => v.keyId === keyId) : known[0];
@@ -113,7 +108,7 @@ export async function pullSignedCommand(
     const bundle = (await getBlob(s.store, s.record.signature)).toString('utf8');
     const verifier = verifierFor(config, s, opts.publicKey);
     // Without a key here the bundle still has to name exactly these files; with one, it must also be signed by it.
-    const why = verifier ? checkModelSignature(bundle, verifier, s.files) : checkUnsigned(bundle, s.files);
+    const why = checkModelSignature(bundle, verifier ?? null, s.files);
     if (why) throw invalid(s, 'model signature', why);
 
     // Into a folder beside DIR, then moved into place: a failure leaves DIR as it was.
@@ -148,17 +143,6 @@ export async function pullSignedCommand(
     );
   } catch (err) {
     failWith(err, json);
-  }
-}
-
-// A bundle read without its key: still a model signature naming exactly the version's files.
-function checkUnsigned(bundle: string, files: NamedFile[]): string | null {
-  const anyKey: ModelVerifier = { keyId: '', source: '(no key)', verify: () => true };
-  try {
-    const hint = (JSON.parse(bundle) as { verificationMaterial?: { publicKey?: { hint?: string } } }).verificationMaterial?.publicKey?.hint;
-    return checkModelSignature(bundle, { ...anyKey, keyId: hint ?? '' }, files);
-  } catch {
-    return 'it is not JSON';
   }
 }
 
@@ -228,8 +212,7 @@ export async function provenanceCommand(
     const s = await signedVersion(config, ref);
     const text = (await getBlob(s.store, s.record.provenance)).toString('utf8');
     const verifier = verifierFor(config, s, opts.publicKey);
-    const anyKey: ModelVerifier = { keyId: '', source: '(no key)', verify: () => true };
-    const opened = checkProvenance(text, verifier ?? anyKey, s.files);
+    const opened = checkProvenance(text, verifier ?? null, s.files);
     if (!opened.ok) throw invalid(s, 'provenance', opened.why);
     const statement: Statement = opened.statement;
     const out = opts.statement ? `${JSON.stringify(statement, null, 2)}\n` : text;
@@ -261,7 +244,7 @@ export async function signingKeyCommand(opts: { json?: boolean; rotate?: boolean
   try {
     const config = loadTemporalConfig();
     if (opts.rotate) {
-      const r = rotateModelSigningKey({ keysDir: config.keysDir, keyFile: config.signingKey });
+      const r = rotateModelSigningKey(config);
       if (json)
         return printJson({
           keyId: r.current.keyId,
@@ -275,7 +258,7 @@ export async function signingKeyCommand(opts: { json?: boolean; rotate?: boolean
       );
       return writeOut(r.current.publicKeyPem);
     }
-    const signer = modelSigner({ keysDir: config.keysDir, keyFile: config.signingKey }, { create: true });
+    const signer = modelSigner(config, { create: true });
     if (json) return printJson({ keyId: signer.keyId, curve: signer.curve, source: signer.source, publicKey: signer.publicKeyPem });
     writeOut(signer.publicKeyPem);
   } catch (err) {

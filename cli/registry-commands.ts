@@ -321,7 +321,7 @@ export async function auditVerifyCommand(
       ...auditReader(config.keysDir, { publicKey: opts.publicKey, anchorsDir: opts.anchors, retiredDir: opts.retiredKeys }),
       requireSigned: Boolean(opts.requireSigned),
       // The model signing public keys: --signing-key alone, else the workers' current and retired ones (TTD_KEYS).
-      modelVerifiers: modelVerifiers({ keysDir: config.keysDir, keyFile: config.signingKey }, opts.signingKey),
+      modelVerifiers: modelVerifiers(config, opts.signingKey),
     };
     // Every model the store or the anchors know of: a chain deleted with its registry entry still has its anchor.
     const models =

@@ -82,7 +82,7 @@ export async function runCommand(specPath: string, opts: RunOptions): Promise<vo
     // This process signs the version it promotes: a signing key that cannot sign is named now, before anything is
     // uploaded (a detached run's workers check theirs as its first stage). Nothing is written: the key is created when
     // the run's first stage checks it, once the run has started.
-    if (!opts.detach) checkSigningKey({ keysDir: config.keysDir, keyFile: config.signingKey });
+    if (!opts.detach) checkSigningKey(config);
   } catch (err) {
     failWith(err, json);
   }

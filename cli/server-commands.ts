@@ -181,7 +181,7 @@ export async function workerCommand(opts: {
     const serve = opts.queue ? [opts.queue as QueueKind] : [QueueKind.control, QueueKind.torch];
     // The control queue signs every version it registers: a key that cannot sign keeps the worker from starting (checked
     // without writing: a worker refused for another reason leaves nothing; the first run's check creates the key).
-    if (serve.includes(QueueKind.control)) checkSigningKey({ keysDir: config.keysDir, keyFile: config.signingKey });
+    if (serve.includes(QueueKind.control)) checkSigningKey(config);
     const device = (opts.device ?? Device.cpu) as Device;
     // With TTD_QUEUE_PREFIX, the one torch queue and the configured environment, as before pools.
     const environments = !serve.includes(QueueKind.torch)

@@ -7,6 +7,7 @@ import { basename, join, resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
+import { TtdError } from '../lib/contract/errors';
 
 export const repoRoot = resolve(__dirname, '..');
 export const seedDir = join(repoRoot, 'examples', 'seed-mlp');
@@ -153,4 +154,15 @@ export function checkpointBlobs(home: string): string[] {
   const dir = join(home, 'store', 'blobs', 'sha256');
   if (!existsSync(dir)) return [];
   return readdirSync(dir).filter((hex) => readFileSync(join(dir, hex)).includes('rng_state'));
+}
+
+/** The TtdError `fn` throws (any other error is rethrown; none at all fails the test). */
+export function thrownTtdError(fn: () => unknown): TtdError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof TtdError) return err;
+    throw err;
+  }
+  throw new Error('expected a TtdError');
 }

@@ -1,39 +1,26 @@
-// What `ttd audit verify` checks of each version's model signature and provenance (./attestations.ts): the version
-// record is the one its registration recorded, both blobs are there and unaltered, both name exactly the version's
-// artifacts, and, where the model signing public key is at hand, both verify with the key the record names.
+// What `ttd audit verify` checks of each version's model signature and provenance (./attestations.ts): both blobs are
+// there and unaltered, both name exactly the version's artifacts, and, where the model signing public key is at hand,
+// both verify with the key the record names.
 import { DigestMismatchError, ErrorCode } from '../contract/errors';
 import { blobKey, getBlob, type ObjectStore } from '../store/store';
 import { artifactFiles, checkModelSignature, checkProvenance, type NamedFile } from './attestations';
-import type { AuditProblem, AuditRecord } from './audit';
+import type { AuditProblem } from './audit';
 import { formatsOf, readManifest, readVersionRecord } from './records';
-import type { ModelState } from './registry';
+import { registryKey, type ModelVersion } from './registry';
 import type { ModelVerifier } from './signing-key';
 
-// A verifier that accepts any signature: the files are still checked where no public key is at hand.
-const unsigned = (keyId: string): ModelVerifier => ({ keyId, source: '(no public key)', verify: () => true });
-
-/** Problems with the versions' signatures and provenance, and how many versions carry both and check. */
+/** Problems with the signatures and provenance of `versions` (those whose version record the chain backs), and how many
+ * carry both and check. */
 export async function checkAttestations(
   store: ObjectStore,
-  state: ModelState,
-  records: AuditRecord[],
+  model: string,
+  versions: ModelVersion[],
   verifiers: ModelVerifier[] | undefined,
 ): Promise<{ problems: AuditProblem[]; attested: number }> {
   const problems: AuditProblem[] = [];
   let attested = 0;
-  for (const v of state.versions) {
-    const registered = records.find(
-      (r) => r.version === v.version && r.record && (r.action === 'promote' || r.action === 'keep' || r.action === 'manual_promote'),
-    );
-    const key = `registry/${state.model}.json`;
-    if (registered?.record && registered.record !== v.record) {
-      problems.push({
-        key,
-        code: ErrorCode.registryUnbacked,
-        reason: `version ${v.version} points at version record ${v.record}, but audit record ${registered.seq} registered ${registered.record}`,
-      });
-      continue;
-    }
+  const key = registryKey(model);
+  for (const v of versions) {
     let files: NamedFile[];
     let record;
     try {
@@ -52,7 +39,7 @@ export async function checkAttestations(
       });
       continue;
     }
-    const verifier = known ?? unsigned(record.signingKey ?? '');
+    const verifier = known ?? null; // no public key here: the files they name are still checked
     let bad = false;
     for (const [kind, digest] of [
       ['model signature', record.signature],

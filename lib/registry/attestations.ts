@@ -30,10 +30,10 @@ export interface NamedFile {
   digest: string;
 }
 
-/** The files of a version by format, named as `ttd pull --signature` writes them. */
-export function artifactFiles(formats: Partial<Record<Format, { digest: string }>>): NamedFile[] {
+/** The files of a version by format, named as `ttd pull --signature` writes them, sorted by name. */
+export function artifactFiles(formats: Partial<Record<Format, { digest: string }>>): (NamedFile & { format: Format })[] {
   return (Object.entries(formats) as [Format, { digest: string }][])
-    .map(([format, a]) => ({ name: ARTIFACT_FILE_NAMES[format], digest: a.digest }))
+    .map(([format, a]) => ({ name: ARTIFACT_FILE_NAMES[format], digest: a.digest, format }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
@@ -69,15 +69,17 @@ const Statement = z.object({
 });
 export type Statement = z.infer<typeof Statement>;
 
-/** Checks an envelope's signature with the public key and reads its statement. */
-export function openEnvelope(envelope: unknown, verifier: ModelVerifier): Opened {
+/** Checks an envelope's signature with the public key and reads its statement; with no key at hand (null), reads it
+ * unchecked, so that what it names can still be checked. */
+export function openEnvelope(envelope: unknown, verifier: ModelVerifier | null): Opened {
   const env = DsseEnvelope.safeParse(envelope);
   if (!env.success)
     return { ok: false, why: `it is not a DSSE envelope (${env.error.issues[0]?.path.join('.')}: ${env.error.issues[0]?.message})` };
   if (env.data.payloadType !== IN_TOTO_PAYLOAD_TYPE)
     return { ok: false, why: `its payload type is '${env.data.payloadType}', not ${IN_TOTO_PAYLOAD_TYPE}` };
   const payload = Buffer.from(env.data.payload, 'base64');
-  const signed = env.data.signatures.some((s) => verifier.verify(pae(env.data.payloadType, payload), Buffer.from(s.sig, 'base64')));
+  const signed =
+    !verifier || env.data.signatures.some((s) => verifier.verify(pae(env.data.payloadType, payload), Buffer.from(s.sig, 'base64')));
   if (!signed)
     return { ok: false, why: `its signature does not verify with the public key ${verifier.source} (key ${verifier.keyId.slice(0, 16)}…)` };
   let json: unknown;
@@ -131,8 +133,9 @@ const SignaturePredicate = z.object({
   resources: z.array(z.object({ name: z.string(), algorithm: z.literal('sha256'), digest: z.string().regex(/^[0-9a-f]{64}$/) })),
 });
 
-/** Checks a model signature bundle: signed by the key, and naming exactly `files` with their digests. Returns why not. */
-export function checkModelSignature(bundleText: string, verifier: ModelVerifier, files: NamedFile[]): string | null {
+/** Checks a model signature bundle: signed by the key (when one is at hand), and naming exactly `files` with their
+ * digests. Returns why not. */
+export function checkModelSignature(bundleText: string, verifier: ModelVerifier | null, files: NamedFile[]): string | null {
   let json: unknown;
   try {
     json = JSON.parse(bundleText);
@@ -143,7 +146,7 @@ export function checkModelSignature(bundleText: string, verifier: ModelVerifier,
   if (!bundle.success) return 'it is not a Sigstore bundle';
   if (bundle.data.mediaType !== SIGSTORE_BUNDLE_MEDIA_TYPE) return `its media type is '${bundle.data.mediaType}'`;
   const hint = bundle.data.verificationMaterial.publicKey?.hint;
-  if (hint !== undefined && hint !== verifier.keyId)
+  if (verifier && hint !== undefined && hint !== verifier.keyId)
     return `it names key ${hint.slice(0, 16)}…, not ${verifier.keyId.slice(0, 16)}… (${verifier.source})`;
   const opened = openEnvelope(bundle.data.dsseEnvelope, verifier);
   if (!opened.ok) return opened.why;
@@ -276,7 +279,7 @@ export function provenanceStatement(f: ProvenanceFacts): object {
 }
 
 /** Checks a provenance envelope: signed by the key, and its subjects exactly `files`. Returns the statement, or why not. */
-export function checkProvenance(envelopeText: string, verifier: ModelVerifier, files: NamedFile[]): Opened {
+export function checkProvenance(envelopeText: string, verifier: ModelVerifier | null, files: NamedFile[]): Opened {
   let json: unknown;
   try {
     json = JSON.parse(envelopeText);

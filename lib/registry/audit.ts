@@ -76,6 +76,14 @@ export const ALIAS_ACTIONS: readonly AuditEntry['action'][] = ['promote', 'manua
 /** The actions that name a registered version (an alias move, or a version kept without one). */
 export const VERSION_ACTIONS: readonly AuditEntry['action'][] = [...ALIAS_ACTIONS, 'keep'];
 
+/** The first record that names a version with its version record (its registration): what the registry's `record` of
+ * that version must be. Undefined where none names one (records before version records were named). */
+export function registeringRecord(records: AuditRecord[], version: number): (AuditRecord & { record: string }) | undefined {
+  return records.find(
+    (r): r is AuditRecord & { record: string } => VERSION_ACTIONS.includes(r.action) && r.version === version && !!r.record,
+  );
+}
+
 /** The key of record `seq` of a model: audit/<model>/<seq, zero-padded>.json. */
 export function auditKey(model: string, seq: number): string {
   return `audit/${assertName('model', model)}/${String(seq).padStart(8, '0')}.json`;
@@ -297,7 +305,9 @@ export async function verifyTrail(
       problems.push(...checkRegistry(found.state, chain.records));
       // Each version's model signature and provenance, once the chain that backs its record verifies.
       if (opts.blobs !== false) {
-        const checked = await checkAttestations(store, found.state, chain.records, opts.modelVerifiers);
+        // Only versions whose record the chain backs: another record is checkRegistry's finding (registry_unbacked).
+        const backed = found.state.versions.filter((v) => (registeringRecord(chain.records, v.version)?.record ?? v.record) === v.record);
+        const checked = await checkAttestations(store, model, backed, opts.modelVerifiers);
         problems.push(...checked.problems);
         attested = checked.attested;
       }
@@ -388,6 +398,12 @@ export function checkRegistry(state: ModelState, records: AuditRecord[]): AuditP
     else {
       const other = named.find((r) => r.digest !== v.digest);
       if (other) unbacked(`version ${v.version} is registered as ${v.digest}, but audit record ${other.seq} names ${other.digest}`);
+      const registered = registeringRecord(records, v.version);
+      if (registered && registered.record !== v.record) {
+        unbacked(
+          `version ${v.version} points at version record ${v.record}, but audit record ${registered.seq} registered ${registered.record}`,
+        );
+      }
     }
   }
   for (const [alias, target] of Object.entries(state.aliases)) {
@@ -443,8 +459,8 @@ export async function assertBacked(
   if (chain.problem) refuse(chain.problem.code, `its audit trail does not verify at ${chain.problem.key}: ${chain.problem.reason}`);
   // The version record the registry points at (its manifest names every format's artifact, its signature and
   // provenance) must be the one its registration recorded: a store writer cannot swap in a record of their own.
-  const registered = chain.records.find((r) => VERSION_ACTIONS.includes(r.action) && r.version === target.version && r.record);
-  if (target.record && registered?.record && registered.record !== target.record) {
+  const registered = registeringRecord(chain.records, target.version);
+  if (target.record && registered && registered.record !== target.record) {
     refuse(
       ErrorCode.registryUnbacked,
       `audit record ${registered.seq} registered version ${target.version} with version record ${registered.record}, but the registry points at ${target.record}`,

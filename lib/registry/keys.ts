@@ -131,20 +131,28 @@ export function auditSigner(dir: string, opts: { create: boolean }): AuditSigner
   return signer;
 }
 
-/** A verifier from a public key file (PEM, SubjectPublicKeyInfo); a private key file is accepted too. */
-export function verifierFromFile(path: string): AuditVerifier {
+/** The public key in a PEM file (SubjectPublicKeyInfo, or a private key's public half); `fail` makes the caller's
+ * error for a file that cannot be read, and for one that holds no key. */
+export function publicKeyFromFile(path: string, fail: { unreadable(err: Error): Error; notAKey(err: Error): Error }): KeyObject {
   let text: Buffer;
   try {
     text = readFileSync(path);
   } catch (err) {
-    throw new TtdError(ErrorCode.auditKeyMissing, `cannot read the public key ${path}: ${(err as Error).message}`, { path });
+    throw fail.unreadable(err as Error);
   }
-  let publicKey: KeyObject;
   try {
-    publicKey = createPublicKey(text);
+    return createPublicKey(text);
   } catch (err) {
-    throw new TtdError(ErrorCode.auditKeyInvalid, `${path} is not a PEM public key: ${(err as Error).message}`, { path });
+    throw fail.notAKey(err as Error);
   }
+}
+
+/** A verifier from a public key file (PEM, SubjectPublicKeyInfo); a private key file is accepted too. */
+export function verifierFromFile(path: string): AuditVerifier {
+  const publicKey = publicKeyFromFile(path, {
+    unreadable: (err) => new TtdError(ErrorCode.auditKeyMissing, `cannot read the public key ${path}: ${err.message}`, { path }),
+    notAKey: (err) => new TtdError(ErrorCode.auditKeyInvalid, `${path} is not a PEM public key: ${err.message}`, { path }),
+  });
   if (publicKey.asymmetricKeyType !== 'ed25519') {
     throw new TtdError(ErrorCode.auditKeyInvalid, `${path} holds a ${publicKey.asymmetricKeyType} key; expected an ed25519 public key`, {
       path,

@@ -5,7 +5,7 @@ import { fuserShown, runtimeVersion, type GateResult, type ParityRuntimeReport }
 import type { CaseReport } from '../contract/ops';
 import { CardSchema } from '../spec/spec';
 import { blobKey, type ObjectStore } from '../store/store';
-import { trustedChain, VERSION_ACTIONS, type AuditProblem, type AuditRecord, type TrustOptions } from './audit';
+import { registeringRecord, trustedChain, type AuditProblem, type AuditRecord, type TrustOptions } from './audit';
 import { ErrorCode } from '../contract/errors';
 import { formatsOf, legacyReports, readManifest, readVersionRecord, type Manifest, type VersionRecord } from './records';
 import { registryKey, type ModelState, type ModelVersion } from './registry';
@@ -150,9 +150,9 @@ export async function loadModelCard(store: ObjectStore, state: ModelState, versi
   const checked = await trustedChain(store, state.model, trust);
   // The card is only as good as the version record it reads: one that is not the record the version's registration
   // recorded (a store writer's) is said, as the chain's problem.
-  const registered = checked.records.find((r) => VERSION_ACTIONS.includes(r.action) && r.version === version.version && r.record);
+  const registered = registeringRecord(checked.records, version.version);
   const chain =
-    !checked.problem && registered?.record && registered.record !== version.record
+    !checked.problem && registered && registered.record !== version.record
       ? {
           ...checked,
           problem: {

@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ErrorCode, TtdError } from '../contract/errors';
-import { createOnce, ensureKeysDir } from './keys';
+import { createOnce, ensureKeysDir, publicKeyFromFile } from './keys';
 
 /** The files of the model signing key in a keys directory. */
 export const SigningKeyFile = {
@@ -35,11 +35,12 @@ const CURVES: Record<string, { name: string; hash: 'sha256' | 'sha384' | 'sha512
   secp521r1: { name: 'P-521', hash: 'sha512', scheme: 'ecdsa-sha2-nistp521' },
 };
 
-/** Where the signing key is: an operator's key (TTD_SIGNING_KEY), or the keys directory's, created on first use. */
+/** Where the signing key is: an operator's key (TTD_SIGNING_KEY), or the keys directory's, created on first use. The
+ * fields are named as the configuration names them (lib/config.ts), so a Config is a source. */
 export interface SigningKeySource {
   keysDir: string;
   /** TTD_SIGNING_KEY: a PEM private key the operator manages; it is never created. */
-  keyFile?: string | undefined;
+  signingKey?: string | undefined;
 }
 
 /** Signs with the model signing key. */
@@ -130,7 +131,7 @@ const signers = new Map<string, { signer: ModelSigner; text: string }>();
 /** The model signing key. With `create` (workers), the keys directory's key is generated on first use; an operator's
  * key (TTD_SIGNING_KEY) never is. Throws signing_key_missing or signing_key_invalid, naming the file and the reason. */
 export function modelSigner(source: SigningKeySource, opts: { create: boolean }): ModelSigner {
-  const given = source.keyFile;
+  const given = source.signingKey;
   const path = given ?? join(source.keysDir, SigningKeyFile.private);
   if (!existsSync(path)) {
     if (given) {
@@ -201,18 +202,10 @@ export function modelSigner(source: SigningKeySource, opts: { create: boolean })
 
 /** A verifier of a model signing public key in a PEM file (a private key file gives its public half). */
 export function modelVerifierFromFile(path: string): ModelVerifier {
-  let text: Buffer;
-  try {
-    text = readFileSync(path);
-  } catch (err) {
-    throw missing(path, `cannot read the public key ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  let publicKey: KeyObject;
-  try {
-    publicKey = createPublicKey(text);
-  } catch (err) {
-    throw invalid(path, `it is not a PEM public key (${(err as Error).message})`);
-  }
+  const publicKey = publicKeyFromFile(path, {
+    unreadable: (err) => missing(path, `cannot read the public key ${path} (${(err as NodeJS.ErrnoException).code ?? err.message})`),
+    notAKey: (err) => invalid(path, `it is not a PEM public key (${err.message})`),
+  });
   return modelVerifier(publicKey, path);
 }
 
@@ -235,8 +228,8 @@ export function modelVerifier(publicKey: KeyObject, source: string): ModelVerifi
 /** The verifier of the workers' model signing key, from TTD_SIGNING_KEY or the keys directory (its public file, else its
  * private key); undefined where neither is here (an auditor then passes --public-key). */
 export function modelVerifierFrom(source: SigningKeySource): ModelVerifier | undefined {
-  const candidates = source.keyFile
-    ? [source.keyFile]
+  const candidates = source.signingKey
+    ? [source.signingKey]
     : [join(source.keysDir, SigningKeyFile.public), join(source.keysDir, SigningKeyFile.private)];
   const path = candidates.find((p) => existsSync(p));
   return path ? modelVerifierFromFile(path) : undefined;
@@ -262,10 +255,10 @@ export function modelVerifiers(source: SigningKeySource, publicKey?: string): Mo
  * retired (still current), its public file removed (republished from the private key on next use), the new private key
  * renamed into place, its public half published. Refused for an operator's key (TTD_SIGNING_KEY). */
 export function rotateModelSigningKey(source: SigningKeySource): { retired: ModelSigner; current: ModelSigner; retiredFile: string } {
-  if (source.keyFile) {
+  if (source.signingKey) {
     throw new TtdError(
       ErrorCode.argumentInvalid,
-      `TTD_SIGNING_KEY names ${source.keyFile}, a key ttd does not manage; rotate it by pointing TTD_SIGNING_KEY at the new key, and keep the old public key in ${join(source.keysDir, SigningKeyFile.retired)}/ so versions it signed still verify`,
+      `TTD_SIGNING_KEY names ${source.signingKey}, a key ttd does not manage; rotate it by pointing TTD_SIGNING_KEY at the new key, and keep the old public key in ${join(source.keysDir, SigningKeyFile.retired)}/ so versions it signed still verify`,
     );
   }
   const retired = modelSigner(source, { create: true });
@@ -285,8 +278,8 @@ export function rotateModelSigningKey(source: SigningKeySource): { retired: Mode
  * new one (its nearest existing folder is a writable directory). For commands that may still refuse after it and must
  * then leave nothing behind (`ttd run`); the worker creates the key when it first signs. */
 export function checkSigningKey(source: SigningKeySource): void {
-  const path = source.keyFile ?? join(source.keysDir, SigningKeyFile.private);
-  if (source.keyFile || existsSync(path)) {
+  const path = source.signingKey ?? join(source.keysDir, SigningKeyFile.private);
+  if (source.signingKey || existsSync(path)) {
     modelSigner(source, { create: false });
     return;
   }

@@ -47,7 +47,7 @@ async function signedStore(versions: number, keysDir?: string) {
       gates: [{ gate: 'training', passed: true, code: null, message: 'ok' }],
       parity: null,
     };
-    const signed = await signingActivities({ store, signingKey: { keysDir: keys } }).signVersion({
+    const signed = await signingActivities({ store, keys: { keysDir: keys } }).signVersion({
       ...facts,
       modelFile: null,
       startedOn: new Date(0).toISOString(),

@@ -14,17 +14,8 @@ import {
 } from '../../lib/limits/capacity';
 import { spinEnv } from '../../activities/torch-process';
 import { loadConfig, withConcurrency } from '../../lib/config';
-import { ErrorCode, TtdError } from '../../lib/contract/errors';
-
-const caught = (fn: () => unknown): TtdError => {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TtdError) return err;
-    throw err;
-  }
-  throw new Error('expected a TtdError');
-};
+import { ErrorCode } from '../../lib/contract/errors';
+import { thrownTtdError } from '../helpers';
 
 describe('worker capacity', () => {
   it('derives concurrency from the cores and gives each stage an equal share of them, at least one thread', () => {
@@ -66,7 +57,7 @@ describe('worker capacity', () => {
       ['TTD_TORCH_THREADS', '-1'],
       ['TTD_TORCH_THREADS', '1e3'],
     ]) {
-      const err = caught(() => loadConfig({ [name]: value }));
+      const err = thrownTtdError(() => loadConfig({ [name]: value }));
       expect(err.code).toBe(ErrorCode.configInvalid);
       expect(err.message).toBe(`${name}='${value}'; expected a whole number from 1 to ${MAX_CONCURRENCY}`);
     }
@@ -76,7 +67,7 @@ describe('worker capacity', () => {
     expect(concurrencyArgument('6')).toBe(6);
     expect(concurrencyArgument(' 6 ')).toBe(6);
     for (const value of ['0', '', 'four', '3.5', '-2', String(MAX_CONCURRENCY + 1)]) {
-      const err = caught(() => concurrencyArgument(value));
+      const err = thrownTtdError(() => concurrencyArgument(value));
       expect(err.code).toBe(ErrorCode.argumentInvalid);
       expect(err.message).toBe(
         `--concurrency '${value}' is not a whole number from 1 to ${MAX_CONCURRENCY}; expected the torch activities this worker runs at once, e.g. --concurrency 4`,

@@ -417,7 +417,16 @@ const RECORDS: AuditRecord[] = [
 describe('dashboard pages', () => {
   it('every page has the nav and loads nothing', () => {
     const detail: ModelDetail = { name: 'm', versions: [], aliases: {}, aliasHistory: [] };
-    const verdict: TrailVerdict = { model: 'm', records: 0, problem: null, problems: [], signed: 0, unsigned: 0, anchor: null, attested: 0 };
+    const verdict: TrailVerdict = {
+      model: 'm',
+      records: 0,
+      problem: null,
+      problems: [],
+      signed: 0,
+      unsigned: 0,
+      anchor: null,
+      attested: 0,
+    };
     for (const html of [
       modelsPage([]),
       modelPage(detail),

@@ -5,7 +5,7 @@ import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, TtdError } from '../../lib/contract/errors';
+import { ErrorCode } from '../../lib/contract/errors';
 import {
   artifactFiles,
   checkModelSignature,
@@ -26,17 +26,7 @@ import {
   SigningKeyFile,
 } from '../../lib/registry/signing-key';
 import { digestBytes } from '../../lib/store/digest';
-import { tempDir } from '../helpers';
-
-const refusal = (fn: () => unknown): TtdError => {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TtdError) return err;
-    throw err;
-  }
-  throw new Error('expected a TtdError');
-};
+import { tempDir, thrownTtdError } from '../helpers';
 
 const pem = (key: KeyObject, type: 'pkcs8' | 'spki' | 'sec1' = 'pkcs8') =>
   key.export({ type, format: 'pem' } as never) as unknown as string;
@@ -59,11 +49,11 @@ describe('the model signing key', () => {
 
   it('is not created where the caller may not create it, nor where TTD_SIGNING_KEY names a missing file', () => {
     const keysDir = join(tempDir(), 'keys');
-    const none = refusal(() => modelSigner({ keysDir }, { create: false }));
+    const none = thrownTtdError(() => modelSigner({ keysDir }, { create: false }));
     expect(none.code).toBe(ErrorCode.signingKeyMissing);
     expect(none.message).toContain(join(keysDir, SigningKeyFile.private));
     const given = join(tempDir(), 'nowhere.pem');
-    const missing = refusal(() => modelSigner({ keysDir, keyFile: given }, { create: true }));
+    const missing = thrownTtdError(() => modelSigner({ keysDir, signingKey: given }, { create: true }));
     expect(missing.code).toBe(ErrorCode.signingKeyMissing);
     expect(missing.message).toMatch(/TTD_SIGNING_KEY names .*nowhere\.pem, which does not exist/);
     expect(existsSync(given)).toBe(false);
@@ -99,7 +89,7 @@ describe('the model signing key', () => {
   ];
   it.each(cases)('refuses %s with signing_key_invalid, naming the file and what was expected', (_what, make, why) => {
     const path = make();
-    const err = refusal(() => modelSigner({ keysDir: join(tempDir(), 'keys'), keyFile: path }, { create: true }));
+    const err = thrownTtdError(() => modelSigner({ keysDir: join(tempDir(), 'keys'), signingKey: path }, { create: true }));
     expect(err.code).toBe(ErrorCode.signingKeyInvalid);
     expect(err.message).toContain(path);
     expect(err.message).toMatch(why);
@@ -110,19 +100,21 @@ describe('the model signing key', () => {
     if (process.getuid?.() !== 0) {
       const path = write('locked.pem', pem(ec.privateKey));
       chmodSync(path, 0o000);
-      expect(refusal(() => modelSigner({ keysDir: dir, keyFile: path }, { create: true })).message).toMatch(/cannot be read \(EACCES\)/);
+      expect(thrownTtdError(() => modelSigner({ keysDir: dir, signingKey: path }, { create: true })).message).toMatch(
+        /cannot be read \(EACCES\)/,
+      );
     }
     const p384 = write('p384.pem', pem(generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey));
-    expect(modelSigner({ keysDir: dir, keyFile: p384 }, { create: true }).curve).toBe('P-384');
+    expect(modelSigner({ keysDir: dir, signingKey: p384 }, { create: true }).curve).toBe('P-384');
     const sec1 = write('sec1.pem', pem(ec.privateKey, 'sec1'));
-    expect(modelSigner({ keysDir: dir, keyFile: sec1 }, { create: true }).curve).toBe('P-256');
+    expect(modelSigner({ keysDir: dir, signingKey: sec1 }, { create: true }).curve).toBe('P-256');
   });
 
   it('refuses a keys directory whose published public key is not its private key’s public half', () => {
     const keysDir = join(tempDir(), 'keys');
     modelSigner({ keysDir }, { create: true });
     writeFileSync(join(keysDir, SigningKeyFile.public), pem(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey, 'spki'));
-    const err = refusal(() => modelSigner({ keysDir }, { create: true }));
+    const err = thrownTtdError(() => modelSigner({ keysDir }, { create: true }));
     expect(err.code).toBe(ErrorCode.signingKeyInvalid);
     expect(err.message).toContain('is not its public half');
   });
@@ -254,7 +246,7 @@ describe('rotating the model signing key', () => {
     const verifiers = modelVerifiers({ keysDir });
     expect(verifiers.map((v) => v.keyId)).toEqual([r.current.keyId, old.keyId]);
     expect(checkModelSignature(bundle, verifiers[1], files)).toBeNull();
-    const err = refusal(() => rotateModelSigningKey({ keysDir, keyFile: join(keysDir, SigningKeyFile.private) }));
+    const err = thrownTtdError(() => rotateModelSigningKey({ keysDir, signingKey: join(keysDir, SigningKeyFile.private) }));
     expect(err.code).toBe(ErrorCode.argumentInvalid);
     expect(err.message).toContain('a key ttd does not manage');
   });
@@ -267,11 +259,11 @@ describe('checking the signing key without writing (ttd run)', () => {
     checkSigningKey({ keysDir });
     expect(existsSync(join(root, 'home'))).toBe(false);
     writeFileSync(join(root, 'file'), '');
-    const under = refusal(() => checkSigningKey({ keysDir: join(root, 'file', 'keys') }));
+    const under = thrownTtdError(() => checkSigningKey({ keysDir: join(root, 'file', 'keys') }));
     expect(under.code).toBe(ErrorCode.signingKeyMissing);
     expect(under.message).toContain(`${join(root, 'file')} is not a directory`);
     modelSigner({ keysDir }, { create: true });
     writeFileSync(join(keysDir, SigningKeyFile.private), 'junk\n');
-    expect(refusal(() => checkSigningKey({ keysDir })).code).toBe(ErrorCode.signingKeyInvalid);
+    expect(thrownTtdError(() => checkSigningKey({ keysDir })).code).toBe(ErrorCode.signingKeyInvalid);
   });
 });

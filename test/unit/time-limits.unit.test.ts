@@ -35,7 +35,9 @@ describe('the fuser column', () => {
   it('says what each runtime run really ran: a serving run fuses only where its build does by default', () => {
     const noLlvm = { llvm_enabled: false, can_fuse_on_cpu: false, texpr_fuser_enabled: true };
     expect(fuserShown({ flags: { fuser: false, mode: 'serving' }, fusion: noLlvm })).toBe('off');
-    expect(fuserShown({ flags: { fuser: false, mode: 'serving' }, fusion: { ...noLlvm, llvm_enabled: true, can_fuse_on_cpu: true } })).toBe('on');
+    expect(fuserShown({ flags: { fuser: false, mode: 'serving' }, fusion: { ...noLlvm, llvm_enabled: true, can_fuse_on_cpu: true } })).toBe(
+      'on',
+    );
     expect(fuserShown({ flags: { fuser: true, mode: 'fused' } })).toBe('on');
     expect(fuserShown({ flags: { fuser: true, mode: 'interpreter' } })).toBe('interpreter');
     // Records from before builds were told apart: fuser true was NNC's interpreter.
