@@ -22,6 +22,7 @@ import { SIGNING_PATCH } from '../../workflows/definitions';
 import { openStore } from '../../lib/config';
 import { loadTemporalConfig } from '../../temporal/config';
 import { controlQueue, queueNaming } from '../../temporal/queues';
+import { awaitVersionQueues, currentBuildId, type QueueType } from '../../temporal/versioning';
 import type { RunResult } from '../../lib/contract/results';
 import { command, fixtureModels, freePort, repoRoot, tempDir, writeSpec } from '../helpers';
 import { pollStatus, startOps, type Ops } from '../operations';
@@ -101,10 +102,26 @@ const stock = async (ops: Ops, args: string[]) => {
 
 /** The rest of the upgrade to `build` (docs/deploy-upgrades.md): a torch worker of it, the build made current, and the
  * open runs moved onto it (each was pinned to the build that started it). */
-async function upgradeTo(ops: Ops, build: Changed, runIds: string[]): Promise<void> {
+async function upgradeTo(ops: Ops, client: Client, build: Changed, runIds: string[]): Promise<void> {
   const torch = await startWorker({ ...ops.env, TTD_BUILD_ID: build }, ['--queue', 'torch']);
   torchWorkers.push(torch.stop);
-  const deployment = ['--deployment-name', ops.env.TTD_QUEUE_PREFIX!, '--build-id', build];
+  // The server refuses to make a version current before it lists every queue of the current one (a worker's first
+  // poll adds its queues; under load that comes after the worker says it serves): wait for them, as ttd run does.
+  const namespace = loadTemporalConfig({ ...process.env, ...ops.env } as NodeJS.ProcessEnv).temporalNamespace;
+  const deploymentName = ops.env.TTD_QUEUE_PREFIX!;
+  const current = await currentBuildId(client, namespace, deploymentName);
+  if (current) {
+    const described = await client.workflowService.describeWorkerDeploymentVersion({
+      namespace,
+      deploymentVersion: { deploymentName, buildId: current },
+    });
+    const queues = (described.workerDeploymentVersionInfo?.taskQueueInfos ?? []).map((t) => ({
+      name: t.name ?? '',
+      type: Number(t.type ?? 0) as QueueType,
+    }));
+    await awaitVersionQueues(client, namespace, { deploymentName, buildId: build }, queues);
+  }
+  const deployment = ['--deployment-name', deploymentName, '--build-id', build];
   await stock(ops, ['worker', 'deployment', 'set-current-version', ...deployment, '--yes']);
   for (const runId of runIds)
     await stock(ops, [
@@ -177,7 +194,7 @@ describe('upgrading workers while runs are in flight', () => {
     old.kill('SIGTERM');
     await new Promise((r) => old.once('exit', r));
     stopUpgraded = (await upgradedControlWorker(o, 'upgrade-patched')).stop;
-    await upgradeTo(o, 'upgrade-patched', inFlight);
+    await upgradeTo(o, c, 'upgrade-patched', inFlight);
     const after = await startRun(o, 'upgrade-after');
 
     for (const [runId, name] of [...inFlight.map((id, i) => [id, names[i]]), [after, 'upgrade-after']]) {
@@ -216,7 +233,7 @@ describe('upgrading workers while runs are in flight', () => {
     await new Promise((r) => old.once('exit', r));
     const unpatched = await upgradedControlWorker(o, 'upgrade-unpatched');
     stopUpgraded = unpatched.stop;
-    await upgradeTo(o, 'upgrade-unpatched', [runId]);
+    await upgradeTo(o, c, 'upgrade-unpatched', [runId]);
 
     // Training finishes; the next workflow task replays the history through the unguarded code and fails.
     const deadline = Date.now() + 120_000;
@@ -234,7 +251,7 @@ describe('upgrading workers while runs are in flight', () => {
     // completes on its old path.
     await unpatched.stop();
     stopUpgraded = (await upgradedControlWorker(o, 'upgrade-patched')).stop;
-    await upgradeTo(o, 'upgrade-patched', [runId]);
+    await upgradeTo(o, c, 'upgrade-patched', [runId]);
     const waited = await o.ttd(['wait', runId, '--json']);
     expect(waited.code, waited.stderr).toBe(0);
     expect(JSON.parse(waited.stdout).status).toBe('promoted');
